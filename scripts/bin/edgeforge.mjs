@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// Entry point: runs the TypeScript sources directly through tsx, so there is no build step to forget.
+import { register } from 'tsx/esm/api';
+register();
+const { main } = await import('../cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,69 @@
+// Atomic file writes: write a temp file beside the target, fsync, rename over it.
+// A killed run therefore leaves either the old file or the new one, never half of either.
+import { promises as fs, constants } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export interface WriteOptions {
+  /** file mode, e.g. 0o600 for secrets (applied before the rename, so the file is never visible wider) */
+  mode?: number;
+  /** skip the write when the file already holds exactly these bytes (keeps mtimes stable for rebuilds) */
+  skipIfSame?: boolean;
+}
+
+export function tempPathFor(target: string): string {
+  return path.join(path.dirname(target), `.edgeforge-tmp-${path.basename(target)}-${randomBytes(4).toString('hex')}`);
+}
+
+export async function writeFileAtomic(target: string, data: Uint8Array | string, opts: WriteOptions = {}): Promise<boolean> {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const mode = opts.mode ?? 0o644;
+  if (opts.skipIfSame) {
+    try {
+      const [st, old] = await Promise.all([fs.stat(target), fs.readFile(target)]);
+      if ((st.mode & 0o777) === mode && Buffer.compare(old, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) === 0) return false;
+    } catch {
+      /* missing: write it */
+    }
+  }
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  const tmp = tempPathFor(target);
+  const fh = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
+  try {
+    await fh.writeFile(bytes);
+    await fh.chmod(mode); // umask must not widen or narrow what we asked for
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  return true;
+}
+
+/** Remove temp files a killed run may have left behind in a directory tree. */
+export async function sweepTempFiles(dir: string): Promise<number> {
+  let removed = 0;
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) removed += await sweepTempFiles(p);
+    else if (e.name.startsWith('.edgeforge-tmp-')) {
+      await fs.rm(p, { force: true });
+      removed++;
+    }
+  }
+  return removed;
+}

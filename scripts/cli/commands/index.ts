@@ -1,0 +1,13 @@
+// The command list, in the order `edgeforge --help` shows it.
+import type { Command } from '../command.ts';
+import { validate } from './validate.ts';
+import { plan } from './plan.ts';
+import { inventoryGenerate, inventoryImport, inventorySchema } from './inventory.ts';
+import { planned } from './planned.ts';
+
+const built: Command[] = [validate, plan, inventoryGenerate, inventoryImport, inventorySchema];
+
+// a built command replaces its planned placeholder; order follows SPEC.md
+const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'revoke', 'replace', 'diff', 'manifest merge', 'gitops', 'inventory generate', 'inventory import', 'inventory schema'];
+const byName = new Map<string, Command>([...planned, ...built].map((c) => [c.name, c]));
+export const commands: Command[] = [...ORDER.map((n) => byName.get(n)!).filter(Boolean), ...[...byName.values()].filter((c) => !ORDER.includes(c.name))];

@@ -1,0 +1,112 @@
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { UsageError, UserError, type Command } from '../command.ts';
+import { generateInventory } from '../../inventory/generate.ts';
+import { addDevicesToDocument, csvToDevices } from '../../inventory/import-csv.ts';
+import { loadInventoryBytes } from '../../inventory/load.ts';
+import { InventoryError, sortProblems } from '../../inventory/problems.ts';
+import { inventoryJsonSchema } from '../../inventory/schema.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
+
+export const inventoryGenerate: Command = {
+  name: 'inventory generate',
+  summary: 'write a valid synthetic inventory of N devices (scale tests, demos)',
+  usage: 'inventory generate --devices N [--output FILE]',
+  common: ['json'],
+  options: {
+    devices: { type: 'string', value: 'N', description: 'number of devices (1 to 100000)' },
+    output: { type: 'string', short: 'o', value: 'FILE', description: 'write here instead of stdout' },
+    name: { type: 'string', value: 'NAME', description: 'fleet name (default synthetic-N)' },
+  },
+  examples: ['edgeforge inventory generate --devices 2000 -o /tmp/fleet-2000.yaml'],
+  async run(ctx) {
+    const n = Number(ctx.options.devices);
+    if (!ctx.options.devices || !Number.isInteger(n) || n < 1 || n > 100000) throw new UsageError('--devices must be a whole number from 1 to 100000');
+    const text = generateInventory(n, { name: ctx.options.name as string | undefined });
+    loadInventoryBytes(Buffer.from(text), '<generated>'); // never hand out an inventory we would refuse
+    const file = ctx.options.output as string | undefined;
+    if (file) {
+      await writeFileAtomic(path.resolve(ctx.io.cwd, file), text);
+      if (ctx.common.json) ctx.io.out(JSON.stringify({ file, devices: n }));
+      else ctx.io.err(`wrote ${file}: ${n} devices`);
+    } else ctx.io.out(text);
+    return 0;
+  },
+};
+
+export const inventoryImport: Command = {
+  name: 'inventory import',
+  summary: 'add devices from a spreadsheet (CSV) to the inventory, keeping its comments',
+  usage: 'inventory import FILE.csv [-i INVENTORY] [--dry-run]',
+  common: ['inventory', 'json'],
+  positionals: { min: 1, max: 1, names: 'FILE.csv' },
+  description: `The first row names the columns: id, serial, mac, region, site (required), profile, role, address, ssh_host, notes.
+Comma or semicolon separated. Missing regions and sites are created. The result is validated before anything is written;
+problems in imported rows are reported as FILE.csv:ROW:COL.`,
+  options: { 'dry-run': { type: 'boolean', description: 'print the resulting inventory instead of writing it' } },
+  examples: ['edgeforge inventory import line3-devices.csv -i inventory/acme.yaml'],
+  async run(ctx) {
+    const csvFile = ctx.positionals[0];
+    let csvText: string;
+    try {
+      csvText = await fs.readFile(path.resolve(ctx.io.cwd, csvFile), 'utf8');
+    } catch (err) {
+      throw new UserError(`cannot read ${csvFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    }
+    const { devices, problems } = csvToDevices(csvText);
+    if (problems.length) throw new InventoryError(csvFile, problems);
+    const invPath = path.resolve(ctx.io.cwd, ctx.common.inventory);
+    const invText = await fs.readFile(invPath, 'utf8');
+    loadInventoryBytes(Buffer.from(invText), ctx.common.inventory); // the starting point must be valid
+    const doc = parseDocument(invText);
+    addDevicesToDocument(doc, devices);
+    const fleetCount = doc.getIn(['fleet', 'deviceCount']);
+    if (typeof fleetCount === 'number') doc.setIn(['fleet', 'deviceCount'], fleetCount + devices.length);
+    const next = doc.toString({ lineWidth: 0 });
+    try {
+      loadInventoryBytes(Buffer.from(next), ctx.common.inventory);
+    } catch (err) {
+      if (!(err instanceof InventoryError)) throw err;
+      // report problems in imported devices against their CSV rows
+      const lines = next.split('\n');
+      const rowOf = (line: number): number | undefined => {
+        // the nearest device item at or above the problem's line
+        for (let l = line - 1; l >= 0; l--) {
+          const m = /^\s*-\s+(?:\{\s*)?id:\s*"?([^\s,"}]+)/.exec(lines[l]);
+          if (m) return devices.find((d) => d.device.id === m[1])?.row;
+        }
+        return undefined;
+      };
+      const mapped = sortProblems(err.problems).map((p) => {
+        const row = rowOf(p.line);
+        return row ? `${csvFile}:${row}:1: ${p.message.replace(/regions\.[^ ]*devices\[\d+\]\.?/, '')}` : `${ctx.common.inventory} (after import):${p.line}:${p.col}: ${p.message}`;
+      });
+      ctx.io.err(mapped.join('\n'));
+      throw new UserError(`${mapped.length} problem(s); the inventory was not changed`);
+    }
+    if (ctx.options['dry-run']) ctx.io.out(next);
+    else await writeFileAtomic(invPath, next);
+    if (ctx.common.json) ctx.io.out(JSON.stringify({ imported: devices.length, inventory: ctx.common.inventory, written: !ctx.options['dry-run'] }));
+    else ctx.io.err(`${ctx.options['dry-run'] ? 'would add' : 'added'} ${devices.length} device(s) from ${csvFile} to ${ctx.common.inventory}`);
+    return 0;
+  },
+};
+
+export const inventorySchema: Command = {
+  name: 'inventory schema',
+  summary: 'print (or --write) the inventory JSON Schema for editors',
+  usage: 'inventory schema [--write]',
+  common: [],
+  options: { write: { type: 'boolean', description: 'write inventory/schema.json' } },
+  description: 'Editors with the YAML language server validate and complete the inventory when its first line is:\n  # yaml-language-server: $schema=./schema.json',
+  examples: ['edgeforge inventory schema --write'],
+  async run(ctx) {
+    const text = JSON.stringify(inventoryJsonSchema(), null, 2) + '\n';
+    if (ctx.options.write) {
+      await writeFileAtomic(path.resolve(ctx.io.cwd, 'inventory/schema.json'), text);
+      ctx.io.err('wrote inventory/schema.json');
+    } else ctx.io.out(text);
+    return 0;
+  },
+};

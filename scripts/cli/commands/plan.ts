@@ -1,0 +1,19 @@
+import { UsageError, type Command } from '../command.ts';
+import { loadFleet } from './validate.ts';
+import { renderPlanJson, renderPlanMarkdown } from '../../render/plan/plan.ts';
+
+export const plan: Command = {
+  name: 'plan',
+  summary: 'the fleet architecture report: specs, K3s per profile, install, GitOps layout, offline, theft',
+  usage: 'plan [--format md|json]',
+  common: ['inventory', 'json'],
+  options: { format: { type: 'string', value: 'md|json', default: 'md', description: 'Markdown for people, JSON for tools' } },
+  examples: ['edgeforge plan -i inventory/example.yaml > fleet-plan.md'],
+  async run(ctx) {
+    const format = ctx.common.json ? 'json' : (ctx.options.format as string);
+    if (format !== 'md' && format !== 'json') throw new UsageError(`--format must be md or json, not "${format}"`);
+    const fleet = await loadFleet(ctx);
+    ctx.io.out(format === 'json' ? renderPlanJson(fleet) : renderPlanMarkdown(fleet));
+    return 0;
+  },
+};

@@ -1,0 +1,28 @@
+// Commands of SPEC.md whose capability is not built yet. Each says so plainly and exits 2;
+// when a capability lands, its real command file replaces the entry here.
+import type { Command } from '../command.ts';
+
+const later = (name: string, summary: string, usage: string, example: string, issue: string): Command => ({
+  name,
+  summary,
+  usage,
+  examples: [example],
+  notBuilt: `${issue} is not built yet; track it in the project's issues`,
+});
+
+export const planned: Command[] = [
+  later('keys init', 'create the key layout: admin recipients, build-signing key, per-site/per-device material', 'keys init', 'edgeforge keys init --keys keys', 'fleet key management (the keys issue)'),
+  later('keys list', 'show every identity with fingerprints and status', 'keys list', 'edgeforge keys list', 'fleet key management (the keys issue)'),
+  later('keys rotate', 'rotate a site or device identity and say what must be redeployed', 'keys rotate --site S | --device ID', 'edgeforge keys rotate --device ulsan1-line1-001', 'fleet key management (the keys issue)'),
+  later('keys recover', 'decrypt a device recovery passphrase for an admin', 'keys recover ID', 'edgeforge keys recover ulsan1-line1-001', 'disk encryption recovery (the disk-encryption issue)'),
+  later('build', 'render every device: seeds, configs, secrets, seed images, GitOps scaffold, disk deltas, signed manifest', 'build [--only ID,...] [--shard K/N] [--changed-since REV] [--base-image FILE]', 'edgeforge build -i inventory/example.yaml -o images/out', 'per-device rendering (the rendering issue)'),
+  later('verify', 'check a build: manifest signature (pinned key) and every artifact hash', 'verify OUT', 'edgeforge verify images/out', 'signed builds (the keys issue)'),
+  later('image materialize', 'write a full raw image for one device (base + delta) with a .bmap', 'image materialize --device ID --to FILE', 'edgeforge image materialize --device ulsan1-line1-001 --to /tmp/ulsan1.img', 'per-device disk images (the disk-image issue)'),
+  later('flash', 'write each device image to its card at the same time, verified by read-back', 'flash --device ID --target PATH [...] [--verify]', 'edgeforge flash --device ulsan1-line1-001 --target /dev/sdb --verify', 'the flash station (the flashing issue)'),
+  later('provision', 'apply the first-boot program to running devices over SSH, in parallel', 'provision [--only ID,...] [--dry-run]', 'edgeforge provision --only ulsan1-line1-001 --dry-run', 'SSH provisioning (the provisioning issue)'),
+  later('revoke', "revoke a device's credentials and remove it from the fleet's GitOps state", 'revoke ID --reason stolen|lost|retired', 'edgeforge revoke ulsan1-line1-002 --reason stolen', 'device lifecycle (the lifecycle issue)'),
+  later('replace', 'give a revoked device slot a fresh identity and build its artifacts', 'replace ID --serial S [--mac M]', 'edgeforge replace ulsan1-line1-002 --serial 10000000a3f1c099', 'device lifecycle (the lifecycle issue)'),
+  later('diff', 'show per device what an inventory change would do', 'diff REV', 'edgeforge diff origin/main', 'device lifecycle (the lifecycle issue)'),
+  later('manifest merge', 'join shard manifests into one signed manifest', 'manifest merge OUT...', 'edgeforge manifest merge shard-*/ -o images/out', 'inventory-driven CI (the lifecycle issue)'),
+  later('gitops', 'write or update the GitOps repository working tree', 'gitops --to DIR', 'edgeforge gitops --to ../fleet-repo', 'the GitOps scaffold (the GitOps issue)'),
+];

@@ -1,0 +1,38 @@
+import path from 'node:path';
+import type { Command, RunContext } from '../command.ts';
+import { loadInventoryFile } from '../../inventory/load.ts';
+import type { Fleet } from '../../inventory/fleet.ts';
+
+/** Every command that reads the inventory goes through here, so it is always validated first. */
+export async function loadFleet(ctx: RunContext): Promise<Fleet> {
+  const file = ctx.common.inventory;
+  return loadInventoryFile(path.resolve(ctx.io.cwd, file)).then((f) => ({ ...f, file }));
+}
+
+export const validate: Command = {
+  name: 'validate',
+  summary: 'check the inventory; print every problem as FILE:LINE:COL: message',
+  common: ['inventory', 'json'],
+  description: 'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid.',
+  examples: ['edgeforge validate -i inventory/example.yaml'],
+  async run(ctx) {
+    const fleet = await loadFleet(ctx);
+    const revoked = fleet.devices.length - fleet.active.length;
+    const summary = {
+      valid: true,
+      file: ctx.common.inventory,
+      fleet: fleet.name,
+      regions: fleet.regions.length,
+      sites: fleet.sites.length,
+      activeDevices: fleet.active.length,
+      revokedDevices: revoked,
+      inventorySha256: fleet.inventorySha256,
+    };
+    if (ctx.common.json) ctx.io.out(JSON.stringify(summary, null, 2));
+    else
+      ctx.io.out(
+        `${ctx.common.inventory}: valid — fleet ${fleet.name}: ${fleet.active.length} active device(s)${revoked ? ` (+${revoked} revoked or replaced)` : ''} in ${fleet.sites.length} site(s), ${fleet.regions.length} region(s)`,
+      );
+    return 0;
+  },
+};

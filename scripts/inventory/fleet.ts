@@ -1,0 +1,78 @@
+// The resolved fleet: what every later stage works from. Defaults are cascaded, names checked,
+// clusters worked out; nothing downstream needs to know where a value was written.
+import type { Encryption, Gitops, Inventory, K3s, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
+
+export type ResolvedNetwork =
+  | { mode: 'dhcp'; interface: string; dns: string[]; search: string[] }
+  | { mode: 'static'; interface: string; address: string; ip: string; prefix: number; gateway: string; dns: string[]; search: string[] };
+
+export type ClusterRole =
+  | { kind: 'single-node' }
+  | { kind: 'multi-node-server'; agents: string[] }
+  | { kind: 'multi-node-agent'; serverId: string; serverUrl: string };
+
+export interface ResolvedDevice {
+  id: string;
+  serial: string;
+  /** lower-case, colon separated */
+  mac: string;
+  region: string;
+  site: string;
+  /** "<region>/<site>" */
+  siteId: string;
+  profileName: string;
+  profile: Profile;
+  role: 'server' | 'agent';
+  cluster: ClusterRole;
+  status: DeviceStatus;
+  replacedBy?: string;
+  revoked?: { reason: 'stolen' | 'lost' | 'retired'; at: string };
+  network: ResolvedNetwork;
+  ssh: Ssh;
+  encryption: Required<Pick<Encryption, 'mode'>> & { tang: NonNullable<Encryption['tang']>; threshold: number };
+  registryMirror?: RegistryMirror;
+  managementSubnet?: string;
+  timezone: string;
+  ntp: string[];
+  users: User[];
+  labels: Record<string, string>;
+  canary: boolean;
+  notes?: string;
+  /** where the device is written, for error messages */
+  source: { line: number; col: number; path: (string | number)[] };
+}
+
+export interface ResolvedSite {
+  region: string;
+  name: string;
+  id: string;
+  description?: string;
+  location?: string;
+  canary: boolean;
+  devices: ResolvedDevice[];
+}
+
+export interface Fleet {
+  /** the inventory file as given on the command line */
+  file: string;
+  inventorySha256: string;
+  name: string;
+  industry: string;
+  description?: string;
+  profiles: Record<string, Profile>;
+  k3s: K3s;
+  gitops: Gitops;
+  admins: Inventory['admins'];
+  regions: { name: string; description?: string; sites: ResolvedSite[] }[];
+  sites: ResolvedSite[];
+  /** every device in inventory order, whatever its status */
+  devices: ResolvedDevice[];
+  /** devices that get artifacts: status active */
+  active: ResolvedDevice[];
+  /** the parsed inventory, for commands that report on raw values */
+  inventory: Inventory;
+}
+
+export function isActive(d: ResolvedDevice): boolean {
+  return d.status === 'active';
+}

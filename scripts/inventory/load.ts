@@ -1,0 +1,77 @@
+// Loading an inventory: parse (positions kept) → schema → cascade + fleet-wide checks.
+// Pure on bytes; `loadInventoryFile` is the only part that touches the disk.
+import { promises as fs } from 'node:fs';
+import { sha256Hex } from '../util/hash.ts';
+import { parseInventory } from './parse.ts';
+import { validateSchema } from './validate.ts';
+import { resolveFleet, normalizeMac } from './resolve.ts';
+import { InventoryError, type Locator, type PathKey, type Problem } from './problems.ts';
+import type { Fleet } from './fleet.ts';
+
+export function loadInventoryBytes(bytes: Uint8Array, file: string): Fleet {
+  const parsed = parseInventory(bytes);
+  if (!parsed.ok) throw new InventoryError(file, parsed.problems);
+  const { data, locator } = parsed.parsed;
+  const { inventory, problems } = validateSchema(data, locator);
+  if (!inventory) {
+    // the schema failed somewhere; still report fleet-wide duplicates so one run shows everything
+    throw new InventoryError(file, [...problems, ...rawDuplicates(data, locator)]);
+  }
+  const r = resolveFleet(inventory, locator, { file, sha256: sha256Hex(bytes) });
+  if (!r.fleet) throw new InventoryError(file, r.problems);
+  return r.fleet;
+}
+
+export async function loadInventoryFile(file: string): Promise<Fleet> {
+  let bytes: Buffer;
+  try {
+    const st = await fs.stat(file);
+    if (!st.isFile()) throw new InventoryError(file, [{ line: 1, col: 1, message: 'not a regular file' }]);
+    // read at most one byte past the limit: a huge file is refused without loading it whole
+    const fh = await fs.open(file, 'r');
+    try {
+      const cap = 32 * 1024 * 1024 + 1;
+      const buf = Buffer.alloc(Math.min(st.size, cap));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      bytes = st.size > cap - 1 ? Buffer.alloc(cap) : buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if (err instanceof InventoryError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file (use -i FILE, or create one with `edgeforge inventory generate`)' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    throw new InventoryError(file, [{ line: 1, col: 1, message: why }]);
+  }
+  return loadInventoryBytes(bytes, file);
+}
+
+function rawDuplicates(data: unknown, loc: Locator): Problem[] {
+  const out: Problem[] = [];
+  const seen = new Map<string, PathKey[]>();
+  const regions = (data as { regions?: unknown }).regions;
+  if (!regions || typeof regions !== 'object') return out;
+  for (const [r, region] of Object.entries(regions as Record<string, unknown>)) {
+    const sites = (region as { sites?: unknown })?.sites;
+    if (!sites || typeof sites !== 'object') continue;
+    for (const [s, site] of Object.entries(sites as Record<string, unknown>)) {
+      const devices = (site as { devices?: unknown })?.devices;
+      if (!Array.isArray(devices)) continue;
+      devices.forEach((d, i) => {
+        if (!d || typeof d !== 'object') return;
+        for (const field of ['id', 'serial', 'mac'] as const) {
+          let v = (d as Record<string, unknown>)[field];
+          if (typeof v !== 'string') continue;
+          if (field === 'mac') v = normalizeMac(v);
+          const key = `${field}\0${v}`;
+          const path: PathKey[] = ['regions', r, 'sites', s, 'devices', i, field];
+          const prev = seen.get(key);
+          const label = field === 'id' ? 'device id' : field === 'mac' ? 'MAC' : 'serial';
+          if (prev) out.push(loc.problem(path, `${label} ${JSON.stringify(v)} is already used at line ${loc.pos(prev).line}; ${label}s must be unique across the fleet`));
+          else seen.set(key, path);
+        }
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,210 @@
+// Cascade fleet defaults → region → site → device, then check what only the whole fleet can tell:
+// unique ids/serials/MACs/addresses, profiles that exist, networks that make sense, clusters with one server.
+import type { Cascade, DeviceInput, Inventory } from './schema.ts';
+import type { Fleet, ResolvedDevice, ResolvedNetwork, ResolvedSite } from './fleet.ts';
+import { closest, type Locator, type PathKey, type Problem } from './problems.ts';
+
+const OBJECT_KEYS = new Set(['network', 'ssh', 'encryption', 'registryMirror', 'labels']);
+
+/** Nearest wins; objects merge key by key so a device can add `address` to its site's static network. */
+export function cascade(...layers: (Partial<Cascade> | undefined)[]): Cascade {
+  const out: Record<string, unknown> = {};
+  for (const layer of layers) {
+    if (!layer) continue;
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined || !(k in CASCADE_KEYS)) continue;
+      if (OBJECT_KEYS.has(k) && out[k] && typeof v === 'object' && !Array.isArray(v)) out[k] = { ...(out[k] as object), ...v };
+      else out[k] = v;
+    }
+  }
+  return out as Cascade;
+}
+const CASCADE_KEYS: Record<string, true> = {
+  profile: true, network: true, ssh: true, encryption: true, registryMirror: true, managementSubnet: true,
+  timezone: true, ntp: true, users: true, labels: true,
+};
+
+export function ipToInt(ip: string): number {
+  return ip.split('.').reduce((a, o) => (a << 8) + Number(o), 0) >>> 0;
+}
+export function parseCidr(c: string): { ip: string; prefix: number; network: number; mask: number } {
+  const [ip, p] = c.split('/');
+  const prefix = Number(p);
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return { ip, prefix, network: (ipToInt(ip) & mask) >>> 0, mask };
+}
+export function inSubnet(ip: string, subnet: string): boolean {
+  const s = parseCidr(subnet);
+  return ((ipToInt(ip) & s.mask) >>> 0) === s.network;
+}
+export function normalizeMac(mac: string): string {
+  return mac.toLowerCase().replace(/-/g, ':');
+}
+
+export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string; sha256: string }): { fleet?: Fleet; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const add = (path: PathKey[], msg: string, key = false) => problems.push(loc.problem(path, msg, key));
+  const firstSeen = { id: new Map<string, PathKey[]>(), serial: new Map<string, PathKey[]>(), mac: new Map<string, PathKey[]>(), ip: new Map<string, PathKey[]>() };
+  const lineOf = (p: PathKey[]) => loc.pos(p).line;
+  const unique = (kind: keyof typeof firstSeen, value: string, path: PathKey[], label: string) => {
+    const prev = firstSeen[kind].get(value);
+    if (prev) add(path, `${label} ${JSON.stringify(value)} is already used at line ${lineOf(prev)}; ${label}s must be unique across the fleet`);
+    else firstSeen[kind].set(value, path);
+  };
+
+  const profileNames = Object.keys(inv.profiles);
+  const devices: ResolvedDevice[] = [];
+  const regions: Fleet['regions'] = [];
+  const sites: ResolvedSite[] = [];
+
+  for (const [regionName, region] of Object.entries(inv.regions)) {
+    const rsites: ResolvedSite[] = [];
+    for (const [siteName, site] of Object.entries(region.sites)) {
+      const sitePath: PathKey[] = ['regions', regionName, 'sites', siteName];
+      const siteDevices: ResolvedDevice[] = [];
+      site.devices.forEach((d: DeviceInput, i: number) => {
+        const path: PathKey[] = [...sitePath, 'devices', i];
+        const eff = cascade(inv.defaults, region, site, d);
+        unique('id', d.id, [...path, 'id'], 'device id');
+        unique('serial', d.serial, [...path, 'serial'], 'serial');
+        unique('mac', normalizeMac(d.mac), [...path, 'mac'], 'MAC');
+        const m = normalizeMac(d.mac);
+        if (parseInt(m.slice(0, 2), 16) & 1) add([...path, 'mac'], `MAC ${d.mac} is a multicast address; a NIC's MAC has the lowest bit of the first byte clear`);
+        if (m === '00:00:00:00:00:00' || m === 'ff:ff:ff:ff:ff:ff') add([...path, 'mac'], `MAC ${d.mac} is not a real NIC address`);
+
+        // profile
+        let profileName = eff.profile ?? '';
+        if (!eff.profile) add(path, `device "${d.id}" has no profile: set "profile" on the device, its site, region or fleet defaults (one of ${profileNames.join(', ')})`);
+        else if (!inv.profiles[profileName]) {
+          const guess = closest(profileName, profileNames);
+          add(d.profile ? [...path, 'profile'] : path, `profile "${profileName}" is not defined under "profiles"${guess ? `; did you mean "${guess}"?` : ` (defined: ${profileNames.join(', ')})`}`);
+          profileName = '';
+        }
+        const profile = inv.profiles[profileName];
+
+        // network
+        const n = eff.network ?? {};
+        const mode = n.mode ?? (n.address ? 'static' : 'dhcp');
+        let network: ResolvedNetwork;
+        const netPath = d.network ? [...path, 'network'] : path;
+        if (mode === 'static') {
+          if (!n.address) add(netPath, `device "${d.id}" uses a static network but has no "address" (like 10.20.1.11/24)`);
+          if (!n.gateway) add(netPath, `device "${d.id}" uses a static network but no "gateway" is set on it, its site, region or defaults`);
+          if (!n.dns?.length) add(netPath, `device "${d.id}" uses a static network but no "dns" servers are set`);
+          const c = n.address ? parseCidr(n.address) : undefined;
+          if (c && n.gateway && !inSubnet(n.gateway, n.address!)) add(d.network?.gateway ? [...path, 'network', 'gateway'] : [...netPath, 'address'], `gateway ${n.gateway} is not inside ${n.address}`);
+          if (c && c.prefix < 31) {
+            const host = (ipToInt(c.ip) & ~c.mask) >>> 0;
+            if (host === 0 || host === (~c.mask >>> 0)) add([...netPath, 'address'], `${n.address} is the network or broadcast address of its subnet`);
+          }
+          if (c && n.gateway && c.ip === n.gateway) add([...netPath, 'address'], `address ${c.ip} is the gateway's address`);
+          if (c) unique('ip', c.ip, [...netPath, 'address'], 'static address');
+          network = { mode: 'static', interface: n.interface ?? 'eth0', address: n.address ?? '', ip: c?.ip ?? '', prefix: c?.prefix ?? 0, gateway: n.gateway ?? '', dns: n.dns ?? [], search: n.search ?? [] };
+        } else {
+          if (d.network?.address) add([...path, 'network', 'address'], `device "${d.id}" uses DHCP; remove "address" or set network mode: static`);
+          network = { mode: 'dhcp', interface: n.interface ?? 'eth0', dns: n.dns ?? [], search: n.search ?? [] };
+        }
+
+        // encryption
+        const e = eff.encryption ?? {};
+        const encMode = e.mode ?? 'none';
+        const tang = e.tang ?? [];
+        const encPath = d.encryption ? [...path, 'encryption'] : path;
+        if ((encMode === 'tang' || encMode === 'tang+tpm2') && tang.length === 0) add(encPath, `encryption mode "${encMode}" for "${d.id}" needs at least one tang server (url + thumbprint) on the device, site, region or defaults`);
+        if ((encMode === 'tpm2' || encMode === 'tang+tpm2') && profile && !profile.tpm2) add(encPath, `encryption mode "${encMode}" for "${d.id}" needs a TPM, but profile "${profileName}" has tpm2: false`);
+        const pins = (encMode.includes('tang') ? tang.length : 0) + (encMode.includes('tpm2') ? 1 : 0);
+        const threshold = e.threshold ?? 1;
+        if (e.threshold !== undefined && e.threshold > pins) add(encPath, `encryption threshold ${e.threshold} is more than the ${pins} pin(s) configured for "${d.id}"`);
+
+        if (d.status === 'replaced' && !d.replacedBy) add([...path, 'status'], `device "${d.id}" has status "replaced" but no "replacedBy" naming the device that took its slot`);
+        if (d.replacedBy && d.status !== 'replaced') add([...path, 'replacedBy'], `"replacedBy" is only meaningful with status: replaced`);
+
+        const rd: ResolvedDevice = {
+          id: d.id,
+          serial: d.serial,
+          mac: m,
+          region: regionName,
+          site: siteName,
+          siteId: `${regionName}/${siteName}`,
+          profileName,
+          profile,
+          role: d.role,
+          cluster: { kind: 'single-node' },
+          status: d.status,
+          replacedBy: d.replacedBy,
+          revoked: d.revoked,
+          network,
+          ssh: { ...(eff.ssh ?? {}) },
+          encryption: { mode: encMode, tang, threshold },
+          registryMirror: eff.registryMirror,
+          managementSubnet: eff.managementSubnet,
+          timezone: eff.timezone ?? 'Etc/UTC',
+          ntp: eff.ntp ?? [],
+          users: eff.users ?? [],
+          labels: eff.labels ?? {},
+          canary: site.canary,
+          notes: d.notes,
+          source: { ...loc.pos(path), path },
+        };
+        if (rd.ssh.host === undefined && network.mode === 'static' && network.ip) rd.ssh.host = network.ip;
+        siteDevices.push(rd);
+        devices.push(rd);
+      });
+
+      // clusters: a site with agents is one multi-node cluster with exactly one server
+      const active = siteDevices.filter((x) => x.status === 'active');
+      const agents = active.filter((x) => x.role === 'agent');
+      if (agents.length) {
+        const servers = active.filter((x) => x.role === 'server');
+        if (servers.length !== 1) {
+          add([...sitePath, 'devices'], `site "${siteName}" has ${agents.length} agent(s) and ${servers.length} active servers; a multi-node site needs exactly one server for its agents to join`);
+        } else {
+          const server = servers[0];
+          if (server.network.mode !== 'static') {
+            add(server.source.path, `"${server.id}" is the K3s server that ${agents.length} agent(s) join, so it needs a static address (network mode: static)`);
+          }
+          server.cluster = { kind: 'multi-node-server', agents: agents.map((a) => a.id) };
+          const serverUrl = `https://${server.network.mode === 'static' ? server.network.ip : server.id}:6443`;
+          for (const a of agents) a.cluster = { kind: 'multi-node-agent', serverId: server.id, serverUrl };
+        }
+      }
+      const rs: ResolvedSite = { region: regionName, name: siteName, id: `${regionName}/${siteName}`, description: site.description, location: site.location, canary: site.canary, devices: siteDevices };
+      rsites.push(rs);
+      sites.push(rs);
+    }
+    regions.push({ name: regionName, description: region.description, sites: rsites });
+  }
+
+  // replacedBy must name a device of the fleet
+  for (const d of devices) {
+    if (d.replacedBy && !firstSeen.id.has(d.replacedBy)) {
+      const guess = closest(d.replacedBy, firstSeen.id.keys());
+      add([...d.source.path, 'replacedBy'], `replacedBy "${d.replacedBy}" is not a device in this inventory${guess ? `; did you mean "${guess}"?` : ''}`);
+    }
+  }
+  const active = devices.filter((d) => d.status === 'active');
+  if (inv.fleet.deviceCount !== undefined && inv.fleet.deviceCount !== active.length) {
+    const revoked = devices.length - active.length;
+    add(['fleet', 'deviceCount'], `fleet.deviceCount is ${inv.fleet.deviceCount} but the inventory lists ${active.length} active device(s)${revoked ? ` (and ${revoked} revoked/replaced)` : ''}; fix the count or remove it to have it derived`);
+  }
+  if (problems.length) return { problems };
+  return {
+    problems,
+    fleet: {
+      file: meta.file,
+      inventorySha256: meta.sha256,
+      name: inv.fleet.name,
+      industry: inv.fleet.industry,
+      description: inv.fleet.description,
+      profiles: inv.profiles,
+      k3s: inv.k3s,
+      gitops: inv.gitops,
+      admins: inv.admins,
+      regions,
+      sites,
+      devices,
+      active,
+      inventory: inv,
+    },
+  };
+}

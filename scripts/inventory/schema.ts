@@ -1,0 +1,247 @@
+// The inventory schema: the single source of the TypeScript types, the validation,
+// and inventory/schema.json (for editors). Change the fleet format here and nowhere else;
+// `npm run schema` rewrites the JSON Schema and a test fails while the two disagree.
+import { z } from 'zod';
+
+// A DNS label: it becomes a hostname, a Kubernetes name and a directory name,
+// so nothing here can contain "/", "..", upper case or spaces.
+export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+const name = (what: string) =>
+  z.string().regex(new RegExp(NAME_PATTERN), {
+    message: `${what} must be a DNS label: lower-case letters, digits and "-", 1-63 characters, not starting or ending with "-"`,
+  });
+
+const IPV4 = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}';
+const ipv4 = z.string().regex(new RegExp(`^${IPV4}$`), { message: 'must be an IPv4 address like 10.20.1.1' });
+const cidr = z.string().regex(new RegExp(`^${IPV4}/([12]?\\d|3[0-2])$`), { message: 'must be an IPv4 address with a prefix length, like 10.20.1.11/24' });
+const mac = z.string().regex(/^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$/, { message: 'must be a MAC address like dc:a6:32:01:02:03' });
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be a sha256 in lower-case hex (64 characters)' });
+const duration = z.string().regex(/^([0-9]+(ms|s|m|h))+$/, { message: 'must be a duration like 30s, 5m or 1h30m' });
+const url = (schemes: string[]) =>
+  z.string().regex(new RegExp(`^(${schemes.join('|')})://[^\\s]+$`), { message: `must be a URL starting with ${schemes.map((s) => s + '://').join(' or ')}` });
+
+export const ProfileSchema = z
+  .strictObject({
+    description: z.string().optional(),
+    board: z
+      .enum(['raspberry-pi-4', 'raspberry-pi-5', 'raspberry-pi-cm4', 'generic-uefi'])
+      .describe('Board family: decides boot arguments (Raspberry Pi cgroup args) and the base-image layout'),
+    arch: z.literal('arm64').describe('CPU architecture; edgeforge targets ARM64'),
+    ramMiB: z.number().int().min(1024).max(65536).describe('RAM in MiB: K3s reservations and eviction thresholds scale with it'),
+    storage: z.strictObject({
+      medium: z.enum(['sd', 'emmc', 'nvme', 'usb']),
+      sizeGB: z.number().int().min(4).max(16384),
+      dataPartition: z.string().optional().describe('Partition or disk for the encrypted data volume; default: free space after root'),
+    }),
+    cpuAes: z.boolean().default(false).describe('CPU has AES instructions (AES-XTS); otherwise the data volume uses Adiantum'),
+    tpm2: z.boolean().default(false).describe('Board has a TPM 2.0'),
+    baseImage: z
+      .strictObject({
+        layout: z.enum(['raspi-mbr', 'uefi-gpt']).describe('Base-image profile under images/profiles/'),
+        file: z.string().optional().describe('Path of the base image (.img or .img.xz), relative to the inventory file'),
+        sha256: sha256.optional(),
+      })
+      .describe('The base OS image the per-device disk deltas are made against'),
+    maxPods: z.number().int().min(10).max(250).optional().describe('Override the max-pods derived from RAM'),
+  })
+  .describe('A device spec: the hardware a group of devices shares');
+
+export const NetworkSchema = z
+  .strictObject({
+    mode: z.enum(['dhcp', 'static']).optional(),
+    address: cidr.optional().describe('Static address with prefix length (static mode, usually per device)'),
+    gateway: ipv4.optional(),
+    dns: z.array(ipv4).max(3).optional(),
+    search: z.array(z.string()).optional(),
+    interface: z.string().regex(/^[a-z][a-z0-9]{0,14}$/).optional().describe('Name given to the NIC matched by MAC (default eth0)'),
+  })
+  .describe('Site network: DHCP, or static with address/gateway/DNS. Objects merge key by key down the cascade.');
+
+export const SshSchema = z
+  .strictObject({
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional(),
+    identityFile: z.string().optional(),
+    hostKey: z
+      .string()
+      .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$/, {
+        message: 'must be an OpenSSH public key line like "ssh-ed25519 AAAA…"',
+      })
+      .optional()
+      .describe("The device's current public host key, pinned (OpenSSH format)"),
+    jumpHost: z.string().optional().describe('user@host[:port] of a site gateway to connect through'),
+    sudoPasswordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe('Name of an environment variable holding the sudo password'),
+  })
+  .describe('SSH endpoint for `edgeforge provision`');
+
+export const TangServerSchema = z.strictObject({
+  url: url(['http', 'https']),
+  thumbprint: z.string().regex(/^[A-Za-z0-9_-]{20,}$/, { message: 'must be the tang signing key thumbprint (base64url, as `tang-show-keys` prints)' }),
+  advertisement: z.string().optional().describe('Path to the saved tang advertisement (JWS), for sealing secrets offline'),
+});
+
+export const EncryptionSchema = z
+  .strictObject({
+    mode: z.enum(['none', 'tang', 'tpm2', 'tang+tpm2']).optional(),
+    tang: z.array(TangServerSchema).optional(),
+    threshold: z.number().int().min(1).optional().describe('clevis sss threshold when several pins are used'),
+  })
+  .describe('Data-volume encryption and how it unlocks at boot');
+
+export const RegistryMirrorSchema = z.strictObject({
+  url: url(['http', 'https']),
+  registries: z.array(z.string()).min(1).default(['docker.io', 'ghcr.io', 'registry.k8s.io', 'quay.io']),
+});
+
+export const UserSchema = z.strictObject({
+  name: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+  sshAuthorizedKeys: z.array(z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$/)).min(1),
+  sudo: z.boolean().default(true),
+});
+
+// Settings that cascade fleet defaults → region → site → device; the nearest wins, objects merge key by key.
+export const cascadeShape = {
+  profile: z.string().optional().describe('Device spec (a key of `profiles`)'),
+  network: NetworkSchema.optional(),
+  ssh: SshSchema.optional(),
+  encryption: EncryptionSchema.optional(),
+  registryMirror: RegistryMirrorSchema.optional(),
+  managementSubnet: cidr.optional().describe('SSH is allowed only from this subnet when set'),
+  timezone: z.string().regex(/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*$/).optional(),
+  ntp: z.array(z.string()).optional(),
+  users: z.array(UserSchema).optional().describe('Login users (key-only SSH)'),
+  labels: z.record(z.string(), z.string()).optional().describe('Kubernetes node labels'),
+};
+export const CascadeSchema = z.strictObject(cascadeShape);
+
+export const DEVICE_STATUSES = ['active', 'stolen', 'lost', 'retired', 'replaced'] as const;
+
+export const DeviceSchema = z.strictObject({
+  id: name('device id').describe('Hostname-safe, unique: it is the hostname, the node name and a directory name'),
+  serial: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'must be 1-64 letters, digits, ".", "_" or "-"' }),
+  mac: mac,
+  role: z.enum(['server', 'agent']).default('server').describe('server (default: its own single-node K3s on SQLite) or agent'),
+  status: z.enum(DEVICE_STATUSES).default('active'),
+  replacedBy: name('replacedBy').optional().describe('With status "replaced": the id of the device that took this slot'),
+  revoked: z
+    .strictObject({ reason: z.enum(['stolen', 'lost', 'retired']), at: z.string() })
+    .optional()
+    .describe('Written by `edgeforge revoke`'),
+  notes: z.string().optional(),
+  ...cascadeShape,
+});
+
+export const SiteSchema = z.strictObject({
+  description: z.string().optional(),
+  location: z.string().optional(),
+  canary: z.boolean().default(false).describe('Receives GitOps changes first (staged rollout)'),
+  ...cascadeShape,
+  devices: z.array(DeviceSchema).default([]),
+});
+
+export const RegionSchema = z.strictObject({
+  description: z.string().optional(),
+  ...cascadeShape,
+  sites: z.record(name('site name'), SiteSchema),
+});
+
+export const K3sInstallSchema = z.discriminatedUnion('mode', [
+  z.strictObject({
+    mode: z.literal('online'),
+    installScriptSha256: sha256.describe('sha256 of get.k3s.io install.sh at the pinned version'),
+    installScriptUrl: url(['https']).default('https://get.k3s.io'),
+  }),
+  z.strictObject({
+    mode: z.literal('airgap'),
+    bundle: z.string().describe('Local directory (relative to the inventory) with k3s-arm64, k3s-airgap-images-arm64.tar.zst, install.sh'),
+    sha256: z.strictObject({
+      binary: sha256,
+      images: sha256,
+      installScript: sha256,
+    }),
+  }),
+]);
+
+export const K3sSchema = z.strictObject({
+  version: z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/, { message: 'must be a K3s release like v1.31.4+k3s1' }),
+  install: K3sInstallSchema,
+  disable: z
+    .array(z.enum(['coredns', 'servicelb', 'traefik', 'local-storage', 'metrics-server', 'runtimes']))
+    .default(['traefik', 'servicelb', 'metrics-server']),
+  clusterCidr: cidr.optional(),
+  serviceCidr: cidr.optional(),
+});
+
+export const GitopsSchema = z.strictObject({
+  url: z.string().regex(/^(ssh:\/\/[^\s]+|[a-z0-9._-]+@[^\s:]+:[^\s]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
+  branch: z.string().min(1).default('main'),
+  knownHosts: z
+    .string()
+    .regex(/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/, { message: 'must be a known_hosts line: "host ssh-ed25519 AAAA…"' })
+    .describe("The Git host's public key, pinned (never trust on first use)"),
+  interval: duration.default('5m'),
+  flux: z
+    .strictObject({
+      version: z.string().regex(/^v\d+\.\d+\.\d+$/).default('v2.4.0'),
+      install: z
+        .discriminatedUnion('mode', [
+          z.strictObject({ mode: z.literal('bundle'), file: z.string(), sha256 }),
+          z.strictObject({ mode: z.literal('helm'), chartVersion: z.string(), repo: url(['https', 'oci']) }),
+        ])
+        .optional(),
+      controllers: z.array(z.enum(['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'])).optional(),
+    })
+    .default({ version: 'v2.4.0' }),
+});
+
+export const AdminSchema = z.strictObject({
+  name: z.string().min(1),
+  email: z.string().regex(/^[^\s@]+@[^\s@]+$/),
+  fingerprint: z
+    .string()
+    .regex(/^[0-9A-F]{40}$/, { message: 'must be a 40-character upper-case hex OpenPGP fingerprint' })
+    .optional()
+    .describe('Pin the admin key in keys/admins/ by fingerprint'),
+});
+
+export const InventorySchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    version: z.literal(1).describe('Inventory format version'),
+    fleet: z.strictObject({
+      name: name('fleet name'),
+      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy'),
+      description: z.string().optional(),
+      deviceCount: z.number().int().min(0).optional().describe('Total active devices; derived from the list, checked when stated'),
+    }),
+    profiles: z.record(name('profile name'), ProfileSchema),
+    k3s: K3sSchema,
+    gitops: GitopsSchema,
+    admins: z.array(AdminSchema).min(1).describe('Admin recipients: private material at rest is encrypted to all of them'),
+    defaults: CascadeSchema.optional(),
+    regions: z.record(name('region name'), RegionSchema),
+  })
+  .describe('edgeforge fleet inventory');
+
+export type Inventory = z.infer<typeof InventorySchema>;
+export type Profile = z.infer<typeof ProfileSchema>;
+export type DeviceInput = z.infer<typeof DeviceSchema>;
+export type SiteInput = z.infer<typeof SiteSchema>;
+export type RegionInput = z.infer<typeof RegionSchema>;
+export type Cascade = z.infer<typeof CascadeSchema>;
+export type Network = z.infer<typeof NetworkSchema>;
+export type Ssh = z.infer<typeof SshSchema>;
+export type Encryption = z.infer<typeof EncryptionSchema>;
+export type TangServer = z.infer<typeof TangServerSchema>;
+export type RegistryMirror = z.infer<typeof RegistryMirrorSchema>;
+export type User = z.infer<typeof UserSchema>;
+export type K3s = z.infer<typeof K3sSchema>;
+export type Gitops = z.infer<typeof GitopsSchema>;
+export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
+
+/** The JSON Schema editors use (yaml-language-server modeline in the inventory). */
+export function inventoryJsonSchema(): object {
+  const s = z.toJSONSchema(InventorySchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { $id: 'https://edgeforge.dev/schemas/inventory-v1.json', title: 'edgeforge inventory', ...s };
+}

@@ -1,0 +1,79 @@
+// /etc/rancher/k3s/config.yaml for one device, derived from its profile, role and site.
+// Every key must be a real K3s flag: test/render/k3s.test.ts checks each rendered key against
+// ../shared/k3s-flags (K3s logs and ignores unknown keys, so nothing else would catch a typo).
+import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { kubeletArgs, tuningFor } from './tuning.ts';
+
+/** Where the first-boot program puts the device's K3s secrets (inside the encrypted volume). */
+export const K3S_TOKEN_FILE = '/var/lib/edgeforge/secrets/k3s-token';
+export const K3S_AGENT_TOKEN_FILE = '/var/lib/edgeforge/secrets/k3s-agent-token';
+
+export interface ConfigEntry {
+  key: string;
+  value: string | boolean | number | string[];
+  comment?: string;
+}
+
+export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): ConfigEntry[] {
+  const t = tuningFor(d.profile, d.role);
+  const e: ConfigEntry[] = [];
+  e.push({ key: 'node-name', value: d.id, comment: 'unique per device: the inventory id' });
+  if (d.cluster.kind === 'multi-node-agent') {
+    e.push({ key: 'server', value: d.cluster.serverUrl, comment: `joins ${d.cluster.serverId}` });
+    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: 'per-device join token, kept on the encrypted volume' });
+  } else {
+    e.push({ key: 'token-file', value: K3S_TOKEN_FILE, comment: 'generated per device by edgeforge, kept on the encrypted volume' });
+    if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `agents of this site join with it: ${d.cluster.agents.join(', ')}` });
+    e.push({ key: 'write-kubeconfig-mode', value: '0600', comment: 'kubeconfig is cluster-admin: root only' });
+    e.push({ key: 'secrets-encryption', value: true, comment: 'Secrets encrypted at rest in the datastore' });
+    e.push({ key: 'flannel-backend', value: 'wireguard-native', comment: 'pod traffic between nodes is encrypted (needs the wireguard kernel module)' });
+    if (fleet.k3s.disable.length) e.push({ key: 'disable', value: [...fleet.k3s.disable], comment: 'not needed on an edge node; each frees memory' });
+    if (fleet.k3s.clusterCidr) e.push({ key: 'cluster-cidr', value: fleet.k3s.clusterCidr });
+    if (fleet.k3s.serviceCidr) e.push({ key: 'service-cidr', value: fleet.k3s.serviceCidr });
+    if (d.network.mode === 'static') e.push({ key: 'tls-san', value: [d.network.ip, d.id], comment: 'the API certificate names the device address' });
+    // single-node servers use SQLite (no cluster-init): etcd costs ~130 MB more and needs quorum
+  }
+  if (d.network.mode === 'static') e.push({ key: 'node-ip', value: d.network.ip });
+  e.push({ key: 'protect-kernel-defaults', value: true, comment: 'kubelet refuses to run if the kernel sysctls were changed (the seed sets them)' });
+  const labels = [`edgeforge.dev/site=${d.site}`, `edgeforge.dev/region=${d.region}`, `edgeforge.dev/profile=${d.profileName}`, ...Object.entries(d.labels).map(([k, v]) => `${k}=${v}`)];
+  e.push({ key: 'node-label', value: labels });
+  e.push({
+    key: 'kubelet-arg',
+    value: kubeletArgs(t),
+    comment: `${t.ramMiB} MiB RAM, ${t.role}: reserved ${t.systemReservedMiB}+${t.kubeReservedMiB} MiB, hard eviction at ${t.evictionHardMiB} MiB free, ~${t.allocatableMiB} MiB for pods`,
+  });
+  return e;
+}
+
+function yamlScalar(v: string | number | boolean): string {
+  if (typeof v !== 'string') return String(v);
+  // quote anything YAML could read as another type or that holds YAML syntax
+  return /^[A-Za-z0-9_./:=,<>%@+-]+$/.test(v) && !/^(true|false|yes|no|on|off|null|~|[0-9.+-]+)$/i.test(v) && !/^[-?:,]/.test(v) && !v.includes(': ') ? v : JSON.stringify(v);
+}
+
+/** Deterministic YAML with comments (the yaml library would reorder nothing, but this keeps the comments beside their keys). */
+export function renderConfigYaml(entries: ConfigEntry[], header: string[] = []): string {
+  const out: string[] = header.map((h) => `# ${h}`);
+  for (const { key, value, comment } of entries) {
+    if (comment) out.push(`# ${comment}`);
+    if (Array.isArray(value)) {
+      out.push(`${key}:`);
+      for (const v of value) out.push(`  - ${yamlScalar(v)}`);
+    } else out.push(`${key}: ${yamlScalar(value)}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export function renderK3sConfig(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): string {
+  return renderConfigYaml(k3sConfigEntries(d, fleet), [`K3s config for ${d.id} (${d.profileName}, ${d.cluster.kind}) — written by edgeforge; edit the inventory, not this file`]);
+}
+
+/** registries.yaml where the site has a pull-through mirror. */
+export function renderRegistries(d: ResolvedDevice): string | undefined {
+  if (!d.registryMirror) return undefined;
+  const lines = ['# registry mirror for this site — written by edgeforge', 'mirrors:'];
+  for (const r of d.registryMirror.registries) {
+    lines.push(`  ${JSON.stringify(r)}:`, '    endpoint:', `      - ${JSON.stringify(d.registryMirror.url)}`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,80 @@
+// K3s on a 2-4 GB board: the numbers are derived from the device's RAM and role, not copied.
+// Why each matters is in the comment beside it; `plan` prints these comments for operators.
+import type { Profile } from '../../inventory/schema.ts';
+
+export interface Tuning {
+  ramMiB: number;
+  role: 'server' | 'agent';
+  systemReservedMiB: number;
+  kubeReservedMiB: number;
+  evictionHardMiB: number;
+  evictionSoftMiB: number;
+  maxPods: number;
+  logMaxSize: string;
+  logMaxFiles: number;
+  imageGcHigh: number;
+  imageGcLow: number;
+  allocatableMiB: number;
+}
+
+const round32 = (n: number) => Math.round(n / 32) * 32;
+const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, n));
+
+export function tuningFor(profile: Profile, role: 'server' | 'agent'): Tuning {
+  const ram = profile.ramMiB;
+  // OS, sshd, journald, containerd shims: grows slowly with RAM
+  const systemReservedMiB = round32(clamp(ram * 0.06, 128, 512));
+  // K3s runs apiserver, controller-manager, scheduler, kubelet and SQLite in one process: a
+  // server with SQLite needs ~768 MB under load (K3s resource profiling), an agent far less
+  const kubeReservedMiB = round32(role === 'server' ? clamp(ram * 0.2, 384, 1024) : clamp(ram * 0.1, 192, 512));
+  // hard eviction before the kernel OOM killer picks K3s itself; soft gives pods a graceful exit first
+  const evictionHardMiB = Math.ceil(clamp(ram * 0.05, 100, 256) / 32) * 32;
+  const evictionSoftMiB = evictionHardMiB * 2;
+  // each pod costs ~10-20 MB of kubelet/containerd overhead; K3s's default of 110 over-commits a 2 GB board
+  const maxPods = profile.maxPods ?? (ram <= 2048 ? 40 : ram <= 4096 ? 80 : 110);
+  // SD cards wear out: small logs, few rotations
+  const small = ram <= 2048;
+  return {
+    ramMiB: ram,
+    role,
+    systemReservedMiB,
+    kubeReservedMiB,
+    evictionHardMiB,
+    evictionSoftMiB,
+    maxPods,
+    logMaxSize: small ? '5Mi' : '10Mi',
+    logMaxFiles: small ? 2 : 3,
+    imageGcHigh: 75,
+    imageGcLow: 60,
+    allocatableMiB: ram - systemReservedMiB - kubeReservedMiB - evictionHardMiB,
+  };
+}
+
+/** kubelet arguments, in a fixed order (deterministic bytes). */
+export function kubeletArgs(t: Tuning): string[] {
+  return [
+    // K3s's default eviction-hard has only disk thresholds; setting it replaces the whole set, so restate them
+    `eviction-hard=memory.available<${t.evictionHardMiB}Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%`,
+    `eviction-soft=memory.available<${t.evictionSoftMiB}Mi,nodefs.available<15%,imagefs.available<20%`,
+    'eviction-soft-grace-period=memory.available=1m30s,nodefs.available=2m,imagefs.available=2m',
+    'eviction-max-pod-grace-period=60',
+    'eviction-pressure-transition-period=2m',
+    `system-reserved=cpu=100m,memory=${t.systemReservedMiB}Mi`,
+    `kube-reserved=cpu=${t.role === 'server' ? '200m' : '100m'},memory=${t.kubeReservedMiB}Mi`,
+    `image-gc-high-threshold=${t.imageGcHigh}`,
+    `image-gc-low-threshold=${t.imageGcLow}`,
+    `container-log-max-size=${t.logMaxSize}`,
+    `container-log-max-files=${t.logMaxFiles}`,
+    `max-pods=${t.maxPods}`,
+    // pulling one image at a time keeps peak memory and SD-card I/O bounded
+    'serialize-image-pulls=true',
+  ];
+}
+
+/** Sysctls `protect-kernel-defaults: true` insists on (the kubelet exits if they differ). */
+export const PROTECT_KERNEL_SYSCTLS: [string, string][] = [
+  ['vm.panic_on_oom', '0'],
+  ['vm.overcommit_memory', '1'],
+  ['kernel.panic', '10'],
+  ['kernel.panic_on_oops', '1'],
+];

@@ -1,0 +1,178 @@
+// GPT: read both headers and entry arrays (CRCs checked), and add a partition to both copies.
+import type { BlockDev } from './block.ts';
+import { crc32 } from './crc32.ts';
+import { guidFromString, guidToString } from './guid.ts';
+import { SECTOR } from './mbr.ts';
+
+export interface GptEntry {
+  /** 1-based slot number = Linux partition number */
+  number: number;
+  typeGuid: string;
+  uniqueGuid: string;
+  firstLba: number;
+  /** inclusive, as stored */
+  lastLba: number;
+  attributes: bigint;
+  name: string;
+}
+
+export interface GptHeader {
+  currentLba: number;
+  backupLba: number;
+  firstUsableLba: number;
+  lastUsableLba: number;
+  diskGuid: string;
+  entriesLba: number;
+  entryCount: number;
+  entrySize: number;
+  entriesCrc: number;
+  headerSize: number;
+}
+
+export interface Gpt {
+  primary: GptHeader;
+  backup: GptHeader | null;
+  entries: GptEntry[];
+  /** raw entry array of the primary copy, for rewriting */
+  rawEntries: Uint8Array;
+}
+
+const SIG = 'EFI PART';
+
+function parseHeader(sec: Uint8Array, where: string): GptHeader {
+  const dv = new DataView(sec.buffer, sec.byteOffset, sec.length);
+  if (Buffer.from(sec.subarray(0, 8)).toString('latin1') !== SIG) throw new Error(`${where}: no GPT signature`);
+  const headerSize = dv.getUint32(12, true);
+  if (headerSize < 92 || headerSize > SECTOR) throw new Error(`${where}: bad GPT header size ${headerSize}`);
+  const copy = Buffer.from(sec.subarray(0, headerSize));
+  copy.writeUInt32LE(0, 16);
+  const want = dv.getUint32(16, true);
+  if (crc32(copy) !== want) throw new Error(`${where}: GPT header CRC mismatch`);
+  return {
+    headerSize,
+    currentLba: Number(dv.getBigUint64(24, true)),
+    backupLba: Number(dv.getBigUint64(32, true)),
+    firstUsableLba: Number(dv.getBigUint64(40, true)),
+    lastUsableLba: Number(dv.getBigUint64(48, true)),
+    diskGuid: guidToString(sec.subarray(56, 72)),
+    entriesLba: Number(dv.getBigUint64(72, true)),
+    entryCount: dv.getUint32(80, true),
+    entrySize: dv.getUint32(84, true),
+    entriesCrc: dv.getUint32(88, true),
+  };
+}
+
+function parseEntries(raw: Uint8Array, h: GptHeader): GptEntry[] {
+  const out: GptEntry[] = [];
+  for (let i = 0; i < h.entryCount; i++) {
+    const e = raw.subarray(i * h.entrySize, i * h.entrySize + 128);
+    if (e.subarray(0, 16).every((x) => x === 0)) continue; // unused slot
+    const dv = new DataView(e.buffer, e.byteOffset, 128);
+    const nameRaw = Buffer.from(e.subarray(56, 128)).toString('utf16le');
+    out.push({
+      number: i + 1,
+      typeGuid: guidToString(e.subarray(0, 16)),
+      uniqueGuid: guidToString(e.subarray(16, 32)),
+      firstLba: Number(dv.getBigUint64(32, true)),
+      lastLba: Number(dv.getBigUint64(40, true)),
+      attributes: dv.getBigUint64(48, true),
+      name: nameRaw.replace(/\0.*$/s, ''),
+    });
+  }
+  return out;
+}
+
+async function readCopy(dev: BlockDev, lba: number, where: string): Promise<{ h: GptHeader; raw: Uint8Array }> {
+  const h = parseHeader(await dev.read(lba * SECTOR, SECTOR), where);
+  const raw = await dev.read(h.entriesLba * SECTOR, h.entryCount * h.entrySize);
+  if (crc32(raw) !== h.entriesCrc) throw new Error(`${where}: GPT partition entry array CRC mismatch`);
+  return { h, raw };
+}
+
+/** Reads and verifies the primary GPT and its backup. Returns null when sector 1 holds no GPT. */
+export async function readGpt(dev: BlockDev): Promise<Gpt | null> {
+  const sec1 = await dev.read(SECTOR, SECTOR);
+  if (Buffer.from(sec1.subarray(0, 8)).toString('latin1') !== SIG) return null;
+  const { h, raw } = await readCopy(dev, 1, 'primary GPT');
+  let backup: GptHeader | null = null;
+  if ((h.backupLba + 1) * SECTOR <= dev.size) {
+    backup = (await readCopy(dev, h.backupLba, 'backup GPT')).h;
+    if (backup.entriesCrc !== h.entriesCrc) throw new Error('backup GPT entries differ from the primary');
+  }
+  return { primary: h, backup, entries: parseEntries(raw, h), rawEntries: raw };
+}
+
+function encodeEntry(e: Omit<GptEntry, 'number'>): Uint8Array {
+  const b = Buffer.alloc(128);
+  b.set(guidFromString(e.typeGuid), 0);
+  b.set(guidFromString(e.uniqueGuid), 16);
+  b.writeBigUInt64LE(BigInt(e.firstLba), 32);
+  b.writeBigUInt64LE(BigInt(e.lastLba), 40);
+  b.writeBigUInt64LE(e.attributes, 48);
+  const name = Buffer.from(e.name, 'utf16le');
+  if (name.length > 72) throw new Error(`GPT partition name too long: ${e.name}`);
+  b.set(name, 56);
+  return b;
+}
+
+async function writeHeader(dev: BlockDev, h: GptHeader, at: number, entriesLba: number, backupLba: number): Promise<void> {
+  const old = await dev.read(at * SECTOR, SECTOR);
+  const b = Buffer.from(old);
+  b.writeBigUInt64LE(BigInt(at), 24);
+  b.writeBigUInt64LE(BigInt(backupLba), 32);
+  b.writeBigUInt64LE(BigInt(entriesLba), 72);
+  b.writeUInt32LE(h.entriesCrc, 88);
+  b.writeUInt32LE(0, 16);
+  b.writeUInt32LE(crc32(b.subarray(0, h.headerSize)), 16);
+  await dev.write(at * SECTOR, b);
+}
+
+/**
+ * Puts a partition into the first free slot of both GPT copies, with every CRC recomputed.
+ * Everything else in the headers (disk GUID, usable range, other entries) is kept as is.
+ */
+export async function addGptPartition(dev: BlockDev, gpt: Gpt, e: Omit<GptEntry, 'number'>): Promise<GptEntry> {
+  const h = gpt.primary;
+  if (e.firstLba < h.firstUsableLba || e.lastLba > h.lastUsableLba || e.lastLba < e.firstLba) {
+    throw new Error(`partition ${e.firstLba}-${e.lastLba} outside the usable GPT range ${h.firstUsableLba}-${h.lastUsableLba}`);
+  }
+  for (const o of gpt.entries) {
+    if (e.firstLba <= o.lastLba && o.firstLba <= e.lastLba) throw new Error(`new partition overlaps partition ${o.number}`);
+  }
+  const used = new Set(gpt.entries.map((x) => x.number));
+  let number = 1;
+  while (used.has(number)) number++;
+  if (number > h.entryCount) throw new Error('no free GPT partition slot');
+  const raw = Buffer.from(gpt.rawEntries);
+  raw.set(encodeEntry(e), (number - 1) * h.entrySize);
+  const entriesCrc = crc32(raw);
+  const nh = { ...h, entriesCrc };
+  await dev.write(h.entriesLba * SECTOR, raw);
+  await writeHeader(dev, nh, 1, h.entriesLba, h.backupLba);
+  if (gpt.backup) {
+    await dev.write(gpt.backup.entriesLba * SECTOR, raw);
+    await writeHeader(dev, nh, h.backupLba, gpt.backup.entriesLba, 1);
+  }
+  const entry = { ...e, number };
+  gpt.entries.push(entry);
+  gpt.entries.sort((a, b) => a.number - b.number);
+  gpt.rawEntries = raw;
+  gpt.primary = nh;
+  if (gpt.backup) gpt.backup = { ...gpt.backup, entriesCrc };
+  return entry;
+}
+
+/**
+ * Unallocated sector runs inside the usable range before the last partition, in disk order. The run after
+ * the last partition is never offered: it stays free for the encrypted data volume.
+ */
+export function gptGaps(gpt: Gpt): { firstLba: number; lastLba: number }[] {
+  const parts = [...gpt.entries].sort((a, b) => a.firstLba - b.firstLba);
+  const gaps: { firstLba: number; lastLba: number }[] = [];
+  let next = gpt.primary.firstUsableLba;
+  for (const p of parts) {
+    if (p.firstLba > next) gaps.push({ firstLba: next, lastLba: p.firstLba - 1 });
+    next = Math.max(next, p.lastLba + 1);
+  }
+  return gaps;
+}

@@ -1,0 +1,94 @@
+// OpenPGP operations that dominate key generation and loading. Plain JavaScript (not TypeScript) on purpose:
+// the same module runs in the main thread and inside worker_threads, and a worker must not depend on the
+// tsx loader being registered in it. Types: pgp-ops.d.mts.
+import * as openpgp from 'openpgp';
+
+// v4 keys only: Flux imports SOPS keys with the gpg binary, and GnuPG 2.2 (Debian bookworm) rejects v6 /
+// RFC 9580 keys. ed25519Legacy primary (sign/certify) + curve25519Legacy ECDH subkey is what gpg calls
+// "ed25519 / cv25519". No AEAD (SEIPDv2) either: gpg 2.2 cannot read it.
+const V4 = { v6Keys: false, aeadProtect: false };
+
+/** @param {{name: string, email: string, date: string}} a */
+export async function generateV4Key(a) {
+  const date = new Date(a.date);
+  const { privateKey, publicKey } = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'ed25519Legacy',
+    userIDs: [{ name: a.name, email: a.email }],
+    date,
+    keyExpirationTime: 0,
+    format: 'object',
+    config: V4,
+  });
+  if (privateKey.keyPacket.version !== 4) throw new Error('expected a v4 OpenPGP key');
+  return {
+    privateKeyArmored: privateKey.armor(),
+    publicKeyArmored: publicKey.armor(),
+    fingerprint: privateKey.getFingerprint().toUpperCase(),
+    created: date.toISOString(),
+  };
+}
+
+const recipientCache = new Map();
+async function recipients(armoredList) {
+  const cacheKey = armoredList.join('\n');
+  let keys = recipientCache.get(cacheKey);
+  if (!keys) {
+    keys = [];
+    for (const a of armoredList) keys.push(...(await openpgp.readKeys({ armoredKeys: a })));
+    recipientCache.set(cacheKey, keys);
+  }
+  return keys;
+}
+
+/** Encrypt text to every recipient (armored public keys); any one of their private keys decrypts it, as with SOPS. */
+export async function encryptText(a) {
+  const keys = await recipients(a.recipients);
+  if (keys.length === 0) throw new Error('no recipients to encrypt to');
+  return openpgp.encrypt({
+    message: await openpgp.createMessage({ text: a.text }),
+    encryptionKeys: keys,
+    config: V4,
+  });
+}
+
+const decryptionKeyCache = new Map();
+async function decryptionKey(armored, passphrase) {
+  let key = decryptionKeyCache.get(armored);
+  if (!key) {
+    key = await openpgp.readPrivateKey({ armoredKey: armored });
+    if (!key.isDecrypted()) {
+      if (!passphrase) throw new Error('the admin private key is passphrase-protected: set EDGEFORGE_ADMIN_KEY_PASSPHRASE');
+      key = await openpgp.decryptKey({ privateKey: key, passphrase });
+    }
+    decryptionKeyCache.set(armored, key);
+  }
+  return key;
+}
+
+/** @param {{armored: string, privateKeyArmored: string, passphrase?: string}} a */
+export async function decryptText(a) {
+  const key = await decryptionKey(a.privateKeyArmored, a.passphrase);
+  const message = await openpgp.readMessage({ armoredMessage: a.armored });
+  const { data } = await openpgp.decrypt({ message, decryptionKeys: key, format: 'utf8' });
+  return data;
+}
+
+/**
+ * Generate the OpenPGP keys a bundle needs, put them (private and public parts) into it, and encrypt the bundle as JSON
+ * to the recipients — one call per device, so a worker does all the slow work of a device in one round trip.
+ * @param {{plain: Record<string, unknown>, pgpKeys: Record<string, {name: string, email: string}>, date: string, recipients: string[]}} a
+ */
+export async function sealBundle(a) {
+  const plain = { ...a.plain };
+  const pgp = {};
+  for (const [field, uid] of Object.entries(a.pgpKeys)) {
+    const k = await generateV4Key({ ...uid, date: a.date });
+    plain[field] = k;
+    pgp[field] = k;
+  }
+  const armored = await encryptText({ text: JSON.stringify(plain), recipients: a.recipients });
+  return { pgp, armored };
+}
+
+export const ops = { generateV4Key, encryptText, decryptText, sealBundle };

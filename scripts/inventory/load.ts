@@ -22,7 +22,17 @@ export function loadInventoryBytes(bytes: Uint8Array, file: string): Fleet {
   return r.fleet;
 }
 
-export async function loadInventoryFile(file: string): Promise<Fleet> {
+/** `file` is read; `shown` is how errors name it (the path as the user typed it). */
+export async function loadInventoryFile(file: string, shown = file): Promise<Fleet> {
+  try {
+    return await readAndLoad(file, shown);
+  } catch (err) {
+    if (err instanceof InventoryError && err.file !== shown) throw new InventoryError(shown, err.problems);
+    throw err;
+  }
+}
+
+async function readAndLoad(file: string, shown: string): Promise<Fleet> {
   let bytes: Buffer;
   try {
     const st = await fs.stat(file);
@@ -43,7 +53,7 @@ export async function loadInventoryFile(file: string): Promise<Fleet> {
     const why = e.code === 'ENOENT' ? 'no such file (use -i FILE, or create one with `edgeforge inventory generate`)' : e.code === 'EACCES' ? 'permission denied' : e.message;
     throw new InventoryError(file, [{ line: 1, col: 1, message: why }]);
   }
-  return loadInventoryBytes(bytes, file);
+  return loadInventoryBytes(bytes, shown);
 }
 
 function rawDuplicates(data: unknown, loc: Locator): Problem[] {

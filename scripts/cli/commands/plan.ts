@@ -6,7 +6,6 @@ export const plan: Command = {
   name: 'plan',
   summary: 'the fleet architecture report: specs, K3s per profile, install, GitOps layout, offline, theft',
   usage: 'plan [--format md|json]',
-  common: ['inventory', 'json'],
   options: { format: { type: 'string', value: 'md|json', default: 'md', description: 'Markdown for people, JSON for tools' } },
   examples: ['edgeforge plan -i inventory/example.yaml > fleet-plan.md'],
   async run(ctx) {

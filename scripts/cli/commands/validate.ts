@@ -6,13 +6,12 @@ import type { Fleet } from '../../inventory/fleet.ts';
 /** Every command that reads the inventory goes through here, so it is always validated first. */
 export async function loadFleet(ctx: RunContext): Promise<Fleet> {
   const file = ctx.common.inventory;
-  return loadInventoryFile(path.resolve(ctx.io.cwd, file)).then((f) => ({ ...f, file }));
+  return loadInventoryFile(path.resolve(ctx.io.cwd, file), file);
 }
 
 export const validate: Command = {
   name: 'validate',
   summary: 'check the inventory; print every problem as FILE:LINE:COL: message',
-  common: ['inventory', 'json'],
   description: 'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid.',
   examples: ['edgeforge validate -i inventory/example.yaml'],
   async run(ctx) {

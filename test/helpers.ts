@@ -15,3 +15,16 @@ export async function runCli(argv: string[], opts: { cwd?: string; env?: NodeJS.
   const code = await main(argv, io);
   return { code, stdout, stderr };
 }
+
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** K3s's valid config keys, from the project's shared/ folder (beside the repository in CI and sessions). */
+export function k3sFlags(kind: 'server' | 'agent'): Set<string> {
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const candidates = [process.env.EDGEFORGE_K3S_FLAGS, path.join(repo, '../shared/k3s-flags'), '/work/shared/k3s-flags'].filter(Boolean) as string[];
+  const dir = candidates.find((d) => existsSync(path.join(d, 'k3s-server-flags.txt')));
+  if (!dir) throw new Error(`K3s flag lists not found (looked in ${candidates.join(', ')}); set EDGEFORGE_K3S_FLAGS`);
+  return new Set(readFileSync(path.join(dir, `k3s-${kind}-flags.txt`), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean));
+}

@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { renderPlanMarkdown, planData } from '../../scripts/render/plan/plan.ts';
-import { runCli } from '../helpers.ts';
+import { k3sFlags, runCli } from '../helpers.ts';
 
 const fleet = loadInventoryBytes(readFileSync('inventory/example.yaml'), 'inventory/example.yaml');
 const md = renderPlanMarkdown(fleet);
-const serverFlags = new Set(readFileSync('../shared/k3s-flags/k3s-server-flags.txt', 'utf8').split('\n').filter(Boolean));
-const agentFlags = new Set(readFileSync('../shared/k3s-flags/k3s-agent-flags.txt', 'utf8').split('\n').filter(Boolean));
+const serverFlags = k3sFlags('server');
+const agentFlags = k3sFlags('agent');
 
 function codeBlocks(lang: string): string[] {
   return [...md.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]);

@@ -13,7 +13,22 @@ function alive(pid: number): boolean {
   }
 }
 
+// in-process queue per directory: two KeyStore objects in one process take turns before the on-disk lock
+const local = new Map<string, Promise<unknown>>();
+
 export async function withKeysLock<T>(dir: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const key = path.resolve(dir);
+  const prev = local.get(key) ?? Promise.resolve();
+  const mine = prev.catch(() => {}).then(() => withDiskLock(dir, fn, timeoutMs));
+  local.set(key, mine);
+  try {
+    return await mine;
+  } finally {
+    if (local.get(key) === mine) local.delete(key);
+  }
+}
+
+async function withDiskLock<T>(dir: string, fn: () => Promise<T>, timeoutMs: number): Promise<T> {
   const lock = path.join(dir, '.lock');
   const deadline = Date.now() + timeoutMs;
   await fs.mkdir(dir, { recursive: true });
@@ -25,9 +40,10 @@ export async function withKeysLock<T>(dir: string, fn: () => Promise<T>, timeout
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(await fs.readFile(path.join(lock, 'pid'), 'utf8').catch(() => '0'));
-      if (pid === process.pid) throw new Error(`${lock} is already held by this process (nested keys operation)`);
-      if (pid > 0 && !alive(pid)) {
-        await fs.rm(lock, { recursive: true, force: true }); // stale: its owner was killed
+      // stale: its owner was killed (or is this process, which holds no lock here: the queue above serialises us)
+      const age = await fs.stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+      if ((pid > 0 && (pid === process.pid || !alive(pid))) || (pid === 0 && age > 10_000)) {
+        await fs.rm(lock, { recursive: true, force: true });
         continue;
       }
       if (Date.now() > deadline) {

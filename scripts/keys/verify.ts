@@ -1,0 +1,170 @@
+// `edgeforge verify OUT`: is this build what the fleet's build key signed, byte for byte?
+// 1. manifest.json.asc is a valid signature over manifest.json by the PINNED build key (the key copied to
+//    OUT/signing-key.asc is only used if its fingerprint is the pinned one: a forger can replace both files);
+// 2. every artifact the manifest lists exists inside OUT with exactly its size and sha256.
+import { createReadStream, promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { KeysLayout } from './layout.ts';
+import { normalizeFingerprint, verifyDetached } from './signing.ts';
+import { readPinnedFingerprint } from './store.ts';
+
+export interface VerifyProblem {
+  /** artifact path relative to OUT, or the manifest files */
+  path?: string;
+  device?: string;
+  message: string;
+}
+
+export interface BuildVerification {
+  ok: boolean;
+  signature: { ok: boolean; fingerprint: string; signedAt?: string; error?: string };
+  devices: number;
+  artifacts: number;
+  bytes: number;
+  problems: VerifyProblem[];
+  /** not failures: e.g. a secret artifact readable by others after a copy that lost modes */
+  warnings: VerifyProblem[];
+}
+
+interface ManifestArtifact {
+  kind?: string;
+  path?: unknown;
+  sha256?: unknown;
+  bytes?: unknown;
+  secret?: unknown;
+}
+
+async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), bytes };
+}
+
+/** A manifest path must stay inside OUT: relative, forward slashes, no "..". */
+function safeRelative(p: string): boolean {
+  return p.length > 0 && !p.startsWith('/') && !p.includes('\\') && !p.split('/').some((s) => s === '..' || s === '');
+}
+
+/**
+ * Verify a build directory. `pinnedFingerprint` defaults to keys/build/signing-key.fingerprint under
+ * `keysDir` (default "keys"); without either, verification refuses to run (an unpinned check proves nothing).
+ */
+export async function verifyBuild(outDir: string, pinnedFingerprint?: string, opts: { keysDir?: string; concurrency?: number } = {}): Promise<BuildVerification> {
+  const keysDir = opts.keysDir ?? 'keys';
+  const pinned = normalizeFingerprint(pinnedFingerprint ?? (await readPinnedFingerprint(keysDir)));
+  const problems: VerifyProblem[] = [];
+  const warnings: VerifyProblem[] = [];
+  const result = (signature: BuildVerification['signature'], devices = 0, artifacts = 0, bytes = 0): BuildVerification => ({
+    ok: signature.ok && problems.length === 0,
+    signature,
+    devices,
+    artifacts,
+    bytes,
+    problems,
+    warnings,
+  });
+
+  const manifestPath = path.join(outDir, 'manifest.json');
+  let manifestBytes: Buffer;
+  let sig: string;
+  try {
+    manifestBytes = await fs.readFile(manifestPath);
+  } catch {
+    problems.push({ path: 'manifest.json', message: `missing: ${manifestPath} (is ${outDir} a build output directory? did the build finish?)` });
+    return result({ ok: false, fingerprint: pinned, error: 'no manifest' });
+  }
+  try {
+    sig = await fs.readFile(manifestPath + '.asc', 'utf8');
+  } catch {
+    problems.push({ path: 'manifest.json.asc', message: 'missing: the manifest is unsigned' });
+    return result({ ok: false, fingerprint: pinned, error: 'no signature' });
+  }
+
+  // the verification key: keys/ first (what we pinned from), else the copy in OUT — either way it must be the pinned one
+  let v: { ok: boolean; signedAt?: string; error?: string } = { ok: false, error: `no public key for ${pinned} in ${keysDir}/ or ${outDir}/signing-key.asc` };
+  let firstError: string | undefined;
+  for (const candidate of [new KeysLayout(keysDir).buildPublic, path.join(outDir, 'signing-key.asc')]) {
+    const publicKey = await fs.readFile(candidate, 'utf8').catch(() => undefined);
+    if (!publicKey) continue;
+    v = await verifyDetached(manifestBytes, sig, pinned, publicKey);
+    if (v.ok) break;
+    firstError ??= v.error;
+  }
+  if (!v.ok && firstError) v = { ok: false, error: firstError };
+  const signature = { ok: v.ok, fingerprint: pinned, signedAt: v.signedAt, error: v.error };
+  if (!v.ok) problems.push({ path: 'manifest.json.asc', message: v.error ?? 'bad signature' });
+
+  let manifest: { format?: unknown; devices?: unknown };
+  try {
+    manifest = JSON.parse(manifestBytes.toString('utf8'));
+  } catch (err) {
+    problems.push({ path: 'manifest.json', message: `not JSON: ${(err as Error).message}` });
+    return result(signature);
+  }
+  if (manifest.format !== 'edgeforge-manifest/1') problems.push({ path: 'manifest.json', message: `unknown format ${JSON.stringify(manifest.format)} (expected "edgeforge-manifest/1")` });
+  if (!Array.isArray(manifest.devices)) {
+    problems.push({ path: 'manifest.json', message: 'no "devices" list' });
+    return result(signature);
+  }
+
+  const seen = new Set<string>();
+  const checks: { device: string; a: ManifestArtifact }[] = [];
+  for (const d of manifest.devices as { id?: unknown; artifacts?: unknown }[]) {
+    const device = String(d?.id ?? '?');
+    if (!Array.isArray(d?.artifacts)) {
+      problems.push({ device, message: 'device entry has no "artifacts" list' });
+      continue;
+    }
+    for (const a of d.artifacts as ManifestArtifact[]) checks.push({ device, a });
+  }
+  const limit = pLimit(opts.concurrency ?? 4);
+  let bytes = 0;
+  await Promise.all(
+    checks.map(({ device, a }) =>
+      limit(async () => {
+        if (typeof a.path !== 'string' || !safeRelative(a.path)) {
+          problems.push({ device, path: String(a.path), message: 'artifact path must be relative to OUT, without ".."' });
+          return;
+        }
+        if (seen.has(a.path)) problems.push({ device, path: a.path, message: 'listed twice' });
+        seen.add(a.path);
+        if (typeof a.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(a.sha256) || typeof a.bytes !== 'number') {
+          problems.push({ device, path: a.path, message: 'artifact entry lacks a sha256 (64 hex digits) or a byte count' });
+          return;
+        }
+        const file = path.join(outDir, a.path);
+        let st;
+        try {
+          st = await fs.stat(file);
+        } catch {
+          problems.push({ device, path: a.path, message: 'missing' });
+          return;
+        }
+        if (!st.isFile()) {
+          problems.push({ device, path: a.path, message: 'not a regular file' });
+          return;
+        }
+        if (st.size !== a.bytes) {
+          problems.push({ device, path: a.path, message: `size ${st.size} bytes, manifest says ${a.bytes}` });
+          return; // no need to hash
+        }
+        const h = await sha256File(file);
+        bytes += h.bytes;
+        if (h.sha256 !== a.sha256) problems.push({ device, path: a.path, message: `sha256 ${h.sha256} does not match the manifest (${a.sha256})` });
+        if (a.secret === true && (st.mode & 0o077) !== 0) {
+          warnings.push({ device, path: a.path, message: `secret artifact has mode ${(st.mode & 0o777).toString(8)}; expected 600` });
+        }
+      }),
+    ),
+  );
+  const order = (p: VerifyProblem) => `${p.device ?? ''}\0${p.path ?? ''}`;
+  problems.sort((x, y) => order(x).localeCompare(order(y)));
+  warnings.sort((x, y) => order(x).localeCompare(order(y)));
+  return result(signature, (manifest.devices as unknown[]).length, checks.length, bytes);
+}

@@ -125,15 +125,20 @@ export class OverlayDev implements BlockDev {
       blk.set(data.subarray(from - offset, to - offset), from - b * bs);
     }
   }
-  /** Changed blocks whose bytes really differ from the base, merged into sorted extents. */
-  async changedExtents(): Promise<{ extents: Extent[]; data: Uint8Array[] }> {
+  /** Changed blocks (bytes differ from the base, or written over a hole), merged into sorted extents. */
+  /**
+   * `isHole(offset, length)` marks base blocks the base never wrote (sparse holes, "don't care" for bmap
+   * flashing): a block written there is kept even if it is all zeros, because on a used SD card that block
+   * would otherwise keep whatever it held before (a fresh FAT's empty tables must really be written).
+   */
+  async changedExtents(isHole: (offset: number, length: number) => boolean = () => false): Promise<{ extents: Extent[]; data: Uint8Array[] }> {
     const ids = [...this.blocks.keys()].sort((a, b) => a - b);
     const extents: Extent[] = [];
     const parts: Uint8Array[][] = [];
     for (const b of ids) {
       const blk = this.blocks.get(b)!;
       const orig = await this.base.read(b * this.blockSize, blk.length);
-      if (Buffer.compare(orig, blk) === 0) continue; // written back unchanged: not part of the delta
+      if (Buffer.compare(orig, blk) === 0 && !isHole(b * this.blockSize, blk.length)) continue; // unchanged: not in the delta
       const last = extents[extents.length - 1];
       if (last && last.offset + last.length === b * this.blockSize) {
         last.length += blk.length;

@@ -1,0 +1,36 @@
+// Sorted, merged byte ranges aligned to a block size: the shape of block maps and delta extents.
+import type { Extent } from './block.ts';
+
+export function alignExtents(xs: Extent[], blockSize: number, size: number): Extent[] {
+  const out: Extent[] = [];
+  const sorted = [...xs].sort((a, b) => a.offset - b.offset);
+  for (const x of sorted) {
+    if (x.length <= 0) continue;
+    const start = Math.floor(x.offset / blockSize) * blockSize;
+    const end = Math.min(size, Math.ceil((x.offset + x.length) / blockSize) * blockSize);
+    const last = out[out.length - 1];
+    if (last && start <= last.offset + last.length) last.length = Math.max(last.length, end - last.offset);
+    else out.push({ offset: start, length: end - start });
+  }
+  return out;
+}
+
+export function unionExtents(a: Extent[], b: Extent[], blockSize: number, size: number): Extent[] {
+  return alignExtents([...a, ...b], blockSize, size);
+}
+
+/** True when [offset, offset+length) touches no mapped extent (binary search over sorted extents). */
+export function isUnmapped(mapped: Extent[], offset: number, length: number): boolean {
+  let lo = 0;
+  let hi = mapped.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (mapped[mid].offset + mapped[mid].length <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo >= mapped.length || mapped[lo].offset >= offset + length;
+}
+
+export function totalLength(xs: Extent[]): number {
+  return xs.reduce((n, x) => n + x.length, 0);
+}

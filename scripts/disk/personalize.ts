@@ -1,0 +1,177 @@
+// One device's disk: the base seen through a copy-on-write overlay, the seed written in as the profile says,
+// and the changed blocks returned as a delta. Reads the base, never writes it.
+import { promises as fs } from 'node:fs';
+import { FileDev, OverlayDev, SliceDev, type BlockDev, type Extent } from './block.ts';
+import { prepareBase, type PreparedBase } from './base.ts';
+import { appendCmdlineArgs } from './cmdline.ts';
+import { encodeDelta } from './delta.ts';
+import { isUnmapped, totalLength } from './extents.ts';
+import { FatFs } from './fat/fs.ts';
+import { parseBootSector } from './fat/layout.ts';
+import { mkfsFat } from './fat/mkfs.ts';
+import { addGptPartition, gptGaps } from './gpt.ts';
+import { GPT_TYPES, guidFromSeed, guidToString } from './guid.ts';
+import { SECTOR } from './mbr.ts';
+import { readPartitionTable, type Partition } from './partitions.ts';
+import { loadProfile, type Profile } from './profiles.ts';
+import { seedVolumeId, sortedSeedFiles, type SeedFile } from './seed-image.ts';
+
+export const MAX_DELTA_BYTES = 2 * 1024 * 1024;
+
+export interface PersonalizeOptions {
+  /** the base: an already prepared one, or a path + sha256 pin (prepared and memoized here) */
+  base?: PreparedBase;
+  basePath?: string;
+  baseSha256?: string;
+  cacheDir?: string;
+  profile: Profile | string;
+  files: SeedFile[];
+  epoch: number;
+  maxDeltaBytes?: number;
+}
+
+export interface PersonalizeResult {
+  /** the encoded delta file (artifact kind disk-delta) */
+  delta: Uint8Array;
+  extents: Extent[];
+  changedBytes: number;
+  base: PreparedBase;
+  /** the partition that holds the seed, and what was done in it */
+  seedPartition: number;
+  createdPartition: boolean;
+  written: string[];
+  removed: string[];
+  cmdlineChanged: boolean;
+}
+
+async function fatLabel(dev: BlockDev, epoch: number): Promise<string | null> {
+  try {
+    parseBootSector(await dev.read(0, 512));
+    const fs = await FatFs.open(dev, { epoch });
+    return (await fs.label()) ?? fs.layout.label;
+  } catch {
+    return null; // not FAT
+  }
+}
+
+async function findFatPartition(disk: BlockDev, parts: Partition[], match: { label?: string; number?: number }, epoch: number): Promise<Partition> {
+  const seen: string[] = [];
+  let byNumber: Partition | undefined;
+  for (const p of parts) {
+    const label = await fatLabel(new SliceDev(disk, p.start, p.size), epoch);
+    seen.push(`${p.number}:${label === null ? 'not FAT' : JSON.stringify(label)}`);
+    if (label === null) continue;
+    if (match.label && label.toUpperCase() === match.label.toUpperCase()) return p;
+    if (match.number === p.number) byNumber = p;
+  }
+  if (byNumber) return byNumber; // label not found: the numbered FAT partition is the documented fallback
+  throw new Error(`no FAT partition labelled ${match.label ?? '-'} or numbered ${match.number ?? '-'} in the base image (found ${seen.join(', ') || 'no partitions'})`);
+}
+
+async function writeSeedFiles(fat: FatFs, dir: string, files: SeedFile[], removeDefaults: string[]): Promise<{ written: string[]; removed: string[] }> {
+  const join = (n: string) => (dir ? `${dir.replace(/\/+$/, '')}/${n}` : n);
+  const names = new Set(files.map((f) => f.name.toUpperCase()));
+  const removed: string[] = [];
+  for (const d of removeDefaults) if (!names.has(d.toUpperCase()) && (await fat.remove(join(d)))) removed.push(join(d));
+  const written: string[] = [];
+  for (const f of files) {
+    await fat.writeFile(join(f.name), f.bytes);
+    written.push(join(f.name));
+  }
+  return { written, removed };
+}
+
+export async function personalize(opts: PersonalizeOptions): Promise<PersonalizeResult> {
+  const profile = typeof opts.profile === 'string' ? await loadProfile(opts.profile) : opts.profile;
+  let base = opts.base;
+  if (!base) {
+    const sha = opts.baseSha256 ?? profile.base?.sha256;
+    const p = opts.basePath ?? profile.base?.path;
+    if (!p || !sha) throw new Error(`profile ${profile.name}: no base image given (need a path and its sha256 pin)`);
+    base = await prepareBase({ path: p, sha256: sha, cacheDir: opts.cacheDir });
+  }
+  const files = sortedSeedFiles(opts.files);
+  const fh = await fs.open(base.rawPath, 'r');
+  try {
+    const disk = new OverlayDev(new FileDev(fh, base.size, true), base.blockSize);
+    const table = await readPartitionTable(disk);
+    if (table.scheme !== profile.partitionTable) {
+      throw new Error(`profile ${profile.name} expects a ${profile.partitionTable.toUpperCase()} base, but ${base.inputPath} has ${table.scheme.toUpperCase()}`);
+    }
+    let seedPartition: number;
+    let createdPartition = false;
+    let written: string[];
+    let removed: string[] = [];
+    let cmdlineChanged = false;
+    const seed = profile.seed;
+    if (seed.mode === 'fat-partition') {
+      const p = await findFatPartition(disk, table.partitions, seed.match, opts.epoch);
+      const fat = await FatFs.open(new SliceDev(disk, p.start, p.size), { epoch: opts.epoch });
+      ({ written, removed } = await writeSeedFiles(fat, seed.dir, files, seed.removeDefaults));
+      if (profile.cmdline) {
+        const st = await fat.stat(profile.cmdline.file);
+        if (!st) throw new Error(`profile ${profile.name}: ${profile.cmdline.file} not found in partition ${p.number} of the base image`);
+        const old = Buffer.from(await fat.readFile(profile.cmdline.file)).toString('utf8');
+        const next = appendCmdlineArgs(old, profile.cmdline.append);
+        if (next !== old) {
+          await fat.writeFile(profile.cmdline.file, Buffer.from(next, 'utf8'));
+          cmdlineChanged = true;
+        }
+      }
+      await fat.flush();
+      seedPartition = p.number;
+    } else {
+      const gpt = table.gpt!;
+      const existing = table.partitions.find((p) => p.name.toUpperCase() === seed.label.toUpperCase());
+      let part: Partition;
+      if (existing) {
+        part = existing; // the base already carries a CIDATA partition: write into it
+      } else {
+        const align = seed.alignSectors;
+        const gap = gptGaps(gpt)
+          .map((g) => ({ first: Math.ceil(g.firstLba / align) * align, last: g.lastLba }))
+          .find((g) => (g.last - g.first + 1) * SECTOR >= seed.minBytes);
+        if (!gap) {
+          throw new Error(
+            `profile ${profile.name}: no unallocated gap of ${seed.minBytes} bytes before the last partition of ${base.inputPath} for the ${seed.label} partition ` +
+              `(the space after the last partition is kept for the data volume); use a base with a gap, or seed mode fat-partition on the ESP`,
+          );
+        }
+        const sectors = Math.min(gap.last - gap.first + 1, Math.floor(seed.maxBytes / SECTOR));
+        const entry = await addGptPartition(disk, gpt, {
+          typeGuid: GPT_TYPES.basicData,
+          // stable per base + seed content, so rebuilds agree and devices still differ
+          uniqueGuid: guidToString(guidFromSeed(`${base.rawSha256}:${seedVolumeId(files, seed.label)}`)),
+          firstLba: gap.first,
+          lastLba: gap.first + sectors - 1,
+          attributes: 0n,
+          name: seed.label,
+        });
+        part = { number: entry.number, start: gap.first * SECTOR, size: sectors * SECTOR, type: GPT_TYPES.basicData, name: seed.label };
+        createdPartition = true;
+      }
+      const dev = new SliceDev(disk, part.start, part.size);
+      if (createdPartition) {
+        await mkfsFat(dev, { label: seed.label, volumeId: seedVolumeId(files, seed.label), epoch: opts.epoch, hiddenSectors: part.start / SECTOR });
+      }
+      const fat = await FatFs.open(dev, { epoch: opts.epoch });
+      try {
+        ({ written, removed } = await writeSeedFiles(fat, '', files, ['user-data', 'meta-data', 'network-config']));
+      } catch (err) {
+        if (err instanceof Error && /full/.test(err.message)) {
+          throw new Error(`the seed files do not fit the ${part.size}-byte ${seed.label} partition (raise seed.maxBytes, or hand in fewer files): ${err.message}`);
+        }
+        throw err;
+      }
+      await fat.flush();
+      seedPartition = part.number;
+    }
+    const { extents, data } = await disk.changedExtents((o, l) => isUnmapped(base!.mapped, o, l));
+    const delta = encodeDelta({ blockSize: base.blockSize, baseSize: base.size, baseSha256: base.rawSha256, extents, data });
+    const max = opts.maxDeltaBytes ?? MAX_DELTA_BYTES;
+    if (delta.length > max) throw new Error(`disk delta is ${delta.length} bytes, over the ${max}-byte budget per device: the seed files are too large for a delta`);
+    return { delta, extents, changedBytes: totalLength(extents), base, seedPartition, createdPartition, written, removed, cmdlineChanged };
+  } finally {
+    await fh.close();
+  }
+}

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import * as openpgp from 'openpgp';
-import { writeFileAtomic } from '../util/atomic.ts';
+import { sweepTempFiles, writeFileAtomic } from '../util/atomic.ts';
 import { generateSshKeyPair, parseSshPrivateKey, sshKeyPairFromSeed, type SshKeyPair } from './ssh.ts';
 import { agentToken, k3sToken, luksRecoveryPassphrase } from './secrets.ts';
 import { PgpPool, defaultPoolSize } from './pool.ts';
@@ -249,6 +249,7 @@ export async function initKeys(opts: { dir?: string; exampleAdmin?: boolean; fle
   const keyDate = opts.keyDate ?? DEFAULT_KEY_DATE;
   const { generateV4Key, encryptText } = await import('./pgp-ops.mjs');
   return withKeysLock(dir, async () => {
+    await sweepTempFiles(dir);
     const created: string[] = [];
     const warnings: string[] = [];
     for (const d of [layout.adminsDir, layout.devicesDir, layout.sitesDir, layout.buildDir]) await fs.mkdir(d, { recursive: true });
@@ -524,6 +525,7 @@ export class KeyStore {
     const generateMissing = async () => {
       if (missing.length === 0) return;
       await withKeysLock(this.dir, async () => {
+        await sweepTempFiles(this.dir); // temp files of a killed run (only lock holders write, so none are live)
         await Promise.all(
           missing.map((id) =>
             limit(async () => {
@@ -577,6 +579,7 @@ export class KeyStore {
   private async rotate(kind: 'device' | 'site', id: string, reason: string): Promise<RotationResult> {
     (kind === 'device' ? checkDeviceId : checkSiteId)(id);
     return withKeysLock(this.dir, async () => {
+      await sweepTempFiles(this.entityDir(kind, id));
       const rec = await this.readRecord(kind, id);
       if (!rec) throw new KeysError(`no keys for ${kind} "${id}" in ${this.dir}/ to rotate (a build creates them; check the id)`);
       const old = fingerprintsOf(rec);

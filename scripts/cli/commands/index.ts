@@ -4,8 +4,9 @@ import { validate } from './validate.ts';
 import { plan } from './plan.ts';
 import { inventoryGenerate, inventoryImport, inventorySchema } from './inventory.ts';
 import { planned } from './planned.ts';
+import { diff } from './diff.ts';
 
-const built: Command[] = [validate, plan, inventoryGenerate, inventoryImport, inventorySchema];
+const built: Command[] = [validate, plan, inventoryGenerate, inventoryImport, inventorySchema, diff];
 
 // a built command replaces its planned placeholder; order follows SPEC.md
 const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'revoke', 'replace', 'diff', 'manifest merge', 'gitops', 'inventory generate', 'inventory import', 'inventory schema'];

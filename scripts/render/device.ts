@@ -1,0 +1,127 @@
+// Everything one device gets, as one value: Fleet + device + its secrets -> RenderedFile[].
+// Pure and deterministic (no I/O, no clock, no randomness). The seed (user-data write_files), the disk
+// image and `provision` all deliver the same bundle/ files, so the deliveries cannot drift apart.
+//
+// Layout (relative to OUT/devices/<id>/):
+//   seed/user-data, seed/meta-data, seed/network-config      the NoCloud seed
+//   bundle/...                                               = /var/lib/edgeforge/bundle/... on the device
+//     firstboot.sh                 the first-boot program (kind firstboot)
+//     k3s/config.yaml              /etc/rancher/k3s/config.yaml (k3s-config)
+//     k3s/registries.yaml          where the site has a mirror (k3s-registries)
+//     k3s/airgap/*                 airgap installs only: copied in by the build (not rendered here)
+//     flux/*.yaml                  Flux bootstrap for K3s's auto-deploy directory (flux-bootstrap)
+//     secrets/*                    host key, K3s tokens (0600; erased on the device after use)
+//     ssh/, users/, system/        public host key, authorized_keys, sysctl/nftables/sshd/modules files
+//     SHA256SUMS                   every bundle file's sha256; its own sha256 is the "bundle hash"
+import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
+import { textFile, type RenderedFile } from './files.ts';
+import { sha256Hex } from '../util/hash.ts';
+import { renderK3sConfig, renderRegistries } from './k3s/config.ts';
+import { composeFirstboot } from './firstboot/compose.ts';
+import { modulesLoadConf, nftablesRules, nftablesService, sshdConf, sysctlConf } from './firstboot/system.ts';
+import { renderUserData } from './seed/user-data.ts';
+import { instanceId, renderMetaData } from './seed/meta-data.ts';
+import { renderNetworkConfig } from './seed/network-config.ts';
+
+/** The private material a device's rendering needs, as plain strings (the keys stage supplies them). */
+export interface DeviceSecrets {
+  /** the device's pinned SSH host key, OpenSSH formats */
+  sshHostKey: { privateKey: string; publicKey: string };
+  /** servers: the K3s token of the cluster they serve */
+  k3sToken: string;
+  /** multi-node server: the agent token it issues; multi-node agent: its server's agent token, to join */
+  agentToken?: string;
+  /** Flux's Git deploy key (used by the flux-bootstrap renderer) */
+  deployKey?: { privateKey: string; publicKey: string };
+  /** the device's SOPS key (used by the flux-bootstrap renderer) */
+  sops?: { fingerprint: string; privateKeyArmored: string };
+  /** LUKS recovery passphrase (for the disk-encryption stage) */
+  luksRecovery?: string;
+}
+
+/** A Flux bootstrap renderer (the GitOps stage): file name -> text, placed in K3s's auto-deploy dir. */
+export type FluxBootstrapRenderer = (d: ResolvedDevice, fleet: Fleet, secrets: DeviceSecrets) => { name: string; text: string; secret: boolean }[];
+
+export interface RenderOptions {
+  fluxBootstrap?: FluxBootstrapRenderer;
+}
+
+/** The airgap files the build copies into bundle/k3s/airgap/, with their pinned sha256. */
+export function airgapFiles(fleet: Pick<Fleet, 'k3s'>): { name: string; sha256: string }[] {
+  const i = fleet.k3s.install;
+  if (i.mode !== 'airgap') return [];
+  return [
+    { name: 'k3s-arm64', sha256: i.sha256.binary },
+    { name: 'k3s-airgap-images-arm64.tar.zst', sha256: i.sha256.images },
+    { name: 'install.sh', sha256: i.sha256.installScript },
+  ];
+}
+
+const byPath = (a: RenderedFile, b: RenderedFile) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets, opts: RenderOptions = {}): RenderedFile[] {
+  const bundle: RenderedFile[] = [];
+  const add = (path: string, kind: RenderedFile['kind'], text: string, secret = false) => bundle.push(textFile(`bundle/${path}`, kind, text, secret));
+
+  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet));
+  add('k3s/config.yaml', 'k3s-config', renderK3sConfig(d, fleet));
+  const registries = renderRegistries(d);
+  if (registries) add('k3s/registries.yaml', 'k3s-registries', registries);
+
+  add('secrets/ssh_host_ed25519_key', 'other', secrets.sshHostKey.privateKey, true);
+  add('ssh/ssh_host_ed25519_key.pub', 'other', secrets.sshHostKey.publicKey.trim() + '\n');
+  const multi = d.cluster.kind !== 'single-node';
+  if (d.cluster.kind !== 'multi-node-agent') add('secrets/k3s-token', 'other', secrets.k3sToken + '\n', true);
+  if (multi) {
+    if (!secrets.agentToken) throw new Error(`${d.id}: a multi-node cluster member needs the site's agent token`);
+    add('secrets/k3s-agent-token', 'other', secrets.agentToken + '\n', true);
+  }
+  for (const u of d.users) add(`users/${u.name}.authorized_keys`, 'other', u.sshAuthorizedKeys.join('\n') + '\n');
+  const sysctl = sysctlConf();
+  add('system/sysctl.conf', 'other', sysctl);
+  add('system/sshd.conf', 'other', sshdConf());
+  add('system/modules-load.conf', 'other', modulesLoadConf());
+  add('system/nftables.nft', 'other', nftablesRules(d, fleet));
+  add('system/edgeforge-nftables.service', 'other', nftablesService());
+  if (opts.fluxBootstrap && d.cluster.kind !== 'multi-node-agent') {
+    for (const f of opts.fluxBootstrap(d, fleet, secrets)) {
+      if (!/^[a-z0-9][a-z0-9.-]*\.yaml$/.test(f.name)) throw new Error(`flux bootstrap file name "${f.name}" must be a simple lower-case *.yaml name`);
+      add(`flux/${f.name}`, 'flux-bootstrap', f.text, f.secret);
+    }
+  }
+  bundle.sort(byPath);
+
+  // sha256sum -c format; airgap entries come from the inventory's pins (the build copies those files)
+  const sums = [
+    ...bundle.map((f) => [sha256Hex(f.bytes), f.path.slice('bundle/'.length)]),
+    ...airgapFiles(fleet).map((a) => [a.sha256, `k3s/airgap/${a.name}`]),
+  ]
+    .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([h, p]) => `${h}  ${p}\n`)
+    .join('');
+  const sumsFile = textFile('bundle/SHA256SUMS', 'other', sums);
+
+  const userData = textFile(
+    'seed/user-data',
+    'user-data',
+    renderUserData({
+      device: d,
+      fleet,
+      hostKey: secrets.sshHostKey,
+      bundle: [...bundle, sumsFile],
+      system: [{ path: '/etc/sysctl.d/90-edgeforge-k3s.conf', text: sysctl, mode: 0o644 }],
+    }),
+    true,
+  );
+  const networkConfig = textFile('seed/network-config', 'network-config', renderNetworkConfig(d));
+  const rest = [...bundle, sumsFile, userData, networkConfig];
+  const metaData = textFile('seed/meta-data', 'meta-data', renderMetaData(d.id, instanceId(d.id, rest)));
+  return [...rest, metaData].sort(byPath);
+}
+
+/** The bundle hash the device records in applied.json: sha256 of bundle/SHA256SUMS. */
+export function bundleHash(files: RenderedFile[]): string {
+  const sums = files.find((f) => f.path === 'bundle/SHA256SUMS');
+  if (!sums) throw new Error('no bundle/SHA256SUMS among the rendered files');
+  return sha256Hex(sums.bytes);
+}

@@ -1,0 +1,316 @@
+# shellcheck shell=sh
+# edgeforge first-boot program: the steps, in the order main runs them. Each one is idempotent: it
+# compares what is there with what the bundle says and changes only the difference.
+# Variables EF_* come from the per-device header edgeforge writes above this file.
+
+step_preflight() {
+  # reads only: `provision --dry-run` stops after this step
+  if [ -z "$R" ] && [ "$(id -u)" != 0 ]; then die "run me as root (sudo sh $0)"; fi
+  [ -f "$BUNDLE/SHA256SUMS" ] || die "the device bundle is missing: $BUNDLE/SHA256SUMS not found. Deliver it with the seed image, the disk image or 'edgeforge provision'"
+  # files already erased after an earlier run are missing on purpose; the rest must match the build
+  if ! (cd "$BUNDLE" && sha256sum --quiet --strict --ignore-missing -c SHA256SUMS) >"$STATE/tmp/sums.out" 2>&1; then
+    die "the device bundle in $BUNDLE does not match its SHA256SUMS (damaged or edited): $(tr '\n' ' ' <"$STATE/tmp/sums.out")— rebuild and deliver it again"
+  fi
+  pf_arch="${EDGEFORGE_ARCH:-$(uname -m)}"
+  [ "$pf_arch" = aarch64 ] || [ "$pf_arch" = arm64 ] || die "this bundle is for ARM64 (aarch64) devices; this machine is $pf_arch"
+  pf_year=$(date -u +%Y)
+  [ "$pf_year" -ge 2025 ] || die "the clock says year $pf_year: K3s would create certificates that are not valid yet. Let NTP sync (timedatectl), or set the time, then run again"
+  # flannel-backend wireguard-native needs the kernel's WireGuard (built in, loaded, or loadable)
+  if [ ! -d "$R/sys/module/wireguard" ] && ! sys modinfo wireguard >/dev/null 2>&1; then
+    die "the kernel $(uname -r) has no WireGuard module, and K3s's flannel backend wireguard-native needs it. What to do: on Ubuntu for Raspberry Pi install linux-modules-extra-raspi and reboot; on Debian or Raspberry Pi OS use a kernel >= 5.6 built with CONFIG_WIREGUARD (the stock kernels are); or add the module to the base image. Then run this program again"
+  fi
+  for pf_tool in sha256sum cmp install nft systemctl; do
+    have "$pf_tool" || die "required command '$pf_tool' is not installed; add it to the base image (package: $(pkg_for "$pf_tool"))"
+  done
+  if [ "$EF_K3S_INSTALL_MODE" = online ]; then have curl || die "online K3s install needs curl; add it to the base image or use an airgap bundle"; fi
+  log "bundle verified, $pf_arch, WireGuard available, tools present"
+}
+
+pkg_for() {
+  case $1 in
+    nft) echo nftables ;;
+    sha256sum | install) echo coreutils ;;
+    cmp) echo diffutils ;;
+    *) echo "$1" ;;
+  esac
+}
+
+step_identity() {
+  put_text "$EF_HOSTNAME" "$R/etc/hostname" 0644
+  if [ "$CHANGED" = 1 ] || { [ -z "$R" ] && [ "$(hostname)" != "$EF_HOSTNAME" ]; }; then
+    sys hostname "$EF_HOSTNAME" || die "cannot set the hostname to $EF_HOSTNAME"
+  fi
+  id_hosts="$R/etc/hosts"
+  if ! grep -q "^127\.0\.1\.1[[:space:]]$EF_HOSTNAME\$" "$id_hosts" 2>/dev/null; then
+    mkdir -p "$STATE/tmp"
+    { grep -v '^127\.0\.1\.1[[:space:]]' "$id_hosts" 2>/dev/null || true; printf '127.0.1.1\t%s\n' "$EF_HOSTNAME"; } >"$STATE/tmp/hosts"
+    put_file "$STATE/tmp/hosts" "$id_hosts" 0644
+    rm -f "$STATE/tmp/hosts"
+  fi
+
+  for id_user in $EF_USERS; do
+    if ! grep -q "^$id_user:" "$R/etc/passwd" 2>/dev/null; then
+      sys useradd --create-home --shell /bin/bash --user-group "$id_user" || die "cannot create user $id_user"
+      log "created user $id_user"
+    fi
+    id_home=$(awk -F: -v u="$id_user" '$1 == u { print $6 }' "$R/etc/passwd" 2>/dev/null)
+    [ -n "$id_home" ] || id_home="/home/$id_user"
+    put_file "$BUNDLE/users/$id_user.authorized_keys" "$R$id_home/.ssh/authorized_keys" 0600
+    if [ "$CHANGED" = 1 ]; then
+      chmod 0700 "$R$id_home/.ssh" || die "cannot chmod $id_home/.ssh"
+      sys chown -R "$id_user:$id_user" "$R$id_home/.ssh" || die "cannot give $id_home/.ssh to $id_user"
+    fi
+    # key-only: no password can be used, ever
+    if ! grep -q "^$id_user:[!*]" "$R/etc/shadow" 2>/dev/null; then
+      sys passwd -l "$id_user" >/dev/null || die "cannot lock the password of $id_user"
+    fi
+    case " $EF_SUDO_USERS " in
+      *" $id_user "*) put_text "$id_user ALL=(ALL) NOPASSWD:ALL" "$R/etc/sudoers.d/90-edgeforge-$id_user" 0440 ;;
+      *) rm -f "$R/etc/sudoers.d/90-edgeforge-$id_user" ;;
+    esac
+  done
+  if ! grep -q '^root:[!*]' "$R/etc/shadow" 2>/dev/null; then
+    sys passwd -l root >/dev/null || die "cannot lock the root password"
+  fi
+
+  # the pinned host key: what `provision` and operators' known_hosts expect
+  id_pub="$BUNDLE/ssh/ssh_host_ed25519_key.pub"
+  id_key="$BUNDLE/secrets/ssh_host_ed25519_key"
+  id_changed=0
+  if [ -f "$id_key" ]; then
+    put_file "$id_key" "$R/etc/ssh/ssh_host_ed25519_key" 0600
+    [ "$CHANGED" = 1 ] && id_changed=1
+    put_file "$id_pub" "$R/etc/ssh/ssh_host_ed25519_key.pub" 0644
+  elif ! cmp -s "$id_pub" "$R/etc/ssh/ssh_host_ed25519_key.pub"; then
+    die "the device's SSH host key is not the pinned one and the bundle's private key was already erased: deliver the bundle again (edgeforge provision) to install it"
+  fi
+  # offer only the pinned key: other host keys would be trusted on first use by clients
+  for id_old in "$R"/etc/ssh/ssh_host_rsa_key "$R"/etc/ssh/ssh_host_ecdsa_key "$R"/etc/ssh/ssh_host_dsa_key; do
+    if [ -f "$id_old" ] || [ -f "$id_old.pub" ]; then rm -f "$id_old" "$id_old.pub"; id_changed=1; log "removed ${id_old#"$R"}"; fi
+  done
+  # sshd takes the first value it reads; 01- comes before cloud-init's 50-cloud-init.conf
+  put_file "$BUNDLE/system/sshd.conf" "$R/etc/ssh/sshd_config.d/01-edgeforge.conf" 0644
+  [ "$CHANGED" = 1 ] && id_changed=1
+  if [ "$id_changed" = 1 ]; then
+    sys sshd -t || die "sshd rejects its configuration (sshd -t); see the message above"
+    sys systemctl reload-or-restart ssh.service 2>/dev/null || sys systemctl reload-or-restart sshd.service || die "cannot reload sshd"
+    log "sshd uses the pinned host key, keys only"
+  fi
+}
+
+step_kernel_firewall() {
+  put_file "$BUNDLE/system/sysctl.conf" "$R/etc/sysctl.d/90-edgeforge-k3s.conf" 0644
+  sys sysctl -q -p "$R/etc/sysctl.d/90-edgeforge-k3s.conf" >/dev/null || die "cannot apply the sysctls K3s's protect-kernel-defaults needs"
+  # protect-kernel-defaults makes the kubelet exit when these differ: check the running kernel
+  while IFS='= ' read -r kf_key kf_want; do
+    case $kf_key in '' | '#'*) continue ;; esac
+    kf_file="$R/proc/sys/$(echo "$kf_key" | tr . /)"
+    if [ -f "$kf_file" ]; then
+      kf_got=$(cat "$kf_file")
+      [ "$kf_got" = "$kf_want" ] || die "sysctl $kf_key is $kf_got but K3s (protect-kernel-defaults) needs $kf_want; something overrides /etc/sysctl.d/90-edgeforge-k3s.conf"
+    fi
+  done <"$BUNDLE/system/sysctl.conf"
+
+  put_file "$BUNDLE/system/modules-load.conf" "$R/etc/modules-load.d/edgeforge.conf" 0644
+  if [ ! -d "$R/sys/module/wireguard" ]; then sys modprobe wireguard || die "cannot load the WireGuard kernel module (modprobe wireguard)"; fi
+
+  if [ "$EF_BOARD_FAMILY" = raspberry-pi ]; then pi_cgroup_args; fi
+
+  # our own table only: other tables (K3s's, Docker's, the distribution's) are left alone
+  put_file "$BUNDLE/system/nftables.nft" "$R/etc/edgeforge/nftables.nft" 0600
+  kf_nft=$CHANGED
+  put_file "$BUNDLE/system/edgeforge-nftables.service" "$R/etc/systemd/system/edgeforge-nftables.service" 0644
+  if [ "$kf_nft" = 1 ] || [ "$CHANGED" = 1 ] || [ ! -f "$STATE/nftables-applied" ]; then
+    sys nft -c -f "$R/etc/edgeforge/nftables.nft" || die "nft rejects the firewall rules (see above); nothing was changed"
+    sys nft -f "$R/etc/edgeforge/nftables.nft" || die "cannot load the firewall rules"
+    sys systemctl enable edgeforge-nftables.service >/dev/null 2>&1 || die "cannot enable edgeforge-nftables.service (it restores the rules at boot)"
+    : >"$STATE/nftables-applied"
+    log "firewall: table inet edgeforge loaded (input policy drop)"
+  fi
+}
+
+# Raspberry Pi kernels ship with the memory cgroup off; K3s needs it. cmdline.txt is one line.
+pi_cgroup_args() {
+  pi_cmd=
+  for pi_try in "$R/boot/firmware/cmdline.txt" "$R/boot/cmdline.txt"; do
+    if [ -f "$pi_try" ]; then pi_cmd=$pi_try; break; fi
+  done
+  [ -n "$pi_cmd" ] || die "Raspberry Pi board, but no cmdline.txt in /boot/firmware or /boot: is the boot partition mounted? K3s needs cgroup_memory=1 cgroup_enable=memory on the kernel command line"
+  pi_line=$(head -n 1 "$pi_cmd")
+  pi_new=$pi_line
+  for pi_arg in cgroup_memory=1 cgroup_enable=memory; do
+    case " $pi_new " in *" $pi_arg "*) ;; *) pi_new="$pi_new $pi_arg" ;; esac
+  done
+  if [ "$pi_new" != "$pi_line" ]; then
+    mkdir -p "$STATE/tmp"
+    printf '%s\n' "$pi_new" >"$STATE/tmp/cmdline.txt"
+    cp "$pi_cmd" "$pi_cmd.edgeforge-orig" 2>/dev/null || true
+    put_file "$STATE/tmp/cmdline.txt" "$pi_cmd" 0644
+    rm -f "$STATE/tmp/cmdline.txt"
+    : >"$STATE/reboot-required"
+    log "added cgroup_memory=1 cgroup_enable=memory to ${pi_cmd#"$R"}; a reboot is needed before K3s can start"
+  fi
+}
+
+step_encrypt_data_volume() {
+  case $EF_ENCRYPTION_MODE in
+    none)
+      log "encryption mode none (the inventory says so): the data volume stays unencrypted and K3s data lives on the root filesystem"
+      ;;
+    *)
+      # the disk-encryption stage plugs in here: a program in the bundle that creates/unlocks the volume
+      if [ -f "$BUNDLE/encryption/encrypt-data-volume.sh" ]; then
+        sys sh "$BUNDLE/encryption/encrypt-data-volume.sh" || die "the encrypted data volume step failed (see above)"
+      else
+        die "encryption mode '$EF_ENCRYPTION_MODE' is not built yet in edgeforge (the disk-encryption issue): refusing to put K3s secrets on unencrypted storage. Set encryption: { mode: none } for this device in the inventory to proceed knowingly, and rebuild"
+      fi
+      ;;
+  esac
+}
+
+step_k3s() {
+  mkdir -p "$STATE/secrets" || die "cannot create $STATE/secrets"
+  chmod 0700 "$STATE/secrets" || die "cannot chmod $STATE/secrets"
+  k_changed=0
+  for k_tok in k3s-token k3s-agent-token; do
+    if [ -f "$BUNDLE/secrets/$k_tok" ]; then
+      put_file "$BUNDLE/secrets/$k_tok" "$STATE/secrets/$k_tok" 0600
+      [ "$CHANGED" = 1 ] && k_changed=1
+    fi
+  done
+  case $EF_CLUSTER in
+    multi-node-agent) k_need=k3s-agent-token ;;
+    multi-node-server) k_need="k3s-token k3s-agent-token" ;;
+    *) k_need=k3s-token ;;
+  esac
+  for k_tok in $k_need; do
+    [ -f "$STATE/secrets/$k_tok" ] || die "the K3s token $k_tok is neither installed nor in the bundle: deliver the bundle again"
+  done
+  put_file "$BUNDLE/k3s/config.yaml" "$R/etc/rancher/k3s/config.yaml" 0600
+  [ "$CHANGED" = 1 ] && k_changed=1
+  if [ -f "$BUNDLE/k3s/registries.yaml" ]; then
+    put_file "$BUNDLE/k3s/registries.yaml" "$R/etc/rancher/k3s/registries.yaml" 0600
+    [ "$CHANGED" = 1 ] && k_changed=1
+  elif [ -f "$R/etc/rancher/k3s/registries.yaml" ]; then
+    rm -f "$R/etc/rancher/k3s/registries.yaml"
+    k_changed=1
+  fi
+
+  k_service=k3s
+  [ "$EF_K3S_EXEC" = agent ] && k_service=k3s-agent
+  k_want="$EF_K3S_VERSION $EF_K3S_INSTALL_MODE $EF_K3S_EXEC"
+  if [ -f "$STATE/k3s-installed" ] && [ "$(cat "$STATE/k3s-installed")" = "$k_want" ]; then
+    log "K3s $EF_K3S_VERSION already installed"
+    if [ "$k_changed" = 1 ]; then
+      sys systemctl restart "$k_service" || die "K3s did not restart with the new configuration: journalctl -u $k_service"
+      log "restarted $k_service with the new configuration"
+    fi
+    return 0
+  fi
+  # before the reboot that turns the memory cgroup on, install without starting: it starts at boot
+  k_skip_start=false
+  [ -f "$STATE/reboot-required" ] && k_skip_start=true
+  mkdir -p "$STATE/tmp"
+  if [ "$EF_K3S_INSTALL_MODE" = online ]; then
+    k_script="$STATE/tmp/k3s-install.sh"
+    rm -f "$k_script"
+    sys curl -sfL --retry 5 --retry-delay 5 "$EF_K3S_INSTALL_URL" -o "$k_script" || die "cannot download the K3s install script from $EF_K3S_INSTALL_URL (network? proxy? try again when online, or use an airgap bundle)"
+    check_sha "$k_script" "K3s install script" "$EF_K3S_INSTALL_SHA256"
+    sys env INSTALL_K3S_VERSION="$EF_K3S_VERSION" INSTALL_K3S_EXEC="$EF_K3S_EXEC" INSTALL_K3S_SKIP_START="$k_skip_start" sh "$k_script" ||
+      die "the K3s installer failed (see its output above)"
+  else
+    k_dir="$BUNDLE/k3s/airgap"
+    check_sha "$k_dir/k3s-arm64" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
+    check_sha "$k_dir/k3s-airgap-images-arm64.tar.zst" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
+    check_sha "$k_dir/install.sh" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
+    mkdir -p "$R/usr/local/bin" "$R/var/lib/rancher/k3s/agent/images" || die "cannot create the K3s directories"
+    install -m 0755 "$k_dir/k3s-arm64" "$R/usr/local/bin/k3s" || die "cannot install the K3s binary"
+    install -m 0644 "$k_dir/k3s-airgap-images-arm64.tar.zst" "$R/var/lib/rancher/k3s/agent/images/" || die "cannot place the K3s images"
+    sys env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$EF_K3S_VERSION" INSTALL_K3S_EXEC="$EF_K3S_EXEC" INSTALL_K3S_SKIP_START="$k_skip_start" sh "$k_dir/install.sh" ||
+      die "the K3s installer failed (see its output above)"
+  fi
+  printf '%s\n' "$k_want" >"$STATE/k3s-installed"
+  log "K3s $EF_K3S_VERSION installed ($EF_K3S_INSTALL_MODE, $k_service)$([ "$k_skip_start" = true ] && echo '; it starts after the reboot')"
+}
+
+step_flux_bootstrap() {
+  if [ "$EF_CLUSTER" = multi-node-agent ]; then
+    log "agent: Flux runs on the site's server; nothing to do here"
+    return 0
+  fi
+  fx_dir="$R/var/lib/rancher/k3s/server/manifests"
+  fx_n=0
+  for fx_file in "$BUNDLE"/flux/*.yaml; do
+    [ -f "$fx_file" ] || continue
+    # K3s applies every file here at each start (Addon name = file name up to the first dot)
+    put_file "$fx_file" "$fx_dir/${fx_file##*/}" 0600
+    fx_n=$((fx_n + 1))
+  done
+  if [ "$fx_n" -gt 0 ]; then
+    : >"$STATE/flux-bootstrapped"
+    log "placed $fx_n Flux bootstrap manifest(s) in ${fx_dir#"$R"}"
+  elif [ -f "$STATE/flux-bootstrapped" ]; then
+    log "Flux bootstrap manifests already placed"
+  else
+    log "no Flux bootstrap manifests in this bundle (this build has no GitOps bootstrap); skipping"
+  fi
+}
+
+# cloud-init keeps user-data (which carried this device's secrets) in several places
+CLOUD_FILES="user-data.txt user-data.txt.i cloud-config.txt vendor-data.txt vendor-data.txt.i vendor-data2.txt vendor-data2.txt.i obj.pkl"
+SEED_STUB='#cloud-config
+# edgeforge: the one-time secrets this seed carried were erased after first boot (see /var/lib/edgeforge/applied.json)
+{}'
+
+step_erase_secrets() {
+  er_n=0
+  for er_f in "$BUNDLE"/secrets/* "$BUNDLE"/flux/*.yaml; do
+    if [ -f "$er_f" ]; then rm -f "$er_f" || die "cannot remove $er_f"; er_n=$((er_n + 1)); fi
+  done
+  for er_dir in "$R/var/lib/cloud/instance" "$R"/var/lib/cloud/instances/*; do
+    [ -d "$er_dir" ] || continue
+    for er_name in $CLOUD_FILES; do
+      if [ -f "$er_dir/$er_name" ]; then rm -f "$er_dir/$er_name" || die "cannot remove $er_dir/$er_name"; er_n=$((er_n + 1)); fi
+    done
+  done
+  rm -f "$R/run/cloud-init/instance-data-sensitive.json"
+  # the seed itself: a stub with the same meta-data keeps cloud-init from treating the next boot as a new
+  # instance (which would delete the pinned host keys), while the secrets are gone
+  for er_seed in "$R/var/lib/cloud/seed/nocloud" "$R/var/lib/cloud/seed/nocloud-net" ${EDGEFORGE_SEED_MOUNT:-}; do
+    if [ -f "$er_seed/user-data" ] && [ "$(cat "$er_seed/user-data")" != "$SEED_STUB" ]; then
+      printf '%s\n' "$SEED_STUB" >"$er_seed/user-data" || die "cannot overwrite $er_seed/user-data"
+      er_n=$((er_n + 1))
+    fi
+  done
+  if [ -z "$R" ] && [ -z "${EDGEFORGE_SEED_MOUNT:-}" ]; then erase_seed_volume; fi
+  log "erased $er_n file(s) holding one-time secrets (wear-levelled flash may keep old blocks: the data volume's encryption is the real protection)"
+}
+
+# a NoCloud seed on its own FAT volume labelled CIDATA
+erase_seed_volume() {
+  es_dev=$(blkid -l -t LABEL=CIDATA -o device 2>/dev/null || blkid -l -t LABEL=cidata -o device 2>/dev/null || true)
+  [ -n "$es_dev" ] || return 0
+  es_mnt="$STATE/tmp/seed"
+  mkdir -p "$es_mnt"
+  sys mount -t vfat "$es_dev" "$es_mnt" || die "cannot mount the seed volume $es_dev to erase its user-data; erase it by hand (mount it, replace user-data) — it holds this device's secrets"
+  printf '%s\n' "$SEED_STUB" >"$es_mnt/user-data"
+  es_rc=$?
+  sync
+  sys umount "$es_mnt" || true
+  [ "$es_rc" = 0 ] || die "cannot overwrite user-data on the seed volume $es_dev; erase it by hand — it holds this device's secrets"
+  log "replaced user-data on the seed volume $es_dev with a stub"
+}
+
+step_record() {
+  rc_hash=$(sha_of "$BUNDLE/SHA256SUMS")
+  rc_reboot=false
+  [ -f "$STATE/reboot-required" ] && rc_reboot=true
+  rc_steps=$(printf '%s' "$STEPS_DONE record" | sed 's/^ *//; s/ /","/g')
+  mkdir -p "$STATE/tmp"
+  printf '{"format":"edgeforge-applied/1","device":"%s","bundleSha256":"%s","k3sVersion":"%s","steps":["%s"],"rebootRequired":%s,"appliedAt":"%s"}\n' \
+    "$EF_DEVICE_ID" "$rc_hash" "$EF_K3S_VERSION" "$rc_steps" "$rc_reboot" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STATE/tmp/applied.json" ||
+    die "cannot write $STATE/applied.json"
+  chmod 0644 "$STATE/tmp/applied.json" || die "cannot chmod $STATE/tmp/applied.json"
+  mv -f "$STATE/tmp/applied.json" "$STATE/applied.json" || die "cannot write $STATE/applied.json"
+  log "applied bundle $rc_hash"
+}

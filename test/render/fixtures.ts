@@ -1,0 +1,35 @@
+// Fixed device secrets for tests and the render benchmark: derived from the device id, so every run
+// renders the same bytes. Never used for a real fleet (real ones come from keys/ via the keys stage).
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sshKeyPairFromSeed } from '../../scripts/keys/ssh.ts';
+import type { DeviceSecrets } from '../../scripts/render/device.ts';
+import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
+import { loadInventoryFile } from '../../scripts/inventory/load.ts';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const EXAMPLE = path.join(REPO, 'inventory/example.yaml');
+
+const h = (s: string) => createHash('sha256').update(s).digest();
+
+export function fixedSecrets(id: string, serverId?: string): DeviceSecrets {
+  const host = sshKeyPairFromSeed(h(`host:${id}`), `root@${id}`);
+  const deploy = sshKeyPairFromSeed(h(`deploy:${id}`), `flux@${id}`);
+  return {
+    sshHostKey: { privateKey: host.privateKey, publicKey: host.publicKey },
+    deployKey: { privateKey: deploy.privateKey, publicKey: deploy.publicKey },
+    k3sToken: h(`k3s:${id}`).toString('hex'),
+    agentToken: h(`agent:${serverId ?? id}`).toString('hex'),
+    luksRecovery: 'TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0',
+  };
+}
+
+/** The secrets a device of this fleet gets: agents join with their server's agent token. */
+export function fixedSecretsFor(d: ResolvedDevice): DeviceSecrets {
+  return fixedSecrets(d.id, d.cluster.kind === 'multi-node-agent' ? d.cluster.serverId : undefined);
+}
+
+export async function exampleFleet(): Promise<Fleet> {
+  return loadInventoryFile(EXAMPLE);
+}

@@ -8,7 +8,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import * as openpgp from 'openpgp';
 import { sweepTempFiles, writeFileAtomic } from '../util/atomic.ts';
-import { generateSshKeyPair, parseSshPrivateKey, sshKeyPairFromSeed, type SshKeyPair } from './ssh.ts';
+import { encodeOpenSsh, generateSshKeyPair, parseSshPrivateKey, type SshKeyPair } from './ssh.ts';
 import { agentToken, k3sToken, luksRecoveryPassphrase } from './secrets.ts';
 import { PgpPool, defaultPoolSize } from './pool.ts';
 import { KeysLayout, checkDeviceId, checkSiteId } from './layout.ts';
@@ -480,7 +480,7 @@ export class KeyStore {
     if (kind === 'site') return { kind: 'site', id, generation, sops };
     const sshFrom = (pem: string): SshKeyPair => {
       const p = parseSshPrivateKey(pem);
-      const pair = sshKeyPairFromSeed(p.seed, p.comment);
+      const pair = encodeOpenSsh(p.seed, p.pub, p.comment); // seed/pub pairing was checked when generated
       if (pair.privateKey !== pem) throw new KeysError(`${where}: stored SSH private key does not re-encode identically (corrupt?)`, 'state');
       return pair;
     };

@@ -26,6 +26,9 @@ describe('OpenSSH ed25519 keys', () => {
         expect(l.stdout.split(' ')[1]).toBe(pair.fingerprint);
       }
       expect(sshFingerprint(pair.publicKey)).toBe(pair.fingerprint);
+      // the public half really belongs to the seed (derived independently by node:crypto)
+      const parsed = parseSshPrivateKey(pair.privateKey);
+      expect(sshKeyPairFromSeed(parsed.seed, parsed.comment)).toEqual(pair);
     }
   });
 

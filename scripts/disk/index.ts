@@ -6,6 +6,8 @@ export { loadProfile, parseProfile, PROFILES_DIR, type Profile } from './profile
 export { personalize, MAX_DELTA_BYTES, type PersonalizeOptions, type PersonalizeResult } from './personalize.ts';
 export { encodeDelta, decodeDelta, type Delta } from './delta.ts';
 export { materialize, type MaterializeOptions, type MaterializeResult } from './materialize.ts';
+export { openDeviceImage, DeltaDev, type DeviceImage } from './device-image.ts';
+export { bmapRanges } from './bmap.ts';
 export { bmapXml, bmapPathFor } from './bmap.ts';
 export {
   materializeDevice,

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { prepareBase } from '../../scripts/disk/base.ts';
 import { decodeDelta } from '../../scripts/disk/delta.ts';
 import { materialize } from '../../scripts/disk/materialize.ts';
+import { openDeviceImage } from '../../scripts/disk/device-image.ts';
 import { personalize, type PersonalizeResult } from '../../scripts/disk/personalize.ts';
 import { buildRaspiFixture, deviceSeed, run, sha256, type Fixture } from './fixtures.ts';
 import { fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
@@ -92,6 +93,19 @@ describe('raspi-mbr personalize + materialize', () => {
     const target = path.join(dir, 'flashed.img');
     execFileSync('bmaptool', ['copy', '--bmap', bmap, image, target], { stdio: 'pipe' });
     expect(sha256(readFileSync(target))).toBe(sha256(readFileSync(image)));
+  });
+
+  it('openDeviceImage reads the same bytes as the materialized image, without writing one', async () => {
+    const img = await openDeviceImage(r1.base, r1.delta);
+    try {
+      const want = readFileSync(image);
+      expect(sha256(await img.dev.read(0, img.dev.size))).toBe(sha256(want));
+      const x = decodeDelta(r1.delta).extents[0];
+      expect(Buffer.from(await img.dev.read(x.offset - 100, 300))).toEqual(want.subarray(x.offset - 100, x.offset + 200));
+      expect(img.mapped.length).toBeGreaterThan(0);
+    } finally {
+      await img.close();
+    }
   });
 
   it('rejects a base whose sha256 does not match the pin, and a delta made for another base', async () => {

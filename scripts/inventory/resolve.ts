@@ -67,7 +67,9 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
         const eff = cascade(inv.defaults, region, site, d);
         unique('id', d.id, [...path, 'id'], 'device id');
         unique('serial', d.serial, [...path, 'serial'], 'serial');
-        unique('mac', normalizeMac(d.mac), [...path, 'mac'], 'MAC');
+        // a replacement may take over its revoked predecessor's NIC and address: those are unique among active devices
+        const live = d.status === 'active';
+        if (live) unique('mac', normalizeMac(d.mac), [...path, 'mac'], 'MAC');
         const m = normalizeMac(d.mac);
         if (parseInt(m.slice(0, 2), 16) & 1) add([...path, 'mac'], `MAC ${d.mac} is a multicast address; a NIC's MAC has the lowest bit of the first byte clear`);
         if (m === '00:00:00:00:00:00' || m === 'ff:ff:ff:ff:ff:ff') add([...path, 'mac'], `MAC ${d.mac} is not a real NIC address`);
@@ -98,7 +100,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
             if (host === 0 || host === (~c.mask >>> 0)) add([...netPath, 'address'], `${n.address} is the network or broadcast address of its subnet`);
           }
           if (c && n.gateway && c.ip === n.gateway) add([...netPath, 'address'], `address ${c.ip} is the gateway's address`);
-          if (c) unique('ip', c.ip, [...netPath, 'address'], 'static address');
+          if (c && live) unique('ip', c.ip, [...netPath, 'address'], 'static address');
           network = { mode: 'static', interface: n.interface ?? 'eth0', address: n.address ?? '', ip: c?.ip ?? '', prefix: c?.prefix ?? 0, gateway: n.gateway ?? '', dns: n.dns ?? [], search: n.search ?? [] };
         } else {
           if (d.network?.address) add([...path, 'network', 'address'], `device "${d.id}" uses DHCP; remove "address" or set network mode: static`);

@@ -761,3 +761,31 @@ function redeployText(kind: 'device' | 'site', id: string, old: Record<string, s
     `the LUKS recovery keyslot on the disk keeps the old passphrase until the device is reprovisioned; keys recover ${id} prints every generation`,
   ];
 }
+
+/**
+ * Compare the inventory's `admins` list with keys/admins/: a pinned fingerprint that no key file holds is an
+ * error (secrets would be encrypted to the wrong people); an unpinned admin whose email no key carries, or a
+ * key file nobody in the inventory names, is a warning.
+ */
+export function checkAdminPins(
+  recipients: Pick<AdminRecipient, 'file' | 'fingerprints' | 'userIds' | 'example'>[],
+  expected: { name: string; email: string; fingerprint?: string }[],
+): { errors: string[]; warnings: string[] } {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const all = recipients.flatMap((r) => r.fingerprints);
+  const used = new Set<string>();
+  for (const a of expected) {
+    if (a.fingerprint) {
+      const r = recipients.find((x) => x.fingerprints.includes(a.fingerprint!.toUpperCase()));
+      if (!r) errors.push(`admin ${a.name} <${a.email}> is pinned to ${a.fingerprint}, but no key in keys/admins/ has that fingerprint (have: ${all.join(', ') || 'none'})`);
+      else used.add(r.file);
+    } else {
+      const r = recipients.find((x) => x.userIds.some((u) => u.toLowerCase().includes(`<${a.email.toLowerCase()}>`)));
+      if (!r) warnings.push(`admin ${a.name} <${a.email}> has no key in keys/admins/ (add it: gpg --export --armor ${a.email} > keys/admins/NAME.asc) — pin it with fingerprint: in the inventory`);
+      else used.add(r.file);
+    }
+  }
+  for (const r of recipients) if (!used.has(r.file) && !r.example) warnings.push(`${r.file} (${r.userIds.join(', ')}) is an admin recipient that the inventory's admins list does not name`);
+  return { errors, warnings };
+}

@@ -1,0 +1,225 @@
+// keys init | list | rotate | recover — a thin layer over scripts/keys/store.ts.
+// Secrets are never printed except by `keys recover`, whose whole point is to show one to an admin.
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { UsageError, UserError, type Command, type RunContext } from '../command.ts';
+import { loadFleet } from './validate.ts';
+import { checkAdminPins, initKeys, KeysError, loadAdminRecipients, openKeyStore } from '../../keys/store.ts';
+import type { Fleet } from '../../inventory/fleet.ts';
+
+const keysDir = (ctx: RunContext) => path.resolve(ctx.io.cwd, ctx.common.keys);
+
+/** KeysError → a message-only exit 2 (the user can fix it); other errors stay internal errors. */
+async function keysErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof KeysError) throw new UserError(err.message, 2);
+    throw err;
+  }
+}
+
+/** The inventory when there is one; a missing default inventory is fine for key commands, an invalid one is not. */
+async function maybeFleet(ctx: RunContext): Promise<Fleet | undefined> {
+  try {
+    await fs.access(path.resolve(ctx.io.cwd, ctx.common.inventory));
+  } catch {
+    return undefined;
+  }
+  return loadFleet(ctx);
+}
+
+function progress(ctx: RunContext, what: string) {
+  let last = 0;
+  return (done: number, total: number) => {
+    if (ctx.common.json) return;
+    const now = Date.now();
+    if (done === total || now - last > 1000) {
+      last = now;
+      ctx.io.err(`${what}: ${done}/${total}`);
+    }
+  };
+}
+
+export const keysInit: Command = {
+  name: 'keys init',
+  summary: 'create the key layout: admin recipients, build-signing key, per-site/per-device material',
+  usage: 'keys init [--example-admin] [--layout-only]',
+  common: ['inventory', 'keys', 'json'],
+  description: `Admin recipients are the OpenPGP public keys in KEYS/admins/*.asc; every private part edgeforge makes is
+encrypted to all of them. --example-admin generates an example admin key pair for a demo fleet (its private key is
+kept UNENCRYPTED under KEYS/example-admin/ — never use it for a real fleet). Then the build-signing key, and the
+keys of every active device and site in the inventory (--layout-only skips those; build makes missing ones anyway).
+Idempotent: existing keys are kept.`,
+  options: {
+    'example-admin': { type: 'boolean', description: 'no admin keys yet: generate an example admin (demo fleets only)' },
+    'layout-only': { type: 'boolean', description: 'do not generate device and site keys now' },
+  },
+  examples: ['edgeforge keys init --example-admin -i inventory/example.yaml', 'gpg --export --armor ops@acme.example > keys/admins/ops.asc && edgeforge keys init'],
+  async run(ctx) {
+    return keysErrors(async () => {
+      const fleet = await maybeFleet(ctx);
+      const dir = keysDir(ctx);
+      const init = await initKeys({ dir, exampleAdmin: Boolean(ctx.options['example-admin']), fleet: fleet?.name });
+      for (const w of init.warnings) ctx.io.err(`\n!!! ${w}\n`);
+      const pins = fleet ? checkAdminPins(await loadAdminRecipients(dir), fleet.admins) : { errors: [], warnings: [] };
+      for (const w of pins.warnings) ctx.io.err(`warning: ${w}`);
+      if (pins.errors.length) throw new UserError(pins.errors.join('\n'), 2);
+      let devicesCreated: string[] = [];
+      let sitesCreated: string[] = [];
+      if (fleet && !ctx.options['layout-only']) {
+        const ks = await openKeyStore({ dir });
+        try {
+          // generation needs only the admins' public keys; existing identities are not decrypted here
+          const listing = await ks.listIdentities();
+          const listed = new Set(listing.devices.map((d) => d.id));
+          const listedSites = new Set(listing.sites.map((s) => s.id));
+          const missingDevices = fleet.active.map((d) => d.id).filter((id) => !listed.has(id));
+          const missingSites = [...new Set(fleet.active.map((d) => d.siteId))].filter((id) => !listedSites.has(id));
+          sitesCreated = (await ks.ensureSiteIdentities(missingSites)).created;
+          devicesCreated = (await ks.ensureDeviceIdentities(missingDevices, { onProgress: progress(ctx, 'device keys') })).created;
+        } finally {
+          await ks.close();
+        }
+      }
+      const result = {
+        keys: ctx.common.keys,
+        created: init.created,
+        admins: init.admins,
+        buildKeyFingerprint: init.buildKeyFingerprint,
+        sitesCreated,
+        devicesCreated: devicesCreated.length,
+        exampleAdmin: init.warnings.length > 0,
+      };
+      if (ctx.common.json) ctx.io.out(JSON.stringify(result, null, 2));
+      else {
+        ctx.io.out(
+          [
+            `${ctx.common.keys}/: ${init.created.length ? `created ${init.created.join(', ')}` : 'layout already present, nothing changed'}`,
+            `admin recipients: ${init.admins.map((a) => `${a.file} (${a.fingerprints.join(', ')})${a.example ? ' EXAMPLE' : ''}`).join('; ')}`,
+            `build signing key: ${init.buildKeyFingerprint}  (pin this in verifiers: ${ctx.common.keys}/build/signing-key.fingerprint)`,
+            fleet && !ctx.options['layout-only'] ? `new keys: ${sitesCreated.length} site(s), ${devicesCreated.length} device(s)` : '',
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
+      }
+      return 0;
+    });
+  },
+};
+
+export const keysList: Command = {
+  name: 'keys list',
+  summary: 'show every identity with fingerprints and status',
+  usage: 'keys list',
+  common: ['inventory', 'keys', 'json'],
+  description: 'Reads public files only (no admin key needed). With an inventory, also shows devices that have no keys yet and keys of devices the inventory no longer lists or has revoked.',
+  examples: ['edgeforge keys list', 'edgeforge keys list --json | jq ".devices[] | select(.status != \\"ok\\")"'],
+  async run(ctx) {
+    return keysErrors(async () => {
+      const fleet = await maybeFleet(ctx);
+      const ks = await openKeyStore({ dir: keysDir(ctx), workers: 0 });
+      try {
+        const listing = await ks.listIdentities();
+        const inv = new Map(fleet?.devices.map((d) => [d.id, d]) ?? []);
+        const devices = listing.devices.map((d) => ({ ...d, inventory: fleet ? (inv.get(d.id)?.status ?? 'not in inventory') : undefined }));
+        const have = new Set(listing.devices.map((d) => d.id));
+        const missing = fleet ? fleet.active.filter((d) => !have.has(d.id)).map((d) => d.id) : [];
+        if (ctx.common.json) {
+          ctx.io.out(JSON.stringify({ ...listing, devices, missing }, null, 2));
+          return 0;
+        }
+        const lines: string[] = [];
+        lines.push(`admins: ${listing.admins.map((a) => `${a.file} ${a.fingerprints.join(',')} ${a.userIds.join(', ')}${a.example ? '  [EXAMPLE — demo only]' : ''}`).join('\n        ') || 'none (run keys init)'}`);
+        lines.push(`build signing key: ${listing.build ? `${listing.build.fingerprint} (${listing.build.status})` : 'none (run keys init)'}`);
+        lines.push('', `sites (${listing.sites.length}):`);
+        for (const s of listing.sites) lines.push(`  ${s.id.padEnd(32)} g${s.generation}  ${s.status.padEnd(18)} sops ${s.fingerprints.sops}`);
+        lines.push('', `devices (${devices.length}):`);
+        for (const d of devices) {
+          lines.push(
+            `  ${d.id.padEnd(24)} g${d.generation}  ${d.status.padEnd(18)}${d.inventory ? ` ${d.inventory.padEnd(16)}` : ''} host ${d.fingerprints.sshHostKey}  deploy ${d.fingerprints.deployKey}  sops ${d.fingerprints.sops}`,
+          );
+        }
+        if (missing.length) lines.push('', `active devices without keys yet (build or keys init makes them): ${missing.join(', ')}`);
+        ctx.io.out(lines.join('\n'));
+        return 0;
+      } finally {
+        await ks.close();
+      }
+    });
+  },
+};
+
+export const keysRotate: Command = {
+  name: 'keys rotate',
+  summary: 'rotate a site or device identity and say what must be redeployed',
+  usage: 'keys rotate --site REGION/SITE | --device ID [--reason TEXT]',
+  common: ['keys', 'json'],
+  description: 'Makes a new generation of keys; the old one stays in keys/ history (its LUKS recovery passphrase opens disks not yet reflashed). Prints the old and new fingerprints and what to redeploy.',
+  options: {
+    site: { type: 'string', value: 'REGION/SITE', description: "rotate the site's shared SOPS key" },
+    device: { type: 'string', value: 'ID', description: "rotate all of a device's keys and tokens" },
+    reason: { type: 'string', value: 'TEXT', description: 'recorded in the key history' },
+  },
+  examples: ['edgeforge keys rotate --device ulsan1-line1-001', 'edgeforge keys rotate --site kr-south/ulsan-plant-1 --reason "device stolen"'],
+  async run(ctx) {
+    const site = ctx.options.site as string | undefined;
+    const device = ctx.options.device as string | undefined;
+    if (!site === !device) throw new UsageError('give exactly one of --site REGION/SITE or --device ID');
+    return keysErrors(async () => {
+      const ks = await openKeyStore({ dir: keysDir(ctx), workers: 0 });
+      try {
+        const reason = (ctx.options.reason as string | undefined) ?? 'manual rotation';
+        const r = device ? await ks.rotateDevice(device, { reason }) : await ks.rotateSite(site!, { reason });
+        if (ctx.common.json) ctx.io.out(JSON.stringify(r, null, 2));
+        else
+          ctx.io.out(
+            [
+              `${r.kind} ${r.id}: generation ${r.fromGeneration} -> ${r.toGeneration}`,
+              ...r.changed.map((c) => `  ${c.what.padEnd(11)} ${c.old} -> ${c.new}`),
+              '',
+              'now:',
+              ...r.redeploy.map((l) => `  - ${l}`),
+            ].join('\n'),
+          );
+        return 0;
+      } finally {
+        await ks.close();
+      }
+    });
+  },
+};
+
+export const keysRecover: Command = {
+  name: 'keys recover',
+  summary: "decrypt a device's LUKS recovery passphrase for an admin",
+  usage: 'keys recover ID',
+  common: ['keys'],
+  positionals: { min: 1, max: 1, names: 'ID' },
+  description: `Needs an admin private key (EDGEFORGE_ADMIN_KEY=path to an armored OpenPGP private key; EDGEFORGE_ADMIN_KEY_PASSPHRASE
+if it has one). Prints every generation's passphrase, newest first: a disk that was not reflashed after a rotation still
+opens with the older one. There is no --json: the output is a secret meant for a person at a console.`,
+  examples: ['EDGEFORGE_ADMIN_KEY=~/secrets/admin.asc edgeforge keys recover ulsan1-line1-001'],
+  async run(ctx) {
+    return keysErrors(async () => {
+      const ks = await openKeyStore({ dir: keysDir(ctx), workers: 0 });
+      try {
+        const r = await ks.recoverDevice(ctx.positionals[0]);
+        ctx.io.err(`recovery passphrase(s) for ${r.id} — treat as secret, do not paste into tickets or chat`);
+        ctx.io.out(
+          [
+            ...r.passphrases.map((p) => `generation ${p.generation}${p.current ? ' (current)' : ' (before a rotation)'}: ${p.passphrase}`),
+            '',
+            `open the data volume: ${r.command}`,
+          ].join('\n'),
+        );
+        return 0;
+      } finally {
+        await ks.close();
+      }
+    });
+  },
+};
+
+export const keysCommands: Command[] = [keysInit, keysList, keysRotate, keysRecover];

@@ -1,0 +1,92 @@
+// The keys and verify commands, run through the CLI's own option parser (scripts/cli/command.ts).
+import { describe, expect, it, afterAll } from 'vitest';
+import { promises as fs, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseCommand, UserError, UsageError, type Command } from '../../scripts/cli/command.ts';
+import { keysInit, keysList, keysRecover, keysRotate } from '../../scripts/cli/commands/keys.ts';
+import { verify } from '../../scripts/cli/commands/verify.ts';
+import { openKeyStore } from '../../scripts/keys/store.ts';
+import { sha256Hex } from '../../scripts/util/hash.ts';
+import { tempDir } from './helpers.ts';
+
+const root = tempDir();
+afterAll(() => fs.rm(root, { recursive: true, force: true }));
+const keys = path.join(root, 'keys');
+const inventory = path.resolve('inventory/example.yaml');
+
+async function cli(cmd: Command, argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), isTTY: false, env: process.env, cwd: root };
+  const code = await cmd.run!(parseCommand(cmd, argv, io));
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('keys commands', () => {
+  it('init without admins says what to do; with --example-admin makes the inventory’s keys; again changes nothing', async () => {
+    await expect(cli(keysInit, ['--keys', keys, '-i', inventory])).rejects.toThrow(UserError);
+    await expect(cli(keysInit, ['--keys', keys, '-i', inventory])).rejects.toThrow(/--example-admin/);
+    const first = await cli(keysInit, ['--keys', keys, '-i', inventory, '--example-admin', '--json']);
+    expect(first.code).toBe(0);
+    expect(first.err).toMatch(/EXAMPLE ADMIN KEY IN USE/);
+    const doc = JSON.parse(first.out);
+    expect(doc.devicesCreated).toBeGreaterThan(0);
+    expect(doc.sitesCreated.length).toBeGreaterThan(0);
+    expect(doc.buildKeyFingerprint).toMatch(/^[0-9A-F]{40}$/);
+    const again = JSON.parse((await cli(keysInit, ['--keys', keys, '-i', inventory, '--json'])).out);
+    expect(again).toMatchObject({ created: [], devicesCreated: 0, sitesCreated: [] });
+  });
+
+  it('list shows identities with inventory status and no secrets; rotate reports changes; recover prints passphrases', async () => {
+    const list = await cli(keysList, ['--keys', keys, '-i', inventory, '--json']);
+    const doc = JSON.parse(list.out);
+    expect(doc.devices.length).toBeGreaterThan(0);
+    expect(doc.devices[0]).toMatchObject({ generation: 1, status: 'ok', inventory: 'active' });
+    expect(doc.missing).toEqual([]);
+    expect(list.out).not.toMatch(/PRIVATE|PGP MESSAGE/);
+    const id = doc.devices[0].id as string;
+
+    await expect(cli(keysRotate, ['--keys', keys])).rejects.toThrow(UsageError);
+    await expect(cli(keysRotate, ['--keys', keys, '--device', id, '--site', 'a/b'])).rejects.toThrow(UsageError);
+    await expect(cli(keysRotate, ['--keys', keys, '--device', 'no-such-device'])).rejects.toThrow(/no keys for device/);
+    const rot = await cli(keysRotate, ['--keys', keys, '--device', id, '--json']);
+    const r = JSON.parse(rot.out);
+    expect(r).toMatchObject({ kind: 'device', id, fromGeneration: 1, toGeneration: 2 });
+    expect(rot.out).not.toMatch(/PRIVATE/);
+
+    const ks = await openKeyStore({ dir: keys, workers: 0 });
+    const [cur, old] = [await ks.loadDeviceIdentity(id), await ks.loadDeviceIdentity(id, 1)];
+    await ks.close();
+    const rec = await cli(keysRecover, ['--keys', keys, id]);
+    expect(rec.out).toContain(`generation 2 (current): ${cur.luksRecovery}`);
+    expect(rec.out).toContain(`generation 1 (before a rotation): ${old.luksRecovery}`);
+    expect(() => parseCommand(keysRecover, ['--json', id], { out() {}, err() {}, isTTY: false, env: {}, cwd: root })).toThrow(UsageError);
+
+    const site = doc.sites[0].id as string;
+    const rs = JSON.parse((await cli(keysRotate, ['--keys', keys, '--site', site, '--json'])).out);
+    expect(rs).toMatchObject({ kind: 'site', id: site, toGeneration: 2 });
+  });
+
+  it('verify: exit 0 for a good build, 1 for a tampered one, 2 when nothing is pinned', async () => {
+    const out = path.join(root, 'out');
+    await fs.mkdir(path.join(out, 'devices/d1'), { recursive: true });
+    const art = Buffer.from('hello');
+    writeFileSync(path.join(out, 'devices/d1/meta-data'), art);
+    const manifest = Buffer.from(
+      JSON.stringify({ format: 'edgeforge-manifest/1', devices: [{ id: 'd1', artifacts: [{ kind: 'meta-data', path: 'devices/d1/meta-data', sha256: sha256Hex(art), bytes: 5, secret: false }] }] }),
+    );
+    writeFileSync(path.join(out, 'manifest.json'), manifest);
+    const ks = await openKeyStore({ dir: keys, workers: 0 });
+    writeFileSync(path.join(out, 'manifest.json.asc'), await ks.signDetached(manifest));
+    await ks.close();
+    const ok = await cli(verify, ['--keys', keys, out]);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/verified: OK/);
+    writeFileSync(path.join(out, 'devices/d1/meta-data'), 'jello');
+    const bad = await cli(verify, ['--keys', keys, out, '--json']);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.out).problems[0]).toMatchObject({ device: 'd1', path: 'devices/d1/meta-data' });
+    await expect(cli(verify, ['--keys', path.join(root, 'none'), out])).rejects.toThrow(/no pinned build key fingerprint/);
+    await expect(cli(verify, ['--keys', keys, path.join(root, 'missing')])).rejects.toThrow(/not a directory/);
+  });
+});

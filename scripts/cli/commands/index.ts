@@ -4,9 +4,11 @@ import { validate } from './validate.ts';
 import { plan } from './plan.ts';
 import { inventoryGenerate, inventoryImport, inventorySchema } from './inventory.ts';
 import { planned } from './planned.ts';
+import { gitops } from './gitops.ts';
 import { diff } from './diff.ts';
+import { revoke } from './revoke.ts';
 
-const built: Command[] = [validate, plan, inventoryGenerate, inventoryImport, inventorySchema, diff];
+const built: Command[] = [validate, plan, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke];
 
 // a built command replaces its planned placeholder; order follows SPEC.md
 const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'revoke', 'replace', 'diff', 'manifest merge', 'gitops', 'inventory generate', 'inventory import', 'inventory schema'];

@@ -1,0 +1,69 @@
+// edgeforge gitops --to DIR: write or update the fleet's GitOps working tree without clobbering what
+// operators own (scripts/render/gitops/update.ts has the rules; docs/gitops.md explains them).
+import path from 'node:path';
+import { UsageError, UserError, type Command } from '../command.ts';
+import { loadFleet } from './validate.ts';
+import { loadFluxBundle } from '../../gitops/flux-bundle.ts';
+import { loadGitopsPublicKeys } from '../../gitops/public-keys.ts';
+import { writeGitopsTree } from '../../gitops/apply.ts';
+import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
+import { FluxConfigError } from '../../render/flux/components.ts';
+
+export const gitops: Command = {
+  name: 'gitops',
+  summary: 'write or update the GitOps repository working tree',
+  usage: 'gitops --to DIR [--prune] [--dry-run]',
+  common: ['inventory', 'keys', 'json'],
+  description: `Creates missing files; rewrites the files edgeforge owns (their first line says edgeforge:managed);
+never touches a file without that line, and never deletes one. Managed files the inventory no longer produces
+(a revoked device) are reported as stale and removed only with --prune. Reads public keys only.`,
+  options: {
+    to: { type: 'string', value: 'DIR', description: 'the repository working tree (created if missing)' },
+    prune: { type: 'boolean', description: 'delete managed files the inventory no longer produces' },
+    'dry-run': { type: 'boolean', description: 'report what would change; write nothing' },
+  },
+  examples: ['edgeforge gitops --to ../fleet-repo', 'edgeforge gitops --to ../fleet-repo --dry-run --json'],
+  async run(ctx) {
+    const to = ctx.options.to as string | undefined;
+    if (!to) throw new UsageError('--to DIR is required: the GitOps repository working tree to write');
+    const fleet = await loadFleet(ctx);
+    const dir = path.resolve(ctx.io.cwd, to);
+    let files;
+    try {
+      const bundle = await loadFluxBundle(fleet, ctx.common.inventory, ctx.io.cwd);
+      const keys = await loadGitopsPublicKeys(path.resolve(ctx.io.cwd, ctx.common.keys), fleet);
+      files = renderGitopsScaffold(fleet, keys, bundle);
+    } catch (err) {
+      if (err instanceof FluxConfigError || err instanceof Error) throw new UserError((err as Error).message);
+      throw err;
+    }
+    const dryRun = Boolean(ctx.options['dry-run']);
+    const res = await writeGitopsTree(dir, files, { prune: Boolean(ctx.options.prune), dryRun });
+    const by = (a: string) => res.entries.filter((e) => e.action === a).map((e) => e.path);
+    const summary = {
+      to,
+      dryRun,
+      created: by('create'),
+      updated: by('update'),
+      unchanged: by('unchanged').length,
+      kept: res.entries.filter((e) => e.action === 'kept').map((e) => ({ path: e.path, reason: e.reason })),
+      stale: by('stale'),
+      deleted: by('delete'),
+      warnings: res.warnings,
+    };
+    if (ctx.common.json) ctx.io.out(JSON.stringify(summary, null, 2));
+    else {
+      const verb = dryRun ? 'would ' : '';
+      for (const p of summary.created) ctx.io.out(`${verb}create  ${p}`);
+      for (const p of summary.updated) ctx.io.out(`${verb}update  ${p}`);
+      for (const k of summary.kept.filter((k) => k.reason !== 'operator-owned')) ctx.io.out(`kept    ${k.path} (${k.reason})`);
+      for (const p of summary.stale) ctx.io.out(`stale   ${p} (run with --prune to delete)`);
+      for (const p of summary.deleted) ctx.io.out(`${verb}delete  ${p}`);
+      for (const w of summary.warnings) ctx.io.err(`warning: ${w}`);
+      ctx.io.out(
+        `${to}: ${summary.created.length} created, ${summary.updated.length} updated, ${summary.unchanged} unchanged, ${summary.kept.length} kept (operator-owned), ${summary.stale.length} stale, ${summary.deleted.length} deleted${dryRun ? ' (dry run: nothing written)' : ''}`,
+      );
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,20 @@
+// Reading the pinned Flux bundle (I/O side of scripts/render/flux/components.ts, which checks the sha256).
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Fleet } from '../inventory/fleet.ts';
+import type { FluxBundleInput } from '../render/flux/components.ts';
+
+/**
+ * The bundle bytes when the fleet pins `gitops.flux.install: {mode: bundle, file}` (file relative to the
+ * inventory file); {} otherwise. `inventoryPath` is the inventory as given (resolved against cwd).
+ */
+export async function loadFluxBundle(fleet: Pick<Fleet, 'gitops'>, inventoryPath: string, cwd = process.cwd()): Promise<FluxBundleInput> {
+  const inst = fleet.gitops.flux.install;
+  if (!inst || inst.mode !== 'bundle') return {};
+  const file = path.resolve(path.dirname(path.resolve(cwd, inventoryPath)), inst.file);
+  try {
+    return { bundle: new Uint8Array(await fs.readFile(file)) };
+  } catch (err) {
+    throw new Error(`Flux bundle ${inst.file} (${file}): cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Put the pinned Flux ${fleet.gitops.flux.version} install.yaml there; nothing is downloaded at build time.`);
+  }
+}

@@ -1,0 +1,54 @@
+// The two Secrets a device's Flux needs, from secrets handed in by the caller (scripts/keys makes them):
+// `flux-system` (Git deploy key + the pinned known_hosts) and `sops-gpg` (OpenPGP private keys for SOPS).
+import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { FLUX_NS, GIT_SECRET, SOPS_SECRET, pinnedKnownHosts } from './sync.ts';
+
+export interface FluxDeviceSecrets {
+  /** the device's Git deploy key, OpenSSH private key format ("-----BEGIN OPENSSH PRIVATE KEY-----") */
+  deployKeyPrivate: string;
+  /** its public line ("ssh-ed25519 AAAA… comment"): also what the Git host must have as a read-only deploy key */
+  deployKeyPublic: string;
+  /** the device's SOPS key, armored OpenPGP private key without passphrase */
+  sopsPrivateArmored: string;
+  /** the site's SOPS key: lets the device read secrets encrypted for its site, region or the whole fleet */
+  siteSopsPrivateArmored?: string;
+}
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+const nl = (s: string) => (s.endsWith('\n') ? s : s + '\n');
+
+export function checkFluxSecrets(d: Pick<ResolvedDevice, 'id'>, s: FluxDeviceSecrets): void {
+  const bad = (what: string, want: string) => new Error(`device ${d.id}: ${what} is not ${want}; check what the keys stage passed to renderFluxBootstrap`);
+  if (!/-----BEGIN OPENSSH PRIVATE KEY-----/.test(s.deployKeyPrivate)) throw bad('deployKeyPrivate', 'an OpenSSH private key');
+  if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/.test(s.deployKeyPublic.trim())) throw bad('deployKeyPublic', 'an OpenSSH public key line');
+  if (!/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(s.sopsPrivateArmored)) throw bad('sopsPrivateArmored', 'an armored OpenPGP private key');
+  if (s.siteSopsPrivateArmored !== undefined && !/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(s.siteSopsPrivateArmored)) throw bad('siteSopsPrivateArmored', 'an armored OpenPGP private key');
+}
+
+/** Secret data keys in sops-gpg: kustomize-controller imports every entry ending in ".asc". */
+export function sopsSecretKeys(d: Pick<ResolvedDevice, 'id' | 'region' | 'site'>, withSite: boolean): string[] {
+  return [`device-${d.id}.asc`, ...(withSite ? [`site-${d.region}-${d.site}.asc`] : [])];
+}
+
+export function fluxSecretObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>, s: FluxDeviceSecrets): Record<string, unknown>[] {
+  checkFluxSecrets(d, s);
+  const labels = { 'app.kubernetes.io/managed-by': 'edgeforge', 'edgeforge.dev/device': d.id };
+  const [devKey, siteKey] = sopsSecretKeys(d, s.siteSopsPrivateArmored !== undefined);
+  const sopsData: Record<string, string> = { [devKey]: b64(nl(s.sopsPrivateArmored)) };
+  if (siteKey) sopsData[siteKey] = b64(nl(s.siteSopsPrivateArmored!));
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: GIT_SECRET, namespace: FLUX_NS, labels },
+      type: 'Opaque',
+      // `data`, not `stringData`: K3s re-applies this file until the hand-over and must see no diff
+      data: {
+        identity: b64(nl(s.deployKeyPrivate)),
+        'identity.pub': b64(nl(s.deployKeyPublic.trim())),
+        known_hosts: b64(pinnedKnownHosts(fleet)),
+      },
+    },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: SOPS_SECRET, namespace: FLUX_NS, labels }, type: 'Opaque', data: sopsData },
+  ];
+}

@@ -1,0 +1,160 @@
+// The objects that make a device pull: a GitRepository (the fleet repo, its own jittered interval) and two
+// Kustomizations: `flux-system` (Flux's own components and these sync objects, from the device's
+// flux-system/ directory, so Flux upgrades itself from Git) and `device` (the device's entry point
+// clusters/<region>/<site>/<device>: prune, wait, SOPS). The same objects go into the K3s bootstrap and
+// into Git (gotk-sync.yaml), so once Flux reconciles itself nothing changes hands.
+import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { devicePollInterval } from './jitter.ts';
+
+export const FLUX_NS = 'flux-system';
+/** Secret with identity / identity.pub / known_hosts for the Git deploy key */
+export const GIT_SECRET = 'flux-system';
+/** Secret with the OpenPGP private key(s) kustomize-controller decrypts SOPS files with */
+export const SOPS_SECRET = 'sops-gpg';
+export const DEVICE_KUSTOMIZATION = 'device';
+
+/** Tuned for links that drop for minutes at a time (see docs/gitops.md, "Flaky links"). */
+export const SYNC_TUNING = {
+  /** a shallow clone of the whole repository over a slow uplink can take more than Flux's 60s default */
+  gitTimeout: '2m',
+  /** drift correction: re-apply from the local artifact (no network) */
+  deviceInterval: '10m',
+  /** after a failure: sooner than the interval, not so soon that a dead link is hammered */
+  retryInterval: '2m',
+  /** apply + health checks; image pulls over a weak link are the slow part */
+  deviceTimeout: '10m',
+  selfInterval: '30m',
+  selfTimeout: '5m',
+} as const;
+
+/** Where a device's entry point lives in the GitOps repository. */
+export function devicePath(d: Pick<ResolvedDevice, 'region' | 'site' | 'id'>): string {
+  return `clusters/${d.region}/${d.site}/${d.id}`;
+}
+
+/** Flux needs ssh:// URLs; the inventory also allows scp-like "git@host:org/repo.git". */
+export function fluxGitUrl(url: string): string {
+  if (url.startsWith('ssh://')) return url;
+  const m = /^([a-z0-9._-]+)@([^\s:/]+):(.+)$/.exec(url);
+  if (!m) throw new Error(`gitops.url "${url}" is not an SSH Git URL`);
+  return `ssh://${m[1]}@${m[2]}/${m[3].replace(/^\/+/, '')}`;
+}
+
+/** The host name as it must appear in known_hosts: "host", or "[host]:port" for a non-22 port. */
+export function knownHostsName(url: string): string {
+  const u = new URL(fluxGitUrl(url));
+  return u.port && u.port !== '22' ? `[${u.hostname}]:${u.port}` : u.hostname;
+}
+
+/** The pinned line exactly as the inventory has it (one trailing newline), after checking it names the Git host. */
+export function pinnedKnownHosts(fleet: Pick<Fleet, 'gitops'>): string {
+  const line = fleet.gitops.knownHosts.trim();
+  const hosts = line.split(/\s+/)[0];
+  const want = knownHostsName(fleet.gitops.url);
+  if (!hosts.startsWith('|1|') && !hosts.split(',').includes(want)) {
+    throw new Error(`gitops.knownHosts names "${hosts}" but gitops.url connects to "${want}": Flux would refuse the host key. Pin the key of ${want}.`);
+  }
+  return line + '\n';
+}
+
+/**
+ * What source-controller packs into the artifact: other regions and other sites are left out, so a
+ * 10,000-device repository gives each device an artifact the size of its own site, not the fleet.
+ */
+export function sourceIgnore(d: Pick<ResolvedDevice, 'region' | 'site'>): string {
+  return [
+    "# only this device's region and site of clusters/ and overlays/ (edgeforge)",
+    '/clusters/*/',
+    `!/clusters/${d.region}/`,
+    `/clusters/${d.region}/*/`,
+    `!/clusters/${d.region}/${d.site}/`,
+    '/overlays/regions/*/',
+    `!/overlays/regions/${d.region}/`,
+    '/overlays/sites/*/',
+    `!/overlays/sites/${d.region}/`,
+    `/overlays/sites/${d.region}/*/`,
+    `!/overlays/sites/${d.region}/${d.site}/`,
+    '',
+  ].join('\n');
+}
+
+export function gitRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): Record<string, unknown> {
+  const poll = devicePollInterval(d.id, fleet.gitops.interval);
+  return {
+    apiVersion: 'source.toolkit.fluxcd.io/v1',
+    kind: 'GitRepository',
+    metadata: {
+      name: FLUX_NS,
+      namespace: FLUX_NS,
+      annotations: { 'edgeforge.dev/poll-interval': `${fleet.gitops.interval} + ${poll.offsetSeconds}s per-device jitter` },
+    },
+    spec: {
+      interval: poll.text,
+      timeout: SYNC_TUNING.gitTimeout,
+      url: fluxGitUrl(fleet.gitops.url),
+      ref: { branch: fleet.gitops.branch },
+      secretRef: { name: GIT_SECRET },
+      ignore: sourceIgnore(d),
+    },
+  };
+}
+
+/** Flux's own components and sync objects, from the device's flux-system/ directory. No wait: it may be upgrading itself. */
+export function selfKustomization(d: ResolvedDevice): Record<string, unknown> {
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name: FLUX_NS, namespace: FLUX_NS },
+    spec: {
+      interval: SYNC_TUNING.selfInterval,
+      retryInterval: SYNC_TUNING.retryInterval,
+      timeout: SYNC_TUNING.selfTimeout,
+      path: `./${devicePath(d)}/flux-system`,
+      prune: true,
+      wait: false,
+      sourceRef: { kind: 'GitRepository', name: FLUX_NS },
+    },
+  };
+}
+
+/** The device's desired state: clusters/<region>/<site>/<device>. */
+export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'>): Record<string, unknown> {
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name: DEVICE_KUSTOMIZATION, namespace: FLUX_NS },
+    spec: {
+      interval: SYNC_TUNING.deviceInterval,
+      retryInterval: SYNC_TUNING.retryInterval,
+      timeout: SYNC_TUNING.deviceTimeout,
+      path: `./${devicePath(d)}`,
+      prune: true,
+      wait: true,
+      dependsOn: [{ name: FLUX_NS }],
+      sourceRef: { kind: 'GitRepository', name: FLUX_NS },
+      decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
+      // ${DEVICE_ID} etc. in manifests; opt a resource out with kustomize.toolkit.fluxcd.io/substitute: disabled
+      postBuild: {
+        substitute: {
+          FLEET: fleet.name,
+          REGION: d.region,
+          SITE: d.site,
+          DEVICE_ID: d.id,
+          PROFILE: d.profileName,
+          RAM_MIB: String(d.profile.ramMiB),
+          CANARY: String(d.canary),
+        },
+      },
+    },
+  };
+}
+
+/** GitRepository + both Kustomizations, in apply order. */
+export function fluxSyncObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops' | 'name'>): Record<string, unknown>[] {
+  return [gitRepository(d, fleet), selfKustomization(d), deviceKustomization(d, fleet)];
+}
+
+/** Devices that run Flux: every server (single-node or the server of a multi-node site). Agents join a server's cluster. */
+export function runsFlux(d: ResolvedDevice): boolean {
+  return d.status === 'active' && d.cluster.kind !== 'multi-node-agent';
+}

@@ -1,0 +1,156 @@
+// The GitOps repository every device pulls from, as a list of files (pure: no I/O). `build` writes it to
+// OUT/gitops; `edgeforge gitops --to DIR` merges it into an operator's working tree (scripts/gitops/).
+//
+//   infrastructure/base/                 shared infrastructure (operator)
+//   infrastructure/flux-system/<class>/  Flux's own components per sizing class (edgeforge)
+//   apps/base/ apps/stable/ apps/canary/ workloads and the two rollout rings (operator)
+//   overlays/regions/<region>/           region overlay: infrastructure + region patches (operator)
+//   overlays/sites/<region>/<site>/      site overlay: its region + the site's ring (operator)
+//   clusters/<region>/<site>/<device>/   the device's entry point: its site overlay (operator) ...
+//     flux-system/                       ... and Flux's sync objects for it (edgeforge)
+//   .sops.yaml, .sops/                   SOPS recipients and public keys (edgeforge)
+// Overlays live beside clusters/, not above the entry points: kustomize refuses a resource directory that
+// contains the directory being built ("cycle detected"), so a device can't include ".." as its site.
+import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
+import { fluxComponents, type FluxBundleInput } from '../flux/components.ts';
+import { sizingClassFor, type SizingClass } from '../flux/sizing.ts';
+import { devicePath, fluxSyncObjects, runsFlux } from '../flux/sync.ts';
+import { devicePollInterval } from '../flux/jitter.ts';
+import { toYaml, toYamlStream } from '../flux/yaml.ts';
+import { managedArmor, managedYaml, seedYaml } from './marker.ts';
+import { missingKeys, renderSopsConfig, type GitopsPublicKeys } from './sops.ts';
+
+export type { GitopsPublicKeys, PgpPublic } from './sops.ts';
+
+export type ScaffoldOwner = 'edgeforge' | 'operator';
+
+export interface ScaffoldFile {
+  /** relative to the repository root, forward slashes */
+  path: string;
+  bytes: Uint8Array;
+  /** edgeforge: carries the marker, rewritten on every run; operator: created when missing, never touched again */
+  owner: ScaffoldOwner;
+}
+
+export type Ring = 'canary' | 'stable';
+
+export function regionOverlay(region: string): string {
+  return `overlays/regions/${region}`;
+}
+
+export function siteOverlay(s: { region: string; site?: string; name?: string }): string {
+  return `overlays/sites/${s.region}/${s.site ?? s.name}`;
+}
+
+export function siteRing(s: Pick<ResolvedSite, 'canary'>): Ring {
+  return s.canary ? 'canary' : 'stable';
+}
+
+const kustomization = (fields: Record<string, unknown>) => toYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...fields });
+
+export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input: FluxBundleInput = {}): ScaffoldFile[] {
+  const problems = missingKeys(fleet, keys);
+  if (problems.length) throw new Error(`GitOps scaffold: ${problems.join('; ')}. Run \`edgeforge keys init\` first.`);
+  const files: ScaffoldFile[] = [];
+  const add = (path: string, text: string, owner: ScaffoldOwner) => files.push({ path, bytes: Buffer.from(text, 'utf8'), owner });
+  const fluxDevices = fleet.active.filter(runsFlux);
+
+  add('README.md', readme(fleet), 'operator');
+  add('.sops.yaml', renderSopsConfig(fleet, keys), 'edgeforge');
+  for (const a of [...keys.admins].sort((x, y) => x.fingerprint.localeCompare(y.fingerprint))) add(`.sops/admins/${a.fingerprint.toUpperCase()}.asc`, managedArmor(a.publicArmored), 'edgeforge');
+  for (const s of fleet.sites) {
+    const k = keys.siteSops.get(s.id);
+    if (k && s.devices.some(runsFlux)) add(`.sops/sites/${s.region}/${s.name}.asc`, managedArmor(k.publicArmored), 'edgeforge');
+  }
+  for (const d of fluxDevices) add(`.sops/devices/${d.id}.asc`, managedArmor(keys.deviceSops.get(d.id)!.publicArmored), 'edgeforge');
+
+  // bases and rings
+  add('infrastructure/base/kustomization.yaml', seedYaml(kustomization({ resources: ['namespace.yaml'] }), 'Shared infrastructure every device runs (namespaces, policies, node agents).\nRegion overlays include it: overlays/regions/<region>/kustomization.yaml.'), 'operator');
+  add('infrastructure/base/namespace.yaml', seedYaml(toYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'edge-system' } })), 'operator');
+  add('apps/base/kustomization.yaml', seedYaml(kustomization({ resources: ['namespace.yaml'] }), 'Workloads at the version every device runs. Change versions in apps/canary first.'), 'operator');
+  add('apps/base/namespace.yaml', seedYaml(toYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps' } })), 'operator');
+  add('apps/stable/kustomization.yaml', seedYaml(kustomization({ resources: ['../base'] }), 'The stable ring: what non-canary sites run. Keep it equal to apps/base;\npromote a change by moving it from apps/canary into apps/base.'), 'operator');
+  add(
+    'apps/canary/kustomization.yaml',
+    seedYaml(
+      kustomization({ resources: ['../base'] }),
+      [
+        'The canary ring: sites with `canary: true` in the inventory run this first.',
+        'Stage a change here (a patch or an image tag), watch the canary sites, then promote it into',
+        'apps/base and empty this again. Example:',
+        '  images:',
+        '    - name: registry.example.com/line-telemetry',
+        '      newTag: "2.4.1"',
+      ].join('\n'),
+    ),
+    'operator',
+  );
+
+  // Flux's own components, once per sizing class the fleet uses (devices reference them from flux-system/)
+  const classes = [...new Set(fluxDevices.map((d) => sizingClassFor(d.profile.ramMiB)))].sort() as SizingClass[];
+  for (const cls of classes) {
+    add(`infrastructure/flux-system/${cls}/kustomization.yaml`, managedYaml(kustomization({ resources: ['components.yaml'] }), `Flux ${fleet.gitops.flux.version} for ${cls === 'small' ? '2 GB' : '4 GB and larger'} devices. Upgrade Flux here (edgeforge gitops after changing the inventory pin).`), 'edgeforge');
+    add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(toYamlStream(fluxComponents(fleet, cls, input))), 'edgeforge');
+  }
+
+  // overlays: region -> site -> device
+  for (const r of fleet.regions) {
+    add(`${regionOverlay(r.name)}/kustomization.yaml`, seedYaml(kustomization({ resources: ['../../../infrastructure/base'] }), `Region overlay ${r.name}${r.description ? ` (${r.description})` : ''}: patches here apply to every site of the region.`), 'operator');
+    for (const s of r.sites) {
+      const ring = siteRing(s);
+      add(
+        `${siteOverlay(s)}/kustomization.yaml`,
+        seedYaml(
+          kustomization({ resources: [`../../../regions/${r.name}`, `../../../../apps/${ring}`] }),
+          `Site overlay ${s.id}${s.description ? ` (${s.description})` : ''}; ring: ${ring}${ring === 'canary' ? ' (gets changes first)' : ''}.\nPatches and SOPS-encrypted secrets here apply to every device of the site.`,
+        ),
+        'operator',
+      );
+      for (const d of s.devices.filter(runsFlux)) addDevice(add, d, fleet);
+    }
+  }
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: ResolvedDevice, fleet: Fleet): void {
+  const dir = devicePath(d);
+  const cls = sizingClassFor(d.profile.ramMiB);
+  const agents = d.cluster.kind === 'multi-node-server' ? `\nThis cluster also has the agents ${d.cluster.agents.join(', ')}: pin workloads with nodeSelector kubernetes.io/hostname.` : '';
+  add(
+    `${dir}/kustomization.yaml`,
+    seedYaml(
+      kustomization({ resources: [`../../../../${siteOverlay(d)}`] }),
+      `Entry point of ${d.id} (Flux Kustomization "device": prune, wait, SOPS). Device-specific patches and\nSOPS-encrypted secrets go here. flux-system/ beside it is reconciled separately: do not list it here.${agents}`,
+    ),
+    'operator',
+  );
+  add(`${dir}/flux-system/kustomization.yaml`, managedYaml(kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml'] }), `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system".`), 'edgeforge');
+  const poll = devicePollInterval(d.id, fleet.gitops.interval);
+  add(`${dir}/flux-system/gotk-sync.yaml`, managedYaml(toYamlStream(fluxSyncObjects(d, fleet)), `Polls every ${poll.text} (${fleet.gitops.interval} + ${poll.offsetSeconds}s for ${d.id}). Suspend for a maintenance window:\nset spec.suspend: true on the Kustomization "device" below (or flux suspend kustomization device).`), 'edgeforge');
+}
+
+function readme(fleet: Fleet): string {
+  const canary = fleet.sites.filter((s) => s.canary).map((s) => s.id);
+  return `<!-- ${'Created once by edgeforge as a starting point: this file is yours, edgeforge never overwrites it.'} -->
+# ${fleet.name}: GitOps repository
+
+Every device pulls its desired state from this repository with Flux (source-controller + kustomize-controller);
+nothing connects into a device. edgeforge keeps the files marked \`edgeforge:managed\` in step with the
+inventory (\`edgeforge gitops --to .\`); everything else here is yours.
+
+| path | what | owner |
+|---|---|---|
+| \`infrastructure/base/\` | shared infrastructure every device runs | you |
+| \`apps/base/\`, \`apps/stable/\`, \`apps/canary/\` | workloads and the two rollout rings | you |
+| \`overlays/regions/<region>/\` | region overlay | you |
+| \`overlays/sites/<region>/<site>/\` | site overlay, picks the site's ring | you |
+| \`clusters/<region>/<site>/<device>/\` | the device's entry point | you |
+| \`clusters/<region>/<site>/<device>/flux-system/\` | Flux's sync objects for the device | edgeforge |
+| \`infrastructure/flux-system/\` | Flux's own components (upgrades land here) | edgeforge |
+| \`.sops.yaml\`, \`.sops/\` | SOPS recipients and public keys | edgeforge |
+
+Staged rollouts: change \`apps/canary/\` first (canary sites: ${canary.length ? canary.join(', ') : 'none yet — set `canary: true` on a site'}),
+then promote into \`apps/base/\`. Secrets: \`gpg --import .sops/admins/*.asc .sops/sites/*/*.asc .sops/devices/*.asc\`, then
+\`sops --encrypt --in-place <file>\` — \`.sops.yaml\` picks the recipients from the path.
+`;
+}

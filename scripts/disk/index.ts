@@ -8,6 +8,7 @@ export { encodeDelta, decodeDelta, type Delta } from './delta.ts';
 export { materialize, type MaterializeOptions, type MaterializeResult } from './materialize.ts';
 export { openDeviceImage, DeltaDev, type DeviceImage } from './device-image.ts';
 export { bmapRanges } from './bmap.ts';
+export { deviceBmap } from './device-bmap.ts';
 export { bmapXml, bmapPathFor } from './bmap.ts';
 export {
   materializeDevice,

@@ -8,6 +8,7 @@ import { prepareBase } from '../../scripts/disk/base.ts';
 import { decodeDelta } from '../../scripts/disk/delta.ts';
 import { materialize } from '../../scripts/disk/materialize.ts';
 import { openDeviceImage } from '../../scripts/disk/device-image.ts';
+import { deviceBmap } from '../../scripts/disk/device-bmap.ts';
 import { personalize, type PersonalizeResult } from '../../scripts/disk/personalize.ts';
 import { buildRaspiFixture, deviceSeed, run, sha256, type Fixture } from './fixtures.ts';
 import { fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
@@ -106,6 +107,20 @@ describe('raspi-mbr personalize + materialize', () => {
     } finally {
       await img.close();
     }
+  });
+
+  it('deviceBmap (no image needed) gives a bmap bmaptool verifies against the materialized image, cached per base', async () => {
+    for (const id of ['ulsan1-line1-001', 'ulsan1-line1-009']) {
+      const r = id === 'ulsan1-line1-001' ? r1 : await personalize({ base: r1.base, profile: 'raspi-mbr', files: deviceSeed(id), epoch: EPOCH });
+      const img = path.join(dir, `${id}.img`);
+      if (r !== r1) await materialize({ base: r.base, delta: r.delta, to: img });
+      const xml = await deviceBmap(r.base, r.delta);
+      const bm = path.join(dir, `${id}.device.bmap`);
+      writeFileSync(bm, xml);
+      execFileSync('bmaptool', ['copy', '--bmap', bm, r === r1 ? image : img, path.join(dir, `${id}.flashed`)], { stdio: 'pipe' });
+    }
+    // and the checksums are real: another device's bmap does not verify against this image
+    expect(() => execFileSync('bmaptool', ['copy', '--bmap', path.join(dir, 'ulsan1-line1-009.device.bmap'), image, path.join(dir, 'mismatch')], { stdio: 'pipe' })).toThrow(/checksum/i);
   });
 
   it('rejects a base whose sha256 does not match the pin, and a delta made for another base', async () => {

@@ -35,6 +35,8 @@ export interface DeviceSecrets {
   deployKey?: { privateKey: string; publicKey: string };
   /** the device's SOPS key (used by the flux-bootstrap renderer) */
   sops?: { fingerprint: string; privateKeyArmored: string };
+  /** its site's SOPS key (secrets shared by the site's devices) */
+  siteSops?: { fingerprint: string; privateKeyArmored: string };
   /** LUKS recovery passphrase (for the disk-encryption stage) */
   luksRecovery?: string;
 }

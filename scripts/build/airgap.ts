@@ -1,0 +1,88 @@
+// The K3s airgap bundle (binary, images, install script) from the inventory's k3s.install.bundle directory:
+// verified against the pinned sha256 at BUILD time (a wrong file never reaches a device), staged once under
+// OUT/k3s-airgap/, and hard-linked into each device's bundle/k3s/airgap/ (a copy where links cannot cross).
+import { createReadStream, promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import type { Fleet } from '../inventory/fleet.ts';
+import { UserError } from '../cli/command.ts';
+import { airgapFiles } from '../render/device.ts';
+import { tempPathFor } from '../util/atomic.ts';
+
+export interface StagedAirgap {
+  files: { name: string; sha256: string; bytes: number; staged: string }[];
+}
+
+export async function sha256OfFile(file: string): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), bytes };
+}
+
+const PIN_KEY: Record<string, string> = { 'k3s-arm64': 'binary', 'k3s-airgap-images-arm64.tar.zst': 'images', 'install.sh': 'installScript' };
+
+/** Verify the bundle and stage it in OUT. Returns nothing to do for online installs. */
+export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: string): Promise<StagedAirgap | undefined> {
+  const inst = fleet.k3s.install;
+  if (inst.mode !== 'airgap') return undefined;
+  const dir = path.resolve(path.dirname(inventoryPath), inst.bundle);
+  // verify all three before writing anything: a wrong file fails the build with nothing written
+  const verified: { name: string; sha256: string; bytes: number; src: string }[] = [];
+  for (const { name, sha256 } of airgapFiles(fleet)) {
+    const src = path.join(dir, name);
+    let got;
+    try {
+      got = await sha256OfFile(src);
+    } catch (err) {
+      throw new UserError(`K3s airgap bundle: cannot read ${src} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); k3s.install.bundle in ${fleet.file} must name a directory holding k3s-arm64, k3s-airgap-images-arm64.tar.zst and install.sh of K3s ${fleet.k3s.version}. Nothing was written.`);
+    }
+    if (got.sha256 !== sha256) {
+      throw new UserError(
+        `K3s airgap bundle: ${src} has sha256 ${got.sha256} but the inventory pins ${sha256} (k3s.install.sha256.${PIN_KEY[name]} in ${fleet.file}). ` +
+          `It is not the pinned K3s ${fleet.k3s.version} file: download it again from the K3s release, or if you changed versions on purpose, update the pin. Nothing was written.`,
+      );
+    }
+    verified.push({ name, sha256, bytes: got.bytes, src });
+  }
+  const staged: StagedAirgap['files'] = [];
+  for (const { name, sha256, bytes, src } of verified) {
+    const target = path.join(outDir, 'k3s-airgap', name);
+    const have = await sha256OfFile(target).catch(() => undefined);
+    if (have?.sha256 !== sha256) {
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      const tmp = tempPathFor(target);
+      await fs.copyFile(src, tmp);
+      await fs.chmod(tmp, 0o644);
+      await fs.rename(tmp, target);
+    }
+    staged.push({ name, sha256, bytes, staged: target });
+  }
+  return { files: staged };
+}
+
+/** Put the staged files into one device's bundle (hard links: 2,000 devices do not need 2,000 copies). */
+export async function linkAirgapInto(staged: StagedAirgap, deviceDir: string): Promise<{ path: string; sha256: string; bytes: number }[]> {
+  const out = [];
+  for (const f of staged.files) {
+    const rel = `bundle/k3s/airgap/${f.name}`;
+    const target = path.join(deviceDir, rel);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const [a, b] = await Promise.all([fs.stat(f.staged), fs.stat(target).catch(() => undefined)]);
+    if (!b || a.ino !== b.ino || a.dev !== b.dev) {
+      const tmp = tempPathFor(target);
+      try {
+        await fs.link(f.staged, tmp);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV' && (err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+        await fs.copyFile(f.staged, tmp);
+      }
+      await fs.rename(tmp, target);
+    }
+    out.push({ path: rel, sha256: f.sha256, bytes: f.bytes });
+  }
+  return out;
+}

@@ -1,0 +1,216 @@
+// `edgeforge build`, the thin shell around the pure renderers:
+//   select devices -> verify inputs (airgap bundle, base image) -> keys -> per device: render, write
+//   atomically, seed image, disk delta -> remove what the fleet no longer has -> manifest.json (+ signature)
+//   written last. A device that fails is reported and the others complete (exit 1); bad input stops the
+//   build before anything is written (exit 2).
+//
+// OUT/
+//   manifest.json, manifest.json.asc, signing-key.asc
+//   k3s-airgap/*                       airgap installs: the verified bundle, once
+//   base/base.json                     with --base-image: the base the deltas apply to (disk stage)
+//   devices/<id>/seed/{user-data,meta-data,network-config}
+//   devices/<id>/seed.img              FAT "CIDATA" with the three seed files
+//   devices/<id>/bundle/...            the first-boot bundle (see scripts/render/device.ts)
+//   devices/<id>/disk.delta            with --base-image
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
+import { closest } from '../inventory/problems.ts';
+import { renderDevice, type DeviceSecrets, type RenderOptions } from '../render/device.ts';
+import type { RenderedFile } from '../render/files.ts';
+import { sha256Hex } from '../util/hash.ts';
+import { writeFileAtomic, sweepTempFiles } from '../util/atomic.ts';
+import { UserError } from '../cli/command.ts';
+import type { DeviceResult, Reporter } from '../ui/reporter.ts';
+import { makeSeedImage } from '../disk/seed-image.ts';
+import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
+import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
+import { linkAirgapInto, sha256OfFile, stageAirgap } from './airgap.ts';
+import { writeDeviceDir } from './write.ts';
+import { buildManifest, serializeManifest, type Manifest, type ManifestArtifact, type ManifestDevice } from './manifest.ts';
+import type { SecretsSource } from './secrets.ts';
+
+export const SEED_IMAGE = 'seed.img';
+
+export interface BuildOptions {
+  fleet: Fleet;
+  /** absolute path of the inventory (the airgap bundle is relative to it) */
+  inventoryPath: string;
+  outDir: string;
+  only?: string[];
+  /** --base-image: path as given, and resolved */
+  baseImage?: { given: string; path: string };
+  sourceDateEpoch: number;
+  concurrency: number;
+  reporter: Reporter;
+  secrets: SecretsSource;
+  render?: RenderOptions;
+  /** extra whole-build outputs (the GitOps scaffold): returns the manifest's gitops entry */
+  gitops?: (fleet: Fleet, secrets: Map<string, DeviceSecrets>, outDir: string) => Promise<{ path: string } | undefined>;
+}
+
+export interface BuildResult {
+  results: DeviceResult[];
+  manifest: Manifest;
+  manifestPath: string;
+  signed: { fingerprint: string } | undefined;
+}
+
+export function selectDevices(fleet: Fleet, only?: string[]): ResolvedDevice[] {
+  if (!only?.length) return fleet.active;
+  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
+  const problems: string[] = [];
+  for (const id of only) {
+    const d = byId.get(id);
+    if (!d) {
+      const guess = closest(id, byId.keys());
+      problems.push(`--only: no device "${id}" in ${fleet.file}${guess ? `; did you mean "${guess}"?` : ''}`);
+    } else if (d.status !== 'active') problems.push(`--only: device "${id}" is ${d.status}${d.replacedBy ? ` (replaced by ${d.replacedBy})` : ''}: it gets no artifacts`);
+  }
+  if (problems.length) throw new UserError(problems.join('\n') + '\nNothing was written.');
+  const want = new Set(only);
+  return fleet.active.filter((d) => want.has(d.id));
+}
+
+function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secret'>): ManifestArtifact {
+  return { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
+}
+
+async function readManifest(file: string): Promise<Manifest | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as Manifest;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function build(o: BuildOptions): Promise<BuildResult> {
+  const { fleet, outDir, reporter } = o;
+  const devices = selectDevices(fleet, o.only);
+  // inputs first: a wrong checksum stops the build before any device is touched
+  let baseImage: Manifest['baseImage'];
+  if (o.baseImage) {
+    const st = await fs.stat(o.baseImage.path).catch(() => undefined);
+    if (!st?.isFile()) throw new UserError(`--base-image ${o.baseImage.given}: no such file. Nothing was written.`);
+    baseImage = { path: o.baseImage.given, sha256: (await sha256OfFile(o.baseImage.path)).sha256 };
+  }
+  await fs.mkdir(outDir, { recursive: true });
+  await sweepTempFiles(outDir);
+  const airgap = await stageAirgap(fleet, o.inventoryPath, outDir);
+
+  reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id));
+  let secrets: Map<string, DeviceSecrets>;
+  try {
+    secrets = await o.secrets.secretsFor(devices, (done, total) => {
+      if (total > 20 && done % Math.ceil(total / 10) === 0) reporter.note(`keys: ${done}/${total} device identities`);
+    });
+  } catch (err) {
+    for (const d of devices) reporter.done({ id: d.id, status: 'failed', phase: 'keys', message: (err as Error).message });
+    await reporter.end();
+    throw err;
+  }
+
+  const entries = new Map<string, ManifestDevice>();
+  let baseRecorded = false;
+  const limit = pLimit(o.concurrency);
+  await Promise.all(
+    devices.map((d) =>
+      limit(async () => {
+        let phase = 'render';
+        try {
+          const rel = `devices/${d.id}`;
+          const dir = path.join(outDir, rel);
+          const files = renderDevice(fleet, d, secrets.get(d.id)!, o.render);
+          const seedFiles = ['user-data', 'meta-data', 'network-config'].map((n) => ({ name: n, bytes: files.find((f) => f.path === `seed/${n}`)!.bytes }));
+
+          phase = 'seed-image';
+          const extra: RenderedFile[] = [{ path: SEED_IMAGE, kind: 'seed-image', bytes: await makeSeedImage(seedFiles, { epoch: o.sourceDateEpoch }), mode: 0o600, secret: true }];
+
+          let diskNote = '';
+          if (o.baseImage && baseImage) {
+            phase = 'disk';
+            const layout = d.profile.baseImage.layout;
+            let p: PersonalizeResult | undefined;
+            try {
+              p = await personalize({ basePath: o.baseImage.path, baseSha256: baseImage.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch });
+            } catch (err) {
+              // one --base-image fits one layout: devices of another profile keep their seed image only
+              if (!/expects a \w+ base/.test((err as Error).message)) throw err;
+              diskNote = `no disk delta: ${(err as Error).message}`;
+            }
+            if (p) {
+              extra.push(deltaRenderedFile(p.delta));
+              if (!baseRecorded) {
+                baseRecorded = true;
+                await writeBaseRecord(outDir, p.base, layout);
+              }
+            }
+          }
+
+          phase = 'write';
+          const all = [...files, ...extra];
+          const keep = new Set<string>();
+          const airgapArtifacts: ManifestArtifact[] = [];
+          if (airgap) {
+            for (const a of await linkAirgapInto(airgap, dir)) {
+              keep.add(a.path);
+              airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
+            }
+          }
+          await writeDeviceDir(dir, all, keep);
+          entries.set(d.id, {
+            id: d.id,
+            region: d.region,
+            site: d.site,
+            profile: d.profileName,
+            artifacts: [...all.map((f) => artifact(`${rel}/${f.path}`, f)), ...airgapArtifacts],
+          });
+          reporter.done({ id: d.id, status: 'ok', phase: 'done', message: [`${all.length + airgapArtifacts.length} files`, diskNote].filter(Boolean).join('; ') });
+        } catch (err) {
+          reporter.done({ id: d.id, status: 'failed', phase, message: (err as Error).message });
+        }
+      }),
+    ),
+  );
+  const results = await reporter.end();
+
+  // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes, secrets included
+  if (!o.only?.length) {
+    const active = new Set(fleet.active.map((d) => d.id));
+    const dirs = await fs.readdir(path.join(outDir, 'devices')).catch(() => [] as string[]);
+    for (const name of dirs) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) await fs.rm(path.join(outDir, 'devices', name), { recursive: true, force: true });
+  }
+
+  const gitops = o.gitops ? await o.gitops(fleet, secrets, outDir) : undefined;
+
+  // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
+  const manifestPath = path.join(outDir, 'manifest.json');
+  const devicesOut = [...entries.values()];
+  if (o.only?.length) {
+    const prev = await readManifest(manifestPath);
+    if (prev && prev.fleet === fleet.name && prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch) {
+      const activeIds = new Set(fleet.active.map((d) => d.id));
+      for (const d of prev.devices ?? []) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
+    }
+  }
+  const manifest = buildManifest(
+    { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, devices: devicesOut },
+    fleet.devices.map((d) => d.id),
+  );
+  const bytes = Buffer.from(serializeManifest(manifest));
+  // signature and key first, the manifest last: a reader who finds the manifest finds its signature
+  let signed: BuildResult['signed'];
+  try {
+    const s = await o.secrets.sign(bytes, o.sourceDateEpoch);
+    await writeFileAtomic(path.join(outDir, 'signing-key.asc'), s.publicKey, { skipIfSame: true });
+    await writeFileAtomic(path.join(outDir, 'manifest.json.asc'), s.signature, { skipIfSame: true });
+    signed = { fingerprint: s.fingerprint };
+  } catch (err) {
+    await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
+    await writeFileAtomic(manifestPath, bytes, { skipIfSame: true });
+    throw new UserError(`manifest.json written but NOT signed: ${(err as Error).message}`, 1);
+  }
+  await writeFileAtomic(manifestPath, bytes, { skipIfSame: true });
+  return { results, manifest, manifestPath, signed };
+}

@@ -1,0 +1,84 @@
+// Device secrets from the fleet keystore (scripts/keys): each device's identity, generated on first use
+// and stored encrypted to the admins; agents also get their server's agent token. The build never
+// generates secrets itself, so a rebuild renders the same bytes.
+import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
+import type { DeviceSecrets } from '../render/device.ts';
+import { initKeys, openKeyStore, KeysError, type DeviceIdentity, type KeyStore } from '../keys/store.ts';
+import { UserError } from '../cli/command.ts';
+
+export interface SecretsSource {
+  /** secrets for these devices (created in keys/ when missing) */
+  secretsFor(devices: ResolvedDevice[], onProgress?: (done: number, total: number) => void): Promise<Map<string, DeviceSecrets>>;
+  /** armored detached signature over the manifest, and the public key to copy beside it */
+  sign(data: Uint8Array, sourceDateEpoch: number): Promise<{ signature: string; publicKey: string; fingerprint: string }>;
+  close(): Promise<void>;
+}
+
+export function toDeviceSecrets(own: DeviceIdentity, server?: DeviceIdentity, siteSops?: { fingerprint: string; privateKeyArmored: string }): DeviceSecrets {
+  return {
+    sshHostKey: { privateKey: own.sshHostKey.privateKey, publicKey: own.sshHostKey.publicKey },
+    k3sToken: own.k3sToken,
+    agentToken: server ? server.agentToken : own.agentToken,
+    deployKey: { privateKey: own.deployKey.privateKey, publicKey: own.deployKey.publicKey },
+    sops: { fingerprint: own.sops.fingerprint, privateKeyArmored: own.sops.privateKeyArmored },
+    siteSops,
+    luksRecovery: own.luksRecovery,
+  };
+}
+
+function keysFailure(err: unknown): never {
+  if (err instanceof KeysError) throw new UserError(err.message, err.kind === 'usage' ? 2 : 1);
+  throw err;
+}
+
+/**
+ * The keystore in `dir`. Without admin recipients it refuses, unless `exampleAdmin` (the bundled example
+ * fleet): then `keys init` runs with a generated EXAMPLE admin key and `warn` gets the loud warning.
+ */
+export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; exampleAdmin: boolean; warn: (line: string) => void; withSiteSops: boolean }): Promise<SecretsSource> {
+  let store: KeyStore;
+  try {
+    const init = await initKeys({ dir: opts.dir, exampleAdmin: opts.exampleAdmin, fleet: opts.fleet.name });
+    if (init.created.length) opts.warn(`keys: created ${init.created.join(', ')} in ${opts.dir}/`);
+    for (const w of init.warnings) opts.warn(`WARNING: ${w}`);
+    store = await openKeyStore({ dir: opts.dir });
+  } catch (err) {
+    keysFailure(err);
+  }
+  return {
+    async secretsFor(devices, onProgress) {
+      try {
+        // agents need their server's agent token: load the servers too
+        const ids = new Set(devices.map((d) => d.id));
+        for (const d of devices) if (d.cluster.kind === 'multi-node-agent') ids.add(d.cluster.serverId);
+        const { identities, created } = await store.ensureDeviceIdentities([...ids], { onProgress });
+        if (created.length) opts.warn(`keys: generated identities for ${created.length} device(s) (stored encrypted in ${opts.dir}/devices/)`);
+        const sites = new Map<string, { fingerprint: string; privateKeyArmored: string }>();
+        if (opts.withSiteSops) {
+          const s = await store.ensureSiteIdentities([...new Set(devices.map((d) => d.siteId))]);
+          for (const [id, site] of s.identities) sites.set(id, { fingerprint: site.sops.fingerprint, privateKeyArmored: site.sops.privateKeyArmored });
+        }
+        const out = new Map<string, DeviceSecrets>();
+        for (const d of devices) {
+          const server = d.cluster.kind === 'multi-node-agent' ? identities.get(d.cluster.serverId) : undefined;
+          out.set(d.id, toDeviceSecrets(identities.get(d.id)!, server, sites.get(d.siteId)));
+        }
+        return out;
+      } catch (err) {
+        keysFailure(err);
+      }
+    },
+    async sign(data, sourceDateEpoch) {
+      try {
+        return {
+          signature: await store.signDetached(data, { sourceDateEpoch }),
+          publicKey: await store.buildPublicKeyArmored(),
+          fingerprint: await store.buildKeyFingerprint(),
+        };
+      } catch (err) {
+        keysFailure(err);
+      }
+    },
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,88 @@
+// `edgeforge build`: options -> scripts/build/build.ts. Everything else lives there.
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { UsageError, type Command } from '../command.ts';
+import { loadFleet } from './validate.ts';
+import { build } from '../../build/build.ts';
+import { keystoreSecrets } from '../../build/secrets.ts';
+import { makeReporter, summarize } from '../../ui/reporter.ts';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
+
+/** SOURCE_DATE_EPOCH, else the time of the inventory's last commit (rebuilding a commit gives the same bytes), else now. */
+export async function sourceDateEpoch(env: NodeJS.ProcessEnv, inventory: string): Promise<{ epoch: number; from: string }> {
+  const s = env.SOURCE_DATE_EPOCH;
+  if (s !== undefined && s !== '') {
+    if (!/^\d{1,12}$/.test(s)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds since 1970, not "${s}"`);
+    return { epoch: Number(s), from: 'SOURCE_DATE_EPOCH' };
+  }
+  try {
+    const { stdout } = await promisify(execFile)('git', ['log', '-1', '--format=%ct', '--', path.basename(inventory)], { cwd: path.dirname(inventory) });
+    if (/^\d+$/.test(stdout.trim())) return { epoch: Number(stdout.trim()), from: 'the inventory\'s last git commit' };
+  } catch {
+    /* not in git */
+  }
+  return { epoch: Math.floor(Date.now() / 1000), from: 'the current time (set SOURCE_DATE_EPOCH for reproducible builds)' };
+}
+
+export const buildCommand: Command = {
+  name: 'build',
+  summary: 'render every device: seeds, configs, secrets, seed images, disk deltas, signed manifest',
+  usage: 'build [--only ID,...] [--base-image FILE]',
+  description: `Renders every active device into OUT/devices/<id>/ (NoCloud seed, first-boot bundle, seed.img; with
+--base-image also disk.delta), then writes OUT/manifest.json last, signed by the fleet's build key
+(manifest.json.asc, signing-key.asc). Device identities come from --keys (created on first use, stored
+encrypted to the admins). Same inventory + keys + SOURCE_DATE_EPOCH give byte-identical output.
+Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (nothing written).`,
+  options: {
+    only: { type: 'string', multiple: true, value: 'ID,...', description: 'build only these devices (the manifest keeps the others of the same inventory)' },
+    'base-image': { type: 'string', value: 'FILE', description: 'base OS image: also write per-device disk deltas against it' },
+    'example-admin': { type: 'boolean', default: false, description: 'no admin keys yet: create an EXAMPLE admin key (demos only; automatic for inventory/example.yaml)' },
+  },
+  examples: ['SOURCE_DATE_EPOCH=1767225600 edgeforge build -i inventory/example.yaml -o images/out --only ulsan1-line1-001,ulsan1-line1-002'],
+  async run(ctx) {
+    const { io, common } = ctx;
+    const only = ((ctx.options.only as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    if (ctx.options.only && only.length === 0) throw new UsageError('--only needs device ids, e.g. --only ulsan1-line1-001,ulsan1-line1-002');
+    const fleet = await loadFleet(ctx);
+    const inventoryPath = path.resolve(io.cwd, common.inventory);
+    const { epoch, from } = await sourceDateEpoch(io.env, inventoryPath);
+    const note = (line: string) => {
+      if (!common.json) io.err(line);
+    };
+    const loud = (line: string) => io.err(line); // warnings about keys show even with --json (on stderr)
+    const isExample = inventoryPath === EXAMPLE_INVENTORY;
+    const secrets = await keystoreSecrets({
+      dir: path.resolve(io.cwd, common.keys),
+      fleet,
+      exampleAdmin: isExample || Boolean(ctx.options['example-admin']),
+      warn: loud,
+      withSiteSops: false,
+    });
+    const reporter = makeReporter({ json: common.json, isTTY: io.isTTY, err: io.err });
+    const baseGiven = ctx.options['base-image'] as string | undefined;
+    note(`build: ${fleet.name}, SOURCE_DATE_EPOCH=${epoch} (from ${from}), out ${common.out}`);
+    try {
+      const r = await build({
+        fleet,
+        inventoryPath,
+        outDir: path.resolve(io.cwd, common.out),
+        only: only.length ? only : undefined,
+        baseImage: baseGiven ? { given: baseGiven, path: path.resolve(io.cwd, baseGiven) } : undefined,
+        sourceDateEpoch: epoch,
+        concurrency: common.concurrency ?? 4,
+        reporter,
+        secrets,
+      });
+      const s = summarize(r.results);
+      if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null }, null, 2));
+      else io.err(`build: ${s.line}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
+      return s.exitCode;
+    } finally {
+      await secrets.close();
+    }
+  },
+};

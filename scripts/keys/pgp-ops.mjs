@@ -1,6 +1,7 @@
 // OpenPGP operations that dominate key generation and loading. Plain JavaScript (not TypeScript) on purpose:
 // the same module runs in the main thread and inside worker_threads, and a worker must not depend on the
 // tsx loader being registered in it. Types: pgp-ops.d.mts.
+import { createHash, randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 
 // v4 keys only: Flux imports SOPS keys with the gpg binary, and GnuPG 2.2 (Debian bookworm) rejects v6 /
@@ -41,15 +42,43 @@ async function recipients(armoredList) {
   return keys;
 }
 
+// One session key per recipient set per thread, reused for every file this run writes: each file is still a
+// complete OpenPGP message (the same public-key-encrypted session key packets, then its own SEIPD packet with a
+// fresh random prefix, so CFB never repeats), any admin can `gpg --decrypt` it alone, and the per-file cost is
+// symmetric only. Readers decrypt each distinct session key once (sessionKeyCache).
+const sealCache = new Map();
+async function sealerFor(armoredList) {
+  const cacheKey = armoredList.join('\n');
+  let sealer = sealCache.get(cacheKey);
+  if (!sealer) {
+    const keys = await recipients(armoredList);
+    if (keys.length === 0) throw new Error('no recipients to encrypt to');
+    const sessionKey = { data: new Uint8Array(randomBytes(32)), algorithm: 'aes256' };
+    const template = await openpgp.encrypt({
+      message: await openpgp.createMessage({ text: '' }),
+      encryptionKeys: keys,
+      sessionKey,
+      format: 'binary',
+      config: V4,
+    });
+    const parsed = await openpgp.readMessage({ binaryMessage: template });
+    const pkesks = [...parsed.packets.filterByTag(openpgp.enums.packet.publicKeyEncryptedSessionKey)];
+    if (pkesks.length !== keys.length) throw new Error('could not encrypt the session key to every admin recipient');
+    sealer = { sessionKey, pkesks };
+    sealCache.set(cacheKey, sealer);
+  }
+  return sealer;
+}
+
 /** Encrypt text to every recipient (armored public keys); any one of their private keys decrypts it, as with SOPS. */
 export async function encryptText(a) {
-  const keys = await recipients(a.recipients);
-  if (keys.length === 0) throw new Error('no recipients to encrypt to');
-  return openpgp.encrypt({
-    message: await openpgp.createMessage({ text: a.text }),
-    encryptionKeys: keys,
-    config: V4,
-  });
+  const { sessionKey, pkesks } = await sealerFor(a.recipients);
+  const message = await openpgp.createMessage({ text: a.text });
+  const encrypted = await message.encrypt([], [], sessionKey, false, [], undefined, [], { ...openpgp.config, ...V4 });
+  const packets = new openpgp.PacketList();
+  for (const p of pkesks) packets.push(p);
+  for (const p of encrypted.packets) packets.push(p);
+  return new openpgp.Message(packets).armor();
 }
 
 const decryptionKeyCache = new Map();
@@ -66,11 +95,22 @@ async function decryptionKey(armored, passphrase) {
   return key;
 }
 
+const sessionKeyCache = new Map();
+
 /** @param {{armored: string, privateKeyArmored: string, passphrase?: string}} a */
 export async function decryptText(a) {
   const key = await decryptionKey(a.privateKeyArmored, a.passphrase);
   const message = await openpgp.readMessage({ armoredMessage: a.armored });
-  const { data } = await openpgp.decrypt({ message, decryptionKeys: key, format: 'utf8' });
+  const pkesks = message.packets.filterByTag(openpgp.enums.packet.publicKeyEncryptedSessionKey);
+  const h = createHash('sha256').update(a.privateKeyArmored);
+  for (const p of pkesks) h.update(p.write());
+  const id = h.digest('hex');
+  let sessionKeys = sessionKeyCache.get(id);
+  if (!sessionKeys) {
+    sessionKeys = await openpgp.decryptSessionKeys({ message, decryptionKeys: key });
+    sessionKeyCache.set(id, sessionKeys);
+  }
+  const { data } = await openpgp.decrypt({ message, sessionKeys, format: 'utf8' });
   return data;
 }
 

@@ -3,12 +3,14 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryDev } from '../../scripts/disk/block.ts';
 import { FatFs } from '../../scripts/disk/fat/fs.ts';
 import { mkfsFat } from '../../scripts/disk/fat/mkfs.ts';
 import { MT_ENV, pseudo, run, sha256 } from './fixtures.ts';
-import { fsckFat, mcopyOut, mlistAll, tmpDir } from './helpers.ts';
+import { cleanup, fsckFat, mcopyOut, mlistAll, tmpDir } from './helpers.ts';
+
+afterAll(cleanup);
 
 const EPOCH = 1767225600; // 2026-01-01T00:00:00Z
 

@@ -3,14 +3,16 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { FileDev } from '../../scripts/disk/block.ts';
 import { readGpt } from '../../scripts/disk/gpt.ts';
 import { materialize } from '../../scripts/disk/materialize.ts';
 import { personalize, type PersonalizeResult } from '../../scripts/disk/personalize.ts';
 import { buildGptFixture, deviceSeed, run, sha256, type Fixture } from './fixtures.ts';
-import { fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
+import { cleanup, fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
 import { open } from 'node:fs/promises';
+
+afterAll(cleanup);
 
 const EPOCH = 1767225600;
 let dir: string;

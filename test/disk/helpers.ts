@@ -1,11 +1,21 @@
 // Checks with the real tools on a partition inside an image file.
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from './fixtures.ts';
 
+const made: string[] = [];
+
 export function tmpDir(name: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `ef-disk-${name}-`));
+  const d = mkdtempSync(path.join(os.tmpdir(), `ef-disk-${name}-`));
+  made.push(d);
+  return d;
+}
+
+/** afterAll(cleanup): removes the temp dirs a test file made (set KEEP_DISK_FIXTURES=1 to keep them). */
+export function cleanup(): void {
+  if (process.env.KEEP_DISK_FIXTURES) return;
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 
 export function readRange(file: string, offset: number, length: number): Buffer {

@@ -2,13 +2,15 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { imageMaterialize } from '../../scripts/cli/commands/image.ts';
 import { decodeDelta, encodeDelta } from '../../scripts/disk/delta.ts';
 import { deviceDeltaPath, materializeDevice, writeBaseRecord } from '../../scripts/disk/output.ts';
 import { personalize } from '../../scripts/disk/personalize.ts';
 import { buildRaspiFixture, deviceSeed, sha256 } from './fixtures.ts';
-import { fsckFat, mcopyOut, tmpDir } from './helpers.ts';
+import { cleanup, fsckFat, mcopyOut, tmpDir } from './helpers.ts';
+
+afterAll(cleanup);
 
 const EPOCH = 1767225600;
 

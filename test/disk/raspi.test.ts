@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { prepareBase } from '../../scripts/disk/base.ts';
 import { decodeDelta } from '../../scripts/disk/delta.ts';
 import { materialize } from '../../scripts/disk/materialize.ts';
@@ -11,7 +11,9 @@ import { openDeviceImage } from '../../scripts/disk/device-image.ts';
 import { deviceBmap } from '../../scripts/disk/device-bmap.ts';
 import { personalize, type PersonalizeResult } from '../../scripts/disk/personalize.ts';
 import { buildRaspiFixture, deviceSeed, run, sha256, type Fixture } from './fixtures.ts';
-import { fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
+import { cleanup, fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
+
+afterAll(cleanup);
 
 const EPOCH = 1767225600;
 let dir: string;

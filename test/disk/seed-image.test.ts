@@ -2,10 +2,12 @@
 // and the same inputs give the same bytes.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { makeSeedImage } from '../../scripts/disk/seed-image.ts';
 import { deviceSeed, pseudo, run, sha256 } from './fixtures.ts';
-import { fsckFat, mcopyOut, mlistAll, tmpDir } from './helpers.ts';
+import { cleanup, fsckFat, mcopyOut, mlistAll, tmpDir } from './helpers.ts';
+
+afterAll(cleanup);
 
 const EPOCH = 1767225600;
 

@@ -11,12 +11,6 @@ const later = (name: string, summary: string, usage: string, example: string, is
 });
 
 export const planned: Command[] = [
-  later('keys init', 'create the key layout: admin recipients, build-signing key, per-site/per-device material', 'keys init', 'edgeforge keys init --keys keys', 'fleet key management (the keys issue)'),
-  later('keys list', 'show every identity with fingerprints and status', 'keys list', 'edgeforge keys list', 'fleet key management (the keys issue)'),
-  later('keys rotate', 'rotate a site or device identity and say what must be redeployed', 'keys rotate --site S | --device ID', 'edgeforge keys rotate --device ulsan1-line1-001', 'fleet key management (the keys issue)'),
-  later('keys recover', 'decrypt a device recovery passphrase for an admin', 'keys recover ID', 'edgeforge keys recover ulsan1-line1-001', 'disk encryption recovery (the disk-encryption issue)'),
-  later('verify', 'check a build: manifest signature (pinned key) and every artifact hash', 'verify OUT', 'edgeforge verify images/out', 'signed builds (the keys issue)'),
-  later('image materialize', 'write a full raw image for one device (base + delta) with a .bmap', 'image materialize --device ID --to FILE', 'edgeforge image materialize --device ulsan1-line1-001 --to /tmp/ulsan1.img', 'per-device disk images (the disk-image issue)'),
   later('flash', 'write each device image to its card at the same time, verified by read-back', 'flash --device ID --target PATH [...] [--verify]', 'edgeforge flash --device ulsan1-line1-001 --target /dev/sdb --verify', 'the flash station (the flashing issue)'),
   later('provision', 'apply the first-boot program to running devices over SSH, in parallel', 'provision [--only ID,...] [--dry-run]', 'edgeforge provision --only ulsan1-line1-001 --dry-run', 'SSH provisioning (the provisioning issue)'),
   later('replace', 'give a revoked device slot a fresh identity and build its artifacts', 'replace ID --serial S [--mac M]', 'edgeforge replace ulsan1-line1-002 --serial 10000000a3f1c099', 'device lifecycle (the lifecycle issue)'),

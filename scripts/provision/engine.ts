@@ -1,0 +1,174 @@
+// provision: every selected device through connect → preflight → upload → apply → verify, many at once.
+// Bounded concurrency (p-limit); each device is independent (its failure is its result, never the run's);
+// transient network trouble is retried from a fresh connection with exponential backoff and jitter.
+import pLimit from 'p-limit';
+import { PhaseError, describe, isTransient, type Phase } from './errors.ts';
+import { BundleError, deviceBundle, type DeviceBundle } from './bundle.ts';
+import { DeviceLog } from './log.ts';
+import { GatewayPool } from './gateway.ts';
+import { DEFAULT_TIMEOUTS, type DeviceRun, type ProvisionOptions, type Timeouts } from './context.ts';
+import { connect } from './phase/connect.ts';
+import { preflight } from './phase/preflight.ts';
+import { upload } from './phase/upload.ts';
+import { apply } from './phase/apply.ts';
+import { verify } from './phase/verify.ts';
+import type { DeviceResult } from '../ui/reporter.ts';
+import type { ResolvedDevice } from '../inventory/fleet.ts';
+
+export const DEFAULT_CONCURRENCY = 16;
+export const DEFAULT_RETRIES = 3;
+
+export class SelectionError extends Error {}
+
+/** Which devices a run covers: the active ones, or exactly those named by --only (checked, exit 2 if wrong). */
+export function selectDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): ResolvedDevice[] {
+  const { fleet, only } = opts;
+  if (!only?.length) return fleet.active;
+  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
+  const out: ResolvedDevice[] = [];
+  for (const id of only) {
+    const d = byId.get(id);
+    if (!d) throw new SelectionError(`--only: no device "${id}" in ${fleet.file}`);
+    if (d.status !== 'active') throw new SelectionError(`--only: device ${id} is ${d.status}; provision only delivers to active devices (a revoked device must never get credentials)`);
+    if (!out.includes(d)) out.push(d);
+  }
+  return out;
+}
+
+/** Delay before retry n (1-based): base·2^(n-1), capped, with "equal jitter" (half fixed, half random). */
+export function backoffDelay(n: number, baseMs: number, capMs = 30_000, rand = Math.random): number {
+  const d = Math.min(capMs, baseMs * 2 ** (n - 1));
+  return Math.round(d / 2 + rand() * (d / 2));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Outcome {
+  status: DeviceResult['status'];
+  phase: Phase;
+  message: string;
+}
+
+async function attempt(run: DeviceRun, state: { applied: boolean }): Promise<Outcome> {
+  const enter = (p: Phase) => {
+    run.opts.hooks?.onPhase?.(run.device.id, p, run.attempt);
+    run.progress({ phase: p });
+    return p;
+  };
+  let phase: Phase = enter('connect');
+  try {
+    await connect(run);
+    phase = enter('preflight');
+    const facts = await preflight(run);
+    const warn = facts.warnings.length ? ` (warning: ${facts.warnings.join('; ')})` : '';
+    if (facts.appliedHash === run.bundle.hash && !run.opts.force) {
+      // a retry that finds its own earlier apply recorded has done the work
+      if (state.applied) return { status: 'ok', phase: 'verify', message: `applied bundle ${run.bundle.hash.slice(0, 12)} (confirmed after reconnecting)${warn}` };
+      return { status: 'skipped', phase: 'preflight', message: `already at bundle ${run.bundle.hash.slice(0, 12)}${warn}` };
+    }
+    if (run.opts.dryRun) {
+      const b = run.bundle;
+      return {
+        status: 'ok',
+        phase: 'preflight',
+        message:
+          `dry run: would upload ${b.files.length} file(s) (${b.bytes} bytes) and apply bundle ${b.hash.slice(0, 12)}; ` +
+          `device ${facts.arch}, ${Math.round(facts.memKiB / 1024)} MiB RAM, ${Math.round(facts.rootFreeKiB / 1024)} MiB free, applied now: ${facts.appliedHash ? facts.appliedHash.slice(0, 12) : 'none'}${warn}`,
+      };
+    }
+    phase = enter('upload');
+    await upload(run);
+    phase = enter('apply');
+    state.applied = true;
+    await apply(run);
+    phase = enter('verify');
+    await verify(run);
+    return { status: 'ok', phase: 'verify', message: `applied bundle ${run.bundle.hash.slice(0, 12)}${warn}` };
+  } catch (err) {
+    if (err instanceof PhaseError) throw err;
+    throw new PhaseError(phase, describe(err), isTransient(err));
+  } finally {
+    run.session?.close();
+    run.session = undefined;
+  }
+}
+
+async function provisionOne(device: ResolvedDevice, bundle: DeviceBundle | Error, base: Omit<DeviceRun, 'device' | 'bundle' | 'log' | 'attempt' | 'progress'>): Promise<DeviceResult> {
+  const { opts } = base;
+  const rep = opts.reporter;
+  const log = DeviceLog.forDevice(opts.outDir, device.id);
+  const retries = opts.retries ?? DEFAULT_RETRIES;
+  try {
+    log.line(`=== provision ${opts.dryRun ? '(dry run) ' : ''}of ${device.id}${bundle instanceof Error ? '' : `, bundle ${bundle.hash}`}`);
+    if (bundle instanceof Error) {
+      log.line(`failed: ${bundle.message}`);
+      return { id: device.id, status: 'failed', phase: 'connect', message: bundle.message };
+    }
+    const run: DeviceRun = {
+      ...base,
+      device,
+      bundle,
+      log,
+      attempt: 1,
+      progress: (p) => rep.update(device.id, p),
+    };
+    const state = { applied: false };
+    for (;;) {
+      try {
+        const o = await attempt(run, state);
+        log.line(`${o.status} (${o.phase}): ${o.message}`);
+        return { id: device.id, ...o };
+      } catch (err) {
+        const e = err as PhaseError;
+        log.line(`${e.phase}: ${e.message}${e.transient ? ' (transient)' : ''}`);
+        if (!e.transient || run.attempt > retries) {
+          const tries = run.attempt > 1 ? ` (after ${run.attempt} attempts)` : '';
+          return { id: device.id, status: 'failed', phase: e.phase, message: e.message + tries };
+        }
+        const delay = backoffDelay(run.attempt, opts.backoffMs ?? 1000);
+        log.line(`retry ${run.attempt}/${retries} in ${delay} ms`);
+        rep.update(device.id, { phase: e.phase, message: `retry ${run.attempt}/${retries} in ${(delay / 1000).toFixed(1)} s: ${e.message}` });
+        run.attempt++;
+        await sleep(delay);
+      }
+    }
+  } finally {
+    await log.close();
+  }
+}
+
+/**
+ * Provision the selected devices. Resolves with one result per device in selection order; never throws
+ * for a device's failure. Throws SelectionError for a bad --only (nothing done).
+ */
+export async function provision(opts: ProvisionOptions): Promise<DeviceResult[]> {
+  const devices = selectDevices(opts);
+  const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...(opts.timeouts ?? {}) };
+  const inManifest = new Map(opts.manifest.devices.map((d) => [d.id, d]));
+  const gateways = new GatewayPool(opts.keysDir, Boolean(opts.trustNewHostKeys), timeouts.connect);
+  const base = { opts, timeouts, env: opts.env ?? process.env, gateways };
+  const limit = pLimit(opts.concurrency ?? DEFAULT_CONCURRENCY);
+  opts.reporter.begin(opts.dryRun ? 'provision (dry run)' : 'provision', devices.map((d) => d.id));
+  try {
+    const results = await Promise.all(
+      devices.map((d) =>
+        limit(async () => {
+          let bundle: DeviceBundle | Error;
+          const m = inManifest.get(d.id);
+          try {
+            if (!m) throw new BundleError(`${d.id} is not in the build's manifest.json: run edgeforge build (it covers every active device) and provision again`);
+            bundle = deviceBundle(m);
+          } catch (err) {
+            bundle = err as Error;
+          }
+          const r = await provisionOne(d, bundle, base);
+          opts.reporter.done(r);
+          return r;
+        }),
+      ),
+    );
+    return results;
+  } finally {
+    await gateways.closeAll();
+  }
+}

@@ -1,0 +1,108 @@
+// Phase preflight: read-only facts about the device — architecture, RAM, free disk, kernel WireGuard,
+// sudo, and the bundle hash already applied — checked against what the bundle needs. `--dry-run` stops
+// after this phase. One remote command keeps it to one round trip.
+import { PhaseError } from '../errors.ts';
+import { execAsRoot, sudoPassword } from '../sudo.ts';
+import { shq } from '../session.ts';
+import type { DeviceRun, Facts } from '../context.ts';
+
+// EDGEFORGE_ROOT / EDGEFORGE_ARCH: a sandboxed device (test harness, a chroot) says where its root is and
+// what it stands for; both are empty on a real device, exactly as the first-boot program reads them.
+export const PREFLIGHT_SCRIPT = `
+R="\${EDGEFORGE_ROOT:-}"; R="\${R%/}"
+echo "root=$R"
+echo "arch=\${EDGEFORGE_ARCH:-$(uname -m)}"
+echo "kernel=$(uname -r)"
+awk '/^MemTotal:/ {print "memKiB=" $2}' /proc/meminfo 2>/dev/null
+df -Pk "\${R:-/}" 2>/dev/null | awk 'NR==2 {print "rootFreeKiB=" $4}'
+df -Pk "$R/var/tmp" 2>/dev/null | awk 'NR==2 {print "stagingFreeKiB=" $4}'
+if [ -d "$R/sys/module/wireguard" ] || modinfo wireguard >/dev/null 2>&1 || /sbin/modinfo wireguard >/dev/null 2>&1; then echo wireguard=yes; else echo wireguard=no; fi
+echo "uid=$(id -u)"
+command -v sudo >/dev/null 2>&1 && echo sudo=yes || echo sudo=no
+command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
+D="$R/var/lib/edgeforge"; F="$D/applied.json"
+if [ -r "$F" ]; then printf 'applied=%s\\n' "$(head -c 8192 "$F" | tr -d '\\n')"
+elif [ -e "$F" ] || { [ -d "$D" ] && [ ! -x "$D" ]; }; then echo applied=unreadable
+else echo applied=none; fi
+`;
+
+export function parseFacts(stdout: string): Record<string, string> {
+  const kv: Record<string, string> = {};
+  for (const l of stdout.split('\n')) {
+    const i = l.indexOf('=');
+    if (i > 0) kv[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return kv;
+}
+
+/** the bundle hash in an applied.json text, "" when there is none */
+export function appliedHash(text: string): string {
+  try {
+    const j = JSON.parse(text) as { bundleSha256?: unknown };
+    return typeof j.bundleSha256 === 'string' ? j.bundleSha256 : '';
+  } catch {
+    return '';
+  }
+}
+
+export async function readAppliedAsRoot(run: DeviceRun, phase: 'preflight' | 'verify', timeoutMs: number): Promise<string> {
+  const f = `${run.facts!.root}/var/lib/edgeforge/applied.json`;
+  const r = await execAsRoot(run, phase, `sh -c ${shq('[ -f "$1" ] && head -c 8192 "$1" || true')} sh ${shq(f)}`, { timeoutMs });
+  if (r.code !== 0) throw new PhaseError(phase, `cannot read ${f} as root: ${r.stderr.trim() || `exit ${r.code}`}`, false);
+  return r.stdout;
+}
+
+export async function preflight(run: DeviceRun): Promise<Facts> {
+  run.sudoPassword = sudoPassword(run);
+  const t = run.timeouts.preflight;
+  const r = await run.session!.exec(PREFLIGHT_SCRIPT, { timeoutMs: t });
+  if (r.code !== 0) throw new PhaseError('preflight', `the read-only checks failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`, false);
+  run.log.line(`preflight: ${r.stdout.trim().split('\n').filter((l) => !l.startsWith('applied=')).join(' ')}`);
+  const kv = parseFacts(r.stdout);
+  const facts: Facts = {
+    root: kv.root ?? '',
+    arch: kv.arch ?? 'unknown',
+    kernel: kv.kernel ?? 'unknown',
+    memKiB: Number(kv.memKiB ?? 0),
+    rootFreeKiB: Number(kv.rootFreeKiB ?? 0),
+    stagingFreeKiB: Number(kv.stagingFreeKiB ?? kv.rootFreeKiB ?? 0),
+    wireguard: kv.wireguard === 'yes',
+    uid: Number(kv.uid ?? -1),
+    sudo: kv.sudo === 'yes',
+    sha256sum: kv.sha256sum === 'yes',
+    appliedHash: kv.applied && kv.applied !== 'none' && kv.applied !== 'unreadable' ? appliedHash(kv.applied) : '',
+    appliedNeedsSudo: kv.applied === 'unreadable',
+    warnings: [],
+  };
+  run.facts = facts;
+  const d = run.device;
+  const problems: string[] = [];
+
+  const want = d.profile.arch === 'arm64' ? ['aarch64', 'arm64'] : [d.profile.arch];
+  if (!want.includes(facts.arch)) problems.push(`the device is ${facts.arch} but profile ${d.profileName} is ${d.profile.arch}: wrong device at ${d.ssh.host}, or wrong profile in the inventory`);
+  if (!facts.wireguard) {
+    problems.push(
+      `the kernel ${facts.kernel} has no WireGuard module (K3s's flannel backend wireguard-native needs it): on Ubuntu for Raspberry Pi install linux-modules-extra-raspi and reboot; on Debian/Raspberry Pi OS use a kernel built with CONFIG_WIREGUARD`,
+    );
+  }
+  if (!facts.sha256sum) problems.push('sha256sum is not installed on the device (coreutils): the upload cannot be checked there');
+  if (facts.uid !== 0 && !facts.sudo) problems.push(`${d.ssh.user ?? 'root'} is not root and sudo is not installed: install sudo or connect as root`);
+  const needKiB = Math.ceil((run.bundle.bytes * 2) / 1024) + 64 * 1024;
+  if (facts.stagingFreeKiB && facts.stagingFreeKiB < needKiB) {
+    problems.push(`only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}/var/tmp; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`);
+  }
+  if (facts.memKiB && facts.memKiB < d.profile.ramMiB * 1024 * 0.85) {
+    facts.warnings.push(`RAM is ${Math.round(facts.memKiB / 1024)} MiB but profile ${d.profileName} says ${d.profile.ramMiB} MiB: K3s reservations are tuned for the profile`);
+  }
+  if (problems.length) throw new PhaseError('preflight', problems.join('; '), false);
+
+  // sudo is checked here, before anything is written (a wrong password fails now, not after the upload)
+  if (facts.uid !== 0 || run.sudoPassword !== undefined) {
+    const s = await execAsRoot(run, 'preflight', 'true', { timeoutMs: t });
+    if (s.code !== 0) throw new PhaseError('preflight', `sudo does not work for ${d.ssh.user ?? 'root'}: ${s.stderr.trim() || `exit ${s.code}`}`, false);
+  }
+  if (facts.appliedNeedsSudo) facts.appliedHash = appliedHash(await readAppliedAsRoot(run, 'preflight', t));
+  for (const w of facts.warnings) run.log.line(`preflight: warning: ${w}`);
+  run.log.line(`preflight: applied bundle on the device: ${facts.appliedHash || 'none'}; this build: ${run.bundle.hash}`);
+  return facts;
+}

@@ -1,0 +1,103 @@
+// Phase upload: the bundle over SFTP into a fresh private staging directory, then checked ON the device
+// with sha256sum against SHA256SUMS (what arrived is what was built, whatever happened on the way).
+import { createReadStream, promises as fs } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { SFTPWrapper } from 'ssh2';
+import { PhaseError } from '../errors.ts';
+import { shq, withTimeout } from '../session.ts';
+import { SUMS_NAME, type BundleFile } from '../bundle.ts';
+import type { DeviceRun } from '../context.ts';
+
+// local files are checked against the manifest once per run, however many devices share them
+const localChecks = new Map<string, Promise<string>>();
+
+function sha256File(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(file)
+      .on('data', (d) => h.update(d))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+async function checkLocal(outDir: string, f: BundleFile): Promise<string> {
+  const file = path.join(outDir, f.source);
+  const st = await fs.stat(file).catch(() => undefined);
+  if (!st?.isFile()) throw new PhaseError('upload', `${file} is missing: the build output is incomplete; run edgeforge build again`, false);
+  const key = `${file}\0${st.size}\0${st.mtimeMs}`;
+  let p = localChecks.get(key);
+  if (!p) localChecks.set(key, (p = sha256File(file)));
+  const got = await p;
+  if (got !== f.sha256) throw new PhaseError('upload', `${file} changed since the build (sha256 ${got}, manifest says ${f.sha256}); run edgeforge build again`, false);
+  return file;
+}
+
+function sftpCall<T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+}
+
+/** mkdir that refuses an existing path: a fresh, private directory (mode 0700) nobody else prepared */
+function mkdirPrivate(s: SFTPWrapper, dir: string): Promise<void> {
+  return sftpCall<void>((cb) => s.mkdir(dir, { mode: 0o700 }, (err) => cb(err)));
+}
+
+export async function upload(run: DeviceRun): Promise<string> {
+  const b = run.bundle;
+  const locals = await Promise.all(b.files.map((f) => checkLocal(run.opts.outDir, f)));
+  const staging = `${run.facts!.root}/var/tmp/edgeforge-bundle-${b.hash.slice(0, 12)}-${randomBytes(4).toString('hex')}`;
+  // the deadline grows with the size: at least 512 KiB/s on top of the base timeout
+  const deadline = run.timeouts.upload + Math.ceil(b.bytes / (512 * 1024)) * 1000;
+
+  const work = async () => {
+    const s = await run.session!.sftp();
+    try {
+      await mkdirPrivate(s, staging);
+    } catch (err) {
+      throw new PhaseError('upload', `cannot create the staging directory ${staging}: ${(err as Error).message}`, false);
+    }
+    run.staging = staging;
+    run.log.line(`upload: ${b.files.length} file(s), ${b.bytes} bytes to ${staging}`);
+    // every parent directory once, parents before children (the staging directory is fresh: none exist)
+    const dirs = new Set<string>();
+    for (const f of b.files) {
+      const parts = f.rel.split('/').slice(0, -1);
+      for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+    }
+    for (const d of [...dirs].sort((x, y) => x.split('/').length - y.split('/').length || (x < y ? -1 : 1))) {
+      await mkdirPrivate(s, `${staging}/${d}`);
+    }
+    let done = 0;
+    for (let i = 0; i < b.files.length; i++) {
+      const f = b.files[i];
+      let last = 0;
+      await sftpCall<void>((cb) =>
+        s.fastPut(locals[i], `${staging}/${f.rel}`, {
+          mode: f.mode,
+          step: (total: number) => {
+            done += total - last;
+            last = total;
+            run.progress({ phase: 'upload', bytesDone: done, bytesTotal: b.bytes });
+            run.opts.hooks?.onUploadProgress?.(run.device.id, done, b.bytes);
+          },
+        }, (err) => cb(err)),
+      );
+      done += f.bytes - last;
+    }
+    await sftpCall<void>((cb) => s.writeFile(`${staging}/${SUMS_NAME}`, b.sums, { mode: 0o644 }, (err) => cb(err)));
+  };
+  // a dropped connection or a stall surfaces here; the engine retries those from connect
+  await withTimeout(work(), deadline, 'upload');
+
+  // checked where it will be used; and staging dirs this user left behind by killed runs go away
+  const check =
+    `cd ${shq(staging)} && sha256sum --quiet --strict -c ${SUMS_NAME} 2>&1; rc=$?; ` +
+    `find ${shq(`${run.facts!.root}/var/tmp`)} -maxdepth 1 -name 'edgeforge-bundle-*' -user "$(id -u)" ! -path ${shq(staging)} -exec rm -rf {} + 2>/dev/null; exit $rc`;
+  const r = await run.session!.exec(check, { timeoutMs: run.timeouts.upload + Math.ceil(b.bytes / (20 * 1024 * 1024)) * 1000 });
+  if (r.code !== 0) {
+    throw new PhaseError('upload', `the bundle arrived damaged (sha256sum on the device: ${(r.stdout + r.stderr).trim().split('\n').slice(0, 3).join('; ')}): check the device's storage`, false);
+  }
+  run.log.line(`upload: sha256 of every file checked on the device (bundle ${b.hash})`);
+  return staging;
+}

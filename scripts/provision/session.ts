@@ -1,0 +1,188 @@
+// A thin promise layer over one ssh2 connection: connect (optionally through a gateway's forwarded
+// channel), run a command with a deadline, open SFTP. Nothing here knows about phases or fleets.
+import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import type { Duplex } from 'node:stream';
+
+export interface ConnectParams {
+  host: string;
+  port: number;
+  user: string;
+  privateKey?: Buffer;
+  passphrase?: string;
+  /** path of an SSH agent socket (SSH_AUTH_SOCK) */
+  agent?: string;
+  /** decides on the presented key blob; false refuses the connection */
+  verifyHostKey: (blob: Buffer) => boolean;
+  timeoutMs: number;
+  /** an already-open byte stream to the device (a gateway's forwardOut channel) */
+  sock?: Duplex;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  timeoutMs: number;
+  /** written to the command's stdin, which is then closed */
+  stdin?: string;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+const KEEP = 256 * 1024;
+
+export class TimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+}
+
+export class Session {
+  private sftpP?: Promise<SFTPWrapper>;
+  private closed = false;
+  private closeWaiters = new Set<(err: Error) => void>();
+
+  private constructor(readonly client: Client) {
+    const onGone = () => {
+      this.closed = true;
+      const err = Object.assign(new Error('connection closed by the device or the network'), { code: 'ECONNRESET' });
+      for (const w of this.closeWaiters) w(err);
+      this.closeWaiters.clear();
+    };
+    client.on('close', onGone);
+    client.on('error', () => onGone());
+  }
+
+  static open(p: ConnectParams): Promise<Session> {
+    return new Promise((resolve, reject) => {
+      const c = new Client();
+      let settled = false;
+      const cfg: ConnectConfig = {
+        host: p.host,
+        port: p.port,
+        username: p.user,
+        readyTimeout: p.timeoutMs,
+        hostVerifier: (key: Buffer) => p.verifyHostKey(key),
+        keepaliveInterval: 15_000,
+        keepaliveCountMax: 4,
+      };
+      if (p.privateKey) cfg.privateKey = p.privateKey;
+      if (p.passphrase) cfg.passphrase = p.passphrase;
+      if (p.agent) cfg.agent = p.agent;
+      if (p.sock) cfg.sock = p.sock;
+      c.once('ready', () => {
+        settled = true;
+        resolve(new Session(c));
+      });
+      c.once('error', (err) => {
+        if (settled) return;
+        settled = true;
+        c.end();
+        reject(err);
+      });
+      c.once('close', () => {
+        if (settled) return;
+        settled = true;
+        reject(Object.assign(new Error('Connection lost before handshake'), { code: 'ECONNRESET' }));
+      });
+      try {
+        c.connect(cfg);
+      } catch (err) {
+        settled = true;
+        reject(err);
+      }
+    });
+  }
+
+  /** reject when the connection goes away while `work` is pending */
+  private guard<T>(work: (fail: (e: Error) => void) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(Object.assign(new Error('connection closed by the device or the network'), { code: 'ECONNRESET' }));
+    let waiter: (e: Error) => void = () => {};
+    const gone = new Promise<never>((_, reject) => {
+      waiter = reject;
+      this.closeWaiters.add(waiter);
+    });
+    const p = work(waiter);
+    return Promise.race([p, gone]).finally(() => this.closeWaiters.delete(waiter));
+  }
+
+  exec(command: string, o: ExecOptions): Promise<ExecResult> {
+    return this.guard(
+      () =>
+        new Promise<ExecResult>((resolve, reject) => {
+          this.client.exec(command, (err, ch: ClientChannel) => {
+            if (err) return reject(err);
+            let out = '';
+            let errText = '';
+            const timer = setTimeout(() => {
+              ch.close();
+              reject(new TimeoutError(`no answer within ${Math.round(o.timeoutMs / 1000)} s`));
+            }, o.timeoutMs);
+            ch.on('data', (d: Buffer) => {
+              o.onStdout?.(d);
+              if (out.length < KEEP) out += d.toString('utf8');
+            });
+            ch.stderr.on('data', (d: Buffer) => {
+              o.onStderr?.(d);
+              if (errText.length < KEEP) errText += d.toString('utf8');
+            });
+            ch.on('exit', () => {});
+            ch.on('close', (code: number | null, signal?: string) => {
+              clearTimeout(timer);
+              resolve({ code: code ?? null, signal: signal ?? undefined, stdout: out, stderr: errText });
+            });
+            if (o.stdin !== undefined) ch.end(o.stdin);
+            else ch.end();
+          });
+        }),
+    );
+  }
+
+  sftp(): Promise<SFTPWrapper> {
+    this.sftpP ??= this.guard(
+      () =>
+        new Promise<SFTPWrapper>((resolve, reject) => {
+          this.client.sftp((err, s) => (err ? reject(err) : resolve(s)));
+        }),
+    );
+    return this.sftpP;
+  }
+
+  /** a byte stream to host:port opened from this machine (a gateway's jump) */
+  forward(host: string, port: number, timeoutMs: number): Promise<Duplex> {
+    return this.guard(
+      () =>
+        new Promise<Duplex>((resolve, reject) => {
+          const t = setTimeout(() => reject(new TimeoutError(`the gateway did not open a channel to ${host}:${port} within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+          this.client.forwardOut('127.0.0.1', 0, host, port, (err, ch) => {
+            clearTimeout(t);
+            if (err) reject(Object.assign(new Error(`the gateway could not reach ${host}:${port}: ${err.message}`), { code: 'ECONNREFUSED' }));
+            else resolve(ch as unknown as Duplex);
+          });
+        }),
+    );
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.end();
+  }
+}
+
+/** Run a promise with a deadline (for SFTP work, which has no timeout of its own). */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new TimeoutError(`${what}: no progress within ${Math.round(ms / 1000)} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
+/** POSIX shell single-quoting. */
+export function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

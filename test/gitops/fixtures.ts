@@ -104,7 +104,7 @@ export function generatedFleet(n: number, install: object): Fleet {
 
 
 export async function pgpKey(name: string): Promise<PgpPublic & { privateArmored: string }> {
-  const { privateKey, publicKey } = await openpgp.generateKey({ type: 'curve25519', userIDs: [{ name, email: `${name.replace(/[^a-z0-9]/gi, '')}@example.com` }], format: 'armored', date: new Date('2020-01-01T00:00:00Z') });
+  const { privateKey, publicKey } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ name, email: `${name.replace(/[^a-z0-9]/gi, '')}@example.com` }], format: 'armored', date: new Date('2020-01-01T00:00:00Z') });
   const k = await openpgp.readKey({ armoredKey: publicKey });
   return { fingerprint: k.getFingerprint().toUpperCase(), publicArmored: publicKey, privateArmored: privateKey };
 }

@@ -7,10 +7,12 @@ export const MANAGED_TAG = 'edgeforge:managed';
 export const MANAGED_LINE = `# ${MANAGED_TAG}: generated from the inventory by \`edgeforge gitops\`; local edits are overwritten. Delete this line to take the file over.`;
 export const SEED_LINE = '# Created once by edgeforge as a starting point: this file is yours, edgeforge never overwrites it.';
 
-/** True when the file's first 1 KiB holds the marker. */
+const MARKER_RE = new RegExp(`^(# |Comment: )${MANAGED_TAG}\\b`, 'm');
+
+/** True when a line of the file's first 1 KiB starts with the marker (a mention in prose does not count). */
 export function isManaged(bytes: Uint8Array | string): boolean {
   const head = (typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8')).slice(0, 1024);
-  return head.includes(MANAGED_TAG);
+  return MARKER_RE.test(head);
 }
 
 export function managedYaml(body: string, about?: string): string {

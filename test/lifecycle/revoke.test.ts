@@ -98,5 +98,29 @@ describe('edgeforge revoke', () => {
     const again = await runCli(['revoke', 'ulsan1-line1-002', '--reason', 'stolen', '-i', inv, '--keys', keysDir]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('already stolen');
-  }, 120_000);
+
+    // replace: the slot gets a fresh identity, the old entry records replacedBy, artifacts are built
+    const outDir = path.join(dir, 'out');
+    const rr = await runCli(['replace', 'ulsan1-line1-002', '--serial', 'NEWSERIAL01', '--mac', 'dc:a6:32:10:01:99', '-i', inv, '--keys', keysDir, '-o', outDir, '--json'], { env: { SOURCE_DATE_EPOCH: '1767225600' } });
+    expect(rr.code, rr.stderr).toBe(0);
+    const text2 = readFileSync(inv, 'utf8');
+    expect(text2).toContain('# the Git host\'s key, pinned: devices never trust on first use');
+    const fleet2 = loadInventoryBytes(Buffer.from(text2), inv);
+    const oldEntry = fleet2.devices.find((d) => d.id === 'ulsan1-line1-002')!;
+    const fresh = fleet2.devices.find((d) => d.id === 'ulsan1-line1-002-r2')!;
+    expect(oldEntry).toMatchObject({ status: 'replaced', replacedBy: 'ulsan1-line1-002-r2', revoked: { reason: 'stolen' } });
+    expect(fresh).toMatchObject({ status: 'active', serial: 'NEWSERIAL01', mac: 'dc:a6:32:10:01:99', siteId: 'kr-south/ulsan-plant-1', profileName: 'rpi4-2g', role: 'server' });
+    expect(fresh.network).toMatchObject({ mode: 'static', ip: '10.20.1.12' });
+    expect(fleet2.active.length).toBe(14);
+    const manifest = JSON.parse(readFileSync(path.join(outDir, 'manifest.json'), 'utf8'));
+    expect(manifest.devices.map((d: { id: string }) => d.id)).toContain('ulsan1-line1-002-r2');
+    const ks3 = await openKeyStore({ dir: keysDir });
+    const freshKeys = await ks3.loadDeviceIdentity('ulsan1-line1-002-r2');
+    await ks3.close();
+    expect(freshKeys.sshHostKey.publicKey).not.toBe(stolen.sshHostKey.publicKey);
+    expect(freshKeys.sops.fingerprint).not.toBe(stolen.sops.fingerprint);
+    const meta = readFileSync(path.join(outDir, 'devices/ulsan1-line1-002-r2/seed/meta-data'), 'utf8');
+    expect(meta).toContain('local-hostname: ulsan1-line1-002-r2');
+    expect((await runCli(['replace', 'ulsan1-line1-001', '--serial', 'X', '-i', inv, '--keys', keysDir, '-o', outDir])).stderr).toContain('is active; revoke it first');
+  }, 180_000);
 });

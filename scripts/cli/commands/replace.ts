@@ -1,0 +1,55 @@
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { UsageError, UserError, type Command } from '../command.ts';
+import { loadFleet } from './validate.ts';
+import { replaceInInventory } from '../../lifecycle/replace.ts';
+import { InventoryError } from '../../inventory/problems.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
+import { buildCommand } from './build.ts';
+import { parseCommand } from '../command.ts';
+
+export const replace: Command = {
+  name: 'replace',
+  summary: 'give a revoked device slot a fresh identity and build its artifacts',
+  usage: 'replace ID --serial S [--mac M] [--id NEW_ID] [--no-build]',
+  positionals: { min: 1, max: 1, names: 'ID (the revoked device whose slot is refilled)' },
+  description: `The new board takes the slot of ID (site, role, profile, network): it gets a new id (ID-r2 unless --id),
+so new keys, a new instance-id and a new GitOps path. The inventory records "status: replaced, replacedBy" on the old
+entry (comments and layout kept), then the new device's artifacts are built into --out. Without --mac the old MAC is
+kept (a moved NIC or carrier board).`,
+  options: {
+    serial: { type: 'string', value: 'S', description: "the new board's serial" },
+    mac: { type: 'string', value: 'M', description: "the new board's MAC" },
+    id: { type: 'string', value: 'NEW_ID', description: 'id for the replacement (default: ID-r2, ID-r3, …)' },
+    'no-build': { type: 'boolean', description: 'only update the inventory' },
+  },
+  examples: ['edgeforge replace ulsan1-line1-002 --serial 10000000a3f1c099 --mac dc:a6:32:10:01:99'],
+  async run(ctx) {
+    const id = ctx.positionals[0];
+    const serial = ctx.options.serial as string | undefined;
+    if (!serial) throw new UsageError('--serial is required: the replacement board has its own serial');
+    await loadFleet(ctx); // the starting point must be valid
+    const file = path.resolve(ctx.io.cwd, ctx.common.inventory);
+    const text = await fs.readFile(file, 'utf8');
+    let result;
+    try {
+      result = replaceInInventory(text, ctx.common.inventory, { id, serial, mac: ctx.options.mac as string | undefined, newId: ctx.options.id as string | undefined });
+    } catch (err) {
+      if (err instanceof InventoryError) {
+        ctx.io.err(err.format().replaceAll(`${ctx.common.inventory}:`, `${ctx.common.inventory} (after replace):`));
+        throw new UserError(`the replacement would make the inventory invalid; nothing was written`);
+      }
+      throw new UserError((err as Error).message);
+    }
+    await writeFileAtomic(file, result.text, { mode: (await fs.stat(file)).mode & 0o777 });
+    ctx.io.err(`${ctx.common.inventory}: ${id} → replaced by ${result.newId} (serial ${serial}${result.reusedMac ? ', MAC kept from the old board' : ''})`);
+    if (ctx.options['no-build']) {
+      if (ctx.common.json) ctx.io.out(JSON.stringify({ replaced: id, by: result.newId, built: false }));
+      return 0;
+    }
+    // the same build as `edgeforge build --only NEW_ID`, with this command's common options
+    const argv = ['--only', result.newId, '-i', ctx.common.inventory, '-o', ctx.common.out, '--keys', ctx.common.keys];
+    if (ctx.common.json) argv.push('--json');
+    return buildCommand.run!(parseCommand(buildCommand, argv, ctx.io));
+  },
+};

@@ -11,6 +11,7 @@ import { sweepTempFiles, writeFileAtomic } from '../util/atomic.ts';
 import { fingerprintOfBlob, generateSshKeyPair, parseSshPrivateKey, type SshKeyPair } from './ssh.ts';
 import { agentToken, k3sToken, luksRecoveryPassphrase } from './secrets.ts';
 import { PgpPool, defaultPoolSize } from './pool.ts';
+import { decryptText } from './pgp-ops.mjs';
 import { KeysLayout, checkDeviceId, checkSiteId } from './layout.ts';
 import { withKeysLock } from './lock.ts';
 import { normalizeFingerprint, signDetachedWith, verifyDetached, type VerifyResult } from './signing.ts';
@@ -390,7 +391,9 @@ export class KeyStore {
       throw new KeysError(`${file}: ${err.message}`, 'state');
     });
     try {
-      return await this.pool.run('decryptText', { armored, privateKeyArmored: this.unlocked!.armored, passphrase: this.unlocked!.passphrase });
+      // inline, not in the pool: with the session key cached (pgp-ops) a file is symmetric work only, and
+      // shipping it to a worker and back costs more than decrypting it here (measured: bench:keys)
+      return await decryptText({ armored, privateKeyArmored: this.unlocked!.armored, passphrase: this.unlocked!.passphrase });
     } catch (err) {
       throw new KeysError(`cannot decrypt ${file} with admin key ${this.unlocked!.fingerprint} (${this.unlocked!.source}): ${(err as Error).message}. Was it encrypted before this admin was added? Another admin must run rewrap.`, 'state');
     }

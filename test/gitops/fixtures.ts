@@ -89,11 +89,14 @@ export function fakeBundle(version = 'v2.4.0'): { bytes: Uint8Array; sha256: str
 }
 
 /** The example inventory with a Flux install pinned (the example itself leaves it to the operator). */
-export function exampleFleet(install: object, mutate?: (text: string) => string): Fleet {
+export function exampleInventoryText(install: object, mutate?: (text: string) => string): string {
   let text = readFileSync(new URL('../../inventory/example.yaml', import.meta.url), 'utf8');
   text = text.replace(/^(  interval: 5m.*)$/m, `$1\n  flux:\n    version: v2.4.0\n    install: ${JSON.stringify(install)}`);
-  if (mutate) text = mutate(text);
-  return loadInventoryBytes(Buffer.from(text), 'inventory/example.yaml');
+  return mutate ? mutate(text) : text;
+}
+
+export function exampleFleet(install: object, mutate?: (text: string) => string): Fleet {
+  return loadInventoryBytes(Buffer.from(exampleInventoryText(install, mutate)), 'inventory/example.yaml');
 }
 
 export function generatedFleet(n: number, install: object): Fleet {

@@ -28,6 +28,7 @@ import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
 import { linkAirgapInto, sha256OfFile, stageAirgap } from './airgap.ts';
 import { writeDeviceDir } from './write.ts';
+import { inShard } from '../lifecycle/shard.ts';
 import { buildManifest, serializeManifest, type Manifest, type ManifestArtifact, type ManifestDevice } from './manifest.ts';
 import type { SecretsSource } from './secrets.ts';
 
@@ -39,6 +40,8 @@ export interface BuildOptions {
   inventoryPath: string;
   outDir: string;
   only?: string[];
+  /** --shard K/N: this machine builds the devices whose id hashes to shard K (CI matrices); shard 1 also writes gitops/ */
+  shard?: { k: number; n: number };
   /** --base-image: path as given, and resolved */
   baseImage?: { given: string; path: string };
   sourceDateEpoch: number;
@@ -57,7 +60,8 @@ export interface BuildResult {
   signed: { fingerprint: string } | undefined;
 }
 
-export function selectDevices(fleet: Fleet, only?: string[]): ResolvedDevice[] {
+export function selectDevices(fleet: Fleet, only?: string[], shard?: { k: number; n: number }): ResolvedDevice[] {
+  if (shard) return fleet.active.filter((d) => inShard(d.id, shard));
   if (!only?.length) return fleet.active;
   const byId = new Map(fleet.devices.map((d) => [d.id, d]));
   const problems: string[] = [];
@@ -87,7 +91,7 @@ async function readManifest(file: string): Promise<Manifest | undefined> {
 
 export async function build(o: BuildOptions): Promise<BuildResult> {
   const { fleet, outDir, reporter } = o;
-  const devices = selectDevices(fleet, o.only);
+  const devices = selectDevices(fleet, o.only, o.shard);
   // inputs first: a wrong checksum stops the build before any device is touched
   let baseImage: Manifest['baseImage'];
   if (o.baseImage) {
@@ -176,22 +180,25 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const results = await reporter.end();
 
   // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes, secrets included
-  if (!o.only?.length) {
+  if (!o.only?.length && !o.shard) {
     const active = new Set(fleet.active.map((d) => d.id));
     const dirs = await fs.readdir(path.join(outDir, 'devices')).catch(() => [] as string[]);
     for (const name of dirs) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) await fs.rm(path.join(outDir, 'devices', name), { recursive: true, force: true });
   }
 
-  const gitops = o.gitops ? await o.gitops(fleet, secrets, outDir) : undefined;
+  // the scaffold covers the whole fleet: a full build writes it, --only keeps the previous one
+  // (with --shard, shard 1 writes it, so the merged manifest equals an unsharded build's)
+  let gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
 
   // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
   const manifestPath = path.join(outDir, 'manifest.json');
   const devicesOut = [...entries.values()];
-  if (o.only?.length) {
+  if (o.only?.length && !o.shard) {
     const prev = await readManifest(manifestPath);
     if (prev && prev.fleet === fleet.name && prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch) {
       const activeIds = new Set(fleet.active.map((d) => d.id));
       for (const d of prev.devices ?? []) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
+      gitops = prev.gitops;
     }
   }
   const manifest = buildManifest(

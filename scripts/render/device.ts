@@ -46,6 +46,8 @@ export type FluxBootstrapRenderer = (d: ResolvedDevice, fleet: Fleet, secrets: D
 
 export interface RenderOptions {
   fluxBootstrap?: FluxBootstrapRenderer;
+  /** shell fragments other stages add to the first-boot program (function definitions) */
+  firstbootFragments?: string[];
 }
 
 /** The airgap files the build copies into bundle/k3s/airgap/, with their pinned sha256. */
@@ -65,7 +67,7 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   const bundle: RenderedFile[] = [];
   const add = (path: string, kind: RenderedFile['kind'], text: string, secret = false) => bundle.push(textFile(`bundle/${path}`, kind, text, secret));
 
-  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet));
+  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, opts.firstbootFragments));
   add('k3s/config.yaml', 'k3s-config', renderK3sConfig(d, fleet));
   const registries = renderRegistries(d);
   if (registries) add('k3s/registries.yaml', 'k3s-registries', registries);

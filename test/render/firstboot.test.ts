@@ -6,7 +6,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exampleFleet, fixedSecretsFor } from './fixtures.ts';
-import { renderDevice, bundleHash } from '../../scripts/render/device.ts';
+import { renderDevice, bundleHash, type RenderOptions } from '../../scripts/render/device.ts';
+import { prepareFlux } from '../../scripts/build/flux.ts';
+import { EXAMPLE, withFlux } from './fixtures.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';
@@ -28,10 +30,10 @@ esac
 let root: string;
 let fleet: Fleet;
 
-function setup(id: string, mutate?: (f: Fleet) => Fleet): { files: RenderedFile[]; fleet: Fleet } {
+function setup(id: string, mutate?: (f: Fleet) => Fleet, render?: RenderOptions): { files: RenderedFile[]; fleet: Fleet } {
   const f = mutate ? mutate(structuredClone(fleet)) : fleet;
   const d = f.active.find((x) => x.id === id)!;
-  const files = renderDevice(f, d, fixedSecretsFor(d));
+  const files = renderDevice(f, d, fixedSecretsFor(d), render);
   for (const file of files.filter((x) => x.path.startsWith('bundle/'))) {
     const p = path.join(root, 'var/lib/edgeforge', file.path);
     mkdirSync(path.dirname(p), { recursive: true });
@@ -204,6 +206,23 @@ describe('first-boot program in a sandbox root', () => {
     const bad = runProgram({ EDGEFORGE_STEPS: 'k3s' });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/K3s airgap binary: .*k3s-arm64 has sha256 [0-9a-f]{64} but edgeforge pinned/);
+  });
+
+  it('Flux bootstrap: the Flux stage places its manifests in K3s auto-deploy dir and installs the hand-over; the bundle copy is erased', async () => {
+    const stage = await prepareFlux(withFlux(fleet), EXAMPLE);
+    setup('changwon2-server', (f) => pinInstaller(withFlux(f)), stage.render);
+    const r = runProgram({ EDGEFORGE_STEPS: 'flux_bootstrap erase_secrets' });
+    expect(r.stderr).toContain('[erase_secrets]: ok');
+    expect(r.code).toBe(0);
+    const m = 'var/lib/rancher/k3s/server/manifests';
+    expect(readdirSync(path.join(root, m)).sort()).toEqual(['edgeforge-flux-components.yaml', 'edgeforge-flux-secrets.yaml', 'edgeforge-flux-sync.yaml']);
+    expect(mode(`${m}/edgeforge-flux-secrets.yaml`)).toBe(0o600);
+    expect(existsSync(path.join(root, 'etc/systemd/system/edgeforge-flux-handover.timer'))).toBe(true);
+    expect(readdirSync(path.join(root, 'var/lib/edgeforge/bundle/flux'))).toEqual([]);
+    // again: nothing to place, still fine
+    const again = runProgram({ EDGEFORGE_STEPS: 'flux_bootstrap' });
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain('already placed');
   });
 
   it('unknown step names are refused', () => {

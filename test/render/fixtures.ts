@@ -22,6 +22,8 @@ export function fixedSecrets(id: string, serverId?: string): DeviceSecrets {
     k3sToken: h(`k3s:${id}`).toString('hex'),
     agentToken: h(`agent:${serverId ?? id}`).toString('hex'),
     luksRecovery: 'TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0',
+    // shape only: the renderers embed it, nothing here decrypts with it
+    sops: { fingerprint: h(`sops:${id}`).toString('hex').slice(0, 40).toUpperCase(), privateKeyArmored: `-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n${h(`sops:${id}`).toString('base64')}\n-----END PGP PRIVATE KEY BLOCK-----\n` },
   };
 }
 
@@ -32,4 +34,11 @@ export function fixedSecretsFor(d: ResolvedDevice): DeviceSecrets {
 
 export async function exampleFleet(): Promise<Fleet> {
   return loadInventoryFile(EXAMPLE);
+}
+
+/** The example fleet with Flux pinned as an online HelmChart (no bundle file needed), for Flux-side tests. */
+export function withFlux(fleet: Fleet): Fleet {
+  const f = structuredClone(fleet);
+  f.gitops.flux.install = { mode: 'helm', chartVersion: '2.14.0', repo: 'https://fluxcd-community.github.io/helm-charts' };
+  return f;
 }

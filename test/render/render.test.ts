@@ -15,7 +15,8 @@ import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';
 import { readFileSync } from 'node:fs';
-import { EXAMPLE } from './fixtures.ts';
+import { EXAMPLE, withFlux } from './fixtures.ts';
+import { prepareFlux } from '../../scripts/build/flux.ts';
 
 const run = promisify(execFile);
 let fleet: Fleet;
@@ -233,6 +234,36 @@ describe('first-boot program and system files', () => {
       expect(bundleHash(files)).toBe(sha256Hex(sums));
     }
   });
+});
+
+describe('with the Flux stage', () => {
+  it('servers carry the flux-bootstrap files (secrets 0600) in the bundle and user-data; the program still passes shellcheck and the schema', async () => {
+    const f = withFlux(fleet);
+    const stage = await prepareFlux(f, EXAMPLE);
+    expect(stage.problem).toBeUndefined();
+    const fdir = path.join(dir, 'flux');
+    for (const d of f.active) {
+      const files = renderDevice(f, d, fixedSecretsFor(d), stage.render);
+      const flux = files.filter((x) => x.kind === 'flux-bootstrap');
+      if (d.cluster.kind === 'multi-node-agent') expect(flux).toEqual([]);
+      else {
+        expect(flux.map((x) => x.path)).toEqual(['bundle/flux/edgeforge-flux-components.yaml', 'bundle/flux/edgeforge-flux-secrets.yaml', 'bundle/flux/edgeforge-flux-sync.yaml']);
+        expect(flux.find((x) => x.path.endsWith('secrets.yaml'))).toMatchObject({ secret: true, mode: 0o600 });
+        expect(text(files, 'seed/user-data')).toContain('path: /var/lib/edgeforge/bundle/flux/edgeforge-flux-secrets.yaml');
+      }
+      for (const x of files.filter((y) => y.path === 'seed/user-data' || y.path === 'bundle/firstboot.sh')) {
+        mkdirSync(path.join(fdir, d.id), { recursive: true });
+        writeFileSync(path.join(fdir, d.id, path.basename(x.path)), x.bytes);
+      }
+    }
+    const ids = f.active.map((d) => d.id);
+    const sc = await run('shellcheck', ['--shell=sh', ...ids.map((id) => path.join(fdir, id, 'firstboot.sh'))]).catch((e) => e);
+    expect(sc.stdout ?? '').toBe('');
+    for (const id of ['changwon2-server', 'changwon2-press-001']) {
+      const { stdout } = await run('cloud-init', ['schema', '--config-file', path.join(fdir, id, 'user-data')]);
+      expect(stdout).toContain('Valid cloud-config');
+    }
+  }, 60_000);
 });
 
 describe('determinism', () => {

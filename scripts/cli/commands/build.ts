@@ -5,9 +5,13 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type Command } from '../command.ts';
 import { loadFleet } from './validate.ts';
+import { parseShard } from '../../lifecycle/shard.ts';
+import { inventoryAtRevision } from '../../lifecycle/git.ts';
+import { diffFleets } from '../../lifecycle/changes.ts';
 import { build } from '../../build/build.ts';
 import { keystoreSecrets } from '../../build/secrets.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
+import { prepareFlux, writeGitopsScaffold } from '../../build/flux.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -31,7 +35,7 @@ export async function sourceDateEpoch(env: NodeJS.ProcessEnv, inventory: string)
 export const buildCommand: Command = {
   name: 'build',
   summary: 'render every device: seeds, configs, secrets, seed images, disk deltas, signed manifest',
-  usage: 'build [--only ID,...] [--base-image FILE]',
+  usage: 'build [--only ID,...] [--shard K/N] [--changed-since REV] [--base-image FILE]',
   description: `Renders every active device into OUT/devices/<id>/ (NoCloud seed, first-boot bundle, seed.img; with
 --base-image also disk.delta), then writes OUT/manifest.json last, signed by the fleet's build key
 (manifest.json.asc, signing-key.asc). Device identities come from --keys (created on first use, stored
@@ -40,6 +44,8 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
   options: {
     only: { type: 'string', multiple: true, value: 'ID,...', description: 'build only these devices (the manifest keeps the others of the same inventory)' },
     'base-image': { type: 'string', value: 'FILE', description: 'base OS image: also write per-device disk deltas against it' },
+    shard: { type: 'string', value: 'K/N', description: 'build shard K of N (stable hash of the id); join shards with `manifest merge`' },
+    'changed-since': { type: 'string', value: 'REV', description: 'build only devices whose rendered inputs changed since git revision REV' },
     'example-admin': { type: 'boolean', default: false, description: 'no admin keys yet: create an EXAMPLE admin key (demos only; automatic for inventory/example.yaml)' },
   },
   examples: ['SOURCE_DATE_EPOCH=1767225600 edgeforge build -i inventory/example.yaml -o images/out --only ulsan1-line1-001,ulsan1-line1-002'],
@@ -49,18 +55,45 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     if (ctx.options.only && only.length === 0) throw new UsageError('--only needs device ids, e.g. --only ulsan1-line1-001,ulsan1-line1-002');
     const fleet = await loadFleet(ctx);
     const inventoryPath = path.resolve(io.cwd, common.inventory);
+    let shard: { k: number; n: number } | undefined;
+    if (ctx.options.shard !== undefined) {
+      if (only.length || ctx.options['changed-since']) throw new UsageError('--shard builds a fixed part of the fleet; it does not combine with --only or --changed-since');
+      try {
+        shard = parseShard(ctx.options.shard as string);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    }
+    if (ctx.options['changed-since'] !== undefined) {
+      if (only.length) throw new UsageError('--changed-since chooses the devices itself; drop --only');
+      const rev = ctx.options['changed-since'] as string;
+      const { fleet: before } = await inventoryAtRevision(common.inventory, rev);
+      const changes = diffFleets(before, fleet);
+      const build = changes.filter((c) => c.kind === 'added' || c.kind === 're-rendered' || c.kind === 'reinstated').map((c) => c.id);
+      const gone = changes.filter((c) => c.kind === 'revoked' || c.kind === 'removed').map((c) => c.id);
+      if (!common.json) io.err(`--changed-since ${rev}: ${build.length} device(s) to build${gone.length ? `, ${gone.length} revoked or removed (${gone.join(', ')}): dropped from the manifest` : ''}`);
+      if (!build.length) {
+        if (common.json) io.out(JSON.stringify({ devices: [], changedSince: rev }, null, 2));
+        else io.err('nothing to build');
+        return 0;
+      }
+      only.push(...build);
+    }
     const { epoch, from } = await sourceDateEpoch(io.env, inventoryPath);
     const note = (line: string) => {
       if (!common.json) io.err(line);
     };
     const loud = (line: string) => io.err(line); // warnings about keys show even with --json (on stderr)
     const isExample = inventoryPath === EXAMPLE_INVENTORY;
+    const flux = await prepareFlux(fleet, inventoryPath);
+    if (flux.problem) loud(`WARNING: no Flux bootstrap in this build: ${flux.problem}`);
+    const keysDir = path.resolve(io.cwd, common.keys);
     const secrets = await keystoreSecrets({
-      dir: path.resolve(io.cwd, common.keys),
+      dir: keysDir,
       fleet,
       exampleAdmin: isExample || Boolean(ctx.options['example-admin']),
       warn: loud,
-      withSiteSops: false,
+      withSiteSops: true,
     });
     const reporter = makeReporter({ json: common.json, isTTY: io.isTTY, err: io.err });
     const baseGiven = ctx.options['base-image'] as string | undefined;
@@ -71,11 +104,18 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         inventoryPath,
         outDir: path.resolve(io.cwd, common.out),
         only: only.length ? only : undefined,
+        shard,
         baseImage: baseGiven ? { given: baseGiven, path: path.resolve(io.cwd, baseGiven) } : undefined,
         sourceDateEpoch: epoch,
         concurrency: common.concurrency ?? 4,
         reporter,
         secrets,
+        render: flux.render,
+        gitops: async (f, _s, outDir) => {
+          const g = await writeGitopsScaffold(f, keysDir, outDir, flux.input);
+          if (g.note) loud(`WARNING: ${g.note}`);
+          return g.path ? { path: g.path } : undefined;
+        },
       });
       const s = summarize(r.results);
       if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null }, null, 2));

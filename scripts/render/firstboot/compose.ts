@@ -47,7 +47,11 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>)
   ];
 }
 
-export function composeFirstboot(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | 'name'>): string {
+/**
+ * `fragments`: shell from other stages (e.g. the Flux stage's flux_place / flux_install_handover), defined
+ * before main runs; steps call their functions when present.
+ */
+export function composeFirstboot(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | 'name'>, fragments: string[] = []): string {
   const header = [
     '#!/bin/sh',
     `# edgeforge first-boot program for ${d.id} (fleet ${fleet.name}, ${d.profileName}, ${d.cluster.kind}).`,
@@ -59,5 +63,9 @@ export function composeFirstboot(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | '
     ...firstbootVariables(d, fleet).map(([k, v]) => `${k}=${shq(v)}`),
     '',
   ];
-  return header.join('\n') + firstbootBody();
+  if (!fragments.length) return header.join('\n') + firstbootBody();
+  // the fragments go between the steps and main.sh (the last source), which runs everything
+  const main = readFileSync(new URL('./main.sh', import.meta.url), 'utf8');
+  const body = firstbootBody();
+  return header.join('\n') + body.slice(0, body.length - main.length) + fragments.map((f) => (f.endsWith('\n') ? f : f + '\n')).join('\n') + '\n' + main;
 }

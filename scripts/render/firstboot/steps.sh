@@ -238,6 +238,17 @@ step_flux_bootstrap() {
     log "agent: Flux runs on the site's server; nothing to do here"
     return 0
   fi
+  # the Flux stage's own placement (ordering, .skip hand-over files, a timer that hands over to Git)
+  if command -v flux_place >/dev/null 2>&1; then
+    if [ -d "$BUNDLE/flux" ] && [ -n "$(ls "$BUNDLE/flux" 2>/dev/null)" ]; then
+      flux_place "$BUNDLE/flux" || die "cannot place the Flux bootstrap manifests in /var/lib/rancher/k3s/server/manifests"
+      : >"$STATE/flux-bootstrapped"
+    else
+      log "Flux bootstrap files already placed and erased from the bundle"
+    fi
+    flux_install_handover || die "cannot install the Flux hand-over (edgeforge-flux-handover.timer)"
+    return 0
+  fi
   fx_dir="$R/var/lib/rancher/k3s/server/manifests"
   fx_n=0
   for fx_file in "$BUNDLE"/flux/*.yaml; do

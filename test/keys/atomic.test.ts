@@ -10,12 +10,12 @@ import { tempDir } from './helpers.ts';
 
 const root = tempDir();
 afterAll(() => fs.rm(root, { recursive: true, force: true }));
-const tsx = path.resolve('node_modules/.bin/tsx');
 const child = path.resolve('test/keys/fixtures/generate-child.ts');
 
 function runAndKill(dir: string, n: number, killAfterMs: number): Promise<'killed' | 'finished'> {
   return new Promise((resolve, reject) => {
-    const p = spawn(tsx, [child, dir, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // node itself with the tsx loader, not the tsx CLI: that one runs node as a grandchild, which SIGKILL would miss
+    const p = spawn(process.execPath, ['--import', 'tsx', child, dir, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     let timer: NodeJS.Timeout | undefined;
     p.stdout.on('data', (d) => {

@@ -8,13 +8,14 @@ import { gitops } from './gitops.ts';
 import { diff } from './diff.ts';
 import { revoke } from './revoke.ts';
 import { replace } from './replace.ts';
+import { manifestMerge } from './manifest.ts';
 import { buildCommand } from './build.ts';
 import { keysCommands } from './keys.ts';
 import { verify } from './verify.ts';
 import { imageMaterialize } from './image.ts';
 import { provisionCommand } from './provision.ts';
 
-const built: Command[] = [validate, plan, ...keysCommands, buildCommand, verify, imageMaterialize, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace];
+const built: Command[] = [validate, plan, ...keysCommands, buildCommand, verify, imageMaterialize, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace, manifestMerge];
 
 // a built command replaces its planned placeholder; order follows SPEC.md
 const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'revoke', 'replace', 'diff', 'manifest merge', 'gitops', 'inventory generate', 'inventory import', 'inventory schema'];

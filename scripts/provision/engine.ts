@@ -2,7 +2,7 @@
 // Bounded concurrency (p-limit); each device is independent (its failure is its result, never the run's);
 // transient network trouble is retried from a fresh connection with exponential backoff and jitter.
 import pLimit from 'p-limit';
-import { PhaseError, describe, isTransient, type Phase } from './errors.ts';
+import { PHASES, PhaseError, describe, isTransient, type Phase } from './errors.ts';
 import { BundleError, deviceBundle, type DeviceBundle } from './bundle.ts';
 import { DeviceLog } from './log.ts';
 import { GatewayPool } from './gateway.ts';
@@ -78,9 +78,10 @@ async function attempt(run: DeviceRun, state: { applied: boolean }): Promise<Out
     }
     phase = enter('upload');
     await upload(run);
-    phase = enter('apply');
-    state.applied = true;
-    await apply(run);
+    await apply(run, () => {
+      phase = enter('apply');
+      state.applied = true;
+    });
     phase = enter('verify');
     await verify(run);
     return { status: 'ok', phase: 'verify', message: `applied bundle ${run.bundle.hash.slice(0, 12)}${warn}` };
@@ -113,6 +114,9 @@ async function provisionOne(device: ResolvedDevice, bundle: DeviceBundle | Error
       progress: (p) => rep.update(device.id, p),
     };
     const state = { applied: false };
+    // the report names the furthest phase a failure reached (a device that dropped during upload and then
+    // stayed unreachable failed in upload), with the last attempt's error beside it
+    let deepest: PhaseError | undefined;
     for (;;) {
       try {
         const o = await attempt(run, state);
@@ -121,9 +125,11 @@ async function provisionOne(device: ResolvedDevice, bundle: DeviceBundle | Error
       } catch (err) {
         const e = err as PhaseError;
         log.line(`${e.phase}: ${e.message}${e.transient ? ' (transient)' : ''}`);
+        if (!deepest || PHASES.indexOf(e.phase) >= PHASES.indexOf(deepest.phase)) deepest = e;
         if (!e.transient || run.attempt > retries) {
-          const tries = run.attempt > 1 ? ` (after ${run.attempt} attempts)` : '';
-          return { id: device.id, status: 'failed', phase: e.phase, message: e.message + tries };
+          const tries = run.attempt > 1 ? ` (${run.attempt} attempts)` : '';
+          const last = deepest !== e ? `; last attempt: ${e.phase}: ${e.message}` : '';
+          return { id: device.id, status: 'failed', phase: deepest.phase, message: deepest.message + last + tries };
         }
         const delay = backoffDelay(run.attempt, opts.backoffMs ?? 1000);
         log.line(`retry ${run.attempt}/${retries} in ${delay} ms`);

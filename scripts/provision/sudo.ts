@@ -23,10 +23,10 @@ export function asRoot(run: DeviceRun): { prefix: string; stdin?: string } {
 
 const SUDO_REFUSED = /^sudo: (a password is required|\d+ incorrect password attempts?|no password was provided|a terminal is required)|^Sorry, try again|is not in the sudoers file|is not allowed to execute/m;
 
-/** Run `command` as root; turns sudo's own refusals into a clear, non-retried error of `phase`. */
-export async function execAsRoot(run: DeviceRun, phase: Phase, command: string, o: Omit<ExecOptions, 'stdin'>): Promise<ExecResult> {
+/** Run `command` as root (or a command line built around the sudo prefix); turns sudo's own refusals into a clear, non-retried error of `phase`. */
+export async function execAsRoot(run: DeviceRun, phase: Phase, command: string | ((sudo: string) => string), o: Omit<ExecOptions, 'stdin'>): Promise<ExecResult> {
   const { prefix, stdin } = asRoot(run);
-  const r = await run.session!.exec(prefix + command, { ...o, stdin });
+  const r = await run.session!.exec(typeof command === 'string' ? prefix + command : command(prefix), { ...o, stdin });
   if (r.code !== 0 && prefix && SUDO_REFUSED.test(r.stderr)) {
     const pw = run.device.ssh.sudoPasswordEnv;
     const why = r.stderr.match(SUDO_REFUSED)?.[0] ?? 'refused';

@@ -103,7 +103,10 @@ export class Endpoint {
     writeFileSync(path.join(dir, 'ssh_host_ed25519_key'), hk.privateKey, { mode: 0o600 });
     this.hostKeyPublic = hk.publicKey;
     writeFileSync(path.join(dir, 'authorized_keys'), authorizedKeys, { mode: 0o644 });
-    const env = { EDGEFORGE_ROOT: this.root, EDGEFORGE_ARCH: 'aarch64', ...(opts.env ?? {}) };
+    // HOME: bash started by sshd sources $HOME/.bashrc even for `bash -c`; a device has a plain one, the test
+    // machine's root may not (pyenv and friends take seconds) — so sessions get an empty home of their own
+    mkdirSync(path.join(dir, 'home'), { recursive: true });
+    const env = { HOME: path.join(dir, 'home'), EDGEFORGE_ROOT: this.root, EDGEFORGE_ARCH: 'aarch64', ...(opts.env ?? {}) };
     this.config = path.join(dir, 'sshd_config');
     writeFileSync(
       this.config,

@@ -1,19 +1,23 @@
-// Phase apply: as root, move the checked staging directory into place as the device's bundle
-// (<root>/var/lib/edgeforge/bundle, where the first-boot program and an operator re-running it by hand
-// expect it), then run the first-boot program, streaming its log into the device's log file.
+// Phase apply: one remote command that
+//   1. checks the staged bundle against SHA256SUMS on the device (the end of the upload phase: a mismatch
+//      is reported as an upload failure), then prints a marker;
+//   2. as root, moves the staging directory into place as the device's bundle (<root>/var/lib/edgeforge/bundle,
+//      where the first-boot program and an operator re-running it by hand expect it);
+//   3. runs the first-boot program, its output streaming into the device's log file.
 import { PhaseError } from '../errors.ts';
 import { shq } from '../session.ts';
 import { execAsRoot } from '../sudo.ts';
+import { SUMS_NAME } from '../bundle.ts';
 import type { DeviceRun } from '../context.ts';
 
 // $1 staging, $2 EDGEFORGE_ROOT, $3 EDGEFORGE_ARCH, $4 EDGEFORGE_SYS, $5 first-boot program (relative).
 // sudo resets the environment, so a sandboxed device's EDGEFORGE_* settings are passed through explicitly
-// (all empty on a real device).
+// (all empty on a real device). Staging directories left by killed runs are removed here.
 export const APPLY_SCRIPT = `set -eu
 S=$1; R=\${2%/}; D="$R/var/lib/edgeforge"; B="$D/bundle"
-[ -n "$2" ] && export EDGEFORGE_ROOT="$2"
-[ -n "$3" ] && export EDGEFORGE_ARCH="$3"
-[ -n "$4" ] && export EDGEFORGE_SYS="$4"
+[ -z "$2" ] || export EDGEFORGE_ROOT="$2"
+[ -z "$3" ] || export EDGEFORGE_ARCH="$3"
+[ -z "$4" ] || export EDGEFORGE_SYS="$4"
 umask 077
 mkdir -p "$D"
 rm -rf "$B.new" "$B.old"
@@ -23,13 +27,20 @@ chmod 0700 "$B.new"
 if [ -e "$B" ]; then mv "$B" "$B.old"; fi
 mv "$B.new" "$B"
 rm -rf "$B.old"
+for o in "$R"/var/tmp/edgeforge-bundle-*; do if [ -d "$o" ]; then rm -rf "$o"; fi; done
 export EDGEFORGE_BUNDLE="$B"
 cd "$B"
 exec sh "$B/$5"
 `;
 
-export function applyCommand(staging: string, firstboot: string): string {
-  return `sh -c ${shq(APPLY_SCRIPT)} edgeforge-apply ${shq(staging)} "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}`;
+export const UPLOAD_VERIFIED = 'edgeforge: bundle verified on the device';
+const BAD_UPLOAD = 86;
+
+export function applyCommand(staging: string, firstboot: string, sudo: string): string {
+  return (
+    `cd ${shq(staging)} && { sha256sum --quiet --strict -c ${SUMS_NAME} >&2 || exit ${BAD_UPLOAD}; } && echo ${shq(UPLOAD_VERIFIED)} && ` +
+    `exec ${sudo}sh -c ${shq(APPLY_SCRIPT)} edgeforge-apply ${shq(staging)} "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}`
+  );
 }
 
 /** "2026-11-28T13:00:00Z edgeforge-firstboot[k3s]: wrote /etc/…" → "[k3s] wrote /etc/…" */
@@ -37,25 +48,36 @@ function shortLine(l: string): string {
   return l.replace(/^\S+Z edgeforge-firstboot\[([^\]]*)\]: /, '[$1] ').slice(0, 200);
 }
 
-export async function apply(run: DeviceRun): Promise<void> {
-  const cmd = applyCommand(run.staging!, run.bundle.firstboot);
-  run.log.line(`apply: running ${run.bundle.firstboot} as root (bundle ${run.bundle.hash})`);
+/** `enterApply` is called once the device has confirmed the upload (the phase moves from upload to apply). */
+export async function apply(run: DeviceRun, enterApply: () => void): Promise<void> {
+  let verified = false;
   let lastErr = '';
-  const r = await execAsRoot(run, 'apply', cmd, {
+  run.log.line(`apply: checking the upload, then running ${run.bundle.firstboot} as root (bundle ${run.bundle.hash})`);
+  const r = await execAsRoot(run, 'apply', (sudo) => applyCommand(run.staging!, run.bundle.firstboot, sudo), {
     timeoutMs: run.timeouts.apply,
     onStdout: (c) => {
+      if (!verified && c.toString('utf8').includes(UPLOAD_VERIFIED)) {
+        verified = true;
+        run.log.line(`upload: sha256 of every file checked on the device`);
+        enterApply();
+      }
       const l = run.log.output('  | ', c);
-      if (l) run.progress({ phase: 'apply', message: shortLine(l) });
+      if (l && verified && !l.includes(UPLOAD_VERIFIED)) run.progress({ phase: 'apply', message: shortLine(l) });
     },
     onStderr: (c) => {
       const l = run.log.output('  | ', c);
       if (l) {
         lastErr = l;
-        run.progress({ phase: 'apply', message: shortLine(l) });
+        if (verified) run.progress({ phase: 'apply', message: shortLine(l) });
       }
     },
   });
   run.log.flushOutput('  | ');
+  if (!verified) {
+    const why = r.stderr.trim().split('\n').slice(0, 3).join('; ') || `exit ${r.code}`;
+    if (r.code === BAD_UPLOAD) throw new PhaseError('upload', `the bundle arrived damaged (sha256sum on the device: ${why}): check the device's storage and provision again`, false);
+    throw new PhaseError('upload', `cannot check the staged bundle on the device: ${why}`, false);
+  }
   if (r.code !== 0) {
     // the program's own last words say what to fix (it is safe to re-run; we do not retry it blindly)
     const failed = r.stderr.split('\n').filter((l) => /FAILED:/.test(l)).pop() ?? lastErr;

@@ -8,20 +8,19 @@ import type { DeviceRun, Facts } from '../context.ts';
 
 // EDGEFORGE_ROOT / EDGEFORGE_ARCH: a sandboxed device (test harness, a chroot) says where its root is and
 // what it stands for; both are empty on a real device, exactly as the first-boot program reads them.
-export const PREFLIGHT_SCRIPT = `
-R="\${EDGEFORGE_ROOT:-}"; R="\${R%/}"
+// Shell builtins wherever possible: on a small board every process costs, and fleets are large.
+export const PREFLIGHT_SCRIPT = `R="\${EDGEFORGE_ROOT:-}"; R="\${R%/}"
 echo "root=$R"
 echo "arch=\${EDGEFORGE_ARCH:-$(uname -m)}"
-echo "kernel=$(uname -r)"
-awk '/^MemTotal:/ {print "memKiB=" $2}' /proc/meminfo 2>/dev/null
-df -Pk "\${R:-/}" 2>/dev/null | awk 'NR==2 {print "rootFreeKiB=" $4}'
-df -Pk "$R/var/tmp" 2>/dev/null | awk 'NR==2 {print "stagingFreeKiB=" $4}'
+read -r k </proc/sys/kernel/osrelease && echo "kernel=$k"
+while read -r n v u; do case $n in MemTotal:) echo "memKiB=$v"; break;; esac; done </proc/meminfo
+while read -r n v u; do case $n in Uid:) echo "uid=$v"; break;; esac; done </proc/self/status
+df -Pk "\${R:-/}" "$R/var/tmp" 2>/dev/null | { read -r h; read -r a b c f r; echo "rootFreeKiB=$f"; read -r a b c f r && echo "stagingFreeKiB=$f"; }
 if [ -d "$R/sys/module/wireguard" ] || modinfo wireguard >/dev/null 2>&1 || /sbin/modinfo wireguard >/dev/null 2>&1; then echo wireguard=yes; else echo wireguard=no; fi
-echo "uid=$(id -u)"
 command -v sudo >/dev/null 2>&1 && echo sudo=yes || echo sudo=no
 command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
 D="$R/var/lib/edgeforge"; F="$D/applied.json"
-if [ -r "$F" ]; then printf 'applied=%s\\n' "$(head -c 8192 "$F" | tr -d '\\n')"
+if [ -r "$F" ]; then IFS= read -r a <"$F"; echo "applied=$a"
 elif [ -e "$F" ] || { [ -d "$D" ] && [ ! -x "$D" ]; }; then echo applied=unreadable
 else echo applied=none; fi
 `;

@@ -1,7 +1,7 @@
 // Phase verify: the device's own record (<root>/var/lib/edgeforge/applied.json, written last by the
 // first-boot program) must name this build's bundle hash.
 import { PhaseError } from '../errors.ts';
-import { shq } from '../session.ts';
+import { withTimeout } from '../session.ts';
 import { appliedHash, readAppliedAsRoot } from './preflight.ts';
 import type { DeviceRun } from '../context.ts';
 
@@ -10,9 +10,13 @@ export async function verify(run: DeviceRun): Promise<string> {
   const file = `${f.root}/var/lib/edgeforge/applied.json`;
   let text: string;
   if (f.uid === 0 && !f.appliedNeedsSudo) {
-    const r = await run.session!.exec(`cat ${shq(file)}`, { timeoutMs: run.timeouts.verify });
-    if (r.code !== 0) throw new PhaseError('verify', `the first-boot program left no record at ${file}: ${r.stderr.trim()}`, false);
-    text = r.stdout;
+    // root reads it over the SFTP channel already open: no process on the device
+    const s = await run.session!.sftp();
+    text = await withTimeout(
+      new Promise<string>((resolve, reject) => s.readFile(file, (err, buf) => (err ? reject(new PhaseError('verify', `the first-boot program left no record at ${file}: ${err.message}`, false)) : resolve(buf.toString('utf8'))))),
+      run.timeouts.verify,
+      'verify',
+    );
   } else {
     text = await readAppliedAsRoot(run, 'verify', run.timeouts.verify);
   }

@@ -1,0 +1,97 @@
+// `edgeforge provision`: options -> scripts/provision/engine.ts. Everything else lives there.
+import path from 'node:path';
+import { UsageError, UserError, type Command } from '../command.ts';
+import { loadFleet } from './validate.ts';
+import { provision, selectDevices, SelectionError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
+import { loadManifest, ManifestError } from '../../provision/manifest.ts';
+import { PHASES, type Phase } from '../../provision/errors.ts';
+import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
+import { JsonReporter, PlainReporter, summarize, type Reporter } from '../../ui/reporter.ts';
+import { InFlightReporter } from '../../ui/inflight.ts';
+
+function parseTimeouts(values: string[]): Partial<Record<Phase, number>> {
+  const out: Partial<Record<Phase, number>> = {};
+  for (const v of values.flatMap((s) => s.split(','))) {
+    const m = /^([a-z]+)=(\d+(?:\.\d+)?)$/.exec(v.trim());
+    if (!m || !PHASES.includes(m[1] as Phase) || Number(m[2]) <= 0) {
+      throw new UsageError(`--timeout takes PHASE=SECONDS with PHASE one of ${PHASES.join(', ')}, e.g. --timeout apply=3600 (got "${v}")`);
+    }
+    out[m[1] as Phase] = Math.round(Number(m[2]) * 1000);
+  }
+  return out;
+}
+
+export const provisionCommand: Command = {
+  name: 'provision',
+  summary: 'apply the first-boot program to running devices over SSH, in parallel',
+  usage: 'provision [--only ID,...] [--dry-run] [--trust-new-host-keys]',
+  description: `Delivers each device's first-boot bundle from the signed build in OUT and runs it, through the phases
+connect (host key checked against ssh.hostKey, keys/known_hosts/<id> or the key edgeforge generated for the
+device), preflight (read only: arch, RAM, free disk, WireGuard, sudo, what is applied), upload (SFTP, then
+sha256 checked on the device), apply (first-boot program as root via sudo; its log streams into
+OUT/logs/provision/<id>.log) and verify (the device records this bundle's hash). Devices already at the
+build's bundle hash are skipped, so a rerun converges. Transient network errors are retried with backoff;
+host-key refusals and authentication failures never are. Jump hosts: ssh.jumpHost; agents: SSH_AUTH_SOCK;
+sudo passwords: the variable named by ssh.sudoPasswordEnv.
+Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad usage or input.`,
+  options: {
+    only: { type: 'string', multiple: true, value: 'ID,...', description: 'provision only these devices' },
+    'dry-run': { type: 'boolean', default: false, description: 'stop after preflight (reads only) and print the plan' },
+    'trust-new-host-keys': { type: 'boolean', default: false, description: 'record host keys of devices that have none pinned into KEYS/known_hosts/<id> (a mismatch is still refused)' },
+    force: { type: 'boolean', default: false, description: 'apply even to devices already at the current bundle hash' },
+    retries: { type: 'string', value: 'N', description: `retries after transient network errors (default ${DEFAULT_RETRIES})` },
+    timeout: { type: 'string', multiple: true, value: 'PHASE=S', description: `per-phase timeout in seconds (defaults: ${PHASES.map((p) => `${p}=${DEFAULT_TIMEOUTS[p] / 1000}`).join(',')})` },
+    'allow-unsigned': { type: 'boolean', default: false, description: 'accept a build without manifest.json.asc (tests only)' },
+  },
+  examples: ['edgeforge provision -o images/out --only ulsan1-line1-001 --dry-run', 'edgeforge provision -o images/out --concurrency 64 --json > provision.json'],
+  async run(ctx) {
+    const { io, common } = ctx;
+    const only = ((ctx.options.only as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    if (ctx.options.only && only.length === 0) throw new UsageError('--only needs device ids, e.g. --only ulsan1-line1-001,ulsan1-line1-002');
+    let retries = DEFAULT_RETRIES;
+    if (typeof ctx.options.retries === 'string') {
+      retries = Number(ctx.options.retries);
+      if (!Number.isInteger(retries) || retries < 0 || retries > 20) throw new UsageError(`--retries must be a whole number from 0 to 20, not "${ctx.options.retries}"`);
+    }
+    const timeouts = parseTimeouts((ctx.options.timeout as string[] | undefined) ?? []);
+    const fleet = await loadFleet(ctx);
+    try {
+      selectDevices({ fleet, only });
+    } catch (err) {
+      if (err instanceof SelectionError) throw new UsageError(err.message);
+      throw err;
+    }
+    const outDir = path.resolve(io.cwd, common.out);
+    const keysDir = path.resolve(io.cwd, common.keys);
+    let manifest;
+    try {
+      ({ manifest } = await loadManifest(outDir, keysDir, { allowUnsigned: Boolean(ctx.options['allow-unsigned']) }));
+    } catch (err) {
+      if (err instanceof ManifestError) throw new UserError(err.message);
+      throw err;
+    }
+    const concurrency = common.concurrency ?? DEFAULT_CONCURRENCY;
+    const reporter: Reporter = common.json ? new JsonReporter() : io.isTTY ? new InFlightReporter(concurrency) : new PlainReporter(io.err);
+    const results = await provision({
+      fleet,
+      manifest,
+      outDir,
+      keysDir,
+      baseDir: path.dirname(path.resolve(io.cwd, common.inventory)),
+      only,
+      dryRun: Boolean(ctx.options['dry-run']),
+      trustNewHostKeys: Boolean(ctx.options['trust-new-host-keys']),
+      force: Boolean(ctx.options.force),
+      concurrency,
+      retries,
+      timeouts,
+      env: io.env,
+      reporter,
+    });
+    const ordered = await reporter.end();
+    const s = summarize(ordered.length ? ordered : results);
+    if (common.json) io.out(JSON.stringify({ devices: ordered }, null, 2));
+    else io.err(`provision${ctx.options['dry-run'] ? ' (dry run)' : ''}: ${s.line}; logs in ${path.join(common.out, 'logs', 'provision')}/`);
+    return s.exitCode;
+  },
+};

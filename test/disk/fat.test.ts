@@ -1,7 +1,7 @@
 // The FAT engine against dosfstools and mtools: filesystems made by mkfs.vfat and filled by mcopy,
 // changed by our code, then checked by fsck.vfat and read back by mtools.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryDev } from '../../scripts/disk/block.ts';
@@ -33,12 +33,12 @@ describe.each(cases)('FAT$type made by mkfs.vfat', ({ type, kib, extra }) => {
       ['shrinks.bin', pseudo('shrink', 50_000)],
       ['gone.txt', Buffer.from('delete me')],
     ]);
-    run('mmd', ['-i', img, '::sub', '::sub/dir']);
+    const stage = path.join(dir, 'stage');
     for (const [p, b] of keep) {
-      const f = path.join(dir, 'in');
-      writeFileSync(f, b);
-      run('mcopy', ['-i', img, f, `::${p}`]);
+      mkdirSync(path.dirname(path.join(stage, p)), { recursive: true });
+      writeFileSync(path.join(stage, p), b);
     }
+    run('mcopy', ['-s', '-i', img, ...readdirSync(stage).map((n) => path.join(stage, n)), '::']);
     const bytes = new Uint8Array(readFileSync(img));
     const dev = new MemoryDev(bytes);
     const fs = await FatFs.open(dev, { epoch: EPOCH });

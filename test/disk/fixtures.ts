@@ -1,7 +1,7 @@
 // Realistic base images built with the real tools (sfdisk, mkfs.vfat, mtools, mke2fs -d), small and sparse.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const MT_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', MTOOLS_NO_VFAT: '' };
@@ -14,15 +14,10 @@ export function sha256(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-/** Deterministic pseudo-random bytes (so a fixture's firmware is the same every run). */
+/** Deterministic pseudo-random bytes (so a fixture's firmware is the same every run): AES-128-CTR keystream. */
 export function pseudo(seed: string, n: number): Buffer {
-  const out = Buffer.alloc(n);
-  let block = createHash('sha256').update(seed).digest();
-  for (let o = 0; o < n; o += 32) {
-    block.copy(out, o, 0, Math.min(32, n - o));
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(n));
 }
 
 export interface Fixture {
@@ -36,19 +31,14 @@ export interface Fixture {
   rootSize: number;
 }
 
+/** Puts files into the FAT at `offset` with one `mcopy -s` of a staged tree. */
 function mcopyAll(img: string, offset: number, files: Map<string, Buffer>, tmp: string): void {
-  const dirs = new Set<string>();
-  for (const p of files.keys()) {
-    const parts = p.split('/');
-    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
-  }
-  for (const d of [...dirs].sort()) run('mmd', ['-i', `${img}@@${offset}`, `::${d}`]);
-  let i = 0;
+  const stage = mkdtempSync(path.join(tmp, 'stage-'));
   for (const [p, bytes] of files) {
-    const f = path.join(tmp, `f${i++}`);
-    writeFileSync(f, bytes);
-    run('mcopy', ['-i', `${img}@@${offset}`, f, `::${p}`]);
+    mkdirSync(path.dirname(path.join(stage, p)), { recursive: true });
+    writeFileSync(path.join(stage, p), bytes);
   }
+  run('mcopy', ['-s', '-i', `${img}@@${offset}`, ...readdirSync(stage).map((n) => path.join(stage, n)), '::']);
 }
 
 function makeRootfs(dir: string): string {

@@ -1,5 +1,5 @@
 // Checks with the real tools on a partition inside an image file.
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from './fixtures.ts';
@@ -39,10 +39,40 @@ export function fsckFat(file: string, offset: number, length: number, dir: strin
   return out;
 }
 
+const dumps = new Map<string, Map<string, Buffer>>();
+
+function walkLocal(root: string, rel = '', out = new Map<string, Buffer>()): Map<string, Buffer> {
+  for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) walkLocal(root, p, out);
+    else out.set(p, readFileSync(path.join(root, p)));
+  }
+  return out;
+}
+
+/**
+ * Every file of a FAT filesystem as mtools reads it (one `mcopy -s` per filesystem state, so tests spawn few
+ * processes). Keyed by the long names mtools shows.
+ */
+export function mdump(file: string, offset: number, dir: string): Map<string, Buffer> {
+  const st = statSync(file);
+  const key = `${file}@${offset}@${st.mtimeMs}@${st.size}`;
+  let m = dumps.get(key);
+  if (!m) {
+    const out = mkdtempSync(path.join(dir, 'mdump-'));
+    run('mcopy', ['-s', '-n', '-i', `${file}@@${offset}`, '::*', out]);
+    m = walkLocal(out);
+    dumps.set(key, m);
+  }
+  return m;
+}
+
+/** One file read back through mtools (byte-exact). */
 export function mcopyOut(file: string, offset: number, p: string, dir: string): Buffer {
-  const out = path.join(dir, `out-${Math.random().toString(36).slice(2)}`);
-  run('mcopy', ['-n', '-i', `${file}@@${offset}`, `::${p}`, out]);
-  return readFileSync(out);
+  const m = mdump(file, offset, dir);
+  const hit = m.get(p) ?? [...m].find(([k]) => k.toUpperCase() === p.toUpperCase())?.[1];
+  if (!hit) throw new Error(`mtools does not find ${p} in ${file}@${offset}`);
+  return hit;
 }
 
 /** Every path in the filesystem as mtools sees it (long names; directories end in '/'), sorted. */

@@ -14,8 +14,9 @@ import { keysCommands } from './keys.ts';
 import { verify } from './verify.ts';
 import { imageMaterialize } from './image.ts';
 import { provisionCommand } from './provision.ts';
+import { flash } from './flash.ts';
 
-const built: Command[] = [validate, plan, ...keysCommands, buildCommand, verify, imageMaterialize, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace, manifestMerge];
+const built: Command[] = [validate, plan, ...keysCommands, buildCommand, verify, imageMaterialize, flash, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace, manifestMerge];
 
 // a built command replaces its planned placeholder; order follows SPEC.md
 const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'revoke', 'replace', 'diff', 'manifest merge', 'gitops', 'inventory generate', 'inventory import', 'inventory schema'];

@@ -11,5 +11,4 @@ const later = (name: string, summary: string, usage: string, example: string, is
 });
 
 export const planned: Command[] = [
-  later('flash', 'write each device image to its card at the same time, verified by read-back', 'flash --device ID --target PATH [...] [--verify]', 'edgeforge flash --device ulsan1-line1-001 --target /dev/sdb --verify', 'the flash station (the flashing issue)'),
 ];

@@ -1,0 +1,96 @@
+// What flash reads from a build: OUT/base/base.json (the base's raw image and block map, written by the disk
+// stage) and each device's disk-delta artifact, located through OUT/manifest.json and checked against the
+// sha256 the manifest lists, so a swapped or damaged delta is never written to a card.
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../cli/command.ts';
+import { decodeDelta, type Delta } from '../disk/delta.ts';
+import { readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
+import { fileStamp, sameStamp, sha256File } from '../disk/base.ts';
+import type { FlashBase } from './engine.ts';
+
+export interface FlashInputs {
+  base: FlashBase & { sha256: string };
+  manifest: ManifestLite | null;
+  /** the device's delta, checked (manifest hash, base hash); throws a UserError naming the device */
+  delta(id: string): Promise<{ delta: Delta; sha256: string; path: string }>;
+}
+
+interface ManifestLite {
+  fleet?: string;
+  inventorySha256?: string;
+  baseImage?: { path: string; sha256: string };
+  devices?: { id: string; artifacts?: { kind: string; path: string; sha256: string }[] }[];
+}
+
+export async function loadFlashInputs(outDir: string): Promise<FlashInputs> {
+  let manifest: ManifestLite | null = null;
+  const mPath = path.join(outDir, 'manifest.json');
+  try {
+    manifest = JSON.parse(await fs.readFile(mPath, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`${mPath}: unreadable (${(err as Error).message}); rebuild with "edgeforge build"`);
+  }
+  let rec;
+  try {
+    rec = await readBaseRecord(outDir);
+  } catch (err) {
+    throw new UserError(`${(err as Error).message} (flash needs the base image's block map in ${path.join(outDir, BASE_RECORD_PATH)})`);
+  }
+  if (manifest?.baseImage && manifest.baseImage.sha256 !== rec.input.sha256 && manifest.baseImage.sha256 !== rec.raw.sha256) {
+    throw new UserError(`${mPath} names base image sha256 ${manifest.baseImage.sha256}, but ${BASE_RECORD_PATH} records ${rec.input.sha256}: the build output is mixed; rebuild`);
+  }
+  // the recorded hash stands while the file is the same file; otherwise hash it again before trusting it
+  let stamp;
+  try {
+    stamp = await fileStamp(rec.raw.path);
+  } catch {
+    throw new UserError(`base image ${rec.raw.path} (recorded in ${BASE_RECORD_PATH}) is missing: restore it or rebuild`);
+  }
+  if (!sameStamp(stamp, rec.raw.stamp)) {
+    const actual = await sha256File(rec.raw.path);
+    if (actual !== rec.raw.sha256) throw new UserError(`base image ${rec.raw.path} changed since the build (sha256 ${actual}, recorded ${rec.raw.sha256}): rebuild`);
+  }
+  const base = {
+    path: rec.raw.path,
+    sha256: rec.raw.sha256,
+    size: rec.raw.size,
+    blockSize: rec.blockSize,
+    mapped: rec.mapped.map(([offset, length]) => ({ offset, length })),
+  };
+  return {
+    base,
+    manifest,
+    async delta(id) {
+      let p = path.join(outDir, deviceDeltaPath(id));
+      let want: string | undefined;
+      if (manifest?.devices) {
+        const dev = manifest.devices.find((d) => d.id === id);
+        if (!dev) throw new UserError(`device ${id} is not in ${mPath}: build it first ("edgeforge build --only ${id} --base-image FILE")`);
+        const art = dev.artifacts?.find((a) => a.kind === 'disk-delta');
+        if (!art) throw new UserError(`device ${id} has no disk-delta artifact in ${mPath}: build with --base-image so it gets a disk image`);
+        p = path.join(outDir, art.path);
+        want = art.sha256;
+      }
+      let bytes: Buffer;
+      try {
+        bytes = await fs.readFile(p);
+      } catch {
+        throw new UserError(`device ${id}: no disk delta at ${p}; build with --base-image to make one`);
+      }
+      const got = createHash('sha256').update(bytes).digest('hex');
+      if (want && got !== want) throw new UserError(`device ${id}: ${p} has sha256 ${got}, but the manifest lists ${want}: the build output was changed; rebuild`);
+      let delta: Delta;
+      try {
+        delta = decodeDelta(bytes, p);
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      if (delta.baseSha256 !== base.sha256 || delta.baseSize !== base.size) {
+        throw new UserError(`device ${id}: its delta was made for base ${delta.baseSha256}, not ${base.sha256}: rebuild`);
+      }
+      return { delta, sha256: got, path: p };
+    },
+  };
+}

@@ -64,8 +64,8 @@ export function airgapFiles(fleet: Pick<Fleet, 'k3s'>): { name: string; sha256: 
 const byPath = (a: RenderedFile, b: RenderedFile) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
 export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets, opts: RenderOptions = {}): RenderedFile[] {
-  const bundle: RenderedFile[] = [];
-  const add = (path: string, kind: RenderedFile['kind'], text: string, secret = false) => bundle.push(textFile(`bundle/${path}`, kind, text, secret));
+  const bundle: (RenderedFile & { text: string })[] = [];
+  const add = (path: string, kind: RenderedFile['kind'], text: string, secret = false) => bundle.push({ ...textFile(`bundle/${path}`, kind, text, secret), text });
 
   add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, opts.firstbootFragments));
   add('k3s/config.yaml', 'k3s-config', renderK3sConfig(d, fleet));
@@ -103,7 +103,7 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
     .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
     .map(([h, p]) => `${h}  ${p}\n`)
     .join('');
-  const sumsFile = textFile('bundle/SHA256SUMS', 'other', sums);
+  const sumsFile = { ...textFile('bundle/SHA256SUMS', 'other', sums), text: sums };
 
   const userData = textFile(
     'seed/user-data',
@@ -118,7 +118,9 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
     true,
   );
   const networkConfig = textFile('seed/network-config', 'network-config', renderNetworkConfig(d));
-  const rest = [...bundle, sumsFile, userData, networkConfig];
+  // plain RenderedFile values out (the text was only a shortcut for user-data)
+  const rest: RenderedFile[] = [...bundle, sumsFile].map(({ text: _t, ...f }) => f);
+  rest.push(userData, networkConfig);
   const metaData = textFile('seed/meta-data', 'meta-data', renderMetaData(d.id, instanceId(d.id, rest)));
   return [...rest, metaData].sort(byPath);
 }

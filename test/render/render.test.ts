@@ -91,6 +91,21 @@ describe('NoCloud seed', () => {
     }
   });
 
+  it("cloud-init's own YAML reader (PyYAML) gets every write_files content byte for byte", async () => {
+    const py = `
+import sys, yaml, os
+bad = []
+for dev in sys.argv[2:]:
+    doc = yaml.safe_load(open(os.path.join(sys.argv[1], dev, 'seed/user-data')))
+    for w in doc['write_files']:
+        if not w['path'].startswith('/var/lib/edgeforge/bundle/'): continue
+        local = os.path.join(sys.argv[1], dev, 'bundle', w['path'][len('/var/lib/edgeforge/bundle/'):])
+        if open(local, encoding='utf-8', newline='').read() != w['content']: bad.append(dev + ':' + w['path'])
+print('bad:' + ','.join(bad))`;
+    const { stdout } = await run('/usr/bin/python3', ['-c', py, dir, ...fleet.active.map((d) => d.id)]);
+    expect(stdout.trim()).toBe('bad:');
+  }, 30_000);
+
   it('network-config v2 is read by cloud-init: NIC matched by MAC, DHCP or static as the inventory says', async () => {
     const py = `
 import sys, json, yaml

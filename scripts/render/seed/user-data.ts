@@ -9,8 +9,8 @@ export interface UserDataInput {
   device: ResolvedDevice;
   fleet: Pick<Fleet, 'name'>;
   hostKey: { privateKey: string; publicKey: string };
-  /** files under bundle/ (paths relative to the device dir), written to DEVICE_BUNDLE_DIR */
-  bundle: RenderedFile[];
+  /** files under bundle/ (paths relative to the device dir), written to DEVICE_BUNDLE_DIR; `text` is their content */
+  bundle: (RenderedFile & { text?: string })[];
   /** extra files written at absolute paths (e.g. the sysctls, so they hold from the first boot) */
   system: { path: string; text: string; mode: number }[];
 }
@@ -23,7 +23,7 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
     ...u.system.map((f) => ({ path: f.path, content: f.text, owner: 'root:root', permissions: octal(f.mode) })),
     ...u.bundle.map((f) => ({
       path: `${DEVICE_BUNDLE_DIR}/${f.path.replace(/^bundle\//, '')}`,
-      content: Buffer.from(f.bytes).toString('utf8'),
+      content: f.text ?? Buffer.from(f.bytes).toString('utf8'),
       owner: 'root:root',
       permissions: octal(f.secret ? 0o600 : f.mode),
     })),

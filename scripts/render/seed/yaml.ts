@@ -24,10 +24,11 @@ function scalar(v: string | number | boolean | null): string {
   return yamlString(v);
 }
 
-// A literal block keeps the bytes exactly when every line is printable text without tabs at the start
-// and the first line does not start with a space (that would need an indentation indicator).
+// A literal block keeps the bytes exactly when every line is printable text (tabs inside lines are content)
+// and the first line does not start with a space or tab (that would need an indentation indicator).
+const NOT_LITERAL = /[\r\u0000-\u0008\u000b-\u001f\u007f\u0085\u2028\u2029\ufeff]/;
 function literalBlockOk(s: string): boolean {
-  return s.includes('\n') && !/[\r\u0000-\u0008\u000b-\u001f\u007f\u0085\u2028\u2029\ufeff]/.test(s) && !/^[ \t]/.test(s) && !/\n[ \t]*\t/.test(s);
+  return s.includes('\n') && s[0] !== ' ' && s[0] !== '\t' && !NOT_LITERAL.test(s);
 }
 
 function literal(s: string, indent: string): string {

@@ -20,6 +20,8 @@ export interface FatLayout {
   clusterCount: number;
   rootCluster: number; // FAT32
   fsInfoSector: number; // FAT32, 0 if none
+  /** FAT32 with mirroring off (BPB_ExtFlags bit 7): only this FAT copy is in use; null = all copies mirrored */
+  activeFat: number | null;
   volumeId: number;
   label: string;
 }
@@ -61,6 +63,7 @@ export function parseBootSector(b: Uint8Array): FatLayout {
     clusterCount,
     rootCluster: type === 32 ? dv.getUint32(44, true) : 0,
     fsInfoSector: type === 32 ? dv.getUint16(48, true) : 0,
+    activeFat: type === 32 && dv.getUint16(40, true) & 0x80 ? dv.getUint16(40, true) & 0x0f : null,
     volumeId: hasExt ? dv.getUint32(ext + 3, true) : 0,
     label: hasExt ? Buffer.from(b.subarray(ext + 7, ext + 18)).toString('latin1').trimEnd() : '',
   };

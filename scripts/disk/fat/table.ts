@@ -12,7 +12,8 @@ export class FatTable {
   ) {}
 
   static async load(dev: BlockDev, L: FatLayout): Promise<FatTable> {
-    return new FatTable(dev, L, await dev.read(L.fatOffset, L.fatSectors * L.bytesPerSector));
+    const copy = L.activeFat ?? 0;
+    return new FatTable(dev, L, await dev.read(L.fatOffset + copy * L.fatSectors * L.bytesPerSector, L.fatSectors * L.bytesPerSector));
   }
 
   /** highest valid cluster number */
@@ -125,6 +126,7 @@ export class FatTable {
     for (const s of [...this.dirty].sort((a, b) => a - b)) {
       const sec = this.bytes.subarray(s * bps, (s + 1) * bps);
       for (let f = 0; f < this.L.numFats; f++) {
+        if (this.L.activeFat !== null && f !== this.L.activeFat) continue; // mirroring off: only the active copy
         await this.dev.write(this.L.fatOffset + (f * this.L.fatSectors + s) * bps, sec);
       }
     }

@@ -76,7 +76,7 @@ export class Session {
         settled = true;
         resolve(new Session(c));
       });
-      c.once('error', (err) => {
+      c.on('error', (err) => {
         if (settled) return;
         settled = true;
         c.end();

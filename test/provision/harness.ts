@@ -219,6 +219,7 @@ export interface Fleetlet {
 /** A client key pair and `n` endpoints that authorize it. Call stop() (afterAll) to kill every sshd. */
 export async function startEndpoints(n: number, opts: EndpointOptions & { names?: string[]; dir?: string } = {}): Promise<Fleetlet> {
   const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'edgeforge-sshd-')));
+  mkdirSync(dir, { recursive: true });
   const ck = generateSshKeyPair('edgeforge-test-client');
   const clientKey = path.join(dir, 'client_ed25519');
   writeFileSync(clientKey, ck.privateKey, { mode: 0o600 });

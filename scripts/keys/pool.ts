@@ -25,9 +25,13 @@ export class PgpPool {
   private pending = new Map<number, Pending & { slot: Slot }>();
   private nextId = 1;
   private rr = 0;
+  private closed = false;
 
-  constructor(readonly size: number) {
-    for (let i = 0; i < size; i++) {
+  constructor(readonly size: number) {}
+
+  // workers start on first use: a run that only reads keys never pays for them
+  private start(): void {
+    for (let i = 0; i < this.size; i++) {
       const worker = new Worker(new URL('./worker.mjs', import.meta.url));
       const slot: Slot = { worker, busy: 0 };
       worker.unref();
@@ -39,20 +43,25 @@ export class PgpPool {
         if (msg.ok) p.resolve(msg.result);
         else p.reject(new Error(msg.error));
       });
-      worker.on('error', (err) => {
+      // a worker that dies takes its pending calls with it (rejected, never hung) and leaves the pool
+      const fail = (err: Error) => {
+        this.slots = this.slots.filter((s) => s !== slot);
         for (const [id, p] of this.pending) {
           if (p.slot === slot) {
             this.pending.delete(id);
             p.reject(err);
           }
         }
-      });
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`key worker exited (code ${code})`)));
       this.slots.push(slot);
     }
   }
 
   run<K extends OpName>(op: K, args: Args<K>): Promise<Result<K>> {
-    if (this.slots.length === 0) return (ops[op] as (a: Args<K>) => Promise<Result<K>>)(args);
+    if (this.size === 0 || this.closed) return (ops[op] as (a: Args<K>) => Promise<Result<K>>)(args);
+    if (this.slots.length === 0) this.start();
     // least-busy slot, round-robin among ties
     let best = this.slots[this.rr++ % this.slots.length];
     for (const s of this.slots) if (s.busy < best.busy) best = s;
@@ -65,6 +74,7 @@ export class PgpPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const slots = this.slots;
     this.slots = [];
     await Promise.all(slots.map((s) => s.worker.terminate()));

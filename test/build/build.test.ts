@@ -17,6 +17,8 @@ import { bundleHash, renderDevice } from '../../scripts/render/device.ts';
 import { UserError } from '../../scripts/cli/command.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { Manifest } from '../../scripts/build/manifest.ts';
+import { buildRaspiFixture, MT_ENV } from '../disk/fixtures.ts';
+import { materializeDevice } from '../../scripts/disk/output.ts';
 
 let tmp: string;
 let fleet: Fleet;
@@ -172,6 +174,30 @@ describe('build: selection and failures', () => {
     expect(r.manifest.devices.map((d) => d.id)).not.toContain('changwon2-press-001');
     expect(r.manifest.devices).toHaveLength(13);
   }, 120_000);
+});
+
+describe('build --base-image', () => {
+  it('writes a disk delta per device of the matching layout, records the base in the manifest, and the image boots the same seed', async () => {
+    const fx = buildRaspiFixture(path.join(tmp, 'base'));
+    const out = path.join(tmp, 'out-base');
+    const r = await build(opts(out, { baseImage: { given: 'base/raspi.img', path: fx.path } }));
+    expect(r.results.filter((x) => x.status !== 'ok')).toEqual([]);
+    expect(r.manifest.baseImage).toEqual({ path: 'base/raspi.img', sha256: fx.sha256 });
+    expect(Object.keys(r.manifest).slice(0, 5)).toEqual(['format', 'fleet', 'inventorySha256', 'sourceDateEpoch', 'baseImage']);
+    for (const d of r.manifest.devices) {
+      const dev = fleet.active.find((x) => x.id === d.id)!;
+      const delta = d.artifacts.find((a) => a.kind === 'disk-delta');
+      if (dev.profile.baseImage.layout === 'raspi-mbr') expect(delta, d.id).toMatchObject({ path: `devices/${d.id}/disk.delta`, secret: true });
+      else {
+        expect(delta).toBeUndefined();
+        expect(r.results.find((x) => x.id === d.id)!.message).toMatch(/no disk delta: profile uefi-gpt expects a GPT base/);
+      }
+    }
+    const img = path.join(tmp, 'ulsan1.img');
+    await materializeDevice({ outDir: out, deviceId: 'ulsan1-line1-001', to: img });
+    const ud = execFileSync('mtype', ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
+    expect(sha256Hex(ud)).toBe(sha256Hex(readFileSync(path.join(out, 'devices/ulsan1-line1-001/seed/user-data'))));
+  }, 180_000);
 });
 
 describe('build: K3s airgap bundle', () => {

@@ -50,6 +50,7 @@ function setup(id: string, mutate?: (f: Fleet) => Fleet, render?: RenderOptions)
   w('var/lib/cloud/instance/cloud-config.txt', 'secret');
   w('var/lib/cloud/seed/nocloud/user-data', 'secret');
   w('var/lib/cloud/seed/nocloud/meta-data', 'instance-id: x\n');
+  w('boot/firmware/user-data', '#cloud-config\nssh_keys: {ed25519_private: secret}\n');
   w('stub.sh', STUB);
   chmodSync(path.join(root, 'stub.sh'), 0o755);
   return { files, fleet: f };
@@ -117,6 +118,7 @@ describe('first-boot program in a sandbox root', () => {
     expect(readdirSync(path.join(root, 'var/lib/edgeforge/bundle/secrets'))).toEqual([]);
     for (const p of ['var/lib/cloud/instances/iid-1/user-data.txt', 'var/lib/cloud/instances/iid-1/obj.pkl', 'var/lib/cloud/instance/cloud-config.txt']) expect(existsSync(path.join(root, p)), p).toBe(false);
     expect(read('var/lib/cloud/seed/nocloud/user-data')).toMatch(/^#cloud-config\n# edgeforge: the one-time secrets/);
+    expect(read('boot/firmware/user-data')).toBe(read('var/lib/cloud/seed/nocloud/user-data'));
     // the record
     const applied = JSON.parse(read('var/lib/edgeforge/applied.json'));
     expect(applied).toMatchObject({ format: 'edgeforge-applied/1', device: 'brno1-dock-001', bundleSha256: bundleHash(files), rebootRequired: true });

@@ -287,7 +287,8 @@ step_erase_secrets() {
   rm -f "$R/run/cloud-init/instance-data-sensitive.json"
   # the seed itself: a stub with the same meta-data keeps cloud-init from treating the next boot as a new
   # instance (which would delete the pinned host keys), while the secrets are gone
-  for er_seed in "$R/var/lib/cloud/seed/nocloud" "$R/var/lib/cloud/seed/nocloud-net" ${EDGEFORGE_SEED_MOUNT:-}; do
+  # (Ubuntu raspi images read the seed from the "system-boot" partition, mounted at /boot/firmware)
+  for er_seed in "$R/var/lib/cloud/seed/nocloud" "$R/var/lib/cloud/seed/nocloud-net" "$R/boot/firmware" ${EDGEFORGE_SEED_MOUNT:-}; do
     if [ -f "$er_seed/user-data" ] && [ "$(cat "$er_seed/user-data")" != "$SEED_STUB" ]; then
       printf '%s\n' "$SEED_STUB" >"$er_seed/user-data" || die "cannot overwrite $er_seed/user-data"
       er_n=$((er_n + 1))

@@ -111,6 +111,8 @@ export class Endpoint {
     writeFileSync(
       this.config,
       [
+        // sshd keeps the first value of a keyword: a test's own settings go first
+        ...(opts.extraConfig ?? []),
         `Port ${port}`,
         'ListenAddress 127.0.0.1',
         `HostKey ${path.join(dir, 'ssh_host_ed25519_key')}`,
@@ -127,7 +129,6 @@ export class Endpoint {
         `LogLevel ${opts.logLevel ?? 'ERROR'}`,
         'Subsystem sftp /usr/lib/openssh/sftp-server',
         `SetEnv ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
-        ...(opts.extraConfig ?? []),
         '',
       ].join('\n'),
     );

@@ -1,0 +1,181 @@
+// Real networks: a site gateway (jump host), an SSH agent, sudo with a password; the read-only dry run;
+// preflight and first-boot failures; the CLI's --json document and exit codes.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Endpoint, createSudoUser, freePort, sshdAvailable, startEndpoints, type Fleetlet } from './harness.ts';
+import { inventoryYaml, writeFakeBuild, type DeviceSsh } from './fixtures.ts';
+import { loadInventoryFile } from '../../scripts/inventory/load.ts';
+import { provision } from '../../scripts/provision/engine.ts';
+import type { Manifest } from '../../scripts/provision/bundle.ts';
+import { JsonReporter } from '../../scripts/ui/reporter.ts';
+import type { Fleet } from '../../scripts/inventory/fleet.ts';
+import type { ProvisionOptions } from '../../scripts/provision/context.ts';
+import { runCli } from '../helpers.ts';
+
+const run = sshdAvailable() ? describe : describe.skip;
+const SUDO_USER = 'efprovtest';
+const SUDO_PW = 'correct horse battery staple';
+
+run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
+  let f: Fleetlet;
+  let gw: Endpoint;
+  let tmp: string;
+  let out: string;
+  let keys: string;
+  let fleet: Fleet;
+  let manifest: Manifest;
+  let agent: ChildProcess | undefined;
+  let agentSock = '';
+  let dropUser: (() => void) | undefined;
+  const e = new Map<string, Endpoint>();
+  const NAMES = ['viagw', 'viaagent', 'sudopw', 'dry', 'nowg', 'failing', 'cli-a', 'cli-b'];
+
+  const opts = (extra: Partial<ProvisionOptions> = {}): ProvisionOptions => ({
+    fleet,
+    manifest,
+    outDir: out,
+    keysDir: keys,
+    baseDir: tmp,
+    reporter: new JsonReporter(),
+    retries: 0,
+    timeouts: { connect: 10_000 },
+    env: { ...process.env, SSH_AUTH_SOCK: '' },
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(tmpdir(), 'ef-prov-access-'));
+    out = path.join(tmp, 'out');
+    keys = path.join(tmp, 'keys');
+    f = await startEndpoints(NAMES.length, { names: NAMES, dir: path.join(tmp, 'sshd') });
+    for (const x of f.endpoints) e.set(x.name, x);
+    // the site gateway: forwarding allowed, verbose enough to show the forwarded channels
+    gw = new Endpoint('gateway', path.join(tmp, 'sshd', 'gateway'), await freePort(), f.clientPublic + '\n', { extraConfig: ['AllowTcpForwarding yes'], logLevel: 'DEBUG1' });
+    await gw.start();
+    // "nowg": a kernel without WireGuard
+    rmSync(e.get('nowg')!.file('sys'), { recursive: true, force: true });
+    // "failing": the first-boot program stops with its own message
+    writeFileSync(e.get('failing')!.file('fail-apply'), 'the clock says 1970: let NTP sync, then run again');
+    // an agent holding the client key
+    agentSock = path.join(tmp, 'agent.sock');
+    agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 50));
+    execFileSync('ssh-add', [f.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'ignore' });
+    // a user who needs a password for sudo (this needs root; CI runs as root)
+    dropUser = createSudoUser(SUDO_USER, SUDO_PW);
+    // sshd reads authorized_keys as that user: it must be able to reach the endpoint's directory
+    for (const d of [tmp, path.join(tmp, 'sshd')]) chmodSync(d, 0o755);
+
+    const base = (id: string): DeviceSsh => ({ id, host: '127.0.0.1', port: e.get(id)!.port, identityFile: f.clientKey, hostKey: e.get(id)!.hostKeyPublic });
+    const devs: DeviceSsh[] = [
+      { ...base('viagw'), jumpHost: `root@127.0.0.1:${gw.port}` },
+      { ...base('viaagent'), identityFile: undefined },
+      { ...base('sudopw'), user: SUDO_USER, sudoPasswordEnv: 'EF_TEST_SUDO_PASSWORD' },
+      base('dry'),
+      base('nowg'),
+      base('failing'),
+      base('cli-a'),
+      { ...base('cli-b'), port: await freePort() }, // nothing listens
+    ];
+    writeFileSync(path.join(tmp, 'fleet.yaml'), inventoryYaml(devs));
+    fleet = await loadInventoryFile(path.join(tmp, 'fleet.yaml'));
+    manifest = writeFakeBuild(out, devs.map((d) => d.id));
+  }, 60_000);
+
+  afterAll(async () => {
+    dropUser?.();
+    if (agent?.pid) process.kill(agent.pid);
+    await gw?.stop();
+    await f?.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('goes through a site gateway (forwarded channel) whose host key is recorded on explicit opt-in', async () => {
+    const refused = await provision(opts({ only: ['viagw'] }));
+    expect(refused[0]).toMatchObject({ status: 'failed', phase: 'connect' });
+    expect(refused[0].message).toMatch(/gateway.*no pinned host key/);
+    const r = await provision(opts({ only: ['viagw'], trustNewHostKeys: true }));
+    expect(r[0]).toMatchObject({ status: 'ok', phase: 'verify' });
+    expect(readFileSync(path.join(keys, 'known_hosts', `gateway-127.0.0.1_${gw.port}`), 'utf8')).toContain(gw.hostKeyPublic.split(' ')[1]);
+    // the gateway's own log shows the device's port being opened through it
+    expect(gw.stderr).toMatch(new RegExp(`direct-tcpip.*127\\.0\\.0\\.1 port ${e.get('viagw')!.port}|target 127\\.0\\.0\\.1 port ${e.get('viagw')!.port}`));
+    expect(existsSync(e.get('viagw')!.file('var/lib/edgeforge/applied.json'))).toBe(true);
+  }, 40_000);
+
+  it('authenticates with an agent (SSH_AUTH_SOCK) when no identityFile is given', async () => {
+    const r = await provision(opts({ only: ['viaagent'], env: { ...process.env, SSH_AUTH_SOCK: agentSock, HOME: tmp } }));
+    expect(r[0]).toMatchObject({ status: 'ok', phase: 'verify' });
+    const none = await provision(opts({ only: ['viaagent'], force: true, env: { ...process.env, SSH_AUTH_SOCK: '', HOME: tmp } }));
+    expect(none[0]).toMatchObject({ status: 'failed', phase: 'connect' });
+    expect(none[0].message).toMatch(/no SSH credentials/);
+  }, 40_000);
+
+  it('uses sudo with a password from the environment, never showing it; a wrong one fails in preflight', async () => {
+    const missing = await provision(opts({ only: ['sudopw'] }));
+    expect(missing[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
+    expect(missing[0].message).toMatch(/EF_TEST_SUDO_PASSWORD is not set/);
+    const wrong = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: 'nope' } }));
+    expect(wrong[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
+    expect(wrong[0].message).toMatch(/sudo refused the password from EF_TEST_SUDO_PASSWORD/);
+    const ok = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: SUDO_PW } }));
+    expect(ok[0]).toMatchObject({ status: 'ok', phase: 'verify' });
+    const root = e.get('sudopw')!.root;
+    // the record sits in a root-only directory: the non-root user read it through sudo
+    expect(readFileSync(path.join(root, 'etc/edgeforge/device.conf'), 'utf8')).toContain('device=sudopw');
+    const again = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: SUDO_PW } }));
+    expect(again[0]).toMatchObject({ status: 'skipped', phase: 'preflight' });
+    const log = readFileSync(path.join(out, 'logs/provision/sudopw.log'), 'utf8');
+    expect(log).not.toContain(SUDO_PW);
+    expect(JSON.stringify([wrong, ok, again])).not.toContain(SUDO_PW);
+  }, 60_000);
+
+  it('--dry-run reads only and says what it would do', async () => {
+    const r = await provision(opts({ only: ['dry'], dryRun: true }));
+    expect(r[0]).toMatchObject({ id: 'dry', status: 'ok', phase: 'preflight' });
+    expect(r[0].message).toMatch(/^dry run: would upload 3 file\(s\) .* and apply bundle [0-9a-f]{12}; device aarch64, .* applied now: none/);
+    const root = e.get('dry')!.root;
+    expect(existsSync(path.join(root, 'var/lib/edgeforge'))).toBe(false);
+    expect(readdirSync(path.join(root, 'var/tmp'))).toEqual([]);
+  }, 30_000);
+
+  it('stops in preflight without WireGuard and in apply when the first-boot program fails, neither retried', async () => {
+    const r = await provision(opts({ only: ['nowg', 'failing'], retries: 3, backoffMs: 5000 }));
+    const by = new Map(r.map((x) => [x.id, x]));
+    expect(by.get('nowg')).toMatchObject({ status: 'failed', phase: 'preflight' });
+    expect(by.get('nowg')!.message).toMatch(/no WireGuard module/);
+    expect(readdirSync(e.get('nowg')!.file('var/tmp'))).toEqual([]); // nothing uploaded
+    expect(by.get('failing')).toMatchObject({ status: 'failed', phase: 'apply' });
+    expect(by.get('failing')!.message).toMatch(/FAILED: the clock says 1970: let NTP sync, then run again/);
+    expect(by.get('failing')!.message).not.toMatch(/attempts/);
+  }, 30_000);
+
+  it('CLI: --json per SPEC, exit 1 when a device failed, 2 for an unknown device or an unsigned build', async () => {
+    const inv = path.join(tmp, 'fleet.yaml');
+    const env = { SSH_AUTH_SOCK: '' };
+    const r = await runCli(['provision', '-i', inv, '-o', out, '--keys', keys, '--json', '--allow-unsigned', '--only', 'cli-a,cli-b', '--retries', '0'], { env });
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toEqual({
+      devices: [
+        { id: 'cli-a', status: 'ok', phase: 'verify', message: expect.stringMatching(/^applied bundle/) },
+        { id: 'cli-b', status: 'failed', phase: 'connect', message: expect.stringMatching(/connection refused/) },
+      ],
+    });
+    expect(r.stdout).not.toMatch(/K10-secret-token/);
+    const again = await runCli(['provision', '-i', inv, '-o', out, '--keys', keys, '--allow-unsigned', '--only', 'cli-a'], { env });
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/cli-a: skipped in preflight — already at bundle/);
+    expect(again.stderr).toMatch(/0 ok, 0 failed, 1 skipped/);
+    const bad = await runCli(['provision', '-i', inv, '-o', out, '--keys', keys, '--allow-unsigned', '--only', 'cli-c'], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/no device "cli-c"/);
+    const unsigned = await runCli(['provision', '-i', inv, '-o', out, '--keys', keys, '--only', 'cli-a'], { env });
+    expect(unsigned.code).toBe(2);
+    expect(unsigned.stderr).toMatch(/unsigned/);
+    const badTimeout = await runCli(['provision', '-i', inv, '-o', out, '--timeout', 'upload=soon'], { env });
+    expect(badTimeout.code).toBe(2);
+  }, 40_000);
+});

@@ -76,7 +76,8 @@ job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next b
       }
       let slots;
       try {
-        slots = parseStation(text, station);
+        // relative slot paths are relative to the station file
+        slots = parseStation(text, station).map((s) => ({ ...s, target: path.resolve(path.dirname(path.resolve(ctx.io.cwd, station)), s.target) }));
       } catch (err) {
         throw new UserError((err as Error).message);
       }
@@ -110,7 +111,7 @@ job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next b
 
     if (!devices.length) throw new UsageError('give --device ID --target PATH (repeatable), or --station FILE', flash);
     if (devices.length !== targets.length) throw new UsageError(`${devices.length} --device but ${targets.length} --target: give them in pairs, each --target right after its --device`, flash);
-    const run = await runFlash({ ...common, reporter: reporter(), requests: devices.map((device, i) => ({ device, target: targets[i] })) });
+    const run = await runFlash({ ...common, reporter: reporter(), requests: devices.map((device, i) => ({ device, target: path.resolve(ctx.io.cwd, targets[i]) })) });
     if (ctx.common.json) ctx.io.out(JSON.stringify({ devices: run.results }, null, 2));
     else printSummary(ctx, run.results, run);
     return summarize(run.results).exitCode;

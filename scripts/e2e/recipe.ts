@@ -1,0 +1,67 @@
+// The recipe of the e2e base image: everything that decides its content. Its hash names the cache entry,
+// so changing a package, a config file or the layout here rebuilds; nothing else does.
+import { createHash } from 'node:crypto';
+
+/** bump when the build steps in base-image.ts change in a way the fields below do not show */
+export const RECIPE_VERSION = 3;
+
+export const SUITE = 'bookworm';
+export const ARCH = 'arm64';
+
+// Depends-only install (debootstrap ignores Recommends), so everything the device needs is named here.
+export const PACKAGES = [
+  // boot: init, device manager, the cloud kernel (virtio as modules, so it brings its own initrd)
+  'systemd-sysv', 'udev', 'dbus', 'kmod', 'initramfs-tools', 'linux-image-cloud-arm64',
+  // network: cloud-init renders ifupdown (ENI) configs; dhclient for DHCP
+  'ifupdown', 'isc-dhcp-client', 'iproute2', 'netbase', 'ca-certificates',
+  // cloud-init (python3-cffi-backend: without it cryptography's deps fail to configure under debootstrap)
+  'cloud-init', 'python3-cffi-backend', 'locales',
+  // what the first-boot program uses
+  'openssh-server', 'sudo', 'curl', 'zstd', 'e2fsprogs', 'fdisk', 'gdisk', 'parted', 'dosfstools', 'jq', 'openssl', 'procps',
+  'cryptsetup', 'cryptsetup-bin', 'clevis', 'clevis-luks', 'clevis-systemd', 'clevis-tpm2', 'nftables', 'wireguard-tools',
+  // cloud-init's ntp and timezone modules install a client when none is there (no mirror on a device: fails)
+  'systemd-timesyncd', 'tzdata',
+].sort();
+
+/** Partition layout of the uefi-gpt base profile (images/profiles/uefi-gpt.yaml), in MiB. */
+export const LAYOUT = {
+  /** the first partition starts at 1 MiB: the gap after the GPT entries is where the CIDATA seed partition goes */
+  firstMiB: 1,
+  espMiB: 128,
+  /** root = rootfs size * 1.25 + this */
+  rootHeadroomMiB: 384,
+  /** left unallocated after the root partition: the profile reserves it for the encrypted data volume */
+  tailFreeMiB: 1024,
+};
+
+/** Kernel command line (root by PARTUUID; console on the virt board's PL011 UART). */
+export const CMDLINE_EXTRA = 'ro rootwait console=ttyAMA0 net.ifnames=0';
+
+// Files written into the rootfs after debootstrap (path → content).
+export const FILES: Record<string, string> = {
+  '/etc/locale.gen': 'en_US.UTF-8 UTF-8\n',
+  '/etc/default/locale': 'LANG=en_US.UTF-8\n',
+  '/etc/network/interfaces': 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n',
+  // NoCloud only: no network datasource probing (each probe costs seconds to minutes under emulation).
+  // growpart off: the free space after the last partition belongs to the data volume, not the root.
+  '/etc/cloud/cloud.cfg.d/90-edgeforge-base.cfg':
+    'datasource_list: [ NoCloud, None ]\ngrowpart:\n  mode: "off"\nresize_rootfs: false\n',
+  '/etc/systemd/journald.conf.d/10-edgeforge-base.conf': '[Journal]\nStorage=persistent\n',
+};
+
+export function recipe(mirror: string) {
+  return { version: RECIPE_VERSION, suite: SUITE, arch: ARCH, variant: 'minbase', packages: PACKAGES, layout: LAYOUT, cmdline: CMDLINE_EXTRA, files: FILES, mirrorKind: new URL(mirror).pathname };
+}
+
+export function recipeHash(mirror: string): string {
+  return createHash('sha256').update(JSON.stringify(recipe(mirror))).digest('hex');
+}
+
+/** A deterministic GUID from the recipe hash and a role, so the same recipe gives the same disk identifiers. */
+export function guidFor(hash: string, role: string): string {
+  const h = createHash('sha256').update(`${hash}:${role}`).digest();
+  h[6] = (h[6] & 0x0f) | 0x40; // version 4 layout
+  h[8] = (h[8] & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}

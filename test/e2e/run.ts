@@ -1,0 +1,509 @@
+// `npm run test:e2e`: proof that a device boots from what edgeforge builds. Not part of `npm test` (it needs
+// root for the base image, qemu-system-aarch64, and 5-20 minutes).
+//
+//   1. base     the cached Debian arm64 uefi-gpt base image (scripts/e2e/base-image.ts)
+//   2. smoke    the base alone boots with the test's own NoCloud seed (a failure here is the base's, not ours)
+//   3. build    the example fleet (a test copy: qemu network, tang on the host, K3s/Flux stand-ins in an
+//               airgap bundle) built against the base; one device's image materialized
+//   4. boot 1   with tang reachable: cloud-init runs the device's seed, the first-boot program runs; the test
+//               logs in over SSH trusting only the pinned host key, then powers the guest off cleanly
+//   5. disk     the powered-off image read from the host (debugfs, mtools, cryptsetup luksDump)
+//   6. boot 2   without tang (the stolen device): the data volume must stay locked
+//
+// Every check is reported by name as PASS, FAIL (reached and wrong) or NOT REACHED (an earlier stage or a
+// missing piece stopped it). Exit 0 only when every check passed. Stage timings are printed at the end.
+//
+// Environment: EDGEFORGE_E2E_WORK (work dir, default a fresh temp dir, kept), EDGEFORGE_E2E_CACHE (base
+// cache), EDGEFORGE_E2E_SKIP_SMOKE=1, EDGEFORGE_E2E_BOOT_TIMEOUT (seconds to cloud-init's end, default 1200).
+import { promises as fs, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { $ } from 'zx';
+import { ensureBaseImage, type BaseImageInfo } from '../../scripts/e2e/base-image.ts';
+import { Checks, expect, notReached } from '../../scripts/e2e/checks.ts';
+import { bootFiles, Ext4Reader, FatReader, luksDump, partitions, type Part } from '../../scripts/e2e/disk-read.ts';
+import { makeTestFleet, DEVICE, GIT_GUEST, REPO, TANG_GUEST } from '../../scripts/e2e/fleet.ts';
+import { INSTALL_LOG, makeFluxStandin, makeK3sStandin, STANDIN_LOG } from '../../scripts/e2e/k3s-standin.ts';
+import { NotReached, Vm } from '../../scripts/e2e/qemu.ts';
+import { smokeBase, SMOKE_CHECKS } from '../../scripts/e2e/smoke.ts';
+import { freePort, sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
+import { log, stage, stageSummary } from '../../scripts/e2e/stage.ts';
+import { fetchAdv, startTang, type TangServer } from '../../scripts/e2e/tang.ts';
+
+$.verbose = false;
+
+const EDGEFORGE = path.join(REPO, 'scripts/bin/edgeforge.mjs');
+const BOOT_TIMEOUT = Number(process.env.EDGEFORGE_E2E_BOOT_TIMEOUT ?? 1200) * 1000;
+const EPOCH = '1767225600';
+
+const C = {
+  build: 'build: fleet built against the base image (disk delta)',
+  materialize: 'image: device image materialized',
+  seedPart: 'image: CIDATA seed partition in the gap (uefi-gpt profile)',
+  boot1: 'boot 1: kernel boots the device image',
+  cloudInit: 'boot 1: cloud-init ran the device\'s seed',
+  firstboot: 'boot 1: first-boot program completed every step',
+  ssh: 'boot 1: SSH login with the pinned host key only',
+  poweroff1: 'boot 1: clean power-off',
+  hostname: 'device: hostname is the device id',
+  users: 'device: users and authorized keys are the inventory\'s, passwords locked',
+  hostKeys: 'device: SSH host key is the pinned one (and the only one)',
+  luks: 'data volume: LUKS2 volume with a tang (clevis) binding exists',
+  unlocked: 'data volume: unlocked through tang on boot 1',
+  k3sConfig: 'k3s: config.yaml where K3s reads it',
+  k3sAirgap: 'k3s: installed through the airgap path and started (stand-in binary)',
+  flux: 'flux: bootstrap manifests in K3s\'s auto-deploy directory',
+  seedErased: 'secrets: gone from the seed partition',
+  cacheErased: 'secrets: gone from cloud-init\'s caches and the bundle',
+  boot2: 'boot 2 (no tang): device comes up, SSH with the pinned key',
+  locked: 'boot 2 (no tang): data volume stays locked',
+  poweroff2: 'boot 2 (no tang): clean power-off',
+};
+
+interface Built {
+  out: string;
+  dir: string; // OUT/devices/<id>
+  image: string;
+  manifest: { devices: { id: string; artifacts: { kind: string; path: string; secret: boolean }[] }[] };
+}
+
+async function edgeforge(args: string[], logFile: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await $({ env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH }, cwd: REPO })`node ${EDGEFORGE} ${args}`.nothrow();
+  await fs.appendFile(logFile, `$ edgeforge ${args.join(' ')}\n${r.stdout}\n${r.stderr}\nexit ${r.exitCode}\n\n`);
+  return { code: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** the bundle's step list, from the first-boot program the build wrote (so the test follows its changes) */
+async function firstbootSteps(built: Built): Promise<string[]> {
+  const text = await fs.readFile(path.join(built.dir, 'bundle/firstboot.sh'), 'utf8').catch(() => '');
+  const m = /^ALL_STEPS="([^"]+)"/m.exec(text);
+  return m ? m[1].split(/\s+/) : [];
+}
+
+/** strings that must not survive anywhere unencrypted after first boot: private keys and tokens from the bundle */
+async function secretNeedles(built: Built): Promise<{ name: string; needle: string }[]> {
+  const out: { name: string; needle: string }[] = [];
+  const dir = path.join(built.dir, 'bundle/secrets');
+  for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
+    const t = (await fs.readFile(path.join(dir, f), 'utf8')).trim();
+    // a private key: one base64 line from its middle is enough to find it again (and says nothing about it)
+    const lines = t.split('\n').filter((l) => l.length > 40 && !l.startsWith('-----'));
+    const needle = lines.length ? lines[Math.floor(lines.length / 2)] : t;
+    if (needle.length >= 16) out.push({ name: f, needle });
+  }
+  return out;
+}
+
+async function grepTree(dir: string | null, needles: { name: string; needle: string }[]): Promise<string[]> {
+  if (!dir) return [];
+  const hits: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await fs.readdir(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        const b = await fs.readFile(p, 'latin1');
+        for (const n of needles) if (b.includes(n.needle)) hits.push(`${n.name} in ${p}`);
+      }
+    }
+  };
+  await walk(dir);
+  return hits;
+}
+
+async function main(): Promise<number> {
+  const checks = new Checks();
+  const skipSmoke = process.env.EDGEFORGE_E2E_SKIP_SMOKE === '1';
+  if (!skipSmoke) checks.declare('base: image built', ...SMOKE_CHECKS);
+  else checks.declare('base: image built');
+  checks.declare(...Object.values(C));
+  const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
+  await fs.mkdir(work, { recursive: true });
+  log(`work dir ${work} (serial logs, build output, images; kept for inspection)`);
+
+  // 1. base
+  let base: BaseImageInfo;
+  try {
+    base = await stage('base image', () => ensureBaseImage());
+    checks.pass('base: image built', `${base.path} (${(base.size / 2 ** 20).toFixed(0)} MiB, kernel ${base.kernelVersion})`);
+  } catch (err) {
+    checks.fail('base: image built', (err as Error).message);
+    checks.skipRest('', 'the base image could not be built');
+    return finish(checks);
+  }
+
+  // 2. smoke
+  if (!skipSmoke) {
+    await stage('smoke boot (plain NoCloud seed)', () => smokeBase(checks, base, work, { bootMs: 240_000, finishMs: BOOT_TIMEOUT }));
+  }
+
+  // 3. build + materialize
+  const tangDir = path.join(work, 'tang');
+  let tang: TangServer | undefined;
+  let built: Built | undefined;
+  const edgeLog = path.join(work, 'edgeforge.log');
+  const fleetDir = path.join(work, 'fleet');
+  const sshKey = path.join(work, 'id_ed25519');
+  try {
+    await stage('fleet: fixtures (tang, stand-ins, test inventory)', async () => {
+      await fs.rm(fleetDir, { recursive: true, force: true });
+      await fs.mkdir(fleetDir, { recursive: true });
+      if (!existsSync(sshKey)) await $`ssh-keygen -q -t ed25519 -N ${''} -C edgeforge-e2e -f ${sshKey}`;
+      tang = await startTang(tangDir);
+      const advFile = path.join(fleetDir, 'tang.adv.jws');
+      await fs.writeFile(advFile, await fetchAdv(tang.port));
+      const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
+      const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
+      await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8') });
+    });
+    await stage('fleet: edgeforge build --base-image', async () => {
+      await checks.run(C.build, async () => {
+        const out = path.join(work, 'out');
+        await fs.rm(out, { recursive: true, force: true });
+        const r = await edgeforge(['build', '-i', path.join(fleetDir, 'inventory.yaml'), '-o', out, '--keys', path.join(fleetDir, 'keys'), '--only', DEVICE, '--base-image', base.path, '--example-admin', '--json'], edgeLog);
+        let doc: { devices?: { id: string; status: string; phase: string; message: string }[] } = {};
+        try {
+          doc = JSON.parse(r.stdout);
+        } catch {
+          /* reported below */
+        }
+        const d = doc.devices?.find((x) => x.id === DEVICE);
+        expect(r.code === 0 && d?.status === 'ok', `edgeforge build exit ${r.code}${d ? `, ${DEVICE}: ${d.status} at ${d.phase}: ${d.message}` : ''}; ${r.stderr.trim().split('\n').slice(-3).join(' | ')} (log ${edgeLog})`);
+        const manifest = JSON.parse(await fs.readFile(path.join(out, 'manifest.json'), 'utf8'));
+        const dev = manifest.devices.find((x: { id: string }) => x.id === DEVICE);
+        expect(dev?.artifacts?.some((a: { kind: string }) => a.kind === 'disk-delta'), 'the manifest lists no disk-delta artifact for the device');
+        built = { out, dir: path.join(out, 'devices', DEVICE), image: path.join(work, `${DEVICE}.img`), manifest };
+        return `${dev.artifacts.length} artifacts`;
+      });
+    });
+    if (built) {
+      await stage('image: materialize', async () => {
+        const ok = await checks.run(C.materialize, async () => {
+          const r = await edgeforge(['image', 'materialize', '-o', built!.out, '--device', DEVICE, '--to', built!.image], edgeLog);
+          expect(r.code === 0, `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+          const st = await fs.stat(built!.image);
+          return `${(st.size / 2 ** 20).toFixed(0)} MiB, ${(st.blocks * 512 / 2 ** 20).toFixed(0)} MiB allocated`;
+        });
+        if (!ok) built = undefined;
+      });
+    }
+    if (built) {
+      await checks.run(C.seedPart, async () => {
+        const parts = await partitions(built!.image);
+        const cidata = parts.find((p) => p.name.toUpperCase() === 'CIDATA');
+        expect(cidata, `no CIDATA partition (partitions: ${parts.map((p) => `${p.number}:${p.name}`).join(', ')})`);
+        const fat = new FatReader(built!.image, cidata!);
+        const files = (await fat.ls()).map((f) => f.toLowerCase());
+        expect(['user-data', 'meta-data'].every((f) => files.some((x) => x.startsWith(f))), `CIDATA holds ${files.join(', ')}`);
+        const ud = (await fat.read('user-data'))!.toString('utf8');
+        const mine = await fs.readFile(path.join(built!.dir, 'seed/user-data'), 'utf8');
+        expect(ud === mine, 'CIDATA user-data differs from the build\'s seed/user-data');
+        return `partition ${cidata!.number} at ${cidata!.start} bytes, ${cidata!.size} bytes`;
+      });
+    }
+  } catch (err) {
+    log(`build stage error: ${(err as Error).stack}`);
+  }
+  if (!built) {
+    checks.skipRest('', 'no device image (see the build/materialize checks)');
+    await tang?.close();
+    return finish(checks);
+  }
+
+  // 4. boot 1, tang up
+  const hostKey = (await fs.readFile(path.join(built.dir, 'bundle/ssh/ssh_host_ed25519_key.pub'), 'utf8').catch(() => '')).trim();
+  const mac = (await fs.readFile(path.join(built.dir, 'seed/network-config'), 'utf8')).match(/macaddress:\s*([0-9a-f:]{17})/i)?.[1];
+  const sshPort = await freePort();
+  const target: SshTarget = { port: sshPort, user: 'ops', identity: sshKey, hostKey, alias: DEVICE, workDir: work };
+  const boot = await bootFiles(built.image, work);
+  const live: Record<string, string> = {};
+  let cleanOff1 = false;
+  const tangRequestsBoot1Start = tang!.requests.length;
+  {
+    const vm = new Vm({
+      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
+      serialLog: path.join(work, 'boot1-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp1.sock'),
+      guestfwd: [{ guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port }],
+    });
+    try {
+      await stage('boot 1: kernel', () => checks.run(C.boot1, async () => {
+        await vm.waitFor(/systemd\[1\]: .*|Welcome to .*Debian/, 240_000, 'systemd start');
+        return `systemd after ${vm.elapsed().toFixed(0)}s`;
+      }));
+      const finished = await stage('boot 1: cloud-init + first-boot program', () => checks.run(C.cloudInit, async () => {
+        const m = await vm.waitFor(/Cloud-init v\. \S+ finished at .*Datasource (\S+[^\n]*)/, BOOT_TIMEOUT, 'cloud-init finished');
+        expect(/NoCloud/.test(m[1]), `datasource ${m[1]}`);
+        return `finished after ${vm.elapsed().toFixed(0)}s, ${m[1].trim()}`;
+      }));
+      if (!finished && vm.running) log('cloud-init did not finish; trying SSH anyway to collect what happened');
+      await stage('boot 1: SSH (pinned host key) + live state', () => checks.run(C.ssh, async () => {
+        if (!vm.running) notReached('the guest is not running');
+        if (!hostKey) throw new Error('the build has no bundle/ssh/ssh_host_ed25519_key.pub to pin');
+        const w = await sshWait(target, finished ? 120 : 30);
+        expect(w.ok, `no SSH login as ops with the pinned key: ${w.lastError}`);
+        const q = async (k: string, cmd: string) => {
+          const r = await sshRun(target, cmd, 60);
+          live[k] = `${r.stdout}${r.stderr ? `\n[stderr] ${r.stderr}` : ''}`.trim();
+        };
+        await q('hostname', 'hostname');
+        await q('crypt', 'sudo -n dmsetup ls --target crypt; echo; lsblk -o NAME,TYPE,FSTYPE,SIZE,MOUNTPOINT');
+        await q('firstbootLog', 'sudo -n cat /var/log/edgeforge-firstboot.log');
+        await q('k3s', 'systemctl is-active k3s.service; systemctl is-enabled k3s.service');
+        await q('clevis', 'sudo -n journalctl -b --no-pager -o cat -u "clevis*" -u "systemd-cryptsetup@*" 2>/dev/null | tail -n 20');
+        await fs.writeFile(path.join(work, 'boot1-live.txt'), Object.entries(live).map(([k, v]) => `## ${k}\n${v}\n`).join('\n'));
+        return `logged in as ops; hostname ${live.hostname}`;
+      }));
+      await stage('boot 1: power off', () => checks.run(C.poweroff1, async () => {
+        if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
+        const r = await sshRun(target, 'sudo -n systemctl poweroff', 30);
+        if (r.code !== 0 && r.code !== 255) log(`poweroff over SSH: exit ${r.code} ${r.stderr.trim()}`);
+        try {
+          await vm.waitExit(r.code === 0 || r.code === 255 ? 180_000 : 5_000);
+        } catch {
+          log('no power-off over SSH: pressing the power button (QMP system_powerdown)');
+          await vm.powerButton();
+          await vm.waitExit(180_000);
+        }
+        expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
+        cleanOff1 = true;
+        return `off after ${vm.elapsed().toFixed(0)}s`;
+      }));
+    } finally {
+      await vm.close();
+    }
+    const con = vm.console;
+    await fs.writeFile(path.join(work, 'boot1-tang-requests.txt'), tang!.requests.slice(tangRequestsBoot1Start).join('\n'));
+
+    // 5. the disk
+    await stage('disk: read after power-off', async () => {
+      const noDisk = cleanOff1 ? '' : 'no clean power-off after boot 1, so the ext4 journal may hold unwritten changes';
+      const parts = await partitions(built!.image);
+      const rootPart = parts.find((p) => p.number === base.root.number);
+      const root = rootPart && !noDisk ? await Ext4Reader.open(built!.image, rootPart) : undefined;
+      const need = () => {
+        if (!root) notReached(noDisk || 'no root partition');
+        return root!;
+      };
+      try {
+        const steps = await firstbootSteps(built!);
+        const fbLog = root ? ((await root.text('/var/log/edgeforge-firstboot.log')) ?? '') : live.firstbootLog ?? '';
+        const stepOk = (s: string) => new RegExp(`\\[${s}\\] ok\\b`).test(fbLog) || new RegExp(`edgeforge-firstboot\\[${s}\\]: ok\\b`).test(con);
+        const stepsDone = steps.filter(stepOk);
+        await checks.run(C.cloudInit, async () => {
+          const r = need();
+          const want = /instance-id:\s*(\S+)/.exec(await fs.readFile(path.join(built!.dir, 'seed/meta-data'), 'utf8'))?.[1];
+          const got = (await r.text('/var/lib/cloud/data/instance-id'))?.trim();
+          expect(got && got === want, `cloud-init's instance-id is ${JSON.stringify(got)}, the seed's is ${want}`);
+          expect(await r.exists('/var/lib/cloud/instance/boot-finished'), 'no /var/lib/cloud/instance/boot-finished');
+          return `instance-id ${got}`;
+        });
+        await checks.run(C.firstboot, async () => {
+          if (!fbLog && !/edgeforge-firstboot\[/.test(con)) notReached('the first-boot program left no log and printed nothing (did cloud-init run its runcmd?)');
+          expect(steps.length > 0, 'cannot read the step list from bundle/firstboot.sh');
+          const failed = /FAILED: ([^\n]*)/.exec(fbLog) ?? /edgeforge-firstboot\[(\w+)\]: FAILED: ([^\n]*)/.exec(con);
+          const missing = steps.filter((s) => !stepsDone.includes(s));
+          expect(missing.length === 0 && /\[end\] done|edgeforge-firstboot\[end\]: done/.test(fbLog + con), `steps done: ${stepsDone.join(' ') || 'none'}; not done: ${missing.join(' ')}${failed ? `; ${failed[0].slice(0, 400)}` : ''}`);
+          return `${steps.join(' → ')}`;
+        });
+        await checks.run(C.hostname, async () => {
+          const h = (await need().text('/etc/hostname'))?.trim();
+          expect(h === DEVICE, `/etc/hostname is ${JSON.stringify(h)}`);
+          if (live.hostname) expect(live.hostname.trim() === DEVICE, `the running hostname was ${live.hostname}`);
+          return h;
+        });
+        await checks.run(C.users, async () => {
+          const r = need();
+          const passwd = (await r.text('/etc/passwd')) ?? '';
+          const ops = passwd.split('\n').find((l) => l.startsWith('ops:'));
+          expect(ops, 'no user ops in /etc/passwd');
+          const home = ops!.split(':')[5];
+          const ak = (await r.text(`${home}/.ssh/authorized_keys`)) ?? '';
+          const mine = (await fs.readFile(`${sshKey}.pub`, 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+          expect(ak.includes(mine), `${home}/.ssh/authorized_keys does not hold the inventory's key`);
+          const foreign = ak.split('\n').filter((l) => l.trim() && !l.includes(mine.split(' ')[1]));
+          expect(foreign.length === 0, `${home}/.ssh/authorized_keys holds other keys: ${foreign.length}`);
+          const shadow = (await r.text('/etc/shadow')) ?? '';
+          for (const u of ['ops', 'root']) {
+            const pw = shadow.split('\n').find((l) => l.startsWith(`${u}:`))?.split(':')[1] ?? '';
+            expect(/^[!*]/.test(pw), `${u}'s password is not locked`);
+          }
+          return `ops (home ${home}), key-only, root locked`;
+        });
+        await checks.run(C.hostKeys, async () => {
+          const r = need();
+          const pub = (await r.text('/etc/ssh/ssh_host_ed25519_key.pub'))?.trim().split(/\s+/).slice(0, 2).join(' ');
+          const want = hostKey.split(/\s+/).slice(0, 2).join(' ');
+          expect(pub === want, `/etc/ssh/ssh_host_ed25519_key.pub is not the pinned key`);
+          const others = ((await r.ls('/etc/ssh')) ?? []).filter((n) => n.startsWith('ssh_host_') && !n.startsWith('ssh_host_ed25519_key'));
+          expect(others.length === 0, `other host keys present: ${others.join(', ')}`);
+          const st = await r.stat('/etc/ssh/ssh_host_ed25519_key');
+          expect(st && (st.mode & 0o077) === 0, `private host key mode ${st?.mode.toString(8)}`);
+          return 'pinned ed25519 only; SSH login with StrictHostKeyChecking against it ' + (checks.results.find((x) => x.name === C.ssh)?.outcome ?? '');
+        });
+        // the data volume: a partition after the root, LUKS2, clevis token bound to our tang
+        let dataPart: Part | undefined;
+        await checks.run(C.luks, async () => {
+          const after = parts.filter((p) => p.start > (rootPart?.start ?? 0));
+          if (!after.length) {
+            const enc = fbLog.match(/\[encrypt_data_volume\][^\n]*/g)?.slice(-1)[0] ?? con.match(/edgeforge-firstboot\[encrypt_data_volume\][^\n]*/g)?.slice(-1)[0];
+            if (!stepsDone.includes('encrypt_data_volume')) notReached(`no partition after the root, and the encrypt_data_volume step did not complete${enc ? `: ${enc.slice(0, 300)}` : ''}`);
+            throw new Error('encrypt_data_volume completed but there is no partition after the root');
+          }
+          for (const p of after) {
+            const dump = await luksDump(built!.image, p);
+            if (!dump) continue;
+            dataPart = p;
+            expect(/^Version:\s*2/m.test(dump), `partition ${p.number} is LUKS but not version 2`);
+            expect(/clevis/.test(dump), `partition ${p.number}: no clevis token in the LUKS2 header`);
+            return `partition ${p.number} (${(p.size / 2 ** 20).toFixed(0)} MiB): LUKS2 with a clevis token`;
+          }
+          throw new Error(`no LUKS header on the partition(s) after the root: ${after.map((p) => p.number).join(', ')}`);
+        });
+        await checks.run(C.unlocked, async () => {
+          if (!dataPart) notReached('no data volume');
+          const reqs = tang!.requests.slice(tangRequestsBoot1Start);
+          const rec = reqs.filter((x) => x.startsWith('POST /rec/'));
+          expect(live.crypt !== undefined, 'no live state (SSH failed), so the open mapping could not be seen');
+          const open = live.crypt.split('\n\n')[0].trim();
+          expect(open && !/No devices found/i.test(open), `no dm-crypt mapping was open on boot 1 (dmsetup: ${open || 'empty'})`);
+          expect(rec.length > 0, `the volume was open but tang saw no recovery request (requests: ${reqs.join(', ') || 'none'}): it was not unlocked through tang`);
+          return `mapping ${open.split(/\s+/)[0]} open; tang saw ${rec.length} recovery request(s)`;
+        });
+        await checks.run(C.k3sConfig, async () => {
+          const r = need();
+          const want = await fs.readFile(path.join(built!.dir, 'bundle/k3s/config.yaml'));
+          const got = await r.read('/etc/rancher/k3s/config.yaml');
+          if (!got) {
+            if (!stepsDone.includes('k3s')) notReached('the k3s step did not run');
+            throw new Error('/etc/rancher/k3s/config.yaml missing');
+          }
+          expect(got.equals(want), '/etc/rancher/k3s/config.yaml differs from the build\'s k3s-config artifact');
+          const st = await r.stat('/etc/rancher/k3s/config.yaml');
+          expect(st && (st.mode & 0o077) === 0, `mode ${st?.mode.toString(8)}`);
+          return `${want.length} bytes, mode ${st!.mode.toString(8)}`;
+        });
+        await checks.run(C.k3sAirgap, async () => {
+          const r = need();
+          const inst = await r.text(INSTALL_LOG);
+          if (!inst) {
+            if (!stepsDone.includes('k3s')) notReached(`the k3s step did not complete${/\[k3s\][^\n]*FAILED[^\n]*/.exec(fbLog)?.[0] ? `: ${/\[k3s\][^\n]*FAILED[^\n]*/.exec(fbLog)![0].slice(0, 300)}` : ''}`);
+            throw new Error(`the installer never ran (${INSTALL_LOG} missing)`);
+          }
+          expect(/INSTALL_K3S_SKIP_DOWNLOAD=true/.test(inst), 'install.sh ran without INSTALL_K3S_SKIP_DOWNLOAD=true');
+          const bin = await r.read('/usr/local/bin/k3s');
+          const want = await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'));
+          expect(bin?.equals(want), '/usr/local/bin/k3s is not the bundle\'s binary');
+          expect(await r.exists('/var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst'), 'images archive not in /var/lib/rancher/k3s/agent/images');
+          const run = (await r.text(STANDIN_LOG)) ?? '';
+          expect(/running server/.test(run), `K3s was not started as a server (stand-in log: ${run.trim().split('\n').slice(-2).join(' | ') || 'empty'})`);
+          const cfgSha = /config \/etc\/rancher\/k3s\/config.yaml sha256 (\w+)/.exec(run)?.[1];
+          const wantSha = (await $`sha256sum ${path.join(built!.dir, 'bundle/k3s/config.yaml')}`).stdout.split(' ')[0];
+          expect(cfgSha === wantSha, 'K3s started before its config was in place (or with another one)');
+          return `airgap install, unit ${/enabled (\S+)/.exec(inst)?.[1] ?? '?'}, started with the rendered config${live.k3s ? ` (live: ${live.k3s.split('\n')[0]})` : ''}`;
+        });
+        await checks.run(C.flux, async () => {
+          const r = need();
+          const arts = built!.manifest.devices.find((d) => d.id === DEVICE)!.artifacts.filter((a) => a.kind === 'flux-bootstrap');
+          const src = await fs.readdir(path.join(built!.dir, 'bundle/flux')).catch(() => [] as string[]);
+          const files = arts.length ? arts.map((a) => path.join(built!.out, a.path)) : src.map((f) => path.join(built!.dir, 'bundle/flux', f));
+          expect(files.length > 0, 'the build made no Flux bootstrap manifests');
+          const dir = '/var/lib/rancher/k3s/server/manifests';
+          const there = (await r.ls(dir)) ?? [];
+          if (!there.length && !stepsDone.includes('flux_bootstrap')) notReached('the flux_bootstrap step did not run');
+          const missing: string[] = [];
+          for (const f of files) {
+            const got = await r.read(`${dir}/${path.basename(f)}`);
+            if (!got || !got.equals(await fs.readFile(f))) missing.push(path.basename(f));
+          }
+          expect(missing.length === 0, `not in ${dir} as built: ${missing.join(', ')} (there: ${there.join(', ') || 'nothing'})`);
+          return `${files.length} manifest(s) in ${dir}`;
+        });
+        const needles = await secretNeedles(built!);
+        await checks.run(C.seedErased, async () => {
+          expect(needles.length > 0, 'the build has no secrets to look for (bundle/secrets empty?)');
+          const cidata = parts.find((p) => p.name.toUpperCase() === 'CIDATA');
+          expect(cidata, 'no CIDATA partition');
+          const ud = (await new FatReader(built!.image, cidata!).read('user-data'))?.toString('latin1') ?? '';
+          const left = needles.filter((n) => ud.includes(n.needle)).map((n) => n.name);
+          if (left.length && !stepsDone.includes('erase_secrets')) notReached(`the erase_secrets step did not run; the seed still holds ${left.join(', ')}`);
+          expect(left.length === 0, `the seed partition's user-data still holds: ${left.join(', ')}`);
+          return `user-data is now ${ud.length} bytes, none of ${needles.length} secrets in it`;
+        });
+        await checks.run(C.cacheErased, async () => {
+          const r = need();
+          const hits = [
+            ...(await grepTree(await r.dump('/var/lib/cloud'), needles)),
+            ...(await grepTree(await r.dump('/var/lib/edgeforge/bundle'), needles)),
+            ...(await grepTree(await r.dump('/var/log'), needles)),
+          ].map((h) => h.replace(/.*\/dump-[^/]+/, ''));
+          if (hits.length && !stepsDone.includes('erase_secrets')) notReached(`the erase_secrets step did not run; secrets remain: ${hits.slice(0, 4).join('; ')}`);
+          expect(hits.length === 0, `secrets remain: ${hits.join('; ')}`);
+          return `none of ${needles.length} secrets in /var/lib/cloud, /var/lib/edgeforge/bundle, /var/log`;
+        });
+      } finally {
+        await root?.close();
+      }
+    });
+  }
+
+  // 6. boot 2, tang down
+  if (!cleanOff1) {
+    checks.skipRest('boot 2', 'boot 1 did not end in a clean power-off');
+  } else {
+    const reqBefore = tang!.requests.length;
+    await tang!.close(); // the stolen device: its tang server is out of reach
+    const vm = new Vm({
+      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
+      serialLog: path.join(work, 'boot2-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp2.sock'),
+    });
+    let up = false;
+    try {
+      await stage('boot 2 (no tang): up', () => checks.run(C.boot2, async () => {
+        await vm.waitFor(/Cloud-init v\. \S+ finished at|login:/, BOOT_TIMEOUT, 'boot finished (cloud-init final or a login prompt)');
+        const w = await sshWait(target, 180);
+        expect(w.ok, `no SSH login with the pinned key: ${w.lastError}`);
+        up = true;
+        return `up after ${vm.elapsed().toFixed(0)}s`;
+      }));
+      await stage('boot 2 (no tang): volume state', () => checks.run(C.locked, async () => {
+        if (!up) notReached('the device did not come up');
+        const r = await sshRun(target, 'sudo -n dmsetup ls --target crypt', 60);
+        expect(r.code === 0, `dmsetup failed: ${r.stderr.trim()}`);
+        const open = r.stdout.trim();
+        const luksReached = checks.results.find((x) => x.name === C.luks)?.outcome === 'pass';
+        if (!luksReached) notReached('no data volume was made on boot 1');
+        expect(!open || /No devices found/i.test(open), `a dm-crypt mapping is open without tang: ${open}`);
+        expect(tang!.requests.length === reqBefore, 'tang was reached although it was shut down (test harness error)');
+        return 'no dm-crypt mapping open';
+      }));
+      await stage('boot 2 (no tang): power off', () => checks.run(C.poweroff2, async () => {
+        if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
+        const r = up ? await sshRun(target, 'sudo -n systemctl poweroff', 30) : { code: 1 };
+        try {
+          await vm.waitExit(r.code === 0 || r.code === 255 ? 180_000 : 5_000);
+        } catch {
+          await vm.powerButton();
+          await vm.waitExit(180_000);
+        }
+        expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
+        return `off after ${vm.elapsed().toFixed(0)}s`;
+      }));
+    } finally {
+      await vm.close();
+    }
+  }
+  return finish(checks);
+
+  function finish(c: Checks): number {
+    process.stderr.write(`\n${c.summary()}\n\n${stageSummary()}\n\nwork dir: ${work}\n`);
+    return c.ok ? 0 : 1;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`e2e harness error: ${err instanceof Error ? err.stack : String(err)}\n${stageSummary()}\n`);
+    process.exit(2);
+  },
+);

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { decryptText, encryptText, generateV4Key } from '../../scripts/keys/pgp-ops.mjs';
+import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
 import { signDetachedWith, verifyDetached } from '../../scripts/keys/signing.ts';
 import { DEFAULT_KEY_DATE } from '../../scripts/keys/store.ts';
 import { gnupgHome, tempDir } from './helpers.ts';
@@ -88,6 +89,40 @@ describe('SOPS keys (v4, curve25519Legacy) with real gpg', () => {
     const stranger = await generateV4Key({ name: 'stranger', email: 's@example.com', date: DEFAULT_KEY_DATE });
     await expect(decryptText({ armored, privateKeyArmored: stranger.privateKeyArmored })).rejects.toThrow();
   });
+});
+
+describe('v4 keys written with node:crypto (pgp-v4.mjs)', () => {
+  it('many keys: openpgp.js validates every self-signature and key parameter; gpg imports all, checks all signatures, warns about nothing', async () => {
+    const N = 150; // ~1,200 MPIs: several with leading zero bytes, the classic encoding bug
+    const keys = Array.from({ length: N }, (_, i) => fastGenerateV4Key({ name: `k${i}`, email: `k${i}@devices.edgeforge.invalid`, date: DEFAULT_KEY_DATE }));
+    for (const k of keys) {
+      const priv = await openpgp.readPrivateKey({ armoredKey: k.privateKeyArmored });
+      expect(priv.getFingerprint().toUpperCase()).toBe(k.fingerprint);
+      expect(priv.keyPacket.version).toBe(4);
+      await priv.verifyPrimaryKey(); // user ID self-signature valid
+      await priv.validate(); // secret parameters match the public ones
+      expect((await priv.getEncryptionKey()).getAlgorithmInfo()).toEqual({ algorithm: 'ecdh', curve: 'curve25519Legacy' });
+      expect(priv.getCreationTime().toISOString()).toBe(new Date(DEFAULT_KEY_DATE).toISOString());
+    }
+    const g = home();
+    const imp = g.gpg(['--import'], keys.map((k) => k.privateKeyArmored).join('\n'));
+    expect(imp.status, imp.stderr).toBe(0);
+    expect(imp.stderr).toMatch(new RegExp(`secret keys imported: ${N}`));
+    expect(imp.stderr).not.toMatch(/WARNING|preference for/);
+    const check = g.gpg(['--check-signatures', '--with-colons']);
+    expect(check.status, check.stderr).toBe(0);
+    const sigs = colons(check.stdout).filter((r) => r[0] === 'sig');
+    expect(sigs.length).toBe(2 * N); // user ID certification + subkey binding per key
+    for (const r of sigs) expect(r[1], r.join(':')).toBe('!'); // "!" = signature checked and good
+    // encryption to a few of them with gpg, decrypted by gpg with the imported secret keys
+    for (const k of keys.slice(0, 5)) {
+      const enc = g.gpg(['--trust-model', 'always', '--armor', '--recipient', k.fingerprint, '--encrypt'], `to ${k.fingerprint}`);
+      expect(enc.status, enc.stderr).toBe(0);
+      const dec = g.gpg(['--decrypt'], enc.stdout);
+      expect(dec.stdout).toBe(`to ${k.fingerprint}`);
+      expect(await decryptText({ armored: enc.stdout, privateKeyArmored: k.privateKeyArmored })).toBe(`to ${k.fingerprint}`);
+    }
+  }, 120_000);
 });
 
 describe('build signatures', () => {

@@ -118,8 +118,12 @@ describe('edgeforge gitops --to', () => {
     expect(r.kept.map((k) => k.path)).toContain('.sops.yaml');
     const p = await json('--prune');
     expect(p.deleted.sort()).toEqual(r.stale.sort());
-    expect(existsSync(path.join(repo(), `${dir}/flux-system`))).toBe(false);
+    expect(existsSync(path.join(repo(), `${dir}/flux-system/gotk-sync.yaml`))).toBe(false);
+    expect(existsSync(path.join(repo(), `${dir}/flux-system/kustomization.yaml`))).toBe(false);
+    // operator files stay, whatever happened to the device: its entry point and its sync patch
     expect(existsSync(path.join(repo(), `${dir}/kustomization.yaml`))).toBe(true);
+    expect(existsSync(path.join(repo(), `${dir}/flux-system/sync-patch.yaml`))).toBe(true);
+    expect(existsSync(path.join(repo(), '.sops/devices'))).toBe(true);
     expect((await json()).stale).toEqual([]);
   });
 

@@ -3,7 +3,7 @@
 // ends up in it.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +15,16 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { exampleFleet, fakeBundle, fleetKeys, generatedFleet } from './fixtures.ts';
 
 const run = promisify(execFile);
+
+// kubectl (with kustomize v5) is installed on the project's machines, where CI runs; it is not a Debian
+// package of the same vintage (Debian's kubernetes-client is 1.20), so it is not in .ci/packages.txt.
+beforeAll(() => {
+  try {
+    execFileSync('kubectl', ['version', '--client'], { stdio: 'pipe' });
+  } catch {
+    throw new Error('kubectl not found: these tests render every kustomization with `kubectl kustomize`; install kubectl >= 1.27');
+  }
+});
 const bundle = fakeBundle();
 const install = { mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: bundle.sha256 };
 type Obj = Record<string, any>;
@@ -88,7 +98,22 @@ describe.each([
       for (const k of ['Namespace', 'CustomResourceDefinition', 'Deployment', 'GitRepository', 'Kustomization']) expect(kinds).toContain(k);
       const dk = flux.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'device')!;
       expect(dk.spec.path).toBe(`./clusters/${d.region}/${d.site}/${d.id}`);
+      // the operator's sync-patch.yaml is applied on top (no-op until someone suspends)
+      expect(dk.spec.suspend).toBe(false);
+      expect(dk.spec.prune).toBe(true);
     }
+  });
+
+  it('suspend for a maintenance window: the operator patch reaches the device Kustomization', async () => {
+    const d = fleet.active.filter(runsFlux)[0];
+    const patch = path.join(dir, `clusters/${d.region}/${d.site}/${d.id}/flux-system/sync-patch.yaml`);
+    writeFileSync(patch, readFileSync(patch, 'utf8').replace('suspend: false', 'suspend: true'));
+    const { stdout } = await run('kubectl', ['kustomize', path.dirname(patch)], { maxBuffer: 64 << 20 });
+    const objs = YAML.parseAllDocuments(stdout).map((x) => x.toJS());
+    const dk = objs.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'device');
+    expect(dk.spec.suspend).toBe(true);
+    expect(dk.spec.decryption.secretRef.name).toBe('sops-gpg');
+    expect(objs.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'flux-system').spec.suspend).toBeUndefined();
   });
 
   it('canary sites run apps/canary, the others apps/stable', () => {

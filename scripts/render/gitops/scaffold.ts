@@ -124,9 +124,25 @@ function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: Res
     ),
     'operator',
   );
-  add(`${dir}/flux-system/kustomization.yaml`, managedYaml(kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml'] }), `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system".`), 'edgeforge');
+  add(
+    `${dir}/flux-system/kustomization.yaml`,
+    managedYaml(
+      kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml'], patches: [{ path: 'sync-patch.yaml' }] }),
+      `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system".\nYour changes go in sync-patch.yaml (yours), not here.`,
+    ),
+    'edgeforge',
+  );
+  // the operator's handle on this device's sync: suspend for a maintenance window, other timeouts
+  add(
+    `${dir}/flux-system/sync-patch.yaml`,
+    seedYaml(
+      toYaml({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name: 'device', namespace: 'flux-system' }, spec: { suspend: false } }),
+      `Patch to ${d.id}'s Kustomization "device". Maintenance window: set suspend: true, commit, push;\nthe device stops applying at its next poll and keeps fetching. Set it back to false to resume.`,
+    ),
+    'operator',
+  );
   const poll = devicePollInterval(d.id, fleet.gitops.interval);
-  add(`${dir}/flux-system/gotk-sync.yaml`, managedYaml(toYamlStream(fluxSyncObjects(d, fleet)), `Polls every ${poll.text} (${fleet.gitops.interval} + ${poll.offsetSeconds}s for ${d.id}). Suspend for a maintenance window:\nset spec.suspend: true on the Kustomization "device" below (or flux suspend kustomization device).`), 'edgeforge');
+  add(`${dir}/flux-system/gotk-sync.yaml`, managedYaml(toYamlStream(fluxSyncObjects(d, fleet)), `Polls every ${poll.text} (${fleet.gitops.interval} + ${poll.offsetSeconds}s for ${d.id}).\nSuspend for a maintenance window in sync-patch.yaml beside this file (yours).`), 'edgeforge');
 }
 
 function readme(fleet: Fleet): string {

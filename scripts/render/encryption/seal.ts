@@ -23,7 +23,7 @@ export interface SealOptions {
 }
 
 // Group orders, to turn derived bytes into a valid private scalar in [1, n-1].
-const ORDERS: Record<string, bigint> = {
+export const CURVE_ORDERS: Record<string, bigint> = {
   'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
   'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
   'P-521':
@@ -37,7 +37,7 @@ function derive(seed: Uint8Array, label: string, len: number): Buffer {
 }
 
 function scalarFrom(bytes: Buffer, crv: string, size: number): Buffer {
-  const n = ORDERS[crv];
+  const n = CURVE_ORDERS[crv];
   const k = (BigInt('0x' + bytes.toString('hex')) % (n - 1n)) + 1n; // 2x oversized input: bias < 2^-250
   return Buffer.from(k.toString(16).padStart(size * 2, '0'), 'hex');
 }

@@ -1,5 +1,4 @@
 # shellcheck shell=sh
-# shellcheck disable=SC2015 # "A && B || die": die exits, so it is an if-then-else here
 # edgeforge disk encryption: what makes the volume come back at every boot, and the first open + mount.
 #
 # Boot chain (systemd): k3s.service has RequiresMountsFor=/var/lib/rancher /var/lib/edgeforge/secrets
@@ -21,7 +20,7 @@ edv_put() {
     return 0
   fi
   mkdir -p "${2%/*}" || die "cannot create ${2%/*}"
-  cp "$1" "$2.edgeforge-new" && chmod "$3" "$2.edgeforge-new" && mv -f "$2.edgeforge-new" "$2" || die "cannot write $2"
+  { cp "$1" "$2.edgeforge-new" && chmod "$3" "$2.edgeforge-new" && mv -f "$2.edgeforge-new" "$2"; } || die "cannot write $2"
   EDV_CHANGED=1
   log "wrote ${2#"$R"}"
 }

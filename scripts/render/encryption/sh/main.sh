@@ -1,5 +1,4 @@
 # shellcheck shell=sh
-# shellcheck disable=SC2015 # "A && B || die": die exits, so it is an if-then-else here
 # edgeforge disk encryption: the encrypt_data_volume step. Safe to run again: a formatted volume is never
 # formatted again, a bound one not bound again; each run finishes what an interrupted one left.
 #
@@ -16,7 +15,7 @@ edv_main() {
   done
   [ "$EDV_PIN" = tang ] || [ "$EDV_PIN" = tpm2 ] || [ "$EDV_PIN" = sss ] || die "unknown clevis pin '$EDV_PIN'"
   em_secrets="${EDV_SECRETS:-$BUNDLE/secrets}"
-  mkdir -p "$STATE/tmp" && chmod 0700 "$STATE/tmp" || die "cannot create $STATE/tmp"
+  { mkdir -p "$STATE/tmp" && chmod 0700 "$STATE/tmp"; } || die "cannot create $STATE/tmp"
   # the passphrase without its trailing newline (what an admin types), in RAM when /run is there
   em_kdir="$R/run/edgeforge"
   mkdir -p "$em_kdir" 2>/dev/null && chmod 0700 "$em_kdir" || em_kdir="$STATE/tmp"

@@ -1,5 +1,4 @@
 # shellcheck shell=sh
-# shellcheck disable=SC2015 # "A && B || die": die exits, so it is an if-then-else here
 # edgeforge disk encryption: the one-time secrets that travelled sealed to the site's tang server.
 # bundle/sealed-secrets.jwe holds one compact JWE per line (one per tang server of the site, any one
 # suffices); each decrypts (clevis decrypt, which asks tang) to a tar archive of the files that would
@@ -17,7 +16,7 @@ edv_jwe_url() {
 # edv_unseal SEALED DESTDIR: decrypt with any tang server that answers, unpack into DESTDIR (0700)
 edv_unseal() {
   us_in=$1 us_dest=$2
-  mkdir -p "$us_dest" && chmod 0700 "$us_dest" || die "cannot create $us_dest"
+  { mkdir -p "$us_dest" && chmod 0700 "$us_dest"; } || die "cannot create $us_dest"
   us_tar="$us_dest/.sealed.tar"
   us_ok=0 us_tried=
   while IFS= read -r us_jwe; do
@@ -52,7 +51,7 @@ edv_unseal_secrets() {
     edv_unseal "$ud_sealed" "$EDV_UNSEALED_DIR"
     printf '%s\n' "$ud_sum" >"$EDV_UNSEALED_DIR/.from"
   fi
-  mkdir -p "$BUNDLE/secrets" && chmod 0700 "$BUNDLE/secrets" || die "cannot create $BUNDLE/secrets"
+  { mkdir -p "$BUNDLE/secrets" && chmod 0700 "$BUNDLE/secrets"; } || die "cannot create $BUNDLE/secrets"
   for ud_f in "$EDV_UNSEALED_DIR"/*; do
     [ -f "$ud_f" ] || continue
     ln -sfn "$ud_f" "$BUNDLE/secrets/${ud_f##*/}" || die "cannot link $BUNDLE/secrets/${ud_f##*/}"

@@ -1,5 +1,4 @@
 # shellcheck shell=sh
-# shellcheck disable=SC2015 # "A && B || die": die exits, so it is an if-then-else here
 # edgeforge disk encryption: find or create the data volume, format it (LUKS2, capped argon2id), bind it
 # to clevis. Variables EDV_* come from the generated header (see scripts/render/encryption/compose.ts);
 # log/die/sys/R/STATE come from the first-boot program's lib.sh or from prelude.sh.
@@ -113,7 +112,7 @@ edv_volume_device() {
       : >"$STATE/data-volume.created"
     fi
   fi
-  mkdir -p "$STATE" && printf '%s\n' "$vd_dev" >"$STATE/data-volume.dev" || die "cannot write $STATE/data-volume.dev"
+  { mkdir -p "$STATE" && printf '%s\n' "$vd_dev" >"$STATE/data-volume.dev"; } || die "cannot write $STATE/data-volume.dev"
   echo "$vd_dev"
 }
 

@@ -100,7 +100,7 @@ describe('v4 keys written with node:crypto (pgp-v4.mjs)', () => {
       expect(priv.getFingerprint().toUpperCase()).toBe(k.fingerprint);
       expect(priv.keyPacket.version).toBe(4);
       await priv.verifyPrimaryKey(); // user ID self-signature valid
-      await priv.validate(); // secret parameters match the public ones
+      await (priv as unknown as { validate(): Promise<void> }).validate(); // secret parameters match the public ones (untyped in openpgp's d.ts)
       expect((await priv.getEncryptionKey()).getAlgorithmInfo()).toEqual({ algorithm: 'ecdh', curve: 'curve25519Legacy' });
       expect(priv.getCreationTime().toISOString()).toBe(new Date(DEFAULT_KEY_DATE).toISOString());
     }

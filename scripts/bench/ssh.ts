@@ -1,0 +1,175 @@
+// npm run bench:ssh [-- --devices 64,1000 --concurrency 16 --openssh-max 64]
+// N real sshd endpoints on loopback (one sshd per endpoint: its own port, host key and device root, like a
+// device each), the same small first-boot bundle for every device. In the same run:
+//   - OpenSSH clients in parallel: `xargs -P C` running, per device, `scp -r` of the bundle and one `ssh`
+//     with the same command edgeforge sends (sha256 check on the device, sudo, first-boot program);
+//     host keys pinned (StrictHostKeyChecking=yes with a known_hosts of every endpoint);
+//   - `edgeforge provision --json --concurrency C` (the CLI, its own process), which in addition runs preflight
+//     and verify on every device; peak RSS from /usr/bin/time.
+// Device roots are wiped between runs so both do the full work. Prints a table; --append adds it to BENCHMARKS.md.
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEndpoints, type Fleetlet } from '../../test/provision/harness.ts';
+import { inventoryYaml, writeFakeBuild } from '../../test/provision/fixtures.ts';
+import { applyCommand } from '../provision/phase/apply.ts';
+import { deviceBundle } from '../provision/bundle.ts';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
+}
+
+const sizes = arg('devices', '64,1000').split(',').map(Number);
+const conc = Number(arg('concurrency', '16'));
+const bigConc = Number(arg('big-concurrency', '64'));
+const opensshMax = Number(arg('openssh-max', '64'));
+const append = process.argv.includes('--append');
+
+function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: Date.now() - t0 }));
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+function wipeRoots(f: Fleetlet): void {
+  for (const e of f.endpoints) {
+    rmSync(e.file('var/lib/edgeforge'), { recursive: true, force: true });
+    rmSync(e.file('etc/edgeforge'), { recursive: true, force: true });
+    for (const n of readdirSync(e.file('var/tmp'))) rmSync(e.file(`var/tmp/${n}`), { recursive: true, force: true });
+  }
+}
+
+function appliedCount(f: Fleetlet): number {
+  return f.endpoints.filter((e) => {
+    try {
+      return JSON.parse(readFileSync(e.file('var/lib/edgeforge/applied.json'), 'utf8')).bundleSha256;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+async function opensshRun(f: Fleetlet, out: string, c: number, knownHosts: string): Promise<{ ms: number; ok: number }> {
+  // one line per device: port, local bundle dir, remote staging dir, the command edgeforge sends
+  const lines = f.endpoints.map((e) => {
+    const staging = `${e.root}/var/tmp/edgeforge-bundle-openssh`;
+    return [e.port, path.join(out, 'devices', e.name, 'bundle'), staging].join(' ');
+  });
+  const sshOpts = `-i ${f.clientKey} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts} -o LogLevel=ERROR`;
+  // the remote command is the same string edgeforge runs in its apply phase (check, sudo, first-boot program)
+  const remote = applyCommand('$STAGING', 'firstboot.sh', 'sudo -n -- ').replaceAll(`'$STAGING'`, '"$STAGING"');
+  const script = `port=$1; src=$2; STAGING=$3
+scp -q -r ${sshOpts} -P "$port" "$src" "root@127.0.0.1:$STAGING" &&
+ssh ${sshOpts} -p "$port" root@127.0.0.1 "STAGING='$STAGING'; $(cat ${path.join(out, 'remote.sh')})" >/dev/null 2>&1`;
+  writeFileSync(path.join(out, 'remote.sh'), remote);
+  writeFileSync(path.join(out, 'one.sh'), script);
+  const r = await run('sh', ['-c', `xargs -P ${c} -L 1 sh ${path.join(out, 'one.sh')}`], { input: lines.join('\n') + '\n' });
+  return { ms: r.ms, ok: appliedCount(f) };
+}
+
+/** `cli`: the edgeforge CLI (wall time includes node + tsx start-up); else the engine alone (scripts/bench/ssh-engine.ts). */
+async function edgeforgeRun(inv: string, out: string, keys: string, c: number, cli = false): Promise<{ ms: number; wallMs: number; ok: number; rssMiB: number; failed: string[] }> {
+  const args = cli
+    ? [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'provision', '-i', inv, '-o', out, '--keys', keys, '--json', '--allow-unsigned', '--concurrency', String(c)]
+    : ['--import', 'tsx', path.join(REPO, 'scripts/bench/ssh-engine.ts'), inv, out, keys, String(c)];
+  const r = await run('/usr/bin/time', ['-f', 'EDGEFORGE_MAXRSS_KB=%M', process.execPath, ...args], { env: { ...process.env, SSH_AUTH_SOCK: '' } });
+  const rss = Number(/EDGEFORGE_MAXRSS_KB=(\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024;
+  let ok = 0;
+  let ms = r.ms;
+  const failed: string[] = [];
+  try {
+    const doc = JSON.parse(r.stdout);
+    if (!cli) ms = doc.ms;
+    for (const d of doc.devices) d.status === 'ok' || d.status === 'skipped' ? ok++ : failed.push(`${d.id}: ${d.phase}: ${d.message}`);
+  } catch {
+    failed.push(r.stderr.slice(0, 500));
+  }
+  return { ms, wallMs: r.ms, ok, rssMiB: rss, failed };
+}
+
+async function nodeStartupMs(): Promise<number> {
+  const r = await run(process.execPath, [path.join(REPO, 'scripts/bin/edgeforge.mjs'), '--version']);
+  return r.ms;
+}
+
+const rows: string[] = [];
+const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
+for (const n of sizes) {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'ef-bench-ssh-'));
+  const t0 = Date.now();
+  const f = await startEndpoints(n, { dir: path.join(tmp, 'sshd') });
+  const startS = (Date.now() - t0) / 1000;
+  const out = path.join(tmp, 'out');
+  const keys = path.join(tmp, 'keys');
+  const devs = f.endpoints.map((e) => ({ id: e.name, host: '127.0.0.1', port: e.port, identityFile: f.clientKey, hostKey: e.hostKeyPublic }));
+  const inv = path.join(tmp, 'fleet.yaml');
+  writeFileSync(inv, inventoryYaml(devs, { name: `bench-${n}` }));
+  const manifest = writeFakeBuild(out, devs.map((d) => d.id));
+  // the OpenSSH side copies the bundle directory as is: give it the SHA256SUMS edgeforge writes
+  for (const d of manifest.devices) writeFileSync(path.join(out, 'devices', d.id, 'bundle', 'SHA256SUMS'), deviceBundle(d).sums);
+  const knownHosts = path.join(tmp, 'known_hosts');
+  writeFileSync(knownHosts, f.endpoints.map((e) => `[127.0.0.1]:${e.port} ${e.hostKeyPublic}`).join('\n') + '\n');
+  const c = n > 64 ? bigConc : conc;
+  const startup = await nodeStartupMs(); // the CLI's fixed cost: node + tsx transpiling every command
+  console.error(`bench:ssh: ${n} sshd endpoints started in ${startS.toFixed(1)} s; concurrency ${c}; load ${loadavg()[0].toFixed(1)}; node+tsx startup ${startup} ms`);
+
+  const rounds = n <= opensshMax ? 2 : 1;
+  const ef: Awaited<ReturnType<typeof edgeforgeRun>>[] = [];
+  const os: Awaited<ReturnType<typeof opensshRun>>[] = [];
+  for (let round = 0; round < rounds; round++) {
+    if (n <= opensshMax) {
+      wipeRoots(f);
+      const o = await opensshRun(f, out, c, knownHosts);
+      os.push(o);
+      console.error(`  OpenSSH scp+ssh, xargs -P ${c}: ${(o.ms / 1000).toFixed(2)} s, ${o.ok}/${n} applied (load ${loadavg()[0].toFixed(1)})`);
+    }
+    wipeRoots(f);
+    rmSync(path.join(out, 'logs'), { recursive: true, force: true });
+    const e = await edgeforgeRun(inv, out, keys, c);
+    ef.push(e);
+    console.error(`  edgeforge engine, concurrency ${c}: ${(e.ms / 1000).toFixed(2)} s (process wall ${(e.wallMs / 1000).toFixed(2)} s), ${e.ok}/${n} ok, peak RSS ${e.rssMiB.toFixed(0)} MiB (load ${loadavg()[0].toFixed(1)})`);
+    if (e.failed.length) console.error(`    failed: ${e.failed.slice(0, 5).join('\n    ')}`);
+  }
+  // a rerun through the CLI itself: every device already at the bundle hash
+  const again = await edgeforgeRun(inv, out, keys, c, true);
+  console.error(`  edgeforge provision CLI rerun (all skipped): ${(again.ms / 1000).toFixed(2)} s wall incl. start-up, ${again.ok}/${n} skipped/ok, peak RSS ${again.rssMiB.toFixed(0)} MiB`);
+  const best = (xs: { ms: number }[]) => Math.min(...xs.map((x) => x.ms)) / 1000;
+  const efBest = best(ef);
+  const row = [
+    date,
+    String(n),
+    String(c),
+    os.length ? `${best(os).toFixed(2)} s (${os.map((o) => (o.ms / 1000).toFixed(1)).join(', ')})` : 'not run',
+    `${efBest.toFixed(2)} s (${ef.map((o) => (o.ms / 1000).toFixed(1)).join(', ')})`,
+    os.length ? `${(best(os) / efBest).toFixed(2)}×` : '—',
+    `${Math.max(...ef.map((e) => e.rssMiB)).toFixed(0)} MiB`,
+    `${(Math.min(...ef.map((e) => e.wallMs)) / 1000).toFixed(2)} s`,
+    `${Math.min(...ef.map((e) => e.ok))}/${n}`,
+    `${(again.ms / 1000).toFixed(2)} s`,
+    loadavg()[0].toFixed(1),
+  ];
+  rows.push(`| ${row.join(' | ')} |`);
+  await f.stop();
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+const table = [
+  '| run (UTC) | endpoints | concurrency | OpenSSH scp+ssh via xargs -P (best; each) | edgeforge provision (best; each) | OpenSSH ÷ edgeforge | edgeforge peak RSS | edgeforge process wall (incl. start-up) | ok | CLI rerun, all skipped (incl. start-up) | load after |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows,
+].join('\n');
+console.log(table);
+if (append) appendFileSync(path.join(REPO, 'BENCHMARKS.md'), '\n' + table + '\n');
+execFileSync('true');

@@ -18,15 +18,25 @@ export function sshdAvailable(): boolean {
   return existsSync(SSHD) && process.getuid?.() === 0;
 }
 
+// ports handed out by this process: the OS may offer a just-released port again, and two endpoints on one
+// port would quietly be one device (host-key pinning then refuses, rightly, but the test is wrong)
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 async function waitForPort(port: number, ms: number, proc?: ChildProcess, stderr?: () => string): Promise<void> {
@@ -144,6 +154,9 @@ export class Endpoint {
     });
     this.proc = p;
     await waitForPort(this.port, 10_000, p, () => this.stderr);
+    // someone else may hold the port (sshd then exits with "Cannot bind"): that must not pass for this device
+    await new Promise((r) => setTimeout(r, 50));
+    if (p.exitCode !== null) throw new Error(`sshd for ${this.name} exited (${p.exitCode}): ${this.stderr}`);
   }
 
   /** the device dies: its sshd and every session under it (SIGKILL), like pulling the power */

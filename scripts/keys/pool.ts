@@ -81,10 +81,13 @@ export class PgpPool {
   }
 }
 
-/** Pool size: EDGEFORGE_KEY_WORKERS if set, else 2 (min with the CPU count; 0 on a single core). */
+/**
+ * Pool size: EDGEFORGE_KEY_WORKERS if set, else 0 (inline). Since key packets are written with node:crypto
+ * (pgp-v4.mjs) a device costs ~1 ms of OpenPGP work and the rest is file I/O on the main thread; measured on
+ * the 2-core machines, 2 workers were slower than inline (startup, message copies). Set it where cores are idle.
+ */
 export function defaultPoolSize(): number {
   const env = process.env.EDGEFORGE_KEY_WORKERS;
-  if (env !== undefined && /^\d+$/.test(env)) return Number(env);
-  const cpus = os.availableParallelism?.() ?? os.cpus().length;
-  return cpus > 1 ? Math.min(2, cpus) : 0;
+  if (env !== undefined && /^\d+$/.test(env)) return Math.min(Number(env), os.availableParallelism?.() ?? os.cpus().length);
+  return 0;
 }

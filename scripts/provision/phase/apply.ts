@@ -19,14 +19,14 @@ S=$1; R=\${2%/}; D="$R/var/lib/edgeforge"; B="$D/bundle"
 [ -z "$3" ] || export EDGEFORGE_ARCH="$3"
 [ -z "$4" ] || export EDGEFORGE_SYS="$4"
 umask 077
-mkdir -p "$D"
-rm -rf "$B.new" "$B.old"
+[ -d "$D" ] || mkdir -p "$D"
+for o in "$B.new" "$B.old"; do if [ -e "$o" ]; then rm -rf "$o"; fi; done
 mv "$S" "$B.new"
 chown -R 0:0 "$B.new"
 chmod 0700 "$B.new"
 if [ -e "$B" ]; then mv "$B" "$B.old"; fi
 mv "$B.new" "$B"
-rm -rf "$B.old"
+if [ -e "$B.old" ]; then rm -rf "$B.old"; fi
 for o in "$R"/var/tmp/edgeforge-bundle-*; do if [ -d "$o" ]; then rm -rf "$o"; fi; done
 export EDGEFORGE_BUNDLE="$B"
 cd "$B"

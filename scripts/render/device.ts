@@ -44,8 +44,17 @@ export interface DeviceSecrets {
 /** A Flux bootstrap renderer (the GitOps stage): file name -> text, placed in K3s's auto-deploy dir. */
 export type FluxBootstrapRenderer = (d: ResolvedDevice, fleet: Fleet, secrets: DeviceSecrets) => { name: string; text: string; secret: boolean }[];
 
+/**
+ * The disk-encryption stage (devices with encryption.mode other than none): given the device's one-time
+ * secret files (as they would sit in bundle/secrets/), returns its own bundle files; `sealed` says it sealed
+ * those secrets into one of them (to the site's tang server), and then they are left out of the clear bundle
+ * and out of user-data.
+ */
+export type EncryptionStage = (d: ResolvedDevice, secretFiles: { name: string; bytes: Uint8Array; mode: number }[]) => { files: RenderedFile[]; sealed: boolean };
+
 export interface RenderOptions {
   fluxBootstrap?: FluxBootstrapRenderer;
+  encryption?: EncryptionStage;
   /** shell fragments other stages add to the first-boot program (function definitions) */
   firstbootFragments?: string[];
 }
@@ -93,6 +102,21 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
       add(`flux/${f.name}`, 'flux-bootstrap', f.text, f.secret);
     }
   }
+  // the encryption stage: its program and units; the LUKS recovery passphrase joins the one-time secrets
+  let sealed = false;
+  if (d.encryption.mode !== 'none' && opts.encryption) {
+    if (secrets.luksRecovery) add('secrets/luks-recovery', 'other', secrets.luksRecovery + '\n', true);
+    const secretFiles = bundle.filter((f) => f.path.startsWith('bundle/secrets/')).map((f) => ({ name: f.path.slice('bundle/secrets/'.length), bytes: f.bytes, mode: f.mode }));
+    const r = opts.encryption(d, secretFiles);
+    for (const f of r.files) {
+      if (!f.path.startsWith('bundle/')) throw new Error(`encryption stage file ${f.path} must be under bundle/`);
+      bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
+    }
+    if (r.sealed) {
+      sealed = true;
+      for (let i = bundle.length - 1; i >= 0; i--) if (bundle[i].path.startsWith('bundle/secrets/')) bundle.splice(i, 1);
+    }
+  }
   bundle.sort(byPath);
 
   // sha256sum -c format; airgap entries come from the inventory's pins (the build copies those files)
@@ -111,7 +135,8 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
     renderUserData({
       device: d,
       fleet,
-      hostKey: secrets.sshHostKey,
+      // sealed: the private host key travels only inside the sealed secrets, never in clear on the seed
+      hostKey: sealed ? undefined : secrets.sshHostKey,
       bundle: [...bundle, sumsFile],
       system: [{ path: '/etc/sysctl.d/90-edgeforge-k3s.conf', text: sysctl, mode: 0o644 }],
     }),

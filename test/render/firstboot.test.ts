@@ -8,6 +8,7 @@ import path from 'node:path';
 import { exampleFleet, fixedSecretsFor } from './fixtures.ts';
 import { renderDevice, bundleHash, type RenderOptions } from '../../scripts/render/device.ts';
 import { prepareFlux } from '../../scripts/build/flux.ts';
+import { prepareEncryption } from '../../scripts/build/encryption.ts';
 import { EXAMPLE, withFlux } from './fixtures.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
@@ -225,6 +226,18 @@ describe('first-boot program in a sandbox root', () => {
     const again = runProgram({ EDGEFORGE_STEPS: 'flux_bootstrap' });
     expect(again.code).toBe(0);
     expect(again.stderr).toContain('already placed');
+  });
+
+  it('encrypt_data_volume runs the disk-encryption stage program when the bundle has one', async () => {
+    const stage = await prepareEncryption(fleet, EXAMPLE, fleet.active, 1767225600);
+    const { files } = setup('ulsan1-line1-001', pinInstaller, { encryption: stage });
+    expect(files.map((f) => f.path)).toContain('bundle/encryption/encrypt-data-volume.sh');
+    expect(files.map((f) => f.path)).toContain('bundle/secrets/luks-recovery');
+    const r = runProgram({ EDGEFORGE_STEPS: 'encrypt_data_volume' });
+    expect(r.stderr).not.toContain('not built yet');
+    // the sandbox has no disk to encrypt: the stage's program stops, and the first-boot program with it
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\[encrypt_data_volume\]: FAILED: (?!the encrypted data volume step failed).+\n.*FAILED: the encrypted data volume step failed \(see above\)/);
   });
 
   it('unknown step names are refused', () => {

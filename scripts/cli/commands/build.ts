@@ -12,6 +12,7 @@ import { build } from '../../build/build.ts';
 import { keystoreSecrets } from '../../build/secrets.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { prepareFlux, writeGitopsScaffold } from '../../build/flux.ts';
+import { prepareEncryption } from '../../build/encryption.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -87,6 +88,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     const isExample = inventoryPath === EXAMPLE_INVENTORY;
     const flux = await prepareFlux(fleet, inventoryPath);
     if (flux.problem) loud(`WARNING: no Flux bootstrap in this build: ${flux.problem}`);
+    const encryption = await prepareEncryption(fleet, inventoryPath, fleet.active, epoch);
     const keysDir = path.resolve(io.cwd, common.keys);
     const secrets = await keystoreSecrets({
       dir: keysDir,
@@ -110,7 +112,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         concurrency: common.concurrency ?? 4,
         reporter,
         secrets,
-        render: flux.render,
+        render: { ...flux.render, encryption },
         gitops: async (f, _s, outDir) => {
           const g = await writeGitopsScaffold(f, keysDir, outDir, flux.input);
           if (g.note) loud(`WARNING: ${g.note}`);

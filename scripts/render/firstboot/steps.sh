@@ -35,7 +35,15 @@ pkg_for() {
   esac
 }
 
+# secrets sealed to the site's tang server (encryption stage): unseal into RAM, linked from bundle/secrets
+unseal_secrets() {
+  if [ -f "$BUNDLE/sealed-secrets.jwe" ] && [ -f "$BUNDLE/encryption/unseal-secrets.sh" ]; then
+    sh "$BUNDLE/encryption/unseal-secrets.sh" || die "cannot unseal the device's one-time secrets (see above)"
+  fi
+}
+
 step_identity() {
+  unseal_secrets
   put_text "$EF_HOSTNAME" "$R/etc/hostname" 0644
   if [ "$CHANGED" = 1 ] || { [ -z "$R" ] && [ "$(hostname)" != "$EF_HOSTNAME" ]; }; then
     sys hostname "$EF_HOSTNAME" || die "cannot set the hostname to $EF_HOSTNAME"
@@ -160,7 +168,8 @@ step_encrypt_data_volume() {
     *)
       # the disk-encryption stage plugs in here: a program in the bundle that creates/unlocks the volume
       if [ -f "$BUNDLE/encryption/encrypt-data-volume.sh" ]; then
-        sys sh "$BUNDLE/encryption/encrypt-data-volume.sh" || die "the encrypted data volume step failed (see above)"
+        # run directly: the stage's program sends its own system changes through EDGEFORGE_SYS
+        sh "$BUNDLE/encryption/encrypt-data-volume.sh" || die "the encrypted data volume step failed (see above)"
       else
         die "encryption mode '$EF_ENCRYPTION_MODE' is not built yet in edgeforge (the disk-encryption issue): refusing to put K3s secrets on unencrypted storage. Set encryption: { mode: none } for this device in the inventory to proceed knowingly, and rebuild"
       fi
@@ -275,6 +284,9 @@ SEED_STUB='#cloud-config
 
 step_erase_secrets() {
   er_n=0
+  if [ -f "$BUNDLE/encryption/unseal-secrets.sh" ]; then
+    sh "$BUNDLE/encryption/unseal-secrets.sh" --forget || die "cannot remove the unsealed secrets from RAM and the sealed file"
+  fi
   for er_f in "$BUNDLE"/secrets/* "$BUNDLE"/flux/*.yaml; do
     if [ -f "$er_f" ]; then rm -f "$er_f" || die "cannot remove $er_f"; er_n=$((er_n + 1)); fi
   done

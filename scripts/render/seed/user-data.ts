@@ -8,7 +8,8 @@ import { DEVICE_BUNDLE_DIR } from '../firstboot/compose.ts';
 export interface UserDataInput {
   device: ResolvedDevice;
   fleet: Pick<Fleet, 'name'>;
-  hostKey: { privateKey: string; publicKey: string };
+  /** the pinned host key for cloud-init; absent when it travels sealed (the first-boot program installs it) */
+  hostKey?: { privateKey: string; publicKey: string };
   /** files under bundle/ (paths relative to the device dir), written to DEVICE_BUNDLE_DIR; `text` is their content */
   bundle: (RenderedFile & { text?: string })[];
   /** extra files written at absolute paths (e.g. the sysctls, so they hold from the first boot) */
@@ -43,10 +44,11 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
     })),
     disable_root: true,
     ssh_pwauth: false,
-    // the image's own host keys go; the device's pinned pre-generated key is the only one
+    // the image's own host keys go; the device's pinned pre-generated key is the only one (when it travels
+    // sealed, cloud-init makes a stand-in ed25519 key that the first-boot program replaces)
     ssh_deletekeys: true,
     ssh_genkeytypes: ['ed25519'],
-    ssh_keys: { ed25519_private: u.hostKey.privateKey, ed25519_public: u.hostKey.publicKey },
+    ssh_keys: u.hostKey ? { ed25519_private: u.hostKey.privateKey, ed25519_public: u.hostKey.publicKey } : undefined,
     // no package work at boot: intermittent networks, and the image is the package set
     package_update: false,
     package_upgrade: false,

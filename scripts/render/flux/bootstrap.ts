@@ -9,7 +9,7 @@
 // one-time secrets file is deleted as soon as its Secrets exist. docs/gitops.md, "Bootstrap and hand-over".
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
-import { fluxComponents, fluxStorageMode, SOURCE_HOSTPATH, type FluxBundleInput } from './components.ts';
+import { fluxComponentsYaml, fluxStorageMode, SOURCE_HOSTPATH, type FluxBundleInput } from './components.ts';
 import { fluxSecretObjects, type FluxDeviceSecrets } from './secrets.ts';
 import { sizingClassFor } from './sizing.ts';
 import { devicePath, fluxSyncObjects, runsFlux } from './sync.ts';
@@ -46,7 +46,7 @@ export function renderFluxBootstrap(d: ResolvedDevice, fleet: Fleet, secrets: Fl
   const poll = devicePollInterval(d.id, fleet.gitops.interval);
   const [components, secretsFile, sync] = FLUX_BOOTSTRAP_FILES;
   return [
-    textFile(`${FLUX_BOOTSTRAP_DIR}/${components}`, 'flux-bootstrap', toYamlStream(fluxComponents(fleet, cls, input), header(d, `Flux ${fleet.gitops.flux.version} controllers (${cls} sizing, ${d.profile.ramMiB} MiB board)`))),
+    textFile(`${FLUX_BOOTSTRAP_DIR}/${components}`, 'flux-bootstrap', fluxComponentsYaml(fleet, cls, input, header(d, `Flux ${fleet.gitops.flux.version} controllers (${cls} sizing, ${d.profile.ramMiB} MiB board)`))),
     textFile(`${FLUX_BOOTSTRAP_DIR}/${secretsFile}`, 'flux-bootstrap', toYamlStream(fluxSecretObjects(d, fleet, secrets), header(d, 'Git deploy key, pinned known_hosts, SOPS keys (one-time secrets)')), true),
     textFile(`${FLUX_BOOTSTRAP_DIR}/${sync}`, 'flux-bootstrap', toYamlStream(fluxSyncObjects(d, fleet), header(d, `GitRepository (every ${poll.text}) and Kustomizations for ${devicePath(d)}`))),
   ];

@@ -261,6 +261,21 @@ export function fluxComponents(fleet: Pick<Fleet, 'gitops' | 'k3s'>, cls: Sizing
   return inst.mode === 'bundle' ? fluxComponentsFromBundle(fleet, cls, input.bundle) : [fluxHelmChart(fleet, cls)];
 }
 
+// The components are the same for every device of a sizing class: a fleet of 10,000 must not parse, patch and
+// serialise a ~1 MB install.yaml 10,000 times. Keyed by the fleet's gitops/k3s objects and the bundle bytes
+// (object identity), so a changed input is a new key; the cached value is a pure function of the key.
+const componentsCache = new WeakMap<object, WeakMap<object, Map<string, string>>>();
+const NO_BUNDLE = {};
+
+/** The components as a YAML stream (cached per fleet, bundle and class), optionally under a comment header. */
 export function fluxComponentsYaml(fleet: Pick<Fleet, 'gitops' | 'k3s'>, cls: SizingClass, input: FluxBundleInput = {}, header?: string): string {
-  return toYamlStream(fluxComponents(fleet, cls, input), header);
+  let byBundle = componentsCache.get(fleet.gitops);
+  if (!byBundle) componentsCache.set(fleet.gitops, (byBundle = new WeakMap()));
+  const bkey = input.bundle ?? NO_BUNDLE;
+  let byClass = byBundle.get(bkey);
+  if (!byClass) byBundle.set(bkey, (byClass = new Map()));
+  const key = `${cls}|${fleet.k3s.disable.join(',')}`;
+  let body = byClass.get(key);
+  if (body === undefined) byClass.set(key, (body = toYamlStream(fluxComponents(fleet, cls, input))));
+  return (header ? toYamlStream([], header) : '') + body;
 }

@@ -12,7 +12,7 @@
 // Overlays live beside clusters/, not above the entry points: kustomize refuses a resource directory that
 // contains the directory being built ("cycle detected"), so a device can't include ".." as its site.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
-import { fluxComponents, type FluxBundleInput } from '../flux/components.ts';
+import { fluxComponentsYaml, type FluxBundleInput } from '../flux/components.ts';
 import { sizingClassFor, type SizingClass } from '../flux/sizing.ts';
 import { devicePath, fluxSyncObjects, runsFlux } from '../flux/sync.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
@@ -90,7 +90,7 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
   const classes = [...new Set(fluxDevices.map((d) => sizingClassFor(d.profile.ramMiB)))].sort() as SizingClass[];
   for (const cls of classes) {
     add(`infrastructure/flux-system/${cls}/kustomization.yaml`, managedYaml(kustomization({ resources: ['components.yaml'] }), `Flux ${fleet.gitops.flux.version} for ${cls === 'small' ? '2 GB' : '4 GB and larger'} devices. Upgrade Flux here (edgeforge gitops after changing the inventory pin).`), 'edgeforge');
-    add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(toYamlStream(fluxComponents(fleet, cls, input))), 'edgeforge');
+    add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(fluxComponentsYaml(fleet, cls, input)), 'edgeforge');
   }
 
   // overlays: region -> site -> device

@@ -106,7 +106,8 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   let sealed = false;
   if (d.encryption.mode !== 'none' && opts.encryption) {
     if (secrets.luksRecovery) add('secrets/luks-recovery', 'other', secrets.luksRecovery + '\n', true);
-    const secretFiles = bundle.filter((f) => f.path.startsWith('bundle/secrets/')).map((f) => ({ name: f.path.slice('bundle/secrets/'.length), bytes: f.bytes, mode: f.mode }));
+    const secretFiles = bundle.filter((f) => f.path.startsWith('bundle/secrets/')).map((f) => ({ name: f.path.slice('bundle/secrets/'.length), bytes: f.bytes, mode: f.mode }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
     const r = opts.encryption(d, secretFiles);
     for (const f of r.files) {
       if (!f.path.startsWith('bundle/')) throw new Error(`encryption stage file ${f.path} must be under bundle/`);

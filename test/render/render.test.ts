@@ -13,7 +13,7 @@ import { renderDevice, bundleHash } from '../../scripts/render/device.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
-import type { RenderedFile } from '../../scripts/render/files.ts';
+import { textFile, type RenderedFile } from '../../scripts/render/files.ts';
 import { readFileSync } from 'node:fs';
 import { EXAMPLE, withFlux } from './fixtures.ts';
 import { prepareFlux } from '../../scripts/build/flux.ts';
@@ -281,6 +281,34 @@ describe('with the Flux stage', () => {
       const { stdout } = await run('cloud-init', ['schema', '--config-file', path.join(fdir, id, 'user-data')]);
       expect(stdout).toContain('Valid cloud-config');
     }
+  }, 60_000);
+});
+
+describe('with the disk-encryption stage', () => {
+  it('sealed secrets leave bundle/secrets and user-data (no private host key on the seed); unsealed ones gain the LUKS recovery passphrase', async () => {
+    const d = fleet.active.find((x) => x.id === 'ulsan1-line1-001')!;
+    const s = fixedSecretsFor(d);
+    let seen: string[] = [];
+    const stage = (sealed: boolean) => (_d: unknown, secretFiles: { name: string }[]) => {
+      seen = secretFiles.map((f) => f.name);
+      return { files: [textFile('bundle/encryption/encrypt-data-volume.sh', 'other', '#!/bin/sh\n'), ...(sealed ? [textFile('bundle/sealed-secrets.jwe', 'other', 'jwe\n', true)] : [])], sealed };
+    };
+    const clear = renderDevice(fleet, d, s, { encryption: stage(false) });
+    expect(seen).toEqual(['k3s-token', 'luks-recovery', 'ssh_host_ed25519_key']);
+    expect(text(clear, 'bundle/secrets/luks-recovery')).toBe(s.luksRecovery + '\n');
+    const sealed = renderDevice(fleet, d, s, { encryption: stage(true) });
+    expect(sealed.filter((f) => f.path.startsWith('bundle/secrets/'))).toEqual([]);
+    const ud = text(sealed, 'seed/user-data');
+    expect(ud).not.toContain('PRIVATE KEY');
+    expect(ud).not.toContain(s.k3sToken);
+    expect(ud).toContain('path: /var/lib/edgeforge/bundle/sealed-secrets.jwe');
+    const p = path.join(dir, 'sealed-user-data');
+    writeFileSync(p, ud);
+    const { stdout } = await run('cloud-init', ['schema', '--config-file', p]);
+    expect(stdout).toContain('Valid cloud-config');
+    // a device without encryption gets nothing from the stage
+    const brno = fleet.active.find((x) => x.id === 'brno1-dock-001')!;
+    expect(renderDevice(fleet, brno, fixedSecretsFor(brno), { encryption: stage(true) }).map((f) => f.path)).toEqual(renderDevice(fleet, brno, fixedSecretsFor(brno)).map((f) => f.path));
   }, 60_000);
 });
 

@@ -50,6 +50,8 @@ export interface EngineOptions {
   queueDepth?: number;
   /** let a lagging card read the base on its own (default true) */
   detach?: boolean;
+  /** how long another card must starve before the laggard is cut loose (default 1000 ms) */
+  detachAfterMs?: number;
   /** fdatasync every N bytes written (block devices: keeps dirty memory and the progress honest); 0 = at the end only */
   syncEvery?: number;
   progress?: (id: string, p: FlashProgress) => void;
@@ -352,6 +354,7 @@ export async function flashAll(base: FlashBase, jobs: FlashJob[], opts: EngineOp
     headSize: opts.headSize ?? HEAD,
     queueDepth: Math.max(1, opts.queueDepth ?? 8),
     detach: opts.detach ?? true,
+    detachAfterMs: opts.detachAfterMs ?? 1000,
     syncEvery: opts.syncEvery ?? 0,
     progress: opts.progress,
   };
@@ -378,13 +381,25 @@ export async function flashAll(base: FlashBase, jobs: FlashJob[], opts: EngineOp
       const chunk: Chunk = { index: w.index, data: await readBase(fh, w), hashes: new Map() };
       sharedBaseReads += w.readLength;
       for (const x of writers) {
+        let stalledSince = 0;
         while (x.attached && !x.finished && x.queue.length >= o.queueDepth) {
-          // x is a full queue behind; if another card sits idle waiting for data, x is the one holding it up
-          if (o.detach && writers.some((y) => y !== x && y.attached && !y.finished && y.waiting && y.queue.length === 0)) {
+          // x is a full queue behind; if another card sits idle waiting for data for longer than a short
+          // grace period (write bursts and writeback stalls even out), x is the one holding it up
+          const starving = o.detach && writers.some((y) => y !== x && y.attached && !y.finished && y.waiting && y.queue.length === 0);
+          if (!starving) {
+            stalledSince = 0;
+            await tick.wait();
+            continue;
+          }
+          stalledSince ||= Date.now();
+          const left = o.detachAfterMs - (Date.now() - stalledSince);
+          if (left <= 0) {
             x.detach();
             break;
           }
-          await tick.wait();
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([tick.wait(), new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+          clearTimeout(timer);
         }
         if (x.attached && !x.finished) x.push(chunk);
       }

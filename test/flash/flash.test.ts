@@ -16,7 +16,7 @@ let out: BuiltOut;
 const refs = new Map<string, string>();
 const IDS = ['plant7-arm-001', 'plant7-arm-002', 'plant7-arm-003', 'plant7-arm-004'];
 // small chunks and queues: many windows, so queueing and cut-loose paths are exercised on a small image
-const ENGINE = { chunkSize: 256 * 1024, queueDepth: 2 };
+const ENGINE = { chunkSize: 256 * 1024, queueDepth: 2, detachAfterMs: 100 };
 
 beforeAll(async () => {
   out = await buildOut('gpt', IDS, 'uefi-gpt'); // GPT: each delta adds a CIDATA partition inside a hole of the base

@@ -229,6 +229,7 @@ step_k3s() {
       die "the K3s installer failed (see its output above)"
   else
     k_dir="$BUNDLE/k3s/airgap"
+    [ -f "$k_dir/k3s-arm64" ] || die "the K3s airgap files are not on this device ($k_dir): they are too big for the seed. Deliver them with 'edgeforge provision', or bake them into the base image under /var/lib/edgeforge/bundle/k3s/airgap/, then run this program again"
     check_sha "$k_dir/k3s-arm64" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
     check_sha "$k_dir/k3s-airgap-images-arm64.tar.zst" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
     check_sha "$k_dir/install.sh" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"

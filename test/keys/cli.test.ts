@@ -5,7 +5,8 @@ import path from 'node:path';
 import { parseCommand, UserError, UsageError, type Command } from '../../scripts/cli/command.ts';
 import { keysInit, keysList, keysRecover, keysRotate } from '../../scripts/cli/commands/keys.ts';
 import { verify } from '../../scripts/cli/commands/verify.ts';
-import { openKeyStore } from '../../scripts/keys/store.ts';
+import { checkAdminPins, openKeyStore } from '../../scripts/keys/store.ts';
+import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { tempDir } from './helpers.ts';
 
@@ -65,6 +66,31 @@ describe('keys commands', () => {
     const site = doc.sites[0].id as string;
     const rs = JSON.parse((await cli(keysRotate, ['--keys', keys, '--site', site, '--json'])).out);
     expect(rs).toMatchObject({ kind: 'site', id: site, toGeneration: 2 });
+  });
+
+  it('admin pins: a pinned fingerprint missing from keys/admins/ is refused before anything is written', async () => {
+    const dir = path.join(root, 'pinned-keys');
+    await fs.mkdir(path.join(dir, 'admins'), { recursive: true });
+    const ops = fastGenerateV4Key({ name: 'ACME Fleet Operations', email: 'fleet-ops@acme.example', date: '2020-01-01T00:00:00Z' });
+    writeFileSync(path.join(dir, 'admins/ops.asc'), ops.publicKeyArmored);
+    const text = (await fs.readFile(inventory, 'utf8')).replace(
+      /(admins:\n  - name: ACME Fleet Operations\n    email: fleet-ops@acme.example\n)/,
+      `$1    fingerprint: ${'AB'.repeat(20)}\n`,
+    );
+    expect(text).toContain(`fingerprint: ${'AB'.repeat(20)}`);
+    const inv = path.join(root, 'pinned.yaml');
+    writeFileSync(inv, text);
+    await expect(cli(keysInit, ['--keys', dir, '-i', inv])).rejects.toThrow(/pinned to ABAB.*no key in keys\/admins/s);
+    expect(await fs.readdir(dir)).toEqual(['admins']); // nothing written
+    // the right pin passes, and the init then makes the build key and the fleet's keys
+    writeFileSync(inv, text.replace('AB'.repeat(20), ops.fingerprint));
+    const ok = await cli(keysInit, ['--keys', dir, '-i', inv, '--layout-only', '--json']);
+    expect(JSON.parse(ok.out).admins).toEqual([{ file: 'admins/ops.asc', fingerprints: [ops.fingerprint], example: false }]);
+    expect(ok.err).not.toMatch(/warning/);
+
+    const recips = [{ file: 'admins/ops.asc', fingerprints: [ops.fingerprint], userIds: ['ACME Fleet Operations <fleet-ops@acme.example>'], example: false }];
+    expect(checkAdminPins(recips, [{ name: 'Ops', email: 'fleet-ops@acme.example' }])).toEqual({ errors: [], warnings: [] });
+    expect(checkAdminPins(recips, [{ name: 'Other', email: 'other@acme.example' }]).warnings.join('\n')).toMatch(/Other <other@acme.example> has no key[\s\S]*ops.asc .* does not name/);
   });
 
   it('verify: exit 0 for a good build, 1 for a tampered one, 2 when nothing is pinned', async () => {

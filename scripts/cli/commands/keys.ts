@@ -60,11 +60,16 @@ Idempotent: existing keys are kept.`,
     return keysErrors(async () => {
       const fleet = await maybeFleet(ctx);
       const dir = keysDir(ctx);
+      // a pinned admin fingerprint that keys/admins/ lacks is refused before anything is written
+      const before = await loadAdminRecipients(dir);
+      if (fleet && before.length) {
+        const pre = checkAdminPins(before, fleet.admins);
+        if (pre.errors.length) throw new UserError(pre.errors.join('\n'), 2);
+      }
       const init = await initKeys({ dir, exampleAdmin: Boolean(ctx.options['example-admin']), fleet: fleet?.name });
       for (const w of init.warnings) ctx.io.err(`\n!!! ${w}\n`);
       const pins = fleet ? checkAdminPins(await loadAdminRecipients(dir), fleet.admins) : { errors: [], warnings: [] };
-      for (const w of pins.warnings) ctx.io.err(`warning: ${w}`);
-      if (pins.errors.length) throw new UserError(pins.errors.join('\n'), 2);
+      for (const w of [...pins.errors, ...pins.warnings]) ctx.io.err(`warning: ${w}`);
       let devicesCreated: string[] = [];
       let sitesCreated: string[] = [];
       if (fleet && !ctx.options['layout-only']) {

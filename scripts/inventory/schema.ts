@@ -181,6 +181,16 @@ export const GitopsSchema = z.strictObject({
     .regex(/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/, { message: 'must be a known_hosts line: "host ssh-ed25519 AAAA…"' })
     .describe("The Git host's public key, pinned (never trust on first use)"),
   interval: duration.default('5m'),
+  mirrors: z
+    .record(
+      z.string().regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, { message: 'must be a site id "<region>/<site>"' }),
+      z.strictObject({
+        url: z.string().regex(/^(ssh:\/\/[^\s]+|[a-z0-9._-]+@[^\s:]+:[^\s]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
+        knownHosts: z.string().regex(/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/, { message: 'must be a known_hosts line: "host ssh-ed25519 AAAA…"' }),
+      }),
+    )
+    .optional()
+    .describe("Read-only Git mirror per site (\"<region>/<site>\"): that site's devices pull from it instead of url, which cuts the central Git traffic (docs/gitops.md)"),
   flux: z
     .strictObject({
       version: z.string().regex(/^v\d+\.\d+\.\d+$/).default('v2.4.0'),

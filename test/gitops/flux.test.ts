@@ -10,6 +10,7 @@ import {
   fluxGitUrl,
   pinnedKnownHosts,
   fluxSizing,
+  gitopsSourceProblems,
 } from '../../scripts/render/flux/index.ts';
 import { renderGitopsScaffold } from '../../scripts/render/gitops/index.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
@@ -230,5 +231,28 @@ describe('Git URL and host key', () => {
     expect(() => g('ssh://git@other.example/x.git', fleet.gitops.knownHosts)).toThrow(/other\.example/);
     expect(g('ssh://git@git.acme.example:2222/x.git', '[git.acme.example]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf')).toMatch(/^\[git\.acme\.example\]:2222 /);
     expect(() => g('ssh://git@git.acme.example:2222/x.git', fleet.gitops.knownHosts)).toThrow(/\[git\.acme\.example\]:2222/);
+  });
+});
+
+describe('a read-only Git mirror per site', () => {
+  const MIRROR_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE9u/Jy1N3N4jyA9HABcdi17Gpm7F1NmG3o544SYLIfl';
+  const withMirror = (site: string, host: string) =>
+    exampleFleet(bundleInstall, (t) => t.replace(/^(  interval: 5m.*)$/m, `$1\n  mirrors:\n    ${site}: { url: "ssh://git@${host}/fleet.git", knownHosts: "git.ulsan1.acme.example ${MIRROR_KEY}" }`));
+
+  it("devices of a mirrored site pull from the mirror, with the mirror's pinned key; other sites from the centre", () => {
+    const f = withMirror('kr-south/ulsan-plant-1', 'git.ulsan1.acme.example');
+    expect(gitopsSourceProblems(f)).toEqual([]);
+    const at = (id: string) => renderFluxBootstrap(f.devices.find((d) => d.id === id)!, f, secrets, { bundle: bundle.bytes });
+    const ulsan = at('ulsan1-line1-001');
+    expect(docs(ulsan[2].bytes)[0].spec.url).toBe('ssh://git@git.ulsan1.acme.example/fleet.git');
+    expect(b64d(docs(ulsan[1].bytes)[0].data.known_hosts)).toBe(`git.ulsan1.acme.example ${MIRROR_KEY}\n`);
+    const brno = at('brno1-dock-001');
+    expect(docs(brno[2].bytes)[0].spec.url).toBe('ssh://git@git.acme.example/factory/fleet.git');
+    expect(b64d(docs(brno[1].bytes)[0].data.known_hosts)).toBe(f.gitops.knownHosts + '\n');
+  });
+
+  it('reports a mirror for a site that does not exist, or whose key names another host', () => {
+    expect(gitopsSourceProblems(withMirror('kr-south/no-such-plant', 'git.ulsan1.acme.example')).join('\n')).toMatch(/no-such-plant.*no such site/);
+    expect(gitopsSourceProblems(withMirror('kr-south/ulsan-plant-1', 'mirror.elsewhere.example')).join('\n')).toMatch(/gitops\.mirrors\["kr-south\/ulsan-plant-1"\]\.knownHosts names "git\.ulsan1\.acme\.example"/);
   });
 });

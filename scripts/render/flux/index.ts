@@ -2,6 +2,6 @@
 export { renderFluxBootstrap, fluxFirstbootFragment, fluxHandoverScript, FLUX_BOOTSTRAP_DIR, FLUX_BOOTSTRAP_FILES, FLUX_SECRET_FILE, K3S_MANIFESTS_DIR } from './bootstrap.ts';
 export type { FluxDeviceSecrets } from './secrets.ts';
 export { fluxComponents, fluxComponentsYaml, fluxInstallProblem, fluxControllers, fluxStorageMode, readFluxBundle, FluxConfigError, type FluxBundleInput } from './components.ts';
-export { fluxSyncObjects, devicePath, fluxGitUrl, pinnedKnownHosts, runsFlux } from './sync.ts';
+export { fluxSyncObjects, devicePath, fluxGitUrl, pinnedKnownHosts, gitSource, gitopsSourceProblems, runsFlux } from './sync.ts';
 export { devicePollInterval, parseDuration, formatDuration } from './jitter.ts';
 export { fluxSizing, fluxSizingForRam, sizingClassFor, type SizingClass } from './sizing.ts';

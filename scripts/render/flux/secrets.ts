@@ -46,7 +46,7 @@ export function fluxSecretObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'
       data: {
         identity: b64(nl(s.deployKeyPrivate)),
         'identity.pub': b64(nl(s.deployKeyPublic.trim())),
-        known_hosts: b64(pinnedKnownHosts(fleet)),
+        known_hosts: b64(pinnedKnownHosts(fleet, d)),
       },
     },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: SOPS_SECRET, namespace: FLUX_NS, labels }, type: 'Opaque', data: sopsData },

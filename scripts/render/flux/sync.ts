@@ -46,15 +46,42 @@ export function knownHostsName(url: string): string {
   return u.port && u.port !== '22' ? `[${u.hostname}]:${u.port}` : u.hostname;
 }
 
-/** The pinned line exactly as the inventory has it (one trailing newline), after checking it names the Git host. */
-export function pinnedKnownHosts(fleet: Pick<Fleet, 'gitops'>): string {
-  const line = fleet.gitops.knownHosts.trim();
+/** Where a device pulls from: its site's mirror when the inventory names one, else the central repository. */
+export function gitSource(fleet: Pick<Fleet, 'gitops'>, d?: Pick<ResolvedDevice, 'siteId'>): { url: string; knownHosts: string; where: string } {
+  const m = d ? fleet.gitops.mirrors?.[d.siteId] : undefined;
+  return m ? { url: m.url, knownHosts: m.knownHosts, where: `gitops.mirrors["${d!.siteId}"]` } : { url: fleet.gitops.url, knownHosts: fleet.gitops.knownHosts, where: 'gitops' };
+}
+
+/**
+ * The pinned known_hosts line exactly as the inventory has it (one trailing newline), after checking it names
+ * the host the URL connects to. For a device at a mirrored site: the mirror's line.
+ */
+export function pinnedKnownHosts(fleet: Pick<Fleet, 'gitops'>, d?: Pick<ResolvedDevice, 'siteId'>): string {
+  const src = gitSource(fleet, d);
+  const line = src.knownHosts.trim();
   const hosts = line.split(/\s+/)[0];
-  const want = knownHostsName(fleet.gitops.url);
+  const want = knownHostsName(src.url);
   if (!hosts.startsWith('|1|') && !hosts.split(',').includes(want)) {
-    throw new Error(`gitops.knownHosts names "${hosts}" but gitops.url connects to "${want}": Flux would refuse the host key. Pin the key of ${want}.`);
+    throw new Error(`${src.where}.knownHosts names "${hosts}" but ${src.where}.url connects to "${want}": Flux would refuse the host key. Pin the key of ${want}.`);
   }
   return line + '\n';
+}
+
+/** Inventory problems only the GitOps side can see; for validate/plan to report before a build fails. */
+export function gitopsSourceProblems(fleet: Pick<Fleet, 'gitops' | 'sites'>): string[] {
+  const out: string[] = [];
+  const sites = new Set(fleet.sites.map((s) => s.id));
+  for (const id of Object.keys(fleet.gitops.mirrors ?? {})) {
+    if (!sites.has(id)) out.push(`gitops.mirrors["${id}"]: no such site in the inventory (sites are "<region>/<site>", e.g. ${[...sites][0] ?? 'eu-central/plant-1'})`);
+  }
+  for (const d of [undefined, ...fleet.sites.filter((s) => fleet.gitops.mirrors?.[s.id]).map((s) => ({ siteId: s.id }))]) {
+    try {
+      pinnedKnownHosts(fleet, d);
+    } catch (e) {
+      out.push((e as Error).message);
+    }
+  }
+  return out;
 }
 
 /**
@@ -91,7 +118,7 @@ export function gitRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): 
     spec: {
       interval: poll.text,
       timeout: SYNC_TUNING.gitTimeout,
-      url: fluxGitUrl(fleet.gitops.url),
+      url: fluxGitUrl(gitSource(fleet, d).url),
       ref: { branch: fleet.gitops.branch },
       secretRef: { name: GIT_SECRET },
       ignore: sourceIgnore(d),

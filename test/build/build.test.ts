@@ -19,6 +19,7 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { Manifest } from '../../scripts/build/manifest.ts';
 import { buildRaspiFixture, MT_ENV } from '../disk/fixtures.ts';
 import { materializeDevice } from '../../scripts/disk/output.ts';
+import { deviceBundle } from '../../scripts/provision/bundle.ts';
 
 let tmp: string;
 let fleet: Fleet;
@@ -94,6 +95,14 @@ describe('build output', () => {
       }
       expect(d.artifacts.find((a) => a.kind === 'user-data')!.secret).toBe(true);
       expect(d.artifacts.find((a) => a.kind === 'seed-image')!.secret).toBe(true);
+    }
+  });
+
+  it("provision's view of the bundle (from the manifest) is exactly the bundle the build wrote: same SHA256SUMS, same hash", () => {
+    for (const d of manifest.devices) {
+      const b = deviceBundle(d);
+      expect(b.sums).toBe(readFileSync(path.join(out, 'devices', d.id, 'bundle/SHA256SUMS'), 'utf8'));
+      expect(b.firstboot).toBe('firstboot.sh');
     }
   });
 

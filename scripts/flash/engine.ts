@@ -50,7 +50,7 @@ export interface EngineOptions {
   queueDepth?: number;
   /** let a lagging card read the base on its own (default true) */
   detach?: boolean;
-  /** how long another card must starve before the laggard is cut loose (default 1000 ms) */
+  /** how long, in total, a card may keep another card starving before it is cut loose (default 2000 ms) */
   detachAfterMs?: number;
   /** fdatasync every N bytes written (block devices: keeps dirty memory and the progress honest); 0 = at the end only */
   syncEvery?: number;
@@ -149,6 +149,8 @@ class Writer {
   private written: Written[] = [];
   private sinceSync = 0;
   ownBaseReads = 0;
+  /** time the source spent blocked on this card while another card starved */
+  heldOthersMs = 0;
   private ownFh?: FileHandle;
   result?: JobResult;
 
@@ -354,7 +356,7 @@ export async function flashAll(base: FlashBase, jobs: FlashJob[], opts: EngineOp
     headSize: opts.headSize ?? HEAD,
     queueDepth: Math.max(1, opts.queueDepth ?? 8),
     detach: opts.detach ?? true,
-    detachAfterMs: opts.detachAfterMs ?? 1000,
+    detachAfterMs: opts.detachAfterMs ?? 2000,
     syncEvery: opts.syncEvery ?? 0,
     progress: opts.progress,
   };
@@ -381,25 +383,24 @@ export async function flashAll(base: FlashBase, jobs: FlashJob[], opts: EngineOp
       const chunk: Chunk = { index: w.index, data: await readBase(fh, w), hashes: new Map() };
       sharedBaseReads += w.readLength;
       for (const x of writers) {
-        let stalledSince = 0;
         while (x.attached && !x.finished && x.queue.length >= o.queueDepth) {
-          // x is a full queue behind; if another card sits idle waiting for data for longer than a short
-          // grace period (write bursts and writeback stalls even out), x is the one holding it up
+          // x is a full queue behind. While another card sits idle waiting for data, the time is charged
+          // to x; past the allowance (write bursts and writeback stalls of equal cards even out well
+          // below it) x is the one holding the station up and is cut loose
           const starving = o.detach && writers.some((y) => y !== x && y.attached && !y.finished && y.waiting && y.queue.length === 0);
           if (!starving) {
-            stalledSince = 0;
             await tick.wait();
             continue;
           }
-          stalledSince ||= Date.now();
-          const left = o.detachAfterMs - (Date.now() - stalledSince);
-          if (left <= 0) {
+          if (x.heldOthersMs >= o.detachAfterMs) {
             x.detach();
             break;
           }
+          const t = Date.now();
           let timer: NodeJS.Timeout | undefined;
-          await Promise.race([tick.wait(), new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+          await Promise.race([tick.wait(), new Promise<void>((r) => (timer = setTimeout(r, o.detachAfterMs - x.heldOthersMs)))]);
           clearTimeout(timer);
+          x.heldOthersMs += Date.now() - t;
         }
         if (x.attached && !x.finished) x.push(chunk);
       }

@@ -90,7 +90,8 @@ flux_place() {
     [ -f "$FLUX_MANIFESTS/$fp_f.skip" ] && continue
     fp_mode=0644
     [ "$fp_f" = ${FLUX_SECRET_FILE} ] && fp_mode=0600
-    cp "$fp_src/$fp_f" "$FLUX_MANIFESTS/.$fp_f.tmp" && chmod "$fp_mode" "$FLUX_MANIFESTS/.$fp_f.tmp" &&
+    # created with its final mode, renamed into place (K3s ignores the dot-file .tmp meanwhile)
+    install -m "$fp_mode" "$fp_src/$fp_f" "$FLUX_MANIFESTS/.$fp_f.tmp" &&
       mv -f "$FLUX_MANIFESTS/.$fp_f.tmp" "$FLUX_MANIFESTS/$fp_f" || return 1
     fp_n=$((fp_n + 1))
   done

@@ -648,7 +648,10 @@ export class KeyStore {
     return {
       id,
       passphrases,
-      command: `cryptsetup open --type luks2 DATA_PARTITION edgeforge-data   # then type the passphrase; DATA_PARTITION is the device's LUKS data partition (see its profile)`,
+      // mapper name and mount point as the first-boot program sets them up (render/encryption)
+      command:
+        'cryptsetup open --type luks2 DATA_PARTITION edgeforge-data && mount /dev/mapper/edgeforge-data /var/lib/edgeforge-data' +
+        '   # type the passphrase; DATA_PARTITION: the LUKS data partition, found with: blkid -t TYPE=crypto_LUKS -o device',
     };
   }
 

@@ -1,7 +1,7 @@
 // The OpenPGP keys edgeforge makes must work with the real GnuPG that Flux (sops-gpg) and operators use:
 // Debian bookworm's gpg 2.2 rejects v6 / RFC 9580 keys, and refuses keys "created in the future".
-import { describe, expect, it, afterEach } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { describe, expect, it, afterAll, afterEach } from 'vitest';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { decryptText, encryptText, generateV4Key } from '../../scripts/keys/pgp-ops.mjs';
@@ -11,6 +11,15 @@ import { DEFAULT_KEY_DATE } from '../../scripts/keys/store.ts';
 import { gnupgHome, tempDir } from './helpers.ts';
 
 let homes: ReturnType<typeof gnupgHome>[] = [];
+const dirs: string[] = [];
+const scratch = () => {
+  const d = tempDir();
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 const home = () => {
   const h = gnupgHome();
   homes.push(h);
@@ -64,7 +73,7 @@ describe('SOPS keys (v4, curve25519Legacy) with real gpg', () => {
     const g = home();
     expect(g.gpg(['--import'], k.privateKeyArmored).status).toBe(0);
     const secret = 'apiVersion: v1\nkind: Secret\nstringData:\n  password: hunter2\n';
-    const dir = tempDir();
+    const dir = scratch();
     const plainFile = path.join(dir, 'secret.yaml');
     writeFileSync(plainFile, secret);
     const enc = g.gpg(['--trust-model', 'always', '--armor', '--recipient', k.fingerprint, '--encrypt', '--output', '-', plainFile]);
@@ -135,7 +144,7 @@ describe('build signatures', () => {
     expect(sig).toMatch(/^-----BEGIN PGP SIGNATURE-----/);
     expect(await signDetachedWith(key, data, when)).toBe(sig); // same inputs, same bytes
 
-    const dir = tempDir();
+    const dir = scratch();
     writeFileSync(path.join(dir, 'manifest.json'), data);
     writeFileSync(path.join(dir, 'manifest.json.asc'), sig);
     const g = home();

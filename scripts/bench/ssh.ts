@@ -104,12 +104,18 @@ async function nodeStartupMs(): Promise<number> {
   return r.ms;
 }
 
+// whatever happens, no sshd of ours outlives the benchmark
+let current: Fleetlet | undefined;
+process.on('exit', () => current?.endpoints.forEach((e) => e.kill()));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+
 const rows: string[] = [];
 const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
 for (const n of sizes) {
   const tmp = mkdtempSync(path.join(tmpdir(), 'ef-bench-ssh-'));
   const t0 = Date.now();
   const f = await startEndpoints(n, { dir: path.join(tmp, 'sshd') });
+  current = f;
   const startS = (Date.now() - t0) / 1000;
   const out = path.join(tmp, 'out');
   const keys = path.join(tmp, 'keys');
@@ -162,6 +168,7 @@ for (const n of sizes) {
   ];
   rows.push(`| ${row.join(' | ')} |`);
   await f.stop();
+  current = undefined;
   rmSync(tmp, { recursive: true, force: true });
 }
 

@@ -18,21 +18,25 @@ export function sshdAvailable(): boolean {
   return existsSync(SSHD) && process.getuid?.() === 0;
 }
 
-// ports handed out by this process: the OS may offer a just-released port again, and two endpoints on one
-// port would quietly be one device (host-key pinning then refuses, rightly, but the test is wrong)
+// ports handed out by this process: two endpoints on one port would quietly be one device (host-key pinning
+// then refuses, rightly, but the test would be wrong)
 const handedOut = new Set<number>();
+
+// Below the kernel's ephemeral range (32768+ here): the harness's own outgoing connections and other
+// programs' cannot take an endpoint's port between choosing it and sshd binding it.
+let nextPort = 12000 + Math.floor(Math.random() * 8000);
 
 export async function freePort(): Promise<number> {
   for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
+    const port = nextPort++;
+    if (nextPort > 32000) nextPort = 10000;
+    if (handedOut.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
       const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-    if (!handedOut.has(port)) {
+    if (free) {
       handedOut.add(port);
       return port;
     }
@@ -244,7 +248,12 @@ export async function startEndpoints(n: number, opts: EndpointOptions & { names?
     endpoints.push(new Endpoint(name, path.join(dir, name), await freePort(), ck.publicKey + '\n', opts));
   }
   // start in small batches: 2 cores, and every sshd reads its config and key at start
-  for (let i = 0; i < endpoints.length; i += 32) await Promise.all(endpoints.slice(i, i + 32).map((e) => e.start()));
+  try {
+    for (let i = 0; i < endpoints.length; i += 32) await Promise.all(endpoints.slice(i, i + 32).map((e) => e.start()));
+  } catch (err) {
+    for (const e of endpoints) e.kill();
+    throw err;
+  }
   return {
     dir,
     clientKey,

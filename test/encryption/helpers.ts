@@ -27,6 +27,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
 async function waitFor(check: () => boolean, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -95,9 +103,10 @@ export class SoftTpm {
   async start(): Promise<void> {
     const state = path.join(this.dir, 'swtpm');
     mkdirSync(state, { recursive: true });
-    this.port = await freePort();
-    let ctrl = await freePort();
-    while (ctrl === this.port || ctrl === this.port + 1) ctrl = await freePort();
+    // the swtpm TCTI finds the control channel at port + 1
+    do this.port = await freePort();
+    while (!(await portFree(this.port + 1)));
+    const ctrl = this.port + 1;
     this.proc = spawn(
       'swtpm',
       ['socket', '--tpm2', '--tpmstate', `dir=${state}`, '--server', `type=tcp,port=${this.port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${ctrl},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear'],
@@ -122,10 +131,21 @@ export interface ShResult {
   stderr: string;
 }
 
-/** Run a POSIX shell script with dash (the device's /bin/sh on Debian/Ubuntu/Raspberry Pi OS). */
-export function sh(script: string, env: Record<string, string> = {}, input?: string | Buffer): ShResult {
-  const r = spawnSync('dash', ['-c', script], { env: { ...process.env, ...env }, input, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+/**
+ * Run a POSIX shell script with dash (the device's /bin/sh on Debian/Ubuntu/Raspberry Pi OS).
+ * Asynchronous: argon2 at the real cost takes seconds, and a blocked event loop stalls vitest's worker.
+ */
+export function sh(script: string, env: Record<string, string> = {}, input?: string | Buffer): Promise<ShResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('dash', ['-c', script], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (b) => (stdout += b));
+    p.stderr.on('data', (b) => (stderr += b));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
+    p.stdin.end(input ?? '');
+  });
 }
 
 /** Write rendered bundle files under ROOT/var/lib/edgeforge/ (bundle/... paths). */

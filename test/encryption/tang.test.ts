@@ -87,7 +87,7 @@ describe('sealed one-time secrets on the device (unseal-secrets.sh)', () => {
     const port = tangA.port;
     await tangA.stop(); // the first server is down: the second one does it
     try {
-      const r = sh(`sh ${bundle}/encryption/unseal-secrets.sh`, { EDGEFORGE_ROOT: root });
+      const r = await sh(`sh ${bundle}/encryption/unseal-secrets.sh`, { EDGEFORGE_ROOT: root });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/could not unseal with tang server http:\/\/127\.0\.0\.1:\d+/);
       expect(r.stderr).toMatch(/unsealed 3 secret file\(s\)/);
@@ -104,10 +104,10 @@ describe('sealed one-time secrets on the device (unseal-secrets.sh)', () => {
       expect(statSync(link).mode & 0o777).toBe(0o600);
     }
     // running again does not need tang (already unsealed from this very file)
-    const again = sh(`sh ${bundle}/encryption/unseal-secrets.sh`, { EDGEFORGE_ROOT: root });
+    const again = await sh(`sh ${bundle}/encryption/unseal-secrets.sh`, { EDGEFORGE_ROOT: root });
     expect(again.status, again.stderr).toBe(0);
     expect(again.stderr).not.toMatch(/unsealed/);
-    const forget = sh(`sh ${bundle}/encryption/unseal-secrets.sh --forget`, { EDGEFORGE_ROOT: root });
+    const forget = await sh(`sh ${bundle}/encryption/unseal-secrets.sh --forget`, { EDGEFORGE_ROOT: root });
     expect(forget.status, forget.stderr).toBe(0);
     expect(existsSync(ram)).toBe(false);
     expect(existsSync(path.join(bundle, 'sealed-secrets.jwe'))).toBe(false);
@@ -120,7 +120,7 @@ describe('sealed one-time secrets on the device (unseal-secrets.sh)', () => {
     const port = tangA.port;
     await tangA.stop();
     try {
-      const r = sh(`sh ${bundle}/encryption/unseal-secrets.sh`, { EDGEFORGE_ROOT: root });
+      const r = await sh(`sh ${bundle}/encryption/unseal-secrets.sh`, { EDGEFORGE_ROOT: root });
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/cannot unseal this device's secrets: no tang server answered/);
       const ram = path.join(root, 'run/edgeforge/secrets');

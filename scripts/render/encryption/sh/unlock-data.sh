@@ -61,6 +61,7 @@ while :; do
     exit 0
   fi
   if [ "$attempts" -gt 0 ] && [ "$n" -ge "$attempts" ]; then
+    printf 'locked since %s; attempt %s failed; gave up; recover by hand: edgeforge keys recover %s\n' "$since" "$n" "$EDV_DEVICE_ID" >"$status" 2>/dev/null || true
     say "gave up after $n attempt(s): $dev stays locked"
     exit 1
   fi

@@ -3,7 +3,7 @@ import { describe, expect, it, afterAll } from 'vitest';
 import { promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCommand, UserError, UsageError, type Command } from '../../scripts/cli/command.ts';
-import { keysInit, keysList, keysRecover, keysRotate } from '../../scripts/cli/commands/keys.ts';
+import { keysInit, keysList, keysRecover, keysRewrap, keysRotate } from '../../scripts/cli/commands/keys.ts';
 import { verify } from '../../scripts/cli/commands/verify.ts';
 import { checkAdminPins, openKeyStore } from '../../scripts/keys/store.ts';
 import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
@@ -62,6 +62,20 @@ describe('keys commands', () => {
     expect(rec.out).toContain(`generation 2 (current): ${cur.luksRecovery}`);
     expect(rec.out).toContain(`generation 1 (before a rotation): ${old.luksRecovery}`);
     expect(() => parseCommand(keysRecover, ['--json', id], { out() {}, err() {}, isTTY: false, env: {}, cwd: root })).toThrow(UsageError);
+
+    // a second admin joins: rewrap re-encrypts everything (both generations of the rotated device too)
+    const extra = fastGenerateV4Key({ name: 'Second Admin', email: 'second@acme.example', date: '2020-01-01T00:00:00Z' });
+    writeFileSync(path.join(keys, 'admins/second.asc'), extra.publicKeyArmored);
+    expect(JSON.parse((await cli(keysList, ['--keys', keys, '-i', inventory, '--json'])).out).devices[0].status).toBe('recipients-changed');
+    const rw = JSON.parse((await cli(keysRewrap, ['--keys', keys, '--json'])).out);
+    expect(rw.files).toBe(1 + doc.devices.length + 1 + doc.sites.length); // build key + each device + the rotated generation + sites
+    expect(rw.admins.map((a: { file: string }) => a.file)).toEqual(['admins/example-admin.asc', 'admins/second.asc']);
+    const after = JSON.parse((await cli(keysList, ['--keys', keys, '-i', inventory, '--json'])).out);
+    expect(after.devices.every((d: { status: string }) => d.status === 'ok')).toBe(true);
+    const second = await openKeyStore({ dir: keys, workers: 0, adminKeyPath: path.join(root, 'second.asc') });
+    writeFileSync(path.join(root, 'second.asc'), extra.privateKeyArmored, { mode: 0o600 });
+    expect((await second.loadDeviceIdentity(id, 1)).luksRecovery).toBe(old.luksRecovery);
+    await second.close();
 
     const site = doc.sites[0].id as string;
     const rs = JSON.parse((await cli(keysRotate, ['--keys', keys, '--site', site, '--json'])).out);

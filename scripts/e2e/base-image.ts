@@ -11,7 +11,7 @@ import { promises as fs, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { ARCH, CMDLINE_EXTRA, FILES, LAYOUT, PACKAGES, SUITE, guidFor, recipe, recipeHash } from './recipe.ts';
+import { ARCH, CMDLINE_EXTRA, FILES, LAYOUT, PACKAGES, SUITE, guidFor, recipe, recipeHash, rootfsHash } from './recipe.ts';
 import { log, stage, stageSummary } from './stage.ts';
 import { sha256File } from '../disk/base.ts';
 
@@ -204,8 +204,8 @@ async function layoutDisk(rootfs: string, hash: string, img: string): Promise<Ba
 export async function ensureBaseImage(opts: { rebuild?: boolean } = {}): Promise<BaseImageInfo> {
   const mirror = await debianMirror();
   const hash = recipeHash(mirror);
-  const dir = path.join(cacheRoot(), hash);
-  const infoFile = path.join(dir, 'base.json');
+  const dir = path.join(cacheRoot(), rootfsHash(mirror));
+  const infoFile = path.join(dir, `base-${hash.slice(0, 16)}.json`);
   if (!opts.rebuild && existsSync(infoFile)) {
     const info = JSON.parse(await fs.readFile(infoFile, 'utf8')) as BaseImageInfo;
     if (existsSync(info.path)) {
@@ -250,8 +250,12 @@ async function buildLocked(dir: string, hash: string, mirror: string, infoFile: 
   } else {
     log(`rootfs cached: ${rootfs}`);
   }
-  const info = await stage('base: disk layout', () => layoutDisk(rootfs, hash, path.join(dir, 'base-uefi-gpt.img')));
+  const info = await stage('base: disk layout', () => layoutDisk(rootfs, hash, path.join(dir, `base-uefi-gpt-${hash.slice(0, 16)}.img`)));
   await fs.writeFile(infoFile, JSON.stringify(info, null, 2));
+  // images of older layouts of this rootfs are dead weight (GBs, even sparse they hold ~1 GB each)
+  for (const f of await fs.readdir(dir)) {
+    if (/^base-.*\.(img|json)$/.test(f) && path.join(dir, f) !== info.path && path.join(dir, f) !== infoFile) await fs.rm(path.join(dir, f), { force: true });
+  }
   return info;
 }
 

@@ -31,7 +31,7 @@ export const LAYOUT = {
   /** root = rootfs size * 1.25 + this */
   rootHeadroomMiB: 384,
   /** left unallocated after the root partition: the profile reserves it for the encrypted data volume */
-  tailFreeMiB: 1024,
+  tailFreeMiB: 2048, // the first-boot program wants at least 1 GiB (EDV_MIN_MIB) after alignment
 };
 
 /** Kernel command line (root by PARTUUID; console on the virt board's PL011 UART). */
@@ -49,12 +49,26 @@ export const FILES: Record<string, string> = {
   '/etc/systemd/journald.conf.d/10-edgeforge-base.conf': '[Journal]\nStorage=persistent\n',
 };
 
-export function recipe(mirror: string) {
-  return { version: RECIPE_VERSION, suite: SUITE, arch: ARCH, variant: 'minbase', packages: PACKAGES, layout: LAYOUT, cmdline: CMDLINE_EXTRA, files: FILES, mirrorKind: new URL(mirror).pathname };
+/** what decides the root filesystem (the slow part: ~9+ minutes under emulation) */
+export function rootfsRecipe(mirror: string) {
+  return { version: RECIPE_VERSION, suite: SUITE, arch: ARCH, variant: 'minbase', packages: PACKAGES, files: FILES, mirrorKind: new URL(mirror).pathname };
 }
 
+/** the whole recipe: the rootfs plus the disk layout (seconds to redo) */
+export function recipe(mirror: string) {
+  return { ...rootfsRecipe(mirror), layout: LAYOUT, cmdline: CMDLINE_EXTRA };
+}
+
+const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
+
+/** names the cache directory (the rootfs inside it is reused across layout changes) */
+export function rootfsHash(mirror: string): string {
+  return sha(rootfsRecipe(mirror));
+}
+
+/** names the image inside it */
 export function recipeHash(mirror: string): string {
-  return createHash('sha256').update(JSON.stringify(recipe(mirror))).digest('hex');
+  return sha(recipe(mirror));
 }
 
 /** A deterministic GUID from the recipe hash and a role, so the same recipe gives the same disk identifiers. */

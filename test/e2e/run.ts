@@ -25,6 +25,7 @@ import { bootFiles, Ext4Reader, FatReader, luksDump, partitions, type Part } fro
 import { makeTestFleet, DEVICE, GIT_GUEST, REPO, TANG_GUEST } from '../../scripts/e2e/fleet.ts';
 import { INSTALL_LOG, makeFluxStandin, makeK3sStandin, STANDIN_LOG } from '../../scripts/e2e/k3s-standin.ts';
 import { NotReached, Vm } from '../../scripts/e2e/qemu.ts';
+import { deriveBase } from '../../scripts/e2e/preload.ts';
 import { smokeBase, SMOKE_CHECKS } from '../../scripts/e2e/smoke.ts';
 import { freePort, sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
 import { log, stage, stageSummary } from '../../scripts/e2e/stage.ts';
@@ -35,6 +36,8 @@ $.verbose = false;
 const EDGEFORGE = path.join(REPO, 'scripts/bin/edgeforge.mjs');
 const BOOT_TIMEOUT = Number(process.env.EDGEFORGE_E2E_BOOT_TIMEOUT ?? 1200) * 1000;
 const EPOCH = '1767225600';
+/** bake the airgap bundle into the base (the seed does not carry it; see docs/e2e.md) */
+const PRELOAD_AIRGAP = process.env.EDGEFORGE_E2E_PRELOAD_AIRGAP === '1';
 
 const C = {
   build: 'build: fleet built against the base image (disk delta)',
@@ -144,6 +147,7 @@ async function main(): Promise<number> {
   const edgeLog = path.join(work, 'edgeforge.log');
   const fleetDir = path.join(work, 'fleet');
   const sshKey = path.join(work, 'id_ed25519');
+  let buildBase = base;
   try {
     await stage('fleet: fixtures (tang, stand-ins, test inventory)', async () => {
       await fs.rm(fleetDir, { recursive: true, force: true });
@@ -155,12 +159,18 @@ async function main(): Promise<number> {
       const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
       const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
       await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8') });
+      if (PRELOAD_AIRGAP) {
+        log('EDGEFORGE_E2E_PRELOAD_AIRGAP=1: baking the K3s airgap bundle into a derived base at /var/lib/edgeforge/bundle/k3s/airgap (the seed does not carry it)');
+        buildBase = await deriveBase(base, path.join(work, 'base-with-airgap.img'), ['k3s-arm64', 'k3s-airgap-images-arm64.tar.zst', 'install.sh'].map((n) => ({
+          src: path.join(standin.dir, n), dest: `/var/lib/edgeforge/bundle/k3s/airgap/${n}`, mode: n === 'k3s-airgap-images-arm64.tar.zst' ? 0o644 : 0o755,
+        })));
+      }
     });
     await stage('fleet: edgeforge build --base-image', async () => {
       await checks.run(C.build, async () => {
         const out = path.join(work, 'out');
         await fs.rm(out, { recursive: true, force: true });
-        const r = await edgeforge(['build', '-i', path.join(fleetDir, 'inventory.yaml'), '-o', out, '--keys', path.join(fleetDir, 'keys'), '--only', DEVICE, '--base-image', base.path, '--example-admin', '--json'], edgeLog);
+        const r = await edgeforge(['build', '-i', path.join(fleetDir, 'inventory.yaml'), '-o', out, '--keys', path.join(fleetDir, 'keys'), '--only', DEVICE, '--base-image', buildBase.path, '--example-admin', '--json'], edgeLog);
         let doc: { devices?: { id: string; status: string; phase: string; message: string }[] } = {};
         try {
           doc = JSON.parse(r.stdout);
@@ -278,7 +288,7 @@ async function main(): Promise<number> {
     await stage('disk: read after power-off', async () => {
       const noDisk = cleanOff1 ? '' : 'no clean power-off after boot 1, so the ext4 journal may hold unwritten changes';
       const parts = await partitions(built!.image);
-      const rootPart = parts.find((p) => p.number === base.root.number);
+      const rootPart = parts.find((p) => p.number === buildBase.root.number);
       const root = rootPart && !noDisk ? await Ext4Reader.open(built!.image, rootPart) : undefined;
       const need = () => {
         if (!root) notReached(noDisk || 'no root partition');

@@ -1,7 +1,7 @@
 // `edgeforge build` end to end: output layout, manifest per SPEC.md, seed images read back with mtools,
 // signature checked against the pinned build key, determinism, --only, --json, airgap bundles, failures.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -269,6 +269,24 @@ describe('edgeforge build (CLI, real keystore)', () => {
     expect(v.problems).toEqual([]);
     expect(v.ok).toBe(true);
     expect(v.signature.fingerprint).toBe(readFileSync(path.join(keys, 'build/signing-key.fingerprint'), 'utf8').trim());
+    // the real bundle runs: the program installs the keystore's host key, which OpenSSH accepts as the pinned one
+    const root = path.join(tmp, 'device-root');
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(path.join(root, 'var/lib/edgeforge'), { recursive: true });
+    execFileSync('cp', ['-a', path.join(out, 'devices/brno1-dock-001/bundle'), path.join(root, 'var/lib/edgeforge/bundle')]);
+    mkdirSync(path.join(root, 'etc'), { recursive: true });
+    writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nops:x:1000:1000::/home/ops:/bin/bash\n');
+    writeFileSync(path.join(root, 'etc/shadow'), 'root:!:19000::::::\nops:!:19000::::::\n');
+    writeFileSync(path.join(root, 'stub.sh'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const prog = spawnSync('dash', [path.join(root, 'var/lib/edgeforge/bundle/firstboot.sh')], {
+      env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EDGEFORGE_SYS: path.join(root, 'stub.sh'), EDGEFORGE_ARCH: 'aarch64', EDGEFORGE_STEPS: 'preflight identity' },
+      encoding: 'utf8',
+    });
+    expect(prog.stderr).toContain('[identity]: ok');
+    const pub = execFileSync('ssh-keygen', ['-y', '-f', path.join(root, 'etc/ssh/ssh_host_ed25519_key')], { encoding: 'utf8' }).trim();
+    const pinned = readFileSync(path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim();
+    expect(pinned.startsWith(pub)).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(keys, 'devices/brno1-dock-001/public.json'), 'utf8')).sshHostKey.publicKey).toBe(pinned);
     // the agent joins with its server's agent token from the keystore
     const agentTok = readFileSync(path.join(out, 'devices/changwon2-press-001/bundle/secrets/k3s-agent-token'), 'utf8');
     const again = await runCli(['build', '-i', EXAMPLE, '-o', path.join(tmp, 'cli-out2'), '--keys', keys, '--json', '--only', 'changwon2-server'], { env: { SOURCE_DATE_EPOCH: String(EPOCH) } });

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
-import { chooseCipher, encryptionPlan, pbkdfMemoryKiB, PBKDF_MEMORY_CAP_KIB } from '../../scripts/render/encryption/plan.ts';
+import { chooseCipher, DATA_BINDS, encryptionPlan, pbkdfMemoryKiB, PBKDF_MEMORY_CAP_KIB, recoveryCommands, unitNameOfMount } from '../../scripts/render/encryption/plan.ts';
 import { CURVE_ORDERS, jweHeader, openWithSharedSecret, sealToTang, ustar } from '../../scripts/render/encryption/seal.ts';
 import { b64u, jwkThumbprint, unb64u, verifyAdvertisement, type EcJwk } from '../../scripts/render/encryption/tang.ts';
 import { encryptionBundleFiles } from '../../scripts/render/encryption/compose.ts';
@@ -213,5 +213,16 @@ describe('the composed programs', () => {
     // same input -> same bytes (reproducible builds)
     const again = encryptionBundleFiles(d, plan, { secrets: [{ name: 'luks-recovery', bytes: Buffer.from('X'), mode: 0o600 }], sourceDateEpoch: 1, sealSeed: Buffer.from('s') });
     expect(again.files.map((f) => Buffer.from(f.bytes).toString('hex'))).toEqual(files.map((f) => Buffer.from(f.bytes).toString('hex')));
+  });
+});
+
+describe('recovery by hand', () => {
+  it('names the volume by its LUKS2 label and the mount units as systemd does', () => {
+    for (const p of [...DATA_BINDS.map((b) => b.path), '/var/lib/edgeforge-data']) {
+      expect(unitNameOfMount(p)).toBe(spawnSync('systemd-escape', ['--path', '--suffix=mount', p], { encoding: 'utf8' }).stdout.trim());
+    }
+    const cmds = recoveryCommands(dev('changwon2-press-001'));
+    expect(cmds).toContain('cryptsetup open /dev/disk/by-label/edgeforge-data edgeforge-data');
+    expect(cmds).toContain('systemctl start var-lib-rancher.mount var-lib-edgeforge-secrets.mount k3s-agent');
   });
 });

@@ -126,3 +126,29 @@ export function encryptionPlan(d: ResolvedDevice, advertisements: Record<string,
   }
   return plan;
 }
+
+/**
+ * What an admin runs on the device (console or SSH) to open the data volume by hand with the recovery
+ * passphrase, e.g. when the site's tang server is gone for good. For `edgeforge keys recover ID`.
+ * udev links LUKS2 labels under /dev/disk/by-label, so no partition path is needed.
+ */
+export function recoveryCommands(d: Pick<ResolvedDevice, 'id' | 'cluster'>): string[] {
+  const k3s = d.cluster.kind === 'multi-node-agent' ? 'k3s-agent' : 'k3s';
+  return [
+    `# on ${d.id}, as root; type the recovery passphrase when asked`,
+    `cryptsetup open /dev/disk/by-label/${DATA_VOLUME_NAME} ${DATA_VOLUME_NAME}`,
+    `# the unlock service sees the volume open and finishes; the mounts and K3s follow`,
+    `systemctl start ${DATA_BINDS.map((b) => unitNameOfMount(b.path)).join(' ')} ${k3s}`,
+    `# then re-bind automatic unlock if the tang server or TPM changed (clevis luks bind -d /dev/disk/by-label/${DATA_VOLUME_NAME} ...)`,
+  ];
+}
+
+/** systemd's mount unit name for a path (systemd-escape --path --suffix=mount) */
+export function unitNameOfMount(p: string): string {
+  const esc = p
+    .replace(/^\/+|\/+$/g, '')
+    .split('/')
+    .map((c) => c.replace(/[^A-Za-z0-9:_.]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`).replace(/^\./, '\\x2e'))
+    .join('-');
+  return `${esc || '-'}.mount`;
+}

@@ -201,8 +201,11 @@ class Writer {
     }
   }
 
+  private verified = 0;
   private report(): void {
-    this.o.progress?.(this.job.id, { phase: this.phase, bytesDone: this.bytesDone, bytesTotal: this.bytesTotal });
+    // with --verify the read-back counts as much work as the writing: one bar, one ETA for the whole card
+    const total = this.o.verify ? 2 * this.bytesTotal : this.bytesTotal;
+    this.o.progress?.(this.job.id, { phase: this.phase, bytesDone: this.bytesDone + this.verified, bytesTotal: total });
   }
 
   private async writePiece(buf: Buffer, bufAt: number, r: Range, shared: Map<string, string> | null): Promise<void> {
@@ -271,7 +274,6 @@ class Writer {
       let verifyMethod: string | undefined;
       if (this.o.verify) {
         this.phase = 'verify';
-        this.bytesDone = 0;
         this.report();
         verifyMethod = await this.verify();
       }
@@ -326,7 +328,7 @@ class Writer {
           err.offset = at;
           throw err;
         }
-        this.bytesDone += w.length;
+        this.verified += w.length;
         this.report();
       }
       return reader.method;

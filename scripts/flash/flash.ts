@@ -69,7 +69,8 @@ export async function resolveTarget(p: string, imageSize: number, basePath: stri
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { problems: [`${p}: ${(err as Error).message}`] };
     const dir = await fs.stat(path.dirname(abs)).catch(() => undefined);
     if (!dir?.isDirectory()) return { problems: [`${p}: no such device, and ${path.dirname(abs)} is not a directory to create an image file in`] };
-    if (abs.startsWith('/dev/')) return { problems: [`${p}: no such device (is the card plugged in?)`] };
+    // a missing /dev/sdX or /dev/disk/by-path/... is an unplugged card, not a new image file to create
+    if (/^\/dev\/(disk\/[^/]+\/)?[^/]+$/.test(abs)) return { problems: [`${p}: no such device (is the card plugged in?)`] };
     return { target: { kind: 'file', path: abs }, problems: [] };
   }
   if (st.isFile()) {

@@ -87,7 +87,10 @@ async function attempt(run: DeviceRun, state: { applied: boolean }): Promise<Out
     return { status: 'ok', phase: 'verify', message: `applied bundle ${run.bundle.hash.slice(0, 12)}${warn}` };
   } catch (err) {
     if (err instanceof PhaseError) throw err;
-    throw new PhaseError(phase, describe(err), isTransient(err));
+    // a lost connection during apply is retried (the program is idempotent and locks itself), but a
+    // deadline that passed while it ran is not: it may still be running there
+    const timedOut = (err as { code?: string }).code === 'ETIMEDOUT' && phase === 'apply';
+    throw new PhaseError(phase, describe(err) + (timedOut ? ` (raise it with --timeout apply=SECONDS; see ${run.log.file})` : ''), isTransient(err) && !timedOut);
   } finally {
     run.session?.close();
     run.session = undefined;

@@ -177,7 +177,12 @@ describe('sealing', () => {
     expect(list.stdout).toMatch(/-rw------- root\/root +4 2026-01-01 00:00 k3s-token/);
     expect(spawnSync('tar', ['-xf', path.join(dir, 's.tar'), '-C', out]).status).toBe(0);
     for (const f of files) expect(readFileSync(path.join(out, f.name))).toEqual(f.bytes);
-    expect(() => ustar([{ name: '../x', bytes: Buffer.alloc(0), mode: 0o600 }], 0)).toThrow(/plain file name/);
+    for (const bad of ['../x', '/etc/passwd', 'a/b/c', '.hidden', 'flux/../x', '']) {
+      expect(() => ustar([{ name: bad, bytes: Buffer.alloc(0), mode: 0o600 }], 0), bad).toThrow(/plain file name/);
+    }
+    const sub = ustar([{ name: 'flux/flux-system.yaml', bytes: Buffer.from('x'), mode: 0o600 }], 0);
+    writeFileSync(path.join(dir, 'sub.tar'), sub);
+    expect(spawnSync('tar', ['-tf', path.join(dir, 'sub.tar')], { encoding: 'utf8' }).stdout).toBe('flux/flux-system.yaml\n');
   });
 });
 

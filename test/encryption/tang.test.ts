@@ -73,6 +73,8 @@ describe('sealed one-time secrets on the device (unseal-secrets.sh)', () => {
       { name: 'k3s-token', bytes: Buffer.from('0123abcd\n'), mode: 0o600 },
       { name: 'luks-recovery', bytes: Buffer.from('7K2QF-AB3CD-EFGH0-JKMNP-QRSTV-WXYZ1-23456-789AB\n'), mode: 0o600 },
       { name: 'ssh_host_ed25519_key', bytes: Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n'), mode: 0o600 },
+      // the Flux bootstrap carries the deploy key and the SOPS key: it travels sealed too, as flux/NAME
+      { name: 'flux/flux-system.yaml', bytes: Buffer.from('kind: Secret\nstringData: {identity: fake}\n'), mode: 0o600 },
     ];
     const { files, sealed } = encryptionBundleFiles(d, plan, { secrets, sourceDateEpoch: 1767225600 });
     expect(sealed).toBe(true);
@@ -90,14 +92,14 @@ describe('sealed one-time secrets on the device (unseal-secrets.sh)', () => {
       const r = await sh(`sh ${bundle}/encryption/unseal-secrets.sh`, { EDGEFORGE_ROOT: root });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/could not unseal with tang server http:\/\/127\.0\.0\.1:\d+/);
-      expect(r.stderr).toMatch(/unsealed 3 secret file\(s\)/);
+      expect(r.stderr).toMatch(/unsealed 4 secret file\(s\)/);
     } finally {
       await tangA.start(port);
     }
     const ram = path.join(root, 'run/edgeforge/secrets');
     expect(statSync(ram).mode & 0o777).toBe(0o700);
     for (const s of secrets) {
-      const link = path.join(bundle, 'secrets', s.name);
+      const link = s.name.includes('/') ? path.join(bundle, s.name) : path.join(bundle, 'secrets', s.name);
       expect(lstatSync(link).isSymbolicLink()).toBe(true);
       expect(readlinkSync(link)).toBe(path.join(ram, s.name));
       expect(readFileSync(link)).toEqual(s.bytes);
@@ -112,6 +114,7 @@ describe('sealed one-time secrets on the device (unseal-secrets.sh)', () => {
     expect(existsSync(ram)).toBe(false);
     expect(existsSync(path.join(bundle, 'sealed-secrets.jwe'))).toBe(false);
     expect(readdirSync(path.join(bundle, 'secrets'))).toEqual([]);
+    expect(readdirSync(path.join(bundle, 'flux'))).toEqual([]);
   }, 120_000);
 
   it('off-site (no tang answers): fails, says why, leaves no plaintext', async () => {

@@ -103,7 +103,10 @@ export function openWithSharedSecret(jwe: string, z: Uint8Array): Buffer {
 }
 
 export interface SealedFile {
-  /** file name inside the sealed archive: a plain name, no "/" */
+  /**
+   * name inside the sealed archive: a plain name ("k3s-token": linked as bundle/secrets/NAME on the device)
+   * or one directory level ("flux/NAME.yaml": linked as bundle/flux/NAME.yaml)
+   */
   name: string;
   bytes: Uint8Array;
   mode: number;
@@ -116,7 +119,9 @@ export interface SealedFile {
 export function ustar(files: SealedFile[], mtime: number): Buffer {
   const blocks: Buffer[] = [];
   for (const f of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (!/^[A-Za-z0-9._-]{1,99}$/.test(f.name) || f.name.startsWith('.')) throw new Error(`sealed file name "${f.name}" must be a plain file name`);
+    if (!/^([a-z0-9][a-z0-9-]{0,30}\/)?[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/.test(f.name)) {
+      throw new Error(`sealed file name "${f.name}" must be a plain file name, or DIR/NAME with one lower-case directory`);
+    }
     const h = Buffer.alloc(512);
     const put = (off: number, len: number, s: string) => h.write(s, off, len, 'ascii');
     const oct = (off: number, len: number, n: number) => put(off, len, n.toString(8).padStart(len - 1, '0') + '\0');

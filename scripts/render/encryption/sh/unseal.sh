@@ -36,7 +36,7 @@ edv_unseal() {
   fi
   tar -x -o -f "$us_tar" -C "$us_dest" || { rm -f "$us_tar"; die "the unsealed secrets archive does not unpack (tar)"; }
   rm -f "$us_tar"
-  log "unsealed $(find "$us_dest" -maxdepth 1 -type f ! -name '.*' | grep -c .) secret file(s) with tang server $us_url into RAM (${us_dest#"$R"})"
+  log "unsealed $(find "$us_dest" -maxdepth 2 -type f ! -name '.*' | grep -c .) secret file(s) with tang server $us_url into RAM (${us_dest#"$R"})"
 }
 
 # unseal bundle/sealed-secrets.jwe (if the bundle has one) and link bundle/secrets/* to the RAM copies
@@ -52,16 +52,22 @@ edv_unseal_secrets() {
     printf '%s\n' "$ud_sum" >"$EDV_UNSEALED_DIR/.from"
   fi
   { mkdir -p "$BUNDLE/secrets" && chmod 0700 "$BUNDLE/secrets"; } || die "cannot create $BUNDLE/secrets"
-  for ud_f in "$EDV_UNSEALED_DIR"/*; do
+  # NAME -> bundle/secrets/NAME; DIR/NAME (e.g. flux/*.yaml holding the deploy and SOPS keys) -> bundle/DIR/NAME
+  for ud_f in "$EDV_UNSEALED_DIR"/* "$EDV_UNSEALED_DIR"/*/*; do
     [ -f "$ud_f" ] || continue
-    ln -sfn "$ud_f" "$BUNDLE/secrets/${ud_f##*/}" || die "cannot link $BUNDLE/secrets/${ud_f##*/}"
+    ud_rel=${ud_f#"$EDV_UNSEALED_DIR"/}
+    case $ud_rel in */*) ud_to="$BUNDLE/$ud_rel" ;; *) ud_to="$BUNDLE/secrets/$ud_rel" ;; esac
+    mkdir -p "${ud_to%/*}" || die "cannot create ${ud_to%/*}"
+    ln -sfn "$ud_f" "$ud_to" || die "cannot link $ud_to"
   done
 }
 
 # after use: the RAM copies, the links and the sealed file (the erase step calls this)
 edv_forget_secrets() {
-  for fs_f in "$BUNDLE"/secrets/*; do
-    [ -L "$fs_f" ] && rm -f "$fs_f"
+  for fs_f in "$BUNDLE"/secrets/* "$BUNDLE"/*/*; do
+    if [ -L "$fs_f" ]; then
+      case $(readlink "$fs_f") in "$EDV_UNSEALED_DIR"/*) rm -f "$fs_f" ;; esac
+    fi
   done
   rm -rf "$EDV_UNSEALED_DIR"
   rm -f "$BUNDLE/sealed-secrets.jwe"

@@ -42,6 +42,8 @@ export interface BuildOptions {
   only?: string[];
   /** --shard K/N: this machine builds the devices whose id hashes to shard K (CI matrices); shard 1 also writes gitops/ */
   shard?: { k: number; n: number };
+  /** --changed-since: `only` lists the changed devices; the previous manifest's other active devices are kept */
+  incremental?: boolean;
   /** --base-image: path as given, and resolved */
   baseImage?: { given: string; path: string };
   sourceDateEpoch: number;
@@ -195,8 +197,13 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const devicesOut = [...entries.values()];
   if (o.only?.length && !o.shard) {
     const prev = await readManifest(manifestPath);
-    if (prev && prev.fleet === fleet.name && prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch) {
+    // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
+    if (prev && prev.fleet === fleet.name && (o.incremental || (prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch))) {
       const activeIds = new Set(fleet.active.map((d) => d.id));
+      if (o.incremental) {
+        // revoked or removed since: their files go with their manifest entries
+        for (const d of prev.devices ?? []) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) await fs.rm(path.join(outDir, 'devices', d.id), { recursive: true, force: true });
+      }
       for (const d of prev.devices ?? []) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
       gitops = prev.gitops;
     }

@@ -7,7 +7,7 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { loadInventoryBytes } from '../inventory/load.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { setDeviceFields, setScalarAt } from './inventory-edit.ts';
-import { isSopsDocument, sopsRotate, type SopsRecipient } from './sops.ts';
+import { isSopsDocument, sopsRecipients, sopsRotate, type SopsRecipient } from './sops.ts';
 import { openKeyStore, type RotationResult, type KeyStore } from '../keys/store.ts';
 import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
 import { KeysLayout } from '../keys/layout.ts';
@@ -143,11 +143,13 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
   let ks: KeyStore | undefined;
   let rotation: RotationResult | undefined;
   let oldSitePrivate: string | undefined;
+  let oldSiteFpr: string | undefined;
   const siteKnown = await fs.access(layout.publicFile(layout.siteDir(d.siteId))).then(() => true, () => false);
   if (siteKnown) {
     ks = await openKeyStore({ dir: o.keysDir });
     const old = await ks.loadSiteIdentity(d.siteId);
     oldSitePrivate = old.sops.privateKeyArmored;
+    oldSiteFpr = old.sops.fingerprint;
     rotation = await ks.rotateSite(d.siteId, { reason: `revoke ${o.id} (${o.reason})` });
   }
 
@@ -162,25 +164,25 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
         gitops.removed.push(devicePath(d) + '/');
       }
       const keys = await loadGitopsPublicKeys(o.keysDir, after);
-      const siteRule = sopsRules(after, keys).find((r) => r.scope === `site ${d.siteId}`);
+      // every SOPS file the device could read — its site's, its region's, the fleet-wide ones (site keys are
+      // recipients there) — gets a new data key, encrypted to the recipients its own .sops.yaml rule now names
+      const rules = sopsRules(after, keys);
       const armoredByFpr = new Map<string, string>();
       for (const k of [...keys.deviceSops.values(), ...keys.siteSops.values(), ...keys.admins]) armoredByFpr.set(k.fingerprint.toUpperCase(), k.publicArmored);
-      const recipients: SopsRecipient[] = (siteRule?.recipients ?? []).map((fp) => ({ fingerprint: fp, publicKeyArmored: armoredByFpr.get(fp)! })).filter((r) => r.publicKeyArmored);
-      const siteDir = path.join(o.gitopsDir, 'clusters', d.region, d.site);
-      for (const file of await listFiles(siteDir)) {
+      const exposed = new Set([fingerprints.sops, oldSiteFpr].filter((x): x is string => Boolean(x)).map((x) => x.toUpperCase()));
+      const all = (await listFiles(o.gitopsDir)).filter((f) => !path.relative(o.gitopsDir!, f).split(path.sep).includes('.git'));
+      for (const file of all) {
         const body = await fs.readFile(file, 'utf8');
         if (!isSopsDocument(body)) continue;
-        if (!oldSitePrivate) throw new Error(`${file} is SOPS-encrypted but ${d.siteId} has no site key in ${o.keysDir}/ to open it`);
-        // files of a single device stay encrypted to that device + admins (their rule); site files to the site rule
+        if (!sopsRecipients(body).some((fp) => exposed.has(fp.toUpperCase()))) continue;
+        if (!oldSitePrivate) throw new Error(`${file} is SOPS-encrypted to ${d.id} but ${d.siteId} has no site key in ${o.keysDir}/ to open it`);
         const rel = path.relative(o.gitopsDir, file).split(path.sep).join('/');
-        const own = sopsRules(after, keys).find((r) => new RegExp(r.path_regex).test(rel));
-        const to = own && own.scope !== `site ${d.siteId}` ? own.recipients.map((fp) => ({ fingerprint: fp, publicKeyArmored: armoredByFpr.get(fp)! })).filter((r) => r.publicKeyArmored) : recipients;
-        let rotated: string;
-        try {
-          rotated = await sopsRotate(body, oldSitePrivate, to, o.now);
-        } catch {
-          continue; // not readable with the site key: a device-only file, left to its own rule
-        }
+        const rule = rules.find((r) => new RegExp(r.path_regex).test(rel));
+        const to: SopsRecipient[] = (rule?.recipients ?? []).map((fp) => ({ fingerprint: fp, publicKeyArmored: armoredByFpr.get(fp)! })).filter((r) => r.publicKeyArmored);
+        if (!to.length) throw new Error(`no recipients left for ${rel}`);
+        const rotated = await sopsRotate(body, oldSitePrivate, to, o.now).catch((err: Error) => {
+          throw new Error(`${rel}: cannot re-encrypt (${err.message}); it was readable by ${d.id}, so fix it by hand before pushing`);
+        });
         await writeFileAtomic(file, rotated, { mode: (await fs.stat(file)).mode & 0o777 });
         gitops.reencrypted.push(rel);
       }

@@ -61,12 +61,20 @@ describe('build --changed-since REV', () => {
     git('init', '-q');
     git('add', 'fleet.yaml');
     git('commit', '-qm', 'fleet');
-    writeFileSync(inv, readFileSync(inv, 'utf8').replace('address: 10.20.1.21/24', 'address: 10.20.1.29/24').replace("labels: { acme.example/role: quality-inspection }", "labels: { acme.example/role: quality }"));
     const out = path.join(dir, 'out');
+    const first = await runCli(['build', '-i', inv, '--keys', path.join(dir, 'keys'), '--example-admin', '-o', out], { env });
+    expect(first.code, first.stderr).toBe(0);
+    const before = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    writeFileSync(inv, readFileSync(inv, 'utf8').replace('address: 10.20.1.21/24', 'address: 10.20.1.29/24').replace("labels: { acme.example/role: quality-inspection }", "labels: { acme.example/role: quality }"));
     const r = await runCli(['build', '-i', inv, '--keys', path.join(dir, 'keys'), '--example-admin', '-o', out, '--changed-since', 'HEAD', '--json'], { env });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).devices.map((d: { id: string }) => d.id).sort()).toEqual(['stuttgart3-qa-001', 'ulsan1-line2-001']);
-    expect(readdirSync(path.join(out, 'devices')).sort()).toEqual(['stuttgart3-qa-001', 'ulsan1-line2-001']);
+    // the manifest still covers the fleet: the two rebuilt devices changed, the others kept their artifacts
+    const after = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    expect(after.devices.map((d: { id: string }) => d.id)).toEqual(before.devices.map((d: { id: string }) => d.id));
+    const changed = after.devices.filter((d: { id: string }, i: number) => JSON.stringify(d) !== JSON.stringify(before.devices[i])).map((d: { id: string }) => d.id);
+    expect(changed.sort()).toEqual(['stuttgart3-qa-001', 'ulsan1-line2-001']);
+    expect((await runCli(['verify', out, '--keys', path.join(dir, 'keys')])).code).toBe(0);
     git('commit', '-qam', 'readdress');
     const none = await runCli(['build', '-i', inv, '--keys', path.join(dir, 'keys'), '-o', out, '--changed-since', 'HEAD'], { env });
     expect(none.code).toBe(0);

@@ -66,8 +66,9 @@ describe('plan (markdown)', () => {
 
   it('lays out the GitOps repository from the real regions, sites and devices', () => {
     expect(md).toContain('ssh://git@git.acme.example/factory/fleet.git');
-    expect(md).toMatch(/ {4}ulsan-plant-1\/ +# canary site/);
-    expect(md).toContain('      ulsan1-line1-001/');
+    expect(md).toMatch(/ {2}sites\/kr-south\/ulsan-plant-1\/ +# its region \+ the canary ring/);
+    expect(md).toMatch(/\n {2}kr-south\/ulsan-plant-1\/\n {4}ulsan1-line1-001\/ +# this device's Flux entry point/);
+    expect(md).not.toMatch(/ {4}changwon2-press-001\//); // agents have no Flux of their own
     expect(md).toContain('4,032 polls a day');
     expect(md).toContain('No inbound port is opened on any device');
   });

@@ -107,6 +107,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         outDir: path.resolve(io.cwd, common.out),
         only: only.length ? only : undefined,
         shard,
+        incremental: ctx.options['changed-since'] !== undefined,
         baseImage: baseGiven ? { given: baseGiven, path: path.resolve(io.cwd, baseGiven) } : undefined,
         sourceDateEpoch: epoch,
         concurrency: common.concurrency ?? 4,

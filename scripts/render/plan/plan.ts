@@ -95,15 +95,32 @@ export function planData(fleet: Fleet): PlanData {
     }));
   const intervalS = parseDurationSeconds(fleet.gitops.interval);
   const pollsPerDay = Math.round((86400 / intervalS) * active.length);
-  const layout = ['infrastructure/            # shared controllers and policies (base)', 'apps/                      # workloads (bases)', 'clusters/'];
+  const layout = [
+    'infrastructure/base/         # shared controllers and policies',
+    'apps/base/, apps/stable/, apps/canary/   # workloads and the two rollout rings',
+    'overlays/',
+  ];
   for (const r of fleet.regions) {
-    layout.push(`  ${r.name}/                # region overlay`);
+    layout.push(`  regions/${r.name}/          # region overlay: infrastructure + region patches`);
+  }
+  for (const r of fleet.regions) {
+    for (const s of r.sites) layout.push(`  sites/${r.name}/${s.name}/   # its region + the ${s.canary ? 'canary ring: changes land here first' : 'stable ring'}`);
+  }
+  layout.push('clusters/');
+  for (const r of fleet.regions) {
     for (const s of r.sites) {
-      const ds = s.devices.filter((d) => d.status === 'active');
-      layout.push(`    ${s.name}/${s.canary ? '          # canary site: changes land here first' : ''}`);
-      for (const d of ds.slice(0, 3)) layout.push(`      ${d.id}/        # this device's Flux entry point`);
-      if (ds.length > 3) layout.push(`      … ${ds.length - 3} more device(s)`);
+      const ds = s.devices.filter((d) => d.status === 'active' && d.cluster.kind !== 'multi-node-agent');
+      if (!ds.length) continue;
+      layout.push(`  ${r.name}/${s.name}/`);
+      for (const d of ds.slice(0, 3)) layout.push(`    ${d.id}/        # this device's Flux entry point (its site overlay + its own patches)`);
+      if (ds.length > 3) layout.push(`    … ${ds.length - 3} more device(s)`);
     }
+  }
+  // align the comments
+  const width = Math.max(...layout.map((l) => (l.includes('#') ? l.slice(0, l.indexOf('#')).trimEnd().length : 0))) + 2;
+  for (let i = 0; i < layout.length; i++) {
+    const at = layout[i].indexOf('#');
+    if (at > 0) layout[i] = layout[i].slice(0, at).trimEnd().padEnd(width) + layout[i].slice(at);
   }
   const example = active[0]?.id ?? '<device-id>';
   const exampleSite = active[0]?.siteId ?? '<region>/<site>';

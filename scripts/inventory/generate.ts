@@ -36,6 +36,7 @@ export function generateInventory(n: number, opts: { name?: string; industry?: s
     'gitops:',
     `  url: ssh://git@git.example.com/${fleetName}/fleet.git`,
     '  knownHosts: git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf',
+    '  flux: { version: v2.4.0, install: { mode: helm, chartVersion: "2.14.1", repo: "https://fluxcd-community.github.io/helm-charts" } }',
     'admins:',
     '  - { name: Fleet Operations, email: fleet-ops@example.com }',
     'defaults:',

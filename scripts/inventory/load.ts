@@ -36,7 +36,18 @@ async function readAndLoad(file: string, shown: string): Promise<Fleet> {
   let bytes: Buffer;
   try {
     const st = await fs.stat(file);
-    if (!st.isFile()) throw new InventoryError(file, [{ line: 1, col: 1, message: 'not a regular file' }]);
+    if (st.isDirectory()) throw new InventoryError(file, [{ line: 1, col: 1, message: 'is a directory; name the inventory file' }]);
+    if (!st.isFile()) {
+      // a pipe (`-i /dev/stdin`): read it in chunks, refusing more than the limit
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const c of (await import('node:fs')).createReadStream(file)) {
+        total += (c as Buffer).length;
+        if (total > 32 * 1024 * 1024) return loadInventoryBytes(Buffer.alloc(32 * 1024 * 1024 + 1), shown);
+        chunks.push(c as Buffer);
+      }
+      return loadInventoryBytes(Buffer.concat(chunks), shown);
+    }
     // read at most one byte past the limit: a huge file is refused without loading it whole
     const fh = await fs.open(file, 'r');
     try {

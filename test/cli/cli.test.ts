@@ -20,7 +20,7 @@ describe('edgeforge --help', () => {
       const { code, stdout } = await runCli([...c.name.split(' '), '--help']);
       expect(code, c.name).toBe(0);
       expect(stdout, c.name).toContain(`Usage: edgeforge ${c.name.split(' ')[0]}`);
-      expect(stdout, c.name).toMatch(/Example:\n  (\S+=\S+ )?edgeforge /);
+      expect(stdout, c.name).toMatch(/Example:\n  .*\bedgeforge /);
       expect(commandHelp(c)).toBe(stdout);
     }
   });

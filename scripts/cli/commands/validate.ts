@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { Command, RunContext } from '../command.ts';
 import { loadInventoryFile } from '../../inventory/load.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
+import { InventoryError } from '../../inventory/problems.ts';
+import { fluxInstallProblem, gitopsSourceProblems } from '../../render/flux/index.ts';
 
 /** Every command that reads the inventory goes through here, so it is always validated first. */
 export async function loadFleet(ctx: RunContext): Promise<Fleet> {
@@ -16,6 +18,11 @@ export const validate: Command = {
   examples: ['edgeforge validate -i inventory/example.yaml'],
   async run(ctx) {
     const fleet = await loadFleet(ctx);
+    // GitOps source checks that need the whole fleet (mirrors name real sites, known_hosts name the right host)
+    const sourceProblems = gitopsSourceProblems(fleet);
+    if (sourceProblems.length) throw new InventoryError(ctx.common.inventory, sourceProblems.map((message) => ({ line: 1, col: 1, message: `gitops: ${message}` })));
+    const warnings = [fluxInstallProblem(fleet)].filter((w): w is string => Boolean(w));
+    for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {
       valid: true,
@@ -26,6 +33,7 @@ export const validate: Command = {
       activeDevices: fleet.active.length,
       revokedDevices: revoked,
       inventorySha256: fleet.inventorySha256,
+      warnings,
     };
     if (ctx.common.json) ctx.io.out(JSON.stringify(summary, null, 2));
     else

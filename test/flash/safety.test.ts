@@ -130,6 +130,15 @@ describe('a real block device (loop)', () => {
       const tooSmall = await resolveTarget(small.dev, out.baseSize, out.basePath, { forceDevice: true });
       expect(tooSmall.problems.join()).toMatch(/smaller than the/);
       await expect(runFlash({ outDir: out.outDir, requests: [{ device: 'loop-dev-001', target: big.dev }], forceDevice: true, reporter: new JsonReporter() })).rejects.toThrow(/needs --yes/);
+      // in a terminal the technician sees what is about to be erased; "no" writes nothing
+      let shown: string[] = [];
+      const before = sha(readFileSync(big.file));
+      await expect(
+        runFlash({ outDir: out.outDir, requests: [{ device: 'loop-dev-001', target: big.dev }], forceDevice: true, interactive: true, confirm: async (l) => ((shown = l), false), reporter: new JsonReporter() }),
+      ).rejects.toThrow(/not confirmed. Nothing was written/);
+      expect(shown).toHaveLength(1);
+      expect(shown[0]).toMatch(new RegExp(`^${big.dev} \\(loop\\d+\\): .*${((out.baseSize + 3 * 1024 * 1024) / 1e9).toFixed(1)} GB -> loop-dev-001$`));
+      expect(sha(readFileSync(big.file))).toBe(before);
       const r = await runFlash({ outDir: out.outDir, requests: [{ device: 'loop-dev-001', target: big.dev }], forceDevice: true, yes: true, verify: true, reporter: new JsonReporter() });
       expect(r.results[0].status).toBe('ok');
       expect(r.results[0].message).toMatch(/O_DIRECT|BLKFLSBUF/);

@@ -92,3 +92,42 @@ describe('flash --station', () => {
     expect(JSON.parse(c.o.stdout).devices[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
   });
 });
+
+describe('station file and batches', () => {
+  it('reads slots as a mapping, a list or a bare mapping, and rejects a target in two slots', async () => {
+    const { parseStation } = await import('../../scripts/flash/station.ts');
+    expect(parseStation('slots:\n  A1: /dev/sdb\n  A2: /dev/sdc\n', 's.yaml')).toEqual([
+      { slot: 'A1', target: '/dev/sdb' },
+      { slot: 'A2', target: '/dev/sdc' },
+    ]);
+    expect(parseStation('{"slots":[{"slot":1,"target":"/dev/sdb"}]}', 's.json')).toEqual([{ slot: '1', target: '/dev/sdb' }]);
+    expect(parseStation('A1: /dev/sdb\n', 's.yaml')).toEqual([{ slot: 'A1', target: '/dev/sdb' }]);
+    expect(() => parseStation('slots:\n  A1: /dev/sdb\n  A2: /dev/sdb\n', 's.yaml')).toThrow(/s.yaml: target \/dev\/sdb appears in two slots/);
+    expect(() => parseStation('slots: [1, 2]\n', 's.yaml')).toThrow(/s.yaml: expected "slots:"/);
+  });
+
+  it('fills slots in order with unflashed devices; a failed re-flash un-marks a device', async () => {
+    const { JobLog, nextBatch } = await import('../../scripts/flash/station.ts');
+    const log = new JobLog(tmp('log'));
+    await log.append([
+      { event: 'start', batch: 1, device: 'd1', target: '/dev/sdb' },
+      { event: 'result', batch: 1, device: 'd1', target: '/dev/sdb', status: 'ok' },
+      { event: 'start', batch: 1, device: 'd2', target: '/dev/sdc' },
+      { event: 'result', batch: 1, device: 'd2', target: '/dev/sdc', status: 'ok' },
+      { event: 'start', batch: 2, device: 'd2', target: '/dev/sdb' },
+      { event: 'result', batch: 2, device: 'd2', target: '/dev/sdb', status: 'failed', message: 'EIO' },
+    ]);
+    const st = await log.read();
+    expect([...st.flashed.keys()]).toEqual(['d1']);
+    expect([...st.failed.keys()]).toEqual(['d2']);
+    const slots = [
+      { slot: 'A', target: '/dev/sdb' },
+      { slot: 'B', target: '/dev/sdc' },
+    ];
+    expect(nextBatch(slots, ['d1', 'd2', 'd3', 'd4'], st)).toEqual([
+      { slot: 'A', target: '/dev/sdb', device: 'd2' },
+      { slot: 'B', target: '/dev/sdc', device: 'd3' },
+    ]);
+    expect(nextBatch(slots, ['d1', 'd4'], st)).toEqual([{ slot: 'A', target: '/dev/sdb', device: 'd4' }]);
+  });
+});

@@ -97,7 +97,24 @@ log "applied bundle $h"
 `;
 }
 
+/** The smallest first-boot program that does the job's shape: check, install, record (benchmarks). */
+export function minimalFirstboot(id: string): string {
+  return `#!/bin/sh
+# edgeforge benchmark first-boot program for ${id}: records the bundle hash, nothing else
+set -eu
+R="\${EDGEFORGE_ROOT:-}"; R="\${R%/}"
+B="\${EDGEFORGE_BUNDLE:-$R/var/lib/edgeforge/bundle}"
+S="$R/var/lib/edgeforge"
+h=$(sha256sum "$B/SHA256SUMS")
+printf '{"format":"edgeforge-applied/1","device":"${id}","bundleSha256":"%s"}\\n' "\${h%% *}" >"$S/applied.json.new"
+mv -f "$S/applied.json.new" "$S/applied.json"
+echo "edgeforge-firstboot: applied bundle \${h%% *}" >&2
+`;
+}
+
 export interface FakeBuildOptions {
+  /** the minimal first-boot program (benchmarks) instead of the test one */
+  minimal?: boolean;
   /** extra bytes of payload per device (id → size), e.g. to make an upload take a while */
   payload?: Record<string, number>;
   /** changes every device's config (a new build) */
@@ -108,7 +125,7 @@ export interface FakeBuildOptions {
 export function writeFakeBuild(outDir: string, ids: string[], opts: FakeBuildOptions = {}): Manifest {
   const devices = ids.map((id) => {
     const files: { rel: string; kind: string; bytes: Buffer; secret: boolean }[] = [
-      { rel: 'bundle/firstboot.sh', kind: 'firstboot', bytes: Buffer.from(fakeFirstboot(id)), secret: false },
+      { rel: 'bundle/firstboot.sh', kind: 'firstboot', bytes: Buffer.from(opts.minimal ? minimalFirstboot(id) : fakeFirstboot(id)), secret: false },
       { rel: 'bundle/config/device.conf', kind: 'k3s-config', bytes: Buffer.from(`device=${id}\ngeneration=${opts.generation ?? 1}\n`), secret: false },
       { rel: 'bundle/secrets/token', kind: 'k3s-config', bytes: Buffer.from(`K10-secret-token-${id}-${opts.generation ?? 1}\n`), secret: true },
       // a seed image is never part of the SSH bundle

@@ -1,0 +1,45 @@
+// The contract with the build stage: what `edgeforge build --base-image` really writes (manifest.json with
+// disk-delta artifacts, base/base.json) is what `edgeforge flash` reads; a flashed file equals
+// `edgeforge image materialize` for the same device. Runs the real CLI end to end.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { generateInventory } from '../../scripts/inventory/generate.ts';
+import { buildRaspiFixture } from '../disk/fixtures.ts';
+import { cleanupTmp, sha, tmp } from './fixture.ts';
+
+afterAll(cleanupTmp);
+
+const BIN = path.resolve(__dirname, '../../scripts/bin/edgeforge.mjs');
+
+function ef(cwd: string, args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+it('flashes what build --base-image wrote, identical to image materialize', async () => {
+  const dir = tmp('e2e');
+  writeFileSync(path.join(dir, 'inv.yaml'), generateInventory(2, { name: 'flash-e2e' }));
+  const fx = buildRaspiFixture(path.join(dir, 'fx'));
+  let r = ef(dir, ['keys', 'init', '-i', 'inv.yaml', '--keys', 'keys', '--example-admin']);
+  expect(r.code, r.err).toBe(0);
+  r = ef(dir, ['build', '-i', 'inv.yaml', '--keys', 'keys', '-o', 'out', '--base-image', fx.path]);
+  expect(r.code, r.err).toBe(0);
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'out/manifest.json'), 'utf8'));
+  const ids: string[] = manifest.devices.map((d: { id: string }) => d.id);
+  expect(ids).toHaveLength(2);
+  r = ef(dir, ['flash', '-i', 'inv.yaml', '-o', 'out', '--json', '--verify', '--device', ids[0], '--target', 'a.img', '--device', ids[1], '--target', 'b.img']);
+  expect(r.code, r.err).toBe(0);
+  const doc = JSON.parse(r.out);
+  expect(doc.devices.map((d: { id: string; status: string }) => [d.id, d.status])).toEqual([
+    [ids[0], 'ok'],
+    [ids[1], 'ok'],
+  ]);
+  for (const [i, f] of ['a.img', 'b.img'].entries()) {
+    r = ef(dir, ['image', 'materialize', '-o', 'out', '--device', ids[i], '--to', `m${i}.img`]);
+    expect(r.code, r.err).toBe(0);
+    expect(sha(readFileSync(path.join(dir, f)))).toBe(sha(readFileSync(path.join(dir, `m${i}.img`))));
+  }
+  expect(sha(readFileSync(path.join(dir, 'a.img')))).not.toBe(sha(readFileSync(path.join(dir, 'b.img'))));
+});

@@ -100,6 +100,21 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     const st = await fs.stat(o.baseImage.path).catch(() => undefined);
     if (!st?.isFile()) throw new UserError(`--base-image ${o.baseImage.given}: no such file. Nothing was written.`);
     baseImage = { path: o.baseImage.given, sha256: (await sha256OfFile(o.baseImage.path)).sha256 };
+    // the inventory pins base images per profile: a different file is refused before anything is written
+    const pins = new Map<string, string[]>();
+    for (const d of devices) {
+      const pin = d.profile.baseImage.sha256;
+      if (pin) pins.set(pin, [...(pins.get(pin) ?? []), d.profileName]);
+    }
+    const layoutsWanted = new Set(devices.map((d) => d.profile.baseImage.layout));
+    const matching = [...pins.keys()].includes(baseImage.sha256);
+    if (pins.size && !matching && layoutsWanted.size === 1) {
+      const [pin, profiles] = [...pins.entries()][0];
+      throw new UserError(
+        `--base-image ${o.baseImage.given} has sha256 ${baseImage.sha256}, but profile ${[...new Set(profiles)].join(', ')} pins baseImage.sha256 ${pin} in ${fleet.file}. ` +
+          'Use the pinned image, or update the pin after reviewing the new image. Nothing was written.',
+      );
+    }
   }
   await fs.mkdir(outDir, { recursive: true });
   await sweepTempFiles(outDir);
@@ -134,7 +149,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           const extra: RenderedFile[] = [{ path: SEED_IMAGE, kind: 'seed-image', bytes: await makeSeedImage(seedFiles, { epoch: o.sourceDateEpoch }), mode: 0o600, secret: true }];
 
           let diskNote = '';
-          if (o.baseImage && baseImage) {
+          if (o.baseImage && baseImage && d.profile.baseImage.sha256 && d.profile.baseImage.sha256 !== baseImage.sha256) diskNote = `no disk delta: profile ${d.profileName} pins another base image (${d.profile.baseImage.sha256.slice(0, 12)}…)`;
+          if (o.baseImage && baseImage && (!d.profile.baseImage.sha256 || d.profile.baseImage.sha256 === baseImage.sha256)) {
             phase = 'disk';
             const layout = d.profile.baseImage.layout;
             let p: PersonalizeResult | undefined;

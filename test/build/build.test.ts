@@ -206,6 +206,12 @@ describe('build --base-image', () => {
     await materializeDevice({ outDir: out, deviceId: 'ulsan1-line1-001', to: img });
     const ud = execFileSync('mtype', ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
     expect(sha256Hex(ud)).toBe(sha256Hex(readFileSync(path.join(out, 'devices/ulsan1-line1-001/seed/user-data'))));
+
+    // a profile that pins its base image refuses another file, before anything is written
+    const pinned: Fleet = { ...fleet, active: fleet.active.map((d) => ({ ...d, profile: { ...d.profile, baseImage: { ...d.profile.baseImage, sha256: 'ab'.repeat(32) } } })) };
+    const out2 = path.join(tmp, 'out-pinned');
+    await expect(build({ ...opts(out2, { baseImage: { given: 'base/raspi.img', path: fx.path } }), fleet: pinned, only: ['ulsan1-line1-001'] })).rejects.toThrow(/pins baseImage\.sha256 abab/);
+    expect(existsSync(path.join(out2, 'manifest.json'))).toBe(false);
   }, 180_000);
 });
 

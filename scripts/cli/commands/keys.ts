@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { UsageError, UserError, type Command, type RunContext } from '../command.ts';
+import { recoveryCommands } from '../../render/encryption/plan.ts';
 import { loadFleet } from './validate.ts';
 import { checkAdminPins, initKeys, KeysError, loadAdminRecipients, openKeyStore } from '../../keys/store.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
@@ -200,7 +201,7 @@ export const keysRecover: Command = {
   name: 'keys recover',
   summary: "decrypt a device's LUKS recovery passphrase for an admin",
   usage: 'keys recover ID',
-  common: ['keys'],
+  common: ['keys', 'inventory'],
   positionals: { min: 1, max: 1, names: 'ID' },
   description: `Needs an admin private key (EDGEFORGE_ADMIN_KEY=path to an armored OpenPGP private key; EDGEFORGE_ADMIN_KEY_PASSPHRASE
 if it has one). Prints every generation's passphrase, newest first: a disk that was not reflashed after a rotation still
@@ -211,12 +212,14 @@ opens with the older one. There is no --json: the output is a secret meant for a
       const ks = await openKeyStore({ dir: keysDir(ctx), workers: 0 });
       try {
         const r = await ks.recoverDevice(ctx.positionals[0]);
+        // with the inventory, the exact commands for this device (its data volume label, mounts and K3s unit)
+        const device = (await maybeFleet(ctx))?.devices.find((d) => d.id === r.id);
+        const howTo = device ? ['', 'open the data volume:', ...recoveryCommands(device).map((l) => `  ${l}`)] : ['', `open the data volume: ${r.command}`];
         ctx.io.err(`recovery passphrase(s) for ${r.id} — treat as secret, do not paste into tickets or chat`);
         ctx.io.out(
           [
             ...r.passphrases.map((p) => `generation ${p.generation}${p.current ? ' (current)' : ' (before a rotation)'}: ${p.passphrase}`),
-            '',
-            `open the data volume: ${r.command}`,
+            ...howTo,
           ].join('\n'),
         );
         return 0;

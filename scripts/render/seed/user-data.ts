@@ -49,6 +49,9 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
     ssh_deletekeys: true,
     ssh_genkeytypes: ['ed25519'],
     ssh_keys: u.hostKey ? { ed25519_private: u.hostKey.privateKey, ed25519_public: u.hostKey.publicKey } : undefined,
+    // an encrypted device keeps the space after root for its LUKS2 data volume: cloud-init must not grow root into it
+    growpart: d.encryption.mode !== 'none' ? { mode: 'off' } : undefined,
+    resize_rootfs: d.encryption.mode !== 'none' ? false : undefined,
     // no package work at boot: intermittent networks, and the image is the package set
     package_update: false,
     package_upgrade: false,

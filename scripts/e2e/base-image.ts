@@ -148,6 +148,7 @@ async function layoutDisk(rootfs: string, hash: string, img: string): Promise<Ba
     'label: gpt',
     `label-id: ${diskGuid}`,
     'unit: sectors',
+    `first-lba: ${LAYOUT.firstUsableLba}`,
     `start=${espStart / 512}, size=${espBytes / 512}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=${espUuid}, name="ESP"`,
     // the Linux root (ARM64) partition type, as in Debian's arm64 cloud images
     `start=${rootStart / 512}, size=${rootBytes / 512}, type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE, uuid=${rootUuid}, name="rootfs"`,

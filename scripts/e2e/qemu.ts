@@ -56,9 +56,10 @@ export class Vm {
       '-M', 'virt', '-cpu', 'cortex-a57', '-smp', '1', '-m', String(opts.memMiB ?? 2048),
       '-nographic', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
       '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.append,
+      // (romfile= : no PXE option ROM, the kernel is passed directly; saves the ipxe-qemu package)
       // without a hardware RNG the guest blocks on entropy (sshd, python) for minutes under emulation
       '-device', 'virtio-rng-pci',
-      '-netdev', net.join(','), '-device', `virtio-net-pci,netdev=n0${opts.mac ? `,mac=${opts.mac}` : ''}`,
+      '-netdev', net.join(','), '-device', `virtio-net-pci,netdev=n0,romfile=${opts.mac ? `,mac=${opts.mac}` : ''}`,
     ];
     if (opts.qmpSocket) args.push('-qmp', `unix:${opts.qmpSocket},server=on,wait=off`);
     opts.disks.forEach((d, i) => args.push('-drive', `file=${d.path},format=raw,if=virtio,index=${i}${d.readonly ? ',readonly=on' : ''}`));

@@ -27,6 +27,8 @@ export const PACKAGES = [
 export const LAYOUT = {
   /** the first partition starts at 1 MiB: the gap after the GPT entries is where the CIDATA seed partition goes */
   firstMiB: 1,
+  /** GPT "first usable LBA": 34 as in cloud images (sfdisk defaults to 2048, which leaves no usable gap) */
+  firstUsableLba: 34,
   espMiB: 128,
   /** root = rootfs size * 1.25 + this */
   rootHeadroomMiB: 384,

@@ -83,17 +83,25 @@ async function firstbootSteps(built: Built): Promise<string[]> {
   return m ? m[1].split(/\s+/) : [];
 }
 
-/** strings that must not survive anywhere unencrypted after first boot: private keys and tokens from the bundle */
-async function secretNeedles(built: Built): Promise<{ name: string; needle: string }[]> {
+/**
+ * Strings that must not survive in unencrypted storage after first boot: a chunk from the middle of each
+ * secret the build put in the bundle (plain secrets/*, the tang-sealed secrets, the Flux secrets manifest) and
+ * of the device's private host key as found on its disk. A chunk finds the file again and says nothing about it.
+ */
+async function secretNeedles(built: Built, hostPrivateKey: string | null): Promise<{ name: string; needle: string }[]> {
   const out: { name: string; needle: string }[] = [];
-  const dir = path.join(built.dir, 'bundle/secrets');
-  for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
-    const t = (await fs.readFile(path.join(dir, f), 'utf8')).trim();
-    // a private key: one base64 line from its middle is enough to find it again (and says nothing about it)
-    const lines = t.split('\n').filter((l) => l.length > 40 && !l.startsWith('-----'));
-    const needle = lines.length ? lines[Math.floor(lines.length / 2)] : t;
-    if (needle.length >= 16) out.push({ name: f, needle });
-  }
+  const chunk = (name: string, text: string) => {
+    const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length >= 40 && !l.startsWith('-----') && !/^[#\w-]+:\s*[\w.-]*$/.test(l));
+    if (lines.length) {
+      const l = lines[Math.floor(lines.length / 2)];
+      out.push({ name, needle: l.slice(Math.floor(l.length / 2) - 20, Math.floor(l.length / 2) + 20) });
+    } else if (text.trim().length >= 16) out.push({ name, needle: text.trim() });
+  };
+  const b = path.join(built.dir, 'bundle');
+  for (const f of await fs.readdir(path.join(b, 'secrets')).catch(() => [] as string[])) chunk(`secrets/${f}`, await fs.readFile(path.join(b, 'secrets', f), 'utf8'));
+  for (const f of await fs.readdir(b).catch(() => [] as string[])) if (/sealed|\.jwe$/.test(f)) chunk(f, await fs.readFile(path.join(b, f), 'utf8'));
+  for (const f of await fs.readdir(path.join(b, 'flux')).catch(() => [] as string[])) if (/secret/.test(f)) chunk(`flux/${f}`, await fs.readFile(path.join(b, 'flux', f), 'utf8'));
+  if (hostPrivateKey) chunk('the device\'s private host key', hostPrivateKey);
   return out;
 }
 
@@ -428,19 +436,20 @@ async function main(): Promise<number> {
           expect(missing.length === 0, `not in ${dir} as built: ${missing.join(', ')} (there: ${there.join(', ') || 'nothing'})`);
           return `${files.length} manifest(s) in ${dir}`;
         });
-        const needles = await secretNeedles(built!);
+        const needles = await secretNeedles(built!, root ? await root.text('/etc/ssh/ssh_host_ed25519_key') : null);
         await checks.run(C.seedErased, async () => {
-          expect(needles.length > 0, 'the build has no secrets to look for (bundle/secrets empty?)');
+          expect(needles.length > 0, 'the build has no secrets to look for');
           const cidata = parts.find((p) => p.name.toUpperCase() === 'CIDATA');
           expect(cidata, 'no CIDATA partition');
           const ud = (await new FatReader(built!.image, cidata!).read('user-data'))?.toString('latin1') ?? '';
           const left = needles.filter((n) => ud.includes(n.needle)).map((n) => n.name);
           if (left.length && !stepsDone.includes('erase_secrets')) notReached(`the erase_secrets step did not run; the seed still holds ${left.join(', ')}`);
           expect(left.length === 0, `the seed partition's user-data still holds: ${left.join(', ')}`);
-          return `user-data is now ${ud.length} bytes, none of ${needles.length} secrets in it`;
+          return `user-data is now ${ud.length} bytes, none of ${needles.length} secrets (${needles.map((n) => n.name).join(', ')}) in it`;
         });
         await checks.run(C.cacheErased, async () => {
           const r = need();
+          expect(needles.length > 0, 'the build has no secrets to look for');
           const hits = [
             ...(await grepTree(await r.dump('/var/lib/cloud'), needles)),
             ...(await grepTree(await r.dump('/var/lib/edgeforge/bundle'), needles)),

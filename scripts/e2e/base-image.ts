@@ -133,7 +133,7 @@ async function layoutDisk(rootfs: string, hash: string, img: string): Promise<Ba
   const espStart = LAYOUT.firstMiB * MiB;
   const espBytes = LAYOUT.espMiB * MiB;
   const rootStart = espStart + espBytes;
-  const total = rootStart + rootBytes + LAYOUT.tailFreeMiB * MiB + MiB; // + room for the backup GPT
+  const total = rootStart + rootBytes + LAYOUT.tailFreeMiB * MiB + MiB + LAYOUT.padSectors * 512; // + room for the backup GPT
   const diskGuid = guidFor(hash, 'disk');
   const espUuid = guidFor(hash, 'esp');
   const rootUuid = guidFor(hash, 'root');

@@ -52,15 +52,18 @@ const C = {
   users: 'device: users and authorized keys are the inventory\'s, passwords locked',
   hostKeys: 'device: SSH host key is the pinned one (and the only one)',
   luks: 'data volume: LUKS2 volume with a tang (clevis) binding exists',
-  unlocked: 'data volume: unlocked through tang on boot 1',
+  unlocked: 'data volume: open on boot 1 (tang reachable)',
   k3sConfig: 'k3s: config.yaml where K3s reads it',
   k3sAirgap: 'k3s: installed through the airgap path and started (stand-in binary)',
   flux: 'flux: bootstrap manifests in K3s\'s auto-deploy directory',
   seedErased: 'secrets: gone from the seed partition',
   cacheErased: 'secrets: gone from cloud-init\'s caches and the bundle',
-  boot2: 'boot 2 (no tang): device comes up, SSH with the pinned key',
-  locked: 'boot 2 (no tang): data volume stays locked',
-  poweroff2: 'boot 2 (no tang): clean power-off',
+  reboot: 'boot 2 (tang): device comes up again, SSH with the pinned key',
+  bootUnlock: 'boot 2 (tang): data volume unlocked at boot through tang',
+  poweroffReboot: 'boot 2 (tang): clean power-off',
+  boot2: 'boot 3 (no tang): device comes up, SSH with the pinned key',
+  locked: 'boot 3 (no tang): data volume stays locked',
+  poweroff2: 'boot 3 (no tang): clean power-off',
 };
 
 interface Built {
@@ -267,6 +270,8 @@ async function main(): Promise<number> {
         await q('crypt', 'sudo -n dmsetup ls --target crypt; echo; lsblk -o NAME,TYPE,FSTYPE,SIZE,MOUNTPOINT');
         await q('firstbootLog', 'sudo -n cat /var/log/edgeforge-firstboot.log');
         await q('k3s', 'systemctl is-active k3s.service; systemctl is-enabled k3s.service');
+        // the data volume is mounted over /var/lib/rancher: its files can only be seen while it is open
+        await q('rancher', 'sudo -n sh -c "cd /var/lib/rancher/k3s 2>/dev/null && find . -type f | sort | xargs -r sha256sum"; findmnt -n -o SOURCE /var/lib/rancher');
         await q('clevis', 'sudo -n journalctl -b --no-pager -o cat -u "clevis*" -u "systemd-cryptsetup@*" 2>/dev/null | tail -n 20');
         await fs.writeFile(path.join(work, 'boot1-live.txt'), Object.entries(live).map(([k, v]) => `## ${k}\n${v}\n`).join('\n'));
         return `logged in as ops; hostname ${live.hostname}`;
@@ -411,7 +416,8 @@ async function main(): Promise<number> {
           const bin = await r.read('/usr/local/bin/k3s');
           const want = await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'));
           expect(bin?.equals(want), '/usr/local/bin/k3s is not the bundle\'s binary');
-          expect(await r.exists('/var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst'), 'images archive not in /var/lib/rancher/k3s/agent/images');
+          const imagesLive = /agent\/images\/k3s-airgap-images-arm64\.tar\.zst/.test(live.rancher ?? '');
+          expect(imagesLive || (await r.exists('/var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst')), 'images archive not in /var/lib/rancher/k3s/agent/images');
           const run = (await r.text(STANDIN_LOG)) ?? '';
           expect(/running server/.test(run), `K3s was not started as a server (stand-in log: ${run.trim().split('\n').slice(-2).join(' | ') || 'empty'})`);
           const cfgSha = /config \/etc\/rancher\/k3s\/config.yaml sha256 (\w+)/.exec(run)?.[1];
@@ -426,15 +432,20 @@ async function main(): Promise<number> {
           const files = arts.length ? arts.map((a) => path.join(built!.out, a.path)) : src.map((f) => path.join(built!.dir, 'bundle/flux', f));
           expect(files.length > 0, 'the build made no Flux bootstrap manifests');
           const dir = '/var/lib/rancher/k3s/server/manifests';
-          const there = (await r.ls(dir)) ?? [];
-          if (!there.length && !stepsDone.includes('flux_bootstrap')) notReached('the flux_bootstrap step did not run');
+          // on the encrypted data volume when it is mounted over /var/lib/rancher: read what SSH saw live
+          const liveSums = new Map((live.rancher ?? '').split('\n').map((l) => l.trim().split(/\s+/)).filter((x) => x.length === 2).map(([h, f]) => [f.replace(/^\.\//, ''), h]));
+          const onVolume = /edgeforge-data|mapper/.test(live.rancher ?? '');
+          if (!stepsDone.includes('flux_bootstrap')) notReached('the flux_bootstrap step did not complete');
           const missing: string[] = [];
           for (const f of files) {
-            const got = await r.read(`${dir}/${path.basename(f)}`);
-            if (!got || !got.equals(await fs.readFile(f))) missing.push(path.basename(f));
+            const name = path.basename(f);
+            if (onVolume) {
+              const want = (await $`sha256sum ${f}`).stdout.split(' ')[0];
+              if (liveSums.get(`server/manifests/${name}`) !== want) missing.push(name);
+            } else if (!(await r.read(`${dir}/${name}`))?.equals(await fs.readFile(f))) missing.push(name);
           }
-          expect(missing.length === 0, `not in ${dir} as built: ${missing.join(', ')} (there: ${there.join(', ') || 'nothing'})`);
-          return `${files.length} manifest(s) in ${dir}`;
+          expect(missing.length === 0, `not in ${dir} as built: ${missing.join(', ')}`);
+          return `${files.length} manifest(s) in ${dir}${onVolume ? ' (on the encrypted data volume, checked live over SSH)' : ''}`;
         });
         const needles = await secretNeedles(built!, root ? await root.text('/etc/ssh/ssh_host_ed25519_key') : null);
         await checks.run(C.seedErased, async () => {
@@ -465,37 +476,56 @@ async function main(): Promise<number> {
     });
   }
 
-  // 6. boot 2, tang down
-  if (!cleanOff1) {
-    checks.skipRest('boot 2', 'boot 1 did not end in a clean power-off');
-  } else {
+  // 6. boot 2 with tang: the volume must open AT BOOT through tang (boot 1 opened it with the key it had just
+  //    made); boot 3 without tang: the stolen device, the volume must stay locked
+  const later = async (n: 2 | 3, withTang: boolean, prev: boolean): Promise<boolean> => {
+    const name = withTang ? C.reboot : C.boot2;
+    const label = withTang ? `boot ${n} (tang)` : `boot ${n} (no tang)`;
+    if (!prev) {
+      for (const c of withTang ? [C.reboot, C.bootUnlock, C.poweroffReboot] : [C.boot2, C.locked, C.poweroff2]) checks.notReached(c, 'the previous boot did not end in a clean power-off');
+      return false;
+    }
     const reqBefore = tang!.requests.length;
-    await tang!.close(); // the stolen device: its tang server is out of reach
+    if (!withTang) await tang!.close(); // the stolen device: its tang server is out of reach
     const vm = new Vm({
-      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
-      serialLog: path.join(work, 'boot2-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp2.sock'),
+      disks: [{ path: built!.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
+      serialLog: path.join(work, `boot${n}-serial.log`), sshHostPort: sshPort, qmpSocket: path.join(work, `qmp${n}.sock`),
+      guestfwd: withTang ? [{ guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port }] : [],
     });
     let up = false;
+    let off = false;
     try {
-      await stage('boot 2 (no tang): up', () => checks.run(C.boot2, async () => {
+      await stage(`${label}: up`, () => checks.run(name, async () => {
         await vm.waitFor(/Cloud-init v\. \S+ finished at|login:/, BOOT_TIMEOUT, 'boot finished (cloud-init final or a login prompt)');
         const w = await sshWait(target, 180);
         expect(w.ok, `no SSH login with the pinned key: ${w.lastError}`);
         up = true;
         return `up after ${vm.elapsed().toFixed(0)}s`;
       }));
-      await stage('boot 2 (no tang): volume state', () => checks.run(C.locked, async () => {
+      await stage(`${label}: volume state`, () => checks.run(withTang ? C.bootUnlock : C.locked, async () => {
         if (!up) notReached('the device did not come up');
-        const r = await sshRun(target, 'sudo -n dmsetup ls --target crypt', 60);
-        expect(r.code === 0, `dmsetup failed: ${r.stderr.trim()}`);
-        const open = r.stdout.trim();
-        const luksReached = checks.results.find((x) => x.name === C.luks)?.outcome === 'pass';
-        if (!luksReached) notReached('no data volume was made on boot 1');
-        expect(!open || /No devices found/i.test(open), `a dm-crypt mapping is open without tang: ${open}`);
-        expect(tang!.requests.length === reqBefore, 'tang was reached although it was shut down (test harness error)');
-        return 'no dm-crypt mapping open';
+        if (checks.results.find((x) => x.name === C.luks)?.outcome !== 'pass') notReached('no data volume was made on boot 1');
+        // the unlock service may still be running just after login
+        let open = '';
+        for (let i = 0; i < (withTang ? 12 : 1); i++) {
+          const r = await sshRun(target, 'sudo -n dmsetup ls --target crypt', 60);
+          expect(r.code === 0, `dmsetup failed: ${r.stderr.trim()}`);
+          open = /No devices found/i.test(r.stdout) ? '' : r.stdout.trim();
+          if (open || !withTang) break;
+          await new Promise((res) => setTimeout(res, 5000));
+        }
+        const rec = tang!.requests.slice(reqBefore).filter((x) => x.startsWith('POST /rec/')).length;
+        if (withTang) {
+          expect(open, 'no dm-crypt mapping open although tang was reachable');
+          expect(rec > 0, 'the volume is open but tang saw no recovery request');
+          const m = await sshRun(target, 'findmnt -n -o SOURCE,TARGET /var/lib/rancher', 30);
+          return `${open.split(/\s+/)[0]} opened at boot with ${rec} tang recovery request(s); ${m.stdout.trim() || '/var/lib/rancher not a mount'}`;
+        }
+        expect(!open, `a dm-crypt mapping is open without tang: ${open}`);
+        const k = await sshRun(target, 'systemctl is-active k3s.service', 30);
+        return `no dm-crypt mapping open; k3s.service ${k.stdout.trim() || k.stderr.trim()}`;
       }));
-      await stage('boot 2 (no tang): power off', () => checks.run(C.poweroff2, async () => {
+      await stage(`${label}: power off`, () => checks.run(withTang ? C.poweroffReboot : C.poweroff2, async () => {
         if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
         const r = up ? await sshRun(target, 'sudo -n systemctl poweroff', 30) : { code: 1 };
         try {
@@ -505,12 +535,16 @@ async function main(): Promise<number> {
           await vm.waitExit(180_000);
         }
         expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
+        off = true;
         return `off after ${vm.elapsed().toFixed(0)}s`;
       }));
     } finally {
       await vm.close();
     }
-  }
+    return off;
+  };
+  const off2 = await later(2, true, cleanOff1);
+  await later(3, false, off2);
   return finish(checks);
 
   function finish(c: Checks): number {

@@ -150,7 +150,7 @@ for (const n of sizes) {
   }
   // a rerun through the CLI itself: every device already at the bundle hash
   const again = n <= opensshMax || process.argv.includes('--rerun') ? await edgeforgeRun(inv, out, keys, c, true) : { ms: NaN, ok: 0, rssMiB: 0 };
-  console.error(`  edgeforge provision CLI rerun (all skipped): ${(again.ms / 1000).toFixed(2)} s wall incl. start-up, ${again.ok}/${n} skipped/ok, peak RSS ${again.rssMiB.toFixed(0)} MiB`);
+  if (!Number.isNaN(again.ms)) console.error(`  edgeforge provision CLI rerun (all skipped): ${(again.ms / 1000).toFixed(2)} s wall incl. start-up, ${again.ok}/${n} skipped/ok, peak RSS ${again.rssMiB.toFixed(0)} MiB`);
   const best = (xs: { ms: number }[]) => Math.min(...xs.map((x) => x.ms)) / 1000;
   const efBest = best(ef);
   const row = [

@@ -32,6 +32,9 @@ case "$1" in
     for f in /var/lib/rancher/k3s/agent/images/*; do [ -f "$f" ] && echo "images $f" >>"$L"; done
     echo "running $1" >>"$L"
     exec sleep infinity ;;
+  # no cluster behind this stand-in: kubectl/crictl/ctr must fail, or callers (the Flux hand-over) would
+  # believe objects exist that nothing ever applied
+  kubectl|crictl|ctr) echo "k3s stand-in: no cluster to ask" >&2; exit 1 ;;
   *) exit 0 ;;
 esac
 `;

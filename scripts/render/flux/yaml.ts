@@ -1,8 +1,15 @@
 // YAML out for Kubernetes: one deterministic style everywhere. Written as YAML 1.1 so strings that
 // Kubernetes' YAML 1.1 parser would read as booleans ("on", "yes") come out quoted.
 import YAML from 'yaml';
+import { emitYaml } from '../yaml-emit.ts';
 
+/** One document: the fast emitter (same parsed values, ~50x faster), the yaml library for anything it declines. */
 export function toYaml(doc: unknown): string {
+  return emitYaml(doc) ?? yamlLibraryToYaml(doc);
+}
+
+/** The yaml library's rendering: the reference the fast emitter is tested against. */
+export function yamlLibraryToYaml(doc: unknown): string {
   return YAML.stringify(doc, { version: '1.1', lineWidth: 0, minContentWidth: 0, indentSeq: true, aliasDuplicateObjects: false });
 }
 

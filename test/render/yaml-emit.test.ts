@@ -42,14 +42,14 @@ describe('fast YAML emitter', () => {
   it('round-trips every Flux document of the example fleet', async () => {
     const docs = fluxDocs(withFlux(await exampleFleet()));
     expect(docs.length).toBeGreaterThan(5);
-    docs.forEach(roundTrips);
+    docs.forEach((d) => roundTrips(d));
   });
 
   it('round-trips every Flux document of a generated 200-device fleet', () => {
     const fleet = withFlux(loadInventoryBytes(Buffer.from(generateInventory(200)), 'gen-200.yaml'));
     const docs = fluxDocs(fleet);
     expect(docs.length).toBeGreaterThan(400);
-    docs.forEach(roundTrips);
+    docs.forEach((d) => roundTrips(d));
   });
 
   it('quotes strings that would read as something else and keeps multi-line text exact', () => {

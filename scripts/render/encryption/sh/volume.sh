@@ -56,7 +56,8 @@ edv_append_partition() {
   [ -n "$ap_rs" ] || die "root partition $ap_root not found on $ap_disk"
   ap_start=$(((ap_rs + ap_rz + 2047) / 2048 * 2048)) # 1 MiB aligned, as every partitioner does
   ap_next=$(printf '%s\n' "$ap_parts" | awk -v s="$ap_rs" -v e="$ap_end" 'BEGIN { m = e } $2 > s && $2 < m { m = $2 } END { print m }')
-  ap_size=$((ap_next - ap_start))
+  # whole MiB: LUKS2 with 4 KiB sectors refuses a device whose size is not a multiple of its sector size
+  ap_size=$(((ap_next - ap_start) / 2048 * 2048))
   if [ "$ap_size" -lt $((ap_min * 2048)) ]; then
     die "only $((ap_size > 0 ? ap_size / 2048 : 0)) MiB free after the root partition of $ap_disk (need $ap_min MiB for the encrypted data volume). The root filesystem was probably grown over the whole disk: with encryption on, the base image must not grow root (cloud-init growpart off), or name a partition/disk in the profile (storage.dataPartition)"
   fi

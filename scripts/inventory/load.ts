@@ -80,7 +80,9 @@ function rawDuplicates(data: unknown, loc: Locator): Problem[] {
       if (!Array.isArray(devices)) continue;
       devices.forEach((d, i) => {
         if (!d || typeof d !== 'object') return;
-        for (const field of ['id', 'serial', 'mac'] as const) {
+        // same rule as resolve.ts: MACs are unique among active devices only
+        const active = (d as { status?: unknown }).status === undefined || (d as { status?: unknown }).status === 'active';
+        for (const field of (active ? ['id', 'serial', 'mac'] : ['id', 'serial']) as ('id' | 'serial' | 'mac')[]) {
           let v = (d as Record<string, unknown>)[field];
           if (typeof v !== 'string') continue;
           if (field === 'mac') v = normalizeMac(v);

@@ -5,7 +5,7 @@ import { tuningFor, PROTECT_KERNEL_SYSCTLS, type Tuning } from '../k3s/tuning.ts
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
 
-/** One unchanged-poll of a Git repository over SSH: handshake + ref advertisement (measured ~6-8 KB). */
+/** One unchanged-poll of a Git repository over SSH: handshake + ref advertisement (an estimate, ~7 KB, not measured here: the SSH handshake dominates). */
 export const BYTES_PER_IDLE_POLL = 7 * 1024;
 
 export function parseDurationSeconds(d: string): number {

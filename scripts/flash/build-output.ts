@@ -24,11 +24,12 @@ interface ManifestLite {
   devices?: { id: string; artifacts?: { kind: string; path: string; sha256: string }[] }[];
 }
 
-export async function loadFlashInputs(outDir: string): Promise<FlashInputs> {
+/** `manifestBytes`: the manifest whose signature the caller checked; read exactly those, not the file again. */
+export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): Promise<FlashInputs> {
   let manifest: ManifestLite | null = null;
   const mPath = path.join(outDir, 'manifest.json');
   try {
-    manifest = JSON.parse(await fs.readFile(mPath, 'utf8'));
+    manifest = JSON.parse(manifestBytes ? manifestBytes.toString('utf8') : await fs.readFile(mPath, 'utf8'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`${mPath}: unreadable (${(err as Error).message}); rebuild with "edgeforge build"`);
   }

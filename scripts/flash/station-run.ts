@@ -1,6 +1,6 @@
 // One batch at a flashing station: read the job log, say what a crash left behind, fill the slots with
 // the next devices not yet flashed, flash them, and leave the log ready for the next batch.
-import { loadFlashInputs } from './build-output.ts';
+import { loadFlashInputs, type FlashInputs } from './build-output.ts';
 import { runFlash, type FlashRunOptions, type FlashRunResult } from './flash.ts';
 import { JobLog, nextBatch, type Slot } from './station.ts';
 
@@ -9,6 +9,8 @@ export interface StationOptions extends Omit<FlashRunOptions, 'requests' | 'batc
   /** devices that may be flashed, in inventory order (active, with a disk delta) */
   candidates: string[];
   note?: (line: string) => void;
+  /** read (and check) the build output; called each batch, so a build replaced between batches is checked again */
+  loadInputs?: () => Promise<FlashInputs>;
 }
 
 export interface StationBatch {
@@ -32,7 +34,7 @@ export async function runStationBatch(o: StationOptions): Promise<StationBatch> 
     return { batch: before.batches, assigned, remaining: [], flashedTotal: o.candidates.filter((id) => before.flashed.has(id)).length };
   }
   for (const a of assigned) o.note?.(`slot ${a.slot} (${a.target}) <- ${a.device}`);
-  const inputs = await loadFlashInputs(o.outDir);
+  const inputs = await (o.loadInputs ?? (() => loadFlashInputs(o.outDir)))();
   const run = await runFlash({ ...o, inputs, batch, requests: assigned.map((a) => ({ device: a.device, target: a.target, slot: a.slot })) });
   const after = await log.read();
   return {

@@ -60,35 +60,14 @@ export async function verifyBuild(outDir: string, pinnedFingerprint?: string, op
     warnings,
   });
 
-  const manifestPath = path.join(outDir, 'manifest.json');
-  let manifestBytes: Buffer;
-  let sig: string;
-  try {
-    manifestBytes = await fs.readFile(manifestPath);
-  } catch {
-    problems.push({ path: 'manifest.json', message: `missing: ${manifestPath} (is ${outDir} a build output directory? did the build finish?)` });
-    return result({ ok: false, fingerprint: pinned, error: 'no manifest' });
+  const checked = await checkManifestSignature(outDir, pinned, keysDir);
+  if (!checked.manifestBytes) {
+    problems.push(...checked.problems);
+    return result(checked.signature);
   }
-  try {
-    sig = await fs.readFile(manifestPath + '.asc', 'utf8');
-  } catch {
-    problems.push({ path: 'manifest.json.asc', message: 'missing: the manifest is unsigned' });
-    return result({ ok: false, fingerprint: pinned, error: 'no signature' });
-  }
-
-  // the verification key: keys/ first (what we pinned from), else the copy in OUT — either way it must be the pinned one
-  let v: { ok: boolean; signedAt?: string; error?: string } = { ok: false, error: `no public key for ${pinned} in ${keysDir}/ or ${outDir}/signing-key.asc` };
-  let firstError: string | undefined;
-  for (const candidate of [new KeysLayout(keysDir).buildPublic, path.join(outDir, 'signing-key.asc')]) {
-    const publicKey = await fs.readFile(candidate, 'utf8').catch(() => undefined);
-    if (!publicKey) continue;
-    v = await verifyDetached(manifestBytes, sig, pinned, publicKey);
-    if (v.ok) break;
-    firstError ??= v.error;
-  }
-  if (!v.ok && firstError) v = { ok: false, error: firstError };
-  const signature = { ok: v.ok, fingerprint: pinned, signedAt: v.signedAt, error: v.error };
-  if (!v.ok) problems.push({ path: 'manifest.json.asc', message: v.error ?? 'bad signature' });
+  const manifestBytes = checked.manifestBytes;
+  const signature = checked.signature;
+  problems.push(...checked.problems);
 
   let manifest: { format?: unknown; devices?: unknown };
   try {
@@ -157,4 +136,48 @@ export async function verifyBuild(outDir: string, pinnedFingerprint?: string, op
   problems.sort((x, y) => order(x).localeCompare(order(y)));
   warnings.sort((x, y) => order(x).localeCompare(order(y)));
   return result(signature, (manifest.devices as unknown[]).length, checks.length, bytes);
+}
+
+export interface ManifestSignatureCheck {
+  signature: BuildVerification['signature'];
+  /** the manifest bytes that were checked (absent when there is no manifest): read these, not the file again */
+  manifestBytes?: Buffer;
+  problems: VerifyProblem[];
+}
+
+/**
+ * Only the signature: manifest.json.asc over manifest.json by the pinned key. Cheap (no artifact hashing), for
+ * consumers that check the artifacts they use against the manifest themselves (flash checks each delta).
+ */
+export async function checkManifestSignature(outDir: string, pinned: string, keysDir: string): Promise<ManifestSignatureCheck> {
+  const problems: VerifyProblem[] = [];
+  const manifestPath = path.join(outDir, 'manifest.json');
+  let manifestBytes: Buffer;
+  let sig: string;
+  try {
+    manifestBytes = await fs.readFile(manifestPath);
+  } catch {
+    problems.push({ path: 'manifest.json', message: `missing: ${manifestPath} (is ${outDir} a build output directory? did the build finish?)` });
+    return { signature: { ok: false, fingerprint: pinned, error: 'no manifest' }, problems };
+  }
+  try {
+    sig = await fs.readFile(manifestPath + '.asc', 'utf8');
+  } catch {
+    problems.push({ path: 'manifest.json.asc', message: 'missing: the manifest is unsigned' });
+    return { signature: { ok: false, fingerprint: pinned, error: 'no signature' }, manifestBytes, problems };
+  }
+
+  // the verification key: keys/ first (what we pinned from), else the copy in OUT — either way it must be the pinned one
+  let v: { ok: boolean; signedAt?: string; error?: string } = { ok: false, error: `no public key for ${pinned} in ${keysDir}/ or ${outDir}/signing-key.asc` };
+  let firstError: string | undefined;
+  for (const candidate of [new KeysLayout(keysDir).buildPublic, path.join(outDir, 'signing-key.asc')]) {
+    const publicKey = await fs.readFile(candidate, 'utf8').catch(() => undefined);
+    if (!publicKey) continue;
+    v = await verifyDetached(manifestBytes, sig, pinned, publicKey);
+    if (v.ok) break;
+    firstError ??= v.error;
+  }
+  if (!v.ok && firstError) v = { ok: false, error: firstError };
+  if (!v.ok) problems.push({ path: 'manifest.json.asc', message: v.error ?? 'bad signature' });
+  return { signature: { ok: v.ok, fingerprint: pinned, signedAt: v.signedAt, error: v.error }, manifestBytes, problems };
 }

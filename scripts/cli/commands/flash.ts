@@ -8,10 +8,36 @@ import { runFlash, type FlashRunResult } from '../../flash/flash.ts';
 import { runStationBatch } from '../../flash/station-run.ts';
 import { parseStation, JOB_LOG } from '../../flash/station.ts';
 import { askConfirmation } from '../../flash/confirm.ts';
-import { loadFlashInputs } from '../../flash/build-output.ts';
+import { loadFlashInputs, type FlashInputs } from '../../flash/build-output.ts';
+import { checkManifestSignature } from '../../keys/verify.ts';
+import { normalizeFingerprint } from '../../keys/signing.ts';
+import { KeysError, readPinnedFingerprint } from '../../keys/store.ts';
 
 function strings(v: unknown): string[] {
   return Array.isArray(v) ? (v as string[]) : typeof v === 'string' ? [v] : [];
+}
+
+/**
+ * Nothing reaches a card unless manifest.json carries the pinned build key's signature: the manifest pins each
+ * delta's and the base's sha256, which flash checks before writing, so the chain runs key -> manifest -> bytes.
+ */
+async function signedInputs(ctx: RunContext, outDir: string): Promise<FlashInputs> {
+  if (ctx.options['allow-unsigned']) {
+    ctx.io.err('warning: --allow-unsigned: the build output is NOT checked against the build key signature');
+    return loadFlashInputs(outDir);
+  }
+  let pinned: string;
+  try {
+    pinned = normalizeFingerprint((ctx.options.fingerprint as string | undefined) ?? (await readPinnedFingerprint(path.resolve(ctx.io.cwd, ctx.common.keys))));
+  } catch (err) {
+    if (err instanceof KeysError) throw new UserError(`${err.message}; at a station without the keys directory, give --fingerprint FPR (from "edgeforge keys list" on the build machine)`);
+    throw err;
+  }
+  const check = await checkManifestSignature(outDir, pinned, path.resolve(ctx.io.cwd, ctx.common.keys));
+  if (!check.signature.ok || !check.manifestBytes) {
+    throw new UserError(`refusing to flash: ${ctx.common.out} is not signed by the pinned build key ${pinned}: ${check.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}. Nothing was written.`);
+  }
+  return loadFlashInputs(outDir, check.manifestBytes);
 }
 
 function totals(r: FlashRunResult): string {
@@ -37,8 +63,11 @@ Targets are whole removable block devices (/dev/sdX, /dev/mmcblkN, /dev/disk/by-
 Refused: mounted devices, the system disk, partitions and non-removable disks (unless --force-device), cards
 smaller than the image. In a terminal you confirm each card (model, size, serial) unless --yes.
 --station FILE maps slots to targets and fills them with the next active devices (inventory order) that the
-job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next batch. Details: docs/flashing.md`,
-  common: ['inventory', 'out', 'json'],
+job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next batch.
+Before anything is written, OUT/manifest.json must carry the build key's signature (pinned: --fingerprint, else
+KEYS/build/signing-key.fingerprint); every delta and the base are then checked against the manifest's sha256.
+Details: docs/flashing.md`,
+  common: ['inventory', 'out', 'keys', 'json'],
   options: {
     device: { type: 'string', multiple: true, value: 'ID', description: 'device to flash (pairs with the --target at the same position)' },
     target: { type: 'string', multiple: true, value: 'PATH', description: 'block device or image file for that device' },
@@ -46,6 +75,8 @@ job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next b
     verify: { type: 'boolean', default: false, description: 'read every written range back (bypassing the page cache) and compare' },
     yes: { type: 'boolean', default: false, description: 'do not ask for confirmation (needed for block devices without a terminal)' },
     'force-device': { type: 'boolean', default: false, description: 'allow partitions and non-removable disks (never mounted or system disks)' },
+    fingerprint: { type: 'string', value: 'FPR', description: 'the build key fingerprint to pin (default: KEYS/build/signing-key.fingerprint)' },
+    'allow-unsigned': { type: 'boolean', default: false, description: 'flash a build without checking its signature (warns; for builds made without keys)' },
   },
   examples: [
     'edgeforge flash --device ulsan1-line1-001 --target /dev/sdb --device ulsan1-line1-002 --target /dev/sdc --verify',
@@ -82,14 +113,14 @@ job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next b
         throw new UserError((err as Error).message);
       }
       const fleet = await loadFleet(ctx);
-      const inputs = await loadFlashInputs(outDir);
+      const inputs = await signedInputs(ctx, outDir);
       const built = new Set((inputs.manifest?.devices ?? []).filter((d) => d.artifacts?.some((a) => a.kind === 'disk-delta')).map((d) => d.id));
       const candidates = fleet.active.map((d) => d.id).filter((id) => !inputs.manifest || built.has(id));
       const missing = fleet.active.length - candidates.length;
       if (!candidates.length) throw new UserError(`no active device of ${ctx.common.inventory} has a disk delta in ${ctx.common.out}: run "edgeforge build --base-image FILE" first`);
       if (missing && !ctx.common.json) ctx.io.err(`note: ${missing} active device(s) have no disk delta in ${ctx.common.out} and are not offered (rebuild with --base-image)`);
       for (;;) {
-        const b = await runStationBatch({ ...common, slots, candidates, reporter: reporter(), note: ctx.common.json ? undefined : ctx.io.err });
+        const b = await runStationBatch({ ...common, slots, candidates, loadInputs: () => signedInputs(ctx, outDir), reporter: reporter(), note: ctx.common.json ? undefined : ctx.io.err });
         const results = b.run?.results ?? [];
         const tail = `station: batch ${b.batch}: ${b.flashedTotal}/${candidates.length} device(s) flashed${b.remaining.length ? `, next: ${b.remaining.slice(0, slots.length).join(', ')}` : ', all done'}`;
         if (ctx.common.json) {
@@ -111,7 +142,8 @@ job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next b
 
     if (!devices.length) throw new UsageError('give --device ID --target PATH (repeatable), or --station FILE', flash);
     if (devices.length !== targets.length) throw new UsageError(`${devices.length} --device but ${targets.length} --target: give them in pairs, each --target right after its --device`, flash);
-    const run = await runFlash({ ...common, reporter: reporter(), requests: devices.map((device, i) => ({ device, target: path.resolve(ctx.io.cwd, targets[i]) })) });
+    const inputs = await signedInputs(ctx, outDir);
+    const run = await runFlash({ ...common, inputs, reporter: reporter(), requests: devices.map((device, i) => ({ device, target: path.resolve(ctx.io.cwd, targets[i]) })) });
     if (ctx.common.json) ctx.io.out(JSON.stringify({ devices: run.results }, null, 2));
     else printSummary(ctx, run.results, run);
     return summarize(run.results).exitCode;

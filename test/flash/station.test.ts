@@ -36,10 +36,12 @@ beforeAll(async () => {
 
 describe('flash --station', () => {
   it('fills the slots with the next unflashed devices, batch after batch, and resumes after a crash', async () => {
-    const args = ['flash', '--station', 'station.yaml', '-i', inv, '-o', out.outDir, '--verify'];
+    // the fixture build is unsigned (no keys): the signed path is tested with a real build in build-output.test.ts
+    const args = ['flash', '--station', 'station.yaml', '-i', inv, '-o', out.outDir, '--verify', '--allow-unsigned'];
     // batch 1
     let c = io();
     expect(await main([...args, '--json'], c.io)).toBe(0);
+    expect(c.o.stderr).toMatch(/--allow-unsigned: the build output is NOT checked/);
     let doc = JSON.parse(c.o.stdout);
     expect(doc.devices.map((d: { id: string }) => d.id)).toEqual(ids.slice(0, 2));
     expect(doc.devices.every((d: { status: string; phase: string }) => d.status === 'ok' && d.phase === 'verify')).toBe(true);
@@ -79,16 +81,16 @@ describe('flash --station', () => {
 
   it('pairs --device with --target and reports per device in --json; bad usage exits 2', async () => {
     let c = io();
-    expect(await main(['flash', '-o', out.outDir, '--device', ids[0], '--target', 'a.img', '--device', ids[1]], c.io)).toBe(2);
+    expect(await main(['flash', '--allow-unsigned', '-o', out.outDir, '--device', ids[0], '--target', 'a.img', '--device', ids[1]], c.io)).toBe(2);
     expect(c.o.stderr).toMatch(/2 --device but 1 --target/);
     c = io();
-    expect(await main(['flash', '-o', out.outDir, '--device', ids[0], '--target', 'a.img', '--device', ids[1], '--target', 'b.img', '--json'], c.io)).toBe(0);
+    expect(await main(['flash', '--allow-unsigned', '-o', out.outDir, '--device', ids[0], '--target', 'a.img', '--device', ids[1], '--target', 'b.img', '--json'], c.io)).toBe(0);
     const doc = JSON.parse(c.o.stdout);
     expect(doc.devices).toHaveLength(2);
     for (const d of doc.devices) expect(Object.keys(d).sort()).toEqual(['id', 'message', 'phase', 'status']);
     expect(sha(readFileSync(path.join(dir, 'b.img')))).toBe(sha(await out.materialized(ids[1])));
     c = io();
-    expect(await main(['flash', '-o', out.outDir, '--device', ids[0], '--target', path.join(dir, 'nodir/x.img'), '--json'], c.io)).toBe(1);
+    expect(await main(['flash', '--allow-unsigned', '-o', out.outDir, '--device', ids[0], '--target', path.join(dir, 'nodir/x.img'), '--json'], c.io)).toBe(1);
     expect(JSON.parse(c.o.stdout).devices[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
   });
 });

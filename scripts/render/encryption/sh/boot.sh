@@ -47,16 +47,19 @@ edv_managed_block() {
   rm -f "$STATE/tmp/edv-block"
 }
 
-# edv_install_boot UUID: crypttab, fstab, the unlock program and unit, K3s drop-ins
+# edv_install_boot UUID: fstab, the unlock program and unit, K3s drop-ins (crypttab: a comment only)
 edv_install_boot() {
   ib_uuid=$1
   EDV_CHANGED=0
   edv_put_text "EDV_UUID=$ib_uuid
 EDV_NAME=$EDV_NAME
 EDV_DEVICE_ID=$EF_DEVICE_ID" "$R/etc/edgeforge/data-volume.conf" 0644
-  # documents the volume for admins and tools (cryptdisks_start, systemd-cryptsetup for a manual unlock
-  # with the recovery passphrase); noauto because edgeforge-unlock-data opens it, with retries
-  edv_managed_block "$R/etc/crypttab" data-volume "$EDV_NAME UUID=$ib_uuid none luks,noauto,_netdev"
+  # No live crypttab entry: systemd-cryptsetup-generator makes /dev/mapper/$EDV_NAME require
+  # systemd-cryptsetup@$EDV_NAME.service even with noauto, and with tang down that unit asks for a passphrase
+  # on the console (found by the qemu e2e test: minutes of boot delay, a prompt no one answers).
+  # edgeforge-unlock-data is the only opener; the comment tells an admin the manual way.
+  edv_managed_block "$R/etc/crypttab" data-volume "# $EDV_NAME UUID=$ib_uuid none luks  (opened by edgeforge-unlock-data, not here: see /usr/local/sbin/edgeforge-unlock-data)
+# by hand, with the recovery passphrase (edgeforge keys recover $EF_DEVICE_ID): cryptsetup open /dev/disk/by-uuid/$ib_uuid $EDV_NAME && systemctl start k3s"
   ib_fstab="/dev/mapper/$EDV_NAME $EDV_DATA_MOUNT ext4 defaults,noatime,nofail,x-systemd.requires=edgeforge-data-unlock.service,x-systemd.device-timeout=0 0 2"
   for ib_b in $EDV_BINDS; do
     ib_fstab="$ib_fstab
@@ -71,7 +74,7 @@ $EDV_DATA_MOUNT/${ib_b#*:} ${ib_b%%:*} none bind,nofail,x-systemd.requires-mount
   if [ "$EDV_CHANGED" = 1 ]; then
     sys systemctl daemon-reload || die "systemctl daemon-reload failed"
     sys systemctl enable edgeforge-data-unlock.service >/dev/null 2>&1 || die "cannot enable edgeforge-data-unlock.service"
-    log "boot unlock installed: crypttab, fstab (nofail), edgeforge-data-unlock.service, K3s waits via RequiresMountsFor"
+    log "boot unlock installed: fstab (nofail), edgeforge-data-unlock.service, K3s waits via RequiresMountsFor"
   fi
 }
 

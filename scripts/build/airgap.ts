@@ -1,6 +1,8 @@
 // The K3s airgap bundle (binary, images, install script) from the inventory's k3s.install.bundle directory:
 // verified against the pinned sha256 at BUILD time (a wrong file never reaches a device), staged once under
-// OUT/k3s-airgap/, and hard-linked into each device's bundle/k3s/airgap/ (a copy where links cannot cross).
+// OUT/k3s-airgap/, and hard-linked into each device's bundle/k3s/airgap/ (a copy where links cannot cross)
+// for provision. With --base-image they also go into the fleet base's EFK3S partition (airgapFleetBase), which
+// is how a device booted from its image gets them (first boot mounts that partition read-only).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../inventory/fleet.ts';
@@ -8,6 +10,8 @@ import { UserError } from '../cli/command.ts';
 import { airgapFiles } from '../render/device.ts';
 import { tempPathFor } from '../util/atomic.ts';
 import { sha256OfFile } from '../util/hash.ts';
+import { prepareBase, type PreparedBase } from '../disk/base.ts';
+import { deriveFleetBase } from '../disk/fleet-base.ts';
 
 export interface StagedAirgap {
   files: { name: string; sha256: string; bytes: number; staged: string }[];
@@ -75,4 +79,39 @@ export async function linkAirgapInto(staged: StagedAirgap, deviceDir: string): P
     out.push({ path: rel, sha256: f.sha256, bytes: f.bytes });
   }
   return out;
+}
+
+/** The manifest's record of the fleet base (under baseImage.fleetBase): what flash writes besides the deltas. */
+export interface FleetBaseManifest {
+  /** relative to OUT */
+  path: string;
+  sha256: string;
+  bytes: number;
+  /** the airgap partition: where the first-boot program finds the K3s files */
+  airgapPartition: { number: number; scheme: 'gpt' | 'mbr'; start: number; size: number; name: string; label: string };
+}
+
+/**
+ * With a base image and an airgap install: the fleet base (the base + one FAT32 partition EFK3S holding the
+ * three verified airgap files), derived once under OUT/base/ and reused while the inputs are the same. The
+ * returned PreparedBase is what every device's delta, the base record, materialize and flash use.
+ */
+export async function airgapFleetBase(
+  staged: StagedAirgap,
+  base: { path: string; sha256: string },
+  outDir: string,
+): Promise<{ base: PreparedBase; manifest: FleetBaseManifest; reused: boolean }> {
+  const input = await prepareBase({ path: base.path, sha256: base.sha256 });
+  let d;
+  try {
+    d = await deriveFleetBase({ base: input, files: staged.files.map((f) => ({ name: f.name, path: f.staged, sha256: f.sha256, bytes: f.bytes })), outDir });
+  } catch (err) {
+    throw new UserError(`cannot add the K3s airgap partition to the base image ${base.path}: ${(err as Error).message}. Nothing was written for the devices.`);
+  }
+  const p = d.info.partition;
+  return {
+    base: d.base,
+    reused: d.reused,
+    manifest: { path: d.info.path, sha256: d.info.sha256, bytes: d.info.size, airgapPartition: { number: p.number, scheme: p.scheme, start: p.start, size: p.size, name: p.name, label: p.label } },
+  };
 }

@@ -8,6 +8,8 @@
 //   manifest.json, manifest.json.asc, signing-key.asc
 //   k3s-airgap/*                       airgap installs: the verified bundle, once
 //   base/base.json                     with --base-image: the base the deltas apply to (disk stage)
+//   base/fleet-<key>.img (+ .json)     with --base-image and an airgap install: the base + the EFK3S partition
+//                                      holding the K3s airgap files; base.json, deltas, flash use it
 //   devices/<id>/seed/{user-data,meta-data,network-config}
 //   devices/<id>/seed.img              FAT "CIDATA" with the three seed files
 //   devices/<id>/bundle/...            the first-boot bundle (see scripts/render/device.ts)
@@ -26,7 +28,8 @@ import type { DeviceResult, Reporter } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
-import { linkAirgapInto, stageAirgap } from './airgap.ts';
+import { airgapFleetBase, linkAirgapInto, stageAirgap } from './airgap.ts';
+import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { writeDeviceDir } from './write.ts';
 import { inShard } from '../lifecycle/shard.ts';
@@ -120,6 +123,13 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   await fs.mkdir(outDir, { recursive: true });
   await sweepTempFiles(outDir);
   const airgap = await stageAirgap(fleet, o.inventoryPath, outDir);
+  // the airgap files go into the base (one partition, fleet-wide), not into every device's delta
+  let diskBase: PreparedBase | undefined;
+  if (o.baseImage && baseImage && airgap) {
+    const fb = await airgapFleetBase(airgap, { path: o.baseImage.path, sha256: baseImage.sha256 }, outDir);
+    diskBase = fb.base;
+    baseImage = { ...baseImage, fleetBase: fb.manifest };
+  }
 
   reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id));
   let secrets: Map<string, DeviceSecrets>;
@@ -156,7 +166,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
             const layout = d.profile.baseImage.layout;
             let p: PersonalizeResult | undefined;
             try {
-              p = await personalize({ basePath: o.baseImage.path, baseSha256: baseImage.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch });
+              p = await personalize({ base: diskBase, basePath: o.baseImage.path, baseSha256: baseImage.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch });
             } catch (err) {
               // one --base-image fits one layout: devices of another profile keep their seed image only
               if (!/expects a \w+ base/.test((err as Error).message)) throw err;

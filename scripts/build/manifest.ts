@@ -2,6 +2,7 @@
 // same build gives the same bytes (devices in inventory order, artifacts by path, no timestamps but
 // SOURCE_DATE_EPOCH).
 import type { ArtifactKind } from '../render/files.ts';
+import type { FleetBaseManifest } from './airgap.ts';
 
 export const MANIFEST_FORMAT = 'edgeforge-manifest/1';
 
@@ -27,7 +28,8 @@ export interface Manifest {
   fleet: string;
   inventorySha256: string;
   sourceDateEpoch: number;
-  baseImage?: { path: string; sha256: string };
+  /** the --base-image file as given; fleetBase: what the deltas apply to when an airgap partition was added */
+  baseImage?: { path: string; sha256: string; fleetBase?: FleetBaseManifest };
   gitops?: { path: string };
   devices: ManifestDevice[];
 }

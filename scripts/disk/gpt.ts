@@ -176,3 +176,42 @@ export function gptGaps(gpt: Gpt): { firstLba: number; lastLba: number }[] {
   }
   return gaps;
 }
+
+/**
+ * Moves the backup GPT to the end of a disk of `totalSectors` (an image that grew) and extends the usable
+ * range up to it. The old backup header and entry array are zeroed, so no stale "EFI PART" is left in the
+ * middle of the disk. Both headers are written whole, CRCs recomputed; `gpt` is updated in place.
+ */
+export async function moveGptBackup(dev: BlockDev, gpt: Gpt, totalSectors: number): Promise<void> {
+  const h = gpt.primary;
+  if (totalSectors * SECTOR > dev.size) throw new Error(`disk of ${totalSectors} sectors does not fit a device of ${dev.size} bytes`);
+  const entriesSectors = Math.ceil((h.entryCount * h.entrySize) / SECTOR);
+  const backupLba = totalSectors - 1;
+  const backupEntriesLba = backupLba - entriesSectors;
+  const lastUsableLba = backupEntriesLba - 1;
+  const maxEnd = Math.max(0, ...gpt.entries.map((e) => e.lastLba));
+  if (lastUsableLba < maxEnd) throw new Error(`cannot move the backup GPT to sector ${backupLba}: partitions run to sector ${maxEnd}`);
+  // the old backup (header + entries) goes, unless it is exactly where the new one will be
+  if (gpt.backup && h.backupLba !== backupLba) {
+    await dev.write(gpt.backup.entriesLba * SECTOR, new Uint8Array(entriesSectors * SECTOR));
+    await dev.write(h.backupLba * SECTOR, new Uint8Array(SECTOR));
+  }
+  const prim = Buffer.from(await dev.read(SECTOR, SECTOR));
+  prim.writeBigUInt64LE(BigInt(backupLba), 32);
+  prim.writeBigUInt64LE(BigInt(lastUsableLba), 48);
+  prim.writeUInt32LE(0, 16);
+  prim.writeUInt32LE(crc32(prim.subarray(0, h.headerSize)), 16);
+  const back = Buffer.from(prim);
+  back.writeBigUInt64LE(BigInt(backupLba), 24);
+  back.writeBigUInt64LE(1n, 32);
+  back.writeBigUInt64LE(BigInt(backupEntriesLba), 72);
+  back.writeUInt32LE(0, 16);
+  back.writeUInt32LE(crc32(back.subarray(0, h.headerSize)), 16);
+  const entries = Buffer.alloc(entriesSectors * SECTOR);
+  entries.set(gpt.rawEntries);
+  await dev.write(backupEntriesLba * SECTOR, entries);
+  await dev.write(backupLba * SECTOR, back);
+  await dev.write(SECTOR, prim);
+  gpt.primary = { ...h, backupLba, lastUsableLba };
+  gpt.backup = { ...h, currentLba: backupLba, backupLba: 1, lastUsableLba, entriesLba: backupEntriesLba };
+}

@@ -221,6 +221,36 @@ export class FatFs {
     }
   }
 
+  /**
+   * Creates (or replaces) a file of `size` bytes whose content comes from `source(offset, length)`, written run
+   * by run in pieces of at most `chunk` bytes: a 200 MB K3s image tarball never has to sit in memory whole.
+   */
+  async writeFileFrom(path: string, size: number, source: (offset: number, length: number) => Promise<Uint8Array>, chunk = 8 << 20): Promise<void> {
+    if (await this.stat(path)) await this.remove(path);
+    const { dirs, name } = this.split(path);
+    const d = await this.walkTo(dirs, true);
+    const cs = this.layout.clusterSize;
+    const chain = this.fat.allocate(Math.ceil(size / cs));
+    if (chain.length) this.fat.link(chain);
+    const step = Math.max(cs, Math.floor(chunk / cs) * cs);
+    let pos = 0; // file offset of the run's first cluster
+    for (const [c, n] of this.runs(chain)) {
+      for (let k = 0; k < n * cs; k += step) {
+        const len = Math.min(step, n * cs - k);
+        const want = Math.max(0, Math.min(len, size - (pos + k)));
+        const buf = Buffer.alloc(len); // the tail of the last cluster stays zero
+        if (want > 0) {
+          const got = await source(pos + k, want);
+          if (got.length !== want) throw new Error(`${path}: source gave ${got.length} bytes at ${pos + k}, expected ${want}`);
+          buf.set(got, 0);
+        }
+        await this.dev.write(this.clusterOffset(c) + k, buf);
+      }
+      pos += n * cs;
+    }
+    await this.insert(d, encodeEntry(name, shortNamesOf(d.bytes), ATTR.archive, chain[0] ?? 0, size, this.stamp));
+  }
+
   /** Removes a file, or a directory with everything under it. Returns false if it did not exist. */
   async remove(path: string): Promise<boolean> {
     const { dirs, name } = this.split(path);

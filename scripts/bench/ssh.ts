@@ -68,8 +68,8 @@ async function opensshRun(f: Fleetlet, out: string, c: number, knownHosts: strin
     return [e.port, path.join(out, 'devices', e.name, 'bundle'), staging].join(' ');
   });
   const sshOpts = `-i ${f.clientKey} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts} -o LogLevel=ERROR`;
-  // the remote command is the same string edgeforge runs in its apply phase (check, sudo, first-boot program)
-  const remote = applyCommand('$STAGING', 'firstboot.sh', 'sudo -n -- ').replaceAll(`'$STAGING'`, '"$STAGING"');
+  // the remote command is the same string edgeforge runs in its apply phase for a root login (check, first-boot program)
+  const remote = applyCommand('$STAGING', 'firstboot.sh', '').replaceAll(`'$STAGING'`, '"$STAGING"');
   const script = `port=$1; src=$2; STAGING=$3
 scp -q -r ${sshOpts} -P "$port" "$src" "root@127.0.0.1:$STAGING" &&
 ssh ${sshOpts} -p "$port" root@127.0.0.1 "STAGING='$STAGING'; $(cat ${path.join(out, 'remote.sh')})" >/dev/null 2>&1`;
@@ -114,7 +114,7 @@ const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
 for (const n of sizes) {
   const tmp = mkdtempSync(path.join(tmpdir(), 'ef-bench-ssh-'));
   const t0 = Date.now();
-  const f = await startEndpoints(n, { dir: path.join(tmp, 'sshd') });
+  const f = await startEndpoints(n, { dir: path.join(tmp, 'sshd'), noReexec: !process.argv.includes('--reexec') });
   current = f;
   const startS = (Date.now() - t0) / 1000;
   const out = path.join(tmp, 'out');

@@ -13,10 +13,11 @@ export function sudoPassword(run: DeviceRun): string | undefined {
   return v;
 }
 
-/** The command prefix and stdin for root. Root without sudo installed runs the command directly. */
+/** The command prefix and stdin for root. A root login runs the command directly: sudo would add a process
+ * (and a PAM session) per device for nothing. */
 export function asRoot(run: DeviceRun): { prefix: string; stdin?: string } {
   const f = run.facts;
-  if (f && !f.sudo && f.uid === 0) return { prefix: '' };
+  if (f && f.uid === 0) return { prefix: '' };
   if (run.sudoPassword !== undefined) return { prefix: "sudo -S -p '' -- ", stdin: run.sudoPassword + '\n' };
   return { prefix: 'sudo -n -- ' };
 }

@@ -92,6 +92,12 @@ export interface EndpointOptions {
   /** create <root>/sys/module/wireguard (the kernel module check) — default true */
   wireguard?: boolean;
   logLevel?: string;
+  /**
+   * sshd -r: fork per connection without re-executing sshd (no dynamic linking per connection). For the
+   * benchmark, where a thousand "devices" share the provisioning machine's two cores: a real device pays its
+   * own sshd's cost on its own CPU.
+   */
+  noReexec?: boolean;
 }
 
 export class Endpoint {
@@ -152,7 +158,7 @@ export class Endpoint {
     // privilege separation needs its empty directory (the system's sshd service creates it at boot)
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     this.stderr = '';
-    const p = spawn(SSHD, ['-D', '-e', '-f', this.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(SSHD, ['-D', '-e', ...(this.opts.noReexec ? ['-r'] : []), '-f', this.config], { stdio: ['ignore', 'ignore', 'pipe'] });
     p.stderr!.on('data', (d: Buffer) => {
       if (this.stderr.length < 1 << 20) this.stderr += d.toString();
     });

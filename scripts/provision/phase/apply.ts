@@ -21,12 +21,10 @@ S=$1; R=\${2%/}; D="$R/var/lib/edgeforge"; B="$D/bundle"
 umask 077
 [ -d "$D" ] || mkdir -p "$D"
 for o in "$B.new" "$B.old"; do if [ -e "$o" ]; then rm -rf "$o"; fi; done
-mv "$S" "$B.new"
-chown -R 0:0 "$B.new"
-chmod 0700 "$B.new"
-if [ -e "$B" ]; then mv "$B" "$B.old"; fi
-mv "$B.new" "$B"
-if [ -e "$B.old" ]; then rm -rf "$B.old"; fi
+# uploaded by a non-root login (then sudo): the files are that user's until root takes them over. A root
+# login's staging directory is already root's and 0700 (SFTP mkdir), so no process is spent on it.
+if [ ! -O "$S" ]; then chown -R 0:0 "$S"; chmod 0700 "$S"; fi
+if [ -e "$B" ]; then mv "$B" "$B.old"; mv "$S" "$B"; rm -rf "$B.old"; else mv "$S" "$B"; fi
 for o in "$R"/var/tmp/edgeforge-bundle-*; do if [ -d "$o" ]; then rm -rf "$o"; fi; done
 export EDGEFORGE_BUNDLE="$B"
 cd "$B"

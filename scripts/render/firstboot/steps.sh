@@ -177,6 +177,32 @@ step_encrypt_data_volume() {
   esac
 }
 
+# The K3s airgap partition of an edgeforge disk image (GPT name edgeforge-k3s, FAT label EFK3S), mounted
+# read-only on $K_MNT until k3s_airgap_release (also on exit: die unmounts it). Dies naming both places
+# when neither the bundle nor the partition has the files.
+k3s_airgap_mount() {
+  km_part=
+  for km_c in "$R/dev/disk/by-partlabel/edgeforge-k3s" "$R/dev/disk/by-label/EFK3S"; do
+    if [ -e "$km_c" ]; then km_part=$km_c && break; fi
+  done
+  [ -n "$km_part" ] || die "the K3s airgap files are not on this device: not in $BUNDLE/k3s/airgap, and no K3s airgap partition (/dev/disk/by-partlabel/edgeforge-k3s or /dev/disk/by-label/EFK3S). Flash an image built with 'edgeforge build --base-image' in airgap mode (it carries that partition), or deliver the files with 'edgeforge provision', then run this program again"
+  K_MNT="$STATE/tmp/k3s-airgap.mnt"
+  mkdir -p "$K_MNT" || die "cannot create $K_MNT"
+  # a run killed while it was mounted left it mounted
+  if mountpoint -q "$K_MNT" 2>/dev/null; then sys umount "$K_MNT" || die "cannot unmount the stale $K_MNT"; fi
+  trap k3s_airgap_release EXIT
+  sys mount -t vfat -o ro,nosuid,nodev,noexec "$km_part" "$K_MNT" || die "cannot mount the K3s airgap partition ${km_part#"$R"} read-only on $K_MNT"
+  log "reading the K3s airgap files from partition ${km_part#"$R"} (mounted read-only)"
+}
+
+k3s_airgap_release() {
+  [ -n "${K_MNT:-}" ] || return 0
+  sys umount "$K_MNT" || log "warning: cannot unmount $K_MNT (still in use?)"
+  rmdir "$K_MNT" 2>/dev/null || true
+  K_MNT=
+  trap - EXIT
+}
+
 step_k3s() {
   mkdir -p "$STATE/secrets" || die "cannot create $STATE/secrets"
   chmod 0700 "$STATE/secrets" || die "cannot chmod $STATE/secrets"
@@ -229,7 +255,11 @@ step_k3s() {
       die "the K3s installer failed (see its output above)"
   else
     k_dir="$BUNDLE/k3s/airgap"
-    [ -f "$k_dir/k3s-arm64" ] || die "the K3s airgap files are not on this device ($k_dir): they are too big for the seed. Deliver them with 'edgeforge provision', or bake them into the base image under /var/lib/edgeforge/bundle/k3s/airgap/, then run this program again"
+    K_MNT=
+    # too big for the seed: a disk image carries them on its own partition (the fleet base's EFK3S FAT),
+    # `provision` uploads them into the bundle
+    [ -f "$k_dir/k3s-arm64" ] || k3s_airgap_mount
+    [ -n "$K_MNT" ] && k_dir=$K_MNT
     check_sha "$k_dir/k3s-arm64" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
     check_sha "$k_dir/k3s-airgap-images-arm64.tar.zst" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
     check_sha "$k_dir/install.sh" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
@@ -238,6 +268,7 @@ step_k3s() {
     install -m 0644 "$k_dir/k3s-airgap-images-arm64.tar.zst" "$R/var/lib/rancher/k3s/agent/images/" || die "cannot place the K3s images"
     sys env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$EF_K3S_VERSION" INSTALL_K3S_EXEC="$EF_K3S_EXEC" INSTALL_K3S_SKIP_START="$k_skip_start" sh "$k_dir/install.sh" ||
       die "the K3s installer failed (see its output above)"
+    k3s_airgap_release
   fi
   printf '%s\n' "$k_want" >"$STATE/k3s-installed"
   log "K3s $EF_K3S_VERSION installed ($EF_K3S_INSTALL_MODE, $k_service)$([ "$k_skip_start" = true ] && echo '; it starts after the reboot')"

@@ -30,8 +30,9 @@ edv_sfdisk_parts() {
   sed -n 's/^\([^ ]*[^0-9]\)\([0-9][0-9]*\) *: *start= *\([0-9][0-9]*\), *size= *\([0-9][0-9]*\).*/\2 \3 \4/p'
 }
 
-# edv_append_partition DISK ROOTNUM MIN_MIB: a new partition in the free space after the root partition
-# (up to the next partition or the end of the disk). Prints the new partition's number.
+# edv_append_partition DISK ROOTNUM MIN_MIB: a new partition in the free space after the root partition and
+# every partition that follows it (an edgeforge image puts its K3s airgap partition EFK3S right after root),
+# up to the end of the disk. Prints the new partition's number.
 edv_append_partition() {
   ap_disk=$1 ap_root=$2 ap_min=$3
   ap_dump=$(sfdisk -d "$ap_disk" 2>/dev/null) || die "cannot read the partition table of $ap_disk (sfdisk -d)"
@@ -54,12 +55,14 @@ edv_append_partition() {
   ap_rs=$(printf '%s\n' "$ap_parts" | awk -v n="$ap_root" '$1 == n { print $2 }')
   ap_rz=$(printf '%s\n' "$ap_parts" | awk -v n="$ap_root" '$1 == n { print $3 }')
   [ -n "$ap_rs" ] || die "root partition $ap_root not found on $ap_disk"
-  ap_start=$(((ap_rs + ap_rz + 2047) / 2048 * 2048)) # 1 MiB aligned, as every partitioner does
-  ap_next=$(printf '%s\n' "$ap_parts" | awk -v s="$ap_rs" -v e="$ap_end" 'BEGIN { m = e } $2 > s && $2 < m { m = $2 } END { print m }')
+  # the end of the last partition at or after root (root itself when none follows it)
+  ap_after=$(printf '%s\n' "$ap_parts" | awk -v s="$ap_rs" -v m="$((ap_rs + ap_rz))" '$2 >= s && $2 + $3 > m { m = $2 + $3 } END { print m }')
+  ap_start=$(((ap_after + 2047) / 2048 * 2048)) # 1 MiB aligned, as every partitioner does
+  ap_next=$(printf '%s\n' "$ap_parts" | awk -v s="$ap_start" -v e="$ap_end" 'BEGIN { m = e } $2 >= s && $2 < m { m = $2 } END { print m }')
   # whole MiB: LUKS2 with 4 KiB sectors refuses a device whose size is not a multiple of its sector size
   ap_size=$(((ap_next - ap_start) / 2048 * 2048))
   if [ "$ap_size" -lt $((ap_min * 2048)) ]; then
-    die "only $((ap_size > 0 ? ap_size / 2048 : 0)) MiB free after the root partition of $ap_disk (need $ap_min MiB for the encrypted data volume). The root filesystem was probably grown over the whole disk: with encryption on, the base image must not grow root (cloud-init growpart off), or name a partition/disk in the profile (storage.dataPartition)"
+    die "only $((ap_size > 0 ? ap_size / 2048 : 0)) MiB free after the root partition of $ap_disk (and the partitions after it) (need $ap_min MiB for the encrypted data volume). The root filesystem was probably grown over the whole disk: with encryption on, the base image must not grow root (cloud-init growpart off), or name a partition/disk in the profile (storage.dataPartition)"
   fi
   if [ "$ap_label" = dos ]; then
     ap_count=$(printf '%s\n' "$ap_parts" | awk '$1 <= 4' | grep -c .)

@@ -1,0 +1,168 @@
+// `build --base-image` with an airgap K3s install: the airgap files go into the fleet base's EFK3S partition
+// (once per build output), the deltas stay per-device small, the base record / `image materialize` / flash
+// inputs all use the fleet base, the manifest records it and still verifies, and a rebuild gives the same bytes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as openpgp from 'openpgp';
+import { runCli } from '../helpers.ts';
+import { exampleFleet, fixedSecretsFor } from '../render/fixtures.ts';
+import { build, type BuildOptions } from '../../scripts/build/build.ts';
+import type { SecretsSource } from '../../scripts/build/secrets.ts';
+import type { Manifest } from '../../scripts/build/manifest.ts';
+import { JsonReporter } from '../../scripts/ui/reporter.ts';
+import { verifyBuild } from '../../scripts/keys/verify.ts';
+import { readBaseRecord } from '../../scripts/disk/output.ts';
+import { MAX_DELTA_BYTES } from '../../scripts/disk/personalize.ts';
+import { loadFlashInputs } from '../../scripts/flash/build-output.ts';
+import { sha256Hex } from '../../scripts/util/hash.ts';
+import type { Fleet } from '../../scripts/inventory/fleet.ts';
+import { buildRaspiFixture, MT_ENV, pseudo, run, type Fixture } from '../disk/fixtures.ts';
+import { fsckFat, mcopyOut } from '../disk/helpers.ts';
+
+const EPOCH = 1767225600;
+let tmp: string;
+let fleet: Fleet;
+let inventory: string;
+let signingKey: openpgp.PrivateKey;
+let fx: Fixture;
+const blobs: Record<string, Buffer> = {
+  'k3s-arm64': pseudo('airgap-base k3s', 700_001),
+  'k3s-airgap-images-arm64.tar.zst': pseudo('airgap-base images', 1_500_003),
+  'install.sh': Buffer.from('#!/bin/sh\necho fake installer\n'),
+};
+
+function source(): SecretsSource {
+  return {
+    async secretsFor(devices) {
+      return new Map(devices.map((d) => [d.id, fixedSecretsFor(d)]));
+    },
+    async sign(data, epoch) {
+      const signature = await openpgp.sign({ message: await openpgp.createMessage({ binary: data }), signingKeys: signingKey, detached: true, format: 'armored', date: new Date(epoch * 1000), config: { nonDeterministicSignaturesViaNotation: false } });
+      return { signature, publicKey: signingKey.toPublic().armor(), fingerprint: signingKey.getFingerprint().toUpperCase() };
+    },
+    async close() {},
+  };
+}
+
+function opts(out: string, extra: Partial<BuildOptions> = {}): BuildOptions {
+  return {
+    fleet,
+    inventoryPath: inventory,
+    outDir: out,
+    sourceDateEpoch: EPOCH,
+    concurrency: 2,
+    reporter: new JsonReporter(),
+    secrets: source(),
+    baseImage: { given: 'base/raspi.img', path: fx.path },
+    ...extra,
+  };
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(path.join(tmpdir(), 'ef-airgap-base-'));
+  const f = structuredClone(await exampleFleet());
+  const inv = path.join(tmp, 'inv');
+  mkdirSync(path.join(inv, 'bundles/k3s'), { recursive: true });
+  for (const [n, b] of Object.entries(blobs)) writeFileSync(path.join(inv, 'bundles/k3s', n), b);
+  f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(blobs['install.sh']) } };
+  fleet = f;
+  inventory = path.join(inv, 'inventory.yaml');
+  signingKey = (await openpgp.generateKey({ type: 'curve25519', userIDs: [{ name: 'test build key' }], date: new Date(EPOCH * 1000 - 1000), format: 'object' })).privateKey;
+  fx = buildRaspiFixture(path.join(tmp, 'base'));
+}, 60_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('build --base-image, airgap install: the K3s files travel in the fleet base', () => {
+  let out: string;
+  let manifest: Manifest;
+  beforeAll(async () => {
+    out = path.join(tmp, 'out');
+    const r = await build(opts(out));
+    expect(r.results.filter((x) => x.status !== 'ok')).toEqual([]);
+    manifest = r.manifest;
+  }, 180_000);
+
+  it('records the fleet base in the manifest and the base record; the input base is untouched', async () => {
+    const fb = manifest.baseImage!.fleetBase!;
+    expect(manifest.baseImage).toMatchObject({ path: 'base/raspi.img', sha256: fx.sha256 });
+    expect(fb.path).toMatch(/^base\/fleet-[0-9a-f]{16}\.img$/);
+    expect(fb.airgapPartition).toMatchObject({ number: 3, scheme: 'mbr', label: 'EFK3S' });
+    const img = path.join(out, fb.path);
+    expect(sha256Hex(readFileSync(img))).toBe(fb.sha256);
+    expect(statSync(img).size).toBe(fb.bytes);
+    const rec = await readBaseRecord(out);
+    expect(rec.input).toEqual({ path: fx.path, sha256: fx.sha256 });
+    expect(rec.raw).toMatchObject({ path: img, sha256: fb.sha256, size: fb.bytes });
+    expect(sha256Hex(readFileSync(fx.path))).toBe(fx.sha256);
+    // the signature and every artifact still verify
+    const v = await verifyBuild(out, signingKey.getFingerprint());
+    expect(v.problems).toEqual([]);
+    expect(v.ok).toBe(true);
+  });
+
+  it('the partition (sfdisk) holds the three files byte for byte (mtools), its FAT is clean (fsck.vfat)', () => {
+    const fb = manifest.baseImage!.fleetBase!;
+    const img = path.join(out, fb.path);
+    const p3 = JSON.parse(run('sfdisk', ['-J', img])).partitiontable.partitions[2];
+    expect(p3).toMatchObject({ node: `${img}3`, start: fb.airgapPartition.start / 512, size: fb.airgapPartition.size / 512, type: 'c' });
+    fsckFat(img, fb.airgapPartition.start, fb.airgapPartition.size, tmp);
+    for (const [n, b] of Object.entries(blobs)) expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, n, tmp)), n).toBe(sha256Hex(b));
+  });
+
+  it('every disk delta stays far under 2 MiB (the files are not in it) and applies to the fleet base', async () => {
+    const deltas = manifest.devices.flatMap((d) => d.artifacts.filter((a) => a.kind === 'disk-delta'));
+    expect(deltas.length).toBeGreaterThan(0);
+    for (const a of deltas) {
+      expect(a.bytes).toBeLessThan(MAX_DELTA_BYTES);
+      expect(a.bytes).toBeLessThan(blobs['k3s-airgap-images-arm64.tar.zst'].length); // would not fit if the files were in it
+    }
+    // what flash reads: the fleet base and deltas made for it
+    const inputs = await loadFlashInputs(out);
+    expect(inputs.base.path).toBe(path.join(out, manifest.baseImage!.fleetBase!.path));
+    expect(inputs.base.sha256).toBe(manifest.baseImage!.fleetBase!.sha256);
+    const d = await inputs.delta('ulsan1-line1-001');
+    expect(d.delta.baseSha256).toBe(manifest.baseImage!.fleetBase!.sha256);
+  });
+
+  it('`image materialize` writes an image with the airgap partition and the device seed', async () => {
+    const img = path.join(tmp, 'ulsan1.img');
+    const r = await runCli(['image', 'materialize', '--out', out, '--device', 'ulsan1-line1-001', '--to', img]);
+    expect(r.code, r.stderr).toBe(0);
+    const fb = manifest.baseImage!.fleetBase!;
+    const t = JSON.parse(run('sfdisk', ['-J', img])).partitiontable.partitions;
+    expect(t).toHaveLength(3);
+    expect(t[2]).toMatchObject({ start: fb.airgapPartition.start / 512, type: 'c' });
+    for (const [n, b] of Object.entries(blobs)) expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, n, tmp)), n).toBe(sha256Hex(b));
+    const ud = execFileSync('mtype', ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
+    expect(sha256Hex(ud)).toBe(sha256Hex(readFileSync(path.join(out, 'devices/ulsan1-line1-001/seed/user-data'))));
+  }, 60_000);
+
+  it('a rebuild is byte-identical: in place (the fleet base is reused) and in a fresh output directory', async () => {
+    const fbPath = path.join(out, manifest.baseImage!.fleetBase!.path);
+    const ino = statSync(fbPath).ino;
+    const before = readFileSync(path.join(out, 'manifest.json'));
+    await build(opts(out));
+    expect(readFileSync(path.join(out, 'manifest.json')).equals(before)).toBe(true);
+    expect(statSync(fbPath).ino).toBe(ino); // reused, not rewritten
+    const out2 = path.join(tmp, 'out2');
+    await build(opts(out2));
+    expect(readFileSync(path.join(out2, 'manifest.json')).equals(before)).toBe(true);
+    expect(readFileSync(path.join(out2, manifest.baseImage!.fleetBase!.path)).equals(readFileSync(fbPath))).toBe(true);
+    for (const d of manifest.devices.filter((x) => x.artifacts.some((a) => a.kind === 'disk-delta'))) {
+      expect(readFileSync(path.join(out2, 'devices', d.id, 'disk.delta')).equals(readFileSync(path.join(out, 'devices', d.id, 'disk.delta'))), d.id).toBe(true);
+    }
+    expect(readdirSync(path.join(out2, 'base')).sort()).toEqual(['base.json', path.basename(fbPath), path.basename(fbPath).replace(/\.img$/, '.json')].sort());
+  }, 240_000);
+
+  it('an online install keeps the plain base (no partition, no fleetBase)', async () => {
+    const online = structuredClone(fleet);
+    online.k3s.install = { mode: 'online', installScriptSha256: 'a'.repeat(64), installScriptUrl: 'https://get.k3s.io' };
+    const o = path.join(tmp, 'out-online');
+    const r = await build(opts(o, { fleet: online, only: ['ulsan1-line1-001'] }));
+    expect(r.manifest.baseImage).toEqual({ path: 'base/raspi.img', sha256: fx.sha256 });
+    expect((await readBaseRecord(o)).raw.path).toBe(fx.path);
+  }, 120_000);
+});

@@ -1,6 +1,9 @@
 // npm run bench:ssh [-- --devices 64,1000 --concurrency 16 --openssh-max 64]
 // N real sshd endpoints on loopback (one sshd per endpoint: its own port, host key and device root, like a
-// device each), the same small first-boot bundle for every device. In the same run:
+// device each), the same small first-boot bundle for every device. The "devices" run on the same two cores
+// as the clients, so their sshd is configured as cheaply as a real one can be (sshd -r: no re-exec per
+// connection; internal-sftp: no shell + sftp-server per upload; --reexec / --sftp-server restore the
+// defaults). Both sides get the same daemons. In the same run:
 //   - OpenSSH clients in parallel: `xargs -P C` running, per device, `scp -r` of the bundle and one `ssh`
 //     with the same command edgeforge sends (sha256 check on the device, sudo, first-boot program);
 //     host keys pinned (StrictHostKeyChecking=yes with a known_hosts of every endpoint);
@@ -114,7 +117,7 @@ const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
 for (const n of sizes) {
   const tmp = mkdtempSync(path.join(tmpdir(), 'ef-bench-ssh-'));
   const t0 = Date.now();
-  const f = await startEndpoints(n, { dir: path.join(tmp, 'sshd'), noReexec: !process.argv.includes('--reexec') });
+  const f = await startEndpoints(n, { dir: path.join(tmp, 'sshd'), noReexec: !process.argv.includes('--reexec'), internalSftp: !process.argv.includes('--sftp-server') });
   current = f;
   const startS = (Date.now() - t0) / 1000;
   const out = path.join(tmp, 'out');

@@ -98,6 +98,8 @@ export interface EndpointOptions {
    * own sshd's cost on its own CPU.
    */
   noReexec?: boolean;
+  /** the in-process SFTP server (Subsystem sftp internal-sftp): no shell and sftp-server exec per upload */
+  internalSftp?: boolean;
 }
 
 export class Endpoint {
@@ -147,7 +149,7 @@ export class Endpoint {
         'MaxStartups 200:30:400',
         'UseDNS no',
         `LogLevel ${opts.logLevel ?? 'ERROR'}`,
-        'Subsystem sftp /usr/lib/openssh/sftp-server',
+        `Subsystem sftp ${opts.internalSftp ? 'internal-sftp' : '/usr/lib/openssh/sftp-server'}`,
         `SetEnv ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
         '',
       ].join('\n'),

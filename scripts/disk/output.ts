@@ -2,6 +2,7 @@
 //
 //   OUT/base/base.json             the base this build personalized: input path + pin, raw image path + sha256,
 //                                  size, block size, block map (mapped ranges). Written once per build.
+//                                  raw.path is relative to OUT when the raw image is inside it (the fleet base).
 //   OUT/devices/<id>/disk.delta    the device's delta (artifact kind disk-delta, secret: it holds the seed)
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -41,9 +42,15 @@ export function baseRecord(base: PreparedBase, profile: string): BaseRecord {
   };
 }
 
-/** Writes OUT/base/base.json; returns its path relative to OUT. */
+/**
+ * Writes OUT/base/base.json; returns its path relative to OUT. A raw image inside OUT (the fleet base) is
+ * recorded relative to OUT, so an output directory copied or merged elsewhere still finds it.
+ */
 export async function writeBaseRecord(outDir: string, base: PreparedBase, profile: string): Promise<string> {
-  await writeFileAtomic(path.join(outDir, BASE_RECORD_PATH), JSON.stringify(baseRecord(base, profile), null, 2) + '\n', { skipIfSame: true });
+  const rec = baseRecord(base, profile);
+  const rel = path.relative(path.resolve(outDir), base.rawPath);
+  if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) rec.raw.path = rel.split(path.sep).join('/');
+  await writeFileAtomic(path.join(outDir, BASE_RECORD_PATH), JSON.stringify(rec, null, 2) + '\n', { skipIfSame: true });
   return BASE_RECORD_PATH;
 }
 
@@ -61,6 +68,8 @@ export async function readBaseRecord(outDir: string): Promise<BaseRecord> {
     throw new Error(`${p}: missing or unreadable; run "edgeforge build --base-image FILE" first`);
   }
   if (rec.format !== 'edgeforge-base/1') throw new Error(`${p}: unknown format ${JSON.stringify(rec.format)}`);
+  // relative = inside OUT (the fleet base): callers always get an absolute path
+  if (!path.isAbsolute(rec.raw.path)) rec.raw = { ...rec.raw, path: path.resolve(outDir, rec.raw.path) };
   return rec;
 }
 

@@ -157,6 +157,18 @@ describe('build --base-image, airgap install: the K3s files travel in the fleet 
     expect(readdirSync(path.join(out2, 'base')).sort()).toEqual(['base.json', path.basename(fbPath), path.basename(fbPath).replace(/\.img$/, '.json')].sort());
   }, 240_000);
 
+  it('base.json names the fleet base relative to OUT: a copied output directory still materializes from its own copy', async () => {
+    const fb = manifest.baseImage!.fleetBase!;
+    expect(JSON.parse(readFileSync(path.join(out, 'base/base.json'), 'utf8')).raw.path).toBe(fb.path);
+    const moved = path.join(tmp, 'moved-out');
+    execFileSync('cp', ['-a', '--sparse=always', out, moved]);
+    expect((await readBaseRecord(moved)).raw.path).toBe(path.join(moved, fb.path));
+    const img = path.join(tmp, 'moved.img');
+    const r = await runCli(['image', 'materialize', '--out', moved, '--device', 'ulsan1-line1-001', '--to', img]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, 'k3s-arm64', tmp))).toBe(sha256Hex(blobs['k3s-arm64']));
+  }, 60_000);
+
   it('an online install keeps the plain base (no partition, no fleetBase)', async () => {
     const online = structuredClone(fleet);
     online.k3s.install = { mode: 'online', installScriptSha256: 'a'.repeat(64), installScriptUrl: 'https://get.k3s.io' };

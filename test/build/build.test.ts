@@ -264,6 +264,8 @@ describe('edgeforge build (CLI, real keystore)', () => {
     const out = path.join(tmp, 'cli-out');
     const r = await runCli(['build', '-i', EXAMPLE, '-o', out, '--keys', keys, '--json', '--only', 'brno1-dock-001,changwon2-press-001'], { env: { SOURCE_DATE_EPOCH: String(EPOCH) } });
     expect(r.stderr).toContain('EXAMPLE ADMIN KEY IN USE');
+    // the example's tang sites have no saved advertisement: the plaintext window is stated, with the fix
+    expect(r.stderr).toMatch(/warning: site kr-south\/changwon-plant-2 \(\d+ device\(s\)\): one-time secrets travel unsealed .*curl -sf http:\/\/tang\.changwon2\.acme\.example\/adv > FILE/);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.devices).toEqual([

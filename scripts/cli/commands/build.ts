@@ -89,6 +89,21 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     const flux = await prepareFlux(fleet, inventoryPath);
     if (flux.problem) loud(`WARNING: no Flux bootstrap in this build: ${flux.problem}`);
     const encryption = await prepareEncryption(fleet, inventoryPath, fleet.active, epoch);
+    // a tang site without a saved advertisement cannot have its devices' one-time secrets sealed offline:
+    // say so per site, with the fix (the threat model's plaintext window, not a silent default)
+    const unsealed = new Map<string, { n: number; urls: Set<string> }>();
+    for (const d of fleet.active) {
+      const missing = d.encryption.mode.includes('tang') ? d.encryption.tang.filter((t) => !t.advertisement) : [];
+      if (!missing.length || missing.length < d.encryption.tang.length) continue; // one saved advertisement is enough
+      const k = `${d.region}/${d.site}`;
+      const e = unsealed.get(k) ?? { n: 0, urls: new Set<string>() };
+      e.n++;
+      for (const t of missing) e.urls.add(t.url);
+      unsealed.set(k, e);
+    }
+    for (const [site, e] of unsealed) {
+      loud(`warning: site ${site} (${e.n} device(s)): one-time secrets travel unsealed in user-data until first boot (no saved tang advertisement); to seal them: curl -sf ${[...e.urls][0]}/adv > FILE and set tang[].advertisement: FILE (docs/disk-encryption.md)`);
+    }
     const keysDir = path.resolve(io.cwd, common.keys);
     const secrets = await keystoreSecrets({
       dir: keysDir,

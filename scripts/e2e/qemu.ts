@@ -11,6 +11,11 @@ export interface GuestFwd {
   guestPort: number;
   /** where qemu connects on the host */
   hostPort: number;
+  /**
+   * one host connection per guest connection (socat run by qemu for each), made when the guest connects: the
+   * host side may be down at boot and come back later. Without it qemu opens one connection at start.
+   */
+  perConnection?: boolean;
 }
 
 export interface VmOptions {
@@ -51,7 +56,9 @@ export class Vm {
   constructor(readonly opts: VmOptions) {
     const net = [`user,id=n0`, 'ipv6=off'];
     if (opts.sshHostPort) net.push(`hostfwd=tcp:127.0.0.1:${opts.sshHostPort}-:22`);
-    for (const g of opts.guestfwd ?? []) net.push(`guestfwd=tcp:${g.guestIp}:${g.guestPort}-tcp:127.0.0.1:${g.hostPort}`);
+    for (const g of opts.guestfwd ?? []) {
+      net.push(g.perConnection ? `guestfwd=tcp:${g.guestIp}:${g.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${g.hostPort}` : `guestfwd=tcp:${g.guestIp}:${g.guestPort}-tcp:127.0.0.1:${g.hostPort}`);
+    }
     const args = [
       '-M', 'virt', '-cpu', 'cortex-a57', '-smp', '1', '-m', String(opts.memMiB ?? 2048),
       '-nographic', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',

@@ -30,6 +30,8 @@ import { smokeBase, SMOKE_CHECKS } from '../../scripts/e2e/smoke.ts';
 import { freePort, sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
 import { log, stage, stageSummary } from '../../scripts/e2e/stage.ts';
 import { fetchAdv, startTang, type TangServer } from '../../scripts/e2e/tang.ts';
+import { startGit, type GitServer } from '../../scripts/e2e/git.ts';
+import { parseAllDocuments } from 'yaml';
 
 $.verbose = false;
 
@@ -56,13 +58,15 @@ const C = {
   k3sConfig: 'k3s: config.yaml where K3s reads it',
   k3sAirgap: 'k3s: installed through the airgap path and started (stand-in binary)',
   flux: 'flux: bootstrap manifests in K3s\'s auto-deploy directory',
+  git: 'flux: from the device, its deploy key and pinned known_hosts reach the Git server over SSH',
   seedErased: 'secrets: gone from the seed partition',
   cacheErased: 'secrets: gone from cloud-init\'s caches and the bundle',
   reboot: 'boot 2 (tang): device comes up again, SSH with the pinned key',
-  bootUnlock: 'boot 2 (tang): data volume unlocked at boot through tang',
+  bootUnlock: 'boot 2 (tang): data volume unlocked at boot through tang, bind mounts on it',
   poweroffReboot: 'boot 2 (tang): clean power-off',
   boot2: 'boot 3 (no tang): device comes up, SSH with the pinned key',
-  locked: 'boot 3 (no tang): data volume stays locked',
+  locked: 'boot 3 (no tang): data volume stays locked, K3s waits (degraded mode)',
+  lateUnlock: 'boot 3 (tang back): the volume unlocks by itself, the bind mounts follow, K3s starts',
   poweroff2: 'boot 3 (no tang): clean power-off',
 };
 
@@ -125,6 +129,48 @@ async function grepTree(dir: string | null, needles: { name: string; needle: str
   return hits;
 }
 
+/**
+ * Run as root in the guest: take the deploy key and known_hosts from the Flux secret K3s would apply (on the
+ * encrypted volume), and ask the Git server for its refs the way Flux's source-controller does, with the
+ * host key checked strictly. The key stays on the device (a tmpfs directory removed at the end).
+ */
+function gitProbeScript(url: string): string {
+  const m = /^ssh:\/\/([^@]+)@([^/:]+)(?::(\d+))?(\/.*)$/.exec(url)!;
+  return `set -eu
+d=$(mktemp -d /run/edgeforge-e2e-git.XXXXXX); trap 'rm -rf "$d"' EXIT
+python3 - "$d" <<'PY'
+import base64, os, sys, yaml
+d = sys.argv[1]
+try:
+    docs = list(yaml.safe_load_all(open('/var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml')))
+except OSError as e:
+    print('NO_SECRET', e); sys.exit(0)
+for doc in docs:
+    if doc and doc.get('kind') == 'Secret' and doc['metadata']['name'] == 'flux-system':
+        for k, f in (('identity', 'id'), ('known_hosts', 'kh')):
+            p = os.path.join(d, f)
+            with open(p, 'wb') as o: o.write(base64.b64decode(doc['data'][k]))
+            os.chmod(p, 0o600)
+PY
+[ -f "$d/id" ] || { echo NO_SECRET flux-system; exit 0; }
+ssh -F /dev/null -i "$d/id" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$d/kh" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=30 ${m[3] ? `-p ${m[3]} ` : ''}${m[1]}@${m[2]} "git-upload-pack '${m[4]}'" </dev/null | head -c 2000
+`;
+}
+
+/** until the data volume is mounted with its binds (and, with `k3s`, K3s is active) or `sec` pass */
+async function waitMounted(target: SshTarget, sec: number, k3s = false): Promise<{ ok: boolean; state: string }> {
+  const end = Date.now() + sec * 1000;
+  let state = '';
+  for (;;) {
+    const r = await sshRun(target, 'echo "rancher: $(findmnt -n -o SOURCE /var/lib/rancher || echo not mounted)"; echo "secrets: $(findmnt -n -o SOURCE /var/lib/edgeforge/secrets || echo not mounted)"; echo "k3s: $(systemctl is-active k3s.service)"', 40);
+    state = r.stdout.trim().split('\n').join('; ') || r.stderr.trim();
+    const binds = /rancher: \S*edgeforge-data\S*\[\/rancher\]/.test(state) && /secrets: \S*edgeforge-data\S*\[\/edgeforge-secrets\]/.test(state);
+    if (binds && (!k3s || /k3s: active/.test(state))) return { ok: true, state };
+    if (Date.now() > end) return { ok: false, state };
+    await new Promise((res) => setTimeout(res, 10_000));
+  }
+}
+
 async function main(): Promise<number> {
   const checks = new Checks();
   const skipSmoke = process.env.EDGEFORGE_E2E_SKIP_SMOKE === '1';
@@ -154,6 +200,8 @@ async function main(): Promise<number> {
   // 3. build + materialize
   const tangDir = path.join(work, 'tang');
   let tang: TangServer | undefined;
+  let git: GitServer | undefined;
+  let deployKeyPub = '';
   let built: Built | undefined;
   const edgeLog = path.join(work, 'edgeforge.log');
   const fleetDir = path.join(work, 'fleet');
@@ -165,11 +213,12 @@ async function main(): Promise<number> {
       await fs.mkdir(fleetDir, { recursive: true });
       if (!existsSync(sshKey)) await $`ssh-keygen -q -t ed25519 -N ${''} -C edgeforge-e2e -f ${sshKey}`;
       tang = await startTang(tangDir);
+      git = await startGit(path.join(work, 'git'));
       const advFile = path.join(fleetDir, 'tang.adv.jws');
       await fs.writeFile(advFile, await fetchAdv(tang.port));
       const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
       const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
-      await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8') });
+      await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'), gitKnownHostsKey: git.hostKey });
       if (PRELOAD_AIRGAP) {
         log('EDGEFORGE_E2E_PRELOAD_AIRGAP=1: baking the K3s airgap bundle into a derived base at /var/lib/edgeforge/bundle/k3s/airgap (the seed does not carry it)');
         buildBase = await deriveBase(base, path.join(work, 'base-with-airgap.img'), ['k3s-arm64', 'k3s-airgap-images-arm64.tar.zst', 'install.sh'].map((n) => ({
@@ -194,7 +243,14 @@ async function main(): Promise<number> {
         const dev = manifest.devices.find((x: { id: string }) => x.id === DEVICE);
         expect(dev?.artifacts?.some((a: { kind: string }) => a.kind === 'disk-delta'), 'the manifest lists no disk-delta artifact for the device');
         built = { out, dir: path.join(out, 'devices', DEVICE), image: path.join(work, `${DEVICE}.img`), manifest };
-        return `${dev.artifacts.length} artifacts`;
+        // the operator's step: the device's deploy key goes onto the Git server (here: the stand-in)
+        const secrets = await fs.readFile(path.join(built.dir, 'bundle/flux/edgeforge-flux-secrets.yaml'), 'utf8').catch(() => '');
+        for (const d of parseAllDocuments(secrets)) {
+          const o = d.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
+          if (o?.kind === 'Secret' && o.metadata?.name === 'flux-system' && o.data?.['identity.pub']) deployKeyPub = Buffer.from(o.data['identity.pub'], 'base64').toString('utf8').trim();
+        }
+        if (deployKeyPub) await git!.authorize(deployKeyPub);
+        return `${dev.artifacts.length} artifacts${deployKeyPub ? '; deploy key authorized on the Git stand-in' : ''}`;
       });
     });
     if (built) {
@@ -228,6 +284,7 @@ async function main(): Promise<number> {
   if (!built) {
     checks.skipRest('', 'no device image (see the build/materialize checks)');
     await tang?.close();
+    await git?.close();
     return finish(checks);
   }
 
@@ -244,7 +301,10 @@ async function main(): Promise<number> {
     const vm = new Vm({
       disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
       serialLog: path.join(work, 'boot1-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp1.sock'),
-      guestfwd: [{ guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port }],
+      guestfwd: [
+        { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port },
+        { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: git!.port, perConnection: true },
+      ],
     });
     try {
       await stage('boot 1: kernel', () => checks.run(C.boot1, async () => {
@@ -275,6 +335,18 @@ async function main(): Promise<number> {
         await q('clevis', 'sudo -n journalctl -b --no-pager -o cat -u "clevis*" -u "systemd-cryptsetup@*" 2>/dev/null | tail -n 20');
         await fs.writeFile(path.join(work, 'boot1-live.txt'), Object.entries(live).map(([k, v]) => `## ${k}\n${v}\n`).join('\n'));
         return `logged in as ops; hostname ${live.hostname}`;
+      }));
+      await stage('boot 1: Git over SSH from the device', () => checks.run(C.git, async () => {
+        if (!vm.running) notReached('the guest is not running');
+        if (!deployKeyPub) notReached('the build made no flux-system secret with a deploy key');
+        const r = await sshRun(target, 'sudo -n sh -s', 120, gitProbeScript(`ssh://git@${GIT_GUEST.ip}/factory/fleet.git`));
+        live.git = `${r.stdout}\n[stderr] ${r.stderr}`;
+        if (/NO_SECRET/.test(r.stdout)) notReached(`the Flux secret is not on the device: ${r.stdout.trim().slice(0, 200)}`);
+        const head = (await $`git -C ${git!.repo} rev-parse main`).stdout.trim();
+        expect(r.stdout.includes(`${head} refs/heads/main`), `no ref advertisement for main (${head}) from the Git stand-in: ${(r.stdout + r.stderr).trim().slice(0, 400)}`);
+        const fpr = (await $({ input: deployKeyPub + '\n' })`ssh-keygen -lf -`).stdout.split(/\s+/)[1];
+        expect(git!.log().includes(`Accepted publickey for git from`) && git!.log().includes(fpr), `the Git stand-in did not log the device's deploy key ${fpr}`);
+        return `upload-pack advertised main ${head.slice(0, 12)}; the stand-in accepted deploy key ${fpr}; host key checked against the pinned known_hosts`;
       }));
       await stage('boot 1: power off', () => checks.run(C.poweroff1, async () => {
         if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
@@ -482,15 +554,18 @@ async function main(): Promise<number> {
     const name = withTang ? C.reboot : C.boot2;
     const label = withTang ? `boot ${n} (tang)` : `boot ${n} (no tang)`;
     if (!prev) {
-      for (const c of withTang ? [C.reboot, C.bootUnlock, C.poweroffReboot] : [C.boot2, C.locked, C.poweroff2]) checks.notReached(c, 'the previous boot did not end in a clean power-off');
+      for (const c of withTang ? [C.reboot, C.bootUnlock, C.poweroffReboot] : [C.boot2, C.locked, C.lateUnlock, C.poweroff2]) checks.notReached(c, 'the previous boot did not end in a clean power-off');
       return false;
     }
     const reqBefore = tang!.requests.length;
+    const tangPort = tang!.port;
     if (!withTang) await tang!.close(); // the stolen device: its tang server is out of reach
     const vm = new Vm({
       disks: [{ path: built!.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
       serialLog: path.join(work, `boot${n}-serial.log`), sshHostPort: sshPort, qmpSocket: path.join(work, `qmp${n}.sock`),
-      guestfwd: withTang ? [{ guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port }] : [],
+      // boot 3: the route to tang exists, nothing answers (socat per connection finds the port closed) until
+      // the server comes back
+      guestfwd: [{ guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tangPort, perConnection: !withTang }],
     });
     let up = false;
     let off = false;
@@ -518,13 +593,28 @@ async function main(): Promise<number> {
         if (withTang) {
           expect(open, 'no dm-crypt mapping open although tang was reachable');
           expect(rec > 0, 'the volume is open but tang saw no recovery request');
-          const m = await sshRun(target, 'findmnt -n -o SOURCE,TARGET /var/lib/rancher', 30);
-          return `${open.split(/\s+/)[0]} opened at boot with ${rec} tang recovery request(s); ${m.stdout.trim() || '/var/lib/rancher not a mount'}`;
+          const m = await waitMounted(target, 120);
+          expect(m.ok, `the volume is open but the bind mounts did not follow: ${m.state}`);
+          return `${open.split(/\s+/)[0]} opened at boot with ${rec} tang recovery request(s); ${m.state}`;
         }
         expect(!open, `a dm-crypt mapping is open without tang: ${open}`);
-        const k = await sshRun(target, 'systemctl is-active k3s.service', 30);
-        return `no dm-crypt mapping open; k3s.service ${k.stdout.trim() || k.stderr.trim()}`;
+        const k = await sshRun(target, 'systemctl is-active k3s.service; findmnt -n -o SOURCE /var/lib/rancher || echo "/var/lib/rancher: not mounted"; cat /run/edgeforge/data-volume.status', 30);
+        expect(!/^active$/m.test(k.stdout), `k3s.service is active while the volume is locked (it must wait): ${k.stdout.trim()}`);
+        expect(/locked since/.test(k.stdout), `no degraded-mode status in /run/edgeforge/data-volume.status: ${k.stdout.trim()}`);
+        return `no dm-crypt mapping open; ${k.stdout.trim().split('\n').join('; ')}`;
       }));
+      if (!withTang) {
+        await stage(`boot ${n} (tang back): late unlock`, () => checks.run(C.lateUnlock, async () => {
+          if (checks.results.find((x) => x.name === C.locked)?.outcome !== 'pass') notReached('the volume was not seen locked first');
+          // the site's tang server comes back (same keys, same port): the unlock service's next retry must open
+          // the volume, systemd must mount it and the binds, and K3s must start, with nobody logging in
+          tang = await startTang(tangDir, tangPort);
+          const t0 = Date.now();
+          const m = await waitMounted(target, 480, true);
+          expect(m.ok, `within ${Math.round((Date.now() - t0) / 1000)} s of tang's return: ${m.state}`);
+          return `${Math.round((Date.now() - t0) / 1000)} s after tang came back: ${m.state}`;
+        }));
+      }
       await stage(`${label}: power off`, () => checks.run(withTang ? C.poweroffReboot : C.poweroff2, async () => {
         if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
         const r = up ? await sshRun(target, 'sudo -n systemctl poweroff', 30) : { code: 1 };
@@ -545,6 +635,8 @@ async function main(): Promise<number> {
   };
   const off2 = await later(2, true, cleanOff1);
   await later(3, false, off2);
+  await tang?.close();
+  await git?.close();
   return finish(checks);
 
   function finish(c: Checks): number {

@@ -17,6 +17,7 @@ import { verifyBuild } from '../../scripts/keys/verify.ts';
 import { readBaseRecord } from '../../scripts/disk/output.ts';
 import { MAX_DELTA_BYTES } from '../../scripts/disk/personalize.ts';
 import { loadFlashInputs } from '../../scripts/flash/build-output.ts';
+import { runFlash } from '../../scripts/flash/flash.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { buildRaspiFixture, MT_ENV, pseudo, run, type Fixture } from '../disk/fixtures.ts';
@@ -138,6 +139,15 @@ describe('build --base-image, airgap install: the K3s files travel in the fleet 
     for (const [n, b] of Object.entries(blobs)) expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, n, tmp)), n).toBe(sha256Hex(b));
     const ud = execFileSync('mtype', ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
     expect(sha256Hex(ud)).toBe(sha256Hex(readFileSync(path.join(out, 'devices/ulsan1-line1-001/seed/user-data'))));
+  }, 60_000);
+
+  it('`flash` to a card (a file here) writes the airgap partition from the fleet base: the card equals `image materialize`', async () => {
+    const card = path.join(tmp, 'card-ulsan1.img');
+    const r = await runFlash({ outDir: out, requests: [{ device: 'ulsan1-line1-001', target: card }], verify: true, reporter: new JsonReporter() });
+    expect(r.results.map((x) => x.status)).toEqual(['ok']);
+    expect(sha256Hex(readFileSync(card))).toBe(sha256Hex(readFileSync(path.join(tmp, 'ulsan1.img'))));
+    const fb = manifest.baseImage!.fleetBase!;
+    for (const [n, b] of Object.entries(blobs)) expect(sha256Hex(mcopyOut(card, fb.airgapPartition.start, n, tmp)), n).toBe(sha256Hex(b));
   }, 60_000);
 
   it('a rebuild is byte-identical: in place (the fleet base is reused) and in a fresh output directory', async () => {

@@ -20,7 +20,7 @@ const STUB = `#!/bin/sh
 printf '%s\\n' "$*" >>"$EDGEFORGE_ROOT/sys.log"
 case "$1" in
   modinfo|modprobe) true ;;
-  mount) src=; dst=; for a; do src=$dst; dst=$a; done; cp "$src"/* "$dst"/ ;;
+  mount) [ -z "\${EF_TEST_MOUNT_FAIL:-}" ] || exit 32; src=; dst=; for a; do src=$dst; dst=$a; done; cp "$src"/* "$dst"/ ;;
   umount) rm -f "$2"/* ;;
 esac
 `;
@@ -50,9 +50,9 @@ function partition(by: string, files: Record<string, string> = BLOBS): string {
   return dir;
 }
 
-function runK3s() {
+function runK3s(env: Record<string, string> = {}) {
   const r = spawnSync('dash', [path.join(root, 'var/lib/edgeforge/bundle/firstboot.sh')], {
-    env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EDGEFORGE_SYS: path.join(root, 'stub.sh'), EDGEFORGE_ARCH: 'aarch64', EDGEFORGE_STEPS: 'preflight k3s' },
+    env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EDGEFORGE_SYS: path.join(root, 'stub.sh'), EDGEFORGE_ARCH: 'aarch64', EDGEFORGE_STEPS: 'preflight k3s', ...env },
     encoding: 'utf8',
   });
   const sys = existsSync(path.join(root, 'sys.log')) ? readFileSync(path.join(root, 'sys.log'), 'utf8') : '';
@@ -113,6 +113,15 @@ describe('k3s step: airgap files from the EFK3S partition', () => {
     expect(r.sys).toContain(`umount ${MNT()}`);
     expect(r.sys).not.toMatch(/INSTALL_K3S/);
     expect(existsSync(path.join(root, 'usr/local/bin/k3s'))).toBe(false);
+  });
+
+  it('a partition that does not mount (no vfat?) stops the step with the reason, nothing to unmount', () => {
+    partition('by-partlabel/edgeforge-k3s');
+    const r = runK3s({ EF_TEST_MOUNT_FAIL: '1' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot mount the K3s airgap partition /dev/disk/by-partlabel/edgeforge-k3s read-only');
+    expect(r.sys).not.toMatch(/^umount /m);
+    expect(existsSync(path.join(root, 'var/lib/edgeforge/k3s-installed'))).toBe(false);
   });
 
   it('the bundle copy (provision) still wins over the partition', () => {

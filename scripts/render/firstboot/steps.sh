@@ -190,8 +190,8 @@ k3s_airgap_mount() {
   mkdir -p "$K_MNT" || die "cannot create $K_MNT"
   # a run killed while it was mounted left it mounted
   if mountpoint -q "$K_MNT" 2>/dev/null; then sys umount "$K_MNT" || die "cannot unmount the stale $K_MNT"; fi
+  sys mount -t vfat -o ro,nosuid,nodev,noexec "$km_part" "$K_MNT" || die "cannot mount the K3s airgap partition ${km_part#"$R"} read-only on $K_MNT (vfat)"
   trap k3s_airgap_release EXIT
-  sys mount -t vfat -o ro,nosuid,nodev,noexec "$km_part" "$K_MNT" || die "cannot mount the K3s airgap partition ${km_part#"$R"} read-only on $K_MNT"
   log "reading the K3s airgap files from partition ${km_part#"$R"} (mounted read-only)"
 }
 

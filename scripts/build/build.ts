@@ -125,13 +125,17 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const airgap = await stageAirgap(fleet, o.inventoryPath, outDir);
   // the airgap files go into the base (one partition, fleet-wide), not into every device's delta
   let diskBase: PreparedBase | undefined;
+  let fleetBaseNote = '';
   if (o.baseImage && baseImage && airgap) {
     const fb = await airgapFleetBase(airgap, { path: o.baseImage.path, sha256: baseImage.sha256 }, outDir);
     diskBase = fb.base;
     baseImage = { ...baseImage, fleetBase: fb.manifest };
+    const p = fb.manifest.airgapPartition;
+    fleetBaseNote = `fleet base ${fb.manifest.path} (${fb.reused ? 'reused' : 'derived'}): K3s airgap files on partition ${p.number} (${p.label}, ${Math.round(p.size / 1048576)} MiB)`;
   }
 
   reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id));
+  if (fleetBaseNote) reporter.note(fleetBaseNote);
   let secrets: Map<string, DeviceSecrets>;
   try {
     secrets = await o.secrets.secretsFor(devices, (done, total) => {

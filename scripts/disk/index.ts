@@ -4,6 +4,7 @@ export { makeSeedImage, type SeedFile, type SeedImageOptions } from './seed-imag
 export { prepareBase, type PreparedBase, type PrepareBaseOptions, DEFAULT_CACHE_DIR } from './base.ts';
 export { loadProfile, parseProfile, PROFILES_DIR, type Profile } from './profiles.ts';
 export { personalize, MAX_DELTA_BYTES, type PersonalizeOptions, type PersonalizeResult } from './personalize.ts';
+export { deriveFleetBase, AIRGAP_PART_NAME, AIRGAP_FAT_LABEL, type DerivedFleetBase, type FleetBaseInfo, type PayloadFile } from './fleet-base.ts';
 export { encodeDelta, decodeDelta, type Delta } from './delta.ts';
 export { materialize, type MaterializeOptions, type MaterializeResult } from './materialize.ts';
 export { openDeviceImage, DeltaDev, type DeviceImage } from './device-image.ts';

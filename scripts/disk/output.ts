@@ -2,7 +2,7 @@
 //
 //   OUT/base/base.json             the base this build personalized: input path + pin, raw image path + sha256,
 //                                  size, block size, block map (mapped ranges). Written once per build.
-//                                  raw.path is relative to OUT when the raw image is inside it (the fleet base).
+//                                  raw.inOut: the raw image relative to OUT when it is inside it (the fleet base).
 //   OUT/devices/<id>/disk.delta    the device's delta (artifact kind disk-delta, secret: it holds the seed)
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -23,7 +23,8 @@ export interface BaseRecord {
   format: 'edgeforge-base/1';
   profile: string;
   input: { path: string; sha256: string };
-  raw: { path: string; sha256: string; size: number; stamp: FileStamp };
+  /** `inOut`: the raw image's path relative to OUT when it lies inside OUT (the fleet base) */
+  raw: { path: string; sha256: string; size: number; stamp: FileStamp; inOut?: string };
   blockSize: number;
   mappedExact: boolean;
   /** [offset, length] pairs, bytes, block aligned */
@@ -43,13 +44,13 @@ export function baseRecord(base: PreparedBase, profile: string): BaseRecord {
 }
 
 /**
- * Writes OUT/base/base.json; returns its path relative to OUT. A raw image inside OUT (the fleet base) is
- * recorded relative to OUT, so an output directory copied or merged elsewhere still finds it.
+ * Writes OUT/base/base.json; returns its path relative to OUT. A raw image inside OUT (the fleet base) is also
+ * recorded relative to OUT (raw.inOut), so a copied output directory uses its own copy.
  */
 export async function writeBaseRecord(outDir: string, base: PreparedBase, profile: string): Promise<string> {
   const rec = baseRecord(base, profile);
   const rel = path.relative(path.resolve(outDir), base.rawPath);
-  if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) rec.raw.path = rel.split(path.sep).join('/');
+  if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) rec.raw.inOut = rel.split(path.sep).join('/');
   await writeFileAtomic(path.join(outDir, BASE_RECORD_PATH), JSON.stringify(rec, null, 2) + '\n', { skipIfSame: true });
   return BASE_RECORD_PATH;
 }
@@ -68,8 +69,12 @@ export async function readBaseRecord(outDir: string): Promise<BaseRecord> {
     throw new Error(`${p}: missing or unreadable; run "edgeforge build --base-image FILE" first`);
   }
   if (rec.format !== 'edgeforge-base/1') throw new Error(`${p}: unknown format ${JSON.stringify(rec.format)}`);
-  // relative = inside OUT (the fleet base): callers always get an absolute path
-  if (!path.isAbsolute(rec.raw.path)) rec.raw = { ...rec.raw, path: path.resolve(outDir, rec.raw.path) };
+  // the fleet base: this OUT's own copy when it has one (a copied output); else the recorded absolute path
+  // (e.g. a merged output whose shards keep theirs)
+  if (rec.raw.inOut) {
+    const own = path.resolve(outDir, rec.raw.inOut);
+    if (await fs.stat(own).then((st) => st.isFile(), () => false)) rec.raw = { ...rec.raw, path: own };
+  }
   return rec;
 }
 

@@ -16,6 +16,8 @@ export interface GitServer {
   /** "ssh-ed25519 AAAA…" of the stand-in, to pin in the inventory's gitops.knownHosts */
   hostKey: string;
   repo: string;
+  /** the commit main points at */
+  head: string;
   /** allow this public key (the device's deploy key) */
   authorize(publicKey: string): Promise<void>;
   /** sshd's log: "Accepted publickey for git … ED25519 SHA256:…" lines */
@@ -23,11 +25,17 @@ export interface GitServer {
   close(): Promise<void>;
 }
 
-/** The system user the stand-in serves as (created when missing: the e2e test runs as root). */
+/**
+ * The system user the stand-in serves as (created when missing: the e2e test runs as root). Its password
+ * field must not be "!" (locked): sshd without PAM refuses locked accounts even for public keys.
+ */
 async function ensureGitUser(): Promise<void> {
-  if ((await $`id -u git`.nothrow()).exitCode === 0) return;
-  const shell = (await fs.access('/usr/bin/git-shell').then(() => true, () => false)) ? '/usr/bin/git-shell' : '/bin/sh';
-  await $`useradd --system --no-create-home --home-dir /nonexistent --shell ${shell} git`;
+  if ((await $`id -u git`.nothrow()).exitCode !== 0) {
+    const shell = (await fs.access('/usr/bin/git-shell').then(() => true, () => false)) ? '/usr/bin/git-shell' : '/bin/sh';
+    await $`useradd --system --no-create-home --home-dir /nonexistent --shell ${shell} git`;
+  }
+  const shadow = (await $`getent shadow git`.nothrow()).stdout.split(':')[1] ?? '';
+  if (shadow.startsWith('!')) await $`usermod -p ${'*'} git`;
 }
 
 export async function startGit(dir: string): Promise<GitServer> {
@@ -47,6 +55,7 @@ export async function startGit(dir: string): Promise<GitServer> {
   await $`git ${g} add -A`;
   await $`git ${g} commit -q -m ${'fleet stand-in'}`;
   await $`git -C ${work} push -q ${repo} main`;
+  const head = (await $`git -C ${work} rev-parse main`).stdout.trim();
   await $`chown -R git: ${repo}`;
 
   const hostKeyFile = path.join(dir, 'ssh_host_ed25519_key');
@@ -97,6 +106,7 @@ export async function startGit(dir: string): Promise<GitServer> {
     port,
     hostKey,
     repo,
+    head,
     async authorize(publicKey) {
       const key = publicKey.trim().split(/\s+/).slice(0, 2).join(' ');
       // whatever the client asks for, it gets a read-only upload-pack of the one repository

@@ -342,7 +342,7 @@ async function main(): Promise<number> {
         const r = await sshRun(target, 'sudo -n sh -s', 120, gitProbeScript(`ssh://git@${GIT_GUEST.ip}/factory/fleet.git`));
         live.git = `${r.stdout}\n[stderr] ${r.stderr}`;
         if (/NO_SECRET/.test(r.stdout)) notReached(`the Flux secret is not on the device: ${r.stdout.trim().slice(0, 200)}`);
-        const head = (await $`git -C ${git!.repo} rev-parse main`).stdout.trim();
+        const head = git!.head;
         expect(r.stdout.includes(`${head} refs/heads/main`), `no ref advertisement for main (${head}) from the Git stand-in: ${(r.stdout + r.stderr).trim().slice(0, 400)}`);
         const fpr = (await $({ input: deployKeyPub + '\n' })`ssh-keygen -lf -`).stdout.split(/\s+/)[1];
         expect(git!.log().includes(`Accepted publickey for git from`) && git!.log().includes(fpr), `the Git stand-in did not log the device's deploy key ${fpr}`);

@@ -50,6 +50,8 @@ async function derive(fx: Fixture, out: string) {
 function checkFiles(img: string, offset: number) {
   for (const f of payload) expect(sha256(mcopyOut(img, offset, f.name, dir)), f.name).toBe(f.sha256);
   expect(run('mlabel', ['-s', '-i', `${img}@@${offset}`, '::'])).toMatch(new RegExp(`Volume label is ${AIRGAP_FAT_LABEL}\\b`));
+  // what udev's /dev/disk/by-label/EFK3S comes from
+  expect(run('blkid', ['-p', '-O', String(offset), '-o', 'export', img])).toMatch(/^LABEL=EFK3S$[\s\S]*^VERSION=FAT32$[\s\S]*^TYPE=vfat$/m);
 }
 
 describe('fleet base on a Raspberry Pi (MBR) image', () => {

@@ -25,7 +25,6 @@ import { bootFiles, Ext4Reader, FatReader, luksDump, partitions, type Part } fro
 import { makeTestFleet, DEVICE, GIT_GUEST, REPO, TANG_GUEST } from '../../scripts/e2e/fleet.ts';
 import { INSTALL_LOG, makeFluxStandin, makeK3sStandin, STANDIN_LOG } from '../../scripts/e2e/k3s-standin.ts';
 import { NotReached, Vm } from '../../scripts/e2e/qemu.ts';
-import { deriveBase } from '../../scripts/e2e/preload.ts';
 import { smokeBase, SMOKE_CHECKS } from '../../scripts/e2e/smoke.ts';
 import { freePort, sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
 import { log, stage, stageSummary } from '../../scripts/e2e/stage.ts';
@@ -38,13 +37,12 @@ $.verbose = false;
 const EDGEFORGE = path.join(REPO, 'scripts/bin/edgeforge.mjs');
 const BOOT_TIMEOUT = Number(process.env.EDGEFORGE_E2E_BOOT_TIMEOUT ?? 1200) * 1000;
 const EPOCH = '1767225600';
-/** bake the airgap bundle into the base (the seed does not carry it; see docs/e2e.md) */
-const PRELOAD_AIRGAP = process.env.EDGEFORGE_E2E_PRELOAD_AIRGAP === '1';
 
 const C = {
   build: 'build: fleet built against the base image (disk delta)',
   materialize: 'image: device image materialized',
   seedPart: 'image: CIDATA seed partition in the gap (uefi-gpt profile)',
+  airgapPart: 'image: K3s airgap partition (edgeforge-k3s, FAT) from the fleet base',
   boot1: 'boot 1: kernel boots the device image',
   cloudInit: 'boot 1: cloud-init ran the device\'s seed',
   firstboot: 'boot 1: first-boot program completed every step',
@@ -206,7 +204,7 @@ async function main(): Promise<number> {
   const edgeLog = path.join(work, 'edgeforge.log');
   const fleetDir = path.join(work, 'fleet');
   const sshKey = path.join(work, 'id_ed25519');
-  let buildBase = base;
+  const buildBase = base;
   try {
     await stage('fleet: fixtures (tang, stand-ins, test inventory)', async () => {
       await fs.rm(fleetDir, { recursive: true, force: true });
@@ -219,12 +217,6 @@ async function main(): Promise<number> {
       const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
       const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
       await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'), gitKnownHostsKey: git.hostKey });
-      if (PRELOAD_AIRGAP) {
-        log('EDGEFORGE_E2E_PRELOAD_AIRGAP=1: baking the K3s airgap bundle into a derived base at /var/lib/edgeforge/bundle/k3s/airgap (the seed does not carry it)');
-        buildBase = await deriveBase(base, path.join(work, 'base-with-airgap.img'), ['k3s-arm64', 'k3s-airgap-images-arm64.tar.zst', 'install.sh'].map((n) => ({
-          src: path.join(standin.dir, n), dest: `/var/lib/edgeforge/bundle/k3s/airgap/${n}`, mode: n === 'k3s-airgap-images-arm64.tar.zst' ? 0o644 : 0o755,
-        })));
-      }
     });
     await stage('fleet: edgeforge build --base-image', async () => {
       await checks.run(C.build, async () => {
@@ -276,6 +268,16 @@ async function main(): Promise<number> {
         const mine = await fs.readFile(path.join(built!.dir, 'seed/user-data'), 'utf8');
         expect(ud === mine, 'CIDATA user-data differs from the build\'s seed/user-data');
         return `partition ${cidata!.number} at ${cidata!.start} bytes, ${cidata!.size} bytes`;
+      });
+      await checks.run(C.airgapPart, async () => {
+        const parts = await partitions(built!.image);
+        const k3s = parts.find((p) => p.name === 'edgeforge-k3s');
+        expect(k3s, `no edgeforge-k3s partition (partitions: ${parts.map((p) => `${p.number}:${p.name}`).join(', ')})`);
+        const files = (await new FatReader(built!.image, k3s!).ls()).map((f) => f.toLowerCase());
+        expect(['k3s-arm64', 'install.sh'].every((f) => files.includes(f)), `the partition holds ${files.join(', ')}`);
+        const bin = await new FatReader(built!.image, k3s!).read('k3s-arm64');
+        expect(bin?.equals(await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'))), 'k3s-arm64 on the partition is not the bundle\'s');
+        return `partition ${k3s!.number} (${(k3s!.size / 2 ** 20).toFixed(0)} MiB): ${files.join(', ')}`;
       });
     }
   } catch (err) {
@@ -485,6 +487,8 @@ async function main(): Promise<number> {
             throw new Error(`the installer never ran (${INSTALL_LOG} missing)`);
           }
           expect(/INSTALL_K3S_SKIP_DOWNLOAD=true/.test(inst), 'install.sh ran without INSTALL_K3S_SKIP_DOWNLOAD=true');
+          const fromPart = /reading the K3s airgap files from partition (\S+)/.exec(fbLog + con)?.[1];
+          expect(fromPart, 'the first-boot log does not say the airgap files came from the image\'s K3s partition');
           const bin = await r.read('/usr/local/bin/k3s');
           const want = await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'));
           expect(bin?.equals(want), '/usr/local/bin/k3s is not the bundle\'s binary');
@@ -495,7 +499,7 @@ async function main(): Promise<number> {
           const cfgSha = /config \/etc\/rancher\/k3s\/config.yaml sha256 (\w+)/.exec(run)?.[1];
           const wantSha = (await $`sha256sum ${path.join(built!.dir, 'bundle/k3s/config.yaml')}`).stdout.split(' ')[0];
           expect(cfgSha === wantSha, 'K3s started before its config was in place (or with another one)');
-          return `airgap install, unit ${/enabled (\S+)/.exec(inst)?.[1] ?? '?'}, started with the rendered config${live.k3s ? ` (live: ${live.k3s.split('\n')[0]})` : ''}`;
+          return `airgap install from ${fromPart}, unit ${/enabled (\S+)/.exec(inst)?.[1] ?? '?'}, started with the rendered config${live.k3s ? ` (live: ${live.k3s.split('\n')[0]})` : ''}`;
         });
         await checks.run(C.flux, async () => {
           const r = need();

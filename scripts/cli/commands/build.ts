@@ -92,7 +92,9 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     // a tang site without a saved advertisement cannot have its devices' one-time secrets sealed offline:
     // say so per site, with the fix (the threat model's plaintext window, not a silent default)
     const unsealed = new Map<string, { n: number; urls: Set<string> }>();
+    const selected = only.length ? new Set(only) : undefined;
     for (const d of fleet.active) {
+      if (selected && !selected.has(d.id)) continue;
       const missing = d.encryption.mode.includes('tang') ? d.encryption.tang.filter((t) => !t.advertisement) : [];
       if (!missing.length || missing.length < d.encryption.tang.length) continue; // one saved advertisement is enough
       const k = `${d.region}/${d.site}`;

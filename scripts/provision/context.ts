@@ -5,7 +5,7 @@ import type { DeviceBundle, Manifest } from './bundle.ts';
 import type { Phase } from './errors.ts';
 import type { DeviceLog } from './log.ts';
 import type { GatewayPool } from './gateway.ts';
-import type { Session } from './session.ts';
+import type { RemoteProcess, Session } from './session.ts';
 
 export type Timeouts = Record<Phase, number>;
 
@@ -79,6 +79,8 @@ export interface DeviceRun {
   gateways: GatewayPool;
   attempt: number;
   session?: Session;
+  /** the device's shell: started by preflight, it waits on stdin for the go-ahead to apply */
+  remote?: RemoteProcess;
   facts?: Facts;
   staging?: string;
   /** the sudo password, when ssh.sudoPasswordEnv names one (never logged or reported) */

@@ -92,8 +92,9 @@ async function attempt(run: DeviceRun, state: { applied: boolean }): Promise<Out
     const timedOut = (err as { code?: string }).code === 'ETIMEDOUT' && phase === 'apply';
     throw new PhaseError(phase, describe(err) + (timedOut ? ` (raise it with --timeout apply=SECONDS; see ${run.log.file})` : ''), isTransient(err) && !timedOut);
   } finally {
-    run.session?.close();
+    run.session?.close(); // also ends the device shell if it still waits (skipped, dry run, failure)
     run.session = undefined;
+    run.remote = undefined;
   }
 }
 

@@ -140,6 +140,25 @@ export class Session {
     );
   }
 
+  /**
+   * Start a command and keep its channel open: read its output as it comes, answer on its stdin later. One
+   * shell then serves several phases (preflight reads facts, then waits for the go-ahead to apply): on a
+   * small device every channel is an sshd fork plus a login shell.
+   */
+  start(command: string): Promise<RemoteProcess> {
+    return this.guard(
+      () =>
+        new Promise<RemoteProcess>((resolve, reject) => {
+          this.client.exec(command, (err, ch: ClientChannel) => (err ? reject(err) : resolve(new RemoteProcess(ch, this))));
+        }),
+    );
+  }
+
+  /** like guard, for callers outside (a RemoteProcess waiting on its channel) */
+  watch<T>(work: Promise<T>): Promise<T> {
+    return this.guard(() => work);
+  }
+
   sftp(): Promise<SFTPWrapper> {
     this.sftpP ??= this.guard(
       () =>
@@ -168,6 +187,79 @@ export class Session {
   close(): void {
     this.closed = true;
     this.client.end();
+  }
+}
+
+/** A command started with Session.start: output so far, callbacks for what comes, stdin to answer. */
+export class RemoteProcess {
+  stdout = '';
+  stderr = '';
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  private result?: ExecResult;
+  private readonly done: Promise<ExecResult>;
+  private waiters = new Set<() => void>();
+
+  constructor(
+    private readonly ch: ClientChannel,
+    private readonly session: Session,
+  ) {
+    ch.on('data', (d: Buffer) => {
+      this.onStdout?.(d);
+      if (this.stdout.length < KEEP) this.stdout += d.toString('utf8');
+      for (const w of this.waiters) w();
+    });
+    ch.stderr.on('data', (d: Buffer) => {
+      this.onStderr?.(d);
+      if (this.stderr.length < KEEP) this.stderr += d.toString('utf8');
+    });
+    this.done = new Promise((resolve) => {
+      ch.on('close', (code: number | null, signal?: string) => {
+        this.result = { code: code ?? null, signal: signal ?? undefined, stdout: this.stdout, stderr: this.stderr };
+        for (const w of this.waiters) w();
+        resolve(this.result);
+      });
+    });
+  }
+
+  /** The output up to `marker`, once it is printed; the result instead when the command ends first. */
+  until(marker: string, timeoutMs: number): Promise<{ before: string } | { ended: ExecResult }> {
+    const work = new Promise<{ before: string } | { ended: ExecResult }>((resolve, reject) => {
+      const check = () => {
+        const i = this.stdout.indexOf(marker);
+        if (i >= 0) return finish({ before: this.stdout.slice(0, i) });
+        if (this.result) return finish({ ended: this.result });
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new TimeoutError(`no answer within ${Math.round(timeoutMs / 1000)} s`));
+      }, timeoutMs);
+      const finish = (v: { before: string } | { ended: ExecResult }) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(v);
+      };
+      this.waiters.add(check);
+      check();
+    });
+    return this.session.watch(work);
+  }
+
+  /** write to stdin and close it (the command then reads EOF, as a program started without input does) */
+  answer(text: string): void {
+    this.ch.end(text);
+  }
+
+  /** the command's end, within `timeoutMs` (the channel is closed on timeout) */
+  wait(timeoutMs: number): Promise<ExecResult> {
+    let timer: NodeJS.Timeout;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.ch.close();
+        reject(new TimeoutError(`no answer within ${Math.round(timeoutMs / 1000)} s`));
+      }, timeoutMs);
+    });
+    return this.session.watch(Promise.race([this.done, timeout]).finally(() => clearTimeout(timer)));
   }
 }
 

@@ -28,16 +28,23 @@ const SUDO_REFUSED = /^sudo: (a password is required|\d+ incorrect password atte
 export async function execAsRoot(run: DeviceRun, phase: Phase, command: string | ((sudo: string) => string), o: Omit<ExecOptions, 'stdin'>): Promise<ExecResult> {
   const { prefix, stdin } = asRoot(run);
   const r = await run.session!.exec(typeof command === 'string' ? prefix + command : command(prefix), { ...o, stdin });
-  if (r.code !== 0 && prefix && SUDO_REFUSED.test(r.stderr)) {
-    const pw = run.device.ssh.sudoPasswordEnv;
-    const why = r.stderr.match(SUDO_REFUSED)?.[0] ?? 'refused';
-    throw new PhaseError(
-      phase,
-      pw
-        ? `sudo refused the password from ${pw} (${why.trim()}): check the password of ${run.device.ssh.user ?? 'root'} on the device`
-        : `sudo needs a password on this device (${why.trim()}): set ssh.sudoPasswordEnv in the inventory to the name of an environment variable holding it, or allow passwordless sudo for ${run.device.ssh.user ?? 'root'}`,
-      false,
-    );
+  if (r.code !== 0 && prefix) {
+    const refused = sudoRefusal(run, phase, r.stderr);
+    if (refused) throw refused;
   }
   return r;
+}
+
+/** sudo's own refusal in `stderr`, as a clear, non-retried error of `phase` (undefined when it is not one) */
+export function sudoRefusal(run: DeviceRun, phase: Phase, stderr: string): PhaseError | undefined {
+  if (!SUDO_REFUSED.test(stderr)) return undefined;
+  const pw = run.device.ssh.sudoPasswordEnv;
+  const why = stderr.match(SUDO_REFUSED)?.[0] ?? 'refused';
+  return new PhaseError(
+    phase,
+    pw
+      ? `sudo refused the password from ${pw} (${why.trim()}): check the password of ${run.device.ssh.user ?? 'root'} on the device`
+      : `sudo needs a password on this device (${why.trim()}): set ssh.sudoPasswordEnv in the inventory to the name of an environment variable holding it, or allow passwordless sudo for ${run.device.ssh.user ?? 'root'}`,
+    false,
+  );
 }

@@ -1,7 +1,8 @@
 // The pure parts of provision: bundle definition and hash, host-key decisions, retry policy, jump-host specs.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { applyControl, UPLOAD_VERIFIED } from '../../scripts/provision/phase/apply.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleHash, bundleSums, deviceBundle, BundleError, type ManifestDevice } from '../../scripts/provision/bundle.ts';
@@ -113,5 +114,54 @@ describe('jump hosts', () => {
     expect(parseJumpHost('10.1.0.1')).toEqual({ user: undefined, host: '10.1.0.1', port: 22 });
     expect(parseJumpHost('[fd00::1]:22')).toEqual({ user: undefined, host: 'fd00::1', port: 22 });
     expect(() => parseJumpHost('a b')).toThrow(/user@host/);
+  });
+});
+
+describe('the device shell after preflight (applyControl)', () => {
+  // run the very text provision sends, in dash, with a sandboxed device root
+  const setup = () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'ef-control-'));
+    const staging = path.join(root, 'var/tmp/edgeforge-bundle-x');
+    mkdirSync(staging, { recursive: true, mode: 0o700 });
+    const fb = '#!/bin/sh\necho "ran with bundle $EDGEFORGE_BUNDLE" >"$EDGEFORGE_ROOT/ran"\n';
+    writeFileSync(path.join(staging, 'firstboot.sh'), fb);
+    writeFileSync(path.join(staging, 'SHA256SUMS'), `${sha256Hex(fb)}  firstboot.sh\n`);
+    return { root, staging };
+  };
+  const sh = (root: string, input: string) => {
+    try {
+      return { code: 0, out: execFileSync('dash', ['-c', applyControl('firstboot.sh')], { input, env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root }, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }) };
+    } catch (err) {
+      const e = err as { status: number; stdout: string; stderr: string };
+      return { code: e.status, out: e.stdout + e.stderr };
+    }
+  };
+
+  it('applies on "apply root STAGING": checks the sums, moves the bundle into place, runs the program', () => {
+    const { root, staging } = setup();
+    const r = sh(root, `apply root ${staging}\n`);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain(UPLOAD_VERIFIED);
+    expect(readFileSync(path.join(root, 'ran'), 'utf8')).toBe(`ran with bundle ${root}/var/lib/edgeforge/bundle\n`);
+    expect(existsSync(staging)).toBe(false);
+  });
+
+  it('does nothing on "stop" or end of input (skipped device, dry run, lost connection)', () => {
+    for (const input of ['stop\n', '']) {
+      const { root, staging } = setup();
+      const r = sh(root, input);
+      expect(r.code).toBe(0);
+      expect(existsSync(path.join(root, 'ran'))).toBe(false);
+      expect(existsSync(staging)).toBe(true);
+    }
+  });
+
+  it('refuses a damaged upload with the upload exit code, before anything moves', () => {
+    const { root, staging } = setup();
+    writeFileSync(path.join(staging, 'firstboot.sh'), 'echo tampered\n');
+    const r = sh(root, `apply root ${staging}\n`);
+    expect(r.code).toBe(86);
+    expect(r.out).not.toContain(UPLOAD_VERIFIED);
+    expect(existsSync(path.join(root, 'var/lib/edgeforge/bundle'))).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
-// Phase apply: one remote command that
+// Phase apply: the shell preflight started is told to go on (one line on its stdin: how to become root and
+// where the upload is); it then
 //   1. checks the staged bundle against SHA256SUMS on the device (the end of the upload phase: a mismatch
 //      is reported as an upload failure), then prints a marker;
 //   2. as root, moves the staging directory into place as the device's bundle (<root>/var/lib/edgeforge/bundle,
@@ -6,7 +7,7 @@
 //   3. runs the first-boot program, its output streaming into the device's log file.
 import { PhaseError } from '../errors.ts';
 import { shq } from '../session.ts';
-import { execAsRoot } from '../sudo.ts';
+import { asRoot, sudoRefusal } from '../sudo.ts';
 import { SUMS_NAME } from '../bundle.ts';
 import type { DeviceRun } from '../context.ts';
 
@@ -41,6 +42,30 @@ export function applyCommand(staging: string, firstboot: string, sudo: string): 
   );
 }
 
+/**
+ * What the device shell does after preflight: wait for one line "apply MODE STAGING" (anything else, or EOF:
+ * stop), then the same as applyCommand. MODE is how to become root: root (already), sudo (-n), sudo-password
+ * (-S: the password is the next line of stdin, which `read` has not consumed).
+ */
+export function applyControl(firstboot: string): string {
+  const run = (sudo: string) => `exec ${sudo}sh -c "$ef_apply" edgeforge-apply "$ef_s" "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}`;
+  return [
+    `IFS=' ' read -r ef_go ef_mode ef_s || exit 0`,
+    `[ "$ef_go" = apply ] || exit 0`,
+    `ef_apply=${shq(APPLY_SCRIPT)}`,
+    `cd "$ef_s" || exit ${BAD_UPLOAD}`,
+    `sha256sum --quiet --strict -c ${SUMS_NAME} >&2 || exit ${BAD_UPLOAD}`,
+    `echo ${shq(UPLOAD_VERIFIED)}`,
+    `case $ef_mode in`,
+    `  root) ${run('')} ;;`,
+    `  sudo) ${run('sudo -n -- ')} ;;`,
+    `  sudo-password) ${run("sudo -S -p '' -- ")} ;;`,
+    `esac`,
+    `exit 2`,
+    '',
+  ].join('\n');
+}
+
 /** "2026-11-28T13:00:00Z edgeforge-firstboot[k3s]: wrote /etc/…" → "[k3s] wrote /etc/…" */
 function shortLine(l: string): string {
   return l.replace(/^\S+Z edgeforge-firstboot\[([^\]]*)\]: /, '[$1] ').slice(0, 200);
@@ -51,25 +76,32 @@ export async function apply(run: DeviceRun, enterApply: () => void): Promise<voi
   let verified = false;
   let lastErr = '';
   run.log.line(`apply: checking the upload, then running ${run.bundle.firstboot} as root (bundle ${run.bundle.hash})`);
-  const r = await execAsRoot(run, 'apply', (sudo) => applyCommand(run.staging!, run.bundle.firstboot, sudo), {
-    timeoutMs: run.timeouts.apply,
-    onStdout: (c) => {
-      if (!verified && c.toString('utf8').includes(UPLOAD_VERIFIED)) {
-        verified = true;
-        run.log.line(`upload: sha256 of every file checked on the device`);
-        enterApply();
-      }
-      const l = run.log.output('  | ', c);
-      if (l && verified && !l.includes(UPLOAD_VERIFIED)) run.progress({ phase: 'apply', message: shortLine(l) });
-    },
-    onStderr: (c) => {
-      const l = run.log.output('  | ', c);
-      if (l) {
-        lastErr = l;
-        if (verified) run.progress({ phase: 'apply', message: shortLine(l) });
-      }
-    },
-  });
+  const remote = run.remote;
+  if (!remote) throw new PhaseError('apply', 'internal: no device shell from preflight', true);
+  remote.onStdout = (c) => {
+    if (!verified && c.toString('utf8').includes(UPLOAD_VERIFIED)) {
+      verified = true;
+      run.log.line(`upload: sha256 of every file checked on the device`);
+      enterApply();
+    }
+    const l = run.log.output('  | ', c);
+    if (l && verified && !l.includes(UPLOAD_VERIFIED)) run.progress({ phase: 'apply', message: shortLine(l) });
+  };
+  remote.onStderr = (c) => {
+    const l = run.log.output('  | ', c);
+    if (l) {
+      lastErr = l;
+      if (verified) run.progress({ phase: 'apply', message: shortLine(l) });
+    }
+  };
+  const { prefix, stdin } = asRoot(run);
+  const mode = prefix === '' ? 'root' : stdin !== undefined ? 'sudo-password' : 'sudo';
+  remote.answer(`apply ${mode} ${run.staging}\n${stdin ?? ''}`);
+  const r = await remote.wait(run.timeouts.apply);
+  if (r.code !== 0 && mode !== 'root') {
+    const refused = sudoRefusal(run, 'apply', r.stderr);
+    if (refused) throw refused;
+  }
   run.log.flushOutput('  | ');
   if (!verified) {
     const why = r.stderr.trim().split('\n').slice(0, 3).join('; ') || `exit ${r.code}`;

@@ -1,10 +1,15 @@
 // Phase preflight: read-only facts about the device — architecture, RAM, free disk, kernel WireGuard,
 // sudo, and the bundle hash already applied — checked against what the bundle needs. `--dry-run` stops
-// after this phase. One remote command keeps it to one round trip.
+// after this phase. One remote shell keeps it to one round trip, and the same shell later applies the
+// bundle (one login shell per device instead of two).
 import { PhaseError } from '../errors.ts';
 import { execAsRoot, sudoPassword } from '../sudo.ts';
 import { shq } from '../session.ts';
 import type { DeviceRun, Facts } from '../context.ts';
+import { applyControl } from './apply.ts';
+
+/** printed after the facts; the shell then waits on stdin for apply */
+export const PREFLIGHT_DONE = '__edgeforge_preflight_done__';
 
 // EDGEFORGE_ROOT / EDGEFORGE_ARCH: a sandboxed device (test harness, a chroot) says where its root is and
 // what it stands for; both are empty on a real device, exactly as the first-boot program reads them.
@@ -54,10 +59,16 @@ export async function readAppliedAsRoot(run: DeviceRun, phase: 'preflight' | 've
 export async function preflight(run: DeviceRun): Promise<Facts> {
   run.sudoPassword = sudoPassword(run);
   const t = run.timeouts.preflight;
-  const r = await run.session!.exec(PREFLIGHT_SCRIPT, { timeoutMs: t });
-  if (r.code !== 0) throw new PhaseError('preflight', `the read-only checks failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`, false);
-  run.log.line(`preflight: ${r.stdout.trim().split('\n').filter((l) => !l.startsWith('applied=')).join(' ')}`);
-  const kv = parseFacts(r.stdout);
+  // one shell for preflight and apply: it prints the facts, then waits for the go-ahead (see applyControl)
+  run.remote = await run.session!.start(`${PREFLIGHT_SCRIPT}echo ${PREFLIGHT_DONE}\n${applyControl(run.bundle.firstboot)}`);
+  const got = await run.remote.until(PREFLIGHT_DONE, t);
+  if ('ended' in got) {
+    const r = got.ended;
+    throw new PhaseError('preflight', `the read-only checks failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`, false);
+  }
+  const stdout = got.before;
+  run.log.line(`preflight: ${stdout.trim().split('\n').filter((l) => !l.startsWith('applied=')).join(' ')}`);
+  const kv = parseFacts(stdout);
   const facts: Facts = {
     root: kv.root ?? '',
     arch: kv.arch ?? 'unknown',

@@ -307,3 +307,44 @@ export async function deriveFleetBase(o: DeriveOptions): Promise<DerivedFleetBas
   const { stamp: _s, mappedExact: _e, mapped: _m, ...info } = car;
   return { base: prepared(o.base, imgPath, car), info, reused };
 }
+
+/**
+ * Brings the fleet base a shard derived (`fromOut/rel`, with its side-car) into `toOut`, for `manifest merge`:
+ * a hard link where both are on one filesystem (a fleet base is never written in place, only replaced by
+ * rename), else a copy of its mapped ranges only (it is GBs, mostly holes). The copy must hash to `sha256`,
+ * the value the shard's signed manifest carries. Reused when `toOut` already holds it unchanged.
+ */
+export async function copyFleetBase(fromOut: string, toOut: string, rel: string, sha256: string): Promise<'reused' | 'linked' | 'copied'> {
+  const src = path.join(fromOut, rel);
+  const dst = path.join(toOut, rel);
+  const carRel = rel.replace(/\.img$/, '.json');
+  const car = JSON.parse(await fs.readFile(path.join(fromOut, carRel), 'utf8')) as SideCar;
+  if (car.sha256 !== sha256) throw new Error(`${path.join(fromOut, carRel)}: records sha256 ${car.sha256}, the manifest ${sha256}`);
+  if (await readSideCar(path.join(toOut, carRel), car.key, dst)) return 'reused';
+  await fs.mkdir(path.dirname(dst), { recursive: true });
+  const tmp = tempPathFor(dst);
+  let how: 'linked' | 'copied' = 'linked';
+  try {
+    try {
+      await fs.link(src, tmp);
+    } catch {
+      how = 'copied';
+      const fh = await fs.open(tmp, 'wx+', 0o644);
+      try {
+        await fh.truncate(car.size);
+        await copyMapped(src, new FileDev(fh, car.size, false), car.mapped.map(([offset, length]) => ({ offset, length })));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
+    const hashed = await sha256OfFile(tmp);
+    if (hashed.sha256 !== sha256) throw new Error(`${src}: sha256 ${hashed.sha256}, the manifest says ${sha256}`);
+    await fs.rename(tmp, dst);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await writeFileAtomic(path.join(toOut, carRel), JSON.stringify({ ...car, stamp: await fileStamp(dst) }, null, 2) + '\n');
+  return how;
+}

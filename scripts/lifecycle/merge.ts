@@ -9,6 +9,7 @@ import { buildManifest, serializeManifest, type Manifest, type ManifestDevice } 
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { Fleet } from '../inventory/fleet.ts';
 import { BASE_RECORD_PATH } from '../disk/output.ts';
+import { copyFleetBase } from '../disk/fleet-base.ts';
 
 export interface MergeInput {
   shards: string[];
@@ -82,6 +83,12 @@ export async function mergeShards(m: MergeInput): Promise<{ manifest: Manifest; 
       const src = path.join(dir, extra);
       if (path.resolve(dir) !== outAbs && (await fs.stat(src).catch(() => undefined))?.isFile()) await writeFileAtomic(path.join(m.outDir, extra), await fs.readFile(src), { skipIfSame: true });
     }
+  }
+  // the fleet base (base + the K3s airgap partition) the deltas apply to: every shard derived the same one
+  // (same base, same bundle: checked above), so OUT needs one copy, or flash would find no base to write
+  const fb = first.baseImage?.fleetBase;
+  if (fb && !manifests.some((x) => path.resolve(x.dir) === outAbs)) {
+    await copyFleetBase(manifests[0].dir, m.outDir, fb.path, fb.sha256);
   }
   const manifest = buildManifest(
     { fleet: first.fleet, inventorySha256: first.inventorySha256, sourceDateEpoch: first.sourceDateEpoch, baseImage: first.baseImage, gitops: gitopsFrom[0]?.manifest.gitops, devices: [...devices.values()].map((x) => x.dev) },

@@ -19,6 +19,9 @@ import { MAX_DELTA_BYTES } from '../../scripts/disk/personalize.ts';
 import { loadFlashInputs } from '../../scripts/flash/build-output.ts';
 import { runFlash } from '../../scripts/flash/flash.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
+import { mergeShards } from '../../scripts/lifecycle/merge.ts';
+import { copyFleetBase } from '../../scripts/disk/fleet-base.ts';
+import { KeysLayout } from '../../scripts/keys/layout.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { buildRaspiFixture, MT_ENV, pseudo, run, type Fixture } from '../disk/fixtures.ts';
 import { fsckFat, mcopyOut } from '../disk/helpers.ts';
@@ -178,6 +181,38 @@ describe('build --base-image, airgap install: the K3s files travel in the fleet 
     expect(r.code, r.stderr).toBe(0);
     expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, 'k3s-arm64', tmp))).toBe(sha256Hex(blobs['k3s-arm64']));
   }, 60_000);
+
+  it('`manifest merge` of shards brings the fleet base into the merged output: same manifest as one build, flash reads it', async () => {
+    const keysDir = path.join(tmp, 'keys-pin');
+    const layout = new KeysLayout(keysDir);
+    mkdirSync(path.dirname(layout.buildFingerprintFile), { recursive: true });
+    writeFileSync(layout.buildFingerprintFile, signingKey.getFingerprint().toUpperCase() + '\n');
+    const shards = [1, 2].map((k) => path.join(tmp, `shard-${k}`));
+    for (let k = 1; k <= 2; k++) await build(opts(shards[k - 1], { shard: { k, n: 2 } }));
+    const merged = path.join(tmp, 'merged');
+    const r = await mergeShards({ shards, outDir: merged, keysDir, fleet, sign: (b, e) => source().sign(b, e) });
+    expect(r.problems).toEqual([]);
+    const fb = r.manifest.baseImage!.fleetBase!;
+    const img = path.join(merged, fb.path);
+    expect(sha256Hex(readFileSync(img))).toBe(fb.sha256);
+    expect(statSync(img).ino).toBe(statSync(path.join(shards[0], fb.path)).ino); // one filesystem: a hard link, no GBs copied
+    expect(readFileSync(path.join(merged, 'manifest.json')).equals(readFileSync(path.join(out, 'manifest.json')))).toBe(true);
+    expect((await verifyBuild(merged, signingKey.getFingerprint())).problems).toEqual([]);
+    const inputs = await loadFlashInputs(merged);
+    expect(inputs.base.path).toBe(img);
+    expect(inputs.base.sha256).toBe(fb.sha256);
+    // merging again reuses it; another filesystem (tmpfs) gets a copy of the mapped ranges with the same bytes
+    expect(await copyFleetBase(shards[0], merged, fb.path, fb.sha256)).toBe('reused');
+    const shm = mkdtempSync('/dev/shm/ef-fleet-base-');
+    try {
+      expect(await copyFleetBase(shards[0], shm, fb.path, fb.sha256)).toBe('copied');
+      expect(sha256Hex(readFileSync(path.join(shm, fb.path)))).toBe(fb.sha256);
+      expect(statSync(path.join(shm, fb.path)).blocks * 512).toBeLessThan(fb.bytes); // holes stay holes
+      await expect(copyFleetBase(shards[0], path.join(shm, 'x'), fb.path, 'f'.repeat(64))).rejects.toThrow(/sha256/);
+    } finally {
+      rmSync(shm, { recursive: true, force: true });
+    }
+  }, 240_000);
 
   it('an online install keeps the plain base (no partition, no fleetBase)', async () => {
     const online = structuredClone(fleet);

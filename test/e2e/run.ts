@@ -314,7 +314,7 @@ async function main(): Promise<number> {
         return `systemd after ${vm.elapsed().toFixed(0)}s`;
       }));
       const finished = await stage('boot 1: cloud-init + first-boot program', () => checks.run(C.cloudInit, async () => {
-        const m = await vm.waitFor(/Cloud-init v\. \S+ finished at .*Datasource (\S+[^\n]*)/, BOOT_TIMEOUT, 'cloud-init finished');
+        const m = await vm.waitFor(/Cloud-init v\. \S+ finished at [^\n]*Datasource (\S+[^\n]*)\n/, BOOT_TIMEOUT, 'cloud-init finished');
         expect(/NoCloud/.test(m[1]), `datasource ${m[1]}`);
         return `finished after ${vm.elapsed().toFixed(0)}s, ${m[1].trim()}`;
       }));

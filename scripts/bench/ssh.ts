@@ -83,12 +83,34 @@ ssh ${sshOpts} -p "$port" root@127.0.0.1 "STAGING='$STAGING'; $(cat ${path.join(
 }
 
 /** `cli`: the edgeforge CLI (wall time includes node + tsx start-up); else the engine alone (scripts/bench/ssh-engine.ts). */
-async function edgeforgeRun(inv: string, out: string, keys: string, c: number, cli = false): Promise<{ ms: number; wallMs: number; ok: number; rssMiB: number; failed: string[] }> {
+/** CPU seconds the whole machine spent busy so far (/proc/stat: user, nice, system, irq, softirq, steal; USER_HZ 100) */
+function machineBusyS(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / 100;
+}
+
+interface EdgeforgeRun {
+  ms: number;
+  wallMs: number;
+  ok: number;
+  rssMiB: number;
+  failed: string[];
+  /** user+sys of the edgeforge process (node, its threads) */
+  cpuS: number;
+  /** every process on the machine during the run: edgeforge + the sshd "devices" and what they run */
+  machineCpuS: number;
+}
+
+async function edgeforgeRun(inv: string, out: string, keys: string, c: number, cli = false): Promise<EdgeforgeRun> {
   const args = cli
     ? [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'provision', '-i', inv, '-o', out, '--keys', keys, '--json', '--allow-unsigned', '--concurrency', String(c)]
     : ['--import', 'tsx', path.join(REPO, 'scripts/bench/ssh-engine.ts'), inv, out, keys, String(c)];
-  const r = await run('/usr/bin/time', ['-f', 'EDGEFORGE_MAXRSS_KB=%M', process.execPath, ...args], { env: { ...process.env, SSH_AUTH_SOCK: '' } });
+  const busy0 = machineBusyS();
+  const r = await run('/usr/bin/time', ['-f', 'EDGEFORGE_MAXRSS_KB=%M EDGEFORGE_CPU=%U+%S', process.execPath, ...args], { env: { ...process.env, SSH_AUTH_SOCK: '' } });
+  const machineCpuS = machineBusyS() - busy0;
   const rss = Number(/EDGEFORGE_MAXRSS_KB=(\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024;
+  const cpu = /EDGEFORGE_CPU=([\d.]+)\+([\d.]+)/.exec(r.stderr);
+  const cpuS = cpu ? Number(cpu[1]) + Number(cpu[2]) : NaN;
   let ok = 0;
   let ms = r.ms;
   const failed: string[] = [];
@@ -99,7 +121,7 @@ async function edgeforgeRun(inv: string, out: string, keys: string, c: number, c
   } catch {
     failed.push(r.stderr.slice(0, 500));
   }
-  return { ms, wallMs: r.ms, ok, rssMiB: rss, failed };
+  return { ms, wallMs: r.ms, ok, rssMiB: rss, failed, cpuS, machineCpuS };
 }
 
 async function nodeStartupMs(): Promise<number> {
@@ -149,10 +171,11 @@ for (const n of sizes) {
     const e = await edgeforgeRun(inv, out, keys, c);
     ef.push(e);
     console.error(`  edgeforge engine, concurrency ${c}: ${(e.ms / 1000).toFixed(2)} s (process wall ${(e.wallMs / 1000).toFixed(2)} s), ${e.ok}/${n} ok, peak RSS ${e.rssMiB.toFixed(0)} MiB (load ${loadavg()[0].toFixed(1)})`);
+    console.error(`    CPU: edgeforge ${e.cpuS.toFixed(1)} s (${((e.cpuS * 1000) / n).toFixed(0)} ms/device, start-up included); whole machine ${e.machineCpuS.toFixed(1)} s (${((e.machineCpuS * 1000) / n).toFixed(0)} ms/device): the "devices" (sshd, their shells and commands) took the other ${(e.machineCpuS - e.cpuS).toFixed(1)} s`);
     if (e.failed.length) console.error(`    failed: ${e.failed.slice(0, 5).join('\n    ')}`);
   }
   // a rerun through the CLI itself: every device already at the bundle hash
-  const again = n <= opensshMax || process.argv.includes('--rerun') ? await edgeforgeRun(inv, out, keys, c, true) : { ms: NaN, ok: 0, rssMiB: 0 };
+  const again = n <= opensshMax || process.argv.includes('--rerun') ? await edgeforgeRun(inv, out, keys, c, true) : { ms: NaN, ok: 0, rssMiB: 0, cpuS: NaN, machineCpuS: NaN };
   if (!Number.isNaN(again.ms)) console.error(`  edgeforge provision CLI rerun (all skipped): ${(again.ms / 1000).toFixed(2)} s wall incl. start-up, ${again.ok}/${n} skipped/ok, peak RSS ${again.rssMiB.toFixed(0)} MiB`);
   const best = (xs: { ms: number }[]) => Math.min(...xs.map((x) => x.ms)) / 1000;
   const efBest = best(ef);
@@ -166,6 +189,7 @@ for (const n of sizes) {
     `${Math.max(...ef.map((e) => e.rssMiB)).toFixed(0)} MiB`,
     `${(Math.min(...ef.map((e) => e.wallMs)) / 1000).toFixed(2)} s`,
     `${Math.min(...ef.map((e) => e.ok))}/${n}`,
+    `${((Math.min(...ef.map((e) => e.cpuS)) * 1000) / n).toFixed(0)} / ${((Math.min(...ef.map((e) => e.machineCpuS)) * 1000) / n).toFixed(0)} ms`,
     Number.isNaN(again.ms) ? 'not run' : `${(again.ms / 1000).toFixed(2)} s`,
     loadavg()[0].toFixed(1),
   ];
@@ -176,8 +200,8 @@ for (const n of sizes) {
 }
 
 const table = [
-  '| run (UTC) | endpoints | concurrency | OpenSSH scp+ssh via xargs -P (best; each) | edgeforge provision (best; each) | OpenSSH ÷ edgeforge | edgeforge peak RSS | edgeforge process wall (incl. start-up) | ok | CLI rerun, all skipped (incl. start-up) | load after |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  '| run (UTC) | endpoints | concurrency | OpenSSH scp+ssh via xargs -P (best; each) | edgeforge provision (best; each) | OpenSSH ÷ edgeforge | edgeforge peak RSS | edgeforge process wall (incl. start-up) | ok | CPU per device: edgeforge / whole machine | CLI rerun, all skipped (incl. start-up) | load after |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ...rows,
 ].join('\n');
 console.log(table);

@@ -35,9 +35,15 @@ export interface Window {
   /** what the source reads: from the first to the last byte any card needs in this chunk */
   readOffset: number;
   readLength: number;
+  /** the needed bytes inside [readOffset, +readLength): what is actually read; the holes between them are not */
+  pieces: Range[];
 }
 
-/** One window per aligned chunk that holds any byte some card needs; chunks of pure hole are skipped. */
+/**
+ * One window per aligned chunk that holds any byte some card needs; chunks of pure hole are skipped. A window
+ * lists its pieces: a sparse root fs scatters small files across a chunk, and reading the holes between them
+ * would cost as much as reading data (the kernel zero-fills every page).
+ */
 export function windowsOf(union: Range[], chunk: number): Window[] {
   const out: Window[] = [];
   for (const x of union) {
@@ -45,8 +51,10 @@ export function windowsOf(union: Range[], chunk: number): Window[] {
       const start = Math.floor(o / chunk) * chunk;
       const end = Math.min(x.offset + x.length, start + chunk);
       const last = out[out.length - 1];
-      if (last && last.start === start) last.readLength = end - last.readOffset;
-      else out.push({ index: out.length, start, readOffset: o, readLength: end - o });
+      if (last && last.start === start) {
+        last.readLength = end - last.readOffset;
+        last.pieces.push({ offset: o, length: end - o });
+      } else out.push({ index: out.length, start, readOffset: o, readLength: end - o, pieces: [{ offset: o, length: end - o }] });
       o = end;
     }
   }

@@ -143,6 +143,25 @@ describe('flash to files', () => {
     for (const id of IDS.slice(0, 3)) expect(sha(readFileSync(path.join(dir, `${id}.img`)))).toBe(refs.get(id));
   });
 
+  it('cards working at different speeds never see a window buffer reused under them (the pool returns one only when every card is done)', async () => {
+    const dir = tmp('jitter');
+    const { flashAll } = await import('../../scripts/flash/engine.ts');
+    const { loadFlashInputs } = await import('../../scripts/flash/build-output.ts');
+    const inputs = await loadFlashInputs(out.outDir);
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 4);
+    const jobs = await Promise.all(
+      IDS.map(async (id) => {
+        const inner = await FileTarget.open(path.join(dir, `${id}.img`));
+        // each write waits 0-3 ms: the cards drift apart, so chunks are released in every order
+        return { id, target: wrap(inner, { write: () => new Promise((r) => setTimeout(r, rnd())) }), delta: (await inputs.delta(id)).delta };
+      }),
+    );
+    const r = await flashAll(inputs.base, jobs, { chunkSize: 64 * 1024, queueDepth: 3, detach: false });
+    expect(r.results.map((x) => x.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    for (const id of IDS) expect(sha(readFileSync(path.join(dir, `${id}.img`))), id).toBe(refs.get(id));
+  });
+
   it('--verify catches a byte flipped after writing and names its offset; without --verify it goes unnoticed', async () => {
     const rec = await readBaseRecord(out.outDir);
     const [o, l] = rec.mapped.find(([off, len]) => off + len > 2 * 1024 * 1024)!;

@@ -3,7 +3,8 @@
 // key here (async WebCrypto per operation, imports, streams), this ~0.5 ms, and a fleet needs thousands.
 // The result is read back by openpgp.js (self-signatures and key parameters validated) and imported by real gpg
 // in test/keys. Plain JavaScript for the same reason as pgp-ops.mjs (runs inside worker threads).
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, createPrivateKey, sign } from 'node:crypto';
+import { generateOkp } from '../util/okp-keys.mjs';
 import * as openpgp from 'openpgp';
 
 const ED25519_OID = Buffer.from('2b06010401da470f01', 'hex'); // 1.3.6.1.4.1.11591.15.1
@@ -74,18 +75,18 @@ export function fastGenerateV4Key(a) {
   const t = u32(created);
 
   // a seed with a leading zero byte would be a shorter MPI; old GnuPG releases mishandled those, so skip them
+  // (generateOkp, not generateKeyPairSync + export('jwk'): that can deadlock on Node 20, see okp-keys.mjs)
   let ed, edSeed, edPub;
   do {
-    ed = generateKeyPairSync('ed25519');
-    const edJwk = ed.privateKey.export({ format: 'jwk' });
-    edSeed = Buffer.from(edJwk.d, 'base64url');
-    edPub = Buffer.from(edJwk.x, 'base64url');
+    ed = generateOkp('ed25519');
+    edSeed = ed.priv;
+    edPub = ed.pub;
   } while (edSeed[0] === 0);
-  const x = generateKeyPairSync('x25519');
-  const xJwk = x.privateKey.export({ format: 'jwk' });
-  const xPub = Buffer.from(xJwk.x, 'base64url');
+  const edKey = createPrivateKey({ key: ed.pkcs8, format: 'der', type: 'pkcs8' });
+  const x = generateOkp('x25519');
+  const xPub = x.pub;
   // legacy Curve25519 secret: the native little-endian scalar, clamped, stored big-endian (reversed)
-  const xSecret = Buffer.from(xJwk.d, 'base64url').reverse();
+  const xSecret = Buffer.from(x.priv).reverse();
   xSecret[0] = (xSecret[0] & 127) | 64;
   xSecret[31] &= 248;
 
@@ -104,7 +105,7 @@ export function fastGenerateV4Key(a) {
 
   const certSig = signaturePacket(
     0x13, // positive certification of the user ID
-    ed.privateKey,
+    edKey,
     [
       subpacket(2, t), // signature creation time
       subpacket(27, [0x03]), // key flags: certify, sign
@@ -120,7 +121,7 @@ export function fastGenerateV4Key(a) {
   );
   const bindSig = signaturePacket(
     0x18, // subkey binding
-    ed.privateKey,
+    edKey,
     [subpacket(2, t), subpacket(27, [0x0c]), subpacket(33, Buffer.concat([Buffer.from([4]), fpr]))],
     [subpacket(16, keyId)],
     Buffer.concat([keyHashPrefix(pubBody), keyHashPrefix(subPubBody)]),

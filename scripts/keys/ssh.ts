@@ -2,7 +2,8 @@
 // public  "ssh-ed25519 AAAA… comment" (authorized_keys / known_hosts / cloud-init ssh_keys)
 // private key in the openssh-key-v1 PEM armour (cipher none), which both sshd
 // (HostKey) and Flux's go-git deploy-key Secret ("identity") read.
-import { createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
+import { generateOkp } from '../util/okp-keys.mjs';
 
 /** PEM armour lines of private keys, assembled so no source file carries a literal key header (secret scanners). */
 const armour = (kind: string, edge: 'BEGIN' | 'END') => `-----${edge} ${kind} ${'PRIVATE'} KEY${kind === 'PGP' ? ' BLOCK' : ''}-----`;
@@ -106,10 +107,9 @@ function publicFromSeed(seed32: Uint8Array): Buffer {
 
 /** A fresh ed25519 key pair (randomness from the OS CSPRNG via node:crypto). */
 export function generateSshKeyPair(comment: string): SshKeyPair {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const jwk = privateKey.export({ format: 'jwk' }) as { d?: string; x?: string };
-  if (!jwk.d || !jwk.x) throw new Error('could not export ed25519 key');
-  return encodeOpenSsh(Buffer.from(jwk.d, 'base64url'), Buffer.from(jwk.x, 'base64url'), comment);
+  // not generateKeyPairSync + export: that can deadlock on Node 20 (okp-keys.mjs says how)
+  const k = generateOkp('ed25519');
+  return encodeOpenSsh(k.priv, k.pub, comment);
 }
 
 /** Parse an unencrypted openssh-key-v1 ed25519 private key back into its seed and comment (used to check stored keys). */

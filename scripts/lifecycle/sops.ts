@@ -8,6 +8,7 @@
 //    with sops.lastmodified as additional data.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
+import '../util/okp-keys.mjs'; // before any openpgp use: WebCrypto X25519/Ed25519 key generation without the Node 20 deadlock
 import { parse, stringify } from 'yaml';
 
 export interface SopsRecipient {

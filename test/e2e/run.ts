@@ -602,7 +602,13 @@ async function main(): Promise<number> {
           return `${open.split(/\s+/)[0]} opened at boot with ${rec} tang recovery request(s); ${m.state}`;
         }
         expect(!open, `a dm-crypt mapping is open without tang: ${open}`);
-        const k = await sshRun(target, 'systemctl is-active k3s.service; findmnt -n -o SOURCE /var/lib/rancher || echo "/var/lib/rancher: not mounted"; cat /run/edgeforge/data-volume.status', 30);
+        // the unlock service writes its status as it starts; under emulation that can be after SSH is up
+        let k = { stdout: '' };
+        for (let i = 0; i < 12; i++) {
+          k = await sshRun(target, 'systemctl is-active k3s.service; findmnt -n -o SOURCE /var/lib/rancher || echo "/var/lib/rancher: not mounted"; cat /run/edgeforge/data-volume.status 2>&1', 30);
+          if (/locked since/.test(k.stdout)) break;
+          await new Promise((res) => setTimeout(res, 5000));
+        }
         expect(!/^active$/m.test(k.stdout), `k3s.service is active while the volume is locked (it must wait): ${k.stdout.trim()}`);
         expect(/locked since/.test(k.stdout), `no degraded-mode status in /run/edgeforge/data-volume.status: ${k.stdout.trim()}`);
         return `no dm-crypt mapping open; ${k.stdout.trim().split('\n').join('; ')}`;

@@ -55,6 +55,10 @@ delay=$first
 since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 while :; do
   n=$((n + 1))
+  # the state is visible from the start: an attempt against an unreachable tang can take a while to fail
+  if [ "$n" = 1 ] && [ "$check" != 1 ]; then
+    printf 'locked since %s; attempt 1 in progress; recover by hand: edgeforge keys recover %s\n' "$since" "$EDV_DEVICE_ID" >"$status" 2>/dev/null || true
+  fi
   if try_unlock; then
     rm -f "$status"
     if [ "$check" = 1 ]; then say "ok: automatic unlock of $dev works now (attempt $n)"; else say "unlocked $dev as /dev/mapper/$EDV_NAME (attempt $n)"; fi

@@ -3,8 +3,7 @@
 //   keys/admins/*.asc                                                       (admin recipients)
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import * as openpgp from 'openpgp';
-import '../util/okp-keys.mjs'; // before any openpgp use: WebCrypto X25519/Ed25519 key generation without the Node 20 deadlock
+import * as openpgp from '../util/openpgp.mjs';
 import type { Fleet } from '../inventory/fleet.ts';
 import { runsFlux } from '../render/flux/sync.ts';
 import type { GitopsPublicKeys, PgpPublic } from '../render/gitops/sops.ts';

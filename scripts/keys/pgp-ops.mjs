@@ -2,7 +2,7 @@
 // the same module runs in the main thread and inside worker_threads, and a worker must not depend on the
 // tsx loader being registered in it. Types: pgp-ops.d.mts.
 import { createHash, randomBytes } from 'node:crypto';
-import * as openpgp from 'openpgp';
+import * as openpgp from '../util/openpgp.mjs';
 import { fastGenerateV4Key } from './pgp-v4.mjs';
 
 // v4 keys only: Flux imports SOPS keys with the gpg binary, and GnuPG 2.2 (Debian bookworm) rejects v6 /

@@ -5,7 +5,7 @@
 // in test/keys. Plain JavaScript for the same reason as pgp-ops.mjs (runs inside worker threads).
 import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { generateOkp } from '../util/okp-keys.mjs';
-import * as openpgp from 'openpgp';
+import * as openpgp from '../util/openpgp.mjs';
 
 const ED25519_OID = Buffer.from('2b06010401da470f01', 'hex'); // 1.3.6.1.4.1.11591.15.1
 const CV25519_OID = Buffer.from('2b060104019755010501', 'hex'); // 1.3.6.1.4.1.3029.1.5.1

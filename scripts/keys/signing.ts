@@ -1,7 +1,6 @@
 // Detached OpenPGP signatures by the fleet's build key (manifest.json.asc), and their verification
 // against a pinned fingerprint — never against whatever key happens to sit beside the signature.
-import * as openpgp from 'openpgp';
-import '../util/okp-keys.mjs'; // before any openpgp use: WebCrypto X25519/Ed25519 key generation without the Node 20 deadlock
+import * as openpgp from '../util/openpgp.mjs';
 
 /** Normalise a fingerprint as users paste it: spaces/colons removed, uppercase hex. */
 export function normalizeFingerprint(fpr: string): string {

@@ -6,8 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import * as openpgp from 'openpgp';
-import '../util/okp-keys.mjs'; // before any openpgp use: WebCrypto X25519/Ed25519 key generation without the Node 20 deadlock
+import * as openpgp from '../util/openpgp.mjs';
 import { sweepTempFiles, writeFileAtomic } from '../util/atomic.ts';
 import { fingerprintOfBlob, generateSshKeyPair, parseSshPrivateKey, type SshKeyPair } from './ssh.ts';
 import { agentToken, k3sToken, luksRecoveryPassphrase } from './secrets.ts';

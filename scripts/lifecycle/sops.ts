@@ -7,8 +7,7 @@
 //  - sops.mac: SHA-512 over every value in document order, upper-case hex, encrypted like a value
 //    with sops.lastmodified as additional data.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import * as openpgp from 'openpgp';
-import '../util/okp-keys.mjs'; // before any openpgp use: WebCrypto X25519/Ed25519 key generation without the Node 20 deadlock
+import * as openpgp from '../util/openpgp.mjs';
 import { parse, stringify } from 'yaml';
 
 export interface SopsRecipient {

@@ -311,8 +311,9 @@ export async function deriveFleetBase(o: DeriveOptions): Promise<DerivedFleetBas
 /**
  * Brings the fleet base a shard derived (`fromOut/rel`, with its side-car) into `toOut`, for `manifest merge`:
  * a hard link where both are on one filesystem (a fleet base is never written in place, only replaced by
- * rename), else a copy of its mapped ranges only (it is GBs, mostly holes). The copy must hash to `sha256`,
- * the value the shard's signed manifest carries. Reused when `toOut` already holds it unchanged.
+ * rename), else a copy of its mapped ranges only (it is GBs, mostly holes). The result must hash to `sha256`,
+ * the value the shard's signed manifest carries; a link to a source its side-car still vouches for (same
+ * file, unchanged since it was hashed) is not read again. Reused when `toOut` already holds it unchanged.
  */
 export async function copyFleetBase(fromOut: string, toOut: string, rel: string, sha256: string): Promise<'reused' | 'linked' | 'copied'> {
   const src = path.join(fromOut, rel);
@@ -321,6 +322,7 @@ export async function copyFleetBase(fromOut: string, toOut: string, rel: string,
   const car = JSON.parse(await fs.readFile(path.join(fromOut, carRel), 'utf8')) as SideCar;
   if (car.sha256 !== sha256) throw new Error(`${path.join(fromOut, carRel)}: records sha256 ${car.sha256}, the manifest ${sha256}`);
   if (await readSideCar(path.join(toOut, carRel), car.key, dst)) return 'reused';
+  const vouched = !!(await readSideCar(path.join(fromOut, carRel), car.key, src));
   await fs.mkdir(path.dirname(dst), { recursive: true });
   const tmp = tempPathFor(dst);
   let how: 'linked' | 'copied' = 'linked';
@@ -338,8 +340,10 @@ export async function copyFleetBase(fromOut: string, toOut: string, rel: string,
         await fh.close();
       }
     }
-    const hashed = await sha256OfFile(tmp);
-    if (hashed.sha256 !== sha256) throw new Error(`${src}: sha256 ${hashed.sha256}, the manifest says ${sha256}`);
+    if (how === 'copied' || !vouched) {
+      const hashed = await sha256OfFile(tmp);
+      if (hashed.sha256 !== sha256) throw new Error(`${src}: sha256 ${hashed.sha256}, the manifest says ${sha256}`);
+    }
     await fs.rename(tmp, dst);
   } catch (err) {
     await fs.rm(tmp, { force: true });

@@ -82,7 +82,6 @@ ssh ${sshOpts} -p "$port" root@127.0.0.1 "STAGING='$STAGING'; $(cat ${path.join(
   return { ms: r.ms, ok: appliedCount(f) };
 }
 
-/** `cli`: the edgeforge CLI (wall time includes node + tsx start-up); else the engine alone (scripts/bench/ssh-engine.ts). */
 /** CPU seconds the whole machine spent busy so far (/proc/stat: user, nice, system, irq, softirq, steal; USER_HZ 100) */
 function machineBusyS(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -101,6 +100,7 @@ interface EdgeforgeRun {
   machineCpuS: number;
 }
 
+/** `cli`: the edgeforge CLI (wall time includes node + tsx start-up); else the engine alone (scripts/bench/ssh-engine.ts). */
 async function edgeforgeRun(inv: string, out: string, keys: string, c: number, cli = false): Promise<EdgeforgeRun> {
   const args = cli
     ? [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'provision', '-i', inv, '-o', out, '--keys', keys, '--json', '--allow-unsigned', '--concurrency', String(c)]

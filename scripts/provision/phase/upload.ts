@@ -1,87 +1,128 @@
 // Phase upload: the bundle over SFTP into a fresh private staging directory (0700, created by mkdir, so
 // nothing prepared by someone else is reused), then checked ON the device with sha256sum against
 // SHA256SUMS — what arrived is what was built, whatever happened on the way.
+// Small files (configs, secrets, the first-boot program: the usual bundle) are read once, checked against
+// the manifest from the very bytes that are sent, and go up in two bursts of pipelined requests (see
+// ../sftp.ts); a large file streams from disk with ssh2's fastPut.
 import { promises as fs } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { PhaseError } from '../errors.ts';
 import { withTimeout } from '../session.ts';
+import { fill, mkdir, openNew, sftpCall, settleAll } from '../sftp.ts';
 import { SUMS_NAME, type BundleFile } from '../bundle.ts';
 import type { DeviceRun } from '../context.ts';
 import { sha256OfFile } from '../../util/hash.ts';
 
-// local files are checked against the manifest once per run, however many devices share them
+/** files up to this size are sent from memory in the bursts; larger ones stream */
+export const SMALL_FILE = 1024 * 1024;
+
+// large local files are checked against the manifest once per run, however many devices share them
 const localChecks = new Map<string, Promise<string>>();
 
+function changed(file: string, got: string, f: BundleFile): PhaseError {
+  return new PhaseError('upload', `${file} changed since the build (sha256 ${got}, manifest says ${f.sha256}); run edgeforge build again`, false);
+}
 
-async function checkLocal(outDir: string, f: BundleFile): Promise<string> {
+/** the file's bytes (small) or its path (large), either way checked against the manifest */
+async function readChecked(outDir: string, f: BundleFile): Promise<Buffer | string> {
   const file = path.join(outDir, f.source);
+  const missing = () => new PhaseError('upload', `${file} is missing: the build output is incomplete; run edgeforge build again`, false);
+  if (f.bytes <= SMALL_FILE) {
+    const bytes = await fs.readFile(file).catch(() => {
+      throw missing();
+    });
+    const got = createHash('sha256').update(bytes).digest('hex');
+    if (got !== f.sha256) throw changed(file, got, f);
+    return bytes;
+  }
   const st = await fs.stat(file).catch(() => undefined);
-  if (!st?.isFile()) throw new PhaseError('upload', `${file} is missing: the build output is incomplete; run edgeforge build again`, false);
+  if (!st?.isFile()) throw missing();
   const key = `${file}\0${st.size}\0${st.mtimeMs}`;
   let p = localChecks.get(key);
   if (!p) localChecks.set(key, (p = sha256OfFile(file).then((r) => r.sha256)));
   const got = await p;
-  if (got !== f.sha256) throw new PhaseError('upload', `${file} changed since the build (sha256 ${got}, manifest says ${f.sha256}); run edgeforge build again`, false);
+  if (got !== f.sha256) throw changed(file, got, f);
   return file;
 }
 
-function sftpCall<T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
-
-/** mkdir that refuses an existing path: a fresh, private directory (mode 0700) nobody else prepared */
-function mkdirPrivate(s: SFTPWrapper, dir: string): Promise<void> {
-  return sftpCall<void>((cb) => s.mkdir(dir, { mode: 0o700 }, (err) => cb(err)));
+/** every parent directory of the bundle's files once, parents before children */
+function bundleDirs(files: readonly { rel: string }[]): string[] {
+  const dirs = new Set<string>();
+  for (const f of files) {
+    const parts = f.rel.split('/').slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  return [...dirs].sort((x, y) => x.split('/').length - y.split('/').length || (x < y ? -1 : 1));
 }
 
 export async function upload(run: DeviceRun): Promise<string> {
   const b = run.bundle;
-  const locals = await Promise.all(b.files.map((f) => checkLocal(run.opts.outDir, f)));
-  const staging = `${run.facts!.root}/var/tmp/edgeforge-bundle-${b.hash.slice(0, 12)}-${randomBytes(4).toString('hex')}`;
+  const facts = run.facts!;
+  const sources = await Promise.all(b.files.map((f) => readChecked(run.opts.outDir, f)));
+  const staging = `${facts.root}/var/tmp/edgeforge-bundle-${b.hash.slice(0, 12)}-${randomBytes(4).toString('hex')}`;
   // the deadline grows with the size: at least 512 KiB/s on top of the base timeout
   const deadline = run.timeouts.upload + Math.ceil(b.bytes / (512 * 1024)) * 1000;
+  const progress = (done: number) => {
+    run.progress({ phase: 'upload', bytesDone: done, bytesTotal: b.bytes });
+    run.opts.hooks?.onUploadProgress?.(run.device.id, done, b.bytes);
+  };
 
-  const work = async () => {
-    const s = await run.session!.sftp();
+  const work = async (s: SFTPWrapper) => {
+    // burst 1: the staging directory, alone: everything after it relies on it being ours and new
     try {
-      await mkdirPrivate(s, staging);
+      await mkdir(s, staging, 0o700);
     } catch (err) {
       throw new PhaseError('upload', `cannot create the staging directory ${staging}: ${(err as Error).message}`, false);
     }
     run.staging = staging;
     run.log.line(`upload: ${b.files.length} file(s), ${b.bytes} bytes to ${staging}`);
-    // every parent directory once, parents before children (the staging directory is fresh: none exist)
-    const dirs = new Set<string>();
-    for (const f of b.files) {
-      const parts = f.rel.split('/').slice(0, -1);
-      for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
-    }
-    for (const d of [...dirs].sort((x, y) => x.split('/').length - y.split('/').length || (x < y ? -1 : 1))) {
-      await mkdirPrivate(s, `${staging}/${d}`);
-    }
-    let done = 0;
+
+    // burst 2: the sub-directories, then a new file for each small one and for SHA256SUMS. A root login
+    // also creates the device's state directory if it is missing (one mkdir process fewer in apply; a
+    // failure here is left to apply's own mkdir -p).
+    const small = b.files.flatMap((f, i) => (typeof sources[i] === 'string' ? [] : [{ rel: f.rel, mode: f.mode, bytes: sources[i] as Buffer }]));
+    small.push({ rel: SUMS_NAME, mode: 0o644, bytes: Buffer.from(b.sums) });
+    const burst: Promise<unknown>[] = [];
+    if (facts.uid === 0 && !facts.stateDir) burst.push(mkdir(s, `${facts.root}/var/lib/edgeforge`, 0o700).catch(() => undefined));
+    for (const d of bundleDirs(b.files)) burst.push(mkdir(s, `${staging}/${d}`, 0o700));
+    const opens = small.map((f) => openNew(s, `${staging}/${f.rel}`, f.mode));
+    await settleAll([...burst, ...opens]).catch(async (err) => {
+      // close what did open: the staging directory is removed by the next apply on this device
+      await Promise.all(opens.map((o) => o.then((h) => sftpCall((cb) => s.close(h, (e) => cb(e)))).catch(() => undefined)));
+      throw err;
+    });
+    const handles = await Promise.all(opens);
+
+    // burst 3: mode, bytes and close of every small file
+    await settleAll(small.map((f, i) => fill(s, handles[i], f.bytes, f.mode)));
+    let done = small.reduce((n, f) => n + (f.rel === SUMS_NAME ? 0 : f.bytes.length), 0);
+    progress(done);
+
+    // large files, one after the other, streaming from disk
     for (let i = 0; i < b.files.length; i++) {
+      const src = sources[i];
+      if (typeof src !== 'string') continue;
       const f = b.files[i];
       let last = 0;
-      await sftpCall<void>((cb) =>
-        s.fastPut(locals[i], `${staging}/${f.rel}`, {
+      await sftpCall((cb) =>
+        s.fastPut(src, `${staging}/${f.rel}`, {
           mode: f.mode,
           step: (total: number) => {
             done += total - last;
             last = total;
-            run.progress({ phase: 'upload', bytesDone: done, bytesTotal: b.bytes });
-            run.opts.hooks?.onUploadProgress?.(run.device.id, done, b.bytes);
+            progress(done);
           },
         }, (err) => cb(err)),
       );
       done += f.bytes - last;
     }
-    await sftpCall<void>((cb) => s.writeFile(`${staging}/${SUMS_NAME}`, b.sums, { mode: 0o644 }, (err) => cb(err)));
   };
-  // a dropped connection or a stall surfaces here; the engine retries those from connect
-  await withTimeout(work(), deadline, 'upload');
+  // a dropped connection (watch: ssh2 leaves requests on a dead channel unanswered) or a stall surfaces
+  // here; the engine retries those from connect
+  const session = run.session!;
+  await withTimeout(session.watch(session.sftp().then(work)), deadline, 'upload');
 
   // the sha256 check on the device runs at the start of the apply command (one round trip, one shell
   // fewer per device): see apply.ts, which reports a mismatch as an upload failure

@@ -56,8 +56,11 @@ export interface Facts {
   arch: string;
   kernel: string;
   memKiB: number;
+  /** free KiB for the login user (measured only when the bundle is to be delivered; 0 otherwise) */
   rootFreeKiB: number;
   stagingFreeKiB: number;
+  /** <root>/var/lib/edgeforge exists already */
+  stateDir: boolean;
   wireguard: boolean;
   uid: number;
   sudo: boolean;

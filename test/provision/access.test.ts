@@ -2,7 +2,7 @@
 // preflight and first-boot failures; the CLI's --json document and exit codes.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, statfsSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Endpoint, createSudoUser, freePort, sshdAvailable, startEndpoints, type Fleetlet } from './harness.ts';
@@ -22,6 +22,7 @@ const SUDO_PW = 'correct horse battery staple';
 run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
   let f: Fleetlet;
   let gw: Endpoint;
+  let nostatvfs: Endpoint;
   let tmp: string;
   let out: string;
   let keys: string;
@@ -31,7 +32,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
   let agentSock = '';
   let dropUser: (() => void) | undefined;
   const e = new Map<string, Endpoint>();
-  const NAMES = ['viagw', 'viaagent', 'sudopw', 'dry', 'nowg', 'failing', 'cli-a', 'cli-b'];
+  const NAMES = ['viagw', 'viaagent', 'sudopw', 'dry', 'full', 'nowg', 'failing', 'cli-a', 'cli-b'];
 
   const opts = (extra: Partial<ProvisionOptions> = {}): ProvisionOptions => ({
     fleet,
@@ -55,6 +56,9 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     // the site gateway: forwarding allowed, verbose enough to show the forwarded channels
     gw = new Endpoint('gateway', path.join(tmp, 'sshd', 'gateway'), await freePort(), f.clientPublic + '\n', { extraConfig: ['AllowTcpForwarding yes'], logLevel: 'DEBUG1' });
     await gw.start();
+    // a device whose SFTP server refuses statvfs@openssh.com: free space comes from df there
+    nostatvfs = new Endpoint('nostatvfs', path.join(tmp, 'sshd', 'nostatvfs'), await freePort(), f.clientPublic + '\n', { sftpArgs: '-P statvfs,fstatvfs' });
+    await nostatvfs.start();
     // "nowg": a kernel without WireGuard
     rmSync(e.get('nowg')!.file('sys'), { recursive: true, force: true });
     // "failing": the first-boot program stops with its own message
@@ -75,6 +79,8 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
       { ...base('viaagent'), identityFile: undefined },
       { ...base('sudopw'), user: SUDO_USER, sudoPasswordEnv: 'EF_TEST_SUDO_PASSWORD' },
       base('dry'),
+      base('full'),
+      { id: 'nostatvfs', host: '127.0.0.1', port: nostatvfs.port, identityFile: f.clientKey, hostKey: nostatvfs.hostKeyPublic },
       base('nowg'),
       base('failing'),
       base('cli-a'),
@@ -89,6 +95,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     dropUser?.();
     if (agent?.pid) process.kill(agent.pid);
     await gw?.stop();
+    await nostatvfs?.stop();
     await f?.stop();
     rmSync(tmp, { recursive: true, force: true });
   });
@@ -139,6 +146,34 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     const root = e.get('dry')!.root;
     expect(existsSync(path.join(root, 'var/lib/edgeforge'))).toBe(false);
     expect(readdirSync(path.join(root, 'var/tmp'))).toEqual([]);
+  }, 30_000);
+
+  /** what df would say is available on dir, in MiB */
+  const availMiB = (dir: string) => {
+    const st = statfsSync(dir);
+    return (st.bavail * st.bsize) / 2 ** 20;
+  };
+
+  it('measures free space over SFTP (statvfs), with df where the server refuses it; too little stops in preflight', async () => {
+    const r = await provision(opts({ only: ['dry', 'nostatvfs'], dryRun: true }));
+    for (const x of r) {
+      expect(x, x.id).toMatchObject({ status: 'ok', phase: 'preflight' });
+      const mib = Number(/ (\d+) MiB free/.exec(x.message)?.[1]);
+      // the same file system as the test's own temp dir; other tests write to it meanwhile
+      expect(Math.abs(mib - availMiB(tmp)), x.id).toBeLessThan(256);
+    }
+    expect(readFileSync(path.join(out, 'logs/provision/dry.log'), 'utf8')).not.toContain('asking df');
+    expect(readFileSync(path.join(out, 'logs/provision/nostatvfs.log'), 'utf8')).toContain('does not answer statvfs@openssh.com: asking df');
+
+    // a bundle bigger than the device's disk: refused before anything is written
+    const big = structuredClone(manifest);
+    const dev = big.devices.find((d) => d.id === 'full')!;
+    dev.artifacts.find((a) => a.path.endsWith('/payload/blob.bin') || a.kind === 'k3s-config')!.bytes = 2 ** 50;
+    const [full] = await provision(opts({ only: ['full'], manifest: big }));
+    expect(full).toMatchObject({ status: 'failed', phase: 'preflight' });
+    expect(full.message).toMatch(/only \d+ MiB free in .*\/var\/tmp; the bundle needs about \d+ MiB/);
+    expect(existsSync(e.get('full')!.file('var/lib/edgeforge'))).toBe(false);
+    expect(readdirSync(e.get('full')!.file('var/tmp'))).toEqual([]);
   }, 30_000);
 
   it('stops in preflight without WireGuard and in apply when the first-boot program fails, neither retried', async () => {

@@ -100,6 +100,8 @@ export interface EndpointOptions {
   noReexec?: boolean;
   /** the in-process SFTP server (Subsystem sftp internal-sftp): no shell and sftp-server exec per upload */
   internalSftp?: boolean;
+  /** extra arguments of the SFTP server, e.g. `-P statvfs,fstatvfs` (a server that refuses those requests) */
+  sftpArgs?: string;
 }
 
 export class Endpoint {
@@ -149,7 +151,7 @@ export class Endpoint {
         'MaxStartups 200:30:400',
         'UseDNS no',
         `LogLevel ${opts.logLevel ?? 'ERROR'}`,
-        `Subsystem sftp ${opts.internalSftp ? 'internal-sftp' : '/usr/lib/openssh/sftp-server'}`,
+        `Subsystem sftp ${opts.internalSftp ? 'internal-sftp' : '/usr/lib/openssh/sftp-server'}${opts.sftpArgs ? ` ${opts.sftpArgs}` : ''}`,
         `SetEnv ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
         '',
       ].join('\n'),

@@ -4,7 +4,8 @@
 // bundle (one login shell per device instead of two).
 import { PhaseError } from '../errors.ts';
 import { execAsRoot, sudoPassword } from '../sudo.ts';
-import { shq } from '../session.ts';
+import { shq, withTimeout } from '../session.ts';
+import { freeKiB } from '../sftp.ts';
 import type { DeviceRun, Facts } from '../context.ts';
 import { applyControl } from './apply.ts';
 
@@ -13,18 +14,19 @@ export const PREFLIGHT_DONE = '__edgeforge_preflight_done__';
 
 // EDGEFORGE_ROOT / EDGEFORGE_ARCH: a sandboxed device (test harness, a chroot) says where its root is and
 // what it stands for; both are empty on a real device, exactly as the first-boot program reads them.
-// Shell builtins wherever possible: on a small board every process costs, and fleets are large.
+// Shell builtins wherever possible: on a small board every process costs, and fleets are large. Free disk
+// space is not asked here (df would be a process): see measureSpace.
 export const PREFLIGHT_SCRIPT = `R="\${EDGEFORGE_ROOT:-}"; R="\${R%/}"
 echo "root=$R"
 echo "arch=\${EDGEFORGE_ARCH:-$(uname -m)}"
 read -r k </proc/sys/kernel/osrelease && echo "kernel=$k"
 while read -r n v u; do case $n in MemTotal:) echo "memKiB=$v"; break;; esac; done </proc/meminfo
 while read -r n v u; do case $n in Uid:) echo "uid=$v"; break;; esac; done </proc/self/status
-df -Pk "\${R:-/}" "$R/var/tmp" 2>/dev/null | { read -r h; read -r a b c f r; echo "rootFreeKiB=$f"; read -r a b c f r && echo "stagingFreeKiB=$f"; }
 if [ -d "$R/sys/module/wireguard" ] || modinfo wireguard >/dev/null 2>&1 || /sbin/modinfo wireguard >/dev/null 2>&1; then echo wireguard=yes; else echo wireguard=no; fi
 command -v sudo >/dev/null 2>&1 && echo sudo=yes || echo sudo=no
 command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
 D="$R/var/lib/edgeforge"; F="$D/applied.json"
+[ -d "$D" ] && echo stateDir=yes
 if [ -r "$F" ]; then IFS= read -r a <"$F"; echo "applied=$a"
 elif [ -e "$F" ] || { [ -d "$D" ] && [ ! -x "$D" ]; }; then echo applied=unreadable
 else echo applied=none; fi
@@ -56,6 +58,29 @@ export async function readAppliedAsRoot(run: DeviceRun, phase: 'preflight' | 've
   return r.stdout;
 }
 
+/**
+ * Free KiB on the device's root and staging file systems, over the SFTP channel the upload uses anyway
+ * (statvfs@openssh.com: no process on the device); `df` only on a server without that extension.
+ */
+async function measureSpace(run: DeviceRun, facts: Facts, timeoutMs: number): Promise<void> {
+  const rootDir = facts.root || '/';
+  const stagingDir = `${facts.root}/var/tmp`;
+  const viaSftp = async () => {
+    const s = await run.session!.sftp();
+    return Promise.all([freeKiB(s, rootDir), freeKiB(s, stagingDir)]);
+  };
+  let [root, staging] = await withTimeout(viaSftp(), timeoutMs, 'preflight (free space)');
+  if (root === undefined || staging === undefined) {
+    run.log.line('preflight: the SFTP server does not answer statvfs@openssh.com: asking df');
+    const r = await run.session!.exec(`df -Pk ${shq(rootDir)} ${shq(stagingDir)}`, { timeoutMs });
+    const avail = r.stdout.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[3]));
+    [root, staging] = [avail[0], avail[1] ?? avail[0]];
+  }
+  facts.rootFreeKiB = Number.isFinite(root) ? root! : 0;
+  facts.stagingFreeKiB = Number.isFinite(staging) ? staging! : facts.rootFreeKiB;
+  run.log.line(`preflight: free: ${Math.floor(facts.rootFreeKiB / 1024)} MiB on ${rootDir}, ${Math.floor(facts.stagingFreeKiB / 1024)} MiB on ${stagingDir}`);
+}
+
 export async function preflight(run: DeviceRun): Promise<Facts> {
   run.sudoPassword = sudoPassword(run);
   const t = run.timeouts.preflight;
@@ -74,8 +99,9 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
     arch: kv.arch ?? 'unknown',
     kernel: kv.kernel ?? 'unknown',
     memKiB: Number(kv.memKiB ?? 0),
-    rootFreeKiB: Number(kv.rootFreeKiB ?? 0),
-    stagingFreeKiB: Number(kv.stagingFreeKiB ?? kv.rootFreeKiB ?? 0),
+    rootFreeKiB: 0,
+    stagingFreeKiB: 0,
+    stateDir: kv.stateDir === 'yes',
     wireguard: kv.wireguard === 'yes',
     uid: Number(kv.uid ?? -1),
     sudo: kv.sudo === 'yes',
@@ -97,6 +123,8 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
   }
   if (!facts.sha256sum) problems.push('sha256sum is not installed on the device (coreutils): the upload cannot be checked there');
   if (facts.uid !== 0 && !facts.sudo) problems.push(`${d.ssh.user ?? 'root'} is not root and sudo is not installed: install sudo or connect as root`);
+  // free space matters only to a device that will get the bundle (a rerun skips the others without asking)
+  if (facts.appliedHash !== run.bundle.hash || run.opts.force) await measureSpace(run, facts, t);
   const needKiB = Math.ceil((run.bundle.bytes * 2) / 1024) + 64 * 1024;
   if (facts.stagingFreeKiB && facts.stagingFreeKiB < needKiB) {
     problems.push(`only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}/var/tmp; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`);

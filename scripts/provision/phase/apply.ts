@@ -35,10 +35,22 @@ exec sh "$B/$5"
 export const UPLOAD_VERIFIED = 'edgeforge: bundle verified on the device';
 const BAD_UPLOAD = 86;
 
+/**
+ * Run APPLY_SCRIPT (in the shell variable ef_apply) on the staging directory in $ef_s. Through sudo it is a new
+ * `sh -c`; a root login runs it in the shell it already has (`eval`: one process fewer per device — the
+ * script ends by exec'ing the first-boot program, so nothing runs after it in that shell).
+ */
+function runApply(sudo: string, firstboot: string): string {
+  const args = `"$ef_s" "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}`;
+  return sudo ? `exec ${sudo}sh -c "$ef_apply" edgeforge-apply ${args}` : `set -- ${args}; eval "$ef_apply"`;
+}
+
+/** The same as one command line (the OpenSSH side of bench:ssh sends it with `ssh host CMD`). */
 export function applyCommand(staging: string, firstboot: string, sudo: string): string {
   return (
-    `cd ${shq(staging)} && { sha256sum --quiet --strict -c ${SUMS_NAME} >&2 || exit ${BAD_UPLOAD}; } && echo ${shq(UPLOAD_VERIFIED)} && ` +
-    `exec ${sudo}sh -c ${shq(APPLY_SCRIPT)} edgeforge-apply ${shq(staging)} "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}`
+    `ef_s=${shq(staging)}; ef_apply=${shq(APPLY_SCRIPT)}; ` +
+    `cd "$ef_s" && { sha256sum --quiet --strict -c ${SUMS_NAME} >&2 || exit ${BAD_UPLOAD}; } && echo ${shq(UPLOAD_VERIFIED)} && ` +
+    runApply(sudo, firstboot)
   );
 }
 
@@ -48,7 +60,7 @@ export function applyCommand(staging: string, firstboot: string, sudo: string): 
  * (-S: the password is the next line of stdin, which `read` has not consumed).
  */
 export function applyControl(firstboot: string): string {
-  const run = (sudo: string) => `exec ${sudo}sh -c "$ef_apply" edgeforge-apply "$ef_s" "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}`;
+  const run = (sudo: string) => runApply(sudo, firstboot);
   return [
     `IFS=' ' read -r ef_go ef_mode ef_s || exit 0`,
     `[ "$ef_go" = apply ] || exit 0`,

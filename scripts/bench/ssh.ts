@@ -1,4 +1,4 @@
-// npm run bench:ssh [-- --devices 64,1000 --concurrency 16 --openssh-max 64]
+// npm run bench:ssh [-- --devices 64,1000 --concurrency 16 --openssh-max 64 --profile DIR]
 // N real sshd endpoints on loopback (one sshd per endpoint: its own port, host key and device root, like a
 // device each), the same small first-boot bundle for every device. The "devices" run on the same two cores
 // as the clients, so their sshd is configured as cheaply as a real one can be (sshd -r: no re-exec per
@@ -32,6 +32,8 @@ const conc = Number(arg('concurrency', '16'));
 const bigConc = Number(arg('big-concurrency', '64'));
 const opensshMax = Number(arg('openssh-max', '64'));
 const append = process.argv.includes('--append');
+// --profile DIR: a V8 CPU profile of each engine run (open in Chrome DevTools), to see where the controller's CPU goes
+const profileDir = process.argv.includes('--profile') ? path.resolve(arg('profile', 'ssh-profile')) : undefined;
 
 function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const t0 = Date.now();
@@ -104,7 +106,7 @@ interface EdgeforgeRun {
 async function edgeforgeRun(inv: string, out: string, keys: string, c: number, cli = false): Promise<EdgeforgeRun> {
   const args = cli
     ? [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'provision', '-i', inv, '-o', out, '--keys', keys, '--json', '--allow-unsigned', '--concurrency', String(c)]
-    : ['--import', 'tsx', path.join(REPO, 'scripts/bench/ssh-engine.ts'), inv, out, keys, String(c)];
+    : [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), '--import', 'tsx', path.join(REPO, 'scripts/bench/ssh-engine.ts'), inv, out, keys, String(c)];
   const busy0 = machineBusyS();
   const r = await run('/usr/bin/time', ['-f', 'EDGEFORGE_MAXRSS_KB=%M EDGEFORGE_CPU=%U+%S', process.execPath, ...args], { env: { ...process.env, SSH_AUTH_SOCK: '' } });
   const machineCpuS = machineBusyS() - busy0;

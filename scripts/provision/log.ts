@@ -19,6 +19,12 @@ export class DeviceLog {
       this.stream = createWriteStream(this.file, { flags: 'a', mode: 0o600 });
       this.stream.on('error', () => {}); // a full disk must not kill the run; the report still says what happened
     }
+    // the lines of one tick (a phase's few lines, a chunk of program output) go out in one write
+    if (!this.stream.writableCorked) {
+      const s = this.stream;
+      s.cork();
+      process.nextTick(() => s.uncork());
+    }
     return this.stream;
   }
 

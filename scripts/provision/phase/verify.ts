@@ -2,6 +2,7 @@
 // first-boot program) must name this build's bundle hash.
 import { PhaseError } from '../errors.ts';
 import { withTimeout } from '../session.ts';
+import { readSmall } from '../sftp.ts';
 import { appliedHash, readAppliedAsRoot } from './preflight.ts';
 import type { DeviceRun } from '../context.ts';
 
@@ -12,11 +13,13 @@ export async function verify(run: DeviceRun): Promise<string> {
   if (f.uid === 0 && !f.appliedNeedsSudo) {
     // root reads it over the SFTP channel already open: no process on the device
     const s = await run.session!.sftp();
-    text = await withTimeout(
-      new Promise<string>((resolve, reject) => s.readFile(file, (err, buf) => (err ? reject(new PhaseError('verify', `the first-boot program left no record at ${file}: ${err.message}`, false)) : resolve(buf.toString('utf8'))))),
-      run.timeouts.verify,
-      'verify',
+    const read = readSmall(s, file).then(
+      (buf) => buf.toString('utf8'),
+      (err: Error) => {
+        throw new PhaseError('verify', `the first-boot program left no record at ${file}: ${err.message}`, false);
+      },
     );
+    text = await withTimeout(read, run.timeouts.verify, 'verify');
   } else {
     text = await readAppliedAsRoot(run, 'verify', run.timeouts.verify);
   }

@@ -55,8 +55,8 @@ export async function freeKiB(s: SFTPWrapper, dir: string): Promise<number | und
 export async function readSmall(s: SFTPWrapper, file: string, max = 64 * 1024): Promise<Buffer> {
   const handle = await sftpCall<Buffer>((cb) => s.open(file, 'r', cb));
   const buf = Buffer.alloc(max);
-  // an empty file answers the read with SSH_FX_EOF (status 1): no bytes, not an error
-  const read = sftpCall<number>((cb) => s.read(handle, buf, 0, max, 0, (err, bytesRead) => ((err as { code?: number } | undefined)?.code === 1 ? cb(undefined, 0) : cb(err, bytesRead))));
+  // (an empty file answers with SSH_FX_EOF, which ssh2's read turns into 0 bytes)
+  const read = sftpCall<number>((cb) => s.read(handle, buf, 0, max, 0, (err, bytesRead) => cb(err, bytesRead)));
   await settleAll<unknown>([read, sftpCall((cb) => s.close(handle, (err) => cb(err)))]);
   return buf.subarray(0, await read);
 }

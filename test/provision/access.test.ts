@@ -32,7 +32,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
   let agentSock = '';
   let dropUser: (() => void) | undefined;
   const e = new Map<string, Endpoint>();
-  const NAMES = ['viagw', 'viaagent', 'sudopw', 'dry', 'full', 'nowg', 'failing', 'cli-a', 'cli-b'];
+  const NAMES = ['viagw', 'viaagent', 'sudopw', 'dry', 'full', 'nowg', 'failing', 'norecord', 'cli-a', 'cli-b'];
 
   const opts = (extra: Partial<ProvisionOptions> = {}): ProvisionOptions => ({
     fleet,
@@ -63,6 +63,8 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     rmSync(e.get('nowg')!.file('sys'), { recursive: true, force: true });
     // "failing": the first-boot program stops with its own message
     writeFileSync(e.get('failing')!.file('fail-apply'), 'the clock says 1970: let NTP sync, then run again');
+    // "norecord": the first-boot program exits 0 but leaves an empty applied.json
+    writeFileSync(e.get('norecord')!.file('empty-record'), '');
     // an agent holding the client key
     agentSock = path.join(tmp, 'agent.sock');
     agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
@@ -83,6 +85,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
       { id: 'nostatvfs', host: '127.0.0.1', port: nostatvfs.port, identityFile: f.clientKey, hostKey: nostatvfs.hostKeyPublic },
       base('nowg'),
       base('failing'),
+      base('norecord'),
       base('cli-a'),
       { ...base('cli-b'), port: await freePort() }, // nothing listens
     ];
@@ -185,6 +188,12 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     expect(by.get('failing')).toMatchObject({ status: 'failed', phase: 'apply' });
     expect(by.get('failing')!.message).toMatch(/FAILED: the clock says 1970: let NTP sync, then run again/);
     expect(by.get('failing')!.message).not.toMatch(/attempts/);
+  }, 60_000);
+
+  it('fails verify when the first-boot program exits 0 without recording the bundle', async () => {
+    const [r] = await provision(opts({ only: ['norecord'] }));
+    expect(r).toMatchObject({ status: 'failed', phase: 'verify' });
+    expect(r.message).toMatch(/applied\.json records bundle \(none\), but this build's bundle is [0-9a-f]{64}/);
   }, 30_000);
 
   it('CLI: --json per SPEC, exit 1 when a device failed, 2 for an unknown device or an unsigned build', async () => {

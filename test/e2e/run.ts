@@ -13,9 +13,10 @@
 // Every check is reported by name as PASS, FAIL (reached and wrong) or NOT REACHED (an earlier stage or a
 // missing piece stopped it). Exit 0 only when every check passed. Stage timings are printed at the end.
 //
-// Environment: EDGEFORGE_E2E_WORK (work dir, default a fresh temp dir, kept), EDGEFORGE_E2E_CACHE (base
+// Environment: EDGEFORGE_E2E_WORK (work dir, default a fresh temp dir: kept when a check failed or with
+// EDGEFORGE_E2E_KEEP=1, removed after a passing run), EDGEFORGE_E2E_CACHE (base
 // cache), EDGEFORGE_E2E_SKIP_SMOKE=1, EDGEFORGE_E2E_BOOT_TIMEOUT (seconds to cloud-init's end, default 1200).
-import { promises as fs, existsSync } from 'node:fs';
+import { promises as fs, existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
@@ -177,7 +178,7 @@ async function main(): Promise<number> {
   checks.declare(...Object.values(C));
   const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
   await fs.mkdir(work, { recursive: true });
-  log(`work dir ${work} (serial logs, build output, images; kept for inspection)`);
+  log(`work dir ${work} (serial logs, build output, images; kept for inspection when a check fails)`);
 
   // 1. base
   let base: BaseImageInfo;
@@ -650,7 +651,11 @@ async function main(): Promise<number> {
   return finish(checks);
 
   function finish(c: Checks): number {
-    process.stderr.write(`\n${c.summary()}\n\n${stageSummary()}\n\nwork dir: ${work}\n`);
+    // a passing run's work dir (~4 GB of images) is removed unless asked for; a failing one is kept to inspect
+    const remove = c.ok && !process.env.EDGEFORGE_E2E_WORK && process.env.EDGEFORGE_E2E_KEEP !== '1';
+    if (remove) rmSync(work, { recursive: true, force: true });
+    const where = remove ? `work dir ${work} removed (every check passed; EDGEFORGE_E2E_KEEP=1 keeps it)` : `work dir: ${work}`;
+    process.stderr.write(`\n${c.summary()}\n\n${stageSummary()}\n\n${where}\n`);
     return c.ok ? 0 : 1;
   }
 }

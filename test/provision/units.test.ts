@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { applyControl, UPLOAD_VERIFIED } from '../../scripts/provision/phase/apply.ts';
+import { inMemory, SMALL_BUDGET, SMALL_FILE } from '../../scripts/provision/phase/upload.ts';
+import type { BundleFile } from '../../scripts/provision/bundle.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bundleHash, bundleSums, deviceBundle, BundleError, type ManifestDevice } from '../../scripts/provision/bundle.ts';
@@ -165,3 +167,26 @@ describe('the device shell after preflight (applyControl)', () => {
     expect(existsSync(path.join(root, 'var/lib/edgeforge/bundle'))).toBe(false);
   });
 });
+
+describe('which bundle files go up from memory (inMemory)', () => {
+  const file = (rel: string, bytes: number): BundleFile => ({ kind: 'other', source: rel, rel, sha256: h(rel), bytes, secret: false, mode: 0o644 });
+  it('takes every file of a usual bundle', () => {
+    const files = Array.from({ length: 25 }, (_, i) => file(`f${i}`, 3000 + i));
+    expect(inMemory(files).size).toBe(25);
+  });
+  it('streams files over SMALL_FILE and what exceeds the per-device budget, keeping the smallest in memory', () => {
+    const big = file('images/k3s-airgap.tar.zst', SMALL_FILE + 1);
+    const mids = Array.from({ length: 6 }, (_, i) => file(`m${i}`, SMALL_FILE - i));
+    const tiny = file('config/k3s.yaml', 100);
+    const got = inMemory([big, ...mids, tiny]);
+    expect(got.has(big)).toBe(false);
+    expect(got.has(tiny)).toBe(true);
+    const bytes = [...got].reduce((n, f) => n + f.bytes, 0);
+    expect(bytes).toBeLessThanOrEqual(SMALL_BUDGET);
+    expect(got.size).toBe(1 + Math.floor((SMALL_BUDGET - 100) / SMALL_FILE));
+    // the smallest of the middle-sized ones are the ones kept
+    expect(got.has(mids[5])).toBe(true);
+    expect(got.has(mids[0])).toBe(false);
+  });
+});
+

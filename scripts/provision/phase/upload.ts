@@ -1,9 +1,10 @@
 // Phase upload: the bundle over SFTP into a fresh private staging directory (0700, created by mkdir, so
 // nothing prepared by someone else is reused), then checked ON the device with sha256sum against
 // SHA256SUMS — what arrived is what was built, whatever happened on the way.
-// Small files (configs, secrets, the first-boot program: the usual bundle) are read once, checked against
-// the manifest from the very bytes that are sent, and go up in two bursts of pipelined requests (see
-// ../sftp.ts); a large file streams from disk with ssh2's fastPut.
+// Small files (configs, secrets, the first-boot program: the usual bundle, ~25 files and ~80 KB) are read
+// once, checked against the manifest from the very bytes that are sent, and go up in two bursts of
+// pipelined requests after the staging mkdir (see ../sftp.ts); a large file, or what exceeds the
+// per-device memory budget, streams from disk with ssh2's fastPut.
 import { promises as fs } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -15,8 +16,10 @@ import { SUMS_NAME, type BundleFile } from '../bundle.ts';
 import type { DeviceRun } from '../context.ts';
 import { sha256OfFile } from '../../util/hash.ts';
 
-/** files up to this size are sent from memory in the bursts; larger ones stream */
+/** files up to this size are sent from memory in the bursts, up to SMALL_BUDGET per device; the rest stream */
 export const SMALL_FILE = 1024 * 1024;
+/** bytes of one device's bundle held in memory at once (hundreds of devices may be uploading) */
+export const SMALL_BUDGET = 4 * 1024 * 1024;
 
 // large local files are checked against the manifest once per run, however many devices share them
 const localChecks = new Map<string, Promise<string>>();
@@ -25,11 +28,23 @@ function changed(file: string, got: string, f: BundleFile): PhaseError {
   return new PhaseError('upload', `${file} changed since the build (sha256 ${got}, manifest says ${f.sha256}); run edgeforge build again`, false);
 }
 
+/** which files go up from memory: small ones, smallest first, within the budget */
+export function inMemory(files: readonly BundleFile[]): Set<BundleFile> {
+  const out = new Set<BundleFile>();
+  let used = 0;
+  for (const f of [...files].sort((a, b) => a.bytes - b.bytes)) {
+    if (f.bytes > SMALL_FILE || used + f.bytes > SMALL_BUDGET) break;
+    used += f.bytes;
+    out.add(f);
+  }
+  return out;
+}
+
 /** the file's bytes (small) or its path (large), either way checked against the manifest */
-async function readChecked(outDir: string, f: BundleFile): Promise<Buffer | string> {
+async function readChecked(outDir: string, f: BundleFile, small: boolean): Promise<Buffer | string> {
   const file = path.join(outDir, f.source);
   const missing = () => new PhaseError('upload', `${file} is missing: the build output is incomplete; run edgeforge build again`, false);
-  if (f.bytes <= SMALL_FILE) {
+  if (small) {
     const bytes = await fs.readFile(file).catch(() => {
       throw missing();
     });
@@ -60,7 +75,8 @@ function bundleDirs(files: readonly { rel: string }[]): string[] {
 export async function upload(run: DeviceRun): Promise<string> {
   const b = run.bundle;
   const facts = run.facts!;
-  const sources = await Promise.all(b.files.map((f) => readChecked(run.opts.outDir, f)));
+  const mem = inMemory(b.files);
+  const sources = await Promise.all(b.files.map((f) => readChecked(run.opts.outDir, f, mem.has(f))));
   const staging = `${facts.root}/var/tmp/edgeforge-bundle-${b.hash.slice(0, 12)}-${randomBytes(4).toString('hex')}`;
   // the deadline grows with the size: at least 512 KiB/s on top of the base timeout
   const deadline = run.timeouts.upload + Math.ceil(b.bytes / (512 * 1024)) * 1000;

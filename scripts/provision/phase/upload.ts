@@ -6,7 +6,7 @@
 // pipelined requests after the staging mkdir (see ../sftp.ts); a large file, or what exceeds the
 // per-device memory budget, streams from disk with ssh2's fastPut.
 import { promises as fs } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { PhaseError } from '../errors.ts';
@@ -14,7 +14,7 @@ import { withTimeout } from '../session.ts';
 import { fill, mkdir, openNew, sftpCall, settleAll } from '../sftp.ts';
 import { SUMS_NAME, type BundleFile } from '../bundle.ts';
 import type { DeviceRun } from '../context.ts';
-import { sha256OfFile } from '../../util/hash.ts';
+import { sha256Hex, sha256OfFile } from '../../util/hash.ts';
 
 /** files up to this size are sent from memory in the bursts, up to SMALL_BUDGET per device; the rest stream */
 export const SMALL_FILE = 1024 * 1024;
@@ -40,20 +40,26 @@ export function inMemory(files: readonly BundleFile[]): Set<BundleFile> {
   return out;
 }
 
-/** the file's bytes (small) or its path (large), either way checked against the manifest */
-async function readChecked(outDir: string, f: BundleFile, small: boolean): Promise<Buffer | string> {
+function missing(file: string): PhaseError {
+  return new PhaseError('upload', `${file} is missing: the build output is incomplete; run edgeforge build again`, false);
+}
+
+/** a small file's bytes, checked against the manifest from the very bytes that are sent */
+async function readSmallChecked(outDir: string, f: BundleFile): Promise<Buffer> {
   const file = path.join(outDir, f.source);
-  const missing = () => new PhaseError('upload', `${file} is missing: the build output is incomplete; run edgeforge build again`, false);
-  if (small) {
-    const bytes = await fs.readFile(file).catch(() => {
-      throw missing();
-    });
-    const got = createHash('sha256').update(bytes).digest('hex');
-    if (got !== f.sha256) throw changed(file, got, f);
-    return bytes;
-  }
+  const bytes = await fs.readFile(file).catch(() => {
+    throw missing(file);
+  });
+  const got = sha256Hex(bytes);
+  if (got !== f.sha256) throw changed(file, got, f);
+  return bytes;
+}
+
+/** a large file's path, its content checked against the manifest (once per run) */
+async function checkLarge(outDir: string, f: BundleFile): Promise<string> {
+  const file = path.join(outDir, f.source);
   const st = await fs.stat(file).catch(() => undefined);
-  if (!st?.isFile()) throw missing();
+  if (!st?.isFile()) throw missing(file);
   const key = `${file}\0${st.size}\0${st.mtimeMs}`;
   let p = localChecks.get(key);
   if (!p) localChecks.set(key, (p = sha256OfFile(file).then((r) => r.sha256)));
@@ -76,7 +82,8 @@ export async function upload(run: DeviceRun): Promise<string> {
   const b = run.bundle;
   const facts = run.facts!;
   const mem = inMemory(b.files);
-  const sources = await Promise.all(b.files.map((f) => readChecked(run.opts.outDir, f, mem.has(f))));
+  const small = await Promise.all([...mem].map(async (f) => ({ rel: f.rel, mode: f.mode, bytes: await readSmallChecked(run.opts.outDir, f) })));
+  const large = await Promise.all(b.files.filter((f) => !mem.has(f)).map(async (f) => ({ f, file: await checkLarge(run.opts.outDir, f) })));
   const staging = `${facts.root}/var/tmp/edgeforge-bundle-${b.hash.slice(0, 12)}-${randomBytes(4).toString('hex')}`;
   // the deadline grows with the size: at least 512 KiB/s on top of the base timeout
   const deadline = run.timeouts.upload + Math.ceil(b.bytes / (512 * 1024)) * 1000;
@@ -98,12 +105,11 @@ export async function upload(run: DeviceRun): Promise<string> {
     // burst 2: the sub-directories, then a new file for each small one and for SHA256SUMS. A root login
     // also creates the device's state directory if it is missing (one mkdir process fewer in apply; a
     // failure here is left to apply's own mkdir -p).
-    const small = b.files.flatMap((f, i) => (typeof sources[i] === 'string' ? [] : [{ rel: f.rel, mode: f.mode, bytes: sources[i] as Buffer }]));
-    small.push({ rel: SUMS_NAME, mode: 0o644, bytes: Buffer.from(b.sums) });
+    const sent = [...small, { rel: SUMS_NAME, mode: 0o644, bytes: Buffer.from(b.sums) }];
     const burst: Promise<unknown>[] = [];
     if (facts.uid === 0 && !facts.stateDir) burst.push(mkdir(s, `${facts.root}/var/lib/edgeforge`, 0o700).catch(() => undefined));
     for (const d of bundleDirs(b.files)) burst.push(mkdir(s, `${staging}/${d}`, 0o700));
-    const opens = small.map((f) => openNew(s, `${staging}/${f.rel}`, f.mode));
+    const opens = sent.map((f) => openNew(s, `${staging}/${f.rel}`, f.mode));
     await settleAll([...burst, ...opens]).catch(async (err) => {
       // close what did open: the staging directory is removed by the next apply on this device
       await Promise.all(opens.map((o) => o.then((h) => sftpCall((cb) => s.close(h, (e) => cb(e)))).catch(() => undefined)));
@@ -112,18 +118,15 @@ export async function upload(run: DeviceRun): Promise<string> {
     const handles = await Promise.all(opens);
 
     // burst 3: mode, bytes and close of every small file
-    await settleAll(small.map((f, i) => fill(s, handles[i], f.bytes, f.mode)));
-    let done = small.reduce((n, f) => n + (f.rel === SUMS_NAME ? 0 : f.bytes.length), 0);
+    await settleAll(sent.map((f, i) => fill(s, handles[i], f.bytes, f.mode)));
+    let done = small.reduce((n, f) => n + f.bytes.length, 0);
     progress(done);
 
     // large files, one after the other, streaming from disk
-    for (let i = 0; i < b.files.length; i++) {
-      const src = sources[i];
-      if (typeof src !== 'string') continue;
-      const f = b.files[i];
+    for (const { f, file } of large) {
       let last = 0;
       await sftpCall((cb) =>
-        s.fastPut(src, `${staging}/${f.rel}`, {
+        s.fastPut(file, `${staging}/${f.rel}`, {
           mode: f.mode,
           step: (total: number) => {
             done += total - last;

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { generateInventory } from '../inventory/generate.ts';
 import { loadInventoryBytes } from '../inventory/load.ts';
 import { renderDevice, type DeviceSecrets } from '../render/device.ts';
-import { prepareFlux } from '../build/flux.ts';
+import { prepareFlux } from '../pipeline/flux.ts';
 import { fixedSecretsFor, withFlux } from '../../test/render/fixtures.ts';
 
 const N = Number(process.env.BENCH_DEVICES ?? 2000);

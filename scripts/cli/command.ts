@@ -71,16 +71,6 @@ export class UsageError extends Error {
   }
 }
 
-/** A failure the user can fix (missing key, wrong checksum): exit 2, message only, no stack. */
-export class UserError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 2,
-  ) {
-    super(message);
-  }
-}
-
 export function commonFor(cmd: Command): Record<string, OptionSpec> {
   const names = cmd.common ?? (Object.keys(COMMON_OPTIONS) as (keyof typeof COMMON_OPTIONS)[]);
   return Object.fromEntries(names.map((n) => [n, COMMON_OPTIONS[n]]));

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 import { decodeDelta, type Delta } from '../disk/delta.ts';
 import { readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
 import { fileStamp, sameStamp, sha256File } from '../disk/base.ts';

@@ -2,7 +2,7 @@
 // fan-out engine, recording each device -> card in the job log. One card's failure is that card's alone.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 import { ListrReporter, type DeviceResult, type Reporter } from '../ui/reporter.ts';
 import type { Delta } from '../disk/delta.ts';
 import { loadFlashInputs, type FlashInputs } from './build-output.ts';

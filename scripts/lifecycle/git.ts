@@ -5,7 +5,7 @@ import path from 'node:path';
 import { realpathSync } from 'node:fs';
 import { loadInventoryBytes } from '../inventory/load.ts';
 import type { Fleet } from '../inventory/fleet.ts';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 
 const run = promisify(execFile);
 

@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { verifyBuild } from '../keys/verify.ts';
-import { buildManifest, serializeManifest, type Manifest, type ManifestDevice } from '../build/manifest.ts';
+import { buildManifest, serializeManifest, type Manifest, type ManifestDevice } from '../pipeline/manifest.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { Fleet } from '../inventory/fleet.ts';
 import { BASE_RECORD_PATH } from '../disk/output.ts';

@@ -14,7 +14,7 @@
 //            so "already applied?" is one string comparison.
 import { sha256Hex } from '../util/hash.ts';
 
-// What provision reads of manifest.json: the reader's view of scripts/build/manifest.ts's types, checked at
+// What provision reads of manifest.json: the reader's view of scripts/pipeline/manifest.ts's types, checked at
 // load (checkManifest) — it requires only the fields it uses, so the writer can grow without breaking it.
 export interface ManifestArtifact {
   kind: string;

@@ -2,7 +2,8 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCommand, UserError, UsageError, type Command } from '../../scripts/cli/command.ts';
+import { parseCommand, UsageError, type Command } from '../../scripts/cli/command.ts';
+import { UserError } from '../../scripts/util/errors.ts';
 import { keysInit, keysList, keysRecover, keysRewrap, keysRotate } from '../../scripts/cli/commands/keys.ts';
 import { verify } from '../../scripts/cli/commands/verify.ts';
 import { checkAdminPins, openKeyStore } from '../../scripts/keys/store.ts';

@@ -16,7 +16,7 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../../scripts/render/files.ts';
 import { readFileSync } from 'node:fs';
 import { EXAMPLE, withFlux } from './fixtures.ts';
-import { prepareFlux } from '../../scripts/build/flux.ts';
+import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 
 const run = promisify(execFile);
 let fleet: Fleet;

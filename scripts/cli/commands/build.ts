@@ -1,4 +1,4 @@
-// `edgeforge build`: options -> scripts/build/build.ts. Everything else lives there.
+// `edgeforge build`: options -> scripts/pipeline/build.ts. Everything else lives there.
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -8,11 +8,11 @@ import { loadFleet } from './validate.ts';
 import { parseShard } from '../../lifecycle/shard.ts';
 import { inventoryAtRevision } from '../../lifecycle/git.ts';
 import { diffFleets } from '../../lifecycle/changes.ts';
-import { build } from '../../build/build.ts';
-import { keystoreSecrets } from '../../build/secrets.ts';
+import { build } from '../../pipeline/build.ts';
+import { keystoreSecrets } from '../../pipeline/secrets.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
-import { prepareFlux, writeGitopsScaffold } from '../../build/flux.ts';
-import { prepareEncryption } from '../../build/encryption.ts';
+import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
+import { prepareEncryption } from '../../pipeline/encryption.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { UsageError, UserError, type Command, type RunContext } from '../command.ts';
+import { UsageError, type Command, type RunContext } from '../command.ts';
+import { UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
 import { makeReporter, summarize, formatBytes, type DeviceResult } from '../../ui/reporter.ts';
 import { runFlash, type FlashRunResult } from '../../flash/flash.ts';

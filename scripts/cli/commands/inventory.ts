@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { UsageError, UserError, type Command } from '../command.ts';
+import { UsageError, type Command } from '../command.ts';
+import { UserError } from '../../util/errors.ts';
 import { generateInventory } from '../../inventory/generate.ts';
 import { addDevicesToDocument, csvToDevices } from '../../inventory/import-csv.ts';
 import { loadInventoryBytes } from '../../inventory/load.ts';

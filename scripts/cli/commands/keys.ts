@@ -2,7 +2,8 @@
 // Secrets are never printed except by `keys recover`, whose whole point is to show one to an admin.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UsageError, UserError, type Command, type RunContext } from '../command.ts';
+import { UsageError, type Command, type RunContext } from '../command.ts';
+import { UserError } from '../../util/errors.ts';
 import { recoveryCommands } from '../../render/encryption/plan.ts';
 import { loadFleet } from './validate.ts';
 import { checkAdminPins, initKeys, KeysError, loadAdminRecipients, openKeyStore } from '../../keys/store.ts';

@@ -1,6 +1,7 @@
 // `edgeforge provision`: options -> scripts/provision/engine.ts. Everything else lives there.
 import path from 'node:path';
-import { UsageError, UserError, type Command } from '../command.ts';
+import { UsageError, type Command } from '../command.ts';
+import { UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
 import { provision, selectDevices, SelectionError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest, ManifestError } from '../../provision/manifest.ts';

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UsageError, UserError, type Command } from '../command.ts';
+import { UsageError, type Command } from '../command.ts';
+import { UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
 import { replaceInInventory } from '../../lifecycle/replace.ts';
 import { InventoryError } from '../../inventory/problems.ts';

@@ -1,7 +1,8 @@
 // verify OUT — check a build: the manifest signature against the PINNED build key, and every artifact's size and sha256.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UserError, type Command } from '../command.ts';
+import { type Command } from '../command.ts';
+import { UserError } from '../../util/errors.ts';
 import { KeysError } from '../../keys/store.ts';
 import { verifyBuild } from '../../keys/verify.ts';
 

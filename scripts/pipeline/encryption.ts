@@ -8,7 +8,7 @@ import type { EncryptionStage } from '../render/device.ts';
 import { encryptionPlan } from '../render/encryption/plan.ts';
 import { encryptionBundleFiles } from '../render/encryption/compose.ts';
 import { loadAdvertisements } from '../render/encryption/load.ts';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 
 export async function prepareEncryption(fleet: Fleet, inventoryPath: string, devices: ResolvedDevice[], sourceDateEpoch: number): Promise<EncryptionStage> {
   let advertisements: Record<string, string>;

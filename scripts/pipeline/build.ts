@@ -23,7 +23,7 @@ import { renderDevice, type DeviceSecrets, type RenderOptions } from '../render/
 import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic, sweepTempFiles } from '../util/atomic.ts';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 import type { DeviceResult, Reporter } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';

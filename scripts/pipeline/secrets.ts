@@ -4,7 +4,7 @@
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { DeviceSecrets } from '../render/device.ts';
 import { initKeys, openKeyStore, KeysError, type DeviceIdentity, type KeyStore } from '../keys/store.ts';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 
 export interface SecretsSource {
   /** secrets for these devices (created in keys/ when missing) */

@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../inventory/fleet.ts';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 import { airgapFiles } from '../render/device.ts';
 import { tempPathFor } from '../util/atomic.ts';
 import { sha256OfFile } from '../util/hash.ts';

@@ -10,7 +10,7 @@ import { renderGitopsScaffold } from '../render/gitops/scaffold.ts';
 import { loadFluxBundle } from '../gitops/flux-bundle.ts';
 import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
 import { writeGitopsTree } from '../gitops/apply.ts';
-import { UserError } from '../cli/command.ts';
+import { UserError } from '../util/errors.ts';
 
 export function toFluxSecrets(id: string, s: DeviceSecrets): FluxDeviceSecrets {
   if (!s.deployKey || !s.sops) throw new Error(`${id}: the Flux bootstrap needs the device's deploy key and SOPS key`);

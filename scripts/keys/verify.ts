@@ -7,7 +7,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { KeysLayout } from './layout.ts';
 import { normalizeFingerprint, verifyDetached } from './signing.ts';
-import { readPinnedFingerprint } from './store.ts';
+import { readPinnedFingerprint } from './build-key.ts';
 import { sha256OfFile } from '../util/hash.ts';
 
 export interface VerifyProblem {

@@ -3,7 +3,10 @@
 // generates secrets itself, so a rebuild renders the same bytes.
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { DeviceSecrets } from '../render/device.ts';
-import { initKeys, openKeyStore, KeysError, type DeviceIdentity, type KeyStore } from '../keys/store.ts';
+import { initKeys } from '../keys/init.ts';
+import { openKeyStore, type KeyStore } from '../keys/store.ts';
+import { KeysError } from '../keys/errors.ts';
+import type { DeviceIdentity } from '../keys/types.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface SecretsSource {

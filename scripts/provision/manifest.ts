@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { checkManifest, type Manifest } from './bundle.ts';
 import { verifyDetached } from '../keys/signing.ts';
-import { readPinnedFingerprint } from '../keys/store.ts';
+import { readPinnedFingerprint } from '../keys/build-key.ts';
 import { KeysLayout } from '../keys/layout.ts';
 
 export class ManifestError extends Error {}

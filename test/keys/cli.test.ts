@@ -6,7 +6,8 @@ import { parseCommand, UsageError, type Command } from '../../scripts/cli/comman
 import { UserError } from '../../scripts/util/errors.ts';
 import { keysInit, keysList, keysRecover, keysRewrap, keysRotate } from '../../scripts/cli/commands/keys.ts';
 import { verify } from '../../scripts/cli/commands/verify.ts';
-import { checkAdminPins, openKeyStore } from '../../scripts/keys/store.ts';
+import { checkAdminPins } from '../../scripts/keys/admins.ts';
+import { openKeyStore } from '../../scripts/keys/store.ts';
 import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { tempDir } from './helpers.ts';

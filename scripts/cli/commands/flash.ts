@@ -12,7 +12,8 @@ import { askConfirmation } from '../../flash/confirm.ts';
 import { loadFlashInputs, type FlashInputs } from '../../flash/build-output.ts';
 import { checkManifestSignature } from '../../keys/verify.ts';
 import { normalizeFingerprint } from '../../keys/signing.ts';
-import { KeysError, readPinnedFingerprint } from '../../keys/store.ts';
+import { KeysError } from '../../keys/errors.ts';
+import { readPinnedFingerprint } from '../../keys/build-key.ts';
 
 function strings(v: unknown): string[] {
   return Array.isArray(v) ? (v as string[]) : typeof v === 'string' ? [v] : [];

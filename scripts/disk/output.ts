@@ -7,6 +7,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { ManifestError } from '../util/errors.ts';
+import { readManifestIfExists } from '../manifest/read.ts';
+import { MANIFEST_NAME, type Manifest } from '../manifest/types.ts';
 import type { RenderedFile } from '../render/files.ts';
 import type { Extent } from './block.ts';
 import { fileStamp, sameStamp, sha256File, type FileStamp, type PreparedBase } from './base.ts';
@@ -80,14 +83,19 @@ export async function readBaseRecord(outDir: string): Promise<BaseRecord> {
 
 /** The disk-delta artifact path for a device: from manifest.json when there is one, else the default layout. */
 async function findDelta(outDir: string, deviceId: string): Promise<string> {
+  const file = path.join(outDir, MANIFEST_NAME);
+  let m: Manifest | undefined;
   try {
-    const m = JSON.parse(await fs.readFile(path.join(outDir, 'manifest.json'), 'utf8'));
-    const dev = (m.devices ?? []).find((d: { id: string }) => d.id === deviceId);
-    const art = dev?.artifacts?.find((a: { kind: string }) => a.kind === 'disk-delta');
-    if (art?.path) return path.join(outDir, art.path);
-    if (m.devices && !dev) throw new Error(`device ${deviceId} is not in ${path.join(outDir, 'manifest.json')}`);
+    m = await readManifestIfExists(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
+    // no usable manifest (a bare delta build): the default layout
+    if (!(err instanceof ManifestError)) throw err;
+  }
+  if (m) {
+    const dev = m.devices.find((d) => d.id === deviceId);
+    if (!dev) throw new Error(`device ${deviceId} is not in ${file}`);
+    const art = dev.artifacts.find((a) => a.kind === 'disk-delta');
+    if (art) return path.join(outDir, art.path);
   }
   return path.join(outDir, deviceDeltaPath(deviceId));
 }

@@ -4,7 +4,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../util/errors.ts';
+import { ManifestError, UserError } from '../util/errors.ts';
+import { parseManifest, readManifestIfExists } from '../manifest/read.ts';
+import { MANIFEST_NAME, type Manifest } from '../manifest/types.ts';
 import { decodeDelta, type Delta } from '../disk/delta.ts';
 import { readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
 import { fileStamp, sameStamp, sha256File } from '../disk/base.ts';
@@ -12,26 +14,20 @@ import type { FlashBase } from './engine.ts';
 
 export interface FlashInputs {
   base: FlashBase & { sha256: string };
-  manifest: ManifestLite | null;
+  manifest: Manifest | null;
   /** the device's delta, checked (manifest hash, base hash); throws a UserError naming the device */
   delta(id: string): Promise<{ delta: Delta; sha256: string; path: string }>;
 }
 
-interface ManifestLite {
-  fleet?: string;
-  inventorySha256?: string;
-  baseImage?: { path: string; sha256: string };
-  devices?: { id: string; artifacts?: { kind: string; path: string; sha256: string }[] }[];
-}
-
 /** `manifestBytes`: the manifest whose signature the caller checked; read exactly those, not the file again. */
 export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): Promise<FlashInputs> {
-  let manifest: ManifestLite | null = null;
-  const mPath = path.join(outDir, 'manifest.json');
+  const mPath = path.join(outDir, MANIFEST_NAME);
+  let manifest: Manifest | null;
   try {
-    manifest = JSON.parse(manifestBytes ? manifestBytes.toString('utf8') : await fs.readFile(mPath, 'utf8'));
+    manifest = (manifestBytes ? parseManifest(manifestBytes, mPath) : await readManifestIfExists(mPath)) ?? null;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`${mPath}: unreadable (${(err as Error).message}); rebuild with "edgeforge build"`);
+    if (err instanceof ManifestError) throw new ManifestError(err.file, `${err.problem}; rebuild with "edgeforge build"`);
+    throw err;
   }
   let rec;
   try {
@@ -66,10 +62,10 @@ export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): P
     async delta(id) {
       let p = path.join(outDir, deviceDeltaPath(id));
       let want: string | undefined;
-      if (manifest?.devices) {
+      if (manifest) {
         const dev = manifest.devices.find((d) => d.id === id);
         if (!dev) throw new UserError(`device ${id} is not in ${mPath}: build it first ("edgeforge build --only ${id} --base-image FILE")`);
-        const art = dev.artifacts?.find((a) => a.kind === 'disk-delta');
+        const art = dev.artifacts.find((a) => a.kind === 'disk-delta');
         if (!art) throw new UserError(`device ${id} has no disk-delta artifact in ${mPath}: build with --base-image so it gets a disk image`);
         p = path.join(outDir, art.path);
         want = art.sha256;

@@ -23,7 +23,7 @@ import { renderDevice, type DeviceSecrets, type RenderOptions } from '../render/
 import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic, sweepTempFiles } from '../util/atomic.ts';
-import { ManifestError, UserError } from '../util/errors.ts';
+import { BaseLayoutError, ManifestError, UserError } from '../util/errors.ts';
 import type { DeviceResult, Reporter } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
@@ -177,7 +177,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
               p = await personalize({ base: diskBase, basePath: o.baseImage.path, baseSha256: baseImage.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch });
             } catch (err) {
               // one --base-image fits one layout: devices of another profile keep their seed image only
-              if (!/expects a \w+ base/.test((err as Error).message)) throw err;
+              if (!(err instanceof BaseLayoutError)) throw err;
               diskNote = `no disk delta: ${(err as Error).message}`;
             }
             if (p) {

@@ -5,12 +5,12 @@ import path from 'node:path';
 import type { Fleet } from '../inventory/fleet.ts';
 import type { DeviceSecrets, RenderOptions } from '../render/device.ts';
 import { renderFluxBootstrap, fluxFirstbootFragment, type FluxDeviceSecrets } from '../render/flux/bootstrap.ts';
-import { fluxInstallProblem, readFluxBundle, FluxConfigError, type FluxBundleInput } from '../render/flux/components.ts';
+import { fluxInstallProblem, readFluxBundle, type FluxBundleInput } from '../render/flux/components.ts';
 import { renderGitopsScaffold } from '../render/gitops/scaffold.ts';
 import { loadFluxBundle } from '../gitops/flux-bundle.ts';
 import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
 import { writeGitopsTree } from '../gitops/apply.ts';
-import { UserError } from '../util/errors.ts';
+import { FluxConfigError, UserError } from '../util/errors.ts';
 
 export function toFluxSecrets(id: string, s: DeviceSecrets): FluxDeviceSecrets {
   if (!s.deployKey || !s.sops) throw new Error(`${id}: the Flux bootstrap needs the device's deploy key and SOPS key`);

@@ -2,8 +2,8 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCommand, UsageError, type Command } from '../../scripts/cli/command.ts';
-import { UserError } from '../../scripts/util/errors.ts';
+import { parseCommand, type Command } from '../../scripts/cli/command.ts';
+import { UsageError, UserError } from '../../scripts/util/errors.ts';
 import { keysInit, keysList, keysRecover, keysRewrap, keysRotate } from '../../scripts/cli/commands/keys.ts';
 import { verify } from '../../scripts/cli/commands/verify.ts';
 import { checkAdminPins } from '../../scripts/keys/admins.ts';

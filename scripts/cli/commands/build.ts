@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { UsageError, type Command } from '../command.ts';
+import { type Command } from '../command.ts';
 import { loadFleet } from './validate.ts';
 import { parseShard } from '../../lifecycle/shard.ts';
 import { inventoryAtRevision } from '../../lifecycle/git.ts';
@@ -13,6 +13,7 @@ import { keystoreSecrets } from '../../pipeline/secrets.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
 import { prepareEncryption } from '../../pipeline/encryption.ts';
+import { UsageError } from '../../util/errors.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { UsageError, type Command, type RunContext } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
+import { type Command, type RunContext } from '../command.ts';
+import { KeysError, UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
 import { makeReporter, summarize, formatBytes, type DeviceResult } from '../../ui/reporter.ts';
 import { runFlash, type FlashRunResult } from '../../flash/flash.ts';
@@ -12,7 +12,6 @@ import { askConfirmation } from '../../flash/confirm.ts';
 import { loadFlashInputs, type FlashInputs } from '../../flash/build-output.ts';
 import { checkManifestSignature } from '../../keys/verify.ts';
 import { normalizeFingerprint } from '../../keys/signing.ts';
-import { KeysError } from '../../keys/errors.ts';
 import { readPinnedFingerprint } from '../../keys/build-key.ts';
 
 function strings(v: unknown): string[] {

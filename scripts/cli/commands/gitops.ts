@@ -1,14 +1,13 @@
 // edgeforge gitops --to DIR: write or update the fleet's GitOps working tree without clobbering what
 // operators own (scripts/render/gitops/update.ts has the rules; docs/gitops.md explains them).
 import path from 'node:path';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
+import { type Command } from '../command.ts';
+import { FluxConfigError, UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
 import { loadFluxBundle } from '../../gitops/flux-bundle.ts';
 import { loadGitopsPublicKeys } from '../../gitops/public-keys.ts';
 import { writeGitopsTree } from '../../gitops/apply.ts';
 import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
-import { FluxConfigError } from '../../render/flux/components.ts';
 
 export const gitops: Command = {
   name: 'gitops',

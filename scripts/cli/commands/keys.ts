@@ -2,13 +2,12 @@
 // Secrets are never printed except by `keys recover`, whose whole point is to show one to an admin.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UsageError, type Command, type RunContext } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
+import { type Command, type RunContext } from '../command.ts';
+import { KeysError, UsageError, UserError } from '../../util/errors.ts';
 import { recoveryCommands } from '../../render/encryption/plan.ts';
 import { loadFleet } from './validate.ts';
 import { checkAdminPins, loadAdminRecipients } from '../../keys/admins.ts';
 import { initKeys } from '../../keys/init.ts';
-import { KeysError } from '../../keys/errors.ts';
 import { openKeyStore } from '../../keys/store.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
 

@@ -1,13 +1,14 @@
 // `edgeforge provision`: options -> scripts/provision/engine.ts. Everything else lives there.
 import path from 'node:path';
-import { UsageError, type Command } from '../command.ts';
+import { type Command } from '../command.ts';
 import { loadFleet } from './validate.ts';
-import { provision, selectDevices, SelectionError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
+import { provision, selectDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
 import { JsonReporter, PlainReporter, summarize, type Reporter } from '../../ui/reporter.ts';
 import { InFlightReporter } from '../../ui/inflight.ts';
+import { UsageError, SelectionError } from '../../util/errors.ts';
 
 function parseTimeouts(values: string[]): Partial<Record<Phase, number>> {
   const out: Partial<Record<Phase, number>> = {};

@@ -2,8 +2,8 @@ import path from 'node:path';
 import type { Command, RunContext } from '../command.ts';
 import { loadInventoryFile } from '../../inventory/load.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
-import { InventoryError } from '../../inventory/problems.ts';
 import { fluxInstallProblem, gitopsSourceProblems } from '../../render/flux/index.ts';
+import { InventoryError } from '../../util/errors.ts';
 
 /** Every command that reads the inventory goes through here, so it is always validated first. */
 export async function loadFleet(ctx: RunContext): Promise<Fleet> {

@@ -6,6 +6,7 @@ import type { Fleet } from '../../inventory/fleet.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { fluxSizing, type ControllerSizing, type SizingClass } from './sizing.ts';
 import { parseYamlStream, toYaml, toYamlStream } from './yaml.ts';
+import { FluxConfigError } from '../../util/errors.ts';
 
 export type FluxController = 'source-controller' | 'kustomize-controller' | 'helm-controller' | 'notification-controller';
 
@@ -30,10 +31,6 @@ const OWNED_BY: Record<string, string> = {
 export const SOURCE_PVC = 'source-controller-data';
 /** hostPath variant (when the fleet disables K3s's local-storage): on the K3s data dir, i.e. the encrypted volume. */
 export const SOURCE_HOSTPATH = '/var/lib/rancher/k3s/storage/edgeforge-flux-source-controller';
-
-export class FluxConfigError extends Error {
-  override name = 'FluxConfigError';
-}
 
 export function fluxControllers(fleet: Pick<Fleet, 'gitops'>): FluxController[] {
   const c = (fleet.gitops.flux.controllers ?? DEFAULT_CONTROLLERS) as FluxController[];

@@ -10,7 +10,7 @@ import { setDeviceFields, setScalarAt } from './inventory-edit.ts';
 import { isSopsDocument, sopsRecipients, sopsRotate, type SopsRecipient } from './sops.ts';
 import { openKeyStore, type KeyStore } from '../keys/store.ts';
 import type { RotationResult } from '../keys/types.ts';
-import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
+import { loadGitopsPublicKeys } from '../pipeline/inputs/public-keys.ts';
 import { KeysLayout } from '../keys/layout.ts';
 import { sopsRules, renderSopsConfig } from '../render/gitops/index.ts';
 import { devicePath } from '../render/flux/index.ts';

@@ -7,7 +7,7 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { EncryptionStage } from '../render/device.ts';
 import { encryptionPlan } from '../render/encryption/plan.ts';
 import { encryptionBundleFiles } from '../render/encryption/compose.ts';
-import { loadAdvertisements } from '../render/encryption/load.ts';
+import { loadAdvertisements } from './inputs/tang.ts';
 import { UserError } from '../util/errors.ts';
 
 export async function prepareEncryption(fleet: Fleet, inventoryPath: string, devices: ResolvedDevice[], sourceDateEpoch: number): Promise<EncryptionStage> {

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { type Command } from '../command.ts';
 import { FluxConfigError, UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
-import { loadFluxBundle } from '../../gitops/flux-bundle.ts';
-import { loadGitopsPublicKeys } from '../../gitops/public-keys.ts';
-import { writeGitopsTree } from '../../gitops/apply.ts';
+import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
+import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
+import { writeGitopsTree } from '../../pipeline/gitops/tree.ts';
 import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
 
 export const gitops: Command = {

@@ -1,7 +1,7 @@
 // The Flux controllers, from a pinned release artifact: the release's install.yaml (or `flux install
 // --export` output) checked against the inventory's sha256, filtered to the controllers the fleet runs and
 // patched for 2 GB boards; or, online, a K3s helm-controller HelmChart with a pinned chart version.
-// Pure: the caller reads the bundle file (scripts/gitops/flux-bundle.ts) and passes its bytes.
+// Pure: the caller reads the bundle file (scripts/pipeline/inputs/flux-bundle.ts) and passes its bytes.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { fluxSizing, type ControllerSizing, type SizingClass } from './sizing.ts';

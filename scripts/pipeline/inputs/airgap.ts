@@ -5,14 +5,14 @@
 // is how a device booted from its image gets them (first boot mounts that partition read-only).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Fleet } from '../inventory/fleet.ts';
-import { UserError } from '../util/errors.ts';
-import { airgapFiles } from '../render/device.ts';
-import { tempPathFor } from '../util/atomic.ts';
-import { sha256OfFile } from '../util/hash.ts';
-import { prepareBase, type PreparedBase } from '../disk/base.ts';
-import { deriveFleetBase } from '../disk/fleet-base.ts';
-import type { FleetBaseManifest } from '../manifest/types.ts';
+import type { Fleet } from '../../inventory/fleet.ts';
+import { UserError } from '../../util/errors.ts';
+import { airgapFiles } from '../../render/device.ts';
+import { tempPathFor } from '../../util/atomic.ts';
+import { sha256OfFile } from '../../util/hash.ts';
+import { prepareBase, type PreparedBase } from '../../disk/base.ts';
+import { deriveFleetBase } from '../../disk/fleet-base.ts';
+import type { FleetBaseManifest } from '../../manifest/types.ts';
 
 export interface StagedAirgap {
   files: { name: string; sha256: string; bytes: number; staged: string }[];

@@ -17,8 +17,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import { closest } from '../inventory/problems.ts';
+import type { Fleet } from '../inventory/fleet.ts';
 import { renderDevice, type DeviceSecrets, type RenderOptions } from '../render/device.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
@@ -32,7 +31,7 @@ import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { writeDeviceDir } from './write.ts';
-import { inShard } from './select/shard.ts';
+import { selectDevices } from './select/devices.ts';
 import { buildManifest, serializeManifest } from '../manifest/write.ts';
 import { readManifestIfExists } from '../manifest/read.ts';
 import { MANIFEST_NAME, type Manifest, type ManifestArtifact, type ManifestDevice } from '../manifest/types.ts';
@@ -66,23 +65,6 @@ export interface BuildResult {
   manifest: Manifest;
   manifestPath: string;
   signed: { fingerprint: string } | undefined;
-}
-
-export function selectDevices(fleet: Fleet, only?: string[], shard?: { k: number; n: number }): ResolvedDevice[] {
-  if (shard) return fleet.active.filter((d) => inShard(d.id, shard));
-  if (!only?.length) return fleet.active;
-  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
-  const problems: string[] = [];
-  for (const id of only) {
-    const d = byId.get(id);
-    if (!d) {
-      const guess = closest(id, byId.keys());
-      problems.push(`--only: no device "${id}" in ${fleet.file}${guess ? `; did you mean "${guess}"?` : ''}`);
-    } else if (d.status !== 'active') problems.push(`--only: device "${id}" is ${d.status}${d.replacedBy ? ` (replaced by ${d.replacedBy})` : ''}: it gets no artifacts`);
-  }
-  if (problems.length) throw new UserError(problems.join('\n') + '\nNothing was written.');
-  const want = new Set(only);
-  return fleet.active.filter((d) => want.has(d.id));
 }
 
 function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secret'>): ManifestArtifact {

@@ -1,5 +1,5 @@
 import type { Command } from '../command.ts';
-import { loadFleet } from './validate.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { inventoryAtRevision } from '../../pipeline/inputs/revision.ts';
 import { diffFleets, type ChangeKind } from '../../pipeline/select/changes.ts';
 

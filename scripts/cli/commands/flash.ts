@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { type Command, type RunContext } from '../command.ts';
 import { KeysError, UsageError, UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { makeReporter, summarize, formatBytes, type DeviceResult } from '../../ui/reporter.ts';
 import { runFlash, type FlashRunResult } from '../../flash/flash.ts';
 import { runStationBatch } from '../../flash/station-run.ts';

@@ -2,12 +2,9 @@
 // operators own (scripts/render/gitops/update.ts has the rules; docs/gitops.md explains them).
 import path from 'node:path';
 import { type Command } from '../command.ts';
-import { FluxConfigError, UsageError, UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
-import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
-import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
-import { writeGitopsTree } from '../../pipeline/gitops/tree.ts';
-import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
+import { UsageError } from '../../util/errors.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { updateGitopsRepo } from '../../pipeline/gitops/update.ts';
 
 export const gitops: Command = {
   name: 'gitops',
@@ -27,18 +24,8 @@ never touches a file without that line, and never deletes one. Managed files the
     const to = ctx.options.to as string | undefined;
     if (!to) throw new UsageError('--to DIR is required: the GitOps repository working tree to write');
     const fleet = await loadFleet(ctx);
-    const dir = path.resolve(ctx.io.cwd, to);
-    let files;
-    try {
-      const bundle = await loadFluxBundle(fleet, ctx.common.inventory, ctx.io.cwd);
-      const keys = await loadGitopsPublicKeys(path.resolve(ctx.io.cwd, ctx.common.keys), fleet);
-      files = renderGitopsScaffold(fleet, keys, bundle);
-    } catch (err) {
-      if (err instanceof FluxConfigError || err instanceof Error) throw new UserError((err as Error).message);
-      throw err;
-    }
     const dryRun = Boolean(ctx.options['dry-run']);
-    const res = await writeGitopsTree(dir, files, { prune: Boolean(ctx.options.prune), dryRun });
+    const res = await updateGitopsRepo(fleet, { inventory: ctx.common.inventory, cwd: ctx.io.cwd, keysDir: ctx.common.keys, dir: path.resolve(ctx.io.cwd, to), prune: Boolean(ctx.options.prune), dryRun });
     const by = (a: string) => res.entries.filter((e) => e.action === a).map((e) => e.path);
     const summary = {
       to,

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import { type Command, type RunContext } from '../command.ts';
 import { KeysError, UsageError, UserError } from '../../util/errors.ts';
 import { recoveryCommands } from '../../render/encryption/plan.ts';
-import { loadFleet } from './validate.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { checkAdminPins, loadAdminRecipients } from '../../keys/admins.ts';
 import { initKeys } from '../../keys/init.ts';
 import { openKeyStore } from '../../keys/store.ts';

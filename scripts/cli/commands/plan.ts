@@ -1,5 +1,5 @@
 import { type Command } from '../command.ts';
-import { loadFleet } from './validate.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { renderPlanJson, renderPlanMarkdown } from '../../render/plan/plan.ts';
 import { UsageError } from '../../util/errors.ts';
 

@@ -1,7 +1,7 @@
 // `edgeforge provision`: options -> scripts/provision/engine.ts. Everything else lives there.
 import path from 'node:path';
 import { type Command } from '../command.ts';
-import { loadFleet } from './validate.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { provision, selectDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';

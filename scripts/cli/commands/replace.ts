@@ -2,7 +2,7 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { type Command } from '../command.ts';
 import { InventoryError, UsageError, UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { replaceInInventory } from '../../lifecycle/replace.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { buildCommand } from './build.ts';

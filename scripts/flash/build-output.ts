@@ -4,13 +4,16 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ManifestError, UserError } from '../util/errors.ts';
+import { KeysError, ManifestError, UserError } from '../util/errors.ts';
 import { parseManifest, readManifestIfExists } from '../manifest/read.ts';
 import { MANIFEST_NAME, type Manifest } from '../manifest/types.ts';
 import { decodeDelta, type Delta } from '../disk/delta.ts';
 import { readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
 import { fileStamp, sameStamp, sha256File } from '../disk/base.ts';
 import type { FlashBase } from './engine.ts';
+import { checkManifestSignature } from '../keys/verify.ts';
+import { normalizeFingerprint } from '../keys/signing.ts';
+import { readPinnedFingerprint } from '../keys/build-key.ts';
 
 export interface FlashInputs {
   base: FlashBase & { sha256: string };
@@ -90,4 +93,38 @@ export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): P
       return { delta, sha256: got, path: p };
     },
   };
+}
+
+export interface SignedInputsOptions {
+  outDir: string;
+  /** OUT as the user gave it (for messages) */
+  outGiven: string;
+  keysDir: string;
+  /** --fingerprint: the pin where keys/ is absent */
+  fingerprint?: string;
+  allowUnsigned: boolean;
+  warn: (line: string) => void;
+}
+
+/**
+ * Nothing reaches a card unless manifest.json carries the pinned build key's signature: the manifest pins each
+ * delta's and the base's sha256, which flash checks before writing, so the chain runs key -> manifest -> bytes.
+ */
+export async function loadSignedFlashInputs(o: SignedInputsOptions): Promise<FlashInputs> {
+  if (o.allowUnsigned) {
+    o.warn('warning: --allow-unsigned: the build output is NOT checked against the build key signature');
+    return loadFlashInputs(o.outDir);
+  }
+  let pinned: string;
+  try {
+    pinned = normalizeFingerprint(o.fingerprint ?? (await readPinnedFingerprint(o.keysDir)));
+  } catch (err) {
+    if (err instanceof KeysError) throw new UserError(`${err.message}; at a station without the keys directory, give --fingerprint FPR (from "edgeforge keys list" on the build machine)`);
+    throw err;
+  }
+  const check = await checkManifestSignature(o.outDir, pinned, o.keysDir);
+  if (!check.signature.ok || !check.manifestBytes) {
+    throw new UserError(`refusing to flash: ${o.outGiven} is not signed by the pinned build key ${pinned}: ${check.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}. Nothing was written.`);
+  }
+  return loadFlashInputs(o.outDir, check.manifestBytes);
 }

@@ -8,8 +8,7 @@ import { KeysError, ManifestError, UserError } from '../util/errors.ts';
 import { parseManifest, readManifestIfExists } from '../manifest/read.ts';
 import { MANIFEST_NAME, type Manifest } from '../manifest/types.ts';
 import { decodeDelta, type Delta } from '../disk/delta.ts';
-import { readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
-import { fileStamp, sameStamp, sha256File } from '../disk/base.ts';
+import { checkBaseRaw, readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
 import type { FlashBase } from './engine.ts';
 import { checkManifestSignature } from '../keys/verify.ts';
 import { normalizeFingerprint } from '../keys/signing.ts';
@@ -41,17 +40,7 @@ export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): P
   if (manifest?.baseImage && manifest.baseImage.sha256 !== rec.input.sha256 && manifest.baseImage.sha256 !== rec.raw.sha256) {
     throw new UserError(`${mPath} names base image sha256 ${manifest.baseImage.sha256}, but ${BASE_RECORD_PATH} records ${rec.input.sha256}: the build output is mixed; rebuild`);
   }
-  // the recorded hash stands while the file is the same file; otherwise hash it again before trusting it
-  let stamp;
-  try {
-    stamp = await fileStamp(rec.raw.path);
-  } catch {
-    throw new UserError(`base image ${rec.raw.path} (recorded in ${BASE_RECORD_PATH}) is missing: restore it or rebuild`);
-  }
-  if (!sameStamp(stamp, rec.raw.stamp)) {
-    const actual = await sha256File(rec.raw.path);
-    if (actual !== rec.raw.sha256) throw new UserError(`base image ${rec.raw.path} changed since the build (sha256 ${actual}, recorded ${rec.raw.sha256}): rebuild`);
-  }
+  await checkBaseRaw(rec);
   const base = {
     path: rec.raw.path,
     sha256: rec.raw.sha256,

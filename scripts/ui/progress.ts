@@ -6,7 +6,7 @@
 // Updates only touch the tally; text is made on the timer, so 2,000 devices updating cost no redraws.
 import { Listr, ListrLogger, ProcessOutput, type ListrTaskWrapper, type DefaultRenderer } from 'listr2';
 import { Tally, type StageSpec } from './tally.ts';
-import { failureText, groupedFailures, liveLines, plainLine } from './view.ts';
+import { failureText, groupedFailures, groupedSkips, liveLines, plainLine } from './view.ts';
 import type { DeviceResult, Progress, Reporter } from './reporter.ts';
 
 type Task = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof DefaultRenderer>;
@@ -84,9 +84,11 @@ export class LiveReporter implements Reporter {
     this.render();
     this.finish?.();
     await this.running;
+    const results = this.tally.results();
     const failed = groupedFailures(this.tally.failures);
     if (failed.length) this.stream.write(`failed:\n${failed.map((l) => `  ${l}`).join('\n')}\n`);
-    return this.tally.results();
+    for (const l of groupedSkips(results)) this.stream.write(l + '\n');
+    return results;
   }
 }
 
@@ -127,8 +129,10 @@ export class LogReporter implements Reporter {
 
   async end(): Promise<DeviceResult[]> {
     clearInterval(this.timer);
+    const results = this.tally.results();
+    for (const l of groupedSkips(results)) this.write(l);
     this.write(plainLine(this.tally.snapshot(Date.now())));
-    return this.tally.results();
+    return results;
   }
 }
 

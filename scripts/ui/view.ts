@@ -77,3 +77,15 @@ export function groupedFailures(failures: DeviceResult[], maxIds = 6): string[] 
     return `${ids.length} failed in ${phase}${message ? `: ${message}` : ''} (${list})`;
   });
 }
+
+/** skipped devices by phase: one line each when few, else a count with one example (their reasons name each device's own bundle) */
+export function groupedSkips(results: DeviceResult[], maxIds = 6): string[] {
+  const byPhase = new Map<string, DeviceResult[]>();
+  for (const r of results) if (r.status === 'skipped') byPhase.set(r.phase, [...(byPhase.get(r.phase) ?? []), r]);
+  return [...byPhase.values()].flatMap((rs) => {
+    const one = (r: DeviceResult) => `${r.id}: skipped in ${r.phase}${r.message ? ` — ${r.message}` : ''}`;
+    if (rs.length <= 3) return rs.map(one);
+    const ids = rs.slice(0, maxIds).map((r) => r.id).join(', ') + (rs.length > maxIds ? `, +${rs.length - maxIds} more` : '');
+    return [`${rs.length} skipped in ${rs[0].phase} (${ids}), e.g. ${one(rs[0])}`];
+  });
+}

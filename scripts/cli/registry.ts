@@ -35,7 +35,7 @@ export async function loadCommands(): Promise<Command[]> {
     return {
       ...spec,
       run: async (ctx: RunContext) => {
-        const m = (await import(`./commands/${module}`)) as Record<string, Command>;
+        const m = (await import(/* @vite-ignore */ `./commands/${module}`)) as Record<string, Command>;
         return m[name].run!(ctx);
       },
     };

@@ -6,20 +6,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { commands } from '../../scripts/cli/commands/index.ts';
 
 const repo = process.cwd();
 let root: string;
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}, node: string[] = []) {
-  const r = spawnSync(process.execPath, [...node, 'scripts/bin/edgeforge.mjs', ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, CI: '', EDGEFORGE_RUN_SOURCES: '', EDGEFORGE_DEBUG: '1', ...env },
-    timeout: 120_000,
+/** node with args in the copy, asynchronously (a long spawnSync would stall vitest's worker) */
+function node(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}, flags: string[] = []) {
+  return node([...flags, 'scripts/bin/edgeforge.mjs', ...args], { CI: '', EDGEFORGE_RUN_SOURCES: '', EDGEFORGE_DEBUG: '1', ...env });
 }
 
 /** the files under `dir`, relative, with the given endings */
@@ -29,12 +32,12 @@ function listFiles(dir: string, re: RegExp, rel = ''): string[] {
   );
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   root = mkdtempSync(path.join(tmpdir(), 'ef-compiled-'));
   for (const p of ['scripts', 'inventory', 'images/profiles', 'package.json']) cpSync(path.join(repo, p), path.join(root, p), { recursive: true });
   symlinkSync(path.join(repo, 'node_modules'), path.join(root, 'node_modules'));
-  const c = spawnSync(process.execPath, ['scripts/bin/compile.mjs'], { cwd: root, encoding: 'utf8', timeout: 240_000 });
-  expect(c.status, c.stderr).toBe(0);
+  const c = await node(['scripts/bin/compile.mjs']);
+  expect(c.code, c.stderr).toBe(0);
   // a module hook that logs every file the CLI loads (node --import register.mjs)
   writeFileSync(path.join(root, 'hooks.mjs'), "import { appendFileSync } from 'node:fs';\nexport async function load(url, ctx, next) { appendFileSync(process.env.LOAD_LOG, url + '\\n'); return next(url, ctx); }\n");
   writeFileSync(path.join(root, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
@@ -43,9 +46,9 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** the files a run loaded, relative to the copy */
-function loaded(args: string[]): { files: string[]; r: ReturnType<typeof run> } {
+async function loaded(args: string[]) {
   const log = path.join(root, `load-${Math.random().toString(36).slice(2)}.log`);
-  const r = run(args, { LOAD_LOG: log }, ['--import', './register.mjs']);
+  const r = await run(args, { LOAD_LOG: log }, ['--import', './register.mjs']);
   const files = readFileSync(log, 'utf8').split('\n').filter((u) => u.startsWith('file://')).map((u) => path.relative(root, new URL(u).pathname));
   return { files, r };
 }
@@ -69,9 +72,9 @@ describe('compiled tree (dist/)', () => {
     for (const f of wanted) expect(readFileSync(path.join(root, 'dist', f), 'utf8'), f).toBe(readFileSync(path.join(src, f), 'utf8'));
   });
 
-  it('--help and validate --help run the compiled files and load no command module', () => {
+  it('--help and validate --help run the compiled files and load no command module', async () => {
     for (const args of [['--help'], ['validate', '--help'], ['build', '--help']]) {
-      const { files, r } = loaded(args);
+      const { files, r } = await loaded(args);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain('running the compiled dist/');
       expect(r.stdout).toContain('Example:');
@@ -81,22 +84,22 @@ describe('compiled tree (dist/)', () => {
     }
   });
 
-  it('validate loads its own command, not the others', () => {
-    const { files, r } = loaded(['validate']);
+  it('validate loads its own command, not the others', async () => {
+    const { files, r } = await loaded(['validate']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('valid — fleet acme-smart-factory');
     expect(files.filter((f) => f.startsWith('dist/cli/commands/'))).toEqual(['dist/cli/commands/validate.js']);
     expect(files.filter((f) => /node_modules\/(openpgp|ssh2|listr2)\//.test(f))).toEqual([]);
   });
 
-  it('builds the same bytes as the sources (first-boot .sh, key worker thread)', () => {
+  it('builds the same bytes as the sources (first-boot .sh, key worker thread)', async () => {
     const keys = path.join(root, 'keys-test');
     const env = { SOURCE_DATE_EPOCH: '1767225600', EDGEFORGE_KEY_WORKERS: '2' };
     const only = ['--only', 'ulsan1-line1-001,changwon2-server', '--keys', keys];
-    const a = run(['build', ...only, '-o', 'out-compiled'], env);
+    const a = await run(['build', ...only, '-o', 'out-compiled'], env);
     expect(a.code, a.stderr).toBe(0);
     expect(a.stderr).toContain('running the compiled dist/');
-    const b = run(['build', ...only, '-o', 'out-sources'], { ...env, EDGEFORGE_RUN_SOURCES: '1' });
+    const b = await run(['build', ...only, '-o', 'out-sources'], { ...env, EDGEFORGE_RUN_SOURCES: '1' });
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).toContain('running the sources through tsx');
     const files = listFiles(path.join(root, 'out-compiled'), /./);
@@ -107,28 +110,28 @@ describe('compiled tree (dist/)', () => {
     }
   }, 240_000);
 
-  it('runs the sources once a source is edited, added or removed after the compile', () => {
+  it('runs the sources once a source is edited, added or removed after the compile', async () => {
     const file = path.join(root, 'scripts/ui/reporter.ts');
-    const stale = (why: RegExp) => {
-      const r = run(['--help']);
+    const stale = async (why: RegExp) => {
+      const r = await run(['--help']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('Commands:');
       expect(r.stderr).toMatch(why);
     };
     // edited in place: only the file's mtime moves
     writeFileSync(file, readFileSync(file));
-    stale(/running the sources through tsx \(scripts\/ui\/reporter\.ts changed since dist\/ was compiled/);
-    const c = spawnSync(process.execPath, ['scripts/bin/compile.mjs'], { cwd: root, encoding: 'utf8', timeout: 240_000 });
-    expect(c.status, c.stderr).toBe(0);
-    expect(run(['--help']).stderr).toContain('running the compiled dist/');
+    await stale(/running the sources through tsx \(scripts\/ui\/reporter\.ts changed since dist\/ was compiled/);
+    const c = await node(['scripts/bin/compile.mjs']);
+    expect(c.code, c.stderr).toBe(0);
+    expect((await run(['--help'])).stderr).toContain('running the compiled dist/');
     // a new file changes its folder's mtime
     const dir = path.join(root, 'scripts/render/firstboot');
     writeFileSync(path.join(dir, 'new.sh'), 'echo new\n');
-    stale(/scripts\/render\/firstboot changed since dist\/ was compiled/);
+    await stale(/scripts\/render\/firstboot changed since dist\/ was compiled/);
     unlinkSync(path.join(dir, 'new.sh'));
     // a removed file is gone (its folder put back in the past, so the file itself is what is noticed)
     rmSync(path.join(dir, 'main.sh'));
     utimesSync(dir, new Date(0), new Date(0));
-    stale(/scripts\/render\/firstboot\/main\.sh is gone since dist\/ was compiled/);
+    await stale(/scripts\/render\/firstboot\/main\.sh is gone since dist\/ was compiled/);
   }, 300_000);
 });

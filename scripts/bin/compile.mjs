@@ -83,7 +83,8 @@ try {
   renameSync(tmp, dist);
 } catch (err) {
   rmSync(tmp, { recursive: true, force: true });
-  console.error(`edgeforge compile: ${err.message}; edgeforge will run the sources through tsx`);
+  // a source tsx could not run either (a syntax error) or a command the index cannot place: fail loudly
+  console.error(`edgeforge compile failed: ${err.message}`);
   process.exit(1);
 }
 console.error(`edgeforge compile: ${files.length} files -> dist/ in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);

@@ -5,6 +5,7 @@
 //   npm run bench:cli                       this checkout
 //   npm run bench:cli -- --repo /tmp/other  another checkout (e.g. main before a change), same cases
 //   EDGEFORGE_RUN_SOURCES=1 npm run bench:cli   force the tsx fallback (what a stale dist/ costs)
+//   BENCH_NPX=0 npm run bench:cli               leave out the `npx edgeforge` row (npm's start-up, not ours)
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -17,12 +18,15 @@ const repo = path.resolve(argRepo >= 0 ? process.argv[argRepo + 1] : path.join(h
 const bin = path.join(repo, 'scripts/bin/edgeforge.mjs');
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 
-const cases: { name: string; args: string[]; goalMs?: number }[] = [
+const npx = path.join(path.dirname(process.execPath), 'npx');
+const cases: { name: string; args: string[]; cmd?: string; goalMs?: number }[] = [
   { name: 'node -e 0 (anchor)', args: ['-e', '0'] },
   { name: 'edgeforge --help', args: [bin, '--help'], goalMs: 300 },
   { name: 'edgeforge validate --help', args: [bin, 'validate', '--help'], goalMs: 300 },
   { name: 'edgeforge build --help', args: [bin, 'build', '--help'], goalMs: 300 },
   { name: 'edgeforge validate -i inventory/example.yaml', args: [bin, 'validate', '-i', 'inventory/example.yaml'], goalMs: 1000 },
+  // the same program behind npm's own start-up (npm exec loads the npm CLI and the project's tree first)
+  ...(process.env.BENCH_NPX === '0' ? [] : [{ name: 'npx edgeforge --help (npm exec + the above)', cmd: npx, args: ['--no-install', 'edgeforge', '--help'] }]),
 ];
 
 const loadBefore = os.loadavg();
@@ -30,7 +34,7 @@ const times = cases.map(() => [] as number[]);
 for (let r = 0; r < RUNS; r++) {
   cases.forEach((c, i) => {
     const t0 = performance.now();
-    const p = spawnSync(process.execPath, c.args, { cwd: repo, encoding: 'utf8', env: process.env });
+    const p = spawnSync(c.cmd ?? process.execPath, c.args, { cwd: repo, encoding: 'utf8', env: process.env });
     const ms = performance.now() - t0;
     if (p.status !== 0) throw new Error(`${c.name}: exit ${p.status}\n${p.stderr}`);
     times[i].push(ms);
@@ -64,7 +68,8 @@ console.log(`${'case'.padEnd(46)} ${'median'.padStart(8)} ${'min'.padStart(8)}  
 cases.forEach((c, i) => {
   const m = median(times[i]);
   const mn = Math.min(...times[i]);
-  const rel = i === 0 ? 'anchor' : `+${(m - anchor).toFixed(0)} ms, ${(m / anchor).toFixed(1)}x`;
+  const d = m - anchor;
+  const rel = i === 0 ? 'anchor' : `${d < 0 ? '-' : '+'}${Math.abs(d).toFixed(0)} ms, ${(m / anchor).toFixed(1)}x`;
   const goal = c.goalMs ? `   goal < ${c.goalMs} ms: ${m < c.goalMs ? 'met' : 'MISSED'}` : '';
   console.log(`${c.name.padEnd(46)} ${m.toFixed(0).padStart(5)} ms ${mn.toFixed(0).padStart(5)} ms   ${rel}${goal}`);
 });

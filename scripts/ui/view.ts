@@ -25,7 +25,7 @@ export function stageText(l: StageLine, pad = false): string {
   const finished = l.total > 0 && l.done + l.failed + l.skipped >= l.total;
   if (l.total === 0 && !l.active) parts.push(l.batch ? 'waiting' : '—');
   else if (!finished && l.done === 0 && l.active === 0) parts.push('waiting');
-  else if (rate) parts.push(pad ? rate.padStart(10) : rate);
+  else if (rate && l.total > 1) parts.push(pad ? rate.padStart(10) : rate); // one signature has no rate
   if (!finished && l.etaSeconds !== undefined) parts.push(`ETA ${duration(l.etaSeconds)}`);
   if (l.failed) parts.push(`${l.failed} failed`);
   if (l.skipped) parts.push(`${l.skipped} skipped`);

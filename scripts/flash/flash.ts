@@ -11,6 +11,9 @@ import { blockProblems, describe, inspectBlock, REAL_SYS, type SysEnv } from './
 import { BlockTarget, FileTarget, type TargetSink } from './target.ts';
 import { JobLog } from './station.ts';
 
+
+/** the progress view's stage for a card until it is written and synced (verify is the other) */
+const WRITE_STAGE = { name: 'write', phases: ['preflight', 'prepare', 'write', 'sync', 'head'] };
 export interface FlashRequest {
   device: string;
   target: string;
@@ -145,7 +148,7 @@ export async function runFlash(o: FlashRunOptions): Promise<FlashRunResult> {
   // with more cards than threads, a card blocked in a flush holds up the cards queued behind it
   const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
   if (jobs.length + 2 > pool) o.reporter.note(`note: ${jobs.length} cards on a thread pool of ${pool}: start edgeforge with UV_THREADPOOL_SIZE=${Math.min(1024, 2 * jobs.length + 4)} so a slow card cannot hold the others up`);
-  o.reporter.begin(`flash ${o.requests.length} card(s)${o.verify ? ' with verify' : ''}`, o.requests.map((r) => r.device), o.verify ? ['write', 'verify'] : ['write']);
+  o.reporter.begin(`flash ${o.requests.length} card(s)${o.verify ? ' with verify' : ''}`, o.requests.map((r) => r.device), o.verify ? [WRITE_STAGE, 'verify'] : [WRITE_STAGE]);
   for (const f of failed.values()) o.reporter.done(f);
   const engine = await flashAll(base, jobs, {
     ...o.engine,

@@ -69,12 +69,15 @@ export class Tally {
   readonly failures: DeviceResult[] = [];
   title = '';
   startedAt = 0;
+  /** stages named by begin(): then a phase outside them is only a label (flash's "done"), never a new stage */
+  private declared = false;
 
   begin(title: string, ids: string[], stages: StageSpec[] = [], now: number): void {
     if (!this.title) {
       this.title = title;
       this.startedAt = now;
     }
+    if (stages.length) this.declared = true;
     for (const s of stages) this.addStage(s);
     for (const id of ids) {
       if (!this.items.has(id)) this.order.push(id);
@@ -90,7 +93,7 @@ export class Tally {
     return this.stages.length - 1;
   }
 
-  /** the per-item stage a phase belongs to; a phase never declared becomes a stage of its own, after the others */
+  /** the per-item stage a phase belongs to; with `learn`, a phase never seen becomes a stage, after the others */
   private stageOf(phase: string | undefined, learn: boolean): number | undefined {
     if (!phase) return undefined;
     const i = this.stages.findIndex((s) => !s.batch && s.phases.includes(phase));
@@ -106,7 +109,7 @@ export class Tally {
     const it = this.items.get(id);
     if (!it || it.result) return;
     it.startedAt ??= now;
-    const s = this.stageOf(p.phase, true);
+    const s = this.stageOf(p.phase, !this.declared);
     if (s !== undefined && s !== it.stage) {
       for (let i = Math.max(it.stage, 0); i < s; i++) if (!this.stages[i].batch) this.stages[i].lastAt = now;
       it.stage = s;

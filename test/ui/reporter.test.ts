@@ -68,6 +68,20 @@ describe('tally: counts per stage', () => {
     expect(stageText(stage(t, 'images', 3000))).toBe('images 1/4 0.7/s ETA 3.0s 1 failed');
   });
 
+  it('with stages declared, another phase is only a label; without, phases become stages as they come', () => {
+    const t = new Tally();
+    t.begin('flash', ['a'], [{ name: 'write', phases: ['prepare', 'write', 'sync'] }, 'verify'], 0);
+    t.update('a', { phase: 'sync' }, 0);
+    t.update('a', { phase: 'done' }, 0);
+    expect(t.snapshot(0).stages.map((x) => x.name)).toEqual(['write', 'verify']);
+    expect(t.slowest(1, 0)[0]).toMatchObject({ stage: 'write', phase: 'done' });
+    const u = new Tally();
+    u.begin('x', ['a'], [], 0);
+    u.update('a', { phase: 'one' }, 0);
+    u.update('a', { phase: 'two' }, 0);
+    expect(u.snapshot(0).stages.map((x) => [x.name, x.done, x.active])).toEqual([['one', 1, 0], ['two', 0, 1]]);
+  });
+
   it('byte progress: a stage of cards adds up their bytes, with rate and ETA from them', () => {
     const t = new Tally();
     const MiB = 1048576;

@@ -13,11 +13,19 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { SKIP_DIRS, STAMP } from './fresh.mjs';
+import { distIsFresh, SKIP_DIRS, STAMP } from './fresh.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const src = path.join(root, 'scripts');
 const dist = path.join(root, 'dist');
+
+// --if-stale (npm's prepare): nothing to do when dist/ is already the sources' compiled form. npm runs prepare
+// not only on `npm ci` but also when `npx edgeforge` first links the project into its cache, which would
+// otherwise cost a full compile (15-20 s on a busy 2-core machine) before the first answer.
+if (process.argv.includes('--if-stale') && distIsFresh(root).fresh) {
+  console.error('edgeforge compile: dist/ is up to date');
+  process.exit(0);
+}
 
 let ts;
 try {

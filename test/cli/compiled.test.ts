@@ -110,6 +110,15 @@ describe('compiled tree (dist/)', () => {
     }
   }, 240_000);
 
+  it("npm's prepare (--if-stale) leaves a fresh dist/ alone (npx runs it too, before its first answer)", async () => {
+    const stamp = readFileSync(path.join(root, 'dist/.stamp'), 'utf8');
+    const c = await node(['scripts/bin/compile.mjs', '--if-stale']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stderr).toContain('dist/ is up to date');
+    expect(readFileSync(path.join(root, 'dist/.stamp'), 'utf8')).toBe(stamp);
+    expect(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts.prepare).toBe('node scripts/bin/compile.mjs --if-stale');
+  });
+
   it('runs the sources once a source is edited, added or removed after the compile', async () => {
     const file = path.join(root, 'scripts/ui/reporter.ts');
     const stale = async (why: RegExp) => {

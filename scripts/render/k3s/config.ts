@@ -3,6 +3,7 @@
 // ../shared/k3s-flags (K3s logs and ignores unknown keys, so nothing else would catch a typo).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { kubeletArgs, tuningFor } from './tuning.ts';
+import { toYaml, yamlComment } from '../yaml.ts';
 
 /** Where the first-boot program puts the device's K3s secrets (inside the encrypted volume). */
 export const K3S_TOKEN_FILE = '/var/lib/edgeforge/secrets/k3s-token';
@@ -45,23 +46,14 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   return e;
 }
 
-function yamlScalar(v: string | number | boolean): string {
-  if (typeof v !== 'string') return String(v);
-  // quote anything YAML could read as another type or that holds YAML syntax
-  return /^[A-Za-z0-9_./:=,<>%@+-]+$/.test(v) && !/^(true|false|yes|no|on|off|null|~|[0-9.+-]+)$/i.test(v) && !/^[-?:,]/.test(v) && !v.includes(': ') ? v : JSON.stringify(v);
-}
-
-/** Deterministic YAML with comments (the yaml library would reorder nothing, but this keeps the comments beside their keys). */
+/** Deterministic YAML with each comment beside its key (the writer emits one key at a time, in order). */
 export function renderConfigYaml(entries: ConfigEntry[], header: string[] = []): string {
-  const out: string[] = header.map((h) => `# ${h}`);
+  let out = header.length ? yamlComment(header.join('\n')) : '';
   for (const { key, value, comment } of entries) {
-    if (comment) out.push(`# ${comment}`);
-    if (Array.isArray(value)) {
-      out.push(`${key}:`);
-      for (const v of value) out.push(`  - ${yamlScalar(v)}`);
-    } else out.push(`${key}: ${yamlScalar(value)}`);
+    if (comment) out += yamlComment(comment);
+    out += toYaml({ [key]: value });
   }
-  return out.join('\n') + '\n';
+  return out;
 }
 
 export function renderK3sConfig(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): string {
@@ -71,9 +63,7 @@ export function renderK3sConfig(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): s
 /** registries.yaml where the site has a pull-through mirror. */
 export function renderRegistries(d: ResolvedDevice): string | undefined {
   if (!d.registryMirror) return undefined;
-  const lines = ['# registry mirror for this site — written by edgeforge', 'mirrors:'];
-  for (const r of d.registryMirror.registries) {
-    lines.push(`  ${JSON.stringify(r)}:`, '    endpoint:', `      - ${JSON.stringify(d.registryMirror.url)}`);
-  }
-  return lines.join('\n') + '\n';
+  const url = d.registryMirror.url;
+  const mirrors = Object.fromEntries(d.registryMirror.registries.map((r) => [r, { endpoint: [url] }]));
+  return yamlComment('registry mirror for this site — written by edgeforge') + toYaml({ mirrors });
 }

@@ -221,7 +221,7 @@ export const InventorySchema = z
     version: z.literal(1).describe('Inventory format version'),
     fleet: z.strictObject({
       name: name('fleet name'),
-      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy'),
+      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy: shown in the plan, changes no setting'),
       description: z.string().optional(),
       deviceCount: z.number().int().min(0).optional().describe('Total active devices; derived from the list, checked when stated'),
     }),

@@ -15,7 +15,7 @@ import { toYaml, toYamlStream } from '../../scripts/render/yaml.ts';
 import { renderUserData } from '../../scripts/render/seed/user-data.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
-import { InventoryError } from '../../scripts/inventory/problems.ts';
+import { InventoryError } from '../../scripts/util/errors.ts';
 import { UserSchema, RegistryMirrorSchema, GitopsSchema, cascadeShape, NetworkSchema } from '../../scripts/inventory/schema.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { renderDevice } from '../../scripts/render/device.ts';

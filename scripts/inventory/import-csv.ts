@@ -137,25 +137,26 @@ const FIELDS: FieldCheck[] = [
   { col: 'ssh_host', value: (d) => (d.device.ssh as { host?: string } | undefined)?.host, schema: SshSchema.shape.host },
 ];
 
-/** Where each existing device is in the inventory text (for "already used by … at FILE:LINE"). */
-function deviceLines(invText: string): Map<string, number> {
+/** Every device mapping of an inventory document (regions → sites → devices), with a line counter for positions. */
+function deviceNodes(text: string): { lc: LineCounter; items: YAMLMap[] } {
   const lc = new LineCounter();
-  const doc = parseDocument(invText, { lineCounter: lc });
-  const out = new Map<string, number>();
+  const doc = parseDocument(text, { lineCounter: lc });
+  const items: YAMLMap[] = [];
   const regions = doc.get('regions', true);
-  if (!isMap(regions)) return out;
-  for (const r of regions.items) {
+  for (const r of isMap(regions) ? regions.items : []) {
     const sites = isMap(r.value) ? r.value.get('sites', true) : undefined;
-    if (!isMap(sites)) continue;
-    for (const s of sites.items) {
+    for (const s of isMap(sites) ? sites.items : []) {
       const devs = isMap(s.value) ? s.value.get('devices', true) : undefined;
-      if (!isSeq(devs)) continue;
-      for (const d of devs.items) {
-        if (isMap(d) && d.range) out.set(String(d.get('id')), lc.linePos(d.range[0]).line);
-      }
+      for (const d of isSeq(devs) ? devs.items : []) if (isMap(d) && d.range) items.push(d);
     }
   }
-  return out;
+  return { lc, items };
+}
+
+/** Where each existing device is in the inventory text (for "already used by … at FILE:LINE"). */
+function deviceLines(invText: string): Map<string, number> {
+  const { lc, items } = deviceNodes(invText);
+  return new Map(items.map((d) => [String(d.get('id')), lc.linePos(d.range![0]).line]));
 }
 
 export function checkCsvDevices(devices: CsvDevice[], fleet: Fleet, invText: string, opts: { allowNewSites?: boolean; inventoryFile: string }): Problem[] {
@@ -210,28 +211,14 @@ const KEY_COLUMN: Record<string, Col> = { id: 'id', serial: 'serial', mac: 'mac'
 
 /** Problems of the merged inventory that fall inside an imported device: its CSV row and the column of the key. */
 function mapToRows(next: string, devices: CsvDevice[], problems: Problem[]): { mapped: Problem[]; rest: Problem[] } {
-  const lc = new LineCounter();
-  const doc = parseDocument(next, { lineCounter: lc });
+  const { lc, items } = deviceNodes(next);
   const byId = new Map(devices.map((d) => [String(d.device.id), d]));
   const spans: { from: number; to: number; d: CsvDevice; keys: { line: number; key: string }[] }[] = [];
-  const regions = doc.get('regions', true);
-  if (isMap(regions)) {
-    for (const r of regions.items) {
-      const sites = isMap(r.value) ? r.value.get('sites', true) : undefined;
-      if (!isMap(sites)) continue;
-      for (const s of sites.items) {
-        const devs = isMap(s.value) ? s.value.get('devices', true) : undefined;
-        if (!isSeq(devs)) continue;
-        // imported devices are the last items of each list
-        for (const item of devs.items) {
-          if (!isMap(item) || !item.range) continue;
-          const d = byId.get(String(item.get('id')));
-          if (!d) continue; // ids are unique after checkCsvDevices: only imported devices match
-          const keys = item.items.filter(isPair).flatMap((p) => (isScalar(p.key) && p.key.range ? [{ line: lc.linePos(p.key.range[0]).line, key: String(p.key.value) }] : []));
-          spans.push({ from: lc.linePos(item.range[0]).line, to: lc.linePos(Math.max(item.range[0], item.range[1] - 1)).line, d, keys });
-        }
-      }
-    }
+  for (const item of items) {
+    const d = byId.get(String(item.get('id')));
+    if (!d) continue; // ids are unique after checkCsvDevices: only imported devices match
+    const keys = item.items.filter(isPair).flatMap((p) => (isScalar(p.key) && p.key.range ? [{ line: lc.linePos(p.key.range[0]).line, key: String(p.key.value) }] : []));
+    spans.push({ from: lc.linePos(item.range![0]).line, to: lc.linePos(Math.max(item.range![0], item.range![1] - 1)).line, d, keys });
   }
   const mapped: Problem[] = [];
   const rest: Problem[] = [];

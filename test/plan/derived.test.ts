@@ -127,7 +127,7 @@ function check(r: Rendered): void {
     if (rules.length) anyInbound = true;
     if (ssh.some((x) => !x.from)) {
       expect(row['SSH from']).toMatch(/^anywhere/);
-      expect(md).toMatch(new RegExp(`SSH from anywhere at [^;]*${s.id}`));
+      expect(md).toMatch(new RegExp(`SSH from anywhere at [^;]*(${s.id}|every site \\(${fleet.sites.length}\\))`));
     } else if (ssh.length) expect(row['SSH from'].split(', ').sort()).toEqual([...new Set(ssh.map((x) => x.from!))].sort());
     const other = rules.filter((x) => !x.ssh);
     if (other.length) {
@@ -137,6 +137,7 @@ function check(r: Rendered): void {
     } else expect(row['other inbound']).toBe('none');
   }
   expect(md.includes('No device accepts an inbound connection')).toBe(!anyInbound);
+  if (md.includes('SSH from anywhere at every site')) expect(siteRows.every((x) => x['SSH from'].startsWith('anywhere'))).toBe(true);
 
   // offline: what the site's devices were rendered with
   for (const s of fleet.sites) {

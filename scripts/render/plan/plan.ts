@@ -187,7 +187,7 @@ export function planData(fleet: Fleet): PlanData {
     : [
         'The firewall\'s input policy is drop; what each device still accepts (read from its rendered nftables rules):',
         sshSubnet.length ? ` SSH from the management subnet at ${sshSubnet.join(', ')};` : '',
-        sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.join(', ')} (no managementSubnet set);` : '',
+        sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : sshAnywhere.join(', ')} (no managementSubnet set);` : '',
         withPorts.length ? ` the K3s API, kubelet and WireGuard ports between the nodes of ${withPorts.join(', ')};` : '',
         ' nothing else. Git is pulled: no inbound port is needed for GitOps.',
       ].join('').replace(/;( nothing else)/, ';$1');

@@ -133,7 +133,10 @@ function check(r: Rendered): void {
     if (other.length) {
       for (const x of other) expect(row['other inbound']).toContain(String(x.port));
       expect(row['other inbound']).toContain(other.some((x) => !x.from) ? 'from anywhere' : "from the site's nodes");
-      expect(md).toMatch(new RegExp(`between the nodes of [^;]*${s.id}`));
+      const para = md.split('\n').find((l) => l.startsWith("The firewall's input policy"))!;
+      const clause = para.split(';').find((c) => c.includes(s.id) && / \d+\/(tcp|udp)/.test(c))!;
+      expect(clause, s.id).toContain(other.some((x) => !x.from) ? 'from anywhere' : 'between the nodes of');
+      for (const x of other) expect(clause).toContain(`${x.port}/${x.proto}`);
     } else expect(row['other inbound']).toBe('none');
   }
   expect(md.includes('No device accepts an inbound connection')).toBe(!anyInbound);
@@ -206,6 +209,14 @@ describe('plan: every factual line matches the rendered files', () => {
       check(await render(fleet, 'generated.yaml'));
     }, 120_000);
   }
+
+  it('a multi-node site whose agents take DHCP addresses (the K3s ports open from anywhere)', async () => {
+    const inv = YAML.parse(generateInventory(85, { multiNode: 'all', managementSubnet: true }));
+    for (const r of Object.values(inv.regions) as any[]) for (const s of Object.values(r.sites) as any[]) for (const d of s.devices) if (d.role === 'agent') d.network = { mode: 'dhcp' };
+    const fleet = loadInventoryBytes(Buffer.from(YAML.stringify(inv)), 'dhcp-agents.yaml');
+    expect(fleet.active.some((d) => d.cluster.kind === 'multi-node-agent' && d.network.mode === 'dhcp')).toBe(true);
+    check(await render(fleet, 'dhcp-agents.yaml'));
+  }, 120_000);
 
   it('fleet.industry changes nothing but its own word', () => {
     const a = renderPlanMarkdown(loadInventoryBytes(Buffer.from(generateInventory(50, { industry: 'retail' })), 'a.yaml'));

@@ -50,14 +50,10 @@ export function deviceExposure(d: ResolvedDevice, fleet: Pick<Fleet, 'active' | 
   };
 }
 
-const PORT_NAMES: Record<string, string> = { 'tcp/6443': 'K3s API', 'tcp/10250': 'kubelet', 'udp/51820': 'WireGuard', 'udp/51821': 'WireGuard (IPv6)' };
+const PORT_NAMES: Record<string, string> = { '6443/tcp': 'K3s API', '10250/tcp': 'kubelet', '51820/udp': 'WireGuard', '51821/udp': 'WireGuard over IPv6' };
 
-/** "6443/tcp (K3s API), 10250/tcp (kubelet) from the site's nodes" */
-export function describeRules(rules: InboundRule[], peers?: (from: string[]) => string): string {
-  return rules
-    .map((r) => {
-      const ports = r.ports.map((p) => `${p}/${r.proto}${PORT_NAMES[`${r.proto}/${p}`] ? ` (${PORT_NAMES[`${r.proto}/${p}`]})` : ''}`).join(', ');
-      return `${ports} from ${r.from ? (peers ? peers(r.from) : r.from.join(', ')) : 'anywhere'}`;
-    })
-    .join('; ');
+/** "6443/tcp (K3s API)" — the port, its protocol and what listens there when edgeforge knows */
+export function portName(port: number, proto: string): string {
+  const k = `${port}/${proto}`;
+  return PORT_NAMES[k] ? `${k} (${PORT_NAMES[k]})` : k;
 }

@@ -1,11 +1,13 @@
 // The fleet architecture report: what a senior edge architect hands the customer, generated from
-// the inventory's real values. One data model (`planData`) feeds both Markdown and JSON.
+// the inventory and the rendered files (firewall rules, K3s config, Flux sizing): every factual sentence is
+// computed, and test/plan/derived.test.ts checks it against the rendered bytes. One data model (`planData`)
+// feeds both Markdown and JSON.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { tuningFor, PROTECT_KERNEL_SYSCTLS, type Tuning } from '../k3s/tuning.ts';
 import { fluxControllers, fluxStorageMode } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
-import { deviceExposure } from './exposure.ts';
+import { deviceExposure, portName } from './exposure.ts';
 import { memoryBudget, type MemoryBudget } from './memory.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
@@ -35,6 +37,8 @@ export interface SitePlan {
   ssh: string;
   /** other inbound ports the rendered rules accept, or '' */
   inbound: string;
+  /** those ports, named ("6443/tcp (K3s API)") */
+  inboundPorts: string[];
   canary: boolean;
   fluxDevices: number;
 }
@@ -89,7 +93,7 @@ function unlockText(d: ResolvedDevice | undefined): string {
   return `the encrypted data volume (K3s, images, Flux cache) unlocks only when ${which} (${hosts}) ${tangNeeded === 1 ? 'answers' : 'answer'}${tpm ? ' and the TPM policy holds' : ''}; offline, the unlock retries with backoff and K3s waits for it — nothing is lost, the device is just late`;
 }
 
-function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: string; anyInbound: boolean } {
+function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: string; inboundPorts: string[]; anyInbound: boolean } {
   const active = s.devices.filter((d) => d.status === 'active');
   const ex = active.map((d) => deviceExposure(d, fleet));
   const sshFrom = new Set<string>();
@@ -103,7 +107,8 @@ function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: st
   const other = new Map<string, boolean>();
   for (const e of ex) for (const r of e.other) other.set(`${r.ports.join(', ')}/${r.proto}`, (other.get(`${r.ports.join(', ')}/${r.proto}`) ?? false) || !r.from);
   const inbound = [...other].map(([k, open]) => `${k} from ${open ? 'anywhere' : "the site's nodes"}`).join('; ');
-  return { ssh, inbound, anyInbound: ssh !== 'closed' || other.size > 0 };
+  const inboundPorts = [...new Set(ex.flatMap((e) => e.other.flatMap((r) => r.ports.map((p) => portName(p, r.proto)))))];
+  return { ssh, inbound, inboundPorts, anyInbound: ssh !== 'closed' || other.size > 0 };
 }
 
 const list = (xs: string[], none = '(none)') => (xs.length ? xs.join(', ') : none);
@@ -139,6 +144,7 @@ export function planData(fleet: Fleet): PlanData {
       registryMirror: first?.registryMirror?.url,
       ssh: x.ssh,
       inbound: x.inbound,
+      inboundPorts: x.inboundPorts,
       canary: s.canary,
       fluxDevices: act.filter(runsFlux).length,
     };
@@ -180,7 +186,12 @@ export function planData(fleet: Fleet): PlanData {
   // exposure, from the rendered firewall rules
   const sshAnywhere = sites.filter((s) => s.ssh.startsWith('anywhere')).map((s) => s.id);
   const sshSubnet = sites.filter((s) => !s.ssh.startsWith('anywhere') && s.ssh !== 'closed' && s.ssh !== '-').map((s) => `${s.id} (${s.ssh})`);
-  const withPorts = sites.filter((s) => s.inbound).map((s) => s.id);
+  const portGroups = [false, true]
+    .map((open) => {
+      const ss = sites.filter((s) => s.inbound && s.inbound.includes('from anywhere') === open);
+      return { open, sites: ss.map((s) => s.id), ports: [...new Set(ss.flatMap((s) => s.inboundPorts))] };
+    })
+    .filter((g) => g.sites.length);
   const noInbound = exposures.every((e) => !e.anyInbound);
   const exposureText = noInbound
     ? 'No device accepts an inbound connection: the firewall\'s input policy is drop and nothing is opened.'
@@ -188,9 +199,9 @@ export function planData(fleet: Fleet): PlanData {
         'The firewall\'s input policy is drop; what each device still accepts (read from its rendered nftables rules):',
         sshSubnet.length ? ` SSH from the management subnet at ${sshSubnet.join(', ')};` : '',
         sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : sshAnywhere.join(', ')} (no managementSubnet set);` : '',
-        withPorts.length ? ` the K3s API, kubelet and WireGuard ports between the nodes of ${withPorts.join(', ')};` : '',
+        ...portGroups.map((g) => ` ${g.ports.join(', ')} ${g.open ? 'from anywhere (a node without a static address cannot be named) at' : 'between the nodes of'} ${g.sites.join(', ')};`),
         ' nothing else. Git is pulled: no inbound port is needed for GitOps.',
-      ].join('').replace(/;( nothing else)/, ';$1');
+      ].join('');
   const storage = fluxStorageMode(fleet) === 'pvc' ? 'a local-path PersistentVolume' : 'a hostPath on the K3s data directory';
   return {
     fleet: { name: fleet.name, industry: fleet.industry, description: fleet.description, activeDevices: active.length, revokedDevices: fleet.devices.length - active.length, regions: fleet.regions.length, sites: fleet.sites.length, clusters: { singleNode: active.filter((d) => d.cluster.kind === 'single-node').length, multiNode: multi.length, agents }, fluxDevices: fluxDevices.length },

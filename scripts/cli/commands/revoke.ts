@@ -2,7 +2,7 @@ import path from 'node:path';
 import { UsageError, type Command } from '../command.ts';
 import { UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
-import { revokeDevice, type RevokeReason } from '../../lifecycle/revoke.ts';
+import { revokeDevice, revokeProblem, RevokeRefused, type RevokeReason } from '../../lifecycle/revoke.ts';
 import { closest } from '../../inventory/problems.ts';
 
 export const revoke: Command = {
@@ -12,7 +12,10 @@ export const revoke: Command = {
   positionals: { min: 1, max: 1, names: 'ID (the device to revoke)' },
   description: `Marks the device in the inventory (comments and layout kept), rotates its site's SOPS key, and with --gitops
 removes clusters/<region>/<site>/<device>/ from the GitOps working tree, re-encrypts the site's SOPS files to the
-remaining recipients and updates .sops.yaml. Writes a signed revocation record under KEYS/revocations/ saying what
+remaining recipients, writes each remaining Flux device of the site its new site key (sops-keys/, encrypted to that
+device's own key only; its Flux applies it before it decrypts site secrets) and updates .sops.yaml.
+Refused, with nothing changed (exit 2): an unknown or already revoked device, the server of a multi-node site while
+agents still join it, a device whose keys are not in KEYS, a SOPS file it could read that the site key cannot open. Writes a signed revocation record under KEYS/revocations/ saying what
 was rotated and what to do elsewhere (deploy key on the Git host, tang keys, escrowed recovery key), with commands.`,
   options: {
     reason: { type: 'string', value: 'stolen|lost|retired', description: 'why the device leaves the fleet' },
@@ -27,9 +30,10 @@ was rotated and what to do elsewhere (deploy key on the Git host, tang keys, esc
     const d = fleet.devices.find((x) => x.id === id);
     if (!d) {
       const guess = closest(id, fleet.devices.map((x) => x.id));
-      throw new UserError(`no device "${id}" in ${ctx.common.inventory}${guess ? `; did you mean "${guess}"?` : ''}`);
+      throw new UserError(`no device "${id}" in ${ctx.common.inventory}${guess ? `; did you mean "${guess}"?` : ''}. Nothing was changed.`);
     }
-    if (d.status !== 'active') throw new UserError(`device "${id}" is already ${d.status}; nothing to revoke`);
+    const problem = revokeProblem(fleet, id, ctx.common.inventory);
+    if (problem) throw new UserError(`${problem}. Nothing was changed.`);
     const epoch = ctx.io.env.EDGEFORGE_NOW ? Number(ctx.io.env.EDGEFORGE_NOW) : undefined;
     let result;
     try {
@@ -42,7 +46,8 @@ was rotated and what to do elsewhere (deploy key on the Git host, tang keys, esc
         now: epoch ? new Date(epoch * 1000) : new Date(),
       });
     } catch (err) {
-      throw new UserError(`revoke ${id}: ${(err as Error).message}`);
+      if (err instanceof RevokeRefused) throw new UserError(`revoke ${id}: ${err.message}. Nothing was changed.`);
+      throw new UserError(`revoke ${id}: ${(err as Error).message}`, 1);
     }
     const { record, recordFiles } = result;
     if (ctx.common.json) {

@@ -7,7 +7,8 @@ import path from 'node:path';
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { isSopsDocument, sopsDecrypt, sopsEncrypt, sopsRecipients, DEFAULT_ENCRYPTED_REGEX, type SopsRecipient } from './sops.ts';
-import { sopsRules, sopsKeysFiles, sopsKeysKustomization, sopsKeysSecret, type GitopsPublicKeys } from '../render/gitops/index.ts';
+import { renderSopsConfig, sopsRules, sopsKeysFiles, sopsKeysKustomization, sopsKeysSecret, type GitopsPublicKeys } from '../render/gitops/index.ts';
+import type { KeyStore } from '../keys/store.ts';
 import { runsFlux } from '../render/flux/sync.ts';
 import { parse } from 'yaml';
 
@@ -112,4 +113,55 @@ export async function deliverSiteKey(root: string, devices: ResolvedDevice[], de
     written.push(files.secret, files.kustomization);
   }
   return written;
+}
+
+/** What a site-key rotation through Git needs, read and checked before anything changes. */
+export interface SiteRotationPlan {
+  siteId: string;
+  holders: ResolvedDevice[];
+  holderKeys: Map<string, DeviceSopsKey>;
+  opened: OpenedFile[];
+}
+
+/**
+ * Loads the site's key holders' SOPS keys (admin key needed) and opens every SOPS file an exposed key could read.
+ * `exposed`: fingerprints that must lose access (the old site key is always one). Throws before any change.
+ */
+export async function planSiteRotation(
+  ks: Pick<KeyStore, 'loadDeviceIdentity' | 'loadSiteIdentity'>,
+  fleet: Fleet,
+  siteId: string,
+  gitopsDir: string | undefined,
+  opts: { exposed?: string[]; skip?: string[] } = {},
+): Promise<SiteRotationPlan> {
+  const oldSite = await ks.loadSiteIdentity(siteId);
+  const holders = siteKeyHolders(fleet, siteId);
+  const holderKeys = new Map<string, DeviceSopsKey>();
+  for (const h of holders) {
+    const id = await ks.loadDeviceIdentity(h.id);
+    holderKeys.set(h.id, { fingerprint: id.sops.fingerprint, privateKeyArmored: id.sops.privateKeyArmored, publicKeyArmored: id.sops.publicKeyArmored });
+  }
+  let opened: OpenedFile[] = [];
+  if (gitopsDir) {
+    const st = await fs.stat(gitopsDir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new Error(`--gitops ${gitopsDir}: no such directory`);
+    const exposed = new Set([oldSite.sops.fingerprint, ...(opts.exposed ?? [])].map((x) => x.toUpperCase()));
+    opened = await openExposedFiles(gitopsDir, exposed, oldSite.sops.privateKeyArmored, opts.skip ?? []);
+  }
+  return { siteId, holders, holderKeys, opened };
+}
+
+/** After `ks.rotateSite`: re-encrypt what was opened, deliver the new key to each holder, rewrite .sops.yaml. */
+export async function applySiteRotation(
+  plan: SiteRotationPlan,
+  newSitePrivateArmored: string,
+  gitopsDir: string,
+  fleet: Fleet,
+  keys: GitopsPublicKeys,
+  now: Date,
+): Promise<{ reencrypted: string[]; siteKeyDelivered: string[] }> {
+  const reencrypted = await reencryptFiles(gitopsDir, plan.opened, fleet, keys, now);
+  const siteKeyDelivered = await deliverSiteKey(gitopsDir, plan.holders, plan.holderKeys, newSitePrivateArmored, now);
+  await writeFileAtomic(path.join(gitopsDir, '.sops.yaml'), renderSopsConfig(fleet, keys));
+  return { reencrypted, siteKeyDelivered };
 }

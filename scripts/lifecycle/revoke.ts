@@ -9,10 +9,9 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { setDeviceFields, setScalarAt } from './inventory-edit.ts';
 import { openKeyStore } from '../keys/store.ts';
 import type { RotationResult } from '../keys/types.ts';
-import { deliverSiteKey, openExposedFiles, reencryptFiles, siteKeyHolders, type DeviceSopsKey, type OpenedFile } from './rekey.ts';
+import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from './rekey.ts';
 import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
 import { KeysLayout } from '../keys/layout.ts';
-import { renderSopsConfig } from '../render/gitops/index.ts';
 import { devicePath } from '../render/flux/index.ts';
 
 export type RevokeReason = 'stolen' | 'lost' | 'retired';
@@ -141,28 +140,13 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
 
   const ks = await openKeyStore({ dir: o.keysDir });
   try {
-    let stolen, oldSite;
-    const holders = siteKeyHolders(after, d.siteId);
-    const holderKeys = new Map<string, DeviceSopsKey>();
+    let plan: SiteRotationPlan;
     try {
       await ks.unlock();
-      stolen = await ks.loadDeviceIdentity(o.id);
-      oldSite = await ks.loadSiteIdentity(d.siteId);
-      for (const h of holders) {
-        const id = await ks.loadDeviceIdentity(h.id);
-        holderKeys.set(h.id, { fingerprint: id.sops.fingerprint, privateKeyArmored: id.sops.privateKeyArmored, publicKeyArmored: id.sops.publicKeyArmored });
-      }
+      const stolen = await ks.loadDeviceIdentity(o.id);
+      plan = await planSiteRotation(ks, after, d.siteId, o.gitopsDir, { exposed: [stolen.sops.fingerprint], skip: [devicePath(d) + '/'] });
     } catch (err) {
-      throw new RevokeRefused(`cannot read the keys revoking ${o.id} needs: ${(err as Error).message}`);
-    }
-    const exposed = new Set([stolen.sops.fingerprint, oldSite.sops.fingerprint].map((x) => x.toUpperCase()));
-    let opened: OpenedFile[] = [];
-    if (o.gitopsDir) {
-      const st = await fs.stat(o.gitopsDir).catch(() => undefined);
-      if (!st?.isDirectory()) throw new RevokeRefused(`--gitops ${o.gitopsDir}: no such directory`);
-      opened = await openExposedFiles(o.gitopsDir, exposed, oldSite.sops.privateKeyArmored, [devicePath(d) + '/']).catch((err: Error) => {
-        throw new RevokeRefused(err.message);
-      });
+      throw new RevokeRefused((err as Error).message);
     }
 
     // --- now change: keys, GitOps tree, inventory, record --------------------------------------------------
@@ -170,17 +154,14 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
     const newSite = await ks.loadSiteIdentity(d.siteId);
     let gitops: RevocationRecord['gitops'] = null;
     if (o.gitopsDir) {
-      gitops = { removed: [], reencrypted: [], siteKeyDelivered: [], sopsConfigUpdated: false };
+      const removed: string[] = [];
       const devDir = path.join(o.gitopsDir, devicePath(d));
       if (await fs.access(devDir).then(() => true, () => false)) {
         await fs.rm(devDir, { recursive: true, force: true });
-        gitops.removed.push(devicePath(d) + '/');
+        removed.push(devicePath(d) + '/');
       }
       const keys = await loadGitopsPublicKeys(o.keysDir, after);
-      gitops.reencrypted = await reencryptFiles(o.gitopsDir, opened, after, keys, o.now);
-      gitops.siteKeyDelivered = await deliverSiteKey(o.gitopsDir, holders, holderKeys, newSite.sops.privateKeyArmored, o.now);
-      await writeFileAtomic(path.join(o.gitopsDir, '.sops.yaml'), renderSopsConfig(after, keys));
-      gitops.sopsConfigUpdated = true;
+      gitops = { removed, ...(await applySiteRotation(plan, newSite.sops.privateKeyArmored, o.gitopsDir, after, keys, o.now)), sopsConfigUpdated: true };
     }
     await writeFileAtomic(o.inventoryFile, next, { mode: (await fs.stat(o.inventoryFile)).mode & 0o777 });
 

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parse, parseAllDocuments } from 'yaml';
-import { initKeys, openKeyStore, type DeviceIdentity, type SiteIdentity } from '../../scripts/keys/store.ts';
+import { openKeyStore } from '../../scripts/keys/store.ts';
+import { initKeys } from '../../scripts/keys/init.ts';
+import type { DeviceIdentity, SiteIdentity } from '../../scripts/keys/types.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { loadGitopsPublicKeys } from '../../scripts/gitops/public-keys.ts';
 import { sopsDecrypt, sopsEncrypt, decryptValue } from '../../scripts/lifecycle/sops.ts';
@@ -149,6 +151,28 @@ describe('revoke delivers the new site key through Git', () => {
 
   it('an agent of the multi-node site (kr-south/changwon-plant-2)', async () => {
     await checkRevocation('kr-south/changwon-plant-2', 'changwon2-press-001');
+  }, 120_000);
+});
+
+describe('keys rotate --site --gitops', () => {
+  it('delivers the new site key to every Flux device of the site and re-encrypts its secrets', async () => {
+    const { dir, run } = copy();
+    const r = await run('keys', 'rotate', '--site', 'eu-central/stuttgart-plant-3', '--gitops', 'repo', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    const ks = await openKeyStore({ dir: path.join(dir, 'keys') });
+    const newSite = await ks.loadSiteIdentity('eu-central/stuttgart-plant-3');
+    await ks.close();
+    expect(out.gitops.reencrypted).toContain('overlays/sites/eu-central/stuttgart-plant-3/broker-secret.yaml');
+    const devices = ['stuttgart3-asm-001', 'stuttgart3-asm-002', 'stuttgart3-asm-003', 'stuttgart3-qa-001'];
+    expect(out.gitops.siteKeyDelivered.filter((p: string) => p.endsWith('sops-gpg.yaml')).sort()).toEqual(devices.map((d) => `clusters/eu-central/stuttgart-plant-3/${d}/sops-keys/sops-gpg.yaml`));
+    for (const d of devices) {
+      const plain = (await sopsDecrypt(readFileSync(path.join(dir, 'repo/clusters/eu-central/stuttgart-plant-3', d, 'sops-keys/sops-gpg.yaml'), 'utf8'), ids.get(d)!.sops.privateKeyArmored)) as { data: Record<string, string> };
+      expect(Buffer.from(plain.data['site-eu-central-stuttgart-plant-3.asc'], 'base64').toString().trim()).toBe(newSite.sops.privateKeyArmored.trim());
+    }
+    const secret = readFileSync(path.join(dir, 'repo/overlays/sites/eu-central/stuttgart-plant-3/broker-secret.yaml'), 'utf8');
+    expect(await sopsDecrypt(secret, newSite.sops.privateKeyArmored)).toMatchObject({ stringData: { password: 'pw-stuttgart-plant-3' } });
+    await expect(sopsDecrypt(secret, sites.get('eu-central/stuttgart-plant-3')!.sops.privateKeyArmored)).rejects.toThrow();
   }, 120_000);
 });
 

@@ -171,6 +171,11 @@ export const K3sSchema = z.strictObject({
     .default(['traefik', 'servicelb', 'metrics-server']),
   clusterCidr: cidr.optional(),
   serviceCidr: cidr.optional(),
+  joinWindow: z
+    .string()
+    .regex(/^[1-9]\d{0,2}d$/, { message: 'must be whole days, like 30d (1d to 999d)' })
+    .default('30d')
+    .describe("How long an agent's own join token (a K3s bootstrap token) stays valid after it was issued: cards are often flashed weeks before they are installed"),
 });
 
 export const GitopsSchema = z.strictObject({

@@ -10,6 +10,7 @@ import { setDeviceFields, setScalarAt } from './inventory-edit.ts';
 import { openKeyStore } from '../keys/store.ts';
 import type { RotationResult } from '../keys/types.ts';
 import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from './rekey.ts';
+import { syncJoinTokens } from './join-tokens.ts';
 import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
 import { KeysLayout } from '../keys/layout.ts';
 import { devicePath } from '../render/flux/index.ts';
@@ -29,7 +30,7 @@ export interface RevocationRecord {
   at: string;
   fingerprints: Record<string, string>;
   rotated: RotationResult['changed'];
-  gitops: { removed: string[]; reencrypted: string[]; siteKeyDelivered: string[]; sopsConfigUpdated: boolean } | null;
+  gitops: { removed: string[]; reencrypted: string[]; siteKeyDelivered: string[]; sopsConfigUpdated: boolean; joinTokens: { written: string[]; deleted: string[] } } | null;
   operatorActions: OperatorAction[];
 }
 
@@ -64,8 +65,14 @@ export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<stri
       what: `Deliver the new site key to the remaining devices of ${d.siteId} through Git (this run had no --gitops): it rotates the key again and writes each device's sops-keys/ file.`,
       commands: [`edgeforge keys rotate --site ${d.siteId} --gitops <fleet-repo> --reason "revoke ${d.id}"`],
     });
-  if (d.cluster.kind === 'multi-node-agent')
-    actions.push({ what: `Remove the node from its cluster on ${d.cluster.serverId}.`, commands: [`ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id}'`] });
+  if (d.cluster.kind === 'multi-node-agent') {
+    if (!opts.gitopsDir)
+      actions.push({ what: `Shut ${d.id} out of its cluster on ${d.cluster.serverId} (this run had no --gitops, so Git does not do it).`, commands: [`edgeforge gitops --to <fleet-repo>   # deletes its join token, writes revoked-${d.id}.yaml`, `ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id}'`] });
+    actions.push({
+      what: `${d.id} still holds client certificates signed by ${d.cluster.serverId}'s cluster CA (kubelet, kube-proxy, k3s-controller; K3s issues them for a year). With its Node deleted and re-registration refused they read only cluster-wide lists (services, endpoints, nodes, namespaces, network policies) and only from where the server's port 6443 is reachable. To make them worthless now, rotate the cluster CA on the server (every node of the site then restarts with new certificates):`,
+      commands: [`ssh ${d.cluster.serverId} 'sudo k3s certificate rotate-ca --path=<new CA dir from k3s certificate generate> && sudo systemctl restart k3s'`, '# then restart k3s-agent on every remaining agent of the site (docs/keys.md, "What a stolen agent keeps")'],
+    });
+  }
   if (opts.gitopsDir)
     actions.push({ what: 'Commit and push the GitOps change so every device of the site reconciles it.', commands: [`git -C ${opts.gitopsDir} add -A && git -C ${opts.gitopsDir} commit -m "revoke ${d.id}" && git -C ${opts.gitopsDir} push`] });
   return actions;
@@ -84,6 +91,8 @@ export function recordText(r: RevocationRecord): string {
   ];
   if (r.gitops) {
     lines.push('', 'GitOps repository:', ...r.gitops.removed.map((p) => `  removed ${p}`), ...r.gitops.reencrypted.map((p) => `  re-encrypted ${p}`));
+    for (const p of r.gitops.joinTokens.deleted) lines.push(`  deleted ${p} (its join token: the server's Flux prunes the Secret)`);
+    for (const p of r.gitops.joinTokens.written.filter((x) => x.includes('/revoked-'))) lines.push(`  wrote ${p} (no re-registration; a Job deletes its Node and node-password Secret)`);
     for (const p of r.gitops.siteKeyDelivered.filter((x) => !x.endsWith('kustomization.yaml'))) lines.push(`  new site key for ${p.split('/')[3]}: ${p} (encrypted to that device only)`);
     if (r.gitops.sopsConfigUpdated) lines.push('  .sops.yaml updated (the device and the old site key are no longer recipients)');
   }
@@ -161,7 +170,12 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
         removed.push(devicePath(d) + '/');
       }
       const keys = await loadGitopsPublicKeys(o.keysDir, after);
-      gitops = { removed, ...(await applySiteRotation(plan, newSite.sops.privateKeyArmored, o.gitopsDir, after, keys, o.now)), sopsConfigUpdated: true };
+      gitops = { removed, ...(await applySiteRotation(plan, newSite.sops.privateKeyArmored, o.gitopsDir, after, keys, o.now)), sopsConfigUpdated: true, joinTokens: { written: [], deleted: [] } };
+      if (d.cluster.kind === 'multi-node-agent') {
+        // its token Secret goes (Flux prunes it), and revoked-<id>.yaml keeps its node credentials out
+        const j = await syncJoinTokens(o.gitopsDir, after, keys, ks, Math.floor(o.now.getTime() / 1000));
+        gitops.joinTokens = { written: j.written, deleted: j.deleted };
+      }
     }
     await writeFileAtomic(o.inventoryFile, next, { mode: (await fs.stat(o.inventoryFile)).mode & 0o777 });
 

@@ -9,6 +9,8 @@ import { loadGitopsPublicKeys } from '../../gitops/public-keys.ts';
 import { writeGitopsTree } from '../../gitops/apply.ts';
 import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
 import { FluxConfigError } from '../../render/flux/components.ts';
+import { openKeyStore } from '../../keys/store.ts';
+import { syncJoinTokens, type JoinTokenSync } from '../../lifecycle/join-tokens.ts';
 
 export const gitops: Command = {
   name: 'gitops',
@@ -17,7 +19,10 @@ export const gitops: Command = {
   common: ['inventory', 'keys', 'json'],
   description: `Creates missing files; rewrites the files edgeforge owns (their first line says edgeforge:managed);
 never touches a file without that line, and never deletes one. Managed files the inventory no longer produces
-(a revoked device) are reported as stale and removed only with --prune. Reads public keys only.`,
+(a revoked device) are reported as stale and removed only with --prune. Reads public keys only, except for a
+multi-node site's agent join tokens (clusters/…/<server>/join-tokens/): each agent's own K3s bootstrap token,
+SOPS-encrypted to its server's key, expiring k3s.joinWindow after SOURCE_DATE_EPOCH (or now); written when an admin
+key unlocks keys/, kept while current, else reported as a warning.`,
   options: {
     to: { type: 'string', value: 'DIR', description: 'the repository working tree (created if missing)' },
     prune: { type: 'boolean', description: 'delete managed files the inventory no longer produces' },
@@ -30,9 +35,10 @@ never touches a file without that line, and never deletes one. Managed files the
     const fleet = await loadFleet(ctx);
     const dir = path.resolve(ctx.io.cwd, to);
     let files;
+    let keys;
     try {
       const bundle = await loadFluxBundle(fleet, ctx.common.inventory, ctx.io.cwd);
-      const keys = await loadGitopsPublicKeys(path.resolve(ctx.io.cwd, ctx.common.keys), fleet);
+      keys = await loadGitopsPublicKeys(path.resolve(ctx.io.cwd, ctx.common.keys), fleet);
       files = renderGitopsScaffold(fleet, keys, bundle);
     } catch (err) {
       if (err instanceof FluxConfigError || err instanceof Error) throw new UserError((err as Error).message);
@@ -40,6 +46,19 @@ never touches a file without that line, and never deletes one. Managed files the
     }
     const dryRun = Boolean(ctx.options['dry-run']);
     const res = await writeGitopsTree(dir, files, { prune: Boolean(ctx.options.prune), dryRun });
+    // agents' join tokens: encrypted with the agents' private identities, so only when an admin key unlocks keys/
+    let join: JoinTokenSync | undefined;
+    if (!dryRun && fleet.active.some((d) => d.cluster.kind === 'multi-node-server')) {
+      const ks = await openKeyStore({ dir: path.resolve(ctx.io.cwd, ctx.common.keys), workers: 0 }).catch(() => undefined);
+      try {
+        const unlocked = ks && (await ks.unlock().then(() => true, () => false)) ? ks : undefined;
+        const epoch = ctx.io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(ctx.io.env.SOURCE_DATE_EPOCH) ? Number(ctx.io.env.SOURCE_DATE_EPOCH) : Math.floor(Date.now() / 1000);
+        join = await syncJoinTokens(dir, fleet, keys, unlocked, epoch);
+      } finally {
+        await ks?.close();
+      }
+      if (join.pending.length) res.warnings.push(`agent join tokens not written (needs an admin key: EDGEFORGE_ADMIN_KEY): ${join.pending.join(', ')}`);
+    }
     const by = (a: string) => res.entries.filter((e) => e.action === a).map((e) => e.path);
     const summary = {
       to,
@@ -51,6 +70,7 @@ never touches a file without that line, and never deletes one. Managed files the
       stale: by('stale'),
       deleted: by('delete'),
       warnings: res.warnings,
+      joinTokens: join ? { written: join.written, deleted: join.deleted, unchanged: join.unchanged.length, pending: join.pending } : null,
     };
     if (ctx.common.json) ctx.io.out(JSON.stringify(summary, null, 2));
     else {
@@ -60,6 +80,8 @@ never touches a file without that line, and never deletes one. Managed files the
       for (const k of summary.kept.filter((k) => k.reason !== 'operator-owned')) ctx.io.out(`kept    ${k.path} (${k.reason})`);
       for (const p of summary.stale) ctx.io.out(`stale   ${p} (run with --prune to delete)`);
       for (const p of summary.deleted) ctx.io.out(`${verb}delete  ${p}`);
+      for (const p of join?.written ?? []) ctx.io.out(`write   ${p} (join tokens)`);
+      for (const p of join?.deleted ?? []) ctx.io.out(`delete  ${p} (join token of an agent no longer active)`);
       for (const w of summary.warnings) ctx.io.err(`warning: ${w}`);
       ctx.io.out(
         `${to}: ${summary.created.length} created, ${summary.updated.length} updated, ${summary.unchanged} unchanged, ${summary.kept.length} kept (operator-owned), ${summary.stale.length} stale, ${summary.deleted.length} deleted${dryRun ? ' (dry run: nothing written)' : ''}`,

@@ -179,6 +179,31 @@ export function sopsKeysKustomization(d: ResolvedDevice): Record<string, unknown
   };
 }
 
+export const JOIN_TOKENS_KUSTOMIZATION = 'join-tokens';
+
+/**
+ * A multi-node server's agents: one bootstrap-token Secret per active agent and the objects that shut a revoked
+ * agent out (render/gitops/join-tokens.ts). prune: true — a token file removed from Git is a token deleted.
+ */
+export function joinTokensSync(d: ResolvedDevice): Record<string, unknown> {
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name: JOIN_TOKENS_KUSTOMIZATION, namespace: FLUX_NS },
+    spec: {
+      interval: SYNC_TUNING.deviceInterval,
+      retryInterval: SYNC_TUNING.retryInterval,
+      timeout: SYNC_TUNING.selfTimeout,
+      path: `./${devicePath(d)}/join-tokens`,
+      prune: true,
+      wait: false,
+      dependsOn: [{ name: SOPS_KEYS_KUSTOMIZATION }],
+      sourceRef: { kind: 'GitRepository', name: FLUX_NS },
+      decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
+    },
+  };
+}
+
 /** The device's desired state: clusters/<region>/<site>/<device>. */
 export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'>): Record<string, unknown> {
   return {
@@ -212,9 +237,10 @@ export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'
   };
 }
 
-/** GitRepository + the three Kustomizations, in apply order. */
+/** GitRepository + the Kustomizations (join-tokens only on a multi-node server), in apply order. */
 export function fluxSyncObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops' | 'name'>): Record<string, unknown>[] {
-  return [gitRepository(d, fleet), selfKustomization(d), sopsKeysKustomization(d), deviceKustomization(d, fleet)];
+  const agents = d.cluster.kind === 'multi-node-server' ? [joinTokensSync(d)] : [];
+  return [gitRepository(d, fleet), selfKustomization(d), sopsKeysKustomization(d), ...agents, deviceKustomization(d, fleet)];
 }
 
 /** Devices that run Flux: every server (single-node or the server of a multi-node site). Agents join a server's cluster. */

@@ -54,7 +54,8 @@ export async function syncJoinTokens(root: string, fleet: Fleet, keys: GitopsPub
     const dir = path.join(root, rel);
     const serverKey = keys.deviceSops.get(server.id);
     if (!serverKey) throw new Error(`no SOPS public key for ${server.id}: run edgeforge keys init / build first`);
-    const agents = fleet.devices.filter((d) => d.cluster.kind === 'multi-node-agent' && d.cluster.serverId === server.id);
+    // active agents, and the site's agents that were revoked (the resolver gives those no cluster role)
+    const agents = fleet.devices.filter((d) => d.role === 'agent' && d.siteId === server.siteId);
     const listed: string[] = [];
     for (const a of agents) {
       if (a.status !== 'active') {

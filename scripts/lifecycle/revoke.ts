@@ -66,7 +66,13 @@ export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<stri
       commands: [`edgeforge keys rotate --site ${d.siteId} --gitops <fleet-repo> --reason "revoke ${d.id}"`],
     });
   if (d.cluster.kind === 'multi-node-agent') {
-    if (!opts.gitopsDir)
+    const last = d.cluster.kind === 'multi-node-agent' && opts.remaining.length === 1;
+    if (last)
+      actions.push({
+        what: `${d.id} was the last agent of ${d.siteId}: ${d.cluster.serverId} is now a single-node cluster, its Flux Kustomization join-tokens goes (and prunes every token), so revoked-${d.id}.yaml is not applied there. Delete the node by hand.`,
+        commands: [`ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id} --ignore-not-found && sudo k3s kubectl -n kube-system delete secret ${d.id}.node-password.k3s --ignore-not-found'`],
+      });
+    if (!opts.gitopsDir && !last)
       actions.push({ what: `Shut ${d.id} out of its cluster on ${d.cluster.serverId} (this run had no --gitops, so Git does not do it).`, commands: [`edgeforge gitops --to <fleet-repo>   # deletes its join token, writes revoked-${d.id}.yaml`, `ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id}'`] });
     actions.push({
       what: `${d.id} still holds client certificates signed by ${d.cluster.serverId}'s cluster CA (kubelet, kube-proxy, k3s-controller; K3s issues them for a year). With its Node deleted and re-registration refused they read only cluster-wide lists (services, endpoints, nodes, namespaces, network policies) and only from where the server's port 6443 is reachable. To make them worthless now, rotate the cluster CA on the server (every node of the site then restarts with new certificates):`,

@@ -18,6 +18,7 @@ import { loadGitopsPublicKeys } from '../../scripts/gitops/public-keys.ts';
 import { sopsDecrypt, sopsEncrypt, decryptValue } from '../../scripts/lifecycle/sops.ts';
 import { recipientsFor } from '../../scripts/lifecycle/rekey.ts';
 import { runsFlux } from '../../scripts/render/flux/sync.ts';
+import { agentJoinToken } from '../../scripts/keys/join-token.ts';
 import { runCli } from '../helpers.ts';
 import { exampleInventoryText, fakeBundle } from '../gitops/fixtures.ts';
 
@@ -61,7 +62,7 @@ beforeAll(async () => {
   sites = (await ks.ensureSiteIdentities(fleet.sites.map((s) => s.id))).identities;
   ids = (await ks.ensureDeviceIdentities(fleet.active.map((d) => d.id))).identities;
   await ks.close();
-  const r = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys'], { cwd: template });
+  const r = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys'], { cwd: template, env: { SOURCE_DATE_EPOCH: '1767225600' } });
   expect(r.code, r.stderr).toBe(0);
   // a site secret in each site overlay, encrypted as .sops.yaml says (site key + its Flux devices + admins)
   const keys = await loadGitopsPublicKeys(keysDir, fleet);
@@ -150,8 +151,74 @@ describe('revoke delivers the new site key through Git', () => {
   }, 120_000);
 
   it('an agent of the multi-node site (kr-south/changwon-plant-2)', async () => {
-    await checkRevocation('kr-south/changwon-plant-2', 'changwon2-press-001');
+    const jt = 'clusters/kr-south/changwon-plant-2/changwon2-server/join-tokens';
+    const tokenBefore = readFileSync(path.join(template, 'repo', jt, 'changwon2-press-002.token.yaml'), 'utf8');
+    const { dir } = await checkRevocation('kr-south/changwon-plant-2', 'changwon2-press-001');
+    // its join token is gone from Git (Flux prunes the Secret), the other agent's is untouched
+    expect(existsSync(path.join(dir, 'repo', jt, 'changwon2-press-001.token.yaml'))).toBe(false);
+    expect(readFileSync(path.join(dir, 'repo', jt, 'changwon2-press-002.token.yaml'), 'utf8')).toBe(tokenBefore);
+    const objs = parseAllDocuments(execFileSync('kubectl', ['kustomize', path.join(dir, 'repo', jt)], { encoding: 'utf8' })).map((d) => d.toJS());
+    const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    expect(kinds).toEqual(
+      [
+        'Secret/bootstrap-token-' + agentJoinToken(ids.get('changwon2-press-002')!).id,
+        'ValidatingAdmissionPolicy/edgeforge-revoked-changwon2-press-001',
+        'ValidatingAdmissionPolicyBinding/edgeforge-revoked-changwon2-press-001',
+        'ServiceAccount/revoke-changwon2-press-001',
+        'ClusterRole/revoke-changwon2-press-001',
+        'ClusterRoleBinding/revoke-changwon2-press-001',
+        'Role/revoke-changwon2-press-001',
+        'RoleBinding/revoke-changwon2-press-001',
+        'Job/revoke-changwon2-press-001',
+      ].sort(),
+    );
+    const vap = objs.find((o) => o.kind === 'ValidatingAdmissionPolicy');
+    expect(vap.spec.validations[0].expression).toBe("request.userInfo.username != 'system:node:changwon2-press-001'");
+    const job = objs.find((o) => o.kind === 'Job');
+    expect(job.spec.template.spec.initContainers[0].args.slice(0, 3)).toEqual(['delete', 'node', 'changwon2-press-001']);
+    expect(job.spec.template.spec.containers[0].args).toContain('changwon2-press-001.node-password.k3s');
+    // least privilege: the Job may delete that one node and that one Secret
+    expect(objs.find((o) => o.kind === 'ClusterRole').rules).toEqual([{ apiGroups: [''], resources: ['nodes'], resourceNames: ['changwon2-press-001'], verbs: ['get', 'delete'] }]);
+    expect(objs.find((o) => o.kind === 'Role').rules[0].resourceNames).toEqual(['changwon2-press-001.node-password.k3s']);
   }, 120_000);
+});
+
+describe('agent join tokens through Git', () => {
+  it('gitops --to writes one bootstrap token per agent, encrypted to the server key; the agent seed has the same token', async () => {
+    const jt = path.join(template, 'repo/clusters/kr-south/changwon-plant-2/changwon2-server/join-tokens');
+    const server = ids.get('changwon2-server')!;
+    const toks = new Set<string>();
+    for (const agent of ['changwon2-press-001', 'changwon2-press-002']) {
+      const text = readFileSync(path.join(jt, `${agent}.token.yaml`), 'utf8');
+      const doc = parse(text);
+      expect(doc.sops.pgp.map((p: { fp: string }) => p.fp)).toEqual([server.sops.fingerprint]);
+      const dk = gpgDataKey(server.sops.privateKeyArmored, doc.sops.pgp[0].enc);
+      expect(dk, 'gpg opens the data key with the server key').not.toBeNull();
+      const want = agentJoinToken(ids.get(agent)!);
+      expect(decryptValue(doc.stringData['token-secret'], dk!, 'stringData:token-secret:')).toBe(want.secret);
+      const plain = (await sopsDecrypt(text, server.sops.privateKeyArmored)) as { metadata: { name: string }; type: string; stringData: Record<string, string> };
+      expect(plain).toMatchObject({ type: 'bootstrap.kubernetes.io/token', metadata: { name: `bootstrap-token-${want.id}` } });
+      // what `k3s token create` writes, authentication only, expiring joinWindow (30d) after SOURCE_DATE_EPOCH
+      expect(plain.stringData).toEqual({
+        description: `edgeforge: join token of agent ${agent} for changwon2-server`,
+        'token-id': want.id,
+        'token-secret': want.secret,
+        expiration: '2026-01-31T00:00:00Z',
+        'usage-bootstrap-authentication': 'true',
+        'auth-extra-groups': 'system:bootstrappers:k3s:default-node-token',
+      });
+      await expect(sopsDecrypt(text, ids.get(agent)!.sops.privateKeyArmored)).rejects.toThrow();
+      toks.add(want.token);
+      expect(want.token).not.toBe(server.agentToken);
+    }
+    expect(toks.size).toBe(2);
+    // idempotent: a second run rewrites nothing
+    const before = treeHash(path.join(template, 'repo'));
+    const again = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys', '--json'], { cwd: template, env: { SOURCE_DATE_EPOCH: '1767225600' } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).joinTokens).toMatchObject({ written: [], deleted: [], pending: [] });
+    expect(treeHash(path.join(template, 'repo'))).toBe(before);
+  }, 60_000);
 });
 
 describe('keys rotate --site --gitops', () => {

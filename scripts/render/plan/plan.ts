@@ -25,10 +25,10 @@ export interface PlanData {
   theft: string[];
 }
 
-function clusterText(s: ResolvedSite): string {
+function clusterText(s: ResolvedSite, joinWindow: string): string {
   const active = s.devices.filter((d) => d.status === 'active');
   const server = active.find((d) => d.cluster.kind === 'multi-node-server');
-  if (server && server.cluster.kind === 'multi-node-server') return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s)`;
+  if (server && server.cluster.kind === 'multi-node-server') return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s), each joining with its own bootstrap token (valid ${joinWindow} after issue, k3s.joinWindow)`;
   return `${active.length} single-node cluster(s) (SQLite)`;
 }
 
@@ -68,7 +68,7 @@ export function planData(fleet: Fleet): PlanData {
       site: s.name,
       location: s.location,
       devices: s.devices.filter((d) => d.status === 'active').length,
-      cluster: clusterText(s),
+      cluster: clusterText(s, fleet.k3s.joinWindow ?? '30d'),
       network: [...nets].join(' + '),
       encryption: encryptionText(first),
       registryMirror: first?.registryMirror?.url,

@@ -72,6 +72,10 @@ export const SshSchema = z
       .describe("The device's current public host key, pinned (OpenSSH format)"),
     jumpHost: z.string().optional().describe('user@host[:port] of a site gateway to connect through'),
     sudoPasswordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe('Name of an environment variable holding the sudo password'),
+    allowFrom: z
+      .literal('any')
+      .optional()
+      .describe('Where the firewall accepts SSH from when the site has no managementSubnet: "any" opens it to every address (an explicit opt-in). Without either, SSH is closed and provision cannot reach the device.'),
   })
   .describe('SSH endpoint for `edgeforge provision`');
 

@@ -21,7 +21,7 @@ describe('plan (markdown)', () => {
     expect(md).toContain('Industry: **manufacturing**. 14 active ARM64 devices in 4 sites across 2 regions');
     expect(md).toMatch(/\| rpi4-2g \| raspberry-pi-4 \| 2 GB \| 32 GB sd \| raspi-mbr \| xchacha12,aes-adiantum-plain64 \| 9 \|/);
     expect(md).toMatch(/\| ipc-4g \| generic-uefi \| 4 GB \| 64 GB emmc \| uefi-gpt \| aes-xts-plain64 \| 1 \|/);
-    expect(md).toContain('| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s) |');
+    expect(md).toContain('| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s), each joining with its own bootstrap token (valid 30d after issue, k3s.joinWindow) |');
     expect(md).toContain('https://registry.ulsan1.acme.example:5000');
   });
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { UsageError, type Command } from '../command.ts';
 import { UserError } from '../../util/errors.ts';
 import { loadFleet } from './validate.ts';
-import { provision, selectDevices, SelectionError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
+import { provision, selectDevices, unreachableDevices, SelectionError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest, ManifestError } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
@@ -62,6 +62,7 @@ Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad 
       if (err instanceof SelectionError) throw new UsageError(err.message);
       throw err;
     }
+    if (!only.length) for (const u of unreachableDevices(fleet)) io.err(`skipped ${u.id}: ${u.reason}`);
     const outDir = path.resolve(io.cwd, common.out);
     const keysDir = path.resolve(io.cwd, common.keys);
     let manifest;

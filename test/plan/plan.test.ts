@@ -70,7 +70,11 @@ describe('plan (markdown)', () => {
     expect(md).toMatch(/\n {2}kr-south\/ulsan-plant-1\/\n {4}ulsan1-line1-001\/ +# this device's Flux entry point/);
     expect(md).not.toMatch(/ {4}changwon2-press-001\//); // agents have no Flux of their own
     expect(md).toContain('4,032 polls a day');
-    expect(md).toContain('No inbound port is opened on any device');
+    // "no inbound port" only where true: the plan points at its port table instead
+    expect(md).not.toContain('No inbound port is opened on any device');
+    expect(md).toContain('Git needs no inbound port');
+    expect(md).toContain('| kr-south/changwon-plant-2 | changwon2-server | tcp | 6443, 10250 | 10.30.1.21, 10.30.1.22 |');
+    expect(md).toMatch(/\| eu-central\/brno-warehouse-1 \| .* \| nowhere: SSH closed \(no managementSubnet\) \|/);
   });
 
   it('covers offline operation, sync conflicts and theft with this fleet\'s names', () => {

@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as openpgp from '../util/openpgp.mjs';
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import { KeysLayout } from './layout.ts';
 import type { AdminRecipient } from './types.ts';
 

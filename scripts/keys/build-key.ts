@@ -1,7 +1,7 @@
 // The fleet's build-signing key: signs manifest.json; its fingerprint is pinned in keys/build/.
 import { promises as fs } from 'node:fs';
 import * as openpgp from '../util/openpgp.mjs';
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import { KeysLayout } from './layout.ts';
 import { normalizeFingerprint, signDetachedWith, verifyDetached, type VerifyResult } from './signing.ts';
 

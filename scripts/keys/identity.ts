@@ -6,7 +6,7 @@ import { agentToken, k3sToken, luksRecoveryPassphrase } from './secrets.ts';
 import type { PgpPool } from './pool.ts';
 import type { KeysLayout } from './layout.ts';
 import type { AdminKeyring } from './unlock.ts';
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import { entityDir, fingerprintsOf, json, pgpMaterial, readRecord, type AnyRecord } from './records.ts';
 import type { DeviceIdentity, EntityKind, HistoryEntry, SiteIdentity } from './types.ts';
 

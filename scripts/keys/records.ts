@@ -1,7 +1,7 @@
 // The public record of a device or site (public.json): fingerprints and public keys in clear, the commit point
 // of a generation. Reading one checks it is the record it claims to be.
 import { promises as fs } from 'node:fs';
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import type { KeysLayout } from './layout.ts';
 import type { EntityKind, HistoryEntry, PgpKeyMaterial } from './types.ts';
 

@@ -1,5 +1,5 @@
 // `keys recover ID`: every generation's LUKS recovery passphrase of one device.
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import { checkDeviceId } from './layout.ts';
 import { readRecord } from './records.ts';
 import { loadIdentity, type StoreContext } from './identity.ts';

@@ -1,6 +1,6 @@
 // `keys rotate` (and revoke's site rotation): a new generation, the old one kept in history.
 import { sweepTempFiles } from '../util/atomic.ts';
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import { checkDeviceId, checkSiteId } from './layout.ts';
 import { withKeysLock } from './lock.ts';
 import { entityDir, fingerprintsOf, readRecord } from './records.ts';

@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import * as openpgp from '../util/openpgp.mjs';
 import { decryptText } from './pgp-ops.mjs';
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import type { KeysLayout } from './layout.ts';
 import { loadAdminRecipients } from './admins.ts';
 import { exists } from './records.ts';

@@ -11,7 +11,7 @@ import { openKeyStore } from '../keys/store.ts';
 import type { RotationResult } from '../keys/types.ts';
 import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from './rekey.ts';
 import { syncJoinTokens } from './join-tokens.ts';
-import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
+import { loadGitopsPublicKeys } from '../pipeline/inputs/public-keys.ts';
 import { KeysLayout } from '../keys/layout.ts';
 import { devicePath } from '../render/flux/index.ts';
 

@@ -17,23 +17,24 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import { closest } from '../inventory/problems.ts';
+import type { Fleet } from '../inventory/fleet.ts';
 import { renderDevice, type DeviceSecrets, type RenderOptions } from '../render/device.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic, sweepTempFiles } from '../util/atomic.ts';
-import { UserError } from '../util/errors.ts';
+import { BaseLayoutError, ManifestError, UserError } from '../util/errors.ts';
 import type { DeviceResult, Reporter } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
-import { airgapFleetBase, linkAirgapInto, stageAirgap } from './airgap.ts';
+import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { writeDeviceDir } from './write.ts';
-import { inShard } from '../lifecycle/shard.ts';
-import { buildManifest, serializeManifest, type Manifest, type ManifestArtifact, type ManifestDevice } from './manifest.ts';
+import { selectDevices } from './select/devices.ts';
+import { buildManifest, serializeManifest } from '../manifest/write.ts';
+import { readManifestIfExists } from '../manifest/read.ts';
+import { MANIFEST_NAME, type Manifest, type ManifestArtifact, type ManifestDevice } from '../manifest/types.ts';
 import type { SecretsSource } from './secrets.ts';
 
 export const SEED_IMAGE = 'seed.img';
@@ -66,32 +67,17 @@ export interface BuildResult {
   signed: { fingerprint: string } | undefined;
 }
 
-export function selectDevices(fleet: Fleet, only?: string[], shard?: { k: number; n: number }): ResolvedDevice[] {
-  if (shard) return fleet.active.filter((d) => inShard(d.id, shard));
-  if (!only?.length) return fleet.active;
-  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
-  const problems: string[] = [];
-  for (const id of only) {
-    const d = byId.get(id);
-    if (!d) {
-      const guess = closest(id, byId.keys());
-      problems.push(`--only: no device "${id}" in ${fleet.file}${guess ? `; did you mean "${guess}"?` : ''}`);
-    } else if (d.status !== 'active') problems.push(`--only: device "${id}" is ${d.status}${d.replacedBy ? ` (replaced by ${d.replacedBy})` : ''}: it gets no artifacts`);
-  }
-  if (problems.length) throw new UserError(problems.join('\n') + '\nNothing was written.');
-  const want = new Set(only);
-  return fleet.active.filter((d) => want.has(d.id));
-}
-
 function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secret'>): ManifestArtifact {
   return { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
 }
 
-async function readManifest(file: string): Promise<Manifest | undefined> {
+/** The previous build's manifest, if there is a usable one (an unreadable one is rebuilt, not merged). */
+async function previousManifest(file: string): Promise<Manifest | undefined> {
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as Manifest;
-  } catch {
-    return undefined;
+    return await readManifestIfExists(file);
+  } catch (err) {
+    if (err instanceof ManifestError) return undefined;
+    throw err;
   }
 }
 
@@ -173,7 +159,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
               p = await personalize({ base: diskBase, basePath: o.baseImage.path, baseSha256: baseImage.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch });
             } catch (err) {
               // one --base-image fits one layout: devices of another profile keep their seed image only
-              if (!/expects a \w+ base/.test((err as Error).message)) throw err;
+              if (!(err instanceof BaseLayoutError)) throw err;
               diskNote = `no disk delta: ${(err as Error).message}`;
             }
             if (p) {
@@ -224,18 +210,18 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   let gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
 
   // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
-  const manifestPath = path.join(outDir, 'manifest.json');
+  const manifestPath = path.join(outDir, MANIFEST_NAME);
   const devicesOut = [...entries.values()];
   if (o.only?.length && !o.shard) {
-    const prev = await readManifest(manifestPath);
+    const prev = await previousManifest(manifestPath);
     // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
     if (prev && prev.fleet === fleet.name && (o.incremental || (prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch))) {
       const activeIds = new Set(fleet.active.map((d) => d.id));
       if (o.incremental) {
         // revoked or removed since: their files go with their manifest entries
-        for (const d of prev.devices ?? []) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) await fs.rm(path.join(outDir, 'devices', d.id), { recursive: true, force: true });
+        for (const d of prev.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) await fs.rm(path.join(outDir, 'devices', d.id), { recursive: true, force: true });
       }
-      for (const d of prev.devices ?? []) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
+      for (const d of prev.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
       gitops = prev.gitops;
     }
   }

@@ -5,9 +5,8 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { DeviceSecrets } from '../render/device.ts';
 import { initKeys } from '../keys/init.ts';
 import { openKeyStore, type KeyStore } from '../keys/store.ts';
-import { KeysError } from '../keys/errors.ts';
 import type { DeviceIdentity } from '../keys/types.ts';
-import { UserError } from '../util/errors.ts';
+import { KeysError, UserError } from '../util/errors.ts';
 import { agentJoinToken } from '../keys/join-token.ts';
 
 export interface SecretsSource {

@@ -16,11 +16,11 @@ import { apply } from './phase/apply.ts';
 import { verify } from './phase/verify.ts';
 import type { DeviceResult } from '../ui/reporter.ts';
 import type { ResolvedDevice } from '../inventory/fleet.ts';
+import { SelectionError } from '../util/errors.ts';
 
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_RETRIES = 3;
 
-export class SelectionError extends Error {}
 
 /** Active devices a full run skips because their firewall accepts no SSH, with the reason. */
 export function unreachableDevices(fleet: Fleet): { id: string; reason: string }[] {

@@ -3,9 +3,9 @@ import { promises as fs, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { initKeys } from '../../scripts/keys/init.ts';
 import { openKeyStore } from '../../scripts/keys/store.ts';
-import { KeysError } from '../../scripts/keys/errors.ts';
 import type { DeviceIdentity } from '../../scripts/keys/types.ts';
 import { gnupgHome, run, tempDir } from './helpers.ts';
+import { KeysError } from '../../scripts/util/errors.ts';
 
 const cleanup: string[] = [];
 afterAll(async () => {

@@ -14,7 +14,7 @@ import { openKeyStore } from '../../scripts/keys/store.ts';
 import { initKeys } from '../../scripts/keys/init.ts';
 import type { DeviceIdentity, SiteIdentity } from '../../scripts/keys/types.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
-import { loadGitopsPublicKeys } from '../../scripts/gitops/public-keys.ts';
+import { loadGitopsPublicKeys } from '../../scripts/pipeline/inputs/public-keys.ts';
 import { sopsDecrypt, sopsEncrypt, decryptValue } from '../../scripts/lifecycle/sops.ts';
 import { recipientsFor } from '../../scripts/lifecycle/rekey.ts';
 import { runsFlux } from '../../scripts/render/flux/sync.ts';

@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { initKeys } from '../../scripts/keys/init.ts';
 import { openKeyStore } from '../../scripts/keys/store.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
-import { loadGitopsPublicKeys } from '../../scripts/gitops/public-keys.ts';
+import { loadGitopsPublicKeys } from '../../scripts/pipeline/inputs/public-keys.ts';
 import { renderSopsConfig, sopsRules } from '../../scripts/render/gitops/index.ts';
 import { sopsDecrypt, sopsEncrypt, sopsRecipients } from '../../scripts/lifecycle/sops.ts';
 import { runCli } from '../helpers.ts';

@@ -11,7 +11,8 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { nftablesRules } from '../../scripts/render/firstboot/system.ts';
 import { planData, renderPlanMarkdown } from '../../scripts/render/plan/plan.ts';
-import { selectDevices, SelectionError } from '../../scripts/provision/engine.ts';
+import { selectDevices } from '../../scripts/provision/engine.ts';
+import { SelectionError } from '../../scripts/util/errors.ts';
 import { generatedFleet } from '../gitops/fixtures.ts';
 import { runCli } from '../helpers.ts';
 

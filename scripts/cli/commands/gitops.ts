@@ -1,14 +1,11 @@
 // edgeforge gitops --to DIR: write or update the fleet's GitOps working tree without clobbering what
 // operators own (scripts/render/gitops/update.ts has the rules; docs/gitops.md explains them).
 import path from 'node:path';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
-import { loadFluxBundle } from '../../gitops/flux-bundle.ts';
-import { loadGitopsPublicKeys } from '../../gitops/public-keys.ts';
-import { writeGitopsTree } from '../../gitops/apply.ts';
-import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
-import { FluxConfigError } from '../../render/flux/components.ts';
+import { type Command } from '../command.ts';
+import { UsageError } from '../../util/errors.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { updateGitopsRepo } from '../../pipeline/gitops/update.ts';
+import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
 import { openKeyStore } from '../../keys/store.ts';
 import { syncJoinTokens, type JoinTokenSync } from '../../lifecycle/join-tokens.ts';
 
@@ -33,27 +30,18 @@ key unlocks keys/, kept while current, else reported as a warning.`,
     const to = ctx.options.to as string | undefined;
     if (!to) throw new UsageError('--to DIR is required: the GitOps repository working tree to write');
     const fleet = await loadFleet(ctx);
-    const dir = path.resolve(ctx.io.cwd, to);
-    let files;
-    let keys;
-    try {
-      const bundle = await loadFluxBundle(fleet, ctx.common.inventory, ctx.io.cwd);
-      keys = await loadGitopsPublicKeys(path.resolve(ctx.io.cwd, ctx.common.keys), fleet);
-      files = renderGitopsScaffold(fleet, keys, bundle);
-    } catch (err) {
-      if (err instanceof FluxConfigError || err instanceof Error) throw new UserError((err as Error).message);
-      throw err;
-    }
     const dryRun = Boolean(ctx.options['dry-run']);
-    const res = await writeGitopsTree(dir, files, { prune: Boolean(ctx.options.prune), dryRun });
+    const res = await updateGitopsRepo(fleet, { inventory: ctx.common.inventory, cwd: ctx.io.cwd, keysDir: ctx.common.keys, dir: path.resolve(ctx.io.cwd, to), prune: Boolean(ctx.options.prune), dryRun });
     // agents' join tokens: encrypted with the agents' private identities, so only when an admin key unlocks keys/
     let join: JoinTokenSync | undefined;
     if (!dryRun && fleet.active.some((d) => d.cluster.kind === 'multi-node-server')) {
-      const ks = await openKeyStore({ dir: path.resolve(ctx.io.cwd, ctx.common.keys), workers: 0 }).catch(() => undefined);
+      const keysDir = path.resolve(ctx.io.cwd, ctx.common.keys);
+      const keys = await loadGitopsPublicKeys(keysDir, fleet);
+      const ks = await openKeyStore({ dir: keysDir, workers: 0 }).catch(() => undefined);
       try {
         const unlocked = ks && (await ks.unlock().then(() => true, () => false)) ? ks : undefined;
         const epoch = ctx.io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(ctx.io.env.SOURCE_DATE_EPOCH) ? Number(ctx.io.env.SOURCE_DATE_EPOCH) : Math.floor(Date.now() / 1000);
-        join = await syncJoinTokens(dir, fleet, keys, unlocked, epoch);
+        join = await syncJoinTokens(path.resolve(ctx.io.cwd, to), fleet, keys, unlocked, epoch);
       } finally {
         await ks?.close();
       }

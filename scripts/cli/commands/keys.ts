@@ -2,17 +2,16 @@
 // Secrets are never printed except by `keys recover`, whose whole point is to show one to an admin.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UsageError, type Command, type RunContext } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
+import { type Command, type RunContext } from '../command.ts';
+import { KeysError, UsageError, UserError } from '../../util/errors.ts';
 import { recoveryCommands } from '../../render/encryption/plan.ts';
-import { loadFleet } from './validate.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { checkAdminPins, loadAdminRecipients } from '../../keys/admins.ts';
 import { initKeys } from '../../keys/init.ts';
-import { KeysError } from '../../keys/errors.ts';
 import { openKeyStore } from '../../keys/store.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
 import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from '../../lifecycle/rekey.ts';
-import { loadGitopsPublicKeys } from '../../gitops/public-keys.ts';
+import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
 
 const keysDir = (ctx: RunContext) => path.resolve(ctx.io.cwd, ctx.common.keys);
 

@@ -161,22 +161,7 @@ export function sopsKeysPath(d: Pick<ResolvedDevice, 'region' | 'site' | 'id'>):
  * Secret every other decryption needs.
  */
 export function sopsKeysKustomization(d: ResolvedDevice): Record<string, unknown> {
-  return {
-    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-    kind: 'Kustomization',
-    metadata: { name: SOPS_KEYS_KUSTOMIZATION, namespace: FLUX_NS },
-    spec: {
-      interval: SYNC_TUNING.deviceInterval,
-      retryInterval: SYNC_TUNING.retryInterval,
-      timeout: SYNC_TUNING.selfTimeout,
-      path: `./${sopsKeysPath(d)}`,
-      prune: false,
-      wait: false,
-      dependsOn: [{ name: FLUX_NS }],
-      sourceRef: { kind: 'GitRepository', name: FLUX_NS },
-      decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
-    },
-  };
+  return decryptingKustomization(SOPS_KEYS_KUSTOMIZATION, `./${sopsKeysPath(d)}`, { prune: false, dependsOn: FLUX_NS });
 }
 
 export const JOIN_TOKENS_KUSTOMIZATION = 'join-tokens';
@@ -186,18 +171,23 @@ export const JOIN_TOKENS_KUSTOMIZATION = 'join-tokens';
  * agent out (render/gitops/join-tokens.ts). prune: true — a token file removed from Git is a token deleted.
  */
 export function joinTokensSync(d: ResolvedDevice): Record<string, unknown> {
+  return decryptingKustomization(JOIN_TOKENS_KUSTOMIZATION, `./${devicePath(d)}/join-tokens`, { prune: true, dependsOn: SOPS_KEYS_KUSTOMIZATION });
+}
+
+/** A small SOPS-decrypting Kustomization of the device's own source: no wait, one dependency. */
+function decryptingKustomization(name: string, path: string, o: { prune: boolean; dependsOn: string }): Record<string, unknown> {
   return {
     apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
     kind: 'Kustomization',
-    metadata: { name: JOIN_TOKENS_KUSTOMIZATION, namespace: FLUX_NS },
+    metadata: { name, namespace: FLUX_NS },
     spec: {
       interval: SYNC_TUNING.deviceInterval,
       retryInterval: SYNC_TUNING.retryInterval,
       timeout: SYNC_TUNING.selfTimeout,
-      path: `./${devicePath(d)}/join-tokens`,
-      prune: true,
+      path,
+      prune: o.prune,
       wait: false,
-      dependsOn: [{ name: SOPS_KEYS_KUSTOMIZATION }],
+      dependsOn: [{ name: o.dependsOn }],
       sourceRef: { kind: 'GitRepository', name: FLUX_NS },
       decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
     },

@@ -157,6 +157,9 @@ describe('revoke delivers the new site key through Git', () => {
     // its join token is gone from Git (Flux prunes the Secret), the other agent's is untouched
     expect(existsSync(path.join(dir, 'repo', jt, 'changwon2-press-001.token.yaml'))).toBe(false);
     expect(readFileSync(path.join(dir, 'repo', jt, 'changwon2-press-002.token.yaml'), 'utf8')).toBe(tokenBefore);
+    // the remaining agent's join token is not the stolen one's (nothing shared between agents)
+    expect(agentJoinToken(ids.get('changwon2-press-002')!).token).not.toBe(agentJoinToken(ids.get('changwon2-press-001')!).token);
+    expect(agentJoinToken(ids.get('changwon2-press-002')!).id).not.toBe(agentJoinToken(ids.get('changwon2-press-001')!).id);
     const objs = parseAllDocuments(execFileSync('kubectl', ['kustomize', path.join(dir, 'repo', jt)], { encoding: 'utf8' })).map((d) => d.toJS());
     const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds).toEqual(

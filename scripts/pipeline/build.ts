@@ -23,7 +23,7 @@ import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic, sweepTempFiles } from '../util/atomic.ts';
 import { BaseLayoutError, ManifestError, UserError } from '../util/errors.ts';
-import type { DeviceResult, Reporter } from '../ui/reporter.ts';
+import type { DeviceResult, Reporter, StageSpec } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
@@ -38,6 +38,9 @@ import { MANIFEST_NAME, type Manifest, type ManifestArtifact, type ManifestDevic
 import type { SecretsSource } from './secrets.ts';
 
 export const SEED_IMAGE = 'seed.img';
+
+/** what the progress view shows a build as: keys and sign for the whole run, the rest per device */
+const BUILD_STAGES: StageSpec[] = [{ name: 'keys', batch: true }, 'render', { name: 'images', phases: ['seed-image', 'disk'] }, 'write', { name: 'sign', batch: true }];
 
 export interface BuildOptions {
   fleet: Fleet;
@@ -120,13 +123,13 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     fleetBaseNote = `fleet base ${fb.manifest.path} (${fb.reused ? 'reused' : 'derived'}): K3s airgap files on partition ${p.number} (${p.label}, ${Math.round(p.size / 1048576)} MiB)`;
   }
 
-  reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id));
+  reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id), BUILD_STAGES);
   if (fleetBaseNote) reporter.note(fleetBaseNote);
   let secrets: Map<string, DeviceSecrets>;
   try {
-    secrets = await o.secrets.secretsFor(devices, (done, total) => {
-      if (total > 20 && done % Math.ceil(total / 10) === 0) reporter.note(`keys: ${done}/${total} device identities`);
-    });
+    reporter.count?.('keys', 0, devices.length);
+    secrets = await o.secrets.secretsFor(devices, (done, total) => reporter.count?.('keys', done, total));
+    reporter.count?.('keys', devices.length, devices.length);
   } catch (err) {
     for (const d of devices) reporter.done({ id: d.id, status: 'failed', phase: 'keys', message: (err as Error).message });
     await reporter.end();
@@ -140,6 +143,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     devices.map((d) =>
       limit(async () => {
         let phase = 'render';
+        reporter.update(d.id, { phase });
         try {
           const rel = `devices/${d.id}`;
           const dir = path.join(outDir, rel);
@@ -147,12 +151,14 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           const seedFiles = ['user-data', 'meta-data', 'network-config'].map((n) => ({ name: n, bytes: files.find((f) => f.path === `seed/${n}`)!.bytes }));
 
           phase = 'seed-image';
+          reporter.update(d.id, { phase });
           const extra: RenderedFile[] = [{ path: SEED_IMAGE, kind: 'seed-image', bytes: await makeSeedImage(seedFiles, { epoch: o.sourceDateEpoch }), mode: 0o600, secret: true }];
 
           let diskNote = '';
           if (o.baseImage && baseImage && d.profile.baseImage.sha256 && d.profile.baseImage.sha256 !== baseImage.sha256) diskNote = `no disk delta: profile ${d.profileName} pins another base image (${d.profile.baseImage.sha256.slice(0, 12)}…)`;
           if (o.baseImage && baseImage && (!d.profile.baseImage.sha256 || d.profile.baseImage.sha256 === baseImage.sha256)) {
             phase = 'disk';
+            reporter.update(d.id, { phase });
             const layout = d.profile.baseImage.layout;
             let p: PersonalizeResult | undefined;
             try {
@@ -172,6 +178,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           }
 
           phase = 'write';
+          reporter.update(d.id, { phase });
           const all = [...files, ...extra];
           const keep = new Set<string>();
           const airgapArtifacts: ManifestArtifact[] = [];
@@ -196,52 +203,59 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       }),
     ),
   );
-  const results = await reporter.end();
-
-  // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes, secrets included
-  if (!o.only?.length && !o.shard) {
-    const active = new Set(fleet.active.map((d) => d.id));
-    const dirs = await fs.readdir(path.join(outDir, 'devices')).catch(() => [] as string[]);
-    for (const name of dirs) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) await fs.rm(path.join(outDir, 'devices', name), { recursive: true, force: true });
-  }
-
-  // the scaffold covers the whole fleet: a full build writes it, --only keeps the previous one
-  // (with --shard, shard 1 writes it, so the merged manifest equals an unsharded build's)
-  let gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
-
-  // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
-  const manifestPath = path.join(outDir, MANIFEST_NAME);
-  const devicesOut = [...entries.values()];
-  if (o.only?.length && !o.shard) {
-    const prev = await previousManifest(manifestPath);
-    // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
-    if (prev && prev.fleet === fleet.name && (o.incremental || (prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch))) {
-      const activeIds = new Set(fleet.active.map((d) => d.id));
-      if (o.incremental) {
-        // revoked or removed since: their files go with their manifest entries
-        for (const d of prev.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) await fs.rm(path.join(outDir, 'devices', d.id), { recursive: true, force: true });
-      }
-      for (const d of prev.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
-      gitops = prev.gitops;
-    }
-  }
-  const manifest = buildManifest(
-    { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, devices: devicesOut },
-    fleet.devices.map((d) => d.id),
-  );
-  const bytes = Buffer.from(serializeManifest(manifest));
-  // signature and key first, the manifest last: a reader who finds the manifest finds its signature
-  let signed: BuildResult['signed'];
+  // the progress view stays open through signing (its last stage) and closes on any way out
+  let results: DeviceResult[] | undefined;
   try {
-    const s = await o.secrets.sign(bytes, o.sourceDateEpoch);
-    await writeFileAtomic(path.join(outDir, 'signing-key.asc'), s.publicKey, { skipIfSame: true });
-    await writeFileAtomic(path.join(outDir, 'manifest.json.asc'), s.signature, { skipIfSame: true });
-    signed = { fingerprint: s.fingerprint };
-  } catch (err) {
-    await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
+    // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes, secrets included
+    if (!o.only?.length && !o.shard) {
+      const active = new Set(fleet.active.map((d) => d.id));
+      const dirs = await fs.readdir(path.join(outDir, 'devices')).catch(() => [] as string[]);
+      for (const name of dirs) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) await fs.rm(path.join(outDir, 'devices', name), { recursive: true, force: true });
+    }
+
+    // the scaffold covers the whole fleet: a full build writes it, --only keeps the previous one
+    // (with --shard, shard 1 writes it, so the merged manifest equals an unsharded build's)
+    let gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
+
+    // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
+    const manifestPath = path.join(outDir, MANIFEST_NAME);
+    const devicesOut = [...entries.values()];
+    if (o.only?.length && !o.shard) {
+      const prev = await previousManifest(manifestPath);
+      // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
+      if (prev && prev.fleet === fleet.name && (o.incremental || (prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch))) {
+        const activeIds = new Set(fleet.active.map((d) => d.id));
+        if (o.incremental) {
+          // revoked or removed since: their files go with their manifest entries
+          for (const d of prev.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) await fs.rm(path.join(outDir, 'devices', d.id), { recursive: true, force: true });
+        }
+        for (const d of prev.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
+        gitops = prev.gitops;
+      }
+    }
+    const manifest = buildManifest(
+      { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, devices: devicesOut },
+      fleet.devices.map((d) => d.id),
+    );
+    const bytes = Buffer.from(serializeManifest(manifest));
+    // signature and key first, the manifest last: a reader who finds the manifest finds its signature
+    let signed: BuildResult['signed'];
+    try {
+      reporter.count?.('sign', 0, 1);
+      const s = await o.secrets.sign(bytes, o.sourceDateEpoch);
+      reporter.count?.('sign', 1, 1);
+      await writeFileAtomic(path.join(outDir, 'signing-key.asc'), s.publicKey, { skipIfSame: true });
+      await writeFileAtomic(path.join(outDir, 'manifest.json.asc'), s.signature, { skipIfSame: true });
+      signed = { fingerprint: s.fingerprint };
+    } catch (err) {
+      await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
+      await writeFileAtomic(manifestPath, bytes, { skipIfSame: true });
+      throw new UserError(`manifest.json written but NOT signed: ${(err as Error).message}`, 1);
+    }
     await writeFileAtomic(manifestPath, bytes, { skipIfSame: true });
-    throw new UserError(`manifest.json written but NOT signed: ${(err as Error).message}`, 1);
+    results = await reporter.end();
+    return { results, manifest, manifestPath, signed };
+  } finally {
+    if (!results) await reporter.end();
   }
-  await writeFileAtomic(manifestPath, bytes, { skipIfSame: true });
-  return { results, manifest, manifestPath, signed };
 }

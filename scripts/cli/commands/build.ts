@@ -12,6 +12,7 @@ import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
 import { prepareEncryption, unsealedWarnings } from '../../pipeline/encryption.ts';
 import { UsageError } from '../../util/errors.ts';
+import { nextSteps } from '../next-steps.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -103,7 +104,12 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
       });
       const s = summarize(r.results);
       if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null }, null, 2));
-      else io.err(`build: ${s.line}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
+      else {
+        io.err(`build: ${s.line}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
+        const ok = r.results.find((x) => x.status === 'ok');
+        const built = ok && r.manifest.devices.find((d) => d.id === ok.id);
+        io.err(['', ...nextSteps(common, built && { id: built.id, hasDisk: built.artifacts.some((a) => a.kind === 'disk-delta') })].join('\n'));
+      }
       return s.exitCode;
     } finally {
       await secrets.close();

@@ -129,6 +129,7 @@ function check(r: Rendered): void {
       expect(row['SSH from']).toMatch(/^anywhere/);
       expect(md).toMatch(new RegExp(`SSH from anywhere at [^;]*(${s.id}|every site \\(${fleet.sites.length}\\))`));
     } else if (ssh.length) expect(row['SSH from'].split(', ').sort()).toEqual([...new Set(ssh.map((x) => x.from!))].sort());
+    else expect(row['SSH from']).toMatch(/^nowhere: SSH closed/);
     const other = rules.filter((x) => !x.ssh);
     if (other.length) {
       for (const x of other) expect(row['other inbound']).toContain(String(x.port));
@@ -186,9 +187,12 @@ function check(r: Rendered): void {
     expect(row['left for workloads']).toBe(`${ram - sys - kube - hard - fluxMiB} MiB`);
   }
 
-  // secrets: a shared agent token is said where the build renders one
-  const shared = fleet.active.some((d) => text(d.id, 'bundle/secrets/k3s-agent-token'));
-  expect(md.includes('K3s agent join token is shared')).toBe(shared);
+  // secrets: "each agent joins with its own bootstrap token" where agents exist, and their rendered tokens differ
+  const agents = fleet.active.filter((d) => d.cluster.kind === 'multi-node-agent');
+  const tokens = agents.map((d) => text(d.id, 'bundle/secrets/k3s-agent-token')).filter((t) => t !== undefined); // absent when sealed
+  expect(new Set(tokens).size).toBe(tokens.length);
+  expect(md.includes('each agent joins with its own bootstrap token')).toBe(agents.length > 0);
+  expect(md).not.toContain('join token is shared');
   expect(md).not.toMatch(/nothing ever connects into a device|No inbound port is opened on any device/);
 }
 

@@ -24,7 +24,7 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
     e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `the join token of ${d.siteId}'s cluster (its server and every agent hold the same one), kept on the encrypted volume` });
   } else {
     e.push({ key: 'token-file', value: K3S_TOKEN_FILE, comment: 'generated per device by edgeforge, kept on the encrypted volume' });
-    if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `agents of this site join with it: ${d.cluster.agents.join(', ')}` });
+    if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `no agent carries it (without it agents could join with the server token): ${d.cluster.agents.join(', ')} join with their own bootstrap tokens` });
     e.push({ key: 'write-kubeconfig-mode', value: '0600', comment: 'kubeconfig is cluster-admin: root only' });
     e.push({ key: 'secrets-encryption', value: true, comment: 'Secrets encrypted at rest in the datastore' });
     e.push({ key: 'flannel-backend', value: 'wireguard-native', comment: 'pod traffic between nodes is encrypted (needs the wireguard kernel module)' });

@@ -9,6 +9,7 @@ import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { deviceExposure, portName } from './exposure.ts';
 import { memoryBudget, type MemoryBudget } from './memory.ts';
+import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
 
@@ -35,6 +36,8 @@ export interface SitePlan {
   registryMirror?: string;
   /** where SSH is accepted from, read from the rendered nftables rules of the site's devices */
   ssh: string;
+  /** the same, as the firewall's rule list words it (firewall.ts) */
+  sshFrom: string;
   /** other inbound ports the rendered rules accept, or '' */
   inbound: string;
   /** those ports, named ("6443/tcp (K3s API)") */
@@ -50,16 +53,45 @@ export interface PlanData {
   exposure: { noInbound: boolean; text: string };
   k3s: { version: string; installMode: string; disable: string[]; profiles: { profile: string; role: string; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[] };
   gitops: { url: string; branch: string; interval: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
+  /** per site, devices with the same inbound rules grouped: exactly what their nftables.nft accepts (firewall.ts) */
+  ports: { site: string; devices: string[]; proto: string; ports: string; from: string; why: string }[];
   offline: string[];
   conflicts: string[];
   theft: string[];
   secrets: string;
 }
 
-function clusterText(s: ResolvedSite): string {
+function sshFromText(s: ResolvedSite): string {
+  const active = s.devices.filter((d) => d.status === 'active');
+  const texts = [...new Set(active.map((d) => {
+    const src = sshSources(d);
+    return src === 'any' ? 'anywhere (ssh.allowFrom: any)' : src ? src.join(', ') : 'nowhere: SSH closed (no managementSubnet)';
+  }))];
+  return texts.join('; ') || '-';
+}
+
+/** The per-site port table: devices of a site whose inbound rules are identical share rows. */
+export function portTable(fleet: Fleet): PlanData['ports'] {
+  const rows: PlanData['ports'] = [];
+  for (const s of fleet.sites) {
+    const groups = new Map<string, { devices: string[]; rules: ReturnType<typeof describeRule>[]; whys: string[] }>();
+    for (const d of s.devices.filter((x) => x.status === 'active')) {
+      const rules = inboundRules(d, fleet);
+      const described = rules.map(describeRule);
+      const key = JSON.stringify(described);
+      const g = groups.get(key) ?? { devices: [], rules: described, whys: rules.map((r) => r.why) };
+      g.devices.push(d.id);
+      groups.set(key, g);
+    }
+    for (const g of groups.values()) g.rules.forEach((r, i) => rows.push({ site: s.id, devices: g.devices, ...r, why: g.whys[i] }));
+  }
+  return rows;
+}
+
+function clusterText(s: ResolvedSite, joinWindow: string): string {
   const active = s.devices.filter((d) => d.status === 'active');
   const server = active.find((d) => d.cluster.kind === 'multi-node-server');
-  if (server && server.cluster.kind === 'multi-node-server') return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s)`;
+  if (server && server.cluster.kind === 'multi-node-server') return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s), each joining with its own bootstrap token (valid ${joinWindow} after issue, k3s.joinWindow)`;
   return `${active.length} single-node cluster(s) (SQLite)`;
 }
 
@@ -102,7 +134,7 @@ function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: st
     else if (e.ssh === 'closed') sshFrom.add('closed');
     else e.ssh.forEach((x) => sshFrom.add(x));
   }
-  const ssh = sshFrom.has('anywhere') ? 'anywhere (no managementSubnet)' : [...sshFrom].join(', ') || '-';
+  const ssh = sshFrom.has('anywhere') ? 'anywhere (ssh.allowFrom: any)' : [...sshFrom].join(', ') || '-';
   // other inbound: one description per (proto, ports), "the site's nodes" when every rule names its peers
   const other = new Map<string, boolean>();
   for (const e of ex) for (const r of e.other) other.set(`${r.ports.join(', ')}/${r.proto}`, (other.get(`${r.ports.join(', ')}/${r.proto}`) ?? false) || !r.from);
@@ -133,7 +165,7 @@ export function planData(fleet: Fleet): PlanData {
       site: s.name,
       location: s.location,
       devices: act.length,
-      cluster: clusterText(s),
+      cluster: clusterText(s, fleet.k3s.joinWindow ?? '30d'),
       multiNode: act.some((d) => d.cluster.kind !== 'single-node'),
       network: [...new Set(s.devices.map((d) => d.network.mode))].join(' + '),
       encryption: encryptionText(first),
@@ -143,6 +175,7 @@ export function planData(fleet: Fleet): PlanData {
       secretsOnSeed: sealed ? 'sealed' : 'clear',
       registryMirror: first?.registryMirror?.url,
       ssh: x.ssh,
+      sshFrom: sshFromText(s),
       inbound: x.inbound,
       inboundPorts: x.inboundPorts,
       canary: s.canary,
@@ -198,7 +231,7 @@ export function planData(fleet: Fleet): PlanData {
     : [
         'The firewall\'s input policy is drop; what each device still accepts (read from its rendered nftables rules):',
         sshSubnet.length ? ` SSH from the management subnet at ${sshSubnet.join(', ')};` : '',
-        sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : sshAnywhere.join(', ')} (no managementSubnet set);` : '',
+        sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : sshAnywhere.join(', ')} (\`ssh: {allowFrom: any}\`);` : '',
         ...portGroups.map((g) => ` ${g.ports.join(', ')} ${g.open ? 'from anywhere (a node without a static address cannot be named) at' : 'between the nodes of'} ${g.sites.join(', ')};`),
         ' nothing else. Git is pulled: no inbound port is needed for GitOps.',
       ].join('');
@@ -209,6 +242,7 @@ export function planData(fleet: Fleet): PlanData {
     sites,
     exposure: { noInbound, text: exposureText },
     k3s: { version: fleet.k3s.version, installMode: fleet.k3s.install.mode, disable: fleet.k3s.disable, profiles },
+    ports: portTable(fleet),
     gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout },
     offline: [
       `Each Flux device reconciles from its own local copy: source-controller keeps the last fetched revision on ${storage}, so a reboot while offline re-applies the last known good state instead of waiting for the network.${agents ? ' Agents keep running the pods their server scheduled; while the server is unreachable nothing new is scheduled onto them.' : ''}`,
@@ -238,7 +272,7 @@ export function planData(fleet: Fleet): PlanData {
     ],
     secrets:
       'Every secret belongs to one device (SSH host key, Flux deploy key, K3s token, LUKS recovery passphrase, SOPS key) or to one site (the site SOPS key for secrets the whole site shares)' +
-      (multi.length ? `; and at the multi-node site(s) ${multi.map((s) => s.id).join(', ')} the K3s agent join token is shared by the server and its agents` : '') +
+      (multi.length ? `; at the multi-node site(s) ${multi.map((s) => s.id).join(', ')} each agent joins with its own bootstrap token` : '') +
       '. edgeforge generates them; private parts are OpenPGP-encrypted to the admins in `keys/`, and devices receive only their own.',
   };
 }
@@ -313,7 +347,13 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   o.push('## 1. Fleet', '', '### Devices per spec', '');
   o.push(table(['profile', 'board', 'RAM', 'storage', 'base image', 'data-volume cipher', 'devices'], p.specs.map((s) => [s.profile, s.board, `${s.ramMiB / 1024} GB`, s.storage, s.layout, s.encryptionCipher, s.devices])), '');
   o.push('### Devices per site', '');
-  o.push(table(['site', 'location', 'devices', 'K3s', 'network', 'encryption', 'registry mirror', 'SSH from', 'other inbound'], p.sites.map((s) => [`${s.id}${s.canary ? ' (canary)' : ''}`, s.location, s.devices, s.cluster, s.network, s.encryption, s.registryMirror ?? '-', s.ssh, s.inbound || 'none'])), '');
+  o.push(table(['site', 'location', 'devices', 'K3s', 'network', 'encryption', 'registry mirror', 'SSH from', 'other inbound'], p.sites.map((s) => [`${s.id}${s.canary ? ' (canary)' : ''}`, s.location, s.devices, s.cluster, s.network, s.encryption, s.registryMirror ?? '-', s.sshFrom, s.inbound || 'none'])), '');
+  o.push('### Inbound ports', '');
+  o.push(
+    'What each device\'s firewall (`/etc/edgeforge/nftables.nft`, input policy drop) accepts besides replies to its own connections and loopback; rendered from the same rule list as the firewall. Devices of a site with the same rules share rows.',
+    '',
+  );
+  o.push(table(['site', 'devices', 'protocol', 'ports', 'from', 'why'], p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why])), '');
   o.push('## 2. K3s on each spec', '');
   o.push(
     `K3s ${p.k3s.version}, installed ${p.k3s.installMode === 'online' ? 'online at a pinned version (install script checked against its sha256 before it runs)' : 'from a local airgap bundle (binary, images and install script each checked against the inventory sha256)'}. Servers use SQLite (no \`cluster-init\`: embedded etcd needs more memory and quorum). Pod traffic uses flannel's \`wireguard-native\` backend; Secrets are encrypted at rest; \`protect-kernel-defaults\` is on, with its sysctls (${PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `\`${k}=${v}\``).join(', ')}) shipped in the seed. Disabled: ${p.k3s.disable.map((d) => `\`${d}\``).join(', ') || 'nothing'}.`,

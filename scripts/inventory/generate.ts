@@ -44,7 +44,7 @@ export function generateInventory(n: number, opts: GenerateOptions = {}): string
     '  ipc-4g: { board: generic-uefi, arch: arm64, ramMiB: 4096, storage: { medium: emmc, sizeGB: 64 }, cpuAes: true, tpm2: true, baseImage: { layout: uefi-gpt } }',
     'k3s:',
     '  version: v1.31.4+k3s1',
-    '  install: { mode: online, installScriptSha256: 8c23e32efb6d8a1e8b2bd5a2f0e4b2c3d4a5968776a1b2c3d4e5f60718293a4b }',
+    '  install: { mode: online, installScriptSha256: "0000000000000000000000000000000000000000000000000000000000000000" }',
     'gitops:',
     `  url: ssh://git@git.example.com/${fleetName}/fleet.git`,
     '  knownHosts: git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf',

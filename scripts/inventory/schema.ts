@@ -184,8 +184,12 @@ export const RegionSchema = z.strictObject({
 export const K3sInstallSchema = z.discriminatedUnion('mode', [
   z.strictObject({
     mode: z.literal('online'),
-    installScriptSha256: sha256.describe('sha256 of get.k3s.io install.sh at the pinned version'),
-    installScriptUrl: url(['https']).default('https://get.k3s.io'),
+    installScriptSha256: sha256.describe(
+      "sha256 of K3s's install.sh at the pinned version (curl -sfL <installScriptUrl> | sha256sum); all zeros is the example's placeholder, which validate warns about and devices refuse",
+    ),
+    installScriptUrl: url(['https'])
+      .optional()
+      .describe("where devices fetch install.sh; default: the pinned release's own tag, https://raw.githubusercontent.com/k3s-io/k3s/<version>/install.sh (get.k3s.io moves with every release)"),
   }),
   z.strictObject({
     mode: z.literal('airgap'),

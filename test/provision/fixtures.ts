@@ -29,7 +29,7 @@ export function inventoryYaml(devices: DeviceSsh[], opts: { name?: string } = {}
     '  rpi4-2g: { board: raspberry-pi-4, arch: arm64, ramMiB: 2048, storage: { medium: sd, sizeGB: 32 }, baseImage: { layout: raspi-mbr } }',
     'k3s:',
     '  version: v1.31.4+k3s1',
-    '  install: { mode: online, installScriptSha256: 8c23e32efb6d8a1e8b2bd5a2f0e4b2c3d4a5968776a1b2c3d4e5f60718293a4b }',
+    '  install: { mode: online, installScriptSha256: "0000000000000000000000000000000000000000000000000000000000000000" }',
     'gitops:',
     '  url: ssh://git@git.example.com/fleet/fleet.git',
     '  knownHosts: git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf',

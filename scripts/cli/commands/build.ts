@@ -13,6 +13,7 @@ import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
 import { prepareEncryption, unsealedWarnings } from '../../pipeline/encryption.ts';
 import { UsageError } from '../../util/errors.ts';
 import { nextSteps } from '../next-steps.ts';
+import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -69,6 +70,8 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     const isExample = inventoryPath === EXAMPLE_INVENTORY;
     const flux = await prepareFlux(fleet, inventoryPath);
     if (flux.problem) loud(`WARNING: no Flux bootstrap in this build: ${flux.problem}`);
+    const pin = k3sInstallPinProblem(fleet);
+    if (pin) loud(`${common.inventory}: warning: ${pin}`);
     const encryption = await prepareEncryption(fleet, inventoryPath, fleet.active, epoch);
     for (const w of unsealedWarnings(fleet, only)) loud(w);
     const keysDir = path.resolve(io.cwd, common.keys);

@@ -1,6 +1,7 @@
 import type { Command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { fluxInstallProblem, gitopsSourceProblems } from '../../render/flux/index.ts';
+import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
 
 export const validate: Command = {
@@ -13,7 +14,7 @@ export const validate: Command = {
     // GitOps source checks that need the whole fleet (mirrors name real sites, known_hosts name the right host)
     const sourceProblems = gitopsSourceProblems(fleet);
     if (sourceProblems.length) throw new InventoryError(ctx.common.inventory, sourceProblems.map((message) => ({ line: 1, col: 1, message: `gitops: ${message}` })));
-    const warnings = [fluxInstallProblem(fleet)].filter((w): w is string => Boolean(w));
+    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet)].filter((w): w is string => Boolean(w));
     for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {

@@ -3,6 +3,7 @@
 // reads as real files. Same device + fleet -> same bytes.
 import { readFileSync } from 'node:fs';
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { k3sInstallScriptUrl } from '../k3s/install.ts';
 
 const SOURCES = ['lib.sh', 'steps.sh', 'main.sh'];
 let body: string | undefined;
@@ -36,7 +37,7 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>)
     ['EF_K3S_EXEC', d.cluster.kind === 'multi-node-agent' ? 'agent' : 'server'],
     ['EF_K3S_VERSION', k.version],
     ['EF_K3S_INSTALL_MODE', k.install.mode],
-    ['EF_K3S_INSTALL_URL', k.install.mode === 'online' ? k.install.installScriptUrl : ''],
+    ['EF_K3S_INSTALL_URL', k3sInstallScriptUrl(k)],
     ['EF_K3S_INSTALL_SHA256', k.install.mode === 'online' ? k.install.installScriptSha256 : ''],
     ['EF_K3S_BINARY_SHA256', k.install.mode === 'airgap' ? k.install.sha256.binary : ''],
     ['EF_K3S_IMAGES_SHA256', k.install.mode === 'airgap' ? k.install.sha256.images : ''],

@@ -5,6 +5,26 @@
 // config: each device creates its own CA on first start.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 
+/** All zeros: the example inventory's visible placeholder for the install script's sha256 (never a real-looking value). */
+export const PLACEHOLDER_SHA256 = '0'.repeat(64);
+
+/**
+ * Where devices fetch K3s's install.sh in online mode: the inventory's URL, or the pinned release's own tag —
+ * get.k3s.io serves whatever the latest install.sh is, so a pinned sha256 of it breaks at the next K3s release.
+ */
+export function k3sInstallScriptUrl(k3s: Pick<Fleet['k3s'], 'version' | 'install'>): string {
+  if (k3s.install.mode !== 'online') return '';
+  return k3s.install.installScriptUrl ?? `https://raw.githubusercontent.com/k3s-io/k3s/${k3s.version}/install.sh`;
+}
+
+/** A warning when the online install's sha256 is still the placeholder: every device would refuse to install K3s. */
+export function k3sInstallPinProblem(fleet: Pick<Fleet, 'k3s'>): string | undefined {
+  const k = fleet.k3s;
+  if (k.install.mode !== 'online' || k.install.installScriptSha256 !== PLACEHOLDER_SHA256) return undefined;
+  const url = k3sInstallScriptUrl(k);
+  return `k3s.install.installScriptSha256 is the all-zeros placeholder: every device will refuse to run K3s's install script (hash mismatch) until you pin it — run: curl -sfL ${url} | sha256sum — and put that value in the inventory`;
+}
+
 /** Where the bundle's files sit on the device (copied there by the seed or `provision`). */
 export const AIRGAP_DIR = '/var/lib/edgeforge/bundle/k3s';
 
@@ -14,7 +34,7 @@ export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster'>, fleet: Pick
   if (k.install.mode === 'online') {
     return [
       '# online install: pinned version, install script verified before it runs',
-      `curl -sfL ${k.install.installScriptUrl} -o /tmp/k3s-install.sh`,
+      `curl -sfL ${k3sInstallScriptUrl(k)} -o /tmp/k3s-install.sh`,
       `echo "${k.install.installScriptSha256}  /tmp/k3s-install.sh" | sha256sum -c - \\`,
       '  || { echo "k3s install.sh does not match the pinned sha256: refusing to run it" >&2; exit 1; }',
       `INSTALL_K3S_VERSION="${k.version}" INSTALL_K3S_EXEC="${exec}" sh /tmp/k3s-install.sh`,

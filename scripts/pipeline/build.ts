@@ -132,7 +132,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   }
   const devicesDir = path.join(outDir, 'devices');
   try {
-    await fs.mkdir(devicesDir, { recursive: true });
+    await fs.mkdir(outDir, { recursive: true });
     // what a killed build left: temp files (not inside devices/: pipeline/write.ts sweeps those directories)
     await sweepTempFiles(outDir, (name) => name === 'devices');
     await sweepDevices(devicesDir);
@@ -244,10 +244,11 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           const dir = stagingDir(devicesDir, d.id);
           const s = await timed('write', async () => {
             try {
+              const st = await stageDevice(devicesDir, d.id, all, inputs.get(d.id), dir);
               if (airgap) {
                 for (const a of await linkAirgapInto(airgap, dir)) airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
               }
-              return await stageDevice(devicesDir, d.id, all, inputs.get(d.id), dir);
+              return st;
             } catch (err) {
               await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
               throw err;

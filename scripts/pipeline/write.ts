@@ -95,7 +95,10 @@ function isZero(b: Uint8Array, from: number, to: number): boolean {
 /** Stage one device's directory (see the top of this file); `stamp` is its inputs hash when known. */
 export async function stageDevice(devicesDir: string, id: string, files: FileToWrite[], stamp: string | undefined, staged = stagingDir(devicesDir, id)): Promise<StagedDevice> {
   const live = path.join(devicesDir, id);
-  const made = new Set<string>();
+  // one plain mkdir first: a recursive one reports a read-only filesystem as ENOENT
+  await fs.mkdir(devicesDir, { recursive: true });
+  await fs.mkdir(staged);
+  const made = new Set<string>([staged]);
   let linked = 0;
   let written = 0;
   for (const f of files) {
@@ -117,7 +120,6 @@ export async function stageDevice(devicesDir: string, id: string, files: FileToW
     await writeNewFile(target, f.bytes, f.mode);
     written++;
   }
-  await fs.mkdir(staged, { recursive: true });
   if (stamp) await writeNewFile(path.join(staged, INPUTS_STAMP), Buffer.from(stamp + '\n'), 0o644);
   return { id, staged, live, linked, written };
 }

@@ -3,7 +3,7 @@
 // a rewrap or a restored keys/ changes it; nothing else does. The build hashes this into a device's inputs so
 // an unchanged device is skipped without its secrets ever being decrypted (key reload is the build's costliest
 // read). Undefined when the identity does not exist yet (the build will generate it).
-import { promises as fs } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { KeysLayout } from './layout.ts';
 
@@ -12,7 +12,7 @@ export async function identityDigest(dir: string, kind: 'device' | 'site', id: s
   const entity = kind === 'device' ? layout.deviceDir(id) : layout.siteDir(id);
   let pub: Buffer;
   try {
-    pub = await fs.readFile(layout.publicFile(entity));
+    pub = readFileSync(layout.publicFile(entity)); // sync: thousands of small reads (see pipeline/write.ts)
   } catch {
     return undefined;
   }
@@ -23,7 +23,11 @@ export async function identityDigest(dir: string, kind: 'device' | 'site', id: s
     return undefined; // unreadable record: let the keys stage say what is wrong
   }
   if (typeof generation !== 'number') return undefined;
-  const priv = await fs.readFile(layout.privateFile(entity, generation)).catch(() => undefined);
-  if (!priv) return undefined;
+  let priv: Buffer;
+  try {
+    priv = readFileSync(layout.privateFile(entity, generation));
+  } catch {
+    return undefined;
+  }
   return createHash('sha256').update(`edgeforge-identity/1\0${kind}\0${id}\0${pub.length}\0`).update(pub).update(priv).digest('hex');
 }

@@ -9,6 +9,8 @@ export interface WriteOptions {
   mode?: number;
   /** skip the write when the file already holds exactly these bytes (keeps mtimes stable for rebuilds) */
   skipIfSame?: boolean;
+  /** false: no fsync of the temp file; the caller syncs the filesystem once before relying on it (the build) */
+  fsync?: boolean;
 }
 
 export function tempPathFor(target: string): string {
@@ -54,7 +56,7 @@ export async function prepareFileAtomic(target: string, data: Uint8Array | strin
   try {
     await fh.writeFile(bytes);
     await fh.chmod(mode); // umask must not widen or narrow what we asked for
-    await fh.sync();
+    if (opts.fsync !== false) await fh.sync();
   } catch (err) {
     await fh.close().catch(() => {});
     await fs.rm(tmp, { force: true });

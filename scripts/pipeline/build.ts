@@ -355,19 +355,30 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     await abort(err);
   }
   // the commit: staged directories in, then signature, then the manifest (a reader who finds it finds its signature)
+  killPoint('staged');
   const retired: string[] = [];
-  for (const s of staged) {
+  for (const [i, s] of staged.entries()) {
+    if (i === Math.floor(staged.length / 2)) killPoint('half-swapped');
     const r = await swapIn(s);
     if (r) retired.push(r);
   }
+  killPoint('swapped');
   if (signError) await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
-  for (const p of prepared) await p.commit();
+  for (const [i, p] of prepared.entries()) {
+    if (i === 1) killPoint('signature-renamed');
+    await p.commit();
+  }
   await syncOutput(outDir);
   // after the commit: what the new manifest no longer lists
   for (const dir of [...retired, ...gone.map((id) => path.join(devicesDir, id))]) rmSync(dir, { recursive: true, force: true });
   timings.commit = since(t);
   if (signError) throw new UserError(`manifest.json written but NOT signed: ${signError.message}`, 1);
   return { results, manifest, manifestPath, signed: signature && { fingerprint: signature.fingerprint }, skipped: unchanged.size, timings };
+}
+
+/** Tests kill the build at named points of the commit (EDGEFORGE_TEST_KILL_AT), besides random SIGKILLs. */
+function killPoint(name: string): void {
+  if (process.env.EDGEFORGE_TEST_KILL_AT === name) process.kill(process.pid, 'SIGKILL');
 }
 
 /** A failure of the output directory itself, said with its path and what was kept. */

@@ -239,6 +239,39 @@ describe('build: killed at random moments (SIGKILL of the CLI)', () => {
   }, 600_000);
 });
 
+describe('build: killed at each step of the commit (injected kill points)', () => {
+  it('each leaves the previous build or a state verify refuses with the reason; the next build converges', async () => {
+    const keys = path.join(tmp, 'point-keys');
+    const out = path.join(tmp, 'point-out');
+    expect((await cliBuild(keys, out, EPOCH)).code).toBe(0);
+    const expected: Record<string, RegExp | 'previous'> = {
+      staged: 'previous', // staged directories only: the previous build stands
+      'half-swapped': /problem: .+: sha256 .* does not match the manifest/,
+      swapped: /problem: .+: sha256 .* does not match the manifest/,
+      'signature-renamed': /signature: BAD/,
+    };
+    for (const [i, [point, want]] of Object.entries(expected).entries()) {
+      const before = readFileSync(path.join(out, 'manifest.json'), 'utf8');
+      const epoch = EPOCH + 50 + i;
+      const child = spawn(process.execPath, [CLI, 'build', '--keys', keys, '-o', out], { env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch), EDGEFORGE_TEST_KILL_AT: point }, stdio: 'ignore' });
+      const signal = await new Promise((r) => child.on('exit', (_c, s) => r(s)));
+      expect(signal, point).toBe('SIGKILL');
+      const v = await runVerify(out, keys);
+      if (want === 'previous') {
+        expect(v.code, point).toBe(0);
+        expect(readFileSync(path.join(out, 'manifest.json'), 'utf8')).toBe(before);
+      } else {
+        expect(v.code, `${point}: ${v.stdout}`).toBe(1);
+        expect(v.stdout, point).toMatch(want);
+      }
+      const next = await cliBuild(keys, out, epoch);
+      expect(next.code, next.stderr).toBe(0);
+      expect((await runVerify(out, keys)).code, point).toBe(0);
+      expect(leftovers(out)).toEqual([]);
+    }
+  }, 300_000);
+});
+
 const canMount = (() => {
   if (process.getuid?.() !== 0) return false;
   const d = mkdtempSync(path.join(tmpdir(), 'ef-mnt-probe-'));

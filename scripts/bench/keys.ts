@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { initKeys, openKeyStore } from '../keys/store.ts';
+import { initKeys } from '../keys/init.ts';
+import { openKeyStore } from '../keys/store.ts';
 import { defaultPoolSize } from '../keys/pool.ts';
 
 const N = Number(process.argv[2] ?? process.env.BENCH_DEVICES ?? 2000);

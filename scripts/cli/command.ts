@@ -1,6 +1,7 @@
 // The CLI's small surface: a command is a name, a one-line summary, its options, an example
 // and a run function. Parsing, --help and the common options are handled here, once.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../util/errors.ts';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -61,15 +62,6 @@ export const COMMON_OPTIONS = {
   concurrency: { type: 'string', value: 'N', description: 'how many devices at once' },
 } satisfies Record<string, OptionSpec>;
 
-/** Bad command line: exit 2 with a message that says what to do. */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly command?: Command,
-  ) {
-    super(message);
-  }
-}
 
 export function commonFor(cmd: Command): Record<string, OptionSpec> {
   const names = cmd.common ?? (Object.keys(COMMON_OPTIONS) as (keyof typeof COMMON_OPTIONS)[]);

@@ -1,9 +1,8 @@
 // edgeforge's entry: find the command, parse its options, run it, turn errors into exit codes.
 // 0 all done · 1 some devices failed · 2 bad usage or invalid input (nothing written).
 import { commands } from './commands/index.ts';
-import { commandHelp, parseCommand, UsageError, type Command, type Io } from './command.ts';
-import { UserError } from '../util/errors.ts';
-import { InventoryError, sortProblems } from '../inventory/problems.ts';
+import { commandHelp, parseCommand, type Command, type Io } from './command.ts';
+import { InventoryError, sortProblems, UsageError, UserError } from '../util/errors.ts';
 
 const VERSION = '0.1.0';
 

@@ -7,6 +7,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { ManifestError, UserError } from '../util/errors.ts';
+import { readManifestIfExists } from '../manifest/read.ts';
+import { MANIFEST_NAME, type Manifest } from '../manifest/types.ts';
 import type { RenderedFile } from '../render/files.ts';
 import type { Extent } from './block.ts';
 import { fileStamp, sameStamp, sha256File, type FileStamp, type PreparedBase } from './base.ts';
@@ -78,16 +81,38 @@ export async function readBaseRecord(outDir: string): Promise<BaseRecord> {
   return rec;
 }
 
+/**
+ * The base's raw image is still the one the build recorded: its hash stands while the file is the same file
+ * (stamp); otherwise it is hashed again before it is trusted. Throws a UserError saying what to do.
+ */
+export async function checkBaseRaw(rec: BaseRecord): Promise<void> {
+  let stamp: FileStamp;
+  try {
+    stamp = await fileStamp(rec.raw.path);
+  } catch {
+    throw new UserError(`base image ${rec.raw.path} (recorded in ${BASE_RECORD_PATH}) is missing: restore it or rebuild`);
+  }
+  if (!sameStamp(stamp, rec.raw.stamp)) {
+    const actual = await sha256File(rec.raw.path);
+    if (actual !== rec.raw.sha256) throw new UserError(`base image ${rec.raw.path} changed since the build (sha256 ${actual}, recorded ${rec.raw.sha256}): rebuild`);
+  }
+}
+
 /** The disk-delta artifact path for a device: from manifest.json when there is one, else the default layout. */
 async function findDelta(outDir: string, deviceId: string): Promise<string> {
+  const file = path.join(outDir, MANIFEST_NAME);
+  let m: Manifest | undefined;
   try {
-    const m = JSON.parse(await fs.readFile(path.join(outDir, 'manifest.json'), 'utf8'));
-    const dev = (m.devices ?? []).find((d: { id: string }) => d.id === deviceId);
-    const art = dev?.artifacts?.find((a: { kind: string }) => a.kind === 'disk-delta');
-    if (art?.path) return path.join(outDir, art.path);
-    if (m.devices && !dev) throw new Error(`device ${deviceId} is not in ${path.join(outDir, 'manifest.json')}`);
+    m = await readManifestIfExists(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
+    // no usable manifest (a bare delta build): the default layout
+    if (!(err instanceof ManifestError)) throw err;
+  }
+  if (m) {
+    const dev = m.devices.find((d) => d.id === deviceId);
+    if (!dev) throw new Error(`device ${deviceId} is not in ${file}`);
+    const art = dev.artifacts.find((a) => a.kind === 'disk-delta');
+    if (art) return path.join(outDir, art.path);
   }
   return path.join(outDir, deviceDeltaPath(deviceId));
 }
@@ -108,17 +133,7 @@ export async function materializeDevice(opts: MaterializeDeviceOptions): Promise
   } catch {
     throw new Error(`device ${opts.deviceId}: no disk delta at ${deltaPath}; build with --base-image to make one`);
   }
-  // the recorded hash stands while the file is the same file; otherwise hash it again before trusting it
-  let stamp: FileStamp;
-  try {
-    stamp = await fileStamp(rec.raw.path);
-  } catch {
-    throw new Error(`base image ${rec.raw.path} (recorded in ${BASE_RECORD_PATH}) is missing: restore it or rebuild`);
-  }
-  if (!sameStamp(stamp, rec.raw.stamp)) {
-    const actual = await sha256File(rec.raw.path);
-    if (actual !== rec.raw.sha256) throw new Error(`base image ${rec.raw.path} changed since the build (sha256 ${actual}, recorded ${rec.raw.sha256}): rebuild`);
-  }
+  await checkBaseRaw(rec);
   const mapped: Extent[] = rec.mapped.map(([offset, length]) => ({ offset, length }));
   return materialize({
     base: { rawPath: rec.raw.path, rawSha256: rec.raw.sha256, size: rec.raw.size, blockSize: rec.blockSize, mapped },

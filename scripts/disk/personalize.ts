@@ -7,6 +7,7 @@ import { appendCmdlineArgs } from './cmdline.ts';
 import { encodeDelta } from './delta.ts';
 import { isUnmapped, totalLength } from './extents.ts';
 import { FatFs } from './fat/fs.ts';
+import { FatFullError } from './fat/table.ts';
 import { parseBootSector } from './fat/layout.ts';
 import { mkfsFat } from './fat/mkfs.ts';
 import { addGptPartition, gptGaps } from './gpt.ts';
@@ -15,6 +16,7 @@ import { SECTOR } from './mbr.ts';
 import { readPartitionTable, type Partition } from './partitions.ts';
 import { loadProfile, type Profile } from './profiles.ts';
 import { seedVolumeId, sortedSeedFiles, type SeedFile } from './seed-image.ts';
+import { BaseLayoutError } from '../util/errors.ts';
 
 export const MAX_DELTA_BYTES = 2 * 1024 * 1024;
 
@@ -96,7 +98,7 @@ export async function personalize(opts: PersonalizeOptions): Promise<Personalize
     const disk = new OverlayDev(new FileDev(fh, base.size, true), base.blockSize);
     const table = await readPartitionTable(disk);
     if (table.scheme !== profile.partitionTable) {
-      throw new Error(`profile ${profile.name} expects a ${profile.partitionTable.toUpperCase()} base, but ${base.inputPath} has ${table.scheme.toUpperCase()}`);
+      throw new BaseLayoutError(`profile ${profile.name} expects a ${profile.partitionTable.toUpperCase()} base, but ${base.inputPath} has ${table.scheme.toUpperCase()}`);
     }
     let seedPartition: number;
     let createdPartition = false;
@@ -158,7 +160,7 @@ export async function personalize(opts: PersonalizeOptions): Promise<Personalize
       try {
         ({ written, removed } = await writeSeedFiles(fat, '', files, ['user-data', 'meta-data', 'network-config']));
       } catch (err) {
-        if (err instanceof Error && /full/.test(err.message)) {
+        if (err instanceof FatFullError) {
           throw new Error(`the seed files do not fit the ${part.size}-byte ${seed.label} partition (raise seed.maxBytes, or hand in fewer files): ${err.message}`);
         }
         throw err;

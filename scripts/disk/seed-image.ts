@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { MemoryDev } from './block.ts';
 import { FatFs } from './fat/fs.ts';
+import { FatFullError } from './fat/table.ts';
 import { mkfsFat } from './fat/mkfs.ts';
 
 export interface SeedFile {
@@ -49,7 +50,7 @@ export async function makeSeedImage(files: SeedFile[], opts: SeedImageOptions): 
     try {
       for (const f of sorted) await fs.writeFile(f.name, f.bytes);
     } catch (err) {
-      if (err instanceof Error && /full/.test(err.message)) {
+      if (err instanceof FatFullError) {
         size *= 2;
         continue;
       }

@@ -4,34 +4,32 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../util/errors.ts';
+import { KeysError, ManifestError, UserError } from '../util/errors.ts';
+import { parseManifest, readManifestIfExists } from '../manifest/read.ts';
+import { MANIFEST_NAME, type Manifest } from '../manifest/types.ts';
 import { decodeDelta, type Delta } from '../disk/delta.ts';
-import { readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
-import { fileStamp, sameStamp, sha256File } from '../disk/base.ts';
+import { checkBaseRaw, readBaseRecord, deviceDeltaPath, BASE_RECORD_PATH } from '../disk/output.ts';
 import type { FlashBase } from './engine.ts';
+import { checkManifestSignature } from '../keys/verify.ts';
+import { normalizeFingerprint } from '../keys/signing.ts';
+import { readPinnedFingerprint } from '../keys/build-key.ts';
 
 export interface FlashInputs {
   base: FlashBase & { sha256: string };
-  manifest: ManifestLite | null;
+  manifest: Manifest | null;
   /** the device's delta, checked (manifest hash, base hash); throws a UserError naming the device */
   delta(id: string): Promise<{ delta: Delta; sha256: string; path: string }>;
 }
 
-interface ManifestLite {
-  fleet?: string;
-  inventorySha256?: string;
-  baseImage?: { path: string; sha256: string };
-  devices?: { id: string; artifacts?: { kind: string; path: string; sha256: string }[] }[];
-}
-
 /** `manifestBytes`: the manifest whose signature the caller checked; read exactly those, not the file again. */
 export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): Promise<FlashInputs> {
-  let manifest: ManifestLite | null = null;
-  const mPath = path.join(outDir, 'manifest.json');
+  const mPath = path.join(outDir, MANIFEST_NAME);
+  let manifest: Manifest | null;
   try {
-    manifest = JSON.parse(manifestBytes ? manifestBytes.toString('utf8') : await fs.readFile(mPath, 'utf8'));
+    manifest = (manifestBytes ? parseManifest(manifestBytes, mPath) : await readManifestIfExists(mPath)) ?? null;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`${mPath}: unreadable (${(err as Error).message}); rebuild with "edgeforge build"`);
+    if (err instanceof ManifestError) throw new ManifestError(err.file, `${err.problem}; rebuild with "edgeforge build"`);
+    throw err;
   }
   let rec;
   try {
@@ -42,17 +40,7 @@ export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): P
   if (manifest?.baseImage && manifest.baseImage.sha256 !== rec.input.sha256 && manifest.baseImage.sha256 !== rec.raw.sha256) {
     throw new UserError(`${mPath} names base image sha256 ${manifest.baseImage.sha256}, but ${BASE_RECORD_PATH} records ${rec.input.sha256}: the build output is mixed; rebuild`);
   }
-  // the recorded hash stands while the file is the same file; otherwise hash it again before trusting it
-  let stamp;
-  try {
-    stamp = await fileStamp(rec.raw.path);
-  } catch {
-    throw new UserError(`base image ${rec.raw.path} (recorded in ${BASE_RECORD_PATH}) is missing: restore it or rebuild`);
-  }
-  if (!sameStamp(stamp, rec.raw.stamp)) {
-    const actual = await sha256File(rec.raw.path);
-    if (actual !== rec.raw.sha256) throw new UserError(`base image ${rec.raw.path} changed since the build (sha256 ${actual}, recorded ${rec.raw.sha256}): rebuild`);
-  }
+  await checkBaseRaw(rec);
   const base = {
     path: rec.raw.path,
     sha256: rec.raw.sha256,
@@ -66,10 +54,10 @@ export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): P
     async delta(id) {
       let p = path.join(outDir, deviceDeltaPath(id));
       let want: string | undefined;
-      if (manifest?.devices) {
+      if (manifest) {
         const dev = manifest.devices.find((d) => d.id === id);
         if (!dev) throw new UserError(`device ${id} is not in ${mPath}: build it first ("edgeforge build --only ${id} --base-image FILE")`);
-        const art = dev.artifacts?.find((a) => a.kind === 'disk-delta');
+        const art = dev.artifacts.find((a) => a.kind === 'disk-delta');
         if (!art) throw new UserError(`device ${id} has no disk-delta artifact in ${mPath}: build with --base-image so it gets a disk image`);
         p = path.join(outDir, art.path);
         want = art.sha256;
@@ -94,4 +82,38 @@ export async function loadFlashInputs(outDir: string, manifestBytes?: Buffer): P
       return { delta, sha256: got, path: p };
     },
   };
+}
+
+export interface SignedInputsOptions {
+  outDir: string;
+  /** OUT as the user gave it (for messages) */
+  outGiven: string;
+  keysDir: string;
+  /** --fingerprint: the pin where keys/ is absent */
+  fingerprint?: string;
+  allowUnsigned: boolean;
+  warn: (line: string) => void;
+}
+
+/**
+ * Nothing reaches a card unless manifest.json carries the pinned build key's signature: the manifest pins each
+ * delta's and the base's sha256, which flash checks before writing, so the chain runs key -> manifest -> bytes.
+ */
+export async function loadSignedFlashInputs(o: SignedInputsOptions): Promise<FlashInputs> {
+  if (o.allowUnsigned) {
+    o.warn('warning: --allow-unsigned: the build output is NOT checked against the build key signature');
+    return loadFlashInputs(o.outDir);
+  }
+  let pinned: string;
+  try {
+    pinned = normalizeFingerprint(o.fingerprint ?? (await readPinnedFingerprint(o.keysDir)));
+  } catch (err) {
+    if (err instanceof KeysError) throw new UserError(`${err.message}; at a station without the keys directory, give --fingerprint FPR (from "edgeforge keys list" on the build machine)`);
+    throw err;
+  }
+  const check = await checkManifestSignature(o.outDir, pinned, o.keysDir);
+  if (!check.signature.ok || !check.manifestBytes) {
+    throw new UserError(`refusing to flash: ${o.outGiven} is not signed by the pinned build key ${pinned}: ${check.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}. Nothing was written.`);
+  }
+  return loadFlashInputs(o.outDir, check.manifestBytes);
 }

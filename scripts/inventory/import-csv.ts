@@ -1,7 +1,7 @@
 // Factory floors keep serial/MAC lists in spreadsheets. This turns a CSV export into inventory
 // devices, editing the inventory document in place so its comments and layout survive.
 import { isMap, isSeq, YAMLMap, YAMLSeq, type Document } from 'yaml';
-import type { Problem } from './problems.ts';
+import type { Problem } from '../util/errors.ts';
 
 export const CSV_COLUMNS = ['id', 'serial', 'mac', 'region', 'site', 'profile', 'role', 'address', 'ssh_host', 'notes'] as const;
 const REQUIRED = ['id', 'serial', 'mac', 'region', 'site'];

@@ -5,8 +5,9 @@ import { sha256Hex } from '../util/hash.ts';
 import { parseInventory } from './parse.ts';
 import { validateSchema } from './validate.ts';
 import { resolveFleet, normalizeMac } from './resolve.ts';
-import { InventoryError, type Locator, type PathKey, type Problem } from './problems.ts';
+import { type Locator, type PathKey } from './problems.ts';
 import type { Fleet } from './fleet.ts';
+import { InventoryError, type Problem } from '../util/errors.ts';
 
 export function loadInventoryBytes(bytes: Uint8Array, file: string): Fleet {
   const parsed = parseInventory(bytes);

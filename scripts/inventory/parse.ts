@@ -1,7 +1,8 @@
 // Bytes → YAML document with positions, refusing hostile input with a positioned message
 // instead of a stack trace, a hang or a memory blow-up.
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
-import { Locator, type Problem } from './problems.ts';
+import { Locator } from './problems.ts';
+import { type Problem } from '../util/errors.ts';
 
 /** An inventory for 10,000 devices is about 3 MiB; anything far larger is a mistake or an attack. */
 export const MAX_INVENTORY_BYTES = 32 * 1024 * 1024;

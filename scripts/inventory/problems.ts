@@ -1,40 +1,7 @@
 // Every inventory problem is collected, never thrown one at a time: an operator fixing a
 // 2,000-line inventory wants the whole list in one run, each as FILE:LINE:COL: message.
+import type { Problem } from '../util/errors.ts';
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
-
-export interface Problem {
-  line: number;
-  col: number;
-  message: string;
-}
-
-export class InventoryError extends Error {
-  constructor(
-    readonly file: string,
-    readonly problems: Problem[],
-  ) {
-    super(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`);
-  }
-
-  /** FILE:LINE:COL: message, one per line, in file order */
-  format(): string {
-    return sortProblems(this.problems)
-      .map((p) => `${this.file}:${p.line}:${p.col}: ${p.message}`)
-      .join('\n');
-  }
-}
-
-export function sortProblems(problems: Problem[]): Problem[] {
-  const seen = new Set<string>();
-  return [...problems]
-    .sort((a, b) => a.line - b.line || a.col - b.col || a.message.localeCompare(b.message))
-    .filter((p) => {
-      const k = `${p.line}:${p.col}:${p.message}`;
-      if (seen.has(k)) return false;
-      seen.add(k);
-      return true;
-    });
-}
 
 export type PathKey = string | number;
 

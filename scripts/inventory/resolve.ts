@@ -2,7 +2,8 @@
 // unique ids/serials/MACs/addresses, profiles that exist, networks that make sense, clusters with one server.
 import type { Cascade, DeviceInput, Inventory } from './schema.ts';
 import type { Fleet, ResolvedDevice, ResolvedNetwork, ResolvedSite } from './fleet.ts';
-import { closest, type Locator, type PathKey, type Problem } from './problems.ts';
+import { closest, type Locator, type PathKey } from './problems.ts';
+import { type Problem } from '../util/errors.ts';
 
 const OBJECT_KEYS = new Set(['network', 'ssh', 'encryption', 'registryMirror', 'labels']);
 

@@ -1,7 +1,8 @@
 // Schema validation: zod issues → positioned problems, with "did you mean" for unknown keys.
 import { z } from 'zod';
 import { InventorySchema, type Inventory } from './schema.ts';
-import { closest, type Locator, type PathKey, type Problem } from './problems.ts';
+import { closest, type Locator, type PathKey } from './problems.ts';
+import { type Problem } from '../util/errors.ts';
 
 type AnySchema = z.core.$ZodType;
 

@@ -7,8 +7,11 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { KeysLayout } from './layout.ts';
 import { normalizeFingerprint, verifyDetached } from './signing.ts';
-import { readPinnedFingerprint } from './store.ts';
+import { readPinnedFingerprint } from './build-key.ts';
 import { sha256OfFile } from '../util/hash.ts';
+import { ManifestError } from '../util/errors.ts';
+import { parseManifest } from '../manifest/read.ts';
+import type { Manifest, ManifestArtifact } from '../manifest/types.ts';
 
 export interface VerifyProblem {
   /** artifact path relative to OUT, or the manifest files */
@@ -26,19 +29,6 @@ export interface BuildVerification {
   problems: VerifyProblem[];
   /** not failures: e.g. a secret artifact readable by others after a copy that lost modes */
   warnings: VerifyProblem[];
-}
-
-interface ManifestArtifact {
-  kind?: string;
-  path?: unknown;
-  sha256?: unknown;
-  bytes?: unknown;
-  secret?: unknown;
-}
-
-/** A manifest path must stay inside OUT: relative, forward slashes, no "..". */
-function safeRelative(p: string): boolean {
-  return p.length > 0 && !p.startsWith('/') && !p.includes('\\') && !p.split('/').some((s) => s === '..' || s === '');
 }
 
 /**
@@ -69,44 +59,26 @@ export async function verifyBuild(outDir: string, pinnedFingerprint?: string, op
   const signature = checked.signature;
   problems.push(...checked.problems);
 
-  let manifest: { format?: unknown; devices?: unknown };
+  // the shape (format, every artifact's relative path, sha256 and size) is the manifest reader's to check
+  let manifest: Manifest;
   try {
-    manifest = JSON.parse(manifestBytes.toString('utf8'));
+    manifest = parseManifest(manifestBytes, path.join(outDir, 'manifest.json'));
   } catch (err) {
-    problems.push({ path: 'manifest.json', message: `not JSON: ${(err as Error).message}` });
-    return result(signature);
-  }
-  if (manifest.format !== 'edgeforge-manifest/1') problems.push({ path: 'manifest.json', message: `unknown format ${JSON.stringify(manifest.format)} (expected "edgeforge-manifest/1")` });
-  if (!Array.isArray(manifest.devices)) {
-    problems.push({ path: 'manifest.json', message: 'no "devices" list' });
+    if (!(err instanceof ManifestError)) throw err;
+    problems.push({ path: 'manifest.json', message: err.problem });
     return result(signature);
   }
 
   const seen = new Set<string>();
   const checks: { device: string; a: ManifestArtifact }[] = [];
-  for (const d of manifest.devices as { id?: unknown; artifacts?: unknown }[]) {
-    const device = String(d?.id ?? '?');
-    if (!Array.isArray(d?.artifacts)) {
-      problems.push({ device, message: 'device entry has no "artifacts" list' });
-      continue;
-    }
-    for (const a of d.artifacts as ManifestArtifact[]) checks.push({ device, a });
-  }
+  for (const d of manifest.devices) for (const a of d.artifacts) checks.push({ device: d.id, a });
   const limit = pLimit(opts.concurrency ?? 4);
   let bytes = 0;
   await Promise.all(
     checks.map(({ device, a }) =>
       limit(async () => {
-        if (typeof a.path !== 'string' || !safeRelative(a.path)) {
-          problems.push({ device, path: String(a.path), message: 'artifact path must be relative to OUT, without ".."' });
-          return;
-        }
         if (seen.has(a.path)) problems.push({ device, path: a.path, message: 'listed twice' });
         seen.add(a.path);
-        if (typeof a.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(a.sha256) || typeof a.bytes !== 'number') {
-          problems.push({ device, path: a.path, message: 'artifact entry lacks a sha256 (64 hex digits) or a byte count' });
-          return;
-        }
         const file = path.join(outDir, a.path);
         let st;
         try {
@@ -135,7 +107,7 @@ export async function verifyBuild(outDir: string, pinnedFingerprint?: string, op
   const order = (p: VerifyProblem) => `${p.device ?? ''}\0${p.path ?? ''}`;
   problems.sort((x, y) => order(x).localeCompare(order(y)));
   warnings.sort((x, y) => order(x).localeCompare(order(y)));
-  return result(signature, (manifest.devices as unknown[]).length, checks.length, bytes);
+  return result(signature, manifest.devices.length, checks.length, bytes);
 }
 
 export interface ManifestSignatureCheck {

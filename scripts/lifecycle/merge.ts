@@ -5,7 +5,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { verifyBuild } from '../keys/verify.ts';
-import { buildManifest, serializeManifest, type Manifest, type ManifestDevice } from '../pipeline/manifest.ts';
+import { buildManifest, serializeManifest } from '../manifest/write.ts';
+import { readManifest } from '../manifest/read.ts';
+import { MANIFEST_NAME, type Manifest, type ManifestDevice } from '../manifest/types.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { Fleet } from '../inventory/fleet.ts';
 import { BASE_RECORD_PATH } from '../disk/output.ts';
@@ -44,7 +46,7 @@ export async function mergeShards(m: MergeInput): Promise<{ manifest: Manifest; 
       problems.push(`${dir}: ${v.signature.ok ? '' : `signature: ${v.signature.error ?? 'bad'}; `}${v.problems.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; ')}`);
       continue;
     }
-    manifests.push({ dir, manifest: JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest });
+    manifests.push({ dir, manifest: await readManifest(path.join(dir, MANIFEST_NAME)) });
   }
   if (problems.length) return { manifest: undefined as never, fingerprint: '', problems };
   const first = manifests[0].manifest;

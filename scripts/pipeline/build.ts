@@ -1,5 +1,5 @@
 // `edgeforge build`, the thin shell around the pure renderers:
-//   select devices -> verify inputs (airgap bundle, base image) -> inputs hash per device (pipeline/inputs.ts;
+//   select devices -> verify inputs (airgap bundle, base image) -> inputs hash per device (pipeline/select/inputs-hash.ts;
 //   no secret decrypted) -> skip the devices the previous signed manifest already has with those inputs ->
 //   keys for the rest -> per device (in parallel): render, seed image, disk delta, staged directory
 //   (pipeline/write.ts) -> one sync of the output filesystem -> manifest prepared -> staged directories
@@ -22,24 +22,25 @@ import { promises as fs, rmSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import { closest } from '../inventory/problems.ts';
 import { renderDevice, type DeviceSecrets, type RenderOptions } from '../render/device.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic, prepareFileAtomic, sweepTempFiles } from '../util/atomic.ts';
-import { UserError } from '../util/errors.ts';
+import { BaseLayoutError, ManifestError, UserError } from '../util/errors.ts';
 import type { DeviceResult, Reporter } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
-import { airgapFleetBase, linkAirgapInto, stageAirgap } from './airgap.ts';
+import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
-import { deviceInputsHash, fleetInputsHash } from './inputs.ts';
-import { readManifestFile, trustedPreviousManifest, unchangedDevices } from './previous.ts';
-import { inShard } from '../lifecycle/shard.ts';
-import { buildManifest, serializeManifest, type Manifest, type ManifestArtifact, type ManifestDevice } from './manifest.ts';
+import { deviceInputsHash, fleetInputsHash } from './select/inputs-hash.ts';
+import { trustedPreviousManifest, unchangedDevices } from './select/unchanged.ts';
+import { selectDevices } from './select/devices.ts';
+import { buildManifest, serializeManifest } from '../manifest/write.ts';
+import { readManifestIfExists } from '../manifest/read.ts';
+import { MANIFEST_NAME, type Manifest, type ManifestArtifact, type ManifestDevice } from '../manifest/types.ts';
 import type { SecretsSource } from './secrets.ts';
 
 export const SEED_IMAGE = 'seed.img';
@@ -84,25 +85,18 @@ export interface BuildResult {
 /** errors of the output's filesystem: the whole build stops, the previous output stays */
 const OUTPUT_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EFBIG', 'EMLINK']);
 
-export function selectDevices(fleet: Fleet, only?: string[], shard?: { k: number; n: number }): ResolvedDevice[] {
-  if (shard) return fleet.active.filter((d) => inShard(d.id, shard));
-  if (!only?.length) return fleet.active;
-  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
-  const problems: string[] = [];
-  for (const id of only) {
-    const d = byId.get(id);
-    if (!d) {
-      const guess = closest(id, byId.keys());
-      problems.push(`--only: no device "${id}" in ${fleet.file}${guess ? `; did you mean "${guess}"?` : ''}`);
-    } else if (d.status !== 'active') problems.push(`--only: device "${id}" is ${d.status}${d.replacedBy ? ` (replaced by ${d.replacedBy})` : ''}: it gets no artifacts`);
-  }
-  if (problems.length) throw new UserError(problems.join('\n') + '\nNothing was written.');
-  const want = new Set(only);
-  return fleet.active.filter((d) => want.has(d.id));
-}
-
 function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secret'>): ManifestArtifact {
   return { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
+}
+
+/** The previous build's manifest, if there is a usable one (an unreadable one is rebuilt, not merged). */
+async function previousManifest(file: string): Promise<Manifest | undefined> {
+  try {
+    return await readManifestIfExists(file);
+  } catch (err) {
+    if (err instanceof ManifestError) return undefined;
+    throw err;
+  }
 }
 
 export async function build(o: BuildOptions): Promise<BuildResult> {
@@ -230,7 +224,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
               p = await timed('images', () => personalize({ base: diskBase, basePath: o.baseImage!.path, baseSha256: baseImage!.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch }));
             } catch (err) {
               // one --base-image fits one layout: devices of another profile keep their seed image only
-              if (!/expects a \w+ base/.test((err as Error).message)) throw err;
+              if (!(err instanceof BaseLayoutError)) throw err;
               diskNote = `no disk delta: ${(err as Error).message}`;
             }
             if (p) {
@@ -297,7 +291,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   timings.gitops = since(t);
 
   // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
-  const manifestPath = path.join(outDir, 'manifest.json');
+  const manifestPath = path.join(outDir, MANIFEST_NAME);
   const devicesOut = [...entries.values()];
   const gone: string[] = [];
   if (!o.only?.length && !o.shard) {
@@ -306,13 +300,13 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     for (const name of await fs.readdir(devicesDir).catch(() => [] as string[])) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) gone.push(name);
   }
   if (o.only?.length && !o.shard) {
-    const before = prev ?? (o.secrets.verifySignature ? undefined : await readManifestFile(manifestPath));
+    const before = prev ?? (o.secrets.verifySignature ? undefined : await previousManifest(manifestPath));
     // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
     if (before && before.fleet === fleet.name && (o.incremental || (before.inventorySha256 === fleet.inventorySha256 && before.sourceDateEpoch === o.sourceDateEpoch))) {
       const activeIds = new Set(fleet.active.map((d) => d.id));
       // --changed-since: revoked or removed since: their files go with their manifest entries
-      if (o.incremental) for (const d of before.devices ?? []) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) gone.push(d.id);
-      for (const d of before.devices ?? []) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
+      if (o.incremental) for (const d of before.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) gone.push(d.id);
+      for (const d of before.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
       gitops = before.gitops;
     }
   }

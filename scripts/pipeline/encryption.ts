@@ -7,7 +7,7 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { EncryptionStage } from '../render/device.ts';
 import { encryptionPlan } from '../render/encryption/plan.ts';
 import { encryptionBundleFiles } from '../render/encryption/compose.ts';
-import { loadAdvertisements } from '../render/encryption/load.ts';
+import { loadAdvertisements } from './inputs/tang.ts';
 import { UserError } from '../util/errors.ts';
 
 /** The stage, and `inputsSha256`: a digest of the saved advertisements it seals to (the build's inputs hash). */
@@ -26,4 +26,28 @@ export async function prepareEncryption(fleet: Fleet, inventoryPath: string, dev
   const digest = createHash('sha256');
   for (const k of Object.keys(advertisements).sort()) digest.update(`${k}\0${advertisements[k].length}\0${advertisements[k]}`);
   return Object.assign(stage, { inputsSha256: digest.digest('hex') });
+}
+
+/**
+ * A tang site without a saved advertisement cannot have its devices' one-time secrets sealed offline: one
+ * warning per site, with the fix (the threat model's plaintext window, not a silent default). `only`: the
+ * devices this build covers (all active ones when absent).
+ */
+export function unsealedWarnings(fleet: Fleet, only?: string[]): string[] {
+  const unsealed = new Map<string, { n: number; urls: Set<string> }>();
+  const selected = only?.length ? new Set(only) : undefined;
+  for (const d of fleet.active) {
+    if (selected && !selected.has(d.id)) continue;
+    const missing = d.encryption.mode.includes('tang') ? d.encryption.tang.filter((t) => !t.advertisement) : [];
+    if (!missing.length || missing.length < d.encryption.tang.length) continue; // one saved advertisement is enough
+    const k = `${d.region}/${d.site}`;
+    const e = unsealed.get(k) ?? { n: 0, urls: new Set<string>() };
+    e.n++;
+    for (const t of missing) e.urls.add(t.url);
+    unsealed.set(k, e);
+  }
+  return [...unsealed].map(
+    ([site, e]) =>
+      `warning: site ${site} (${e.n} device(s)): one-time secrets travel unsealed in user-data until first boot (no saved tang advertisement); to seal them: curl -sf ${[...e.urls][0]}/adv > FILE and set tang[].advertisement: FILE (docs/disk-encryption.md)`,
+  );
 }

@@ -1,23 +1,23 @@
-// The GitOps stage as the build uses it (scripts/render/flux, scripts/render/gitops, scripts/gitops):
+// The GitOps stage as the build uses it (scripts/render/flux, scripts/render/gitops, scripts/pipeline/gitops, scripts/pipeline/inputs):
 // per-device flux-bootstrap files + the first-boot fragment that places them, and the OUT/gitops scaffold.
 // Without a pinned Flux install (gitops.flux.install) there is nothing to bootstrap: the build says so loudly.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { codeVersion } from './inputs.ts';
+import { codeVersion } from './select/inputs-hash.ts';
 import { INPUTS_STAMP } from './write.ts';
-import { stable } from '../lifecycle/changes.ts';
+import { stable } from './select/changes.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { Fleet } from '../inventory/fleet.ts';
 import type { DeviceSecrets, RenderOptions } from '../render/device.ts';
 import { renderFluxBootstrap, fluxFirstbootFragment, type FluxDeviceSecrets } from '../render/flux/bootstrap.ts';
-import { fluxInstallProblem, readFluxBundle, FluxConfigError, type FluxBundleInput } from '../render/flux/components.ts';
+import { fluxInstallProblem, readFluxBundle, type FluxBundleInput } from '../render/flux/components.ts';
 import { renderGitopsScaffold } from '../render/gitops/scaffold.ts';
-import { loadFluxBundle } from '../gitops/flux-bundle.ts';
-import { loadGitopsPublicKeys } from '../gitops/public-keys.ts';
-import { writeGitopsTree } from '../gitops/apply.ts';
-import { UserError } from '../util/errors.ts';
+import { loadFluxBundle } from './inputs/flux-bundle.ts';
+import { loadGitopsPublicKeys } from './inputs/public-keys.ts';
+import { writeGitopsTree } from './gitops/tree.ts';
+import { FluxConfigError, UserError } from '../util/errors.ts';
 
 export function toFluxSecrets(id: string, s: DeviceSecrets): FluxDeviceSecrets {
   if (!s.deployKey || !s.sops) throw new Error(`${id}: the Flux bootstrap needs the device's deploy key and SOPS key`);

@@ -3,9 +3,11 @@
 // generates secrets itself, so a rebuild renders the same bytes.
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { DeviceSecrets } from '../render/device.ts';
-import { initKeys, openKeyStore, KeysError, type DeviceIdentity, type KeyStore } from '../keys/store.ts';
+import { initKeys } from '../keys/init.ts';
+import { openKeyStore, type KeyStore } from '../keys/store.ts';
+import type { DeviceIdentity } from '../keys/types.ts';
+import { KeysError, UserError } from '../util/errors.ts';
 import { identityDigest } from '../keys/digest.ts';
-import { UserError } from '../util/errors.ts';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 

@@ -11,7 +11,7 @@
 // A kill between the two renames of step 3 leaves devices/<id> missing (verify says so); the next build's
 // sweep renames the retired directory back before doing anything else.
 //
-// Each live directory holds .edgeforge-inputs, the inputs hash (pipeline/inputs.ts) of what it was rendered
+// Each live directory holds .edgeforge-inputs, the inputs hash (pipeline/select/inputs-hash.ts) of what it was rendered
 // from. It is written inside the staged directory, so it always describes the files beside it: a rebuild skips
 // a device only when this stamp, the previous manifest and the current inputs all agree.
 import fsSync, { promises as fs, constants } from 'node:fs';

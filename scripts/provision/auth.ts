@@ -6,6 +6,9 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { PhaseError } from './errors.ts';
 
+/** An SSH key file that needs a passphrase (fine when an agent holds the key). */
+class LockedKeyError extends PhaseError {}
+
 export interface Credentials {
   privateKey?: Buffer;
   agent?: string;
@@ -30,14 +33,11 @@ async function readKey(file: string, shown: string): Promise<Buffer | PhaseError
   }
   const parsed = ssh2.utils.parseKey(buf);
   if (parsed instanceof Error) {
-    const enc = /passphrase|encrypted/i.test(parsed.message);
-    return new PhaseError(
-      'connect',
-      enc
-        ? `the SSH key ${shown} is passphrase-protected: load it into an agent (ssh-add ${shown}) and keep SSH_AUTH_SOCK set`
-        : `the SSH key ${shown} is not a private key ssh2 can read (${parsed.message})`,
-      false,
-    );
+    // ssh2's own error says whether the key is encrypted only in its message
+    if (/passphrase|encrypted/i.test(parsed.message)) {
+      return new LockedKeyError('connect', `the SSH key ${shown} is passphrase-protected: load it into an agent (ssh-add ${shown}) and keep SSH_AUTH_SOCK set`, false);
+    }
+    return new PhaseError('connect', `the SSH key ${shown} is not a private key ssh2 can read (${parsed.message})`, false);
   }
   return buf;
 }
@@ -65,7 +65,7 @@ export async function credentialsFor(identityFile: string | undefined, baseDir: 
     const key = await p;
     if (key instanceof PhaseError) {
       // an encrypted key is fine when an agent holds it
-      if (agent && /passphrase-protected/.test(key.message)) return { agent, offered: `agent ${agent}` };
+      if (agent && key instanceof LockedKeyError) return { agent, offered: `agent ${agent}` };
       throw key;
     }
     return { privateKey: key, agent, offered: `key ${identityFile ?? f}${agent ? ` and agent ${agent}` : ''}` };

@@ -1,42 +1,21 @@
 // The device bundle: the files `provision` delivers to one device, taken from a build's manifest.json.
-// Pure (no I/O): the build, the seed and provision compute the same bundle hash from the same files,
-// and the first-boot program records that hash on the device (applied.json "bundleSha256").
+// Pure (no I/O): the build, the seed and provision compute the same bundle hash from the same files
+// (the rule is scripts/manifest/sums.ts), and the first-boot program records that hash on the device
+// (applied.json "bundleSha256").
 //
-// Definition (agreed with render/build, scripts/render/device.ts):
 //   files  = the device's artifacts under devices/<id>/bundle/ (= /var/lib/edgeforge/bundle/ on the device);
 //            for a manifest without a bundle/ directory: every artifact of the device except
 //            seed-image / disk-delta / bmap (whole-disk carriers, delivered by flashing)
 //   rel    = the path inside the bundle directory (after "devices/<id>/bundle/", or "devices/<id>/")
-//   SHA256SUMS = for each file sorted by rel (byte order): "<sha256>  <rel>\n" (sha256sum's own format,
-//            so `sha256sum -c SHA256SUMS` checks a delivered bundle with stock tools); the build writes
-//            it as bundle/SHA256SUMS itself, and provision checks that it lists exactly these files
-//   bundle hash = sha256(SHA256SUMS) — what the first-boot program records (`sha256sum $BUNDLE/SHA256SUMS`),
-//            so "already applied?" is one string comparison.
+//   the build writes bundle/SHA256SUMS itself; provision checks that it lists exactly these files.
 import { sha256Hex } from '../util/hash.ts';
+import { bundleSums, byteOrder, SUMS_NAME } from '../manifest/sums.ts';
+import type { ManifestArtifact } from '../manifest/types.ts';
 
-// What provision reads of manifest.json: the reader's view of scripts/pipeline/manifest.ts's types, checked at
-// load (checkManifest) — it requires only the fields it uses, so the writer can grow without breaking it.
-export interface ManifestArtifact {
-  kind: string;
-  path: string;
-  sha256: string;
-  bytes: number;
-  secret: boolean;
-}
-
-export interface ManifestDevice {
+/** What a bundle is made from: a manifest device (ManifestDevice), or any list of artifacts like it. */
+export interface BundleSource {
   id: string;
-  region?: string;
-  site?: string;
-  profile?: string;
-  artifacts: ManifestArtifact[];
-}
-
-export interface Manifest {
-  format: string;
-  fleet: string;
-  devices: ManifestDevice[];
-  [k: string]: unknown;
+  artifacts: readonly (Omit<ManifestArtifact, 'kind'> & { kind: string })[];
 }
 
 export interface BundleFile {
@@ -67,9 +46,6 @@ export interface DeviceBundle {
 /** Artifact kinds that carry whole disks or seed volumes: delivered by flashing, never over SSH. */
 export const NOT_IN_BUNDLE: ReadonlySet<string> = new Set(['seed-image', 'disk-delta', 'bmap']);
 
-/** The name of the checksum list inside the bundle (written by provision; not a manifest artifact). */
-export const SUMS_NAME = 'SHA256SUMS';
-
 const SAFE_REL = /^[A-Za-z0-9_.+-]+(\/[A-Za-z0-9_.+-]+)*$/;
 
 export class BundleError extends Error {}
@@ -86,29 +62,12 @@ export function bundleRel(deviceId: string, artifactPath: string, layered = arti
   return rel;
 }
 
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-/** The SHA256SUMS text for a set of files (sorted by rel, byte order). */
-export function bundleSums(files: readonly { rel: string; sha256: string }[]): string {
-  return [...files]
-    .sort((a, b) => byteOrder(a.rel, b.rel))
-    .map((f) => `${f.sha256}  ${f.rel}\n`)
-    .join('');
-}
-
-/** The bundle hash: sha256 over the sorted (rel, sha256) list, serialized as SHA256SUMS. */
-export function bundleHash(files: readonly { rel: string; sha256: string }[]): string {
-  return sha256Hex(bundleSums(files));
-}
-
 /** The bundle of one manifest device. Throws BundleError when the manifest cannot make one. */
-export function deviceBundle(device: ManifestDevice): DeviceBundle {
+export function deviceBundle(device: BundleSource): DeviceBundle {
   const files: BundleFile[] = [];
   const seen = new Map<string, string>();
   const layered = device.artifacts.some((a) => a.path.startsWith(`devices/${device.id}/bundle/`));
-  let builtSums: ManifestArtifact | undefined;
+  let builtSums: BundleSource['artifacts'][number] | undefined;
   for (const a of device.artifacts) {
     if (layered ? !a.path.startsWith(`devices/${device.id}/bundle/`) : NOT_IN_BUNDLE.has(a.kind)) continue;
     if (!/^[0-9a-f]{64}$/.test(a.sha256)) throw new BundleError(`artifact ${a.path} of device ${device.id} has no valid sha256 in the manifest`);
@@ -133,18 +92,4 @@ export function deviceBundle(device: ManifestDevice): DeviceBundle {
     throw new BundleError(`the build's ${builtSums.path} does not list exactly the device's bundle files in the manifest (its sha256 ${builtSums.sha256}, expected ${hash}); rebuild with edgeforge build`);
   }
   return { id: device.id, files, sums, hash, firstboot: fb[0].rel, bytes: files.reduce((n, f) => n + f.bytes, 0) };
-}
-
-/** Minimal shape check of a parsed manifest.json (the build signs it; provision reads only these fields). */
-export function checkManifest(data: unknown, where: string): Manifest {
-  const m = data as Manifest;
-  if (!m || typeof m !== 'object' || typeof m.format !== 'string' || !m.format.startsWith('edgeforge-manifest/')) {
-    throw new BundleError(`${where}: not an edgeforge manifest (no "format": "edgeforge-manifest/1")`);
-  }
-  if (m.format !== 'edgeforge-manifest/1') throw new BundleError(`${where}: manifest format ${m.format} is newer than this edgeforge understands; upgrade edgeforge`);
-  if (!Array.isArray(m.devices)) throw new BundleError(`${where}: "devices" is missing`);
-  for (const d of m.devices) {
-    if (!d || typeof d.id !== 'string' || !Array.isArray(d.artifacts)) throw new BundleError(`${where}: a device entry has no id or artifacts`);
-  }
-  return m;
 }

@@ -1,7 +1,8 @@
 // What one device's run carries from phase to phase, and the options of a whole provision run.
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { Reporter } from '../ui/reporter.ts';
-import type { DeviceBundle, Manifest } from './bundle.ts';
+import type { DeviceBundle } from './bundle.ts';
+import type { Manifest } from '../manifest/types.ts';
 import type { Phase } from './errors.ts';
 import type { DeviceLog } from './log.ts';
 import type { GatewayPool } from './gateway.ts';

@@ -14,11 +14,10 @@ import { apply } from './phase/apply.ts';
 import { verify } from './phase/verify.ts';
 import type { DeviceResult } from '../ui/reporter.ts';
 import type { ResolvedDevice } from '../inventory/fleet.ts';
+import { SelectionError } from '../util/errors.ts';
 
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_RETRIES = 3;
-
-export class SelectionError extends Error {}
 
 /** Which devices a run covers: the active ones, or exactly those named by --only (checked, exit 2 if wrong). */
 export function selectDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): ResolvedDevice[] {

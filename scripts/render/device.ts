@@ -16,6 +16,7 @@
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { textFile, type RenderedFile } from './files.ts';
 import { sha256Hex } from '../util/hash.ts';
+import { bundleSums, SUMS_NAME } from '../manifest/sums.ts';
 import { renderK3sConfig, renderRegistries } from './k3s/config.ts';
 import { composeFirstboot } from './firstboot/compose.ts';
 import { modulesLoadConf, nftablesRules, nftablesService, sshdConf, sysctlConf } from './firstboot/system.ts';
@@ -121,14 +122,11 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   bundle.sort(byPath);
 
   // sha256sum -c format; airgap entries come from the inventory's pins (the build copies those files)
-  const sums = [
-    ...bundle.map((f) => [sha256Hex(f.bytes), f.path.slice('bundle/'.length)]),
-    ...airgapFiles(fleet).map((a) => [a.sha256, `k3s/airgap/${a.name}`]),
-  ]
-    .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-    .map(([h, p]) => `${h}  ${p}\n`)
-    .join('');
-  const sumsFile = { ...textFile('bundle/SHA256SUMS', 'other', sums), text: sums };
+  const sums = bundleSums([
+    ...bundle.map((f) => ({ sha256: sha256Hex(f.bytes), rel: f.path.slice('bundle/'.length) })),
+    ...airgapFiles(fleet).map((a) => ({ sha256: a.sha256, rel: `k3s/airgap/${a.name}` })),
+  ]);
+  const sumsFile = { ...textFile(`bundle/${SUMS_NAME}`, 'other', sums), text: sums };
 
   const userData = textFile(
     'seed/user-data',
@@ -153,7 +151,7 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
 
 /** The bundle hash the device records in applied.json: sha256 of bundle/SHA256SUMS. */
 export function bundleHash(files: RenderedFile[]): string {
-  const sums = files.find((f) => f.path === 'bundle/SHA256SUMS');
-  if (!sums) throw new Error('no bundle/SHA256SUMS among the rendered files');
+  const sums = files.find((f) => f.path === `bundle/${SUMS_NAME}`);
+  if (!sums) throw new Error(`no bundle/${SUMS_NAME} among the rendered files`);
   return sha256Hex(sums.bytes);
 }

@@ -2,17 +2,7 @@
 // Seed images, disk deltas, SSH bundles and the manifest are all made from this value,
 // so the two deliveries (seed at boot, provision over SSH) can never drift apart.
 
-export type ArtifactKind =
-  | 'user-data'
-  | 'meta-data'
-  | 'network-config'
-  | 'seed-image'
-  | 'k3s-config'
-  | 'k3s-registries'
-  | 'flux-bootstrap'
-  | 'firstboot'
-  | 'disk-delta'
-  | 'bmap';
+import type { ArtifactKind } from '../manifest/types.ts';
 
 export interface RenderedFile {
   /** path relative to the device's output directory, e.g. "seed/user-data" (forward slashes, no "..") */

@@ -5,7 +5,6 @@ import YAML from 'yaml';
 import {
   renderFluxBootstrap,
   fluxComponents,
-  FluxConfigError,
   FLUX_BOOTSTRAP_FILES,
   fluxGitUrl,
   pinnedKnownHosts,
@@ -13,6 +12,7 @@ import {
   gitopsSourceProblems,
 } from '../../scripts/render/flux/index.ts';
 import { renderGitopsScaffold } from '../../scripts/render/gitops/index.ts';
+import { FluxConfigError } from '../../scripts/util/errors.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { exampleFleet, fakeBundle, fleetKeys, pgpKey, sshDeployKey } from './fixtures.ts';
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
-import { InventoryError } from '../../scripts/inventory/problems.ts';
+import { InventoryError } from '../../scripts/util/errors.ts';
 
 const example = readFileSync('inventory/example.yaml', 'utf8');
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
-import { InventoryError } from '../../scripts/inventory/problems.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { inventoryJsonSchema } from '../../scripts/inventory/schema.ts';
+import { InventoryError } from '../../scripts/util/errors.ts';
 
 const example = readFileSync('inventory/example.yaml', 'utf8');
 const load = (t: string) => loadInventoryBytes(Buffer.from(t), 'inv.yaml');

@@ -5,7 +5,8 @@ import { describe, expect, it, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { initKeys, openKeyStore } from '../../scripts/keys/store.ts';
+import { initKeys } from '../../scripts/keys/init.ts';
+import { openKeyStore } from '../../scripts/keys/store.ts';
 import { tempDir } from './helpers.ts';
 
 const root = tempDir();

@@ -2,11 +2,12 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCommand, UsageError, type Command } from '../../scripts/cli/command.ts';
-import { UserError } from '../../scripts/util/errors.ts';
+import { parseCommand, type Command } from '../../scripts/cli/command.ts';
+import { UsageError, UserError } from '../../scripts/util/errors.ts';
 import { keysInit, keysList, keysRecover, keysRewrap, keysRotate } from '../../scripts/cli/commands/keys.ts';
 import { verify } from '../../scripts/cli/commands/verify.ts';
-import { checkAdminPins, openKeyStore } from '../../scripts/keys/store.ts';
+import { checkAdminPins } from '../../scripts/keys/admins.ts';
+import { openKeyStore } from '../../scripts/keys/store.ts';
 import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { tempDir } from './helpers.ts';
@@ -114,7 +115,7 @@ describe('keys commands', () => {
     const art = Buffer.from('hello');
     writeFileSync(path.join(out, 'devices/d1/meta-data'), art);
     const manifest = Buffer.from(
-      JSON.stringify({ format: 'edgeforge-manifest/1', devices: [{ id: 'd1', artifacts: [{ kind: 'meta-data', path: 'devices/d1/meta-data', sha256: sha256Hex(art), bytes: 5, secret: false }] }] }),
+      JSON.stringify({ format: 'edgeforge-manifest/1', fleet: 'f', inventorySha256: sha256Hex(Buffer.from('inventory')), sourceDateEpoch: 0, devices: [{ id: 'd1', region: 'r', site: 's', profile: 'p', artifacts: [{ kind: 'meta-data', path: 'devices/d1/meta-data', sha256: sha256Hex(art), bytes: 5, secret: false }] }] }),
     );
     writeFileSync(path.join(out, 'manifest.json'), manifest);
     const ks = await openKeyStore({ dir: keys, workers: 0 });

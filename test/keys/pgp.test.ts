@@ -7,7 +7,7 @@ import * as openpgp from 'openpgp';
 import { decryptText, encryptText, generateV4Key } from '../../scripts/keys/pgp-ops.mjs';
 import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
 import { signDetachedWith, verifyDetached } from '../../scripts/keys/signing.ts';
-import { DEFAULT_KEY_DATE } from '../../scripts/keys/store.ts';
+import { DEFAULT_KEY_DATE } from '../../scripts/keys/types.ts';
 import { gnupgHome, tempDir } from './helpers.ts';
 
 let homes: ReturnType<typeof gnupgHome>[] = [];

@@ -1,8 +1,11 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { promises as fs, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { initKeys, openKeyStore, KeysError, type DeviceIdentity } from '../../scripts/keys/store.ts';
+import { initKeys } from '../../scripts/keys/init.ts';
+import { openKeyStore } from '../../scripts/keys/store.ts';
+import type { DeviceIdentity } from '../../scripts/keys/types.ts';
 import { gnupgHome, run, tempDir } from './helpers.ts';
+import { KeysError } from '../../scripts/util/errors.ts';
 
 const cleanup: string[] = [];
 afterAll(async () => {

@@ -3,7 +3,8 @@ import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { promises as fs, writeFileSync, readFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
-import { initKeys, openKeyStore, type KeyStore } from '../../scripts/keys/store.ts';
+import { initKeys } from '../../scripts/keys/init.ts';
+import { openKeyStore, type KeyStore } from '../../scripts/keys/store.ts';
 import { verifyBuild } from '../../scripts/keys/verify.ts';
 import { generateV4Key } from '../../scripts/keys/pgp-ops.mjs';
 import { signDetachedWith } from '../../scripts/keys/signing.ts';
@@ -38,9 +39,13 @@ async function makeBuild(name: string): Promise<string> {
   const manifest = {
     format: 'edgeforge-manifest/1',
     fleet: 'test',
+    inventorySha256: sha256Hex(Buffer.from('inventory')),
     sourceDateEpoch: 1767225600,
     devices: ['dev-1', 'dev-2'].map((id) => ({
       id,
+      region: 'r',
+      site: 's',
+      profile: 'p',
       artifacts: Object.entries(files)
         .filter(([p]) => p.startsWith(`devices/${id}/`))
         .map(([p, f]) => ({ kind: f.kind, path: p, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret })),

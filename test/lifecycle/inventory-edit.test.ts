@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { insertDeviceAfter, setDeviceFields, setScalarAt } from '../../scripts/lifecycle/inventory-edit.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
-import { inShard, parseShard, shardOf } from '../../scripts/lifecycle/shard.ts';
+import { inShard, parseShard, shardOf } from '../../scripts/pipeline/select/shard.ts';
 import { runCli } from '../helpers.ts';
 
 const example = readFileSync('inventory/example.yaml', 'utf8');

@@ -11,7 +11,7 @@ import { runCli } from '../helpers.ts';
 import { exampleFleet, fixedSecretsFor } from '../render/fixtures.ts';
 import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
-import type { Manifest } from '../../scripts/pipeline/manifest.ts';
+import type { Manifest } from '../../scripts/manifest/types.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import { verifyBuild } from '../../scripts/keys/verify.ts';
 import { readBaseRecord } from '../../scripts/disk/output.ts';

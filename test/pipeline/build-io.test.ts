@@ -15,7 +15,7 @@ import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
-import type { Manifest } from '../../scripts/pipeline/manifest.ts';
+import type { Manifest } from '../../scripts/manifest/types.ts';
 import { INPUTS_STAMP, writeNewFile } from '../../scripts/pipeline/write.ts';
 
 const EPOCH = 1767225600;

@@ -16,7 +16,7 @@ import { sha256Hex } from '../../scripts/util/hash.ts';
 import { bundleHash, renderDevice } from '../../scripts/render/device.ts';
 import { UserError } from '../../scripts/util/errors.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
-import type { Manifest } from '../../scripts/pipeline/manifest.ts';
+import type { Manifest } from '../../scripts/manifest/types.ts';
 import { buildRaspiFixture, MT_ENV } from '../disk/fixtures.ts';
 import { materializeDevice } from '../../scripts/disk/output.ts';
 import { deviceBundle } from '../../scripts/provision/bundle.ts';

@@ -9,7 +9,7 @@ import { Endpoint, createSudoUser, freePort, sshdAvailable, startEndpoints, type
 import { inventoryYaml, writeFakeBuild, type DeviceSsh } from './fixtures.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { provision } from '../../scripts/provision/engine.ts';
-import type { Manifest } from '../../scripts/provision/bundle.ts';
+import type { Manifest } from '../../scripts/manifest/types.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { ProvisionOptions } from '../../scripts/provision/context.ts';

@@ -10,7 +10,8 @@ import { Endpoint, SlowProxy, freePort, sshdAvailable, startEndpoints, type Flee
 import { inventoryYaml, writeFakeBuild, type DeviceSsh } from './fixtures.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { provision } from '../../scripts/provision/engine.ts';
-import { deviceBundle, type Manifest } from '../../scripts/provision/bundle.ts';
+import { deviceBundle } from '../../scripts/provision/bundle.ts';
+import type { Manifest } from '../../scripts/manifest/types.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import { generateSshKeyPair, sshFingerprint } from '../../scripts/keys/ssh.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';

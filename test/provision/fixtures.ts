@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { sha256Hex } from '../../scripts/util/hash.ts';
-import type { Manifest, ManifestArtifact } from '../../scripts/provision/bundle.ts';
+import type { Manifest, ManifestArtifact } from '../../scripts/manifest/types.ts';
 
 export interface DeviceSsh {
   id: string;
@@ -126,7 +126,7 @@ export interface FakeBuildOptions {
 /** Write OUT/devices/<id>/bundle/... and OUT/manifest.json for the given devices. */
 export function writeFakeBuild(outDir: string, ids: string[], opts: FakeBuildOptions = {}): Manifest {
   const devices = ids.map((id) => {
-    const files: { rel: string; kind: string; bytes: Buffer; secret: boolean }[] = [
+    const files: { rel: string; kind: ManifestArtifact['kind']; bytes: Buffer; secret: boolean }[] = [
       { rel: 'bundle/firstboot.sh', kind: 'firstboot', bytes: Buffer.from(opts.minimal ? minimalFirstboot(id) : fakeFirstboot(id)), secret: false },
       { rel: 'bundle/config/device.conf', kind: 'k3s-config', bytes: Buffer.from(`device=${id}\ngeneration=${opts.generation ?? 1}\n`), secret: false },
       { rel: 'bundle/secrets/token', kind: 'k3s-config', bytes: Buffer.from(`K10-secret-token-${id}-${opts.generation ?? 1}\n`), secret: true },
@@ -144,7 +144,7 @@ export function writeFakeBuild(outDir: string, ids: string[], opts: FakeBuildOpt
     });
     return { id, region: 'test-region', site: 'lab', profile: 'rpi4-2g', artifacts };
   });
-  const manifest: Manifest = { format: 'edgeforge-manifest/1', fleet: 'provision-test', devices };
+  const manifest: Manifest = { format: 'edgeforge-manifest/1', fleet: 'provision-test', inventorySha256: '0'.repeat(64), sourceDateEpoch: 0, devices };
   writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
 }

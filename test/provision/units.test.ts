@@ -7,7 +7,8 @@ import { inMemory, SMALL_BUDGET, SMALL_FILE } from '../../scripts/provision/phas
 import type { BundleFile } from '../../scripts/provision/bundle.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { bundleHash, bundleSums, deviceBundle, BundleError, type ManifestDevice } from '../../scripts/provision/bundle.ts';
+import { deviceBundle, BundleError, type BundleSource } from '../../scripts/provision/bundle.ts';
+import { bundleHash, bundleSums } from '../../scripts/manifest/sums.ts';
 import { decide, fingerprint, hostKeyMessage, parseKeyLine } from '../../scripts/provision/hostkeys.ts';
 import { backoffDelay } from '../../scripts/provision/engine.ts';
 import { isTransient, PhaseError } from '../../scripts/provision/errors.ts';
@@ -20,7 +21,7 @@ const art = (id: string, rel: string, kind = 'other', secret = false) => ({ kind
 
 describe('device bundle', () => {
   it('is the bundle/ directory when the build has one; seed files and images stay out', () => {
-    const d: ManifestDevice = {
+    const d: BundleSource = {
       id: 'a-1',
       artifacts: [art('a-1', 'seed/user-data', 'user-data', true), art('a-1', 'seed.img', 'seed-image'), art('a-1', 'bundle/firstboot.sh', 'firstboot'), art('a-1', 'bundle/secrets/k3s-token', 'other', true), art('a-1', 'bundle/k3s/config.yaml', 'k3s-config')],
     };
@@ -34,7 +35,7 @@ describe('device bundle', () => {
   });
 
   it('without a bundle/ directory: every artifact but seed-image, disk-delta and bmap', () => {
-    const d: ManifestDevice = { id: 'b', artifacts: [art('b', 'fb.sh', 'firstboot'), art('b', 'seed.img', 'seed-image'), art('b', 'disk.delta', 'disk-delta'), art('b', 'disk.bmap', 'bmap'), art('b', 'seed/meta-data', 'meta-data')] };
+    const d: BundleSource = { id: 'b', artifacts: [art('b', 'fb.sh', 'firstboot'), art('b', 'seed.img', 'seed-image'), art('b', 'disk.delta', 'disk-delta'), art('b', 'disk.bmap', 'bmap'), art('b', 'seed/meta-data', 'meta-data')] };
     expect(deviceBundle(d).files.map((f) => f.rel)).toEqual(['fb.sh', 'seed/meta-data']);
   });
 

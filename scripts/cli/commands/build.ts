@@ -1,38 +1,21 @@
 // `edgeforge build`: options -> scripts/pipeline/build.ts. Everything else lives there.
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { UsageError, type Command } from '../command.ts';
-import { loadFleet } from './validate.ts';
-import { parseShard } from '../../lifecycle/shard.ts';
-import { inventoryAtRevision } from '../../lifecycle/git.ts';
-import { diffFleets } from '../../lifecycle/changes.ts';
+import { type Command } from '../command.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { sourceDateEpoch } from '../../pipeline/inputs/epoch.ts';
+import { parseShard } from '../../pipeline/select/shard.ts';
+import { changedSince } from '../../pipeline/select/devices.ts';
 import { build } from '../../pipeline/build.ts';
 import { keystoreSecrets } from '../../pipeline/secrets.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
-import { prepareEncryption } from '../../pipeline/encryption.ts';
+import { prepareEncryption, unsealedWarnings } from '../../pipeline/encryption.ts';
+import { UsageError } from '../../util/errors.ts';
 import { sha256Hex } from '../../util/hash.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
-
-/** SOURCE_DATE_EPOCH, else the time of the inventory's last commit (rebuilding a commit gives the same bytes), else now. */
-export async function sourceDateEpoch(env: NodeJS.ProcessEnv, inventory: string): Promise<{ epoch: number; from: string }> {
-  const s = env.SOURCE_DATE_EPOCH;
-  if (s !== undefined && s !== '') {
-    if (!/^\d{1,12}$/.test(s)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds since 1970, not "${s}"`);
-    return { epoch: Number(s), from: 'SOURCE_DATE_EPOCH' };
-  }
-  try {
-    const { stdout } = await promisify(execFile)('git', ['log', '-1', '--format=%ct', '--', path.basename(inventory)], { cwd: path.dirname(inventory) });
-    if (/^\d+$/.test(stdout.trim())) return { epoch: Number(stdout.trim()), from: 'the inventory\'s last git commit' };
-  } catch {
-    /* not in git */
-  }
-  return { epoch: Math.floor(Date.now() / 1000), from: 'the current time (set SOURCE_DATE_EPOCH for reproducible builds)' };
-}
 
 export const buildCommand: Command = {
   name: 'build',
@@ -70,10 +53,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     if (ctx.options['changed-since'] !== undefined) {
       if (only.length) throw new UsageError('--changed-since chooses the devices itself; drop --only');
       const rev = ctx.options['changed-since'] as string;
-      const { fleet: before } = await inventoryAtRevision(common.inventory, rev);
-      const changes = diffFleets(before, fleet);
-      const build = changes.filter((c) => c.kind === 'added' || c.kind === 're-rendered' || c.kind === 'reinstated').map((c) => c.id);
-      const gone = changes.filter((c) => c.kind === 'revoked' || c.kind === 'removed').map((c) => c.id);
+      const { build, gone } = await changedSince(fleet, common.inventory, rev);
       if (!common.json) io.err(`--changed-since ${rev}: ${build.length} device(s) to build${gone.length ? `, ${gone.length} revoked or removed (${gone.join(', ')}): dropped from the manifest` : ''}`);
       if (!build.length) {
         if (common.json) io.out(JSON.stringify({ devices: [], changedSince: rev }, null, 2));
@@ -91,23 +71,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     const flux = await prepareFlux(fleet, inventoryPath);
     if (flux.problem) loud(`WARNING: no Flux bootstrap in this build: ${flux.problem}`);
     const encryption = await prepareEncryption(fleet, inventoryPath, fleet.active, epoch);
-    // a tang site without a saved advertisement cannot have its devices' one-time secrets sealed offline:
-    // say so per site, with the fix (the threat model's plaintext window, not a silent default)
-    const unsealed = new Map<string, { n: number; urls: Set<string> }>();
-    const selected = only.length ? new Set(only) : undefined;
-    for (const d of fleet.active) {
-      if (selected && !selected.has(d.id)) continue;
-      const missing = d.encryption.mode.includes('tang') ? d.encryption.tang.filter((t) => !t.advertisement) : [];
-      if (!missing.length || missing.length < d.encryption.tang.length) continue; // one saved advertisement is enough
-      const k = `${d.region}/${d.site}`;
-      const e = unsealed.get(k) ?? { n: 0, urls: new Set<string>() };
-      e.n++;
-      for (const t of missing) e.urls.add(t.url);
-      unsealed.set(k, e);
-    }
-    for (const [site, e] of unsealed) {
-      loud(`warning: site ${site} (${e.n} device(s)): one-time secrets travel unsealed in user-data until first boot (no saved tang advertisement); to seal them: curl -sf ${[...e.urls][0]}/adv > FILE and set tang[].advertisement: FILE (docs/disk-encryption.md)`);
-    }
+    for (const w of unsealedWarnings(fleet, only)) loud(w);
     const keysDir = path.resolve(io.cwd, common.keys);
     const secrets = await keystoreSecrets({
       dir: keysDir,

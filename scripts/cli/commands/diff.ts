@@ -1,7 +1,7 @@
 import type { Command } from '../command.ts';
-import { loadFleet } from './validate.ts';
-import { inventoryAtRevision } from '../../lifecycle/git.ts';
-import { diffFleets, type ChangeKind } from '../../lifecycle/changes.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { inventoryAtRevision } from '../../pipeline/inputs/revision.ts';
+import { diffFleets, type ChangeKind } from '../../pipeline/select/changes.ts';
 
 const ORDER: ChangeKind[] = ['added', 'removed', 'revoked', 'reinstated', 're-rendered'];
 

@@ -1,44 +1,29 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { UsageError, type Command, type RunContext } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
+import { type Command, type RunContext } from '../command.ts';
+import { UsageError, UserError } from '../../util/errors.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { makeReporter, summarize, formatBytes, type DeviceResult } from '../../ui/reporter.ts';
 import { runFlash, type FlashRunResult } from '../../flash/flash.ts';
 import { runStationBatch } from '../../flash/station-run.ts';
 import { parseStation, JOB_LOG } from '../../flash/station.ts';
 import { askConfirmation } from '../../flash/confirm.ts';
-import { loadFlashInputs, type FlashInputs } from '../../flash/build-output.ts';
-import { checkManifestSignature } from '../../keys/verify.ts';
-import { normalizeFingerprint } from '../../keys/signing.ts';
-import { KeysError, readPinnedFingerprint } from '../../keys/store.ts';
+import { loadSignedFlashInputs, type FlashInputs } from '../../flash/build-output.ts';
 
 function strings(v: unknown): string[] {
   return Array.isArray(v) ? (v as string[]) : typeof v === 'string' ? [v] : [];
 }
 
-/**
- * Nothing reaches a card unless manifest.json carries the pinned build key's signature: the manifest pins each
- * delta's and the base's sha256, which flash checks before writing, so the chain runs key -> manifest -> bytes.
- */
-async function signedInputs(ctx: RunContext, outDir: string): Promise<FlashInputs> {
-  if (ctx.options['allow-unsigned']) {
-    ctx.io.err('warning: --allow-unsigned: the build output is NOT checked against the build key signature');
-    return loadFlashInputs(outDir);
-  }
-  let pinned: string;
-  try {
-    pinned = normalizeFingerprint((ctx.options.fingerprint as string | undefined) ?? (await readPinnedFingerprint(path.resolve(ctx.io.cwd, ctx.common.keys))));
-  } catch (err) {
-    if (err instanceof KeysError) throw new UserError(`${err.message}; at a station without the keys directory, give --fingerprint FPR (from "edgeforge keys list" on the build machine)`);
-    throw err;
-  }
-  const check = await checkManifestSignature(outDir, pinned, path.resolve(ctx.io.cwd, ctx.common.keys));
-  if (!check.signature.ok || !check.manifestBytes) {
-    throw new UserError(`refusing to flash: ${ctx.common.out} is not signed by the pinned build key ${pinned}: ${check.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}. Nothing was written.`);
-  }
-  return loadFlashInputs(outDir, check.manifestBytes);
+function signedInputs(ctx: RunContext, outDir: string): Promise<FlashInputs> {
+  return loadSignedFlashInputs({
+    outDir,
+    outGiven: ctx.common.out,
+    keysDir: path.resolve(ctx.io.cwd, ctx.common.keys),
+    fingerprint: ctx.options.fingerprint as string | undefined,
+    allowUnsigned: Boolean(ctx.options['allow-unsigned']),
+    warn: ctx.io.err,
+  });
 }
 
 function totals(r: FlashRunResult): string {

@@ -1,14 +1,10 @@
 // edgeforge gitops --to DIR: write or update the fleet's GitOps working tree without clobbering what
 // operators own (scripts/render/gitops/update.ts has the rules; docs/gitops.md explains them).
 import path from 'node:path';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
-import { loadFluxBundle } from '../../gitops/flux-bundle.ts';
-import { loadGitopsPublicKeys } from '../../gitops/public-keys.ts';
-import { writeGitopsTree } from '../../gitops/apply.ts';
-import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
-import { FluxConfigError } from '../../render/flux/components.ts';
+import { type Command } from '../command.ts';
+import { UsageError } from '../../util/errors.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { updateGitopsRepo } from '../../pipeline/gitops/update.ts';
 
 export const gitops: Command = {
   name: 'gitops',
@@ -28,18 +24,8 @@ never touches a file without that line, and never deletes one. Managed files the
     const to = ctx.options.to as string | undefined;
     if (!to) throw new UsageError('--to DIR is required: the GitOps repository working tree to write');
     const fleet = await loadFleet(ctx);
-    const dir = path.resolve(ctx.io.cwd, to);
-    let files;
-    try {
-      const bundle = await loadFluxBundle(fleet, ctx.common.inventory, ctx.io.cwd);
-      const keys = await loadGitopsPublicKeys(path.resolve(ctx.io.cwd, ctx.common.keys), fleet);
-      files = renderGitopsScaffold(fleet, keys, bundle);
-    } catch (err) {
-      if (err instanceof FluxConfigError || err instanceof Error) throw new UserError((err as Error).message);
-      throw err;
-    }
     const dryRun = Boolean(ctx.options['dry-run']);
-    const res = await writeGitopsTree(dir, files, { prune: Boolean(ctx.options.prune), dryRun });
+    const res = await updateGitopsRepo(fleet, { inventory: ctx.common.inventory, cwd: ctx.io.cwd, keysDir: ctx.common.keys, dir: path.resolve(ctx.io.cwd, to), prune: Boolean(ctx.options.prune), dryRun });
     const by = (a: string) => res.entries.filter((e) => e.action === a).map((e) => e.path);
     const summary = {
       to,

@@ -1,8 +1,8 @@
 // `edgeforge image materialize --device ID --to FILE`: base + the device's delta -> a full sparse raw image
 // with a .bmap beside it, for flashing tools other than ours (bmaptool, Raspberry Pi Imager, dd).
 import path from 'node:path';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
+import { type Command } from '../command.ts';
+import { UsageError, UserError } from '../../util/errors.ts';
 import { materializeDevice } from '../../disk/output.ts';
 
 export const imageMaterialize: Command = {

@@ -1,12 +1,11 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
+import { type Command } from '../command.ts';
+import { InventoryError, sortProblems, UsageError, UserError } from '../../util/errors.ts';
 import { generateInventory } from '../../inventory/generate.ts';
 import { addDevicesToDocument, csvToDevices } from '../../inventory/import-csv.ts';
 import { loadInventoryBytes } from '../../inventory/load.ts';
-import { InventoryError, sortProblems } from '../../inventory/problems.ts';
 import { inventoryJsonSchema } from '../../inventory/schema.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 

@@ -1,12 +1,14 @@
-// keys init | list | rotate | recover — a thin layer over scripts/keys/store.ts.
+// keys init | list | rotate | recover — a thin layer over scripts/keys/.
 // Secrets are never printed except by `keys recover`, whose whole point is to show one to an admin.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UsageError, type Command, type RunContext } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
+import { type Command, type RunContext } from '../command.ts';
+import { KeysError, UsageError, UserError } from '../../util/errors.ts';
 import { recoveryCommands } from '../../render/encryption/plan.ts';
-import { loadFleet } from './validate.ts';
-import { checkAdminPins, initKeys, KeysError, loadAdminRecipients, openKeyStore } from '../../keys/store.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { checkAdminPins, loadAdminRecipients } from '../../keys/admins.ts';
+import { initKeys } from '../../keys/init.ts';
+import { openKeyStore } from '../../keys/store.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
 
 const keysDir = (ctx: RunContext) => path.resolve(ctx.io.cwd, ctx.common.keys);

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
+import { type Command } from '../command.ts';
+import { UsageError, UserError } from '../../util/errors.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { mergeShards } from '../../lifecycle/merge.ts';
 import { openKeyStore } from '../../keys/store.ts';
 

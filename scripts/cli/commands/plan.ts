@@ -1,6 +1,7 @@
-import { UsageError, type Command } from '../command.ts';
-import { loadFleet } from './validate.ts';
+import { type Command } from '../command.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { renderPlanJson, renderPlanMarkdown } from '../../render/plan/plan.ts';
+import { UsageError } from '../../util/errors.ts';
 
 export const plan: Command = {
   name: 'plan',

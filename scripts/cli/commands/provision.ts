@@ -1,14 +1,14 @@
 // `edgeforge provision`: options -> scripts/provision/engine.ts. Everything else lives there.
 import path from 'node:path';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
-import { provision, selectDevices, SelectionError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
-import { loadManifest, ManifestError } from '../../provision/manifest.ts';
+import { type Command } from '../command.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { provision, selectDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
+import { loadManifest } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
 import { JsonReporter, PlainReporter, summarize, type Reporter } from '../../ui/reporter.ts';
 import { InFlightReporter } from '../../ui/inflight.ts';
+import { UsageError, SelectionError } from '../../util/errors.ts';
 
 function parseTimeouts(values: string[]): Partial<Record<Phase, number>> {
   const out: Partial<Record<Phase, number>> = {};
@@ -64,13 +64,8 @@ Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad 
     }
     const outDir = path.resolve(io.cwd, common.out);
     const keysDir = path.resolve(io.cwd, common.keys);
-    let manifest;
-    try {
-      ({ manifest } = await loadManifest(outDir, keysDir, { allowUnsigned: Boolean(ctx.options['allow-unsigned']) }));
-    } catch (err) {
-      if (err instanceof ManifestError) throw new UserError(err.message);
-      throw err;
-    }
+    // a ManifestError is a UserError: exit 2 with its message
+    const { manifest } = await loadManifest(outDir, keysDir, { allowUnsigned: Boolean(ctx.options['allow-unsigned']) });
     const concurrency = common.concurrency ?? DEFAULT_CONCURRENCY;
     const reporter: Reporter = common.json ? new JsonReporter() : io.isTTY ? new InFlightReporter(concurrency) : new PlainReporter(io.err);
     const results = await provision({

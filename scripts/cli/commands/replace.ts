@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UsageError, type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
+import { type Command } from '../command.ts';
+import { InventoryError, UsageError, UserError } from '../../util/errors.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { replaceInInventory } from '../../lifecycle/replace.ts';
-import { InventoryError } from '../../inventory/problems.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { buildCommand } from './build.ts';
 import { parseCommand } from '../command.ts';

@@ -1,15 +1,7 @@
-import path from 'node:path';
-import type { Command, RunContext } from '../command.ts';
-import { loadInventoryFile } from '../../inventory/load.ts';
-import type { Fleet } from '../../inventory/fleet.ts';
-import { InventoryError } from '../../inventory/problems.ts';
+import type { Command } from '../command.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { fluxInstallProblem, gitopsSourceProblems } from '../../render/flux/index.ts';
-
-/** Every command that reads the inventory goes through here, so it is always validated first. */
-export async function loadFleet(ctx: RunContext): Promise<Fleet> {
-  const file = ctx.common.inventory;
-  return loadInventoryFile(path.resolve(ctx.io.cwd, file), file);
-}
+import { InventoryError } from '../../util/errors.ts';
 
 export const validate: Command = {
   name: 'validate',

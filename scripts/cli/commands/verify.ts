@@ -2,8 +2,7 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { type Command } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { KeysError } from '../../keys/store.ts';
+import { KeysError, UserError } from '../../util/errors.ts';
 import { verifyBuild } from '../../keys/verify.ts';
 
 export const verify: Command = {

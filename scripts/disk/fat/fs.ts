@@ -5,7 +5,7 @@ import type { BlockDev } from '../block.ts';
 import { ATTR, decodeDir, encodeEntry, shortEntry, shortNamesOf, type DirEntry } from './dirent.ts';
 import { parseBootSector, type FatLayout } from './layout.ts';
 import { displayShortName } from './names.ts';
-import { FatTable } from './table.ts';
+import { FatFullError, FatTable } from './table.ts';
 import { fatStamp, type FatStamp } from './time.ts';
 
 interface Dir {
@@ -132,7 +132,7 @@ export class FatFs {
           return start + k - 1;
         }
       }
-      if (d.cluster === 0) throw new Error('FAT root directory is full');
+      if (d.cluster === 0) throw new FatFullError('FAT root directory is full');
       const [c] = this.fat.allocate(1);
       d.chain.push(c);
       this.fat.link(d.chain);

@@ -3,6 +3,9 @@
 import type { BlockDev } from '../block.ts';
 import type { FatLayout } from './layout.ts';
 
+/** No room left in the filesystem (the callers grow the image or say how to). */
+export class FatFullError extends Error {}
+
 export class FatTable {
   private readonly dirty = new Set<number>(); // sector indexes within one FAT
   private constructor(
@@ -97,7 +100,7 @@ export class FatTable {
     for (let c = 2; c <= this.maxCluster && out.length < count; c++) {
       if (this.get(c) === 0) out.push(c);
     }
-    if (out.length < count) throw new Error(`FAT filesystem full: need ${count} clusters, ${out.length} free`);
+    if (out.length < count) throw new FatFullError(`FAT filesystem full: need ${count} clusters, ${out.length} free`);
     for (const c of out) this.set(c, this.eoc);
     return out;
   }

@@ -8,7 +8,7 @@
 import { PhaseError } from '../errors.ts';
 import { shq } from '../session.ts';
 import { asRoot, sudoRefusal } from '../sudo.ts';
-import { SUMS_NAME } from '../bundle.ts';
+import { SUMS_NAME } from '../../manifest/sums.ts';
 import type { DeviceRun } from '../context.ts';
 
 // $1 staging, $2 EDGEFORGE_ROOT, $3 EDGEFORGE_ARCH, $4 EDGEFORGE_SYS, $5 first-boot program (relative).

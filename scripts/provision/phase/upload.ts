@@ -12,7 +12,8 @@ import type { SFTPWrapper } from 'ssh2';
 import { PhaseError } from '../errors.ts';
 import { withTimeout } from '../session.ts';
 import { fill, mkdir, openNew, sftpCall, settleAll } from '../sftp.ts';
-import { SUMS_NAME, type BundleFile } from '../bundle.ts';
+import type { BundleFile } from '../bundle.ts';
+import { SUMS_NAME } from '../../manifest/sums.ts';
 import type { DeviceRun } from '../context.ts';
 import { sha256Hex, sha256OfFile } from '../../util/hash.ts';
 

@@ -1,11 +1,12 @@
 // The Flux controllers, from a pinned release artifact: the release's install.yaml (or `flux install
 // --export` output) checked against the inventory's sha256, filtered to the controllers the fleet runs and
 // patched for 2 GB boards; or, online, a K3s helm-controller HelmChart with a pinned chart version.
-// Pure: the caller reads the bundle file (scripts/gitops/flux-bundle.ts) and passes its bytes.
+// Pure: the caller reads the bundle file (scripts/pipeline/inputs/flux-bundle.ts) and passes its bytes.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { fluxSizing, type ControllerSizing, type SizingClass } from './sizing.ts';
 import { parseYamlStream, toYaml, toYamlStream } from './yaml.ts';
+import { FluxConfigError } from '../../util/errors.ts';
 
 export type FluxController = 'source-controller' | 'kustomize-controller' | 'helm-controller' | 'notification-controller';
 
@@ -30,10 +31,6 @@ const OWNED_BY: Record<string, string> = {
 export const SOURCE_PVC = 'source-controller-data';
 /** hostPath variant (when the fleet disables K3s's local-storage): on the K3s data dir, i.e. the encrypted volume. */
 export const SOURCE_HOSTPATH = '/var/lib/rancher/k3s/storage/edgeforge-flux-source-controller';
-
-export class FluxConfigError extends Error {
-  override name = 'FluxConfigError';
-}
 
 export function fluxControllers(fleet: Pick<Fleet, 'gitops'>): FluxController[] {
   const c = (fleet.gitops.flux.controllers ?? DEFAULT_CONTROLLERS) as FluxController[];

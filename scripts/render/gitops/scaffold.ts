@@ -1,5 +1,5 @@
 // The GitOps repository every device pulls from, as a list of files (pure: no I/O). `build` writes it to
-// OUT/gitops; `edgeforge gitops --to DIR` merges it into an operator's working tree (scripts/gitops/).
+// OUT/gitops; `edgeforge gitops --to DIR` merges it into an operator's working tree (scripts/pipeline/gitops/tree.ts).
 //
 //   infrastructure/base/                 shared infrastructure (operator)
 //   infrastructure/flux-system/<class>/  Flux's own components per sizing class (edgeforge)

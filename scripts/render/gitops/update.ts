@@ -1,4 +1,4 @@
-// Deciding what `edgeforge gitops --to DIR` does to an existing working tree (pure; scripts/gitops applies it):
+// Deciding what `edgeforge gitops --to DIR` does to an existing working tree (pure; scripts/pipeline/gitops/tree.ts applies it):
 //   missing file                      -> create (managed or operator)
 //   managed file, marker still there  -> update when different
 //   managed file, marker removed      -> kept: an operator took it over

@@ -1,7 +1,7 @@
 // What an inventory change means per device: the inputs that reach a device's rendered files are
 // hashed, so CI can rebuild only what changed and reviewers can see it before merging.
 import { createHash } from 'node:crypto';
-import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
+import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 
 /** Everything from the fleet and the device that rendering reads. Positions and notes are left out. */
 export function deviceInputs(fleet: Fleet, d: ResolvedDevice): unknown {

@@ -6,17 +6,17 @@
 //       regions and sites), SOURCE_DATE_EPOCH, the base image, what the render stages read from files (Flux
 //       bundle, tang advertisements, airgap pins), and edgeforge's own code (every source under scripts/ and
 //       package-lock.json: a changed renderer re-renders everything);
-//     the device's resolved entry (lifecycle/changes.ts deviceInputs: position and notes left out);
+//     the device's resolved entry (select/changes.ts deviceInputs: position and notes left out);
 //     its cluster peers' resolved entries (the firewall of a multi-node site names every node);
 //     its identity digest (keys/digest.ts: public record + encrypted private file; its server's and site's too).
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import { deviceInputs, stable } from '../lifecycle/changes.ts';
+import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { deviceInputs, stable } from './changes.ts';
 
-const SCRIPTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SCRIPTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 let codeDigest: Promise<string> | undefined;
 

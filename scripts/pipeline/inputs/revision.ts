@@ -3,9 +3,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { realpathSync } from 'node:fs';
-import { loadInventoryBytes } from '../inventory/load.ts';
-import type { Fleet } from '../inventory/fleet.ts';
-import { UserError } from '../util/errors.ts';
+import { loadInventoryBytes } from '../../inventory/load.ts';
+import type { Fleet } from '../../inventory/fleet.ts';
+import { UserError } from '../../util/errors.ts';
 
 const run = promisify(execFile);
 

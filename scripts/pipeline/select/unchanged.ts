@@ -6,29 +6,21 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import type { Manifest, ManifestDevice } from './manifest.ts';
-import type { SecretsSource } from './secrets.ts';
-import { readStamp } from './write.ts';
-
-export async function readManifestFile(file: string): Promise<Manifest | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as Manifest;
-  } catch {
-    return undefined;
-  }
-}
+import { MANIFEST_NAME, type Manifest, type ManifestDevice } from '../../manifest/types.ts';
+import { parseManifest } from '../../manifest/read.ts';
+import type { SecretsSource } from '../secrets.ts';
+import { readStamp } from '../write.ts';
 
 /** The previous manifest when its signature is good by the build key; undefined otherwise. */
 export async function trustedPreviousManifest(outDir: string, secrets: SecretsSource): Promise<Manifest | undefined> {
   if (!secrets.verifySignature) return undefined;
-  const file = path.join(outDir, 'manifest.json');
+  const file = path.join(outDir, MANIFEST_NAME);
   const [bytes, sig] = await Promise.all([fs.readFile(file).catch(() => undefined), fs.readFile(file + '.asc', 'utf8').catch(() => undefined)]);
   if (!bytes || !sig || !(await secrets.verifySignature(bytes, sig))) return undefined;
   try {
-    const m = JSON.parse(bytes.toString('utf8')) as Manifest;
-    return Array.isArray(m.devices) ? m : undefined;
+    return parseManifest(bytes, file);
   } catch {
-    return undefined;
+    return undefined; // signed but not a manifest this edgeforge reads: rebuild rather than trust it
   }
 }
 

@@ -1,8 +1,8 @@
 // Reading the pinned Flux bundle (I/O side of scripts/render/flux/components.ts, which checks the sha256).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Fleet } from '../inventory/fleet.ts';
-import type { FluxBundleInput } from '../render/flux/components.ts';
+import type { Fleet } from '../../inventory/fleet.ts';
+import type { FluxBundleInput } from '../../render/flux/components.ts';
 
 /**
  * The bundle bytes when the fleet pins `gitops.flux.install: {mode: bundle, file}` (file relative to the

@@ -5,13 +5,14 @@
 // is how a device booted from its image gets them (first boot mounts that partition read-only).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Fleet } from '../inventory/fleet.ts';
-import { UserError } from '../util/errors.ts';
-import { airgapFiles } from '../render/device.ts';
-import { tempPathFor } from '../util/atomic.ts';
-import { sha256OfFile } from '../util/hash.ts';
-import { prepareBase, type PreparedBase } from '../disk/base.ts';
-import { deriveFleetBase } from '../disk/fleet-base.ts';
+import type { Fleet } from '../../inventory/fleet.ts';
+import { UserError } from '../../util/errors.ts';
+import { airgapFiles } from '../../render/device.ts';
+import { tempPathFor } from '../../util/atomic.ts';
+import { sha256OfFile } from '../../util/hash.ts';
+import { prepareBase, type PreparedBase } from '../../disk/base.ts';
+import { deriveFleetBase } from '../../disk/fleet-base.ts';
+import type { FleetBaseManifest } from '../../manifest/types.ts';
 
 export interface StagedAirgap {
   files: { name: string; sha256: string; bytes: number; staged: string }[];
@@ -79,16 +80,6 @@ export async function linkAirgapInto(staged: StagedAirgap, deviceDir: string): P
     out.push({ path: rel, sha256: f.sha256, bytes: f.bytes });
   }
   return out;
-}
-
-/** The manifest's record of the fleet base (under baseImage.fleetBase): what flash writes besides the deltas. */
-export interface FleetBaseManifest {
-  /** relative to OUT */
-  path: string;
-  sha256: string;
-  bytes: number;
-  /** the airgap partition: where the first-boot program finds the K3s files */
-  airgapPartition: { number: number; scheme: 'gpt' | 'mbr'; start: number; size: number; name: string; label: string };
 }
 
 /**

@@ -3,10 +3,10 @@
 //   keys/admins/*.asc                                                       (admin recipients)
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import * as openpgp from '../util/openpgp.mjs';
-import type { Fleet } from '../inventory/fleet.ts';
-import { runsFlux } from '../render/flux/sync.ts';
-import type { GitopsPublicKeys, PgpPublic } from '../render/gitops/sops.ts';
+import * as openpgp from '../../util/openpgp.mjs';
+import type { Fleet } from '../../inventory/fleet.ts';
+import { runsFlux } from '../../render/flux/sync.ts';
+import type { GitopsPublicKeys, PgpPublic } from '../../render/gitops/sops.ts';
 
 async function readSops(file: string): Promise<PgpPublic | undefined> {
   let text: string;

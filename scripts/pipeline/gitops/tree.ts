@@ -2,10 +2,10 @@
 import { promises as fs, readFileSync, openSync, readSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { writeFileAtomic } from '../util/atomic.ts';
-import { isManaged } from '../render/gitops/marker.ts';
-import { planScaffoldUpdate, type UpdatePlan } from '../render/gitops/update.ts';
-import type { ScaffoldFile } from '../render/gitops/scaffold.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
+import { isManaged } from '../../render/gitops/marker.ts';
+import { planScaffoldUpdate, type UpdatePlan } from '../../render/gitops/update.ts';
+import type { ScaffoldFile } from '../../render/gitops/scaffold.ts';
 
 /** Refuse paths that would leave the tree (the scaffold is generated, but a tree is written by root sometimes). */
 function target(dir: string, rel: string): string {

@@ -1,0 +1,60 @@
+// OUT/manifest.json (format edgeforge-manifest/1): the index of a build and the only thing other tools read
+// (SPEC.md). These types are the one definition; write.ts makes one, read.ts checks one, sums.ts holds the
+// bundle-hash rule its bundle/SHA256SUMS artifacts follow.
+
+export const MANIFEST_FORMAT = 'edgeforge-manifest/1';
+export const MANIFEST_NAME = 'manifest.json';
+
+/** What an artifact is, as listed in the manifest (anything else is 'other'). */
+export type ArtifactKind =
+  | 'user-data'
+  | 'meta-data'
+  | 'network-config'
+  | 'seed-image'
+  | 'k3s-config'
+  | 'k3s-registries'
+  | 'flux-bootstrap'
+  | 'firstboot'
+  | 'disk-delta'
+  | 'bmap';
+
+export interface ManifestArtifact {
+  kind: ArtifactKind | 'other';
+  /** relative to OUT */
+  path: string;
+  sha256: string;
+  bytes: number;
+  secret: boolean;
+}
+
+export interface ManifestDevice {
+  id: string;
+  region: string;
+  site: string;
+  profile: string;
+  /** sha256 of everything this device's files were rendered from (pipeline/select/inputs-hash.ts): a rebuild
+   *  whose inputs hash the same skips the device. Absent in builds made before it existed (rendered again). */
+  inputs?: string;
+  artifacts: ManifestArtifact[];
+}
+
+/** The manifest's record of the fleet base (under baseImage.fleetBase): what flash writes besides the deltas. */
+export interface FleetBaseManifest {
+  /** relative to OUT */
+  path: string;
+  sha256: string;
+  bytes: number;
+  /** the airgap partition: where the first-boot program finds the K3s files */
+  airgapPartition: { number: number; scheme: 'gpt' | 'mbr'; start: number; size: number; name: string; label: string };
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  fleet: string;
+  inventorySha256: string;
+  sourceDateEpoch: number;
+  /** the --base-image file as given; fleetBase: what the deltas apply to when an airgap partition was added */
+  baseImage?: { path: string; sha256: string; fleetBase?: FleetBaseManifest };
+  gitops?: { path: string };
+  devices: ManifestDevice[];
+}

@@ -1,0 +1,34 @@
+// `edgeforge gitops --to DIR`: the scaffold from the inventory, the pinned Flux bundle and the public keys,
+// merged into an operator's working tree (tree.ts) without clobbering what they own.
+import path from 'node:path';
+import type { Fleet } from '../../inventory/fleet.ts';
+import { renderGitopsScaffold } from '../../render/gitops/scaffold.ts';
+import { UserError } from '../../util/errors.ts';
+import { loadFluxBundle } from '../inputs/flux-bundle.ts';
+import { loadGitopsPublicKeys } from '../inputs/public-keys.ts';
+import { writeGitopsTree, type WriteTreeResult } from './tree.ts';
+
+export interface GitopsUpdate {
+  /** the inventory as given, and the directory it is relative to */
+  inventory: string;
+  cwd: string;
+  keysDir: string;
+  /** the working tree */
+  dir: string;
+  prune: boolean;
+  dryRun: boolean;
+}
+
+export async function updateGitopsRepo(fleet: Fleet, o: GitopsUpdate): Promise<WriteTreeResult> {
+  let files;
+  try {
+    const bundle = await loadFluxBundle(fleet, o.inventory, o.cwd);
+    const keys = await loadGitopsPublicKeys(path.resolve(o.cwd, o.keysDir), fleet);
+    files = renderGitopsScaffold(fleet, keys, bundle);
+  } catch (err) {
+    // a missing or wrong Flux bundle, a broken public key: the operator fixes the input
+    if (err instanceof Error) throw new UserError(err.message);
+    throw err;
+  }
+  return writeGitopsTree(o.dir, files, { prune: o.prune, dryRun: o.dryRun });
+}

@@ -1,7 +1,7 @@
 // `edgeforge build`, the thin shell around the pure renderers:
-//   select devices -> verify inputs (airgap bundle, base image) -> inputs hash per device (pipeline/select/inputs-hash.ts;
-//   no secret decrypted) -> skip the devices the previous signed manifest already has with those inputs ->
-//   keys for the rest -> per device (in parallel): render, seed image, disk delta, staged directory
+//   select devices -> verify inputs (airgap bundle, base image) -> inputs hash per device
+//   (pipeline/select/inputs-hash.ts; no secret decrypted) -> skip the devices the previous signed manifest already
+//   has with those inputs -> keys for the rest -> per device: render, seed image, disk delta, staged directory
 //   (pipeline/write.ts) -> one sync of the output filesystem -> manifest prepared -> staged directories
 //   swapped in -> signature + manifest.json renamed last (the commit point) -> retired and removed devices go.
 //   A device that fails is reported and the others complete (exit 1); bad input stops the build before
@@ -78,7 +78,7 @@ export interface BuildResult {
   signed: { fingerprint: string } | undefined;
   /** devices not rendered: inputs unchanged since the previous build */
   skipped: number;
-  /** seconds per stage; render, images and write are summed over devices (they run interleaved) */
+  /** wall seconds per stage (render, images and write summed over devices; with --base-image they overlap) */
   timings: Record<string, number>;
 }
 

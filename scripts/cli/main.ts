@@ -1,6 +1,8 @@
 // edgeforge's entry: find the command, parse its options, run it, turn errors into exit codes.
 // 0 all done · 1 some devices failed · 2 bad usage or invalid input (nothing written).
-import { commands } from './commands/index.ts';
+// Only what every start needs is imported up front: a command's own dependencies load when it runs
+// (scripts/cli/registry.ts), so --help answers without loading zod, openpgp or ssh2.
+import { loadCommands } from './registry.ts';
 import { commandHelp, parseCommand, type Command, type Io } from './command.ts';
 import { InventoryError, sortProblems, UsageError, UserError } from '../util/errors.ts';
 
@@ -16,7 +18,7 @@ export function defaultIo(): Io {
   };
 }
 
-export function globalHelp(): string {
+export function globalHelp(commands: Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;
   const rows = commands.map((c) => `  ${c.name.padEnd(width)} ${c.summary}${c.notBuilt ? '  [not built yet]' : ''}`);
   return [
@@ -38,7 +40,7 @@ export function globalHelp(): string {
   ].join('\n');
 }
 
-function findCommand(argv: string[]): { cmd?: Command; rest: string[]; group?: string } {
+function findCommand(commands: Command[], argv: string[]): { cmd?: Command; rest: string[]; group?: string } {
   // longest match first: "keys init" before "keys"
   for (const words of [2, 1]) {
     const name = argv.slice(0, words).join(' ');
@@ -51,15 +53,16 @@ function findCommand(argv: string[]): { cmd?: Command; rest: string[]; group?: s
 }
 
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+  const commands = await loadCommands();
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    io.out(globalHelp());
+    io.out(globalHelp(commands));
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version' || argv[0] === '-V') {
     io.out(VERSION);
     return 0;
   }
-  const { cmd, rest, group } = findCommand(argv);
+  const { cmd, rest, group } = findCommand(commands, argv);
   if (!cmd) {
     if (group) {
       const subs = commands.filter((c) => c.name.startsWith(group + ' '));

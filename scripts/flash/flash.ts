@@ -3,14 +3,17 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { ListrReporter, type DeviceResult, type Reporter } from '../ui/reporter.ts';
+import type { DeviceResult, Reporter } from '../ui/reporter.ts';
 import type { Delta } from '../disk/delta.ts';
 import { loadFlashInputs, type FlashInputs } from './build-output.ts';
-import { flashAll, type EngineOptions, type FlashJob, type FlashPhase, type JobResult } from './engine.ts';
+import { flashAll, type EngineOptions, type FlashJob, type JobResult } from './engine.ts';
 import { blockProblems, describe, inspectBlock, REAL_SYS, type SysEnv } from './safety.ts';
 import { BlockTarget, FileTarget, type TargetSink } from './target.ts';
 import { JobLog } from './station.ts';
 
+
+/** the progress view's stage for a card until it is written and synced (verify is the other) */
+const WRITE_STAGE = { name: 'write', phases: ['preflight', 'prepare', 'write', 'sync', 'head'] };
 export interface FlashRequest {
   device: string;
   target: string;
@@ -145,19 +148,12 @@ export async function runFlash(o: FlashRunOptions): Promise<FlashRunResult> {
   // with more cards than threads, a card blocked in a flush holds up the cards queued behind it
   const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
   if (jobs.length + 2 > pool) o.reporter.note(`note: ${jobs.length} cards on a thread pool of ${pool}: start edgeforge with UV_THREADPOOL_SIZE=${Math.min(1024, 2 * jobs.length + 4)} so a slow card cannot hold the others up`);
-  o.reporter.begin(`flash ${o.requests.length} card(s)${o.verify ? ' with verify' : ''}`, o.requests.map((r) => r.device));
+  o.reporter.begin(`flash ${o.requests.length} card(s)${o.verify ? ' with verify' : ''}`, o.requests.map((r) => r.device), o.verify ? [WRITE_STAGE, 'verify'] : [WRITE_STAGE]);
   for (const f of failed.values()) o.reporter.done(f);
-  // a live line keeps its phase in view; plain logs print a line only when the phase changes
-  const livePhase = o.reporter instanceof ListrReporter;
-  const lastPhase = new Map<string, FlashPhase>();
   const engine = await flashAll(base, jobs, {
     ...o.engine,
     verify: Boolean(o.verify),
-    progress: (id, p) => {
-      const changed = lastPhase.get(id) !== p.phase;
-      lastPhase.set(id, p.phase);
-      o.reporter.update(id, { ...(changed || livePhase ? { phase: p.phase } : {}), bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
-    },
+    progress: (id, p) => o.reporter.update(id, { phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
   });
   for (const r of engine.results) {
     const target = meta.get(r.id)!.target;

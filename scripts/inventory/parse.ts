@@ -80,7 +80,9 @@ export function parseInventory(bytes: Uint8Array): ParseResult {
   }
   let text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = ' ' + text.slice(1); // keep columns stable while dropping the BOM
-  if (text.trim() === '' || /^(\s*#.*\n?)*\s*$/.test(text)) {
+  // line by line: one regex over the whole text, /^(\s*#.*\n?)*\s*$/, backtracked exponentially in the length of a
+  // leading comment block (0.3 s for the example's header, minutes for 30 comment lines before the first key)
+  if (text.split('\n').every((line) => /^\s*(#|$)/.test(line))) {
     return { ok: false, problems: [{ line: 1, col: 1, message: 'the inventory is empty; start from inventory/example.yaml or run `edgeforge inventory generate`' }] };
   }
   if (text.includes('\0')) {

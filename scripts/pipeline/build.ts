@@ -27,7 +27,7 @@ import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic, prepareFileAtomic, sweepTempFiles } from '../util/atomic.ts';
 import { BaseLayoutError, ManifestError, UserError } from '../util/errors.ts';
-import type { DeviceResult, Reporter } from '../ui/reporter.ts';
+import type { DeviceResult, Reporter, StageSpec } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
@@ -44,6 +44,9 @@ import { MANIFEST_NAME, type Manifest, type ManifestArtifact, type ManifestDevic
 import type { SecretsSource } from './secrets.ts';
 
 export const SEED_IMAGE = 'seed.img';
+
+/** what the progress view shows a build as: keys and sign for the whole run, the rest per device */
+const BUILD_STAGES: StageSpec[] = [{ name: 'keys', batch: true }, 'render', { name: 'images', phases: ['seed-image', 'disk'] }, 'write', { name: 'sign', batch: true }];
 
 export interface BuildOptions {
   fleet: Fleet;
@@ -163,16 +166,16 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const toRender = devices.filter((d) => !unchanged.has(d.id));
   timings.inputs = since(t);
 
-  reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id));
+  reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id), BUILD_STAGES);
   if (fleetBaseNote) reporter.note(fleetBaseNote);
   if (unchanged.size) reporter.note(`${unchanged.size} of ${devices.length} device(s) unchanged since the previous build: not rendered`);
   for (const d of devices) if (unchanged.has(d.id)) reporter.done({ id: d.id, status: 'skipped', phase: 'done', message: 'unchanged since the previous build' });
   let secrets: Map<string, DeviceSecrets>;
   t = clock();
   try {
-    secrets = await o.secrets.secretsFor(toRender, (done, total) => {
-      if (total > 20 && done % Math.ceil(total / 10) === 0) reporter.note(`keys: ${done}/${total} device identities`);
-    });
+    reporter.count?.('keys', 0, toRender.length);
+    secrets = await o.secrets.secretsFor(toRender, (done, total) => reporter.count?.('keys', done, total));
+    reporter.count?.('keys', toRender.length, toRender.length);
     // identities made just now: their digests for the manifest, so the next build can skip them
     const fresh = toRender.filter((d) => !inputs.get(d.id));
     if (fresh.length && o.secrets.identities) for (const [id, h] of await inputsOf(fresh)) inputs.set(id, h);
@@ -205,12 +208,14 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       limit(async () => {
         let phase = 'render';
         if (fatal) return reporter.done({ id: d.id, status: 'failed', phase, message: 'not built: the output cannot be written (see below)' });
+        reporter.update(d.id, { phase });
         try {
           const rel = `devices/${d.id}`;
           const files = await timed('render', () => renderDevice(fleet, d, secrets.get(d.id)!, o.render));
           const seedFiles = ['user-data', 'meta-data', 'network-config'].map((n) => ({ name: n, bytes: files.find((f) => f.path === `seed/${n}`)!.bytes }));
 
           phase = 'seed-image';
+          reporter.update(d.id, { phase });
           const seed = await timed('images', () => makeSeedImage(seedFiles, { epoch: o.sourceDateEpoch }));
           const extra: RenderedFile[] = [{ path: SEED_IMAGE, kind: 'seed-image', bytes: seed, mode: 0o600, secret: true }];
 
@@ -218,6 +223,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           if (o.baseImage && baseImage && d.profile.baseImage.sha256 && d.profile.baseImage.sha256 !== baseImage.sha256) diskNote = `no disk delta: profile ${d.profileName} pins another base image (${d.profile.baseImage.sha256.slice(0, 12)}…)`;
           if (o.baseImage && baseImage && (!d.profile.baseImage.sha256 || d.profile.baseImage.sha256 === baseImage.sha256)) {
             phase = 'disk';
+            reporter.update(d.id, { phase });
             const layout = d.profile.baseImage.layout;
             let p: PersonalizeResult | undefined;
             try {
@@ -237,6 +243,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           }
 
           phase = 'write';
+          reporter.update(d.id, { phase });
           const all = [...files, ...extra];
           const airgapArtifacts: ManifestArtifact[] = [];
           const dir = stagingDir(devicesDir, d.id);
@@ -269,105 +276,113 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       }),
     ),
   );
-  const results = await reporter.end();
-
-  // nothing live has changed yet: an output that cannot be written leaves the previous build as it was
-  const abort = async (err: unknown): Promise<never> => {
-    await discardStaged(staged);
-    throw outputError(outDir, err);
-  };
-  if (fatal) await abort(fatal);
-
-  // the scaffold covers the whole fleet: a full build writes it, --only keeps the previous one
-  // (with --shard, shard 1 writes it, so the merged manifest equals an unsharded build's)
-  let gitops: { path: string } | undefined;
-  t = clock();
+  // the progress view stays open through signing (its last stage) and closes on any way out
+  let results: DeviceResult[] | undefined;
   try {
-    gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
-  } catch (err) {
-    if (OUTPUT_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) await abort(err);
-    throw err;
-  }
-  timings.gitops = since(t);
 
-  // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
-  const manifestPath = path.join(outDir, MANIFEST_NAME);
-  const devicesOut = [...entries.values()];
-  const gone: string[] = [];
-  if (!o.only?.length && !o.shard) {
-    // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes after the commit
-    const active = new Set(fleet.active.map((d) => d.id));
-    for (const name of await fs.readdir(devicesDir).catch(() => [] as string[])) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) gone.push(name);
-  }
-  if (o.only?.length && !o.shard) {
-    const before = prev ?? (o.secrets.verifySignature ? undefined : await previousManifest(manifestPath));
-    // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
-    if (before && before.fleet === fleet.name && (o.incremental || (before.inventorySha256 === fleet.inventorySha256 && before.sourceDateEpoch === o.sourceDateEpoch))) {
-      const activeIds = new Set(fleet.active.map((d) => d.id));
-      // --changed-since: revoked or removed since: their files go with their manifest entries
-      if (o.incremental) for (const d of before.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) gone.push(d.id);
-      for (const d of before.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
-      gitops = before.gitops;
+    // nothing live has changed yet: an output that cannot be written leaves the previous build as it was
+    const abort = async (err: unknown): Promise<never> => {
+      await discardStaged(staged);
+      throw outputError(outDir, err);
+    };
+    if (fatal) await abort(fatal);
+
+    // the scaffold covers the whole fleet: a full build writes it, --only keeps the previous one
+    // (with --shard, shard 1 writes it, so the merged manifest equals an unsharded build's)
+    let gitops: { path: string } | undefined;
+    t = clock();
+    try {
+      gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
+    } catch (err) {
+      if (OUTPUT_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) await abort(err);
+      throw err;
     }
-  }
-  const manifest = buildManifest(
-    { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, devices: devicesOut },
-    fleet.devices.map((d) => d.id),
-  );
-  const bytes = Buffer.from(serializeManifest(manifest));
+    timings.gitops = since(t);
 
-  // durability, once: every staged file on disk before a manifest can vouch for it
-  t = clock();
-  try {
+    // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
+    const manifestPath = path.join(outDir, MANIFEST_NAME);
+    const devicesOut = [...entries.values()];
+    const gone: string[] = [];
+    if (!o.only?.length && !o.shard) {
+      // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes after the commit
+      const active = new Set(fleet.active.map((d) => d.id));
+      for (const name of await fs.readdir(devicesDir).catch(() => [] as string[])) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) gone.push(name);
+    }
+    if (o.only?.length && !o.shard) {
+      const before = prev ?? (o.secrets.verifySignature ? undefined : await previousManifest(manifestPath));
+      // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
+      if (before && before.fleet === fleet.name && (o.incremental || (before.inventorySha256 === fleet.inventorySha256 && before.sourceDateEpoch === o.sourceDateEpoch))) {
+        const activeIds = new Set(fleet.active.map((d) => d.id));
+        // --changed-since: revoked or removed since: their files go with their manifest entries
+        if (o.incremental) for (const d of before.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) gone.push(d.id);
+        for (const d of before.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
+        gitops = before.gitops;
+      }
+    }
+    const manifest = buildManifest(
+      { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, devices: devicesOut },
+      fleet.devices.map((d) => d.id),
+    );
+    const bytes = Buffer.from(serializeManifest(manifest));
+
+    // durability, once: every staged file on disk before a manifest can vouch for it
+    t = clock();
+    try {
+      await syncOutput(outDir);
+    } catch (err) {
+      await abort(err);
+    }
+    timings.sync = since(t);
+
+    t = clock();
+    let signature: Awaited<ReturnType<SecretsSource['sign']>> | undefined;
+    let signError: Error | undefined;
+    try {
+      reporter.count?.('sign', 0, 1);
+      signature = await o.secrets.sign(bytes, o.sourceDateEpoch);
+      reporter.count?.('sign', 1, 1);
+    } catch (err) {
+      signError = err as Error;
+    }
+    timings.sign = since(t);
+
+    // the manifest and its signature are prepared (written, fsynced) while the previous ones still stand
+    t = clock();
+    const prepared = [];
+    try {
+      if (signature) {
+        await writeFileAtomic(path.join(outDir, 'signing-key.asc'), signature.publicKey, { skipIfSame: true });
+        prepared.push(await prepareFileAtomic(path.join(outDir, 'manifest.json.asc'), signature.signature, { skipIfSame: true }));
+      }
+      prepared.push(await prepareFileAtomic(manifestPath, bytes, { skipIfSame: true }));
+    } catch (err) {
+      for (const p of prepared) await p.discard();
+      await abort(err);
+    }
+    // the commit: staged directories in, then signature, then the manifest (a reader who finds it finds its signature)
+    killPoint('staged');
+    const retired: string[] = [];
+    for (const [i, s] of staged.entries()) {
+      if (i === Math.floor(staged.length / 2)) killPoint('half-swapped');
+      const r = await swapIn(s);
+      if (r) retired.push(r);
+    }
+    killPoint('swapped');
+    if (signError) await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
+    for (const [i, p] of prepared.entries()) {
+      if (i === 1) killPoint('signature-renamed');
+      await p.commit();
+    }
     await syncOutput(outDir);
-  } catch (err) {
-    await abort(err);
+    // after the commit: what the new manifest no longer lists
+    for (const dir of [...retired, ...gone.map((id) => path.join(devicesDir, id))]) rmSync(dir, { recursive: true, force: true });
+    timings.commit = since(t);
+    if (signError) throw new UserError(`manifest.json written but NOT signed: ${signError.message}`, 1);
+    results = await reporter.end();
+    return { results, manifest, manifestPath, signed: signature && { fingerprint: signature.fingerprint }, skipped: unchanged.size, timings };
+  } finally {
+    if (!results) await reporter.end();
   }
-  timings.sync = since(t);
-
-  t = clock();
-  let signature: Awaited<ReturnType<SecretsSource['sign']>> | undefined;
-  let signError: Error | undefined;
-  try {
-    signature = await o.secrets.sign(bytes, o.sourceDateEpoch);
-  } catch (err) {
-    signError = err as Error;
-  }
-  timings.sign = since(t);
-
-  // the manifest and its signature are prepared (written, fsynced) while the previous ones still stand
-  t = clock();
-  const prepared = [];
-  try {
-    if (signature) {
-      await writeFileAtomic(path.join(outDir, 'signing-key.asc'), signature.publicKey, { skipIfSame: true });
-      prepared.push(await prepareFileAtomic(path.join(outDir, 'manifest.json.asc'), signature.signature, { skipIfSame: true }));
-    }
-    prepared.push(await prepareFileAtomic(manifestPath, bytes, { skipIfSame: true }));
-  } catch (err) {
-    for (const p of prepared) await p.discard();
-    await abort(err);
-  }
-  // the commit: staged directories in, then signature, then the manifest (a reader who finds it finds its signature)
-  killPoint('staged');
-  const retired: string[] = [];
-  for (const [i, s] of staged.entries()) {
-    if (i === Math.floor(staged.length / 2)) killPoint('half-swapped');
-    const r = await swapIn(s);
-    if (r) retired.push(r);
-  }
-  killPoint('swapped');
-  if (signError) await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
-  for (const [i, p] of prepared.entries()) {
-    if (i === 1) killPoint('signature-renamed');
-    await p.commit();
-  }
-  await syncOutput(outDir);
-  // after the commit: what the new manifest no longer lists
-  for (const dir of [...retired, ...gone.map((id) => path.join(devicesDir, id))]) rmSync(dir, { recursive: true, force: true });
-  timings.commit = since(t);
-  if (signError) throw new UserError(`manifest.json written but NOT signed: ${signError.message}`, 1);
-  return { results, manifest, manifestPath, signed: signature && { fingerprint: signature.fingerprint }, skipped: unchanged.size, timings };
 }
 
 /** Tests kill the build at named points of the commit (EDGEFORGE_TEST_KILL_AT), besides random SIGKILLs. */

@@ -157,7 +157,7 @@ export async function provision(opts: ProvisionOptions): Promise<DeviceResult[]>
   const gateways = new GatewayPool(opts.keysDir, Boolean(opts.trustNewHostKeys), timeouts.connect);
   const base = { opts, timeouts, env: opts.env ?? process.env, gateways };
   const limit = pLimit(opts.concurrency ?? DEFAULT_CONCURRENCY);
-  opts.reporter.begin(opts.dryRun ? 'provision (dry run)' : 'provision', devices.map((d) => d.id));
+  opts.reporter.begin(opts.dryRun ? 'provision (dry run)' : 'provision', devices.map((d) => d.id), [...PHASES]);
   try {
     const results = await Promise.all(
       devices.map((d) =>

@@ -132,5 +132,14 @@ describe('npm start on the example fleet', () => {
     const [, script, ...args] = pkg.scripts.start.split(' ');
     const r = spawnSync('node', [script, ...args], { encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: '1767225600' }, timeout: 240_000 });
     expect(r.status, r.stderr).toBe(0);
+    // its last lines say what to do next, with this build's real folder and one of its real devices
+    const manifest = JSON.parse(readFileSync('images/out/manifest.json', 'utf8'));
+    const id = manifest.devices[0].id;
+    const last = r.stderr.trimEnd().split('\n').slice(-6);
+    expect(last[0]).toBe('Next (the build is in images/out/):');
+    expect(last.join('\n')).toContain('npx edgeforge plan | less');
+    expect(last.join('\n')).toContain('npx edgeforge verify images/out');
+    expect(last.join('\n')).toContain(`npx edgeforge image materialize --device ${id} --to /tmp/${id}.img`);
+    expect(last.at(-1)).toContain(`npx edgeforge flash --device ${id} --target /dev/sdX --verify`);
   }, 300_000);
 });

@@ -30,6 +30,14 @@ describe('hostile input', () => {
   it('empty file', () => {
     expect(problems('')).toEqual(['inv.yaml:1:1: the inventory is empty; start from inventory/example.yaml or run `edgeforge inventory generate`']);
     expect(problems('# only a comment\n\n')).toHaveLength(1);
+    expect(problems('  # indented\r\n\t\n# x')).toHaveLength(1);
+  });
+
+  it('a long comment header is read in linear time (no regex backtracking)', () => {
+    const t0 = performance.now();
+    expect(problems('# a comment line\n'.repeat(5000) + 'version: [\n').length).toBeGreaterThan(0);
+    expect(problems('# a comment line\n'.repeat(5000))).toHaveLength(1);
+    expect(performance.now() - t0).toBeLessThan(2000); // was exponential: 24 lines took 2.7 s, 30 would take minutes
   });
 
   it('non-UTF-8 bytes, with the position of the first bad byte', () => {

@@ -13,6 +13,7 @@ import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
 import { prepareEncryption, unsealedWarnings } from '../../pipeline/encryption.ts';
 import { UsageError } from '../../util/errors.ts';
 import { sha256Hex } from '../../util/hash.ts';
+import { nextSteps } from '../next-steps.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -113,6 +114,9 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         const unchanged = r.skipped ? ` (${r.skipped} unchanged since the previous build: not rendered)` : '';
         io.err(`build: ${s.line}${unchanged}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
         if (io.env.EDGEFORGE_TIMINGS) io.err(`build: seconds per stage: ${Object.entries(timings).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+        const ok = r.results.find((x) => x.status !== 'failed'); // a skipped (unchanged) device is built too
+        const built = ok && r.manifest.devices.find((d) => d.id === ok.id);
+        io.err(['', ...nextSteps(common, built && { id: built.id, hasDisk: built.artifacts.some((a) => a.kind === 'disk-delta') })].join('\n'));
       }
       return s.exitCode;
     } finally {

@@ -6,8 +6,7 @@ import { provision, selectDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '
 import { loadManifest } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
-import { JsonReporter, PlainReporter, summarize, type Reporter } from '../../ui/reporter.ts';
-import { InFlightReporter } from '../../ui/inflight.ts';
+import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { UsageError, SelectionError } from '../../util/errors.ts';
 
 function parseTimeouts(values: string[]): Partial<Record<Phase, number>> {
@@ -67,7 +66,7 @@ Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad 
     // a ManifestError is a UserError: exit 2 with its message
     const { manifest } = await loadManifest(outDir, keysDir, { allowUnsigned: Boolean(ctx.options['allow-unsigned']) });
     const concurrency = common.concurrency ?? DEFAULT_CONCURRENCY;
-    const reporter: Reporter = common.json ? new JsonReporter() : io.isTTY ? new InFlightReporter(concurrency) : new PlainReporter(io.err);
+    const reporter = makeReporter({ json: common.json, isTTY: io.isTTY, err: io.err });
     const results = await provision({
       fleet,
       manifest,

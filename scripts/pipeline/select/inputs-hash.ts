@@ -16,19 +16,22 @@ import { fileURLToPath } from 'node:url';
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { deviceInputs, stable } from './changes.ts';
 
-const SCRIPTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// the sources, also when this runs compiled from dist/ (same depth: dist/pipeline/select/), so a compiled and a
+// tsx run of the same code record the same inputs
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const SCRIPTS = path.join(ROOT, 'scripts');
 
 let codeDigest: Promise<string> | undefined;
 
 /** sha256 over edgeforge's own sources (scripts/**, package-lock.json): the "render code version". */
 export function codeVersion(): Promise<string> {
   codeDigest ??= (async () => {
-    const files = (await fs.readdir(SCRIPTS, { recursive: true }))
+    const files = (await fs.readdir(SCRIPTS, { recursive: true }).catch(() => [] as string[]))
       .filter((f) => /\.(ts|mts|mjs|js)$/.test(f) && !/^(bench|e2e)\//.test(f.split(path.sep).join('/')))
       .sort();
     const h = createHash('sha256');
     for (const f of files) h.update(`${f}\0`).update(await fs.readFile(path.join(SCRIPTS, f)));
-    h.update(await fs.readFile(path.join(SCRIPTS, '..', 'package-lock.json')).catch(() => Buffer.alloc(0)));
+    h.update(await fs.readFile(path.join(ROOT, 'package-lock.json')).catch(() => Buffer.alloc(0)));
     return h.digest('hex');
   })();
   return codeDigest;

@@ -7,12 +7,12 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { loadInventoryBytes } from '../inventory/load.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { setDeviceFields, setScalarAt } from './inventory-edit.ts';
-import { isSopsDocument, sopsRecipients, sopsRotate, type SopsRecipient } from './sops.ts';
-import { openKeyStore, type KeyStore } from '../keys/store.ts';
+import { openKeyStore } from '../keys/store.ts';
 import type { RotationResult } from '../keys/types.ts';
+import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from './rekey.ts';
+import { syncJoinTokens } from './join-tokens.ts';
 import { loadGitopsPublicKeys } from '../pipeline/inputs/public-keys.ts';
 import { KeysLayout } from '../keys/layout.ts';
-import { sopsRules, renderSopsConfig } from '../render/gitops/index.ts';
 import { devicePath } from '../render/flux/index.ts';
 
 export type RevokeReason = 'stolen' | 'lost' | 'retired';
@@ -30,24 +30,8 @@ export interface RevocationRecord {
   at: string;
   fingerprints: Record<string, string>;
   rotated: RotationResult['changed'];
-  gitops: { removed: string[]; reencrypted: string[]; sopsConfigUpdated: boolean } | null;
+  gitops: { removed: string[]; reencrypted: string[]; siteKeyDelivered: string[]; sopsConfigUpdated: boolean; joinTokens: { written: string[]; deleted: string[] } } | null;
   operatorActions: OperatorAction[];
-}
-
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
-  } catch {
-    return out;
-  }
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listFiles(p)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
 }
 
 export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<string, string>, opts: { gitopsDir?: string; keysDir: string; remaining: string[] }): OperatorAction[] {
@@ -76,13 +60,25 @@ export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<stri
     what: `Destroy the escrowed LUKS recovery passphrase once nobody needs to open ${d.id}'s disk (a stolen disk is never coming back), including copies in the keys repository's history or secrets store.`,
     commands: [`shred -u ${path.join(opts.keysDir, 'devices', d.id)}/private-g*.enc.asc`],
   });
-  if (opts.remaining.length)
+  if (opts.remaining.length && !opts.gitopsDir)
     actions.push({
-      what: `Rebuild and redeploy the remaining devices of ${d.siteId}: they carry the new site SOPS key in their sops-gpg Secret.`,
-      commands: [`edgeforge build --only ${opts.remaining.join(',')}`, `edgeforge provision --only ${opts.remaining.join(',')}`],
+      what: `Deliver the new site key to the remaining devices of ${d.siteId} through Git (this run had no --gitops): it rotates the key again and writes each device's sops-keys/ file.`,
+      commands: [`edgeforge keys rotate --site ${d.siteId} --gitops <fleet-repo> --reason "revoke ${d.id}"`],
     });
-  if (d.cluster.kind === 'multi-node-agent')
-    actions.push({ what: `Remove the node from its cluster on ${d.cluster.serverId}.`, commands: [`ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id}'`] });
+  if (d.cluster.kind === 'multi-node-agent') {
+    const last = d.cluster.kind === 'multi-node-agent' && opts.remaining.length === 1;
+    if (last)
+      actions.push({
+        what: `${d.id} was the last agent of ${d.siteId}: ${d.cluster.serverId} is now a single-node cluster, its Flux Kustomization join-tokens goes (and prunes every token), so revoked-${d.id}.yaml is not applied there. Delete the node by hand.`,
+        commands: [`ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id} --ignore-not-found && sudo k3s kubectl -n kube-system delete secret ${d.id}.node-password.k3s --ignore-not-found'`],
+      });
+    if (!opts.gitopsDir && !last)
+      actions.push({ what: `Shut ${d.id} out of its cluster on ${d.cluster.serverId} (this run had no --gitops, so Git does not do it).`, commands: [`edgeforge gitops --to <fleet-repo>   # deletes its join token, writes revoked-${d.id}.yaml`, `ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id}'`] });
+    actions.push({
+      what: `${d.id} still holds client certificates signed by ${d.cluster.serverId}'s cluster CA (kubelet, kube-proxy, k3s-controller; K3s issues them for a year). With its Node deleted and re-registration refused they read only cluster-wide lists (services, endpoints, nodes, namespaces, network policies) and only from where the server's port 6443 is reachable. To make them worthless now, rotate the cluster CA on the server (every node of the site then restarts with new certificates):`,
+      commands: [`ssh ${d.cluster.serverId} 'sudo k3s certificate rotate-ca --path=<new CA dir from k3s certificate generate> && sudo systemctl restart k3s'`, '# then restart k3s-agent on every remaining agent of the site (docs/keys.md, "What a stolen agent keeps")'],
+    });
+  }
   if (opts.gitopsDir)
     actions.push({ what: 'Commit and push the GitOps change so every device of the site reconciles it.', commands: [`git -C ${opts.gitopsDir} add -A && git -C ${opts.gitopsDir} commit -m "revoke ${d.id}" && git -C ${opts.gitopsDir} push`] });
   return actions;
@@ -101,6 +97,9 @@ export function recordText(r: RevocationRecord): string {
   ];
   if (r.gitops) {
     lines.push('', 'GitOps repository:', ...r.gitops.removed.map((p) => `  removed ${p}`), ...r.gitops.reencrypted.map((p) => `  re-encrypted ${p}`));
+    for (const p of r.gitops.joinTokens.deleted) lines.push(`  deleted ${p} (its join token: the server's Flux prunes the Secret)`);
+    for (const p of r.gitops.joinTokens.written.filter((x) => x.includes('/revoked-'))) lines.push(`  wrote ${p} (no re-registration; a Job deletes its Node and node-password Secret)`);
+    for (const p of r.gitops.siteKeyDelivered.filter((x) => !x.endsWith('kustomization.yaml'))) lines.push(`  new site key for ${p.split('/')[3]}: ${p} (encrypted to that device only)`);
     if (r.gitops.sopsConfigUpdated) lines.push('  .sops.yaml updated (the device and the old site key are no longer recipients)');
   }
   lines.push('', 'You must still do, elsewhere:');
@@ -117,85 +116,75 @@ export interface RevokeOptions {
   now: Date;
 }
 
+/** Why a device cannot be revoked as asked; the message says what to do. Nothing has been changed. */
+export class RevokeRefused extends Error {}
+
+/** The checks that need only the inventory (unknown id, not active, a server its agents still need). */
+export function revokeProblem(fleet: Fleet, id: string, file: string): string | undefined {
+  const d = fleet.devices.find((x) => x.id === id);
+  if (!d) return `device "${id}" is not in ${file}`;
+  if (d.status !== 'active') return `device "${id}" is already ${d.status}${d.replacedBy ? ` (replaced by ${d.replacedBy})` : ''}; nothing to revoke`;
+  if (d.cluster.kind === 'multi-node-server') {
+    const agents = d.cluster.agents.filter((a) => fleet.devices.find((x) => x.id === a)?.status === 'active');
+    if (agents.length)
+      return `device "${id}" is the only server of ${d.siteId}, and its agents ${agents.join(', ')} join through it; revoke the agents first (or make another device the server), then revoke ${id}`;
+  }
+  return undefined;
+}
+
 export async function revokeDevice(o: RevokeOptions): Promise<{ record: RevocationRecord; recordFiles: string[] }> {
   const text = await fs.readFile(o.inventoryFile, 'utf8');
   const fleet = loadInventoryBytes(Buffer.from(text), o.inventoryFile);
-  const d = fleet.devices.find((x) => x.id === o.id);
-  if (!d) throw new Error(`device "${o.id}" is not in ${o.inventoryFile}`);
-  if (d.status !== 'active') throw new Error(`device "${o.id}" is already ${d.status}; nothing to revoke`);
+  const problem = revokeProblem(fleet, o.id, o.inventoryFile);
+  if (problem) throw new RevokeRefused(problem);
+  const d = fleet.devices.find((x) => x.id === o.id)!;
 
-  // 1. the inventory, edited in place and checked before anything else changes
+  // --- everything that can fail, before anything changes -------------------------------------------------
   const at = o.now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   let next = setDeviceFields(text, o.id, { status: o.reason, revoked: { reason: o.reason, at } });
   if (fleet.inventory.fleet.deviceCount !== undefined) next = setScalarAt(next, ['fleet', 'deviceCount'], fleet.inventory.fleet.deviceCount - 1);
   const after = loadInventoryBytes(Buffer.from(next), o.inventoryFile);
 
-  // 2. keys: what the device had, and a new site key
   const layout = new KeysLayout(o.keysDir);
-  const fingerprints: Record<string, string> = {};
-  try {
-    const pub = JSON.parse(await fs.readFile(layout.publicFile(layout.deviceDir(o.id)), 'utf8'));
-    fingerprints.sshHostKey = pub.sshHostKey?.fingerprint;
-    fingerprints.deployKey = pub.deployKey?.fingerprint;
-    fingerprints.sops = pub.sops?.fingerprint;
-  } catch {
-    /* never built: nothing was issued */
-  }
-  let ks: KeyStore | undefined;
-  let rotation: RotationResult | undefined;
-  let oldSitePrivate: string | undefined;
-  let oldSiteFpr: string | undefined;
-  const siteKnown = await fs.access(layout.publicFile(layout.siteDir(d.siteId))).then(() => true, () => false);
-  if (siteKnown) {
-    ks = await openKeyStore({ dir: o.keysDir });
-    const old = await ks.loadSiteIdentity(d.siteId);
-    oldSitePrivate = old.sops.privateKeyArmored;
-    oldSiteFpr = old.sops.fingerprint;
-    rotation = await ks.rotateSite(d.siteId, { reason: `revoke ${o.id} (${o.reason})` });
-  }
+  const pubFile = layout.publicFile(layout.deviceDir(o.id));
+  const pub = await fs.readFile(pubFile, 'utf8').then((t) => JSON.parse(t), () => undefined);
+  if (!pub) throw new RevokeRefused(`device "${o.id}" has no keys in ${o.keysDir}/ (no ${path.relative(process.cwd(), pubFile) || pubFile}): wrong --keys directory? If it was never built, nothing was issued to it: set its status in the inventory by hand`);
+  const fingerprints: Record<string, string> = { sshHostKey: pub.sshHostKey?.fingerprint, deployKey: pub.deployKey?.fingerprint, sops: pub.sops?.fingerprint };
+  if (!(await fs.access(layout.publicFile(layout.siteDir(d.siteId))).then(() => true, () => false)))
+    throw new RevokeRefused(`site ${d.siteId} has no SOPS key in ${o.keysDir}/ although ${o.id} has keys: the keys directory is incomplete; restore it before revoking`);
 
+  const ks = await openKeyStore({ dir: o.keysDir });
   try {
-    // 3. the GitOps working tree: the device's path goes, the site's secrets move to the new recipients
+    let plan: SiteRotationPlan;
+    try {
+      await ks.unlock();
+      const stolen = await ks.loadDeviceIdentity(o.id);
+      plan = await planSiteRotation(ks, after, d.siteId, o.gitopsDir, { exposed: [stolen.sops.fingerprint], skip: [devicePath(d) + '/'] });
+    } catch (err) {
+      throw new RevokeRefused((err as Error).message);
+    }
+
+    // --- now change: keys, GitOps tree, inventory, record --------------------------------------------------
+    const rotation = await ks.rotateSite(d.siteId, { reason: `revoke ${o.id} (${o.reason})` });
+    const newSite = await ks.loadSiteIdentity(d.siteId);
     let gitops: RevocationRecord['gitops'] = null;
     if (o.gitopsDir) {
-      gitops = { removed: [], reencrypted: [], sopsConfigUpdated: false };
+      const removed: string[] = [];
       const devDir = path.join(o.gitopsDir, devicePath(d));
       if (await fs.access(devDir).then(() => true, () => false)) {
         await fs.rm(devDir, { recursive: true, force: true });
-        gitops.removed.push(devicePath(d) + '/');
+        removed.push(devicePath(d) + '/');
       }
       const keys = await loadGitopsPublicKeys(o.keysDir, after);
-      // every SOPS file the device could read — its site's, its region's, the fleet-wide ones (site keys are
-      // recipients there) — gets a new data key, encrypted to the recipients its own .sops.yaml rule now names
-      const rules = sopsRules(after, keys);
-      const armoredByFpr = new Map<string, string>();
-      for (const k of [...keys.deviceSops.values(), ...keys.siteSops.values(), ...keys.admins]) armoredByFpr.set(k.fingerprint.toUpperCase(), k.publicArmored);
-      const exposed = new Set([fingerprints.sops, oldSiteFpr].filter((x): x is string => Boolean(x)).map((x) => x.toUpperCase()));
-      const all = (await listFiles(o.gitopsDir)).filter((f) => !path.relative(o.gitopsDir!, f).split(path.sep).includes('.git'));
-      for (const file of all) {
-        const body = await fs.readFile(file, 'utf8');
-        if (!isSopsDocument(body)) continue;
-        if (!sopsRecipients(body).some((fp) => exposed.has(fp.toUpperCase()))) continue;
-        if (!oldSitePrivate) throw new Error(`${file} is SOPS-encrypted to ${d.id} but ${d.siteId} has no site key in ${o.keysDir}/ to open it`);
-        const rel = path.relative(o.gitopsDir, file).split(path.sep).join('/');
-        const rule = rules.find((r) => new RegExp(r.path_regex).test(rel));
-        const to: SopsRecipient[] = (rule?.recipients ?? []).map((fp) => ({ fingerprint: fp, publicKeyArmored: armoredByFpr.get(fp)! })).filter((r) => r.publicKeyArmored);
-        if (!to.length) throw new Error(`no recipients left for ${rel}`);
-        const rotated = await sopsRotate(body, oldSitePrivate, to, o.now).catch((err: Error) => {
-          throw new Error(`${rel}: cannot re-encrypt (${err.message}); it was readable by ${d.id}, so fix it by hand before pushing`);
-        });
-        await writeFileAtomic(file, rotated, { mode: (await fs.stat(file)).mode & 0o777 });
-        gitops.reencrypted.push(rel);
+      gitops = { removed, ...(await applySiteRotation(plan, newSite.sops.privateKeyArmored, o.gitopsDir, after, keys, o.now)), sopsConfigUpdated: true, joinTokens: { written: [], deleted: [] } };
+      if (d.cluster.kind === 'multi-node-agent') {
+        // its token Secret goes (Flux prunes it), and revoked-<id>.yaml keeps its node credentials out
+        const j = await syncJoinTokens(o.gitopsDir, after, keys, ks, Math.floor(o.now.getTime() / 1000));
+        gitops.joinTokens = { written: j.written, deleted: j.deleted };
       }
-      const sopsFile = path.join(o.gitopsDir, '.sops.yaml');
-      await writeFileAtomic(sopsFile, renderSopsConfig(after, keys));
-      gitops.sopsConfigUpdated = true;
     }
-
-    // 4. the inventory, now that the rest is done
     await writeFileAtomic(o.inventoryFile, next, { mode: (await fs.stat(o.inventoryFile)).mode & 0o777 });
 
-    // 5. the signed record
     const remaining = after.active.filter((x) => x.siteId === d.siteId).map((x) => x.id);
     const record: RevocationRecord = {
       format: 'edgeforge-revocation/1',
@@ -204,7 +193,7 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
       reason: o.reason,
       at,
       fingerprints,
-      rotated: rotation?.changed ?? [],
+      rotated: rotation.changed,
       gitops,
       operatorActions: operatorActions(d, fleet, fingerprints, { gitopsDir: o.gitopsDir, keysDir: o.keysDir, remaining }),
     };
@@ -213,7 +202,6 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
     await writeFileAtomic(`${base}.json`, json);
     await writeFileAtomic(`${base}.txt`, recordText(record));
     const files = [`${base}.json`, `${base}.txt`];
-    ks ??= await openKeyStore({ dir: o.keysDir });
     try {
       await writeFileAtomic(`${base}.json.asc`, await ks.signDetached(Buffer.from(json)));
       files.push(`${base}.json.asc`);
@@ -222,6 +210,6 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
     }
     return { record, recordFiles: files };
   } finally {
-    await ks?.close();
+    await ks.close();
   }
 }

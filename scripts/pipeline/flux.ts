@@ -64,7 +64,8 @@ export async function writeGitopsScaffold(fleet: Fleet, keysDir: string, outDir:
     const dir = path.join(outDir, 'gitops');
     const stamp = path.join(dir, INPUTS_STAMP);
     const inputs = createHash('sha256')
-      .update(stable({ code: await codeVersion(), inventory: fleet.inventorySha256, flux: input.bundle ? sha256Hex(input.bundle) : null, deviceSops: [...keys.deviceSops], siteSops: [...keys.siteSops], admins: keys.admins }))
+      // every field of the public keys (maps as entry lists), so a field added to GitopsPublicKeys is hashed too
+      .update(stable({ code: await codeVersion(), inventory: fleet.inventorySha256, flux: input.bundle ? sha256Hex(input.bundle) : null, keys: JSON.parse(JSON.stringify(keys, (_k, v) => (v instanceof Map ? [...v] : v))) }))
       .digest('hex');
     if ((await fs.readFile(stamp, 'utf8').catch(() => '')).trim() === inputs) return { path: 'gitops', skipped: true };
     const files = renderGitopsScaffold(fleet, keys, input);

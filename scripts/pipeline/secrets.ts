@@ -1,5 +1,5 @@
 // Device secrets from the fleet keystore (scripts/keys): each device's identity, generated on first use
-// and stored encrypted to the admins; agents also get their server's agent token. The build never
+// and stored encrypted to the admins; an agent gets its own join token (keys/join-token.ts). The build never
 // generates secrets itself, so a rebuild renders the same bytes.
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { DeviceSecrets } from '../render/device.ts';
@@ -10,6 +10,7 @@ import { KeysError, UserError } from '../util/errors.ts';
 import { identityDigest } from '../keys/digest.ts';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
+import { agentJoinToken } from '../keys/join-token.ts';
 
 export interface SecretsSource {
   /** secrets for these devices (created in keys/ when missing) */
@@ -27,11 +28,13 @@ export interface SecretsSource {
   close(): Promise<void>;
 }
 
-export function toDeviceSecrets(own: DeviceIdentity, server?: DeviceIdentity, siteSops?: { fingerprint: string; privateKeyArmored: string }): DeviceSecrets {
+export function toDeviceSecrets(own: DeviceIdentity, isAgent: boolean, siteSops?: { fingerprint: string; privateKeyArmored: string }): DeviceSecrets {
   return {
     sshHostKey: { privateKey: own.sshHostKey.privateKey, publicKey: own.sshHostKey.publicKey },
     k3sToken: own.k3sToken,
-    agentToken: server ? server.agentToken : own.agentToken,
+    // an agent joins with its own bootstrap token (its server holds one Secret per agent, delivered through Git);
+    // a server keeps its own agent-token, which no agent carries
+    agentToken: isAgent ? agentJoinToken(own).token : own.agentToken,
     deployKey: { privateKey: own.deployKey.privateKey, publicKey: own.deployKey.publicKey },
     sops: { fingerprint: own.sops.fingerprint, privateKeyArmored: own.sops.privateKeyArmored },
     siteSops,
@@ -61,9 +64,7 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
   return {
     async secretsFor(devices, onProgress) {
       try {
-        // agents need their server's agent token: load the servers too
         const ids = new Set(devices.map((d) => d.id));
-        for (const d of devices) if (d.cluster.kind === 'multi-node-agent') ids.add(d.cluster.serverId);
         const { identities, created } = await store.ensureDeviceIdentities([...ids], { onProgress });
         if (created.length) opts.warn(`keys: generated identities for ${created.length} device(s) (stored encrypted in ${opts.dir}/devices/)`);
         const sites = new Map<string, { fingerprint: string; privateKeyArmored: string }>();
@@ -73,8 +74,7 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
         }
         const out = new Map<string, DeviceSecrets>();
         for (const d of devices) {
-          const server = d.cluster.kind === 'multi-node-agent' ? identities.get(d.cluster.serverId) : undefined;
-          out.set(d.id, toDeviceSecrets(identities.get(d.id)!, server, sites.get(d.siteId)));
+          out.set(d.id, toDeviceSecrets(identities.get(d.id)!, d.cluster.kind === 'multi-node-agent', sites.get(d.siteId)));
         }
         return out;
       } catch (err) {

@@ -1,6 +1,8 @@
 // provision: every selected device through connect → preflight → upload → apply → verify, many at once.
 // Bounded concurrency (p-limit); each device is independent (its failure is its result, never the run's);
 // transient network trouble is retried from a fresh connection with exponential backoff and jitter.
+import { sshClosedReason } from '../render/firstboot/firewall.ts';
+import type { Fleet } from '../inventory/fleet.ts';
 import pLimit from 'p-limit';
 import { PHASES, PhaseError, describe, isTransient, type Phase } from './errors.ts';
 import { BundleError, deviceBundle, type DeviceBundle } from './bundle.ts';
@@ -19,16 +21,28 @@ import { SelectionError } from '../util/errors.ts';
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_RETRIES = 3;
 
+
+/** Active devices a full run skips because their firewall accepts no SSH, with the reason. */
+export function unreachableDevices(fleet: Fleet): { id: string; reason: string }[] {
+  return fleet.active.flatMap((d) => {
+    const reason = sshClosedReason(d);
+    return reason ? [{ id: d.id, reason }] : [];
+  });
+}
+
 /** Which devices a run covers: the active ones, or exactly those named by --only (checked, exit 2 if wrong). */
 export function selectDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): ResolvedDevice[] {
   const { fleet, only } = opts;
-  if (!only?.length) return fleet.active;
+  // a device whose firewall accepts no SSH cannot be reached: named ones are refused, a full run skips them
+  if (!only?.length) return fleet.active.filter((d) => !sshClosedReason(d));
   const byId = new Map(fleet.devices.map((d) => [d.id, d]));
   const out: ResolvedDevice[] = [];
   for (const id of only) {
     const d = byId.get(id);
     if (!d) throw new SelectionError(`--only: no device "${id}" in ${fleet.file}`);
     if (d.status !== 'active') throw new SelectionError(`--only: device ${id} is ${d.status}; provision only delivers to active devices (a revoked device must never get credentials)`);
+    const closed = sshClosedReason(d);
+    if (closed) throw new SelectionError(`--only: ${closed}`);
     if (!out.includes(d)) out.push(d);
   }
   return out;

@@ -30,7 +30,7 @@ export interface DeviceSecrets {
   sshHostKey: { privateKey: string; publicKey: string };
   /** servers: the K3s token of the cluster they serve */
   k3sToken: string;
-  /** multi-node server: the agent token it issues; multi-node agent: its server's agent token, to join */
+  /** multi-node server: its agent-token (no agent has it); multi-node agent: its own bootstrap token "<id>.<secret>" (keys/join-token.ts) */
   agentToken?: string;
   /** Flux's Git deploy key (used by the flux-bootstrap renderer) */
   deployKey?: { privateKey: string; publicKey: string };
@@ -87,7 +87,7 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   const multi = d.cluster.kind !== 'single-node';
   if (d.cluster.kind !== 'multi-node-agent') add('secrets/k3s-token', 'other', secrets.k3sToken + '\n', true);
   if (multi) {
-    if (!secrets.agentToken) throw new Error(`${d.id}: a multi-node cluster member needs the site's agent token`);
+    if (!secrets.agentToken) throw new Error(`${d.id}: a multi-node cluster member needs its agent token (an agent: its own bootstrap token; the server: its agent-token)`);
     add('secrets/k3s-agent-token', 'other', secrets.agentToken + '\n', true);
   }
   for (const u of d.users) add(`users/${u.name}.authorized_keys`, 'other', u.sshAuthorizedKeys.join('\n') + '\n');

@@ -167,11 +167,13 @@ describe('renderFluxBootstrap', () => {
 
   it('GitRepository and Kustomizations: URL, branch, jittered interval, prune/wait/timeouts, SOPS', () => {
     const files = renderFluxBootstrap(dev('stuttgart3-asm-001'), fleet, secrets, { bundle: bundle.bytes });
-    const [repo, self, device] = docs(files[2].bytes);
+    const [repo, self, keys, device] = docs(files[2].bytes);
     expect(repo).toMatchObject({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', spec: { url: 'ssh://git@git.acme.example/factory/fleet.git', ref: { branch: 'main' }, secretRef: { name: 'flux-system' } } });
     expect(repo.spec.interval).toMatch(/^5m(\d+s)?$/);
     expect(repo.spec.ignore).toContain('!/clusters/eu-central/stuttgart-plant-3/');
     expect(self).toMatchObject({ kind: 'Kustomization', metadata: { name: 'flux-system' }, spec: { path: './clusters/eu-central/stuttgart-plant-3/stuttgart3-asm-001/flux-system', prune: true } });
+    // the device's SOPS keys from Git: its own key decrypts them, never pruned, applied before `device`
+    expect(keys).toMatchObject({ kind: 'Kustomization', metadata: { name: 'sops-keys' }, spec: { path: './clusters/eu-central/stuttgart-plant-3/stuttgart3-asm-001/sops-keys', prune: false, dependsOn: [{ name: 'flux-system' }], decryption: { provider: 'sops', secretRef: { name: 'sops-gpg' } } } });
     expect(device).toMatchObject({
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
       kind: 'Kustomization',
@@ -182,7 +184,7 @@ describe('renderFluxBootstrap', () => {
         timeout: '10m',
         retryInterval: '2m',
         decryption: { provider: 'sops', secretRef: { name: 'sops-gpg' } },
-        dependsOn: [{ name: 'flux-system' }],
+        dependsOn: [{ name: 'flux-system' }, { name: 'sops-keys' }],
         sourceRef: { kind: 'GitRepository', name: 'flux-system' },
       },
     });

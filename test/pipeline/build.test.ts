@@ -179,7 +179,7 @@ describe('build: selection and failures', () => {
     const agent = fleet.active.find((d) => d.id === 'changwon2-press-001')!;
     const r = await build(opts(out, { secrets: fixedSource({ 'changwon2-press-001': { ...fixedSecretsFor(agent), agentToken: undefined } }) }));
     const failed = r.results.filter((x) => x.status === 'failed');
-    expect(failed).toEqual([{ id: 'changwon2-press-001', status: 'failed', phase: 'render', message: expect.stringContaining("needs the site's agent token") }]);
+    expect(failed).toEqual([{ id: 'changwon2-press-001', status: 'failed', phase: 'render', message: expect.stringContaining('needs its agent token') }]);
     expect(r.manifest.devices.map((d) => d.id)).not.toContain('changwon2-press-001');
     expect(r.manifest.devices).toHaveLength(13);
   }, 120_000);
@@ -295,11 +295,14 @@ describe('edgeforge build (CLI, real keystore)', () => {
     const pinned = readFileSync(path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim();
     expect(pinned.startsWith(pub)).toBe(true);
     expect(JSON.parse(readFileSync(path.join(keys, 'devices/brno1-dock-001/public.json'), 'utf8')).sshHostKey.publicKey).toBe(pinned);
-    // the agent joins with its server's agent token from the keystore
+    // the agent joins with its own bootstrap token, derived from its own stored identity: the same on a rebuild,
+    // and not the server's agent-token
     const agentTok = readFileSync(path.join(out, 'devices/changwon2-press-001/bundle/secrets/k3s-agent-token'), 'utf8');
-    const again = await runCli(['build', '-i', EXAMPLE, '-o', path.join(tmp, 'cli-out2'), '--keys', keys, '--json', '--only', 'changwon2-server'], { env: { SOURCE_DATE_EPOCH: String(EPOCH) } });
+    expect(agentTok).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}\n$/);
+    const again = await runCli(['build', '-i', EXAMPLE, '-o', path.join(tmp, 'cli-out2'), '--keys', keys, '--json', '--only', 'changwon2-press-001,changwon2-server'], { env: { SOURCE_DATE_EPOCH: String(EPOCH) } });
     expect(again.code).toBe(0);
-    expect(readFileSync(path.join(tmp, 'cli-out2/devices/changwon2-server/bundle/secrets/k3s-agent-token'), 'utf8')).toBe(agentTok);
+    expect(readFileSync(path.join(tmp, 'cli-out2/devices/changwon2-press-001/bundle/secrets/k3s-agent-token'), 'utf8')).toBe(agentTok);
+    expect(readFileSync(path.join(tmp, 'cli-out2/devices/changwon2-server/bundle/secrets/k3s-agent-token'), 'utf8')).not.toBe(agentTok);
   }, 180_000);
 
   it('bad usage exits 2 and writes nothing', async () => {

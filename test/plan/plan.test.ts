@@ -21,7 +21,7 @@ describe('plan (markdown)', () => {
     expect(md).toContain('Industry: **manufacturing**. 14 active ARM64 devices in 4 sites across 2 regions');
     expect(md).toMatch(/\| rpi4-2g \| raspberry-pi-4 \| 2 GB \| 32 GB sd \| raspi-mbr \| xchacha12,aes-adiantum-plain64 \| 9 \|/);
     expect(md).toMatch(/\| ipc-4g \| generic-uefi \| 4 GB \| 64 GB emmc \| uefi-gpt \| aes-xts-plain64 \| 1 \|/);
-    expect(md).toContain('| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s) |');
+    expect(md).toContain('| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s), each joining with its own bootstrap token (valid 30d after issue, k3s.joinWindow) |');
     expect(md).toContain('https://registry.ulsan1.acme.example:5000');
   });
 
@@ -70,7 +70,11 @@ describe('plan (markdown)', () => {
     expect(md).toMatch(/\n {2}kr-south\/ulsan-plant-1\/\n {4}ulsan1-line1-001\/ +# this device's Flux entry point/);
     expect(md).not.toMatch(/ {4}changwon2-press-001\//); // agents have no Flux of their own
     expect(md).toContain('4,032 polls a day');
-    expect(md).toContain('No inbound port is opened on any device');
+    // "no inbound port" only where true: the plan points at its port table instead
+    expect(md).not.toContain('No inbound port is opened on any device');
+    expect(md).toContain('Git needs no inbound port');
+    expect(md).toContain('| kr-south/changwon-plant-2 | changwon2-server | tcp | 6443, 10250 | 10.30.1.21, 10.30.1.22 |');
+    expect(md).toMatch(/\| eu-central\/brno-warehouse-1 \| .* \| nowhere: SSH closed \(no managementSubnet\) \|/);
   });
 
   it('covers offline operation, sync conflicts and theft with this fleet\'s names', () => {

@@ -38,7 +38,7 @@ export function inventoryYaml(devices: DeviceSsh[], opts: { name?: string } = {}
     'defaults:',
     '  profile: rpi4-2g',
     '  network: { mode: dhcp }',
-    '  ssh: { user: root }',
+    '  ssh: { user: root, allowFrom: any }   # no managementSubnet on the test site: SSH opened explicitly',
     '  users:',
     '    - name: ops',
     '      sshAuthorizedKeys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE9u/Jy1N3N4jyA9HABcdi17Gpm7F1NmG3o544SYLIfl ops@example.com]',

@@ -200,7 +200,7 @@ describe('first-boot program in a sandbox root', () => {
     expect(read('usr/local/bin/k3s')).toBe(blobs['k3s-arm64']);
     expect(mode('usr/local/bin/k3s')).toBe(0o755);
     expect(read('var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst')).toBe(blobs['k3s-airgap-images-arm64.tar.zst']);
-    expect(read('var/lib/edgeforge/secrets/k3s-agent-token')).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(read('var/lib/edgeforge/secrets/k3s-agent-token')).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}\n$/);
     expect(r.sys).toMatch(/^env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION=v1\.31\.4\+k3s1 INSTALL_K3S_EXEC=agent INSTALL_K3S_SKIP_START=false sh .*\/k3s\/airgap\/install\.sh$/m);
     expect(r.sys).not.toContain('curl');
     // a damaged airgap file is refused before anything is installed

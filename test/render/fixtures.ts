@@ -1,5 +1,6 @@
 // Fixed device secrets for tests and the render benchmark: derived from the device id, so every run
 // renders the same bytes. Never used for a real fleet (real ones come from keys/ via the keys stage).
+import { agentJoinToken } from '../../scripts/keys/join-token.ts';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,14 +21,15 @@ export function fixedSecrets(id: string, serverId?: string): DeviceSecrets {
     sshHostKey: { privateKey: host.privateKey, publicKey: host.publicKey },
     deployKey: { privateKey: deploy.privateKey, publicKey: deploy.publicKey },
     k3sToken: h(`k3s:${id}`).toString('hex'),
-    agentToken: h(`agent:${serverId ?? id}`).toString('hex'),
+    // an agent: its own bootstrap token, derived as the keystore derives it; a server: its own agent-token
+    agentToken: serverId ? agentJoinToken({ id, k3sToken: h(`k3s:${id}`).toString('hex') }).token : h(`agent:${id}`).toString('hex'),
     luksRecovery: 'TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0',
     // shape only: the renderers embed it, nothing here decrypts with it
     sops: { fingerprint: h(`sops:${id}`).toString('hex').slice(0, 40).toUpperCase(), privateKeyArmored: `-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n${h(`sops:${id}`).toString('base64')}\n-----END PGP PRIVATE KEY BLOCK-----\n` },
   };
 }
 
-/** The secrets a device of this fleet gets: agents join with their server's agent token. */
+/** The secrets a device of this fleet gets: agents join with their own bootstrap token. */
 export function fixedSecretsFor(d: ResolvedDevice): DeviceSecrets {
   return fixedSecrets(d.id, d.cluster.kind === 'multi-node-agent' ? d.cluster.serverId : undefined);
 }

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { type Command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
-import { provision, selectDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
+import { provision, selectDevices, unreachableDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
@@ -61,6 +61,7 @@ Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad 
       if (err instanceof SelectionError) throw new UsageError(err.message);
       throw err;
     }
+    if (!only.length) for (const u of unreachableDevices(fleet)) io.err(`skipped ${u.id}: ${u.reason}`);
     const outDir = path.resolve(io.cwd, common.out);
     const keysDir = path.resolve(io.cwd, common.keys);
     // a ManifestError is a UserError: exit 2 with its message

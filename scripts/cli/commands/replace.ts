@@ -5,8 +5,7 @@ import { InventoryError, UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { replaceInInventory } from '../../lifecycle/replace.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
-import { buildCommand } from './build.ts';
-import { parseCommand } from '../command.ts';
+import { rebuildAll } from './rebuild.ts';
 
 export const replace: Command = {
   name: 'replace',
@@ -15,7 +14,8 @@ export const replace: Command = {
   positionals: { min: 1, max: 1, names: 'ID (the revoked device whose slot is refilled)' },
   description: `The new board takes the slot of ID (site, role, profile, network): it gets a new id (ID-r2 unless --id),
 so new keys, a new instance-id and a new GitOps path. The inventory records "status: replaced, replacedBy" on the old
-entry (comments and layout kept), then the new device's artifacts are built into --out. Without --mac the old MAC is
+entry (comments and layout kept), then the whole fleet is built into --out again (SOURCE_DATE_EPOCH defaults to the
+previous build's, so unchanged devices keep their bytes): the signed manifest lists every active device. Without --mac the old MAC is
 kept (a moved NIC or carrier board).`,
   options: {
     serial: { type: 'string', value: 'S', description: "the new board's serial" },
@@ -47,9 +47,7 @@ kept (a moved NIC or carrier board).`,
       if (ctx.common.json) ctx.io.out(JSON.stringify({ replaced: id, by: result.newId, built: false }));
       return 0;
     }
-    // the same build as `edgeforge build --only NEW_ID`, with this command's common options
-    const argv = ['--only', result.newId, '-i', ctx.common.inventory, '-o', ctx.common.out, '--keys', ctx.common.keys];
-    if (ctx.common.json) argv.push('--json');
-    return buildCommand.run!(parseCommand(buildCommand, argv, ctx.io));
+    // the whole build again: the signed manifest then lists every active device, the new one included
+    return rebuildAll(ctx);
   },
 };

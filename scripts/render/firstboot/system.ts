@@ -2,6 +2,7 @@
 // Pure: derived from the device and its cluster peers in the fleet.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { PROTECT_KERNEL_SYSCTLS } from '../k3s/tuning.ts';
+import { inboundRules, nftStatement, sshSources } from './firewall.ts';
 
 export function sysctlConf(): string {
   return [
@@ -48,31 +49,18 @@ export function nftablesService(): string {
   ].join('\n');
 }
 
-// Cluster peers by site, computed once per fleet (rendering 2,000 devices must not be quadratic).
-const peerCache = new WeakMap<object, Map<string, ResolvedDevice[]>>();
-function clusterPeers(d: ResolvedDevice, fleet: Pick<Fleet, 'active'>): ResolvedDevice[] {
-  let bySite = peerCache.get(fleet);
-  if (!bySite) {
-    bySite = new Map();
-    for (const x of fleet.active) if (x.cluster.kind !== 'single-node') bySite.set(x.siteId, [...(bySite.get(x.siteId) ?? []), x]);
-    peerCache.set(fleet, bySite);
-  }
-  return (bySite.get(d.siteId) ?? []).filter((x) => x.id !== d.id);
-}
-
-const DEFAULT_CLUSTER_CIDR = '10.42.0.0/16';
-
 /**
- * Table inet edgeforge: input policy drop; established, loopback and ICMP allowed; SSH only from the
- * management subnet when one is set; nothing else inbound except what a multi-node K3s cluster needs
- * between its own nodes. The file replaces only this table (never `flush ruleset`).
+ * Table inet edgeforge: input policy drop; established and loopback traffic, then exactly the rules of
+ * inboundRules (firewall.ts), which the plan's port table shows too. The file replaces only this table
+ * (never `flush ruleset`).
  */
 export function nftablesRules(d: ResolvedDevice, fleet: Pick<Fleet, 'active' | 'k3s'>): string {
-  const sshPort = d.ssh.port ?? 22;
+  const rules = inboundRules(d, fleet);
+  const open = rules.filter((r) => r.proto === 'tcp' || r.proto === 'udp').map((r) => `${r.proto} ${r.ports.join(',')}`);
   const L: string[] = [
     '#!/usr/sbin/nft -f',
     `# edgeforge firewall for ${d.id}: replaces table inet edgeforge only; other tables (K3s's own rules) stay`,
-    '# No inbound port is required: the device pulls its state (Flux) and only talks out.',
+    `# Inbound ports: ${open.join('; ')}${sshSources(d) ? '' : ' (SSH closed: no managementSubnet, no ssh.allowFrom)'}. The device pulls its state (Flux).`,
     'table inet edgeforge',
     'delete table inet edgeforge',
     'table inet edgeforge {',
@@ -81,31 +69,8 @@ export function nftablesRules(d: ResolvedDevice, fleet: Pick<Fleet, 'active' | '
     '\t\tct state established,related accept',
     '\t\tct state invalid drop',
     '\t\tiif "lo" accept',
-    '\t\tmeta l4proto icmp accept',
-    '\t\tmeta l4proto ipv6-icmp accept',
-    '\t\t# DHCP replies (the lease is renewed by unicast)',
-    '\t\tudp sport 67 udp dport 68 accept',
-    '\t\t# pods reach the node through the CNI bridge and the WireGuard overlay (DNS, API server, kubelet)',
-    '\t\tiifname { "cni0", "flannel-wg", "flannel-wg-v6" } accept',
-    `\t\tip saddr ${fleet.k3s.clusterCidr ?? DEFAULT_CLUSTER_CIDR} accept`,
   ];
-  if (d.managementSubnet) {
-    L.push(`\t\t# SSH only from the site's management subnet`, `\t\tip saddr ${d.managementSubnet} tcp dport ${sshPort} accept`);
-  } else {
-    L.push('\t\t# no management subnet configured for this site: SSH (keys only) from anywhere', `\t\ttcp dport ${sshPort} accept`);
-  }
-  if (d.cluster.kind !== 'single-node') {
-    const peers = clusterPeers(d, fleet);
-    const ips = peers.map((p) => (p.network.mode === 'static' ? p.network.ip : undefined));
-    L.push('\t\t# the K3s cluster of this site: API server, kubelet, WireGuard (flannel wireguard-native)');
-    if (peers.length && ips.every(Boolean)) {
-      const set = `{ ${ips.join(', ')} }`;
-      L.push(`\t\tip saddr ${set} tcp dport { 6443, 10250 } accept`, `\t\tip saddr ${set} udp dport { 51820, 51821 } accept`);
-    } else {
-      // a peer with a DHCP address cannot be named in advance
-      L.push('\t\ttcp dport { 6443, 10250 } accept', '\t\tudp dport { 51820, 51821 } accept');
-    }
-  }
+  for (const r of rules) L.push(`\t\t# ${r.why}`, ...nftStatement(r).map((x) => `\t\t${x}`));
   L.push('\t}', '}', '');
   return L.join('\n');
 }

@@ -12,6 +12,12 @@ export const GIT_SECRET = 'flux-system';
 /** Secret with the OpenPGP private key(s) kustomize-controller decrypts SOPS files with */
 export const SOPS_SECRET = 'sops-gpg';
 export const DEVICE_KUSTOMIZATION = 'device';
+/**
+ * Kustomization that applies the device's own SOPS keys (`sops-gpg`) from Git, decrypted with the device key
+ * alone. `device` depends on it, so after a site-key rotation the new key is in place before `device`
+ * decrypts site secrets re-encrypted to it — also on a device that was offline for weeks (docs/gitops.md).
+ */
+export const SOPS_KEYS_KUSTOMIZATION = 'sops-keys';
 
 /** Tuned for links that drop for minutes at a time (see docs/gitops.md, "Flaky links"). */
 export const SYNC_TUNING = {
@@ -144,6 +150,50 @@ export function selfKustomization(d: ResolvedDevice): Record<string, unknown> {
   };
 }
 
+/** Where `revoke` and `keys rotate --site` deliver a device's new site key: its own directory, beside flux-system/. */
+export function sopsKeysPath(d: Pick<ResolvedDevice, 'region' | 'site' | 'id'>): string {
+  return `${devicePath(d)}/sops-keys`;
+}
+
+/**
+ * The device's SOPS keys from Git. Decrypts with the `sops-gpg` it is updating: the file is encrypted to the
+ * device key, which that Secret has held since the build. No prune: dropping the file must never delete the
+ * Secret every other decryption needs.
+ */
+export function sopsKeysKustomization(d: ResolvedDevice): Record<string, unknown> {
+  return decryptingKustomization(SOPS_KEYS_KUSTOMIZATION, `./${sopsKeysPath(d)}`, { prune: false, dependsOn: FLUX_NS });
+}
+
+export const JOIN_TOKENS_KUSTOMIZATION = 'join-tokens';
+
+/**
+ * A multi-node server's agents: one bootstrap-token Secret per active agent and the objects that shut a revoked
+ * agent out (render/gitops/join-tokens.ts). prune: true — a token file removed from Git is a token deleted.
+ */
+export function joinTokensSync(d: ResolvedDevice): Record<string, unknown> {
+  return decryptingKustomization(JOIN_TOKENS_KUSTOMIZATION, `./${devicePath(d)}/join-tokens`, { prune: true, dependsOn: SOPS_KEYS_KUSTOMIZATION });
+}
+
+/** A small SOPS-decrypting Kustomization of the device's own source: no wait, one dependency. */
+function decryptingKustomization(name: string, path: string, o: { prune: boolean; dependsOn: string }): Record<string, unknown> {
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name, namespace: FLUX_NS },
+    spec: {
+      interval: SYNC_TUNING.deviceInterval,
+      retryInterval: SYNC_TUNING.retryInterval,
+      timeout: SYNC_TUNING.selfTimeout,
+      path,
+      prune: o.prune,
+      wait: false,
+      dependsOn: [{ name: o.dependsOn }],
+      sourceRef: { kind: 'GitRepository', name: FLUX_NS },
+      decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
+    },
+  };
+}
+
 /** The device's desired state: clusters/<region>/<site>/<device>. */
 export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'>): Record<string, unknown> {
   return {
@@ -157,7 +207,8 @@ export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'
       path: `./${devicePath(d)}`,
       prune: true,
       wait: true,
-      dependsOn: [{ name: FLUX_NS }],
+      // sops-keys first: a rotated site key must be in sops-gpg before site secrets re-encrypted to it are read
+      dependsOn: [{ name: FLUX_NS }, { name: SOPS_KEYS_KUSTOMIZATION }],
       sourceRef: { kind: 'GitRepository', name: FLUX_NS },
       decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
       // ${DEVICE_ID} etc. in manifests; opt a resource out with kustomize.toolkit.fluxcd.io/substitute: disabled
@@ -176,9 +227,10 @@ export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'
   };
 }
 
-/** GitRepository + both Kustomizations, in apply order. */
+/** GitRepository + the Kustomizations (join-tokens only on a multi-node server), in apply order. */
 export function fluxSyncObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops' | 'name'>): Record<string, unknown>[] {
-  return [gitRepository(d, fleet), selfKustomization(d), deviceKustomization(d, fleet)];
+  const agents = d.cluster.kind === 'multi-node-server' ? [joinTokensSync(d)] : [];
+  return [gitRepository(d, fleet), selfKustomization(d), sopsKeysKustomization(d), ...agents, deviceKustomization(d, fleet)];
 }
 
 /** Devices that run Flux: every server (single-node or the server of a multi-node site). Agents join a server's cluster. */

@@ -18,6 +18,8 @@ import { devicePath, fluxSyncObjects, runsFlux } from '../flux/sync.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { toYaml, toYamlStream } from '../flux/yaml.ts';
 import { managedArmor, managedYaml, seedYaml } from './marker.ts';
+import { sopsKeysFiles, sopsKeysKustomization } from './site-key.ts';
+import { joinTokensKustomization, joinTokensPath } from './join-tokens.ts';
 import { missingKeys, renderSopsConfig, type GitopsPublicKeys } from './sops.ts';
 
 export type { GitopsPublicKeys, PgpPublic } from './sops.ts';
@@ -141,6 +143,11 @@ function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: Res
     ),
     'operator',
   );
+  // empty until a site-key rotation; then `revoke` / `keys rotate --site --gitops` write the encrypted
+  // sops-gpg Secret beside it and list it here (created once, so `gitops --to` never undoes a rotation)
+  add(sopsKeysFiles(d).kustomization, sopsKeysKustomization(d, false), 'operator');
+  // a multi-node server: its agents' join tokens (written with an admin key by `gitops --to` and `revoke`)
+  if (d.cluster.kind === 'multi-node-server') add(`${joinTokensPath(d)}/kustomization.yaml`, joinTokensKustomization(d, []), 'operator');
   const poll = devicePollInterval(d.id, fleet.gitops.interval);
   add(`${dir}/flux-system/gotk-sync.yaml`, managedYaml(toYamlStream(fluxSyncObjects(d, fleet)), `Polls every ${poll.text} (${fleet.gitops.interval} + ${poll.offsetSeconds}s for ${d.id}).\nSuspend for a maintenance window in sync-patch.yaml beside this file (yours).`), 'edgeforge');
 }

@@ -20,10 +20,10 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({ key: 'node-name', value: d.id, comment: 'unique per device: the inventory id' });
   if (d.cluster.kind === 'multi-node-agent') {
     e.push({ key: 'server', value: d.cluster.serverUrl, comment: `joins ${d.cluster.serverId}` });
-    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: 'per-device join token, kept on the encrypted volume' });
+    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `this agent's own bootstrap token: joins only, expires k3s.joinWindow (${fleet.k3s.joinWindow ?? '30d'}) after issue, deleted from ${d.cluster.serverId} on revoke` });
   } else {
     e.push({ key: 'token-file', value: K3S_TOKEN_FILE, comment: 'generated per device by edgeforge, kept on the encrypted volume' });
-    if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `agents of this site join with it: ${d.cluster.agents.join(', ')}` });
+    if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `no agent carries it (without it agents could join with the server token): ${d.cluster.agents.join(', ')} join with their own bootstrap tokens` });
     e.push({ key: 'write-kubeconfig-mode', value: '0600', comment: 'kubeconfig is cluster-admin: root only' });
     e.push({ key: 'secrets-encryption', value: true, comment: 'Secrets encrypted at rest in the datastore' });
     e.push({ key: 'flannel-backend', value: 'wireguard-native', comment: 'pod traffic between nodes is encrypted (needs the wireguard kernel module)' });

@@ -2,6 +2,7 @@
 // the inventory's real values. One data model (`planData`) feeds both Markdown and JSON.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { tuningFor, PROTECT_KERNEL_SYSCTLS, type Tuning } from '../k3s/tuning.ts';
+import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
 
@@ -17,18 +18,47 @@ export function parseDurationSeconds(d: string): number {
 export interface PlanData {
   fleet: { name: string; industry: string; description?: string; activeDevices: number; revokedDevices: number; regions: number; sites: number };
   specs: { profile: string; board: string; ramMiB: number; storage: string; layout: string; encryptionCipher: string; devices: number; roles: Record<string, number> }[];
-  sites: { id: string; region: string; site: string; location?: string; devices: number; cluster: string; network: string; encryption: string; registryMirror?: string; managementSubnet?: string; canary: boolean }[];
+  sites: { id: string; region: string; site: string; location?: string; devices: number; cluster: string; network: string; encryption: string; registryMirror?: string; managementSubnet?: string; sshFrom: string; canary: boolean }[];
   k3s: { version: string; installMode: string; disable: string[]; profiles: { profile: string; role: string; tuning: Tuning; exampleDevice: string; config: string; install: string }[] };
   gitops: { url: string; branch: string; interval: string; pollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
+  /** per site, devices with the same inbound rules grouped: exactly what their nftables.nft accepts (firewall.ts) */
+  ports: { site: string; devices: string[]; proto: string; ports: string; from: string; why: string }[];
   offline: string[];
   conflicts: string[];
   theft: string[];
 }
 
-function clusterText(s: ResolvedSite): string {
+function sshFromText(s: ResolvedSite): string {
+  const active = s.devices.filter((d) => d.status === 'active');
+  const texts = [...new Set(active.map((d) => {
+    const src = sshSources(d);
+    return src === 'any' ? 'anywhere (ssh.allowFrom: any)' : src ? src.join(', ') : 'nowhere: SSH closed (no managementSubnet)';
+  }))];
+  return texts.join('; ') || '-';
+}
+
+/** The per-site port table: devices of a site whose inbound rules are identical share rows. */
+export function portTable(fleet: Fleet): PlanData['ports'] {
+  const rows: PlanData['ports'] = [];
+  for (const s of fleet.sites) {
+    const groups = new Map<string, { devices: string[]; rules: ReturnType<typeof describeRule>[]; whys: string[] }>();
+    for (const d of s.devices.filter((x) => x.status === 'active')) {
+      const rules = inboundRules(d, fleet);
+      const described = rules.map(describeRule);
+      const key = JSON.stringify(described);
+      const g = groups.get(key) ?? { devices: [], rules: described, whys: rules.map((r) => r.why) };
+      g.devices.push(d.id);
+      groups.set(key, g);
+    }
+    for (const g of groups.values()) g.rules.forEach((r, i) => rows.push({ site: s.id, devices: g.devices, ...r, why: g.whys[i] }));
+  }
+  return rows;
+}
+
+function clusterText(s: ResolvedSite, joinWindow: string): string {
   const active = s.devices.filter((d) => d.status === 'active');
   const server = active.find((d) => d.cluster.kind === 'multi-node-server');
-  if (server && server.cluster.kind === 'multi-node-server') return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s)`;
+  if (server && server.cluster.kind === 'multi-node-server') return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s), each joining with its own bootstrap token (valid ${joinWindow} after issue, k3s.joinWindow)`;
   return `${active.length} single-node cluster(s) (SQLite)`;
 }
 
@@ -68,11 +98,12 @@ export function planData(fleet: Fleet): PlanData {
       site: s.name,
       location: s.location,
       devices: s.devices.filter((d) => d.status === 'active').length,
-      cluster: clusterText(s),
+      cluster: clusterText(s, fleet.k3s.joinWindow ?? '30d'),
       network: [...nets].join(' + '),
       encryption: encryptionText(first),
       registryMirror: first?.registryMirror?.url,
       managementSubnet: first?.managementSubnet,
+      sshFrom: sshFromText(s),
       canary: s.canary,
     };
   });
@@ -132,6 +163,7 @@ export function planData(fleet: Fleet): PlanData {
     sites,
     k3s: { version: fleet.k3s.version, installMode: fleet.k3s.install.mode, disable: fleet.k3s.disable, profiles },
     gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, pollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout },
+    ports: portTable(fleet),
     offline: [
       'Each device reconciles from its own local copy: source-controller keeps the last fetched revision on persistent storage, so a reboot while offline re-applies the last known good state instead of waiting for the network.',
       `Polling every ${fleet.gitops.interval} with per-device jitter: a link that drops for hours simply means missed polls; nothing queues up and nothing needs to reach the device.`,
@@ -184,7 +216,13 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   o.push('## 1. Fleet', '', '### Devices per spec', '');
   o.push(table(['profile', 'board', 'RAM', 'storage', 'base image', 'data-volume cipher', 'devices'], p.specs.map((s) => [s.profile, s.board, `${s.ramMiB / 1024} GB`, s.storage, s.layout, s.encryptionCipher, s.devices])), '');
   o.push('### Devices per site', '');
-  o.push(table(['site', 'location', 'devices', 'K3s', 'network', 'encryption', 'registry mirror', 'SSH from'], p.sites.map((s) => [`${s.id}${s.canary ? ' (canary)' : ''}`, s.location, s.devices, s.cluster, s.network, s.encryption, s.registryMirror ?? '-', s.managementSubnet ?? 'nowhere (no inbound)'])), '');
+  o.push(table(['site', 'location', 'devices', 'K3s', 'network', 'encryption', 'registry mirror', 'SSH from'], p.sites.map((s) => [`${s.id}${s.canary ? ' (canary)' : ''}`, s.location, s.devices, s.cluster, s.network, s.encryption, s.registryMirror ?? '-', s.sshFrom])), '');
+  o.push('### Inbound ports', '');
+  o.push(
+    'What each device\'s firewall (`/etc/edgeforge/nftables.nft`, input policy drop) accepts besides replies to its own connections and loopback; rendered from the same rule list as the firewall. Devices of a site with the same rules share rows.',
+    '',
+  );
+  o.push(table(['site', 'devices', 'protocol', 'ports', 'from', 'why'], p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why])), '');
   o.push('## 2. K3s on each spec', '');
   o.push(
     `K3s ${p.k3s.version}, installed ${p.k3s.installMode === 'online' ? 'online at a pinned version (install script checked against its sha256 before it runs)' : 'from a local airgap bundle (binary, images and install script each checked against the inventory sha256)'}. Single-node servers use SQLite (no \`cluster-init\`: etcd costs ~130 MB more and needs quorum). Pod traffic uses flannel's \`wireguard-native\` backend; Secrets are encrypted at rest; \`protect-kernel-defaults\` is on, with its sysctls (${PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `\`${k}=${v}\``).join(', ')}) shipped in the seed. Disabled: ${p.k3s.disable.map((d) => `\`${d}\``).join(', ') || 'nothing'}.`,
@@ -203,7 +241,7 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   }
   o.push('## 3. GitOps: pull only', '');
   o.push(
-    `Repository \`${p.gitops.url}\`, branch \`${p.gitops.branch}\`, host key pinned in the inventory. Each device runs only Flux's source-controller and kustomize-controller (memory-limited for 2 GB boards) and reconciles \`clusters/<region>/<site>/<device>\`. No inbound port is opened on any device: the firewall's input policy is drop, and SSH is accepted only from a site's management subnet where one is set.`,
+    `Repository \`${p.gitops.url}\`, branch \`${p.gitops.branch}\`, host key pinned in the inventory. Each device runs only Flux's source-controller and kustomize-controller (memory-limited for 2 GB boards) and reconciles \`clusters/<region>/<site>/<device>\`. Git needs no inbound port: the firewall's input policy is drop, and what it accepts is the port table in section 1 (SSH only from a site's management subnet, or from anywhere where the inventory says \`ssh: {allowFrom: any}\`; K3s ports only between the nodes of a multi-node site).`,
     '',
     '```text',
     ...p.gitops.layout,

@@ -14,10 +14,22 @@ function hex2(n: number): string {
   return (n & 0xff).toString(16).padStart(2, '0');
 }
 
-export function generateInventory(n: number, opts: { name?: string; industry?: string } = {}): string {
+export interface GenerateOptions {
+  name?: string;
+  industry?: string;
+  /** data-volume encryption for every site (default: none). tpm2 modes put every device on the TPM profile. */
+  encryption?: 'none' | 'tang' | 'tpm2' | 'tang+tpm2';
+  /** give every site a management subnet (SSH only from it) */
+  managementSubnet?: boolean;
+  /** multi-node sites: 'some' (default: every tenth site from the sixth), 'none', or 'all' (every site of 3+ devices) */
+  multiNode?: 'some' | 'none' | 'all';
+}
+
+export function generateInventory(n: number, opts: GenerateOptions = {}): string {
   const fleetName = opts.name ?? `synthetic-${n}`;
   const siteCount = Math.max(1, Math.ceil(n / DEVICES_PER_SITE));
   const out: string[] = [];
+  const tpm = (opts.encryption ?? 'none').includes('tpm2');
   out.push(
     '# yaml-language-server: $schema=../inventory/schema.json',
     `# Synthetic fleet of ${n} devices written by \`edgeforge inventory generate --devices ${n}\`.`,
@@ -40,9 +52,11 @@ export function generateInventory(n: number, opts: { name?: string; industry?: s
     'admins:',
     '  - { name: Fleet Operations, email: fleet-ops@example.com }',
     'defaults:',
-    '  profile: rpi4-2g',
+    `  profile: ${tpm ? 'ipc-4g' : 'rpi4-2g'}`,
     '  network: { mode: dhcp }',
     '  ssh: { user: ops }',
+    ...(opts.managementSubnet ? ['  managementSubnet: 10.250.0.0/24'] : []),
+    ...encryptionLines(opts.encryption ?? 'none'),
     '  users:',
     '    - name: ops',
     '      sshAuthorizedKeys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE9u/Jy1N3N4jyA9HABcdi17Gpm7F1NmG3o544SYLIfl ops@example.com]',
@@ -62,7 +76,8 @@ export function generateInventory(n: number, opts: { name?: string; industry?: s
       const count = Math.min(DEVICES_PER_SITE, n - first);
       if (count <= 0) continue;
       const isStatic = s % 3 === 0;
-      const isCluster = s % 10 === 5 && count >= 3; // some sites run one multi-node cluster
+      const multi = opts.multiNode ?? 'some';
+      const isCluster = count >= 3 && (multi === 'all' || (multi === 'some' && s % 10 === 5)); // some sites run one multi-node cluster
       const net = `10.${(s >> 8) & 0xff}.${s & 0xff}`;
       out.push(`      ${siteName}:`);
       if (s === 0) out.push('        canary: true');
@@ -76,7 +91,7 @@ export function generateInventory(n: number, opts: { name?: string; industry?: s
         const fields = [`id: ${id}`, `serial: "${(0x10000000 + g).toString(16)}"`, `mac: "${mac}"`];
         if (isCluster && i === 0) fields.push('profile: ipc-4g', 'role: server');
         else if (isCluster) fields.push('role: agent');
-        else if (g % 5 === 0) fields.push('profile: rpi4-4g');
+        else if (g % 5 === 0 && !tpm) fields.push('profile: rpi4-4g');
         if (isStatic || isCluster) fields.push(`network: { address: ${net}.${10 + i}/24 }`);
         out.push(`          - { ${fields.join(', ')} }`);
         made++;
@@ -84,4 +99,10 @@ export function generateInventory(n: number, opts: { name?: string; industry?: s
     }
   }
   return out.join('\n') + '\n';
+}
+
+function encryptionLines(mode: NonNullable<GenerateOptions['encryption']>): string[] {
+  if (mode === 'none') return [];
+  const tang = ['    tang:', '      - { url: "http://tang.example.com", thumbprint: 1Zs0nDh0Xf8BVqfuGtDXKzNQ7Vz3k8Wv3zG8bZfQk0E }'];
+  return ['  encryption:', `    mode: ${mode}`, ...(mode.includes('tang') ? tang : []), ...(mode === 'tang+tpm2' ? ['    threshold: 2'] : [])];
 }

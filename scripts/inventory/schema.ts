@@ -17,8 +17,34 @@ const cidr = z.string().regex(new RegExp(`^${IPV4}/([12]?\\d|3[0-2])$`), { messa
 const mac = z.string().regex(/^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$/, { message: 'must be a MAC address like dc:a6:32:01:02:03' });
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be a sha256 in lower-case hex (64 characters)' });
 const duration = z.string().regex(/^([0-9]+(ms|s|m|h))+$/, { message: 'must be a duration like 30s, 5m or 1h30m' });
+// no blanks and no control characters (Go's net/url refuses C0 controls; C1 ones are controls too)
 const url = (schemes: string[]) =>
-  z.string().regex(new RegExp(`^(${schemes.join('|')})://[^\\s]+$`), { message: `must be a URL starting with ${schemes.map((s) => s + '://').join(' or ')}` });
+  z.string().regex(new RegExp(`^(${schemes.join('|')})://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$`), {
+    message: `must be a URL starting with ${schemes.map((s) => s + '://').join(' or ')}, without blanks or control characters`,
+  });
+// A host name (RFC 1123 labels, dots between), an IPv4 or an IPv6 address: what resolvers, chrony and containerd take.
+const HOSTNAME = '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*';
+const host = (what: string) =>
+  z
+    .string()
+    .max(253)
+    .regex(new RegExp(`^(${HOSTNAME}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$`), { message: `${what} must be a host name or an IP address (letters, digits, "-", "." — no blanks, no ":" except in IPv6)` });
+// Kubernetes label syntax (the kubelet refuses to register a node whose --node-labels break it)
+const LABEL_NAME = '[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?';
+const labelKey = z
+  .string()
+  .max(317)
+  .regex(new RegExp(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?${LABEL_NAME}$`), { message: 'label keys are Kubernetes label names: [prefix/]name, the name 1-63 letters, digits, "-", "_", "." starting and ending alphanumeric' });
+const labelValue = z.string().regex(new RegExp(`^(${LABEL_NAME})?$`), { message: 'label values are empty or 1-63 letters, digits, "-", "_", "." starting and ending alphanumeric' });
+// git check-ref-format: no control characters, blanks, ~ ^ : ? * [ \ , "..", "@{", no leading "-" or "/", no ".lock" end
+const branch = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^(?!-)(?!\/)(?!.*\.\.)(?!.*@\{)(?!.*\/\/)(?!.*\/\.)(?!\.)(?!.*\.lock$)(?!.*[./]$)(?!@$)[^\u0000-\u0020\u007f~^:?*[\\]+$/, { message: 'must be a Git branch name (git check-ref-format: no blanks or control characters, none of ~ ^ : ? * [ \\ or "..")' });
+// An OpenSSH public key line: one line, no control characters (cloud-init re-reads authorized_keys with
+// Python's splitlines, which also splits at \v, \f, \x1c-\x1e and \x85: such a comment would break the key)
+const SSH_KEY_TAIL = '( [^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029]*)?$';
 
 export const ProfileSchema = z
   .strictObject({
@@ -52,7 +78,7 @@ export const NetworkSchema = z
     address: cidr.optional().describe('Static address with prefix length (static mode, usually per device)'),
     gateway: ipv4.optional(),
     dns: z.array(ipv4).max(3).optional(),
-    search: z.array(z.string()).optional(),
+    search: z.array(host('a DNS search domain')).optional(),
     interface: z.string().regex(/^[a-z][a-z0-9]{0,14}$/).optional().describe('Name given to the NIC matched by MAC (default eth0)'),
   })
   .describe('Site network: DHCP, or static with address/gateway/DNS. Objects merge key by key down the cascade.');
@@ -65,7 +91,7 @@ export const SshSchema = z
     identityFile: z.string().optional(),
     hostKey: z
       .string()
-      .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$/, {
+      .regex(new RegExp('^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+' + SSH_KEY_TAIL), {
         message: 'must be an OpenSSH public key line like "ssh-ed25519 AAAA…"',
       })
       .optional()
@@ -95,12 +121,17 @@ export const EncryptionSchema = z
 
 export const RegistryMirrorSchema = z.strictObject({
   url: url(['http', 'https']),
-  registries: z.array(z.string()).min(1).default(['docker.io', 'ghcr.io', 'registry.k8s.io', 'quay.io']),
+  registries: z
+    .array(z.string().regex(new RegExp(`^(\\*|${HOSTNAME}(:[0-9]{1,5})?)$`), { message: 'must be a registry host like docker.io or registry.local:5000 (or "*")' }))
+    .min(1)
+    .default(['docker.io', 'ghcr.io', 'registry.k8s.io', 'quay.io']),
 });
 
 export const UserSchema = z.strictObject({
   name: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
-  sshAuthorizedKeys: z.array(z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$/)).min(1),
+  sshAuthorizedKeys: z
+    .array(z.string().regex(new RegExp('^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\\S+|sk-\\S+) [A-Za-z0-9+/=]+' + SSH_KEY_TAIL), { message: 'must be one OpenSSH public key line ("ssh-ed25519 AAAA… comment") without control characters' }))
+    .min(1),
   sudo: z.boolean().default(true),
 });
 
@@ -113,9 +144,9 @@ export const cascadeShape = {
   registryMirror: RegistryMirrorSchema.optional(),
   managementSubnet: cidr.optional().describe('SSH is allowed only from this subnet when set'),
   timezone: z.string().regex(/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*$/).optional(),
-  ntp: z.array(z.string()).optional(),
+  ntp: z.array(host('an NTP server')).optional(),
   users: z.array(UserSchema).optional().describe('Login users (key-only SSH)'),
-  labels: z.record(z.string(), z.string()).optional().describe('Kubernetes node labels'),
+  labels: z.record(labelKey, labelValue).optional().describe('Kubernetes node labels'),
 };
 export const CascadeSchema = z.strictObject(cascadeShape);
 
@@ -183,8 +214,8 @@ export const K3sSchema = z.strictObject({
 });
 
 export const GitopsSchema = z.strictObject({
-  url: z.string().regex(/^(ssh:\/\/[^\s]+|[a-z0-9._-]+@[^\s:]+:[^\s]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
-  branch: z.string().min(1).default('main'),
+  url: z.string().regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
+  branch: branch.default('main'),
   knownHosts: z
     .string()
     .regex(/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/, { message: 'must be a known_hosts line: "host ssh-ed25519 AAAA…"' })
@@ -194,7 +225,7 @@ export const GitopsSchema = z.strictObject({
     .record(
       z.string().regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, { message: 'must be a site id "<region>/<site>"' }),
       z.strictObject({
-        url: z.string().regex(/^(ssh:\/\/[^\s]+|[a-z0-9._-]+@[^\s:]+:[^\s]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
+        url: z.string().regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
         knownHosts: z.string().regex(/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/, { message: 'must be a known_hosts line: "host ssh-ed25519 AAAA…"' }),
       }),
     )
@@ -230,7 +261,7 @@ export const InventorySchema = z
     version: z.literal(1).describe('Inventory format version'),
     fleet: z.strictObject({
       name: name('fleet name'),
-      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy'),
+      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy: shown in the plan, changes no setting'),
       description: z.string().optional(),
       deviceCount: z.number().int().min(0).optional().describe('Total active devices; derived from the list, checked when stated'),
     }),

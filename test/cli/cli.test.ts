@@ -97,7 +97,11 @@ describe('inventory generate / import', () => {
     writeFileSync(inv, readFileSync('inventory/example.yaml'));
     const csv = path.join(dir, 'line3.csv');
     writeFileSync(csv, 'id,serial,mac,region,site,profile,address\r\nulsan1-line3-001,10000000a3f1c101,dc:a6:32:10:03:01,kr-south,ulsan-plant-1,rpi4-4g,10.20.1.31/24\r\n"ulsan1-line3-002","10000000a3f1c102",dc:a6:32:10:03:02,kr-south,ulsan-plant-1,,10.20.1.32/24\r\nbusan1-gw-001,20000000aa000001,dc:a6:32:20:00:01,kr-south,busan-port-1,,\r\n');
-    const r = await runCli(['inventory', 'import', csv, '-i', inv]);
+    // busan-port-1 is a new site: refused unless asked for
+    const refused = await runCli(['inventory', 'import', csv, '-i', inv]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${csv}:4:5: site "busan-port-1" is not in region "kr-south"`);
+    const r = await runCli(['inventory', 'import', csv, '-i', inv, '--allow-new-sites']);
     expect(r.stderr).toContain('added 3 device(s)');
     expect(r.code).toBe(0);
     const text = readFileSync(inv, 'utf8');
@@ -110,8 +114,8 @@ describe('inventory generate / import', () => {
     writeFileSync(bad, 'id,serial,mac,region,site\nok-device-1,30000000aa000001,dc:a6:32:30:00:01,kr-south,ulsan-plant-1\nBad_Id,30000000aa000002,dc:a6:32:30:00:02,kr-south,ulsan-plant-1\nok-device-3,30000000aa000003,not-a-mac,kr-south,ulsan-plant-1\n');
     const rb = await runCli(['inventory', 'import', bad, '-i', inv]);
     expect(rb.code).toBe(2);
-    expect(rb.stderr).toContain(`${bad}:3:1: `);
-    expect(rb.stderr).toContain(`${bad}:4:1: `);
+    expect(rb.stderr).toContain(`${bad}:3:1: id "Bad_Id"`); // row 3, column 1 (id)
+    expect(rb.stderr).toContain(`${bad}:4:3: mac "not-a-mac"`); // row 4, column 3 (mac)
     expect(readFileSync(inv, 'utf8')).toBe(before);
   });
   it('CSV problems: missing columns and empty required fields', async () => {

@@ -293,7 +293,7 @@ async function main(): Promise<number> {
 
   // 4. boot 1, tang up
   const hostKey = (await fs.readFile(path.join(built.dir, 'bundle/ssh/ssh_host_ed25519_key.pub'), 'utf8').catch(() => '')).trim();
-  const mac = (await fs.readFile(path.join(built.dir, 'seed/network-config'), 'utf8')).match(/macaddress:\s*([0-9a-f:]{17})/i)?.[1];
+  const mac = (await fs.readFile(path.join(built.dir, 'seed/network-config'), 'utf8')).match(/macaddress:\s*"?([0-9a-f:]{17})/i)?.[1];
   const sshPort = await freePort();
   const target: SshTarget = { port: sshPort, user: 'ops', identity: sshKey, hostKey, alias: DEVICE, workDir: work };
   const boot = await bootFiles(built.image, work);
@@ -389,7 +389,7 @@ async function main(): Promise<number> {
         const stepsDone = steps.filter(stepOk);
         await checks.run(C.cloudInit, async () => {
           const r = need();
-          const want = /instance-id:\s*(\S+)/.exec(await fs.readFile(path.join(built!.dir, 'seed/meta-data'), 'utf8'))?.[1];
+          const want = /instance-id:\s*"?([^"\s]+)/.exec(await fs.readFile(path.join(built!.dir, 'seed/meta-data'), 'utf8'))?.[1];
           const got = (await r.text('/var/lib/cloud/data/instance-id'))?.trim();
           expect(got && got === want, `cloud-init's instance-id is ${JSON.stringify(got)}, the seed's is ${want}`);
           expect(await r.exists('/var/lib/cloud/instance/boot-finished'), 'no /var/lib/cloud/instance/boot-finished');

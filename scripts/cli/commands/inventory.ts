@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { type Command } from '../command.ts';
-import { InventoryError, sortProblems, UsageError, UserError } from '../../util/errors.ts';
+import { UsageError, UserError } from '../../util/errors.ts';
 import { generateInventory } from '../../inventory/generate.ts';
-import { addDevicesToDocument, csvToDevices } from '../../inventory/import-csv.ts';
+import { importCsv } from '../../inventory/import-csv.ts';
 import { loadInventoryBytes } from '../../inventory/load.ts';
 import { inventoryJsonSchema } from '../../inventory/schema.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
@@ -38,14 +37,18 @@ export const inventoryGenerate: Command = {
 export const inventoryImport: Command = {
   name: 'inventory import',
   summary: 'add devices from a spreadsheet (CSV) to the inventory, keeping its comments',
-  usage: 'inventory import FILE.csv [-i INVENTORY] [--dry-run]',
+  usage: 'inventory import FILE.csv [-i INVENTORY] [--allow-new-sites] [--dry-run]',
   common: ['inventory', 'json'],
   positionals: { min: 1, max: 1, names: 'FILE.csv' },
   description: `The first row names the columns: id, serial, mac, region, site (required), profile, role, address, ssh_host, notes.
-Comma or semicolon separated. Missing regions and sites are created. The result is validated before anything is written;
-problems in imported rows are reported as FILE.csv:ROW:COL.`,
-  options: { 'dry-run': { type: 'boolean', description: 'print the resulting inventory instead of writing it' } },
-  examples: ['edgeforge inventory import line3-devices.csv -i inventory/acme.yaml'],
+Comma or semicolon separated. Regions and sites must already be in the inventory (a typo would create a site with
+no network settings) unless --allow-new-sites. The result is validated before anything is written; every problem
+is reported as FILE.csv:ROW:COL.`,
+  options: {
+    'dry-run': { type: 'boolean', description: 'print the resulting inventory instead of writing it' },
+    'allow-new-sites': { type: 'boolean', description: 'create regions and sites the inventory does not have yet' },
+  },
+  examples: ['edgeforge inventory import line3-devices.csv -i inventory/acme.yaml', 'edgeforge inventory import new-store.csv --allow-new-sites --dry-run'],
   async run(ctx) {
     const csvFile = ctx.positionals[0];
     let csvText: string;
@@ -54,37 +57,9 @@ problems in imported rows are reported as FILE.csv:ROW:COL.`,
     } catch (err) {
       throw new UserError(`cannot read ${csvFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
     }
-    const { devices, problems } = csvToDevices(csvText);
-    if (problems.length) throw new InventoryError(csvFile, problems);
     const invPath = path.resolve(ctx.io.cwd, ctx.common.inventory);
     const invText = await fs.readFile(invPath, 'utf8');
-    loadInventoryBytes(Buffer.from(invText), ctx.common.inventory); // the starting point must be valid
-    const doc = parseDocument(invText);
-    addDevicesToDocument(doc, devices);
-    const fleetCount = doc.getIn(['fleet', 'deviceCount']);
-    if (typeof fleetCount === 'number') doc.setIn(['fleet', 'deviceCount'], fleetCount + devices.length);
-    const next = doc.toString({ lineWidth: 0 });
-    try {
-      loadInventoryBytes(Buffer.from(next), ctx.common.inventory);
-    } catch (err) {
-      if (!(err instanceof InventoryError)) throw err;
-      // report problems in imported devices against their CSV rows
-      const lines = next.split('\n');
-      const rowOf = (line: number): number | undefined => {
-        // the nearest device item at or above the problem's line
-        for (let l = line - 1; l >= 0; l--) {
-          const m = /^\s*-\s+(?:\{\s*)?id:\s*"?([^\s,"}]+)/.exec(lines[l]);
-          if (m) return devices.find((d) => d.device.id === m[1])?.row;
-        }
-        return undefined;
-      };
-      const mapped = sortProblems(err.problems).map((p) => {
-        const row = rowOf(p.line);
-        return row ? `${csvFile}:${row}:1: ${p.message.replace(/regions\.[^ ]*devices\[\d+\]\.?/, '')}` : `${ctx.common.inventory} (after import):${p.line}:${p.col}: ${p.message}`;
-      });
-      ctx.io.err(mapped.join('\n'));
-      throw new UserError(`${mapped.length} problem(s); the inventory was not changed`);
-    }
+    const { text: next, devices } = importCsv(csvText, csvFile, invText, ctx.common.inventory, { allowNewSites: !!ctx.options['allow-new-sites'] });
     if (ctx.options['dry-run']) ctx.io.out(next);
     else await writeFileAtomic(invPath, next);
     if (ctx.common.json) ctx.io.out(JSON.stringify({ imported: devices.length, inventory: ctx.common.inventory, written: !ctx.options['dry-run'] }));

@@ -14,7 +14,7 @@ import { fluxSecretObjects, type FluxDeviceSecrets } from './secrets.ts';
 import { sizingClassFor } from './sizing.ts';
 import { devicePath, fluxSyncObjects, runsFlux } from './sync.ts';
 import { devicePollInterval } from './jitter.ts';
-import { toYamlStream } from './yaml.ts';
+import { toYamlStream } from '../yaml.ts';
 
 /** Directory of the device output (and of the first-boot bundle) holding the bootstrap files. */
 export const FLUX_BOOTSTRAP_DIR = 'flux';

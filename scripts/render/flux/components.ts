@@ -5,7 +5,7 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { fluxSizing, type ControllerSizing, type SizingClass } from './sizing.ts';
-import { parseYamlStream, toYaml, toYamlStream } from './yaml.ts';
+import { parseYamlStream, toYaml, toYamlStream } from '../yaml.ts';
 import { FluxConfigError } from '../../util/errors.ts';
 
 export type FluxController = 'source-controller' | 'kustomize-controller' | 'helm-controller' | 'notification-controller';

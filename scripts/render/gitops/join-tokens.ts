@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import { devicePath } from '../flux/sync.ts';
-import { toYaml, toYamlStream } from '../flux/yaml.ts';
+import { toYaml, toYamlStream } from '../yaml.ts';
 
 export const JOIN_TOKENS_DIR = 'join-tokens';
 /** K3s's default for `k3s token create --groups` */

@@ -3,6 +3,8 @@
 // (edgeforge creates some of those once, as a starting point, and never touches them again).
 // An operator takes a managed file over by deleting its marker line.
 
+import { yamlComment } from '../yaml.ts';
+
 export const MANAGED_TAG = 'edgeforge:managed';
 export const MANAGED_LINE = `# ${MANAGED_TAG}: generated from the inventory by \`edgeforge gitops\`; local edits are overwritten. Delete this line to take the file over.`;
 export const SEED_LINE = '# Created once by edgeforge as a starting point: this file is yours, edgeforge never overwrites it.';
@@ -15,12 +17,13 @@ export function isManaged(bytes: Uint8Array | string): boolean {
   return MARKER_RE.test(head);
 }
 
+// `about` may hold inventory text (a region's description): yamlComment keeps every line of it a comment
 export function managedYaml(body: string, about?: string): string {
-  return `${MANAGED_LINE}\n${about ? about.trimEnd().split('\n').map((l) => `# ${l}`).join('\n') + '\n' : ''}${body}`;
+  return `${MANAGED_LINE}\n${about ? yamlComment(about) : ''}${body}`;
 }
 
 export function seedYaml(body: string, about?: string): string {
-  return `${SEED_LINE}\n${about ? about.trimEnd().split('\n').map((l) => `# ${l}`).join('\n') + '\n' : ''}${body}`;
+  return `${SEED_LINE}\n${about ? yamlComment(about) : ''}${body}`;
 }
 
 /** Armored keys carry the marker as an armor "Comment:" header (gpg and OpenPGP.js ignore it). */

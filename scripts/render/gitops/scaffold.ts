@@ -16,7 +16,7 @@ import { fluxComponentsYaml, type FluxBundleInput } from '../flux/components.ts'
 import { sizingClassFor, type SizingClass } from '../flux/sizing.ts';
 import { devicePath, fluxSyncObjects, runsFlux } from '../flux/sync.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
-import { toYaml, toYamlStream } from '../flux/yaml.ts';
+import { toYaml, toYamlStream } from '../yaml.ts';
 import { managedArmor, managedYaml, seedYaml } from './marker.ts';
 import { sopsKeysFiles, sopsKeysKustomization } from './site-key.ts';
 import { joinTokensKustomization, joinTokensPath } from './join-tokens.ts';

@@ -6,7 +6,7 @@
 import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import { FLUX_NS, SOPS_SECRET, sopsKeysPath } from '../flux/sync.ts';
 import { sopsSecretKeys } from '../flux/secrets.ts';
-import { toYaml } from '../flux/yaml.ts';
+import { toYaml } from '../yaml.ts';
 
 /** The encrypted Secret's file name inside sops-keys/. */
 export const SOPS_KEYS_FILE = 'sops-gpg.yaml';

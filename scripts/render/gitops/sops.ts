@@ -5,7 +5,7 @@
 // secret at ~250 recipients instead of 10,000).
 import type { Fleet } from '../../inventory/fleet.ts';
 import { runsFlux } from '../flux/sync.ts';
-import { toYaml } from '../flux/yaml.ts';
+import { toYaml } from '../yaml.ts';
 import { managedYaml } from './marker.ts';
 
 export interface PgpPublic {

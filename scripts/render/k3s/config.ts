@@ -3,6 +3,7 @@
 // ../shared/k3s-flags (K3s logs and ignores unknown keys, so nothing else would catch a typo).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { kubeletArgs, tuningFor } from './tuning.ts';
+import { toYaml, yamlComment } from '../yaml.ts';
 
 /** Where the first-boot program puts the device's K3s secrets (inside the encrypted volume). */
 export const K3S_TOKEN_FILE = '/var/lib/edgeforge/secrets/k3s-token';
@@ -20,7 +21,7 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({ key: 'node-name', value: d.id, comment: 'unique per device: the inventory id' });
   if (d.cluster.kind === 'multi-node-agent') {
     e.push({ key: 'server', value: d.cluster.serverUrl, comment: `joins ${d.cluster.serverId}` });
-    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `this agent's own bootstrap token: joins only, expires k3s.joinWindow (${fleet.k3s.joinWindow ?? '30d'}) after issue, deleted from ${d.cluster.serverId} on revoke` });
+    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `the join token of ${d.siteId}'s cluster (its server and every agent hold the same one), kept on the encrypted volume` });
   } else {
     e.push({ key: 'token-file', value: K3S_TOKEN_FILE, comment: 'generated per device by edgeforge, kept on the encrypted volume' });
     if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `no agent carries it (without it agents could join with the server token): ${d.cluster.agents.join(', ')} join with their own bootstrap tokens` });
@@ -40,28 +41,19 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({
     key: 'kubelet-arg',
     value: kubeletArgs(t),
-    comment: `${t.ramMiB} MiB RAM, ${t.role}: reserved ${t.systemReservedMiB}+${t.kubeReservedMiB} MiB, hard eviction at ${t.evictionHardMiB} MiB free, ~${t.allocatableMiB} MiB for pods`,
+    comment: `${t.ramMiB} MiB RAM, ${t.role}: reserved ${t.systemReservedMiB} MiB (OS) + ${t.kubeReservedMiB} MiB (K3s), hard eviction at ${t.evictionHardMiB} MiB free, ${t.allocatableMiB} MiB allocatable to pods (system pods such as Flux included)`,
   });
   return e;
 }
 
-function yamlScalar(v: string | number | boolean): string {
-  if (typeof v !== 'string') return String(v);
-  // quote anything YAML could read as another type or that holds YAML syntax
-  return /^[A-Za-z0-9_./:=,<>%@+-]+$/.test(v) && !/^(true|false|yes|no|on|off|null|~|[0-9.+-]+)$/i.test(v) && !/^[-?:,]/.test(v) && !v.includes(': ') ? v : JSON.stringify(v);
-}
-
-/** Deterministic YAML with comments (the yaml library would reorder nothing, but this keeps the comments beside their keys). */
+/** Deterministic YAML with each comment beside its key (the writer emits one key at a time, in order). */
 export function renderConfigYaml(entries: ConfigEntry[], header: string[] = []): string {
-  const out: string[] = header.map((h) => `# ${h}`);
+  let out = header.length ? yamlComment(header.join('\n')) : '';
   for (const { key, value, comment } of entries) {
-    if (comment) out.push(`# ${comment}`);
-    if (Array.isArray(value)) {
-      out.push(`${key}:`);
-      for (const v of value) out.push(`  - ${yamlScalar(v)}`);
-    } else out.push(`${key}: ${yamlScalar(value)}`);
+    if (comment) out += yamlComment(comment);
+    out += toYaml({ [key]: value });
   }
-  return out.join('\n') + '\n';
+  return out;
 }
 
 export function renderK3sConfig(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): string {
@@ -71,9 +63,7 @@ export function renderK3sConfig(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): s
 /** registries.yaml where the site has a pull-through mirror. */
 export function renderRegistries(d: ResolvedDevice): string | undefined {
   if (!d.registryMirror) return undefined;
-  const lines = ['# registry mirror for this site — written by edgeforge', 'mirrors:'];
-  for (const r of d.registryMirror.registries) {
-    lines.push(`  ${JSON.stringify(r)}:`, '    endpoint:', `      - ${JSON.stringify(d.registryMirror.url)}`);
-  }
-  return lines.join('\n') + '\n';
+  const url = d.registryMirror.url;
+  const mirrors = Object.fromEntries(d.registryMirror.registries.map((r) => [r, { endpoint: [url] }]));
+  return yamlComment('registry mirror for this site — written by edgeforge') + toYaml({ mirrors });
 }

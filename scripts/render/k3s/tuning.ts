@@ -18,15 +18,33 @@ export interface Tuning {
 }
 
 const round32 = (n: number) => Math.round(n / 32) * 32;
+const ceil32 = (n: number) => Math.ceil(n / 32) * 32;
 const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, n));
+
+/** A measured memory footprint and where it was published: the floors of the reservations below. */
+export interface Footprint {
+  mib: number;
+  what: string;
+  source: string;
+}
+
+// K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling), Pi 4B (BCM2711), Kine/SQLite,
+// 95th percentile of the k3s service (K3s + containerd): a K3s server with a workload 768 M (the page's K3s 1.19
+// revision; its v1.26.5 revision reports 1588 M measured with all packaged components plus a Prometheus/Grafana
+// stack on the node — edgeforge disables traefik, servicelb and metrics-server), a K3s agent 268 M (v1.26.5).
+export const K3S_SERVER_FOOTPRINT: Footprint = { mib: 768, what: 'K3s server with SQLite (Pi 4B, with a workload)', source: 'K3s docs, "Resource Profiling", docs.k3s.io/reference/resource-profiling' };
+export const K3S_AGENT_FOOTPRINT: Footprint = { mib: 268, what: 'K3s agent (Pi 4B)', source: 'K3s docs, "Resource Profiling", docs.k3s.io/reference/resource-profiling' };
+// 64-bit Raspberry Pi OS Lite (Bookworm) after boot with SSH: 125.4 MiB used (top), docs.printercow.com/guide/32bit-vs-64bit.html
+export const OS_FOOTPRINT: Footprint = { mib: 126, what: 'Raspberry Pi OS Lite 64-bit, idle with sshd', source: '"32-bit vs 64-bit Raspberry Pi OS Lite", docs.printercow.com/guide/32bit-vs-64bit.html' };
 
 export function tuningFor(profile: Profile, role: 'server' | 'agent'): Tuning {
   const ram = profile.ramMiB;
-  // OS, sshd, journald, containerd shims: grows slowly with RAM
-  const systemReservedMiB = round32(clamp(ram * 0.06, 128, 512));
-  // K3s runs apiserver, controller-manager, scheduler, kubelet and SQLite in one process: a
-  // server with SQLite needs ~768 MB under load (K3s resource profiling), an agent far less
-  const kubeReservedMiB = round32(role === 'server' ? clamp(ram * 0.2, 384, 1024) : clamp(ram * 0.1, 192, 512));
+  // OS, sshd, journald, containerd shims: never below the measured idle OS, grows slowly with RAM
+  const systemReservedMiB = Math.max(ceil32(OS_FOOTPRINT.mib), round32(clamp(ram * 0.06, 128, 512)));
+  // K3s runs apiserver, controller-manager, scheduler, kubelet and SQLite in one process: never below its
+  // measured footprint (above), more on larger boards that run more pods
+  const k3s = role === 'server' ? K3S_SERVER_FOOTPRINT : K3S_AGENT_FOOTPRINT;
+  const kubeReservedMiB = Math.max(ceil32(k3s.mib), round32(role === 'server' ? clamp(ram * 0.2, 384, 1024) : clamp(ram * 0.1, 192, 512)));
   // hard eviction before the kernel OOM killer picks K3s itself; soft gives pods a graceful exit first
   const evictionHardMiB = Math.ceil(clamp(ram * 0.05, 100, 256) / 32) * 32;
   const evictionSoftMiB = evictionHardMiB * 2;

@@ -3,6 +3,7 @@
 // device: a changed config or a rotated key gives a new instance, an unchanged rebuild the same one.
 import { createHash } from 'node:crypto';
 import type { RenderedFile } from '../files.ts';
+import { toYaml } from '../yaml.ts';
 
 export function instanceId(deviceId: string, files: RenderedFile[]): string {
   const h = createHash('sha256');
@@ -13,5 +14,5 @@ export function instanceId(deviceId: string, files: RenderedFile[]): string {
 }
 
 export function renderMetaData(deviceId: string, iid: string): string {
-  return `instance-id: ${iid}\nlocal-hostname: ${deviceId}\n`;
+  return toYaml({ 'instance-id': iid, 'local-hostname': deviceId });
 }

@@ -1,7 +1,7 @@
 // NoCloud network-config, version 2: the NIC is matched by its MAC (interface names differ between
 // boards and kernels) and renamed to the inventory's interface name; DHCP or static from the inventory.
 import type { ResolvedDevice } from '../../inventory/fleet.ts';
-import { toYaml, type YamlValue } from './yaml.ts';
+import { toYaml, type YamlValue } from '../yaml.ts';
 
 export function networkConfigDoc(d: Pick<ResolvedDevice, 'network' | 'mac'>): { [k: string]: YamlValue } {
   const n = d.network;

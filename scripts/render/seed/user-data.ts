@@ -2,7 +2,7 @@
 // vehicle that carries the device bundle (write_files) on the seed. Checked by `cloud-init schema`.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import type { RenderedFile } from '../files.ts';
-import { toYaml, type YamlValue } from './yaml.ts';
+import { toYaml, yamlComment, type YamlValue } from '../yaml.ts';
 import { DEVICE_BUNDLE_DIR } from '../firstboot/compose.ts';
 
 export interface UserDataInput {
@@ -63,8 +63,7 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
 export function renderUserData(u: UserDataInput): string {
   return (
     '#cloud-config\n' +
-    `# ${u.device.id} (fleet ${u.fleet.name}) - written by edgeforge. Holds this device's one-time secrets:\n` +
-    '# the first-boot program erases them from the device after use; keep this file private (0600).\n' +
+    yamlComment(`${u.device.id} (fleet ${u.fleet.name}) - written by edgeforge. Holds this device's one-time secrets:\nthe first-boot program erases them from the device after use; keep this file private (0600).`) +
     toYaml(userDataDoc(u))
   );
 }

@@ -2,8 +2,7 @@
 // stringify produced, for every Flux document of the example fleet and of a generated 200-device fleet.
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { emitYaml } from '../../scripts/render/yaml-emit.ts';
-import { yamlLibraryToYaml } from '../../scripts/render/flux/yaml.ts';
+import { emitYaml, yamlLibraryToYaml } from '../../scripts/render/yaml.ts';
 import { fluxSecretObjects } from '../../scripts/render/flux/secrets.ts';
 import { fluxSyncObjects } from '../../scripts/render/flux/sync.ts';
 import { fluxComponents } from '../../scripts/render/flux/components.ts';

@@ -1,0 +1,63 @@
+// The memory budget of one device, every MiB accounted for: OS + K3s + hard-eviction reserve + system pods
+// (Flux at its limits; the upgrade controller and status reporter go here once they exist) + workloads = RAM.
+// Each reservation is the rendered kubelet setting (k3s/tuning.ts), whose floors are cited measured footprints.
+import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { K3S_AGENT_FOOTPRINT, K3S_SERVER_FOOTPRINT, OS_FOOTPRINT, tuningFor, type Footprint } from '../k3s/tuning.ts';
+import { fluxControllers } from '../flux/components.ts';
+import { fluxMemoryLimitMi } from '../flux/sizing.ts';
+import { runsFlux } from '../flux/sync.ts';
+
+export interface BudgetPart {
+  part: string;
+  mib: number;
+  /** where the number comes from */
+  basis: string;
+}
+
+export interface MemoryBudget {
+  ramMiB: number;
+  parts: BudgetPart[];
+  /** what is left for the operator's workloads (RAM minus every part) */
+  workloadsMiB: number;
+  /** the measured footprints the reservations may not go below */
+  footprints: Footprint[];
+}
+
+/** Pods every device of a kind runs besides the operator's workloads, with the memory they may take. */
+export interface SystemPod {
+  name: string;
+  runsOn(d: ResolvedDevice): boolean;
+  limitMiB(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): number;
+  basis: string;
+}
+
+function controllersOf(fleet: Pick<Fleet, 'gitops'>): string[] {
+  try {
+    return fluxControllers(fleet);
+  } catch {
+    return ['source-controller', 'kustomize-controller'];
+  }
+}
+
+// issue #18 (system-upgrade-controller) and #24 (status reporter) add their entries here
+export const SYSTEM_PODS: SystemPod[] = [
+  {
+    name: 'Flux controllers',
+    runsOn: runsFlux,
+    limitMiB: (d, fleet) => fluxMemoryLimitMi(d.profile.ramMiB, controllersOf(fleet)),
+    basis: 'sum of the controllers\' memory limits (flux/sizing.ts)',
+  },
+];
+
+export function memoryBudget(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): MemoryBudget {
+  const t = tuningFor(d.profile, d.role);
+  const k3s = t.role === 'server' ? K3S_SERVER_FOOTPRINT : K3S_AGENT_FOOTPRINT;
+  const parts: BudgetPart[] = [
+    { part: 'OS (system-reserved)', mib: t.systemReservedMiB, basis: `≥ ${OS_FOOTPRINT.what}, ${OS_FOOTPRINT.mib} MiB measured` },
+    { part: `K3s ${t.role} (kube-reserved)`, mib: t.kubeReservedMiB, basis: `≥ ${k3s.what}, ${k3s.mib} MiB measured` },
+    { part: 'hard-eviction reserve', mib: t.evictionHardMiB, basis: 'eviction-hard memory.available' },
+  ];
+  for (const p of SYSTEM_PODS) if (p.runsOn(d)) parts.push({ part: p.name, mib: p.limitMiB(d, fleet), basis: p.basis });
+  const used = parts.reduce((a, p) => a + p.mib, 0);
+  return { ramMiB: t.ramMiB, parts, workloadsMiB: t.ramMiB - used, footprints: [OS_FOOTPRINT, k3s] };
+}

@@ -34,7 +34,7 @@ const schema = z.object({
   sourceDateEpoch: count,
   baseImage: z.object({ path: z.string(), sha256, fleetBase: fleetBase.optional() }).optional(),
   gitops: z.object({ path: outPath }).optional(),
-  devices: z.array(z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), artifacts: z.array(artifact) })),
+  devices: z.array(z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), inputs: sha256.optional(), artifacts: z.array(artifact) })),
 });
 
 function where(p: readonly PropertyKey[]): string {

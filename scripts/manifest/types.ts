@@ -32,6 +32,9 @@ export interface ManifestDevice {
   region: string;
   site: string;
   profile: string;
+  /** sha256 of everything this device's files were rendered from (pipeline/select/inputs-hash.ts): a rebuild
+   *  whose inputs hash the same skips the device. Absent in builds made before it existed (rendered again). */
+  inputs?: string;
   artifacts: ManifestArtifact[];
 }
 

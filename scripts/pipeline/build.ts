@@ -1,8 +1,12 @@
 // `edgeforge build`, the thin shell around the pure renderers:
-//   select devices -> verify inputs (airgap bundle, base image) -> keys -> per device: render, write
-//   atomically, seed image, disk delta -> remove what the fleet no longer has -> manifest.json (+ signature)
-//   written last. A device that fails is reported and the others complete (exit 1); bad input stops the
-//   build before anything is written (exit 2).
+//   select devices -> verify inputs (airgap bundle, base image) -> inputs hash per device
+//   (pipeline/select/inputs-hash.ts; no secret decrypted) -> skip the devices the previous signed manifest already
+//   has with those inputs -> keys for the rest -> per device: render, seed image, disk delta, staged directory
+//   (pipeline/write.ts) -> one sync of the output filesystem -> manifest prepared -> staged directories
+//   swapped in -> signature + manifest.json renamed last (the commit point) -> retired and removed devices go.
+//   A device that fails is reported and the others complete (exit 1); bad input stops the build before
+//   anything is written (exit 2); an output that cannot be written (full, read-only) stops it before the
+//   commit, the previous build left as it was (exit 1).
 //
 // OUT/
 //   manifest.json, manifest.json.asc, signing-key.asc
@@ -14,14 +18,14 @@
 //   devices/<id>/seed.img              FAT "CIDATA" with the three seed files
 //   devices/<id>/bundle/...            the first-boot bundle (see scripts/render/device.ts)
 //   devices/<id>/disk.delta            with --base-image
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import type { Fleet } from '../inventory/fleet.ts';
+import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { renderDevice, type DeviceSecrets, type RenderOptions } from '../render/device.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { sha256Hex } from '../util/hash.ts';
-import { writeFileAtomic, sweepTempFiles } from '../util/atomic.ts';
+import { writeFileAtomic, prepareFileAtomic, sweepTempFiles } from '../util/atomic.ts';
 import { BaseLayoutError, ManifestError, UserError } from '../util/errors.ts';
 import type { DeviceResult, Reporter, StageSpec } from '../ui/reporter.ts';
 import { makeSeedImage } from '../disk/seed-image.ts';
@@ -30,7 +34,9 @@ import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
 import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
-import { writeDeviceDir } from './write.ts';
+import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
+import { deviceInputsHash, fleetInputsHash } from './select/inputs-hash.ts';
+import { trustedPreviousManifest, unchangedDevices } from './select/unchanged.ts';
 import { selectDevices } from './select/devices.ts';
 import { buildManifest, serializeManifest } from '../manifest/write.ts';
 import { readManifestIfExists } from '../manifest/read.ts';
@@ -61,6 +67,11 @@ export interface BuildOptions {
   render?: RenderOptions;
   /** extra whole-build outputs (the GitOps scaffold): returns the manifest's gitops entry */
   gitops?: (fleet: Fleet, secrets: Map<string, DeviceSecrets>, outDir: string) => Promise<{ path: string } | undefined>;
+  /** what the `render` stages read besides the inventory (Flux bundle, tang advertisements), for the inputs
+   *  hash; without it, a build with `render` stages skips no device */
+  renderInputs?: unknown;
+  /** render every device even when its inputs are unchanged */
+  force?: boolean;
 }
 
 export interface BuildResult {
@@ -68,7 +79,14 @@ export interface BuildResult {
   manifest: Manifest;
   manifestPath: string;
   signed: { fingerprint: string } | undefined;
+  /** devices not rendered: inputs unchanged since the previous build */
+  skipped: number;
+  /** wall seconds per stage (render, images and write summed over devices; with --base-image they overlap) */
+  timings: Record<string, number>;
 }
+
+/** errors of the output's filesystem: the whole build stops, the previous output stays */
+const OUTPUT_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EFBIG', 'EMLINK']);
 
 function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secret'>): ManifestArtifact {
   return { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
@@ -109,8 +127,15 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       );
     }
   }
-  await fs.mkdir(outDir, { recursive: true });
-  await sweepTempFiles(outDir);
+  const devicesDir = path.join(outDir, 'devices');
+  try {
+    await fs.mkdir(outDir, { recursive: true });
+    // what a killed build left: temp files (not inside devices/: pipeline/write.ts sweeps those directories)
+    await sweepTempFiles(outDir, (name) => name === 'devices');
+    await sweepDevices(devicesDir);
+  } catch (err) {
+    throw outputError(outDir, err);
+  }
   const airgap = await stageAirgap(fleet, o.inventoryPath, outDir);
   // the airgap files go into the base (one partition, fleet-wide), not into every device's delta
   let diskBase: PreparedBase | undefined;
@@ -123,36 +148,76 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     fleetBaseNote = `fleet base ${fb.manifest.path} (${fb.reused ? 'reused' : 'derived'}): K3s airgap files on partition ${p.number} (${p.label}, ${Math.round(p.size / 1048576)} MiB)`;
   }
 
+  const timings: Record<string, number> = { inputs: 0, keys: 0, render: 0, images: 0, write: 0, gitops: 0, sync: 0, sign: 0, commit: 0 };
+  const clock = () => performance.now();
+  const since = (t: number) => (clock() - t) / 1000;
+
+  // which devices need rendering: inputs hashed without decrypting anything, compared with the signed previous build
+  let t = clock();
+  const canSkip = Boolean(o.secrets.identities) && (!o.render || o.renderInputs !== undefined) && !o.force;
+  const fleetHash = await fleetInputsHash(fleet, { sourceDateEpoch: o.sourceDateEpoch, baseImage, render: o.renderInputs ?? null, airgap: airgap?.files.map((f) => [f.name, f.sha256]) ?? null });
+  const inputsOf = async (ds: ResolvedDevice[]) => {
+    const ids = o.secrets.identities ? await o.secrets.identities(ds) : new Map<string, string | undefined>();
+    return new Map(ds.map((d) => [d.id, deviceInputsHash(fleetHash, fleet, d, ids.get(d.id))]));
+  };
+  const inputs = await inputsOf(devices);
+  const prev = await trustedPreviousManifest(outDir, o.secrets);
+  const unchanged = canSkip && prev?.fleet === fleet.name ? await unchangedDevices(outDir, prev, inputs) : new Map<string, ManifestDevice>();
+  const toRender = devices.filter((d) => !unchanged.has(d.id));
+  timings.inputs = since(t);
+
   reporter.begin(`build ${fleet.name}`, devices.map((d) => d.id), BUILD_STAGES);
   if (fleetBaseNote) reporter.note(fleetBaseNote);
+  if (unchanged.size) reporter.note(`${unchanged.size} of ${devices.length} device(s) unchanged since the previous build: not rendered`);
+  for (const d of devices) if (unchanged.has(d.id)) reporter.done({ id: d.id, status: 'skipped', phase: 'done', message: 'unchanged since the previous build' });
   let secrets: Map<string, DeviceSecrets>;
+  t = clock();
   try {
-    reporter.count?.('keys', 0, devices.length);
-    secrets = await o.secrets.secretsFor(devices, (done, total) => reporter.count?.('keys', done, total));
-    reporter.count?.('keys', devices.length, devices.length);
+    reporter.count?.('keys', 0, toRender.length);
+    secrets = await o.secrets.secretsFor(toRender, (done, total) => reporter.count?.('keys', done, total));
+    reporter.count?.('keys', toRender.length, toRender.length);
+    // identities made just now: their digests for the manifest, so the next build can skip them
+    const fresh = toRender.filter((d) => !inputs.get(d.id));
+    if (fresh.length && o.secrets.identities) for (const [id, h] of await inputsOf(fresh)) inputs.set(id, h);
   } catch (err) {
-    for (const d of devices) reporter.done({ id: d.id, status: 'failed', phase: 'keys', message: (err as Error).message });
+    for (const d of toRender) reporter.done({ id: d.id, status: 'failed', phase: 'keys', message: (err as Error).message });
     await reporter.end();
     throw err;
   }
+  timings.keys = since(t);
 
-  const entries = new Map<string, ManifestDevice>();
+  const entries = new Map<string, ManifestDevice>(unchanged);
+  const staged: StagedDevice[] = [];
+  let fatal: Error | undefined;
   let baseRecorded = false;
-  const limit = pLimit(o.concurrency);
+  // Rendering, seed images and staging are CPU and synchronous small-file work on this thread (pipeline/write.ts
+  // says why sync): running devices side by side gains nothing and blurs the per-stage split. The disk still
+  // works in parallel: the kernel writes the page cache back while we go on, and one sync waits for it all.
+  // Only --base-image (which reads the base asynchronously) runs --concurrency devices at once.
+  const limit = pLimit(o.baseImage ? Math.max(1, o.concurrency) : 1);
+  const timed = async <T>(stage: 'render' | 'images' | 'write', f: () => Promise<T> | T): Promise<T> => {
+    const t0 = clock();
+    try {
+      return await f();
+    } finally {
+      timings[stage] += since(t0);
+    }
+  };
   await Promise.all(
-    devices.map((d) =>
+    toRender.map((d) =>
       limit(async () => {
         let phase = 'render';
+        if (fatal) return reporter.done({ id: d.id, status: 'failed', phase, message: 'not built: the output cannot be written (see below)' });
         reporter.update(d.id, { phase });
         try {
           const rel = `devices/${d.id}`;
-          const dir = path.join(outDir, rel);
-          const files = renderDevice(fleet, d, secrets.get(d.id)!, o.render);
+          const files = await timed('render', () => renderDevice(fleet, d, secrets.get(d.id)!, o.render));
           const seedFiles = ['user-data', 'meta-data', 'network-config'].map((n) => ({ name: n, bytes: files.find((f) => f.path === `seed/${n}`)!.bytes }));
 
           phase = 'seed-image';
           reporter.update(d.id, { phase });
-          const extra: RenderedFile[] = [{ path: SEED_IMAGE, kind: 'seed-image', bytes: await makeSeedImage(seedFiles, { epoch: o.sourceDateEpoch }), mode: 0o600, secret: true }];
+          const seed = await timed('images', () => makeSeedImage(seedFiles, { epoch: o.sourceDateEpoch }));
+          const extra: RenderedFile[] = [{ path: SEED_IMAGE, kind: 'seed-image', bytes: seed, mode: 0o600, secret: true }];
 
           let diskNote = '';
           if (o.baseImage && baseImage && d.profile.baseImage.sha256 && d.profile.baseImage.sha256 !== baseImage.sha256) diskNote = `no disk delta: profile ${d.profileName} pins another base image (${d.profile.baseImage.sha256.slice(0, 12)}…)`;
@@ -162,7 +227,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
             const layout = d.profile.baseImage.layout;
             let p: PersonalizeResult | undefined;
             try {
-              p = await personalize({ base: diskBase, basePath: o.baseImage.path, baseSha256: baseImage.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch });
+              p = await timed('images', () => personalize({ base: diskBase, basePath: o.baseImage!.path, baseSha256: baseImage!.sha256, profile: layout, files: seedFiles, epoch: o.sourceDateEpoch }));
             } catch (err) {
               // one --base-image fits one layout: devices of another profile keep their seed image only
               if (!(err instanceof BaseLayoutError)) throw err;
@@ -180,24 +245,32 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           phase = 'write';
           reporter.update(d.id, { phase });
           const all = [...files, ...extra];
-          const keep = new Set<string>();
           const airgapArtifacts: ManifestArtifact[] = [];
-          if (airgap) {
-            for (const a of await linkAirgapInto(airgap, dir)) {
-              keep.add(a.path);
-              airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
+          const dir = stagingDir(devicesDir, d.id);
+          const s = await timed('write', async () => {
+            try {
+              const st = await stageDevice(devicesDir, d.id, all, inputs.get(d.id), dir);
+              if (airgap) {
+                for (const a of await linkAirgapInto(airgap, dir)) airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
+              }
+              return st;
+            } catch (err) {
+              await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+              throw err;
             }
-          }
-          await writeDeviceDir(dir, all, keep);
+          });
+          staged.push(s);
           entries.set(d.id, {
             id: d.id,
             region: d.region,
             site: d.site,
             profile: d.profileName,
+            inputs: inputs.get(d.id),
             artifacts: [...all.map((f) => artifact(`${rel}/${f.path}`, f)), ...airgapArtifacts],
           });
           reporter.done({ id: d.id, status: 'ok', phase: 'done', message: [`${all.length + airgapArtifacts.length} files`, diskNote].filter(Boolean).join('; ') });
         } catch (err) {
+          if (OUTPUT_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) fatal ??= outputError(outDir, err);
           reporter.done({ id: d.id, status: 'failed', phase, message: (err as Error).message });
         }
       }),
@@ -206,31 +279,44 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   // the progress view stays open through signing (its last stage) and closes on any way out
   let results: DeviceResult[] | undefined;
   try {
-    // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes, secrets included
-    if (!o.only?.length && !o.shard) {
-      const active = new Set(fleet.active.map((d) => d.id));
-      const dirs = await fs.readdir(path.join(outDir, 'devices')).catch(() => [] as string[]);
-      for (const name of dirs) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) await fs.rm(path.join(outDir, 'devices', name), { recursive: true, force: true });
-    }
+
+    // nothing live has changed yet: an output that cannot be written leaves the previous build as it was
+    const abort = async (err: unknown): Promise<never> => {
+      await discardStaged(staged);
+      throw outputError(outDir, err);
+    };
+    if (fatal) await abort(fatal);
 
     // the scaffold covers the whole fleet: a full build writes it, --only keeps the previous one
     // (with --shard, shard 1 writes it, so the merged manifest equals an unsharded build's)
-    let gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
+    let gitops: { path: string } | undefined;
+    t = clock();
+    try {
+      gitops = o.gitops && !o.only?.length && (!o.shard || o.shard.k === 1) ? await o.gitops(fleet, secrets, outDir) : undefined;
+    } catch (err) {
+      if (OUTPUT_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) await abort(err);
+      throw err;
+    }
+    timings.gitops = since(t);
 
     // --only adds to a manifest of the same inventory and epoch instead of dropping the other devices
     const manifestPath = path.join(outDir, MANIFEST_NAME);
     const devicesOut = [...entries.values()];
+    const gone: string[] = [];
+    if (!o.only?.length && !o.shard) {
+      // a full build owns devices/: what is no longer active (revoked, replaced, removed) goes after the commit
+      const active = new Set(fleet.active.map((d) => d.id));
+      for (const name of await fs.readdir(devicesDir).catch(() => [] as string[])) if (!active.has(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) gone.push(name);
+    }
     if (o.only?.length && !o.shard) {
-      const prev = await previousManifest(manifestPath);
+      const before = prev ?? (o.secrets.verifySignature ? undefined : await previousManifest(manifestPath));
       // --changed-since: the devices it skipped were shown unchanged, so their previous artifacts stand
-      if (prev && prev.fleet === fleet.name && (o.incremental || (prev.inventorySha256 === fleet.inventorySha256 && prev.sourceDateEpoch === o.sourceDateEpoch))) {
+      if (before && before.fleet === fleet.name && (o.incremental || (before.inventorySha256 === fleet.inventorySha256 && before.sourceDateEpoch === o.sourceDateEpoch))) {
         const activeIds = new Set(fleet.active.map((d) => d.id));
-        if (o.incremental) {
-          // revoked or removed since: their files go with their manifest entries
-          for (const d of prev.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) await fs.rm(path.join(outDir, 'devices', d.id), { recursive: true, force: true });
-        }
-        for (const d of prev.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
-        gitops = prev.gitops;
+        // --changed-since: revoked or removed since: their files go with their manifest entries
+        if (o.incremental) for (const d of before.devices) if (!activeIds.has(d.id) && /^[a-z0-9][a-z0-9-]*$/.test(d.id)) gone.push(d.id);
+        for (const d of before.devices) if (!entries.has(d.id) && activeIds.has(d.id)) devicesOut.push(d);
+        gitops = before.gitops;
       }
     }
     const manifest = buildManifest(
@@ -238,24 +324,76 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       fleet.devices.map((d) => d.id),
     );
     const bytes = Buffer.from(serializeManifest(manifest));
-    // signature and key first, the manifest last: a reader who finds the manifest finds its signature
-    let signed: BuildResult['signed'];
+
+    // durability, once: every staged file on disk before a manifest can vouch for it
+    t = clock();
+    try {
+      await syncOutput(outDir);
+    } catch (err) {
+      await abort(err);
+    }
+    timings.sync = since(t);
+
+    t = clock();
+    let signature: Awaited<ReturnType<SecretsSource['sign']>> | undefined;
+    let signError: Error | undefined;
     try {
       reporter.count?.('sign', 0, 1);
-      const s = await o.secrets.sign(bytes, o.sourceDateEpoch);
+      signature = await o.secrets.sign(bytes, o.sourceDateEpoch);
       reporter.count?.('sign', 1, 1);
-      await writeFileAtomic(path.join(outDir, 'signing-key.asc'), s.publicKey, { skipIfSame: true });
-      await writeFileAtomic(path.join(outDir, 'manifest.json.asc'), s.signature, { skipIfSame: true });
-      signed = { fingerprint: s.fingerprint };
     } catch (err) {
-      await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
-      await writeFileAtomic(manifestPath, bytes, { skipIfSame: true });
-      throw new UserError(`manifest.json written but NOT signed: ${(err as Error).message}`, 1);
+      signError = err as Error;
     }
-    await writeFileAtomic(manifestPath, bytes, { skipIfSame: true });
+    timings.sign = since(t);
+
+    // the manifest and its signature are prepared (written, fsynced) while the previous ones still stand
+    t = clock();
+    const prepared = [];
+    try {
+      if (signature) {
+        await writeFileAtomic(path.join(outDir, 'signing-key.asc'), signature.publicKey, { skipIfSame: true });
+        prepared.push(await prepareFileAtomic(path.join(outDir, 'manifest.json.asc'), signature.signature, { skipIfSame: true }));
+      }
+      prepared.push(await prepareFileAtomic(manifestPath, bytes, { skipIfSame: true }));
+    } catch (err) {
+      for (const p of prepared) await p.discard();
+      await abort(err);
+    }
+    // the commit: staged directories in, then signature, then the manifest (a reader who finds it finds its signature)
+    killPoint('staged');
+    const retired: string[] = [];
+    for (const [i, s] of staged.entries()) {
+      if (i === Math.floor(staged.length / 2)) killPoint('half-swapped');
+      const r = await swapIn(s);
+      if (r) retired.push(r);
+    }
+    killPoint('swapped');
+    if (signError) await fs.rm(path.join(outDir, 'manifest.json.asc'), { force: true });
+    for (const [i, p] of prepared.entries()) {
+      if (i === 1) killPoint('signature-renamed');
+      await p.commit();
+    }
+    await syncOutput(outDir);
+    // after the commit: what the new manifest no longer lists
+    for (const dir of [...retired, ...gone.map((id) => path.join(devicesDir, id))]) rmSync(dir, { recursive: true, force: true });
+    timings.commit = since(t);
+    if (signError) throw new UserError(`manifest.json written but NOT signed: ${signError.message}`, 1);
     results = await reporter.end();
-    return { results, manifest, manifestPath, signed };
+    return { results, manifest, manifestPath, signed: signature && { fingerprint: signature.fingerprint }, skipped: unchanged.size, timings };
   } finally {
     if (!results) await reporter.end();
   }
+}
+
+/** Tests kill the build at named points of the commit (EDGEFORGE_TEST_KILL_AT), besides random SIGKILLs. */
+function killPoint(name: string): void {
+  if (process.env.EDGEFORGE_TEST_KILL_AT === name) process.kill(process.pid, 'SIGKILL');
+}
+
+/** A failure of the output directory itself, said with its path and what was kept. */
+function outputError(outDir: string, err: unknown): Error {
+  if (err instanceof UserError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const where = e.path ? ` (${e.path})` : '';
+  return new UserError(`cannot write the build output in ${outDir}${where}: ${e.message}. The previous output and manifest in ${outDir} are unchanged.`, 1);
 }

@@ -10,18 +10,22 @@ import { encryptionBundleFiles } from '../render/encryption/compose.ts';
 import { loadAdvertisements } from './inputs/tang.ts';
 import { UserError } from '../util/errors.ts';
 
-export async function prepareEncryption(fleet: Fleet, inventoryPath: string, devices: ResolvedDevice[], sourceDateEpoch: number): Promise<EncryptionStage> {
+/** The stage, and `inputsSha256`: a digest of the saved advertisements it seals to (the build's inputs hash). */
+export async function prepareEncryption(fleet: Fleet, inventoryPath: string, devices: ResolvedDevice[], sourceDateEpoch: number): Promise<EncryptionStage & { inputsSha256: string }> {
   let advertisements: Record<string, string>;
   try {
     advertisements = await loadAdvertisements(inventoryPath, devices.filter((d) => d.encryption.mode !== 'none'));
   } catch (err) {
     throw new UserError(`${(err as Error).message}. Nothing was written.`);
   }
-  return (d, secretFiles) => {
+  const stage: EncryptionStage = (d, secretFiles) => {
     const h = createHash('sha256').update(`edgeforge-seal-seed/1\0${fleet.name}\0${d.id}\0`);
     for (const f of secretFiles) h.update(`${f.name}\0${f.bytes.length}\0`).update(f.bytes);
     return encryptionBundleFiles(d, encryptionPlan(d, advertisements), { secrets: secretFiles, sourceDateEpoch, sealSeed: h.digest() });
   };
+  const digest = createHash('sha256');
+  for (const k of Object.keys(advertisements).sort()) digest.update(`${k}\0${advertisements[k].length}\0${advertisements[k]}`);
+  return Object.assign(stage, { inputsSha256: digest.digest('hex') });
 }
 
 /**

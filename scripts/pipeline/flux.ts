@@ -2,6 +2,13 @@
 // per-device flux-bootstrap files + the first-boot fragment that places them, and the OUT/gitops scaffold.
 // Without a pinned Flux install (gitops.flux.install) there is nothing to bootstrap: the build says so loudly.
 import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { codeVersion } from './select/inputs-hash.ts';
+import { INPUTS_STAMP } from './write.ts';
+import { stable } from './select/changes.ts';
+import { sha256Hex } from '../util/hash.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import type { Fleet } from '../inventory/fleet.ts';
 import type { DeviceSecrets, RenderOptions } from '../render/device.ts';
 import { renderFluxBootstrap, fluxFirstbootFragment, type FluxDeviceSecrets } from '../render/flux/bootstrap.ts';
@@ -44,11 +51,27 @@ export async function prepareFlux(fleet: Fleet, inventoryPath: string): Promise<
   };
 }
 
-/** OUT/gitops: the repository scaffold (public keys only), pruned to what this inventory produces. */
-export async function writeGitopsScaffold(fleet: Fleet, keysDir: string, outDir: string, input: FluxBundleInput): Promise<{ path: string; note?: string }> {
+/**
+ * OUT/gitops: the repository scaffold (public keys only), pruned to what this inventory produces. Its inputs
+ * (inventory, public keys, Flux bundle, edgeforge's code) are hashed into gitops/.edgeforge-inputs: the same
+ * hash next time and the scaffold (thousands of files for 2,000 devices) is neither rendered nor compared
+ * again. The stamp is removed before the tree is touched and written after, so a killed build never leaves
+ * a stamp over a half-updated tree. No fsync per file: the build syncs the output once before its manifest.
+ */
+export async function writeGitopsScaffold(fleet: Fleet, keysDir: string, outDir: string, input: FluxBundleInput): Promise<{ path: string; note?: string; skipped?: boolean }> {
   try {
-    const files = renderGitopsScaffold(fleet, await loadGitopsPublicKeys(keysDir, fleet), input);
-    await writeGitopsTree(path.join(outDir, 'gitops'), files, { prune: true });
+    const keys = await loadGitopsPublicKeys(keysDir, fleet);
+    const dir = path.join(outDir, 'gitops');
+    const stamp = path.join(dir, INPUTS_STAMP);
+    const inputs = createHash('sha256')
+      // every field of the public keys (maps as entry lists), so a field added to GitopsPublicKeys is hashed too
+      .update(stable({ code: await codeVersion(), inventory: fleet.inventorySha256, flux: input.bundle ? sha256Hex(input.bundle) : null, keys: JSON.parse(JSON.stringify(keys, (_k, v) => (v instanceof Map ? [...v] : v))) }))
+      .digest('hex');
+    if ((await fs.readFile(stamp, 'utf8').catch(() => '')).trim() === inputs) return { path: 'gitops', skipped: true };
+    const files = renderGitopsScaffold(fleet, keys, input);
+    await fs.rm(stamp, { force: true });
+    await writeGitopsTree(dir, files, { prune: true, fsync: false });
+    await writeFileAtomic(stamp, inputs + '\n', { fsync: false });
     return { path: 'gitops' };
   } catch (err) {
     if (err instanceof FluxConfigError) return { path: '', note: `no GitOps scaffold: ${err.message}` };

@@ -7,6 +7,9 @@ import { initKeys } from '../keys/init.ts';
 import { openKeyStore, type KeyStore } from '../keys/store.ts';
 import type { DeviceIdentity } from '../keys/types.ts';
 import { KeysError, UserError } from '../util/errors.ts';
+import { identityDigest } from '../keys/digest.ts';
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
 import { agentJoinToken } from '../keys/join-token.ts';
 
 export interface SecretsSource {
@@ -14,6 +17,14 @@ export interface SecretsSource {
   secretsFor(devices: ResolvedDevice[], onProgress?: (done: number, total: number) => void): Promise<Map<string, DeviceSecrets>>;
   /** armored detached signature over the manifest, and the public key to copy beside it */
   sign(data: Uint8Array, sourceDateEpoch: number): Promise<{ signature: string; publicKey: string; fingerprint: string }>;
+  /**
+   * Per device, a digest of every identity its rendering reads (its own, its server's for an agent, its site's),
+   * computed WITHOUT decrypting anything (scripts/keys/digest.ts); undefined for a device whose identity does not
+   * exist yet. Absent: the source cannot say, and the build renders every device.
+   */
+  identities?(devices: ResolvedDevice[]): Promise<Map<string, string | undefined>>;
+  /** is this detached signature over `data` by the fleet's (pinned) build key? Absent: nothing previous is trusted */
+  verifySignature?(data: Uint8Array, signature: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -79,6 +90,34 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
         };
       } catch (err) {
         keysFailure(err);
+      }
+    },
+    async identities(devices) {
+      const limit = pLimit(32);
+      const digests = new Map<string, Promise<string | undefined>>();
+      const digest = (kind: 'device' | 'site', id: string) => {
+        const k = `${kind}:${id}`;
+        if (!digests.has(k)) digests.set(k, limit(() => identityDigest(opts.dir, kind, id)));
+        return digests.get(k)!;
+      };
+      const out = new Map<string, string | undefined>();
+      await Promise.all(
+        devices.map(async (d) => {
+          const parts = await Promise.all([
+            digest('device', d.id),
+            d.cluster.kind === 'multi-node-agent' ? digest('device', d.cluster.serverId) : Promise.resolve('-'),
+            opts.withSiteSops ? digest('site', d.siteId) : Promise.resolve('-'),
+          ]);
+          out.set(d.id, parts.some((p) => p === undefined) ? undefined : createHash('sha256').update(parts.join('\0')).digest('hex'));
+        }),
+      );
+      return out;
+    },
+    async verifySignature(data, signature) {
+      try {
+        return (await store.verifyDetached(data, signature)).ok;
+      } catch {
+        return false;
       }
     },
     close: () => store.close(),

@@ -9,6 +9,8 @@ export interface WriteOptions {
   mode?: number;
   /** skip the write when the file already holds exactly these bytes (keeps mtimes stable for rebuilds) */
   skipIfSame?: boolean;
+  /** false: no fsync of the temp file; the caller syncs the filesystem once before relying on it (the build) */
+  fsync?: boolean;
 }
 
 export function tempPathFor(target: string): string {
@@ -16,12 +18,34 @@ export function tempPathFor(target: string): string {
 }
 
 export async function writeFileAtomic(target: string, data: Uint8Array | string, opts: WriteOptions = {}): Promise<boolean> {
+  const p = await prepareFileAtomic(target, data, opts);
+  await p.commit();
+  return p.changed;
+}
+
+export interface PreparedFile {
+  /** false when skipIfSame found the bytes already there (commit does nothing) */
+  changed: boolean;
+  /** rename the synced temp file over the target */
+  commit(): Promise<void>;
+  /** remove the temp file instead */
+  discard(): Promise<void>;
+}
+
+/**
+ * The first half of writeFileAtomic: the temp file is written and fsynced, the rename waits for commit(). The
+ * build prepares its manifest this way before it swaps device directories in, so a full disk is found while
+ * the previous manifest still stands.
+ */
+export async function prepareFileAtomic(target: string, data: Uint8Array | string, opts: WriteOptions = {}): Promise<PreparedFile> {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const mode = opts.mode ?? 0o644;
   if (opts.skipIfSame) {
     try {
       const [st, old] = await Promise.all([fs.stat(target), fs.readFile(target)]);
-      if ((st.mode & 0o777) === mode && Buffer.compare(old, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) === 0) return false;
+      if ((st.mode & 0o777) === mode && Buffer.compare(old, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) === 0) {
+        return { changed: false, commit: async () => {}, discard: async () => {} };
+      }
     } catch {
       /* missing: write it */
     }
@@ -32,24 +56,30 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string,
   try {
     await fh.writeFile(bytes);
     await fh.chmod(mode); // umask must not widen or narrow what we asked for
-    await fh.sync();
+    if (opts.fsync !== false) await fh.sync();
   } catch (err) {
     await fh.close().catch(() => {});
     await fs.rm(tmp, { force: true });
     throw err;
   }
   await fh.close();
-  try {
-    await fs.rename(tmp, target);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  return true;
+  const discard = () => fs.rm(tmp, { force: true });
+  return {
+    changed: true,
+    async commit() {
+      try {
+        await fs.rename(tmp, target);
+      } catch (err) {
+        await discard();
+        throw err;
+      }
+    },
+    discard,
+  };
 }
 
 /** Remove temp files a killed run may have left behind in a directory tree. */
-export async function sweepTempFiles(dir: string): Promise<number> {
+export async function sweepTempFiles(dir: string, skip: (name: string) => boolean = () => false): Promise<number> {
   let removed = 0;
   let entries: import('node:fs').Dirent[];
   try {
@@ -59,6 +89,7 @@ export async function sweepTempFiles(dir: string): Promise<number> {
   }
   for (const e of entries) {
     const p = path.join(dir, e.name);
+    if (skip(e.name)) continue;
     if (e.isDirectory()) removed += await sweepTempFiles(p);
     else if (e.name.startsWith('.edgeforge-tmp-')) {
       await fs.rm(p, { force: true });

@@ -12,6 +12,7 @@ import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
 import { prepareEncryption, unsealedWarnings } from '../../pipeline/encryption.ts';
 import { UsageError } from '../../util/errors.ts';
+import { sha256Hex } from '../../util/hash.ts';
 import { nextSteps } from '../next-steps.ts';
 import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 
@@ -32,6 +33,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     'base-image': { type: 'string', value: 'FILE', description: 'base OS image: also write per-device disk deltas against it' },
     shard: { type: 'string', value: 'K/N', description: 'build shard K of N (stable hash of the id); join shards with `manifest merge`' },
     'changed-since': { type: 'string', value: 'REV', description: 'build only devices whose rendered inputs changed since git revision REV' },
+    force: { type: 'boolean', default: false, description: 'render every device, even those whose inputs are unchanged since the previous build' },
     'example-admin': { type: 'boolean', default: false, description: 'no admin keys yet: create an EXAMPLE admin key (demos only; automatic for inventory/example.yaml)' },
   },
   examples: ['SOURCE_DATE_EPOCH=1767225600 edgeforge build -i inventory/example.yaml -o images/out --only ulsan1-line1-001,ulsan1-line1-002'],
@@ -99,6 +101,9 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         reporter,
         secrets,
         render: { ...flux.render, encryption },
+        // what those stages read besides the inventory: part of every device's inputs hash
+        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256 },
+        force: Boolean(ctx.options.force),
         gitops: async (f, _s, outDir) => {
           const g = await writeGitopsScaffold(f, keysDir, outDir, flux.input);
           if (g.note) loud(`WARNING: ${g.note}`);
@@ -106,10 +111,13 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         },
       });
       const s = summarize(r.results);
-      if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null }, null, 2));
+      const timings = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
+      if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null, skipped: r.skipped, timings }, null, 2));
       else {
-        io.err(`build: ${s.line}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
-        const ok = r.results.find((x) => x.status === 'ok');
+        const unchanged = r.skipped ? ` (${r.skipped} unchanged since the previous build: not rendered)` : '';
+        io.err(`build: ${s.line}${unchanged}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
+        if (io.env.EDGEFORGE_TIMINGS) io.err(`build: seconds per stage: ${Object.entries(timings).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+        const ok = r.results.find((x) => x.status !== 'failed'); // a skipped (unchanged) device is built too
         const built = ok && r.manifest.devices.find((d) => d.id === ok.id);
         io.err(['', ...nextSteps(common, built && { id: built.id, hasDisk: built.artifacts.some((a) => a.kind === 'disk-delta') })].join('\n'));
       }

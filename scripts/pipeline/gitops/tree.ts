@@ -1,6 +1,7 @@
 // Writing the scaffold into a working tree: the thin I/O shell around planScaffoldUpdate (pure).
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync, openSync, readSync, closeSync } from 'node:fs';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { isManaged } from '../../render/gitops/marker.ts';
 import { planScaffoldUpdate, type UpdatePlan } from '../../render/gitops/update.ts';
@@ -12,9 +13,10 @@ function target(dir: string, rel: string): string {
   return path.join(dir, ...rel.split('/'));
 }
 
+// sync reads: thousands of small files, and an awaited read is a round trip through libuv's 4-thread pool
 async function readIfExists(file: string): Promise<Uint8Array | undefined> {
   try {
-    return new Uint8Array(await fs.readFile(file));
+    return new Uint8Array(readFileSync(file));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -24,6 +26,8 @@ async function readIfExists(file: string): Promise<Uint8Array | undefined> {
 /** Every file under dir carrying the edgeforge marker (skips .git and other dot-directories except .sops). */
 export async function findManagedFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
+  const limit = pLimit(16); // thousands of small files in a 2,000-device scaffold: reads overlap
+  const reads: Promise<void>[] = [];
   const walk = async (rel: string) => {
     let entries: import('node:fs').Dirent[];
     try {
@@ -31,24 +35,31 @@ export async function findManagedFiles(dir: string): Promise<string[]> {
     } catch {
       return;
     }
+    const subdirs: Promise<void>[] = [];
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
         if (e.name.startsWith('.') && e.name !== '.sops') continue;
-        await walk(r);
+        subdirs.push(walk(r));
       } else if (e.isFile() && /\.(ya?ml|asc)$/.test(e.name)) {
-        const fh = await fs.open(path.join(dir, r), 'r');
-        try {
-          const buf = Buffer.alloc(1024);
-          const { bytesRead } = await fh.read(buf, 0, 1024, 0);
-          if (isManaged(buf.subarray(0, bytesRead))) out.push(r);
-        } finally {
-          await fh.close();
-        }
+        reads.push(
+          limit(async () => {
+            const fd = openSync(path.join(dir, r), 'r');
+            try {
+              const buf = Buffer.alloc(1024);
+              const bytesRead = readSync(fd, buf, 0, 1024, 0);
+              if (isManaged(buf.subarray(0, bytesRead))) out.push(r);
+            } finally {
+              closeSync(fd);
+            }
+          }),
+        );
       }
     }
+    await Promise.all(subdirs);
   };
   await walk('');
+  await Promise.all(reads);
   return out.sort();
 }
 
@@ -58,18 +69,27 @@ export interface WriteTreeResult extends UpdatePlan {
 }
 
 /** Create or update `dir` from the scaffold without clobbering operator files. */
-export async function writeGitopsTree(dir: string, files: ScaffoldFile[], opts: { prune?: boolean; dryRun?: boolean } = {}): Promise<WriteTreeResult> {
+export async function writeGitopsTree(dir: string, files: ScaffoldFile[], opts: { prune?: boolean; dryRun?: boolean; fsync?: boolean } = {}): Promise<WriteTreeResult> {
   const existing = new Map<string, Uint8Array>();
-  for (const f of files) {
-    const cur = await readIfExists(target(dir, f.path));
-    if (cur) existing.set(f.path, cur);
-  }
+  const limit = pLimit(16);
+  await Promise.all(
+    files.map((f) =>
+      limit(async () => {
+        const cur = await readIfExists(target(dir, f.path));
+        if (cur) existing.set(f.path, cur);
+      }),
+    ),
+  );
   const plan = planScaffoldUpdate(files, existing, await findManagedFiles(dir), { prune: opts.prune });
   if (!opts.dryRun) {
-    for (const e of plan.entries) {
-      if (e.action === 'create' || e.action === 'update') await writeFileAtomic(target(dir, e.path), e.bytes!, { mode: 0o644 });
-      else if (e.action === 'delete') await fs.rm(target(dir, e.path), { force: true });
-    }
+    await Promise.all(
+      plan.entries.map((e) =>
+        limit(async () => {
+          if (e.action === 'create' || e.action === 'update') await writeFileAtomic(target(dir, e.path), e.bytes!, { mode: 0o644, fsync: opts.fsync });
+          else if (e.action === 'delete') await fs.rm(target(dir, e.path), { force: true });
+        }),
+      ),
+    );
     // remove directories a prune left empty (never a directory that still holds anything)
     for (const e of plan.entries.filter((x) => x.action === 'delete')) {
       let d = path.dirname(target(dir, e.path));

@@ -13,7 +13,8 @@ export function deviceInputs(fleet: Fleet, d: ResolvedDevice): unknown {
   };
 }
 
-function stable(v: unknown): string {
+/** JSON with sorted keys and no undefined members: equal values give equal strings (hash input). */
+export function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
   if (v && typeof v === 'object')
     return `{${Object.keys(v)

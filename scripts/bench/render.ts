@@ -7,7 +7,7 @@ import { generateInventory } from '../inventory/generate.ts';
 import { loadInventoryBytes } from '../inventory/load.ts';
 import { renderDevice, type DeviceSecrets } from '../render/device.ts';
 import { prepareFlux } from '../pipeline/flux.ts';
-import { fixedSecretsFor, withFlux } from '../../test/render/fixtures.ts';
+import { fixedSecretsFor, withFlux } from '../testkit/fixed-secrets.ts';
 
 const N = Number(process.env.BENCH_DEVICES ?? 2000);
 const ms = (t0: number) => performance.now() - t0;

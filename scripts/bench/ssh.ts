@@ -15,8 +15,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readd
 import { tmpdir, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startEndpoints, type Fleetlet } from '../../test/provision/harness.ts';
-import { inventoryYaml, writeFakeBuild } from '../../test/provision/fixtures.ts';
+import { startEndpoints, type Fleetlet } from '../testkit/sshd.ts';
+import { inventoryYaml, writeFakeBuild } from '../testkit/fake-build.ts';
 import { applyCommand } from '../provision/phase/apply.ts';
 import { deviceBundle } from '../provision/bundle.ts';
 

@@ -17,7 +17,7 @@ import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { encryptionPlan } from '../../scripts/render/encryption/plan.ts';
 import { encryptionBundleFiles, encryptionHeader } from '../../scripts/render/encryption/compose.ts';
-import { EXAMPLE } from '../render/fixtures.ts';
+import { EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
 import { SoftTpm, TangServer, luksDump, sh, sysWrapper, tmp, withTang, writeBundle } from './helpers.ts';
 
 const SH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/render/encryption/sh');

@@ -12,7 +12,7 @@ import { chooseCipher, DATA_BINDS, encryptionPlan, pbkdfMemoryKiB, PBKDF_MEMORY_
 import { CURVE_ORDERS, jweHeader, openWithSharedSecret, sealToTang, ustar } from '../../scripts/render/encryption/seal.ts';
 import { b64u, jwkThumbprint, unb64u, verifyAdvertisement, type EcJwk } from '../../scripts/render/encryption/tang.ts';
 import { encryptionBundleFiles } from '../../scripts/render/encryption/compose.ts';
-import { EXAMPLE } from '../render/fixtures.ts';
+import { EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
 import { TangServer, tmp, withTang } from './helpers.ts';
 
 let fleet: Fleet;

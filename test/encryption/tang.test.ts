@@ -10,7 +10,7 @@ import { encryptionPlan } from '../../scripts/render/encryption/plan.ts';
 import { sealToTang } from '../../scripts/render/encryption/seal.ts';
 import { verifyAdvertisement } from '../../scripts/render/encryption/tang.ts';
 import { encryptionBundleFiles } from '../../scripts/render/encryption/compose.ts';
-import { EXAMPLE } from '../render/fixtures.ts';
+import { EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
 import { TangServer, sh, tmp, withTang, writeBundle } from './helpers.ts';
 
 let fleet: Fleet;

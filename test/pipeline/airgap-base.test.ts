@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { runCli } from '../helpers.ts';
-import { exampleFleet, fixedSecretsFor } from '../render/fixtures.ts';
+import { exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import type { Manifest } from '../../scripts/manifest/types.ts';

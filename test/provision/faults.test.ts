@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFile
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Endpoint, SlowProxy, freePort, sshdAvailable, startEndpoints, type Fleetlet } from './harness.ts';
-import { inventoryYaml, writeFakeBuild, type DeviceSsh } from './fixtures.ts';
+import { Endpoint, SlowProxy, freePort, sshdAvailable, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { inventoryYaml, writeFakeBuild, type DeviceSsh } from '../../scripts/testkit/fake-build.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { provision } from '../../scripts/provision/engine.ts';
 import { deviceBundle } from '../../scripts/provision/bundle.ts';

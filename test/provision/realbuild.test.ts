@@ -6,8 +6,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
-import { sshdAvailable, startEndpoints, type Fleetlet } from './harness.ts';
-import { EXAMPLE, exampleFleet, fixedSecretsFor } from '../render/fixtures.ts';
+import { sshdAvailable, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { EXAMPLE, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { build } from '../../scripts/pipeline/build.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import { provision } from '../../scripts/provision/engine.ts';

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { exampleFleet, fixedSecretsFor } from './fixtures.ts';
+import { exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { exampleFleet, fixedSecrets, fixedSecretsFor } from './fixtures.ts';
+import { exampleFleet, fixedSecrets, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { k3sFlags } from '../helpers.ts';
 import { renderDevice, bundleHash } from '../../scripts/render/device.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
@@ -15,7 +15,7 @@ import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../../scripts/render/files.ts';
 import { readFileSync } from 'node:fs';
-import { EXAMPLE, withFlux } from './fixtures.ts';
+import { EXAMPLE, withFlux } from '../../scripts/testkit/fixed-secrets.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 
 const run = promisify(execFile);

@@ -11,7 +11,7 @@ import { toFluxSecrets } from '../../scripts/pipeline/flux.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
-import { exampleFleet, fixedSecretsFor, withFlux } from './fixtures.ts';
+import { exampleFleet, fixedSecretsFor, withFlux } from '../../scripts/testkit/fixed-secrets.ts';
 
 const parse = (s: string, version: '1.1' | '1.2') => YAML.parse(s, { version, maxAliasCount: -1 });
 

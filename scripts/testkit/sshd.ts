@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { generateSshKeyPair } from '../../scripts/keys/ssh.ts';
+import { generateSshKeyPair } from '../keys/ssh.ts';
 
 export const SSHD = '/usr/sbin/sshd';
 

@@ -4,8 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { sha256Hex } from '../../scripts/util/hash.ts';
-import type { Manifest, ManifestArtifact } from '../../scripts/manifest/types.ts';
+import { sha256Hex } from '../util/hash.ts';
+import type { Manifest, ManifestArtifact } from '../manifest/types.ts';
 
 export interface DeviceSsh {
   id: string;

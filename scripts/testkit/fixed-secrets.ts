@@ -4,10 +4,10 @@ import { agentJoinToken } from '../../scripts/keys/join-token.ts';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sshKeyPairFromSeed } from '../../scripts/keys/ssh.ts';
-import type { DeviceSecrets } from '../../scripts/render/device.ts';
-import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
-import { loadInventoryFile } from '../../scripts/inventory/load.ts';
+import { sshKeyPairFromSeed } from '../keys/ssh.ts';
+import type { DeviceSecrets } from '../render/device.ts';
+import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
+import { loadInventoryFile } from '../inventory/load.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const EXAMPLE = path.join(REPO, 'inventory/example.yaml');

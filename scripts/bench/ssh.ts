@@ -15,7 +15,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readd
 import { tmpdir, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startEndpoints, type Fleetlet } from '../testkit/sshd.ts';
+import { loginUser, startEndpoints, type Fleetlet } from '../testkit/sshd.ts';
 import { inventoryYaml, writeFakeBuild } from '../testkit/fake-build.ts';
 import { applyCommand } from '../provision/phase/apply.ts';
 import { deviceBundle } from '../provision/bundle.ts';
@@ -76,8 +76,8 @@ async function opensshRun(f: Fleetlet, out: string, c: number, knownHosts: strin
   // the remote command is the same string edgeforge runs in its apply phase for a root login (check, first-boot program)
   const remote = applyCommand('$STAGING', 'firstboot.sh', '').replaceAll(`'$STAGING'`, '"$STAGING"');
   const script = `port=$1; src=$2; STAGING=$3
-scp -q -r ${sshOpts} -P "$port" "$src" "root@127.0.0.1:$STAGING" &&
-ssh ${sshOpts} -p "$port" root@127.0.0.1 "STAGING='$STAGING'; $(cat ${path.join(out, 'remote.sh')})" >/dev/null 2>&1`;
+scp -q -r ${sshOpts} -P "$port" "$src" "${loginUser()}@127.0.0.1:$STAGING" &&
+ssh ${sshOpts} -p "$port" ${loginUser()}@127.0.0.1 "STAGING='$STAGING'; $(cat ${path.join(out, 'remote.sh')})" >/dev/null 2>&1`;
   writeFileSync(path.join(out, 'remote.sh'), remote);
   writeFileSync(path.join(out, 'one.sh'), script);
   const r = await run('sh', ['-c', `xargs -P ${c} -L 1 sh ${path.join(out, 'one.sh')}`], { input: lines.join('\n') + '\n' });

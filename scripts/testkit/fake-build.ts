@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { sha256Hex } from '../util/hash.ts';
 import type { Manifest, ManifestArtifact } from '../manifest/types.ts';
+import { loginUser } from './sshd.ts';
 
 export interface DeviceSsh {
   id: string;
@@ -38,7 +39,7 @@ export function inventoryYaml(devices: DeviceSsh[], opts: { name?: string } = {}
     'defaults:',
     '  profile: rpi4-2g',
     '  network: { mode: dhcp }',
-    '  ssh: { user: root, allowFrom: any }   # no managementSubnet on the test site: SSH opened explicitly',
+    `  ssh: { user: ${loginUser()}, allowFrom: any }   # no managementSubnet on the test site: SSH opened explicitly`,
     '  users:',
     '    - name: ops',
     '      sshAuthorizedKeys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE9u/Jy1N3N4jyA9HABcdi17Gpm7F1NmG3o544SYLIfl ops@example.com]',

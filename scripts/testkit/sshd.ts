@@ -3,19 +3,27 @@
 // sshd cannot give different ports of one daemon different host keys. Each endpoint's sessions get
 // EDGEFORGE_ROOT=<its root dir> (sshd_config SetEnv), so the first-boot program's file effects land in that
 // directory, and EDGEFORGE_ARCH=aarch64 (the devices the bundle is for). Started and stopped here with
-// `sshd -D -e -f config`; the system's sshd service is never used. Runs as root (CI does).
+// `sshd -D -e -f config`; the system's sshd service is never used.
+// As root (CI), sessions are root. As a normal user, sshd runs as that user on its high port (no privilege
+// separation, StrictModes off) and every session and SFTP server runs as root of its own user namespace
+// (`unshare -r`, via ForceCommand): `id -u` says 0 on the "device" and files are still the user's here.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync, readFileSync, readdirSync, chmodSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, readdirSync, chmodSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { generateSshKeyPair } from '../keys/ssh.ts';
+import { tool } from './tools.ts';
 
-export const SSHD = '/usr/sbin/sshd';
+const asRoot = () => process.getuid?.() === 0;
 
-export function sshdAvailable(): boolean {
-  return existsSync(SSHD) && process.getuid?.() === 0;
+/** The programs an endpoint runs: gate a suite on them with requireTools(SSHD_TOOLS, '…'). */
+export const SSHD_TOOLS = asRoot() ? ['sshd', 'sftp-server'] : ['sshd', 'sftp-server', 'unshare'];
+
+/** The user to log in as: root, or (sshd running as a normal user accepts only that user) the user running the tests. */
+export function loginUser(): string {
+  return asRoot() ? 'root' : os.userInfo().username;
 }
 
 // ports handed out by this process: two endpoints on one port would quietly be one device (host-key pinning
@@ -132,6 +140,27 @@ export class Endpoint {
     mkdirSync(path.join(dir, 'home'), { recursive: true });
     const env = { HOME: path.join(dir, 'home'), EDGEFORGE_ROOT: this.root, EDGEFORGE_ARCH: 'aarch64', ...(opts.env ?? {}) };
     this.config = path.join(dir, 'sshd_config');
+    const sftp = `${opts.internalSftp && asRoot() ? 'internal-sftp' : tool('sftp-server')}${opts.sftpArgs ? ` ${opts.sftpArgs}` : ''}`;
+    const userns: string[] = [];
+    if (!asRoot()) {
+      // root of a user namespace for every session: the client's command, or the SFTP server
+      const session = path.join(dir, 'session.sh');
+      const unshare = tool('unshare');
+      writeFileSync(
+        session,
+        [
+          '#!/bin/sh',
+          `case "$SSH_ORIGINAL_COMMAND" in`,
+          `  '') exec ${unshare} -r /bin/sh -l ;;`,
+          `  ${tool('sftp-server')}*) exec ${unshare} -r $SSH_ORIGINAL_COMMAND ;;`,
+          'esac',
+          `exec ${unshare} -r /bin/sh -c "$SSH_ORIGINAL_COMMAND"`,
+          '',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      userns.push(`ForceCommand ${session}`);
+    }
     writeFileSync(
       this.config,
       [
@@ -151,7 +180,8 @@ export class Endpoint {
         'MaxStartups 200:30:400',
         'UseDNS no',
         `LogLevel ${opts.logLevel ?? 'ERROR'}`,
-        `Subsystem sftp ${opts.internalSftp ? 'internal-sftp' : '/usr/lib/openssh/sftp-server'}${opts.sftpArgs ? ` ${opts.sftpArgs}` : ''}`,
+        `Subsystem sftp ${sftp}`,
+        ...userns,
         `SetEnv ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
         '',
       ].join('\n'),
@@ -159,10 +189,10 @@ export class Endpoint {
   }
 
   async start(): Promise<void> {
-    // privilege separation needs its empty directory (the system's sshd service creates it at boot)
-    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    // privilege separation (root only) needs its empty directory (the system's sshd service creates it at boot)
+    if (asRoot()) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     this.stderr = '';
-    const p = spawn(SSHD, ['-D', '-e', ...(this.opts.noReexec ? ['-r'] : []), '-f', this.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(tool('sshd'), ['-D', '-e', ...(this.opts.noReexec ? ['-r'] : []), '-f', this.config], { stdio: ['ignore', 'ignore', 'pipe'] });
     p.stderr!.on('data', (d: Buffer) => {
       if (this.stderr.length < 1 << 20) this.stderr += d.toString();
     });
@@ -278,14 +308,14 @@ export async function startEndpoints(n: number, opts: EndpointOptions & { names?
 
 /** A system user with a password and password-only sudo, for the sudo-with-password path. Removed by the returned function. */
 export function createSudoUser(name: string, password: string): () => void {
-  execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/bin/sh', name]);
-  execFileSync('chpasswd', [], { input: `${name}:${password}\n` });
+  execFileSync(tool('useradd'), ['-M', '-d', '/nonexistent', '-s', '/bin/sh', name]);
+  execFileSync(tool('chpasswd'), [], { input: `${name}:${password}\n` });
   const drop = `/etc/sudoers.d/${name}`;
   writeFileSync(drop, `${name} ALL=(ALL:ALL) ALL\n`, { mode: 0o440 });
   return () => {
     try {
-      execFileSync('rm', ['-f', drop]);
-      execFileSync('userdel', [name]);
+      rmSync(drop, { force: true });
+      execFileSync(tool('userdel'), [name]);
     } catch {
       /* best effort */
     }

@@ -1,5 +1,6 @@
 // The FAT engine against dosfstools and mtools: filesystems made by mkfs.vfat and filled by mcopy,
 // changed by our code, then checked by fsck.vfat and read back by mtools.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { FatFs } from '../../scripts/disk/fat/fs.ts';
 import { mkfsFat } from '../../scripts/disk/fat/mkfs.ts';
 import { MT_ENV, pseudo, run, sha256 } from './fixtures.ts';
 import { cleanup, fsckFat, mcopyOut, mlistAll, tmpDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['blkid', 'fsck.vfat', 'mcopy', 'mdir', 'minfo', 'mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/disk/fat.test.ts');
 
 afterAll(cleanup);
 
@@ -24,7 +26,7 @@ describe.each(cases)('FAT$type made by mkfs.vfat', ({ type, kib, extra }) => {
   it('replaces, creates and deletes files; fsck.vfat is clean and mtools reads everything back', async () => {
     const dir = tmpDir(`fat${type}`);
     const img = path.join(dir, 'fs.img');
-    execFileSync('mkfs.vfat', ['-C', '-F', String(type), ...extra, '-n', 'TESTVOL', img, String(kib)], { stdio: 'ignore' });
+    execFileSync(tool('mkfs.vfat'), ['-C', '-F', String(type), ...extra, '-n', 'TESTVOL', img, String(kib)], { stdio: 'ignore' });
     // existing content, put there by mtools
     const keep = new Map<string, Buffer>([
       ['KEEP.BIN', pseudo('keep', 70_000)],
@@ -72,7 +74,7 @@ describe.each(cases)('FAT$type made by mkfs.vfat', ({ type, kib, extra }) => {
   });
 });
 
-describe('mkfsFat (our own formatter)', () => {
+describe.runIf(HAVE_TOOLS)('mkfsFat (our own formatter)', () => {
   it.each([
     [12, 1024],
     [16, 16 * 1024],
@@ -96,6 +98,6 @@ describe('mkfsFat (our own formatter)', () => {
     expect(fsckFat(img, 0, a.length, dir)).toMatch(/: 4 files, /);
     expect(run('minfo', ['-i', img, '::'])).toMatch(new RegExp(`FAT${type}|fat_bits=${type}|${type}-bit`, 'i'));
     expect(mcopyOut(img, 0, 'big.bin', dir)).toEqual(pseudo('big', 300_000));
-    expect(execFileSync('blkid', ['-o', 'export', img], { env: MT_ENV, encoding: 'utf8' })).toMatch(/LABEL=EDGE/);
+    expect(execFileSync(tool('blkid'), ['-o', 'export', img], { env: MT_ENV, encoding: 'utf8' })).toMatch(/LABEL=EDGE/);
   });
 });

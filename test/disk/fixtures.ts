@@ -1,4 +1,5 @@
 // Realistic base images built with the real tools (sfdisk, mkfs.vfat, mtools, mke2fs -d), small and sparse.
+import { tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -6,8 +7,9 @@ import path from 'node:path';
 
 export const MT_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', MTOOLS_NO_VFAT: '' };
 
+/** Run a tool (by name: scripts/testkit/tools.ts finds it and names its package when it is missing). */
 export function run(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { input, env: MT_ENV, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  return execFileSync(tool(cmd), args, { input, env: MT_ENV, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 export function sha256(b: Uint8Array): string {
@@ -64,7 +66,7 @@ export function buildRaspiFixture(dir: string): Fixture {
   writeFileSync(img, '');
   run('truncate', ['-s', `${(rootStart + rootSectors + 2048) * SECTOR}`, img]);
   run('sfdisk', ['-q', img], `label: dos\nlabel-id: 0x4f1c2a9e\nstart=${bootStart}, size=${bootSectors}, type=c, bootable\nstart=${rootStart}, size=${rootSectors}, type=83\n`);
-  execFileSync('mkfs.vfat', ['-F', '32', '-s', '1', '-n', 'system-boot', '-i', '4f1c2a9e', '--offset', `${bootStart}`, img, `${(bootSectors * SECTOR) / 1024}`], {
+  execFileSync(tool('mkfs.vfat'), ['-F', '32', '-s', '1', '-n', 'system-boot', '-i', '4f1c2a9e', '--offset', `${bootStart}`, img, `${(bootSectors * SECTOR) / 1024}`], {
     env: { ...MT_ENV, SOURCE_DATE_EPOCH: '1700000000' },
     stdio: 'ignore',
   });
@@ -86,7 +88,7 @@ export function buildRaspiFixture(dir: string): Fixture {
     ['README', Buffer.from('Ubuntu raspi system-boot placeholder\n')],
   ]);
   mcopyAll(img, bootStart * SECTOR, files, dir);
-  execFileSync('mke2fs', ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'writable', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`], {
+  execFileSync(tool('mke2fs'), ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'writable', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`], {
     env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' },
     stdio: 'ignore',
   });
@@ -112,11 +114,11 @@ export function buildGptFixture(dir: string): Fixture {
   writeFileSync(img, '');
   run('truncate', ['-s', `${(rootStart + rootSectors + 8192 + 33) * SECTOR}`, img]); // 4 MiB free after root
   run(
-    'sfdisk',
+    tool('sfdisk'),
     ['-q', img],
     `label: gpt\nlabel-id: 3B8E8B7C-1F3E-4C0A-9F7E-0C6A1D5B2E11\nfirst-lba: 34\nstart=${espStart}, size=${espSectors}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=0E1D7C4A-9B51-4F57-8E0C-61B2C0A6F001, name="UEFI"\nstart=${rootStart}, size=${rootSectors}, type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE, uuid=0E1D7C4A-9B51-4F57-8E0C-61B2C0A6F002, name="root"\n`,
   );
-  execFileSync('mkfs.vfat', ['-F', '32', '-s', '1', '-n', 'UEFI', '-i', '0e1d7c4a', '--offset', `${espStart}`, img, `${(espSectors * SECTOR) / 1024}`], {
+  execFileSync(tool('mkfs.vfat'), ['-F', '32', '-s', '1', '-n', 'UEFI', '-i', '0e1d7c4a', '--offset', `${espStart}`, img, `${(espSectors * SECTOR) / 1024}`], {
     env: { ...MT_ENV, SOURCE_DATE_EPOCH: '1700000000' },
     stdio: 'ignore',
   });
@@ -126,7 +128,7 @@ export function buildGptFixture(dir: string): Fixture {
     ['EFI/ubuntu/grub.cfg', Buffer.from("search.fs_uuid 6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n")],
   ]);
   mcopyAll(img, espStart * SECTOR, files, dir);
-  execFileSync('mke2fs', ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'cloudimg-rootfs', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`], {
+  execFileSync(tool('mke2fs'), ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'cloudimg-rootfs', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`], {
     env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' },
     stdio: 'ignore',
   });

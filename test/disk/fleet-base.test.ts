@@ -2,6 +2,7 @@
 // sfdisk sees the partition, fsck.vfat finds the FAT clean, mtools reads the files back byte for byte,
 // deltas made against it stay small, a materialized device image carries the partition, and a rebuild
 // gives the same bytes.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { deriveFleetBase, payloadGeometry, AIRGAP_FAT_LABEL, AIRGAP_PART_NAME, t
 import { personalize, MAX_DELTA_BYTES } from '../../scripts/disk/personalize.ts';
 import { materialize } from '../../scripts/disk/materialize.ts';
 import { GPT_TYPES } from '../../scripts/disk/guid.ts';
+const HAVE_TOOLS = requireTools(['blkid', 'fsck.vfat', 'mcopy', 'mdir', 'minfo', 'mke2fs', 'mkfs.vfat', 'mlabel', 'mtype', 'sfdisk', 'sgdisk'], 'test/disk/fleet-base.test.ts');
 
 const EPOCH = 1767225600;
 let dir: string;
@@ -54,7 +56,7 @@ function checkFiles(img: string, offset: number) {
   expect(run('blkid', ['-p', '-O', String(offset), '-o', 'export', img])).toMatch(/^LABEL=EFK3S$[\s\S]*^VERSION=FAT32$[\s\S]*^TYPE=vfat$/m);
 }
 
-describe('fleet base on a Raspberry Pi (MBR) image', () => {
+describe.runIf(HAVE_TOOLS)('fleet base on a Raspberry Pi (MBR) image', () => {
   let fx: Fixture;
   let out: string;
   let d: Awaited<ReturnType<typeof derive>>;
@@ -108,7 +110,7 @@ describe('fleet base on a Raspberry Pi (MBR) image', () => {
     const t = sfdiskJson(img);
     expect(t.partitions[2]).toMatchObject({ type: 'c', start: d.info.partition.start / 512, size: d.info.partition.size / 512 });
     checkFiles(img, d.info.partition.start);
-    const ud = execFileSync('mtype', ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
+    const ud = execFileSync(tool('mtype'), ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
     expect(sha256(ud)).toBe(sha256(deviceSeed('ulsan1-line1-001')[0].bytes));
   }, 120_000);
 
@@ -131,7 +133,7 @@ describe('fleet base on a Raspberry Pi (MBR) image', () => {
   }, 120_000);
 });
 
-describe('fleet base on a UEFI (GPT) image', () => {
+describe.runIf(HAVE_TOOLS)('fleet base on a UEFI (GPT) image', () => {
   let fx: Fixture;
   let d: Awaited<ReturnType<typeof derive>>;
   beforeAll(async () => {
@@ -154,10 +156,10 @@ describe('fleet base on a UEFI (GPT) image', () => {
     expect(t.lastlba).toBe(sectors - 34);
     expect(p.start + p.size - 1).toBeLessThanOrEqual(sectors - 34);
     // both headers and entry arrays consistent (sfdisk checks the backup; sgdisk -v checks everything)
-    const v = spawnSync('sfdisk', ['--verify', d.base.rawPath], { encoding: 'utf8' });
+    const v = spawnSync(tool('sfdisk'), ['--verify', d.base.rawPath], { encoding: 'utf8' });
     expect(v.status, v.stdout + v.stderr).toBe(0);
     expect(v.stderr).toBe('');
-    const sg = spawnSync('sgdisk', ['-v', d.base.rawPath], { encoding: 'utf8' });
+    const sg = spawnSync(tool('sgdisk'), ['-v', d.base.rawPath], { encoding: 'utf8' });
     expect(sg.stdout).toMatch(/No problems found/);
     // no stale backup header left where the input image ended
     const oldEnd = statSync(fx.path).size;
@@ -174,7 +176,7 @@ describe('fleet base on a UEFI (GPT) image', () => {
     await materialize({ base: d.base, delta: p.delta, to: img });
     const t = sfdiskJson(img);
     expect(t.partitions.map((x) => x.name).sort()).toEqual(['CIDATA', 'UEFI', 'edgeforge-k3s', 'root'].sort());
-    expect(spawnSync('sfdisk', ['--verify', img], { encoding: 'utf8' }).status).toBe(0);
+    expect(spawnSync(tool('sfdisk'), ['--verify', img], { encoding: 'utf8' }).status).toBe(0);
     checkFiles(img, d.info.partition.start);
   }, 120_000);
 });

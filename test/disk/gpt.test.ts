@@ -1,5 +1,6 @@
 // UEFI style base (GPT: ESP + root, free space after root): the seed becomes a CIDATA partition in the gap
 // before the ESP. Checked with sfdisk, blkid, fsck.vfat, mtools and bmaptool.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { personalize, type PersonalizeResult } from '../../scripts/disk/personal
 import { buildGptFixture, deviceSeed, run, sha256, type Fixture } from './fixtures.ts';
 import { cleanup, fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
 import { open } from 'node:fs/promises';
+const HAVE_TOOLS = requireTools(['blkid', 'bmaptool', 'fsck.vfat', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/disk/gpt.test.ts');
 
 afterAll(cleanup);
 
@@ -33,7 +35,7 @@ beforeAll(async () => {
   await materialize({ base: r1.base, delta: r1.delta, to: image });
 });
 
-describe('uefi-gpt personalize + materialize', () => {
+describe.runIf(HAVE_TOOLS)('uefi-gpt personalize + materialize', () => {
   it('adds a CIDATA partition in the gap before the ESP; other entries and the free space after root unchanged', () => {
     const before = table(fx.path);
     const after = table(image);
@@ -62,7 +64,7 @@ describe('uefi-gpt personalize + materialize', () => {
     } finally {
       await fh.close();
     }
-    const out = execFileSync('sfdisk', ['--verify', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(tool('sfdisk'), ['--verify', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).not.toMatch(/corrupt|invalid|CRC/i);
   });
 
@@ -87,7 +89,7 @@ describe('uefi-gpt personalize + materialize', () => {
     const again = await personalize({ basePath: fx.path, baseSha256: fx.sha256, profile: 'uefi-gpt', files: deviceSeed('plant7-arm-001'), epoch: EPOCH });
     expect(sha256(again.delta)).toBe(sha256(r1.delta));
     expect(r1.delta.length).toBeLessThan(2 * 1024 * 1024);
-    execFileSync('bmaptool', ['copy', '--bmap', path.join(dir, 'device.bmap'), image, path.join(dir, 'flashed.img')], { stdio: 'pipe' });
+    execFileSync(tool('bmaptool'), ['copy', '--bmap', path.join(dir, 'device.bmap'), image, path.join(dir, 'flashed.img')], { stdio: 'pipe' });
     expect(sha256(readFileSync(path.join(dir, 'flashed.img')))).toBe(sha256(readFileSync(image)));
     // a used card: bmaptool truncates regular files, so do what it does on a block device by hand: write only the
     // mapped ranges over garbage. The new CIDATA FAT (made in a hole of the base) must still come out clean.

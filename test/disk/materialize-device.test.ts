@@ -1,4 +1,5 @@
 // The build output layout (OUT/base/base.json + OUT/devices/<id>/disk.delta) and the CLI command over it.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,12 +10,13 @@ import { deviceDeltaPath, materializeDevice, writeBaseRecord } from '../../scrip
 import { personalize } from '../../scripts/disk/personalize.ts';
 import { buildRaspiFixture, deviceSeed, sha256 } from './fixtures.ts';
 import { cleanup, fsckFat, mcopyOut, tmpDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['bmaptool', 'fsck.vfat', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/disk/materialize-device.test.ts');
 
 afterAll(cleanup);
 
 const EPOCH = 1767225600;
 
-describe('materializeDevice and `image materialize`', () => {
+describe.runIf(HAVE_TOOLS)('materializeDevice and `image materialize`', () => {
   it('materializes a device from the build output and the command reports it', async () => {
     const dir = tmpDir('out');
     const fx = buildRaspiFixture(path.join(dir, 'base'));
@@ -31,7 +33,7 @@ describe('materializeDevice and `image materialize`', () => {
     expect(r.bmapPath).toBe(path.join(dir, 'dev2.bmap'));
     fsckFat(to, fx.fatOffset, fx.fatSize, dir);
     expect(mcopyOut(to, fx.fatOffset, 'meta-data', dir).toString()).toContain(`instance-id: ${ids[1]}`);
-    execFileSync('bmaptool', ['copy', to, path.join(dir, 'copy.img')], { stdio: 'pipe' }); // finds dev2.bmap by itself
+    execFileSync(tool('bmaptool'), ['copy', to, path.join(dir, 'copy.img')], { stdio: 'pipe' }); // finds dev2.bmap by itself
 
     const lines: string[] = [];
     const io = { out: (t: string) => lines.push(t), err: () => {}, isTTY: false, env: {}, cwd: dir };
@@ -49,7 +51,7 @@ describe('materializeDevice and `image materialize`', () => {
   });
 });
 
-describe('delta format', () => {
+describe.runIf(HAVE_TOOLS)('delta format', () => {
   it('round-trips, and rejects corruption and unknown versions', () => {
     const d = { blockSize: 4096, baseSize: 1 << 20, baseSha256: 'ab'.repeat(32), extents: [{ offset: 4096, length: 8192 }, { offset: 65536, length: 4096 }], data: [Buffer.alloc(8192, 1), Buffer.alloc(4096, 2)] };
     const bytes = encodeDelta(d);

@@ -1,5 +1,6 @@
 // Raspberry Pi style base (MBR, FAT32 system-boot): personalize -> delta -> materialize, checked with
 // sfdisk, fsck.vfat, mtools and bmaptool.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { deviceBmap } from '../../scripts/disk/device-bmap.ts';
 import { personalize, type PersonalizeResult } from '../../scripts/disk/personalize.ts';
 import { buildRaspiFixture, deviceSeed, run, sha256, type Fixture } from './fixtures.ts';
 import { cleanup, fsckFat, mcopyOut, mlistAll, readRange, tmpDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['bmaptool', 'e2fsck', 'fsck.vfat', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'sfdisk', 'xz'], 'test/disk/raspi.test.ts');
 
 afterAll(cleanup);
 
@@ -29,7 +31,7 @@ beforeAll(async () => {
   await materialize({ base: r1.base, delta: r1.delta, to: image });
 });
 
-describe('raspi-mbr personalize + materialize', () => {
+describe.runIf(HAVE_TOOLS)('raspi-mbr personalize + materialize', () => {
   it('writes a small, deterministic delta and never touches the base', async () => {
     expect(sha256(readFileSync(fx.path))).toBe(fx.sha256);
     expect(r1.delta.length).toBeLessThan(2 * 1024 * 1024);
@@ -94,7 +96,7 @@ describe('raspi-mbr personalize + materialize', () => {
     const bmap = path.join(dir, 'device.bmap');
     expect(readFileSync(bmap, 'utf8')).toMatch(/<bmap version="2.0">/);
     const target = path.join(dir, 'flashed.img');
-    execFileSync('bmaptool', ['copy', '--bmap', bmap, image, target], { stdio: 'pipe' });
+    execFileSync(tool('bmaptool'), ['copy', '--bmap', bmap, image, target], { stdio: 'pipe' });
     expect(sha256(readFileSync(target))).toBe(sha256(readFileSync(image)));
   });
 
@@ -119,10 +121,10 @@ describe('raspi-mbr personalize + materialize', () => {
       const xml = await deviceBmap(r.base, r.delta);
       const bm = path.join(dir, `${id}.device.bmap`);
       writeFileSync(bm, xml);
-      execFileSync('bmaptool', ['copy', '--bmap', bm, r === r1 ? image : img, path.join(dir, `${id}.flashed`)], { stdio: 'pipe' });
+      execFileSync(tool('bmaptool'), ['copy', '--bmap', bm, r === r1 ? image : img, path.join(dir, `${id}.flashed`)], { stdio: 'pipe' });
     }
     // and the checksums are real: another device's bmap does not verify against this image
-    expect(() => execFileSync('bmaptool', ['copy', '--bmap', path.join(dir, 'ulsan1-line1-009.device.bmap'), image, path.join(dir, 'mismatch')], { stdio: 'pipe' })).toThrow(/checksum/i);
+    expect(() => execFileSync(tool('bmaptool'), ['copy', '--bmap', path.join(dir, 'ulsan1-line1-009.device.bmap'), image, path.join(dir, 'mismatch')], { stdio: 'pipe' })).toThrow(/checksum/i);
   });
 
   it('rejects a base whose sha256 does not match the pin, and a delta made for another base', async () => {
@@ -134,7 +136,7 @@ describe('raspi-mbr personalize + materialize', () => {
   });
 
   it('accepts a .img.xz base (decompressed once into a sparse cache) and yields the same delta', async () => {
-    execFileSync('xz', ['-k', '-1', '-T1', fx.path]);
+    execFileSync(tool('xz'), ['-k', '-1', '-T1', fx.path]);
     const xz = `${fx.path}.xz`;
     const cacheDir = path.join(dir, 'cache');
     const base = await prepareBase({ path: xz, sha256: sha256(readFileSync(xz)), cacheDir });

@@ -1,17 +1,19 @@
 // The NoCloud seed image: fsck.vfat clean, label CIDATA, mtools reads every file back byte-identical,
 // and the same inputs give the same bytes.
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeSeedImage } from '../../scripts/disk/seed-image.ts';
 import { deviceSeed, pseudo, run, sha256 } from './fixtures.ts';
 import { cleanup, fsckFat, mcopyOut, mlistAll, tmpDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['blkid', 'fsck.vfat', 'mcopy', 'mdir', 'minfo', 'mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/disk/seed-image.test.ts');
 
 afterAll(cleanup);
 
 const EPOCH = 1767225600;
 
-describe('makeSeedImage', () => {
+describe.runIf(HAVE_TOOLS)('makeSeedImage', () => {
   it('makes a CIDATA FAT that fsck.vfat accepts and mtools reads back identical', async () => {
     const dir = tmpDir('seed');
     const files = [...deviceSeed('ulsan1-line1-001'), { name: 'edgeforge/firstboot.sh', bytes: pseudo('fb', 40_000) }];

@@ -2,6 +2,7 @@
 // K3s airgap partition (EFK3S). The data volume must go after that partition, not into the sub-MiB gap between
 // root and it. Run on real fleet bases (scripts/disk/fleet-base.ts on the disk fixtures) written to a
 // larger "card", with the real sfdisk; the airgap FAT is checked intact afterwards.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { cleanup, fsckFat, mcopyOut, tmpDir } from '../disk/helpers.ts';
 import { prepareBase } from '../../scripts/disk/base.ts';
 import { deriveFleetBase, type PayloadFile } from '../../scripts/disk/fleet-base.ts';
 import { sh } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['cryptsetup', 'curl', 'fsck.vfat', 'jose', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'sfdisk', 'socat', 'tangd', 'tangd-keygen'], 'test/encryption/append-partition.test.ts');
 
 const SH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/render/encryption/sh');
 let dir: string;
@@ -53,7 +55,7 @@ beforeAll(() => {
 });
 afterAll(cleanup);
 
-describe('the data partition after the K3s airgap partition', () => {
+describe.runIf(HAVE_TOOLS)('the data partition after the K3s airgap partition', () => {
   it('MBR (Raspberry Pi): root p2, EFK3S p3 right after it -> the data volume is p4, after p3, to the end of the card', async () => {
     const { img, airgap } = await card(buildRaspiFixture(path.join(dir, 'raspi')), 'mbr', 160);
     const before = parts(img);
@@ -67,7 +69,7 @@ describe('the data partition after the K3s airgap partition', () => {
     expect(p4.size).toBe(Math.floor((160 * 2048 - start) / 2048) * 2048);
     expect(p4.size % 2048).toBe(0);
     expect(parts(img).slice(0, 3)).toEqual(before); // nothing else moved
-    expect(spawnSync('sfdisk', ['--verify', img], { encoding: 'utf8' }).status).toBe(0);
+    expect(spawnSync(tool('sfdisk'), ['--verify', img], { encoding: 'utf8' }).status).toBe(0);
     airgapIntact(img, airgap.start, airgap.size);
     // all four primaries in use now: a second run refuses (nothing free after p4 either)
     const again = await append(img, 2, 32, 'mbr');
@@ -88,7 +90,7 @@ describe('the data partition after the K3s airgap partition', () => {
     expect(data.size % 2048).toBe(0);
     expect(data.start + data.size - 1).toBeLessThanOrEqual(192 * 2048 - 34);
     expect(192 * 2048 - 34 - (data.start + data.size - 1)).toBeLessThan(2048);
-    const v = spawnSync('sfdisk', ['--verify', img], { encoding: 'utf8' });
+    const v = spawnSync(tool('sfdisk'), ['--verify', img], { encoding: 'utf8' });
     expect(v.status, v.stdout + v.stderr).toBe(0);
     airgapIntact(img, airgap.start, airgap.size);
   }, 120_000);

@@ -1,5 +1,6 @@
 // Test fixtures for disk encryption: a real tang server on loopback (tangd behind socat, as without
 // systemd), a software TPM (swtpm), shell runners, and an example device pointed at the test tang.
+import { tool } from '../../scripts/testkit/tools.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -8,8 +9,6 @@ import path from 'node:path';
 import type { ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';
 
-export const TANGD = '/usr/libexec/tangd';
-export const TANGD_KEYGEN = '/usr/libexec/tangd-keygen';
 
 export function tmp(prefix: string): string {
   return mkdtempSync(path.join(tmpdir(), `edgeforge-enc-${prefix}-`));
@@ -52,7 +51,7 @@ export class TangServer {
   constructor(dir: string) {
     this.db = path.join(dir, 'tang-db');
     mkdirSync(this.db, { recursive: true });
-    const r = spawnSync(TANGD_KEYGEN, [this.db], { encoding: 'utf8' });
+    const r = spawnSync(tool('tangd-keygen'), [this.db], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`tangd-keygen failed: ${r.stderr}`);
   }
   get url(): string {
@@ -62,7 +61,7 @@ export class TangServer {
   get thumbprint(): string {
     const sig = readdirSync(this.db).find((f) => f.endsWith('.jwk') && JSON.parse(readFileSync(path.join(this.db, f), 'utf8')).alg === 'ES512');
     if (!sig) throw new Error('no signing key in the tang db');
-    return spawnSync('jose', ['jwk', 'thp', '-i', path.join(this.db, sig), '-a', 'S256'], { encoding: 'utf8' }).stdout.trim();
+    return spawnSync(tool('jose'), ['jwk', 'thp', '-i', path.join(this.db, sig), '-a', 'S256'], { encoding: 'utf8' }).stdout.trim();
   }
   /** the server's private exchange key (alg ECMR), for independent checks */
   get exchangeKey(): { d: string; x: string; y: string; crv: string } {
@@ -72,11 +71,11 @@ export class TangServer {
   async start(port?: number): Promise<void> {
     this.port = port ?? this.port ?? 0;
     if (!this.port) this.port = await freePort();
-    this.proc = spawn('socat', [`TCP-LISTEN:${this.port},bind=127.0.0.1,reuseaddr,fork`, `EXEC:${TANGD} ${this.db}`], { stdio: 'ignore' });
-    await waitFor(() => spawnSync('curl', ['-sf', '-o', '/dev/null', `${this.url}/adv`]).status === 0, `tang on ${this.url}`);
+    this.proc = spawn(tool('socat'), [`TCP-LISTEN:${this.port},bind=127.0.0.1,reuseaddr,fork`, `EXEC:${tool('tangd')} ${this.db}`], { stdio: 'ignore' });
+    await waitFor(() => spawnSync(tool('curl'), ['-sf', '-o', '/dev/null', `${this.url}/adv`]).status === 0, `tang on ${this.url}`);
   }
   advertisement(): string {
-    const r = spawnSync('curl', ['-sf', `${this.url}/adv`], { encoding: 'utf8' });
+    const r = spawnSync(tool('curl'), ['-sf', `${this.url}/adv`], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error('cannot fetch the advertisement');
     return r.stdout;
   }
@@ -88,7 +87,7 @@ export class TangServer {
       p.once('exit', () => resolve());
       p.kill('SIGTERM');
     });
-    await waitFor(() => spawnSync('curl', ['-sf', '-o', '/dev/null', '--max-time', '1', `${this.url}/adv`]).status !== 0, 'tang to stop');
+    await waitFor(() => spawnSync(tool('curl'), ['-sf', '-o', '/dev/null', '--max-time', '1', `${this.url}/adv`]).status !== 0, 'tang to stop');
   }
 }
 
@@ -108,11 +107,11 @@ export class SoftTpm {
     while (!(await portFree(this.port + 1)));
     const ctrl = this.port + 1;
     this.proc = spawn(
-      'swtpm',
+      tool('swtpm'),
       ['socket', '--tpm2', '--tpmstate', `dir=${state}`, '--server', `type=tcp,port=${this.port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${ctrl},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear'],
       { stdio: 'ignore' },
     );
-    await waitFor(() => spawnSync('tpm2_getrandom', ['-T', this.tcti, '8'], { stdio: 'ignore' }).status === 0, 'swtpm', 15_000);
+    await waitFor(() => spawnSync(tool('tpm2_getrandom'), ['-T', this.tcti, '8'], { stdio: 'ignore' }).status === 0, 'swtpm', 15_000);
   }
   async stop(): Promise<void> {
     const p = this.proc;
@@ -174,7 +173,7 @@ export function withTang(d: ResolvedDevice, servers: TangServer[], mode?: Resolv
 
 /** luksDump fields the tests check */
 export function luksDump(file: string): string {
-  const r = spawnSync('cryptsetup', ['luksDump', file], { encoding: 'utf8' });
+  const r = spawnSync(tool('cryptsetup'), ['luksDump', file], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`luksDump ${file}: ${r.stderr}`);
   return r.stdout;
 }

@@ -7,6 +7,7 @@
 // mounts cannot run here. Up to that point everything runs for real; from there the sys wrapper logs the
 // commands (and proves the clevis slot opens with --test-passphrase where the program would unlock).
 // The real unlock and mount are the qemu end-to-end test's job (its guest kernel has device-mapper).
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { encryptionPlan } from '../../scripts/render/encryption/plan.ts';
 import { encryptionBundleFiles, encryptionHeader } from '../../scripts/render/encryption/compose.ts';
 import { EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
 import { SoftTpm, TangServer, luksDump, sh, sysWrapper, tmp, withTang, writeBundle } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['clevis', 'cryptsetup', 'curl', 'jose', 'mkfs.ext4', 'sfdisk', 'socat', 'tangd', 'tangd-keygen'], 'test/encryption/luks.test.ts');
 
 const SH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/render/encryption/sh');
 const RECOVERY = '7K2QF-AB3CD-EFGH0-JKMNP-QRSTV-WXYZ1-23456-789AB';
@@ -27,7 +29,7 @@ let fleet: Fleet;
 let dir: string;
 let tang: TangServer;
 const dev = (id: string): ResolvedDevice => fleet.devices.find((d) => d.id === id)!;
-const canTpm = spawnSync('sh', ['-c', 'command -v swtpm && command -v tpm2_getrandom && test -x /usr/bin/clevis-encrypt-tpm2'], { stdio: 'ignore' }).status === 0;
+const canTpm = requireTools(['swtpm', 'tpm2_getrandom', 'clevis-encrypt-tpm2'], 'tang + TPM2 with a software TPM');
 const hasAdiantum = existsSync('/proc/crypto') && /adiantum/.test(readFileSync('/proc/crypto', 'utf8'));
 
 beforeAll(async () => {
@@ -50,15 +52,15 @@ function testPass(vol: string, slot: number, env: Record<string, string> = {}) {
   return sh(`clevis luks pass -d '${vol}' -s ${slot} | cryptsetup open --test-passphrase --key-slot ${slot} --key-file - '${vol}'`, env);
 }
 
-describe('the data partition in the free space after root', () => {
+describe.runIf(HAVE_TOOLS)('the data partition in the free space after root', () => {
   it('appends a 1 MiB-aligned partition after root on an MBR (Raspberry Pi) image, and refuses when no space is left', async () => {
     const img = path.join(dir, 'mbr.img');
     spawnSync('truncate', ['-s', '64M', img]);
-    expect(spawnSync('sfdisk', ['-q', img], { input: 'label: dos\n,16M,c\n,24M,L\n' }).status).toBe(0);
+    expect(spawnSync(tool('sfdisk'), ['-q', img], { input: 'label: dos\n,16M,c\n,24M,L\n' }).status).toBe(0);
     const r = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('3');
-    const dump = spawnSync('sfdisk', ['-d', img], { encoding: 'utf8' }).stdout;
+    const dump = spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }).stdout;
     // p2 ends at 34816 + 49152 = 83968 (already aligned); p3 takes the rest of the 131072 sectors
     expect(dump).toMatch(/mbr\.img3 : start= +83968, size= +47104, type=83/);
     const again = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
@@ -69,22 +71,22 @@ describe('the data partition in the free space after root', () => {
   it('on a GPT (UEFI) image written to a larger disk: moves the backup GPT to the end and names the partition', async () => {
     const img = path.join(dir, 'gpt.img');
     spawnSync('truncate', ['-s', '48M', img]);
-    expect(spawnSync('sfdisk', ['-q', img], { input: 'label: gpt\n,16M,U\n,16M,L\n' }).status).toBe(0);
+    expect(spawnSync(tool('sfdisk'), ['-q', img], { input: 'label: gpt\n,16M,U\n,16M,L\n' }).status).toBe(0);
     spawnSync('truncate', ['-s', '96M', img]); // the card is bigger than the image
     const r = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 32`, { EDGEFORGE_ROOT: path.join(dir, 'r-gpt') });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('3');
-    const dump = spawnSync('sfdisk', ['-d', img], { encoding: 'utf8' }).stdout;
+    const dump = spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }).stdout;
     expect(dump).toMatch(/last-lba: 196574/); // 96 MiB = 196608 sectors, minus the 33-sector backup GPT, minus 1
     const p3 = dump.split('\n').find((l) => l.startsWith(`${img}3`))!;
     // whole MiB (126976 sectors), not up to the last usable sector (128991): LUKS2 with 4 KiB sectors needs an aligned size
     expect(p3).toMatch(/start= +67584, size= +126976, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4/);
     expect(p3).toContain('name="edgeforge-data"');
-    expect(spawnSync('sfdisk', ['--verify', img], { encoding: 'utf8' }).status).toBe(0);
+    expect(spawnSync(tool('sfdisk'), ['--verify', img], { encoding: 'utf8' }).status).toBe(0);
   });
 });
 
-describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
+describe.runIf(HAVE_TOOLS)('the encrypt_data_volume step on a file-backed volume (tang)', () => {
   let root: string;
   let vol: string;
   let wrapper: { path: string; calls: string };
@@ -122,7 +124,7 @@ describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
     expect(mem).toBeLessThanOrEqual(262144);
     expect(mem).toBe(262144); // exactly the cap: no benchmark lowered or raised it
     expect(dump).toMatch(/Tokens:\n\s+0: clevis\n\s+Keyslot:\s+1/);
-    const list = spawnSync('clevis', ['luks', 'list', '-d', vol], { encoding: 'utf8' }).stdout;
+    const list = spawnSync(tool('clevis'), ['luks', 'list', '-d', vol], { encoding: 'utf8' }).stdout;
     expect(list).toMatch(new RegExp(`^1: tang '\\{"url":"${tang.url.replace(/\./g, '\\.')}"`));
 
     const calls = readFileSync(wrapper.calls, 'utf8');
@@ -134,7 +136,7 @@ describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
     expect(calls).toContain(`mount --bind ${root}/var/lib/edgeforge-data/edgeforge-secrets ${root}/var/lib/edgeforge/secrets`);
     expect(calls).toContain('systemctl enable edgeforge-data-unlock.service');
 
-    const uuid = spawnSync('cryptsetup', ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim();
+    const uuid = spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim();
     // crypttab only documents the volume: a live entry would make systemd-cryptsetup prompt on the console
     // whenever the mount pulls the mapper device in (tang down), so every line of the block is a comment
     const crypttab = readFileSync(path.join(root, 'etc/crypttab'), 'utf8');
@@ -161,7 +163,7 @@ describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
 
   it('is safe to run again: no second format, no second binding, one fstab block', async () => {
     const before = readFileSync(wrapper.calls, 'utf8').length;
-    const uuid = spawnSync('cryptsetup', ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim();
+    const uuid = spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim();
     const r = await run();
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/already bound: 1: tang/);
@@ -169,14 +171,14 @@ describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
     expect(calls).not.toContain('luksFormat');
     expect(calls).not.toContain('clevis luks bind');
     expect(calls).not.toContain('daemon-reload'); // nothing changed on disk
-    expect(spawnSync('cryptsetup', ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim()).toBe(uuid);
+    expect(spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim()).toBe(uuid);
     expect(readFileSync(path.join(root, 'etc/fstab'), 'utf8').match(/edgeforge data-volume begin/g)).toHaveLength(1);
   }, 300_000);
 
   it('refuses to format over a filesystem it did not make', async () => {
     const other = path.join(dir, 'someones.img');
     spawnSync('truncate', ['-s', '8M', other]);
-    expect(spawnSync('mkfs.ext4', ['-q', '-F', other]).status).toBe(0);
+    expect(spawnSync(tool('mkfs.ext4'), ['-q', '-F', other]).status).toBe(0);
     const r2 = path.join(dir, 'root-foreign');
     const d = withTang(dev('changwon2-server'), [tang], 'tang', 1);
     const bundle = writeBundle(r2, encryptionBundleFiles(d, encryptionPlan(d)).files);
@@ -185,7 +187,7 @@ describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
     const r = await sh(`sh ${bundle}/encryption/encrypt-data-volume.sh`, { EDGEFORGE_ROOT: r2, EDGEFORGE_SYS: wrapper.path, EDV_DATA_PARTITION: other });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/holds a ext4 filesystem\/signature: edgeforge will not format over existing data.*wipefs -a/);
-    expect(spawnSync('cryptsetup', ['isLuks', other]).status).not.toBe(0);
+    expect(spawnSync(tool('cryptsetup'), ['isLuks', other]).status).not.toBe(0);
   }, 60_000);
 
   it('the tang slot unlocks while tang answers and not when it is gone (the stolen device)', async () => {
@@ -221,7 +223,7 @@ describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
       expect(err).toMatch(/ok: automatic unlock of .* works now \(attempt ([2-9]|1\d)\)/);
       expect(existsSync(status)).toBe(false);
     } finally {
-      if (!tang.port || spawnSync('curl', ['-sf', '-o', '/dev/null', `${tang.url}/adv`]).status !== 0) await tang.start(port);
+      if (!tang.port || spawnSync(tool('curl'), ['-sf', '-o', '/dev/null', `${tang.url}/adv`]).status !== 0) await tang.start(port);
     }
   }, 300_000);
 
@@ -239,7 +241,7 @@ describe('the encrypt_data_volume step on a file-backed volume (tang)', () => {
   }, 300_000);
 });
 
-describe.skipIf(!hasAdiantum)('Adiantum header (kernels with the adiantum crypto module)', () => {
+describe.skipIf(!hasAdiantum || !HAVE_TOOLS)('Adiantum header (kernels with the adiantum crypto module)', () => {
   it('formats xchacha12,aes-adiantum-plain64 with 4 KiB sectors for boards without AES instructions', async () => {
     const d = dev('ulsan1-line1-001');
     const plan = encryptionPlan(d);
@@ -255,7 +257,7 @@ describe.skipIf(!hasAdiantum)('Adiantum header (kernels with the adiantum crypto
   }, 300_000);
 });
 
-describe.skipIf(!canTpm)('tang + TPM2 (clevis sss, threshold 2) with a software TPM', () => {
+describe.skipIf(!canTpm || !HAVE_TOOLS)('tang + TPM2 (clevis sss, threshold 2) with a software TPM', () => {
   let tpm: SoftTpm;
   beforeAll(async () => {
     tpm = new SoftTpm(dir);
@@ -277,7 +279,7 @@ describe.skipIf(!canTpm)('tang + TPM2 (clevis sss, threshold 2) with a software 
     const env = { EDGEFORGE_ROOT: r0, TPM2TOOLS_TCTI: tpm.tcti };
     const r = await functions(encryptionHeader(d, plan), `edv_luks_format '${vol}' '${dir}/rk2' && edv_clevis_bind '${vol}' '${dir}/rk2' sss '${bundle}/encryption/clevis-config.json'`, env);
     expect(r.status, r.stderr).toBe(0);
-    const list = spawnSync('clevis', ['luks', 'list', '-d', vol], { encoding: 'utf8' }).stdout;
+    const list = spawnSync(tool('clevis'), ['luks', 'list', '-d', vol], { encoding: 'utf8' }).stdout;
     expect(list).toMatch(/^1: sss '\{"t":2,"pins":\{"tang":\[\{"url":"http:\/\/127\.0\.0\.1:\d+"\}\],"tpm2":\[\{"hash":"sha256","key":"ecc","pcr_bank":"sha256","pcr_ids":"7"\}\]\}\}'/);
     expect((await testPass(vol, 1, { TPM2TOOLS_TCTI: tpm.tcti })).status).toBe(0);
     const port = tang.port;

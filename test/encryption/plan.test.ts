@@ -1,6 +1,7 @@
 // The encryption plan and the sealing primitives, checked against the real tools where there are some
 // (openssl for curve orders, tar for the archive, shellcheck/dash for the composed programs, a real tangd
 // advertisement for verification).
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createECDH } from 'node:crypto';
@@ -14,6 +15,7 @@ import { b64u, jwkThumbprint, unb64u, verifyAdvertisement, type EcJwk } from '..
 import { encryptionBundleFiles } from '../../scripts/render/encryption/compose.ts';
 import { EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
 import { TangServer, tmp, withTang } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['cryptsetup', 'curl', 'jose', 'openssl', 'shellcheck', 'socat', 'systemd-escape', 'tangd', 'tangd-keygen'], 'test/encryption/plan.test.ts');
 
 let fleet: Fleet;
 let dir: string;
@@ -32,7 +34,7 @@ afterAll(async () => {
   await tang?.stop();
 });
 
-describe('cipher and key derivation per profile', () => {
+describe.runIf(HAVE_TOOLS)('cipher and key derivation per profile', () => {
   it('uses AES-XTS where the CPU has AES instructions and Adiantum where it does not', () => {
     const pi = chooseCipher(dev('ulsan1-line1-001').profile);
     expect(pi).toMatchObject({ cipher: 'xchacha12,aes-adiantum-plain64', keyBits: 256, sectorSize: 4096 });
@@ -49,7 +51,7 @@ describe('cipher and key derivation per profile', () => {
   });
 });
 
-describe('clevis pin configuration', () => {
+describe.runIf(HAVE_TOOLS)('clevis pin configuration', () => {
   it('binds a single tang server offline, with the advertisement and the pinned thumbprint', () => {
     const d = withTang(dev('ulsan1-line1-001'), [tang]);
     const p = encryptionPlan(d, { [tang.url]: advText });
@@ -87,7 +89,7 @@ describe('clevis pin configuration', () => {
   });
 });
 
-describe('tang advertisement verification', () => {
+describe.runIf(HAVE_TOOLS)('tang advertisement verification', () => {
   it('accepts the advertisement signed by the pinned key (S256 or the older S1 thumbprint)', () => {
     const a = verifyAdvertisement(advText, tang.thumbprint);
     expect(a.signingThumbprints).toEqual([tang.thumbprint]);
@@ -95,7 +97,7 @@ describe('tang advertisement verification', () => {
     const sig = a.jwks.keys.find((k) => k.key_ops?.includes('verify'))!;
     expect(verifyAdvertisement(advText, jwkThumbprint(sig, 'S1')).exchangeKey).toEqual(a.exchangeKey);
     // our thumbprint agrees with jose's
-    const jose = spawnSync('jose', ['jwk', 'thp', '-i-', '-a', 'S256'], { input: JSON.stringify(a.exchangeKey), encoding: 'utf8' }).stdout.trim();
+    const jose = spawnSync(tool('jose'), ['jwk', 'thp', '-i-', '-a', 'S256'], { input: JSON.stringify(a.exchangeKey), encoding: 'utf8' }).stdout.trim();
     expect(jwkThumbprint(a.exchangeKey)).toBe(jose);
   });
 
@@ -122,10 +124,10 @@ describe('tang advertisement verification', () => {
   });
 });
 
-describe('sealing', () => {
+describe.runIf(HAVE_TOOLS)('sealing', () => {
   it('uses the exact group orders of the NIST curves (as OpenSSL has them)', () => {
     for (const [crv, name] of [['P-256', 'prime256v1'], ['P-384', 'secp384r1'], ['P-521', 'secp521r1']]) {
-      const text = spawnSync('openssl', ['ecparam', '-name', name, '-param_enc', 'explicit', '-text', '-noout'], { encoding: 'utf8' }).stdout;
+      const text = spawnSync(tool('openssl'), ['ecparam', '-name', name, '-param_enc', 'explicit', '-text', '-noout'], { encoding: 'utf8' }).stdout;
       const order = text.split('Order:')[1].split('Cofactor')[0].replace(/[\s:]/g, '');
       expect(BigInt('0x' + order), crv).toBe(CURVE_ORDERS[crv]);
     }
@@ -186,7 +188,7 @@ describe('sealing', () => {
   });
 });
 
-describe('the composed programs', () => {
+describe.runIf(HAVE_TOOLS)('the composed programs', () => {
   it('pass shellcheck and dash -n, and carry the plan', () => {
     const d = withTang(dev('changwon2-server'), [tang]);
     const plan = encryptionPlan(d, { [tang.url]: advText });
@@ -206,7 +208,7 @@ describe('the composed programs', () => {
     for (const name of ['encrypt-data-volume.sh', 'unseal-secrets.sh', 'edgeforge-unlock-data']) {
       const p = path.join(dir, name);
       writeFileSync(p, files.find((f) => f.path === `bundle/encryption/${name}`)!.bytes);
-      const sc = spawnSync('shellcheck', ['-s', 'sh', p], { encoding: 'utf8' });
+      const sc = spawnSync(tool('shellcheck'), ['-s', 'sh', p], { encoding: 'utf8' });
       expect(sc.status, `${name}: ${sc.stdout}`).toBe(0);
       expect(spawnSync('dash', ['-n', p]).status).toBe(0);
     }
@@ -221,10 +223,10 @@ describe('the composed programs', () => {
   });
 });
 
-describe('recovery by hand', () => {
+describe.runIf(HAVE_TOOLS)('recovery by hand', () => {
   it('names the volume by its LUKS2 label and the mount units as systemd does', () => {
     for (const p of [...DATA_BINDS.map((b) => b.path), '/var/lib/edgeforge-data']) {
-      expect(unitNameOfMount(p)).toBe(spawnSync('systemd-escape', ['--path', '--suffix=mount', p], { encoding: 'utf8' }).stdout.trim());
+      expect(unitNameOfMount(p)).toBe(spawnSync(tool('systemd-escape'), ['--path', '--suffix=mount', p], { encoding: 'utf8' }).stdout.trim());
     }
     const cmds = recoveryCommands(dev('changwon2-press-001'));
     expect(cmds).toContain('cryptsetup open /dev/disk/by-label/edgeforge-data edgeforge-data');

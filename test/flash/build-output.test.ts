@@ -1,6 +1,7 @@
 // The contract with the build stage: what `edgeforge build --base-image` really writes (manifest.json with
 // disk-delta artifacts, base/base.json) is what `edgeforge flash` reads; a flashed file equals
 // `edgeforge image materialize` for the same device. Runs the real CLI end to end.
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { afterAll, expect, it } from 'vitest';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { buildRaspiFixture } from '../disk/fixtures.ts';
 import { cleanupTmp, sha, tmp } from './fixture.ts';
+const HAVE_TOOLS = requireTools(['mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/flash/build-output.test.ts');
 
 afterAll(cleanupTmp);
 
@@ -18,7 +20,7 @@ function ef(cwd: string, args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-it('flashes what build --base-image wrote, identical to image materialize', async () => {
+it.runIf(HAVE_TOOLS)('flashes what build --base-image wrote, identical to image materialize', async () => {
   const dir = tmp('e2e');
   writeFileSync(path.join(dir, 'inv.yaml'), generateInventory(2, { name: 'flash-e2e' }));
   const fx = buildRaspiFixture(path.join(dir, 'fx'));

@@ -1,6 +1,7 @@
 // The flasher against regular files: four cards at once, each byte-identical to `image materialize` for
 // its own device; faults injected through wrapped targets (a card that dies mid-write, a slow card, a
 // byte flipped after writing); the first MiB written last.
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { openSync, closeSync, existsSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { FileTarget, type TargetSink } from '../../scripts/flash/target.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import { readBaseRecord } from '../../scripts/disk/output.ts';
 import { buildOut, cleanupTmp, sha, tmp, type BuiltOut } from './fixture.ts';
+const HAVE_TOOLS = requireTools(['mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/flash/flash.test.ts');
 
 afterAll(cleanupTmp);
 
@@ -50,7 +52,7 @@ function targets(dir: string) {
   return IDS.map((id) => ({ device: id, target: path.join(dir, `${id}.img`) }));
 }
 
-describe('flash to files', () => {
+describe.runIf(HAVE_TOOLS)('flash to files', () => {
   it('writes four cards at once, each with its own identity, byte-identical to image materialize, sparse, base read once', async () => {
     const dir = tmp('four');
     const r = await runFlash({ outDir: out.outDir, requests: targets(dir), verify: true, reporter: new JsonReporter(), engine: ENGINE });

@@ -1,5 +1,6 @@
 // Target safety against a fake sysfs/mountinfo tree shaped like a real one (a USB SD reader, the system
 // virtio disk, a non-removable USB disk), and against a real loop device when the machine allows one.
+import { requireRoot, requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { blockProblems, describe as describeDev, inspectBlock, type SysEnv } fro
 import { runFlash, resolveTarget } from '../../scripts/flash/flash.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import { buildOut, cleanupTmp, sha, tmp } from './fixture.ts';
+const HAVE_TOOLS = requireTools(['losetup', 'mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/flash/safety.test.ts');
 
 afterAll(cleanupTmp);
 
@@ -62,7 +64,7 @@ function fakeSys(mountinfo: string, swaps = 'Filename Type Size Used Priority\n'
 const ROOT_MOUNT = '22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n';
 const IMAGE = 64 * 1024 * 1024;
 
-describe('target safety (sysfs)', () => {
+describe.runIf(HAVE_TOOLS)('target safety (sysfs)', () => {
   it('accepts a whole removable card and describes it with model, size and serial', async () => {
     const env = fakeSys(ROOT_MOUNT);
     const info = await inspectBlock('/dev/sdb', '8:16', env);
@@ -104,24 +106,18 @@ describe('target safety (sysfs)', () => {
   });
 });
 
-function loopDevice(size: number): { dev: string; file: string } | null {
-  if (process.getuid?.() !== 0) return null;
+function loopDevice(size: number): { dev: string; file: string } {
   const file = path.join(tmp('loop'), 'card.img');
-  try {
-    execFileSync('truncate', ['-s', String(size), file]);
-    const dev = execFileSync('losetup', ['-f', '--show', file], { encoding: 'utf8' }).trim();
-    return { dev, file };
-  } catch {
-    return null;
-  }
+  execFileSync('truncate', ['-s', String(size), file]);
+  const dev = execFileSync(tool('losetup'), ['-f', '--show', file], { encoding: 'utf8' }).trim();
+  return { dev, file };
 }
 
-describe('a real block device (loop)', () => {
+describe.runIf(HAVE_TOOLS && requireRoot('flashing a real block device (loop devices)'))('a real block device (loop)', () => {
   it('is refused when non-removable or too small, and flashed with --force-device, verified, equal to materialize', async (t) => {
     const out = await buildOut('loop', ['loop-dev-001']);
     const big = loopDevice(out.baseSize + 3 * 1024 * 1024);
     const small = loopDevice(out.baseSize - 1024 * 1024);
-    if (!big || !small) return t.skip(); // needs root and /dev/loop-control
     try {
       // a stale partition table at the card's end (an old GPT backup) must not survive
       execFileSync('dd', [`of=${big.dev}`, 'if=/dev/urandom', 'bs=4096', 'count=16', `seek=${(out.baseSize + 3 * 1024 * 1024) / 4096 - 16}`, 'status=none']);
@@ -146,7 +142,7 @@ describe('a real block device (loop)', () => {
       expect(sha(card.subarray(0, out.baseSize))).toBe(sha(await out.materialized('loop-dev-001')));
       expect(card.subarray(out.baseSize).every((b) => b === 0)).toBe(true);
     } finally {
-      for (const l of [big, small]) execFileSync('losetup', ['-d', l.dev]);
+      for (const l of [big, small]) execFileSync(tool('losetup'), ['-d', l.dev]);
     }
   });
 });

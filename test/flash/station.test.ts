@@ -1,5 +1,6 @@
 // Station mode through the real CLI: slots filled batch after batch in inventory order, the job log as
 // the record of which device went to which card, and a crash mid-batch resumed on the next run.
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { main } from '../../scripts/cli/main.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { buildOut, cleanupTmp, sha, tmp, type BuiltOut } from './fixture.ts';
+const HAVE_TOOLS = requireTools(['mke2fs', 'mkfs.vfat', 'sfdisk'], 'test/flash/station.test.ts');
 
 afterAll(cleanupTmp);
 
@@ -34,7 +36,7 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'station.yaml'), `# two USB ports of the hub\nslots:\n  left: ${path.join(dir, 'left.img')}\n  right: ${path.join(dir, 'right.img')}\n`);
 });
 
-describe('flash --station', () => {
+describe.runIf(HAVE_TOOLS)('flash --station', () => {
   it('fills the slots with the next unflashed devices, batch after batch, and resumes after a crash', async () => {
     // the fixture build is unsigned (no keys): the signed path is tested with a real build in build-output.test.ts
     const args = ['flash', '--station', 'station.yaml', '-i', inv, '-o', out.outDir, '--verify', '--allow-unsigned'];
@@ -95,7 +97,7 @@ describe('flash --station', () => {
   });
 });
 
-describe('station file and batches', () => {
+describe.runIf(HAVE_TOOLS)('station file and batches', () => {
   it('reads slots as a mapping, a list or a bare mapping, and rejects a target in two slots', async () => {
     const { parseStation } = await import('../../scripts/flash/station.ts');
     expect(parseStation('slots:\n  A1: /dev/sdb\n  A2: /dev/sdc\n', 's.yaml')).toEqual([

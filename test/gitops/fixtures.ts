@@ -1,6 +1,7 @@
 // Test fixtures made here, never downloaded: a small Flux "release bundle" shaped like the real
 // install.yaml (same kinds, names, args, env and volumes that edgeforge filters and patches), real
 // OpenPGP keys (openpgp.js) and real OpenSSH deploy keys (ssh-keygen).
+import { tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -137,7 +138,7 @@ export async function fleetKeys(fleet: Fleet): Promise<{ keys: GitopsPublicKeys;
 export function sshDeployKey(comment: string): { privateKey: string; publicKey: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ef-ssh-'));
   try {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path.join(dir, 'k')]);
+    execFileSync(tool('ssh-keygen'), ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path.join(dir, 'k')]);
     return { privateKey: readFileSync(path.join(dir, 'k'), 'utf8'), publicKey: readFileSync(path.join(dir, 'k.pub'), 'utf8').trim() };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // The flux-bootstrap artifact: controller manifests from a pinned bundle (checked by sha256) or a
 // HelmChart, patched for 2 GB boards; the Secrets; the GitRepository and Kustomizations.
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import YAML from 'yaml';
 import {
@@ -16,6 +17,7 @@ import { renderGitopsScaffold } from '../../scripts/render/gitops/index.ts';
 import { FluxConfigError } from '../../scripts/util/errors.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { exampleFleet, fakeBundle, fleetKeys, pgpKey, sshDeployKey } from './fixtures.ts';
+const HAVE_TOOLS = requireTools(['ssh-keygen'], 'test/gitops/flux.test.ts');
 
 type Obj = Record<string, any>;
 const docs = (bytes: Uint8Array): Obj[] => YAML.parseAllDocuments(Buffer.from(bytes).toString('utf8')).map((d) => d.toJS()).filter(Boolean);
@@ -33,7 +35,7 @@ beforeAll(async () => {
   secrets = { deployKeyPrivate: ssh.privateKey, deployKeyPublic: ssh.publicKey, sopsPrivateArmored: (await pgpKey('dev')).privateArmored, siteSopsPrivateArmored: (await pgpKey('site')).privateArmored };
 });
 
-describe('controller manifests from a pinned bundle', () => {
+describe.runIf(HAVE_TOOLS)('controller manifests from a pinned bundle', () => {
   it('keeps only source-controller and kustomize-controller, patched for a 2 GB board', () => {
     const objs = fluxComponents(fleet, 'small', { bundle: bundle.bytes }) as Obj[];
     const deployments = objs.filter((o) => o.kind === 'Deployment');
@@ -135,7 +137,7 @@ describe('controller manifests from a pinned bundle', () => {
   });
 });
 
-describe('renderFluxBootstrap', () => {
+describe.runIf(HAVE_TOOLS)('renderFluxBootstrap', () => {
   it('renders the three auto-deploy files; only the secrets file is secret (0600)', () => {
     const files = renderFluxBootstrap(dev('ulsan1-line1-001'), fleet, secrets, { bundle: bundle.bytes });
     expect(files.map((f) => f.path)).toEqual(FLUX_BOOTSTRAP_FILES.map((n) => `flux/${n}`));
@@ -226,7 +228,7 @@ describe('renderFluxBootstrap', () => {
   });
 });
 
-describe('Git URL and host key', () => {
+describe.runIf(HAVE_TOOLS)('Git URL and host key', () => {
   it('turns scp-like URLs into the ssh:// form Flux needs', () => {
     expect(fluxGitUrl('git@github.com:acme/fleet.git')).toBe('ssh://git@github.com/acme/fleet.git');
     expect(fluxGitUrl('ssh://git@git.acme.example:2222/fleet.git')).toBe('ssh://git@git.acme.example:2222/fleet.git');
@@ -240,7 +242,7 @@ describe('Git URL and host key', () => {
   });
 });
 
-describe('a read-only Git mirror per site', () => {
+describe.runIf(HAVE_TOOLS)('a read-only Git mirror per site', () => {
   const MIRROR_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE9u/Jy1N3N4jyA9HABcdi17Gpm7F1NmG3o544SYLIfl';
   const withMirror = (site: string, host: string) =>
     exampleFleet(bundleInstall, (t) => t.replace(/^(  interval: 5m.*)$/m, `$1\n  mirrors:\n    ${site}: { url: "ssh://git@${host}/fleet.git", knownHosts: "git.ulsan1.acme.example ${MIRROR_KEY}" }`));

@@ -1,5 +1,6 @@
 // The first-boot fragment and the hand-over program, run for real with dash against a scratch root and a
 // fake `k3s kubectl` (it answers from files the test controls), and checked with shellcheck.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -7,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fluxFirstbootFragment, fluxHandoverScript, renderFluxBootstrap, FLUX_BOOTSTRAP_FILES } from '../../scripts/render/flux/index.ts';
 import { exampleFleet, fakeBundle, pgpKey, sshDeployKey } from './fixtures.ts';
+const HAVE_TOOLS = requireTools(['shellcheck', 'ssh-keygen'], 'test/gitops/handover.test.ts');
 
 const bundle = fakeBundle();
 const fleet = exampleFleet({ mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: bundle.sha256 });
@@ -50,14 +52,14 @@ esac
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe('Flux bootstrap on the device', () => {
+describe.runIf(HAVE_TOOLS)('Flux bootstrap on the device', () => {
   it('passes shellcheck (POSIX sh)', () => {
     const frag = path.join(tmp, 'fragment.sh');
     writeFileSync(frag, `# shellcheck shell=sh\n${fluxFirstbootFragment(fleet)}`);
     const hand = path.join(tmp, 'handover.sh');
     writeFileSync(hand, fluxHandoverScript());
     for (const f of [frag, hand]) {
-      const r = spawnSync('shellcheck', ['-s', 'sh', '-e', 'SC2034', f], { encoding: 'utf8' });
+      const r = spawnSync(tool('shellcheck'), ['-s', 'sh', '-e', 'SC2034', f], { encoding: 'utf8' });
       expect(r.stdout + r.stderr, f).toBe('');
       expect(r.status).toBe(0);
     }

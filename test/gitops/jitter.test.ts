@@ -1,9 +1,11 @@
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it } from 'vitest';
 import { devicePollInterval, formatDuration, parseDuration } from '../../scripts/render/flux/index.ts';
 import { JITTER_FRACTION } from '../../scripts/render/flux/jitter.ts';
 import { generatedFleet } from './fixtures.ts';
+const HAVE_TOOLS = requireTools(['ssh-keygen'], 'test/gitops/jitter.test.ts');
 
-describe('per-device poll jitter', () => {
+describe.runIf(HAVE_TOOLS)('per-device poll jitter', () => {
   it('parses and formats Go-style durations', () => {
     expect(parseDuration('5m')).toBe(300);
     expect(parseDuration('1h30m')).toBe(5400);

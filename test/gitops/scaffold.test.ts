@@ -1,6 +1,7 @@
 // The GitOps repository scaffold: every kustomization renders with the real kubectl kustomize, every
 // file parses, .sops.yaml gives each path the right recipients (first match wins), and nothing secret
 // ends up in it.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
@@ -13,18 +14,13 @@ import { renderGitopsScaffold, sopsRules, isManaged, type ScaffoldFile, type Git
 import { runsFlux } from '../../scripts/render/flux/index.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { exampleFleet, fakeBundle, fleetKeys, generatedFleet } from './fixtures.ts';
+const HAVE_TOOLS = requireTools(['gpg', 'kubectl', 'ssh-keygen'], 'test/gitops/scaffold.test.ts');
 
 const run = promisify(execFile);
 
 // kubectl (with kustomize v5) is installed on the project's machines, where CI runs; it is not a Debian
-// package of the same vintage (Debian's kubernetes-client is 1.20), so it is not in .ci/packages.txt.
-beforeAll(() => {
-  try {
-    execFileSync('kubectl', ['version', '--client'], { stdio: 'pipe' });
-  } catch {
-    throw new Error('kubectl not found: these tests render every kustomization with `kubectl kustomize`; install kubectl >= 1.27');
-  }
-});
+// package of the same vintage (Debian's kubernetes-client is 1.20), so it is not in .ci/packages.txt: the HAVE_TOOLS
+// gate above names where to get it.
 const bundle = fakeBundle();
 const install = { mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: bundle.sha256 };
 type Obj = Record<string, any>;
@@ -49,7 +45,7 @@ async function kustomizeAll(dir: string, files: ScaffoldFile[]): Promise<Map<str
     while (next < dirs.length) {
       const d = dirs[next++];
       try {
-        const { stdout } = await run('kubectl', ['kustomize', path.join(dir, d)], { maxBuffer: 64 << 20 });
+        const { stdout } = await run(tool('kubectl'), ['kustomize', path.join(dir, d)], { maxBuffer: 64 << 20 });
         out.set(d, YAML.parseAllDocuments(stdout).map((x) => x.toJS()).filter(Boolean));
       } catch (e) {
         failures.push(`${d}: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
@@ -108,7 +104,7 @@ describe.each([
     const d = fleet.active.filter(runsFlux)[0];
     const patch = path.join(dir, `clusters/${d.region}/${d.site}/${d.id}/flux-system/sync-patch.yaml`);
     writeFileSync(patch, readFileSync(patch, 'utf8').replace('suspend: false', 'suspend: true'));
-    const { stdout } = await run('kubectl', ['kustomize', path.dirname(patch)], { maxBuffer: 64 << 20 });
+    const { stdout } = await run(tool('kubectl'), ['kustomize', path.dirname(patch)], { maxBuffer: 64 << 20 });
     const objs = YAML.parseAllDocuments(stdout).map((x) => x.toJS());
     const dk = objs.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'device');
     expect(dk.spec.suspend).toBe(true);
@@ -155,8 +151,8 @@ describe.each([
     expect(k.getFingerprint().toUpperCase()).toBe(keys.deviceSops.get(id)!.fingerprint);
     const home = mkdtempSync(path.join(os.tmpdir(), 'ef-gpg-'));
     try {
-      execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(dir, one.path)], { stdio: 'pipe' });
-      const listing = execFileSync('gpg', ['--homedir', home, '--batch', '--with-colons', '--list-keys'], { encoding: 'utf8' });
+      execFileSync(tool('gpg'), ['--homedir', home, '--batch', '--quiet', '--import', path.join(dir, one.path)], { stdio: 'pipe' });
+      const listing = execFileSync(tool('gpg'), ['--homedir', home, '--batch', '--with-colons', '--list-keys'], { encoding: 'utf8' });
       expect(listing).toContain(keys.deviceSops.get(id)!.fingerprint);
     } finally {
       rmSync(home, { recursive: true, force: true });
@@ -190,7 +186,7 @@ describe.each([
   });
 });
 
-it('refuses to scaffold without the SOPS keys, naming what is missing', async () => {
+it.runIf(HAVE_TOOLS)('refuses to scaffold without the SOPS keys, naming what is missing', async () => {
   const fleet = exampleFleet(install);
   const { keys } = await fleetKeys(fleet);
   keys.deviceSops.delete('brno1-dock-002');

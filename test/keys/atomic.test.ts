@@ -1,6 +1,7 @@
 // Kill key generation at random moments (SIGKILL: no cleanup runs) and show keys/ always holds either the
 // old state or the new one: every listed identity loads and cross-checks, nothing half-written is used,
 // and the next run completes the job.
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { initKeys } from '../../scripts/keys/init.ts';
 import { openKeyStore } from '../../scripts/keys/store.ts';
 import { tempDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['gpg', 'ssh-keygen'], 'test/keys/atomic.test.ts');
 
 const root = tempDir();
 afterAll(() => fs.rm(root, { recursive: true, force: true }));
@@ -37,7 +39,7 @@ async function tempFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-describe('keys survive being killed mid-write', () => {
+describe.runIf(HAVE_TOOLS)('keys survive being killed mid-write', () => {
   it('after each SIGKILL every committed identity loads, and the next run finishes the job', async () => {
     const dir = path.join(root, 'keys');
     await initKeys({ dir, exampleAdmin: true });

@@ -1,4 +1,5 @@
 // The keys and verify commands, run through the CLI's own option parser (scripts/cli/command.ts).
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, afterAll } from 'vitest';
 import { promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { openKeyStore } from '../../scripts/keys/store.ts';
 import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { tempDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['gpg', 'ssh-keygen'], 'test/keys/cli.test.ts');
 
 const root = tempDir();
 afterAll(() => fs.rm(root, { recursive: true, force: true }));
@@ -25,7 +27,7 @@ async function cli(cmd: Command, argv: string[]) {
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-describe('keys commands', () => {
+describe.runIf(HAVE_TOOLS)('keys commands', () => {
   it('init without admins says what to do; with --example-admin makes the inventory’s keys; again changes nothing', async () => {
     await expect(cli(keysInit, ['--keys', keys, '-i', inventory])).rejects.toThrow(UserError);
     await expect(cli(keysInit, ['--keys', keys, '-i', inventory])).rejects.toThrow(/--example-admin/);

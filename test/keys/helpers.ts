@@ -1,4 +1,5 @@
 // Shared test helpers: temp dirs and the real gpg / ssh-keygen binaries.
+import { tool } from '../../scripts/testkit/tools.ts';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,8 +15,9 @@ export interface Run {
   stderr: string;
 }
 
+/** Run a tool by name (scripts/testkit/tools.ts finds it and names its package when it is missing). */
 export function run(cmd: string, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Run {
-  const r = spawnSync(cmd, args, { input: opts.input, env: { ...process.env, ...opts.env }, encoding: 'utf8' });
+  const r = spawnSync(tool(cmd), args, { input: opts.input, env: { ...process.env, ...opts.env }, encoding: 'utf8' });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

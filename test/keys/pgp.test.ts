@@ -1,5 +1,6 @@
 // The OpenPGP keys edgeforge makes must work with the real GnuPG that Flux (sops-gpg) and operators use:
 // Debian bookworm's gpg 2.2 rejects v6 / RFC 9580 keys, and refuses keys "created in the future".
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, afterAll, afterEach } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { fastGenerateV4Key } from '../../scripts/keys/pgp-v4.mjs';
 import { signDetachedWith, verifyDetached } from '../../scripts/keys/signing.ts';
 import { DEFAULT_KEY_DATE } from '../../scripts/keys/types.ts';
 import { gnupgHome, tempDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['gpg', 'ssh-keygen'], 'test/keys/pgp.test.ts');
 
 let homes: ReturnType<typeof gnupgHome>[] = [];
 const dirs: string[] = [];
@@ -32,7 +34,7 @@ afterEach(() => {
 
 const colons = (out: string) => out.split('\n').map((l) => l.split(':'));
 
-describe('SOPS keys (v4, curve25519Legacy) with real gpg', () => {
+describe.runIf(HAVE_TOOLS)('SOPS keys (v4, curve25519Legacy) with real gpg', () => {
   it('gpg imports the armored private key: v4 ed25519 + cv25519, back-dated, no passphrase', async () => {
     const k = await generateV4Key({ name: 'edgeforge sops device dev-1', email: 'dev-1@devices.edgeforge.invalid', date: DEFAULT_KEY_DATE });
     expect(k.privateKeyArmored).toMatch(/^-----BEGIN PGP PRIVATE KEY BLOCK-----/);
@@ -100,7 +102,7 @@ describe('SOPS keys (v4, curve25519Legacy) with real gpg', () => {
   });
 });
 
-describe('v4 keys written with node:crypto (pgp-v4.mjs)', () => {
+describe.runIf(HAVE_TOOLS)('v4 keys written with node:crypto (pgp-v4.mjs)', () => {
   it('many keys: openpgp.js validates every self-signature and key parameter; gpg imports all, checks all signatures, warns about nothing', async () => {
     const N = 150; // ~1,200 MPIs: several with leading zero bytes, the classic encoding bug
     const keys = Array.from({ length: N }, (_, i) => fastGenerateV4Key({ name: `k${i}`, email: `k${i}@devices.edgeforge.invalid`, date: DEFAULT_KEY_DATE }));
@@ -134,7 +136,7 @@ describe('v4 keys written with node:crypto (pgp-v4.mjs)', () => {
   }, 120_000);
 });
 
-describe('build signatures', () => {
+describe.runIf(HAVE_TOOLS)('build signatures', () => {
   it('gpg --verify accepts a detached signature; tampered data and foreign keys are rejected; signatures are reproducible', async () => {
     const k = await generateV4Key({ name: 'edgeforge build signing key', email: 'build-signing@edgeforge.invalid', date: DEFAULT_KEY_DATE });
     const key = await openpgp.readPrivateKey({ armoredKey: k.privateKeyArmored });

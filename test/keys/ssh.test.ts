@@ -1,14 +1,16 @@
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, afterAll } from 'vitest';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { generateSshKeyPair, parseSshPrivateKey, sshFingerprint, sshKeyPairFromSeed } from '../../scripts/keys/ssh.ts';
 import { agentToken, k3sToken, luksRecoveryPassphrase } from '../../scripts/keys/secrets.ts';
 import { run, tempDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['gpg', 'ssh-keygen'], 'test/keys/ssh.test.ts');
 
 const dir = tempDir();
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('OpenSSH ed25519 keys', () => {
+describe.runIf(HAVE_TOOLS)('OpenSSH ed25519 keys', () => {
   it('ssh-keygen accepts the private key, derives the same public key and fingerprint', () => {
     for (let i = 0; i < 5; i++) {
       const pair = generateSshKeyPair(`root@dev-${i}`);
@@ -49,7 +51,7 @@ describe('OpenSSH ed25519 keys', () => {
   });
 });
 
-describe('random secrets', () => {
+describe.runIf(HAVE_TOOLS)('random secrets', () => {
   it('K3s and agent tokens: 256-bit hex, distinct', () => {
     const t = new Set(Array.from({ length: 100 }, () => k3sToken()).concat(Array.from({ length: 100 }, () => agentToken())));
     expect(t.size).toBe(200);

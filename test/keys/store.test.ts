@@ -1,3 +1,4 @@
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, afterAll } from 'vitest';
 import { promises as fs, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { openKeyStore } from '../../scripts/keys/store.ts';
 import type { DeviceIdentity } from '../../scripts/keys/types.ts';
 import { gnupgHome, run, tempDir } from './helpers.ts';
 import { KeysError } from '../../scripts/util/errors.ts';
+const HAVE_TOOLS = requireTools(['gpg', 'ssh-keygen'], 'test/keys/store.test.ts');
 
 const cleanup: string[] = [];
 afterAll(async () => {
@@ -35,7 +37,7 @@ async function snapshot(dir: string): Promise<string> {
 const ids = ['ulsan1-line1-001', 'ulsan1-line1-002', 'ulsan1-line1-003', 'busan-a-001'];
 const sites = ['kr-south/ulsan-plant-1', 'kr-south/busan-port'];
 
-describe('keys init', () => {
+describe.runIf(HAVE_TOOLS)('keys init', () => {
   it('refuses to run without admin recipients unless asked for an example admin', async () => {
     const dir = keysDir();
     await expect(initKeys({ dir })).rejects.toThrow(/no admin recipients.*--example-admin/s);
@@ -61,7 +63,7 @@ describe('keys init', () => {
   });
 });
 
-describe('device and site identities', () => {
+describe.runIf(HAVE_TOOLS)('device and site identities', () => {
   it('generates missing identities, reloads the same values, keeps private material encrypted and 0600', async () => {
     const dir = keysDir();
     await initKeys({ dir, exampleAdmin: true });
@@ -205,7 +207,7 @@ describe('device and site identities', () => {
   });
 });
 
-describe('admins', () => {
+describe.runIf(HAVE_TOOLS)('admins', () => {
   it('works with a real gpg admin key: clear error when locked, unlock with EDGEFORGE_ADMIN_KEY, gpg decrypts the store, rewrap after adding an admin', async () => {
     const dir = keysDir();
     const g = gnupgHome();

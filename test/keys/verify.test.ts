@@ -1,4 +1,5 @@
 // verifyBuild: the signature must be by the pinned build key, and every listed artifact must match.
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { promises as fs, writeFileSync, readFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { generateV4Key } from '../../scripts/keys/pgp-ops.mjs';
 import { signDetachedWith } from '../../scripts/keys/signing.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { gnupgHome, tempDir } from './helpers.ts';
+const HAVE_TOOLS = requireTools(['gpg', 'ssh-keygen'], 'test/keys/verify.test.ts');
 
 const root = tempDir();
 const keys = path.join(root, 'keys');
@@ -60,7 +62,7 @@ async function makeBuild(name: string): Promise<string> {
 
 const opts = () => ({ keysDir: keys });
 
-describe('verifyBuild', () => {
+describe.runIf(HAVE_TOOLS)('verifyBuild', () => {
   it('accepts an intact build, pinned from keys/, and gpg agrees', async () => {
     const out = await makeBuild('good');
     const r = await verifyBuild(out, undefined, opts());

@@ -1,5 +1,6 @@
 // revoke at a site with several devices: inventory comments intact, site key rotated, old fingerprint gone from
 // .sops.yaml, the device's path gone, a SOPS file re-encrypted and readable by the remaining recipients (gpg).
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,8 +14,9 @@ import { loadGitopsPublicKeys } from '../../scripts/pipeline/inputs/public-keys.
 import { renderSopsConfig, sopsRules } from '../../scripts/render/gitops/index.ts';
 import { sopsDecrypt, sopsEncrypt, sopsRecipients } from '../../scripts/lifecycle/sops.ts';
 import { runCli } from '../helpers.ts';
+const HAVE_TOOLS = requireTools(['gpg'], 'test/lifecycle/revoke.test.ts');
 
-describe('edgeforge revoke', () => {
+describe.runIf(HAVE_TOOLS)('edgeforge revoke', () => {
   it('revokes a stolen device end to end', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ef-revoke-'));
     const inv = path.join(dir, 'fleet.yaml');
@@ -80,9 +82,9 @@ describe('edgeforge revoke', () => {
     expect(await sopsDecrypt(rotated, devs.get('ulsan1-line1-001')!.sops.privateKeyArmored)).toEqual(secret);
     const home = mkdtempSync(path.join(tmpdir(), 'ef-gpg-'));
     writeFileSync(path.join(home, 'k.asc'), newSite.sops.privateKeyArmored);
-    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(home, 'k.asc')], { stdio: 'ignore' });
+    execFileSync(tool('gpg'), ['--homedir', home, '--batch', '--quiet', '--import', path.join(home, 'k.asc')], { stdio: 'ignore' });
     const enc = parse(rotated).sops.pgp.find((p: { fp: string }) => p.fp === newSite.sops.fingerprint).enc;
-    expect(spawnSync('gpg', ['--homedir', home, '--batch', '--quiet', '--decrypt'], { input: enc }).status).toBe(0);
+    expect(spawnSync(tool('gpg'), ['--homedir', home, '--batch', '--quiet', '--decrypt'], { input: enc }).status).toBe(0);
 
     // the signed record, JSON + text, verified by gpg against the build key
     const json = out.records.map((f: string) => path.resolve(f)).find((f: string) => f.endsWith('.json'))!;
@@ -92,8 +94,8 @@ describe('edgeforge revoke', () => {
     expect(record.operatorActions.map((a: { what: string }) => a.what).join('\n')).toMatch(/deploy key[\s\S]*tang[\s\S]*recovery passphrase/);
     expect(readFileSync(json.replace(/\.json$/, '.txt'), 'utf8')).toContain('You must still do, elsewhere:');
     writeFileSync(path.join(home, 'b.asc'), readFileSync(path.join(keysDir, 'build/signing-key.asc')));
-    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(home, 'b.asc')], { stdio: 'ignore' });
-    expect(spawnSync('gpg', ['--homedir', home, '--batch', '--verify', json + '.asc', json]).status).toBe(0);
+    execFileSync(tool('gpg'), ['--homedir', home, '--batch', '--quiet', '--import', path.join(home, 'b.asc')], { stdio: 'ignore' });
+    expect(spawnSync(tool('gpg'), ['--homedir', home, '--batch', '--verify', json + '.asc', json]).status).toBe(0);
 
     // revoking again is refused, nothing changes
     const again = await runCli(['revoke', 'ulsan1-line1-002', '--reason', 'stolen', '-i', inv, '--keys', keysDir]);

@@ -1,4 +1,5 @@
 // SOPS files edgeforge writes and rotates must stay readable by GnuPG (what sops and Flux use).
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,18 +8,19 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
 import { generateV4Key } from '../../scripts/keys/pgp-ops.mjs';
 import { sopsDecrypt, sopsEncrypt, sopsRecipients, sopsRotate, decryptValue } from '../../scripts/lifecycle/sops.ts';
+const HAVE_TOOLS = requireTools(['gpg'], 'test/lifecycle/sops.test.ts');
 
 const key = (n: string) => generateV4Key({ name: n, email: `${n}@example.com`, date: '2020-01-01T00:00:00.000Z' });
 
 function gpgDecryptDataKey(home: string, privateArmored: string, enc: string): Buffer | null {
   const kf = path.join(home, `k${Math.random()}.asc`);
   writeFileSync(kf, privateArmored);
-  execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', kf], { stdio: 'ignore' });
-  const r = spawnSync('gpg', ['--homedir', home, '--batch', '--quiet', '--decrypt'], { input: enc });
+  execFileSync(tool('gpg'), ['--homedir', home, '--batch', '--quiet', '--import', kf], { stdio: 'ignore' });
+  const r = spawnSync(tool('gpg'), ['--homedir', home, '--batch', '--quiet', '--decrypt'], { input: enc });
   return r.status === 0 ? r.stdout : null;
 }
 
-describe('sops (pgp)', () => {
+describe.runIf(HAVE_TOOLS)('sops (pgp)', () => {
   it('encrypts a Secret so each recipient — and gpg — can read it; rotation drops a recipient', async () => {
     const [admin, site, thief, other] = await Promise.all([key('admin'), key('site'), key('stolen-device'), key('other-device')]);
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'mqtt', namespace: 'line' }, stringData: { password: 's3cret', port: 1883, tls: true } };

@@ -1,6 +1,7 @@
 // `build --base-image` with an airgap K3s install: the airgap files go into the fleet base's EFK3S partition
 // (once per build output), the deltas stay per-device small, the base record / `image materialize` / flash
 // inputs all use the fleet base, the manifest records it and still verifies, and a rebuild gives the same bytes.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { KeysLayout } from '../../scripts/keys/layout.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { buildRaspiFixture, MT_ENV, pseudo, run, type Fixture } from '../disk/fixtures.ts';
 import { fsckFat, mcopyOut } from '../disk/helpers.ts';
+const HAVE_TOOLS = requireTools(['fsck.vfat', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'mtype', 'sfdisk'], 'test/pipeline/airgap-base.test.ts');
 
 const EPOCH = 1767225600;
 let tmp: string;
@@ -79,7 +81,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe('build --base-image, airgap install: the K3s files travel in the fleet base', () => {
+describe.runIf(HAVE_TOOLS)('build --base-image, airgap install: the K3s files travel in the fleet base', () => {
   let out: string;
   let manifest: Manifest;
   beforeAll(async () => {
@@ -140,7 +142,7 @@ describe('build --base-image, airgap install: the K3s files travel in the fleet 
     expect(t).toHaveLength(3);
     expect(t[2]).toMatchObject({ start: fb.airgapPartition.start / 512, type: 'c' });
     for (const [n, b] of Object.entries(blobs)) expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, n, tmp)), n).toBe(sha256Hex(b));
-    const ud = execFileSync('mtype', ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
+    const ud = execFileSync(tool('mtype'), ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
     expect(sha256Hex(ud)).toBe(sha256Hex(readFileSync(path.join(out, 'devices/ulsan1-line1-001/seed/user-data'))));
   }, 60_000);
 

@@ -1,5 +1,6 @@
 // `edgeforge build` end to end: output layout, manifest per SPEC.md, seed images read back with mtools,
 // signature checked against the pinned build key, determinism, --only, --json, airgap bundles, failures.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import type { Manifest } from '../../scripts/manifest/types.ts';
 import { buildRaspiFixture, MT_ENV } from '../disk/fixtures.ts';
 import { materializeDevice } from '../../scripts/disk/output.ts';
 import { deviceBundle } from '../../scripts/provision/bundle.ts';
+const HAVE_TOOLS = requireTools(['fsck.vfat', 'mke2fs', 'mkfs.vfat', 'mlabel', 'mtype', 'sfdisk', 'ssh-keygen'], 'test/pipeline/build.test.ts');
 
 let tmp: string;
 let fleet: Fleet;
@@ -64,7 +66,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe('build output', () => {
+describe.runIf(HAVE_TOOLS)('build output', () => {
   let out: string;
   let manifest: Manifest;
   beforeAll(async () => {
@@ -117,10 +119,10 @@ describe('build output', () => {
   it('seed.img is a FAT volume labelled CIDATA holding the three seed files (read back with mtools, checked by fsck.vfat)', () => {
     for (const d of fleet.active.slice(0, 3)) {
       const img = path.join(out, 'devices', d.id, 'seed.img');
-      execFileSync('fsck.vfat', ['-n', img]);
-      expect(execFileSync('mlabel', ['-i', img, '-s', '::'], { encoding: 'utf8' })).toMatch(/CIDATA/);
+      execFileSync(tool('fsck.vfat'), ['-n', img]);
+      expect(execFileSync(tool('mlabel'), ['-i', img, '-s', '::'], { encoding: 'utf8' })).toMatch(/CIDATA/);
       for (const n of ['user-data', 'meta-data', 'network-config']) {
-        const got = execFileSync('mtype', ['-i', img, `::${n}`]);
+        const got = execFileSync(tool('mtype'), ['-i', img, `::${n}`]);
         expect(sha256Hex(got), `${d.id} ${n}`).toBe(sha256Hex(readFileSync(path.join(out, 'devices', d.id, 'seed', n))));
       }
     }
@@ -154,7 +156,7 @@ describe('build output', () => {
   }, 120_000);
 });
 
-describe('build: selection and failures', () => {
+describe.runIf(HAVE_TOOLS)('build: selection and failures', () => {
   it('--only builds those devices and keeps the rest of a manifest of the same inventory', async () => {
     const out = path.join(tmp, 'out-only');
     await build(opts(out));
@@ -185,7 +187,7 @@ describe('build: selection and failures', () => {
   }, 120_000);
 });
 
-describe('build --base-image', () => {
+describe.runIf(HAVE_TOOLS)('build --base-image', () => {
   it('writes a disk delta per device of the matching layout, records the base in the manifest, and the image boots the same seed', async () => {
     const fx = buildRaspiFixture(path.join(tmp, 'base'));
     const out = path.join(tmp, 'out-base');
@@ -204,7 +206,7 @@ describe('build --base-image', () => {
     }
     const img = path.join(tmp, 'ulsan1.img');
     await materializeDevice({ outDir: out, deviceId: 'ulsan1-line1-001', to: img });
-    const ud = execFileSync('mtype', ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
+    const ud = execFileSync(tool('mtype'), ['-i', `${img}@@${fx.fatOffset}`, '::user-data'], { env: MT_ENV });
     expect(sha256Hex(ud)).toBe(sha256Hex(readFileSync(path.join(out, 'devices/ulsan1-line1-001/seed/user-data'))));
 
     // a profile that pins its base image refuses another file, before anything is written
@@ -215,7 +217,7 @@ describe('build --base-image', () => {
   }, 180_000);
 });
 
-describe('build: K3s airgap bundle', () => {
+describe.runIf(HAVE_TOOLS)('build: K3s airgap bundle', () => {
   const blobs = { 'k3s-arm64': 'fake k3s binary\n', 'k3s-airgap-images-arm64.tar.zst': 'fake images\n', 'install.sh': '#!/bin/sh\necho fake installer\n' };
   function airgapFleet(pins: Partial<Record<'binary' | 'images' | 'installScript', string>> = {}): { fleet: Fleet; inventory: string } {
     const dir = mkdtempSync(path.join(tmp, 'inv-'));
@@ -258,7 +260,7 @@ describe('build: K3s airgap bundle', () => {
   });
 });
 
-describe('edgeforge build (CLI, real keystore)', () => {
+describe.runIf(HAVE_TOOLS)('edgeforge build (CLI, real keystore)', () => {
   it('creates the example keys loudly, builds, signs with the pinned build key, and --json carries no secrets', async () => {
     const keys = path.join(tmp, 'keys');
     const out = path.join(tmp, 'cli-out');
@@ -291,7 +293,7 @@ describe('edgeforge build (CLI, real keystore)', () => {
       encoding: 'utf8',
     });
     expect(prog.stderr).toContain('[identity]: ok');
-    const pub = execFileSync('ssh-keygen', ['-y', '-f', path.join(root, 'etc/ssh/ssh_host_ed25519_key')], { encoding: 'utf8' }).trim();
+    const pub = execFileSync(tool('ssh-keygen'), ['-y', '-f', path.join(root, 'etc/ssh/ssh_host_ed25519_key')], { encoding: 'utf8' }).trim();
     const pinned = readFileSync(path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim();
     expect(pinned.startsWith(pub)).toBe(true);
     expect(JSON.parse(readFileSync(path.join(keys, 'devices/brno1-dock-001/public.json'), 'utf8')).sshHostKey.publicKey).toBe(pinned);

@@ -5,7 +5,8 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, statfsSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Endpoint, createSudoUser, freePort, sshdAvailable, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { Endpoint, SSHD_TOOLS, createSudoUser, loginUser, freePort, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { requireRoot, requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { inventoryYaml, writeFakeBuild, type DeviceSsh } from '../../scripts/testkit/fake-build.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { provision } from '../../scripts/provision/engine.ts';
@@ -15,7 +16,9 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { ProvisionOptions } from '../../scripts/provision/context.ts';
 import { runCli } from '../helpers.ts';
 
-const run = sshdAvailable() ? describe : describe.skip;
+const run = describe.runIf(requireTools([...SSHD_TOOLS, 'ssh-agent', 'ssh-add'], 'SSH provisioning against real sshd endpoints'));
+// sudo with a password needs a second user with a password and a sudoers entry: only root can create them
+const asRoot = requireRoot('provision: sudo with a password (creates a user and a sudoers entry)') && requireTools(['useradd', 'chpasswd', 'userdel', 'sudo'], 'provision: sudo with a password');
 const SUDO_USER = 'efprovtest';
 const SUDO_PW = 'correct horse battery staple';
 
@@ -67,17 +70,17 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     writeFileSync(e.get('norecord')!.file('empty-record'), '');
     // an agent holding the client key
     agentSock = path.join(tmp, 'agent.sock');
-    agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
+    agent = spawn(tool('ssh-agent'), ['-D', '-a', agentSock], { stdio: 'ignore' });
     for (let i = 0; i < 100 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 50));
-    execFileSync('ssh-add', [f.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'ignore' });
+    execFileSync(tool('ssh-add'), [f.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'ignore' });
     // a user who needs a password for sudo (this needs root; CI runs as root)
-    dropUser = createSudoUser(SUDO_USER, SUDO_PW);
+    if (asRoot) dropUser = createSudoUser(SUDO_USER, SUDO_PW);
     // sshd reads authorized_keys as that user: it must be able to reach the endpoint's directory
     for (const d of [tmp, path.join(tmp, 'sshd')]) chmodSync(d, 0o755);
 
     const base = (id: string): DeviceSsh => ({ id, host: '127.0.0.1', port: e.get(id)!.port, identityFile: f.clientKey, hostKey: e.get(id)!.hostKeyPublic });
     const devs: DeviceSsh[] = [
-      { ...base('viagw'), jumpHost: `root@127.0.0.1:${gw.port}` },
+      { ...base('viagw'), jumpHost: `${loginUser()}@127.0.0.1:${gw.port}` },
       { ...base('viaagent'), identityFile: undefined },
       { ...base('sudopw'), user: SUDO_USER, sudoPasswordEnv: 'EF_TEST_SUDO_PASSWORD' },
       base('dry'),
@@ -123,7 +126,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     expect(none[0].message).toMatch(/no SSH credentials/);
   }, 40_000);
 
-  it('uses sudo with a password from the environment, never showing it; a wrong one fails in preflight', async () => {
+  it.runIf(asRoot)('uses sudo with a password from the environment, never showing it; a wrong one fails in preflight', async () => {
     const missing = await provision(opts({ only: ['sudopw'] }));
     expect(missing[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
     expect(missing[0].message).toMatch(/EF_TEST_SUDO_PASSWORD is not set/);

@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFile
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Endpoint, SlowProxy, freePort, sshdAvailable, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { Endpoint, SSHD_TOOLS, SlowProxy, freePort, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { inventoryYaml, writeFakeBuild, type DeviceSsh } from '../../scripts/testkit/fake-build.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { provision } from '../../scripts/provision/engine.ts';
@@ -17,7 +18,7 @@ import { generateSshKeyPair, sshFingerprint } from '../../scripts/keys/ssh.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { ProvisionOptions } from '../../scripts/provision/context.ts';
 
-const run = sshdAvailable() ? describe : describe.skip;
+const run = describe.runIf(requireTools(SSHD_TOOLS, 'SSH provisioning against real sshd endpoints'));
 
 run('provision against real sshd endpoints with faults', () => {
   let f: Fleetlet;

@@ -6,7 +6,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
-import { sshdAvailable, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { SSHD_TOOLS, loginUser, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
+import { requireTools } from '../../scripts/testkit/tools.ts';
 import { EXAMPLE, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { build } from '../../scripts/pipeline/build.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
@@ -19,7 +20,7 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 
 const FAKE_INSTALLER = '#!/bin/sh\necho "fake k3s installer: $INSTALL_K3S_EXEC"\n';
 const EPOCH = 1767225600;
-const run = sshdAvailable() ? describe : describe.skip;
+const run = describe.runIf(requireTools(SSHD_TOOLS, 'SSH provisioning against real sshd endpoints'));
 
 // records each system-changing call in the device root; emulates what later steps read back
 const stub = (installer: string) => `#!/bin/sh
@@ -55,7 +56,7 @@ run('provision of a real build (example fleet) with the real first-boot program'
     w('etc/hosts', '127.0.0.1\tlocalhost\n127.0.1.1\tubuntu\n');
     w('boot/firmware/cmdline.txt', 'console=serial0,115200 root=LABEL=writable rootwait\n');
     // the device's SSH endpoint in the inventory: this sshd, pinned
-    d.ssh = { host: '127.0.0.1', port: ep.port, user: 'root', identityFile: f.clientKey, hostKey: ep.hostKeyPublic };
+    d.ssh = { host: '127.0.0.1', port: ep.port, user: loginUser(), identityFile: f.clientKey, hostKey: ep.hostKeyPublic };
   }, 60_000);
 
   afterAll(async () => {

@@ -1,5 +1,6 @@
 // Per-device rendering against the real tools: cloud-init's schema and network parser, shellcheck,
 // nft's own checker, and K3s's flag lists. Every device of the example fleet is checked.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -17,8 +18,15 @@ import { textFile, type RenderedFile } from '../../scripts/render/files.ts';
 import { readFileSync } from 'node:fs';
 import { EXAMPLE, withFlux } from '../../scripts/testkit/fixed-secrets.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
+const HAVE_TOOLS = requireTools(['cloud-init', 'nft', 'python3', 'shellcheck', ...(process.getuid?.() === 0 ? [] : ['unshare'])], 'test/render/render.test.ts');
 
 const run = promisify(execFile);
+/** a tool's exit status and output, whether it succeeded or not (the checks assert the status) */
+const checked = (p: Promise<{ stdout: string; stderr: string }>) =>
+  p.then(
+    (r) => ({ code: 0 as number | string, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code?: number | string; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? String(e) }),
+  );
 let fleet: Fleet;
 let rendered: Map<string, RenderedFile[]>;
 let dir: string;
@@ -42,14 +50,14 @@ beforeAll(async () => {
   return () => rmSync(dir, { recursive: true, force: true });
 });
 
-describe('NoCloud seed', () => {
+describe.runIf(HAVE_TOOLS)('NoCloud seed', () => {
   it('user-data of every example device passes `cloud-init schema`', async () => {
     expect(fleet.active.length).toBe(14);
     // two at a time: each is a Python start-up, and the machine is shared
     const queue = [...fleet.active];
     const worker = async () => {
       for (let d = queue.shift(); d; d = queue.shift()) {
-        const { stdout } = await run('cloud-init', ['schema', '--config-file', path.join(dir, d.id, 'seed/user-data')]);
+        const { stdout } = await run(tool('cloud-init'), ['schema', '--config-file', path.join(dir, d.id, 'seed/user-data')]);
         expect(stdout, d.id).toContain('Valid cloud-config');
       }
     };
@@ -59,7 +67,7 @@ describe('NoCloud seed', () => {
   it('cloud-init schema does reject a broken document (the check is real)', async () => {
     const bad = path.join(dir, 'bad-user-data');
     writeFileSync(bad, text(rendered.get('brno1-dock-001')!, 'seed/user-data').replace('ssh_pwauth: false', 'ssh_pwauth: {}'));
-    await expect(run('cloud-init', ['schema', '--config-file', bad])).rejects.toThrow();
+    await expect(run(tool('cloud-init'), ['schema', '--config-file', bad])).rejects.toThrow();
   });
 
   it('user-data: key-only users, no root, pinned host key, secrets 0600, runcmd starts the program', () => {
@@ -105,7 +113,7 @@ for dev in sys.argv[2:]:
         local = os.path.join(sys.argv[1], dev, 'bundle', w['path'][len('/var/lib/edgeforge/bundle/'):])
         if open(local, encoding='utf-8', newline='').read() != w['content']: bad.append(dev + ':' + w['path'])
 print('bad:' + ','.join(bad))`;
-    const { stdout } = await run('/usr/bin/python3', ['-c', py, dir, ...fleet.active.map((d) => d.id)]);
+    const { stdout } = await run(tool('python3'), ['-c', py, dir, ...fleet.active.map((d) => d.id)]);
     expect(stdout.trim()).toBe('bad:');
   }, 30_000);
 
@@ -118,7 +126,7 @@ for p in sys.argv[1:]:
     ns = parse_net_config_data(yaml.safe_load(open(p)))
     out[p.split('/')[-3]] = [{"name": i["name"], "mac": i["mac_address"], "subnets": i["subnets"]} for i in ns.iter_interfaces()]
 print(json.dumps(out))`;
-    const { stdout } = await run('/usr/bin/python3', ['-c', py, ...fleet.active.map((d) => path.join(dir, d.id, 'seed/network-config'))]);
+    const { stdout } = await run(tool('python3'), ['-c', py, ...fleet.active.map((d) => path.join(dir, d.id, 'seed/network-config'))]);
     const parsed = JSON.parse(stdout);
     for (const d of fleet.active) {
       const [nic] = parsed[d.id];
@@ -163,7 +171,7 @@ print(json.dumps(out))`;
   });
 });
 
-describe('K3s config', () => {
+describe.runIf(HAVE_TOOLS)('K3s config', () => {
   it('every key of every rendered config is a real K3s flag (server vs agent lists)', () => {
     const server = k3sFlags('server');
     const agent = k3sFlags('agent');
@@ -222,11 +230,12 @@ describe('K3s config', () => {
   });
 });
 
-describe('first-boot program and system files', () => {
+describe.runIf(HAVE_TOOLS)('first-boot program and system files', () => {
   it('every device program passes shellcheck (POSIX sh)', async () => {
     const files = fleet.active.map((d) => path.join(dir, d.id, 'bundle/firstboot.sh'));
-    const r = await run('shellcheck', ['--shell=sh', '--severity=style', ...files]).catch((e) => e);
-    expect(r.stdout ?? '').toBe('');
+    const r = await checked(run(tool('shellcheck'), ['--shell=sh', '--severity=style', ...files]));
+    expect(r.stdout).toBe('');
+    expect(r.code).toBe(0);
   }, 60_000);
 
   it('every device firewall passes `nft -c`, touches only table inet edgeforge, and limits SSH to the management subnet', async () => {
@@ -238,14 +247,16 @@ describe('first-boot program and system files', () => {
       if (d.managementSubnet) expect(rules).toContain(`ip saddr ${d.managementSubnet} tcp dport 22 accept`);
       else expect(rules).not.toMatch(/dport 22\b/); // no management subnet, no ssh.allowFrom: SSH closed
     }
-    const canCheck = await run('nft', ['-c', '-f', path.join(dir, 'brno1-dock-001/bundle/system/nftables.nft')]).then(
-      () => true,
-      (e) => (/Operation not permitted/.test(String(e.stderr)) ? false : Promise.reject(e)),
-    );
-    if (!canCheck) return; // nft -c needs CAP_NET_ADMIN; the text checks above still ran
-    await Promise.all(fleet.active.map((d) => run('nft', ['-c', '-f', path.join(dir, d.id, 'bundle/system/nftables.nft')])));
+    // nft -c needs CAP_NET_ADMIN: a normal user gets it in a user + network namespace of its own
+    const nftCheck = (f: string) => checked(process.getuid?.() === 0 ? run(tool('nft'), ['-c', '-f', f]) : run(tool('unshare'), ['-rn', tool('nft'), '-c', '-f', f]));
+    for (const d of fleet.active) {
+      const r = await nftCheck(path.join(dir, d.id, 'bundle/system/nftables.nft'));
+      expect(r.code, `${d.id}: ${r.stderr}`).toBe(0);
+    }
     writeFileSync(path.join(dir, 'bad.nft'), 'table inet edgeforge {\n chain input { type filter hook input priority filter; policy drop; tcp dport 22 acept\n }\n}\n');
-    await expect(run('nft', ['-c', '-f', path.join(dir, 'bad.nft')])).rejects.toThrow();
+    const bad = await nftCheck(path.join(dir, 'bad.nft'));
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/acept/);
   }, 30_000);
 
   it('SHA256SUMS lists every bundle file with its hash; the bundle hash is its sha256', () => {
@@ -259,7 +270,7 @@ describe('first-boot program and system files', () => {
   });
 });
 
-describe('with the Flux stage', () => {
+describe.runIf(HAVE_TOOLS)('with the Flux stage', () => {
   it('servers carry the flux-bootstrap files (secrets 0600) in the bundle and user-data; the program still passes shellcheck and the schema', async () => {
     const f = withFlux(fleet);
     const stage = await prepareFlux(f, EXAMPLE);
@@ -280,16 +291,17 @@ describe('with the Flux stage', () => {
       }
     }
     const ids = f.active.map((d) => d.id);
-    const sc = await run('shellcheck', ['--shell=sh', ...ids.map((id) => path.join(fdir, id, 'firstboot.sh'))]).catch((e) => e);
-    expect(sc.stdout ?? '').toBe('');
+    const sc = await checked(run(tool('shellcheck'), ['--shell=sh', ...ids.map((id) => path.join(fdir, id, 'firstboot.sh'))]));
+    expect(sc.stdout).toBe('');
+    expect(sc.code).toBe(0);
     for (const id of ['changwon2-server', 'changwon2-press-001']) {
-      const { stdout } = await run('cloud-init', ['schema', '--config-file', path.join(fdir, id, 'user-data')]);
+      const { stdout } = await run(tool('cloud-init'), ['schema', '--config-file', path.join(fdir, id, 'user-data')]);
       expect(stdout).toContain('Valid cloud-config');
     }
   }, 60_000);
 });
 
-describe('with the disk-encryption stage', () => {
+describe.runIf(HAVE_TOOLS)('with the disk-encryption stage', () => {
   it('sealed secrets leave bundle/secrets and user-data (no private host key on the seed); unsealed ones gain the LUKS recovery passphrase', async () => {
     const d = fleet.active.find((x) => x.id === 'ulsan1-line1-001')!;
     const s = fixedSecretsFor(d);
@@ -309,7 +321,7 @@ describe('with the disk-encryption stage', () => {
     expect(ud).toContain('path: /var/lib/edgeforge/bundle/sealed-secrets.jwe');
     const p = path.join(dir, 'sealed-user-data');
     writeFileSync(p, ud);
-    const { stdout } = await run('cloud-init', ['schema', '--config-file', p]);
+    const { stdout } = await run(tool('cloud-init'), ['schema', '--config-file', p]);
     expect(stdout).toContain('Valid cloud-config');
     // a device without encryption gets nothing from the stage
     const brno = fleet.active.find((x) => x.id === 'brno1-dock-001')!;
@@ -317,7 +329,7 @@ describe('with the disk-encryption stage', () => {
   }, 60_000);
 });
 
-describe('determinism', () => {
+describe.runIf(HAVE_TOOLS)('determinism', () => {
   it('same inventory + same secrets -> byte-identical files (fresh load, fresh render)', async () => {
     const again = await exampleFleet();
     for (const d of again.active) {

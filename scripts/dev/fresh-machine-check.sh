@@ -84,7 +84,13 @@ mnt -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
 mnt -t tmpfs tmpfs "$root/run"
 mnt --bind "$cache/debs" "$root/var/cache/apt/archives"
 
-in_chroot() { chroot "$root" /usr/bin/env -i HOME="${HOME_IN:-/root}" PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin TERM=dumb LANG=C.UTF-8 "$@"; }
+# Each step runs in its own PID namespace with its own /proc, as PID 1 with container=… in its environment: the
+# convention packages check before touching the host kernel (qemu-user-static's postinst would otherwise register
+# binfmt handlers on this machine's kernel), and every process a step leaves behind ends with it.
+in_chroot() {
+  unshare --mount --pid --fork --kill-child --mount-proc="$root/proc" chroot "$root" /usr/bin/env -i container=edgeforge-fresh-check \
+    HOME="${HOME_IN:-/root}" PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin TERM=dumb LANG=C.UTF-8 "$@"
+}
 
 step "as a user without root or sudo, before any package is installed: npm test"
 in_chroot useradd -m -s /bin/bash tester

@@ -94,14 +94,15 @@ in_chroot() {
 
 step "as a user without root or sudo, before any package is installed: npm test"
 in_chroot useradd -m -s /bin/bash tester
-chown -R tester: "$root/work/edgeforge"
+tester_id=$(in_chroot id -u tester)
+chown -R "$tester_id:$tester_id" "$root/work/edgeforge"
 set +e
 HOME_IN=/home/tester in_chroot su tester -c 'cd /work/edgeforge && npm test'
 rc=$?
 set -e
 echo "exit status: $rc"
 [ "$rc" != 0 ] || { echo "FAIL: npm test as a user without root or sudo went ahead without the packages" >&2; exit 1; }
-chown -R root: "$root/work/edgeforge"
+chown -R 0:0 "$root/work/edgeforge"
 
 step "as root, the README's quick start: npm ci && npm start"
 in_chroot sh -c 'cd /work/edgeforge && npm ci && npm start'

@@ -129,3 +129,10 @@ export function requireRoot(what: string): boolean {
   }
   return false;
 }
+
+/** A spawnSync result whose exit status was 0; otherwise throws with the program's stderr (a check never passes on a failed run). */
+export function succeeded<T extends { status: number | null; error?: Error; stderr: string | Buffer; signal?: NodeJS.Signals | null }>(r: T, what = 'the program'): T {
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${what} exited with ${r.status ?? r.signal}: ${String(r.stderr).trim()}`);
+  return r;
+}

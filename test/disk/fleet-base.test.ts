@@ -160,6 +160,7 @@ describe.runIf(HAVE_TOOLS)('fleet base on a UEFI (GPT) image', () => {
     expect(v.status, v.stdout + v.stderr).toBe(0);
     expect(v.stderr).toBe('');
     const sg = spawnSync(tool('sgdisk'), ['-v', d.base.rawPath], { encoding: 'utf8' });
+    expect(sg.status, sg.stdout + sg.stderr).toBe(0);
     expect(sg.stdout).toMatch(/No problems found/);
     // no stale backup header left where the input image ended
     const oldEnd = statSync(fx.path).size;

@@ -1,6 +1,6 @@
 // Test fixtures for disk encryption: a real tang server on loopback (tangd behind socat, as without
 // systemd), a software TPM (swtpm), shell runners, and an example device pointed at the test tang.
-import { tool } from '../../scripts/testkit/tools.ts';
+import { succeeded, tool } from '../../scripts/testkit/tools.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -61,7 +61,7 @@ export class TangServer {
   get thumbprint(): string {
     const sig = readdirSync(this.db).find((f) => f.endsWith('.jwk') && JSON.parse(readFileSync(path.join(this.db, f), 'utf8')).alg === 'ES512');
     if (!sig) throw new Error('no signing key in the tang db');
-    return spawnSync(tool('jose'), ['jwk', 'thp', '-i', path.join(this.db, sig), '-a', 'S256'], { encoding: 'utf8' }).stdout.trim();
+    return succeeded(spawnSync(tool('jose'), ['jwk', 'thp', '-i', path.join(this.db, sig), '-a', 'S256'], { encoding: 'utf8' }), 'jose jwk thp').stdout.trim();
   }
   /** the server's private exchange key (alg ECMR), for independent checks */
   get exchangeKey(): { d: string; x: string; y: string; crv: string } {

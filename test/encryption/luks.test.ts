@@ -7,7 +7,7 @@
 // mounts cannot run here. Up to that point everything runs for real; from there the sys wrapper logs the
 // commands (and proves the clevis slot opens with --test-passphrase where the program would unlock).
 // The real unlock and mount are the qemu end-to-end test's job (its guest kernel has device-mapper).
-import { requireTools, tool } from '../../scripts/testkit/tools.ts';
+import { requireTools, succeeded, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -60,7 +60,7 @@ describe.runIf(HAVE_TOOLS)('the data partition in the free space after root', ()
     const r = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('3');
-    const dump = spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }).stdout;
+    const dump = succeeded(spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }), 'sfdisk').stdout;
     // p2 ends at 34816 + 49152 = 83968 (already aligned); p3 takes the rest of the 131072 sectors
     expect(dump).toMatch(/mbr\.img3 : start= +83968, size= +47104, type=83/);
     const again = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
@@ -76,7 +76,7 @@ describe.runIf(HAVE_TOOLS)('the data partition in the free space after root', ()
     const r = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 32`, { EDGEFORGE_ROOT: path.join(dir, 'r-gpt') });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('3');
-    const dump = spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }).stdout;
+    const dump = succeeded(spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }), 'sfdisk').stdout;
     expect(dump).toMatch(/last-lba: 196574/); // 96 MiB = 196608 sectors, minus the 33-sector backup GPT, minus 1
     const p3 = dump.split('\n').find((l) => l.startsWith(`${img}3`))!;
     // whole MiB (126976 sectors), not up to the last usable sector (128991): LUKS2 with 4 KiB sectors needs an aligned size
@@ -124,7 +124,7 @@ describe.runIf(HAVE_TOOLS)('the encrypt_data_volume step on a file-backed volume
     expect(mem).toBeLessThanOrEqual(262144);
     expect(mem).toBe(262144); // exactly the cap: no benchmark lowered or raised it
     expect(dump).toMatch(/Tokens:\n\s+0: clevis\n\s+Keyslot:\s+1/);
-    const list = spawnSync(tool('clevis'), ['luks', 'list', '-d', vol], { encoding: 'utf8' }).stdout;
+    const list = succeeded(spawnSync(tool('clevis'), ['luks', 'list', '-d', vol], { encoding: 'utf8' }), 'clevis').stdout;
     expect(list).toMatch(new RegExp(`^1: tang '\\{"url":"${tang.url.replace(/\./g, '\\.')}"`));
 
     const calls = readFileSync(wrapper.calls, 'utf8');
@@ -136,7 +136,7 @@ describe.runIf(HAVE_TOOLS)('the encrypt_data_volume step on a file-backed volume
     expect(calls).toContain(`mount --bind ${root}/var/lib/edgeforge-data/edgeforge-secrets ${root}/var/lib/edgeforge/secrets`);
     expect(calls).toContain('systemctl enable edgeforge-data-unlock.service');
 
-    const uuid = spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim();
+    const uuid = succeeded(spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }), 'cryptsetup').stdout.trim();
     // crypttab only documents the volume: a live entry would make systemd-cryptsetup prompt on the console
     // whenever the mount pulls the mapper device in (tang down), so every line of the block is a comment
     const crypttab = readFileSync(path.join(root, 'etc/crypttab'), 'utf8');
@@ -163,7 +163,7 @@ describe.runIf(HAVE_TOOLS)('the encrypt_data_volume step on a file-backed volume
 
   it('is safe to run again: no second format, no second binding, one fstab block', async () => {
     const before = readFileSync(wrapper.calls, 'utf8').length;
-    const uuid = spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim();
+    const uuid = succeeded(spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }), 'cryptsetup').stdout.trim();
     const r = await run();
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/already bound: 1: tang/);
@@ -171,7 +171,7 @@ describe.runIf(HAVE_TOOLS)('the encrypt_data_volume step on a file-backed volume
     expect(calls).not.toContain('luksFormat');
     expect(calls).not.toContain('clevis luks bind');
     expect(calls).not.toContain('daemon-reload'); // nothing changed on disk
-    expect(spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }).stdout.trim()).toBe(uuid);
+    expect(succeeded(spawnSync(tool('cryptsetup'), ['luksUUID', vol], { encoding: 'utf8' }), 'cryptsetup').stdout.trim()).toBe(uuid);
     expect(readFileSync(path.join(root, 'etc/fstab'), 'utf8').match(/edgeforge data-volume begin/g)).toHaveLength(1);
   }, 300_000);
 
@@ -279,7 +279,7 @@ describe.skipIf(!canTpm || !HAVE_TOOLS)('tang + TPM2 (clevis sss, threshold 2) w
     const env = { EDGEFORGE_ROOT: r0, TPM2TOOLS_TCTI: tpm.tcti };
     const r = await functions(encryptionHeader(d, plan), `edv_luks_format '${vol}' '${dir}/rk2' && edv_clevis_bind '${vol}' '${dir}/rk2' sss '${bundle}/encryption/clevis-config.json'`, env);
     expect(r.status, r.stderr).toBe(0);
-    const list = spawnSync(tool('clevis'), ['luks', 'list', '-d', vol], { encoding: 'utf8' }).stdout;
+    const list = succeeded(spawnSync(tool('clevis'), ['luks', 'list', '-d', vol], { encoding: 'utf8' }), 'clevis').stdout;
     expect(list).toMatch(/^1: sss '\{"t":2,"pins":\{"tang":\[\{"url":"http:\/\/127\.0\.0\.1:\d+"\}\],"tpm2":\[\{"hash":"sha256","key":"ecc","pcr_bank":"sha256","pcr_ids":"7"\}\]\}\}'/);
     expect((await testPass(vol, 1, { TPM2TOOLS_TCTI: tpm.tcti })).status).toBe(0);
     const port = tang.port;

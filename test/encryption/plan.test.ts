@@ -1,7 +1,7 @@
 // The encryption plan and the sealing primitives, checked against the real tools where there are some
 // (openssl for curve orders, tar for the archive, shellcheck/dash for the composed programs, a real tangd
 // advertisement for verification).
-import { requireTools, tool } from '../../scripts/testkit/tools.ts';
+import { requireTools, succeeded, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createECDH } from 'node:crypto';
@@ -97,7 +97,7 @@ describe.runIf(HAVE_TOOLS)('tang advertisement verification', () => {
     const sig = a.jwks.keys.find((k) => k.key_ops?.includes('verify'))!;
     expect(verifyAdvertisement(advText, jwkThumbprint(sig, 'S1')).exchangeKey).toEqual(a.exchangeKey);
     // our thumbprint agrees with jose's
-    const jose = spawnSync(tool('jose'), ['jwk', 'thp', '-i-', '-a', 'S256'], { input: JSON.stringify(a.exchangeKey), encoding: 'utf8' }).stdout.trim();
+    const jose = succeeded(spawnSync(tool('jose'), ['jwk', 'thp', '-i-', '-a', 'S256'], { input: JSON.stringify(a.exchangeKey), encoding: 'utf8' }), 'jose jwk thp').stdout.trim();
     expect(jwkThumbprint(a.exchangeKey)).toBe(jose);
   });
 
@@ -127,7 +127,7 @@ describe.runIf(HAVE_TOOLS)('tang advertisement verification', () => {
 describe.runIf(HAVE_TOOLS)('sealing', () => {
   it('uses the exact group orders of the NIST curves (as OpenSSL has them)', () => {
     for (const [crv, name] of [['P-256', 'prime256v1'], ['P-384', 'secp384r1'], ['P-521', 'secp521r1']]) {
-      const text = spawnSync(tool('openssl'), ['ecparam', '-name', name, '-param_enc', 'explicit', '-text', '-noout'], { encoding: 'utf8' }).stdout;
+      const text = succeeded(spawnSync(tool('openssl'), ['ecparam', '-name', name, '-param_enc', 'explicit', '-text', '-noout'], { encoding: 'utf8' }), 'openssl ecparam').stdout;
       const order = text.split('Order:')[1].split('Cofactor')[0].replace(/[\s:]/g, '');
       expect(BigInt('0x' + order), crv).toBe(CURVE_ORDERS[crv]);
     }
@@ -226,7 +226,7 @@ describe.runIf(HAVE_TOOLS)('the composed programs', () => {
 describe.runIf(HAVE_TOOLS)('recovery by hand', () => {
   it('names the volume by its LUKS2 label and the mount units as systemd does', () => {
     for (const p of [...DATA_BINDS.map((b) => b.path), '/var/lib/edgeforge-data']) {
-      expect(unitNameOfMount(p)).toBe(spawnSync(tool('systemd-escape'), ['--path', '--suffix=mount', p], { encoding: 'utf8' }).stdout.trim());
+      expect(unitNameOfMount(p)).toBe(succeeded(spawnSync(tool('systemd-escape'), ['--path', '--suffix=mount', p], { encoding: 'utf8' }), 'systemd-escape').stdout.trim());
     }
     const cmds = recoveryCommands(dev('changwon2-press-001'));
     expect(cmds).toContain('cryptsetup open /dev/disk/by-label/edgeforge-data edgeforge-data');

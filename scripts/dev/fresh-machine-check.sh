@@ -67,6 +67,12 @@ cp -a "$npm_dir" "$root/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# the CA bundle this machine's own Node trusts (NODE_EXTRA_CA_CERTS: e.g. a proxy in front of the npm registry)
+ca_env=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+  cp "$NODE_EXTRA_CA_CERTS" "$root/etc/edgeforge-host-ca.crt"
+  ca_env=(NODE_EXTRA_CA_CERTS=/etc/edgeforge-host-ca.crt npm_config_cafile=/etc/edgeforge-host-ca.crt)
+fi
 # packages installed in a chroot must not start their services (there is no init here; they would hold the mounts)
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d" && chmod 0755 "$root/usr/sbin/policy-rc.d"
 # K3s's valid config keys live in the project's shared folder, beside the repository (test/helpers.ts)
@@ -89,7 +95,7 @@ mnt --bind "$cache/debs" "$root/var/cache/apt/archives"
 # binfmt handlers on this machine's kernel), and every process a step leaves behind ends with it.
 in_chroot() {
   unshare --mount --pid --fork --kill-child --mount-proc="$root/proc" chroot "$root" /usr/bin/env -i container=edgeforge-fresh-check \
-    HOME="${HOME_IN:-/root}" PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin TERM=dumb LANG=C.UTF-8 "$@"
+    "${ca_env[@]}" HOME="${HOME_IN:-/root}" PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin TERM=dumb LANG=C.UTF-8 "$@"
 }
 
 step "as a user without root or sudo, before any package is installed: npm test"

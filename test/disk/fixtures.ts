@@ -114,7 +114,7 @@ export function buildGptFixture(dir: string): Fixture {
   writeFileSync(img, '');
   run('truncate', ['-s', `${(rootStart + rootSectors + 8192 + 33) * SECTOR}`, img]); // 4 MiB free after root
   run(
-    tool('sfdisk'),
+    'sfdisk',
     ['-q', img],
     `label: gpt\nlabel-id: 3B8E8B7C-1F3E-4C0A-9F7E-0C6A1D5B2E11\nfirst-lba: 34\nstart=${espStart}, size=${espSectors}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=0E1D7C4A-9B51-4F57-8E0C-61B2C0A6F001, name="UEFI"\nstart=${rootStart}, size=${rootSectors}, type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE, uuid=0E1D7C4A-9B51-4F57-8E0C-61B2C0A6F002, name="root"\n`,
   );

@@ -13,9 +13,11 @@ say() { echo "npm test: $*" >&2; }
 
 mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]].*//' .ci/packages.txt | grep -v '^$' | sort -u)
 if command -v dpkg-query >/dev/null 2>&1; then
+  # one dpkg-query for all of them (unknown packages are simply not printed)
+  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "${pkgs[@]}" 2>/dev/null | sed -n 's/:install ok installed$//p' | tr '\n' ' ') "
   missing=()
   for p in "${pkgs[@]}"; do
-    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+    [[ $installed == *" $p "* ]] || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then

@@ -94,6 +94,12 @@ export function missingTools(names: string[], env: NodeJS.ProcessEnv = process.e
 export class MissingToolError extends Error {}
 
 const said = new Set<string>();
+/** "skipped: …" on stderr, once per reason */
+function saySkipped(msg: string): void {
+  if (said.has(msg)) return;
+  said.add(msg);
+  process.stderr.write(`skipped: ${msg}\n`);
+}
 
 /**
  * Gate for `describe.runIf(requireTools([...], 'what'))` / `it.runIf(...)`: true when every tool is present.
@@ -105,10 +111,7 @@ export function requireTools(names: string[], what = 'these tests', env: NodeJS.
   if (!problem) return true;
   const msg = `${what}: ${problem}`;
   if (toolsRequired(env)) throw new MissingToolError(`${msg} (a missing tool fails under CI / EDGEFORGE_REQUIRE_TOOLS=1; outside CI these tests are skipped)`);
-  if (!said.has(msg)) {
-    said.add(msg);
-    process.stderr.write(`skipped: ${msg}\n`);
-  }
+  saySkipped(msg);
   return false;
 }
 
@@ -122,11 +125,7 @@ export function tool(name: string): string {
 /** Root-only cases (loop devices, creating users): true as root; otherwise prints why they are skipped. */
 export function requireRoot(what: string): boolean {
   if (process.getuid?.() === 0) return true;
-  const msg = `${what}: needs root (run the suite as root, as CI does)`;
-  if (!said.has(msg)) {
-    said.add(msg);
-    process.stderr.write(`skipped: ${msg}\n`);
-  }
+  saySkipped(`${what}: needs root (run the suite as root, as CI does)`);
   return false;
 }
 

@@ -67,6 +67,8 @@ cp -a "$npm_dir" "$root/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# what the Debian installer (or a container runtime) writes and debootstrap does not: localhost resolves
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
 # the CA bundle this machine's own Node trusts (NODE_EXTRA_CA_CERTS: e.g. a proxy in front of the npm registry)
 ca_env=()
 if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then

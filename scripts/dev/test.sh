@@ -14,7 +14,8 @@ say() { echo "npm test: $*" >&2; }
 mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]].*//' .ci/packages.txt | grep -v '^$' | sort -u)
 if command -v dpkg-query >/dev/null 2>&1; then
   # one dpkg-query for all of them (unknown packages are simply not printed)
-  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "${pkgs[@]}" 2>/dev/null | sed -n 's/:install ok installed$//p' | tr '\n' ' ') "
+  # (dpkg-query exits 1 when one is unknown: that is an answer here, not a failure)
+  installed=" $({ dpkg-query -W -f='${Package}:${Status}\n' "${pkgs[@]}" 2>/dev/null || true; } | sed -n 's/:install ok installed$//p' | tr '\n' ' ') "
   missing=()
   for p in "${pkgs[@]}"; do
     [[ $installed == *" $p "* ]] || missing+=("$p")

@@ -22,7 +22,7 @@ export const TOOLS: Record<string, { pkg: string; path?: string }> = {
   gpgconf: { pkg: 'gnupg' },
   jose: { pkg: 'jose' },
   // not a Debian package of the right vintage (Debian's kubernetes-client is 1.20): the Kubernetes apt repository
-  kubectl: { pkg: 'kubectl (>= 1.27, from https://pkgs.k8s.io; not in Debian)' },
+  kubectl: { pkg: 'not in Debian: kubectl >= 1.27 from https://pkgs.k8s.io' },
   losetup: { pkg: 'mount' },
   mcopy: { pkg: 'mtools' },
   minfo: { pkg: 'mtools' },
@@ -91,7 +91,7 @@ export function missingTools(names: string[], env: NodeJS.ProcessEnv = process.e
   const unknown = missing.filter((n) => !TOOLS[n]);
   if (unknown.length) throw new Error(`scripts/testkit/tools.ts does not know the Debian package of ${unknown.join(', ')}: add it to TOOLS`);
   const pkgs = [...new Set(missing.map((n) => TOOLS[n].pkg).filter((p) => !p.includes(' ')))];
-  return `${missing.map((n) => `${n} (Debian package ${TOOLS[n].pkg})`).join(', ')} not found${pkgs.length ? ` — apt-get install ${pkgs.join(' ')}` : ''}`;
+  return `${missing.map((n) => `${n} (${TOOLS[n].pkg.includes(' ') ? TOOLS[n].pkg : `Debian package ${TOOLS[n].pkg}`})`).join(', ')} not found${pkgs.length ? ` — apt-get install ${pkgs.join(' ')}` : ''}`;
 }
 
 export class MissingToolError extends Error {}

@@ -22,7 +22,7 @@ const cases = [
   { type: 32, kib: 40960, extra: ['-s', '1'] },
 ] as const;
 
-describe.each(cases)('FAT$type made by mkfs.vfat', ({ type, kib, extra }) => {
+describe.runIf(HAVE_TOOLS).each(cases)('FAT$type made by mkfs.vfat', ({ type, kib, extra }) => {
   it('replaces, creates and deletes files; fsck.vfat is clean and mtools reads everything back', async () => {
     const dir = tmpDir(`fat${type}`);
     const img = path.join(dir, 'fs.img');

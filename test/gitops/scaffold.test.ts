@@ -57,7 +57,7 @@ async function kustomizeAll(dir: string, files: ScaffoldFile[]): Promise<Map<str
   return out;
 }
 
-describe.each([
+describe.runIf(HAVE_TOOLS).each([
   ['the example fleet', () => exampleFleet(install)],
   ['a generated fleet (41 devices, 2 sites)', () => generatedFleet(41, install)],
 ])('scaffold of %s', (_name, makeFleet) => {

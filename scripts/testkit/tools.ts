@@ -53,6 +53,7 @@ export const TOOLS: Record<string, { pkg: string; path?: string }> = {
   'systemd-escape': { pkg: 'systemd' },
   tangd: { pkg: 'tang', path: '/usr/libexec/tangd' },
   'tangd-keygen': { pkg: 'tang', path: '/usr/libexec/tangd-keygen' },
+  tmux: { pkg: 'tmux' },
   'tpm2_getrandom': { pkg: 'tpm2-tools' },
   truncate: { pkg: 'coreutils' },
   unshare: { pkg: 'util-linux' },

@@ -31,7 +31,7 @@ export function unguardedCalls(src: string): string[] {
   for (const m of src.matchAll(/\bconst\s+(\w+)\s*=\s*promisify\(\s*(\w+)\s*\)/g)) if (SPAWNERS.includes(m[2])) names.push(m[1]);
   const bad: string[] = [];
   // comments out (keeping line numbers), so a call may span lines
-  const code = src.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ' ')).replace(/^\s*\/\/.*$/gm, '');
+  const code = src.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ' ')).replace(/^[ \t]*\/\/.*$/gm, '');
   const at = (i: number) => `${code.slice(0, i).split('\n').length}: ${src.split('\n')[code.slice(0, i).split('\n').length - 1].trim()}`;
   for (const m of code.matchAll(new RegExp(`(?<![\\w.])(${names.join('|')})\\(\\s*([^,)]*)`, 'g'))) {
     const arg = m[2].trim();

@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { importCsv } from '../../scripts/inventory/import-csv.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { InventoryError } from '../../scripts/util/errors.ts';
-import { EXAMPLE } from '../render/fixtures.ts';
+import { EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
 import { runCli } from '../helpers.ts';
 
 const inv = readFileSync(EXAMPLE, 'utf8');

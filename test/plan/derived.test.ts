@@ -13,7 +13,7 @@ import type { RenderedFile } from '../../scripts/render/files.ts';
 import { renderPlanMarkdown } from '../../scripts/render/plan/plan.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 import { prepareEncryption } from '../../scripts/pipeline/encryption.ts';
-import { fixedSecretsFor, EXAMPLE } from '../render/fixtures.ts';
+import { fixedSecretsFor, EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
 
 type Files = Map<string, string>;
 interface Rendered {

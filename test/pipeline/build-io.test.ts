@@ -2,6 +2,7 @@
 // mtimes kept), seed images are sparse, a kill at a random moment leaves a state verify accepts in full or
 // refuses with a reason and the next build converges, a full or read-only output filesystem fails the build
 // with the path named and the previous build intact.
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -10,13 +11,14 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { runCli } from '../helpers.ts';
-import { EXAMPLE, REPO, exampleFleet, fixedSecretsFor } from '../render/fixtures.ts';
+import { EXAMPLE, REPO, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { Manifest } from '../../scripts/manifest/types.ts';
 import { INPUTS_STAMP, writeNewFile } from '../../scripts/pipeline/write.ts';
+const HAVE_TOOLS = requireTools(['fsck.vfat', 'mount', 'umount'], 'test/pipeline/build-io.test.ts');
 
 const EPOCH = 1767225600;
 const CLI = path.join(REPO, 'scripts/bin/edgeforge.mjs');
@@ -73,7 +75,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe('build: only what changed costs anything', () => {
+describe.runIf(HAVE_TOOLS)('build: only what changed costs anything', () => {
   it('a rebuild with nothing changed renders and decrypts nothing, keeps every mtime, and writes a complete fresh manifest', async () => {
     const out = path.join(tmp, 'skip');
     const asked: string[][] = [];
@@ -148,7 +150,7 @@ describe('build: only what changed costs anything', () => {
   }, 120_000);
 });
 
-describe('build: output no larger than its content', () => {
+describe.runIf(HAVE_TOOLS)('build: output no larger than its content', () => {
   it('seed.img is sparse: fewer blocks on disk than its size, the same bytes when read', async () => {
     const out = path.join(tmp, 'sparse');
     await build(opts(out));
@@ -157,7 +159,7 @@ describe('build: output no larger than its content', () => {
       const st = statSync(img);
       expect(st.size).toBe(1024 * 1024);
       expect(st.blocks * 512, d.id).toBeLessThan(st.size / 4);
-      execFileSync('fsck.vfat', ['-n', img]);
+      execFileSync(tool('fsck.vfat'), ['-n', img]);
     }
   }, 120_000);
 
@@ -194,7 +196,7 @@ function mulberry32(seed: number) {
   };
 }
 
-describe('build: killed at random moments (SIGKILL of the CLI)', () => {
+describe.runIf(HAVE_TOOLS)('build: killed at random moments (SIGKILL of the CLI)', () => {
   it('leaves a state verify accepts in full or refuses with a reason, and the next build converges', async () => {
     const keys = path.join(tmp, 'kill-keys');
     const out = path.join(tmp, 'kill-out');
@@ -239,7 +241,7 @@ describe('build: killed at random moments (SIGKILL of the CLI)', () => {
   }, 600_000);
 });
 
-describe('build: killed at each step of the commit (injected kill points)', () => {
+describe.runIf(HAVE_TOOLS)('build: killed at each step of the commit (injected kill points)', () => {
   it('each leaves the previous build or a state verify refuses with the reason; the next build converges', async () => {
     const keys = path.join(tmp, 'point-keys');
     const out = path.join(tmp, 'point-out');
@@ -276,8 +278,8 @@ const canMount = (() => {
   if (process.getuid?.() !== 0) return false;
   const d = mkdtempSync(path.join(tmpdir(), 'ef-mnt-probe-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', d], { stdio: 'ignore' });
-    execFileSync('umount', [d]);
+    execFileSync(tool('mount'), ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', d], { stdio: 'ignore' });
+    execFileSync(tool('umount'), [d]);
     return true;
   } catch {
     return false;
@@ -287,18 +289,18 @@ const canMount = (() => {
 })();
 if (!canMount) console.warn('SKIPPED: the full and read-only filesystem tests need root and `mount -t tmpfs` (not available here)');
 
-describe.skipIf(!canMount)('build: full or read-only output filesystem (a small tmpfs)', () => {
+describe.skipIf(!canMount || !HAVE_TOOLS)('build: full or read-only output filesystem (a small tmpfs)', () => {
   let mnt: string;
   let keys: string;
   beforeAll(() => {
     mnt = path.join(tmp, 'mnt');
     keys = path.join(tmp, 'fs-keys');
     mkdirSync(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'tmpfs', mnt]);
+    execFileSync(tool('mount'), ['-t', 'tmpfs', '-o', 'size=12m', 'tmpfs', mnt]);
   });
   afterAll(() => {
     try {
-      execFileSync('umount', [mnt]);
+      execFileSync(tool('umount'), [mnt]);
     } catch {
       /* already */
     }
@@ -332,7 +334,7 @@ describe.skipIf(!canMount)('build: full or read-only output filesystem (a small 
     const out = path.join(mnt, 'out');
     if (!existsSync(path.join(out, 'manifest.json'))) expect((await cliBuild(keys, out, EPOCH)).code).toBe(0);
     const before = snapshot(out);
-    execFileSync('mount', ['-o', 'remount,ro', mnt]);
+    execFileSync(tool('mount'), ['-o', 'remount,ro', mnt]);
     try {
       const r = await cliBuild(keys, out, EPOCH + 200);
       expect(r.code).toBe(1);
@@ -340,7 +342,7 @@ describe.skipIf(!canMount)('build: full or read-only output filesystem (a small 
       expect(snapshot(out)).toEqual(before);
       expect((await runVerify(out, keys)).code).toBe(0);
     } finally {
-      execFileSync('mount', ['-o', 'remount,rw', mnt]);
+      execFileSync(tool('mount'), ['-o', 'remount,rw', mnt]);
     }
   }, 300_000);
 });

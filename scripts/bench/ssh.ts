@@ -19,6 +19,7 @@ import { startEndpoints, type Fleetlet } from '../../test/provision/harness.ts';
 import { inventoryYaml, writeFakeBuild } from '../../test/provision/fixtures.ts';
 import { applyCommand } from '../provision/phase/apply.ts';
 import { deviceBundle } from '../provision/bundle.ts';
+import { APPLIED_FILE } from '../device/layout.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -59,7 +60,7 @@ function wipeRoots(f: Fleetlet): void {
 function appliedCount(f: Fleetlet): number {
   return f.endpoints.filter((e) => {
     try {
-      return JSON.parse(readFileSync(e.file('var/lib/edgeforge/applied.json'), 'utf8')).bundleSha256;
+      return JSON.parse(readFileSync(e.file(APPLIED_FILE.slice(1)), 'utf8')).bundleSha256;
     } catch {
       return false;
     }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';
+import { layoutShellHeader } from '../../scripts/device/layout.ts';
 
 export const TANGD = '/usr/libexec/tangd';
 export const TANGD_KEYGEN = '/usr/libexec/tangd-keygen';
@@ -205,4 +206,19 @@ exec "$@"
     { mode: 0o755 },
   );
   return { path: p, calls };
+}
+
+const SH_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/render');
+/** the encryption functions' sources, as the composed programs include them */
+export const ENCRYPTION_SH_DIR = path.join(SH_DIR, 'encryption/sh');
+/** the shell core every device program includes */
+export const SHELL_CORE = path.join(SH_DIR, 'shell/core.sh');
+
+/**
+ * The start of a script that sources the encryption functions without a plan (the partition helpers need
+ * none): the device layout's variables, generated as the programs get them, a step name, then the shell core.
+ */
+export function functionsPrelude(): string {
+  const sources = [SHELL_CORE, ...['volume.sh', 'boot.sh', 'unseal.sh', 'main.sh'].map((f) => path.join(ENCRYPTION_SH_DIR, f))].map((f) => readFileSync(f, 'utf8')).join('\n');
+  return [...layoutShellHeader(sources), 'STEP=encrypt_data_volume', `. ${SHELL_CORE}`].join('\n');
 }

@@ -19,7 +19,7 @@ import { startEndpoints, type Fleetlet } from '../../test/provision/harness.ts';
 import { inventoryYaml, writeFakeBuild } from '../../test/provision/fixtures.ts';
 import { applyCommand } from '../provision/phase/apply.ts';
 import { deviceBundle } from '../provision/bundle.ts';
-import { APPLIED_FILE } from '../device/layout.ts';
+import { APPLIED_FILE, STAGING_PREFIX } from '../device/layout.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -70,7 +70,7 @@ function appliedCount(f: Fleetlet): number {
 async function opensshRun(f: Fleetlet, out: string, c: number, knownHosts: string): Promise<{ ms: number; ok: number }> {
   // one line per device: port, local bundle dir, remote staging dir, the command edgeforge sends
   const lines = f.endpoints.map((e) => {
-    const staging = `${e.root}/var/tmp/edgeforge-bundle-openssh`;
+    const staging = `${e.root}${STAGING_PREFIX}openssh`;
     return [e.port, path.join(out, 'devices', e.name, 'bundle'), staging].join(' ');
   });
   const sshOpts = `-i ${f.clientKey} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts} -o LogLevel=ERROR`;

@@ -22,6 +22,11 @@ export const RUN_DIR = '/run/edgeforge';
 /** `provision` uploads into a fresh directory with this prefix, then moves it to BUNDLE_DIR */
 export const STAGING_PREFIX = '/var/tmp/edgeforge-bundle-';
 
+/** edgeforge's configuration files on the device */
+export const CONFIG_DIR = '/etc/edgeforge';
+/** the firewall rules (table inet edgeforge), loaded at boot by edgeforge-nftables.service */
+export const NFTABLES_FILE = `${CONFIG_DIR}/nftables.nft`;
+
 /** K3s's state directory (kept on the encrypted data volume) */
 export const K3S_STATE_DIR = '/var/lib/rancher';
 
@@ -41,7 +46,7 @@ export const DATA_VOLUME = {
     { path: SECRETS_DIR, sub: 'edgeforge-secrets' },
   ] as readonly { path: string; sub: string }[],
   /** written by the first-boot program, read at every boot by the unlock program */
-  conf: '/etc/edgeforge/data-volume.conf',
+  conf: `${CONFIG_DIR}/data-volume.conf`,
   /** "locked since ..." while the unlock program retries */
   status: `${RUN_DIR}/data-volume.status`,
   /** the program that opens the volume at boot (clevis, retried with backoff), and its systemd unit */
@@ -68,6 +73,7 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_LOG_FILE', FIRSTBOOT_LOG],
     ['EF_RUN_DIR', RUN_DIR],
     ['EF_STAGING_PREFIX', STAGING_PREFIX],
+    ['EF_NFTABLES_FILE', NFTABLES_FILE],
     ['EF_DATA_NAME', DATA_VOLUME.name],
     ['EF_DATA_MOUNT', DATA_VOLUME.mount],
     // "mount point:subdirectory of the volume" pairs

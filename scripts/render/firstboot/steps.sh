@@ -125,12 +125,12 @@ step_kernel_firewall() {
   if [ "$EF_BOARD_FAMILY" = raspberry-pi ]; then pi_cgroup_args; fi
 
   # our own table only: other tables (K3s's, Docker's, the distribution's) are left alone
-  put_file "$BUNDLE/system/nftables.nft" "$R/etc/edgeforge/nftables.nft" 0600
+  put_file "$BUNDLE/system/nftables.nft" "$R$EF_NFTABLES_FILE" 0600
   kf_nft=$CHANGED
   put_file "$BUNDLE/system/edgeforge-nftables.service" "$R/etc/systemd/system/edgeforge-nftables.service" 0644
   if [ "$kf_nft" = 1 ] || [ "$CHANGED" = 1 ] || [ ! -f "$STATE/nftables-applied" ]; then
-    sys nft -c -f "$R/etc/edgeforge/nftables.nft" || die "nft rejects the firewall rules (see above); nothing was changed"
-    sys nft -f "$R/etc/edgeforge/nftables.nft" || die "cannot load the firewall rules"
+    sys nft -c -f "$R$EF_NFTABLES_FILE" || die "nft rejects the firewall rules (see above); nothing was changed"
+    sys nft -f "$R$EF_NFTABLES_FILE" || die "cannot load the firewall rules"
     sys systemctl enable edgeforge-nftables.service >/dev/null 2>&1 || die "cannot enable edgeforge-nftables.service (it restores the rules at boot)"
     : >"$STATE/nftables-applied"
     log "firewall: table inet edgeforge loaded (input policy drop)"

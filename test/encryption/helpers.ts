@@ -8,6 +8,8 @@ import path from 'node:path';
 import type { ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';
 import { layoutShellHeader } from '../../scripts/device/layout.ts';
+import { shellCore } from '../../scripts/render/shell/program.ts';
+import { ENCRYPTION_SH, shSource } from '../../scripts/render/encryption/compose.ts';
 
 export const TANGD = '/usr/libexec/tangd';
 export const TANGD_KEYGEN = '/usr/libexec/tangd-keygen';
@@ -219,6 +221,6 @@ export const SHELL_CORE = path.join(SH_DIR, 'shell/core.sh');
  * none): the device layout's variables, generated as the programs get them, a step name, then the shell core.
  */
 export function functionsPrelude(): string {
-  const sources = [SHELL_CORE, ...['volume.sh', 'boot.sh', 'unseal.sh', 'main.sh'].map((f) => path.join(ENCRYPTION_SH_DIR, f))].map((f) => readFileSync(f, 'utf8')).join('\n');
+  const sources = [shellCore(), ...ENCRYPTION_SH.map(shSource)].join('\n');
   return [...layoutShellHeader(sources), 'STEP=encrypt_data_volume', `. ${SHELL_CORE}`].join('\n');
 }

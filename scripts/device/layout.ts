@@ -87,12 +87,25 @@ export function layoutShellVariables(): [string, string][] {
   ];
 }
 
+const VARIABLES = layoutShellVariables();
+const READS = /\$\{?(EF_[A-Z0-9_]+)/g;
+// the layout names each source text reads; sources are few and long-lived (the checked-in .sh files, a
+// fleet's fragments), so each is scanned once per process, not once per device
+const readsOf = new Map<string, Set<string>>();
+
 /**
- * `NAME='value'` lines for the layout variables that `program` (the shell text that follows the header)
- * reads, so each program carries only what it uses (shellcheck flags a variable nobody reads).
+ * `NAME='value'` lines for the layout variables that `sources` (the shell text that follows the header)
+ * read, so each program carries only what it uses (shellcheck flags a variable nobody reads).
  */
-export function layoutShellHeader(program: string): string[] {
-  return layoutShellVariables()
-    .filter(([name]) => new RegExp(`\\$\\{?${name}\\b`).test(program))
-    .map(([name, value]) => `${name}=${shq(value)}`);
+export function layoutShellHeader(...sources: string[]): string[] {
+  const used = new Set<string>();
+  for (const s of sources) {
+    let names = readsOf.get(s);
+    if (!names) {
+      names = new Set([...s.matchAll(READS)].map((m) => m[1]));
+      if (readsOf.size < 256) readsOf.set(s, names);
+    }
+    for (const n of names) used.add(n);
+  }
+  return VARIABLES.filter(([name]) => used.has(name)).map(([name, value]) => `${name}=${shq(value)}`);
 }

@@ -221,6 +221,5 @@ export const SHELL_CORE = path.join(SH_DIR, 'shell/core.sh');
  * none): the device layout's variables, generated as the programs get them, a step name, then the shell core.
  */
 export function functionsPrelude(): string {
-  const sources = [shellCore(), ...ENCRYPTION_SH.map(shSource)].join('\n');
-  return [...layoutShellHeader(sources), 'STEP=encrypt_data_volume', `. ${SHELL_CORE}`].join('\n');
+  return [...layoutShellHeader(shellCore(), ...ENCRYPTION_SH.map(shSource)), 'STEP=encrypt_data_volume', `. ${SHELL_CORE}`].join('\n');
 }

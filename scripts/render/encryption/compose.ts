@@ -52,8 +52,7 @@ function overridable(plan: EncryptionPlan): string[] {
 
 /** The header a script needs before it sources the shell core and the encryption functions (tests do that). */
 export function encryptionHeader(d: ResolvedDevice, plan: EncryptionPlan): string {
-  const sources = [shellCore(), ...ENCRYPTION_SH.map(shSource)].join('\n');
-  return [...layoutShellHeader(sources), ...shellAssignments(encryptionVariables(d, plan)), ...overridable(plan), ''].join('\n');
+  return [...layoutShellHeader(shellCore(), ...ENCRYPTION_SH.map(shSource)), ...shellAssignments(encryptionVariables(d, plan)), ...overridable(plan), ''].join('\n');
 }
 
 function program(d: ResolvedDevice, plan: EncryptionPlan, what: string, files: string[], main: string): string {
@@ -65,7 +64,7 @@ function program(d: ResolvedDevice, plan: EncryptionPlan, what: string, files: s
     ],
     variables: encryptionVariables(d, plan),
     extraHeader: overridable(plan),
-    body: [...files.map(shSource), main, ''].join('\n'),
+    body: [...files.flatMap((f) => [shSource(f), '\n']), main, '\n'],
   });
 }
 

@@ -60,6 +60,6 @@ export function composeFirstboot(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | '
       'EDGEFORGE_SYS (wrapper for system-changing commands), EDGEFORGE_NO_REBOOT=1.',
     ],
     variables: firstbootVariables(d, fleet),
-    body: source('lib.sh') + '\n' + source('steps.sh') + '\n' + frag + source('main.sh'),
+    body: [source('lib.sh'), '\n', source('steps.sh'), '\n', frag, source('main.sh')],
   });
 }

@@ -20,8 +20,8 @@ export interface DeviceProgram {
   variables: [string, string][];
   /** more header lines after the variables (e.g. settings the environment may override) */
   extraHeader?: string[];
-  /** what follows the shell core: the program's sources and its main call */
-  body: string;
+  /** what follows the shell core, concatenated as given: the program's sources and its main call */
+  body: string[];
 }
 
 /** `NAME='value'` lines */
@@ -30,12 +30,12 @@ export function shellAssignments(vars: [string, string][]): string[] {
 }
 
 export function deviceProgram(p: DeviceProgram): string {
-  const text = shellCore() + '\n' + p.body;
+  const text = shellCore() + '\n' + p.body.join('');
   return [
     '#!/bin/sh',
     ...p.comments.map((c) => (c.startsWith('#') ? c : `# ${c}`)),
     'set -u',
-    ...layoutShellHeader(text),
+    ...layoutShellHeader(shellCore(), ...p.body),
     ...shellAssignments(p.variables),
     ...(p.extraHeader ?? []),
     '',

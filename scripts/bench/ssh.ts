@@ -19,6 +19,7 @@ import { loginUser, startEndpoints, type Fleetlet } from '../testkit/sshd.ts';
 import { inventoryYaml, writeFakeBuild } from '../testkit/fake-build.ts';
 import { applyCommand } from '../provision/phase/apply.ts';
 import { deviceBundle } from '../provision/bundle.ts';
+import { APPLIED_FILE, STAGING_PREFIX } from '../device/layout.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -59,7 +60,7 @@ function wipeRoots(f: Fleetlet): void {
 function appliedCount(f: Fleetlet): number {
   return f.endpoints.filter((e) => {
     try {
-      return JSON.parse(readFileSync(e.file('var/lib/edgeforge/applied.json'), 'utf8')).bundleSha256;
+      return JSON.parse(readFileSync(e.file(APPLIED_FILE.slice(1)), 'utf8')).bundleSha256;
     } catch {
       return false;
     }
@@ -69,7 +70,7 @@ function appliedCount(f: Fleetlet): number {
 async function opensshRun(f: Fleetlet, out: string, c: number, knownHosts: string): Promise<{ ms: number; ok: number }> {
   // one line per device: port, local bundle dir, remote staging dir, the command edgeforge sends
   const lines = f.endpoints.map((e) => {
-    const staging = `${e.root}/var/tmp/edgeforge-bundle-openssh`;
+    const staging = `${e.root}${STAGING_PREFIX}openssh`;
     return [e.port, path.join(out, 'devices', e.name, 'bundle'), staging].join(' ');
   });
   const sshOpts = `-i ${f.clientKey} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts} -o LogLevel=ERROR`;

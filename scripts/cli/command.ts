@@ -49,9 +49,7 @@ export interface Command {
   common?: (keyof typeof COMMON_OPTIONS)[];
   examples: string[];
   positionals?: { min: number; max: number; names: string };
-  /** set while a capability is not built yet: the command says so and exits 2 */
-  notBuilt?: string;
-  run?: (ctx: RunContext) => Promise<number>;
+  run: (ctx: RunContext) => Promise<number>;
 }
 
 export const COMMON_OPTIONS = {
@@ -123,7 +121,6 @@ export function commandHelp(cmd: Command): string {
     `Usage: edgeforge ${cmd.usage ?? cmd.name + ' [options]'}`,
   ];
   if (cmd.description) lines.push('', cmd.description.trim());
-  if (cmd.notBuilt) lines.push('', `Not built yet: ${cmd.notBuilt}`);
   lines.push('', 'Options:', ...rows, '  -h, --help                     show this help', '', 'Example:', ...cmd.examples.map((e) => `  ${e}`));
   return lines.join('\n') + '\n';
 }

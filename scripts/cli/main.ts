@@ -20,7 +20,7 @@ export function defaultIo(): Io {
 
 export function globalHelp(commands: Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;
-  const rows = commands.map((c) => `  ${c.name.padEnd(width)} ${c.summary}${c.notBuilt ? '  [not built yet]' : ''}`);
+  const rows = commands.map((c) => `  ${c.name.padEnd(width)} ${c.summary}`);
   return [
     `edgeforge ${VERSION} — per-device seeds, disk images and SSH provisioning for ARM64 K3s + Flux fleets`,
     '',
@@ -85,10 +85,6 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   try {
     const ctx = parseCommand(cmd, rest, io);
     json = ctx.common.json;
-    if (cmd.notBuilt || !cmd.run) {
-      io.err(`edgeforge ${cmd.name}: not built yet — ${cmd.notBuilt ?? 'no implementation'}. Nothing was done.`);
-      return 2;
-    }
     return await cmd.run(ctx);
   } catch (err) {
     if (err instanceof InventoryError) {

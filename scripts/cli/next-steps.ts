@@ -2,7 +2,7 @@
 // folder and one of its real devices — the report, the check, then a disk image and a card. The options the
 // build was given that the next commands need (-i, -o, --keys) are repeated only when not the defaults.
 import { COMMON_OPTIONS, type CommonOptions } from './command.ts';
-import { shq } from '../render/firstboot/compose.ts';
+import { shq } from '../util/shell.ts';
 
 /** a word to copy into a shell: as typed when that is safe, else single-quoted */
 const q = (s: string) => (/^[\w./:@%+=-]+$/.test(s) ? s : shq(s));

@@ -11,9 +11,9 @@ export const INDEX_FILE = 'commands.json';
 
 /** a command as commands.json records it: its spec, and where its run is */
 export interface IndexEntry extends Omit<Command, 'run'> {
-  /** file under commands/, e.g. "keys.js" (none for a command without a run) */
-  module?: string;
-  export?: string;
+  /** file under commands/, e.g. "keys.js", and the export there that holds the command */
+  module: string;
+  export: string;
 }
 
 function readIndex(): IndexEntry[] | undefined {
@@ -30,27 +30,23 @@ function readIndex(): IndexEntry[] | undefined {
 export async function loadCommands(): Promise<Command[]> {
   const index = readIndex();
   if (!index) return (await import('./commands/index.ts')).commands;
-  return index.map(({ module, export: name, ...spec }): Command => {
-    if (!module || !name) return spec;
-    return {
-      ...spec,
-      run: async (ctx: RunContext) => {
-        const m = (await import(/* @vite-ignore */ `./commands/${module}`)) as Record<string, Command>;
-        return m[name].run!(ctx);
-      },
-    };
-  });
+  return index.map(({ module, export: name, ...spec }): Command => ({
+    ...spec,
+    run: async (ctx: RunContext) => {
+      const m = (await import(/* @vite-ignore */ `./commands/${module}`)) as Record<string, Command>;
+      return m[name].run(ctx);
+    },
+  }));
 }
 
 /**
  * The index of `commands` (scripts/bin/compile.mjs writes it as commands.json): each command is found among the
- * exports of `modules` (file name -> its exports) by identity. A command with a run that no module exports is
- * an error, so the index can never list a command it cannot run.
+ * exports of `modules` (file name -> its exports) by identity. A command that no module exports is an error,
+ * so the index can never list a command it cannot run.
  */
 export function buildIndex(commands: Command[], modules: Record<string, Record<string, unknown>>): IndexEntry[] {
   return commands.map((cmd) => {
-    const { run, ...spec } = cmd;
-    if (!run) return spec;
+    const { run: _run, ...spec } = cmd;
     for (const [file, exports] of Object.entries(modules)) {
       for (const [name, value] of Object.entries(exports)) if (value === cmd) return { ...spec, module: file, export: name };
     }

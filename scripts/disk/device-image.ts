@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import { FileDev, type BlockDev, type Extent } from './block.ts';
 import { decodeDelta, type Delta } from './delta.ts';
-import { unionExtents } from './extents.ts';
+import { firstEndingAfter, unionExtents } from './extents.ts';
 
 export class DeltaDev implements BlockDev {
   constructor(
@@ -18,14 +18,7 @@ export class DeltaDev implements BlockDev {
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = await this.base.read(offset, length);
     const xs = this.delta.extents;
-    let lo = 0;
-    let hi = xs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (xs[mid].offset + xs[mid].length <= offset) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < xs.length && xs[i].offset < offset + length; i++) {
+    for (let i = firstEndingAfter(xs, offset); i < xs.length && xs[i].offset < offset + length; i++) {
       const from = Math.max(offset, xs[i].offset);
       const to = Math.min(offset + length, xs[i].offset + xs[i].length);
       out.set(this.delta.data[i].subarray(from - xs[i].offset, to - xs[i].offset), from - offset);

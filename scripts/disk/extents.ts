@@ -19,16 +19,22 @@ export function unionExtents(a: Extent[], b: Extent[], blockSize: number, size: 
   return alignExtents([...a, ...b], blockSize, size);
 }
 
-/** True when [offset, offset+length) touches no mapped extent (binary search over sorted extents). */
-export function isUnmapped(mapped: Extent[], offset: number, length: number): boolean {
+/** Index of the first of sorted, non-overlapping extents that ends after `at` (binary search). */
+export function firstEndingAfter(xs: Extent[], at: number): number {
   let lo = 0;
-  let hi = mapped.length;
+  let hi = xs.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (mapped[mid].offset + mapped[mid].length <= offset) lo = mid + 1;
+    if (xs[mid].offset + xs[mid].length <= at) lo = mid + 1;
     else hi = mid;
   }
-  return lo >= mapped.length || mapped[lo].offset >= offset + length;
+  return lo;
+}
+
+/** True when [offset, offset+length) touches no mapped extent (binary search over sorted extents). */
+export function isUnmapped(mapped: Extent[], offset: number, length: number): boolean {
+  const i = firstEndingAfter(mapped, offset);
+  return i >= mapped.length || mapped[i].offset >= offset + length;
 }
 
 export function totalLength(xs: Extent[]): number {

@@ -41,6 +41,3 @@ export function parseMbr(sector0: Uint8Array): Mbr | null {
 export async function readMbr(dev: BlockDev): Promise<Mbr | null> {
   return parseMbr(await dev.read(0, SECTOR));
 }
-
-/** FAT partition types we may write seed files into. */
-export const FAT_MBR_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e, 0xef]);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { SEED_LABEL } from '../device/layout.ts';
 
 export const PROFILES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../images/profiles');
 
@@ -24,7 +25,7 @@ const FatPartitionSeed = z.strictObject({
 const CidataPartitionSeed = z.strictObject({
   /** add a small FAT partition labelled CIDATA in free space before the last partition (GPT only) */
   mode: z.literal('cidata-partition'),
-  label: z.string().max(11).default('CIDATA'),
+  label: z.string().max(11).default(SEED_LABEL),
   minBytes: z.number().int().positive().default(512 * 1024),
   maxBytes: z.number().int().positive().default(4 * 1024 * 1024),
   /** partition start alignment in 512-byte sectors */

@@ -5,6 +5,7 @@ import { MemoryDev } from './block.ts';
 import { FatFs } from './fat/fs.ts';
 import { FatFullError } from './fat/table.ts';
 import { mkfsFat } from './fat/mkfs.ts';
+import { SEED_LABEL } from '../device/layout.ts';
 
 export interface SeedFile {
   /** path inside the image, forward slashes; subdirectories are created */
@@ -37,7 +38,7 @@ export function seedVolumeId(files: SeedFile[], label: string): number {
 }
 
 export async function makeSeedImage(files: SeedFile[], opts: SeedImageOptions): Promise<Uint8Array> {
-  const label = opts.label ?? 'CIDATA';
+  const label = opts.label ?? SEED_LABEL;
   const sorted = sortedSeedFiles(files);
   const payload = sorted.reduce((n, f) => n + Math.ceil(f.bytes.length / 16384) * 16384, 0);
   // at least 1 MiB; grow and start over if the estimate was short (it never is for seed-sized files)

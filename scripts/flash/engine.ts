@@ -12,7 +12,8 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Delta } from '../disk/delta.ts';
 import type { Extent } from '../disk/block.ts';
 import { alignExtents, totalLength, unionExtents } from '../disk/extents.ts';
-import { clip, firstEndingAfter, splitAt, windowsOf, type Range, type Window } from './ranges.ts';
+import { firstEndingAfter } from '../disk/extents.ts';
+import { clip, splitAt, windowsOf, type Range, type Window } from './ranges.ts';
 import type { TargetSink } from './target.ts';
 import { MAX_READ } from './readback.ts';
 

@@ -1,6 +1,7 @@
 // Range arithmetic for the flasher: what each card gets written, and the aligned windows the shared source
 // reads the base in. Pure functions over sorted, non-overlapping byte ranges.
 import type { Extent } from '../disk/block.ts';
+import { firstEndingAfter } from '../disk/extents.ts';
 
 export type Range = Extent;
 
@@ -14,18 +15,6 @@ export function clip(xs: Range[], lo: number, hi: number): Range[] {
     if (e > s) out.push({ offset: s, length: e - s });
   }
   return out;
-}
-
-/** Index of the first range that ends after `at` (binary search). */
-export function firstEndingAfter(xs: Range[], at: number): number {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (xs[mid].offset + xs[mid].length <= at) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 export interface Window {

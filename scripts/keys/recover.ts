@@ -1,4 +1,5 @@
 // `keys recover ID`: every generation's LUKS recovery passphrase of one device.
+import { DATA_VOLUME } from '../device/layout.ts';
 import { KeysError } from '../util/errors.ts';
 import { checkDeviceId } from './layout.ts';
 import { readRecord } from './records.ts';
@@ -20,7 +21,7 @@ export async function recoverDevice(ctx: StoreContext, id: string): Promise<Reco
     passphrases,
     // mapper name and mount point as the first-boot program sets them up (render/encryption)
     command:
-      'cryptsetup open --type luks2 DATA_PARTITION edgeforge-data && mount /dev/mapper/edgeforge-data /var/lib/edgeforge-data' +
+      `cryptsetup open --type luks2 DATA_PARTITION ${DATA_VOLUME.name} && mount /dev/mapper/${DATA_VOLUME.name} ${DATA_VOLUME.mount}` +
       '   # type the passphrase; DATA_PARTITION: the LUKS data partition, found with: blkid -t TYPE=crypto_LUKS -o device',
   };
 }

@@ -47,13 +47,6 @@ describe('usage errors exit 2 and say what to do', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('edgeforge keys init');
   });
-  it('commands not built yet say so plainly and exit 2', async () => {
-    for (const c of commands.filter((x) => x.notBuilt)) {
-      const r = await runCli([...c.name.split(' ')]);
-      expect(r.code, c.name).toBe(2);
-      expect(r.stderr, c.name).toContain('not built yet');
-    }
-  });
 });
 
 describe('validate', () => {

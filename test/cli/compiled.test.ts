@@ -61,7 +61,8 @@ describe('compiled tree (dist/)', () => {
       const { module, export: name, ...spec } = index[i];
       const { run: fn, ...expected } = c;
       expect(spec, c.name).toEqual(JSON.parse(JSON.stringify(expected)));
-      if (fn) expect(existsSync(path.join(root, 'dist/cli/commands', module)) && typeof name, c.name).toBe('string');
+      expect(typeof fn, c.name).toBe('function');
+      expect(existsSync(path.join(root, 'dist/cli/commands', module)) && typeof name, c.name).toBe('string');
     }
   });
 

@@ -12,7 +12,7 @@ import { buildGptFixture, buildRaspiFixture, pseudo, run, sha256, type Fixture }
 import { cleanup, fsckFat, mcopyOut, tmpDir } from '../disk/helpers.ts';
 import { prepareBase } from '../../scripts/disk/base.ts';
 import { deriveFleetBase, type PayloadFile } from '../../scripts/disk/fleet-base.ts';
-import { sh } from './helpers.ts';
+import { functionsPrelude, sh } from './helpers.ts';
 const HAVE_TOOLS = requireTools(['cryptsetup', 'curl', 'fsck.vfat', 'jose', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'sfdisk', 'socat', 'tangd', 'tangd-keygen'], 'test/encryption/append-partition.test.ts');
 
 const SH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/render/encryption/sh');
@@ -20,7 +20,7 @@ let dir: string;
 let files: PayloadFile[];
 
 function append(img: string, root: number, minMib: number, tag: string) {
-  return sh([`EDV_NAME='edgeforge-data'`, `. ${SH}/prelude.sh`, `. ${SH}/volume.sh`, `edv_append_partition '${img}' ${root} ${minMib}`].join('\n'), { EDGEFORGE_ROOT: path.join(dir, `r-${tag}`) });
+  return sh([functionsPrelude(), `. ${SH}/volume.sh`, `edv_append_partition '${img}' ${root} ${minMib}`].join('\n'), { EDGEFORGE_ROOT: path.join(dir, `r-${tag}`) });
 }
 
 type Part = { node: string; start: number; size: number; type: string; name?: string };

@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';
+import { layoutShellHeader } from '../../scripts/device/layout.ts';
+import { shellCore } from '../../scripts/render/shell/program.ts';
+import { ENCRYPTION_SH, shSource } from '../../scripts/render/encryption/compose.ts';
 
 
 export function tmp(prefix: string): string {
@@ -204,4 +207,18 @@ exec "$@"
     { mode: 0o755 },
   );
   return { path: p, calls };
+}
+
+const SH_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/render');
+/** the encryption functions' sources, as the composed programs include them */
+export const ENCRYPTION_SH_DIR = path.join(SH_DIR, 'encryption/sh');
+/** the shell core every device program includes */
+export const SHELL_CORE = path.join(SH_DIR, 'shell/core.sh');
+
+/**
+ * The start of a script that sources the encryption functions without a plan (the partition helpers need
+ * none): the device layout's variables, generated as the programs get them, a step name, then the shell core.
+ */
+export function functionsPrelude(): string {
+  return [...layoutShellHeader(shellCore(), ...ENCRYPTION_SH.map(shSource)), 'STEP=encrypt_data_volume', `. ${SHELL_CORE}`].join('\n');
 }

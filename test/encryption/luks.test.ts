@@ -19,7 +19,7 @@ import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { encryptionPlan } from '../../scripts/render/encryption/plan.ts';
 import { encryptionBundleFiles, encryptionHeader } from '../../scripts/render/encryption/compose.ts';
 import { EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
-import { SoftTpm, TangServer, luksDump, sh, sysWrapper, tmp, withTang, writeBundle } from './helpers.ts';
+import { SHELL_CORE, SoftTpm, TangServer, functionsPrelude, luksDump, sh, sysWrapper, tmp, withTang, writeBundle } from './helpers.ts';
 const HAVE_TOOLS = requireTools(['clevis', 'cryptsetup', 'curl', 'jose', 'mkfs.ext4', 'sfdisk', 'socat', 'tangd', 'tangd-keygen'], 'test/encryption/luks.test.ts');
 
 const SH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/render/encryption/sh');
@@ -42,9 +42,9 @@ afterAll(async () => {
   await tang?.stop();
 });
 
-/** source the functions the way the first-boot program does, with a plan's header */
+/** source the functions the way the encryption program does: a header (a plan's, or none), the shell core */
 function functions(header: string, body: string, env: Record<string, string> = {}) {
-  const script = [header, `. ${SH}/prelude.sh`, `. ${SH}/volume.sh`, `. ${SH}/boot.sh`, body].join('\n');
+  const script = [header, header ? `. ${SHELL_CORE}` : functionsPrelude(), `. ${SH}/volume.sh`, `. ${SH}/boot.sh`, body].join('\n');
   return sh(script, env);
 }
 
@@ -57,13 +57,13 @@ describe.runIf(HAVE_TOOLS)('the data partition in the free space after root', ()
     const img = path.join(dir, 'mbr.img');
     spawnSync('truncate', ['-s', '64M', img]);
     expect(spawnSync(tool('sfdisk'), ['-q', img], { input: 'label: dos\n,16M,c\n,24M,L\n' }).status).toBe(0);
-    const r = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
+    const r = await functions('', `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('3');
     const dump = succeeded(spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }), 'sfdisk').stdout;
     // p2 ends at 34816 + 49152 = 83968 (already aligned); p3 takes the rest of the 131072 sectors
     expect(dump).toMatch(/mbr\.img3 : start= +83968, size= +47104, type=83/);
-    const again = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
+    const again = await functions('', `edv_append_partition '${img}' 2 16`, { EDGEFORGE_ROOT: path.join(dir, 'r-mbr') });
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/only 0 MiB free after the root partition .*need 16 MiB.*growpart off.*storage\.dataPartition/);
   });
@@ -73,7 +73,7 @@ describe.runIf(HAVE_TOOLS)('the data partition in the free space after root', ()
     spawnSync('truncate', ['-s', '48M', img]);
     expect(spawnSync(tool('sfdisk'), ['-q', img], { input: 'label: gpt\n,16M,U\n,16M,L\n' }).status).toBe(0);
     spawnSync('truncate', ['-s', '96M', img]); // the card is bigger than the image
-    const r = await functions("EDV_NAME='edgeforge-data'", `edv_append_partition '${img}' 2 32`, { EDGEFORGE_ROOT: path.join(dir, 'r-gpt') });
+    const r = await functions('', `edv_append_partition '${img}' 2 32`, { EDGEFORGE_ROOT: path.join(dir, 'r-gpt') });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('3');
     const dump = succeeded(spawnSync(tool('sfdisk'), ['-d', img], { encoding: 'utf8' }), 'sfdisk').stdout;

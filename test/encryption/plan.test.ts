@@ -9,7 +9,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
-import { chooseCipher, DATA_BINDS, encryptionPlan, pbkdfMemoryKiB, PBKDF_MEMORY_CAP_KIB, recoveryCommands, unitNameOfMount } from '../../scripts/render/encryption/plan.ts';
+import { DATA_VOLUME } from '../../scripts/device/layout.ts';
+import { chooseCipher, encryptionPlan, pbkdfMemoryKiB, PBKDF_MEMORY_CAP_KIB, recoveryCommands, unitNameOfMount } from '../../scripts/render/encryption/plan.ts';
 import { CURVE_ORDERS, jweHeader, openWithSharedSecret, sealToTang, ustar } from '../../scripts/render/encryption/seal.ts';
 import { b64u, jwkThumbprint, unb64u, verifyAdvertisement, type EcJwk } from '../../scripts/render/encryption/tang.ts';
 import { encryptionBundleFiles } from '../../scripts/render/encryption/compose.ts';
@@ -225,7 +226,7 @@ describe.runIf(HAVE_TOOLS)('the composed programs', () => {
 
 describe.runIf(HAVE_TOOLS)('recovery by hand', () => {
   it('names the volume by its LUKS2 label and the mount units as systemd does', () => {
-    for (const p of [...DATA_BINDS.map((b) => b.path), '/var/lib/edgeforge-data']) {
+    for (const p of [...DATA_VOLUME.binds.map((b) => b.path), '/var/lib/edgeforge-data']) {
       expect(unitNameOfMount(p)).toBe(succeeded(spawnSync(tool('systemd-escape'), ['--path', '--suffix=mount', p], { encoding: 'utf8' }), 'systemd-escape').stdout.trim());
     }
     const cmds = recoveryCommands(dev('changwon2-press-001'));

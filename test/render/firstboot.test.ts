@@ -141,11 +141,11 @@ describe('first-boot program in a sandbox root', () => {
     expect(again.stderr).not.toMatch(/wrote /);
   });
 
-  it('stops at encrypt_data_volume for an encryption mode that is not built, and records nothing', () => {
+  it('stops at encrypt_data_volume when the bundle was rendered without the encryption stage, and records nothing', () => {
     setup('ulsan1-line1-001', pinInstaller);
     const r = runProgram();
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/FAILED: encryption mode 'tang' is not built yet/);
+    expect(r.stderr).toMatch(/FAILED: encryption mode 'tang', but this bundle has no encryption program/);
     expect(r.stderr).toContain("stopped at step 'encrypt_data_volume'; steps done: preflight identity kernel_firewall");
     expect(existsSync(path.join(root, 'var/lib/edgeforge/applied.json'))).toBe(false);
     expect(r.sys).not.toContain('INSTALL_K3S');
@@ -234,7 +234,7 @@ describe('first-boot program in a sandbox root', () => {
     expect(files.map((f) => f.path)).toContain('bundle/encryption/encrypt-data-volume.sh');
     expect(files.map((f) => f.path)).toContain('bundle/secrets/luks-recovery');
     const r = runProgram({ EDGEFORGE_STEPS: 'encrypt_data_volume' });
-    expect(r.stderr).not.toContain('not built yet');
+    expect(r.stderr).not.toContain('has no encryption program');
     // the sandbox has no disk to encrypt: the stage's program stops, and the first-boot program with it
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/\[encrypt_data_volume\]: FAILED: (?!the encrypted data volume step failed).+\n.*FAILED: the encrypted data volume step failed \(see above\)/);

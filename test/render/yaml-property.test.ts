@@ -20,7 +20,7 @@ import { InventoryError } from '../../scripts/util/errors.ts';
 import { UserSchema, RegistryMirrorSchema, GitopsSchema, cascadeShape, NetworkSchema } from '../../scripts/inventory/schema.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
-import { DEVICE_BUNDLE_DIR } from '../../scripts/render/firstboot/compose.ts';
+import { BUNDLE_DIR } from '../../scripts/device/layout.ts';
 import { fluxGitUrl } from '../../scripts/render/flux/sync.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 import { fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
@@ -201,7 +201,7 @@ function checkDevice(d: ResolvedDevice, fleet: Fleet, files: Map<string, string>
   expect(ud.ntp.servers).toEqual(d.ntp);
   // every bundle file rides in write_files exactly (authorized_keys, K3s config, registries, Flux documents)
   const wf = new Map((ud.write_files as Obj[]).map((f) => [f.path, f.content]));
-  for (const [p, text] of files) if (p.startsWith('bundle/')) expect(wf.get(`${DEVICE_BUNDLE_DIR}/${p.slice('bundle/'.length)}`), p).toBe(text);
+  for (const [p, text] of files) if (p.startsWith('bundle/')) expect(wf.get(`${BUNDLE_DIR}/${p.slice('bundle/'.length)}`), p).toBe(text);
   strings += d.users.reduce((a, u) => a + 1 + u.sshAuthorizedKeys.length, 0) + d.ntp.length + 1;
 
   const md = doc('seed/meta-data')[0];

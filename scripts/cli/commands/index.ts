@@ -3,7 +3,6 @@ import type { Command } from '../command.ts';
 import { validate } from './validate.ts';
 import { plan } from './plan.ts';
 import { inventoryGenerate, inventoryImport, inventorySchema } from './inventory.ts';
-import { planned } from './planned.ts';
 import { gitops } from './gitops.ts';
 import { diff } from './diff.ts';
 import { revoke } from './revoke.ts';
@@ -18,7 +17,7 @@ import { flash } from './flash.ts';
 
 const built: Command[] = [validate, plan, ...keysCommands, buildCommand, verify, imageMaterialize, flash, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace, manifestMerge];
 
-// a built command replaces its planned placeholder; order follows SPEC.md
+// order follows SPEC.md; a command not in ORDER comes last
 const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'revoke', 'replace', 'diff', 'manifest merge', 'gitops', 'inventory generate', 'inventory import', 'inventory schema'];
-const byName = new Map<string, Command>([...planned, ...built].map((c) => [c.name, c]));
+const byName = new Map<string, Command>(built.map((c) => [c.name, c]));
 export const commands: Command[] = [...ORDER.map((n) => byName.get(n)!).filter(Boolean), ...[...byName.values()].filter((c) => !ORDER.includes(c.name))];

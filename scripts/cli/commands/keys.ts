@@ -8,7 +8,7 @@ import { recoveryCommands } from '../../render/encryption/plan.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { checkAdminPins, loadAdminRecipients } from '../../keys/admins.ts';
 import { initKeys } from '../../keys/init.ts';
-import { openKeyStore } from '../../keys/store.ts';
+import { openKeyStore, type KeyStore } from '../../keys/store.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
 import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from '../../lifecycle/rekey.ts';
 import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
@@ -23,6 +23,18 @@ async function keysErrors<T>(fn: () => Promise<T>): Promise<T> {
     if (err instanceof KeysError) throw new UserError(err.message, 2);
     throw err;
   }
+}
+
+/** Open the keystore for one command (KeysError → exit 2, as keysErrors), and close it whatever happens. */
+async function withKeyStore<T>(ctx: RunContext, opts: { workers?: number }, fn: (ks: KeyStore) => Promise<T>): Promise<T> {
+  return keysErrors(async () => {
+    const ks = await openKeyStore({ dir: keysDir(ctx), ...opts });
+    try {
+      return await fn(ks);
+    } finally {
+      await ks.close();
+    }
+  });
 }
 
 /** The inventory when there is one; a missing default inventory is fine for key commands, an invalid one is not. */
@@ -128,36 +140,31 @@ export const keysList: Command = {
   description: 'Reads public files only (no admin key needed). With an inventory, also shows devices that have no keys yet and keys of devices the inventory no longer lists or has revoked.',
   examples: ['edgeforge keys list', 'edgeforge keys list --json | jq ".devices[] | select(.status != \\"ok\\")"'],
   async run(ctx) {
-    return keysErrors(async () => {
-      const fleet = await maybeFleet(ctx);
-      const ks = await openKeyStore({ dir: keysDir(ctx), workers: 0 });
-      try {
-        const listing = await ks.listIdentities();
-        const inv = new Map(fleet?.devices.map((d) => [d.id, d]) ?? []);
-        const devices = listing.devices.map((d) => ({ ...d, inventory: fleet ? (inv.get(d.id)?.status ?? 'not in inventory') : undefined }));
-        const have = new Set(listing.devices.map((d) => d.id));
-        const missing = fleet ? fleet.active.filter((d) => !have.has(d.id)).map((d) => d.id) : [];
-        if (ctx.common.json) {
-          ctx.io.out(JSON.stringify({ ...listing, devices, missing }, null, 2));
-          return 0;
-        }
-        const lines: string[] = [];
-        lines.push(`admins: ${listing.admins.map((a) => `${a.file} ${a.fingerprints.join(',')} ${a.userIds.join(', ')}${a.example ? '  [EXAMPLE — demo only]' : ''}`).join('\n        ') || 'none (run keys init)'}`);
-        lines.push(`build signing key: ${listing.build ? `${listing.build.fingerprint} (${listing.build.status})` : 'none (run keys init)'}`);
-        lines.push('', `sites (${listing.sites.length}):`);
-        for (const s of listing.sites) lines.push(`  ${s.id.padEnd(32)} g${s.generation}  ${s.status.padEnd(18)} sops ${s.fingerprints.sops}`);
-        lines.push('', `devices (${devices.length}):`);
-        for (const d of devices) {
-          lines.push(
-            `  ${d.id.padEnd(24)} g${d.generation}  ${d.status.padEnd(18)}${d.inventory ? ` ${d.inventory.padEnd(16)}` : ''} host ${d.fingerprints.sshHostKey}  deploy ${d.fingerprints.deployKey}  sops ${d.fingerprints.sops}`,
-          );
-        }
-        if (missing.length) lines.push('', `active devices without keys yet (build or keys init makes them): ${missing.join(', ')}`);
-        ctx.io.out(lines.join('\n'));
+    const fleet = await maybeFleet(ctx);
+    return withKeyStore(ctx, { workers: 0 }, async (ks) => {
+      const listing = await ks.listIdentities();
+      const inv = new Map(fleet?.devices.map((d) => [d.id, d]) ?? []);
+      const devices = listing.devices.map((d) => ({ ...d, inventory: fleet ? (inv.get(d.id)?.status ?? 'not in inventory') : undefined }));
+      const have = new Set(listing.devices.map((d) => d.id));
+      const missing = fleet ? fleet.active.filter((d) => !have.has(d.id)).map((d) => d.id) : [];
+      if (ctx.common.json) {
+        ctx.io.out(JSON.stringify({ ...listing, devices, missing }, null, 2));
         return 0;
-      } finally {
-        await ks.close();
       }
+      const lines: string[] = [];
+      lines.push(`admins: ${listing.admins.map((a) => `${a.file} ${a.fingerprints.join(',')} ${a.userIds.join(', ')}${a.example ? '  [EXAMPLE — demo only]' : ''}`).join('\n        ') || 'none (run keys init)'}`);
+      lines.push(`build signing key: ${listing.build ? `${listing.build.fingerprint} (${listing.build.status})` : 'none (run keys init)'}`);
+      lines.push('', `sites (${listing.sites.length}):`);
+      for (const s of listing.sites) lines.push(`  ${s.id.padEnd(32)} g${s.generation}  ${s.status.padEnd(18)} sops ${s.fingerprints.sops}`);
+      lines.push('', `devices (${devices.length}):`);
+      for (const d of devices) {
+        lines.push(
+          `  ${d.id.padEnd(24)} g${d.generation}  ${d.status.padEnd(18)}${d.inventory ? ` ${d.inventory.padEnd(16)}` : ''} host ${d.fingerprints.sshHostKey}  deploy ${d.fingerprints.deployKey}  sops ${d.fingerprints.sops}`,
+        );
+      }
+      if (missing.length) lines.push('', `active devices without keys yet (build or keys init makes them): ${missing.join(', ')}`);
+      ctx.io.out(lines.join('\n'));
+      return 0;
     });
   },
 };
@@ -238,24 +245,19 @@ if it has one). Prints every generation's passphrase, newest first: a disk that 
 opens with the older one. There is no --json: the output is a secret meant for a person at a console.`,
   examples: ['EDGEFORGE_ADMIN_KEY=~/secrets/admin.asc edgeforge keys recover ulsan1-line1-001'],
   async run(ctx) {
-    return keysErrors(async () => {
-      const ks = await openKeyStore({ dir: keysDir(ctx), workers: 0 });
-      try {
-        const r = await ks.recoverDevice(ctx.positionals[0]);
-        // with the inventory, the exact commands for this device (its data volume label, mounts and K3s unit)
-        const device = (await maybeFleet(ctx))?.devices.find((d) => d.id === r.id);
-        const howTo = device ? ['', 'open the data volume:', ...recoveryCommands(device).map((l) => `  ${l}`)] : ['', `open the data volume: ${r.command}`];
-        ctx.io.err(`recovery passphrase(s) for ${r.id} — treat as secret, do not paste into tickets or chat`);
-        ctx.io.out(
-          [
-            ...r.passphrases.map((p) => `generation ${p.generation}${p.current ? ' (current)' : ' (before a rotation)'}: ${p.passphrase}`),
-            ...howTo,
-          ].join('\n'),
-        );
-        return 0;
-      } finally {
-        await ks.close();
-      }
+    return withKeyStore(ctx, { workers: 0 }, async (ks) => {
+      const r = await ks.recoverDevice(ctx.positionals[0]);
+      // with the inventory, the exact commands for this device (its data volume label, mounts and K3s unit)
+      const device = (await maybeFleet(ctx))?.devices.find((d) => d.id === r.id);
+      const howTo = device ? ['', 'open the data volume:', ...recoveryCommands(device).map((l) => `  ${l}`)] : ['', `open the data volume: ${r.command}`];
+      ctx.io.err(`recovery passphrase(s) for ${r.id} — treat as secret, do not paste into tickets or chat`);
+      ctx.io.out(
+        [
+          ...r.passphrases.map((p) => `generation ${p.generation}${p.current ? ' (current)' : ' (before a rotation)'}: ${p.passphrase}`),
+          ...howTo,
+        ].join('\n'),
+      );
+      return 0;
     });
   },
 };
@@ -270,17 +272,12 @@ them: EDGEFORGE_ADMIN_KEY) and encrypts it again to exactly the admins now liste
 un-leak what they could already read: rotate the keys too (keys rotate).`,
   examples: ['gpg --export --armor new-admin@acme.example > keys/admins/new-admin.asc && EDGEFORGE_ADMIN_KEY=~/admin.asc edgeforge keys rewrap'],
   async run(ctx) {
-    return keysErrors(async () => {
-      const ks = await openKeyStore({ dir: keysDir(ctx) });
-      try {
-        const r = await ks.rewrapAll();
-        const admins = ks.adminRecipients().map((a) => ({ file: a.file, fingerprints: a.fingerprints }));
-        if (ctx.common.json) ctx.io.out(JSON.stringify({ files: r.files, admins }, null, 2));
-        else ctx.io.out(`re-encrypted ${r.files} file(s) to ${admins.map((a) => `${a.file} (${a.fingerprints.join(', ')})`).join('; ')}`);
-        return 0;
-      } finally {
-        await ks.close();
-      }
+    return withKeyStore(ctx, {}, async (ks) => {
+      const r = await ks.rewrapAll();
+      const admins = ks.adminRecipients().map((a) => ({ file: a.file, fingerprints: a.fingerprints }));
+      if (ctx.common.json) ctx.io.out(JSON.stringify({ files: r.files, admins }, null, 2));
+      else ctx.io.out(`re-encrypted ${r.files} file(s) to ${admins.map((a) => `${a.file} (${a.fingerprints.join(', ')})`).join('; ')}`);
+      return 0;
     });
   },
 };

@@ -2,11 +2,12 @@
 // where the upload is); it then
 //   1. checks the staged bundle against SHA256SUMS on the device (the end of the upload phase: a mismatch
 //      is reported as an upload failure), then prints a marker;
-//   2. as root, moves the staging directory into place as the device's bundle (<root>/var/lib/edgeforge/bundle,
+//   2. as root, moves the staging directory into place as the device's bundle (<root>BUNDLE_DIR of device/layout.ts,
 //      where the first-boot program and an operator re-running it by hand expect it);
 //   3. runs the first-boot program, its output streaming into the device's log file.
 import { PhaseError } from '../errors.ts';
-import { shq } from '../session.ts';
+import { shq } from '../../util/shell.ts';
+import { BUNDLE_DIR, STAGING_PREFIX, STATE_DIR } from '../../device/layout.ts';
 import { asRoot, sudoRefusal } from '../sudo.ts';
 import { SUMS_NAME } from '../../manifest/sums.ts';
 import type { DeviceRun } from '../context.ts';
@@ -15,7 +16,7 @@ import type { DeviceRun } from '../context.ts';
 // sudo resets the environment, so a sandboxed device's EDGEFORGE_* settings are passed through explicitly
 // (all empty on a real device). Staging directories left by killed runs are removed here.
 export const APPLY_SCRIPT = `set -eu
-S=$1; R=\${2%/}; D="$R/var/lib/edgeforge"; B="$D/bundle"
+S=$1; R=\${2%/}; D="$R"${shq(STATE_DIR)}; B="$R"${shq(BUNDLE_DIR)}
 [ -z "$2" ] || export EDGEFORGE_ROOT="$2"
 [ -z "$3" ] || export EDGEFORGE_ARCH="$3"
 [ -z "$4" ] || export EDGEFORGE_SYS="$4"
@@ -26,7 +27,7 @@ for o in "$B.new" "$B.old"; do if [ -e "$o" ]; then rm -rf "$o"; fi; done
 # login's staging directory is already root's and 0700 (SFTP mkdir), so no process is spent on it.
 if [ ! -O "$S" ]; then chown -R 0:0 "$S"; chmod 0700 "$S"; fi
 if [ -e "$B" ]; then mv "$B" "$B.old"; mv "$S" "$B"; rm -rf "$B.old"; else mv "$S" "$B"; fi
-for o in "$R"/var/tmp/edgeforge-bundle-*; do if [ -d "$o" ]; then rm -rf "$o"; fi; done
+for o in "$R"${shq(STAGING_PREFIX)}*; do if [ -d "$o" ]; then rm -rf "$o"; fi; done
 export EDGEFORGE_BUNDLE="$B"
 cd "$B"
 exec sh "$B/$5"

@@ -2,9 +2,12 @@
 // sudo, and the bundle hash already applied — checked against what the bundle needs. `--dry-run` stops
 // after this phase. One remote shell keeps it to one round trip, and the same shell later applies the
 // bundle (one login shell per device instead of two).
+import path from 'node:path';
 import { PhaseError } from '../errors.ts';
 import { execAsRoot, sudoPassword } from '../sudo.ts';
-import { shq, withTimeout } from '../session.ts';
+import { withTimeout } from '../session.ts';
+import { shq } from '../../util/shell.ts';
+import { APPLIED_FILE, STAGING_PREFIX, STATE_DIR } from '../../device/layout.ts';
 import { freeKiB } from '../sftp.ts';
 import type { DeviceRun, Facts } from '../context.ts';
 import { applyControl } from './apply.ts';
@@ -25,7 +28,7 @@ while read -r n v u; do case $n in Uid:) echo "uid=$v"; break;; esac; done </pro
 if [ -d "$R/sys/module/wireguard" ] || modinfo wireguard >/dev/null 2>&1 || /sbin/modinfo wireguard >/dev/null 2>&1; then echo wireguard=yes; else echo wireguard=no; fi
 command -v sudo >/dev/null 2>&1 && echo sudo=yes || echo sudo=no
 command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
-D="$R/var/lib/edgeforge"; F="$D/applied.json"
+D="$R"${shq(STATE_DIR)}; F="$R"${shq(APPLIED_FILE)}
 [ -d "$D" ] && echo stateDir=yes
 if [ -r "$F" ]; then IFS= read -r a <"$F"; echo "applied=$a"
 elif [ -e "$F" ] || { [ -d "$D" ] && [ ! -x "$D" ]; }; then echo applied=unreadable
@@ -52,7 +55,7 @@ export function appliedHash(text: string): string {
 }
 
 export async function readAppliedAsRoot(run: DeviceRun, phase: 'preflight' | 'verify', timeoutMs: number): Promise<string> {
-  const f = `${run.facts!.root}/var/lib/edgeforge/applied.json`;
+  const f = `${run.facts!.root}${APPLIED_FILE}`;
   const r = await execAsRoot(run, phase, `sh -c ${shq('[ -f "$1" ] && head -c 8192 "$1" || true')} sh ${shq(f)}`, { timeoutMs });
   if (r.code !== 0) throw new PhaseError(phase, `cannot read ${f} as root: ${r.stderr.trim() || `exit ${r.code}`}`, false);
   return r.stdout;
@@ -64,7 +67,7 @@ export async function readAppliedAsRoot(run: DeviceRun, phase: 'preflight' | 've
  */
 async function measureSpace(run: DeviceRun, facts: Facts, timeoutMs: number): Promise<void> {
   const rootDir = facts.root || '/';
-  const stagingDir = `${facts.root}/var/tmp`;
+  const stagingDir = `${facts.root}${path.posix.dirname(STAGING_PREFIX)}`;
   const viaSftp = async () => {
     const s = await run.session!.sftp();
     return Promise.all([freeKiB(s, rootDir), freeKiB(s, stagingDir)]);
@@ -127,7 +130,7 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
   if (facts.appliedHash !== run.bundle.hash || run.opts.force) await measureSpace(run, facts, t);
   const needKiB = Math.ceil((run.bundle.bytes * 2) / 1024) + 64 * 1024;
   if (facts.stagingFreeKiB && facts.stagingFreeKiB < needKiB) {
-    problems.push(`only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}/var/tmp; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`);
+    problems.push(`only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}${path.posix.dirname(STAGING_PREFIX)}; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`);
   }
   if (facts.memKiB && facts.memKiB < d.profile.ramMiB * 1024 * 0.85) {
     facts.warnings.push(`RAM is ${Math.round(facts.memKiB / 1024)} MiB but profile ${d.profileName} says ${d.profile.ramMiB} MiB: K3s reservations are tuned for the profile`);

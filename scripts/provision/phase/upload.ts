@@ -16,6 +16,7 @@ import type { BundleFile } from '../bundle.ts';
 import { SUMS_NAME } from '../../manifest/sums.ts';
 import type { DeviceRun } from '../context.ts';
 import { sha256Hex, sha256OfFile } from '../../util/hash.ts';
+import { STAGING_PREFIX, STATE_DIR } from '../../device/layout.ts';
 
 /** files up to this size are sent from memory in the bursts, up to SMALL_BUDGET per device; the rest stream */
 export const SMALL_FILE = 1024 * 1024;
@@ -85,7 +86,7 @@ export async function upload(run: DeviceRun): Promise<string> {
   const mem = inMemory(b.files);
   const small = await Promise.all([...mem].map(async (f) => ({ rel: f.rel, mode: f.mode, bytes: await readSmallChecked(run.opts.outDir, f) })));
   const large = await Promise.all(b.files.filter((f) => !mem.has(f)).map(async (f) => ({ f, file: await checkLarge(run.opts.outDir, f) })));
-  const staging = `${facts.root}/var/tmp/edgeforge-bundle-${b.hash.slice(0, 12)}-${randomBytes(4).toString('hex')}`;
+  const staging = `${facts.root}${STAGING_PREFIX}${b.hash.slice(0, 12)}-${randomBytes(4).toString('hex')}`;
   // the deadline grows with the size: at least 512 KiB/s on top of the base timeout
   const deadline = run.timeouts.upload + Math.ceil(b.bytes / (512 * 1024)) * 1000;
   const progress = (done: number) => {
@@ -108,7 +109,7 @@ export async function upload(run: DeviceRun): Promise<string> {
     // failure here is left to apply's own mkdir -p).
     const sent = [...small, { rel: SUMS_NAME, mode: 0o644, bytes: Buffer.from(b.sums) }];
     const burst: Promise<unknown>[] = [];
-    if (facts.uid === 0 && !facts.stateDir) burst.push(mkdir(s, `${facts.root}/var/lib/edgeforge`, 0o700).catch(() => undefined));
+    if (facts.uid === 0 && !facts.stateDir) burst.push(mkdir(s, `${facts.root}${STATE_DIR}`, 0o700).catch(() => undefined));
     for (const d of bundleDirs(b.files)) burst.push(mkdir(s, `${staging}/${d}`, 0o700));
     const opens = sent.map((f) => openNew(s, `${staging}/${f.rel}`, f.mode));
     await settleAll([...burst, ...opens]).catch(async (err) => {

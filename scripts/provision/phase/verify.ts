@@ -1,14 +1,15 @@
-// Phase verify: the device's own record (<root>/var/lib/edgeforge/applied.json, written last by the
+// Phase verify: the device's own record (<root>APPLIED_FILE, device/layout.ts, written last by the
 // first-boot program) must name this build's bundle hash.
 import { PhaseError } from '../errors.ts';
 import { withTimeout } from '../session.ts';
+import { APPLIED_FILE } from '../../device/layout.ts';
 import { readSmall } from '../sftp.ts';
 import { appliedHash, readAppliedAsRoot } from './preflight.ts';
 import type { DeviceRun } from '../context.ts';
 
 export async function verify(run: DeviceRun): Promise<string> {
   const f = run.facts!;
-  const file = `${f.root}/var/lib/edgeforge/applied.json`;
+  const file = `${f.root}${APPLIED_FILE}`;
   let text: string;
   if (f.uid === 0 && !f.appliedNeedsSudo) {
     // root reads it over the SFTP channel already open: no process on the device

@@ -2,20 +2,8 @@
 // volume lives and what is mounted from it. Pure: device + the saved tang advertisements -> plan.
 import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import type { Profile } from '../../inventory/schema.ts';
+import { DATA_VOLUME } from '../../device/layout.ts';
 import { verifyAdvertisement } from './tang.ts';
-
-/** The dm-crypt name, the LUKS2 label and the GPT partition name of the data volume. */
-export const DATA_VOLUME_NAME = 'edgeforge-data';
-/** Where the volume's filesystem is mounted; the sensitive directories are bind mounts of its subdirectories. */
-export const DATA_MOUNT = '/var/lib/edgeforge-data';
-/**
- * Directories that live on the encrypted volume. Not all of /var/lib/edgeforge: the bundle, the unlock
- * program's state and the first-boot log must be readable before the volume is unlocked (degraded mode).
- */
-export const DATA_BINDS: { path: string; sub: string }[] = [
-  { path: '/var/lib/rancher', sub: 'rancher' },
-  { path: '/var/lib/edgeforge/secrets', sub: 'edgeforge-secrets' },
-];
 
 /**
  * Argon2id memory cap (KiB). cryptsetup sizes argon2 from a benchmark of the machine that formats: up to
@@ -136,10 +124,10 @@ export function recoveryCommands(d: Pick<ResolvedDevice, 'id' | 'cluster'>): str
   const k3s = d.cluster.kind === 'multi-node-agent' ? 'k3s-agent' : 'k3s';
   return [
     `# on ${d.id}, as root; type the recovery passphrase when asked`,
-    `cryptsetup open /dev/disk/by-label/${DATA_VOLUME_NAME} ${DATA_VOLUME_NAME}`,
+    `cryptsetup open /dev/disk/by-label/${DATA_VOLUME.name} ${DATA_VOLUME.name}`,
     `# the unlock service sees the volume open and finishes; the mounts and K3s follow`,
-    `systemctl start ${DATA_BINDS.map((b) => unitNameOfMount(b.path)).join(' ')} ${k3s}`,
-    `# then re-bind automatic unlock if the tang server or TPM changed (clevis luks bind -d /dev/disk/by-label/${DATA_VOLUME_NAME} ...)`,
+    `systemctl start ${DATA_VOLUME.binds.map((b) => unitNameOfMount(b.path)).join(' ')} ${k3s}`,
+    `# then re-bind automatic unlock if the tang server or TPM changed (clevis luks bind -d /dev/disk/by-label/${DATA_VOLUME.name} ...)`,
   ];
 }
 

@@ -1,78 +1,10 @@
 # shellcheck shell=sh
-# edgeforge first-boot program: helpers shared by every step.
-# Every path is under $R (EDGEFORGE_ROOT, empty on a device) so the same program can run in a sandbox
-# directory or a per-device root; every command that changes the running system goes through `sys`,
-# which a test or harness can replace with EDGEFORGE_SYS (it receives the command and its arguments).
+# edgeforge first-boot program: its own state, after the shell core (scripts/render/shell/core.sh).
 
-R="${EDGEFORGE_ROOT:-}"
-R="${R%/}"
-BUNDLE="${EDGEFORGE_BUNDLE:-$R/var/lib/edgeforge/bundle}"
-STATE="$R/var/lib/edgeforge"
-LOG="${EDGEFORGE_LOG:-$R/var/log/edgeforge-firstboot.log}"
 STEP=start
 STEPS_DONE=
-CHANGED=0
 
-log() {
-  # to stderr (cloud-init-output.log, the provision session) and to the device's own log
-  printf '%s edgeforge-firstboot[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2
-  if [ -d "${LOG%/*}" ]; then
-    printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >>"$LOG" 2>/dev/null || true
-  fi
-}
-
-die() {
-  log "FAILED: $*"
+# called by die: where the program stopped and how to resume
+on_die() {
   log "stopped at step '$STEP'; steps done: ${STEPS_DONE:-none}. Fix the cause, then run the program again (it is safe to re-run): sh $BUNDLE/firstboot.sh"
-  exit 1
-}
-
-# Run a command that changes the system (hostname, useradd, nft, systemctl, the K3s installer...).
-sys() {
-  if [ -n "${EDGEFORGE_SYS:-}" ]; then
-    "$EDGEFORGE_SYS" "$@"
-  else
-    "$@"
-  fi
-}
-
-# Is a command available? With EDGEFORGE_SYS set the wrapper answers for system commands.
-have() {
-  [ -n "${EDGEFORGE_SYS:-}" ] || command -v "$1" >/dev/null 2>&1
-}
-
-sha_of() {
-  sha256sum "$1" | cut -d ' ' -f 1
-}
-
-# put_file SRC DEST MODE: copy atomically (temp file + rename) unless DEST already holds the same bytes.
-# Sets CHANGED=1 when it wrote.
-put_file() {
-  CHANGED=0
-  [ -f "$1" ] || die "missing bundle file $1"
-  if [ -f "$2" ] && cmp -s "$1" "$2"; then
-    chmod "$3" "$2" || die "cannot chmod $2"
-    return 0
-  fi
-  mkdir -p "${2%/*}" || die "cannot create ${2%/*}"
-  cp "$1" "$2.edgeforge-new" || die "cannot write $2"
-  chmod "$3" "$2.edgeforge-new" || die "cannot chmod $2"
-  mv -f "$2.edgeforge-new" "$2" || die "cannot replace $2"
-  CHANGED=1
-  log "wrote ${2#"$R"}"
-}
-
-# put_text TEXT DEST MODE: like put_file for a short text (a newline is added).
-put_text() {
-  mkdir -p "$STATE/tmp" || die "cannot create $STATE/tmp"
-  printf '%s\n' "$1" >"$STATE/tmp/put_text" || die "cannot write $STATE/tmp/put_text"
-  put_file "$STATE/tmp/put_text" "$2" "$3"
-  rm -f "$STATE/tmp/put_text"
-}
-
-# the pinned sha256 of a file, or die naming both sums
-check_sha() {
-  [ -f "$1" ] || die "$2: $1 is missing"
-  got_sha=$(sha_of "$1")
-  [ "$got_sha" = "$3" ] || die "$2: $1 has sha256 $got_sha but edgeforge pinned $3; refusing to use it (re-download it, or fix the pin in the inventory and rebuild)"
 }

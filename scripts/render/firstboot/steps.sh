@@ -125,12 +125,12 @@ step_kernel_firewall() {
   if [ "$EF_BOARD_FAMILY" = raspberry-pi ]; then pi_cgroup_args; fi
 
   # our own table only: other tables (K3s's, Docker's, the distribution's) are left alone
-  put_file "$BUNDLE/system/nftables.nft" "$R/etc/edgeforge/nftables.nft" 0600
+  put_file "$BUNDLE/system/nftables.nft" "$R$EF_NFTABLES_FILE" 0600
   kf_nft=$CHANGED
   put_file "$BUNDLE/system/edgeforge-nftables.service" "$R/etc/systemd/system/edgeforge-nftables.service" 0644
   if [ "$kf_nft" = 1 ] || [ "$CHANGED" = 1 ] || [ ! -f "$STATE/nftables-applied" ]; then
-    sys nft -c -f "$R/etc/edgeforge/nftables.nft" || die "nft rejects the firewall rules (see above); nothing was changed"
-    sys nft -f "$R/etc/edgeforge/nftables.nft" || die "cannot load the firewall rules"
+    sys nft -c -f "$R$EF_NFTABLES_FILE" || die "nft rejects the firewall rules (see above); nothing was changed"
+    sys nft -f "$R$EF_NFTABLES_FILE" || die "cannot load the firewall rules"
     sys systemctl enable edgeforge-nftables.service >/dev/null 2>&1 || die "cannot enable edgeforge-nftables.service (it restores the rules at boot)"
     : >"$STATE/nftables-applied"
     log "firewall: table inet edgeforge loaded (input policy drop)"
@@ -171,7 +171,7 @@ step_encrypt_data_volume() {
         # run directly: the stage's program sends its own system changes through EDGEFORGE_SYS
         sh "$BUNDLE/encryption/encrypt-data-volume.sh" || die "the encrypted data volume step failed (see above)"
       else
-        die "encryption mode '$EF_ENCRYPTION_MODE' is not built yet in edgeforge (the disk-encryption issue): refusing to put K3s secrets on unencrypted storage. Set encryption: { mode: none } for this device in the inventory to proceed knowingly, and rebuild"
+        die "encryption mode '$EF_ENCRYPTION_MODE', but this bundle has no encryption program (encryption/encrypt-data-volume.sh): it was rendered without the disk-encryption stage. Refusing to put K3s secrets on unencrypted storage: rebuild with edgeforge build, or set encryption: { mode: none } for this device in the inventory to proceed knowingly"
       fi
       ;;
   esac
@@ -204,12 +204,13 @@ k3s_airgap_release() {
 }
 
 step_k3s() {
-  mkdir -p "$STATE/secrets" || die "cannot create $STATE/secrets"
-  chmod 0700 "$STATE/secrets" || die "cannot chmod $STATE/secrets"
+  k_secrets="$R$EF_SECRETS_DIR"
+  mkdir -p "$k_secrets" || die "cannot create $k_secrets"
+  chmod 0700 "$k_secrets" || die "cannot chmod $k_secrets"
   k_changed=0
   for k_tok in k3s-token k3s-agent-token; do
     if [ -f "$BUNDLE/secrets/$k_tok" ]; then
-      put_file "$BUNDLE/secrets/$k_tok" "$STATE/secrets/$k_tok" 0600
+      put_file "$BUNDLE/secrets/$k_tok" "$k_secrets/$k_tok" 0600
       [ "$CHANGED" = 1 ] && k_changed=1
     fi
   done
@@ -219,7 +220,7 @@ step_k3s() {
     *) k_need=k3s-token ;;
   esac
   for k_tok in $k_need; do
-    [ -f "$STATE/secrets/$k_tok" ] || die "the K3s token $k_tok is neither installed nor in the bundle: deliver the bundle again"
+    [ -f "$k_secrets/$k_tok" ] || die "the K3s token $k_tok is neither installed nor in the bundle: deliver the bundle again"
   done
   put_file "$BUNDLE/k3s/config.yaml" "$R/etc/rancher/k3s/config.yaml" 0600
   [ "$CHANGED" = 1 ] && k_changed=1
@@ -310,9 +311,9 @@ step_flux_bootstrap() {
 
 # cloud-init keeps user-data (which carried this device's secrets) in several places
 CLOUD_FILES="user-data.txt user-data.txt.i cloud-config.txt vendor-data.txt vendor-data.txt.i vendor-data2.txt vendor-data2.txt.i obj.pkl"
-SEED_STUB='#cloud-config
-# edgeforge: the one-time secrets this seed carried were erased after first boot (see /var/lib/edgeforge/applied.json)
-{}'
+SEED_STUB="#cloud-config
+# edgeforge: the one-time secrets this seed carried were erased after first boot (see $EF_APPLIED_FILE)
+{}"
 
 step_erase_secrets() {
   er_n=0
@@ -331,20 +332,25 @@ step_erase_secrets() {
   rm -f "$R/run/cloud-init/instance-data-sensitive.json"
   # the seed itself: a stub with the same meta-data keeps cloud-init from treating the next boot as a new
   # instance (which would delete the pinned host keys), while the secrets are gone
-  # (Ubuntu raspi images read the seed from the "system-boot" partition, mounted at /boot/firmware)
-  for er_seed in "$R/var/lib/cloud/seed/nocloud" "$R/var/lib/cloud/seed/nocloud-net" "$R/boot/firmware" ${EDGEFORGE_SEED_MOUNT:-}; do
-    if [ -f "$er_seed/user-data" ] && [ "$(cat "$er_seed/user-data")" != "$SEED_STUB" ]; then
-      printf '%s\n' "$SEED_STUB" >"$er_seed/user-data" || die "cannot overwrite $er_seed/user-data"
-      er_n=$((er_n + 1))
-    fi
-  done
+  # (EF_SEED_DIRS: where cloud-init and the images keep copies; EDGEFORGE_SEED_MOUNT: a mounted seed volume)
+  for er_seed in $EF_SEED_DIRS; do erase_seed_copy "$R$er_seed"; done
+  [ -z "${EDGEFORGE_SEED_MOUNT:-}" ] || erase_seed_copy "$EDGEFORGE_SEED_MOUNT"
   if [ -z "$R" ] && [ -z "${EDGEFORGE_SEED_MOUNT:-}" ]; then erase_seed_volume; fi
   log "erased $er_n file(s) holding one-time secrets (wear-levelled flash may keep old blocks: the data volume's encryption is the real protection)"
 }
 
-# a NoCloud seed on its own FAT volume labelled CIDATA
+# erase_seed_copy DIR: replace DIR/user-data with the stub (counted in er_n)
+erase_seed_copy() {
+  if [ -f "$1/user-data" ] && [ "$(cat "$1/user-data")" != "$SEED_STUB" ]; then
+    printf '%s\n' "$SEED_STUB" >"$1/user-data" || die "cannot overwrite $1/user-data"
+    er_n=$((er_n + 1))
+  fi
+}
+
+# a NoCloud seed on its own FAT volume labelled EF_SEED_LABEL (cloud-init also accepts it in lower case)
 erase_seed_volume() {
-  es_dev=$(blkid -l -t LABEL=CIDATA -o device 2>/dev/null || blkid -l -t LABEL=cidata -o device 2>/dev/null || true)
+  es_label_lc=$(printf '%s' "$EF_SEED_LABEL" | tr '[:upper:]' '[:lower:]')
+  es_dev=$(blkid -l -t LABEL="$EF_SEED_LABEL" -o device 2>/dev/null || blkid -l -t LABEL="$es_label_lc" -o device 2>/dev/null || true)
   [ -n "$es_dev" ] || return 0
   es_mnt="$STATE/tmp/seed"
   mkdir -p "$es_mnt"
@@ -365,8 +371,8 @@ step_record() {
   mkdir -p "$STATE/tmp"
   printf '{"format":"edgeforge-applied/1","device":"%s","bundleSha256":"%s","k3sVersion":"%s","steps":["%s"],"rebootRequired":%s,"appliedAt":"%s"}\n' \
     "$EF_DEVICE_ID" "$rc_hash" "$EF_K3S_VERSION" "$rc_steps" "$rc_reboot" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STATE/tmp/applied.json" ||
-    die "cannot write $STATE/applied.json"
+    die "cannot write $R$EF_APPLIED_FILE"
   chmod 0644 "$STATE/tmp/applied.json" || die "cannot chmod $STATE/tmp/applied.json"
-  mv -f "$STATE/tmp/applied.json" "$STATE/applied.json" || die "cannot write $STATE/applied.json"
+  mv -f "$STATE/tmp/applied.json" "$R$EF_APPLIED_FILE" || die "cannot write $R$EF_APPLIED_FILE"
   log "applied bundle $rc_hash"
 }

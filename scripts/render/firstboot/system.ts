@@ -3,6 +3,7 @@
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { PROTECT_KERNEL_SYSCTLS } from '../k3s/tuning.ts';
 import { inboundRules, nftStatement, sshSources } from './firewall.ts';
+import { NFTABLES_FILE } from '../../device/layout.ts';
 
 export function sysctlConf(): string {
   return [
@@ -41,7 +42,7 @@ export function nftablesService(): string {
     '[Service]',
     'Type=oneshot',
     'RemainAfterExit=yes',
-    'ExecStart=/usr/sbin/nft -f /etc/edgeforge/nftables.nft',
+    `ExecStart=/usr/sbin/nft -f ${NFTABLES_FILE}`,
     '',
     '[Install]',
     'WantedBy=sysinit.target',

@@ -9,6 +9,7 @@
 // one-time secrets file is deleted as soon as its Secrets exist. docs/gitops.md, "Bootstrap and hand-over".
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
+import { FLUX_STATE_DIR } from '../../device/layout.ts';
 import { fluxComponentsYaml, fluxStorageMode, SOURCE_HOSTPATH, type FluxBundleInput } from './components.ts';
 import { fluxSecretObjects, type FluxDeviceSecrets } from './secrets.ts';
 import { sizingClassFor } from './sizing.ts';
@@ -65,7 +66,7 @@ export function fluxFirstbootFragment(fleet: Pick<Fleet, 'k3s'>): string {
   const files = FLUX_BOOTSTRAP_FILES.join(' ');
   return `# --- edgeforge: Flux bootstrap and hand-over (scripts/render/flux/bootstrap.ts, docs/gitops.md) ---
 FLUX_MANIFESTS="\${R:-}${K3S_MANIFESTS_DIR}"
-FLUX_STATE="\${R:-}/var/lib/edgeforge/flux"
+FLUX_STATE="\${R:-}${FLUX_STATE_DIR}"
 FLUX_FILES="${files}"
 FLUX_HOSTPATH="${hostPathDir}"
 
@@ -107,7 +108,7 @@ ${fluxHandoverScript()}EDGEFORGE_FLUX_EOF
 [Unit]
 Description=edgeforge: hand the Flux bootstrap over to Git once Flux reconciles itself
 After=k3s.service
-ConditionPathExists=!/var/lib/edgeforge/flux/handed-over
+ConditionPathExists=!${FLUX_STATE_DIR}/handed-over
 
 [Service]
 Type=oneshot
@@ -145,7 +146,7 @@ export function fluxHandoverScript(): string {
 # edgeforge: hand the Flux bootstrap over from K3s's auto-deploy directory to Git (docs/gitops.md)
 set -u
 M="\${R:-}${K3S_MANIFESTS_DIR}"
-S="\${R:-}/var/lib/edgeforge/flux"
+S="\${R:-}${FLUX_STATE_DIR}"
 KUBECTL="\${KUBECTL:-k3s kubectl}"
 [ -f "$S/handed-over" ] && exit 0
 mkdir -p "$S"

@@ -2,12 +2,13 @@
 // Every key must be a real K3s flag: test/render/k3s.test.ts checks each rendered key against
 // ../shared/k3s-flags (K3s logs and ignores unknown keys, so nothing else would catch a typo).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { SECRETS_DIR } from '../../device/layout.ts';
 import { kubeletArgs, tuningFor } from './tuning.ts';
 import { toYaml, yamlComment } from '../yaml.ts';
 
 /** Where the first-boot program puts the device's K3s secrets (inside the encrypted volume). */
-export const K3S_TOKEN_FILE = '/var/lib/edgeforge/secrets/k3s-token';
-export const K3S_AGENT_TOKEN_FILE = '/var/lib/edgeforge/secrets/k3s-agent-token';
+export const K3S_TOKEN_FILE = `${SECRETS_DIR}/k3s-token`;
+export const K3S_AGENT_TOKEN_FILE = `${SECRETS_DIR}/k3s-agent-token`;
 
 export interface ConfigEntry {
   key: string;

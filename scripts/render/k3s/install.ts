@@ -4,6 +4,7 @@
 // INSTALL_K3S_SKIP_DOWNLOAD=true. Either way K3s is never started before the device has its own
 // config: each device creates its own CA on first start.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+import { BUNDLE_DIR } from '../../device/layout.ts';
 
 /** All zeros: the example inventory's visible placeholder for the install script's sha256 (never a real-looking value). */
 export const PLACEHOLDER_SHA256 = '0'.repeat(64);
@@ -26,7 +27,7 @@ export function k3sInstallPinProblem(fleet: Pick<Fleet, 'k3s'>): string | undefi
 }
 
 /** Where the bundle's files sit on the device (copied there by the seed or `provision`). */
-export const AIRGAP_DIR = '/var/lib/edgeforge/bundle/k3s';
+export const AIRGAP_DIR = `${BUNDLE_DIR}/k3s`;
 
 export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster'>, fleet: Pick<Fleet, 'k3s'>): string {
   const k = fleet.k3s;

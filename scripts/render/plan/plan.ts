@@ -12,6 +12,7 @@ import { memoryBudget, type MemoryBudget } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
+import { NFTABLES_FILE } from '../../device/layout.ts';
 
 /** One unchanged poll of a Git repository over SSH: handshake + ref advertisement. An estimate (~7 KB, not measured here: the SSH handshake dominates); the plan says so. */
 export const BYTES_PER_IDLE_POLL = 7 * 1024;
@@ -350,7 +351,7 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   o.push(table(['site', 'location', 'devices', 'K3s', 'network', 'encryption', 'registry mirror', 'SSH from', 'other inbound'], p.sites.map((s) => [`${s.id}${s.canary ? ' (canary)' : ''}`, s.location, s.devices, s.cluster, s.network, s.encryption, s.registryMirror ?? '-', s.sshFrom, s.inbound || 'none'])), '');
   o.push('### Inbound ports', '');
   o.push(
-    'What each device\'s firewall (`/etc/edgeforge/nftables.nft`, input policy drop) accepts besides replies to its own connections and loopback; rendered from the same rule list as the firewall. Devices of a site with the same rules share rows.',
+    `What each device's firewall (\`${NFTABLES_FILE}\`, input policy drop) accepts besides replies to its own connections and loopback; rendered from the same rule list as the firewall. Devices of a site with the same rules share rows.`,
     '',
   );
   o.push(table(['site', 'devices', 'protocol', 'ports', 'from', 'why'], p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why])), '');

@@ -3,14 +3,14 @@
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import type { RenderedFile } from '../files.ts';
 import { toYaml, yamlComment, type YamlValue } from '../yaml.ts';
-import { DEVICE_BUNDLE_DIR } from '../firstboot/compose.ts';
+import { BUNDLE_DIR, FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
 
 export interface UserDataInput {
   device: ResolvedDevice;
   fleet: Pick<Fleet, 'name'>;
   /** the pinned host key for cloud-init; absent when it travels sealed (the first-boot program installs it) */
   hostKey?: { privateKey: string; publicKey: string };
-  /** files under bundle/ (paths relative to the device dir), written to DEVICE_BUNDLE_DIR; `text` is their content */
+  /** files under bundle/ (paths relative to the device dir), written to BUNDLE_DIR; `text` is their content */
   bundle: (RenderedFile & { text?: string })[];
   /** extra files written at absolute paths (e.g. the sysctls, so they hold from the first boot) */
   system: { path: string; text: string; mode: number }[];
@@ -23,7 +23,7 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
   const writeFiles: YamlValue[] = [
     ...u.system.map((f) => ({ path: f.path, content: f.text, owner: 'root:root', permissions: octal(f.mode) })),
     ...u.bundle.map((f) => ({
-      path: `${DEVICE_BUNDLE_DIR}/${f.path.replace(/^bundle\//, '')}`,
+      path: `${BUNDLE_DIR}/${f.path.replace(/^bundle\//, '')}`,
       content: f.text ?? Buffer.from(f.bytes).toString('utf8'),
       owner: 'root:root',
       permissions: octal(f.secret ? 0o600 : f.mode),
@@ -56,7 +56,7 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
     package_update: false,
     package_upgrade: false,
     write_files: writeFiles,
-    runcmd: [['sh', `${DEVICE_BUNDLE_DIR}/firstboot.sh`]],
+    runcmd: [['sh', FIRSTBOOT_PROGRAM]],
   };
 }
 

@@ -1,36 +1,17 @@
 # shellcheck shell=sh
 # edgeforge disk encryption: what makes the volume come back at every boot, and the first open + mount.
 #
-# Boot chain (systemd): k3s.service has RequiresMountsFor=/var/lib/rancher /var/lib/edgeforge/secrets
-#   -> the bind mounts from /etc/fstab -> /var/lib/edgeforge-data (ext4 on /dev/mapper/edgeforge-data)
-#   -> x-systemd.requires=edgeforge-data-unlock.service, which runs edgeforge-unlock-data: clevis luks unlock,
+# Boot chain (systemd): k3s.service has RequiresMountsFor= each bind path of EF_DATA_BINDS
+#   -> the bind mounts from /etc/fstab -> EF_DATA_MOUNT (ext4 on /dev/mapper/EF_DATA_NAME)
+#   -> x-systemd.requires=EF_DATA_UNLOCK_UNIT, which runs EF_DATA_UNLOCK_PROGRAM: clevis luks unlock,
 #      retried with backoff for as long as it takes (tang unreachable = degraded mode: the device boots,
 #      SSH works, K3s waits; nothing is written to the plaintext root in the meantime).
 # The fstab entries are nofail, so a locked volume never stops the boot itself.
 
-EDV_DATA_MOUNT=/var/lib/edgeforge-data
-# "mount point:subdirectory of the volume" pairs (same list as DATA_BINDS in plan.ts)
-EDV_BINDS="/var/lib/rancher:rancher /var/lib/edgeforge/secrets:edgeforge-secrets"
-
-# edv_put SRC DEST MODE: install a file atomically unless DEST already has these bytes; sets EDV_CHANGED=1
+# edv_put SRC DEST MODE: put_file (the shell core), remembering in EDV_CHANGED that something was written
 edv_put() {
-  [ -f "$1" ] || die "missing bundle file $1"
-  if [ -f "$2" ] && cmp -s "$1" "$2"; then
-    chmod "$3" "$2" || die "cannot chmod $2"
-    return 0
-  fi
-  mkdir -p "${2%/*}" || die "cannot create ${2%/*}"
-  { cp "$1" "$2.edgeforge-new" && chmod "$3" "$2.edgeforge-new" && mv -f "$2.edgeforge-new" "$2"; } || die "cannot write $2"
-  EDV_CHANGED=1
-  log "wrote ${2#"$R"}"
-}
-
-# edv_put_text TEXT DEST MODE
-edv_put_text() {
-  mkdir -p "$STATE/tmp" || die "cannot create $STATE/tmp"
-  printf '%s\n' "$1" >"$STATE/tmp/edv-put" || die "cannot write $STATE/tmp/edv-put"
-  edv_put "$STATE/tmp/edv-put" "$2" "$3"
-  rm -f "$STATE/tmp/edv-put"
+  put_file "$@"
+  [ "$CHANGED" = 0 ] || EDV_CHANGED=1
 }
 
 # edv_managed_block FILE KEY TEXT: replace the lines between "# edgeforge KEY begin/end" markers (or append)
@@ -51,51 +32,52 @@ edv_managed_block() {
 edv_install_boot() {
   ib_uuid=$1
   EDV_CHANGED=0
-  edv_put_text "EDV_UUID=$ib_uuid
-EDV_NAME=$EDV_NAME
-EDV_DEVICE_ID=$EF_DEVICE_ID" "$R/etc/edgeforge/data-volume.conf" 0644
-  # No live crypttab entry: systemd-cryptsetup-generator makes /dev/mapper/$EDV_NAME require
-  # systemd-cryptsetup@$EDV_NAME.service even with noauto, and with tang down that unit asks for a passphrase
+  put_text "EDV_UUID=$ib_uuid
+EDV_NAME=$EF_DATA_NAME
+EDV_DEVICE_ID=$EF_DEVICE_ID" "$R$EF_DATA_CONF" 0644
+  [ "$CHANGED" = 0 ] || EDV_CHANGED=1
+  # No live crypttab entry: systemd-cryptsetup-generator makes /dev/mapper/$EF_DATA_NAME require
+  # systemd-cryptsetup@$EF_DATA_NAME.service even with noauto, and with tang down that unit asks for a passphrase
   # on the console (found by the qemu e2e test: minutes of boot delay, a prompt no one answers).
   # edgeforge-unlock-data is the only opener; the comment tells an admin the manual way.
-  edv_managed_block "$R/etc/crypttab" data-volume "# $EDV_NAME UUID=$ib_uuid none luks  (opened by edgeforge-unlock-data, not here: see /usr/local/sbin/edgeforge-unlock-data)
-# by hand, with the recovery passphrase (edgeforge keys recover $EF_DEVICE_ID): cryptsetup open /dev/disk/by-uuid/$ib_uuid $EDV_NAME && systemctl start k3s"
-  ib_fstab="/dev/mapper/$EDV_NAME $EDV_DATA_MOUNT ext4 defaults,noatime,nofail,x-systemd.requires=edgeforge-data-unlock.service,x-systemd.device-timeout=0 0 2"
-  for ib_b in $EDV_BINDS; do
+  edv_managed_block "$R/etc/crypttab" data-volume "# $EF_DATA_NAME UUID=$ib_uuid none luks  (opened by ${EF_DATA_UNLOCK_PROGRAM##*/}, not here: see $EF_DATA_UNLOCK_PROGRAM)
+# by hand, with the recovery passphrase (edgeforge keys recover $EF_DEVICE_ID): cryptsetup open /dev/disk/by-uuid/$ib_uuid $EF_DATA_NAME && systemctl start k3s"
+  ib_fstab="/dev/mapper/$EF_DATA_NAME $EF_DATA_MOUNT ext4 defaults,noatime,nofail,x-systemd.requires=$EF_DATA_UNLOCK_UNIT,x-systemd.device-timeout=0 0 2"
+  for ib_b in $EF_DATA_BINDS; do
     ib_fstab="$ib_fstab
-$EDV_DATA_MOUNT/${ib_b#*:} ${ib_b%%:*} none bind,nofail,x-systemd.requires-mounts-for=$EDV_DATA_MOUNT 0 0"
+$EF_DATA_MOUNT/${ib_b#*:} ${ib_b%%:*} none bind,nofail,x-systemd.requires-mounts-for=$EF_DATA_MOUNT 0 0"
   done
   edv_managed_block "$R/etc/fstab" data-volume "$ib_fstab"
-  edv_put "$BUNDLE/encryption/edgeforge-unlock-data" "$R/usr/local/sbin/edgeforge-unlock-data" 0755
-  edv_put "$BUNDLE/encryption/edgeforge-data-unlock.service" "$R/etc/systemd/system/edgeforge-data-unlock.service" 0644
+  edv_put "$BUNDLE/encryption/${EF_DATA_UNLOCK_PROGRAM##*/}" "$R$EF_DATA_UNLOCK_PROGRAM" 0755
+  edv_put "$BUNDLE/encryption/$EF_DATA_UNLOCK_UNIT" "$R/etc/systemd/system/$EF_DATA_UNLOCK_UNIT" 0644
   for ib_svc in k3s k3s-agent; do
     edv_put "$BUNDLE/encryption/k3s-data-volume.conf" "$R/etc/systemd/system/$ib_svc.service.d/20-edgeforge-data-volume.conf" 0644
   done
   if [ "$EDV_CHANGED" = 1 ]; then
     sys systemctl daemon-reload || die "systemctl daemon-reload failed"
-    sys systemctl enable edgeforge-data-unlock.service >/dev/null 2>&1 || die "cannot enable edgeforge-data-unlock.service"
-    log "boot unlock installed: fstab (nofail), edgeforge-data-unlock.service, K3s waits via RequiresMountsFor"
+    sys systemctl enable "$EF_DATA_UNLOCK_UNIT" >/dev/null 2>&1 || die "cannot enable $EF_DATA_UNLOCK_UNIT"
+    log "boot unlock installed: fstab (nofail), $EF_DATA_UNLOCK_UNIT, K3s waits via RequiresMountsFor"
   fi
 }
 
 # edv_open_and_mount DEV: first open through clevis (proves the binding works while the recovery key is
 # still here), a filesystem on first use, the data mount and the bind mounts (moving what is already there).
 edv_open_and_mount() {
-  om_map="$R/dev/mapper/$EDV_NAME"
+  om_map="$R/dev/mapper/$EF_DATA_NAME"
   if [ ! -e "$om_map" ]; then
-    sys clevis luks unlock -d "$1" -n "$EDV_NAME" ||
+    sys clevis luks unlock -d "$1" -n "$EF_DATA_NAME" ||
       die "clevis could not unlock $1 although it is bound: is the tang server reachable from here (curl its /adv)? Is the TPM the one it was bound to? Run the program again when it is; the recovery passphrase stays in the bundle until then"
   fi
   if [ -z "$(blkid -p -o value -s TYPE "$om_map" 2>/dev/null || true)" ]; then
     sys mkfs.ext4 -q -m 1 -L edgeforge-fs "$om_map" || die "mkfs.ext4 on $om_map failed"
     log "made an ext4 filesystem on $om_map"
   fi
-  mkdir -p "$R$EDV_DATA_MOUNT" || die "cannot create $EDV_DATA_MOUNT"
-  if ! mountpoint -q "$R$EDV_DATA_MOUNT"; then
-    sys mount -t ext4 -o noatime "$om_map" "$R$EDV_DATA_MOUNT" || die "cannot mount $om_map on $EDV_DATA_MOUNT"
+  mkdir -p "$R$EF_DATA_MOUNT" || die "cannot create $EF_DATA_MOUNT"
+  if ! mountpoint -q "$R$EF_DATA_MOUNT"; then
+    sys mount -t ext4 -o noatime "$om_map" "$R$EF_DATA_MOUNT" || die "cannot mount $om_map on $EF_DATA_MOUNT"
   fi
-  for om_b in $EDV_BINDS; do
-    om_path="$R${om_b%%:*}" om_sub="$R$EDV_DATA_MOUNT/${om_b#*:}"
+  for om_b in $EF_DATA_BINDS; do
+    om_path="$R${om_b%%:*}" om_sub="$R$EF_DATA_MOUNT/${om_b#*:}"
     mkdir -p "$om_sub" "$om_path" || die "cannot create $om_sub or $om_path"
     chmod 0700 "$om_sub" || die "cannot chmod $om_sub"
     mountpoint -q "$om_path" && continue
@@ -107,5 +89,5 @@ edv_open_and_mount() {
     fi
     sys mount --bind "$om_sub" "$om_path" || die "cannot bind-mount $om_sub on $om_path"
   done
-  log "data volume open and mounted: $(echo "$EDV_BINDS" | sed 's/:[^ ]*//g')"
+  log "data volume open and mounted: $(echo "$EF_DATA_BINDS" | sed 's/:[^ ]*//g')"
 }

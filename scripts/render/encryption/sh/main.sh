@@ -17,7 +17,7 @@ edv_main() {
   em_secrets="${EDV_SECRETS:-$BUNDLE/secrets}"
   { mkdir -p "$STATE/tmp" && chmod 0700 "$STATE/tmp"; } || die "cannot create $STATE/tmp"
   # the passphrase without its trailing newline (what an admin types), in RAM when /run is there
-  em_kdir="$R/run/edgeforge"
+  em_kdir="$R$EF_RUN_DIR"
   mkdir -p "$em_kdir" 2>/dev/null && chmod 0700 "$em_kdir" || em_kdir="$STATE/tmp"
   em_key="$em_kdir/luks-recovery.key"
   rm -f "$em_key"
@@ -33,7 +33,7 @@ edv_main() {
     edv_check_recovery "$em_dev" "$em_key"
   fi
   em_label=$(cryptsetup luksDump "$em_dev" 2>/dev/null | sed -n 's/^Label:[[:space:]]*//p')
-  [ "$em_label" = "$EDV_NAME" ] || die "$em_dev is a LUKS volume labelled '$em_label', not one edgeforge made ($EDV_NAME); refusing to touch it"
+  [ "$em_label" = "$EF_DATA_NAME" ] || die "$em_dev is a LUKS volume labelled '$em_label', not one edgeforge made ($EF_DATA_NAME); refusing to touch it"
   em_uuid=$(cryptsetup luksUUID "$em_dev") || die "cannot read the LUKS UUID of $em_dev"
   rm -f "$STATE/data-volume.created"
 

@@ -4,7 +4,7 @@
 #
 # Degraded mode: when the site's tang server does not answer (network down, device carried off-site) the
 # device boots, SSH answers, and this program keeps trying: 5 s, 10 s, 20 s ... every 5 minutes, for ever.
-# The state is in /run/edgeforge/data-volume.status. Nothing is lost: K3s and everything on the volume
+# The state is in EF_DATA_STATUS (/run). Nothing is lost: K3s and everything on the volume
 # simply wait. An admin can open it by hand with the escrowed recovery passphrase (`edgeforge keys recover ID`).
 #
 #   edgeforge-unlock-data            open the volume (the service)
@@ -12,7 +12,8 @@
 #   --attempts N                     give up after N attempts (exit 1); default: never give up
 set -u
 
-EDV_CONF=${EDV_CONF:-/etc/edgeforge/data-volume.conf}
+# EF_*: the device layout, in the header edgeforge generates above (scripts/device/layout.ts)
+EDV_CONF=${EDV_CONF:-$EF_DATA_CONF}
 check=0
 attempts=0
 while [ $# -gt 0 ]; do
@@ -25,11 +26,11 @@ while [ $# -gt 0 ]; do
 done
 
 [ -f "$EDV_CONF" ] || { echo "edgeforge-unlock-data: $EDV_CONF is missing (written by the first-boot program)" >&2; exit 1; }
-EDV_UUID='' EDV_NAME=edgeforge-data EDV_DEVICE_ID='' EDV_DEV=''
+EDV_UUID='' EDV_NAME=$EF_DATA_NAME EDV_DEVICE_ID='' EDV_DEV=''
 # shellcheck disable=SC1090
 . "$EDV_CONF"
 dev=${EDV_DEV:-/dev/disk/by-uuid/$EDV_UUID}
-status=${EDV_STATUS:-/run/edgeforge/data-volume.status}
+status=${EDV_STATUS:-$EF_DATA_STATUS}
 first=${EDV_BACKOFF_FIRST:-5}
 max=${EDV_BACKOFF_MAX:-300}
 

@@ -6,7 +6,7 @@
 # becomes a symlink to each, so the rest of the first-boot program reads them where it always does and
 # the plaintext never touches the flash. At reboot they are gone; the sealed file is erased with the rest.
 
-EDV_UNSEALED_DIR="${EDV_UNSEALED_DIR:-$R/run/edgeforge/secrets}"
+EDV_UNSEALED_DIR="${EDV_UNSEALED_DIR:-$R$EF_RUN_DIR/secrets}"
 
 # the tang URL a sealed line is for (from its protected header; for messages)
 edv_jwe_url() {

@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # edgeforge disk encryption: find or create the data volume, format it (LUKS2, capped argon2id), bind it
 # to clevis. Variables EDV_* come from the generated header (see scripts/render/encryption/compose.ts);
-# log/die/sys/R/STATE come from the first-boot program's lib.sh or from prelude.sh.
+# log/die/sys/R/STATE come from the shell core (scripts/render/shell/core.sh).
 # Reads (blkid, cryptsetup isLuks/luksDump, sfdisk -d) run directly; every change goes through `sys`.
 
 # the whole disk holding /, and the number of the root partition: "DISK NUM"
@@ -69,7 +69,7 @@ edv_append_partition() {
     [ "$ap_count" -lt 4 ] || die "$ap_disk has no free primary MBR slot for the data volume; name a partition in the profile (storage.dataPartition)"
     ap_line="start=$ap_start, size=$ap_size, type=83"
   else
-    ap_line="start=$ap_start, size=$ap_size, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"$EDV_NAME\""
+    ap_line="start=$ap_start, size=$ap_size, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"$EF_DATA_NAME\""
   fi
   printf '%s\n' "$ap_line" | sys sfdisk -q --no-reread --no-tell-kernel --append "$ap_disk" >/dev/null ||
     die "sfdisk could not add the data partition to $ap_disk ($ap_line)"
@@ -98,7 +98,7 @@ edv_volume_device() {
     [ -e "$EDV_DATA_PARTITION" ] || die "the profile names $EDV_DATA_PARTITION for the data volume, but it does not exist on this device"
     vd_dev=$EDV_DATA_PARTITION
   else
-    vd_dev=$(blkid -o device -t LABEL="$EDV_NAME" 2>/dev/null | while read -r vd_x; do cryptsetup isLuks "$vd_x" 2>/dev/null && echo "$vd_x" && break; done)
+    vd_dev=$(blkid -o device -t LABEL="$EF_DATA_NAME" 2>/dev/null | while read -r vd_x; do cryptsetup isLuks "$vd_x" 2>/dev/null && echo "$vd_x" && break; done)
     if [ -z "$vd_dev" ]; then
       if [ -n "${EDV_DISK:-}" ]; then
         vd_disk=$EDV_DISK vd_root=${EDV_ROOT_PART:?EDV_ROOT_PART must name the root partition number with EDV_DISK}
@@ -136,7 +136,7 @@ edv_luks_format() {
     --cipher "$EDV_CIPHER" --key-size "$EDV_KEY_BITS" --sector-size "$EDV_SECTOR_SIZE" \
     --pbkdf argon2id --pbkdf-memory "$EDV_PBKDF_MEMORY" --pbkdf-parallel "$EDV_PBKDF_PARALLEL" \
     --pbkdf-force-iterations "$EDV_PBKDF_ITER" \
-    --label "$EDV_NAME" --key-slot 0 --key-file "$2" "$1" ||
+    --label "$EF_DATA_NAME" --key-slot 0 --key-file "$2" "$1" ||
     die "cryptsetup luksFormat $1 failed (see above; kernel without dm-crypt or without the $EDV_CIPHER cipher?)"
   log "formatted $1: LUKS2 $EDV_CIPHER, argon2id ${EDV_PBKDF_MEMORY} KiB x $EDV_PBKDF_ITER, recovery passphrase in keyslot 0"
 }

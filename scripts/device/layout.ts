@@ -1,0 +1,111 @@
+// Where edgeforge puts things ON THE DEVICE: one home for every on-device path and name. TypeScript imports the
+// constants; the programs that run on the device get them as shell variables in their generated header
+// (layoutShellHeader), so no path is ever typed twice. Ground floor: imports nothing above util/.
+import { shq } from '../util/shell.ts';
+
+/** edgeforge's own state: applied.json, step markers, tmp/ (created 0700 by the first-boot program) */
+export const STATE_DIR = '/var/lib/edgeforge';
+/** the delivered bundle (build output devices/<id>/bundle/); seed, disk image and `provision` all put it here */
+export const BUNDLE_DIR = `${STATE_DIR}/bundle`;
+/** the first-boot program; an operator re-runs it by hand with `sudo sh FIRSTBOOT_PROGRAM` */
+export const FIRSTBOOT_PROGRAM = `${BUNDLE_DIR}/firstboot.sh`;
+/** what the device applied (bundle hash, K3s version, steps), written last by the first-boot program */
+export const APPLIED_FILE = `${STATE_DIR}/applied.json`;
+/** K3s tokens and other secrets the running system keeps (on the encrypted data volume when there is one) */
+export const SECRETS_DIR = `${STATE_DIR}/secrets`;
+/** the Flux hand-over's state (handed-over marker) */
+export const FLUX_STATE_DIR = `${STATE_DIR}/flux`;
+/** the first-boot program's own log (besides stderr / cloud-init-output.log) */
+export const FIRSTBOOT_LOG = '/var/log/edgeforge-firstboot.log';
+/** RAM-only state: unsealed secrets, the recovery key file while it is needed, the data volume's status */
+export const RUN_DIR = '/run/edgeforge';
+/** `provision` uploads into a fresh directory with this prefix, then moves it to BUNDLE_DIR */
+export const STAGING_PREFIX = '/var/tmp/edgeforge-bundle-';
+
+/** edgeforge's configuration files on the device */
+export const CONFIG_DIR = '/etc/edgeforge';
+/** the firewall rules (table inet edgeforge), loaded at boot by edgeforge-nftables.service */
+export const NFTABLES_FILE = `${CONFIG_DIR}/nftables.nft`;
+
+/** K3s's state directory (kept on the encrypted data volume) */
+export const K3S_STATE_DIR = '/var/lib/rancher';
+
+/** The LUKS2 data volume (disk encryption): where K3s state and the secrets live on an encrypted device. */
+export const DATA_VOLUME = {
+  /** device-mapper name and LUKS label: /dev/mapper/edgeforge-data */
+  name: 'edgeforge-data',
+  /** where the opened volume is mounted */
+  mount: '/var/lib/edgeforge-data',
+  /**
+   * Directories that live on the encrypted volume, bind-mounted from a subdirectory of it. Not all of
+   * STATE_DIR: the bundle, the unlock program's state and the first-boot log must be readable before the
+   * volume is unlocked (degraded mode).
+   */
+  binds: [
+    { path: K3S_STATE_DIR, sub: 'rancher' },
+    { path: SECRETS_DIR, sub: 'edgeforge-secrets' },
+  ] as readonly { path: string; sub: string }[],
+  /** written by the first-boot program, read at every boot by the unlock program */
+  conf: `${CONFIG_DIR}/data-volume.conf`,
+  /** "locked since ..." while the unlock program retries */
+  status: `${RUN_DIR}/data-volume.status`,
+  /** the program that opens the volume at boot (clevis, retried with backoff), and its systemd unit */
+  unlockProgram: '/usr/local/sbin/edgeforge-unlock-data',
+  unlockUnit: 'edgeforge-data-unlock.service',
+} as const;
+
+/** The NoCloud seed: the FAT volume label cloud-init looks for, and where copies of the seed may sit. */
+export const SEED_LABEL = 'CIDATA';
+/**
+ * Where cloud-init (or the image) keeps copies of the seed, erased after first boot because they hold
+ * one-time secrets. Ubuntu raspi images read the seed from the "system-boot" partition at /boot/firmware.
+ */
+export const SEED_DIRS = ['/var/lib/cloud/seed/nocloud', '/var/lib/cloud/seed/nocloud-net', '/boot/firmware'] as const;
+
+/** The layout as shell variables (name, value), in the order the header lists them. Lists are space-separated. */
+export function layoutShellVariables(): [string, string][] {
+  return [
+    ['EF_STATE_DIR', STATE_DIR],
+    ['EF_BUNDLE_DIR', BUNDLE_DIR],
+    ['EF_APPLIED_FILE', APPLIED_FILE],
+    ['EF_SECRETS_DIR', SECRETS_DIR],
+    ['EF_FLUX_STATE_DIR', FLUX_STATE_DIR],
+    ['EF_LOG_FILE', FIRSTBOOT_LOG],
+    ['EF_RUN_DIR', RUN_DIR],
+    ['EF_STAGING_PREFIX', STAGING_PREFIX],
+    ['EF_NFTABLES_FILE', NFTABLES_FILE],
+    ['EF_DATA_NAME', DATA_VOLUME.name],
+    ['EF_DATA_MOUNT', DATA_VOLUME.mount],
+    // "mount point:subdirectory of the volume" pairs
+    ['EF_DATA_BINDS', DATA_VOLUME.binds.map((b) => `${b.path}:${b.sub}`).join(' ')],
+    ['EF_DATA_CONF', DATA_VOLUME.conf],
+    ['EF_DATA_STATUS', DATA_VOLUME.status],
+    ['EF_DATA_UNLOCK_PROGRAM', DATA_VOLUME.unlockProgram],
+    ['EF_DATA_UNLOCK_UNIT', DATA_VOLUME.unlockUnit],
+    ['EF_SEED_LABEL', SEED_LABEL],
+    ['EF_SEED_DIRS', SEED_DIRS.join(' ')],
+  ];
+}
+
+const VARIABLES = layoutShellVariables();
+const READS = /\$\{?(EF_[A-Z0-9_]+)/g;
+// the layout names each source text reads; sources are few and long-lived (the checked-in .sh files, a
+// fleet's fragments), so each is scanned once per process, not once per device
+const readsOf = new Map<string, Set<string>>();
+
+/**
+ * `NAME='value'` lines for the layout variables that `sources` (the shell text that follows the header)
+ * read, so each program carries only what it uses (shellcheck flags a variable nobody reads).
+ */
+export function layoutShellHeader(...sources: string[]): string[] {
+  const used = new Set<string>();
+  for (const s of sources) {
+    let names = readsOf.get(s);
+    if (!names) {
+      names = new Set([...s.matchAll(READS)].map((m) => m[1]));
+      if (readsOf.size < 256) readsOf.set(s, names);
+    }
+    for (const n of names) used.add(n);
+  }
+  return VARIABLES.filter(([name]) => used.has(name)).map(([name, value]) => `${name}=${shq(value)}`);
+}

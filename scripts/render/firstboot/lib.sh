@@ -21,8 +21,13 @@ log() {
   fi
 }
 
+# First-boot milestones: `milestone running` as each step begins, `milestone failed MESSAGE`, `milestone done`.
+# A no-op here; the status stage (scripts/render/status/) redefines it to record the state and report it.
+milestone() { :; }
+
 die() {
   log "FAILED: $*"
+  milestone failed "$*"
   log "stopped at step '$STEP'; steps done: ${STEPS_DONE:-none}. Fix the cause, then run the program again (it is safe to re-run): sh $BUNDLE/firstboot.sh"
   exit 1
 }

@@ -1,0 +1,138 @@
+// Per-device broker credentials for fleet status (issue #24, docs/status.md): a random password per device,
+// made with its other keys, never shared. Unlike the one-time secrets it lives on the device for good
+// (0600 on the root filesystem), so it is rotated by generation like the rest and disabled by `revoke`.
+//
+//   keys/devices/<id>/status-credential.json          public record: generation, the Mosquitto hash
+//                                                      ($7$ PBKDF2-SHA512), disabled {at, reason} after a revoke
+//   keys/devices/<id>/status-credential-g<N>.enc.asc  the password, OpenPGP-encrypted to every admin
+//
+// The broker config needs only the hashes (no admin key); rendering a device needs the password (one admin
+// key, through the KeyStore's crypto). The encrypted file is written first, the record last (commit point).
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { KeysLayout } from './layout.ts';
+import { withKeysLock } from './lock.ts';
+import { mosquittoHash, statusPassword, verifyMosquittoHash } from './mosquitto-passwd.ts';
+
+export const STATUS_CREDENTIAL_FORMAT = 'edgeforge-status-credential/1';
+
+export interface StatusCredentialRecord {
+  format: typeof STATUS_CREDENTIAL_FORMAT;
+  id: string;
+  /** the broker user name: the device id */
+  username: string;
+  generation: number;
+  created: string;
+  /** Mosquitto password_file hash of the current password; absent while disabled */
+  mosquittoHash?: string;
+  disabled?: { at: string; reason: string };
+  history: { generation: number; created: string; retired: string; reason: string }[];
+}
+
+/** What this module needs from the keystore: encrypt to every admin, decrypt with the unlocked admin key. */
+export interface CredentialCrypto {
+  encrypt(text: string): Promise<string>;
+  decrypt(armored: string, file: string): Promise<string>;
+}
+
+const recordFile = (layout: KeysLayout, id: string) => path.join(layout.deviceDir(id), 'status-credential.json');
+const secretFile = (layout: KeysLayout, id: string, g: number) => path.join(layout.deviceDir(id), `status-credential-g${g}.enc.asc`);
+
+export async function readStatusCredential(keysDir: string, id: string): Promise<StatusCredentialRecord | undefined> {
+  const file = recordFile(new KeysLayout(keysDir), id);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const rec = JSON.parse(text) as StatusCredentialRecord;
+  if (rec.format !== STATUS_CREDENTIAL_FORMAT || rec.id !== id) throw new Error(`${file}: not the status credential of device "${id}"`);
+  return rec;
+}
+
+/** id -> Mosquitto hash, for the enabled credentials among `ids` (the broker config). */
+export async function statusCredentialHashes(keysDir: string, ids: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const id of ids) {
+    const rec = await readStatusCredential(keysDir, id);
+    if (rec?.mosquittoHash && !rec.disabled) out.set(id, rec.mosquittoHash);
+  }
+  return out;
+}
+
+async function writeGeneration(keysDir: string, id: string, generation: number, crypto: CredentialCrypto, history: StatusCredentialRecord['history'], now: Date): Promise<string> {
+  const layout = new KeysLayout(keysDir);
+  const password = statusPassword();
+  await writeFileAtomic(secretFile(layout, id, generation), await crypto.encrypt(password + '\n'), { mode: 0o600 });
+  const rec: StatusCredentialRecord = { format: STATUS_CREDENTIAL_FORMAT, id, username: id, generation, created: now.toISOString(), mosquittoHash: mosquittoHash(password), history };
+  await writeFileAtomic(recordFile(layout, id), JSON.stringify(rec, null, 2) + '\n');
+  return password;
+}
+
+/**
+ * The current password of each device (created when missing). A disabled credential (revoked device) is
+ * never handed out: that device gets no artifacts anyway.
+ */
+export async function ensureStatusCredentials(keysDir: string, ids: string[], crypto: CredentialCrypto, now = new Date()): Promise<{ passwords: Map<string, string>; created: string[] }> {
+  const layout = new KeysLayout(keysDir);
+  const passwords = new Map<string, string>();
+  const created: string[] = [];
+  const missing: string[] = [];
+  for (const id of ids) {
+    const rec = await readStatusCredential(keysDir, id);
+    if (!rec) {
+      missing.push(id);
+      continue;
+    }
+    if (rec.disabled) throw new Error(`device "${id}": its broker credential was disabled (${rec.disabled.reason}, ${rec.disabled.at}); rotate it (keys rotate --device ${id}) to give the slot a new one`);
+    const file = secretFile(layout, id, rec.generation);
+    const pw = (await crypto.decrypt(await fs.readFile(file, 'utf8'), file)).trim();
+    if (rec.mosquittoHash && !verifyMosquittoHash(pw, rec.mosquittoHash)) throw new Error(`${file}: the password does not match the hash in status-credential.json (edited or mixed up?)`);
+    passwords.set(id, pw);
+  }
+  if (missing.length) {
+    await withKeysLock(keysDir, async () => {
+      for (const id of missing) {
+        // another run may have made it while we waited for the lock
+        if (await readStatusCredential(keysDir, id)) {
+          const again = await ensureStatusCredentials(keysDir, [id], crypto, now);
+          passwords.set(id, again.passwords.get(id)!);
+          continue;
+        }
+        passwords.set(id, await writeGeneration(keysDir, id, 1, crypto, [], now));
+        created.push(id);
+      }
+    });
+  }
+  return { passwords, created };
+}
+
+/** A new password generation (keys rotate --device; also re-enables a disabled credential). */
+export async function rotateStatusCredential(keysDir: string, id: string, crypto: CredentialCrypto, reason = 'rotate', now = new Date()): Promise<{ from: number; to: number }> {
+  return withKeysLock(keysDir, async () => {
+    const rec = await readStatusCredential(keysDir, id);
+    const from = rec?.generation ?? 0;
+    const history = rec ? [...rec.history, { generation: rec.generation, created: rec.created, retired: now.toISOString(), reason }] : [];
+    await writeGeneration(keysDir, id, from + 1, crypto, history, now);
+    return { from, to: from + 1 };
+  });
+}
+
+/**
+ * `revoke`: the credential is disabled — its hash leaves the record, so the next `status broker-config`
+ * writes no user for the device (the inventory's revoked status does the same; this survives an
+ * inventory edited back by mistake). Returns false when the device never had one.
+ */
+export async function disableStatusCredential(keysDir: string, id: string, reason: string, now = new Date()): Promise<boolean> {
+  return withKeysLock(keysDir, async () => {
+    const rec = await readStatusCredential(keysDir, id);
+    if (!rec) return false;
+    if (rec.disabled) return true;
+    const { mosquittoHash: _gone, ...rest } = rec;
+    await writeFileAtomic(recordFile(new KeysLayout(keysDir), id), JSON.stringify({ ...rest, disabled: { at: now.toISOString(), reason } }, null, 2) + '\n');
+    return true;
+  });
+}

@@ -23,6 +23,7 @@ log() {
 
 # First-boot milestones: `milestone running` as each step begins, `milestone failed MESSAGE`, `milestone done`.
 # A no-op here; the status stage (scripts/render/status/) redefines it to record the state and report it.
+# shellcheck disable=SC2317 # unreachable only when a stage's fragment redefines it
 milestone() { :; }
 
 die() {

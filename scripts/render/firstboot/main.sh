@@ -33,7 +33,7 @@ main() {
     sys shutdown -r +1 "edgeforge: reboot for kernel cgroup arguments" || die "cannot schedule the reboot; reboot by hand"
   fi
   log "done"
-  milestone done
+  milestone 'done'
 }
 
 main "$@"

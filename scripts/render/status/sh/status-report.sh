@@ -111,7 +111,12 @@ collect() {
 publish() {
   # the options file (-u DEVICE / -P PASSWORD lines) is $XDG_CONFIG_HOME/mosquitto_pub: keeps the password off argv
   XDG_CONFIG_HOME="$ETC" timeout "${EFS_TIMEOUT:-60}" mosquitto_pub -V mqttv5 -h "$EFS_HOST" -p "$EFS_PORT" --cafile "$ETC/ca.pem" \
-    -i "$EFS_DEVICE" -t "$EFS_TOPIC" -r -q 1 -D publish message-expiry-interval "$EFS_EXPIRY" -f "$WORK/report.json"
+    -i "$EFS_DEVICE" -t "$EFS_TOPIC" -r -q 1 -D publish message-expiry-interval "$EFS_EXPIRY" -f "$WORK/report.json" 2>"$WORK/publish.err"
+  pb_rc=$?
+  cat "$WORK/publish.err" >&2
+  [ "$pb_rc" = 0 ] || return "$pb_rc"
+  # a PUBACK refusal (e.g. the ACL) is only a warning to mosquitto_pub, which still exits 0
+  if grep -q 'failed' "$WORK/publish.err"; then return 3; fi
 }
 
 main() {

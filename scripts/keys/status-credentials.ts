@@ -13,6 +13,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { KeysLayout } from './layout.ts';
 import { withKeysLock } from './lock.ts';
+import type { StoreContext } from './identity.ts';
 import { mosquittoHash, statusPassword, verifyMosquittoHash } from './mosquitto-passwd.ts';
 
 export const STATUS_CREDENTIAL_FORMAT = 'edgeforge-status-credential/1';
@@ -30,10 +31,25 @@ export interface StatusCredentialRecord {
   history: { generation: number; created: string; retired: string; reason: string }[];
 }
 
-/** What this module needs from the keystore: encrypt to every admin, decrypt with the unlocked admin key. */
+/** What this module needs from the keystore: encrypt to every admin, decrypt a file with the unlocked admin key. */
 export interface CredentialCrypto {
   encrypt(text: string): Promise<string>;
-  decrypt(armored: string, file: string): Promise<string>;
+  decrypt(file: string): Promise<string>;
+}
+
+/** The keystore's own crypto (its worker pool, its admin recipients and unlocked admin key). */
+export function keystoreCrypto(store: Pick<StoreContext, 'admins' | 'pool'>): CredentialCrypto {
+  return {
+    encrypt: (text) => store.pool.run('encryptText', { text, recipients: store.admins.recipientsOrThrow() }),
+    decrypt: (file) => store.admins.decrypt(file),
+  };
+}
+
+/** Every encrypted password file of a device (all generations), for `keys rewrap`. */
+export async function statusCredentialSecretFiles(layout: KeysLayout, id: string): Promise<string[]> {
+  const dir = layout.deviceDir(id);
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => /^status-credential-g\d+\.enc\.asc$/.test(n)).sort().map((n) => path.join(dir, n));
 }
 
 const recordFile = (layout: KeysLayout, id: string) => path.join(layout.deviceDir(id), 'status-credential.json');
@@ -72,40 +88,40 @@ async function writeGeneration(keysDir: string, id: string, generation: number, 
   return password;
 }
 
+/** Create the credentials that do not exist yet (encrypting needs only the admins' public keys). */
+export async function createMissingStatusCredentials(keysDir: string, ids: string[], crypto: CredentialCrypto, now = new Date()): Promise<{ created: string[]; passwords: Map<string, string> }> {
+  const created: string[] = [];
+  const passwords = new Map<string, string>();
+  const missing: string[] = [];
+  for (const id of ids) if (!(await readStatusCredential(keysDir, id))) missing.push(id);
+  if (!missing.length) return { created, passwords };
+  await withKeysLock(keysDir, async () => {
+    for (const id of missing) {
+      // another run may have made it while we waited for the lock
+      if (await readStatusCredential(keysDir, id)) continue;
+      passwords.set(id, await writeGeneration(keysDir, id, 1, crypto, [], now));
+      created.push(id);
+    }
+  });
+  return { created, passwords };
+}
+
 /**
  * The current password of each device (created when missing). A disabled credential (revoked device) is
  * never handed out: that device gets no artifacts anyway.
  */
 export async function ensureStatusCredentials(keysDir: string, ids: string[], crypto: CredentialCrypto, now = new Date()): Promise<{ passwords: Map<string, string>; created: string[] }> {
   const layout = new KeysLayout(keysDir);
-  const passwords = new Map<string, string>();
-  const created: string[] = [];
-  const missing: string[] = [];
+  const { created, passwords } = await createMissingStatusCredentials(keysDir, ids, crypto, now);
   for (const id of ids) {
+    if (passwords.has(id)) continue;
     const rec = await readStatusCredential(keysDir, id);
-    if (!rec) {
-      missing.push(id);
-      continue;
-    }
+    if (!rec) throw new Error(`device "${id}": no broker credential in ${keysDir}/devices/${id}/`);
     if (rec.disabled) throw new Error(`device "${id}": its broker credential was disabled (${rec.disabled.reason}, ${rec.disabled.at}); rotate it (keys rotate --device ${id}) to give the slot a new one`);
     const file = secretFile(layout, id, rec.generation);
-    const pw = (await crypto.decrypt(await fs.readFile(file, 'utf8'), file)).trim();
+    const pw = (await crypto.decrypt(file)).trim();
     if (rec.mosquittoHash && !verifyMosquittoHash(pw, rec.mosquittoHash)) throw new Error(`${file}: the password does not match the hash in status-credential.json (edited or mixed up?)`);
     passwords.set(id, pw);
-  }
-  if (missing.length) {
-    await withKeysLock(keysDir, async () => {
-      for (const id of missing) {
-        // another run may have made it while we waited for the lock
-        if (await readStatusCredential(keysDir, id)) {
-          const again = await ensureStatusCredentials(keysDir, [id], crypto, now);
-          passwords.set(id, again.passwords.get(id)!);
-          continue;
-        }
-        passwords.set(id, await writeGeneration(keysDir, id, 1, crypto, [], now));
-        created.push(id);
-      }
-    });
   }
   return { passwords, created };
 }

@@ -40,6 +40,8 @@ export interface DeviceSecrets {
   siteSops?: { fingerprint: string; privateKeyArmored: string };
   /** LUKS recovery passphrase (for the disk-encryption stage) */
   luksRecovery?: string;
+  /** the device's broker password for fleet status (for the status stage; not a one-time secret) */
+  statusPassword?: string;
 }
 
 /** A Flux bootstrap renderer (the GitOps stage): file name -> text, placed in K3s's auto-deploy dir. */
@@ -54,7 +56,7 @@ export type FluxBootstrapRenderer = (d: ResolvedDevice, fleet: Fleet, secrets: D
 export type EncryptionStage = (d: ResolvedDevice, secretFiles: { name: string; bytes: Uint8Array; mode: number }[]) => { files: RenderedFile[]; sealed: boolean };
 
 /** The status stage (scripts/render/status/): the device's reporter files and its first-boot fragment. */
-export type StatusStage = (d: ResolvedDevice) => { files: RenderedFile[]; fragment: string };
+export type StatusStage = (d: ResolvedDevice, secrets: DeviceSecrets) => { files: RenderedFile[]; fragment: string };
 
 export interface RenderOptions {
   fluxBootstrap?: FluxBootstrapRenderer;
@@ -81,7 +83,7 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   const bundle: (RenderedFile & { text: string })[] = [];
   const add = (path: string, kind: RenderedFile['kind'], text: string, secret = false) => bundle.push({ ...textFile(`bundle/${path}`, kind, text, secret), text });
 
-  const status = opts.status?.(d);
+  const status = opts.status?.(d, secrets);
   add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : [])]));
   for (const f of status?.files ?? []) {
     if (!f.path.startsWith('bundle/status/')) throw new Error(`status stage file ${f.path} must be under bundle/status/`);

@@ -3,9 +3,9 @@
 // variable, never from the command line, and is never printed.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { UsageError, type Command, type RunContext } from '../command.ts';
-import { UserError } from '../../util/errors.ts';
-import { loadFleet } from './validate.ts';
+import type { Command, RunContext } from '../command.ts';
+import { UsageError, UserError } from '../../util/errors.ts';
+import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 
 export const STATUS_PASSWORD_ENV = 'EDGEFORGE_STATUS_PASSWORD';
 

@@ -219,3 +219,13 @@ describe('first-boot program with the status stage (sandbox root)', () => {
     rmSync(root, { recursive: true, force: true });
   });
 });
+
+describe('base-image profiles', () => {
+  it('list mosquitto_pub (mosquitto-clients) as required', async () => {
+    const { loadProfile } = await import('../../scripts/disk/profiles.ts');
+    for (const name of ['raspi-mbr', 'uefi-gpt']) {
+      const p = await loadProfile(name);
+      expect(p.requires).toContainEqual(expect.objectContaining({ command: 'mosquitto_pub', package: 'mosquitto-clients' }));
+    }
+  });
+});

@@ -31,6 +31,7 @@ milestone() {
 # the reporter, its settings, the broker CA and this device's broker credential (0600, root filesystem:
 # not a one-time secret, so a device whose data volume is locked can still say so)
 status_install() {
+  have mosquitto_pub || log "WARNING: mosquitto_pub is not installed (package mosquitto-clients, required by the base-image profiles): this device cannot report its status until it is"
   si_dir="$R/etc/edgeforge/status"
   mkdir -p "$si_dir" || die "cannot create $si_dir"
   chmod 0700 "$si_dir" || die "cannot chmod $si_dir"

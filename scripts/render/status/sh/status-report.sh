@@ -61,7 +61,7 @@ collect() {
 
   k3s_version=unknown
   if [ -z "$R" ] && command -v k3s >/dev/null 2>&1; then
-    k3s_version=$(k3s --version 2>/dev/null | sed -n '1s/^k3s version \([^ ]*\).*/\1/p')
+    k3s_version=$(timeout 20 k3s --version 2>/dev/null | sed -n '1s/^k3s version \([^ ]*\).*/\1/p')
     [ -n "$k3s_version" ] || k3s_version=unknown
   fi
   git_revision=$(kubectl_get -n flux-system get kustomizations.kustomize.toolkit.fluxcd.io flux-system -o 'jsonpath={.status.lastAppliedRevision}')

@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { KeysLayout } from './layout.ts';
 import { withKeysLock } from './lock.ts';
 import type { StoreContext } from './identity.ts';
+import { KeysError } from './errors.ts';
 import { mosquittoHash, statusPassword, verifyMosquittoHash } from './mosquitto-passwd.ts';
 
 export const STATUS_CREDENTIAL_FORMAT = 'edgeforge-status-credential/1';
@@ -65,7 +66,7 @@ export async function readStatusCredential(keysDir: string, id: string): Promise
     throw err;
   }
   const rec = JSON.parse(text) as StatusCredentialRecord;
-  if (rec.format !== STATUS_CREDENTIAL_FORMAT || rec.id !== id) throw new Error(`${file}: not the status credential of device "${id}"`);
+  if (rec.format !== STATUS_CREDENTIAL_FORMAT || rec.id !== id) throw new KeysError(`${file}: not the status credential of device "${id}"`, 'state');
   return rec;
 }
 
@@ -116,11 +117,11 @@ export async function ensureStatusCredentials(keysDir: string, ids: string[], cr
   for (const id of ids) {
     if (passwords.has(id)) continue;
     const rec = await readStatusCredential(keysDir, id);
-    if (!rec) throw new Error(`device "${id}": no broker credential in ${keysDir}/devices/${id}/`);
-    if (rec.disabled) throw new Error(`device "${id}": its broker credential was disabled (${rec.disabled.reason}, ${rec.disabled.at}); rotate it (keys rotate --device ${id}) to give the slot a new one`);
+    if (!rec) throw new KeysError(`device "${id}": no broker credential in ${keysDir}/devices/${id}/`, 'state');
+    if (rec.disabled) throw new KeysError(`device "${id}": its broker credential was disabled (${rec.disabled.reason}, ${rec.disabled.at}); rotate it (keys rotate --device ${id}) to give the slot a new one`);
     const file = secretFile(layout, id, rec.generation);
     const pw = (await crypto.decrypt(file)).trim();
-    if (rec.mosquittoHash && !verifyMosquittoHash(pw, rec.mosquittoHash)) throw new Error(`${file}: the password does not match the hash in status-credential.json (edited or mixed up?)`);
+    if (rec.mosquittoHash && !verifyMosquittoHash(pw, rec.mosquittoHash)) throw new KeysError(`${file}: the password does not match the hash in status-credential.json (edited or mixed up?)`, 'state');
     passwords.set(id, pw);
   }
   return { passwords, created };

@@ -114,6 +114,7 @@ broker (systemctl reload mosquitto). See docs/status.md.`,
     const password = await adminPassword(ctx);
     const { writeBrokerConfig } = await import('../../status/write-broker.ts');
     const dir = path.resolve(ctx.io.cwd, to);
+    const { KeysError } = await import('../../keys/errors.ts');
     const r = await writeBrokerConfig(fleet, cfg, {
       keysDir: path.resolve(ctx.io.cwd, ctx.common.keys),
       to: dir,
@@ -122,6 +123,9 @@ broker (systemctl reload mosquitto). See docs/status.md.`,
       bind: ctx.options.bind as string | undefined,
       dataDir: (ctx.options['data-dir'] as string | undefined) ?? dir,
       tls: { cafile: ctx.options['tls-cafile'] as string | undefined, certfile: ctx.options['tls-certfile'] as string | undefined, keyfile: ctx.options['tls-keyfile'] as string | undefined },
+    }).catch((err) => {
+      if (err instanceof KeysError) throw new UserError(err.message, 2);
+      throw err;
     });
     if (ctx.common.json) ctx.io.out(JSON.stringify({ dir, files: r.files, users: r.users, missing: r.missing }, null, 2));
     else {

@@ -9,6 +9,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { freePort, makeTestCerts, mosquittoBinary, startBroker, type RunningBroker } from '../status/local-broker.ts';
 import { testConfLines } from '../status/testbed.ts';
 import { readStatus, type StatusReport } from '../status/report.ts';
+import { fleetStatusFilter, statusConfig } from '../status/config.ts';
+import { loadInventoryFile } from '../inventory/load.ts';
 import { STATUS_PATHS, STATUS_REPORTER_MEMORY_MAX_MIB } from '../render/status/paths.ts';
 import { QEMU_GW } from './fleet.ts';
 import { expect, notReached, type Checks } from './checks.ts';
@@ -56,12 +58,15 @@ export async function startStatusBroker(s: E2eStatus, o: { inventory: string; ke
   await fs.appendFile(path.join(bdir, 'mosquitto.conf'), [...testConfLines(), 'log_type information', 'connection_messages true'].join('\n') + '\n');
   s.broker = await startBroker(path.join(bdir, 'mosquitto.conf'), s.port);
   const password = (await fs.readFile(path.join(s.dir, ADMIN_PASSWORD_FILE), 'utf8')).trim();
-  s.sub = await mqtt.connectAsync(`mqtts://127.0.0.1:${s.port}`, { protocolVersion: 5, username: 'edgeforge-admin', password, ca: await fs.readFile(path.join(c, 'ca.pem'), 'utf8'), rejectUnauthorized: true, reconnectPeriod: 1000 });
+  s.sub = await mqtt.connectAsync(`mqtts://127.0.0.1:${s.port}`, { protocolVersion: 5, username: statusConfig(await loadInventoryFile(o.inventory))!.adminUser, password, ca: await fs.readFile(path.join(c, 'ca.pem'), 'utf8'), rejectUnauthorized: true, reconnectPeriod: 1000 });
   s.sub.on('message', (_topic, payload, packet) => {
     const r = readStatus(payload, o.device);
     s.received.push({ at: new Date().toISOString(), retained: packet.retain, report: r.ok ? r.report : undefined, raw: payload.toString('utf8').slice(0, 2000) });
   });
-  await s.sub.subscribeAsync('edgeforge/+/+/+/+/status');
+  // exactly the admin user's ACL pattern (a wider filter would be refused by the broker's subscribe check)
+  const cfg = statusConfig(await loadInventoryFile(o.inventory))!;
+  const granted = await s.sub.subscribeAsync(fleetStatusFilter(cfg));
+  if (granted.some((g) => g.qos >= 128)) throw new Error(`the broker refused the admin subscription to ${fleetStatusFilter(cfg)}`);
 }
 
 const until = async (sec: number, ok: () => boolean) => {
@@ -101,7 +106,8 @@ export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: 
   });
   await checks.run(STATUS_CHECKS.cli, async () => {
     if (!s?.broker) notReached('no broker on the host');
-    const r = await o.edgeforge(['status', '--json', '-i', o.inventory, '-o', o.out, '--password-file', path.join(s.dir, ADMIN_PASSWORD_FILE), '--site', 'kr-south/changwon-plant-2']);
+    // the inventory names the broker as the guest sees it (10.0.2.2); on the host it is 127.0.0.1
+    const r = await o.edgeforge(['status', '--json', '-i', o.inventory, '-o', o.out, '--password-file', path.join(s.dir, ADMIN_PASSWORD_FILE), '--site', 'kr-south/changwon-plant-2', '--broker', `mqtts://127.0.0.1:${s.port}`]);
     let doc: { devices?: { id: string; bucket: string; attention?: string; report?: StatusReport }[] };
     try {
       doc = JSON.parse(r.stdout);

@@ -20,14 +20,16 @@ export async function collectStatuses(cfg: StatusConfig, auth: { username: strin
   const t0 = performance.now();
   const nonce = randomBytes(8).toString('hex');
   const sentinel = sentinelTopic(cfg, nonce);
-  const client = mqtt.connect(opts.url ?? cfg.broker.url, {
+  const url = opts.url ?? cfg.broker.url;
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  const client = mqtt.connect(url, {
     protocolVersion: 5,
     clientId: `edgeforge-status-${nonce}`,
     username: auth.username,
     password: auth.password,
     ca: auth.ca,
     rejectUnauthorized: true,
-    servername: /^[\d.]+$|:/.test(cfg.broker.host) ? undefined : cfg.broker.host,
+    servername: /^[\d.]+$|:/.test(host) ? undefined : host,
     clean: true,
     reconnectPeriod: 0,
     connectTimeout: Math.min(opts.timeoutMs ?? 15000, 15000),
@@ -37,12 +39,12 @@ export async function collectStatuses(cfg: StatusConfig, auth: { username: strin
   let live = 0;
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new BrokerError(`the broker ${cfg.broker.url} did not finish sending the retained statuses within ${(opts.timeoutMs ?? 15000) / 1000}s`)), opts.timeoutMs ?? 15000);
+      const timer = setTimeout(() => reject(new BrokerError(`the broker ${url} did not finish sending the retained statuses within ${(opts.timeoutMs ?? 15000) / 1000}s`)), opts.timeoutMs ?? 15000);
       const fail = (err: Error) => {
         clearTimeout(timer);
         const code = (err as Error & { code?: number }).code;
         const why = code === 134 || code === 135 || /Not authorized|Bad User Name or Password/i.test(err.message) ? `the broker refused user "${auth.username}" (wrong password, or the user is not in its password file)` : err.message;
-        reject(new BrokerError(`cannot read statuses from ${cfg.broker.url}: ${why}`));
+        reject(new BrokerError(`cannot read statuses from ${url}: ${why}`));
       };
       client.on('error', fail);
       client.on('close', () => fail(new Error('the connection closed')));

@@ -21,6 +21,8 @@ export interface ReadOptions {
   /** a JSON file of device -> last time seen, read and updated (remembers devices whose status expired) */
   seenFile?: string;
   timeoutMs?: number;
+  /** read from this broker URL instead of status.broker (a tunnel, another address of the same broker) */
+  brokerUrl?: string;
 }
 
 export function requireStatusConfig(fleet: Fleet): StatusConfig {
@@ -62,7 +64,7 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     if (!devices.length) throw new UserError(`--site ${opts.site}: no active device in that site (sites: ${fleet.sites.map((s) => s.id).join(', ')})`);
   }
   const [ca, built] = await Promise.all([readCa(opts.inventoryFile, cfg), builtBundles(opts.outDir)]);
-  const got = await collectStatuses(cfg, { username: opts.user ?? cfg.adminUser, password: opts.password, ca }, { timeoutMs: opts.timeoutMs }).catch((err) => {
+  const got = await collectStatuses(cfg, { username: opts.user ?? cfg.adminUser, password: opts.password, ca }, { timeoutMs: opts.timeoutMs, url: opts.brokerUrl }).catch((err) => {
     throw new UserError((err as Error).message, 1);
   });
   const byTopic = new Map(fleet.active.map((d) => [deviceTopic(cfg, d), d]));
@@ -98,5 +100,5 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     expirySec: cfg.expirySec,
     lastSeen,
   });
-  return { ...summary, broker: cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms) }, manifest: Boolean(built) };
+  return { ...summary, broker: opts.brokerUrl ?? cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms) }, manifest: Boolean(built) };
 }

@@ -52,11 +52,14 @@ See docs/status.md.`,
     'password-file': passwordOption,
     seen: { type: 'string', value: 'FILE', description: 'remember when each device was last seen (JSON, updated): devices whose status expired show as silent, not never seen' },
     timeout: { type: 'string', value: 'DURATION', default: '15s', description: 'give up on a broker that does not answer' },
+    broker: { type: 'string', value: 'URL', description: 'read from mqtts://HOST[:PORT] instead of status.broker (a tunnel; the certificate must name HOST)' },
   },
   examples: ['EDGEFORGE_STATUS_PASSWORD=… edgeforge status', 'edgeforge status --site kr-south/ulsan-plant-1 --stale 1h --password-file ~/.config/edgeforge/broker-admin --json'],
   async run(ctx) {
     const staleSec = ctx.options.stale ? parseDuration(ctx.options.stale as string, '--stale') : undefined;
     const timeoutSec = parseDuration((ctx.options.timeout as string) ?? '15s', '--timeout');
+    const brokerUrl = ctx.options.broker as string | undefined;
+    if (brokerUrl !== undefined && !/^mqtts:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?\/?$/.test(brokerUrl)) throw new UsageError(`--broker must be mqtts://HOST[:PORT], not "${brokerUrl}"`);
     const fleet = await loadFleet(ctx);
     const { readFleetStatus, requireStatusConfig } = await import('../../status/read.ts');
     requireStatusConfig(fleet);
@@ -71,6 +74,7 @@ See docs/status.md.`,
       now: epoch ? new Date(epoch * 1000) : new Date(),
       seenFile: ctx.options.seen ? path.resolve(ctx.io.cwd, ctx.options.seen as string) : undefined,
       timeoutMs: timeoutSec * 1000,
+      brokerUrl: brokerUrl ? (/:\d+\/?$/.test(brokerUrl) ? brokerUrl.replace(/\/$/, '') : `${brokerUrl.replace(/\/$/, '')}:8883`) : undefined,
     });
     if (ctx.common.json) ctx.io.out(JSON.stringify(s, null, 2));
     else {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_PASSWORD, statusEnv } from '../status/testbed.ts';
 import { publishAll, simReport } from '../status/simulate.ts';
-import { deviceTopic, fleetStatusFilter } from '../status/config.ts';
+import { deviceTopic, fleetStatusFilter } from '../inventory/status.ts';
 import { readFleetStatus } from '../status/read.ts';
 
 const N = Number(process.argv[2] ?? process.env.BENCH_DEVICES ?? 2000);

@@ -9,7 +9,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { freePort, makeTestCerts, mosquittoBinary, startBroker, type RunningBroker } from '../status/local-broker.ts';
 import { testConfLines } from '../status/testbed.ts';
 import { readStatus, type StatusReport } from '../status/report.ts';
-import { fleetStatusFilter, statusConfig } from '../status/config.ts';
+import { fleetStatusFilter, statusConfig } from '../inventory/status.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
 import { STATUS_PATHS, STATUS_REPORTER_MEMORY_MAX_MIB } from '../render/status/paths.ts';
 import { QEMU_GW } from './fleet.ts';

@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { KeysLayout } from './layout.ts';
 import { withKeysLock } from './lock.ts';
 import type { StoreContext } from './identity.ts';
-import { KeysError } from './errors.ts';
+import { KeysError } from '../util/errors.ts';
 import { mosquittoHash, statusPassword, verifyMosquittoHash } from './mosquitto-passwd.ts';
 
 export const STATUS_CREDENTIAL_FORMAT = 'edgeforge-status-credential/1';

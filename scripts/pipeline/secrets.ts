@@ -11,7 +11,7 @@ import { identityDigest } from '../keys/digest.ts';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { agentJoinToken } from '../keys/join-token.ts';
-import { statusConfig } from '../status/config.ts';
+import { statusConfig } from '../inventory/status.ts';
 import { ensureStatusCredentials, keystoreCrypto, readStatusCredential } from '../keys/status-credentials.ts';
 
 export interface SecretsSource {

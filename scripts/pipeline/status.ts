@@ -5,7 +5,7 @@ import type { Fleet } from '../inventory/fleet.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { StatusStage } from '../render/device.ts';
 import { statusBundleFiles, statusFirstbootFragment } from '../render/status/compose.ts';
-import { statusConfig } from '../status/config.ts';
+import { statusConfig } from '../inventory/status.ts';
 import { readCa } from '../status/read.ts';
 
 /** The stage, and what it reads besides the inventory (the broker CA file) for the build's inputs hash. */

@@ -3,7 +3,7 @@
 // stolen or replaced devices have no user at all, so the broker refuses them. One admin user reads the
 // fleet's topics (and writes the CLI's sentinel). Pure: hashes in, file texts out.
 import type { Fleet } from '../inventory/fleet.ts';
-import { deviceTopic, fleetStatusFilter, type StatusConfig } from './config.ts';
+import { deviceTopic, fleetStatusFilter, type StatusConfig } from '../inventory/status.ts';
 
 export interface BrokerFiles {
   /** file name -> text; `passwd` is 0600 (hashes only, but no reason to show them) */

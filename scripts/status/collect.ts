@@ -4,7 +4,7 @@
 // back after every retained status (a timeout only guards a broker that never answers).
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
-import { fleetStatusFilter, sentinelTopic, type StatusConfig } from './config.ts';
+import { fleetStatusFilter, sentinelTopic, type StatusConfig } from '../inventory/status.ts';
 
 export interface Collected {
   /** topic -> payload, the newest per topic */

@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import { deviceTopic, statusConfig, type StatusConfig } from './config.ts';
+import { deviceTopic, statusConfig, type StatusConfig } from '../inventory/status.ts';
 import { collectStatuses } from './collect.ts';
 import { readStatus, type StatusReport } from './report.ts';
 import { summarize, type FleetStatus } from './summary.ts';

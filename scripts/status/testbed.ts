@@ -6,7 +6,7 @@ import path from 'node:path';
 import { generateInventory } from '../inventory/generate.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
 import type { Fleet } from '../inventory/fleet.ts';
-import { statusConfig, type StatusConfig } from './config.ts';
+import { statusConfig, type StatusConfig } from '../inventory/status.ts';
 import { brokerConfig } from './broker-config.ts';
 import { mosquittoHash, statusPassword } from '../keys/mosquitto-passwd.ts';
 import { freePort, makeTestCerts, startBroker, type RunningBroker } from './local-broker.ts';

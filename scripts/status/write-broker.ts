@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { mosquittoHash } from '../keys/mosquitto-passwd.ts';
 import { statusCredentialHashes } from '../keys/status-credentials.ts';
 import { brokerConfig, type BrokerTls } from './broker-config.ts';
-import type { StatusConfig } from './config.ts';
+import type { StatusConfig } from '../inventory/status.ts';
 
 export interface WriteBrokerOptions {
   keysDir: string;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { runCli } from '../helpers.ts';
 import { freePort, makeTestCerts, mosquittoBinary, startBroker, type RunningBroker } from '../../scripts/status/local-broker.ts';
 import { publishAll, simReport } from '../../scripts/status/simulate.ts';
-import { deviceTopic, statusConfig } from '../../scripts/status/config.ts';
+import { deviceTopic, statusConfig } from '../../scripts/inventory/status.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { verifyMosquittoHash } from '../../scripts/keys/mosquitto-passwd.ts';
 import { readStatusCredential } from '../../scripts/keys/status-credentials.ts';

@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { runCli } from '../helpers.ts';
 import { mosquittoBinary } from '../../scripts/status/local-broker.ts';
 import { publishAll, simReport, type SimDevice } from '../../scripts/status/simulate.ts';
-import { deviceTopic } from '../../scripts/status/config.ts';
+import { deviceTopic } from '../../scripts/inventory/status.ts';
 import type { StatusReport } from '../../scripts/status/report.ts';
 import { ADMIN_PASSWORD, statusEnv, type StatusEnv } from './env.ts';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { mosquittoBinary } from '../../scripts/status/local-broker.ts';
-import { deviceTopic } from '../../scripts/status/config.ts';
+import { deviceTopic } from '../../scripts/inventory/status.ts';
 import { readStatus } from '../../scripts/status/report.ts';
 import { credentialFile, statusBundleFiles, statusConf, statusFirstbootFragment, statusReporterProgram } from '../../scripts/render/status/compose.ts';
 import { STATUS_PATHS } from '../../scripts/render/status/paths.ts';

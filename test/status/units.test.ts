@@ -11,7 +11,7 @@ import { mosquittoHash, verifyMosquittoHash } from '../../scripts/keys/mosquitto
 import { readStatus, MAX_STATUS_BYTES } from '../../scripts/status/report.ts';
 import { classify, type SummaryInput } from '../../scripts/status/summary.ts';
 import { simReport } from '../../scripts/status/simulate.ts';
-import { statusConfig, deviceTopic } from '../../scripts/status/config.ts';
+import { statusConfig, deviceTopic } from '../../scripts/inventory/status.ts';
 
 const inv = (status: string) => generateInventory(3, { name: 'units' }) + status;
 

@@ -12,7 +12,7 @@ import { openKeyStore } from '../../keys/store.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
 import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from '../../lifecycle/rekey.ts';
 import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
-import { statusConfig } from '../../status/config.ts';
+import { statusConfig } from '../../inventory/status.ts';
 import { createMissingStatusCredentials, keystoreCrypto, readStatusCredential, rotateStatusCredential } from '../../keys/status-credentials.ts';
 
 const keysDir = (ctx: RunContext) => path.resolve(ctx.io.cwd, ctx.common.keys);

@@ -118,7 +118,7 @@ broker (systemctl reload mosquitto). See docs/status.md.`,
     const password = await adminPassword(ctx);
     const { writeBrokerConfig } = await import('../../status/write-broker.ts');
     const dir = path.resolve(ctx.io.cwd, to);
-    const { KeysError } = await import('../../keys/errors.ts');
+    const { KeysError } = await import('../../util/errors.ts');
     const r = await writeBrokerConfig(fleet, cfg, {
       keysDir: path.resolve(ctx.io.cwd, ctx.common.keys),
       to: dir,

@@ -1,6 +1,6 @@
 // The plan's fleet-status section: derived from the inventory's `status:` block (or its absence).
 import type { Fleet } from '../../inventory/fleet.ts';
-import { statusConfig } from '../../status/config.ts';
+import { statusConfig } from '../../inventory/status.ts';
 import { STATUS_REPORTER_MEMORY_MAX_MIB } from '../status/paths.ts';
 
 export function statusPlanLines(fleet: Fleet): string[] {

@@ -1,7 +1,7 @@
 // Fleet status settings derived from the inventory's `status:` block (issue #24, docs/status.md): where the
 // broker is, the topic of each device, the report period and how long a retained status lives. Pure.
-import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import type { StatusSettings } from '../inventory/schema.ts';
+import type { Fleet, ResolvedDevice } from './fleet.ts';
+import type { StatusSettings } from './schema.ts';
 
 export interface StatusConfig {
   broker: { host: string; port: number; url: string };

@@ -86,3 +86,18 @@ describe('reading and classifying statuses', () => {
     expect(gone.attention).toMatch(/last seen 2026-12-01T20:00:00Z/);
   });
 });
+
+describe('the plan says whether status reporting is on', () => {
+  it('off without `status:`, on with the derived numbers', async () => {
+    const { renderPlanMarkdown, renderPlanJson } = await import('../../scripts/render/plan/plan.ts');
+    const off = loadInventoryBytes(Buffer.from(inv('')), 'f.yaml');
+    expect(renderPlanMarkdown(off)).toMatch(/## 8\. Fleet status\n\n- Status reporting is off/);
+    const on = loadInventoryBytes(Buffer.from(inv('status: { broker: "mqtts://m.example:8883", caFile: ca.pem, period: 15m }\n')), 'f.yaml');
+    const md = renderPlanMarkdown(on);
+    expect(md).toContain('`mqtts://m.example:8883`');
+    expect(md).toContain('Every 15m');
+    expect(md).toContain(`${(3 * 96).toLocaleString('en-US')} reports a day for 3 active device(s)`);
+    expect(md).toContain('expires 30 minutes after it is sent');
+    expect(JSON.parse(renderPlanJson(on)).status).toHaveLength(4);
+  });
+});

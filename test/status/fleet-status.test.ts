@@ -2,7 +2,7 @@
 // credential; `edgeforge status` reads them back and must count and explain every one. Also: a revoked
 // device is refused, a device cannot write another device's topic, bad statuses are ignored and counted.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { runCli } from '../helpers.ts';
@@ -103,6 +103,16 @@ describe.skipIf(!HAVE)(HAVE ? 'fleet status with a real Mosquitto' : 'fleet stat
     // the revoked device is no device of the fleet any more
     expect(s.devices.find((x: { id: string }) => x.id === env.revoked[0])).toBeUndefined();
     console.log(`status: 2,000 devices published in ${Math.round(publishMs)} ms; edgeforge status (in-process) ${Math.round(ms)} ms, broker read ${s.read.ms} ms`);
+  });
+
+  it('--seen remembers every device that reported (for devices whose status later expires)', async () => {
+    const seen = path.join(env.dir, 'seen.json');
+    const r = await runCli(['status', '--json', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--seen', seen], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(readFileSync(seen, 'utf8'));
+    // every readable status: 1,970 published minus the malformed and the oversized one
+    expect(Object.keys(doc)).toHaveLength(1968);
+    expect(Object.values(doc).every((t) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(String(t)))).toBe(true);
   });
 
   it('prints per-site counts and the devices that need a person; --site narrows it', async () => {

@@ -65,7 +65,7 @@ export function brokerConfig(
     'message_size_limit 16384',
     '# 2,000 devices connect briefly; keep room for bursts after a site\'s power cut',
     'max_connections -1',
-    `max_queued_messages 4000`,
+    `max_queued_messages ${Math.max(1000, 2 * fleet.active.length)}`,
     '',
     `listener ${opts.port ?? cfg.broker.port}${opts.bind ? ` ${opts.bind}` : ''}`,
     `cafile ${tls.cafile ?? '/etc/mosquitto/certs/ca.pem'}`,

@@ -61,7 +61,7 @@ export function brokerConfig(
     '# retained statuses survive a broker restart',
     'persistence true',
     `persistence_location ${opts.dir}/data/`,
-    '# a status is ~1 KiB; anything bigger is refused by the broker',
+    '# a status is ~1 KiB; the broker refuses a message over 16 KiB',
     'message_size_limit 16384',
     '# 2,000 devices connect briefly; keep room for bursts after a site\'s power cut',
     'max_connections -1',

@@ -229,3 +229,15 @@ describe('base-image profiles', () => {
     }
   });
 });
+
+describe("provision's preflight asks for mosquitto_pub", () => {
+  it('the read-only facts say whether the device has it', async () => {
+    const { PREFLIGHT_SCRIPT, parseFacts } = await import('../../scripts/provision/phase/preflight.ts');
+    const empty = mkdtempSync(path.join(tmpdir(), 'ef-nopath-'));
+    const without = spawnSync('/bin/sh', ['-c', PREFLIGHT_SCRIPT], { env: { PATH: empty }, encoding: 'utf8' });
+    expect(parseFacts(without.stdout).mosquitto_pub).toBe('no');
+    const withIt = spawnSync('/bin/sh', ['-c', PREFLIGHT_SCRIPT], { env: { PATH: process.env.PATH }, encoding: 'utf8' });
+    expect(parseFacts(withIt.stdout).mosquitto_pub).toBe(spawnSync('sh', ['-c', 'command -v mosquitto_pub']).status === 0 ? 'yes' : 'no');
+    rmSync(empty, { recursive: true, force: true });
+  });
+});

@@ -55,7 +55,7 @@ export async function startStatusBroker(s: E2eStatus, o: { inventory: string; ke
   const bdir = path.join(s.dir, 'broker');
   const r = await o.edgeforge(['status', 'broker-config', '-i', o.inventory, '--keys', o.keys, '--to', bdir, '--bind', '127.0.0.1', '--port', String(s.port), '--password-file', path.join(s.dir, ADMIN_PASSWORD_FILE), '--tls-cafile', path.join(c, 'ca.pem'), '--tls-certfile', path.join(c, 'broker.pem'), '--tls-keyfile', path.join(c, 'broker.key')]);
   if (r.code !== 0) throw new Error(`edgeforge status broker-config: exit ${r.code}: ${r.stderr.trim()}`);
-  await fs.appendFile(path.join(bdir, 'mosquitto.conf'), [...testConfLines(), 'log_type information', 'connection_messages true'].join('\n') + '\n');
+  await fs.appendFile(path.join(bdir, 'mosquitto.conf'), testConfLines().join('\n') + '\n');
   s.broker = await startBroker(path.join(bdir, 'mosquitto.conf'), s.port);
   const password = (await fs.readFile(path.join(s.dir, ADMIN_PASSWORD_FILE), 'utf8')).trim();
   s.sub = await mqtt.connectAsync(`mqtts://127.0.0.1:${s.port}`, { protocolVersion: 5, username: statusConfig(await loadInventoryFile(o.inventory))!.adminUser, password, ca: await fs.readFile(path.join(c, 'ca.pem'), 'utf8'), rejectUnauthorized: true, reconnectPeriod: 1000 });

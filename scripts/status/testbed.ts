@@ -58,5 +58,5 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
 
 /** What a test broker needs beyond the operator's config: logs on stderr; as root, stay root (no mosquitto user needed). */
 export function testConfLines(): string[] {
-  return ['log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', ...(process.getuid?.() === 0 ? ['user root'] : [])];
+  return ['log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'connection_messages true', ...(process.getuid?.() === 0 ? ['user root'] : [])];
 }

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { mosquittoBinary } from '../../scripts/status/local-broker.ts';
+import { makeTestCerts, mosquittoBinary } from '../../scripts/status/local-broker.ts';
 import { deviceTopic } from '../../scripts/inventory/status.ts';
 import { readStatus } from '../../scripts/status/report.ts';
 import { credentialFile, statusBundleFiles, statusConf, statusFirstbootFragment, statusReporterProgram } from '../../scripts/render/status/compose.ts';
@@ -129,6 +129,26 @@ describe.skipIf(!HAVE)(HAVE ? 'reporter program against a real Mosquitto' : 'rep
     expect(s.report.disk.freeMiB).toBeGreaterThan(0);
     // the password is nowhere but the 0600 options file
     expect(readFileSync(path.join(root, 'var/lib/edgeforge/status/report.json'), 'utf8')).not.toContain(env.passwords.get(d.id)!);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('the broker CA is pinned: a broker certificate from another CA is refused before the password is sent', async () => {
+    const d = env.fleet.active[0];
+    fakeRoot(d, env.passwords.get(d.id)!);
+    const other = makeTestCerts(path.join(root, 'other-ca'));
+    writeFileSync(path.join(root, 'etc/edgeforge/status/ca.pem'), readFileSync(other.ca));
+    const before = env.broker.log().length;
+    const r = runReporter();
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/certificate verify failed|unable to get local issuer|Protocol error|TLS/i);
+    // the same device with the right CA: the broker logs its login (so the line above can be absent for a reason)
+    writeFileSync(path.join(root, 'etc/edgeforge/status/ca.pem'), env.ca);
+    const mark = env.broker.log().length;
+    expect(runReporter().status).toBe(0);
+    for (let i = 0; i < 50 && !env.broker.log().slice(mark).includes(`u'${d.id}'`); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(env.broker.log().slice(mark)).toMatch(new RegExp(`u'${d.id}'`));
+    // the log is in order: the one login since the refused attempt is the good run's (the refused one never logged in)
+    expect(env.broker.log().slice(before).split(`u'${d.id}'`).length - 1).toBe(1);
     rmSync(root, { recursive: true, force: true });
   });
 

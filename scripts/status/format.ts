@@ -16,9 +16,12 @@ export function statusText(s: FleetStatus & { broker: string; manifest: boolean 
     row('total', total, s.totals),
   ];
   if (ign.length) L.push('', `ignored statuses: ${ign.map(([k, n]) => `${n} ${k}`).join(', ')} (not JSON of format edgeforge-status/1, too big, or on a topic that is no device of this inventory)`);
+  if (s.inactive.length) {
+    L.push('', `devices no longer in the fleet with a status on the broker (${s.inactive.length}):`, ...s.inactive.map((x) => `  ${x.id}  ${x.reason}`));
+  }
   if (s.attention.length) {
     const idW = Math.max(...s.attention.map((a) => a.id.length));
     L.push('', `needs a person (${s.attention.length}):`, ...s.attention.map((a) => `  ${a.id.padEnd(idW)}  ${BUCKET_LABELS[a.bucket].padEnd(10)}  ${a.reason}`));
-  } else L.push('', 'nothing needs a person');
+  } else if (!s.inactiveNeedsPerson.length) L.push('', 'nothing needs a person');
   return L.join('\n');
 }

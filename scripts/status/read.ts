@@ -68,12 +68,18 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     throw new UserError((err as Error).message, 1);
   });
   const byTopic = new Map(fleet.active.map((d) => [deviceTopic(cfg, d), d]));
+  const inactiveByTopic = new Map(fleet.devices.filter((d) => d.status !== 'active').map((d) => [deviceTopic(cfg, d), d]));
+  const inactiveReports = new Map<string, { device: ResolvedDevice; report: StatusReport }>();
   const reports = new Map<string, StatusReport>();
   const ignored: FleetStatus['ignored'] = { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 };
   for (const [topic, payload] of got.messages) {
     const d = byTopic.get(topic);
     if (!d) {
-      ignored['unknown-device']++;
+      const gone = inactiveByTopic.get(topic);
+      const r = gone ? readStatus(payload, gone.id) : undefined;
+      if (gone && r?.ok && (!opts.site || gone.siteId === opts.site || gone.site === opts.site)) inactiveReports.set(gone.id, { device: gone, report: r.report });
+      else if (!gone) ignored['unknown-device']++;
+      else if (r && !r.ok) ignored[r.why]++;
       continue;
     }
     const r = readStatus(payload, d.id);
@@ -99,6 +105,7 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     staleSec: opts.staleSec ?? Math.round(cfg.periodSec * 1.5),
     expirySec: cfg.expirySec,
     lastSeen,
+    inactiveReports,
   });
   return { ...summary, broker: opts.brokerUrl ?? cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms) }, manifest: Boolean(built) };
 }

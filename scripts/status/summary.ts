@@ -41,6 +41,10 @@ export interface FleetStatus {
   attention: { id: string; site: string; bucket: Bucket; reason: string }[];
   devices: DeviceState[];
   ignored: Record<Rejection | 'unknown-device', number>;
+  /** revoked/lost/stolen/retired/replaced devices whose status is still on the broker */
+  inactive: { id: string; site: string; status: string; lastReport: string; reason: string }[];
+  /** the inactive devices that reported after they were revoked: the broker still accepts them */
+  inactiveNeedsPerson: string[];
 }
 
 export interface SummaryInput {
@@ -62,6 +66,21 @@ export interface SummaryInput {
   certWarnSec?: number;
   /** a first boot running longer than this needs a person */
   firstBootStuckSec?: number;
+  /** statuses of devices that are no longer active (revoked, replaced...), by id */
+  inactiveReports?: Map<string, { device: ResolvedDevice; report: StatusReport }>;
+}
+
+/**
+ * A status from a device that left the fleet. Sent after its revocation, it means the broker still has its
+ * user (broker-config not regenerated, or not reloaded): a person must act. Sent before, it is the last word of
+ * a device that is gone, and expires by itself.
+ */
+export function inactiveNote(d: ResolvedDevice, r: StatusReport): { needsPerson: boolean; reason: string } {
+  const revokedAt = d.revoked ? Date.parse(d.revoked.at) : NaN;
+  if (Number.isFinite(revokedAt) && Date.parse(r.time) > revokedAt) {
+    return { needsPerson: true, reason: `${d.status} since ${d.revoked!.at} but reported at ${r.time}: the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker` };
+  }
+  return { needsPerson: false, reason: `${d.status}; its last status (${r.time}) stays on the broker until it expires` };
 }
 
 function ago(sec: number): string {
@@ -142,6 +161,10 @@ export function summarize(inp: SummaryInput): FleetStatus {
     c.counts[s.bucket]++;
     totals[s.bucket]++;
   }
+  const inactive = [...(inp.inactiveReports?.values() ?? [])].map(({ device: d, report: r }) => {
+    const n = inactiveNote(d, r);
+    return { id: d.id, site: d.siteId, status: d.status, lastReport: r.time, reason: n.reason, needsPerson: n.needsPerson };
+  });
   return {
     at: inp.now.toISOString(),
     sites: [...bySite.values()],
@@ -149,5 +172,7 @@ export function summarize(inp: SummaryInput): FleetStatus {
     attention: devices.filter((s) => s.attention).map((s) => ({ id: s.id, site: s.site, bucket: s.bucket, reason: s.attention! })),
     devices,
     ignored: inp.ignored,
+    inactive: inactive.map(({ needsPerson: _n, ...x }) => x),
+    inactiveNeedsPerson: inactive.filter((x) => x.needsPerson).map((x) => x.id),
   };
 }

@@ -24,7 +24,8 @@ export interface StatusEnv {
   passwords: Map<string, string>;
   /** devices made revoked (status: stolen) in the inventory */
   revoked: string[];
-  writeBroker: () => void;
+  /** rewrite the broker's files; `alsoAllow` gives users to devices that are not active (an operator who forgot broker-config) */
+  writeBroker: (alsoAllow?: string[]) => void;
 }
 
 /** n active devices + `revokedCount` more marked stolen; `period` for the status block. */
@@ -46,9 +47,10 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
   const passwords = new Map(fleet.devices.map((d) => [d.id, statusPassword()]));
   const bdir = path.join(dir, 'broker');
   mkdirSync(path.join(bdir, 'data'), { recursive: true });
-  const writeBroker = () => {
+  const writeBroker = (alsoAllow: string[] = []) => {
     const hashes = new Map([...passwords].map(([id, pw]) => [id, mosquittoHash(pw)]));
-    const r = brokerConfig(fleet, cfg, hashes, mosquittoHash(ADMIN_PASSWORD), { dir: bdir, bind: '127.0.0.1', tls: { cafile: certs.ca, certfile: certs.cert, keyfile: certs.key } });
+    const allowed = { name: fleet.name, active: [...fleet.active, ...fleet.devices.filter((d) => alsoAllow.includes(d.id))] };
+    const r = brokerConfig(allowed, cfg, hashes, mosquittoHash(ADMIN_PASSWORD), { dir: bdir, bind: '127.0.0.1', tls: { cafile: certs.ca, certfile: certs.cert, keyfile: certs.key } });
     for (const f of r.files) writeFileSync(path.join(bdir, f.name), f.text + (f.name === 'mosquitto.conf' ? testConfLines().join('\n') + '\n' : ''), { mode: f.mode });
   };
   writeBroker();

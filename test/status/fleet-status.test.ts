@@ -142,6 +142,23 @@ describe.skipIf(!HAVE)(HAVE ? 'fleet status with a real Mosquitto' : 'fleet stat
     expect(res.get(id)!.reason).toMatch(/Not authorized|Bad User Name or Password/i);
   });
 
+  it('a revoked device the broker still accepts (broker-config not rerun) is reported: exit 1, what to do', async () => {
+    const id = env.revoked[0];
+    const d = env.fleet.devices.find((x) => x.id === id)!;
+    env.writeBroker([id]);
+    await env.broker.reload();
+    const res = await publishAll(env.cfg.broker.url, env.ca, [{ id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.now()) }), expirySec: 60 }]);
+    expect(res.get(id)!.ok).toBe(true);
+    const r = await runCli(['status', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--site', d.siteId], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`${id}  stolen since 2026-11-30T00:00:00Z but reported at \\S+: the broker still accepts its credential`));
+    // the operator reruns broker-config: the device is refused again; its last status stays until it expires
+    env.writeBroker();
+    await env.broker.reload();
+    const again = await publishAll(env.cfg.broker.url, env.ca, [{ id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.now()) }), expirySec: 60 }]);
+    expect(again.get(id)!.ok).toBe(false);
+  });
+
   it("a device cannot publish to another device's topic (and a wrong password is refused)", async () => {
     const [a, b] = env.fleet.active;
     const forged = simReport(b.id, b.siteId, env.fleet.name, { time: iso(Date.now()), firstboot: { step: 'k3s', state: 'failed', at: iso(Date.now()), error: 'forged' } });

@@ -81,7 +81,7 @@ See docs/status.md.`,
       const { statusText } = await import('../../status/format.ts');
       ctx.io.out(statusText(s));
     }
-    return s.attention.length ? 1 : 0;
+    return s.attention.length || s.inactiveNeedsPerson.length ? 1 : 0;
   },
 };
 

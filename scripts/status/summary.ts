@@ -100,8 +100,8 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
   if (!r) {
     const seen = inp.lastSeen?.get(d.id);
     if (seen) return { ...base, bucket: 'silent', attention: `silent: no status on the broker (a status expires ${ago(inp.expirySec)} after it was sent); last seen ${seen}`, lastReport: seen };
-    if (inp.built && !builtHash) return { ...base, bucket: 'neverSeen', attention: 'never seen, and not in the last build (build it, then flash or provision it)' };
-    return { ...base, bucket: 'neverSeen', attention: 'never seen: flashed/provisioned devices report at their first boot; check power, network, and that its broker user exists (edgeforge status broker-config)' };
+    if (inp.built && !builtHash) return { ...base, bucket: 'neverSeen', attention: 'not in the last build (build it, then flash or provision it)' };
+    return { ...base, bucket: 'neverSeen', attention: 'no status yet: a flashed or provisioned device reports from its first boot on; check power, network, and that the broker has its user (edgeforge status broker-config)' };
   }
   const st: DeviceState = { ...base, bucket: 'upToDate', lastReport: r.time, report: r };
   const t = Date.parse(r.time);

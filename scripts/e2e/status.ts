@@ -80,6 +80,7 @@ export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: 
   const mine = () => (s?.received ?? []).filter((m) => m.report);
   await checks.run(STATUS_CHECKS.reached, async () => {
     if (!s?.broker) notReached('no broker on the host (see the fixtures stage)');
+    if (!o.running && !mine().length) notReached('the guest is not running');
     // a report that started while the network was still coming up is retried by the timer (OnBootSec=2min)
     await until(240, () => mine().length > 0);
     const bad = s.received.filter((m) => !m.report);

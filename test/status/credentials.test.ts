@@ -97,9 +97,19 @@ describe.skipIf(!HAVE)(HAVE ? 'broker credentials: keys, build, broker-config, r
     const rot = await runCli(['keys', 'rotate', '--device', a.id, '--keys', keys, '--json'], { env });
     expect(rot.code, rot.stderr).toBe(0);
     expect(JSON.parse(rot.stdout).changed.find((c: { what: string }) => c.what === 'broker')).toEqual({ what: 'broker', old: 'status credential g1', new: 'g2' });
+    const oldPw = pw(a.id);
     await brokerConfig();
     await broker.reload();
-    expect((await send(a, pw(a.id))).ok).toBe(false);
+    expect((await send(a, oldPw)).ok).toBe(false);
+    // the next build re-renders a (its credential changed) and leaves b alone (nothing of b's changed)
+    const rb = await runCli(['build', '-i', inv, '--keys', keys, '-o', path.join(dir, 'out'), '--only', `${a.id},${b.id}`, '--json'], { env });
+    expect(rb.code, rb.stderr).toBe(0);
+    const st = new Map(JSON.parse(rb.stdout).devices.map((x: { id: string; status: string }) => [x.id, x.status]));
+    expect(st.get(a.id)).toBe('ok');
+    expect(st.get(b.id)).toBe('skipped');
+    expect(pw(a.id)).not.toBe(oldPw);
+    expect(verifyMosquittoHash(pw(a.id), (await readStatusCredential(keys, a.id))!.mosquittoHash!)).toBe(true);
+    expect((await send(a, pw(a.id))).ok).toBe(true);
 
     // revoke b: the credential is disabled and the device has no broker user any more
     const rev = await runCli(['revoke', b.id, '--reason', 'stolen', '-i', inv, '--keys', keys], { env });

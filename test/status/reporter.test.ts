@@ -16,7 +16,7 @@ import { onCalendar, statusTimer } from '../../scripts/render/status/units.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
 import { composeFirstboot } from '../../scripts/render/firstboot/compose.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
-import { exampleFleet, fixedSecretsFor } from '../render/fixtures.ts';
+import { exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { ADMIN_PASSWORD, statusEnv, type StatusEnv } from './env.ts';
 import type { ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 

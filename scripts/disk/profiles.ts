@@ -41,6 +41,8 @@ export const ProfileSchema = z.strictObject({
   cmdline: z.strictObject({ file: z.string(), append: z.array(z.string().regex(/^\S+$/)) }).optional(),
   /** optional default base image; the inventory or --base-image usually gives it */
   base: z.strictObject({ path: z.string(), sha256: Sha }).optional(),
+  /** commands the base image must have, with the Debian package that brings each (provision preflight checks them) */
+  requires: z.array(z.strictObject({ command: z.string().regex(/^[a-z0-9_.-]+$/), package: z.string(), for: z.string() })).default([]),
   /** why the free space after the last partition must stay free (documentation carried with the profile) */
   dataVolume: z.strictObject({ placement: z.literal('free-space-after-last-partition'), minBytes: z.number().int().nonnegative().default(0) }).optional(),
 });

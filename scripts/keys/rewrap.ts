@@ -6,6 +6,7 @@ import { entityDir, exists, json, readRecord, type AnyRecord } from './records.t
 import { listIdentities } from './list.ts';
 import type { BuildKey } from './build-key.ts';
 import type { StoreContext } from './identity.ts';
+import { statusCredentialSecretFiles } from './status-credentials.ts';
 
 /**
  * Re-encrypt every private file to the current admin recipients (after adding or removing an admin).
@@ -27,6 +28,8 @@ export async function rewrapAll(ctx: StoreContext, build: BuildKey): Promise<{ f
         if (await exists(f)) files.push(f);
       }
       recs.push([ctx.layout.publicFile(edir), rec]);
+      // fleet status: the device's broker password files (scripts/keys/status-credentials.ts)
+      if (s.kind === 'device') files.push(...(await statusCredentialSecretFiles(ctx.layout, s.id)));
     }
     const limit = pLimit(16);
     await Promise.all(

@@ -11,6 +11,8 @@ import { identityDigest } from '../keys/digest.ts';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { agentJoinToken } from '../keys/join-token.ts';
+import { statusConfig } from '../inventory/status.ts';
+import { ensureStatusCredentials, keystoreCrypto, readStatusCredential } from '../keys/status-credentials.ts';
 
 export interface SecretsSource {
   /** secrets for these devices (created in keys/ when missing) */
@@ -72,9 +74,16 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
           const s = await store.ensureSiteIdentities([...new Set(devices.map((d) => d.siteId))]);
           for (const [id, site] of s.identities) sites.set(id, { fingerprint: site.sops.fingerprint, privateKeyArmored: site.sops.privateKeyArmored });
         }
+        // fleet status: each device's broker password, made with its other keys (scripts/keys/status-credentials.ts)
+        let status: Map<string, string> | undefined;
+        if (statusConfig(opts.fleet)) {
+          const r = await ensureStatusCredentials(opts.dir, devices.map((d) => d.id), keystoreCrypto(store));
+          if (r.created.length) opts.warn(`keys: generated broker credentials for ${r.created.length} device(s) (fleet status; run \`edgeforge status broker-config\` and reload the broker)`);
+          status = r.passwords;
+        }
         const out = new Map<string, DeviceSecrets>();
         for (const d of devices) {
-          out.set(d.id, toDeviceSecrets(identities.get(d.id)!, d.cluster.kind === 'multi-node-agent', sites.get(d.siteId)));
+          out.set(d.id, { ...toDeviceSecrets(identities.get(d.id)!, d.cluster.kind === 'multi-node-agent', sites.get(d.siteId)), ...(status ? { statusPassword: status.get(d.id) } : {}) });
         }
         return out;
       } catch (err) {
@@ -94,6 +103,7 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
     },
     async identities(devices) {
       const limit = pLimit(32);
+      const statusOn = Boolean(statusConfig(opts.fleet));
       const digests = new Map<string, Promise<string | undefined>>();
       const digest = (kind: 'device' | 'site', id: string) => {
         const k = `${kind}:${id}`;
@@ -107,6 +117,8 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
             digest('device', d.id),
             d.cluster.kind === 'multi-node-agent' ? digest('device', d.cluster.serverId) : Promise.resolve('-'),
             opts.withSiteSops ? digest('site', d.siteId) : Promise.resolve('-'),
+            // fleet status: the broker credential's generation (a rotation re-renders the device; none yet: render)
+            statusOn ? readStatusCredential(opts.dir, d.id).then((r) => (r && !r.disabled ? `status-g${r.generation}:${r.mosquittoHash}` : undefined)) : Promise.resolve('-'),
           ]);
           out.set(d.id, parts.some((p) => p === undefined) ? undefined : createHash('sha256').update(parts.join('\0')).digest('hex'));
         }),

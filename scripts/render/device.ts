@@ -40,6 +40,8 @@ export interface DeviceSecrets {
   siteSops?: { fingerprint: string; privateKeyArmored: string };
   /** LUKS recovery passphrase (for the disk-encryption stage) */
   luksRecovery?: string;
+  /** the device's broker password for fleet status (for the status stage; not a one-time secret) */
+  statusPassword?: string;
 }
 
 /** A Flux bootstrap renderer (the GitOps stage): file name -> text, placed in K3s's auto-deploy dir. */
@@ -53,8 +55,12 @@ export type FluxBootstrapRenderer = (d: ResolvedDevice, fleet: Fleet, secrets: D
  */
 export type EncryptionStage = (d: ResolvedDevice, secretFiles: { name: string; bytes: Uint8Array; mode: number }[]) => { files: RenderedFile[]; sealed: boolean };
 
+/** The status stage (scripts/render/status/): the device's reporter files and its first-boot fragment. */
+export type StatusStage = (d: ResolvedDevice, secrets: DeviceSecrets) => { files: RenderedFile[]; fragment: string };
+
 export interface RenderOptions {
   fluxBootstrap?: FluxBootstrapRenderer;
+  status?: StatusStage;
   encryption?: EncryptionStage;
   /** shell fragments other stages add to the first-boot program (function definitions) */
   firstbootFragments?: string[];
@@ -77,7 +83,12 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   const bundle: (RenderedFile & { text: string })[] = [];
   const add = (path: string, kind: RenderedFile['kind'], text: string, secret = false) => bundle.push({ ...textFile(`bundle/${path}`, kind, text, secret), text });
 
-  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, opts.firstbootFragments));
+  const status = opts.status?.(d, secrets);
+  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : [])]));
+  for (const f of status?.files ?? []) {
+    if (!f.path.startsWith('bundle/status/')) throw new Error(`status stage file ${f.path} must be under bundle/status/`);
+    bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
+  }
   add('k3s/config.yaml', 'k3s-config', renderK3sConfig(d, fleet));
   const registries = renderRegistries(d);
   if (registries) add('k3s/registries.yaml', 'k3s-registries', registries);

@@ -30,6 +30,7 @@ import { smokeBase, SMOKE_CHECKS } from '../../scripts/e2e/smoke.ts';
 import { freePort, sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
 import { log, stage, stageSummary } from '../../scripts/e2e/stage.ts';
 import { fetchAdv, startTang, type TangServer } from '../../scripts/e2e/tang.ts';
+import { STATUS_CHECKS, closeStatus, prepareStatus, startStatusBroker, statusChecks, type E2eStatus } from '../../scripts/e2e/status.ts';
 import { startGit, type GitServer } from '../../scripts/e2e/git.ts';
 import { parseAllDocuments } from 'yaml';
 
@@ -176,6 +177,7 @@ async function main(): Promise<number> {
   if (!skipSmoke) checks.declare('base: image built', ...SMOKE_CHECKS);
   else checks.declare('base: image built');
   checks.declare(...Object.values(C));
+  checks.declare(...Object.values(STATUS_CHECKS));
   const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
   await fs.mkdir(work, { recursive: true });
   log(`work dir ${work} (serial logs, build output, images; kept for inspection when a check fails)`);
@@ -206,6 +208,7 @@ async function main(): Promise<number> {
   const fleetDir = path.join(work, 'fleet');
   const sshKey = path.join(work, 'id_ed25519');
   const buildBase = base;
+  let status: E2eStatus | undefined;
   try {
     await stage('fleet: fixtures (tang, stand-ins, test inventory)', async () => {
       await fs.rm(fleetDir, { recursive: true, force: true });
@@ -218,6 +221,7 @@ async function main(): Promise<number> {
       const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
       const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
       await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'), gitKnownHostsKey: git.hostKey });
+      status = await prepareStatus(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`fleet status: ${(err as Error).message}`), undefined));
     });
     await stage('fleet: edgeforge build --base-image', async () => {
       await checks.run(C.build, async () => {
@@ -243,6 +247,7 @@ async function main(): Promise<number> {
           if (o?.kind === 'Secret' && o.metadata?.name === 'flux-system' && o.data?.['identity.pub']) deployKeyPub = Buffer.from(o.data['identity.pub'], 'base64').toString('utf8').trim();
         }
         if (deployKeyPub) await git!.authorize(deployKeyPub);
+        if (status) await startStatusBroker(status, { inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => log(`fleet status broker: ${(err as Error).message}`));
         return `${dev.artifacts.length} artifacts${deployKeyPub ? '; deploy key authorized on the Git stand-in' : ''}`;
       });
     });
@@ -288,6 +293,7 @@ async function main(): Promise<number> {
     checks.skipRest('', 'no device image (see the build/materialize checks)');
     await tang?.close();
     await git?.close();
+    await closeStatus(status);
     return finish(checks);
   }
 
@@ -351,6 +357,9 @@ async function main(): Promise<number> {
         expect(git!.log().includes(`Accepted publickey for git from`) && git!.log().includes(fpr), `the Git stand-in did not log the device's deploy key ${fpr}`);
         return `upload-pack advertised main ${head.slice(0, 12)}; the stand-in accepted deploy key ${fpr}; host key checked against the pinned known_hosts`;
       }));
+      await stage('boot 1: fleet status (broker on the host)', () =>
+        statusChecks(checks, status, { target, running: vm.running, inventory: path.join(fleetDir, 'inventory.yaml'), out: built!.out, device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }),
+      );
       await stage('boot 1: power off', () => checks.run(C.poweroff1, async () => {
         if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
         const r = await sshRun(target, 'sudo -n systemctl poweroff', 30);
@@ -648,6 +657,7 @@ async function main(): Promise<number> {
   await later(3, false, off2);
   await tang?.close();
   await git?.close();
+  await closeStatus(status);
   return finish(checks);
 
   function finish(c: Checks): number {

@@ -15,6 +15,7 @@ import { UsageError } from '../../util/errors.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { nextSteps } from '../next-steps.ts';
 import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
+import { prepareStatus } from '../../pipeline/status.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -76,6 +77,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     if (pin) loud(`${common.inventory}: warning: ${pin}`);
     const encryption = await prepareEncryption(fleet, inventoryPath, fleet.active, epoch);
     for (const w of unsealedWarnings(fleet, only)) loud(w);
+    const status = await prepareStatus(fleet, inventoryPath);
     const keysDir = path.resolve(io.cwd, common.keys);
     const secrets = await keystoreSecrets({
       dir: keysDir,
@@ -100,9 +102,9 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         concurrency: common.concurrency ?? 4,
         reporter,
         secrets,
-        render: { ...flux.render, encryption },
+        render: { ...flux.render, encryption, ...(status ? { status: status.stage } : {}) },
         // what those stages read besides the inventory: part of every device's inputs hash
-        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256 },
+        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256, ...(status ? { status: status.inputsSha256 } : {}) },
         force: Boolean(ctx.options.force),
         gitops: async (f, _s, outDir) => {
           const g = await writeGitopsScaffold(f, keysDir, outDir, flux.input);

@@ -12,6 +12,8 @@ import { openKeyStore, type KeyStore } from '../../keys/store.ts';
 import type { Fleet } from '../../inventory/fleet.ts';
 import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from '../../lifecycle/rekey.ts';
 import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
+import { statusConfig } from '../../inventory/status.ts';
+import { createMissingStatusCredentials, keystoreCrypto, readStatusCredential, rotateStatusCredential } from '../../keys/status-credentials.ts';
 
 const keysDir = (ctx: RunContext) => path.resolve(ctx.io.cwd, ctx.common.keys);
 
@@ -90,6 +92,7 @@ Idempotent: existing keys are kept.`,
       for (const w of [...pins.errors, ...pins.warnings]) ctx.io.err(`warning: ${w}`);
       let devicesCreated: string[] = [];
       let sitesCreated: string[] = [];
+      let statusCreated: string[] = [];
       if (fleet && !ctx.options['layout-only']) {
         const ks = await openKeyStore({ dir });
         try {
@@ -101,6 +104,8 @@ Idempotent: existing keys are kept.`,
           const missingSites = [...new Set(fleet.active.map((d) => d.siteId))].filter((id) => !listedSites.has(id));
           sitesCreated = (await ks.ensureSiteIdentities(missingSites)).created;
           devicesCreated = (await ks.ensureDeviceIdentities(missingDevices, { onProgress: progress(ctx, 'device keys') })).created;
+          // fleet status: a broker credential per device (only public keys needed to create one)
+          if (statusConfig(fleet)) statusCreated = (await createMissingStatusCredentials(dir, fleet.active.map((d) => d.id), keystoreCrypto(ks))).created;
         } finally {
           await ks.close();
         }
@@ -112,6 +117,7 @@ Idempotent: existing keys are kept.`,
         buildKeyFingerprint: init.buildKeyFingerprint,
         sitesCreated,
         devicesCreated: devicesCreated.length,
+        statusCredentialsCreated: statusCreated.length,
         exampleAdmin: init.warnings.length > 0,
       };
       if (ctx.common.json) ctx.io.out(JSON.stringify(result, null, 2));
@@ -122,6 +128,7 @@ Idempotent: existing keys are kept.`,
             `admin recipients: ${init.admins.map((a) => `${a.file} (${a.fingerprints.join(', ')})${a.example ? ' EXAMPLE' : ''}`).join('; ')}`,
             `build signing key: ${init.buildKeyFingerprint}  (pin this in verifiers: ${ctx.common.keys}/build/signing-key.fingerprint)`,
             fleet && !ctx.options['layout-only'] ? `new keys: ${sitesCreated.length} site(s), ${devicesCreated.length} device(s)` : '',
+            statusCreated.length ? `new broker credentials (fleet status): ${statusCreated.length} device(s); write the broker config: edgeforge status broker-config --to DIR` : '',
           ]
             .filter(Boolean)
             .join('\n'),
@@ -213,6 +220,12 @@ Everything is checked first: a file the old site key cannot open stops the run w
           const newSite = await ks.loadSiteIdentity(site!);
           git = await applySiteRotation(plan, newSite.sops.privateKeyArmored, gitopsDir, fleet, await loadGitopsPublicKeys(keysDir(ctx), fleet), new Date());
           r.redeploy = [`commit and push ${path.relative(ctx.io.cwd, gitopsDir) || '.'}: every Flux device of ${site} applies its sops-keys/ file, then decrypts the re-encrypted site secrets`];
+        }
+        // fleet status: the device's broker credential rotates with its other keys (when it has one)
+        if (device && (await readStatusCredential(keysDir(ctx), device))) {
+          const sc = await rotateStatusCredential(keysDir(ctx), device, keystoreCrypto(ks), reason);
+          r.changed.push({ what: 'broker', old: `status credential g${sc.from}`, new: `g${sc.to}` });
+          r.redeploy.push(`broker credential changed: regenerate the broker config (edgeforge status broker-config --to DIR) and reload the broker; the device reports again once it has the new bundle`);
         }
         if (ctx.common.json) ctx.io.out(JSON.stringify(git ? { ...r, gitops: git } : r, null, 2));
         else

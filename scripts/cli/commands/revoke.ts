@@ -52,6 +52,12 @@ was rotated and what to do elsewhere (deploy key on the Git host, tang keys, esc
       throw new UserError(`revoke ${id}: ${(err as Error).message}`, 1);
     }
     const { record, recordFiles } = result;
+    // --- fleet status (issue #24): disable the device's broker credential; the operator regenerates the
+    // broker config so the broker refuses it (scripts/keys/status-credentials.ts)
+    const { disableStatusCredential } = await import('../../keys/status-credentials.ts');
+    const brokerDisabled = await disableStatusCredential(path.resolve(ctx.io.cwd, ctx.common.keys), id, `revoked: ${reason}`);
+    if (brokerDisabled) ctx.io.err(`broker credential of ${id} disabled: run \`edgeforge status broker-config --to DIR\` and reload the broker so it refuses the device`);
+    // --- end fleet status
     // a build in OUT: build it again without the device, so its seed (secrets) goes and the signed manifest
     // lists every active device
     let rebuilt: number | undefined;

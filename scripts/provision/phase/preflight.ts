@@ -28,6 +28,7 @@ while read -r n v u; do case $n in Uid:) echo "uid=$v"; break;; esac; done </pro
 if [ -d "$R/sys/module/wireguard" ] || modinfo wireguard >/dev/null 2>&1 || /sbin/modinfo wireguard >/dev/null 2>&1; then echo wireguard=yes; else echo wireguard=no; fi
 command -v sudo >/dev/null 2>&1 && echo sudo=yes || echo sudo=no
 command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
+command -v mosquitto_pub >/dev/null 2>&1 && echo mosquitto_pub=yes || echo mosquitto_pub=no
 D="$R"${shq(STATE_DIR)}; F="$R"${shq(APPLIED_FILE)}
 [ -d "$D" ] && echo stateDir=yes
 if [ -r "$F" ]; then IFS= read -r a <"$F"; echo "applied=$a"
@@ -125,6 +126,10 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
     );
   }
   if (!facts.sha256sum) problems.push('sha256sum is not installed on the device (coreutils): the upload cannot be checked there');
+  // fleet status (docs/status.md): the bundle carries the reporter, which publishes with mosquitto_pub
+  if (kv.mosquitto_pub === 'no' && run.bundle.files.some((f) => f.rel === 'status/edgeforge-status-report')) {
+    problems.push('mosquitto_pub is not installed on the device (Debian package mosquitto-clients): the fleet status reporter needs it; the base-image profiles list it as required');
+  }
   if (facts.uid !== 0 && !facts.sudo) problems.push(`${d.ssh.user ?? 'root'} is not root and sudo is not installed: install sudo or connect as root`);
   // free space matters only to a device that will get the bundle (a rerun skips the others without asking)
   if (facts.appliedHash !== run.bundle.hash || run.opts.force) await measureSpace(run, facts, t);

@@ -21,6 +21,7 @@ main() {
   for m_step in $m_steps; do
     STEP=$m_step
     log "begin"
+    milestone running
     "step_$m_step"
     STEPS_DONE="${STEPS_DONE:+$STEPS_DONE }$m_step"
     log "ok"
@@ -32,6 +33,7 @@ main() {
     sys shutdown -r +1 "edgeforge: reboot for kernel cgroup arguments" || die "cannot schedule the reboot; reboot by hand"
   fi
   log "done"
+  milestone 'done'
 }
 
 main "$@"

@@ -3,6 +3,7 @@
 // computed, and test/plan/derived.test.ts checks it against the rendered bytes. One data model (`planData`)
 // feeds both Markdown and JSON.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
+import { statusPlanLines } from './status.ts';
 import { tuningFor, PROTECT_KERNEL_SYSCTLS, type Tuning } from '../k3s/tuning.ts';
 import { fluxControllers, fluxStorageMode } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
@@ -404,9 +405,10 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   o.push('## 5. Sync conflicts and rollouts', '', ...p.conflicts.map((x) => `- ${x}`), '');
   o.push('## 6. When a device is stolen', '', ...p.theft.map((x, i) => `${i + 1}. ${x}`), '');
   o.push('## 7. Secrets', '', p.secrets, '');
+  o.push('## 8. Fleet status', '', ...statusPlanLines(fleet).map((x) => `- ${x}`), '');
   return o.join('\n');
 }
 
 export function renderPlanJson(fleet: Fleet): string {
-  return JSON.stringify(planData(fleet), null, 2) + '\n';
+  return JSON.stringify({ ...planData(fleet), status: statusPlanLines(fleet) }, null, 2) + '\n';
 }

@@ -24,7 +24,7 @@ log() {
 # die MSG: log it and exit 1. A program that can say more (where it stopped, how to resume) defines on_die.
 die() {
   log "FAILED: $*"
-  if command -v on_die >/dev/null 2>&1; then on_die; fi
+  if command -v on_die >/dev/null 2>&1; then on_die "$*"; fi
   exit 1
 }
 

@@ -1,0 +1,22 @@
+// The fleet-status stage as the build uses it (scripts/render/status): when the inventory has `status:`,
+// every device's bundle gets the reporter, its settings, the broker CA (read once here) and its own broker
+// password (from the keystore, with its other secrets). Without `status:` nothing is rendered.
+import type { Fleet } from '../inventory/fleet.ts';
+import { sha256Hex } from '../util/hash.ts';
+import type { StatusStage } from '../render/device.ts';
+import { statusBundleFiles, statusFirstbootFragment } from '../render/status/compose.ts';
+import { statusConfig } from '../inventory/status.ts';
+import { readCa } from '../status/read.ts';
+
+/** The stage, and what it reads besides the inventory (the broker CA file) for the build's inputs hash. */
+export async function prepareStatus(fleet: Fleet, inventoryPath: string): Promise<{ stage: StatusStage; inputsSha256: string } | undefined> {
+  const cfg = statusConfig(fleet);
+  if (!cfg) return undefined;
+  const ca = await readCa(inventoryPath, cfg);
+  const fragment = statusFirstbootFragment();
+  const stage: StatusStage = (d, secrets) => {
+    if (!secrets.statusPassword) throw new Error(`${d.id}: fleet status is on but the device has no broker credential (keys)`);
+    return { files: statusBundleFiles(d, fleet.name, cfg, ca, secrets.statusPassword), fragment };
+  };
+  return { stage, inputsSha256: sha256Hex(Buffer.from(ca, 'utf8')) };
+}

@@ -1,0 +1,111 @@
+// `edgeforge status` without the CLI: collect the broker's retained statuses, read each one (ignoring and
+// counting the bad ones), join them with the inventory and the last build's manifest, summarize.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
+import { deviceTopic, statusConfig, type StatusConfig } from '../inventory/status.ts';
+import { collectStatuses } from './collect.ts';
+import { readStatus, type StatusReport } from './report.ts';
+import { summarize, type FleetStatus } from './summary.ts';
+import { UserError } from '../util/errors.ts';
+
+export interface ReadOptions {
+  inventoryFile: string;
+  /** the build output holding manifest.json (optional: without it "behind" is not judged on the bundle) */
+  outDir: string;
+  user?: string;
+  password: string;
+  site?: string;
+  staleSec?: number;
+  now: Date;
+  /** a JSON file of device -> last time seen, read and updated (remembers devices whose status expired) */
+  seenFile?: string;
+  timeoutMs?: number;
+  /** read from this broker URL instead of status.broker (a tunnel, another address of the same broker) */
+  brokerUrl?: string;
+}
+
+export function requireStatusConfig(fleet: Fleet): StatusConfig {
+  const cfg = statusConfig(fleet);
+  if (!cfg) throw new UserError(`${fleet.file}: this fleet has no \`status:\` block, so devices do not report; add status: {broker: mqtts://HOST:8883, caFile: broker-ca.pem} (docs/status.md)`);
+  return cfg;
+}
+
+export async function readCa(inventoryFile: string, cfg: StatusConfig): Promise<string> {
+  const file = path.resolve(path.dirname(inventoryFile), cfg.caFile);
+  const pem = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new UserError(`status.caFile ${cfg.caFile} (${file}): ${e.code ?? e.message}; it must hold the PEM CA certificate of the broker's TLS certificate`);
+  });
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem)) throw new UserError(`status.caFile ${cfg.caFile} (${file}) holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`);
+  return pem;
+}
+
+/** device id -> bundle hash (sha256 of its bundle/SHA256SUMS) from OUT/manifest.json, or undefined without one. */
+export async function builtBundles(outDir: string): Promise<Map<string, string> | undefined> {
+  let m: { devices?: { id: string; artifacts: { path: string; sha256: string }[] }[] };
+  try {
+    m = JSON.parse(await fs.readFile(path.join(outDir, 'manifest.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const out = new Map<string, string>();
+  for (const d of m.devices ?? []) {
+    const sums = d.artifacts.find((a) => a.path.endsWith(`/${d.id}/bundle/SHA256SUMS`));
+    if (sums) out.set(d.id, sums.sha256);
+  }
+  return out;
+}
+
+export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<FleetStatus & { broker: string; read: { retained: number; live: number; ms: number }; manifest: boolean }> {
+  const cfg = requireStatusConfig(fleet);
+  let devices: ResolvedDevice[] = fleet.active;
+  if (opts.site) {
+    devices = devices.filter((d) => d.siteId === opts.site || d.site === opts.site);
+    if (!devices.length) throw new UserError(`--site ${opts.site}: no active device in that site (sites: ${fleet.sites.map((s) => s.id).join(', ')})`);
+  }
+  const [ca, built] = await Promise.all([readCa(opts.inventoryFile, cfg), builtBundles(opts.outDir)]);
+  const got = await collectStatuses(cfg, { username: opts.user ?? cfg.adminUser, password: opts.password, ca }, { timeoutMs: opts.timeoutMs, url: opts.brokerUrl }).catch((err) => {
+    throw new UserError((err as Error).message, 1);
+  });
+  const byTopic = new Map(fleet.active.map((d) => [deviceTopic(cfg, d), d]));
+  const inactiveByTopic = new Map(fleet.devices.filter((d) => d.status !== 'active').map((d) => [deviceTopic(cfg, d), d]));
+  const inactiveReports = new Map<string, { device: ResolvedDevice; report: StatusReport }>();
+  const reports = new Map<string, StatusReport>();
+  const ignored: FleetStatus['ignored'] = { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 };
+  for (const [topic, payload] of got.messages) {
+    const d = byTopic.get(topic);
+    if (!d) {
+      const gone = inactiveByTopic.get(topic);
+      const r = gone ? readStatus(payload, gone.id) : undefined;
+      if (gone && r?.ok && (!opts.site || gone.siteId === opts.site || gone.site === opts.site)) inactiveReports.set(gone.id, { device: gone, report: r.report });
+      else if (!gone) ignored['unknown-device']++;
+      else if (r && !r.ok) ignored[r.why]++;
+      continue;
+    }
+    const r = readStatus(payload, d.id);
+    if (r.ok) reports.set(d.id, r.report);
+    else ignored[r.why]++;
+  }
+  let lastSeen: Map<string, string> | undefined;
+  if (opts.seenFile) {
+    const prev = await fs.readFile(opts.seenFile, 'utf8').then((t) => JSON.parse(t) as Record<string, string>, () => ({}) as Record<string, string>);
+    lastSeen = new Map(Object.entries(prev));
+    for (const [id, r] of reports) lastSeen.set(id, r.time);
+    const { writeFileAtomic } = await import('../util/atomic.ts');
+    await writeFileAtomic(opts.seenFile, JSON.stringify(Object.fromEntries([...lastSeen].sort()), null, 1) + '\n');
+  }
+  const summary = summarize({
+    devices,
+    reports,
+    ignored,
+    built,
+    k3sVersion: fleet.k3s.version,
+    now: opts.now,
+    periodSec: cfg.periodSec,
+    staleSec: opts.staleSec ?? Math.round(cfg.periodSec * 1.5),
+    expirySec: cfg.expirySec,
+    lastSeen,
+    inactiveReports,
+  });
+  return { ...summary, broker: opts.brokerUrl ?? cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms) }, manifest: Boolean(built) };
+}

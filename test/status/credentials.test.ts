@@ -5,8 +5,9 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { runCli } from '../helpers.ts';
-import { freePort, makeTestCerts, mosquittoBinary, startBroker, type RunningBroker } from '../../scripts/status/local-broker.ts';
+import { freePort, makeTestCerts, startBroker, type RunningBroker } from '../../scripts/status/local-broker.ts';
 import { publishAll, simReport } from '../../scripts/status/simulate.ts';
 import { deviceTopic, statusConfig } from '../../scripts/inventory/status.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
@@ -14,10 +15,10 @@ import { verifyMosquittoHash } from '../../scripts/keys/mosquitto-passwd.ts';
 import { readStatusCredential } from '../../scripts/keys/status-credentials.ts';
 import { testConfLines } from './env.ts';
 
-const HAVE = Boolean(mosquittoBinary());
+const HAVE = requireTools(['mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'openssl'], 'test/status/credentials.test.ts');
 const ADMIN = 'admin-pw-for-credentials-test';
 
-describe.skipIf(!HAVE)(HAVE ? 'broker credentials: keys, build, broker-config, rotate, revoke' : 'broker credentials — SKIPPED: mosquitto is not installed', () => {
+describe.runIf(HAVE)('broker credentials: keys, build, broker-config, rotate, revoke', () => {
   let dir: string;
   let inv: string;
   let keys: string;

@@ -4,19 +4,19 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import mqtt from 'mqtt';
 import { runCli } from '../helpers.ts';
-import { mosquittoBinary } from '../../scripts/status/local-broker.ts';
 import { publishAll, simReport, type SimDevice } from '../../scripts/status/simulate.ts';
 import { deviceTopic } from '../../scripts/inventory/status.ts';
 import type { StatusReport } from '../../scripts/status/report.ts';
 import { ADMIN_PASSWORD, statusEnv, type StatusEnv } from './env.ts';
 
-const HAVE = Boolean(mosquittoBinary());
+const HAVE = requireTools(['mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'openssl'], 'test/status/fleet-status.test.ts');
 const BUILT = 'a'.repeat(64);
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-describe.skipIf(!HAVE)(HAVE ? 'fleet status with a real Mosquitto' : 'fleet status with a real Mosquitto — SKIPPED: mosquitto is not installed', () => {
+describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
   let env: StatusEnv;
   const want = { upToDate: 0, behind: 0, firstBoot: 0, failed: 0, locked: 0, silent: 0, neverSeen: 0 };
   const expected = new Map<string, { bucket: keyof typeof want; reason?: RegExp }>();

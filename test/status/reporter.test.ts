@@ -6,8 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import mqtt from 'mqtt';
-import { makeTestCerts, mosquittoBinary } from '../../scripts/status/local-broker.ts';
+import { makeTestCerts } from '../../scripts/status/local-broker.ts';
 import { deviceTopic } from '../../scripts/inventory/status.ts';
 import { readStatus } from '../../scripts/status/report.ts';
 import { credentialFile, statusBundleFiles, statusConf, statusFirstbootFragment, statusReporterProgram } from '../../scripts/render/status/compose.ts';
@@ -20,7 +21,7 @@ import { exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secre
 import { ADMIN_PASSWORD, statusEnv, type StatusEnv } from './env.ts';
 import type { ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 
-const HAVE = Boolean(mosquittoBinary());
+const HAVE = requireTools(['mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'openssl'], 'test/status/reporter.test.ts');
 const SH = path.resolve('scripts/render/status/sh');
 
 describe('reporter program: shell hygiene', () => {
@@ -31,7 +32,7 @@ describe('reporter program: shell hygiene', () => {
       const fb = path.join(tmp, 'firstboot.sh');
       writeFileSync(fb, composeFirstboot(fleet.active[0], fleet, [statusFirstbootFragment()]));
       for (const f of [path.join(SH, 'status-report.sh'), path.join(SH, 'milestone.sh'), fb]) {
-        const r = spawnSync('shellcheck', ['-s', 'sh', f], { encoding: 'utf8' });
+        const r = spawnSync(tool('shellcheck'), ['-s', 'sh', f], { encoding: 'utf8' });
         expect(r.error, 'shellcheck is not installed').toBeUndefined();
         expect(r.stdout + r.stderr, f).toBe('');
         expect(r.status).toBe(0);
@@ -60,12 +61,12 @@ describe('reporter program: shell hygiene', () => {
     expect(onCalendar(6 * 3600)).toBe('*-*-* 00/6:00:00');
     const t = statusTimer(900);
     for (const l of ['RandomizedDelaySec=900', 'FixedRandomDelay=true', 'Persistent=true', 'OnBootSec=2min']) expect(t).toContain(l);
-    const v = spawnSync('systemd-analyze', ['calendar', onCalendar(900)], { encoding: 'utf8' });
+    const v = spawnSync(tool('systemd-analyze'), ['calendar', onCalendar(900)], { encoding: 'utf8' });
     if (!v.error) expect(v.status, v.stderr).toBe(0);
   });
 });
 
-describe.skipIf(!HAVE)(HAVE ? 'reporter program against a real Mosquitto' : 'reporter program against a real Mosquitto — SKIPPED: mosquitto is not installed', () => {
+describe.runIf(HAVE)('reporter program against a real Mosquitto', () => {
   let env: StatusEnv;
   let root: string;
   beforeAll(async () => {
@@ -254,9 +255,9 @@ describe("provision's preflight asks for mosquitto_pub", () => {
   it('the read-only facts say whether the device has it', async () => {
     const { PREFLIGHT_SCRIPT, parseFacts } = await import('../../scripts/provision/phase/preflight.ts');
     const empty = mkdtempSync(path.join(tmpdir(), 'ef-nopath-'));
-    const without = spawnSync('/bin/sh', ['-c', PREFLIGHT_SCRIPT], { env: { PATH: empty }, encoding: 'utf8' });
+    const without = spawnSync(tool('dash'), ['-c', PREFLIGHT_SCRIPT], { env: { PATH: empty }, encoding: 'utf8' });
     expect(parseFacts(without.stdout).mosquitto_pub).toBe('no');
-    const withIt = spawnSync('/bin/sh', ['-c', PREFLIGHT_SCRIPT], { env: { PATH: process.env.PATH }, encoding: 'utf8' });
+    const withIt = spawnSync(tool('dash'), ['-c', PREFLIGHT_SCRIPT], { env: { PATH: process.env.PATH }, encoding: 'utf8' });
     expect(parseFacts(withIt.stdout).mosquitto_pub).toBe(spawnSync('sh', ['-c', 'command -v mosquitto_pub']).status === 0 ? 'yes' : 'no');
     rmSync(empty, { recursive: true, force: true });
   });

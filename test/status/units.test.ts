@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { tool } from '../../scripts/testkit/tools.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { mosquittoHash, verifyMosquittoHash } from '../../scripts/keys/mosquitto-passwd.ts';
@@ -44,7 +45,7 @@ describe('inventory status block', () => {
 describe("Mosquitto's password hashes", () => {
   it('mosquitto_passwd verifies as ours; ours has its format', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ef-pw-'));
-    const r = spawnSync('mosquitto_passwd', ['-c', '-b', path.join(dir, 'pw'), 'dev', 'p4ss'], { encoding: 'utf8' });
+    const r = spawnSync(tool('mosquitto_passwd'), ['-c', '-b', path.join(dir, 'pw'), 'dev', 'p4ss'], { encoding: 'utf8' });
     expect(r.error, 'mosquitto_passwd (mosquitto) is not installed').toBeUndefined();
     const theirs = readFileSync(path.join(dir, 'pw'), 'utf8').trim().split(':')[1];
     expect(verifyMosquittoHash('p4ss', theirs)).toBe(true);

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
-import { shq } from '../firstboot/compose.ts';
+import { shq } from '../../util/shell.ts';
 import { deviceTopic, type StatusConfig } from '../../inventory/status.ts';
 import { STATUS_BUNDLE_DIR } from './paths.ts';
 import { statusService, statusTimer } from './units.ts';

@@ -19,7 +19,8 @@ import { runCli } from '../helpers.ts';
 const run = describe.runIf(requireTools([...SSHD_TOOLS, 'ssh-agent', 'ssh-add'], 'SSH provisioning against real sshd endpoints'));
 // sudo with a password needs a second user with a password and a sudoers entry: only root can create them
 const asRoot = requireRoot('provision: sudo with a password (creates a user and a sudoers entry)') && requireTools(['useradd', 'chpasswd', 'userdel', 'sudo'], 'provision: sudo with a password');
-const SUDO_USER = 'efprovtest';
+// per process: two runs at once (two checkouts on one machine) must not share, or fail to create, the user
+const SUDO_USER = `efprov${process.pid}`;
 const SUDO_PW = 'correct horse battery staple';
 
 run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {

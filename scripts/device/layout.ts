@@ -54,6 +54,28 @@ export const DATA_VOLUME = {
   unlockUnit: 'edgeforge-data-unlock.service',
 } as const;
 
+/** The fleet-status reporter (docs/status.md). Its shell programs (scripts/render/status/sh/) still carry these
+ *  as defaults of their own; test/status/reporter.test.ts checks that they agree. */
+export const STATUS_PATHS = {
+  /** settings, CA and credential; 0700 (the credential is 0600): on the root filesystem, outside the encrypted volume */
+  etcDir: `${CONFIG_DIR}/status`,
+  conf: `${CONFIG_DIR}/status/status.conf`,
+  ca: `${CONFIG_DIR}/status/ca.pem`,
+  /** mosquitto_pub's options file ($XDG_CONFIG_HOME/mosquitto_pub): `-u DEVICE` and `-P PASSWORD` lines */
+  credential: `${CONFIG_DIR}/status/mosquitto_pub`,
+  program: '/usr/local/sbin/edgeforge-status-report',
+  service: '/etc/systemd/system/edgeforge-status.service',
+  timer: '/etc/systemd/system/edgeforge-status.timer',
+  /** written by the first-boot program at each milestone (step=, state=, at=, error= lines) */
+  firstbootState: `${STATE_DIR}/firstboot.state`,
+  /** the last report sent, the lock, the reporter's last peak memory */
+  workDir: `${STATE_DIR}/status`,
+  /** read: what the unlock service writes while the data volume is locked (scripts/render/encryption/sh/) */
+  dataVolumeStatus: DATA_VOLUME.status,
+} as const;
+/** Where the bundle keeps the status files: BUNDLE_DIR/STATUS_BUNDLE_DIR/<name>. */
+export const STATUS_BUNDLE_DIR = 'status';
+
 /** The NoCloud seed: the FAT volume label cloud-init looks for, and where copies of the seed may sit. */
 export const SEED_LABEL = 'CIDATA';
 /**

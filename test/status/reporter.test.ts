@@ -12,7 +12,7 @@ import { makeTestCerts } from '../../scripts/status/local-broker.ts';
 import { deviceTopic } from '../../scripts/inventory/status.ts';
 import { readStatus } from '../../scripts/status/report.ts';
 import { credentialFile, statusBundleFiles, statusConf, statusFirstbootFragment, statusReporterProgram } from '../../scripts/render/status/compose.ts';
-import { STATUS_PATHS } from '../../scripts/render/status/paths.ts';
+import { STATUS_PATHS } from '../../scripts/device/layout.ts';
 import { onCalendar, statusTimer } from '../../scripts/render/status/units.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
 import { composeFirstboot } from '../../scripts/render/firstboot/compose.ts';

@@ -3,7 +3,8 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { type Command, type RunContext } from '../command.ts';
-import { KeysError, UsageError, UserError } from '../../util/errors.ts';
+import { UsageError, UserError } from '../../util/errors.ts';
+import { keysErrors } from '../keys-errors.ts';
 import { recoveryCommands } from '../../render/encryption/plan.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { checkAdminPins, loadAdminRecipients } from '../../keys/admins.ts';
@@ -16,16 +17,6 @@ import { statusConfig } from '../../inventory/status.ts';
 import { createMissingStatusCredentials, keystoreCrypto, readStatusCredential, rotateStatusCredential } from '../../keys/status-credentials.ts';
 
 const keysDir = (ctx: RunContext) => path.resolve(ctx.io.cwd, ctx.common.keys);
-
-/** KeysError → a message-only exit 2 (the user can fix it); other errors stay internal errors. */
-async function keysErrors<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof KeysError) throw new UserError(err.message, 2);
-    throw err;
-  }
-}
 
 /** Open the keystore for one command (KeysError → exit 2, as keysErrors), and close it whatever happens. */
 async function withKeyStore<T>(ctx: RunContext, opts: { workers?: number }, fn: (ks: KeyStore) => Promise<T>): Promise<T> {

@@ -2,7 +2,8 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { type Command } from '../command.ts';
-import { KeysError, UserError } from '../../util/errors.ts';
+import { UserError } from '../../util/errors.ts';
+import { keysErrors } from '../keys-errors.ts';
 import { verifyBuild } from '../../keys/verify.ts';
 
 export const verify: Command = {
@@ -20,13 +21,7 @@ anything does not (each problem is listed), 2 when there is nothing to pin or OU
     const out = path.resolve(ctx.io.cwd, ctx.positionals[0]);
     const st = await fs.stat(out).catch(() => undefined);
     if (!st?.isDirectory()) throw new UserError(`${ctx.positionals[0]} is not a directory (give the build output directory, e.g. images/out)`);
-    let r;
-    try {
-      r = await verifyBuild(out, ctx.options.fingerprint as string | undefined, { keysDir: path.resolve(ctx.io.cwd, ctx.common.keys), concurrency: ctx.common.concurrency });
-    } catch (err) {
-      if (err instanceof KeysError) throw new UserError(err.message, 2);
-      throw err;
-    }
+    const r = await keysErrors(() => verifyBuild(out, ctx.options.fingerprint as string | undefined, { keysDir: path.resolve(ctx.io.cwd, ctx.common.keys), concurrency: ctx.common.concurrency }));
     if (ctx.common.json) ctx.io.out(JSON.stringify(r, null, 2));
     else {
       const lines = [

@@ -134,20 +134,7 @@ export function gitRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): 
 
 /** Flux's own components and sync objects, from the device's flux-system/ directory. No wait: it may be upgrading itself. */
 export function selfKustomization(d: ResolvedDevice): Record<string, unknown> {
-  return {
-    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-    kind: 'Kustomization',
-    metadata: { name: FLUX_NS, namespace: FLUX_NS },
-    spec: {
-      interval: SYNC_TUNING.selfInterval,
-      retryInterval: SYNC_TUNING.retryInterval,
-      timeout: SYNC_TUNING.selfTimeout,
-      path: `./${devicePath(d)}/flux-system`,
-      prune: true,
-      wait: false,
-      sourceRef: { kind: 'GitRepository', name: FLUX_NS },
-    },
-  };
+  return fluxKustomization(FLUX_NS, { interval: SYNC_TUNING.selfInterval, timeout: SYNC_TUNING.selfTimeout, path: `./${devicePath(d)}/flux-system`, prune: true, wait: false });
 }
 
 /** Where `revoke` and `keys rotate --site` deliver a device's new site key: its own directory, beside flux-system/. */
@@ -176,55 +163,60 @@ export function joinTokensSync(d: ResolvedDevice): Record<string, unknown> {
 
 /** A small SOPS-decrypting Kustomization of the device's own source: no wait, one dependency. */
 function decryptingKustomization(name: string, path: string, o: { prune: boolean; dependsOn: string }): Record<string, unknown> {
+  return fluxKustomization(name, { interval: SYNC_TUNING.deviceInterval, timeout: SYNC_TUNING.selfTimeout, path, prune: o.prune, wait: false, dependsOn: [o.dependsOn], decrypt: true });
+}
+
+/**
+ * Every Kustomization of a device: its own GitRepository, the shared retry interval, optional dependencies, SOPS
+ * decryption and substitutions. The keys keep one order so the rendered YAML stays byte-for-byte the same.
+ */
+function fluxKustomization(
+  name: string,
+  s: { interval: string; timeout: string; path: string; prune: boolean; wait: boolean; dependsOn?: string[]; decrypt?: boolean; postBuild?: Record<string, unknown> },
+): Record<string, unknown> {
   return {
     apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
     kind: 'Kustomization',
     metadata: { name, namespace: FLUX_NS },
     spec: {
-      interval: SYNC_TUNING.deviceInterval,
+      interval: s.interval,
       retryInterval: SYNC_TUNING.retryInterval,
-      timeout: SYNC_TUNING.selfTimeout,
-      path,
-      prune: o.prune,
-      wait: false,
-      dependsOn: [{ name: o.dependsOn }],
+      timeout: s.timeout,
+      path: s.path,
+      prune: s.prune,
+      wait: s.wait,
+      ...(s.dependsOn ? { dependsOn: s.dependsOn.map((n) => ({ name: n })) } : {}),
       sourceRef: { kind: 'GitRepository', name: FLUX_NS },
-      decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
+      ...(s.decrypt ? { decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } } } : {}),
+      ...(s.postBuild ? { postBuild: s.postBuild } : {}),
     },
   };
 }
 
 /** The device's desired state: clusters/<region>/<site>/<device>. */
 export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'>): Record<string, unknown> {
-  return {
-    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-    kind: 'Kustomization',
-    metadata: { name: DEVICE_KUSTOMIZATION, namespace: FLUX_NS },
-    spec: {
-      interval: SYNC_TUNING.deviceInterval,
-      retryInterval: SYNC_TUNING.retryInterval,
-      timeout: SYNC_TUNING.deviceTimeout,
-      path: `./${devicePath(d)}`,
-      prune: true,
-      wait: true,
-      // sops-keys first: a rotated site key must be in sops-gpg before site secrets re-encrypted to it are read
-      dependsOn: [{ name: FLUX_NS }, { name: SOPS_KEYS_KUSTOMIZATION }],
-      sourceRef: { kind: 'GitRepository', name: FLUX_NS },
-      decryption: { provider: 'sops', secretRef: { name: SOPS_SECRET } },
-      // ${DEVICE_ID} etc. in manifests; opt a resource out with kustomize.toolkit.fluxcd.io/substitute: disabled
-      postBuild: {
-        substitute: {
-          FLEET: fleet.name,
-          REGION: d.region,
-          SITE: d.site,
-          DEVICE_ID: d.id,
-          PROFILE: d.profileName,
-          RAM_MIB: String(d.profile.ramMiB),
-          CANARY: String(d.canary),
-        },
+  return fluxKustomization(DEVICE_KUSTOMIZATION, {
+    interval: SYNC_TUNING.deviceInterval,
+    timeout: SYNC_TUNING.deviceTimeout,
+    path: `./${devicePath(d)}`,
+    prune: true,
+    wait: true,
+    // sops-keys first: a rotated site key must be in sops-gpg before site secrets re-encrypted to it are read
+    dependsOn: [FLUX_NS, SOPS_KEYS_KUSTOMIZATION],
+    decrypt: true,
+    // ${DEVICE_ID} etc. in manifests; opt a resource out with kustomize.toolkit.fluxcd.io/substitute: disabled
+    postBuild: {
+      substitute: {
+        FLEET: fleet.name,
+        REGION: d.region,
+        SITE: d.site,
+        DEVICE_ID: d.id,
+        PROFILE: d.profileName,
+        RAM_MIB: String(d.profile.ramMiB),
+        CANARY: String(d.canary),
       },
     },
-  };
+  });
 }
 
 /** GitRepository + the Kustomizations (join-tokens only on a multi-node server), in apply order. */

@@ -1,7 +1,7 @@
 // The plan's fleet-status section: derived from the inventory's `status:` block (or its absence).
 import type { Fleet } from '../../inventory/fleet.ts';
 import { statusConfig } from '../../inventory/status.ts';
-import { STATUS_REPORTER_MEMORY_MAX_MIB } from '../status/paths.ts';
+import { STATUS_REPORTER_MEMORY_MAX_MIB } from '../status/limits.ts';
 
 export function statusPlanLines(fleet: Fleet): string[] {
   const cfg = statusConfig(fleet);

@@ -5,7 +5,7 @@ import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
 import { shq } from '../../util/shell.ts';
 import { deviceTopic, type StatusConfig } from '../../inventory/status.ts';
-import { STATUS_BUNDLE_DIR } from './paths.ts';
+import { STATUS_BUNDLE_DIR } from '../../device/layout.ts';
 import { statusService, statusTimer } from './units.ts';
 
 const asset = (name: string) => readFileSync(new URL(`./sh/${name}`, import.meta.url), 'utf8');

@@ -2,7 +2,8 @@
 // OnCalendar every period + RandomizedDelaySec of one period with FixedRandomDelay=true: each device keeps
 // its own stable offset (from its machine id) inside the period, so 2,000 devices spread evenly over it and
 // each reports exactly one period apart; Persistent=true catches up a run missed while powered off.
-import { STATUS_PATHS, STATUS_REPORTER_MEMORY_MAX_MIB } from './paths.ts';
+import { STATUS_PATHS } from '../../device/layout.ts';
+import { STATUS_REPORTER_MEMORY_MAX_MIB } from './limits.ts';
 
 /** systemd calendar expression for a period that divides an hour or a day (the schema allows only those). */
 export function onCalendar(periodSec: number): string {

@@ -105,6 +105,14 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_DATA_UNLOCK_PROGRAM', DATA_VOLUME.unlockProgram],
     ['EF_DATA_UNLOCK_UNIT', DATA_VOLUME.unlockUnit],
     ['EF_SEED_LABEL', SEED_LABEL],
+    ['EF_K3S_STATE_DIR', K3S_STATE_DIR],
+    ['EF_STATUS_DIR', STATUS_PATHS.etcDir],
+    ['EF_STATUS_CONF', STATUS_PATHS.conf],
+    ['EF_STATUS_PROGRAM', STATUS_PATHS.program],
+    ['EF_STATUS_SERVICE', STATUS_PATHS.service],
+    ['EF_STATUS_TIMER', STATUS_PATHS.timer],
+    ['EF_STATUS_STATE', STATUS_PATHS.firstbootState],
+    ['EF_STATUS_WORK', STATUS_PATHS.workDir],
     ['EF_SEED_DIRS', SEED_DIRS.join(' ')],
   ];
 }

@@ -12,7 +12,7 @@ import { makeTestCerts } from '../../scripts/status/local-broker.ts';
 import { deviceTopic } from '../../scripts/inventory/status.ts';
 import { readStatus } from '../../scripts/status/report.ts';
 import { credentialFile, statusBundleFiles, statusConf, statusFirstbootFragment, statusReporterProgram } from '../../scripts/render/status/compose.ts';
-import { STATUS_PATHS } from '../../scripts/device/layout.ts';
+import { STATUS_PATHS, layoutShellVariables } from '../../scripts/device/layout.ts';
 import { onCalendar, statusTimer } from '../../scripts/render/status/units.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
 import { composeFirstboot } from '../../scripts/render/firstboot/compose.ts';
@@ -31,7 +31,9 @@ describe('reporter program: shell hygiene', () => {
       const fleet = await exampleFleet();
       const fb = path.join(tmp, 'firstboot.sh');
       writeFileSync(fb, composeFirstboot(fleet.active[0], fleet, [statusFirstbootFragment()]));
-      for (const f of [path.join(SH, 'status-report.sh'), path.join(SH, 'milestone.sh'), fb]) {
+      const rep = path.join(tmp, 'edgeforge-status-report');
+      writeFileSync(rep, statusReporterProgram());
+      for (const f of [rep, path.join(SH, 'milestone.sh'), fb]) {
         const r = spawnSync(tool('shellcheck'), ['-s', 'sh', f], { encoding: 'utf8' });
         expect(r.error, 'shellcheck is not installed').toBeUndefined();
         expect(r.stdout + r.stderr, f).toBe('');
@@ -41,17 +43,14 @@ describe('reporter program: shell hygiene', () => {
     })();
   });
 
-  it('the shell sources use the device paths of paths.ts', () => {
+  it('the shell sources read every device path from the layout header, none typed', () => {
     const rep = statusReporterProgram();
     const frag = statusFirstbootFragment();
-    expect(rep).toContain(`$R${STATUS_PATHS.conf}`);
-    expect(rep).toContain(`$R${STATUS_PATHS.dataVolumeStatus}`);
-    expect(rep).toContain('STATE="$R/var/lib/edgeforge"');
-    expect(rep).toContain('WORK="$STATE/status"');
-    expect(STATUS_PATHS.workDir).toBe('/var/lib/edgeforge/status');
-    expect(STATUS_PATHS.firstbootState).toBe('/var/lib/edgeforge/firstboot.state');
-    expect(frag).toContain(`"$R${STATUS_PATHS.etcDir}"`);
-    for (const p of [STATUS_PATHS.program, STATUS_PATHS.service, STATUS_PATHS.timer]) expect(frag).toContain(`"$R${p}"`);
+    for (const [name, value] of layoutShellVariables()) if (rep.includes(`$${name}`)) expect(rep).toContain(`${name}='${value}'`);
+    for (const v of ['EF_STATUS_CONF', 'EF_STATUS_STATE', 'EF_STATUS_WORK', 'EF_DATA_STATUS', 'EF_APPLIED_FILE']) expect(rep).toContain(`$R$${v}`);
+    for (const v of ['EF_STATUS_DIR', 'EF_STATUS_STATE', 'EF_STATUS_PROGRAM', 'EF_STATUS_SERVICE', 'EF_STATUS_TIMER']) expect(frag).toContain(`$R$${v}`);
+    for (const p of [STATUS_PATHS.etcDir, STATUS_PATHS.workDir, STATUS_PATHS.firstbootState, STATUS_PATHS.program, '/var/lib/edgeforge', '/var/lib/rancher'])
+      for (const src of [readFileSync(path.join(SH, 'status-report.sh'), 'utf8'), frag]) expect(src).not.toContain(p);
     expect(STATUS_PATHS.credential).toBe(`${STATUS_PATHS.etcDir}/mosquitto_pub`);
   });
 
@@ -93,7 +92,12 @@ describe.runIf(HAVE)('reporter program against a real Mosquitto', () => {
     w('etc/edgeforge/data-volume.conf', "EDV_UUID='x'\n");
     w('run/edgeforge/data-volume.status', 'locked since 2026-12-02T00:30:00Z; attempt 4 failed; next in 40s; recover by hand: edgeforge keys recover x\n');
   }
-  const runReporter = () => spawnSync('dash', [path.join(SH, 'status-report.sh')], { env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EFS_TIMEOUT: '20' }, encoding: 'utf8' });
+  const reporterFile = () => {
+    const f = path.join(root, 'edgeforge-status-report.under-test');
+    if (!existsSync(f)) writeFileSync(f, statusReporterProgram());
+    return f;
+  };
+  const runReporter = () => spawnSync(tool('dash'), [reporterFile()], { env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EFS_TIMEOUT: '20' }, encoding: 'utf8' });
 
   async function retained(topic: string): Promise<{ payload: Buffer; expiry?: number } | undefined> {
     const c = await mqtt.connectAsync(env.cfg.broker.url, { protocolVersion: 5, username: env.cfg.adminUser, password: ADMIN_PASSWORD, ca: env.ca, reconnectPeriod: 0 });

@@ -5,16 +5,20 @@ import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
 import { shq } from '../../util/shell.ts';
 import { deviceTopic, type StatusConfig } from '../../inventory/status.ts';
-import { STATUS_BUNDLE_DIR } from '../../device/layout.ts';
+import { STATUS_BUNDLE_DIR, layoutShellHeader } from '../../device/layout.ts';
 import { statusService, statusTimer } from './units.ts';
 
 const asset = (name: string) => readFileSync(new URL(`./sh/${name}`, import.meta.url), 'utf8');
 let reporter: string | undefined;
 let fragment: string | undefined;
 
-/** The reporter program, as installed on the device. */
+/** The reporter program, as installed on the device: its source with the device layout it reads assigned after the shebang. */
 export function statusReporterProgram(): string {
-  reporter ??= asset('status-report.sh');
+  if (reporter === undefined) {
+    const src = asset('status-report.sh');
+    const nl = src.indexOf('\n');
+    reporter = [src.slice(0, nl), '# the device layout (scripts/device/layout.ts)', ...layoutShellHeader(src), src.slice(nl + 1)].join('\n');
+  }
   return reporter;
 }
 

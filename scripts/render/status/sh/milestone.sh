@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # The status stage's part of the first-boot program (composed after steps.sh, before main.sh): it redefines
-# `milestone` (a no-op in lib.sh) to record each milestone in $STATE/firstboot.state and start the status
+# `milestone` (a no-op in lib.sh) to record each milestone in the first-boot state file (EF_STATUS_STATE) and start the status
 # reporter, which sends it. The reporter is installed at the first milestone after preflight, so a dry run
 # (EDGEFORGE_STEPS=preflight) changes nothing and an unverified bundle installs nothing.
 MS_BUSY=0
@@ -12,9 +12,9 @@ milestone() {
   MS_BUSY=1
   ms_changed=$CHANGED
   ms_err=$(printf '%s' "${2:-}" | tr '\n' ' ' | cut -c 1-400)
-  if ! { printf 'step=%s\nstate=%s\nat=%s\nerror=%s\n' "$STEP" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ms_err" >"$STATE/firstboot.state.new" &&
-    mv -f "$STATE/firstboot.state.new" "$STATE/firstboot.state"; }; then
-    log "warning: cannot record the milestone in $STATE/firstboot.state"
+  if ! { printf 'step=%s\nstate=%s\nat=%s\nerror=%s\n' "$STEP" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ms_err" >"$R$EF_STATUS_STATE.new" &&
+    mv -f "$R$EF_STATUS_STATE.new" "$R$EF_STATUS_STATE"; }; then
+    log "warning: cannot record the milestone in $R$EF_STATUS_STATE"
   fi
   if [ "$MS_INSTALLED" = 0 ] && [ "$STEP" != preflight ] && [ -f "$BUNDLE/status/status.conf" ]; then
     status_install
@@ -32,17 +32,17 @@ milestone() {
 # not a one-time secret, so a device whose data volume is locked can still say so)
 status_install() {
   have mosquitto_pub || log "WARNING: mosquitto_pub is not installed (package mosquitto-clients, required by the base-image profiles): this device cannot report its status until it is"
-  si_dir="$R/etc/edgeforge/status"
+  si_dir="$R$EF_STATUS_DIR"
   mkdir -p "$si_dir" || die "cannot create $si_dir"
   chmod 0700 "$si_dir" || die "cannot chmod $si_dir"
   si_units=0
   put_file "$BUNDLE/status/status.conf" "$si_dir/status.conf" 0644
   put_file "$BUNDLE/status/ca.pem" "$si_dir/ca.pem" 0644
   put_file "$BUNDLE/status/mosquitto_pub" "$si_dir/mosquitto_pub" 0600
-  put_file "$BUNDLE/status/edgeforge-status-report" "$R/usr/local/sbin/edgeforge-status-report" 0755
-  put_file "$BUNDLE/status/edgeforge-status.service" "$R/etc/systemd/system/edgeforge-status.service" 0644
+  put_file "$BUNDLE/status/edgeforge-status-report" "$R$EF_STATUS_PROGRAM" 0755
+  put_file "$BUNDLE/status/edgeforge-status.service" "$R$EF_STATUS_SERVICE" 0644
   [ "$CHANGED" = 1 ] && si_units=1
-  put_file "$BUNDLE/status/edgeforge-status.timer" "$R/etc/systemd/system/edgeforge-status.timer" 0644
+  put_file "$BUNDLE/status/edgeforge-status.timer" "$R$EF_STATUS_TIMER" 0644
   [ "$CHANGED" = 1 ] && si_units=1
   if [ "$si_units" = 1 ] || [ ! -f "$STATE/status-timer-enabled" ]; then
     sys systemctl daemon-reload || die "cannot reload systemd for edgeforge-status.service"

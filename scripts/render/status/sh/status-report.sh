@@ -4,20 +4,20 @@
 # first-boot program's milestones; no resident daemon. One JSON document, retained, MQTT v5 with a
 # message expiry of two periods (a silent device's status expires instead of looking fresh), TLS with the
 # broker's CA pinned, this device's own user and password (in the 0600 mosquitto_pub options file under
-# /etc/edgeforge/status/, never on the command line). Safe to run at any time, again and again.
+# beside the settings, never on the command line). Safe to run at any time, again and again.
 #
 # EDGEFORGE_ROOT=DIR reads every file under DIR (tests); EFS_CONF names the settings file.
 set -u
 R="${EDGEFORGE_ROOT:-}"
 R="${R%/}"
-CONF="${EFS_CONF:-$R/etc/edgeforge/status/status.conf}"
+CONF="${EFS_CONF:-$R$EF_STATUS_CONF}"
 EFS_DEVICE='' EFS_FLEET='' EFS_SITE='' EFS_HOST='' EFS_PORT=8883 EFS_TOPIC='' EFS_EXPIRY=1800 EFS_ROLE=server
 [ -f "$CONF" ] || { echo "edgeforge-status-report: $CONF is missing (written by the first-boot program)" >&2; exit 1; }
 # shellcheck disable=SC1090
 . "$CONF"
 ETC="${CONF%/*}"
-STATE="$R/var/lib/edgeforge"
-WORK="$STATE/status"
+FBSTATE="$R$EF_STATUS_STATE"
+WORK="$R$EF_STATUS_WORK"
 
 say() { echo "edgeforge-status-report: $*" >&2; }
 
@@ -28,7 +28,7 @@ js() {
 
 # a value of the first-boot state file (key=value lines written by the first-boot program's milestones)
 fb_get() {
-  sed -n "s/^$1=//p" "$STATE/firstboot.state" 2>/dev/null | head -n 1
+  sed -n "s/^$1=//p" "$FBSTATE" 2>/dev/null | head -n 1
 }
 
 # ISO 8601 UTC of an openssl date ("Dec  2 03:01:00 2027 GMT"), empty when unknown
@@ -51,9 +51,9 @@ collect() {
   fb_at=$(fb_get at)
   applied_sha=''
   applied_at=''
-  if [ -f "$STATE/applied.json" ]; then
-    applied_sha=$(sed -n 's/.*"bundleSha256":"\([0-9a-f]*\)".*/\1/p' "$STATE/applied.json")
-    applied_at=$(sed -n 's/.*"appliedAt":"\([^"]*\)".*/\1/p' "$STATE/applied.json")
+  if [ -f "$R$EF_APPLIED_FILE" ]; then
+    applied_sha=$(sed -n 's/.*"bundleSha256":"\([0-9a-f]*\)".*/\1/p' "$R$EF_APPLIED_FILE")
+    applied_at=$(sed -n 's/.*"appliedAt":"\([^"]*\)".*/\1/p' "$R$EF_APPLIED_FILE")
     # a device set up before milestones existed: its applied.json is the proof first boot ended
     if [ -z "$fb_state" ]; then fb_step=record fb_state='done' fb_at=$applied_at; fi
   fi
@@ -70,22 +70,22 @@ collect() {
   [ -n "$git_revision" ] || git_revision=unknown
 
   cert_not_after=''
-  if [ "$EFS_ROLE" = agent ]; then cert="$R/var/lib/rancher/k3s/agent/serving-kubelet.crt"; else cert="$R/var/lib/rancher/k3s/server/tls/serving-kube-apiserver.crt"; fi
+  if [ "$EFS_ROLE" = agent ]; then cert="$R$EF_K3S_STATE_DIR/k3s/agent/serving-kubelet.crt"; else cert="$R$EF_K3S_STATE_DIR/k3s/server/tls/serving-kube-apiserver.crt"; fi
   if [ -f "$cert" ] && command -v openssl >/dev/null 2>&1; then
     cert_not_after=$(iso_date "$(openssl x509 -enddate -noout -in "$cert" 2>/dev/null | sed 's/^notAfter=//')")
   fi
 
   # the unlock service's own words (scripts/render/encryption/sh/unlock-data.sh)
-  dv_status="${EFS_VOLUME_STATUS:-$R/run/edgeforge/data-volume.status}"
+  dv_status="${EFS_VOLUME_STATUS:-$R$EF_DATA_STATUS}"
   dv_detail=''
   dv_since=''
   if [ -f "$dv_status" ]; then
     dv_state=locked
     dv_detail=$(head -n 1 "$dv_status")
     dv_since=$(printf '%s' "$dv_detail" | sed -n 's/^locked since \([^;]*\).*/\1/p')
-  elif [ -e "$R/dev/mapper/edgeforge-data" ]; then
+  elif [ -e "$R/dev/mapper/$EF_DATA_NAME" ]; then
     dv_state=unlocked
-  elif [ ! -f "$R/etc/edgeforge/data-volume.conf" ]; then
+  elif [ ! -f "$R$EF_DATA_CONF" ]; then
     dv_state=none
   else
     dv_state=unknown
@@ -129,7 +129,7 @@ main() {
   n=0
   while :; do
     n=$((n + 1))
-    seen=$(cat "$STATE/firstboot.state" 2>/dev/null || true)
+    seen=$(cat "$FBSTATE" 2>/dev/null || true)
     if ! collect >"$WORK/report.json.new" || ! mv -f "$WORK/report.json.new" "$WORK/report.json"; then say "cannot write $WORK/report.json"; exit 1; fi
     if publish; then
       rc=0
@@ -139,7 +139,7 @@ main() {
       say "could not send the status to $EFS_HOST:$EFS_PORT (exit $rc: network down, broker unreachable, or this device's credential refused); the next run sends the then-current state"
     fi
     # first boot moved on while we sent: send once more, so the retained status is the newest milestone
-    if [ "$n" -ge 3 ] || [ "$rc" != 0 ] || [ "$(cat "$STATE/firstboot.state" 2>/dev/null || true)" = "$seen" ]; then break; fi
+    if [ "$n" -ge 3 ] || [ "$rc" != 0 ] || [ "$(cat "$FBSTATE" 2>/dev/null || true)" = "$seen" ]; then break; fi
   done
   # this run's own peak memory (its systemd unit's cgroup), sent with the next report
   cg=$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null)

@@ -1,7 +1,8 @@
 // Edits to the inventory that keep the operator's file as they wrote it: comments, alignment,
 // flow or block style. Re-serialising the whole document would reformat it, so these are small
 // text splices at positions taken from the parsed document.
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Pair, type YAMLMap } from 'yaml';
+import { quoted } from '../render/yaml.ts';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parse, parseDocument, type Pair, type YAMLMap } from 'yaml';
 
 export interface Splice {
   start: number;
@@ -55,7 +56,9 @@ function lineEnd(text: string, offset: number): number {
 
 function flowValue(v: unknown): string {
   if (v && typeof v === 'object' && !Array.isArray(v)) return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${flowValue(x)}`).join(', ')} }`;
-  if (typeof v === 'string') return /^[A-Za-z0-9._/+-]+$/.test(v) && !/^(true|false|null|yes|no|[0-9.+-]+)$/i.test(v) ? v : JSON.stringify(v);
+  // plain only where nothing in it can end a flow mapping and the inventory's own parser reads it back as this
+  // very string (`1e3` or `0x1f` would come back as numbers); otherwise the one YAML writer's double-quoted form
+  if (typeof v === 'string') return /^[A-Za-z0-9._/+-]+$/.test(v) && parse(v) === v ? v : quoted(v);
   return String(v);
 }
 

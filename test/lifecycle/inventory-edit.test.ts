@@ -42,6 +42,12 @@ describe.runIf(HAVE_TOOLS)('inventory edits keep the file as the operator wrote 
     expect(t).toContain('          - { id: kr-plant-001-002-r2, serial: R2, mac: "dc:a6:32:00:00:09", network: { address: 10.0.0.19/24 } }');
     expect(load(t).active.map((d) => d.id)).toEqual(['kr-plant-001-001', 'kr-plant-001-002-r2', 'kr-plant-001-003']);
   });
+  it('a value YAML would read as a number or a boolean is quoted, so it comes back as the string written', () => {
+    for (const serial of ['1e3', '0x1f', '123', 'true', 'null', '1.5']) {
+      const t = setDeviceFields(example, 'brno1-dock-003', { serial });
+      expect(load(t).devices.find((d) => d.id === 'brno1-dock-003')?.serial, serial).toBe(serial);
+    }
+  });
   it('a block-style device is inserted with the same indentation', () => {
     const t = insertDeviceAfter(example, 'ulsan1-line1-002', { id: 'ulsan1-line1-003', serial: 'NEW1', mac: 'dc:a6:32:10:01:09', network: { address: '10.20.1.13/24' } });
     expect(t).toContain('          - id: ulsan1-line1-003\n            serial: NEW1\n            mac: "dc:a6:32:10:01:09"\n            network: { address: 10.20.1.13/24 }\n          - id: ulsan1-line2-001');

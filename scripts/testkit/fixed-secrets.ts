@@ -1,7 +1,8 @@
 // Fixed device secrets for tests and the render benchmark: derived from the device id, so every run
 // renders the same bytes. Never used for a real fleet (real ones come from keys/ via the keys stage).
-import { agentJoinToken } from '../../scripts/keys/join-token.ts';
+import { agentJoinToken } from '../keys/join-token.ts';
 import { createHash } from 'node:crypto';
+import { armor, enums } from '../util/openpgp.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sshKeyPairFromSeed } from '../keys/ssh.ts';
@@ -24,8 +25,8 @@ export function fixedSecrets(id: string, serverId?: string): DeviceSecrets {
     // an agent: its own bootstrap token, derived as the keystore derives it; a server: its own agent-token
     agentToken: serverId ? agentJoinToken({ id, k3sToken: h(`k3s:${id}`).toString('hex') }).token : h(`agent:${id}`).toString('hex'),
     luksRecovery: 'TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0-TEST0',
-    // shape only: the renderers embed it, nothing here decrypts with it
-    sops: { fingerprint: h(`sops:${id}`).toString('hex').slice(0, 40).toUpperCase(), privateKeyArmored: `-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n${h(`sops:${id}`).toString('base64')}\n-----END PGP PRIVATE KEY BLOCK-----\n` },
+    // shape only: OpenPGP armour around 32 derived bytes (not a key); the renderers embed it, nothing decrypts with it
+    sops: { fingerprint: h(`sops:${id}`).toString('hex').slice(0, 40).toUpperCase(), privateKeyArmored: armor(enums.armor.privateKey, h(`sops:${id}`)) },
   };
 }
 

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
+import { signWith, testBuildKey } from './test-signer.ts';
 import { runCli } from '../helpers.ts';
 import { exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
@@ -45,10 +46,7 @@ function source(): SecretsSource {
     async secretsFor(devices) {
       return new Map(devices.map((d) => [d.id, fixedSecretsFor(d)]));
     },
-    async sign(data, epoch) {
-      const signature = await openpgp.sign({ message: await openpgp.createMessage({ binary: data }), signingKeys: signingKey, detached: true, format: 'armored', date: new Date(epoch * 1000), config: { nonDeterministicSignaturesViaNotation: false } });
-      return { signature, publicKey: signingKey.toPublic().armor(), fingerprint: signingKey.getFingerprint().toUpperCase() };
-    },
+    sign: signWith(() => signingKey),
     async close() {},
   };
 }
@@ -76,7 +74,7 @@ beforeAll(async () => {
   f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(blobs['install.sh']) } };
   fleet = f;
   inventory = path.join(inv, 'inventory.yaml');
-  signingKey = (await openpgp.generateKey({ type: 'curve25519', userIDs: [{ name: 'test build key' }], date: new Date(EPOCH * 1000 - 1000), format: 'object' })).privateKey;
+  signingKey = await testBuildKey(EPOCH);
   fx = buildRaspiFixture(path.join(tmp, 'base'));
 }, 60_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as openpgp from 'openpgp';
+import { signWith, testBuildKey } from './test-signer.ts';
 import { runCli } from '../helpers.ts';
 import { EXAMPLE, REPO, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
@@ -40,10 +41,7 @@ function source(identity: Record<string, string> = {}, asked: string[][] = []): 
       const v = await openpgp.verify({ message: await openpgp.createMessage({ binary: data }), signature: await openpgp.readSignature({ armoredSignature: signature }), verificationKeys: signingKey.toPublic(), date: new Date(EPOCH * 1000 + 1000) });
       return v.signatures[0].verified.then(() => true, () => false);
     },
-    async sign(data, epoch) {
-      const signature = await openpgp.sign({ message: await openpgp.createMessage({ binary: data }), signingKeys: signingKey, detached: true, format: 'armored', date: new Date(epoch * 1000), config: { nonDeterministicSignaturesViaNotation: false } });
-      return { signature, publicKey: signingKey.toPublic().armor(), fingerprint: signingKey.getFingerprint().toUpperCase() };
-    },
+    sign: signWith(() => signingKey),
     async close() {},
   };
 }
@@ -71,7 +69,7 @@ const leftovers = (out: string) => readdirSync(path.join(out, 'devices')).filter
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'ef-build-io-'));
   fleet = await exampleFleet();
-  signingKey = (await openpgp.generateKey({ type: 'curve25519', userIDs: [{ name: 'test build key' }], date: new Date(EPOCH * 1000 - 1000), format: 'object' })).privateKey;
+  signingKey = await testBuildKey(EPOCH);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

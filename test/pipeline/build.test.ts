@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
+import { signWith, testBuildKey } from './test-signer.ts';
 import { runCli } from '../helpers.ts';
 import { EXAMPLE, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
@@ -34,10 +35,7 @@ function fixedSource(overrides: Partial<Record<string, ReturnType<typeof fixedSe
     async secretsFor(devices) {
       return new Map(devices.map((d) => [d.id, overrides[d.id] ?? fixedSecretsFor(d)]));
     },
-    async sign(data, epoch) {
-      const signature = await openpgp.sign({ message: await openpgp.createMessage({ binary: data }), signingKeys: signingKey, detached: true, format: 'armored', date: new Date(epoch * 1000), config: { nonDeterministicSignaturesViaNotation: false } });
-      return { signature, publicKey: signingKey.toPublic().armor(), fingerprint: signingKey.getFingerprint().toUpperCase() };
-    },
+    sign: signWith(() => signingKey),
     async close() {},
   };
 }
@@ -62,7 +60,7 @@ function tree(dir: string): Map<string, string> {
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'ef-build-'));
   fleet = await exampleFleet();
-  signingKey = (await openpgp.generateKey({ type: 'curve25519', userIDs: [{ name: 'test build key' }], date: new Date(EPOCH * 1000 - 1000), format: 'object' })).privateKey;
+  signingKey = await testBuildKey(EPOCH);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

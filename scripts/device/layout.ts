@@ -27,6 +27,24 @@ export const CONFIG_DIR = '/etc/edgeforge';
 /** the firewall rules (table inet edgeforge), loaded at boot by edgeforge-nftables.service */
 export const NFTABLES_FILE = `${CONFIG_DIR}/nftables.nft`;
 
+/**
+ * The first-boot service (issue 17): a systemd unit that runs the first-boot program until it has finished,
+ * across reboots; the program journals each finished step and writes one status file (STATUS_PATHS.firstbootState).
+ */
+export const FIRSTBOOT = {
+  /** the systemd unit the seed enables (runcmd only starts it) */
+  unit: 'edgeforge-firstboot.service',
+  /** the device command: `edgeforge-firstboot status` (also run, service, retry); runs FIRSTBOOT_PROGRAM */
+  command: '/usr/local/sbin/edgeforge-firstboot',
+  /** one file per finished step, holding the bundle hash it finished for (written, fsync'ed, renamed) */
+  journalDir: `${STATE_DIR}/firstboot`,
+  /**
+   * TEST ONLY: "BASE CAP" seconds replacing the retry backoff's 30 s .. 900 s (the e2e boot test writes it
+   * to shorten its waits; a device in the field never has it). EDGEFORGE_BACKOFF="BASE CAP" does the same.
+   */
+  backoffTestFile: `${CONFIG_DIR}/firstboot-backoff.test`,
+} as const;
+
 /** K3s's state directory (kept on the encrypted data volume) */
 export const K3S_STATE_DIR = '/var/lib/rancher';
 
@@ -114,6 +132,10 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_STATUS_STATE', STATUS_PATHS.firstbootState],
     ['EF_STATUS_WORK', STATUS_PATHS.workDir],
     ['EF_SEED_DIRS', SEED_DIRS.join(' ')],
+    ['EF_FIRSTBOOT_UNIT', FIRSTBOOT.unit],
+    ['EF_FIRSTBOOT_COMMAND', FIRSTBOOT.command],
+    ['EF_FIRSTBOOT_JOURNAL', FIRSTBOOT.journalDir],
+    ['EF_FIRSTBOOT_BACKOFF_TEST', FIRSTBOOT.backoffTestFile],
   ];
 }
 

@@ -11,6 +11,8 @@
 //     k3s/airgap/*                 airgap installs only: copied in by the build (not rendered here)
 //     flux/*.yaml                  Flux bootstrap for K3s's auto-deploy directory (flux-bootstrap)
 //     secrets/*                    host key, K3s tokens (0600; erased on the device after use)
+//     sealed-secrets.jwe           sites with a saved tang advertisement: secrets/* and flux/<secret>.yaml sealed
+//                                  to the site's tang instead (then neither is in the bundle nor in user-data)
 //     ssh/, users/, system/        public host key, authorized_keys, sysctl/nftables/sshd/modules files
 //     SHA256SUMS                   every bundle file's sha256; its own sha256 is the "bundle hash"
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
@@ -21,6 +23,9 @@ import { renderK3sConfig, renderRegistries } from './k3s/config.ts';
 import { composeFirstboot } from './firstboot/compose.ts';
 import { modulesLoadConf, nftablesRules, nftablesService, sshdConf, sysctlConf } from './firstboot/system.ts';
 import { renderUserData } from './seed/user-data.ts';
+import { firstbootCommand, firstbootUnit } from './firstboot/service.ts';
+import { FIRSTBOOT } from '../device/layout.ts';
+import path from 'node:path';
 import { instanceId, renderMetaData } from './seed/meta-data.ts';
 import { renderNetworkConfig } from './seed/network-config.ts';
 
@@ -81,7 +86,10 @@ const byPath = (a: RenderedFile, b: RenderedFile) => (a.path < b.path ? -1 : a.p
 
 export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets, opts: RenderOptions = {}): RenderedFile[] {
   const bundle: (RenderedFile & { text: string })[] = [];
-  const add = (path: string, kind: RenderedFile['kind'], text: string, secret = false) => bundle.push({ ...textFile(`bundle/${path}`, kind, text, secret), text });
+  const add = (rel: string, kind: RenderedFile['kind'], text: string, secret = false, mode?: number) => {
+    const f = textFile(`bundle/${rel}`, kind, text, secret);
+    bundle.push({ ...f, ...(mode !== undefined ? { mode } : {}), text });
+  };
 
   const status = opts.status?.(d, secrets);
   add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : [])]));
@@ -108,6 +116,8 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   add('system/modules-load.conf', 'other', modulesLoadConf());
   add('system/nftables.nft', 'other', nftablesRules(d, fleet));
   add('system/edgeforge-nftables.service', 'other', nftablesService());
+  add(`system/${FIRSTBOOT.unit}`, 'other', firstbootUnit());
+  add(`system/${path.posix.basename(FIRSTBOOT.command)}`, 'other', firstbootCommand(), false, 0o755);
   if (opts.fluxBootstrap && d.cluster.kind !== 'multi-node-agent') {
     for (const f of opts.fluxBootstrap(d, fleet, secrets)) {
       if (!/^[a-z0-9][a-z0-9.-]*\.yaml$/.test(f.name)) throw new Error(`flux bootstrap file name "${f.name}" must be a simple lower-case *.yaml name`);
@@ -118,7 +128,10 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   let sealed = false;
   if (d.encryption.mode !== 'none' && opts.encryption) {
     if (secrets.luksRecovery) add('secrets/luks-recovery', 'other', secrets.luksRecovery + '\n', true);
-    const secretFiles = bundle.filter((f) => f.path.startsWith('bundle/secrets/')).map((f) => ({ name: f.path.slice('bundle/secrets/'.length), bytes: f.bytes, mode: f.mode }))
+    // every one-time secret: bundle/secrets/* and the Flux bootstrap's secret manifest (Git deploy key,
+    // device and site SOPS keys), which unpacks as bundle/flux/NAME on the device (encryption/sh/unseal.sh)
+    const oneTime = (f: RenderedFile) => f.path.startsWith('bundle/secrets/') || (f.kind === 'flux-bootstrap' && f.secret);
+    const secretFiles = bundle.filter(oneTime).map((f) => ({ name: f.path.startsWith('bundle/secrets/') ? f.path.slice('bundle/secrets/'.length) : f.path.slice('bundle/'.length), bytes: f.bytes, mode: f.mode }))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
     const r = opts.encryption(d, secretFiles);
     for (const f of r.files) {
@@ -127,7 +140,7 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
     }
     if (r.sealed) {
       sealed = true;
-      for (let i = bundle.length - 1; i >= 0; i--) if (bundle[i].path.startsWith('bundle/secrets/')) bundle.splice(i, 1);
+      for (let i = bundle.length - 1; i >= 0; i--) if (oneTime(bundle[i])) bundle.splice(i, 1);
     }
   }
   bundle.sort(byPath);
@@ -148,7 +161,12 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
       // sealed: the private host key travels only inside the sealed secrets, never in clear on the seed
       hostKey: sealed ? undefined : secrets.sshHostKey,
       bundle: [...bundle, sumsFile],
-      system: [{ path: '/etc/sysctl.d/90-edgeforge-k3s.conf', text: sysctl, mode: 0o644 }],
+      system: [
+        { path: '/etc/sysctl.d/90-edgeforge-k3s.conf', text: sysctl, mode: 0o644 },
+        // the first-boot service, ready before runcmd enables and starts it
+        { path: `/etc/systemd/system/${FIRSTBOOT.unit}`, text: firstbootUnit(), mode: 0o644 },
+        { path: FIRSTBOOT.command, text: firstbootCommand(), mode: 0o755 },
+      ],
     }),
     true,
   );

@@ -108,7 +108,7 @@ describe('k3s step: airgap files from the EFK3S partition', () => {
   it('refuses a file on the partition that does not match its pin, and still unmounts', () => {
     partition('by-partlabel/edgeforge-k3s', { ...BLOBS, 'k3s-airgap-images-arm64.tar.zst': 'tampered\n' });
     const r = runK3s();
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/K3s airgap images: .*k3s-airgap\.mnt\/k3s-airgap-images-arm64\.tar\.zst has sha256 [0-9a-f]{64} but edgeforge pinned/);
     expect(r.sys).toContain(`umount ${MNT()}`);
     expect(r.sys).not.toMatch(/INSTALL_K3S/);

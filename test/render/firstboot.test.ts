@@ -131,6 +131,13 @@ describe('first-boot program in a sandbox root', () => {
     setup('brno1-dock-001', pinInstaller);
     expect(runProgram().code).toBe(0);
     const snapshot = read('etc/hosts') + read('boot/firmware/cmdline.txt') + read('etc/passwd');
+    // the journal says every step is done for this bundle: only preflight runs
+    const journaled = runProgram();
+    expect(journaled.code).toBe(0);
+    expect([...journaled.stderr.matchAll(/\[(\w+)\]: begin/g)].map((m) => m[1])).toEqual(['preflight']);
+    expect(read('var/lib/edgeforge/firstboot.state')).toMatch(/^step=end\nstate=done\n/);
+    // without the journal every step runs again, and finds nothing to change
+    rmSync(path.join(root, 'var/lib/edgeforge/firstboot'), { recursive: true });
     const again = runProgram();
     expect(again.stderr).toContain('[record]: ok');
     expect(again.code).toBe(0);
@@ -146,7 +153,7 @@ describe('first-boot program in a sandbox root', () => {
     const r = runProgram();
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/FAILED: encryption mode 'tang', but this bundle has no encryption program/);
-    expect(r.stderr).toContain("stopped at step 'encrypt_data_volume'; steps done: preflight identity kernel_firewall");
+    expect(r.stderr).toContain("stopped at step 'encrypt_data_volume' (attempt 1, temporary); steps done: preflight identity kernel_firewall");
     expect(existsSync(path.join(root, 'var/lib/edgeforge/applied.json'))).toBe(false);
     expect(r.sys).not.toContain('INSTALL_K3S');
   });
@@ -154,7 +161,7 @@ describe('first-boot program in a sandbox root', () => {
   it('preflight fails loudly without WireGuard, saying what to do', () => {
     setup('brno1-dock-001', pinInstaller);
     const r = runProgram({ EF_TEST_NO_WG: '1' });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78); // permanent: the kernel does not change by itself
     expect(r.stderr).toMatch(/no WireGuard module.*wireguard-native needs it\. What to do: .*linux-modules-extra-raspi/);
     expect(existsSync(path.join(root, 'etc/hostname'))).toBe(false);
   });
@@ -163,14 +170,15 @@ describe('first-boot program in a sandbox root', () => {
     setup('brno1-dock-001', pinInstaller);
     writeFileSync(path.join(root, 'var/lib/edgeforge/bundle/k3s/config.yaml'), 'cluster-init: true\n');
     const r = runProgram();
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/does not match its SHA256SUMS.*k3s\/config\.yaml/);
   });
 
   it('refuses an online install script whose sha256 is not the pinned one', () => {
     setup('brno1-dock-001'); // the example's pin, not the fake installer's sha256
     const r = runProgram();
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78); // permanent, recorded as such
+    expect(read('var/lib/edgeforge/firstboot.state')).toMatch(/^step=k3s\nstate=failed\n(.*\n)*retry=permanent\n/);
     expect(r.stderr).toMatch(/K3s install script: .* has sha256 [0-9a-f]{64} but edgeforge pinned 0{64}/);
     expect(r.sys).not.toContain('INSTALL_K3S_VERSION');
   });
@@ -207,7 +215,7 @@ describe('first-boot program in a sandbox root', () => {
     rmSync(path.join(root, 'var/lib/edgeforge/k3s-installed'));
     writeFileSync(path.join(root, 'var/lib/edgeforge/bundle/k3s/airgap/k3s-arm64'), 'tampered\n');
     const bad = runProgram({ EDGEFORGE_STEPS: 'k3s' });
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(78);
     expect(bad.stderr).toMatch(/K3s airgap binary: .*k3s-arm64 has sha256 [0-9a-f]{64} but edgeforge pinned/);
   });
 
@@ -237,13 +245,13 @@ describe('first-boot program in a sandbox root', () => {
     expect(r.stderr).not.toContain('has no encryption program');
     // the sandbox has no disk to encrypt: the stage's program stops, and the first-boot program with it
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/\[encrypt_data_volume\]: FAILED: (?!the encrypted data volume step failed).+\n.*FAILED: the encrypted data volume step failed \(see above\)/);
+    expect(r.stderr).toMatch(/\[encrypt_data_volume\]: FAILED: (?!the encrypted data volume step failed)(.+)\n.*FAILED: the encrypted data volume step failed: \1\n/);
   });
 
   it('unknown step names are refused', () => {
     setup('brno1-dock-001', noEncryption('brno1-dock-001'));
     const r = runProgram({ EDGEFORGE_STEPS: 'preflight format_disk' });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr).toContain("unknown step 'format_disk'");
   });
 });

@@ -84,8 +84,12 @@ describe.runIf(HAVE_TOOLS)('NoCloud seed', () => {
       expect(doc.ssh_keys).toEqual({ ed25519_private: s.sshHostKey.privateKey, ed25519_public: s.sshHostKey.publicKey });
       expect(doc.users.map((u: { name: string }) => u.name)).toEqual(d.users.map((u) => u.name));
       for (const u of doc.users) expect(u.lock_passwd).toBe(true);
-      expect(doc.runcmd).toEqual([['sh', '/var/lib/edgeforge/bundle/firstboot.sh']]);
+      // runcmd only enables and starts the first-boot service (written by write_files), which runs the program
+      expect(doc.runcmd).toEqual([['systemctl', 'daemon-reload'], ['systemctl', 'enable', 'edgeforge-firstboot.service'], ['systemctl', 'start', '--no-block', 'edgeforge-firstboot.service']]);
       const wf = new Map<string, { content: string; permissions: string }>(doc.write_files.map((w: { path: string }) => [w.path, w]));
+      expect(wf.get('/etc/systemd/system/edgeforge-firstboot.service')!.content).toContain('ExecStart=/bin/sh /var/lib/edgeforge/bundle/firstboot.sh service\n');
+      expect(wf.get('/etc/systemd/system/edgeforge-firstboot.service')!.content).toContain('RestartPreventExitStatus=78\n');
+      expect(wf.get('/usr/local/sbin/edgeforge-firstboot')!.permissions).toBe('0755');
       expect(wf.get('/etc/sysctl.d/90-edgeforge-k3s.conf')!.content).toContain('vm.overcommit_memory = 1');
       // every bundle file travels in user-data with the same bytes; secrets 0600
       for (const f of files.filter((x) => x.path.startsWith('bundle/'))) {

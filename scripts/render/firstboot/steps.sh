@@ -1,6 +1,7 @@
 # shellcheck shell=sh
 # edgeforge first-boot program: the steps, in the order main runs them. Each one is idempotent: it
-# compares what is there with what the bundle says and changes only the difference.
+# compares what is there with what the bundle says and changes only the difference. `die` is a failure
+# worth retrying (the service tries again after a backoff); `die_permanent` one that trying again cannot fix.
 # Variables EF_* come from the per-device header edgeforge writes above this file.
 
 step_preflight() {
@@ -9,20 +10,20 @@ step_preflight() {
   [ -f "$BUNDLE/SHA256SUMS" ] || die "the device bundle is missing: $BUNDLE/SHA256SUMS not found. Deliver it with the seed image, the disk image or 'edgeforge provision'"
   # files already erased after an earlier run are missing on purpose; the rest must match the build
   if ! (cd "$BUNDLE" && sha256sum --quiet --strict --ignore-missing -c SHA256SUMS) >"$STATE/tmp/sums.out" 2>&1; then
-    die "the device bundle in $BUNDLE does not match its SHA256SUMS (damaged or edited): $(tr '\n' ' ' <"$STATE/tmp/sums.out")— rebuild and deliver it again"
+    die_permanent "the device bundle in $BUNDLE does not match its SHA256SUMS (damaged or edited): $(tr '\n' ' ' <"$STATE/tmp/sums.out")— rebuild and deliver it again"
   fi
   pf_arch="${EDGEFORGE_ARCH:-$(uname -m)}"
-  [ "$pf_arch" = aarch64 ] || [ "$pf_arch" = arm64 ] || die "this bundle is for ARM64 (aarch64) devices; this machine is $pf_arch"
+  [ "$pf_arch" = aarch64 ] || [ "$pf_arch" = arm64 ] || die_permanent "this bundle is for ARM64 (aarch64) devices; this machine is $pf_arch"
   pf_year=$(date -u +%Y)
   [ "$pf_year" -ge 2025 ] || die "the clock says year $pf_year: K3s would create certificates that are not valid yet. Let NTP sync (timedatectl), or set the time, then run again"
   # flannel-backend wireguard-native needs the kernel's WireGuard (built in, loaded, or loadable)
   if [ ! -d "$R/sys/module/wireguard" ] && ! sys modinfo wireguard >/dev/null 2>&1; then
-    die "the kernel $(uname -r) has no WireGuard module, and K3s's flannel backend wireguard-native needs it. What to do: on Ubuntu for Raspberry Pi install linux-modules-extra-raspi and reboot; on Debian or Raspberry Pi OS use a kernel >= 5.6 built with CONFIG_WIREGUARD (the stock kernels are); or add the module to the base image. Then run this program again"
+    die_permanent "the kernel $(uname -r) has no WireGuard module, and K3s's flannel backend wireguard-native needs it. What to do: on Ubuntu for Raspberry Pi install linux-modules-extra-raspi and reboot; on Debian or Raspberry Pi OS use a kernel >= 5.6 built with CONFIG_WIREGUARD (the stock kernels are); or add the module to the base image. Then run this program again"
   fi
   for pf_tool in sha256sum cmp install nft systemctl; do
-    have "$pf_tool" || die "required command '$pf_tool' is not installed; add it to the base image (package: $(pkg_for "$pf_tool"))"
+    have "$pf_tool" || die_permanent "required command '$pf_tool' is not installed; add it to the base image (package: $(pkg_for "$pf_tool"))"
   done
-  if [ "$EF_K3S_INSTALL_MODE" = online ]; then have curl || die "online K3s install needs curl; add it to the base image or use an airgap bundle"; fi
+  if [ "$EF_K3S_INSTALL_MODE" = online ]; then have curl || die_permanent "online K3s install needs curl; add it to the base image or use an airgap bundle"; fi
   log "bundle verified, $pf_arch, WireGuard available, tools present"
 }
 
@@ -161,6 +162,7 @@ pi_cgroup_args() {
 }
 
 step_encrypt_data_volume() {
+  unseal_secrets
   case $EF_ENCRYPTION_MODE in
     none)
       log "encryption mode none (the inventory says so): the data volume stays unencrypted and K3s data lives on the root filesystem"
@@ -169,7 +171,12 @@ step_encrypt_data_volume() {
       # the disk-encryption stage plugs in here: a program in the bundle that creates/unlocks the volume
       if [ -f "$BUNDLE/encryption/encrypt-data-volume.sh" ]; then
         # run directly: the stage's program sends its own system changes through EDGEFORGE_SYS
-        sh "$BUNDLE/encryption/encrypt-data-volume.sh" || die "the encrypted data volume step failed (see above)"
+        rm -f "$STATE/tmp/last-error"
+        sh "$BUNDLE/encryption/encrypt-data-volume.sh"
+        ed_rc=$?
+        ed_why=$(cat "$STATE/tmp/last-error" 2>/dev/null || echo 'see above')
+        [ "$ed_rc" != "$EXIT_PERMANENT" ] || die_permanent "the encrypted data volume step failed: $ed_why"
+        [ "$ed_rc" = 0 ] || die "the encrypted data volume step failed: $ed_why"
       else
         die "encryption mode '$EF_ENCRYPTION_MODE', but this bundle has no encryption program (encryption/encrypt-data-volume.sh): it was rendered without the disk-encryption stage. Refusing to put K3s secrets on unencrypted storage: rebuild with edgeforge build, or set encryption: { mode: none } for this device in the inventory to proceed knowingly"
       fi
@@ -203,7 +210,24 @@ k3s_airgap_release() {
   trap - EXIT
 }
 
+# After a reboot the data volume is opened by the unlock service; a step that writes into it (K3s's state,
+# the K3s tokens) must not write under its mount points before that, or the files would land on the plain
+# root filesystem and be hidden by the mount: open and mount it here (the encryption program is idempotent).
+data_volume_ready() {
+  [ "$EF_ENCRYPTION_MODE" != none ] && [ -z "$R" ] && [ -f "$STATE/data-volume" ] || return 0
+  for dv_b in $EF_DATA_BINDS; do
+    mountpoint -q "${dv_b%%:*}" && continue
+    # the unlock service is still trying (tang unreachable): wait for it rather than race it
+    [ "$(systemctl is-active "$EF_DATA_UNLOCK_UNIT" 2>/dev/null)" != activating ] || die "the data volume is still locked: $EF_DATA_UNLOCK_UNIT keeps trying (tang unreachable?)"
+    log "the data volume is not mounted on ${dv_b%%:*} yet: opening it"
+    sh "$BUNDLE/encryption/encrypt-data-volume.sh" || die "the encrypted data volume is not open yet (tang unreachable?): $(cat "$STATE/tmp/last-error" 2>/dev/null)"
+    return 0
+  done
+}
+
 step_k3s() {
+  unseal_secrets
+  data_volume_ready
   k_secrets="$R$EF_SECRETS_DIR"
   mkdir -p "$k_secrets" || die "cannot create $k_secrets"
   chmod 0700 "$k_secrets" || die "cannot chmod $k_secrets"
@@ -265,13 +289,20 @@ step_k3s() {
     check_sha "$k_dir/k3s-airgap-images-arm64.tar.zst" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
     check_sha "$k_dir/install.sh" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
     mkdir -p "$R/usr/local/bin" "$R/var/lib/rancher/k3s/agent/images" || die "cannot create the K3s directories"
-    install -m 0755 "$k_dir/k3s-arm64" "$R/usr/local/bin/k3s" || die "cannot install the K3s binary"
-    install -m 0644 "$k_dir/k3s-airgap-images-arm64.tar.zst" "$R/var/lib/rancher/k3s/agent/images/" || die "cannot place the K3s images"
+    # each file whole or not at all (a power cut mid-copy leaves a temp file the next attempt replaces)
+    k_put() {
+      install -m "$3" "$1" "$2.edgeforge-new" || die "cannot write $2"
+      flush "$2.edgeforge-new"
+      mv -f "$2.edgeforge-new" "$2" || die "cannot replace $2"
+    }
+    k_put "$k_dir/k3s-arm64" "$R/usr/local/bin/k3s" 0755
+    k_put "$k_dir/k3s-airgap-images-arm64.tar.zst" "$R/var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst" 0644
     sys env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$EF_K3S_VERSION" INSTALL_K3S_EXEC="$EF_K3S_EXEC" INSTALL_K3S_SKIP_START="$k_skip_start" sh "$k_dir/install.sh" ||
       die "the K3s installer failed (see its output above)"
     k3s_airgap_release
   fi
-  printf '%s\n' "$k_want" >"$STATE/k3s-installed"
+  # written last: until then a power cut means "not installed", and the next attempt runs the installer again
+  durable_text "$k_want" "$STATE/k3s-installed" || die "cannot record the K3s install in $STATE/k3s-installed"
   log "K3s $EF_K3S_VERSION installed ($EF_K3S_INSTALL_MODE, $k_service)$([ "$k_skip_start" = true ] && echo '; it starts after the reboot')"
 }
 
@@ -280,6 +311,9 @@ step_flux_bootstrap() {
     log "agent: Flux runs on the site's server; nothing to do here"
     return 0
   fi
+  # the deploy key and SOPS keys (bundle/flux/edgeforge-flux-secrets.yaml) may have travelled sealed
+  unseal_secrets
+  data_volume_ready
   # the Flux stage's own placement (ordering, .skip hand-over files, a timer that hands over to Git)
   if command -v flux_place >/dev/null 2>&1; then
     if [ -d "$BUNDLE/flux" ] && [ -n "$(ls "$BUNDLE/flux" 2>/dev/null)" ]; then
@@ -373,6 +407,8 @@ step_record() {
     "$EF_DEVICE_ID" "$rc_hash" "$EF_K3S_VERSION" "$rc_steps" "$rc_reboot" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STATE/tmp/applied.json" ||
     die "cannot write $R$EF_APPLIED_FILE"
   chmod 0644 "$STATE/tmp/applied.json" || die "cannot chmod $STATE/tmp/applied.json"
+  flush "$STATE/tmp/applied.json"
   mv -f "$STATE/tmp/applied.json" "$R$EF_APPLIED_FILE" || die "cannot write $R$EF_APPLIED_FILE"
+  flush "${R}${EF_APPLIED_FILE%/*}"
   log "applied bundle $rc_hash"
 }

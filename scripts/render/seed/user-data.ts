@@ -3,7 +3,8 @@
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import type { RenderedFile } from '../files.ts';
 import { toYaml, yamlComment, type YamlValue } from '../yaml.ts';
-import { BUNDLE_DIR, FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
+import { BUNDLE_DIR } from '../../device/layout.ts';
+import { firstbootRuncmd } from '../firstboot/service.ts';
 
 export interface UserDataInput {
   device: ResolvedDevice;
@@ -56,7 +57,8 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
     package_update: false,
     package_upgrade: false,
     write_files: writeFiles,
-    runcmd: [['sh', FIRSTBOOT_PROGRAM]],
+    // runcmd only enables and starts the first-boot service, which runs the program until it has finished
+    runcmd: firstbootRuncmd(),
   };
 }
 

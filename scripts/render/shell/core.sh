@@ -21,11 +21,42 @@ log() {
   fi
 }
 
-# die MSG: log it and exit 1. A program that can say more (where it stopped, how to resume) defines on_die.
+# the last failure message of any device program, for the program that ran it (best effort)
+last_error() {
+  [ ! -d "$STATE/tmp" ] || printf '%s\n' "$1" >"$STATE/tmp/last-error" 2>/dev/null || true
+}
+
+# die MSG: log it and exit 1 (worth trying again: the network, tang, a busy disk). A program that can say
+# more (where it stopped, how to resume) defines on_die.
 die() {
   log "FAILED: $*"
+  last_error "$*"
   if command -v on_die >/dev/null 2>&1; then on_die "$*"; fi
   exit 1
+}
+
+# die_permanent MSG: a failure that trying again cannot fix (a pinned hash mismatch, a card too small): exit
+# EXIT_PERMANENT, which a caller passes on (`|| exit $?`) and the first-boot service does not retry.
+EXIT_PERMANENT=78
+die_permanent() {
+  log "FAILED (permanent, not retried): $*"
+  last_error "$*"
+  if command -v on_die >/dev/null 2>&1; then on_die "$*" permanent; fi
+  exit "$EXIT_PERMANENT"
+}
+
+# flush FILE-OR-DIR to the disk (coreutils sync FILE is fsync; a sync without arguments otherwise)
+flush() {
+  sync "$1" 2>/dev/null || sync
+}
+
+# durable_text TEXT DEST: DEST holds the old text or TEXT+newline after a power cut, never a mix
+# (write a temp file, fsync it, rename it over DEST, fsync the directory)
+durable_text() {
+  printf '%s\n' "$1" >"$2.edgeforge-new" || return 1
+  flush "$2.edgeforge-new"
+  mv -f "$2.edgeforge-new" "$2" || return 1
+  flush "${2%/*}"
 }
 
 # Run a command that changes the system (hostname, useradd, nft, systemctl, the K3s installer...).
@@ -58,7 +89,10 @@ put_file() {
   mkdir -p "${2%/*}" || die "cannot create ${2%/*}"
   cp "$1" "$2.edgeforge-new" || die "cannot write $2"
   chmod "$3" "$2.edgeforge-new" || die "cannot chmod $2"
+  # a power cut leaves the old file or the new one (never half of it): fsync, rename, fsync the directory
+  flush "$2.edgeforge-new"
   mv -f "$2.edgeforge-new" "$2" || die "cannot replace $2"
+  flush "${2%/*}"
   CHANGED=1
   log "wrote ${2#"$R"}"
 }
@@ -71,9 +105,9 @@ put_text() {
   rm -f "$STATE/tmp/put_text"
 }
 
-# the pinned sha256 of a file, or die naming both sums
+# the pinned sha256 of a file, or die naming both sums (permanent: the same bytes give the same sum again)
 check_sha() {
   [ -f "$1" ] || die "$2: $1 is missing"
   got_sha=$(sha_of "$1")
-  [ "$got_sha" = "$3" ] || die "$2: $1 has sha256 $got_sha but edgeforge pinned $3; refusing to use it (re-download it, or fix the pin in the inventory and rebuild)"
+  [ "$got_sha" = "$3" ] || die_permanent "$2: $1 has sha256 $got_sha but edgeforge pinned $3; refusing to use it (re-download it, or fix the pin in the inventory and rebuild)"
 }

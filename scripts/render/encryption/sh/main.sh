@@ -25,7 +25,7 @@ edv_main() {
     (umask 077 && printf '%s' "$(cat "$em_secrets/luks-recovery")" >"$em_key") || die "cannot prepare the recovery key file"
   fi
 
-  em_dev=$(edv_volume_device) || exit 1
+  em_dev=$(edv_volume_device) || exit $?
   if ! cryptsetup isLuks "$em_dev" 2>/dev/null; then
     [ -f "$em_key" ] || die "$em_dev is not formatted yet and the bundle has no recovery passphrase (secrets/luks-recovery): deliver the bundle again (edgeforge provision)"
     edv_refuse_foreign "$em_dev"

@@ -62,7 +62,8 @@ edv_append_partition() {
   # whole MiB: LUKS2 with 4 KiB sectors refuses a device whose size is not a multiple of its sector size
   ap_size=$(((ap_next - ap_start) / 2048 * 2048))
   if [ "$ap_size" -lt $((ap_min * 2048)) ]; then
-    die "only $((ap_size > 0 ? ap_size / 2048 : 0)) MiB free after the root partition of $ap_disk (and the partitions after it) (need $ap_min MiB for the encrypted data volume). The root filesystem was probably grown over the whole disk: with encryption on, the base image must not grow root (cloud-init growpart off), or name a partition/disk in the profile (storage.dataPartition)"
+    # permanent: the card does not grow (the first-boot service does not retry it)
+    die_permanent "only $((ap_size > 0 ? ap_size / 2048 : 0)) MiB free after the root partition of $ap_disk (and the partitions after it) (need $ap_min MiB for the encrypted data volume). The root filesystem was probably grown over the whole disk: with encryption on, the base image must not grow root (cloud-init growpart off), or name a partition/disk in the profile (storage.dataPartition)"
   fi
   if [ "$ap_label" = dos ]; then
     ap_count=$(printf '%s\n' "$ap_parts" | awk '$1 <= 4' | grep -c .)
@@ -106,7 +107,7 @@ edv_volume_device() {
         vd_rd=$(edv_root_disk) || die "cannot tell which disk holds / (mountpoint -d /); name the data partition in the profile (storage.dataPartition)"
         vd_disk=${vd_rd% *} vd_root=${vd_rd#* }
       fi
-      vd_num=$(edv_append_partition "$vd_disk" "$vd_root" "${EDV_MIN_MIB:-1024}") || exit 1
+      vd_num=$(edv_append_partition "$vd_disk" "$vd_root" "${EDV_MIN_MIB:-1024}") || exit $?
       vd_dev=$(edv_part_path "$vd_disk" "$vd_num")
       if [ -b "$vd_disk" ]; then
         vd_i=0

@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # The status stage's part of the first-boot program (composed after steps.sh, before main.sh): it redefines
-# `milestone` (a no-op in lib.sh) to record each milestone in the first-boot state file (EF_STATUS_STATE) and start the status
-# reporter, which sends it. The reporter is installed at the first milestone after preflight, so a dry run
+# `milestone` (a no-op in lib.sh) to start the status reporter, which sends the first-boot status file
+# (EF_STATUS_STATE; the first-boot program writes it before each milestone: firstboot/lib.sh status_write). The reporter is installed at the first milestone after preflight, so a dry run
 # (EDGEFORGE_STEPS=preflight) changes nothing and an unverified bundle installs nothing.
 MS_BUSY=0
 MS_INSTALLED=0
@@ -11,11 +11,6 @@ milestone() {
   case " ${EDGEFORGE_STEPS:-all} " in " preflight ") return 0 ;; esac
   MS_BUSY=1
   ms_changed=$CHANGED
-  ms_err=$(printf '%s' "${2:-}" | tr '\n' ' ' | cut -c 1-400)
-  if ! { printf 'step=%s\nstate=%s\nat=%s\nerror=%s\n' "$STEP" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ms_err" >"$R$EF_STATUS_STATE.new" &&
-    mv -f "$R$EF_STATUS_STATE.new" "$R$EF_STATUS_STATE"; }; then
-    log "warning: cannot record the milestone in $R$EF_STATUS_STATE"
-  fi
   if [ "$MS_INSTALLED" = 0 ] && [ "$STEP" != preflight ] && [ -f "$BUNDLE/status/status.conf" ]; then
     status_install
     MS_INSTALLED=1

@@ -1,0 +1,45 @@
+// The first-boot service: the systemd unit that runs the first-boot program until it has finished (across
+// reboots, retrying failed steps with backoff), and the device command `edgeforge-firstboot`. Both travel in
+// the bundle (system/) and, on the seed, also straight to their places through write_files, so cloud-init's
+// runcmd only has to enable and start the unit.
+import { FIRSTBOOT, FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
+
+/** exit status of a permanent failure (EXIT_PERMANENT in scripts/render/shell/core.sh): systemd must not restart it */
+export const EXIT_PERMANENT = 78;
+
+export function firstbootUnit(): string {
+  return [
+    '# written by edgeforge: runs the first-boot program until every step is done; a failed step is retried by',
+    '# the program itself (30 s doubling to 15 min, jittered); after a reboot it resumes at the first unfinished',
+    `# step. \`${FIRSTBOOT.command} status\` says where it stands.`,
+    '[Unit]',
+    'Description=edgeforge first boot (retried until done)',
+    `Documentation=file:${FIRSTBOOT_PROGRAM}`,
+    'Wants=network-online.target',
+    // cloud-init's runcmd (in cloud-final) starts it with --no-block: it begins once cloud-init is done
+    'After=network-online.target cloud-final.service',
+    '',
+    '[Service]',
+    'Type=simple',
+    `ExecStart=/bin/sh ${FIRSTBOOT_PROGRAM} service`,
+    // killed or crashed: start again; a permanent failure (the program says so) is not restarted
+    'Restart=on-failure',
+    'RestartSec=30',
+    `RestartPreventExitStatus=${EXIT_PERMANENT}`,
+    'TimeoutStartSec=infinity',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+/** /usr/local/sbin/edgeforge-firstboot: status | run | service | retry */
+export function firstbootCommand(): string {
+  return ['#!/bin/sh', '# written by edgeforge: the first-boot program of this device (status, run, service, retry)', `exec /bin/sh ${FIRSTBOOT_PROGRAM} "$@"`, ''].join('\n');
+}
+
+/** cloud-init runcmd: enable the unit (so a reboot resumes it) and start it without waiting (runcmd runs inside cloud-final) */
+export function firstbootRuncmd(): string[][] {
+  return [['systemctl', 'daemon-reload'], ['systemctl', 'enable', FIRSTBOOT.unit], ['systemctl', 'start', '--no-block', FIRSTBOOT.unit]];
+}

@@ -51,7 +51,8 @@ fb_get() {
   sed -n "s/^$1=//p" "$FBSTATE" 2>/dev/null | head -n 1
 }
 
-# status_write STATE [ERROR [RETRY [NEXT]]]: the status file, replaced whole (durable: a reader never sees half)
+# status_write STATE [ERROR [RETRY [NEXT]]]: the status file, replaced whole (durable: a reader never sees half);
+# readable by everyone (no secrets in it) so `edgeforge-firstboot status` works without sudo
 status_write() {
   sw_err=$(printf '%s' "${2:-}" | tr '\n' ' ' | cut -c 1-400)
   mkdir -p "${FBSTATE%/*}" 2>/dev/null
@@ -63,7 +64,7 @@ retry=${3:-}
 next=${4:-}
 error=$sw_err
 bundle=$(bundle_id)
-steps=$(journal_list)" "$FBSTATE" ||
+steps=$(journal_list)" "$FBSTATE" 0644 ||
     log "warning: cannot write the status file $FBSTATE"
 }
 

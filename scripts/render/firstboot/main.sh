@@ -5,6 +5,7 @@
 #            after backoff_delay (30 s doubling to 15 min, jittered), forever; a permanent failure stops it
 #   status   print where first boot stands (the device command `edgeforge-firstboot status`)
 #   retry    clear a permanent failure and start the service again (after fixing its cause)
+#   backoff [N]  print the retry schedule (seconds after each of the first N failed attempts)
 # EDGEFORGE_STEPS="preflight identity" runs those steps whatever the journal says (`provision --dry-run`
 # runs preflight only).
 
@@ -17,6 +18,8 @@ fb_attempt() {
     exec 9>"$STATE/.lock"
     flock -w "${EDGEFORGE_LOCK_WAIT:-900}" 9 || die "another run of the first-boot program holds $STATE/.lock; wait for it to finish"
   fi
+  # scratch files an interrupted attempt left (the real ones are written with a rename, never here)
+  find "$STATE/tmp" -maxdepth 1 -type f -delete 2>/dev/null
   m_steps="${EDGEFORGE_STEPS:-$ALL_STEPS}"
   for m_step in $m_steps; do
     case " $ALL_STEPS " in *" $m_step "*) ;; *) die_permanent "unknown step '$m_step' in EDGEFORGE_STEPS (steps: $ALL_STEPS)" ;; esac
@@ -104,8 +107,13 @@ fb_service() {
 
 main() {
   umask 077
-  mkdir -p "$STATE/tmp" "${LOG%/*}" || die "cannot create $STATE"
-  chmod 0700 "$STATE/tmp"
+  case ${1:-run} in
+    status | backoff) ;;
+    *)
+      mkdir -p "$STATE/tmp" "${LOG%/*}" || die "cannot create $STATE"
+      chmod 0700 "$STATE/tmp"
+      ;;
+  esac
   case ${1:-run} in
     status)
       fb_print_status
@@ -119,6 +127,14 @@ main() {
     service)
       fb_service
       ;;
+    backoff)
+      # the retry schedule this device would follow: "ATTEMPT SECONDS" for the first N failed attempts
+      mb_i=1
+      while [ "$mb_i" -le "${2:-12}" ]; do
+        echo "$mb_i $(backoff_delay "$mb_i" "$EF_DEVICE_ID")"
+        mb_i=$((mb_i + 1))
+      done
+      ;;
     retry)
       rm -f "$JOURNAL/attempts"
       [ ! -f "$FBSTATE" ] || status_write failed "retry asked by an operator" temporary
@@ -130,7 +146,7 @@ main() {
       fi
       ;;
     *)
-      echo "usage: ${EF_FIRSTBOOT_COMMAND##*/} [run|service|status|retry]" >&2
+      echo "usage: ${EF_FIRSTBOOT_COMMAND##*/} [run|service|status|retry|backoff [N]]" >&2
       exit 2
       ;;
   esac

@@ -154,9 +154,11 @@ pi_cgroup_args() {
     mkdir -p "$STATE/tmp"
     printf '%s\n' "$pi_new" >"$STATE/tmp/cmdline.txt"
     cp "$pi_cmd" "$pi_cmd.edgeforge-orig" 2>/dev/null || true
+    # the reboot is recorded first: killed between the two, the next run finds the arguments already there
+    # and would otherwise never reboot into them (found by the journal fault test)
+    durable_text "cmdline" "$STATE/reboot-required" || die "cannot write $STATE/reboot-required"
     put_file "$STATE/tmp/cmdline.txt" "$pi_cmd" 0644
     rm -f "$STATE/tmp/cmdline.txt"
-    : >"$STATE/reboot-required"
     log "added cgroup_memory=1 cgroup_enable=memory to ${pi_cmd#"$R"}; a reboot is needed before K3s can start"
   fi
 }

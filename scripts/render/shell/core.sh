@@ -50,10 +50,11 @@ flush() {
   sync "$1" 2>/dev/null || sync
 }
 
-# durable_text TEXT DEST: DEST holds the old text or TEXT+newline after a power cut, never a mix
+# durable_text TEXT DEST [MODE]: DEST holds the old text or TEXT+newline after a power cut, never a mix
 # (write a temp file, fsync it, rename it over DEST, fsync the directory)
 durable_text() {
   printf '%s\n' "$1" >"$2.edgeforge-new" || return 1
+  [ -z "${3:-}" ] || chmod "$3" "$2.edgeforge-new" || return 1
   flush "$2.edgeforge-new"
   mv -f "$2.edgeforge-new" "$2" || return 1
   flush "${2%/*}"

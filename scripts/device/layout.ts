@@ -43,6 +43,8 @@ export const FIRSTBOOT = {
    * to shorten its waits; a device in the field never has it). EDGEFORGE_BACKOFF="BASE CAP" does the same.
    */
   backoffTestFile: `${CONFIG_DIR}/firstboot-backoff.test`,
+  /** exit status of a permanent failure (die_permanent): the unit does not restart it, provision says so */
+  exitPermanent: 78,
 } as const;
 
 /** K3s's state directory (kept on the encrypted data volume) */
@@ -136,6 +138,7 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_FIRSTBOOT_COMMAND', FIRSTBOOT.command],
     ['EF_FIRSTBOOT_JOURNAL', FIRSTBOOT.journalDir],
     ['EF_FIRSTBOOT_BACKOFF_TEST', FIRSTBOOT.backoffTestFile],
+    ['EF_EXIT_PERMANENT', String(FIRSTBOOT.exitPermanent)],
   ];
 }
 

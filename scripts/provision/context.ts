@@ -1,4 +1,5 @@
 // What one device's run carries from phase to phase, and the options of a whole provision run.
+import type { FirstbootState } from './firstboot-state.ts';
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { Reporter } from '../ui/reporter.ts';
 import type { DeviceBundle } from './bundle.ts';
@@ -70,6 +71,8 @@ export interface Facts {
   appliedHash: string;
   /** whether applied.json must be read through sudo */
   appliedNeedsSudo: boolean;
+  /** the device's first-boot status file, when the login could read it */
+  firstboot?: FirstbootState;
   warnings: string[];
 }
 

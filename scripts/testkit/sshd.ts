@@ -110,6 +110,8 @@ export interface EndpointOptions {
   internalSftp?: boolean;
   /** extra arguments of the SFTP server, e.g. `-P statvfs,fstatvfs` (a server that refuses those requests) */
   sftpArgs?: string;
+  /** no `Subsystem sftp` line: an sshd without SFTP (provision's permanent failure) */
+  noSftp?: boolean;
 }
 
 export class Endpoint {
@@ -180,7 +182,7 @@ export class Endpoint {
         'MaxStartups 200:30:400',
         'UseDNS no',
         `LogLevel ${opts.logLevel ?? 'ERROR'}`,
-        `Subsystem sftp ${sftp}`,
+        ...(opts.noSftp ? [] : [`Subsystem sftp ${sftp}`]),
         ...userns,
         `SetEnv ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
         '',

@@ -27,6 +27,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
   let f: Fleetlet;
   let gw: Endpoint;
   let nostatvfs: Endpoint;
+  let nosftp: Endpoint;
   let tmp: string;
   let out: string;
   let keys: string;
@@ -63,6 +64,9 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     // a device whose SFTP server refuses statvfs@openssh.com: free space comes from df there
     nostatvfs = new Endpoint('nostatvfs', path.join(tmp, 'sshd', 'nostatvfs'), await freePort(), f.clientPublic + '\n', { sftpArgs: '-P statvfs,fstatvfs' });
     await nostatvfs.start();
+    // a device whose sshd has no SFTP subsystem and whose kernel has no WireGuard: both reported at once
+    nosftp = new Endpoint('nosftp', path.join(tmp, 'sshd', 'nosftp'), await freePort(), f.clientPublic + '\n', { noSftp: true, wireguard: false });
+    await nosftp.start();
     // "nowg": a kernel without WireGuard
     rmSync(e.get('nowg')!.file('sys'), { recursive: true, force: true });
     // "failing": the first-boot program stops with its own message
@@ -87,6 +91,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
       base('dry'),
       base('full'),
       { id: 'nostatvfs', host: '127.0.0.1', port: nostatvfs.port, identityFile: f.clientKey, hostKey: nostatvfs.hostKeyPublic },
+      { id: 'nosftp', host: '127.0.0.1', port: nosftp.port, identityFile: f.clientKey, hostKey: nosftp.hostKeyPublic },
       base('nowg'),
       base('failing'),
       base('norecord'),
@@ -103,6 +108,7 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     if (agent?.pid) process.kill(agent.pid);
     await gw?.stop();
     await nostatvfs?.stop();
+    await nosftp?.stop();
     await f?.stop();
     rmSync(tmp, { recursive: true, force: true });
   });
@@ -192,6 +198,15 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     expect(by.get('failing')).toMatchObject({ status: 'failed', phase: 'apply' });
     expect(by.get('failing')!.message).toMatch(/FAILED: the clock says 1970: let NTP sync, then run again/);
     expect(by.get('failing')!.message).not.toMatch(/attempts/);
+  }, 60_000);
+
+  it('an sshd without SFTP is a permanent failure that says so, reported with every other preflight problem', async () => {
+    const [r] = await provision(opts({ only: ['nosftp'], retries: 3, backoffMs: 5000 }));
+    expect(r).toMatchObject({ status: 'failed', phase: 'preflight' });
+    expect(r.message).toMatch(/no WireGuard module/);
+    expect(r.message).toMatch(/sshd has no SFTP subsystem .*Subsystem sftp internal-sftp/);
+    expect(r.message).not.toMatch(/attempts/); // not retried
+    expect(readdirSync(nosftp.file('var/tmp'))).toEqual([]); // nothing uploaded
   }, 60_000);
 
   it('fails verify when the first-boot program exits 0 without recording the bundle', async () => {

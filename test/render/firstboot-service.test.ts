@@ -6,7 +6,7 @@
 //  - the service loop: a temporary failure is retried after the backoff until it clears; a permanent one
 //    is recorded, not retried, and the one-time secrets are erased.
 import { describe, it, expect, beforeAll, beforeEach, afterEach } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,7 +96,8 @@ const PROGRAM = () => path.join(root, 'var/lib/edgeforge/bundle/firstboot.sh');
 
 function run(args: string[] = [], extra: Record<string, string> = {}) {
   // detached: its own process group, which a fault kills whole (the shim's `kill -KILL 0`)
-  const r = spawnSync('dash', [PROGRAM(), ...args], { env: env(extra), encoding: 'utf8', detached: true });
+  // (spawnSync passes `detached` on to the child like spawn does; its type leaves it out)
+  const r = spawnSync('dash', [PROGRAM(), ...args], { env: env(extra), encoding: 'utf8', detached: true } as SpawnSyncOptionsWithStringEncoding);
   return { code: r.status, signal: r.signal, stderr: r.stderr, stdout: r.stdout };
 }
 

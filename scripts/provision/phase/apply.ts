@@ -7,10 +7,11 @@
 //   3. runs the first-boot program, its output streaming into the device's log file.
 import { PhaseError } from '../errors.ts';
 import { shq } from '../../util/shell.ts';
-import { BUNDLE_DIR, STAGING_PREFIX, STATE_DIR } from '../../device/layout.ts';
+import { BUNDLE_DIR, FIRSTBOOT, STAGING_PREFIX, STATE_DIR } from '../../device/layout.ts';
 import { asRoot, sudoRefusal } from '../sudo.ts';
 import { SUMS_NAME } from '../../manifest/sums.ts';
 import type { DeviceRun } from '../context.ts';
+import { describeFirstboot, readFirstbootState } from '../firstboot-state.ts';
 
 // $1 staging, $2 EDGEFORGE_ROOT, $3 EDGEFORGE_ARCH, $4 EDGEFORGE_SYS, $5 first-boot program (relative).
 // sudo resets the environment, so a sandboxed device's EDGEFORGE_* settings are passed through explicitly
@@ -26,7 +27,10 @@ for o in "$B.new" "$B.old"; do if [ -e "$o" ]; then rm -rf "$o"; fi; done
 # uploaded by a non-root login (then sudo): the files are that user's until root takes them over. A root
 # login's staging directory is already root's and 0700 (SFTP mkdir), so no process is spent on it.
 if [ ! -O "$S" ]; then chown -R 0:0 "$S"; chmod 0700 "$S"; fi
+# not while an attempt of the first-boot service (a seed-delivered device still retrying) reads the bundle
+if command -v flock >/dev/null 2>&1; then exec 9>"$D/.lock"; flock -w 900 9 || { echo "edgeforge: the first-boot program holds $D/.lock for 15 minutes" >&2; exit 75; }; fi
 if [ -e "$B" ]; then mv "$B" "$B.old"; mv "$S" "$B"; rm -rf "$B.old"; else mv "$S" "$B"; fi
+exec 9>&-
 for o in "$R"${shq(STAGING_PREFIX)}*; do if [ -d "$o" ]; then rm -rf "$o"; fi; done
 export EDGEFORGE_BUNDLE="$B"
 cd "$B"
@@ -122,9 +126,14 @@ export async function apply(run: DeviceRun, enterApply: () => void): Promise<voi
     throw new PhaseError('upload', `cannot check the staged bundle on the device: ${why}`, false);
   }
   if (r.code !== 0) {
-    // the program's own last words say what to fix (it is safe to re-run; we do not retry it blindly)
-    const failed = r.stderr.split('\n').filter((l) => /FAILED:/.test(l)).pop() ?? lastErr;
-    throw new PhaseError('apply', `the first-boot program failed (exit ${r.code ?? r.signal}): ${shortLine(failed.trim()) || 'no output'} — see ${run.log.file}`, false);
+    // the program's own last words say what to fix (it is safe to re-run; we do not retry it blindly), and
+    // its status file where it stands: the step, the attempt, whether the device's service retries it
+    const failed = r.stderr.split('\n').filter((l) => /FAILED/.test(l)).pop() ?? lastErr;
+    const st = await readFirstbootState(run, 'apply', run.timeouts.verify);
+    if (st) run.log.line(`apply: ${describeFirstboot(st)}`);
+    const kind = r.code === FIRSTBOOT.exitPermanent ? 'permanent failure: not retried' : 'temporary failure';
+    const where = st && st.state === 'failed' ? ` at step ${st.step} (attempt ${st.attempt}, ${kind}; done: ${st.steps.join(' ') || 'none'})` : ` (${kind})`;
+    throw new PhaseError('apply', `the first-boot program failed${where} (exit ${r.code ?? r.signal}): ${shortLine(failed.trim()) || 'no output'} — see ${run.log.file}`, false);
   }
   run.log.line('apply: the first-boot program finished');
 }

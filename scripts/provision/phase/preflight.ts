@@ -3,7 +3,8 @@
 // after this phase. One remote shell keeps it to one round trip, and the same shell later applies the
 // bundle (one login shell per device instead of two).
 import path from 'node:path';
-import { PhaseError } from '../errors.ts';
+import { NO_SFTP, PhaseError, describe, isNoSftp } from '../errors.ts';
+import { describeFirstboot, firstbootStateFromFacts, firstbootStateScript } from '../firstboot-state.ts';
 import { execAsRoot, sudoPassword } from '../sudo.ts';
 import { withTimeout } from '../session.ts';
 import { shq } from '../../util/shell.ts';
@@ -34,7 +35,7 @@ D="$R"${shq(STATE_DIR)}; F="$R"${shq(APPLIED_FILE)}
 if [ -r "$F" ]; then IFS= read -r a <"$F"; echo "applied=$a"
 elif [ -e "$F" ] || { [ -d "$D" ] && [ ! -x "$D" ]; }; then echo applied=unreadable
 else echo applied=none; fi
-`;
+${firstbootStateScript()}`;
 
 export function parseFacts(stdout: string): Record<string, string> {
   const kv: Record<string, string> = {};
@@ -96,7 +97,7 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
     throw new PhaseError('preflight', `the read-only checks failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`, false);
   }
   const stdout = got.before;
-  run.log.line(`preflight: ${stdout.trim().split('\n').filter((l) => !l.startsWith('applied=')).join(' ')}`);
+  run.log.line(`preflight: ${stdout.trim().split('\n').filter((l) => !l.startsWith('applied=') && !l.startsWith('fb.')).join(' ')}`);
   const kv = parseFacts(stdout);
   const facts: Facts = {
     root: kv.root ?? '',
@@ -112,8 +113,10 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
     sha256sum: kv.sha256sum === 'yes',
     appliedHash: kv.applied && kv.applied !== 'none' && kv.applied !== 'unreadable' ? appliedHash(kv.applied) : '',
     appliedNeedsSudo: kv.applied === 'unreadable',
+    firstboot: firstbootStateFromFacts(stdout),
     warnings: [],
   };
+  if (facts.firstboot) run.log.line(`preflight: on the device: ${describeFirstboot(facts.firstboot)}`);
   run.facts = facts;
   const d = run.device;
   const problems: string[] = [];
@@ -131,8 +134,18 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
     problems.push('mosquitto_pub is not installed on the device (Debian package mosquitto-clients): the fleet status reporter needs it; the base-image profiles list it as required');
   }
   if (facts.uid !== 0 && !facts.sudo) problems.push(`${d.ssh.user ?? 'root'} is not root and sudo is not installed: install sudo or connect as root`);
-  // free space matters only to a device that will get the bundle (a rerun skips the others without asking)
-  if (facts.appliedHash !== run.bundle.hash || run.opts.force) await measureSpace(run, facts, t);
+  // Every problem is reported at once, before anything can fail on its own: free space over SFTP (an sshd
+  // without SFTP is one of the problems, permanent) and sudo come after the facts, not before them.
+  // Free space matters only to a device that will get the bundle (a rerun skips the others without asking).
+  if (facts.appliedHash !== run.bundle.hash || run.opts.force) {
+    try {
+      await measureSpace(run, facts, t);
+    } catch (err) {
+      if (isNoSftp(err)) problems.push(NO_SFTP);
+      else if (problems.length) problems.push(`free space not measured (${describe(err)})`);
+      else throw err;
+    }
+  }
   const needKiB = Math.ceil((run.bundle.bytes * 2) / 1024) + 64 * 1024;
   if (facts.stagingFreeKiB && facts.stagingFreeKiB < needKiB) {
     problems.push(`only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}${path.posix.dirname(STAGING_PREFIX)}; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`);
@@ -140,13 +153,17 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
   if (facts.memKiB && facts.memKiB < d.profile.ramMiB * 1024 * 0.85) {
     facts.warnings.push(`RAM is ${Math.round(facts.memKiB / 1024)} MiB but profile ${d.profileName} says ${d.profile.ramMiB} MiB: K3s reservations are tuned for the profile`);
   }
-  if (problems.length) throw new PhaseError('preflight', problems.join('; '), false);
-
   // sudo is checked here, before anything is written (a wrong password fails now, not after the upload)
-  if (facts.uid !== 0 || run.sudoPassword !== undefined) {
-    const s = await execAsRoot(run, 'preflight', 'true', { timeoutMs: t });
-    if (s.code !== 0) throw new PhaseError('preflight', `sudo does not work for ${d.ssh.user ?? 'root'}: ${s.stderr.trim() || `exit ${s.code}`}`, false);
+  if ((facts.uid !== 0 && facts.sudo) || run.sudoPassword !== undefined) {
+    try {
+      const s = await execAsRoot(run, 'preflight', 'true', { timeoutMs: t });
+      if (s.code !== 0) problems.push(`sudo does not work for ${d.ssh.user ?? 'root'}: ${s.stderr.trim() || `exit ${s.code}`}`);
+    } catch (err) {
+      if (err instanceof PhaseError && !err.transient) problems.push(err.message);
+      else throw err;
+    }
   }
+  if (problems.length) throw new PhaseError('preflight', problems.join('; '), false);
   if (facts.appliedNeedsSudo) facts.appliedHash = appliedHash(await readAppliedAsRoot(run, 'preflight', t));
   for (const w of facts.warnings) run.log.line(`preflight: warning: ${w}`);
   run.log.line(`preflight: applied bundle on the device: ${facts.appliedHash || 'none'}; this build: ${run.bundle.hash}`);

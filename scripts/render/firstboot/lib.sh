@@ -29,6 +29,16 @@ step_done() {
   [ "$(cat "$JOURNAL/$1" 2>/dev/null)" = "$(bundle_id)" ]
 }
 
+# a step the journal says is done is skipped; erase_secrets runs again when one-time secrets are back in the
+# bundle (the same bundle delivered again by `provision` before first boot had finished)
+step_skip() {
+  step_done "$1" || return 1
+  [ "$1" = erase_secrets ] || return 0
+  for sk_f in "$BUNDLE"/secrets/* "$BUNDLE"/flux/*.yaml "$BUNDLE/sealed-secrets.jwe"; do
+    [ ! -e "$sk_f" ] || return 1
+  done
+}
+
 journal_done() {
   { mkdir -p "$JOURNAL" && durable_text "$(bundle_id)" "$JOURNAL/$1"; } || die "cannot record step $1 as done in $JOURNAL"
 }

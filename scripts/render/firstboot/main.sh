@@ -28,7 +28,7 @@ fb_attempt() {
   for m_step in $m_steps; do
     STEP=$m_step
     # preflight always runs (read-only: it checks the bundle this run uses)
-    if [ -z "${EDGEFORGE_STEPS:-}" ] && [ "$m_step" != preflight ] && step_done "$m_step"; then
+    if [ -z "${EDGEFORGE_STEPS:-}" ] && [ "$m_step" != preflight ] && step_skip "$m_step"; then
       STEPS_DONE="${STEPS_DONE:+$STEPS_DONE }$m_step"
       continue
     fi

@@ -4,8 +4,6 @@
 // runcmd only has to enable and start the unit.
 import { FIRSTBOOT, FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
 
-/** exit status of a permanent failure (EXIT_PERMANENT in scripts/render/shell/core.sh): systemd must not restart it */
-export const EXIT_PERMANENT = 78;
 
 export function firstbootUnit(): string {
   return [
@@ -25,7 +23,7 @@ export function firstbootUnit(): string {
     // killed or crashed: start again; a permanent failure (the program says so) is not restarted
     'Restart=on-failure',
     'RestartSec=30',
-    `RestartPreventExitStatus=${EXIT_PERMANENT}`,
+    `RestartPreventExitStatus=${FIRSTBOOT.exitPermanent}`,
     'TimeoutStartSec=infinity',
     '',
     '[Install]',

@@ -37,7 +37,7 @@ die() {
 
 # die_permanent MSG: a failure that trying again cannot fix (a pinned hash mismatch, a card too small): exit
 # EXIT_PERMANENT, which a caller passes on (`|| exit $?`) and the first-boot service does not retry.
-EXIT_PERMANENT=78
+EXIT_PERMANENT=$EF_EXIT_PERMANENT
 die_permanent() {
   log "FAILED (permanent, not retried): $*"
   last_error "$*"

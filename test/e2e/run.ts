@@ -32,6 +32,7 @@ import { log, stage, stageSummary } from '../../scripts/e2e/stage.ts';
 import { fetchAdv, startTang, type TangServer } from '../../scripts/e2e/tang.ts';
 import { STATUS_CHECKS, closeStatus, prepareStatus, startStatusBroker, statusChecks, type E2eStatus } from '../../scripts/e2e/status.ts';
 import { startGit, type GitServer } from '../../scripts/e2e/git.ts';
+import { FIRSTBOOT_CHECKS, TEST_BACKOFF, bootLateThenCut, permanentFailureBoot, resumedChecks, waitFirstbootDone, type FirstbootE2e } from '../../scripts/e2e/firstboot.ts';
 import { parseAllDocuments } from 'yaml';
 
 $.verbose = false;
@@ -178,6 +179,7 @@ async function main(): Promise<number> {
   else checks.declare('base: image built');
   checks.declare(...Object.values(C));
   checks.declare(...Object.values(STATUS_CHECKS));
+  checks.declare(...Object.values(FIRSTBOOT_CHECKS));
   const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
   await fs.mkdir(work, { recursive: true });
   log(`work dir ${work} (serial logs, build output, images; kept for inspection when a check fails)`);
@@ -305,10 +307,17 @@ async function main(): Promise<number> {
   const boot = await bootFiles(built.image, work);
   const live: Record<string, string> = {};
   let cleanOff1 = false;
+  // boot 0 (docs/e2e.md): tang and Git unreachable at first, then the power cut as the k3s step begins
+  const fb: FirstbootE2e = {
+    image: built.image, work, boot, mac, sshPort, target, timeoutMs: BOOT_TIMEOUT,
+    tang: { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, port: () => tang!.port },
+    git: { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, port: () => git!.port },
+  };
+  const cut = await bootLateThenCut(checks, fb, freePort);
   const tangRequestsBoot1Start = tang!.requests.length;
   {
     const vm = new Vm({
-      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
+      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: `${boot.cmdline} ${TEST_BACKOFF}`, mac,
       serialLog: path.join(work, 'boot1-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp1.sock'),
       guestfwd: [
         { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port },
@@ -326,6 +335,8 @@ async function main(): Promise<number> {
         return `finished after ${vm.elapsed().toFixed(0)}s, ${m[1].trim()}`;
       }));
       if (!finished && vm.running) log('cloud-init did not finish; trying SSH anyway to collect what happened');
+      // the first-boot service runs after cloud-init (resuming boot 0's run)
+      await stage('boot 1: first-boot service', () => waitFirstbootDone(vm, BOOT_TIMEOUT));
       await stage('boot 1: SSH (pinned host key) + live state', () => checks.run(C.ssh, async () => {
         if (!vm.running) notReached('the guest is not running');
         if (!hostKey) throw new Error('the build has no bundle/ssh/ssh_host_ed25519_key.pub to pin');
@@ -379,6 +390,7 @@ async function main(): Promise<number> {
       await vm.close();
     }
     const con = vm.console;
+    await resumedChecks(checks, cut, live.firstbootLog, work);
     await fs.writeFile(path.join(work, 'boot1-tang-requests.txt'), tang!.requests.slice(tangRequestsBoot1Start).join('\n'));
 
     // 5. the disk
@@ -655,6 +667,7 @@ async function main(): Promise<number> {
   };
   const off2 = await later(2, true, cleanOff1);
   await later(3, false, off2);
+  await permanentFailureBoot(checks, fb, async (to) => (await edgeforge(['image', 'materialize', '-o', built!.out, '--device', DEVICE, '--to', to], edgeLog)).code === 0);
   await tang?.close();
   await git?.close();
   await closeStatus(status);

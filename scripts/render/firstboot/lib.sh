@@ -96,11 +96,17 @@ on_die() {
 # site's devices do not all knock on tang at the same second after an outage.
 backoff_delay() {
   bd_base=30 bd_cap=900
+  # test-only (docs/rendering.md): "BASE CAP" from EDGEFORGE_BACKOFF, the file EF_FIRSTBOOT_BACKOFF_TEST, or
+  # edgeforge.test_backoff=BASE:CAP on the kernel command line (the qemu boot test passes it)
   bd_knob=${EDGEFORGE_BACKOFF:-$(cat "$R$EF_FIRSTBOOT_BACKOFF_TEST" 2>/dev/null || true)}
-  if [ -n "$bd_knob" ]; then
-    # test-only (docs/rendering.md): "BASE CAP"
-    bd_base=${bd_knob%% *} bd_cap=${bd_knob##* }
+  if [ -z "$bd_knob" ]; then
+    for bd_arg in $(cat "$R/proc/cmdline" 2>/dev/null); do
+      case $bd_arg in edgeforge.test_backoff=*:*) bd_knob=$(echo "${bd_arg#*=}" | tr : ' ') ;; esac
+    done
   fi
+  case $bd_knob in
+    [0-9]*' '[0-9]*) bd_base=${bd_knob%% *} bd_cap=${bd_knob##* } ;;
+  esac
   bd_d=$bd_base bd_i=1
   while [ "$bd_i" -lt "$1" ] && [ "$bd_d" -lt "$bd_cap" ]; do bd_d=$((bd_d * 2)) bd_i=$((bd_i + 1)); done
   [ "$bd_d" -le "$bd_cap" ] || bd_d=$bd_cap

@@ -25,6 +25,9 @@ export function firstbootUnit(): string {
     'RestartSec=30',
     `RestartPreventExitStatus=${FIRSTBOOT.exitPermanent}`,
     'TimeoutStartSec=infinity',
+    // on the console too: a technician with a serial cable or a screen sees each attempt (and the boot test reads it)
+    'StandardOutput=journal+console',
+    'StandardError=journal+console',
     '',
     '[Install]',
     'WantedBy=multi-user.target',

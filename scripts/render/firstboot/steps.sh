@@ -39,7 +39,8 @@ pkg_for() {
 # secrets sealed to the site's tang server (encryption stage): unseal into RAM, linked from bundle/secrets
 unseal_secrets() {
   if [ -f "$BUNDLE/sealed-secrets.jwe" ] && [ -f "$BUNDLE/encryption/unseal-secrets.sh" ]; then
-    sh "$BUNDLE/encryption/unseal-secrets.sh" || die "cannot unseal the device's one-time secrets (see above)"
+    rm -f "$STATE/tmp/last-error"
+    sh "$BUNDLE/encryption/unseal-secrets.sh" || die "cannot unseal the device's one-time secrets: $(cat "$STATE/tmp/last-error" 2>/dev/null || echo 'see above')"
   fi
 }
 

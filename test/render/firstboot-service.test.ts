@@ -220,6 +220,12 @@ describe('backoff schedule', () => {
     mkdirSync(path.join(root, 'etc/edgeforge'), { recursive: true });
     writeFileSync(path.join(root, 'etc/edgeforge/firstboot-backoff.test'), '4 4\n');
     expect(schedule().map(([, d]) => d).every((d) => d >= 2 && d <= 4)).toBe(true);
+    rmSync(path.join(root, 'etc/edgeforge/firstboot-backoff.test'));
+    // the kernel command line (the qemu boot test)
+    mkdirSync(path.join(root, 'proc'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/cmdline'), 'console=ttyAMA0 root=/dev/vda2 edgeforge.test_backoff=6:6\n');
+    expect(schedule().map(([, d]) => d).every((d) => d >= 3 && d <= 6)).toBe(true);
+    expect(schedule().map(([, d]) => d).some((d) => d < 6)).toBe(true);
   });
 });
 

@@ -100,9 +100,8 @@ backoff_delay() {
   # edgeforge.test_backoff=BASE:CAP on the kernel command line (the qemu boot test passes it)
   bd_knob=${EDGEFORGE_BACKOFF:-$(cat "$R$EF_FIRSTBOOT_BACKOFF_TEST" 2>/dev/null || true)}
   if [ -z "$bd_knob" ]; then
-    for bd_arg in $(cat "$R/proc/cmdline" 2>/dev/null); do
-      case $bd_arg in edgeforge.test_backoff=*:*) bd_knob=$(echo "${bd_arg#*=}" | tr : ' ') ;; esac
-    done
+    bd_arg=$(tr ' ' '\n' 2>/dev/null <"$R/proc/cmdline" | sed -n 's/^edgeforge\.test_backoff=\([0-9]*\):\([0-9]*\)$/\1 \2/p' | tail -n 1)
+    bd_knob=$bd_arg
   fi
   case $bd_knob in
     [0-9]*' '[0-9]*) bd_base=${bd_knob%% *} bd_cap=${bd_knob##* } ;;

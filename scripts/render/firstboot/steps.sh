@@ -291,6 +291,8 @@ step_k3s() {
     check_sha "$k_dir/k3s-arm64" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
     check_sha "$k_dir/k3s-airgap-images-arm64.tar.zst" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
     check_sha "$k_dir/install.sh" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
+    # the pinned container image archives (Flux's controllers, ...): checked, then placed before K3s starts
+    image_archives_place "$k_dir"
     mkdir -p "$R/usr/local/bin" "$R/var/lib/rancher/k3s/agent/images" || die "cannot create the K3s directories"
     # each file whole or not at all (a power cut mid-copy leaves a temp file the next attempt replaces)
     k_put() {

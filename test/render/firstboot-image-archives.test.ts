@@ -107,7 +107,7 @@ describe('k3s step: pinned container image archives', () => {
     const bad = imageArchiveBytes('ghcr.io/fluxcd/kustomize-controller:v1.4.0', 'something else\n');
     partition({ ...K3S, ...ARCHIVES, 'kustomize-controller.tar': bad });
     const r = runK3s();
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78); // a pinned-hash mismatch is a permanent failure (not retried)
     expect(r.stderr).toContain(`container image archive kustomize-controller.tar: `);
     expect(r.stderr).toContain(`has sha256 ${sha256Hex(bad)} but edgeforge pinned ${sha256Hex(ARCHIVES['kustomize-controller.tar'])}`);
     expect(existsSync(IMAGES()) ? readdirSync(IMAGES()) : []).toEqual([]);

@@ -11,7 +11,8 @@ import { deviceBundle, BundleError, type BundleSource } from '../../scripts/prov
 import { bundleHash, bundleSums } from '../../scripts/manifest/sums.ts';
 import { decide, fingerprint, hostKeyMessage, parseKeyLine } from '../../scripts/provision/hostkeys.ts';
 import { backoffDelay } from '../../scripts/provision/engine.ts';
-import { isTransient, PhaseError } from '../../scripts/provision/errors.ts';
+import { describe as describeError, isTransient, PhaseError } from '../../scripts/provision/errors.ts';
+import { describeFirstboot, firstbootStateFromFacts, parseFirstbootState } from '../../scripts/provision/firstboot-state.ts';
 import { parseJumpHost } from '../../scripts/provision/gateway.ts';
 import { generateSshKeyPair } from '../../scripts/keys/ssh.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
@@ -107,6 +108,10 @@ describe('retry policy', () => {
     expect(isTransient(Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' }))).toBe(true);
     expect(isTransient(Object.assign(new Error('All configured authentication methods failed'), { level: 'client-authentication' }))).toBe(false);
     expect(isTransient(new PhaseError('connect', 'HOST KEY MISMATCH', false))).toBe(false);
+    // an sshd without SFTP: a reconnect meets the same sshd, and the message says what to add
+    const noSftp = new Error('Unable to start subsystem: sftp');
+    expect(isTransient(noSftp)).toBe(false);
+    expect(describeError(noSftp)).toMatch(/no SFTP subsystem .*Subsystem sftp internal-sftp/);
     expect(isTransient(Object.assign(new Error('getaddrinfo ENOTFOUND x'), { code: 'ENOTFOUND' }))).toBe(false);
   });
 });
@@ -191,3 +196,19 @@ describe('which bundle files go up from memory (inMemory)', () => {
   });
 });
 
+
+describe("the device's first-boot status file, as provision reads it", () => {
+  const text = 'step=k3s\nstate=failed\nat=2026-12-02T06:00:00Z\nattempt=3\nretry=temporary\nnext=2026-12-02T06:02:00Z\nerror=cannot unseal: tang unreachable\nbundle=ab12\nsteps=preflight identity kernel_firewall encrypt_data_volume \n';
+  it('parses every field and says where first boot stands', () => {
+    const st = parseFirstbootState(text)!;
+    expect(st).toEqual({ step: 'k3s', state: 'failed', attempt: 3, retry: 'temporary', next: '2026-12-02T06:02:00Z', error: 'cannot unseal: tang unreachable', steps: ['preflight', 'identity', 'kernel_firewall', 'encrypt_data_volume'], bundle: 'ab12' });
+    expect(describeFirstboot(st)).toBe('first boot stopped at step k3s (attempt 3, temporary; the device retries at 2026-12-02T06:02:00Z; done: preflight identity kernel_firewall encrypt_data_volume): cannot unseal: tang unreachable');
+    expect(describeFirstboot({ ...st, retry: 'permanent' })).toMatch(/attempt 3, permanent: not retried;/);
+    expect(parseFirstbootState('')).toBeUndefined();
+  });
+  it("reads it from preflight's fb. lines", () => {
+    const stdout = 'arch=aarch64\n' + text.split('\n').filter(Boolean).map((l) => `fb.${l}`).join('\n') + '\napplied=none\n';
+    expect(firstbootStateFromFacts(stdout)?.step).toBe('k3s');
+    expect(firstbootStateFromFacts('arch=aarch64\n')).toBeUndefined();
+  });
+});

@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import { PHASES, PhaseError, describe, isTransient, type Phase } from './errors.ts';
 import { BundleError, deviceBundle, type DeviceBundle } from './bundle.ts';
 import { DeviceLog } from './log.ts';
+import { describeFirstboot } from './firstboot-state.ts';
 import { GatewayPool } from './gateway.ts';
 import { DEFAULT_TIMEOUTS, type DeviceRun, type ProvisionOptions, type Timeouts } from './context.ts';
 import { connect } from './phase/connect.ts';
@@ -68,6 +69,8 @@ async function attempt(run: DeviceRun, state: { applied: boolean }): Promise<Out
     phase = enter('preflight');
     const facts = await preflight(run);
     const warn = facts.warnings.length ? ` (warning: ${facts.warnings.join('; ')})` : '';
+    // where the device's own first boot stands (a seed-delivered device may still be retrying by itself)
+    const fbNow = facts.firstboot && facts.firstboot.state !== 'done' ? `; on the device: ${describeFirstboot(facts.firstboot)}` : '';
     if (facts.appliedHash === run.bundle.hash && !run.opts.force) {
       // a retry that finds its own earlier apply recorded has done the work
       if (state.applied) return { status: 'ok', phase: 'verify', message: `applied bundle ${run.bundle.hash.slice(0, 12)} (confirmed after reconnecting)${warn}` };
@@ -80,7 +83,7 @@ async function attempt(run: DeviceRun, state: { applied: boolean }): Promise<Out
         phase: 'preflight',
         message:
           `dry run: would upload ${b.files.length} file(s) (${b.bytes} bytes) and apply bundle ${b.hash.slice(0, 12)}; ` +
-          `device ${facts.arch}, ${Math.round(facts.memKiB / 1024)} MiB RAM, ${Math.round(facts.rootFreeKiB / 1024)} MiB free, applied now: ${facts.appliedHash ? facts.appliedHash.slice(0, 12) : 'none'}${warn}`,
+          `device ${facts.arch}, ${Math.round(facts.memKiB / 1024)} MiB RAM, ${Math.round(facts.rootFreeKiB / 1024)} MiB free, applied now: ${facts.appliedHash ? facts.appliedHash.slice(0, 12) : 'none'}${fbNow}${warn}`,
       };
     }
     phase = enter('upload');

@@ -40,7 +40,8 @@ pkg_for() {
 unseal_secrets() {
   if [ -f "$BUNDLE/sealed-secrets.jwe" ] && [ -f "$BUNDLE/encryption/unseal-secrets.sh" ]; then
     rm -f "$STATE/tmp/last-error"
-    sh "$BUNDLE/encryption/unseal-secrets.sh" || die "cannot unseal the device's one-time secrets: $(cat "$STATE/tmp/last-error" 2>/dev/null || echo 'see above')"
+    # (STEP in its environment: its log lines name the step that asked, not its own default)
+    STEP="$STEP" sh "$BUNDLE/encryption/unseal-secrets.sh" || die "cannot unseal the device's one-time secrets: $(cat "$STATE/tmp/last-error" 2>/dev/null || echo 'see above')"
   fi
 }
 

@@ -14,8 +14,10 @@ export function firstbootUnit(): string {
     'Description=edgeforge first boot (retried until done)',
     `Documentation=file:${FIRSTBOOT_PROGRAM}`,
     'Wants=network-online.target',
-    // cloud-init's runcmd (in cloud-final) starts it with --no-block: it begins once cloud-init is done
-    'After=network-online.target cloud-final.service',
+    // no After=cloud-final.service: cloud-final runs after multi-user.target, which wants this unit (an
+    // ordering cycle systemd breaks by dropping this unit — found by the boot test). runcmd starts it with
+    // --no-block; later boots start it with multi-user.target.
+    'After=network-online.target',
     '',
     '[Service]',
     'Type=simple',

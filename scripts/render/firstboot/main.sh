@@ -86,6 +86,7 @@ fb_service() {
     (fb_attempt)
     fs_rc=$?
     if [ "$fs_rc" = 0 ]; then
+      STEP=end
       log "first boot finished"
       exit 0
     fi

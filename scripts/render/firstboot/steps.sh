@@ -357,6 +357,12 @@ SEED_STUB="#cloud-config
 
 step_erase_secrets() {
   er_n=0
+  # cloud-init may still be running (the service does not wait for cloud-final: that order is a cycle); its
+  # later stages read the cached datasource (obj.pkl) that this step removes, so let it finish first
+  if [ -z "$R" ] && command -v cloud-init >/dev/null 2>&1 && cloud-init status 2>/dev/null | grep -q 'status: running'; then
+    log "waiting for cloud-init to finish before removing its cached copy of the seed"
+    timeout 900 cloud-init status --wait >/dev/null 2>&1 || log "warning: cloud-init is still running after 15 minutes; erasing anyway"
+  fi
   if [ -f "$BUNDLE/encryption/unseal-secrets.sh" ]; then
     sh "$BUNDLE/encryption/unseal-secrets.sh" --forget || die "cannot remove the unsealed secrets from RAM and the sealed file"
   fi

@@ -41,6 +41,8 @@ fb_attempt() {
     [ "$m_step" != preflight ] || [ -n "${EDGEFORGE_STEPS:-}" ] || fb_install_service
     STEPS_DONE="${STEPS_DONE:+$STEPS_DONE }$m_step"
     log "ok"
+    # the log on the disk says what the journal says, up to this line, even after a power cut
+    [ ! -f "$LOG" ] || flush "$LOG"
   done
   STEP=end
   [ -n "${EDGEFORGE_STEPS:-}" ] && return 0

@@ -5,6 +5,7 @@ import { fluxAirgapHelmProblem, fluxInstallProblem, fluxImageArchiveProblems, gi
 import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/images.ts';
 import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
 import { PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
+import { mirrorGaps } from '../../render/plan/egress.ts';
 import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
 
@@ -32,7 +33,7 @@ export const validate: Command = {
       }
     }
     if (archiveProblems.length) throw new InventoryError(ctx.common.inventory, archiveProblems);
-    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet)].filter((w): w is string => Boolean(w));
+    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet)].filter((w): w is string => Boolean(w));
     for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {

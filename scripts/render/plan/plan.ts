@@ -9,6 +9,7 @@ import { fluxControllers, fluxStorageMode } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { deviceExposure, portName } from './exposure.ts';
+import { siteEgress, type EgressRow } from './egress.ts';
 import { memoryBudget, type MemoryBudget } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
@@ -46,6 +47,8 @@ export interface SitePlan {
   inboundPorts: string[];
   canary: boolean;
   fluxDevices: number;
+  /** every host the site's devices connect to, at first boot and after: the firewall request (egress.ts) */
+  egress: EgressRow[];
 }
 
 export interface PlanData {
@@ -182,6 +185,7 @@ export function planData(fleet: Fleet): PlanData {
       inboundPorts: x.inboundPorts,
       canary: s.canary,
       fluxDevices: act.filter(runsFlux).length,
+      egress: siteEgress(s, fleet),
     };
     exposures.push({ site, anyInbound: x.anyInbound });
     return site;
@@ -356,6 +360,12 @@ export function renderPlanMarkdown(fleet: Fleet): string {
     '',
   );
   o.push(table(['site', 'devices', 'protocol', 'ports', 'from', 'why'], p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why])), '');
+  o.push('### Outbound: what the devices contact (the firewall request)', '');
+  o.push(
+    `Every connection a site's devices open, at first boot and after, derived from the inventory (K3s install ${p.k3s.installMode}${p.k3s.installMode === 'airgap' ? ': K3s, its images and the pinned image archives come from the disk image, nothing from the internet' : ''}). Nothing else needs a route out.`,
+    '',
+  );
+  o.push(table(['site', 'host', 'port', 'when', 'why', 'devices'], p.sites.flatMap((s) => s.egress.map((e) => [s.id, e.host, e.port, e.when, e.why, e.devices ? e.devices.join(', ') : 'all']))), '');
   o.push('## 2. K3s on each spec', '');
   o.push(
     `K3s ${p.k3s.version}, installed ${p.k3s.installMode === 'online' ? 'online at a pinned version (install script checked against its sha256 before it runs)' : 'from a local airgap bundle (binary, images and install script each checked against the inventory sha256)'}. Servers use SQLite (no \`cluster-init\`: embedded etcd needs more memory and quorum). Pod traffic uses flannel's \`wireguard-native\` backend; Secrets are encrypted at rest; \`protect-kernel-defaults\` is on, with its sysctls (${PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `\`${k}=${v}\``).join(', ')}) shipped in the seed. Disabled: ${p.k3s.disable.map((d) => `\`${d}\``).join(', ') || 'nothing'}.`,

@@ -75,9 +75,9 @@ describe('image archive pins in the inventory', () => {
     );
     const p = problems(text);
     expect(p.length).toBeGreaterThanOrEqual(5);
-    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'fluxcd/source-controller:v1.4.1')}:`) && /registry host/.test(l))).toBe(true);
-    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'kustomize-controller:latest')}:`) && /other than "latest"/.test(l))).toBe(true);
-    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'c.txt')}:`) && /\.tar\.zst/.test(l))).toBe(true);
+    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, '- image: fluxcd/source-controller:v1.4.1')}:`) && /registry host/.test(l))).toBe(true);
+    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, '- image: ghcr.io/fluxcd/kustomize-controller:latest')}:`) && /other than "latest"/.test(l))).toBe(true);
+    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'file: bundles/flux/c.txt')}:`) && /\.tar\.zst/.test(l))).toBe(true);
     expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'ABC123')}:`) && /sha256/.test(l))).toBe(true);
     expect(p.some((l) => /missing required key "sha256"/.test(l))).toBe(true);
   });

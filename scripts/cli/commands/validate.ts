@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Command } from '../command.ts';
+import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { fluxAirgapHelmProblem, fluxInstallProblem, fluxImageArchiveProblems, gitopsSourceProblems } from '../../render/flux/index.ts';
 import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/images.ts';
@@ -9,9 +9,7 @@ import { mirrorGaps } from '../../render/plan/egress.ts';
 import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
 
-export const validate: Command = {
-  name: 'validate',
-  summary: 'check the inventory; print every problem as FILE:LINE:COL: message',
+export const validate = command('validate', 'check the inventory; print every problem as FILE:LINE:COL: message', {
   description: 'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid.',
   examples: ['edgeforge validate -i inventory/example.yaml'],
   async run(ctx) {
@@ -54,4 +52,4 @@ export const validate: Command = {
       );
     return 0;
   },
-};
+});

@@ -4,9 +4,8 @@ import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { fluxAirgapHelmProblem, fluxInstallProblem, fluxImageArchiveProblems, gitopsSourceProblems } from '../../render/flux/index.ts';
 import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/images.ts';
 import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
-import { PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { mirrorGaps } from '../../render/plan/egress.ts';
-import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
+import { k3sInstallPinProblem, PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
 
 export const validate = command('validate', 'check the inventory; print every problem as FILE:LINE:COL: message', {

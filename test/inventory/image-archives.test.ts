@@ -126,3 +126,45 @@ describe('edgeforge validate: the archive files', () => {
     expect(r.stderr).toMatch(/warning: k3s.install.mode is airgap but gitops.flux.install is a Helm chart/);
   });
 });
+
+describe('the archive holds the image it is pinned for (read from the archive itself)', () => {
+  it('an archive of another image, correctly hashed, is refused at its entry; gzip docker-archives and OCI layouts are read', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const { tarOf, imageArchiveBytes } = await import('../../scripts/testkit/image-archive.ts');
+    const { createHash } = await import('node:crypto');
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const dir = mkdtempSync(path.join(tmp, 'refs-'));
+    const other = imageArchiveBytes('ghcr.io/fluxcd/helm-controller:v1.1.0');
+    const gz = gzipSync(imageArchiveBytes(KC));
+    const oci = tarOf([
+      { name: 'oci-layout', bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+      { name: 'index.json', bytes: Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:' + '1'.repeat(64), size: 1, annotations: { 'io.containerd.image.name': SC } }] })) },
+    ]);
+    mkdirSync(path.join(dir, 'bundles/flux'), { recursive: true });
+    writeFileSync(path.join(dir, 'bundles/flux/other.tar'), other);
+    writeFileSync(path.join(dir, 'bundles/flux/kc.tar.gz'), gz);
+    writeFileSync(path.join(dir, 'bundles/flux/sc-oci.tar'), oci);
+    writeFileSync(path.join(dir, 'bundles/flux/install.yaml'), fluxBundle());
+    const run = async (images: string) => {
+      writeFileSync(path.join(dir, 'inventory.yaml'), airgapInventory(images));
+      return runCli(['validate', '-i', 'inventory.yaml'], { cwd: dir });
+    };
+    const ok = await run(entry(SC, 'bundles/flux/sc-oci.tar', sha(oci)) + entry(KC, 'bundles/flux/kc.tar.gz', sha(gz)));
+    expect(ok.code, ok.stderr).toBe(0);
+    const text = airgapInventory(entry(SC, 'bundles/flux/other.tar', sha(other)) + entry(KC, 'bundles/flux/kc.tar.gz', sha(gz)));
+    const bad = await run(entry(SC, 'bundles/flux/other.tar', sha(other)) + entry(KC, 'bundles/flux/kc.tar.gz', sha(gz)));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`inventory.yaml:${lineOf(text, `- image: ${SC}`)}:`);
+    expect(bad.stderr).toMatch(/the archive holds ghcr\.io\/fluxcd\/helm-controller:v1\.1\.0, not ghcr\.io\/fluxcd\/source-controller:v1\.4\.1/);
+  });
+
+  it('references are compared the way containerd names images', async () => {
+    const { normalizeRef, archiveHolds } = await import('../../scripts/pipeline/inputs/image-refs.ts');
+    expect(normalizeRef('nginx:1.27')).toBe('docker.io/library/nginx:1.27');
+    expect(normalizeRef('rancher/k3s-upgrade:v1.31.4-k3s1')).toBe('docker.io/rancher/k3s-upgrade:v1.31.4-k3s1');
+    expect(normalizeRef('registry.local:5000/a/b:1')).toBe('registry.local:5000/a/b:1');
+    expect(archiveHolds(['docker.io/rancher/kubectl:v1.31.4'], 'docker.io/rancher/kubectl:v1.31.4')).toBe(true);
+    expect(archiveHolds(['v1.4.1'], 'ghcr.io/fluxcd/source-controller:v1.4.1')).toBe(true);
+    expect(archiveHolds(['ghcr.io/fluxcd/source-controller:v1.4.0'], 'ghcr.io/fluxcd/source-controller:v1.4.1')).toBe(false);
+  });
+});

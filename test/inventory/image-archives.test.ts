@@ -119,6 +119,16 @@ describe('edgeforge validate: the archive files', () => {
     expect(r.stderr).toMatch(/warning: 1 image archive pin\(s\) are the all-zeros placeholder/);
   });
 
+  it('an online install delivers no archives: pinned ones (even missing) only warn that they are unused', async () => {
+    const text = airgapInventory(good() + entry('ghcr.io/fluxcd/other:v1', 'bundles/flux/gone.tar', pins.sc.sha256)).replace(
+      /  install:\n    mode: airgap\n    bundle: bundles\/k3s\n    sha256: [^\n]*\n/,
+      `  install:\n    mode: online\n    installScriptSha256: "${'d'.repeat(64)}"\n`,
+    );
+    const r = await validate(text);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: 3 image archive\(s\) are pinned, but k3s.install.mode is online: only an airgap install delivers them/);
+  });
+
   it('airgap K3s with Flux from a Helm chart warns that the chart comes from the internet', async () => {
     const text = airgapInventory(good()).replace(/    install:\n      mode: bundle\n[\s\S]*?(?=\nadmins:)/, '    install: { mode: helm, chartVersion: "2.14.1", repo: "https://fluxcd-community.github.io/helm-charts" }\n');
     const r = await validate(text, false);

@@ -23,8 +23,11 @@ export interface EgressRow {
   devices?: string[];
 }
 
-/** K3s's install.sh fetches the pinned release's binary and checksums from GitHub releases (GITHUB_URL). */
-const K3S_RELEASE_HOSTS = ['github.com', 'objects.githubusercontent.com'];
+/**
+ * K3s's install.sh fetches the pinned release's binary and checksums from GitHub releases (GITHUB_URL), which
+ * redirect to GitHub's asset host: release-assets.githubusercontent.com since 2025, objects.githubusercontent.com before.
+ */
+const K3S_RELEASE_HOSTS = ['github.com', 'release-assets.githubusercontent.com', 'objects.githubusercontent.com'];
 /** A registry host and the hosts its clients are sent to for tokens and blobs (what a firewall must also allow). */
 const REGISTRY_ENDPOINTS: Record<string, string[]> = {
   'docker.io': ['index.docker.io', 'registry-1.docker.io', 'auth.docker.io', 'production.cloudflare.docker.com'],

@@ -90,3 +90,12 @@ describe('validate: a site mirror that leaves out a registry its devices pull fr
     expect(mirrorGaps(narrow)).toEqual([expect.stringMatching(/^site kr-south\/ulsan-plant-1 has a registry mirror, but its devices also pull from ghcr\.io, which registryMirror\.registries does not list/)]);
   });
 });
+
+describe('plan: the K3s section names the image archives an airgap install delivers', () => {
+  it('each pinned archive, by image and component, from the fleet-wide list', () => {
+    const air = loadInventoryBytes(Buffer.from(airgapInventory(entry(SC, 'bundles/flux/sc.tar', 'a'.repeat(64)) + entry(KC, 'bundles/flux/kc.tar', 'b'.repeat(64)))), 'inv.yaml');
+    expect(planData(air).k3s.imageArchives).toEqual(air.imageArchives.map((a) => ({ component: a.component, image: a.image, file: a.name })));
+    expect(renderPlanMarkdown(air)).toContain(`2 pinned container image archive(s) placed where K3s imports them at start: \`${SC}\` (flux), \`${KC}\` (flux)`);
+    expect(planData(loadInventoryBytes(Buffer.from(example), 'inv.yaml')).k3s.imageArchives).toEqual([]);
+  });
+});

@@ -179,9 +179,13 @@ describe('step journal: killed after any write, the next run repairs', () => {
     expect(st).toContain('steps=preflight identity kernel_firewall encrypt_data_volume \n');
     // secrets stay while a step that needs them is unfinished
     expect(existsSync(path.join(root, 'var/lib/edgeforge/bundle/secrets/k3s-token'))).toBe(true);
+    // `provision --force` (EDGEFORGE_FRESH=1): every step again
+    const fresh = run([], { EDGEFORGE_FRESH: '1' });
+    expect([...fresh.stderr.matchAll(/\[(\w+)\]: begin/g)].map((m) => m[1])).toEqual(['preflight', 'identity', 'kernel_firewall', 'encrypt_data_volume', 'k3s']);
+    expect(fresh.stderr).toContain('[k3s]: begin (attempt 1)'); // the attempt count starts again too
     const status = run(['status']);
     expect(status.code).toBe(0);
-    expect(status.stdout).toContain(`first boot of ${ID}: waiting to retry step k3s (attempt 2 failed at`);
+    expect(status.stdout).toContain(`first boot of ${ID}: waiting to retry step k3s (attempt 1 failed at`);
     expect(status.stdout).toMatch(/last error: cannot download the K3s install script/);
   });
 });

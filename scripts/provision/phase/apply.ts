@@ -13,7 +13,8 @@ import { SUMS_NAME } from '../../manifest/sums.ts';
 import type { DeviceRun } from '../context.ts';
 import { describeFirstboot, readFirstbootState } from '../firstboot-state.ts';
 
-// $1 staging, $2 EDGEFORGE_ROOT, $3 EDGEFORGE_ARCH, $4 EDGEFORGE_SYS, $5 first-boot program (relative).
+// $1 staging, $2 EDGEFORGE_ROOT, $3 EDGEFORGE_ARCH, $4 EDGEFORGE_SYS, $5 first-boot program (relative),
+// $6 "1" for --force (the program forgets its step journal and runs every step again).
 // sudo resets the environment, so a sandboxed device's EDGEFORGE_* settings are passed through explicitly
 // (all empty on a real device). Staging directories left by killed runs are removed here.
 export const APPLY_SCRIPT = `set -eu
@@ -21,6 +22,7 @@ S=$1; R=\${2%/}; D="$R"${shq(STATE_DIR)}; B="$R"${shq(BUNDLE_DIR)}
 [ -z "$2" ] || export EDGEFORGE_ROOT="$2"
 [ -z "$3" ] || export EDGEFORGE_ARCH="$3"
 [ -z "$4" ] || export EDGEFORGE_SYS="$4"
+[ -z "\${6:-}" ] || export EDGEFORGE_FRESH="$6"
 umask 077
 [ -d "$D" ] || mkdir -p "$D"
 for o in "$B.new" "$B.old"; do if [ -e "$o" ]; then rm -rf "$o"; fi; done
@@ -45,8 +47,8 @@ const BAD_UPLOAD = 86;
  * `sh -c`; a root login runs it in the shell it already has (`eval`: one process fewer per device — the
  * script ends by exec'ing the first-boot program, so nothing runs after it in that shell).
  */
-function runApply(sudo: string, firstboot: string): string {
-  const args = `"$ef_s" "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}`;
+function runApply(sudo: string, firstboot: string, force = false): string {
+  const args = `"$ef_s" "\${EDGEFORGE_ROOT-}" "\${EDGEFORGE_ARCH-}" "\${EDGEFORGE_SYS-}" ${shq(firstboot)}${force ? ' 1' : ''}`;
   return sudo ? `exec ${sudo}sh -c "$ef_apply" edgeforge-apply ${args}` : `set -- ${args}; eval "$ef_apply"`;
 }
 
@@ -64,8 +66,8 @@ export function applyCommand(staging: string, firstboot: string, sudo: string): 
  * stop), then the same as applyCommand. MODE is how to become root: root (already), sudo (-n), sudo-password
  * (-S: the password is the next line of stdin, which `read` has not consumed).
  */
-export function applyControl(firstboot: string): string {
-  const run = (sudo: string) => runApply(sudo, firstboot);
+export function applyControl(firstboot: string, force = false): string {
+  const run = (sudo: string) => runApply(sudo, firstboot, force);
   return [
     `IFS=' ' read -r ef_go ef_mode ef_s || exit 0`,
     `[ "$ef_go" = apply ] || exit 0`,

@@ -90,7 +90,7 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
   run.sudoPassword = sudoPassword(run);
   const t = run.timeouts.preflight;
   // one shell for preflight and apply: it prints the facts, then waits for the go-ahead (see applyControl)
-  run.remote = await run.session!.start(`${PREFLIGHT_SCRIPT}echo ${PREFLIGHT_DONE}\n${applyControl(run.bundle.firstboot)}`);
+  run.remote = await run.session!.start(`${PREFLIGHT_SCRIPT}echo ${PREFLIGHT_DONE}\n${applyControl(run.bundle.firstboot, Boolean(run.opts.force))}`);
   const got = await run.remote.until(PREFLIGHT_DONE, t);
   if ('ended' in got) {
     const r = got.ended;

@@ -7,7 +7,7 @@
 #   retry    clear a permanent failure and start the service again (after fixing its cause)
 #   backoff [N]  print the retry schedule (seconds after each of the first N failed attempts)
 # EDGEFORGE_STEPS="preflight identity" runs those steps whatever the journal says (`provision --dry-run`
-# runs preflight only).
+# runs preflight only); EDGEFORGE_FRESH=1 (`provision --force`) forgets the journal first.
 
 ALL_STEPS="preflight identity kernel_firewall encrypt_data_volume k3s flux_bootstrap erase_secrets record"
 
@@ -122,6 +122,8 @@ main() {
       fb_print_status
       ;;
     run)
+      # `provision --force`: every step again, whatever the journal says
+      if [ "${EDGEFORGE_FRESH:-}" = 1 ]; then rm -rf "$JOURNAL"; fi
       (fb_attempt)
       mr_rc=$?
       [ "$mr_rc" != "$EXIT_PERMANENT" ] || fb_after_permanent

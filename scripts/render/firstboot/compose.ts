@@ -6,6 +6,7 @@ import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
 import { FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
+import { deviceInstallVersion } from '../day2/rings.ts';
 
 const SOURCES = ['lib.sh', 'steps.sh', 'main.sh'] as const;
 const sources = new Map<string, string>();
@@ -31,7 +32,7 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>)
     ['EF_BOARD_FAMILY', boardFamily(d.profile.board)],
     ['EF_CLUSTER', d.cluster.kind],
     ['EF_K3S_EXEC', d.cluster.kind === 'multi-node-agent' ? 'agent' : 'server'],
-    ['EF_K3S_VERSION', k.version],
+    ['EF_K3S_VERSION', deviceInstallVersion(d, fleet)],
     ['EF_K3S_INSTALL_MODE', k.install.mode],
     ['EF_K3S_INSTALL_URL', k3sInstallScriptUrl(k)],
     ['EF_K3S_INSTALL_SHA256', k.install.mode === 'online' ? k.install.installScriptSha256 : ''],

@@ -21,6 +21,7 @@ import { managedArmor, managedYaml, seedYaml } from './marker.ts';
 import { sopsKeysFiles, sopsKeysKustomization } from './site-key.ts';
 import { joinTokensKustomization, joinTokensPath } from './join-tokens.ts';
 import { missingKeys, renderSopsConfig, type GitopsPublicKeys } from './sops.ts';
+import { day2ScaffoldFiles, deviceUpgradeResources } from '../day2/scaffold.ts';
 
 export type { GitopsPublicKeys, PgpPublic } from './sops.ts';
 
@@ -95,6 +96,9 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
     add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(fluxComponentsYaml(fleet, cls, input)), 'edgeforge');
   }
 
+  // K3s upgrades (issue #18): the upgrade controller and each site's Plans
+  for (const f of day2ScaffoldFiles(fleet)) add(f.path, managedYaml(f.body, f.about), 'edgeforge');
+
   // overlays: region -> site -> device
   for (const r of fleet.regions) {
     add(`${regionOverlay(r.name)}/kustomization.yaml`, seedYaml(kustomization({ resources: ['../../../infrastructure/base'] }), `Region overlay ${r.name}${r.description ? ` (${r.description})` : ''}: patches here apply to every site of the region.`), 'operator');
@@ -129,8 +133,8 @@ function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: Res
   add(
     `${dir}/flux-system/kustomization.yaml`,
     managedYaml(
-      kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml'], patches: [{ path: 'sync-patch.yaml' }] }),
-      `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system".\nYour changes go in sync-patch.yaml (yours), not here.`,
+      kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml', ...deviceUpgradeResources(d)], patches: [{ path: 'sync-patch.yaml' }] }),
+      `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system",\nand the K3s upgrade controller with its site's Plans. Your changes go in sync-patch.yaml (yours), not here.`,
     ),
     'edgeforge',
   );

@@ -59,8 +59,10 @@ renewal_main() {
   fi
   [ -n "$rn_ca_end" ] && log "K3s CA certificates expire $rn_ca_end (not renewed by a restart; see docs/day2.md)"
   mkdir -p "${R}${EF_RENEWAL_STATE%/*}" || die "cannot create ${EF_RENEWAL_STATE%/*}"
-  printf 'checked=%s\nsoon=%s\nsoonest=%s\nsoonestExpiry=%s\nrestarted=%s\nat=%s\n' "$rn_n" "$rn_soon" "$rn_first" "$rn_first_end" "$rn_restarted" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$R$EF_RENEWAL_STATE.new" &&
-    mv -f "$R$EF_RENEWAL_STATE.new" "$R$EF_RENEWAL_STATE" || die "cannot write $R$EF_RENEWAL_STATE"
+  if ! { printf 'checked=%s\nsoon=%s\nsoonest=%s\nsoonestExpiry=%s\nrestarted=%s\nat=%s\n' "$rn_n" "$rn_soon" "$rn_first" "$rn_first_end" "$rn_restarted" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$R$EF_RENEWAL_STATE.new" &&
+    mv -f "$R$EF_RENEWAL_STATE.new" "$R$EF_RENEWAL_STATE"; }; then
+    die "cannot write $R$EF_RENEWAL_STATE"
+  fi
 }
 
 renewal_main "$@"

@@ -22,6 +22,7 @@ import { sopsKeysFiles, sopsKeysKustomization } from './site-key.ts';
 import { joinTokensKustomization, joinTokensPath } from './join-tokens.ts';
 import { missingKeys, renderSopsConfig, type GitopsPublicKeys } from './sops.ts';
 import { day2ScaffoldFiles, deviceUpgradeResources } from '../day2/scaffold.ts';
+import { ringOf, type Ring } from '../day2/rings.ts';
 
 export type { GitopsPublicKeys, PgpPublic } from './sops.ts';
 
@@ -35,7 +36,8 @@ export interface ScaffoldFile {
   owner: ScaffoldOwner;
 }
 
-export type Ring = 'canary' | 'stable';
+// the two rings have one home (day2/rings.ts): apps/<ring> here, the K3s version there
+export type { Ring } from '../day2/rings.ts';
 
 export function regionOverlay(region: string): string {
   return `overlays/regions/${region}`;
@@ -46,7 +48,7 @@ export function siteOverlay(s: { region: string; site?: string; name?: string })
 }
 
 export function siteRing(s: Pick<ResolvedSite, 'canary'>): Ring {
-  return s.canary ? 'canary' : 'stable';
+  return ringOf(s);
 }
 
 const kustomization = (fields: Record<string, unknown>) => toYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...fields });

@@ -52,6 +52,11 @@ export interface Command {
   run: (ctx: RunContext) => Promise<number>;
 }
 
+/** A command: its name and one-line summary (what `edgeforge --help` lists), then the rest of its spec. */
+export function command(name: string, summary: string, spec: Omit<Command, 'name' | 'summary'>): Command {
+  return { name, summary, ...spec };
+}
+
 export const COMMON_OPTIONS = {
   inventory: { type: 'string', short: 'i', value: 'FILE', default: 'inventory/example.yaml', description: 'the fleet inventory' },
   out: { type: 'string', short: 'o', value: 'DIR', default: 'images/out', description: 'build output directory' },

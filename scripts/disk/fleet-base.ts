@@ -28,7 +28,7 @@ import { dataExtents } from './holes.ts';
 import { SECTOR } from './mbr.ts';
 import { readPartitionTable } from './partitions.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
-import { sha256OfFile } from '../util/hash.ts';
+import { sha256OfFile, type FileDigest } from '../util/hash.ts';
 
 export const FLEET_BASE_FORMAT = 'edgeforge-fleet-base/1';
 export const AIRGAP_PART_NAME = 'edgeforge-k3s';
@@ -37,13 +37,10 @@ export const AIRGAP_FAT_LABEL = 'EFK3S';
 export const FLEET_BASE_EPOCH = 946684800;
 const MIB_SECTORS = 2048;
 
-export interface PayloadFile {
-  /** name in the FAT root */
+/** a file for the payload partition: its name in the FAT root, where to read it (already verified against its digest by the caller) */
+export interface PayloadFile extends FileDigest {
   name: string;
-  /** where to read it (already verified against sha256 by the caller) */
   path: string;
-  sha256: string;
-  bytes: number;
 }
 
 export interface FleetBasePartition {
@@ -68,7 +65,7 @@ export interface FleetBaseInfo {
   size: number;
   from: { sha256: string; size: number };
   partition: FleetBasePartition;
-  files: { name: string; sha256: string; bytes: number }[];
+  files: (FileDigest & { name: string })[];
 }
 
 interface SideCar extends FleetBaseInfo {

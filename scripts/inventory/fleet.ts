@@ -1,6 +1,7 @@
 // The resolved fleet: what every later stage works from. Defaults are cascaded, names checked,
 // clusters worked out; nothing downstream needs to know where a value was written.
 import type { MaintenanceWindow } from './windows.ts';
+import type { ImageArchivePin, Position } from './images.ts';
 import type { Encryption, Gitops, Inventory, K3s, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
 
 export type ResolvedNetwork =
@@ -72,6 +73,10 @@ export interface Fleet {
   devices: ResolvedDevice[];
   /** devices that get artifacts: status active */
   active: ResolvedDevice[];
+  /** every component's pinned container image archives (scripts/inventory/images.ts), in inventory order */
+  imageArchives: ImageArchivePin[];
+  /** per component, where its archive list is (or would be) written: for problems about the list as a whole */
+  imageArchiveLists: Record<string, Position>;
   /** the parsed inventory, for commands that report on raw values */
   inventory: Inventory;
 }

@@ -6,6 +6,7 @@ import { closest, type Locator, type PathKey } from './problems.ts';
 import { type Problem } from '../util/errors.ts';
 import { day2Problems } from './day2-checks.ts';
 import { siteWindow } from './windows.ts';
+import { resolveImageArchives } from './images.ts';
 
 const OBJECT_KEYS = new Set(['network', 'ssh', 'encryption', 'registryMirror', 'labels']);
 
@@ -197,6 +198,8 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
     const revoked = devices.length - active.length;
     add(['fleet', 'deviceCount'], `fleet.deviceCount is ${inv.fleet.deviceCount} but the inventory lists ${active.length} active device(s)${revoked ? ` (and ${revoked} revoked/replaced)` : ''}; fix the count or remove it to have it derived`);
   }
+  const images = resolveImageArchives(inv, loc);
+  problems.push(...images.problems);
   if (problems.length) return { problems };
   return {
     problems,
@@ -214,6 +217,8 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
       sites,
       devices,
       active,
+      imageArchives: images.pins,
+      imageArchiveLists: images.lists,
       inventory: inv,
     },
   };

@@ -200,6 +200,32 @@ export const RegionSchema = z.strictObject({
   sites: z.record(name('site name'), SiteSchema),
 });
 
+// A container image archive the device imports instead of pulling (airgap installs): any component that runs
+// containers (Flux's controllers, the upgrade controller, ...) pins its images as a list of these. K3s imports
+// the archives it finds in /var/lib/rancher/k3s/agent/images/ at start, by these name endings only (wharfie's
+// SupportedExtensions, read by K3s's image import): anything else there is ignored or read as a pull list.
+export const IMAGE_ARCHIVE_EXTENSIONS = ['.tar', '.tar.gz', '.tgz', '.tar.zst', '.tzst', '.tar.lz4', '.tar.bz2', '.tbz'] as const;
+const IMAGE_REF = `^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$`;
+export const ImageArchiveSchema = z
+  .strictObject({
+    image: z
+      .string()
+      .regex(new RegExp(IMAGE_REF), { message: 'must be a full image reference with its registry, like ghcr.io/fluxcd/source-controller:v1.4.1 (a tag or @sha256: digest)' })
+      .refine((s) => /^([^/]*[.:][^/]*|localhost)\//.test(s), { message: 'must name its registry host first (like ghcr.io/… or docker.io/…): mirrors and archives are matched by it' })
+      .refine((s) => /@sha256:[0-9a-f]{64}$/.test(s) || /:(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(s.slice(s.indexOf('/'))), {
+        message: 'must carry a tag other than "latest", or a digest: the kubelet pulls an untagged or :latest image on every start, even when an archive provided it',
+      })
+      .describe('The image reference the workload asks for, exactly as in its manifest'),
+    file: z
+      .string()
+      .regex(new RegExp(`^([^\\u0000-\\u001f]*/)?[A-Za-z0-9][A-Za-z0-9._-]{0,100}(${IMAGE_ARCHIVE_EXTENSIONS.map((e) => e.replace(/\./g, '\\.')).join('|')})$`), {
+        message: `must be the archive's path relative to the inventory, its name letters, digits, ".", "_", "-" ending in one of ${IMAGE_ARCHIVE_EXTENSIONS.join(' ')} (the endings K3s imports)`,
+      })
+      .describe('The image archive (docker-archive or OCI layout tar, e.g. `docker save` / `skopeo copy … oci-archive:`), relative to the inventory'),
+    sha256: sha256.describe('sha256 of the archive file: checked at build time and again on the device before it is placed'),
+  })
+  .describe('A pinned container image archive, imported by K3s at start so nothing pulls it over the network');
+
 export const K3sInstallSchema = z.discriminatedUnion('mode', [
   z.strictObject({
     mode: z.literal('online'),
@@ -289,7 +315,15 @@ export const GitopsSchema = z.strictObject({
       version: z.string().regex(/^v\d+\.\d+\.\d+$/).default('v2.4.0'),
       install: z
         .discriminatedUnion('mode', [
-          z.strictObject({ mode: z.literal('bundle'), file: z.string(), sha256 }),
+          z.strictObject({
+            mode: z.literal('bundle'),
+            file: z.string(),
+            sha256,
+            images: z
+              .array(ImageArchiveSchema)
+              .optional()
+              .describe("The controllers' image archives (airgap installs): one per controller image the bundle's Deployments name; they travel with K3s's airgap files and K3s imports them at start"),
+          }),
           z.strictObject({ mode: z.literal('helm'), chartVersion: z.string(), repo: url(['https', 'oci']) }),
         ])
         .optional(),
@@ -366,6 +400,7 @@ export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 export type StatusSettings = z.infer<typeof StatusSchema>;
 export type MaintenanceWindowInput = z.infer<typeof WindowSchema>;
 export type Weekday = (typeof WEEKDAYS)[number];
+export type ImageArchive = z.infer<typeof ImageArchiveSchema>;
 
 /** The JSON Schema editors use (yaml-language-server modeline in the inventory). */
 export function inventoryJsonSchema(): object {

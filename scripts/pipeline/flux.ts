@@ -17,7 +17,8 @@ import { renderGitopsScaffold } from '../render/gitops/scaffold.ts';
 import { loadFluxBundle } from './inputs/flux-bundle.ts';
 import { loadGitopsPublicKeys } from './inputs/public-keys.ts';
 import { writeGitopsTree } from './gitops/tree.ts';
-import { FluxConfigError, UserError } from '../util/errors.ts';
+import { FluxConfigError, InventoryError, UserError } from '../util/errors.ts';
+import { fluxImageArchiveProblems } from '../render/flux/images.ts';
 
 export function toFluxSecrets(id: string, s: DeviceSecrets): FluxDeviceSecrets {
   if (!s.deployKey || !s.sops) throw new Error(`${id}: the Flux bootstrap needs the device's deploy key and SOPS key`);
@@ -42,6 +43,9 @@ export async function prepareFlux(fleet: Fleet, inventoryPath: string): Promise<
   } catch (err) {
     throw new UserError(`${(err as Error).message} Nothing was written.`);
   }
+  // airgap: every controller image the bundle names must travel as a pinned archive
+  const missing = fluxImageArchiveProblems(fleet, input.bundle);
+  if (missing.length) throw new InventoryError(fleet.file, missing.map((message) => ({ ...fleet.imageArchiveLists.flux, message: `${message}. Nothing was written.` })));
   return {
     input,
     render: {

@@ -17,6 +17,7 @@ import { verify } from './phase/verify.ts';
 import type { DeviceResult } from '../ui/reporter.ts';
 import type { ResolvedDevice } from '../inventory/fleet.ts';
 import { SelectionError } from '../util/errors.ts';
+import { namedDevices } from '../inventory/select.ts';
 
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_RETRIES = 3;
@@ -30,22 +31,15 @@ export function unreachableDevices(fleet: Fleet): { id: string; reason: string }
   });
 }
 
-/** Which devices a run covers: the active ones, or exactly those named by --only (checked, exit 2 if wrong). */
+/** Which devices a run covers: the active ones, or exactly those named by --only (checked, every problem at once, exit 2). */
 export function selectDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): ResolvedDevice[] {
   const { fleet, only } = opts;
   // a device whose firewall accepts no SSH cannot be reached: named ones are refused, a full run skips them
   if (!only?.length) return fleet.active.filter((d) => !sshClosedReason(d));
-  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
-  const out: ResolvedDevice[] = [];
-  for (const id of only) {
-    const d = byId.get(id);
-    if (!d) throw new SelectionError(`--only: no device "${id}" in ${fleet.file}`);
-    if (d.status !== 'active') throw new SelectionError(`--only: device ${id} is ${d.status}; provision only delivers to active devices (a revoked device must never get credentials)`);
-    const closed = sshClosedReason(d);
-    if (closed) throw new SelectionError(`--only: ${closed}`);
-    if (!out.includes(d)) out.push(d);
-  }
-  return out;
+  // a revoked device must never get credentials
+  const { devices, problems } = namedDevices(fleet, only, 'provision only delivers to active devices', sshClosedReason);
+  if (problems.length) throw new SelectionError(problems.join('\n'));
+  return devices;
 }
 
 /** Delay before retry n (1-based): base·2^(n-1), capped, with "equal jitter" (half fixed, half random). */

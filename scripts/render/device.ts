@@ -19,6 +19,7 @@ import { textFile, type RenderedFile } from './files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { bundleSums, SUMS_NAME } from '../manifest/sums.ts';
 import { renderK3sConfig, renderRegistries } from './k3s/config.ts';
+import { deliveredImageArchives } from './k3s/images.ts';
 import { composeFirstboot } from './firstboot/compose.ts';
 import { modulesLoadConf, nftablesRules, nftablesService, sshdConf, sysctlConf } from './firstboot/system.ts';
 import { renderUserData } from './seed/user-data.ts';
@@ -68,14 +69,18 @@ export interface RenderOptions {
   firstbootFragments?: string[];
 }
 
-/** The airgap files the build copies into bundle/k3s/airgap/, with their pinned sha256. */
-export function airgapFiles(fleet: Pick<Fleet, 'k3s'>): { name: string; sha256: string }[] {
+/**
+ * The airgap files the build copies into bundle/k3s/airgap/ (and onto the fleet base's K3s partition), with
+ * their pinned sha256: K3s's own three, then every pinned container image archive (scripts/render/k3s/images.ts).
+ */
+export function airgapFiles(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>): { name: string; sha256: string }[] {
   const i = fleet.k3s.install;
   if (i.mode !== 'airgap') return [];
   return [
     { name: 'k3s-arm64', sha256: i.sha256.binary },
     { name: 'k3s-airgap-images-arm64.tar.zst', sha256: i.sha256.images },
     { name: 'install.sh', sha256: i.sha256.installScript },
+    ...deliveredImageArchives(fleet).map((p) => ({ name: p.name, sha256: p.sha256 })),
   ];
 }
 

@@ -1,7 +1,7 @@
 // `edgeforge build`: options -> scripts/pipeline/build.ts. Everything else lives there.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { sourceDateEpoch } from '../../pipeline/inputs/epoch.ts';
 import { parseShard } from '../../pipeline/select/shard.ts';
@@ -20,9 +20,7 @@ import { prepareStatus } from '../../pipeline/status.ts';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
 
-export const buildCommand: Command = {
-  name: 'build',
-  summary: 'render every device: seeds, configs, secrets, seed images, disk deltas, signed manifest',
+export const buildCommand = command('build', 'render every device: seeds, configs, secrets, seed images, disk deltas, signed manifest', {
   usage: 'build [--only ID,...] [--shard K/N] [--changed-since REV] [--base-image FILE]',
   description: `Renders every active device into OUT/devices/<id>/ (NoCloud seed, first-boot bundle, seed.img; with
 --base-image also disk.delta), then writes OUT/manifest.json last, signed by the fleet's build key
@@ -128,4 +126,4 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
       await secrets.close();
     }
   },
-};
+});

@@ -1,13 +1,11 @@
-import type { Command } from '../command.ts';
+import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { inventoryAtRevision } from '../../pipeline/inputs/revision.ts';
 import { diffFleets, type ChangeKind } from '../../pipeline/select/changes.ts';
 
 const ORDER: ChangeKind[] = ['added', 'removed', 'revoked', 'reinstated', 're-rendered'];
 
-export const diff: Command = {
-  name: 'diff',
-  summary: 'show per device what an inventory change would do: added, removed, re-rendered, revoked',
+export const diff = command('diff', 'show per device what an inventory change would do: added, removed, re-rendered, revoked', {
   usage: 'diff REV [-i INVENTORY]',
   positionals: { min: 1, max: 1, names: 'REV (a git revision, e.g. origin/main)' },
   description: 'Compares the inventory at REV (read with git) with the working copy. What an operator reviews in a pull request to the inventory.',
@@ -34,4 +32,4 @@ export const diff: Command = {
     ctx.io.out(lines.join('\n'));
     return 0;
   },
-};
+});

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { type Command, type RunContext } from '../command.ts';
+import { command, type RunContext } from '../command.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { makeReporter, summarize, formatBytes, type DeviceResult } from '../../ui/reporter.ts';
@@ -38,9 +38,7 @@ function printSummary(ctx: RunContext, results: DeviceResult[], run: FlashRunRes
   ctx.io.out([...lines, ...extra].join('\n'));
 }
 
-export const flash: Command = {
-  name: 'flash',
-  summary: 'write each device image to its card at the same time, verified by read-back',
+export const flash = command('flash', 'write each device image to its card at the same time, verified by read-back', {
   usage: 'flash --device ID --target PATH [--device ID --target PATH ...] [--verify] | flash --station FILE [--verify]',
   description: `
 Writes base image + each device's disk delta (from the build in --out) to its target, all at once: the base
@@ -134,4 +132,4 @@ Details: docs/flashing.md`,
     else printSummary(ctx, run.results, run);
     return summarize(run.results).exitCode;
   },
-};
+});

@@ -1,7 +1,7 @@
 // edgeforge gitops --to DIR: write or update the fleet's GitOps working tree without clobbering what
 // operators own (scripts/render/gitops/update.ts has the rules; docs/gitops.md explains them).
 import path from 'node:path';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { UsageError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { updateGitopsRepo } from '../../pipeline/gitops/update.ts';
@@ -9,9 +9,7 @@ import { loadGitopsPublicKeys } from '../../pipeline/inputs/public-keys.ts';
 import { openKeyStore } from '../../keys/store.ts';
 import { syncJoinTokens, type JoinTokenSync } from '../../lifecycle/join-tokens.ts';
 
-export const gitops: Command = {
-  name: 'gitops',
-  summary: 'write or update the GitOps repository working tree',
+export const gitops = command('gitops', 'write or update the GitOps repository working tree', {
   usage: 'gitops --to DIR [--prune] [--dry-run]',
   common: ['inventory', 'keys', 'json'],
   description: `Creates missing files; rewrites the files edgeforge owns (their first line says edgeforge:managed);
@@ -77,4 +75,4 @@ key unlocks keys/, kept while current, else reported as a warning.`,
     }
     return 0;
   },
-};
+});

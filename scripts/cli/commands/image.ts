@@ -1,13 +1,11 @@
 // `edgeforge image materialize --device ID --to FILE`: base + the device's delta -> a full sparse raw image
 // with a .bmap beside it, for flashing tools other than ours (bmaptool, Raspberry Pi Imager, dd).
 import path from 'node:path';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
 import { materializeDevice } from '../../disk/output.ts';
 
-export const imageMaterialize: Command = {
-  name: 'image materialize',
-  summary: 'write a full raw image for one device (base + delta) with a .bmap',
+export const imageMaterialize = command('image materialize', 'write a full raw image for one device (base + delta) with a .bmap', {
   usage: 'image materialize --device ID --to FILE',
   common: ['out', 'json'],
   options: {
@@ -33,4 +31,4 @@ otherwise a sparse copy of the base's mapped ranges; it holds the device's secre
     else ctx.io.out(`${device}: wrote ${r.path} (${r.imageSize} bytes, ${r.mappedBytes} mapped${r.reflinked ? ', reflinked' : ''}) and ${r.bmapPath}`);
     return 0;
   },
-};
+});

@@ -2,14 +2,20 @@
 import type { Command } from '../command.ts';
 import { validate } from './validate.ts';
 import { plan } from './plan.ts';
-import { inventoryGenerate, inventoryImport, inventorySchema } from './inventory.ts';
+import { inventoryGenerate } from './inventory-generate.ts';
+import { inventoryImport } from './inventory-import.ts';
+import { inventorySchema } from './inventory-schema.ts';
 import { gitops } from './gitops.ts';
 import { diff } from './diff.ts';
 import { revoke } from './revoke.ts';
 import { replace } from './replace.ts';
 import { manifestMerge } from './manifest.ts';
 import { buildCommand } from './build.ts';
-import { keysCommands } from './keys.ts';
+import { keysInit } from './keys-init.ts';
+import { keysList } from './keys-list.ts';
+import { keysRotate } from './keys-rotate.ts';
+import { keysRecover } from './keys-recover.ts';
+import { keysRewrap } from './keys-rewrap.ts';
 import { verify } from './verify.ts';
 import { imageMaterialize } from './image.ts';
 import { provisionCommand } from './provision.ts';
@@ -17,7 +23,7 @@ import { flash } from './flash.ts';
 import { status, statusBrokerConfig } from './status.ts';
 import { rolloutCommands } from './rollout.ts';
 
-const built: Command[] = [validate, plan, ...keysCommands, buildCommand, verify, imageMaterialize, flash, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace, manifestMerge, status, statusBrokerConfig, ...rolloutCommands];
+const built: Command[] = [validate, plan, keysInit, keysList, keysRotate, keysRecover, keysRewrap, buildCommand, verify, imageMaterialize, flash, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace, manifestMerge, status, statusBrokerConfig, ...rolloutCommands];
 
 // order follows SPEC.md; a command not in ORDER comes last
 const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'status', 'status broker-config', 'revoke', 'replace', 'rollout status', 'rollout diff', 'rollout promote', 'diff', 'manifest merge', 'gitops', 'inventory generate', 'inventory import', 'inventory schema'];

@@ -1,13 +1,11 @@
 import path from 'node:path';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { mergeShards } from '../../lifecycle/merge.ts';
 import { openKeyStore } from '../../keys/store.ts';
 
-export const manifestMerge: Command = {
-  name: 'manifest merge',
-  summary: 'join shard builds into one output with one signed manifest',
+export const manifestMerge = command('manifest merge', 'join shard builds into one output with one signed manifest', {
   usage: 'manifest merge SHARD_DIR... -o OUT [-i INVENTORY] [--keys DIR]',
   positionals: { min: 1, max: 1000, names: 'SHARD_DIR... (outputs of build --shard K/N)' },
   description: `Verifies every shard (manifest signature against the build key pinned in --keys, every artifact's hash),
@@ -39,4 +37,4 @@ inputs the result is byte-identical to an unsharded build.`,
       await ks.close();
     }
   },
-};
+});

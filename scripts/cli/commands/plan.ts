@@ -1,11 +1,9 @@
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { renderPlanJson, renderPlanMarkdown } from '../../render/plan/plan.ts';
 import { UsageError } from '../../util/errors.ts';
 
-export const plan: Command = {
-  name: 'plan',
-  summary: 'the fleet architecture report: specs, K3s per profile, install, GitOps layout, offline, theft',
+export const plan = command('plan', 'the fleet architecture report: specs, K3s per profile, install, GitOps layout, offline, theft', {
   usage: 'plan [--format md|json]',
   options: { format: { type: 'string', value: 'md|json', default: 'md', description: 'Markdown for people, JSON for tools' } },
   examples: ['edgeforge plan -i inventory/example.yaml > fleet-plan.md'],
@@ -16,4 +14,4 @@ export const plan: Command = {
     ctx.io.out(format === 'json' ? renderPlanJson(fleet) : renderPlanMarkdown(fleet));
     return 0;
   },
-};
+});

@@ -1,6 +1,6 @@
 // `edgeforge provision`: options -> scripts/provision/engine.ts. Everything else lives there.
 import path from 'node:path';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { provision, selectDevices, unreachableDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest } from '../../provision/manifest.ts';
@@ -21,9 +21,7 @@ function parseTimeouts(values: string[]): Partial<Record<Phase, number>> {
   return out;
 }
 
-export const provisionCommand: Command = {
-  name: 'provision',
-  summary: 'apply the first-boot program to running devices over SSH, in parallel',
+export const provisionCommand = command('provision', 'apply the first-boot program to running devices over SSH, in parallel', {
   usage: 'provision [--only ID,...] [--dry-run] [--trust-new-host-keys]',
   description: `Delivers each device's first-boot bundle from the signed build in OUT and runs it, through the phases
 connect (host key checked against ssh.hostKey, keys/known_hosts/<id> or the key edgeforge generated for the
@@ -90,4 +88,4 @@ Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad 
     else io.err(`provision${ctx.options['dry-run'] ? ' (dry run)' : ''}: ${s.line}; logs in ${path.join(common.out, 'logs', 'provision')}/`);
     return s.exitCode;
   },
-};
+});

@@ -1,15 +1,13 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { InventoryError, UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { replaceInInventory } from '../../lifecycle/replace.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { rebuildAll } from './rebuild.ts';
 
-export const replace: Command = {
-  name: 'replace',
-  summary: 'give a revoked device slot a fresh identity and build its artifacts',
+export const replace = command('replace', 'give a revoked device slot a fresh identity and build its artifacts', {
   usage: 'replace ID --serial S [--mac M] [--id NEW_ID] [--no-build]',
   positionals: { min: 1, max: 1, names: 'ID (the revoked device whose slot is refilled)' },
   description: `The new board takes the slot of ID (site, role, profile, network): it gets a new id (ID-r2 unless --id),
@@ -50,4 +48,4 @@ kept (a moved NIC or carrier board).`,
     // the whole build again: the signed manifest then lists every active device, the new one included
     return rebuildAll(ctx);
   },
-};
+});

@@ -1,14 +1,12 @@
 import path from 'node:path';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { revokeDevice, revokeProblem, RevokeRefused, type RevokeReason } from '../../lifecycle/revoke.ts';
 import { closest } from '../../inventory/problems.ts';
 import { hasBuild, rebuildAll } from './rebuild.ts';
 
-export const revoke: Command = {
-  name: 'revoke',
-  summary: "revoke a device's credentials and remove it from the fleet's GitOps state",
+export const revoke = command('revoke', "revoke a device's credentials and remove it from the fleet's GitOps state", {
   usage: 'revoke ID --reason stolen|lost|retired [--gitops DIR]',
   positionals: { min: 1, max: 1, names: 'ID (the device to revoke)' },
   description: `Marks the device in the inventory (comments and layout kept), rotates its site's SOPS key, and with --gitops
@@ -72,4 +70,4 @@ was rotated and what to do elsewhere (deploy key on the Git host, tang keys, esc
     }
     return rebuilt ?? 0;
   },
-};
+});

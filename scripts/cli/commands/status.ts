@@ -3,7 +3,7 @@
 // variable, never from the command line, and is never printed.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import type { Command, RunContext } from '../command.ts';
+import { command, type RunContext } from '../command.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 
@@ -34,9 +34,7 @@ async function adminPassword(ctx: RunContext): Promise<string> {
 
 const passwordOption = { type: 'string', value: 'FILE', description: `the broker admin password (first line); default $${STATUS_PASSWORD_ENV}` } as const;
 
-export const status: Command = {
-  name: 'status',
-  summary: 'the fleet as its devices report it (MQTT): per-site counts, then what needs a person',
+export const status = command('status', 'the fleet as its devices report it (MQTT): per-site counts, then what needs a person', {
   usage: 'status [--site S] [--stale 1h] [--password-file FILE] [--seen FILE] [--json]',
   common: ['inventory', 'out', 'json'],
   description: `Reads every device's retained status from the broker named in the inventory's status: block (TLS, the
@@ -83,11 +81,9 @@ See docs/status.md.`,
     }
     return s.attention.length || s.inactiveNeedsPerson.length ? 1 : 0;
   },
-};
+});
 
-export const statusBrokerConfig: Command = {
-  name: 'status broker-config',
-  summary: "the broker side of fleet status: Mosquitto listener (TLS), users and ACL, for the operator's broker",
+export const statusBrokerConfig = command('status broker-config', "the broker side of fleet status: Mosquitto listener (TLS), users and ACL, for the operator's broker", {
   usage: 'status broker-config --to DIR [--password-file FILE] [--port N] [--bind ADDR] [--tls-cafile F --tls-certfile F --tls-keyfile F]',
   common: ['inventory', 'keys', 'json'],
   description: `Writes DIR/mosquitto.conf, DIR/passwd (mosquitto_passwd format, PBKDF2-SHA512; 0600) and DIR/acl for
@@ -139,4 +135,4 @@ broker (systemctl reload mosquitto). See docs/status.md.`,
     }
     return 0;
   },
-};
+});

@@ -1,12 +1,14 @@
-import type { Command } from '../command.ts';
+import path from 'node:path';
+import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
-import { fluxInstallProblem, gitopsSourceProblems } from '../../render/flux/index.ts';
+import { fluxAirgapHelmProblem, fluxInstallProblem, fluxImageArchiveProblems, gitopsSourceProblems } from '../../render/flux/index.ts';
+import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/images.ts';
+import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
+import { PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
 
-export const validate: Command = {
-  name: 'validate',
-  summary: 'check the inventory; print every problem as FILE:LINE:COL: message',
+export const validate = command('validate', 'check the inventory; print every problem as FILE:LINE:COL: message', {
   description: 'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid.',
   examples: ['edgeforge validate -i inventory/example.yaml'],
   async run(ctx) {
@@ -14,7 +16,21 @@ export const validate: Command = {
     // GitOps source checks that need the whole fleet (mirrors name real sites, known_hosts name the right host)
     const sourceProblems = gitopsSourceProblems(fleet);
     if (sourceProblems.length) throw new InventoryError(ctx.common.inventory, sourceProblems.map((message) => ({ line: 1, col: 1, message: `gitops: ${message}` })));
-    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet)].filter((w): w is string => Boolean(w));
+    // the pinned image archives: present, and (placeholders aside, which only warn) hashing to their pins;
+    // with an airgap install, one for every Flux controller image (when the Flux bundle can be read here)
+    const archiveProblems = (await imageArchiveProblems(fleet, path.resolve(ctx.io.cwd, ctx.common.inventory), { hash: true })).filter(
+      (p) => !fleet.imageArchives.some((a) => a.sha256 === PLACEHOLDER_SHA256 && a.at.sha256.line === p.line && a.at.sha256.col === p.col),
+    );
+    const bundle = await loadFluxBundle(fleet, ctx.common.inventory, ctx.io.cwd).catch(() => ({ bundle: undefined }));
+    if (bundle.bundle) {
+      try {
+        for (const message of fluxImageArchiveProblems(fleet, bundle.bundle)) archiveProblems.push({ ...fleet.imageArchiveLists.flux, message });
+      } catch {
+        /* a bundle that does not match its pin: build reports it with the reason */
+      }
+    }
+    if (archiveProblems.length) throw new InventoryError(ctx.common.inventory, archiveProblems);
+    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet)].filter((w): w is string => Boolean(w));
     for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {
@@ -35,4 +51,4 @@ export const validate: Command = {
       );
     return 0;
   },
-};
+});

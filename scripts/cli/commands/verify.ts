@@ -1,14 +1,12 @@
 // verify OUT — check a build: the manifest signature against the PINNED build key, and every artifact's size and sha256.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { type Command } from '../command.ts';
+import { command } from '../command.ts';
 import { UserError } from '../../util/errors.ts';
 import { keysErrors } from '../keys-errors.ts';
 import { verifyBuild } from '../../keys/verify.ts';
 
-export const verify: Command = {
-  name: 'verify',
-  summary: 'check a build: manifest signature (pinned key) and every artifact hash',
+export const verify = command('verify', 'check a build: manifest signature (pinned key) and every artifact hash', {
   usage: 'verify OUT [--fingerprint FPR]',
   common: ['keys', 'json'],
   positionals: { min: 1, max: 1, names: 'OUT' },
@@ -37,4 +35,4 @@ anything does not (each problem is listed), 2 when there is nothing to pin or OU
     }
     return r.ok ? 0 : 1;
   },
-};
+});

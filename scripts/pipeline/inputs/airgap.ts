@@ -6,7 +6,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
-import { UserError } from '../../util/errors.ts';
+import { InventoryError, UserError } from '../../util/errors.ts';
+import { deliveredImageArchives } from '../../render/k3s/images.ts';
+import { archivePath, imageArchiveProblems } from './images.ts';
 import { airgapFiles } from '../../render/device.ts';
 import { tempPathFor } from '../../util/atomic.ts';
 import { sha256OfFile } from '../../util/hash.ts';
@@ -20,15 +22,19 @@ export interface StagedAirgap {
 
 const PIN_KEY: Record<string, string> = { 'k3s-arm64': 'binary', 'k3s-airgap-images-arm64.tar.zst': 'images', 'install.sh': 'installScript' };
 
-/** Verify the bundle and stage it in OUT. Returns nothing to do for online installs. */
+/** Verify the bundle (and the pinned image archives) and stage it in OUT. Returns nothing to do for online installs. */
 export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: string): Promise<StagedAirgap | undefined> {
   const inst = fleet.k3s.install;
   if (inst.mode !== 'airgap') return undefined;
   const dir = path.resolve(path.dirname(inventoryPath), inst.bundle);
-  // verify all three before writing anything: a wrong file fails the build with nothing written
+  // verify everything before writing anything: a wrong file fails the build with nothing written
   const verified: { name: string; sha256: string; bytes: number; src: string }[] = [];
+  const archives = new Map(deliveredImageArchives(fleet).map((p) => [p.name, p]));
+  const archiveProblems = await imageArchiveProblems(fleet, inventoryPath, { hash: true });
+  if (archiveProblems.length) throw new InventoryError(fleet.file, archiveProblems.map((p) => ({ ...p, message: `${p.message}. Nothing was written.` })));
   for (const { name, sha256 } of airgapFiles(fleet)) {
-    const src = path.join(dir, name);
+    const pin = archives.get(name);
+    const src = pin ? archivePath(fleet, inventoryPath, pin) : path.join(dir, name);
     let got;
     try {
       got = await sha256OfFile(src);
@@ -37,8 +43,8 @@ export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: s
     }
     if (got.sha256 !== sha256) {
       throw new UserError(
-        `K3s airgap bundle: ${src} has sha256 ${got.sha256} but the inventory pins ${sha256} (k3s.install.sha256.${PIN_KEY[name]} in ${fleet.file}). ` +
-          `It is not the pinned K3s ${fleet.k3s.version} file: download it again from the K3s release, or if you changed versions on purpose, update the pin. Nothing was written.`,
+        `K3s airgap bundle: ${src} has sha256 ${got.sha256} but the inventory pins ${sha256} (${pin ? `the ${pin.component} image archive for ${pin.image}, line ${pin.at.sha256.line}` : `k3s.install.sha256.${PIN_KEY[name]}`} in ${fleet.file}). ` +
+          `It is not the pinned ${pin ? 'archive' : `K3s ${fleet.k3s.version} file`}: download it again, or if you changed versions on purpose, update the pin. Nothing was written.`,
       );
     }
     verified.push({ name, sha256, bytes: got.bytes, src });

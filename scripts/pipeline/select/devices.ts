@@ -1,7 +1,7 @@
 // Which devices a build covers: all active ones, those named by --only, one --shard, or those whose rendered
 // inputs changed since a git revision (--changed-since).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
-import { closest } from '../../inventory/problems.ts';
+import { namedDevices } from '../../inventory/select.ts';
 import { UserError } from '../../util/errors.ts';
 import { inventoryAtRevision } from '../inputs/revision.ts';
 import { diffFleets } from './changes.ts';
@@ -10,18 +10,9 @@ import { inShard } from './shard.ts';
 export function selectDevices(fleet: Fleet, only?: string[], shard?: { k: number; n: number }): ResolvedDevice[] {
   if (shard) return fleet.active.filter((d) => inShard(d.id, shard));
   if (!only?.length) return fleet.active;
-  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
-  const problems: string[] = [];
-  for (const id of only) {
-    const d = byId.get(id);
-    if (!d) {
-      const guess = closest(id, byId.keys());
-      problems.push(`--only: no device "${id}" in ${fleet.file}${guess ? `; did you mean "${guess}"?` : ''}`);
-    } else if (d.status !== 'active') problems.push(`--only: device "${id}" is ${d.status}${d.replacedBy ? ` (replaced by ${d.replacedBy})` : ''}: it gets no artifacts`);
-  }
+  const { devices, problems } = namedDevices(fleet, only, 'it gets no artifacts');
   if (problems.length) throw new UserError(problems.join('\n') + '\nNothing was written.');
-  const want = new Set(only);
-  return fleet.active.filter((d) => want.has(d.id));
+  return devices;
 }
 
 /** --changed-since REV: the devices to build (added, re-rendered, reinstated) and those gone (revoked, removed). */

@@ -4,11 +4,12 @@
 import { readFileSync } from 'node:fs';
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
+import { imageArchivesVariable } from '../k3s/images.ts';
 import { FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
 import { deviceInstallVersion } from '../day2/rings.ts';
 
-const SOURCES = ['lib.sh', 'steps.sh', 'main.sh'] as const;
+const SOURCES = ['lib.sh', 'steps.sh', 'images.sh', 'main.sh'] as const;
 const sources = new Map<string, string>();
 function source(name: (typeof SOURCES)[number]): string {
   let s = sources.get(name);
@@ -23,7 +24,7 @@ export function boardFamily(board: string): string {
   return board.startsWith('raspberry-pi') ? 'raspberry-pi' : board;
 }
 
-export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): [string, string][] {
+export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | 'imageArchives'>): [string, string][] {
   const k = fleet.k3s;
   const users = d.users.map((u) => u.name);
   return [
@@ -39,6 +40,7 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>)
     ['EF_K3S_BINARY_SHA256', k.install.mode === 'airgap' ? k.install.sha256.binary : ''],
     ['EF_K3S_IMAGES_SHA256', k.install.mode === 'airgap' ? k.install.sha256.images : ''],
     ['EF_K3S_SCRIPT_SHA256', k.install.mode === 'airgap' ? k.install.sha256.installScript : ''],
+    ['EF_IMAGE_ARCHIVES', imageArchivesVariable(fleet)],
     ['EF_ENCRYPTION_MODE', d.encryption.mode],
     ['EF_USERS', users.join(' ')],
     ['EF_SUDO_USERS', d.users.filter((u) => u.sudo).map((u) => u.name).join(' ')],
@@ -49,7 +51,7 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>)
  * `fragments`: shell from other stages (e.g. the Flux stage's flux_place / flux_install_handover), defined
  * before main runs; steps call their functions when present.
  */
-export function composeFirstboot(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | 'name'>, fragments: string[] = []): string {
+export function composeFirstboot(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | 'name' | 'imageArchives'>, fragments: string[] = []): string {
   // the fragments go between the steps and main.sh (the last source), which runs everything
   const frag = fragments.length ? fragments.map((f) => (f.endsWith('\n') ? f : f + '\n')).join('\n') + '\n' : '';
   return deviceProgram({
@@ -61,6 +63,6 @@ export function composeFirstboot(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | '
       'EDGEFORGE_SYS (wrapper for system-changing commands), EDGEFORGE_NO_REBOOT=1.',
     ],
     variables: firstbootVariables(d, fleet),
-    body: [source('lib.sh'), '\n', source('steps.sh'), '\n', frag, source('main.sh')],
+    body: [source('lib.sh'), '\n', source('steps.sh'), '\n', source('images.sh'), '\n', frag, source('main.sh')],
   });
 }

@@ -264,6 +264,8 @@ step_k3s() {
     check_sha "$k_dir/k3s-arm64" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
     check_sha "$k_dir/k3s-airgap-images-arm64.tar.zst" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
     check_sha "$k_dir/install.sh" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
+    # the pinned container image archives (Flux's controllers, ...): checked, then placed before K3s starts
+    image_archives_place "$k_dir"
     mkdir -p "$R/usr/local/bin" "$R/var/lib/rancher/k3s/agent/images" || die "cannot create the K3s directories"
     install -m 0755 "$k_dir/k3s-arm64" "$R/usr/local/bin/k3s" || die "cannot install the K3s binary"
     install -m 0644 "$k_dir/k3s-airgap-images-arm64.tar.zst" "$R/var/lib/rancher/k3s/agent/images/" || die "cannot place the K3s images"

@@ -5,3 +5,4 @@ export { fluxComponents, fluxComponentsYaml, fluxInstallProblem, fluxControllers
 export { fluxSyncObjects, devicePath, fluxGitUrl, pinnedKnownHosts, gitSource, gitopsSourceProblems, runsFlux } from './sync.ts';
 export { devicePollInterval, parseDuration, formatDuration } from './jitter.ts';
 export { fluxSizing, fluxSizingForRam, sizingClassFor, type SizingClass } from './sizing.ts';
+export { fluxControllerImages, fluxImageArchiveProblems, fluxAirgapHelmProblem } from './images.ts';

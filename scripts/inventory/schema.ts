@@ -255,10 +255,11 @@ export const ImagePinSchema = z.strictObject({
   ref: imageRef,
   sha256: imageDigest.optional().describe('The image digest; when set, devices pull ref@digest and a mirror must serve exactly it'),
 });
+// registry-qualified, as image archives and mirrors match them (docker.io is what containerd adds to rancher/…)
 export const UPGRADE_DEFAULTS = {
-  controller: { ref: 'rancher/system-upgrade-controller:v0.16.1' },
-  kubectl: { ref: 'rancher/kubectl:v1.31.4' },
-  k3sUpgrade: { repository: 'rancher/k3s-upgrade' },
+  controller: { ref: 'docker.io/rancher/system-upgrade-controller:v0.16.1' },
+  kubectl: { ref: 'docker.io/rancher/kubectl:v1.31.4' },
+  k3sUpgrade: { repository: 'docker.io/rancher/k3s-upgrade' },
 } as const;
 export const K3sUpgradeSchema = z
   .strictObject({
@@ -271,6 +272,10 @@ export const K3sUpgradeSchema = z
       })
       .default({ ...UPGRADE_DEFAULTS.k3sUpgrade })
       .describe('The image that replaces the K3s binary on a node (one tag per K3s release)'),
+    images: z
+      .array(ImageArchiveSchema)
+      .optional()
+      .describe("Archives of the upgrade path's images (airgap installs): the controller, kubectl and k3s-upgrade at each ring's version, by the references above; they reach a device at first boot with K3s's airgap files. Running devices get a new k3s-upgrade image from their site mirror (docs/day2.md)"),
   })
   .default({ controller: { ...UPGRADE_DEFAULTS.controller }, kubectl: { ...UPGRADE_DEFAULTS.kubectl }, k3sUpgrade: { ...UPGRADE_DEFAULTS.k3sUpgrade } })
   .describe('The K3s upgrade path (docs/day2.md): the images every cluster pulls, through its site mirror when it has one');

@@ -69,7 +69,7 @@ describe('the Plan shape', () => {
       expect(p.apiVersion).toBe('upgrade.cattle.io/v1');
       expect(p.kind).toBe('Plan');
       expect(unknownPlanFields(p.spec)).toEqual([]);
-      expect(p.spec.upgrade.image).toBe('rancher/k3s-upgrade');
+      expect(p.spec.upgrade.image).toBe('docker.io/rancher/k3s-upgrade');
       expect(p.spec.serviceAccountName).toBe('system-upgrade');
       for (const d of p.spec.window.days) expect(DAYS).toContain(d);
       // kured's timewindow (the controller's window test) parses "15:04"; a window is one span inside a day
@@ -101,7 +101,7 @@ describe('the Plan shape', () => {
     expect(ma.spec.concurrency).toBe(1);
     expect(ma.spec.nodeSelector.matchExpressions).toEqual([{ key: 'node-role.kubernetes.io/control-plane', operator: 'DoesNotExist' }]);
     // the agent Plan's prepare step waits for the server Plan
-    expect(ma.spec.prepare).toEqual({ image: 'rancher/k3s-upgrade', args: ['prepare', 'k3s-server'] });
+    expect(ma.spec.prepare).toEqual({ image: 'docker.io/rancher/k3s-upgrade', args: ['prepare', 'k3s-server'] });
     expect(ma.spec.drain.force).toBe(true);
   });
 
@@ -111,7 +111,7 @@ describe('the Plan shape', () => {
     const dep = controllerObjects(fleet).find((o: Obj) => o.kind === 'Deployment') as Obj;
     expect(dep.spec.template.spec.containers[0].image).toBe(`registry.local:5000/rancher/system-upgrade-controller:v0.16.1@${pin}`);
     expect(dep.spec.template.spec.containers[0].resources.limits.memory).toBe('64Mi');
-    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual(['registry.local:5000/rancher/system-upgrade-controller:v0.16.1', 'rancher/kubectl:v1.31.4', 'rancher/k3s-upgrade:v1.31.4-k3s1']);
+    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual(['registry.local:5000/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.31.4', 'docker.io/rancher/k3s-upgrade:v1.31.4-k3s1']);
   });
 });
 

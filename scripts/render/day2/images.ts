@@ -4,6 +4,7 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import { k3sImageTag } from '../../inventory/k3s-versions.ts';
 import { ringVersions } from './rings.ts';
+import { UPGRADE_DEFAULTS } from '../../inventory/schema.ts';
 
 export interface UpgradeImage {
   /** repository:tag as written in the manifests (with @sha256 when the inventory pins a digest) */
@@ -16,8 +17,7 @@ export interface UpgradeImage {
 
 export function upgradeSettings(fleet: Pick<Fleet, 'k3s'>) {
   // the schema fills the defaults; a Fleet built by hand in a test may lack them
-  const u = fleet.k3s.upgrade ?? { controller: { ref: 'rancher/system-upgrade-controller:v0.16.1' }, kubectl: { ref: 'rancher/kubectl:v1.31.4' }, k3sUpgrade: { repository: 'rancher/k3s-upgrade' } };
-  return u;
+  return fleet.k3s.upgrade ?? { ...UPGRADE_DEFAULTS, images: undefined };
 }
 
 const pullOf = (ref: string, sha256?: string) => (sha256 ? `${ref}@${sha256}` : ref);
@@ -55,4 +55,23 @@ export function k3sUpgradeImage(fleet: Pick<Fleet, 'k3s'>, version: string): Upg
 export function upgradeImages(fleet: Pick<Fleet, 'k3s' | 'sites'>): UpgradeImage[] {
   const versions = [...new Set(ringVersions(fleet).map((r) => r.version))];
   return [controllerImage(fleet), kubectlImage(fleet), ...versions.map((v) => k3sUpgradeImage(fleet, v))];
+}
+
+/** containerd's name for a reference: a bare "rancher/x:tag" is docker.io's */
+export function qualifiedImage(ref: string): string {
+  const first = ref.slice(0, ref.indexOf('/'));
+  return ref.includes('/') && (/[.:]/.test(first) || first === 'localhost') ? ref : `docker.io/${ref.includes('/') ? ref : `library/${ref}`}`;
+}
+
+/**
+ * With an airgap install, every image of the upgrade path needs a pinned archive (k3s.upgrade.images, the
+ * fleet's image-archive mechanism): a new device has no other way to get it. One message per missing image;
+ * validate warns (unlike a Flux image, a missing one stops upgrades, not the device's convergence).
+ */
+export function upgradeImageArchiveProblems(fleet: Pick<Fleet, 'k3s' | 'sites' | 'imageArchives'>): string[] {
+  if (fleet.k3s.install.mode !== 'airgap') return [];
+  const pinned = new Set(fleet.imageArchives.map((p) => qualifiedImage(p.image)));
+  return upgradeImages(fleet)
+    .filter((i) => !pinned.has(qualifiedImage(i.ref)))
+    .map((i) => `the K3s upgrade path needs ${qualifiedImage(i.ref)} (${i.role}) and k3s.upgrade.images has no archive of it: with k3s.install.mode airgap a new device cannot pull it, and its upgrades wait. Add { image: ${qualifiedImage(i.ref)}, file: …, sha256: … } (\`skopeo copy docker://${qualifiedImage(i.ref)} docker-archive:FILE:${qualifiedImage(i.ref)}\`)`);
 }

@@ -7,7 +7,7 @@ import { INDUSTRY_WINDOWS, industryWindowKey, windowText } from '../../inventory
 import { k3sRenewalDays } from '../../inventory/k3s-versions.ts';
 import { ringOf, ringVersion, ringVersions, rolloutInProgress } from '../day2/rings.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from '../day2/plans.ts';
-import { controllerVersion, upgradeImages } from '../day2/images.ts';
+import { controllerVersion, qualifiedImage, upgradeImages } from '../day2/images.ts';
 import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
 import { RENEW_DAYS, windowOnCalendar } from '../day2/renewal.ts';
 import { toYaml } from '../yaml.ts';
@@ -37,18 +37,21 @@ export function day2Plan(fleet: Fleet): Day2Plan {
   const target = fleet.k3s.canaryVersion ?? fleet.k3s.version;
   const stableSites = fleet.sites.filter((s) => !s.canary && s.devices.some((d) => d.status === 'active'));
   const noMirror = stableSites.filter((s) => !s.devices.find((d) => d.status === 'active')?.registryMirror).map((s) => s.id);
+  const archived = new Set(fleet.imageArchives.map((a) => qualifiedImage(a.image)));
+  const missing = images.filter((i) => !archived.has(qualifiedImage(i.ref))).map((i) => `\`${qualifiedImage(i.ref)}\``);
   const stage: string[] = airgap
     ? [
-        `This fleet installs K3s from an airgap bundle: devices have no way to the public registries, so every image below must be in each site's registry mirror (\`registryMirror\`, which K3s uses through registries.yaml) before the Plans that need it reach the site: ${images.map((i) => `\`${i.pull}\``).join(', ')}.`,
+        `This fleet installs K3s from an airgap bundle. A new device gets the upgrade path's images as pinned archives (\`k3s.upgrade.images\`, the fleet's image-archive mechanism: checked, then imported by K3s at first boot)${missing.length ? `; missing now (validate warns; until they are pinned, a new device's upgrades wait): ${missing.join(', ')}` : ': every one is pinned'}.`,
+        'A running device got its archives at first boot only: a new k3s-upgrade image reaches it through its site registry mirror (`registryMirror`, which K3s uses through registries.yaml).',
         rolloutInProgress(fleet)
-          ? `Before \`edgeforge rollout promote\` (stable ring to ${target}): \`${images.find((i) => i.ref.endsWith(target.replace('+', '-')))?.pull ?? target}\` in the mirror of every stable site (${stableSites.map((s) => s.id).join(', ') || 'none'}); then update k3s.install (bundle and sha256) to ${target}'s airgap files, so new devices install it from their image.`
-          : `Before setting k3s.canaryVersion: the new version's k3s-upgrade image in the mirror of every canary site; before promoting, in every other site's.`,
+          ? `Before \`edgeforge rollout promote\` (stable ring to ${target}): \`${images.find((i) => i.ref.endsWith(target.replace('+', '-')))?.pull ?? target}\` in the mirror of every stable site (${stableSites.map((s) => s.id).join(', ') || 'none'}); its archive in \`k3s.upgrade.images\` and ${target}'s airgap files in k3s.install (bundle and sha256), so devices built afterwards install and hold it.`
+          : 'Before setting k3s.canaryVersion: the new version\'s k3s-upgrade image in the mirror of every canary site and its archive in `k3s.upgrade.images`; before promoting, the image in every other site\'s mirror.',
         noMirror.length
-          ? `Sites without a registry mirror (${noMirror.join(', ')}) cannot pull the k3s-upgrade image: give them a mirror, or upgrade them with a new fleet base (build with the new airgap bundle, reflash) — their Plans would wait in the window and fail to pull.`
+          ? `Sites without a registry mirror (${noMirror.join(', ')}) cannot pull a new k3s-upgrade image: give them a mirror, or upgrade them with a new fleet base (build with the new airgap bundle and archives, reflash) — their Plans would wait in the window and fail to pull.`
           : 'Every stable site has a registry mirror.',
       ]
     : [
-        `Online install: each cluster pulls the images in the table above itself (through its site mirror where the site has one): ${images.map((i) => `\`${i.pull}\``).join(', ')}. Nothing to stage; a new device downloads its ring's K3s release at first boot.`,
+        `Online install: each cluster pulls the images in the table above itself (through its site mirror where the site has one). Nothing to stage; a new device downloads its ring's K3s release at first boot.`,
       ];
   const renewDaysK3s = k3sRenewalDays(fleet.k3s.version);
   const renewal = [

@@ -94,7 +94,7 @@ describe.runIf(HAVE_TOOLS)('K3s rollout in rings', () => {
     expect(r.code, r.stderr).toBe(0);
     const text = readFileSync(inv(), 'utf8');
     expect(text).toContain(`  version: ${NEW}\n`);
-    expect(text).not.toContain('canaryVersion');
+    expect(text).not.toMatch(/^  canaryVersion:/m);
     expect(text).toContain('# edgeforge example fleet: ACME\'s smart factories.');
     expect(text).toContain('# gets GitOps changes first');
     const diff = JSON.parse((await cli('rollout', 'diff', '--gitops', 'repo', '--json')).stdout);

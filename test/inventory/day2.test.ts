@@ -25,11 +25,11 @@ const cases: [string, string, string, RegExp][] = [
   ['an unknown K3s release line', example.replace('  version: v1.31.4+k3s1\n', '  version: v1.99.0+k3s1\n'), '  version: v1.99', /K3s v1\.99\.0\+k3s1 is not a release line edgeforge knows/],
   ['a malformed K3s version', example.replace('  version: v1.31.4+k3s1\n', '  version: "1.31"\n'), '  version: "1.31"', /must be a K3s release like v1\.31\.4\+k3s1/],
   ['a malformed canary version', example.replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: latest\n'), '  canaryVersion', /must be a K3s release/],
-  ['an empty window', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "02:00", timeZone: Asia/Seoul }'), 'maintenanceWindow', /window 02:00-02:00 is empty/],
-  ['a window across midnight', WINDOW_AT_SITE('{ days: [sat], start: "22:00", end: "04:00", timeZone: Asia/Seoul }'), 'maintenanceWindow', /crosses midnight/],
-  ['a window without days', WINDOW_AT_SITE('{ days: [], start: "02:00", end: "04:00", timeZone: Asia/Seoul }'), 'maintenanceWindow', /at least one day/],
-  ['a window with no time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00" }'), 'maintenanceWindow', /missing required key "timeZone"/],
-  ['a window with an unknown time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00", timeZone: Mars/Olympus }'), 'maintenanceWindow', /"Mars\/Olympus" is not an IANA time zone/],
+  ['an empty window', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "02:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /window 02:00-02:00 is empty/],
+  ['a window across midnight', WINDOW_AT_SITE('{ days: [sat], start: "22:00", end: "04:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /crosses midnight/],
+  ['a window without days', WINDOW_AT_SITE('{ days: [], start: "02:00", end: "04:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /at least one day/],
+  ['a window with no time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00" }'), '        maintenanceWindow:', /missing required key "timeZone"/],
+  ['a window with an unknown time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00", timeZone: Mars/Olympus }'), '        maintenanceWindow:', /"Mars\/Olympus" is not an IANA time zone/],
   ['a rollout whose canary ring has no device', example.replace('        canary: true                 # gets GitOps changes first\n', '').replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: v1.32.3+k3s1\n'), '  canaryVersion', /needs a canary ring, and no site with canary: true has an active device/],
 ];
 

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { command } from '../command.ts';
 import { UserError } from '../../util/errors.ts';
 import { promote, RolloutRefused } from '../../lifecycle/rollout.ts';
+import { loadInventoryFile } from '../../inventory/load.ts';
+import { k3sUpgradeImage } from '../../render/day2/images.ts';
 
 export const rolloutPromote = command('rollout promote', "move the stable ring to the canary ring's K3s version (edits the inventory)", {
   usage: 'rollout promote [-i FILE]',
@@ -21,8 +23,15 @@ image in every stable site's mirror first (\`edgeforge plan\`, Day 2, lists it).
       if (err instanceof RolloutRefused) throw new UserError(`${err.message}. Nothing was changed.`);
       throw err;
     }
-    if (ctx.common.json) ctx.io.out(JSON.stringify({ promoted: r.to, from: r.from, inventory: ctx.common.inventory }, null, 2));
-    else ctx.io.out(`${ctx.common.inventory}: k3s.version ${r.from} -> ${r.to}, canaryVersion removed. Next: edgeforge gitops --to DIR, commit, push.`);
+    // an airgap fleet: what must be in the stable sites' mirrors before the new Plans are pushed
+    const fleet = await loadInventoryFile(file, ctx.common.inventory);
+    const stage = fleet.k3s.install.mode === 'airgap' ? [`the new k3s-upgrade image ${k3sUpgradeImage(fleet, r.to).pull} in the registry mirror of every stable site, its archive in k3s.upgrade.images, and ${r.to}'s airgap bundle in k3s.install (edgeforge plan, Day 2)`] : [];
+    if (ctx.common.json) ctx.io.out(JSON.stringify({ promoted: r.to, from: r.from, inventory: ctx.common.inventory, stageFirst: stage }, null, 2));
+    else {
+      ctx.io.out(`${ctx.common.inventory}: k3s.version ${r.from} -> ${r.to}, canaryVersion removed.`);
+      for (const x of stage) ctx.io.out(`Airgap fleet — before pushing, stage ${x}.`);
+      ctx.io.out('Next: edgeforge gitops --to DIR, commit, push: every stable site upgrades in its own window.');
+    }
     return 0;
   },
 });

@@ -17,6 +17,8 @@ export const SITE = ['kr-south', 'changwon-plant-2'] as const;
 /** addresses inside qemu's user network (10.0.2.0/24; the guest is 10.0.2.15, the host 10.0.2.2) */
 export const TANG_GUEST = { ip: '10.0.2.100', port: 80 };
 export const GIT_GUEST = { ip: '10.0.2.101', port: 22 };
+/** the status broker as the guest sees it (a forward, not the host's 10.0.2.2: boot 1 runs with restrict=on) */
+export const STATUS_GUEST_IP = '10.0.2.102';
 export const QEMU_NET = '10.0.2.0/24';
 export const GUEST_IP = '10.0.2.15';
 export const QEMU_GW = '10.0.2.2';

@@ -16,7 +16,8 @@ export const INSTALL_LOG = '/var/lib/edgeforge-e2e/k3s-install.log';
 
 const K3S = `#!/bin/sh
 # edgeforge e2e STAND-IN for the K3s binary (the real one cannot be downloaded in the test environment).
-# Records each call and what a real K3s would read at start, then idles like a running server.
+# Records each call, the image archives a real K3s would import at start, and each manifest it would apply
+# from its auto-deploy directory while it runs; otherwise idles like a running server.
 mkdir -p /var/lib/edgeforge-e2e
 L=${STANDIN_LOG}
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) k3s $*" >>"$L"
@@ -28,10 +29,20 @@ case "$1" in
     else
       echo "config missing" >>"$L"
     fi
-    for f in /var/lib/rancher/k3s/server/manifests/*; do [ -f "$f" ] && echo "manifest $f" >>"$L"; done
-    for f in /var/lib/rancher/k3s/agent/images/*; do [ -f "$f" ] && echo "images $f" >>"$L"; done
+    # like K3s v1.31.4: the image archives in agent/images are imported once, at start (with their sha256)
+    for f in /var/lib/rancher/k3s/agent/images/*; do [ -f "$f" ] && echo "images $f sha256 $(sha256sum "$f" | cut -d' ' -f1)" >>"$L"; done
     echo "running $1" >>"$L"
-    exec sleep infinity ;;
+    # like K3s's deploy controller: the auto-deploy directory is watched while it runs (dot-files are not read)
+    seen=
+    while :; do
+      for f in /var/lib/rancher/k3s/server/manifests/*; do
+        [ -f "$f" ] || continue
+        case " $seen " in *" $f "*) continue ;; esac
+        seen="$seen $f"
+        echo "manifest $f" >>"$L"
+      done
+      sleep 5
+    done ;;
   # no cluster behind this stand-in: kubectl/crictl/ctr must fail, or callers (the Flux hand-over) would
   # believe objects exist that nothing ever applied
   kubectl|crictl|ctr) echo "k3s stand-in: no cluster to ask" >&2; exit 1 ;;

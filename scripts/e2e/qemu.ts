@@ -32,6 +32,11 @@ export interface VmOptions {
   mac?: string;
   /** a QMP socket path, for an ACPI-less power button press (system_powerdown) */
   qmpSocket?: string;
+  /**
+   * restrict=on: the guest reaches nothing through qemu's user network (no NAT to the host or beyond) except
+   * the explicit forwards (guestfwd, hostfwd): the airgap scenario's "no route but to the stand-ins"
+   */
+  restrict?: boolean;
   /** extra qemu arguments */
   extra?: string[];
 }
@@ -55,6 +60,7 @@ export class Vm {
 
   constructor(readonly opts: VmOptions) {
     const net = [`user,id=n0`, 'ipv6=off'];
+    if (opts.restrict) net.push('restrict=on');
     if (opts.sshHostPort) net.push(`hostfwd=tcp:127.0.0.1:${opts.sshHostPort}-:22`);
     for (const g of opts.guestfwd ?? []) {
       net.push(g.perConnection ? `guestfwd=tcp:${g.guestIp}:${g.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${g.hostPort}` : `guestfwd=tcp:${g.guestIp}:${g.guestPort}-tcp:127.0.0.1:${g.hostPort}`);

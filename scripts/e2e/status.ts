@@ -1,5 +1,5 @@
 // Fleet status in the ARM64 boot test: a real Mosquitto on the host (TLS, certificates made by openssl here,
-// SAN 10.0.2.2 — the host as the qemu guest sees it through user networking), configured by edgeforge's own
+// SAN 10.0.2.102 — a qemu guestfwd to the host, as boot 1 runs with restrict=on), configured by edgeforge's own
 // `status broker-config` after the build made the device's credential; a subscriber on the host keeps every
 // status the device sends (retained keeps only the last), so the first-boot milestones can be checked; then
 // the reporter's peak memory on the device (its unit's cgroup memory.peak) and `edgeforge status` itself.
@@ -13,7 +13,7 @@ import { fleetStatusFilter, statusConfig } from '../inventory/status.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
 import { STATUS_PATHS } from '../device/layout.ts';
 import { STATUS_REPORTER_MEMORY_MAX_MIB } from '../render/status/limits.ts';
-import { QEMU_GW } from './fleet.ts';
+import { STATUS_GUEST_IP } from './fleet.ts';
 import { expect, notReached, type Checks } from './checks.ts';
 import { sshRun, type SshTarget } from './ssh.ts';
 
@@ -35,15 +35,15 @@ export interface E2eStatus {
   received: { at: string; retained: boolean; report?: StatusReport; raw: string }[];
 }
 
-/** Before the build: certificates, a port, and the inventory's `status:` block pointing at 10.0.2.2. */
+/** Before the build: certificates, a port, and the inventory's `status:` block pointing at STATUS_GUEST_IP (forwarded to the host). */
 export async function prepareStatus(work: string, inventory: string): Promise<E2eStatus> {
   if (!mosquittoBinary()) throw new Error('mosquitto is not installed on the host (Debian package mosquitto): the status checks need it');
   const dir = path.join(work, 'status');
   await fs.rm(dir, { recursive: true, force: true });
-  const certs = makeTestCerts(path.join(dir, 'certs'), [`IP:${QEMU_GW}`, 'IP:127.0.0.1']);
+  const certs = makeTestCerts(path.join(dir, 'certs'), [`IP:${STATUS_GUEST_IP}`, 'IP:127.0.0.1']);
   const port = await freePort();
   await fs.copyFile(certs.ca, path.join(path.dirname(inventory), 'broker-ca.pem'));
-  await fs.appendFile(inventory, `\n# e2e: fleet status to a Mosquitto on the host (scripts/e2e/status.ts)\nstatus:\n  broker: mqtts://${QEMU_GW}:${port}\n  caFile: broker-ca.pem\n  period: 5m\n`);
+  await fs.appendFile(inventory, `\n# e2e: fleet status to a Mosquitto on the host (scripts/e2e/status.ts)\nstatus:\n  broker: mqtts://${STATUS_GUEST_IP}:${port}\n  caFile: broker-ca.pem\n  period: 5m\n`);
   await fs.writeFile(path.join(dir, ADMIN_PASSWORD_FILE), 'e2e-broker-admin-' + port + '\n', { mode: 0o600 });
   return { dir, port, received: [] };
 }
@@ -108,7 +108,7 @@ export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: 
   });
   await checks.run(STATUS_CHECKS.cli, async () => {
     if (!s?.broker) notReached('no broker on the host');
-    // the inventory names the broker as the guest sees it (10.0.2.2); on the host it is 127.0.0.1
+    // the inventory names the broker as the guest sees it (STATUS_GUEST_IP); on the host it is 127.0.0.1
     const r = await o.edgeforge(['status', '--json', '-i', o.inventory, '-o', o.out, '--password-file', path.join(s.dir, ADMIN_PASSWORD_FILE), '--site', 'kr-south/changwon-plant-2', '--broker', `mqtts://127.0.0.1:${s.port}`]);
     let doc: { devices?: { id: string; bucket: string; attention?: string; report?: StatusReport }[] };
     try {

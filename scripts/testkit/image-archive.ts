@@ -57,15 +57,3 @@ export async function makeImageArchive(file: string, image: string, content?: st
   await fs.writeFile(file, bytes);
   return { image, file, sha256: sha(bytes), bytes: bytes.length };
 }
-
-/** The image references a docker-archive (plain tar) names in its manifest.json (RepoTags). */
-export function archiveRepoTags(tar: Buffer): string[] {
-  for (let off = 0; off + 512 <= tar.length; ) {
-    const name = tar.subarray(off, off + 100).toString('utf8').replace(/\0.*$/s, '');
-    if (!name) break;
-    const size = parseInt(tar.subarray(off + 124, off + 136).toString('ascii').replace(/\0.*$/s, '').trim() || '0', 8);
-    if (name === 'manifest.json') return (JSON.parse(tar.subarray(off + 512, off + 512 + size).toString('utf8')) as { RepoTags?: string[] }[]).flatMap((m) => m.RepoTags ?? []);
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
-  return [];
-}

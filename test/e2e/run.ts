@@ -23,7 +23,8 @@ import { $ } from 'zx';
 import { ensureBaseImage, type BaseImageInfo } from '../../scripts/e2e/base-image.ts';
 import { Checks, expect, notReached } from '../../scripts/e2e/checks.ts';
 import { bootFiles, Ext4Reader, FatReader, luksDump, partitions, type Part } from '../../scripts/e2e/disk-read.ts';
-import { makeTestFleet, DEVICE, GIT_GUEST, REPO, TANG_GUEST } from '../../scripts/e2e/fleet.ts';
+import { makeTestFleet, DEVICE, GIT_GUEST, REPO, STATUS_GUEST_IP, TANG_GUEST } from '../../scripts/e2e/fleet.ts';
+import { AIRGAP_CHECKS, airgapChecks, pinFluxImageArchives } from '../../scripts/e2e/airgap.ts';
 import { INSTALL_LOG, makeFluxStandin, makeK3sStandin, STANDIN_LOG } from '../../scripts/e2e/k3s-standin.ts';
 import { NotReached, Vm } from '../../scripts/e2e/qemu.ts';
 import { smokeBase, SMOKE_CHECKS } from '../../scripts/e2e/smoke.ts';
@@ -180,6 +181,7 @@ async function main(): Promise<number> {
   checks.declare(...Object.values(C));
   checks.declare(...Object.values(STATUS_CHECKS));
   checks.declare(...Object.values(DAY2_CHECKS));
+  checks.declare(...Object.values(AIRGAP_CHECKS));
   const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
   await fs.mkdir(work, { recursive: true });
   log(`work dir ${work} (serial logs, build output, images; kept for inspection when a check fails)`);
@@ -212,6 +214,7 @@ async function main(): Promise<number> {
   const buildBase = base;
   let status: E2eStatus | undefined;
   let day2Published: string | undefined;
+  let fluxPins: { image: string; file: string }[] = [];
   try {
     await stage('fleet: fixtures (tang, stand-ins, test inventory)', async () => {
       await fs.rm(fleetDir, { recursive: true, force: true });
@@ -224,6 +227,8 @@ async function main(): Promise<number> {
       const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
       const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
       await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'), gitKnownHostsKey: git.hostKey });
+      // airgap: the Flux controllers' image archives, made here and pinned in the inventory (scripts/e2e/airgap.ts)
+      fluxPins = await pinFluxImageArchives(path.join(fleetDir, 'inventory.yaml'), flux.file);
       status = await prepareStatus(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`fleet status: ${(err as Error).message}`), undefined));
     });
     await stage('fleet: edgeforge build --base-image', async () => {
@@ -319,9 +324,12 @@ async function main(): Promise<number> {
     const vm = new Vm({
       disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
       serialLog: path.join(work, 'boot1-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp1.sock'),
+      // airgap: no route anywhere but these forwards
+      restrict: true,
       guestfwd: [
         { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port },
         { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: git!.port, perConnection: true },
+        ...(status ? [{ guestIp: STATUS_GUEST_IP, guestPort: status.port, hostPort: status.port, perConnection: true }] : []),
       ],
     });
     try {
@@ -368,6 +376,13 @@ async function main(): Promise<number> {
       }));
       await stage('boot 1: day 2 (upgrade Plans in Git, renewal timer)', () =>
         day2Checks(checks, { target, running: vm.running, git, published: day2Published, work, inventory: path.join(fleetDir, 'inventory.yaml'), deviceDir: built!.dir, device: DEVICE }),
+      );
+      await stage('boot 1: airgap (network, image archives)', () =>
+        airgapChecks(checks, {
+          target, running: vm.running, deviceDir: built!.dir, pins: fluxPins, hostPorts: [git!.port, tang!.port],
+          // (tang's forward is one connection, made at start: the unlock check proves it answered)
+          allowed: [{ name: 'git', ...GIT_GUEST }, ...(status?.broker ? [{ name: 'status broker', ip: STATUS_GUEST_IP, port: status.port }] : [])],
+        }),
       );
       await stage('boot 1: fleet status (broker on the host)', () =>
         statusChecks(checks, status, { target, running: vm.running, inventory: path.join(fleetDir, 'inventory.yaml'), out: built!.out, device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }),

@@ -75,9 +75,9 @@ describe('image archive pins in the inventory', () => {
     );
     const p = problems(text);
     expect(p.length).toBeGreaterThanOrEqual(5);
-    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'fluxcd/source-controller:v1.4.1')}:`) && /registry host/.test(l))).toBe(true);
-    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'kustomize-controller:latest')}:`) && /other than "latest"/.test(l))).toBe(true);
-    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'c.txt')}:`) && /\.tar\.zst/.test(l))).toBe(true);
+    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, '- image: fluxcd/source-controller:v1.4.1')}:`) && /registry host/.test(l))).toBe(true);
+    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, '- image: ghcr.io/fluxcd/kustomize-controller:latest')}:`) && /other than "latest"/.test(l))).toBe(true);
+    expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'file: bundles/flux/c.txt')}:`) && /\.tar\.zst/.test(l))).toBe(true);
     expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'ABC123')}:`) && /sha256/.test(l))).toBe(true);
     expect(p.some((l) => /missing required key "sha256"/.test(l))).toBe(true);
   });
@@ -119,10 +119,62 @@ describe('edgeforge validate: the archive files', () => {
     expect(r.stderr).toMatch(/warning: 1 image archive pin\(s\) are the all-zeros placeholder/);
   });
 
+  it('an online install delivers no archives: pinned ones (even missing) only warn that they are unused', async () => {
+    const text = airgapInventory(good() + entry('ghcr.io/fluxcd/other:v1', 'bundles/flux/gone.tar', pins.sc.sha256)).replace(
+      /  install:\n    mode: airgap\n    bundle: bundles\/k3s\n    sha256: [^\n]*\n/,
+      `  install:\n    mode: online\n    installScriptSha256: "${'d'.repeat(64)}"\n`,
+    );
+    const r = await validate(text);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: 3 image archive\(s\) are pinned, but k3s.install.mode is online: only an airgap install delivers them/);
+  });
+
   it('airgap K3s with Flux from a Helm chart warns that the chart comes from the internet', async () => {
     const text = airgapInventory(good()).replace(/    install:\n      mode: bundle\n[\s\S]*?(?=\nadmins:)/, '    install: { mode: helm, chartVersion: "2.14.1", repo: "https://fluxcd-community.github.io/helm-charts" }\n');
     const r = await validate(text, false);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/warning: k3s.install.mode is airgap but gitops.flux.install is a Helm chart/);
+  });
+});
+
+describe('the archive holds the image it is pinned for (read from the archive itself)', () => {
+  it('an archive of another image, correctly hashed, is refused at its entry; gzip docker-archives and OCI layouts are read', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const { tarOf, imageArchiveBytes } = await import('../../scripts/testkit/image-archive.ts');
+    const { createHash } = await import('node:crypto');
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const dir = mkdtempSync(path.join(tmp, 'refs-'));
+    const other = imageArchiveBytes('ghcr.io/fluxcd/helm-controller:v1.1.0');
+    const gz = gzipSync(imageArchiveBytes(KC));
+    const oci = tarOf([
+      { name: 'oci-layout', bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+      { name: 'index.json', bytes: Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:' + '1'.repeat(64), size: 1, annotations: { 'io.containerd.image.name': SC } }] })) },
+    ]);
+    mkdirSync(path.join(dir, 'bundles/flux'), { recursive: true });
+    writeFileSync(path.join(dir, 'bundles/flux/other.tar'), other);
+    writeFileSync(path.join(dir, 'bundles/flux/kc.tar.gz'), gz);
+    writeFileSync(path.join(dir, 'bundles/flux/sc-oci.tar'), oci);
+    writeFileSync(path.join(dir, 'bundles/flux/install.yaml'), fluxBundle());
+    const run = async (images: string) => {
+      writeFileSync(path.join(dir, 'inventory.yaml'), airgapInventory(images));
+      return runCli(['validate', '-i', 'inventory.yaml'], { cwd: dir });
+    };
+    const ok = await run(entry(SC, 'bundles/flux/sc-oci.tar', sha(oci)) + entry(KC, 'bundles/flux/kc.tar.gz', sha(gz)));
+    expect(ok.code, ok.stderr).toBe(0);
+    const text = airgapInventory(entry(SC, 'bundles/flux/other.tar', sha(other)) + entry(KC, 'bundles/flux/kc.tar.gz', sha(gz)));
+    const bad = await run(entry(SC, 'bundles/flux/other.tar', sha(other)) + entry(KC, 'bundles/flux/kc.tar.gz', sha(gz)));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`inventory.yaml:${lineOf(text, `- image: ${SC}`)}:`);
+    expect(bad.stderr).toMatch(/the archive holds ghcr\.io\/fluxcd\/helm-controller:v1\.1\.0, not ghcr\.io\/fluxcd\/source-controller:v1\.4\.1/);
+  });
+
+  it('references are compared the way containerd names images', async () => {
+    const { normalizeRef, archiveHolds } = await import('../../scripts/pipeline/inputs/image-refs.ts');
+    expect(normalizeRef('nginx:1.27')).toBe('docker.io/library/nginx:1.27');
+    expect(normalizeRef('rancher/k3s-upgrade:v1.31.4-k3s1')).toBe('docker.io/rancher/k3s-upgrade:v1.31.4-k3s1');
+    expect(normalizeRef('registry.local:5000/a/b:1')).toBe('registry.local:5000/a/b:1');
+    expect(archiveHolds(['docker.io/rancher/kubectl:v1.31.4'], 'docker.io/rancher/kubectl:v1.31.4')).toBe(true);
+    expect(archiveHolds(['v1.4.1'], 'ghcr.io/fluxcd/source-controller:v1.4.1')).toBe(true);
+    expect(archiveHolds(['ghcr.io/fluxcd/source-controller:v1.4.0'], 'ghcr.io/fluxcd/source-controller:v1.4.1')).toBe(false);
   });
 });

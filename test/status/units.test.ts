@@ -28,17 +28,19 @@ describe('inventory status block', () => {
 
   it('refuses plain MQTT, odd periods and unknown keys with FILE:LINE:COL', () => {
     let err: Error | undefined;
+    const text = inv('status:\n  broker: mqtt://mqtt.example.com:1883\n  caFile: ca.pem\n  period: 7m\n  user: x\n');
+    const lineOf = (needle: string) => text.slice(0, text.indexOf(needle)).split('\n').length;
     try {
-      loadInventoryBytes(Buffer.from(inv('status:\n  broker: mqtt://mqtt.example.com:1883\n  caFile: ca.pem\n  period: 7m\n  user: x\n')), 'f.yaml');
+      loadInventoryBytes(Buffer.from(text), 'f.yaml');
     } catch (e) {
       err = e as Error;
     }
     const problems = (err as Error & { problems: { line: number; col: number; message: string }[] }).problems;
     expect(problems).toHaveLength(3);
-    expect(problems[0]).toMatchObject({ line: 40, col: 11 });
+    expect(problems[0]).toMatchObject({ line: lineOf('  broker: mqtt://'), col: 11 });
     expect(problems[0].message).toMatch(/^status\.broker: .* must be mqtts:\/\/HOST\[:PORT\] \(TLS only/);
-    expect(problems[1]).toMatchObject({ line: 42, message: expect.stringMatching(/^status\.period: "7m" is not one of "1m", "2m"/) });
-    expect(problems[2]).toMatchObject({ line: 43, message: expect.stringMatching(/unknown key "user" in status/) });
+    expect(problems[1]).toMatchObject({ line: lineOf('  period: 7m'), message: expect.stringMatching(/^status\.period: "7m" is not one of "1m", "2m"/) });
+    expect(problems[2]).toMatchObject({ line: lineOf('  user: x'), message: expect.stringMatching(/unknown key "user" in status/) });
   });
 });
 

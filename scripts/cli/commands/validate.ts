@@ -4,8 +4,9 @@ import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { fluxAirgapHelmProblem, fluxInstallProblem, fluxImageArchiveProblems, gitopsSourceProblems } from '../../render/flux/index.ts';
 import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/images.ts';
 import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
-import { PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
-import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
+import { mirrorGaps } from '../../render/plan/egress.ts';
+import { deliveredImageArchives } from '../../render/k3s/images.ts';
+import { k3sInstallPinProblem, PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
 import { upgradeImageArchiveProblems } from '../../render/day2/images.ts';
 
@@ -19,7 +20,9 @@ export const validate = command('validate', 'check the inventory; print every pr
     if (sourceProblems.length) throw new InventoryError(ctx.common.inventory, sourceProblems.map((message) => ({ line: 1, col: 1, message: `gitops: ${message}` })));
     // the pinned image archives: present, and (placeholders aside, which only warn) hashing to their pins;
     // with an airgap install, one for every Flux controller image (when the Flux bundle can be read here)
-    const archiveProblems = (await imageArchiveProblems(fleet, path.resolve(ctx.io.cwd, ctx.common.inventory), { hash: true })).filter(
+    // (only those an airgap install delivers, as the build checks them; pinned ones an online install ignores get a warning)
+    const delivered = { ...fleet, imageArchives: deliveredImageArchives(fleet) };
+    const archiveProblems = (await imageArchiveProblems(delivered, path.resolve(ctx.io.cwd, ctx.common.inventory), { hash: true })).filter(
       (p) => !fleet.imageArchives.some((a) => a.sha256 === PLACEHOLDER_SHA256 && a.at.sha256.line === p.line && a.at.sha256.col === p.col),
     );
     const bundle = await loadFluxBundle(fleet, ctx.common.inventory, ctx.io.cwd).catch(() => ({ bundle: undefined }));
@@ -31,7 +34,7 @@ export const validate = command('validate', 'check the inventory; print every pr
       }
     }
     if (archiveProblems.length) throw new InventoryError(ctx.common.inventory, archiveProblems);
-    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...upgradeImageArchiveProblems(fleet)].filter((w): w is string => Boolean(w));
+    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet), ...upgradeImageArchiveProblems(fleet)].filter((w): w is string => Boolean(w));
     for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {

@@ -9,6 +9,7 @@ import type { ImageArchivePin } from '../../inventory/images.ts';
 import { PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { sha256OfFile } from '../../util/hash.ts';
 import type { Problem } from '../../util/errors.ts';
+import { archiveHolds, archiveImageRefs } from './image-refs.ts';
 
 /** The archive's path on this machine: relative to the inventory file. */
 export function archivePath(fleet: Pick<Fleet, 'file'>, inventoryPath: string, pin: Pick<ImageArchivePin, 'file'>): string {
@@ -38,6 +39,12 @@ export async function imageArchiveProblems(fleet: Pick<Fleet, 'file' | 'imageArc
       if (got.sha256 !== pin.sha256) {
         const hint = pin.sha256 === PLACEHOLDER_SHA256 ? ' (the pin is the all-zeros placeholder: put the archive\'s real sha256 there)' : ': it is not the pinned archive; fetch it again, or if you changed versions on purpose, update the pin';
         out.push({ ...pin.at.sha256, message: `${what}: ${file} has sha256 ${got.sha256} but the inventory pins ${pin.sha256}${hint}` });
+        continue;
+      }
+      // the archive must hold the image it is pinned for, or the kubelet would still pull that one
+      const refs = await archiveImageRefs(file).catch((err: Error) => [`unreadable: ${err.message}`]);
+      if (refs && !archiveHolds(refs, pin.image)) {
+        out.push({ ...pin.at.entry, message: `${what}: the archive holds ${refs.length ? refs.join(', ') : 'no named image (no RepoTags in manifest.json, no name annotation in index.json)'}, not ${pin.image}; save it with the image's name (skopeo copy docker://${pin.image} docker-archive:FILE:${pin.image})` });
       }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

@@ -36,6 +36,9 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
     // single-node servers use SQLite (no cluster-init): etcd costs ~130 MB more and needs quorum
   }
   if (d.network.mode === 'static') e.push({ key: 'node-ip', value: d.network.ip });
+  if (d.registryMirror && supportsNoDefaultEndpoint(fleet.k3s.version)) {
+    e.push({ key: 'disable-default-registry-endpoint', value: true, comment: `images of ${d.registryMirror.registries.join(', ')} come only through the site mirror (registries.yaml): no fallback to the public registry behind the site firewall` });
+  }
   e.push({ key: 'protect-kernel-defaults', value: true, comment: 'kubelet refuses to run if the kernel sysctls were changed (the seed sets them)' });
   const labels = [`edgeforge.dev/site=${d.site}`, `edgeforge.dev/region=${d.region}`, `edgeforge.dev/profile=${d.profileName}`, ...Object.entries(d.labels).map(([k, v]) => `${k}=${v}`)];
   e.push({ key: 'node-label', value: labels });
@@ -59,6 +62,15 @@ export function renderConfigYaml(entries: ConfigEntry[], header: string[] = []):
 
 export function renderK3sConfig(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): string {
   return renderConfigYaml(k3sConfigEntries(d, fleet), [`K3s config for ${d.id} (${d.profileName}, ${d.cluster.kind}) — written by edgeforge; edit the inventory, not this file`]);
+}
+
+/** --disable-default-registry-endpoint exists from the January 2024 releases (v1.26.13, v1.27.10, v1.28.6, v1.29.1) on. */
+export function supportsNoDefaultEndpoint(version: string): boolean {
+  const m = /^v1\.(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const [minor, patch] = [Number(m[1]), Number(m[2])];
+  const since: Record<number, number> = { 26: 13, 27: 10, 28: 6, 29: 1 };
+  return minor >= 30 || (since[minor] !== undefined && patch >= since[minor]);
 }
 
 /** registries.yaml where the site has a pull-through mirror. */

@@ -9,10 +9,12 @@ import { fluxControllers, fluxStorageMode } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { deviceExposure, portName } from './exposure.ts';
+import { siteEgress, type EgressRow } from './egress.ts';
 import { memoryBudget, type MemoryBudget } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
+import { deliveredImageArchives } from '../k3s/images.ts';
 import { NFTABLES_FILE } from '../../device/layout.ts';
 import { day2Markdown, day2Plan, industryText } from './day2.ts';
 
@@ -47,6 +49,8 @@ export interface SitePlan {
   inboundPorts: string[];
   canary: boolean;
   fluxDevices: number;
+  /** every host the site's devices connect to, at first boot and after: the firewall request (egress.ts) */
+  egress: EgressRow[];
 }
 
 export interface PlanData {
@@ -54,7 +58,7 @@ export interface PlanData {
   specs: { profile: string; board: string; ramMiB: number; storage: string; layout: string; encryptionCipher: string; devices: number; roles: Record<string, number> }[];
   sites: SitePlan[];
   exposure: { noInbound: boolean; text: string };
-  k3s: { version: string; installMode: string; disable: string[]; profiles: { profile: string; role: string; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[] };
+  k3s: { version: string; installMode: string; disable: string[]; imageArchives: { component: string; image: string; file: string }[]; profiles: { profile: string; role: string; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[] };
   gitops: { url: string; branch: string; interval: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
   /** per site, devices with the same inbound rules grouped: exactly what their nftables.nft accepts (firewall.ts) */
   ports: { site: string; devices: string[]; proto: string; ports: string; from: string; why: string }[];
@@ -183,6 +187,7 @@ export function planData(fleet: Fleet): PlanData {
       inboundPorts: x.inboundPorts,
       canary: s.canary,
       fluxDevices: act.filter(runsFlux).length,
+      egress: siteEgress(s, fleet),
     };
     exposures.push({ site, anyInbound: x.anyInbound });
     return site;
@@ -244,7 +249,7 @@ export function planData(fleet: Fleet): PlanData {
     specs,
     sites,
     exposure: { noInbound, text: exposureText },
-    k3s: { version: fleet.k3s.version, installMode: fleet.k3s.install.mode, disable: fleet.k3s.disable, profiles },
+    k3s: { version: fleet.k3s.version, installMode: fleet.k3s.install.mode, disable: fleet.k3s.disable, imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })), profiles },
     ports: portTable(fleet),
     gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout },
     offline: [
@@ -357,9 +362,15 @@ export function renderPlanMarkdown(fleet: Fleet): string {
     '',
   );
   o.push(table(['site', 'devices', 'protocol', 'ports', 'from', 'why'], p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why])), '');
+  o.push('### Outbound: what the devices contact (the firewall request)', '');
+  o.push(
+    `Every connection a site's devices open, at first boot and after, derived from the inventory (K3s install ${p.k3s.installMode}${p.k3s.installMode === 'airgap' ? ': K3s, its images and the pinned image archives come from the disk image, nothing from the internet' : ''}). Nothing else needs a route out.`,
+    '',
+  );
+  o.push(table(['site', 'host', 'port', 'when', 'why', 'devices'], p.sites.flatMap((s) => s.egress.map((e) => [s.id, e.host, e.port, e.when, e.why, e.devices ? e.devices.join(', ') : 'all']))), '');
   o.push('## 2. K3s on each spec', '');
   o.push(
-    `K3s ${p.k3s.version}, installed ${p.k3s.installMode === 'online' ? 'online at a pinned version (install script checked against its sha256 before it runs)' : 'from a local airgap bundle (binary, images and install script each checked against the inventory sha256)'}. Servers use SQLite (no \`cluster-init\`: embedded etcd needs more memory and quorum). Pod traffic uses flannel's \`wireguard-native\` backend; Secrets are encrypted at rest; \`protect-kernel-defaults\` is on, with its sysctls (${PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `\`${k}=${v}\``).join(', ')}) shipped in the seed. Disabled: ${p.k3s.disable.map((d) => `\`${d}\``).join(', ') || 'nothing'}.`,
+    `K3s ${p.k3s.version}, installed ${p.k3s.installMode === 'online' ? 'online at a pinned version (install script checked against its sha256 before it runs)' : `from a local airgap bundle (binary, images and install script each checked against the inventory sha256${p.k3s.imageArchives.length ? `, and ${p.k3s.imageArchives.length} pinned container image archive(s) placed where K3s imports them at start: ${p.k3s.imageArchives.map((a) => `\`${a.image}\` (${a.component})`).join(', ')}` : ''})`}. Servers use SQLite (no \`cluster-init\`: embedded etcd needs more memory and quorum). Pod traffic uses flannel's \`wireguard-native\` backend; Secrets are encrypted at rest; \`protect-kernel-defaults\` is on, with its sysctls (${PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `\`${k}=${v}\``).join(', ')}) shipped in the seed. Disabled: ${p.k3s.disable.map((d) => `\`${d}\``).join(', ') || 'nothing'}.`,
     '',
   );
   o.push(

@@ -41,3 +41,15 @@ describe('plan: Day 2', () => {
     for (const img of ['docker.io/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.31.4', 'docker.io/rancher/k3s-upgrade:v1.31.4-k3s1', 'docker.io/rancher/k3s-upgrade:v1.32.3-k3s1']) expect(md).toContain(`| \`${img}\` |`);
   });
 });
+
+describe('plan: outbound hosts include the upgrade images\' registry', () => {
+  it('online: servers pull the controller, kubectl and k3s-upgrade; agents kubectl and k3s-upgrade (from docker.io or the site mirror)', async () => {
+    const { siteEgress } = await import('../../scripts/render/plan/egress.ts');
+    const fleet = load(example);
+    const changwon = siteEgress(fleet.sites.find((s) => s.name === 'changwon-plant-2')!, fleet).filter((r) => r.host === 'registry-1.docker.io');
+    expect(changwon.find((r) => r.devices?.includes('changwon2-server'))!.why).toContain('K3s upgrades (system-upgrade-controller, kubectl, k3s-upgrade)');
+    expect(changwon.find((r) => r.devices?.includes('changwon2-press-001'))!.why).toContain('K3s upgrades (kubectl, k3s-upgrade)');
+    const ulsan = siteEgress(fleet.sites.find((s) => s.name === 'ulsan-plant-1')!, fleet);
+    expect(ulsan.find((r) => r.why.startsWith('site registry mirror'))!.why).toContain('docker.io: K3s\'s packaged components (rancher/* images); K3s upgrades (system-upgrade-controller, kubectl, k3s-upgrade)');
+  });
+});

@@ -96,6 +96,22 @@ export const STATUS_PATHS = {
 /** Where the bundle keeps the status files: BUNDLE_DIR/STATUS_BUNDLE_DIR/<name>. */
 export const STATUS_BUNDLE_DIR = 'status';
 
+/** The K3s certificate-renewal check (issue #18, docs/day2.md): a oneshot program and a timer inside the
+ *  site's maintenance window; it restarts K3s when a leaf certificate is close to expiry. */
+export const CERT_RENEWAL = {
+  program: '/usr/local/sbin/edgeforge-cert-renewal',
+  service: '/etc/systemd/system/edgeforge-cert-renewal.service',
+  timer: '/etc/systemd/system/edgeforge-cert-renewal.timer',
+  /** its own log (besides the journal) */
+  log: '/var/log/edgeforge-cert-renewal.log',
+  /** the last check's result (checked=, soonest=, restarted=, at= lines) */
+  state: `${STATE_DIR}/cert-renewal.state`,
+  /** where K3s keeps its certificates, under K3S_STATE_DIR: a server's and every node's */
+  certDirs: ['k3s/server/tls', 'k3s/agent'],
+} as const;
+/** Where the bundle keeps the renewal files: BUNDLE_DIR/RENEWAL_BUNDLE_DIR/<name>. */
+export const RENEWAL_BUNDLE_DIR = 'renewal';
+
 /** The NoCloud seed: the FAT volume label cloud-init looks for, and where copies of the seed may sit. */
 export const SEED_LABEL = 'CIDATA';
 /**
@@ -139,6 +155,11 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_FIRSTBOOT_JOURNAL', FIRSTBOOT.journalDir],
     ['EF_FIRSTBOOT_BACKOFF_TEST', FIRSTBOOT.backoffTestFile],
     ['EF_EXIT_PERMANENT', String(FIRSTBOOT.exitPermanent)],
+    ['EF_RENEWAL_PROGRAM', CERT_RENEWAL.program],
+    ['EF_RENEWAL_SERVICE', CERT_RENEWAL.service],
+    ['EF_RENEWAL_TIMER', CERT_RENEWAL.timer],
+    ['EF_RENEWAL_STATE', CERT_RENEWAL.state],
+    ['EF_RENEWAL_CERT_DIRS', CERT_RENEWAL.certDirs.join(' ')],
   ];
 }
 

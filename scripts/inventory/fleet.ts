@@ -1,5 +1,6 @@
 // The resolved fleet: what every later stage works from. Defaults are cascaded, names checked,
 // clusters worked out; nothing downstream needs to know where a value was written.
+import type { MaintenanceWindow } from './windows.ts';
 import type { ImageArchivePin, Position } from './images.ts';
 import type { Encryption, Gitops, Inventory, K3s, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
 
@@ -50,6 +51,8 @@ export interface ResolvedSite {
   description?: string;
   location?: string;
   canary: boolean;
+  /** the maintenance window in force (declared or the industry default) and where it came from */
+  window: MaintenanceWindow;
   devices: ResolvedDevice[];
 }
 

@@ -21,6 +21,12 @@ export const IMAGE_ARCHIVE_SOURCES: ImageArchiveSource[] = [
     path: ['gitops', 'flux', 'install', 'images'],
     list: (inv) => (inv.gitops.flux.install?.mode === 'bundle' ? inv.gitops.flux.install.images : undefined),
   },
+  {
+    // the K3s upgrade path (issue #18, docs/day2.md): system-upgrade-controller, kubectl, k3s-upgrade
+    component: 'k3s-upgrade',
+    path: ['k3s', 'upgrade', 'images'],
+    list: (inv) => inv.k3s.upgrade?.images,
+  },
 ];
 
 /** Names the K3s airgap set already uses on the device and on the EFK3S partition (scripts/render/device.ts). */

@@ -4,6 +4,8 @@ import type { Cascade, DeviceInput, Inventory } from './schema.ts';
 import type { Fleet, ResolvedDevice, ResolvedNetwork, ResolvedSite } from './fleet.ts';
 import { closest, type Locator, type PathKey } from './problems.ts';
 import { type Problem } from '../util/errors.ts';
+import { day2Problems } from './day2-checks.ts';
+import { siteWindow } from './windows.ts';
 import { resolveImageArchives } from './images.ts';
 
 const OBJECT_KEYS = new Set(['network', 'ssh', 'encryption', 'registryMirror', 'labels']);
@@ -172,7 +174,9 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
           for (const a of agents) a.cluster = { kind: 'multi-node-agent', serverId: server.id, serverUrl };
         }
       }
-      const rs: ResolvedSite = { region: regionName, name: siteName, id: `${regionName}/${siteName}`, description: site.description, location: site.location, canary: site.canary, devices: siteDevices };
+      const timezone = cascade(inv.defaults, region, site).timezone ?? 'Etc/UTC';
+      const window = siteWindow(inv, regionName, siteName, timezone);
+      const rs: ResolvedSite = { region: regionName, name: siteName, id: `${regionName}/${siteName}`, description: site.description, location: site.location, canary: site.canary, window, devices: siteDevices };
       rsites.push(rs);
       sites.push(rs);
     }
@@ -187,6 +191,9 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
     }
   }
   const active = devices.filter((d) => d.status === 'active');
+  const activeBySite = new Map<string, number>();
+  for (const d of active) activeBySite.set(d.siteId, (activeBySite.get(d.siteId) ?? 0) + 1);
+  for (const [p, msg] of day2Problems(inv, activeBySite)) add(p, msg);
   if (inv.fleet.deviceCount !== undefined && inv.fleet.deviceCount !== active.length) {
     const revoked = devices.length - active.length;
     add(['fleet', 'deviceCount'], `fleet.deviceCount is ${inv.fleet.deviceCount} but the inventory lists ${active.length} active device(s)${revoked ? ` (and ${revoked} revoked/replaced)` : ''}; fix the count or remove it to have it derived`);

@@ -150,6 +150,23 @@ export const cascadeShape = {
 };
 export const CascadeSchema = z.strictObject(cascadeShape);
 
+// Maintenance windows (issue #18, docs/day2.md): when K3s upgrades (and the certificate-renewal check) may run.
+// The shape of the pinned system-upgrade-controller's Plan window (days, start, end, time zone); a window is
+// one span inside a day: the controller's window test compares start and end on the same calendar day, so a
+// span across midnight would never match (inventory/windows.ts refuses it).
+export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: 'must be a time of day HH:MM (24-hour), like 02:00' });
+export const WindowSchema = z
+  .strictObject({
+    days: z.array(z.enum(WEEKDAYS)).min(1, { message: 'a maintenance window needs at least one day (mon … sun)' }).describe('Days the window opens on'),
+    start: hhmm.describe('Opens at (local time of timeZone), HH:MM'),
+    end: hhmm.describe('Closes at, HH:MM, later than start on the same day (a window does not cross midnight)'),
+    timeZone: z.string().min(1).describe('IANA time zone the hours are in, e.g. Europe/Berlin (required: no silent UTC)'),
+  })
+  .describe('Maintenance window: K3s upgrade Plans and the certificate-renewal check run only inside it. Without one, the fleet industry\'s default applies (docs/day2.md)');
+const windowShape = { maintenanceWindow: WindowSchema.optional() };
+export const DefaultsSchema = z.strictObject({ ...cascadeShape, ...windowShape });
+
 export const DEVICE_STATUSES = ['active', 'stolen', 'lost', 'retired', 'replaced'] as const;
 
 export const DeviceSchema = z.strictObject({
@@ -170,14 +187,16 @@ export const DeviceSchema = z.strictObject({
 export const SiteSchema = z.strictObject({
   description: z.string().optional(),
   location: z.string().optional(),
-  canary: z.boolean().default(false).describe('Receives GitOps changes first (staged rollout)'),
+  canary: z.boolean().default(false).describe('Receives GitOps changes and K3s upgrades first (the canary ring)'),
   ...cascadeShape,
+  ...windowShape,
   devices: z.array(DeviceSchema).default([]),
 });
 
 export const RegionSchema = z.strictObject({
   description: z.string().optional(),
   ...cascadeShape,
+  ...windowShape,
   sites: z.record(name('site name'), SiteSchema),
 });
 
@@ -228,8 +247,43 @@ export const K3sInstallSchema = z.discriminatedUnion('mode', [
   }),
 ]);
 
+const K3S_VERSION = z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/, { message: 'must be a K3s release like v1.31.4+k3s1' });
+// an image reference as containerd pulls it: [registry/]repository[:tag], no digest here (pinned beside it)
+const imageRef = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/, { message: 'must be an image reference like rancher/system-upgrade-controller:v0.16.1 (no @digest: pin it in sha256)' });
+const imageDigest = z.string().regex(/^sha256:[0-9a-f]{64}$/, { message: 'must be an image digest sha256:<64 hex> (as `crane digest` or `skopeo inspect` prints it)' });
+export const ImagePinSchema = z.strictObject({
+  ref: imageRef,
+  sha256: imageDigest.optional().describe('The image digest; when set, devices pull ref@digest and a mirror must serve exactly it'),
+});
+// registry-qualified, as image archives and mirrors match them (docker.io is what containerd adds to rancher/…)
+export const UPGRADE_DEFAULTS = {
+  controller: { ref: 'docker.io/rancher/system-upgrade-controller:v0.16.1' },
+  kubectl: { ref: 'docker.io/rancher/kubectl:v1.31.4' },
+  k3sUpgrade: { repository: 'docker.io/rancher/k3s-upgrade' },
+} as const;
+export const K3sUpgradeSchema = z
+  .strictObject({
+    controller: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.controller }).describe("The system-upgrade-controller image (edgeforge's own manifests run it)"),
+    kubectl: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.kubectl }).describe('The kubectl image its Jobs cordon and drain with'),
+    k3sUpgrade: z
+      .strictObject({
+        repository: imageRef.default(UPGRADE_DEFAULTS.k3sUpgrade.repository),
+        sha256: z.record(K3S_VERSION, imageDigest).optional().describe('Digest of the k3s-upgrade image per K3s version (tag = version with "+" as "-")'),
+      })
+      .default({ ...UPGRADE_DEFAULTS.k3sUpgrade })
+      .describe('The image that replaces the K3s binary on a node (one tag per K3s release)'),
+    images: z
+      .array(ImageArchiveSchema)
+      .optional()
+      .describe("Archives of the upgrade path's images (airgap installs): the controller, kubectl and k3s-upgrade at each ring's version, by the references above; they reach a device at first boot with K3s's airgap files. Running devices get a new k3s-upgrade image from their site mirror (docs/day2.md)"),
+  })
+  .default({ controller: { ...UPGRADE_DEFAULTS.controller }, kubectl: { ...UPGRADE_DEFAULTS.kubectl }, k3sUpgrade: { ...UPGRADE_DEFAULTS.k3sUpgrade } })
+  .describe('The K3s upgrade path (docs/day2.md): the images every cluster pulls, through its site mirror when it has one');
+
 export const K3sSchema = z.strictObject({
-  version: z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/, { message: 'must be a K3s release like v1.31.4+k3s1' }),
+  version: K3S_VERSION.describe('The stable ring\'s K3s release: every site without canary: true runs it'),
+  canaryVersion: K3S_VERSION.optional().describe('While a rollout is in progress: the canary ring\'s release (sites with canary: true). `edgeforge rollout promote` moves it to version'),
+  upgrade: K3sUpgradeSchema,
   install: K3sInstallSchema,
   disable: z
     .array(z.enum(['coredns', 'servicelb', 'traefik', 'local-storage', 'metrics-server', 'runtimes']))
@@ -319,7 +373,7 @@ export const InventorySchema = z
     version: z.literal(1).describe('Inventory format version'),
     fleet: z.strictObject({
       name: name('fleet name'),
-      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy: shown in the plan, changes no setting'),
+      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy: chooses the default maintenance window of sites that declare none (docs/day2.md); changes nothing else'),
       description: z.string().optional(),
       deviceCount: z.number().int().min(0).optional().describe('Total active devices; derived from the list, checked when stated'),
     }),
@@ -327,7 +381,7 @@ export const InventorySchema = z
     k3s: K3sSchema,
     gitops: GitopsSchema,
     admins: z.array(AdminSchema).min(1).describe('Admin recipients: private material at rest is encrypted to all of them'),
-    defaults: CascadeSchema.optional(),
+    defaults: DefaultsSchema.optional(),
     regions: z.record(name('region name'), RegionSchema),
     status: StatusSchema.optional(),
   })
@@ -349,6 +403,8 @@ export type K3s = z.infer<typeof K3sSchema>;
 export type Gitops = z.infer<typeof GitopsSchema>;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 export type StatusSettings = z.infer<typeof StatusSchema>;
+export type MaintenanceWindowInput = z.infer<typeof WindowSchema>;
+export type Weekday = (typeof WEEKDAYS)[number];
 export type ImageArchive = z.infer<typeof ImageArchiveSchema>;
 
 /** The JSON Schema editors use (yaml-language-server modeline in the inventory). */

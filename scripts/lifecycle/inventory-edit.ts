@@ -113,3 +113,31 @@ export function setScalarAt(text: string, path: string[], value: string | number
   if (!node?.range) return text;
   return applySplices(text, [{ start: node.range[0], end: node.range[1], text: flowValue(value) }]);
 }
+
+/** Remove one key of a mapping (e.g. ["k3s", "canaryVersion"]) with its value, in block or flow style; unchanged when absent. */
+export function removeKeyAt(text: string, path: string[]): string {
+  const doc = parseDocument(text);
+  const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
+  if (!isMap(parent)) return text;
+  const i = parent.items.findIndex((p) => isPair(p) && isScalar(p.key) && p.key.value === path[path.length - 1]);
+  if (i < 0) return text;
+  const pair = parent.items[i] as Pair;
+  const keyStart = (pair.key as { range: [number, number, number] }).range[0];
+  const valueEnd = ((pair.value ?? pair.key) as { range: [number, number, number] }).range[1];
+  if (parent.flow) {
+    // `{ a: 1, b: 2 }`: drop ", b: 2" (or "a: 1, " when it is the first)
+    if (i > 0) {
+      const prev = parent.items[i - 1] as Pair;
+      const prevEnd = ((prev.value ?? prev.key) as { range: [number, number, number] }).range[1];
+      return applySplices(text, [{ start: prevEnd, end: valueEnd, text: '' }]);
+    }
+    const next = parent.items[i + 1] as Pair | undefined;
+    const end = next ? (next.key as { range: [number, number, number] }).range[0] : valueEnd;
+    return applySplices(text, [{ start: keyStart, end, text: '' }]);
+  }
+  // block style: the whole line(s) from the key's line start to the end of its value's last line
+  const start = text.lastIndexOf('\n', keyStart - 1) + 1;
+  let end = lineEnd(text, Math.max(valueEnd - 1, keyStart));
+  if (end < text.length) end += 1;
+  return applySplices(text, [{ start, end, text: '' }]);
+}

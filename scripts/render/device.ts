@@ -14,6 +14,7 @@
 //     sealed-secrets.jwe           sites with a saved tang advertisement: secrets/* and flux/<secret>.yaml sealed
 //                                  to the site's tang instead (then neither is in the bundle nor in user-data)
 //     ssh/, users/, system/        public host key, authorized_keys, sysctl/nftables/sshd/modules files
+//     renewal/                     the K3s certificate-renewal check and its timer (day2/renewal.ts)
 //     SHA256SUMS                   every bundle file's sha256; its own sha256 is the "bundle hash"
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { textFile, type RenderedFile } from './files.ts';
@@ -29,6 +30,7 @@ import { FIRSTBOOT } from '../device/layout.ts';
 import path from 'node:path';
 import { instanceId, renderMetaData } from './seed/meta-data.ts';
 import { renderNetworkConfig } from './seed/network-config.ts';
+import { renewalBundleFiles, renewalFirstbootFragment } from './day2/renewal.ts';
 
 /** The private material a device's rendering needs, as plain strings (the keys stage supplies them). */
 export interface DeviceSecrets {
@@ -97,7 +99,10 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   };
 
   const status = opts.status?.(d, secrets);
-  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : [])]));
+  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : []), renewalFirstbootFragment()]));
+  // the K3s certificate-renewal check and its timer in the site's maintenance window (day2/renewal.ts)
+  const site = fleet.sites.find((x) => x.id === d.siteId);
+  if (site) for (const f of renewalBundleFiles(d, site)) bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
   for (const f of status?.files ?? []) {
     if (!f.path.startsWith('bundle/status/')) throw new Error(`status stage file ${f.path} must be under bundle/status/`);
     bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });

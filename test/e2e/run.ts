@@ -34,6 +34,7 @@ import { fetchAdv, startTang, type TangServer } from '../../scripts/e2e/tang.ts'
 import { STATUS_CHECKS, closeStatus, prepareStatus, startStatusBroker, statusChecks, type E2eStatus } from '../../scripts/e2e/status.ts';
 import { startGit, type GitServer } from '../../scripts/e2e/git.ts';
 import { FIRSTBOOT_CHECKS, TEST_BACKOFF, bootLateThenCut, permanentFailureBoot, resumedChecks, waitFirstbootDone, type FirstbootE2e } from '../../scripts/e2e/firstboot.ts';
+import { DAY2_CHECKS, day2Checks, publishGitopsTree } from '../../scripts/e2e/day2.ts';
 import { parseAllDocuments } from 'yaml';
 
 $.verbose = false;
@@ -181,6 +182,7 @@ async function main(): Promise<number> {
   checks.declare(...Object.values(C));
   checks.declare(...Object.values(STATUS_CHECKS));
   checks.declare(...Object.values(FIRSTBOOT_CHECKS));
+  checks.declare(...Object.values(DAY2_CHECKS));
   checks.declare(...Object.values(AIRGAP_CHECKS));
   const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
   await fs.mkdir(work, { recursive: true });
@@ -213,6 +215,7 @@ async function main(): Promise<number> {
   const sshKey = path.join(work, 'id_ed25519');
   const buildBase = base;
   let status: E2eStatus | undefined;
+  let day2Published: string | undefined;
   let fluxPins: { image: string; file: string }[] = [];
   try {
     await stage('fleet: fixtures (tang, stand-ins, test inventory)', async () => {
@@ -260,6 +263,12 @@ async function main(): Promise<number> {
         return `${dev.artifacts.length} artifacts${deployKeyPub ? '; deploy key authorized on the Git stand-in' : ''}`;
       });
     });
+    // day 2 (issue #18): the fleet's GitOps tree, as `edgeforge gitops` writes it, is what the stand-in serves
+    if (built && git) {
+      await stage('fleet: edgeforge gitops -> the Git stand-in', async () => {
+        day2Published = await publishGitopsTree({ git: git!, work, inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => (log(`day 2: ${(err as Error).message}`), undefined));
+      });
+    }
     if (built) {
       await stage('image: materialize', async () => {
         const ok = await checks.run(C.materialize, async () => {
@@ -378,6 +387,9 @@ async function main(): Promise<number> {
         expect(git!.log().includes(`Accepted publickey for git from`) && git!.log().includes(fpr), `the Git stand-in did not log the device's deploy key ${fpr}`);
         return `upload-pack advertised main ${head.slice(0, 12)}; the stand-in accepted deploy key ${fpr}; host key checked against the pinned known_hosts`;
       }));
+      await stage('boot 1: day 2 (upgrade Plans in Git, renewal timer)', () =>
+        day2Checks(checks, { target, running: vm.running, git, published: day2Published, work, inventory: path.join(fleetDir, 'inventory.yaml'), deviceDir: built!.dir, device: DEVICE }),
+      );
       await stage('boot 1: airgap (network, image archives)', () =>
         airgapChecks(checks, {
           target, running: vm.running, deviceDir: built!.dir, pins: fluxPins, hostPorts: [git!.port, tang!.port],

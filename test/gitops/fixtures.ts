@@ -3,7 +3,7 @@
 // OpenPGP keys (openpgp.js) and real OpenSSH deploy keys (ssh-keygen).
 import { tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
@@ -143,4 +143,18 @@ export function sshDeployKey(comment: string): { privateKey: string; publicKey: 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** keys/ as `edgeforge keys init` lays it out, public halves only (what `edgeforge gitops` reads). */
+export function writePublicKeys(dir: string, keys: GitopsPublicKeys): void {
+  for (const [id, k] of keys.deviceSops) {
+    mkdirSync(path.join(dir, 'keys/devices', id), { recursive: true });
+    writeFileSync(path.join(dir, 'keys/devices', id, 'public.json'), JSON.stringify({ format: 'edgeforge-device-keys/1', id, sops: { fingerprint: k.fingerprint, publicKeyArmored: k.publicArmored } }));
+  }
+  for (const [id, k] of keys.siteSops) {
+    mkdirSync(path.join(dir, 'keys/sites', id), { recursive: true });
+    writeFileSync(path.join(dir, 'keys/sites', id, 'public.json'), JSON.stringify({ format: 'edgeforge-site-keys/1', id, sops: { fingerprint: k.fingerprint, publicKeyArmored: k.publicArmored } }));
+  }
+  mkdirSync(path.join(dir, 'keys/admins'), { recursive: true });
+  writeFileSync(path.join(dir, 'keys/admins/ops.asc'), keys.admins[0].publicArmored);
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { insertDeviceAfter, setDeviceFields, setScalarAt } from '../../scripts/lifecycle/inventory-edit.ts';
+import { insertDeviceAfter, removeKeyAt, setDeviceFields, setScalarAt } from '../../scripts/lifecycle/inventory-edit.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { inShard, parseShard, shardOf } from '../../scripts/pipeline/select/shard.ts';
@@ -92,5 +92,18 @@ describe.runIf(HAVE_TOOLS)('edgeforge diff REV', () => {
     const text = await runCli(['diff', 'HEAD', '-i', inv]);
     expect(text.stdout).toContain('1 added, 0 removed, 1 revoked, 0 reinstated, 1 re-rendered, 12 unchanged');
     expect((await runCli(['diff', 'no-such-rev', '-i', inv])).stderr).toContain('git revision "no-such-rev" does not exist');
+  });
+});
+
+describe('removeKeyAt (rollout promote drops k3s.canaryVersion)', () => {
+  it('removes a block-style key with its comment line, leaving every other line as written', () => {
+    const t = 'k3s:\n  version: v1.31.4+k3s1   # stable\n  canaryVersion: v1.32.3+k3s1   # rollout\n  disable: [traefik]\n';
+    expect(removeKeyAt(t, ['k3s', 'canaryVersion'])).toBe('k3s:\n  version: v1.31.4+k3s1   # stable\n  disable: [traefik]\n');
+  });
+  it('removes a flow-style key (first, middle or last) and leaves the text alone when the key is absent', () => {
+    expect(removeKeyAt('k3s: { version: a, canaryVersion: b, disable: [x] }\n', ['k3s', 'canaryVersion'])).toBe('k3s: { version: a, disable: [x] }\n');
+    expect(removeKeyAt('k3s: { version: a, canaryVersion: b }\n', ['k3s', 'canaryVersion'])).toBe('k3s: { version: a }\n');
+    expect(removeKeyAt('k3s: { canaryVersion: b, version: a }\n', ['k3s', 'canaryVersion'])).toBe('k3s: { version: a }\n');
+    expect(removeKeyAt('k3s: { version: a }\n', ['k3s', 'canaryVersion'])).toBe('k3s: { version: a }\n');
   });
 });

@@ -14,6 +14,7 @@ import { renderPlanMarkdown } from '../../scripts/render/plan/plan.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 import { prepareEncryption } from '../../scripts/pipeline/encryption.ts';
 import { fixedSecretsFor, EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
+import { controllerObjects } from '../../scripts/render/day2/controller.ts';
 
 type Files = Map<string, string>;
 interface Rendered {
@@ -183,8 +184,12 @@ function check(r: Rendered): void {
     for (const c of flux) if (c.goMemLimit !== undefined) expect(c.goMemLimit).toBe(Math.floor(c.limit * 0.9));
     const fluxMiB = flux.reduce((a, c) => a + c.limit, 0);
     expect(row['Flux controllers'] ?? '-').toBe(components ? `${fluxMiB} MiB` : '-');
+    // the K3s upgrade controller (issue #18): its container's limit in the rendered Deployment, on each device that runs Flux
+    const suc = (controllerObjects(fleet).find((o) => o.kind === 'Deployment') as Record<string, any>).spec.template.spec.containers[0].resources.limits.memory;
+    const sucMiB = components ? MiB(suc) : 0;
+    expect(row['K3s upgrade controller'] ?? '-').toBe(components ? `${sucMiB} MiB` : '-');
     expect(row['= RAM']).toBe(`${ram} MiB`);
-    expect(row['left for workloads']).toBe(`${ram - sys - kube - hard - fluxMiB} MiB`);
+    expect(row['left for workloads']).toBe(`${ram - sys - kube - hard - fluxMiB - sucMiB} MiB`);
   }
 
   // secrets: "each agent joins with its own bootstrap token" where agents exist, and their rendered tokens differ
@@ -222,10 +227,25 @@ describe('plan: every factual line matches the rendered files', () => {
     check(await render(fleet, 'dhcp-agents.yaml'));
   }, 120_000);
 
-  it('fleet.industry changes nothing but its own word', () => {
-    const a = renderPlanMarkdown(loadInventoryBytes(Buffer.from(generateInventory(50, { industry: 'retail' })), 'a.yaml'));
-    const b = renderPlanMarkdown(loadInventoryBytes(Buffer.from(generateInventory(50, { industry: 'energy' })), 'b.yaml'));
-    expect(a).not.toBe(b);
-    expect(a.replace(/retail/g, 'X')).toBe(b.replace(/energy/g, 'X'));
+  it('fleet.industry changes only the default maintenance window, and the plan says which', () => {
+    const plan = (industry: string, window = false) => {
+      let t = generateInventory(50, { industry });
+      if (window) t = t.replace(/^defaults:\n/m, 'defaults:\n  maintenanceWindow: { days: [sun], start: "01:00", end: "04:00", timeZone: Etc/UTC }\n');
+      return renderPlanMarkdown(loadInventoryBytes(Buffer.from(t), `${industry}.yaml`));
+    };
+    // every site declares its window: industry shapes nothing, and the plan says so
+    const [a, b] = [plan('retail', true), plan('energy', true)];
+    expect(a).toContain('Industry: **retail** (every site declares its own maintenance window, so it changes no setting)');
+    const strip = (t: string, word: string) => t.split('\n').filter((l) => !l.startsWith('Industry **')).join('\n').replace(new RegExp(word, 'g'), 'X');
+    expect(strip(a, 'retail')).toBe(strip(b, 'energy'));
+    // no window declared: only window lines differ, and the plan names the industry's window
+    const [c, d] = [plan('retail'), plan('energy')];
+    expect(c).toMatch(/Industry: \*\*retail\*\* \(it sets the default maintenance window \(every day 01:00-06:00, a store outside opening hours\) of the \d+ site\(s\) that declare none; it changes nothing else\)/);
+    const cl = strip(c, 'retail').split('\n');
+    const dl = strip(d, 'energy').split('\n');
+    expect(cl.length).toBe(dl.length);
+    const differing = cl.filter((l, i) => l !== dl[i]);
+    expect(differing.length).toBeGreaterThan(0);
+    for (const l of differing) expect(l, l).toMatch(/\d\d:\d\d|maintenance window/);
   });
 });

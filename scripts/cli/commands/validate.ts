@@ -8,6 +8,7 @@ import { mirrorGaps } from '../../render/plan/egress.ts';
 import { deliveredImageArchives } from '../../render/k3s/images.ts';
 import { k3sInstallPinProblem, PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
+import { upgradeImageArchiveProblems } from '../../render/day2/images.ts';
 
 export const validate = command('validate', 'check the inventory; print every problem as FILE:LINE:COL: message', {
   description: 'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid.',
@@ -33,7 +34,7 @@ export const validate = command('validate', 'check the inventory; print every pr
       }
     }
     if (archiveProblems.length) throw new InventoryError(ctx.common.inventory, archiveProblems);
-    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet)].filter((w): w is string => Boolean(w));
+    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet), ...upgradeImageArchiveProblems(fleet)].filter((w): w is string => Boolean(w));
     for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {

@@ -7,6 +7,7 @@ import { UserError } from '../../util/errors.ts';
 import { loadFluxBundle } from '../inputs/flux-bundle.ts';
 import { loadGitopsPublicKeys } from '../inputs/public-keys.ts';
 import { writeGitopsTree, type WriteTreeResult } from './tree.ts';
+import { downgrades } from './plans-in-tree.ts';
 
 export interface GitopsUpdate {
   /** the inventory as given, and the directory it is relative to */
@@ -20,6 +21,9 @@ export interface GitopsUpdate {
 }
 
 export async function updateGitopsRepo(fleet: Fleet, o: GitopsUpdate): Promise<WriteTreeResult> {
+  // a K3s downgrade is refused before anything is written: K3s does not support going back
+  const down = await downgrades(fleet, o.dir);
+  if (down.length) throw new UserError(`downgrade refused: ${down.join('; ')}. K3s cannot go back to an older release (its datastore may be migrated already); set the ring's version to at least what it runs. Nothing was written.`);
   let files;
   try {
     const bundle = await loadFluxBundle(fleet, o.inventory, o.cwd);

@@ -7,6 +7,7 @@ import { k3sInstallScriptUrl } from '../k3s/install.ts';
 import { imageArchivesVariable } from '../k3s/images.ts';
 import { FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
+import { deviceInstallVersion } from '../day2/rings.ts';
 
 const SOURCES = ['lib.sh', 'steps.sh', 'images.sh', 'main.sh'] as const;
 const sources = new Map<string, string>();
@@ -32,7 +33,7 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' |
     ['EF_BOARD_FAMILY', boardFamily(d.profile.board)],
     ['EF_CLUSTER', d.cluster.kind],
     ['EF_K3S_EXEC', d.cluster.kind === 'multi-node-agent' ? 'agent' : 'server'],
-    ['EF_K3S_VERSION', k.version],
+    ['EF_K3S_VERSION', deviceInstallVersion(d, fleet)],
     ['EF_K3S_INSTALL_MODE', k.install.mode],
     ['EF_K3S_INSTALL_URL', k3sInstallScriptUrl(k)],
     ['EF_K3S_INSTALL_SHA256', k.install.mode === 'online' ? k.install.installScriptSha256 : ''],

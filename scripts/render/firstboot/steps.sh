@@ -410,6 +410,8 @@ erase_seed_volume() {
 }
 
 step_record() {
+  # the day-2 timers that keep the device going after first boot (certificate renewal: render/day2/)
+  if command -v renewal_install >/dev/null 2>&1; then renewal_install; fi
   rc_hash=$(sha_of "$BUNDLE/SHA256SUMS")
   rc_reboot=false
   [ -f "$STATE/reboot-required" ] && rc_reboot=true

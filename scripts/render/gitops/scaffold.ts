@@ -21,6 +21,8 @@ import { managedArmor, managedYaml, seedYaml } from './marker.ts';
 import { sopsKeysFiles, sopsKeysKustomization } from './site-key.ts';
 import { joinTokensKustomization, joinTokensPath } from './join-tokens.ts';
 import { missingKeys, renderSopsConfig, type GitopsPublicKeys } from './sops.ts';
+import { day2ScaffoldFiles, deviceUpgradeResources } from '../day2/scaffold.ts';
+import { ringOf, type Ring } from '../day2/rings.ts';
 
 export type { GitopsPublicKeys, PgpPublic } from './sops.ts';
 
@@ -34,7 +36,8 @@ export interface ScaffoldFile {
   owner: ScaffoldOwner;
 }
 
-export type Ring = 'canary' | 'stable';
+// the two rings have one home (day2/rings.ts): apps/<ring> here, the K3s version there
+export type { Ring } from '../day2/rings.ts';
 
 export function regionOverlay(region: string): string {
   return `overlays/regions/${region}`;
@@ -45,7 +48,7 @@ export function siteOverlay(s: { region: string; site?: string; name?: string })
 }
 
 export function siteRing(s: Pick<ResolvedSite, 'canary'>): Ring {
-  return s.canary ? 'canary' : 'stable';
+  return ringOf(s);
 }
 
 const kustomization = (fields: Record<string, unknown>) => toYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...fields });
@@ -95,6 +98,9 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
     add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(fluxComponentsYaml(fleet, cls, input)), 'edgeforge');
   }
 
+  // K3s upgrades (issue #18): the upgrade controller and each site's Plans
+  for (const f of day2ScaffoldFiles(fleet)) add(f.path, managedYaml(f.body, f.about), 'edgeforge');
+
   // overlays: region -> site -> device
   for (const r of fleet.regions) {
     add(`${regionOverlay(r.name)}/kustomization.yaml`, seedYaml(kustomization({ resources: ['../../../infrastructure/base'] }), `Region overlay ${r.name}${r.description ? ` (${r.description})` : ''}: patches here apply to every site of the region.`), 'operator');
@@ -129,8 +135,8 @@ function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: Res
   add(
     `${dir}/flux-system/kustomization.yaml`,
     managedYaml(
-      kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml'], patches: [{ path: 'sync-patch.yaml' }] }),
-      `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system".\nYour changes go in sync-patch.yaml (yours), not here.`,
+      kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml', ...deviceUpgradeResources(d)], patches: [{ path: 'sync-patch.yaml' }] }),
+      `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system",\nand the K3s upgrade controller with its site's Plans. Your changes go in sync-patch.yaml (yours), not here.`,
     ),
     'edgeforge',
   );

@@ -5,6 +5,7 @@
 // config: each device creates its own CA on first start.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { BUNDLE_DIR } from '../../device/layout.ts';
+import { deviceInstallVersion } from '../day2/rings.ts';
 
 /** All zeros: the example inventory's visible placeholder for the install script's sha256 (never a real-looking value). */
 export const PLACEHOLDER_SHA256 = '0'.repeat(64);
@@ -29,8 +30,9 @@ export function k3sInstallPinProblem(fleet: Pick<Fleet, 'k3s'>): string | undefi
 /** Where the bundle's files sit on the device (copied there by the seed or `provision`). */
 export const AIRGAP_DIR = `${BUNDLE_DIR}/k3s`;
 
-export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster'>, fleet: Pick<Fleet, 'k3s'>): string {
+export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster' | 'canary'>, fleet: Pick<Fleet, 'k3s'>): string {
   const k = fleet.k3s;
+  const version = deviceInstallVersion(d, fleet);
   const exec = d.cluster.kind === 'multi-node-agent' ? 'agent' : 'server';
   if (k.install.mode === 'online') {
     return [
@@ -38,7 +40,7 @@ export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster'>, fleet: Pick
       `curl -sfL ${k3sInstallScriptUrl(k)} -o /tmp/k3s-install.sh`,
       `echo "${k.install.installScriptSha256}  /tmp/k3s-install.sh" | sha256sum -c - \\`,
       '  || { echo "k3s install.sh does not match the pinned sha256: refusing to run it" >&2; exit 1; }',
-      `INSTALL_K3S_VERSION="${k.version}" INSTALL_K3S_EXEC="${exec}" sh /tmp/k3s-install.sh`,
+      `INSTALL_K3S_VERSION="${version}" INSTALL_K3S_EXEC="${exec}" sh /tmp/k3s-install.sh`,
     ].join('\n');
   }
   const s = k.install.sha256;
@@ -53,6 +55,6 @@ export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster'>, fleet: Pick
     'install -m 0755 k3s-arm64 /usr/local/bin/k3s',
     'install -d /var/lib/rancher/k3s/agent/images',
     'install -m 0644 k3s-airgap-images-arm64.tar.zst /var/lib/rancher/k3s/agent/images/',
-    `INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="${k.version}" INSTALL_K3S_EXEC="${exec}" sh ./install.sh`,
+    `INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="${version}" INSTALL_K3S_EXEC="${exec}" sh ./install.sh`,
   ].join('\n');
 }

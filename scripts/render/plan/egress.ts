@@ -10,6 +10,7 @@ import { statusConfig } from '../../inventory/status.ts';
 import { fluxGitUrl, gitSource, runsFlux } from '../flux/sync.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
 import { supportsNoDefaultEndpoint } from '../k3s/config.ts';
+import { qualifiedImage, upgradeImages } from '../day2/images.ts';
 
 export interface EgressRow {
   /** host name or address, as the device resolves/uses it */
@@ -71,6 +72,22 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet): EgressRow[] {
     for (const p of fleet.imageArchives.filter((a) => a.component === 'flux')) registries.set(imageRegistry(p.image), `Flux's controller images (${p.image.slice(p.image.indexOf('/') + 1)}, …)`);
   }
   for (const p of online ? fleet.imageArchives.filter((a) => a.component !== 'flux') : []) registries.set(imageRegistry(p.image), `${p.component}'s images`);
+  // K3s upgrades (docs/day2.md): the controller on the server, k3s-upgrade and kubectl on every node, in its window
+  if (online) {
+    const byRegistry = new Map<string, string[]>();
+    for (const i of upgradeImages(fleet)) {
+      if (i.role.startsWith('system-upgrade-controller') && !runsFlux(d)) continue;
+      const q = qualifiedImage(i.ref);
+      const name = q.slice(q.lastIndexOf('/') + 1).replace(/:.*/, '');
+      const r = imageRegistry(q);
+      if (!byRegistry.get(r)?.includes(name)) byRegistry.set(r, [...(byRegistry.get(r) ?? []), name]);
+    }
+    for (const [r, names] of byRegistry) {
+      const why = `K3s upgrades (${names.join(', ')})`;
+      const had = registries.get(r);
+      registries.set(r, had ? `${had}; ${why}` : why);
+    }
+  }
   const mirrored = new Set(d.registryMirror?.registries ?? []);
   const viaMirror = [...registries].filter(([r]) => mirrored.has(r) || mirrored.has('*'));
   if (d.registryMirror) {

@@ -1,11 +1,12 @@
 // The memory budget of one device, every MiB accounted for: OS + K3s + hard-eviction reserve + system pods
-// (Flux at its limits; the upgrade controller and status reporter go here once they exist) + workloads = RAM.
+// (Flux and the K3s upgrade controller at their limits) + workloads = RAM.
 // Each reservation is the rendered kubelet setting (k3s/tuning.ts), whose floors are cited measured footprints.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { K3S_AGENT_FOOTPRINT, K3S_SERVER_FOOTPRINT, OS_FOOTPRINT, tuningFor, type Footprint } from '../k3s/tuning.ts';
 import { fluxControllers } from '../flux/components.ts';
 import { fluxMemoryLimitMi } from '../flux/sizing.ts';
 import { runsFlux } from '../flux/sync.ts';
+import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
 
 export interface BudgetPart {
   part: string;
@@ -39,13 +40,20 @@ function controllersOf(fleet: Pick<Fleet, 'gitops'>): string[] {
   }
 }
 
-// issue #18 (system-upgrade-controller) and #24 (status reporter) add their entries here
+// the status reporter (#24) is a systemd oneshot with its own MemoryMax, not a pod: it is not counted here
 export const SYSTEM_PODS: SystemPod[] = [
   {
     name: 'Flux controllers',
     runsOn: runsFlux,
     limitMiB: (d, fleet) => fluxMemoryLimitMi(d.profile.ramMiB, controllersOf(fleet)),
     basis: 'sum of the controllers\' memory limits (flux/sizing.ts)',
+  },
+  {
+    // one per cluster, on its server (the device that runs Flux); its upgrade Jobs run only inside the window
+    name: 'K3s upgrade controller',
+    runsOn: runsFlux,
+    limitMiB: () => CONTROLLER_MEMORY_LIMIT_MIB,
+    basis: 'the memory limit of the system-upgrade-controller container in its rendered Deployment (day2/controller.ts)',
   },
 ];
 

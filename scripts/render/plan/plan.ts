@@ -16,6 +16,7 @@ import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
 import { deliveredImageArchives } from '../k3s/images.ts';
 import { NFTABLES_FILE } from '../../device/layout.ts';
+import { day2Markdown, day2Plan, industryText } from './day2.ts';
 
 /** One unchanged poll of a Git repository over SSH: handshake + ref advertisement. An estimate (~7 KB, not measured here: the SSH handshake dominates); the plan says so. */
 export const BYTES_PER_IDLE_POLL = 7 * 1024;
@@ -346,7 +347,7 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   o.push(`# ${f.name} — edge fleet architecture`, '');
   const clusters = [f.clusters.singleNode ? `${f.clusters.singleNode} single-node K3s cluster(s) on SQLite` : '', f.clusters.multiNode ? `${f.clusters.multiNode} multi-node cluster(s) with ${f.clusters.agents} agent(s) between them` : ''].filter(Boolean).join(' and ');
   o.push(
-    `${f.description ? f.description + '. ' : ''}Industry: **${f.industry}** (recorded for the reader; it changes no setting). ${f.activeDevices} active ARM64 devices in ${f.sites} sites across ${f.regions} regions${f.revokedDevices ? ` (${f.revokedDevices} revoked or replaced)` : ''}: ${clusters || 'no cluster yet'}. ${f.fluxDevices} device(s) run Flux and pull their desired state from Git${f.clusters.agents ? `; the ${f.clusters.agents} agent(s) run no Flux and get their pods from their site's server` : ''}.`,
+    `${f.description ? f.description + '. ' : ''}Industry: **${f.industry}** (${industryText(fleet)}). ${f.activeDevices} active ARM64 devices in ${f.sites} sites across ${f.regions} regions${f.revokedDevices ? ` (${f.revokedDevices} revoked or replaced)` : ''}: ${clusters || 'no cluster yet'}. ${f.fluxDevices} device(s) run Flux and pull their desired state from Git${f.clusters.agents ? `; the ${f.clusters.agents} agent(s) run no Flux and get their pods from their site's server` : ''}.`,
     '',
     p.exposure.text,
     '',
@@ -417,9 +418,10 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   o.push('## 6. When a device is stolen', '', ...p.theft.map((x, i) => `${i + 1}. ${x}`), '');
   o.push('## 7. Secrets', '', p.secrets, '');
   o.push('## 8. Fleet status', '', ...statusPlanLines(fleet).map((x) => `- ${x}`), '');
+  o.push('## 9. Day 2: K3s upgrades, windows, certificate renewal', '', ...day2Markdown(fleet, table));
   return o.join('\n');
 }
 
 export function renderPlanJson(fleet: Fleet): string {
-  return JSON.stringify({ ...planData(fleet), status: statusPlanLines(fleet) }, null, 2) + '\n';
+  return JSON.stringify({ ...planData(fleet), status: statusPlanLines(fleet), day2: day2Plan(fleet) }, null, 2) + '\n';
 }

@@ -1,0 +1,84 @@
+// Maintenance windows per site (issue #18, docs/day2.md): the nearest of site, region and defaults that
+// declares one, else the default for the fleet's industry in the site's own time zone. Upgrade Plans and
+// the certificate-renewal timer run only inside it.
+import type { Inventory, MaintenanceWindowInput, Weekday } from './schema.ts';
+import { WEEKDAYS } from './schema.ts';
+import type { PathKey } from './problems.ts';
+
+export interface MaintenanceWindow {
+  days: Weekday[];
+  start: string;
+  end: string;
+  timeZone: string;
+  /** where it came from, for the plan: "site", "region kr-south", "defaults", "industry manufacturing" */
+  source: string;
+}
+
+const EVERY_DAY: Weekday[] = [...WEEKDAYS];
+
+/**
+ * The documented defaults (docs/day2.md#maintenance-windows). An industry not listed gets `other`.
+ * A window never crosses midnight (the pinned controller compares start and end on one calendar day).
+ */
+export const INDUSTRY_WINDOWS: Record<string, { days: Weekday[]; start: string; end: string; why: string }> = {
+  retail: { days: EVERY_DAY, start: '01:00', end: '06:00', why: 'a store outside opening hours' },
+  manufacturing: { days: EVERY_DAY, start: '05:30', end: '06:30', why: "a factory line's early shift change" },
+  energy: { days: EVERY_DAY, start: '01:00', end: '05:00', why: 'an energy site at night, off the daily load peaks' },
+  logistics: { days: EVERY_DAY, start: '03:00', end: '05:00', why: 'a warehouse between the night and morning waves' },
+  other: { days: EVERY_DAY, start: '02:00', end: '05:00', why: 'the quietest hours of a generic site' },
+};
+
+export function industryWindowKey(industry: string): string {
+  const k = industry.trim().toLowerCase();
+  return k in INDUSTRY_WINDOWS ? k : 'other';
+}
+
+function minutes(hhmm: string): number {
+  const [h, m] = hhmm.split(':').map(Number);
+  return h * 60 + m;
+}
+
+export function windowMinutes(w: Pick<MaintenanceWindow, 'start' | 'end'>): number {
+  return minutes(w.end) - minutes(w.start);
+}
+
+export function validTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Problems of one declared window, as [path, message] (path relative to the window). */
+export function windowProblems(w: MaintenanceWindowInput): [PathKey[], string][] {
+  const out: [PathKey[], string][] = [];
+  if (windowMinutes(w) <= 0) {
+    out.push([['end'], w.start === w.end
+      ? `the maintenance window ${w.start}-${w.end} is empty: end must be later than start`
+      : `the maintenance window ${w.start}-${w.end} crosses midnight, which the upgrade controller's window cannot express (it compares start and end on one day): end it at 23:59, or start at 00:00 and add the next day`]);
+  }
+  if (!validTimeZone(w.timeZone)) out.push([['timeZone'], `"${w.timeZone}" is not an IANA time zone (like Europe/Berlin or Etc/UTC)`]);
+  return out;
+}
+
+/** The window in force at a site: declared (site > region > defaults) or the industry's default in the site's time zone. */
+export function siteWindow(inv: Pick<Inventory, 'fleet' | 'defaults' | 'regions'>, region: string, site: string, siteTimezone: string): MaintenanceWindow {
+  const r = inv.regions[region];
+  const s = r?.sites[site];
+  const declared: [MaintenanceWindowInput | undefined, string][] = [
+    [s?.maintenanceWindow, 'site'],
+    [r?.maintenanceWindow, `region ${region}`],
+    [inv.defaults?.maintenanceWindow, 'defaults'],
+  ];
+  for (const [w, source] of declared) if (w) return { days: [...w.days], start: w.start, end: w.end, timeZone: w.timeZone, source };
+  const key = industryWindowKey(inv.fleet.industry);
+  const d = INDUSTRY_WINDOWS[key];
+  return { days: [...d.days], start: d.start, end: d.end, timeZone: siteTimezone, source: key === 'other' ? `industry default (${JSON.stringify(inv.fleet.industry)} has no window of its own)` : `industry ${key}` };
+}
+
+export function windowText(w: Pick<MaintenanceWindow, 'days' | 'start' | 'end' | 'timeZone'>): string {
+  const days = w.days.length === 7 ? 'every day' : w.days.join(',');
+  return `${days} ${w.start}-${w.end} ${w.timeZone}`;
+}

@@ -1,0 +1,129 @@
+// The plan's "Day 2" section (issue #18): rings and their K3s versions, the maintenance window of every site
+// and where it came from, the upgrade path (what an airgap operator stages before promoting), certificate
+// renewal and what else expires, with the real YAML of one Plan and the commands. Every line is derived from
+// the inventory and the rendered Plans.
+import type { Fleet } from '../../inventory/fleet.ts';
+import { INDUSTRY_WINDOWS, industryWindowKey, windowText } from '../../inventory/windows.ts';
+import { k3sRenewalDays } from '../../inventory/k3s-versions.ts';
+import { ringOf, ringVersion, ringVersions, rolloutInProgress } from '../day2/rings.ts';
+import { sitePlans, sitesWithPlans, upgradesPath } from '../day2/plans.ts';
+import { controllerVersion, qualifiedImage, upgradeImages } from '../day2/images.ts';
+import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
+import { RENEW_DAYS, windowOnCalendar } from '../day2/renewal.ts';
+import { toYaml } from '../yaml.ts';
+
+export interface Day2Plan {
+  rings: { ring: string; version: string; sites: string[]; devices: number }[];
+  rolloutInProgress: boolean;
+  windows: { site: string; ring: string; window: string; source: string }[];
+  /** what the fleet's industry decides, derived: the sites that use its default window */
+  industry: { key: string; window: string; why: string; sitesUsingIt: string[] };
+  images: { pull: string; role: string; pinned: boolean }[];
+  stage: string[];
+  renewal: string[];
+  expires: string[];
+  examplePlan: { path: string; yaml: string } | undefined;
+  commands: string[];
+}
+
+export function day2Plan(fleet: Fleet): Day2Plan {
+  const sites = sitesWithPlans(fleet);
+  const key = industryWindowKey(fleet.industry);
+  const iw = INDUSTRY_WINDOWS[key];
+  const usingIndustry = fleet.sites.filter((s) => s.window.source.startsWith('industry')).map((s) => s.id);
+  const images = upgradeImages(fleet);
+  const airgap = fleet.k3s.install.mode === 'airgap';
+  const rings = ringVersions(fleet);
+  const target = fleet.k3s.canaryVersion ?? fleet.k3s.version;
+  const stableSites = fleet.sites.filter((s) => !s.canary && s.devices.some((d) => d.status === 'active'));
+  const noMirror = stableSites.filter((s) => !s.devices.find((d) => d.status === 'active')?.registryMirror).map((s) => s.id);
+  const archived = new Set(fleet.imageArchives.map((a) => qualifiedImage(a.image)));
+  const missing = images.filter((i) => !archived.has(qualifiedImage(i.ref))).map((i) => `\`${qualifiedImage(i.ref)}\``);
+  const stage: string[] = airgap
+    ? [
+        `This fleet installs K3s from an airgap bundle. A new device gets the upgrade path's images as pinned archives (\`k3s.upgrade.images\`, the fleet's image-archive mechanism: checked, then imported by K3s at first boot)${missing.length ? `; missing now (validate warns; until they are pinned, a new device's upgrades wait): ${missing.join(', ')}` : ': every one is pinned'}.`,
+        'A running device got its archives at first boot only: a new k3s-upgrade image reaches it through its site registry mirror (`registryMirror`, which K3s uses through registries.yaml).',
+        rolloutInProgress(fleet)
+          ? `Before \`edgeforge rollout promote\` (stable ring to ${target}): \`${images.find((i) => i.ref.endsWith(target.replace('+', '-')))?.pull ?? target}\` in the mirror of every stable site (${stableSites.map((s) => s.id).join(', ') || 'none'}); its archive in \`k3s.upgrade.images\` and ${target}'s airgap files in k3s.install (bundle and sha256), so devices built afterwards install and hold it.`
+          : 'Before setting k3s.canaryVersion: the new version\'s k3s-upgrade image in the mirror of every canary site and its archive in `k3s.upgrade.images`; before promoting, the image in every other site\'s mirror.',
+        noMirror.length
+          ? `Sites without a registry mirror (${noMirror.join(', ')}) cannot pull a new k3s-upgrade image: give them a mirror, or upgrade them with a new fleet base (build with the new airgap bundle and archives, reflash) — their Plans would wait in the window and fail to pull.`
+          : 'Every stable site has a registry mirror.',
+      ]
+    : [
+        `Online install: each cluster pulls the images in the table above itself (through its site mirror where the site has one). Nothing to stage; a new device downloads its ring's K3s release at first boot.`,
+      ];
+  const renewDaysK3s = k3sRenewalDays(fleet.k3s.version);
+  const renewal = [
+    `K3s ${fleet.k3s.version} renews its leaf certificates (one year) when it starts within ${renewDaysK3s} days of their expiry; a node that never restarts lets them lapse.`,
+    `Every node (servers and agents) runs \`edgeforge-cert-renewal.timer\` inside its site's window: it reads each leaf certificate under /var/lib/rancher/k3s with openssl and restarts K3s (k3s or k3s-agent) when one has fewer than ${RENEW_DAYS} days left — inside the renewal period of every K3s release, so the restart renews; it logs what it found to the journal and /var/log/edgeforge-cert-renewal.log. Nobody logs in.`,
+    `The timer fires at the window's opening plus a fixed per-device delay (e.g. \`OnCalendar=${sites[0] ? windowOnCalendar(sites[0].window) : '…'}\`); a window missed while powered off waits for the next one.`,
+  ];
+  const expires = [
+    'K3s CA certificates: 10 years from first start; a restart does not renew them. Rotating them is `k3s certificate rotate-ca`, per cluster, by hand: edgeforge does nothing about it yet (the renewal check logs their expiry).',
+    "Flux deploy keys, SSH host keys, SOPS keys: no expiry (edgeforge creates them without one); they end by rotation (`edgeforge keys rotate`) or revocation.",
+    `Agents' join tokens: k3s.joinWindow (${fleet.k3s.joinWindow ?? '30d'}) after issue — only the first join needs them.`,
+  ];
+  const ex = sites.find((s) => s.devices.some((d) => d.cluster.kind === 'multi-node-server')) ?? sites[0];
+  const examplePlan = ex ? { path: `${upgradesPath(ex)}/plans.yaml`, yaml: toYaml(sitePlans(ex, fleet).at(-1) as Record<string, never>) } : undefined;
+  return {
+    rings,
+    rolloutInProgress: rolloutInProgress(fleet),
+    windows: fleet.sites.map((s) => ({ site: s.id, ring: ringOf(s), window: windowText(s.window), source: s.window.source })),
+    industry: { key, window: `${iw.days.length === 7 ? 'every day' : iw.days.join(',')} ${iw.start}-${iw.end}`, why: iw.why, sitesUsingIt: usingIndustry },
+    images: images.map((i) => ({ pull: i.pull, role: i.role, pinned: Boolean(i.sha256) })),
+    stage,
+    renewal,
+    expires,
+    examplePlan,
+    commands: [
+      '# start a rollout: set k3s.canaryVersion in the inventory, then',
+      'edgeforge validate && edgeforge gitops --to ../fleet-repo   # the canary sites\' Plans change; commit, push',
+      'edgeforge rollout status --gitops ../fleet-repo             # which ring is on which version',
+      'edgeforge rollout promote && edgeforge gitops --to ../fleet-repo   # the stable ring follows, in each site\'s window',
+      'edgeforge rollout diff --gitops ../fleet-repo               # what gitops would change in the Plans',
+    ],
+  };
+}
+
+/** The industry sentence of the plan's first paragraph: what `industry` decides in this fleet, nothing more. */
+export function industryText(fleet: Fleet): string {
+  const d = day2Plan(fleet).industry;
+  return d.sitesUsingIt.length
+    ? `it sets the default maintenance window (${d.window}, ${d.why}) of the ${d.sitesUsingIt.length} site(s) that declare none; it changes nothing else`
+    : 'every site declares its own maintenance window, so it changes no setting';
+}
+
+export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string | number | undefined)[][]) => string): string[] {
+  const p = day2Plan(fleet);
+  const o: string[] = [];
+  o.push(
+    `K3s upgrades, certificate renewal and windows come from Git like everything else: the system-upgrade-controller (${controllerVersion(fleet)}, edgeforge's own manifests in \`infrastructure/system-upgrade/\`) runs on each cluster's server and applies its site's Plans (\`upgrades/<region>/<site>/\`), only inside the site's maintenance window. Its memory (limit ${CONTROLLER_MEMORY_LIMIT_MIB} MiB) is in the memory budget above. A device offline for weeks converges on its next poll and upgrades in its next window.`,
+    '',
+    '### Rings',
+    '',
+    table(['ring', 'K3s', 'sites', 'devices'], p.rings.map((r) => [r.ring, r.version, r.sites.length > 4 ? `${r.sites.slice(0, 3).join(', ')} … (${r.sites.length})` : r.sites.join(', '), r.devices])),
+    '',
+    p.rolloutInProgress
+      ? `A rollout is in progress: the canary ring runs ${ringVersion(fleet, 'canary')}, the stable ring stays on ${ringVersion(fleet, 'stable')} until \`edgeforge rollout promote\`.`
+      : `No rollout in progress. To start one, set \`k3s.canaryVersion\` and run \`edgeforge gitops\`: only canary sites move; the stable ring keeps \`k3s.version\` until \`edgeforge rollout promote\`. A downgrade is refused (validate, gitops).`,
+    '',
+    'Single-node clusters are upgraded in place without cordon or drain (there is no other node for their pods); at multi-node sites the server goes first (cordoned), then the agents one at a time, each drained. A new device installs its ring\'s version' + (fleet.k3s.install.mode === 'airgap' ? ' — in this airgap fleet the bundle\'s version, which its Plan then upgrades in its first window.' : ', so its seed and its Plans agree from the start.'),
+    '',
+    '### Maintenance windows',
+    '',
+    table(['site', 'ring', 'window', 'from'], p.windows.map((w) => [w.site, w.ring, w.window, w.source])),
+    '',
+    `Industry **${fleet.industry}**: ${industryText(fleet)}. Defaults per industry (docs/day2.md): ${Object.entries(INDUSTRY_WINDOWS).map(([k, w]) => `${k} ${w.start}-${w.end} (${w.why})`).join('; ')} — every day, in the site's time zone. Override with \`maintenanceWindow\` on defaults, a region or a site.`,
+    '',
+    '### Upgrade path',
+    '',
+    table(['image', 'for', 'digest pinned'], p.images.map((i) => [`\`${i.pull}\``, i.role, i.pinned ? 'yes' : 'no (tag only; pin in k3s.upgrade)'])),
+    '',
+    ...p.stage.map((x) => `- ${x}`),
+    '',
+  );
+  if (p.examplePlan) o.push(`One Plan as rendered (\`${p.examplePlan.path}\`):`, '', '```yaml', p.examplePlan.yaml.trimEnd(), '```', '');
+  o.push('```bash', ...p.commands, '```', '', '### Certificate renewal', '', ...p.renewal.map((x) => `- ${x}`), '', '### What else expires', '', ...p.expires.map((x) => `- ${x}`), '');
+  return o;
+}

@@ -1,0 +1,93 @@
+// Day-2 settings refused with their position (issue #18): an unknown or malformed K3s version, an empty
+// window, a window across midnight, one without a time zone or with an unknown zone, a rollout whose canary
+// ring has no device. Through the CLI: FILE:LINE:COL, exit 2, nothing written.
+import { describe, expect, it, afterAll } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli } from '../helpers.ts';
+import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
+import { INDUSTRY_WINDOWS } from '../../scripts/inventory/windows.ts';
+
+const example = readFileSync('inventory/example.yaml', 'utf8');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'ef-day2-inv-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function lineOf(text: string, needle: string): number {
+  const i = text.indexOf(needle);
+  if (i < 0) throw new Error(`fixture lacks ${needle}`);
+  return text.slice(0, i).split('\n').length;
+}
+
+const WINDOW_AT_SITE = (w: string) => example.replace('        canary: true                 # gets GitOps changes first\n', `        canary: true                 # gets GitOps changes first\n        maintenanceWindow: ${w}\n`);
+
+const cases: [string, string, string, RegExp][] = [
+  ['an unknown K3s release line', example.replace('  version: v1.31.4+k3s1\n', '  version: v1.99.0+k3s1\n'), '  version: v1.99', /K3s v1\.99\.0\+k3s1 is not a release line edgeforge knows/],
+  ['a malformed K3s version', example.replace('  version: v1.31.4+k3s1\n', '  version: "1.31"\n'), '  version: "1.31"', /must be a K3s release like v1\.31\.4\+k3s1/],
+  ['a malformed canary version', example.replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: latest\n'), '  canaryVersion', /must be a K3s release/],
+  ['an empty window', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "02:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /window 02:00-02:00 is empty/],
+  ['a window across midnight', WINDOW_AT_SITE('{ days: [sat], start: "22:00", end: "04:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /crosses midnight/],
+  ['a window without days', WINDOW_AT_SITE('{ days: [], start: "02:00", end: "04:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /at least one day/],
+  ['a window with no time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00" }'), '        maintenanceWindow:', /missing required key "timeZone"/],
+  ['a window with an unknown time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00", timeZone: Mars/Olympus }'), '        maintenanceWindow:', /"Mars\/Olympus" is not an IANA time zone/],
+  ['a rollout whose canary ring has no device', example.replace('        canary: true                 # gets GitOps changes first\n', '').replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: v1.32.3+k3s1\n'), '  canaryVersion', /needs a canary ring, and no site with canary: true has an active device/],
+];
+
+describe('day-2 inventory problems', () => {
+  it.each(cases)('%s: validate says where (FILE:LINE:COL), exit 2; gitops writes nothing', async (_name, text, needle, message) => {
+    writeFileSync(path.join(tmp, 'fleet.yaml'), text);
+    const r = await runCli(['validate', '-i', 'fleet.yaml'], { cwd: tmp });
+    expect(r.code).toBe(2);
+    const line = r.stderr.split('\n').find((l) => message.test(l));
+    expect(line, r.stderr).toBeDefined();
+    expect(line!.startsWith(`fleet.yaml:${lineOf(text, needle)}:`)).toBe(true);
+    const g = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys'], { cwd: tmp });
+    expect(g.code).toBe(2);
+    expect(existsSync(path.join(tmp, 'repo'))).toBe(false);
+  });
+
+  it('a fleet without canary sites and without a rollout is valid', () => {
+    const f = loadInventoryBytes(Buffer.from(example.replace('        canary: true                 # gets GitOps changes first\n', '')), 'x.yaml');
+    expect(f.sites.every((s) => !s.canary)).toBe(true);
+  });
+
+  it('windows cascade site > region > defaults > the industry default, and say where they came from', () => {
+    const text = example
+      .replace('  timezone: Etc/UTC\n', '  timezone: Etc/UTC\n  maintenanceWindow: { days: [sun], start: "01:00", end: "03:00", timeZone: Etc/UTC }\n')
+      .replace('    timezone: Europe/Berlin\n', '    timezone: Europe/Berlin\n    maintenanceWindow: { days: [sat, sun], start: "00:00", end: "04:00", timeZone: Europe/Berlin }\n');
+    const f = loadInventoryBytes(Buffer.from(text), 'x.yaml');
+    const by = Object.fromEntries(f.sites.map((s) => [s.name, s.window]));
+    expect(by['stuttgart-plant-3']).toMatchObject({ days: ['sat', 'sun'], start: '00:00', source: 'region eu-central' });
+    expect(by['ulsan-plant-1']).toMatchObject({ days: ['sun'], start: '01:00', source: 'defaults' });
+    const plain = loadInventoryBytes(Buffer.from(example), 'x.yaml');
+    const w = plain.sites[0].window;
+    expect(w).toMatchObject({ start: INDUSTRY_WINDOWS.manufacturing.start, end: INDUSTRY_WINDOWS.manufacturing.end, timeZone: 'Asia/Seoul', source: 'industry manufacturing' });
+    const retail = loadInventoryBytes(Buffer.from(example.replace('industry: manufacturing', 'industry: retail')), 'x.yaml');
+    expect(retail.sites[0].window).toMatchObject({ start: '01:00', end: '06:00', source: 'industry retail' });
+    const odd = loadInventoryBytes(Buffer.from(example.replace('industry: manufacturing', 'industry: aquaculture')), 'x.yaml');
+    expect(odd.sites[0].window.source).toMatch(/industry default/);
+    const site = loadInventoryBytes(Buffer.from(WINDOW_AT_SITE('{ days: [wed], start: "12:00", end: "13:00", timeZone: Asia/Seoul }')), 'x.yaml');
+    expect(site.sites[0].window).toMatchObject({ days: ['wed'], source: 'site' });
+  });
+});
+
+describe('the upgrade path in the image-archive mechanism (k3s.upgrade.images)', () => {
+  const airgap = (images: string) =>
+    example
+      .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'a'.repeat(64)}", images: "${'b'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n  upgrade:\n    images:\n${images}`);
+  const e = (image: string, file: string) => `      - { image: ${image}, file: ${file}, sha256: "${'d'.repeat(63)}${file.length % 10}" }\n`;
+  it('its archives join the fleet-wide list as component k3s-upgrade; an airgap fleet without them is told which are missing', async () => {
+    const { upgradeImageArchiveProblems } = await import('../../scripts/render/day2/images.ts');
+    const all = e('docker.io/rancher/system-upgrade-controller:v0.16.1', 'bundles/up/suc.tar') + e('docker.io/rancher/kubectl:v1.31.4', 'bundles/up/kubectl.tar') + e('docker.io/rancher/k3s-upgrade:v1.31.4-k3s1', 'bundles/up/k3s-upgrade.tar');
+    const f = loadInventoryBytes(Buffer.from(airgap(all)), 'x.yaml');
+    expect(f.imageArchives.filter((a) => a.component === 'k3s-upgrade').map((a) => a.name)).toEqual(['suc.tar', 'kubectl.tar', 'k3s-upgrade.tar']);
+    expect(upgradeImageArchiveProblems(f)).toEqual([]);
+    const partial = loadInventoryBytes(Buffer.from(airgap(e('docker.io/rancher/kubectl:v1.31.4', 'bundles/up/kubectl.tar'))), 'x.yaml');
+    const missing = upgradeImageArchiveProblems(partial);
+    expect(missing).toHaveLength(2);
+    expect(missing[0]).toMatch(/needs docker\.io\/rancher\/system-upgrade-controller:v0\.16\.1 .*k3s\.upgrade\.images has no archive of it/);
+    expect(missing[1]).toMatch(/docker\.io\/rancher\/k3s-upgrade:v1\.31\.4-k3s1/);
+    // online fleets pull: nothing to pin
+    expect(upgradeImageArchiveProblems(loadInventoryBytes(Buffer.from(example), 'x.yaml'))).toEqual([]);
+  });
+});

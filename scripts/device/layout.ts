@@ -27,6 +27,20 @@ export const CONFIG_DIR = '/etc/edgeforge';
 /** the firewall rules (table inet edgeforge), loaded at boot by edgeforge-nftables.service */
 export const NFTABLES_FILE = `${CONFIG_DIR}/nftables.nft`;
 
+const SBIN = '/usr/local/sbin';
+const UNIT_DIR = '/etc/systemd/system';
+
+/**
+ * A periodic job: its program and the service and timer units that run it. The bundle carries the three files
+ * under their device names (basename), and the shell core's install_timer_job puts them in place.
+ */
+export function timerJob(program: string, unit: string) {
+  return { program: `${SBIN}/${program}`, service: `${UNIT_DIR}/${unit}.service`, timer: `${UNIT_DIR}/${unit}.timer` } as const;
+}
+
+/** The name a device path has in the bundle: its last component. */
+export const bundleName = (devicePath: string) => devicePath.slice(devicePath.lastIndexOf('/') + 1);
+
 /**
  * The first-boot service (issue 17): a systemd unit that runs the first-boot program until it has finished,
  * across reboots; the program journals each finished step and writes one status file (STATUS_PATHS.firstbootState).
@@ -35,7 +49,7 @@ export const FIRSTBOOT = {
   /** the systemd unit the seed enables (runcmd only starts it) */
   unit: 'edgeforge-firstboot.service',
   /** the device command: `edgeforge-firstboot status` (also run, service, retry); runs FIRSTBOOT_PROGRAM */
-  command: '/usr/local/sbin/edgeforge-firstboot',
+  command: `${SBIN}/edgeforge-firstboot`,
   /** one file per finished step, holding the bundle hash it finished for (written, fsync'ed, renamed) */
   journalDir: `${STATE_DIR}/firstboot`,
   /**
@@ -70,7 +84,7 @@ export const DATA_VOLUME = {
   /** "locked since ..." while the unlock program retries */
   status: `${RUN_DIR}/data-volume.status`,
   /** the program that opens the volume at boot (clevis, retried with backoff), and its systemd unit */
-  unlockProgram: '/usr/local/sbin/edgeforge-unlock-data',
+  unlockProgram: `${SBIN}/edgeforge-unlock-data`,
   unlockUnit: 'edgeforge-data-unlock.service',
 } as const;
 
@@ -83,9 +97,7 @@ export const STATUS_PATHS = {
   ca: `${CONFIG_DIR}/status/ca.pem`,
   /** mosquitto_pub's options file ($XDG_CONFIG_HOME/mosquitto_pub): `-u DEVICE` and `-P PASSWORD` lines */
   credential: `${CONFIG_DIR}/status/mosquitto_pub`,
-  program: '/usr/local/sbin/edgeforge-status-report',
-  service: '/etc/systemd/system/edgeforge-status.service',
-  timer: '/etc/systemd/system/edgeforge-status.timer',
+  ...timerJob('edgeforge-status-report', 'edgeforge-status'),
   /** written by the first-boot program at each milestone (step=, state=, at=, error= lines) */
   firstbootState: `${STATE_DIR}/firstboot.state`,
   /** the last report sent, the lock, the reporter's last peak memory */
@@ -99,9 +111,7 @@ export const STATUS_BUNDLE_DIR = 'status';
 /** The K3s certificate-renewal check (issue #18, docs/day2.md): a oneshot program and a timer inside the
  *  site's maintenance window; it restarts K3s when a leaf certificate is close to expiry. */
 export const CERT_RENEWAL = {
-  program: '/usr/local/sbin/edgeforge-cert-renewal',
-  service: '/etc/systemd/system/edgeforge-cert-renewal.service',
-  timer: '/etc/systemd/system/edgeforge-cert-renewal.timer',
+  ...timerJob('edgeforge-cert-renewal', 'edgeforge-cert-renewal'),
   /** its own log (besides the journal) */
   log: '/var/log/edgeforge-cert-renewal.log',
   /** the last check's result (checked=, soonest=, restarted=, at= lines) */

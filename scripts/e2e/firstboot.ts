@@ -24,14 +24,19 @@ $.verbose = false;
 /** base 4 s, cap 16 s: "a few backoff periods" fit in a minute under emulation */
 export const TEST_BACKOFF = 'edgeforge.test_backoff=4:16';
 
+// the three scenarios of issue 17 each name their checks under one heading
+const lateNetwork = (check: string) => `network comes late: ${check}`;
+const powerCut = (check: string) => `power cut mid-install: ${check}`;
+const permanentFailure = (check: string) => `permanent failure: ${check}`;
+
 export const FIRSTBOOT_CHECKS = {
-  late: 'network comes late: first boot waits and retries while tang and Git are unreachable (attempts in the status)',
-  lateDone: 'network comes late: tang and Git back -> first boot goes on by itself, without a reboot',
-  cut: 'power cut mid-install: qemu killed after the data volume is set up, before K3s is installed',
-  cutSecrets: 'power cut mid-install: the seed still holds its secrets at the cut (erased only at the end)',
-  resumed: 'power cut mid-install: the next boot resumes at that step, the data volume is not formatted again, first boot completes',
-  permanent: 'permanent failure: a corrupted K3s binary on the K3s partition is reported as permanent, naming both hashes',
-  noRetry: 'permanent failure: not retried afterwards; `edgeforge-firstboot status` says so over SSH',
+  late: lateNetwork('first boot waits and retries while tang and Git are unreachable (attempts in the status)'),
+  lateDone: lateNetwork('tang and Git back -> first boot goes on by itself, without a reboot'),
+  cut: powerCut('qemu killed after the data volume is set up, before K3s is installed'),
+  cutSecrets: powerCut('the seed still holds its secrets at the cut (erased only at the end)'),
+  resumed: powerCut('the next boot resumes at that step, the data volume is not formatted again, first boot completes'),
+  permanent: permanentFailure('a corrupted K3s binary on the K3s partition is reported as permanent, naming both hashes'),
+  noRetry: permanentFailure('not retried afterwards; `edgeforge-firstboot status` says so over SSH'),
 } as const;
 
 /** A TCP gate in front of a host service: closed (nothing listens, the guest's connections fail) until opened. */

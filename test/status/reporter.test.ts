@@ -49,7 +49,9 @@ describe('reporter program: shell hygiene', () => {
     for (const [name, value] of layoutShellVariables()) if (rep.includes(`$${name}`)) expect(rep).toContain(`${name}='${value}'`);
     for (const v of ['EF_STATUS_CONF', 'EF_STATUS_STATE', 'EF_STATUS_WORK', 'EF_DATA_STATUS', 'EF_APPLIED_FILE']) expect(rep).toContain(`$R$${v}`);
     // (the status file itself is written by the first-boot program: scripts/render/firstboot/lib.sh)
-    for (const v of ['EF_STATUS_DIR', 'EF_STATUS_PROGRAM', 'EF_STATUS_SERVICE', 'EF_STATUS_TIMER']) expect(frag).toContain(`$R$${v}`);
+    expect(frag).toContain('$R$EF_STATUS_DIR');
+    // the program and its units go through the shell core's install_timer_job, which puts them under $R
+    expect(frag).toContain('install_timer_job "$BUNDLE/status" "$EF_STATUS_PROGRAM" "$EF_STATUS_SERVICE" "$EF_STATUS_TIMER"');
     for (const p of [STATUS_PATHS.etcDir, STATUS_PATHS.workDir, STATUS_PATHS.firstbootState, STATUS_PATHS.program, '/var/lib/edgeforge', '/var/lib/rancher'])
       for (const src of [readFileSync(path.join(SH, 'status-report.sh'), 'utf8'), frag]) expect(src).not.toContain(p);
     expect(STATUS_PATHS.credential).toBe(`${STATUS_PATHS.etcDir}/mosquitto_pub`);

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import type { Weekday } from '../../inventory/schema.ts';
 import { windowMinutes } from '../../inventory/windows.ts';
-import { CERT_RENEWAL, RENEWAL_BUNDLE_DIR } from '../../device/layout.ts';
+import { bundleName, CERT_RENEWAL, RENEWAL_BUNDLE_DIR } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
 import { textFile, type RenderedFile } from '../files.ts';
 
@@ -94,8 +94,8 @@ export function renewalTimerUnit(w: ResolvedSite['window']): string {
 export function renewalBundleFiles(d: ResolvedDevice, site: Pick<ResolvedSite, 'window'>): RenderedFile[] {
   const p = (n: string) => `bundle/${RENEWAL_BUNDLE_DIR}/${n}`;
   return [
-    textFile(p('edgeforge-cert-renewal'), 'other', renewalProgram()),
-    textFile(p('edgeforge-cert-renewal.service'), 'other', renewalServiceUnit(d)),
-    textFile(p('edgeforge-cert-renewal.timer'), 'other', renewalTimerUnit(site.window)),
+    textFile(p(bundleName(CERT_RENEWAL.program)), 'other', renewalProgram()),
+    textFile(p(bundleName(CERT_RENEWAL.service)), 'other', renewalServiceUnit(d)),
+    textFile(p(bundleName(CERT_RENEWAL.timer)), 'other', renewalTimerUnit(site.window)),
   ];
 }

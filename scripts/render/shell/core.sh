@@ -106,6 +106,26 @@ put_text() {
   rm -f "$STATE/tmp/put_text"
 }
 
+# install_timer_job SRC PROGRAM SERVICE TIMER MESSAGE: a periodic job from the bundle directory SRC (files named
+# as on the device): the program and its two units put in place; the timer reloaded, enabled and started when a
+# unit changed or it never was; MESSAGE logged then. Idempotent.
+install_timer_job() {
+  itj_units=0
+  put_file "$1/${2##*/}" "$R$2" 0755
+  put_file "$1/${3##*/}" "$R$3" 0644
+  [ "$CHANGED" = 1 ] && itj_units=1
+  put_file "$1/${4##*/}" "$R$4" 0644
+  [ "$CHANGED" = 1 ] && itj_units=1
+  itj_timer=${4##*/}
+  if [ "$itj_units" = 1 ] || [ ! -f "$STATE/$itj_timer.enabled" ]; then
+    sys systemctl daemon-reload || die "cannot reload systemd for $itj_timer"
+    sys systemctl enable "$itj_timer" >/dev/null 2>&1 || die "cannot enable $itj_timer"
+    sys systemctl restart "$itj_timer" || die "cannot start $itj_timer"
+    : >"$STATE/$itj_timer.enabled"
+    log "$5"
+  fi
+}
+
 # the pinned sha256 of a file, or die naming both sums (permanent: the same bytes give the same sum again)
 check_sha() {
   [ -f "$1" ] || die "$2: $1 is missing"

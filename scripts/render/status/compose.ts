@@ -5,7 +5,7 @@ import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
 import { shq } from '../../util/shell.ts';
 import { deviceTopic, type StatusConfig } from '../../inventory/status.ts';
-import { STATUS_BUNDLE_DIR, layoutShellHeader } from '../../device/layout.ts';
+import { bundleName, STATUS_BUNDLE_DIR, STATUS_PATHS, layoutShellHeader } from '../../device/layout.ts';
 import { statusService, statusTimer } from './units.ts';
 
 const asset = (name: string) => readFileSync(new URL(`./sh/${name}`, import.meta.url), 'utf8');
@@ -52,11 +52,11 @@ export function credentialFile(deviceId: string, password: string): string {
 export function statusBundleFiles(d: ResolvedDevice, fleetName: string, cfg: StatusConfig, caPem: string, password: string): RenderedFile[] {
   const p = (n: string) => `bundle/${STATUS_BUNDLE_DIR}/${n}`;
   return [
-    textFile(p('edgeforge-status-report'), 'other', statusReporterProgram()),
+    textFile(p(bundleName(STATUS_PATHS.program)), 'other', statusReporterProgram()),
     textFile(p('status.conf'), 'other', statusConf(d, fleetName, cfg)),
     textFile(p('ca.pem'), 'other', caPem.endsWith('\n') ? caPem : caPem + '\n'),
     textFile(p('mosquitto_pub'), 'other', credentialFile(d.id, password), true),
-    textFile(p('edgeforge-status.service'), 'other', statusService()),
-    textFile(p('edgeforge-status.timer'), 'other', statusTimer(cfg.periodSec)),
+    textFile(p(bundleName(STATUS_PATHS.service)), 'other', statusService()),
+    textFile(p(bundleName(STATUS_PATHS.timer)), 'other', statusTimer(cfg.periodSec)),
   ];
 }

@@ -30,20 +30,9 @@ status_install() {
   si_dir="$R$EF_STATUS_DIR"
   mkdir -p "$si_dir" || die "cannot create $si_dir"
   chmod 0700 "$si_dir" || die "cannot chmod $si_dir"
-  si_units=0
   put_file "$BUNDLE/status/status.conf" "$si_dir/status.conf" 0644
   put_file "$BUNDLE/status/ca.pem" "$si_dir/ca.pem" 0644
   put_file "$BUNDLE/status/mosquitto_pub" "$si_dir/mosquitto_pub" 0600
-  put_file "$BUNDLE/status/edgeforge-status-report" "$R$EF_STATUS_PROGRAM" 0755
-  put_file "$BUNDLE/status/edgeforge-status.service" "$R$EF_STATUS_SERVICE" 0644
-  [ "$CHANGED" = 1 ] && si_units=1
-  put_file "$BUNDLE/status/edgeforge-status.timer" "$R$EF_STATUS_TIMER" 0644
-  [ "$CHANGED" = 1 ] && si_units=1
-  if [ "$si_units" = 1 ] || [ ! -f "$STATE/status-timer-enabled" ]; then
-    sys systemctl daemon-reload || die "cannot reload systemd for edgeforge-status.service"
-    sys systemctl enable edgeforge-status.timer >/dev/null 2>&1 || die "cannot enable edgeforge-status.timer"
-    sys systemctl restart edgeforge-status.timer || die "cannot start edgeforge-status.timer"
-    : >"$STATE/status-timer-enabled"
-    log "status reporting on: edgeforge-status.timer sends this device's status to the fleet broker"
-  fi
+  install_timer_job "$BUNDLE/status" "$EF_STATUS_PROGRAM" "$EF_STATUS_SERVICE" "$EF_STATUS_TIMER" \
+    "status reporting on: edgeforge-status.timer sends this device's status to the fleet broker"
 }

@@ -14,7 +14,16 @@ export const StatusReportSchema = z.object({
   fleet: str,
   site: str,
   time: z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/),
-  firstboot: z.object({ step: str, state: z.enum(['pending', 'running', 'failed', 'done']), at: str, error: str }),
+  firstboot: z.object({
+    step: str,
+    state: z.enum(['pending', 'running', 'failed', 'done']),
+    at: str,
+    error: str,
+    /** after a failure: the first-boot service retries it (temporary, at `next`) or it waits for a person (permanent); absent from reporters before issue 17 */
+    retry: z.enum(['', 'temporary', 'permanent']).optional(),
+    attempt: z.number().int().nonnegative().optional(),
+    next: str.optional(),
+  }),
   lastError: str,
   applied: z.object({ bundleSha256: z.string().regex(/^([0-9a-f]{64})?$/), at: str }),
   gitops: z.object({ revision: str, ready: z.enum(['true', 'false', 'unknown']) }),

@@ -4,6 +4,12 @@
 import type { ResolvedDevice } from '../inventory/fleet.ts';
 import type { StatusReport, Rejection } from './report.ts';
 
+/**
+ * A first-boot step still failing after this many attempts needs a look: with the service's backoff (30 s doubling,
+ * capped at 15 min, jittered to half..all) six attempts span roughly 15 to 30 minutes of a network or tang outage.
+ */
+export const RETRY_ATTENTION_ATTEMPTS = 6;
+
 export const BUCKETS = ['upToDate', 'behind', 'firstBoot', 'failed', 'locked', 'silent', 'neverSeen'] as const;
 export type Bucket = (typeof BUCKETS)[number];
 export const BUCKET_LABELS: Record<Bucket, string> = {
@@ -117,9 +123,16 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
     st.attention = `silent for ${ago(age)} (last report ${r.time}; first boot ${r.firstboot.state}${r.lastError ? `; last error: ${r.lastError}` : ''})`;
     return st;
   }
-  if (r.firstboot.state === 'failed') {
+  const fb = r.firstboot;
+  if (fb.state === 'failed' && fb.retry === 'temporary') {
+    // the first-boot service tries again by itself (backoff up to 15 min): first boot goes on, not failed
+    st.bucket = 'firstBoot';
+    const what = `first boot retrying step ${fb.step} (attempt ${fb.attempt ?? '?'}${fb.next ? `, next ${fb.next}` : ''}): ${fb.error || '(no message)'}`;
+    if ((fb.attempt ?? 0) >= RETRY_ATTENTION_ATTEMPTS) problems.unshift(what);
+    else st.note = what;
+  } else if (fb.state === 'failed') {
     st.bucket = 'failed';
-    problems.unshift(`first boot failed at step ${r.firstboot.step}: ${r.firstboot.error || r.lastError || '(no message)'}`);
+    problems.unshift(`first boot failed at step ${fb.step}${fb.retry === 'permanent' ? ' (permanent: not retried; fix the cause, then edgeforge-firstboot retry)' : ''}: ${fb.error || r.lastError || '(no message)'}`);
   } else if (r.dataVolume.state === 'locked') {
     st.bucket = 'locked';
     problems.unshift(`data volume locked${r.dataVolume.since ? ` since ${r.dataVolume.since}` : ''}: the site's tang server (or TPM policy) does not unlock it; K3s waits (${r.dataVolume.detail || 'no detail'})`);

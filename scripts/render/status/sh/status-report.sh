@@ -49,6 +49,11 @@ collect() {
   fb_state=$(fb_get state)
   fb_error=$(fb_get error)
   fb_at=$(fb_get at)
+  # a failed step is retried by the first-boot service (temporary) or waits for a person (permanent)
+  fb_retry=$(fb_get retry)
+  fb_attempt=$(fb_get attempt)
+  fb_next=$(fb_get next)
+  case $fb_attempt in '' | *[!0-9]*) fb_attempt=0 ;; esac
   applied_sha=''
   applied_at=''
   if [ -f "$R$EF_APPLIED_FILE" ]; then
@@ -100,9 +105,9 @@ collect() {
   mem_prev=$(cat "$WORK/memory-peak-kib" 2>/dev/null || true)
   case $mem_prev in '' | *[!0-9]*) mem_prev=null ;; esac
 
-  printf '{"format":"edgeforge-status/1","device":"%s","fleet":"%s","site":"%s","time":"%s","firstboot":{"step":"%s","state":"%s","at":"%s","error":"%s"},"lastError":"%s","applied":{"bundleSha256":"%s","at":"%s"},"gitops":{"revision":"%s","ready":"%s"},"k3s":{"version":"%s","certNotAfter":"%s"},"dataVolume":{"state":"%s","since":"%s","detail":"%s"},"disk":{"freeMiB":%s},"uptimeSec":%s,"reporter":{"memoryPeakKiB":%s}}\n' \
+  printf '{"format":"edgeforge-status/1","device":"%s","fleet":"%s","site":"%s","time":"%s","firstboot":{"step":"%s","state":"%s","at":"%s","error":"%s","retry":"%s","attempt":%s,"next":"%s"},"lastError":"%s","applied":{"bundleSha256":"%s","at":"%s"},"gitops":{"revision":"%s","ready":"%s"},"k3s":{"version":"%s","certNotAfter":"%s"},"dataVolume":{"state":"%s","since":"%s","detail":"%s"},"disk":{"freeMiB":%s},"uptimeSec":%s,"reporter":{"memoryPeakKiB":%s}}\n' \
     "$(js "$EFS_DEVICE")" "$(js "$EFS_FLEET")" "$(js "$EFS_SITE")" "$now" \
-    "$(js "$fb_step")" "$(js "$fb_state")" "$(js "$fb_at")" "$(js "$fb_error")" "$(js "$last_error")" \
+    "$(js "$fb_step")" "$(js "$fb_state")" "$(js "$fb_at")" "$(js "$fb_error")" "$(js "$fb_retry")" "$fb_attempt" "$(js "$fb_next")" "$(js "$last_error")" \
     "$(js "$applied_sha")" "$(js "$applied_at")" "$(js "$git_revision")" "$flux_ready" \
     "$(js "$k3s_version")" "$cert_not_after" "$dv_state" "$(js "$dv_since")" "$(js "$dv_detail")" \
     "$free_mib" "$uptime_s" "$mem_prev"

@@ -51,10 +51,16 @@ export async function publishGitopsTree(o: { git: GitServer; work: string; inven
   return o.git.head;
 }
 
-/** The device's deploy key and known_hosts from its built Flux secret (0600 files in dir). */
-async function deviceGitCredentials(deviceDir: string, dir: string): Promise<{ id: string; kh: string }> {
-  const secrets = await fs.readFile(path.join(deviceDir, 'bundle/flux/edgeforge-flux-secrets.yaml'), 'utf8');
-  for (const d of parseAllDocuments(secrets)) {
+/** Where K3s applies the Flux secret from (on the encrypted volume): the device's deploy key as the device holds it. */
+const FLUX_SECRETS_ON_DEVICE = '/var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml';
+
+/**
+ * The device's deploy key and known_hosts (0600 files in dir), read from the booted device: the build seals the
+ * Flux secret to the site's tang (issue 17), so the build output holds no clear copy.
+ */
+async function deviceGitCredentials(target: SshTarget, dir: string): Promise<{ id: string; kh: string }> {
+  const r = await sshRun(target, `sudo -n cat ${FLUX_SECRETS_ON_DEVICE}`, 60);
+  for (const d of parseAllDocuments(r.stdout)) {
     const o = d.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
     if (o?.kind === 'Secret' && o.metadata?.name === 'flux-system' && o.data?.identity && o.data.known_hosts) {
       const id = path.join(dir, 'id');
@@ -64,22 +70,23 @@ async function deviceGitCredentials(deviceDir: string, dir: string): Promise<{ i
       return { id, kh };
     }
   }
-  throw new Error('no flux-system Secret with identity and known_hosts in the build');
+  throw new Error(`no flux-system Secret with identity and known_hosts in ${FLUX_SECRETS_ON_DEVICE} on the device (${r.stderr.trim().slice(0, 200)})`);
 }
 
 export async function day2Checks(
   checks: Checks,
-  o: { target: SshTarget; running: boolean; git?: GitServer; published?: string; work: string; inventory: string; deviceDir: string; device: string },
+  o: { target: SshTarget; running: boolean; git?: GitServer; published?: string; work: string; inventory: string; device: string },
 ): Promise<void> {
   await checks.run(DAY2_CHECKS.gitPath, async () => {
     if (!o.git || !o.published) notReached('the GitOps tree was not published to the Git stand-in');
+    if (!o.running) notReached('the guest is not running (the deploy key is read from it)');
     const fleet = await loadInventoryFile(o.inventory);
     const d = fleet.active.find((x) => x.id === o.device)!;
     const site = fleet.sites.find((s) => s.id === d.siteId)!;
     const dir = path.join(o.work, 'day2-clone');
     await fs.rm(dir, { recursive: true, force: true });
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    const cred = await deviceGitCredentials(o.deviceDir, dir);
+    const cred = await deviceGitCredentials(o.target, dir);
     const ssh = `ssh -F /dev/null -i ${cred.id} -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=${cred.kh} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o HostKeyAlias=${GIT_GUEST.ip} -p ${o.git.port}`;
     const clone = path.join(dir, 'repo');
     await $({ env: { ...process.env, GIT_SSH_COMMAND: ssh } })`git clone -q ssh://git@127.0.0.1:${o.git.port}/factory/fleet.git ${clone}`;

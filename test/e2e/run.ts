@@ -98,7 +98,7 @@ async function firstbootSteps(built: Built): Promise<string[]> {
  * secret the build put in the bundle (plain secrets/*, the tang-sealed secrets, the Flux secrets manifest) and
  * of the device's private host key as found on its disk. A chunk finds the file again and says nothing about it.
  */
-async function secretNeedles(built: Built, hostPrivateKey: string | null): Promise<{ name: string; needle: string }[]> {
+async function secretNeedles(built: Built, hostPrivateKey: string | null, fluxSecretsOnDevice: string): Promise<{ name: string; needle: string }[]> {
   const out: { name: string; needle: string }[] = [];
   const chunk = (name: string, text: string) => {
     const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length >= 40 && !l.startsWith('-----') && !/^[#\w-]+:\s*[\w.-]*$/.test(l));
@@ -112,6 +112,17 @@ async function secretNeedles(built: Built, hostPrivateKey: string | null): Promi
   for (const f of await fs.readdir(b).catch(() => [] as string[])) if (/sealed|\.jwe$/.test(f)) chunk(f, await fs.readFile(path.join(b, f), 'utf8'));
   for (const f of await fs.readdir(path.join(b, 'flux')).catch(() => [] as string[])) if (/secret/.test(f)) chunk(`flux/${f}`, await fs.readFile(path.join(b, 'flux', f), 'utf8'));
   if (hostPrivateKey) chunk('the device\'s private host key', hostPrivateKey);
+  // sealed to tang, the Flux secrets (deploy key, SOPS keys) are not in clear in the build: take them as the device
+  // holds them on its encrypted volume, each value base64 and decoded
+  for (const d of parseAllDocuments(fluxSecretsOnDevice)) {
+    const o = d.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
+    if (o?.kind !== 'Secret') continue;
+    for (const [k, v] of Object.entries(o.data ?? {})) {
+      if (k.endsWith('.pub') || k === 'known_hosts') continue;
+      chunk(`Flux secret ${o.metadata?.name}/${k} (base64)`, v);
+      chunk(`Flux secret ${o.metadata?.name}/${k}`, Buffer.from(v, 'base64').toString('utf8'));
+    }
+  }
   return out;
 }
 
@@ -209,6 +220,7 @@ async function main(): Promise<number> {
   let tang: TangServer | undefined;
   let git: GitServer | undefined;
   let deployKeyPub = '';
+  let fluxSecretsOnDevice = '';
   let built: Built | undefined;
   const edgeLog = path.join(work, 'edgeforge.log');
   const fleetDir = path.join(work, 'fleet');
@@ -372,6 +384,8 @@ async function main(): Promise<number> {
         // the data volume is mounted over /var/lib/rancher: its files can only be seen while it is open
         await q('rancher', 'sudo -n sh -c "cd /var/lib/rancher/k3s 2>/dev/null && find . -type f | sort | xargs -r sha256sum"; findmnt -n -o SOURCE /var/lib/rancher');
         await q('clevis', 'sudo -n journalctl -b --no-pager -o cat -u "clevis*" -u "systemd-cryptsetup@*" 2>/dev/null | tail -n 20');
+        // kept in memory only (not in boot1-live.txt): the secrets check looks for them in unencrypted storage
+        fluxSecretsOnDevice = (await sshRun(target, 'sudo -n cat /var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml', 60)).stdout;
         await fs.writeFile(path.join(work, 'boot1-live.txt'), Object.entries(live).map(([k, v]) => `## ${k}\n${v}\n`).join('\n'));
         return `logged in as ops; hostname ${live.hostname}`;
       }));
@@ -388,7 +402,7 @@ async function main(): Promise<number> {
         return `upload-pack advertised main ${head.slice(0, 12)}; the stand-in accepted deploy key ${fpr}; host key checked against the pinned known_hosts`;
       }));
       await stage('boot 1: day 2 (upgrade Plans in Git, renewal timer)', () =>
-        day2Checks(checks, { target, running: vm.running, git, published: day2Published, work, inventory: path.join(fleetDir, 'inventory.yaml'), deviceDir: built!.dir, device: DEVICE }),
+        day2Checks(checks, { target, running: vm.running, git, published: day2Published, work, inventory: path.join(fleetDir, 'inventory.yaml'), device: DEVICE }),
       );
       await stage('boot 1: airgap (network, image archives)', () =>
         airgapChecks(checks, {
@@ -574,7 +588,7 @@ async function main(): Promise<number> {
           expect(missing.length === 0, `not in ${dir} as built: ${missing.join(', ')}`);
           return `${files.length} manifest(s) in ${dir}${onVolume ? ' (on the encrypted data volume, checked live over SSH)' : ''}`;
         });
-        const needles = await secretNeedles(built!, root ? await root.text('/etc/ssh/ssh_host_ed25519_key') : null);
+        const needles = await secretNeedles(built!, root ? await root.text('/etc/ssh/ssh_host_ed25519_key') : null, fluxSecretsOnDevice);
         await checks.run(C.seedErased, async () => {
           expect(needles.length > 0, 'the build has no secrets to look for');
           const cidata = parts.find((p) => p.name.toUpperCase() === 'CIDATA');

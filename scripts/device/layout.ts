@@ -63,6 +63,10 @@ export const FIRSTBOOT = {
 
 /** K3s's state directory (kept on the encrypted data volume) */
 export const K3S_STATE_DIR = '/var/lib/rancher';
+/** where K3s imports image archives at start (and, from v1.31.5, while running) */
+export const K3S_IMAGES_DIR = `${K3S_STATE_DIR}/k3s/agent/images`;
+/** K3s's airgap files, named as its releases name them: in the bundle's k3s/airgap/ and on the fleet base's K3s partition */
+export const K3S_AIRGAP = { binary: 'k3s-arm64', images: 'k3s-airgap-images-arm64.tar.zst', installScript: 'install.sh' } as const;
 
 /** The LUKS2 data volume (disk encryption): where K3s state and the secrets live on an encrypted device. */
 export const DATA_VOLUME = {
@@ -152,6 +156,10 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_DATA_UNLOCK_UNIT', DATA_VOLUME.unlockUnit],
     ['EF_SEED_LABEL', SEED_LABEL],
     ['EF_K3S_STATE_DIR', K3S_STATE_DIR],
+    ['EF_K3S_IMAGES_DIR', K3S_IMAGES_DIR],
+    ['EF_K3S_AIRGAP_BINARY', K3S_AIRGAP.binary],
+    ['EF_K3S_AIRGAP_IMAGES', K3S_AIRGAP.images],
+    ['EF_K3S_AIRGAP_SCRIPT', K3S_AIRGAP.installScript],
     ['EF_STATUS_DIR', STATUS_PATHS.etcDir],
     ['EF_STATUS_CONF', STATUS_PATHS.conf],
     ['EF_STATUS_PROGRAM', STATUS_PATHS.program],

@@ -3,6 +3,7 @@
 // the build's verification and staging, the K3s airgap partition, the first-boot program's check and
 // placement, validate and plan — works on the one merged list. A component that needs its images on devices
 // without the internet adds one row to IMAGE_ARCHIVE_SOURCES (and its list to the schema, as ImageArchiveSchema).
+import { K3S_AIRGAP } from '../device/layout.ts';
 import type { ImageArchive, Inventory } from './schema.ts';
 import type { Locator, PathKey } from './problems.ts';
 import type { Problem } from '../util/errors.ts';
@@ -30,7 +31,7 @@ export const IMAGE_ARCHIVE_SOURCES: ImageArchiveSource[] = [
 ];
 
 /** Names the K3s airgap set already uses on the device and on the EFK3S partition (scripts/render/device.ts). */
-export const K3S_AIRGAP_NAMES = ['k3s-arm64', 'k3s-airgap-images-arm64.tar.zst', 'install.sh'] as const;
+const K3S_AIRGAP_NAMES: readonly string[] = Object.values(K3S_AIRGAP);
 
 /** One pinned archive, resolved: `name` is the file's name on the device (and on the K3s partition). */
 export interface ImageArchivePin {
@@ -77,7 +78,7 @@ export function resolveImageArchives(inv: Inventory, loc: Locator): { pins: Imag
       const key = pin.name.toLowerCase();
       const same = byName.get(key);
       if (same) problems.push({ ...pin.at.file, message: `image archive name "${pin.name}" is already used at line ${same.at.file.line} (${same.component}): archives share one directory on the device, so their file names must differ` });
-      else if ((K3S_AIRGAP_NAMES as readonly string[]).includes(key)) problems.push({ ...pin.at.file, message: `image archive name "${pin.name}" is the name of one of K3s's own airgap files; rename the archive` });
+      else if (K3S_AIRGAP_NAMES.includes(key)) problems.push({ ...pin.at.file, message: `image archive name "${pin.name}" is the name of one of K3s's own airgap files; rename the archive` });
       else byName.set(key, pin);
       const dup = byImage.get(pin.image);
       if (dup) problems.push({ ...pin.at.entry, message: `image ${pin.image} is already pinned at line ${dup.at.entry.line} (${dup.component}): one archive per image` });

@@ -26,7 +26,7 @@ import { composeFirstboot } from './firstboot/compose.ts';
 import { modulesLoadConf, nftablesRules, nftablesService, sshdConf, sysctlConf } from './firstboot/system.ts';
 import { renderUserData } from './seed/user-data.ts';
 import { firstbootCommand, firstbootUnit } from './firstboot/service.ts';
-import { FIRSTBOOT } from '../device/layout.ts';
+import { FIRSTBOOT, K3S_AIRGAP } from '../device/layout.ts';
 import path from 'node:path';
 import { instanceId, renderMetaData } from './seed/meta-data.ts';
 import { renderNetworkConfig } from './seed/network-config.ts';
@@ -82,9 +82,9 @@ export function airgapFiles(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>): { name
   const i = fleet.k3s.install;
   if (i.mode !== 'airgap') return [];
   return [
-    { name: 'k3s-arm64', sha256: i.sha256.binary },
-    { name: 'k3s-airgap-images-arm64.tar.zst', sha256: i.sha256.images },
-    { name: 'install.sh', sha256: i.sha256.installScript },
+    { name: K3S_AIRGAP.binary, sha256: i.sha256.binary },
+    { name: K3S_AIRGAP.images, sha256: i.sha256.images },
+    { name: K3S_AIRGAP.installScript, sha256: i.sha256.installScript },
     ...deliveredImageArchives(fleet).map((p) => ({ name: p.name, sha256: p.sha256 })),
   ];
 }

@@ -3,6 +3,7 @@
 // OUT/k3s-airgap/, and hard-linked into each device's bundle/k3s/airgap/ (a copy where links cannot cross)
 // for provision. With --base-image they also go into the fleet base's EFK3S partition (airgapFleetBase), which
 // is how a device booted from its image gets them (first boot mounts that partition read-only).
+import { K3S_AIRGAP } from '../../device/layout.ts';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
@@ -20,7 +21,8 @@ export interface StagedAirgap {
   files: { name: string; sha256: string; bytes: number; staged: string }[];
 }
 
-const PIN_KEY: Record<string, string> = { 'k3s-arm64': 'binary', 'k3s-airgap-images-arm64.tar.zst': 'images', 'install.sh': 'installScript' };
+/** file name -> its key under k3s.install.sha256 */
+const PIN_KEY: Record<string, string> = Object.fromEntries(Object.entries(K3S_AIRGAP).map(([key, name]) => [name, key]));
 
 /** Verify the bundle (and the pinned image archives) and stage it in OUT. Returns nothing to do for online installs. */
 export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: string): Promise<StagedAirgap | undefined> {
@@ -39,7 +41,7 @@ export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: s
     try {
       got = await sha256OfFile(src);
     } catch (err) {
-      throw new UserError(`K3s airgap bundle: cannot read ${src} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); k3s.install.bundle in ${fleet.file} must name a directory holding k3s-arm64, k3s-airgap-images-arm64.tar.zst and install.sh of K3s ${fleet.k3s.version}. Nothing was written.`);
+      throw new UserError(`K3s airgap bundle: cannot read ${src} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); k3s.install.bundle in ${fleet.file} must name a directory holding ${Object.values(K3S_AIRGAP).join(', ')} of K3s ${fleet.k3s.version}. Nothing was written.`);
     }
     if (got.sha256 !== sha256) {
       throw new UserError(

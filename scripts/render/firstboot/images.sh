@@ -14,7 +14,7 @@ image_archives_place() {
     check_sha "$ia_src/${ia%%=*}" "container image archive ${ia%%=*}" "${ia#*=}"
     ia_n=$((ia_n + 1))
   done
-  ia_dir="$R/var/lib/rancher/k3s/agent/images"
+  ia_dir="$R$EF_K3S_IMAGES_DIR"
   mkdir -p "$ia_dir" || die "cannot create $ia_dir"
   ia_new=0
   for ia in $EF_IMAGE_ARCHIVES; do

@@ -287,23 +287,23 @@ step_k3s() {
     K_MNT=
     # too big for the seed: a disk image carries them on its own partition (the fleet base's EFK3S FAT),
     # `provision` uploads them into the bundle
-    [ -f "$k_dir/k3s-arm64" ] || k3s_airgap_mount
+    [ -f "$k_dir/$EF_K3S_AIRGAP_BINARY" ] || k3s_airgap_mount
     [ -n "$K_MNT" ] && k_dir=$K_MNT
-    check_sha "$k_dir/k3s-arm64" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
-    check_sha "$k_dir/k3s-airgap-images-arm64.tar.zst" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
-    check_sha "$k_dir/install.sh" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
+    check_sha "$k_dir/$EF_K3S_AIRGAP_BINARY" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
+    check_sha "$k_dir/$EF_K3S_AIRGAP_IMAGES" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
+    check_sha "$k_dir/$EF_K3S_AIRGAP_SCRIPT" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
     # the pinned container image archives (Flux's controllers, ...): checked, then placed before K3s starts
     image_archives_place "$k_dir"
-    mkdir -p "$R/usr/local/bin" "$R/var/lib/rancher/k3s/agent/images" || die "cannot create the K3s directories"
+    mkdir -p "$R/usr/local/bin" "$R$EF_K3S_IMAGES_DIR" || die "cannot create the K3s directories"
     # each file whole or not at all (a power cut mid-copy leaves a temp file the next attempt replaces)
     k_put() {
       install -m "$3" "$1" "$2.edgeforge-new" || die "cannot write $2"
       flush "$2.edgeforge-new"
       mv -f "$2.edgeforge-new" "$2" || die "cannot replace $2"
     }
-    k_put "$k_dir/k3s-arm64" "$R/usr/local/bin/k3s" 0755
-    k_put "$k_dir/k3s-airgap-images-arm64.tar.zst" "$R/var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst" 0644
-    sys env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$EF_K3S_VERSION" INSTALL_K3S_EXEC="$EF_K3S_EXEC" INSTALL_K3S_SKIP_START="$k_skip_start" sh "$k_dir/install.sh" ||
+    k_put "$k_dir/$EF_K3S_AIRGAP_BINARY" "$R/usr/local/bin/k3s" 0755
+    k_put "$k_dir/$EF_K3S_AIRGAP_IMAGES" "$R$EF_K3S_IMAGES_DIR/$EF_K3S_AIRGAP_IMAGES" 0644
+    sys env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$EF_K3S_VERSION" INSTALL_K3S_EXEC="$EF_K3S_EXEC" INSTALL_K3S_SKIP_START="$k_skip_start" sh "$k_dir/$EF_K3S_AIRGAP_SCRIPT" ||
       die "the K3s installer failed (see its output above)"
     k3s_airgap_release
   fi

@@ -6,8 +6,7 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { ImageArchivePin } from '../../inventory/images.ts';
 
-/** Where K3s imports image archives from at start (and, from v1.31.5, while running). */
-export const K3S_IMAGES_DIR = '/var/lib/rancher/k3s/agent/images';
+export { K3S_IMAGES_DIR } from '../../device/layout.ts';
 
 /** The archives the devices of this fleet receive: all pinned ones with an airgap install, none online. */
 export function deliveredImageArchives(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>): ImageArchivePin[] {

@@ -4,7 +4,7 @@
 // INSTALL_K3S_SKIP_DOWNLOAD=true. Either way K3s is never started before the device has its own
 // config: each device creates its own CA on first start.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
-import { BUNDLE_DIR } from '../../device/layout.ts';
+import { BUNDLE_DIR, K3S_AIRGAP, K3S_IMAGES_DIR } from '../../device/layout.ts';
 import { deviceInstallVersion } from '../day2/rings.ts';
 
 /** All zeros: the example inventory's visible placeholder for the install script's sha256 (never a real-looking value). */
@@ -48,13 +48,13 @@ export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster' | 'canary'>, 
     `# airgap install from the bundle in ${AIRGAP_DIR}: every file checked against the inventory's sha256`,
     `cd ${AIRGAP_DIR}`,
     'sha256sum -c - <<EOF || { echo "airgap bundle does not match the pinned sha256" >&2; exit 1; }',
-    `${s.binary}  k3s-arm64`,
-    `${s.images}  k3s-airgap-images-arm64.tar.zst`,
-    `${s.installScript}  install.sh`,
+    `${s.binary}  ${K3S_AIRGAP.binary}`,
+    `${s.images}  ${K3S_AIRGAP.images}`,
+    `${s.installScript}  ${K3S_AIRGAP.installScript}`,
     'EOF',
-    'install -m 0755 k3s-arm64 /usr/local/bin/k3s',
-    'install -d /var/lib/rancher/k3s/agent/images',
-    'install -m 0644 k3s-airgap-images-arm64.tar.zst /var/lib/rancher/k3s/agent/images/',
-    `INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="${version}" INSTALL_K3S_EXEC="${exec}" sh ./install.sh`,
+    `install -m 0755 ${K3S_AIRGAP.binary} /usr/local/bin/k3s`,
+    `install -d ${K3S_IMAGES_DIR}`,
+    `install -m 0644 ${K3S_AIRGAP.images} ${K3S_IMAGES_DIR}/`,
+    `INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="${version}" INSTALL_K3S_EXEC="${exec}" sh ./${K3S_AIRGAP.installScript}`,
   ].join('\n');
 }

@@ -16,7 +16,7 @@ export async function runCli(argv: string[], opts: { cwd?: string; env?: NodeJS.
   return { code, stdout, stderr };
 }
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,4 +27,13 @@ export function k3sFlags(kind: 'server' | 'agent'): Set<string> {
   const dir = candidates.find((d) => existsSync(path.join(d, 'k3s-server-flags.txt')));
   if (!dir) throw new Error(`K3s flag lists not found (looked in ${candidates.join(', ')}); set EDGEFORGE_K3S_FLAGS`);
   return new Set(readFileSync(path.join(dir, `k3s-${kind}-flags.txt`), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean));
+}
+
+/** A device's rendered bundle written where the first-boot program reads it, under a sandbox root. */
+export function installBundle(root: string, files: { path: string; bytes: Uint8Array | string; mode?: number }[]): void {
+  for (const file of files.filter((x) => x.path.startsWith('bundle/'))) {
+    const p = path.join(root, 'var/lib/edgeforge', file.path);
+    mkdirSync(path.dirname(p), { recursive: true });
+    writeFileSync(p, file.bytes, { mode: file.mode });
+  }
 }

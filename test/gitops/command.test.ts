@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../helpers.ts';
 import { runsFlux } from '../../scripts/render/flux/index.ts';
-import { exampleFleet, exampleInventoryText, fakeBundle, fleetKeys } from './fixtures.ts';
+import { exampleFleet, exampleInventoryText, fakeBundle, fleetKeys, snapshot } from './fixtures.ts';
 const HAVE_TOOLS = requireTools(['ssh-keygen'], 'test/gitops/command.test.ts');
 
 const bundle = fakeBundle();
@@ -21,19 +21,6 @@ const json = async (...extra: string[]) => {
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as { created: string[]; updated: string[]; unchanged: number; kept: { path: string; reason: string }[]; stale: string[]; deleted: string[]; warnings: string[] };
 };
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string) => {
-    for (const n of readdirSync(path.join(dir, rel))) {
-      const r = rel ? `${rel}/${n}` : n;
-      if (statSync(path.join(dir, r)).isDirectory()) walk(r);
-      else out[r] = readFileSync(path.join(dir, r), 'utf8');
-    }
-  };
-  walk('');
-  return out;
-}
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ef-gitops-cmd-'));

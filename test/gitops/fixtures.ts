@@ -3,7 +3,7 @@
 // OpenPGP keys (openpgp.js) and real OpenSSH deploy keys (ssh-keygen).
 import { tool } from '../../scripts/testkit/tools.ts';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
@@ -157,4 +157,18 @@ export function writePublicKeys(dir: string, keys: GitopsPublicKeys): void {
   }
   mkdirSync(path.join(dir, 'keys/admins'), { recursive: true });
   writeFileSync(path.join(dir, 'keys/admins/ops.asc'), keys.admins[0].publicArmored);
+}
+
+/** every file under dir (relative path -> text): a tree before and after a command, compared whole */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const n of readdirSync(path.join(dir, rel))) {
+      const r = rel ? `${rel}/${n}` : n;
+      if (statSync(path.join(dir, r)).isDirectory()) walk(r);
+      else out[r] = readFileSync(path.join(dir, r), 'utf8');
+    }
+  };
+  walk('');
+  return out;
 }

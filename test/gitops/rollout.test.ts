@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { runCli } from '../helpers.ts';
-import { exampleFleet, exampleInventoryText, fakeBundle, fleetKeys, writePublicKeys } from './fixtures.ts';
+import { exampleFleet, exampleInventoryText, fakeBundle, fleetKeys, writePublicKeys, snapshot } from './fixtures.ts';
 const HAVE_TOOLS = requireTools(['ssh-keygen'], 'test/gitops/rollout.test.ts');
 
 const bundle = fakeBundle();
@@ -23,19 +23,6 @@ const CANARY = 'upgrades/kr-south/ulsan-plant-1/plans.yaml';
 const STABLE = ['upgrades/kr-south/changwon-plant-2/plans.yaml', 'upgrades/eu-central/stuttgart-plant-3/plans.yaml', 'upgrades/eu-central/brno-warehouse-1/plans.yaml'];
 const read = (p: string) => readFileSync(path.join(tmp, 'repo', p), 'utf8');
 const plans = (p: string) => YAML.parseAllDocuments(read(p)).map((d) => d.toJS());
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string) => {
-    for (const n of readdirSync(path.join(dir, rel))) {
-      const r = rel ? `${rel}/${n}` : n;
-      if (statSync(path.join(dir, r)).isDirectory()) walk(r);
-      else out[r] = readFileSync(path.join(dir, r), 'utf8');
-    }
-  };
-  walk('');
-  return out;
-}
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ef-rollout-'));

@@ -3,6 +3,7 @@
 // read-only, checks the pinned sha256s, installs and unmounts. The "partition" is a directory under the
 // sandbox's /dev/disk/...; the EDGEFORGE_SYS stub plays mount (copies its files onto the mount point) and
 // umount (empties it), recording both.
+import { installBundle } from '../helpers.ts';
 import { describe, it, expect, beforeAll, beforeEach, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -33,11 +34,7 @@ function setup(): void {
   const f = structuredClone(base);
   f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(BLOBS['k3s-arm64']), images: sha256Hex(BLOBS['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(INSTALLER) } };
   const d = f.active.find((x) => x.id === ID)!;
-  for (const file of renderDevice(f, d, fixedSecretsFor(d)).filter((x) => x.path.startsWith('bundle/'))) {
-    const p = path.join(root, 'var/lib/edgeforge', file.path);
-    mkdirSync(path.dirname(p), { recursive: true });
-    writeFileSync(p, file.bytes, { mode: file.mode });
-  }
+  installBundle(root, renderDevice(f, d, fixedSecretsFor(d)));
   writeFileSync(path.join(root, 'stub.sh'), STUB);
   chmodSync(path.join(root, 'stub.sh'), 0o755);
 }

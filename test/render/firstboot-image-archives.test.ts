@@ -4,6 +4,7 @@
 // naming both hashes, with nothing placed and K3s not installed. The archives are real docker-archive tars
 // made here; the "K3s partition" is a directory the EDGEFORGE_SYS stub "mounts" (as in
 // firstboot-airgap-partition.test.ts).
+import { installBundle } from '../helpers.ts';
 import { describe, it, expect, beforeAll, beforeEach, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,11 +49,7 @@ function render(mode: 'airgap' | 'online', pins: ImageArchivePin[]): void {
       : f.k3s.install;
   f.imageArchives = pins;
   const d = f.active.find((x) => x.id === ID)!;
-  for (const file of renderDevice(f, d, fixedSecretsFor(d)).filter((x) => x.path.startsWith('bundle/'))) {
-    const p = path.join(root, 'var/lib/edgeforge', file.path);
-    mkdirSync(path.dirname(p), { recursive: true });
-    writeFileSync(p, file.bytes, { mode: file.mode });
-  }
+  installBundle(root, renderDevice(f, d, fixedSecretsFor(d)));
   writeFileSync(path.join(root, 'stub.sh'), STUB);
   chmodSync(path.join(root, 'stub.sh'), 0o755);
 }

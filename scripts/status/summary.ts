@@ -6,7 +6,8 @@ import type { StatusReport, Rejection } from './report.ts';
 
 /**
  * A first-boot step still failing after this many attempts needs a look: with the service's backoff (30 s doubling,
- * capped at 15 min, jittered to half..all) six attempts span roughly 15 to 30 minutes of a network or tang outage.
+ * capped at 15 min, jittered to half..all) the five waits before a sixth attempt add up to 7.75-15.5 minutes
+ * (30+60+120+240+480 s, halved at the least) of a network or tang outage, plus the attempts themselves.
  */
 export const RETRY_ATTENTION_ATTEMPTS = 6;
 

@@ -12,7 +12,7 @@ import { deliveredImageArchives } from '../../render/k3s/images.ts';
 import { archivePath, imageArchiveProblems } from './images.ts';
 import { airgapFiles } from '../../render/device.ts';
 import { tempPathFor } from '../../util/atomic.ts';
-import { sha256OfFile } from '../../util/hash.ts';
+import { sha256OfFile, type FileDigest } from '../../util/hash.ts';
 import { prepareBase, type PreparedBase } from '../../disk/base.ts';
 import { deriveFleetBase } from '../../disk/fleet-base.ts';
 import type { FleetBaseManifest } from '../../manifest/types.ts';
@@ -32,14 +32,16 @@ export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: s
   // verify everything before writing anything: a wrong file fails the build with nothing written
   const verified: { name: string; sha256: string; bytes: number; src: string }[] = [];
   const archives = new Map(deliveredImageArchives(fleet).map((p) => [p.name, p]));
-  const archiveProblems = await imageArchiveProblems(fleet, inventoryPath, { hash: true });
+  // the archives are hashed once, here (they are the large files: hundreds of MiB each)
+  const digests = new Map<string, FileDigest>();
+  const archiveProblems = await imageArchiveProblems(fleet, inventoryPath, { hash: true, digests });
   if (archiveProblems.length) throw new InventoryError(fleet.file, archiveProblems.map((p) => ({ ...p, message: `${p.message}. Nothing was written.` })));
   for (const { name, sha256 } of airgapFiles(fleet)) {
     const pin = archives.get(name);
     const src = pin ? archivePath(fleet, inventoryPath, pin) : path.join(dir, name);
     let got;
     try {
-      got = await sha256OfFile(src);
+      got = digests.get(src) ?? (await sha256OfFile(src));
     } catch (err) {
       throw new UserError(`K3s airgap bundle: cannot read ${src} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); k3s.install.bundle in ${fleet.file} must name a directory holding ${Object.values(K3S_AIRGAP).join(', ')} of K3s ${fleet.k3s.version}. Nothing was written.`);
     }

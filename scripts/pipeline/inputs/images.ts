@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { ImageArchivePin } from '../../inventory/images.ts';
 import { PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
-import { sha256OfFile } from '../../util/hash.ts';
+import { sha256OfFile, type FileDigest } from '../../util/hash.ts';
 import type { Problem } from '../../util/errors.ts';
 import { archiveHolds, archiveImageRefs } from './image-refs.ts';
 
@@ -20,7 +20,11 @@ export function archivePath(fleet: Pick<Fleet, 'file'>, inventoryPath: string, p
  * What is wrong with the archive files: missing, not a file, unreadable; with `hash`, a sha256 that is not
  * the pin (both named). Checked for every pinned archive, whatever the install mode.
  */
-export async function imageArchiveProblems(fleet: Pick<Fleet, 'file' | 'imageArchives'>, inventoryPath: string, o: { hash: boolean }): Promise<Problem[]> {
+export async function imageArchiveProblems(
+  fleet: Pick<Fleet, 'file' | 'imageArchives'>,
+  inventoryPath: string,
+  o: { hash: boolean; /** filled with each archive's digest (by path), so a caller need not hash it again */ digests?: Map<string, FileDigest> },
+): Promise<Problem[]> {
   const out: Problem[] = [];
   for (const pin of fleet.imageArchives) {
     const file = archivePath(fleet, inventoryPath, pin);
@@ -36,6 +40,7 @@ export async function imageArchiveProblems(fleet: Pick<Fleet, 'file' | 'imageArc
         continue;
       }
       const got = await sha256OfFile(file);
+      o.digests?.set(file, got);
       if (got.sha256 !== pin.sha256) {
         const hint = pin.sha256 === PLACEHOLDER_SHA256 ? ' (the pin is the all-zeros placeholder: put the archive\'s real sha256 there)' : ': it is not the pinned archive; fetch it again, or if you changed versions on purpose, update the pin';
         out.push({ ...pin.at.sha256, message: `${what}: ${file} has sha256 ${got.sha256} but the inventory pins ${pin.sha256}${hint}` });

@@ -226,6 +226,16 @@ export const ImageArchiveSchema = z
   })
   .describe('A pinned container image archive, imported by K3s at start so nothing pulls it over the network');
 
+// one release's K3s airgap files: the stable ring's (k3s.install) and, during a rollout, the canary's (k3s.install.canary)
+const K3S_AIRGAP_FILES = {
+  bundle: z.string().describe('Local directory (relative to the inventory) with k3s-arm64, k3s-airgap-images-arm64.tar.zst, install.sh of one K3s release'),
+  sha256: z.strictObject({
+    binary: sha256,
+    images: sha256,
+    installScript: sha256,
+  }),
+};
+
 export const K3sInstallSchema = z.discriminatedUnion('mode', [
   z.strictObject({
     mode: z.literal('online'),
@@ -238,12 +248,11 @@ export const K3sInstallSchema = z.discriminatedUnion('mode', [
   }),
   z.strictObject({
     mode: z.literal('airgap'),
-    bundle: z.string().describe('Local directory (relative to the inventory) with k3s-arm64, k3s-airgap-images-arm64.tar.zst, install.sh'),
-    sha256: z.strictObject({
-      binary: sha256,
-      images: sha256,
-      installScript: sha256,
-    }),
+    ...K3S_AIRGAP_FILES,
+    canary: z
+      .strictObject(K3S_AIRGAP_FILES)
+      .optional()
+      .describe("While a rollout is in progress: K3s canaryVersion's airgap files, which new devices of the canary ring install (the fleet base carries both releases). `edgeforge rollout promote` moves them to bundle/sha256"),
   }),
 ]);
 

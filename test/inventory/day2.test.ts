@@ -1,6 +1,7 @@
 // Day-2 settings refused with their position (issue #18): an unknown or malformed K3s version, an empty
 // window, a window across midnight, one without a time zone or with an unknown zone, a rollout whose canary
-// ring has no device. Through the CLI: FILE:LINE:COL, exit 2, nothing written.
+// ring has no device, an airgap rollout without the canary release's airgap files (or those files without a
+// rollout, or holding the stable release). Through the CLI: FILE:LINE:COL, exit 2, nothing written.
 import { describe, expect, it, afterAll } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,7 +22,17 @@ function lineOf(text: string, needle: string): number {
 
 const WINDOW_AT_SITE = (w: string) => example.replace('        canary: true                 # gets GitOps changes first\n', `        canary: true                 # gets GitOps changes first\n        maintenanceWindow: ${w}\n`);
 
+// an airgap fleet (the pins need not match files: validate reads only the image archives)
+const AIRGAP = (install: string, k3s = '') =>
+  example
+    .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'a'.repeat(64)}", images: "${'b'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n${install}`)
+    .replace('  version: v1.31.4+k3s1\n', `  version: v1.31.4+k3s1\n${k3s}`);
+const CANARY_FILES = (binary: string) => `    canary:\n      bundle: bundles/k3s-v1.32.3\n      sha256: { binary: "${binary}", images: "${'e'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n`;
+
 const cases: [string, string, string, RegExp][] = [
+  ['an airgap rollout without the canary release\'s airgap files', AIRGAP('', '  canaryVersion: v1.32.3+k3s1\n'), '  canaryVersion', /an airgap fleet's canary ring installs v1\.32\.3\+k3s1 at first boot from its own airgap files: add k3s\.install\.canary/],
+  ['canary airgap files without a rollout', AIRGAP(CANARY_FILES('f'.repeat(64))), '      bundle: bundles/k3s-v1.32.3', /k3s\.install\.canary is only for a rollout in progress, and k3s\.canaryVersion is not set/],
+  ['canary airgap files holding the stable binary', AIRGAP(CANARY_FILES('a'.repeat(64)), '  canaryVersion: v1.32.3+k3s1\n'), `      sha256: { binary: "${'a'.repeat(64)}", images: "${'e'}`, /the same binary as the stable ring's/],
   ['an unknown K3s release line', example.replace('  version: v1.31.4+k3s1\n', '  version: v1.99.0+k3s1\n'), '  version: v1.99', /K3s v1\.99\.0\+k3s1 is not a release line edgeforge knows/],
   ['a malformed K3s version', example.replace('  version: v1.31.4+k3s1\n', '  version: "1.31"\n'), '  version: "1.31"', /must be a K3s release like v1\.31\.4\+k3s1/],
   ['a malformed canary version', example.replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: latest\n'), '  canaryVersion', /must be a K3s release/],

@@ -67,6 +67,14 @@ export const K3S_STATE_DIR = '/var/lib/rancher';
 export const K3S_IMAGES_DIR = `${K3S_STATE_DIR}/k3s/agent/images`;
 /** K3s's airgap files, named as its releases name them: in the bundle's k3s/airgap/ and on the fleet base's K3s partition */
 export const K3S_AIRGAP = { binary: 'k3s-arm64', images: 'k3s-airgap-images-arm64.tar.zst', installScript: 'install.sh' } as const;
+/**
+ * Where one release's airgap files sit on the fleet base's K3s partition: the stable ring's at its root (as on
+ * every card since the partition exists), the canary ring's during a rollout in a directory named after its
+ * release (v1.32.3+k3s1 -> v1.32.3-k3s1/), so one image carries both and each device takes its ring's.
+ */
+export function k3sAirgapReleaseDir(version: string): string {
+  return version.replace('+', '-');
+}
 
 /** The LUKS2 data volume (disk encryption): where K3s state and the secrets live on an encrypted device. */
 export const DATA_VOLUME = {

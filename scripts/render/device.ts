@@ -31,6 +31,7 @@ import path from 'node:path';
 import { instanceId, renderMetaData } from './seed/meta-data.ts';
 import { renderNetworkConfig } from './seed/network-config.ts';
 import { renewalBundleFiles, renewalFirstbootFragment } from './day2/renewal.ts';
+import { ringAirgap, ringOf } from './day2/rings.ts';
 
 /** The private material a device's rendering needs, as plain strings (the keys stage supplies them). */
 export interface DeviceSecrets {
@@ -78,13 +79,18 @@ export interface RenderOptions {
  * The airgap files the build copies into bundle/k3s/airgap/ (and onto the fleet base's K3s partition), with
  * their pinned sha256: K3s's own three, then every pinned container image archive (scripts/render/k3s/images.ts).
  */
-export function airgapFiles(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>): { name: string; sha256: string }[] {
-  const i = fleet.k3s.install;
-  if (i.mode !== 'airgap') return [];
+/**
+ * The airgap files one device installs from (provision delivers them into its bundle's k3s/airgap/, a flashed
+ * card reads them from the fleet base's K3s partition): its ring's K3s release (day2/rings.ts) and every
+ * pinned image archive. Nothing for online installs.
+ */
+export function airgapFiles(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>, d: Pick<ResolvedDevice, 'canary'>): { name: string; sha256: string }[] {
+  const a = ringAirgap(fleet, ringOf(d));
+  if (!a) return [];
   return [
-    { name: K3S_AIRGAP.binary, sha256: i.sha256.binary },
-    { name: K3S_AIRGAP.images, sha256: i.sha256.images },
-    { name: K3S_AIRGAP.installScript, sha256: i.sha256.installScript },
+    { name: K3S_AIRGAP.binary, sha256: a.sha256.binary },
+    { name: K3S_AIRGAP.images, sha256: a.sha256.images },
+    { name: K3S_AIRGAP.installScript, sha256: a.sha256.installScript },
     ...deliveredImageArchives(fleet).map((p) => ({ name: p.name, sha256: p.sha256 })),
   ];
 }
@@ -158,7 +164,7 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   // sha256sum -c format; airgap entries come from the inventory's pins (the build copies those files)
   const sums = bundleSums([
     ...bundle.map((f) => ({ sha256: sha256Hex(f.bytes), rel: f.path.slice('bundle/'.length) })),
-    ...airgapFiles(fleet).map((a) => ({ sha256: a.sha256, rel: `k3s/airgap/${a.name}` })),
+    ...airgapFiles(fleet, d).map((a) => ({ sha256: a.sha256, rel: `k3s/airgap/${a.name}` })),
   ]);
   const sumsFile = { ...textFile(`bundle/${SUMS_NAME}`, 'other', sums), text: sums };
 

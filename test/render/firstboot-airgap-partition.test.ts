@@ -21,8 +21,8 @@ const STUB = `#!/bin/sh
 printf '%s\\n' "$*" >>"$EDGEFORGE_ROOT/sys.log"
 case "$1" in
   modinfo|modprobe) true ;;
-  mount) [ -z "\${EF_TEST_MOUNT_FAIL:-}" ] || exit 32; src=; dst=; for a; do src=$dst; dst=$a; done; cp "$src"/* "$dst"/ ;;
-  umount) rm -f "$2"/* ;;
+  mount) [ -z "\${EF_TEST_MOUNT_FAIL:-}" ] || exit 32; src=; dst=; for a; do src=$dst; dst=$a; done; cp -R "$src"/* "$dst"/ ;;
+  umount) rm -rf "$2"/* ;;
 esac
 `;
 
@@ -30,10 +30,17 @@ let base: Fleet;
 let root: string;
 const ID = 'changwon2-press-001';
 
-function setup(): void {
+// a rollout in progress: the canary ring's release, in its directory on the partition
+const CANARY = 'v1.32.3+k3s1';
+const CANARY_DIR = 'v1.32.3-k3s1';
+const CANARY_BLOBS: Record<string, string> = { 'k3s-arm64': `fake k3s ${CANARY} binary\n`, 'k3s-airgap-images-arm64.tar.zst': `fake ${CANARY} images\n`, 'install.sh': INSTALLER };
+const pins = (b: Record<string, string>) => ({ binary: sha256Hex(b['k3s-arm64']), images: sha256Hex(b['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(b['install.sh']) });
+
+function setup(id = ID, rollout = false): void {
   const f = structuredClone(base);
-  f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(BLOBS['k3s-arm64']), images: sha256Hex(BLOBS['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(INSTALLER) } };
-  const d = f.active.find((x) => x.id === ID)!;
+  f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: pins(BLOBS), ...(rollout ? { canary: { bundle: 'bundles/k3s-canary', sha256: pins(CANARY_BLOBS) } } : {}) };
+  if (rollout) f.k3s.canaryVersion = CANARY;
+  const d = f.active.find((x) => x.id === id)!;
   installBundle(root, renderDevice(f, d, fixedSecretsFor(d)));
   writeFileSync(path.join(root, 'stub.sh'), STUB);
   chmodSync(path.join(root, 'stub.sh'), 0o755);
@@ -139,5 +146,47 @@ describe('k3s step: airgap files from the EFK3S partition', () => {
     expect(r.stderr).toContain('no K3s airgap partition (/dev/disk/by-partlabel/edgeforge-k3s or /dev/disk/by-label/EFK3S)');
     expect(r.stderr).toContain("edgeforge build --base-image");
     expect(r.sys).not.toMatch(/^mount /m);
+  });
+
+  describe('during a rollout (k3s.canaryVersion, k3s.install.canary)', () => {
+    const withCanary = () => partition('by-partlabel/edgeforge-k3s', { ...BLOBS, ...Object.fromEntries(Object.entries(CANARY_BLOBS).map(([n, t]) => [`${CANARY_DIR}/${n}`, t])) });
+
+    it('a canary-ring device installs its ring\'s release from its directory on the partition', () => {
+      rmSync(root, { recursive: true, force: true });
+      mkdirSync(root);
+      setup('ulsan1-line1-001', true); // ulsan-plant-1: canary: true
+      mkdirSync(path.join(root, 'dev/disk/by-partlabel/edgeforge-k3s', CANARY_DIR), { recursive: true });
+      withCanary();
+      const r = runK3s();
+      expect(r.code, r.stderr).toBe(0);
+      expect(readFileSync(path.join(root, 'usr/local/bin/k3s'), 'utf8')).toBe(CANARY_BLOBS['k3s-arm64']);
+      expect(readFileSync(path.join(root, 'var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst'), 'utf8')).toBe(CANARY_BLOBS['k3s-airgap-images-arm64.tar.zst']);
+      expect(r.sys).toMatch(new RegExp(`^env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION=${CANARY.replace('+', '\\+')} .* sh .*k3s-airgap\\.mnt/${CANARY_DIR}/install\\.sh$`, 'm'));
+      expect(readFileSync(path.join(root, 'var/lib/edgeforge/k3s-installed'), 'utf8')).toBe(`${CANARY} airgap server\n`);
+    });
+
+    it('a stable-ring device of the same fleet installs the stable release from the partition\'s root', () => {
+      rmSync(root, { recursive: true, force: true });
+      mkdirSync(root);
+      setup(ID, true);
+      mkdirSync(path.join(root, 'dev/disk/by-partlabel/edgeforge-k3s', CANARY_DIR), { recursive: true });
+      withCanary();
+      const r = runK3s();
+      expect(r.code, r.stderr).toBe(0);
+      expect(readFileSync(path.join(root, 'usr/local/bin/k3s'), 'utf8')).toBe(BLOBS['k3s-arm64']);
+      expect(readFileSync(path.join(root, 'var/lib/edgeforge/k3s-installed'), 'utf8')).toMatch(/^v1\.31\.4\+k3s1 airgap agent$/m);
+    });
+
+    it('an image without the canary release\'s directory: a permanent failure naming it, unmounted', () => {
+      rmSync(root, { recursive: true, force: true });
+      mkdirSync(root);
+      setup('ulsan1-line1-001', true);
+      partition('by-partlabel/edgeforge-k3s'); // only the stable release, at the root
+      const r = runK3s();
+      expect(r.code).toBe(78);
+      expect(r.stderr).toContain(`K3s ${CANARY}'s airgap files are not on this device's K3s partition (/${CANARY_DIR}/ is missing k3s-arm64)`);
+      expect(r.sys).toContain(`umount ${MNT()}`);
+      expect(existsSync(path.join(root, 'usr/local/bin/k3s'))).toBe(false);
+    });
   });
 });

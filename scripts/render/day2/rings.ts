@@ -1,6 +1,8 @@
 // The two K3s rings (issue #18): sites with `canary: true` run k3s.canaryVersion while a rollout is in
 // progress; every other site runs k3s.version until `edgeforge rollout promote` moves it. A device installs
-// its own ring's version at first boot, so its seed and its site's Plans never disagree.
+// its own ring's version at first boot (online, or from its ring's airgap files), so its seed and its site's
+// Plans never disagree.
+import { k3sAirgapReleaseDir } from '../../device/layout.ts';
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 
 export type Ring = 'canary' | 'stable';
@@ -19,12 +21,43 @@ export function deviceK3sVersion(d: Pick<ResolvedDevice, 'canary'>, fleet: Pick<
 }
 
 /**
- * The version a new device installs at first boot. Online: its ring's (the stable tag's install.sh, whose
- * sha256 is pinned, installs any release), so seed and Plans agree from the start. Airgap: the bundle holds
- * one binary, k3s.version's; a canary device starts on it and its Plan upgrades it in its first window.
+ * A ring's K3s airgap files (airgap installs): the stable ring's are k3s.install's, at the root of the K3s
+ * partition; during a rollout the canary ring's are k3s.install.canary's (validate requires them), in their
+ * release's directory. So a new device installs its own ring's version and its seed and Plans never disagree.
  */
+export interface RingAirgap {
+  ring: Ring;
+  version: string;
+  bundle: string;
+  sha256: { binary: string; images: string; installScript: string };
+  /** directory on the K3s partition ('' = its root) */
+  dir: string;
+  /** where the pins are in the inventory, for messages */
+  key: 'k3s.install' | 'k3s.install.canary';
+}
+
+export function ringAirgap(fleet: Pick<Fleet, 'k3s'>, ring: Ring): RingAirgap | undefined {
+  const i = fleet.k3s.install;
+  if (i.mode !== 'airgap') return undefined;
+  if (ring === 'canary' && rolloutInProgress(fleet)) {
+    const version = ringVersion(fleet, 'canary');
+    // validate refuses a rollout without them; an unvalidated fleet falls back to the stable files, never to nothing
+    if (i.canary) return { ring, version, bundle: i.canary.bundle, sha256: i.canary.sha256, dir: k3sAirgapReleaseDir(version), key: 'k3s.install.canary' };
+  }
+  return { ring: 'stable', version: fleet.k3s.version, bundle: i.bundle, sha256: i.sha256, dir: '', key: 'k3s.install' };
+}
+
+/** Every release's airgap files the fleet's new devices install from (one per ring in use, the stable first). */
+/** The version a new device installs at first boot: its ring's (online, or from its ring's airgap files). */
 export function deviceInstallVersion(d: Pick<ResolvedDevice, 'canary'>, fleet: Pick<Fleet, 'k3s'>): string {
-  return fleet.k3s.install.mode === 'online' ? deviceK3sVersion(d, fleet) : fleet.k3s.version;
+  return ringAirgap(fleet, ringOf(d))?.version ?? deviceK3sVersion(d, fleet);
+}
+
+export function fleetAirgapReleases(fleet: Pick<Fleet, 'k3s'>): RingAirgap[] {
+  const stable = ringAirgap(fleet, 'stable');
+  const canary = ringAirgap(fleet, 'canary');
+  if (!stable) return [];
+  return canary && canary.key !== stable.key ? [stable, canary] : [stable];
 }
 
 export function rolloutInProgress(fleet: Pick<Fleet, 'k3s'>): boolean {

@@ -7,7 +7,7 @@ import { k3sInstallScriptUrl } from '../k3s/install.ts';
 import { imageArchivesVariable } from '../k3s/images.ts';
 import { FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
-import { deviceInstallVersion } from '../day2/rings.ts';
+import { deviceInstallVersion, ringAirgap, ringOf } from '../day2/rings.ts';
 
 const SOURCES = ['lib.sh', 'steps.sh', 'images.sh', 'main.sh'] as const;
 const sources = new Map<string, string>();
@@ -27,6 +27,7 @@ export function boardFamily(board: string): string {
 export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' | 'imageArchives'>): [string, string][] {
   const k = fleet.k3s;
   const users = d.users.map((u) => u.name);
+  const airgap = ringAirgap(fleet, ringOf(d));
   return [
     ['EF_DEVICE_ID', d.id],
     ['EF_HOSTNAME', d.id],
@@ -37,9 +38,11 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' |
     ['EF_K3S_INSTALL_MODE', k.install.mode],
     ['EF_K3S_INSTALL_URL', k3sInstallScriptUrl(k)],
     ['EF_K3S_INSTALL_SHA256', k.install.mode === 'online' ? k.install.installScriptSha256 : ''],
-    ['EF_K3S_BINARY_SHA256', k.install.mode === 'airgap' ? k.install.sha256.binary : ''],
-    ['EF_K3S_IMAGES_SHA256', k.install.mode === 'airgap' ? k.install.sha256.images : ''],
-    ['EF_K3S_SCRIPT_SHA256', k.install.mode === 'airgap' ? k.install.sha256.installScript : ''],
+    // airgap: the device's ring's files (day2/rings.ts), in their directory on the fleet base's K3s partition
+    ['EF_K3S_BINARY_SHA256', airgap?.sha256.binary ?? ''],
+    ['EF_K3S_IMAGES_SHA256', airgap?.sha256.images ?? ''],
+    ['EF_K3S_SCRIPT_SHA256', airgap?.sha256.installScript ?? ''],
+    ['EF_K3S_AIRGAP_DIR', airgap?.dir ?? ''],
     ['EF_IMAGE_ARCHIVES', imageArchivesVariable(fleet)],
     ['EF_ENCRYPTION_MODE', d.encryption.mode],
     ['EF_USERS', users.join(' ')],

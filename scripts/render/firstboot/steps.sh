@@ -283,17 +283,22 @@ step_k3s() {
     sys env INSTALL_K3S_VERSION="$EF_K3S_VERSION" INSTALL_K3S_EXEC="$EF_K3S_EXEC" INSTALL_K3S_SKIP_START="$k_skip_start" sh "$k_script" ||
       die "the K3s installer failed (see its output above)"
   else
-    k_dir="$BUNDLE/k3s/airgap"
+    k_root="$BUNDLE/k3s/airgap"
     K_MNT=
     # too big for the seed: a disk image carries them on its own partition (the fleet base's EFK3S FAT),
-    # `provision` uploads them into the bundle
-    [ -f "$k_dir/$EF_K3S_AIRGAP_BINARY" ] || k3s_airgap_mount
-    [ -n "$K_MNT" ] && k_dir=$K_MNT
+    # `provision` uploads this device's ring's release into the bundle
+    [ -f "$k_root/$EF_K3S_AIRGAP_BINARY" ] || k3s_airgap_mount
+    [ -n "$K_MNT" ] && k_root=$K_MNT
+    # on the partition, the canary ring's release (during a rollout) is in its own directory; the image
+    # archives are at the root either way
+    k_dir=$k_root
+    [ -n "$K_MNT" ] && [ -n "$EF_K3S_AIRGAP_DIR" ] && k_dir="$K_MNT/$EF_K3S_AIRGAP_DIR"
+    [ -f "$k_dir/$EF_K3S_AIRGAP_BINARY" ] || die_permanent "K3s $EF_K3S_VERSION's airgap files are not on this device's K3s partition (${k_dir#"$K_MNT"}/ is missing $EF_K3S_AIRGAP_BINARY): the image was built for another release; build and flash it again with 'edgeforge build --base-image'"
     check_sha "$k_dir/$EF_K3S_AIRGAP_BINARY" "K3s airgap binary" "$EF_K3S_BINARY_SHA256"
     check_sha "$k_dir/$EF_K3S_AIRGAP_IMAGES" "K3s airgap images" "$EF_K3S_IMAGES_SHA256"
     check_sha "$k_dir/$EF_K3S_AIRGAP_SCRIPT" "K3s airgap install script" "$EF_K3S_SCRIPT_SHA256"
     # the pinned container image archives (Flux's controllers, ...): checked, then placed before K3s starts
-    image_archives_place "$k_dir"
+    image_archives_place "$k_root"
     mkdir -p "$R/usr/local/bin" "$R$EF_K3S_IMAGES_DIR" || die "cannot create the K3s directories"
     # each file whole or not at all (a power cut mid-copy leaves a temp file the next attempt replaces)
     k_put() {

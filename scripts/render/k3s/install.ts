@@ -5,7 +5,7 @@
 // config: each device creates its own CA on first start.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { BUNDLE_DIR, K3S_AIRGAP, K3S_IMAGES_DIR } from '../../device/layout.ts';
-import { deviceInstallVersion } from '../day2/rings.ts';
+import { deviceInstallVersion, ringAirgap, ringOf } from '../day2/rings.ts';
 
 /** All zeros: the example inventory's visible placeholder for the install script's sha256 (never a real-looking value). */
 export const PLACEHOLDER_SHA256 = '0'.repeat(64);
@@ -27,8 +27,8 @@ export function k3sInstallPinProblem(fleet: Pick<Fleet, 'k3s'>): string | undefi
   return `k3s.install.installScriptSha256 is the all-zeros placeholder: every device will refuse to run K3s's install script (hash mismatch) until you pin it — run: curl -sfL ${url} | sha256sum — and put that value in the inventory`;
 }
 
-/** Where the bundle's files sit on the device (copied there by the seed or `provision`). */
-export const AIRGAP_DIR = `${BUNDLE_DIR}/k3s`;
+/** Where the airgap files sit on a device `provision` delivered them to (a flashed one reads the K3s partition). */
+export const AIRGAP_DIR = `${BUNDLE_DIR}/k3s/airgap`;
 
 export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster' | 'canary'>, fleet: Pick<Fleet, 'k3s'>): string {
   const k = fleet.k3s;
@@ -43,9 +43,10 @@ export function k3sInstallScript(d: Pick<ResolvedDevice, 'cluster' | 'canary'>, 
       `INSTALL_K3S_VERSION="${version}" INSTALL_K3S_EXEC="${exec}" sh /tmp/k3s-install.sh`,
     ].join('\n');
   }
-  const s = k.install.sha256;
+  const a = ringAirgap(fleet, ringOf(d))!;
+  const s = a.sha256;
   return [
-    `# airgap install from the bundle in ${AIRGAP_DIR}: every file checked against the inventory's sha256`,
+    `# airgap install of K3s ${a.version} (${a.key}): from ${AIRGAP_DIR} (provision), or the disk image's K3s partition${a.dir ? ` (${a.dir}/)` : ''}; every file checked against the inventory's sha256`,
     `cd ${AIRGAP_DIR}`,
     'sha256sum -c - <<EOF || { echo "airgap bundle does not match the pinned sha256" >&2; exit 1; }',
     `${s.binary}  ${K3S_AIRGAP.binary}`,

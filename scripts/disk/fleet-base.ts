@@ -37,7 +37,7 @@ export const AIRGAP_FAT_LABEL = 'EFK3S';
 export const FLEET_BASE_EPOCH = 946684800;
 const MIB_SECTORS = 2048;
 
-/** a file for the payload partition: its name in the FAT root, where to read it (already verified against its digest by the caller) */
+/** a file for the payload partition: its path in the FAT ("name", or "dir/name" for a canary release), where to read it (already verified against its digest by the caller) */
 export interface PayloadFile extends FileDigest {
   name: string;
   path: string;
@@ -99,11 +99,12 @@ export function fleetBaseKey(rawSha256: string, files: { name: string; sha256: s
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /**
- * Sectors for a FAT32 volume holding `files` in its root: 4 KiB clusters once that gives FAT32's minimum of
+ * Sectors for a FAT32 volume holding `files` (in its root and at most a few directories): 4 KiB clusters once that gives FAT32's minimum of
  * 65525 clusters, else 512-byte clusters (small payloads, tests). Whole MiB.
  */
 export function payloadGeometry(files: { name: string; bytes: number }[]): { sectors: number; sectorsPerCluster: number } {
-  const need = (cs: number) => files.reduce((n, f) => n + Math.ceil(f.bytes / cs), 0) + 1 + 16; // + root dir + slack
+  const dirs = new Set(files.map((f) => f.name.split('/').slice(0, -1).join('/')).filter(Boolean)).size;
+  const need = (cs: number) => files.reduce((n, f) => n + Math.ceil(f.bytes / cs), 0) + 1 + dirs + 16; // + root dir + subdirectories + slack
   const MIN = 65525 + 16;
   let spc = 8;
   let clusters = need(4096);

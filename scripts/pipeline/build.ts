@@ -32,6 +32,7 @@ import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
 import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts';
+import { ringOf } from '../render/day2/rings.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
@@ -155,7 +156,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   // which devices need rendering: inputs hashed without decrypting anything, compared with the signed previous build
   let t = clock();
   const canSkip = Boolean(o.secrets.identities) && (!o.render || o.renderInputs !== undefined) && !o.force;
-  const fleetHash = await fleetInputsHash(fleet, { sourceDateEpoch: o.sourceDateEpoch, baseImage, render: o.renderInputs ?? null, airgap: airgap?.files.map((f) => [f.name, f.sha256]) ?? null });
+  const fleetHash = await fleetInputsHash(fleet, { sourceDateEpoch: o.sourceDateEpoch, baseImage, render: o.renderInputs ?? null, airgap: airgap?.files.map((f) => [f.dir ? `${f.dir}/${f.name}` : f.name, f.sha256]) ?? null });
   const inputsOf = async (ds: ResolvedDevice[]) => {
     const ids = o.secrets.identities ? await o.secrets.identities(ds) : new Map<string, string | undefined>();
     return new Map(ds.map((d) => [d.id, deviceInputsHash(fleetHash, fleet, d, ids.get(d.id))]));
@@ -251,7 +252,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
             try {
               const st = await stageDevice(devicesDir, d.id, all, inputs.get(d.id), dir);
               if (airgap) {
-                for (const a of await linkAirgapInto(airgap, dir)) airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
+                for (const a of await linkAirgapInto(airgap, dir, ringOf(d))) airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
               }
               return st;
             } catch (err) {

@@ -223,3 +223,75 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install: the K3s files tr
     expect((await readBaseRecord(o)).raw.path).toBe(fx.path);
   }, 120_000);
 });
+
+// issue #18: during a rollout the canary ring's new devices install k3s.canaryVersion, so the fleet base
+// carries both releases (the canary's in its release's directory) and each device's seed names its ring's.
+describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in progress: the fleet base carries both releases', () => {
+  const CANARY = 'v1.32.3+k3s1';
+  const DIR = 'v1.32.3-k3s1';
+  const canaryBlobs: Record<string, Buffer> = {
+    'k3s-arm64': pseudo('airgap-base k3s canary', 700_003),
+    'k3s-airgap-images-arm64.tar.zst': pseudo('airgap-base images canary', 1_500_007),
+    'install.sh': Buffer.from('#!/bin/sh\necho fake installer, canary\n'),
+  };
+  const CANARY_DEVICE = 'ulsan1-line1-001'; // ulsan-plant-1 has canary: true
+  const STABLE_DEVICE = 'changwon2-press-001';
+  let out: string;
+  let rolled: Fleet;
+  let manifest: Manifest;
+  beforeAll(async () => {
+    const dir = path.join(path.dirname(inventory), 'bundles/k3s-canary');
+    mkdirSync(dir, { recursive: true });
+    for (const [n, b] of Object.entries(canaryBlobs)) writeFileSync(path.join(dir, n), b);
+    rolled = structuredClone(fleet);
+    rolled.k3s.canaryVersion = CANARY;
+    if (rolled.k3s.install.mode !== 'airgap') throw new Error('fixture: airgap expected');
+    rolled.k3s.install.canary = { bundle: 'bundles/k3s-canary', sha256: { binary: sha256Hex(canaryBlobs['k3s-arm64']), images: sha256Hex(canaryBlobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(canaryBlobs['install.sh']) } };
+    out = path.join(tmp, 'out-rollout');
+    const r = await build(opts(out, { fleet: rolled, only: [CANARY_DEVICE, STABLE_DEVICE] }));
+    expect(r.results.filter((x) => x.status !== 'ok')).toEqual([]);
+    manifest = r.manifest;
+  }, 180_000);
+
+  it('the K3s partition holds the stable release at its root and the canary release in its directory (mtools, fsck.vfat)', async () => {
+    const fb = manifest.baseImage!.fleetBase!;
+    const img = path.join(out, fb.path);
+    fsckFat(img, fb.airgapPartition.start, fb.airgapPartition.size, tmp);
+    for (const [n, b] of Object.entries(blobs)) expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, n, tmp)), n).toBe(sha256Hex(b));
+    for (const [n, b] of Object.entries(canaryBlobs)) expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, `${DIR}/${n}`, tmp)), `${DIR}/${n}`).toBe(sha256Hex(b));
+    expect((await verifyBuild(out, signingKey.getFingerprint())).problems).toEqual([]);
+  });
+
+  it("each device's first-boot program and provision bundle carry its own ring's release", () => {
+    const vars = (id: string) => readFileSync(path.join(out, 'devices', id, 'bundle/firstboot.sh'), 'utf8');
+    const c = vars(CANARY_DEVICE);
+    expect(c).toContain(`EF_K3S_VERSION='${CANARY}'`);
+    expect(c).toContain(`EF_K3S_AIRGAP_DIR='${DIR}'`);
+    expect(c).toContain(`EF_K3S_BINARY_SHA256='${sha256Hex(canaryBlobs['k3s-arm64'])}'`);
+    const st = vars(STABLE_DEVICE);
+    expect(st).toContain(`EF_K3S_VERSION='v1.31.4+k3s1'`);
+    expect(st).toMatch(/EF_K3S_AIRGAP_DIR=(''|$)/m);
+    expect(st).toContain(`EF_K3S_BINARY_SHA256='${sha256Hex(blobs['k3s-arm64'])}'`);
+    for (const [id, want] of [[CANARY_DEVICE, canaryBlobs], [STABLE_DEVICE, blobs]] as const) {
+      for (const [n, b] of Object.entries(want)) expect(sha256Hex(readFileSync(path.join(out, 'devices', id, 'bundle/k3s/airgap', n))), `${id} ${n}`).toBe(sha256Hex(b));
+      const sums = readFileSync(path.join(out, 'devices', id, 'bundle/SHA256SUMS'), 'utf8');
+      expect(sums).toContain(`${sha256Hex(want['k3s-arm64'])}  k3s/airgap/k3s-arm64`);
+    }
+  });
+
+  it('after the rollout ends, a rebuild drops the canary release (partition and staging)', async () => {
+    const promoted = structuredClone(rolled);
+    if (promoted.k3s.install.mode !== 'airgap') throw new Error('fixture');
+    promoted.k3s.version = CANARY;
+    delete promoted.k3s.canaryVersion;
+    promoted.k3s.install = { mode: 'airgap', bundle: promoted.k3s.install.canary!.bundle, sha256: promoted.k3s.install.canary!.sha256 };
+    const r = await build(opts(out, { fleet: promoted, only: [CANARY_DEVICE, STABLE_DEVICE] }));
+    expect(r.results.filter((x) => x.status !== 'ok')).toEqual([]);
+    const fb = r.manifest.baseImage!.fleetBase!;
+    const img = path.join(out, fb.path);
+    for (const [n, b] of Object.entries(canaryBlobs)) expect(sha256Hex(mcopyOut(img, fb.airgapPartition.start, n, tmp)), n).toBe(sha256Hex(b));
+    expect(readdirSync(path.join(out, 'k3s-airgap')).filter((n) => n.startsWith('v1.'))).toEqual([]);
+    expect(readFileSync(path.join(out, 'devices', STABLE_DEVICE, 'bundle/firstboot.sh'), 'utf8')).toContain(`EF_K3S_VERSION='${CANARY}'`);
+  }, 180_000);
+});
+

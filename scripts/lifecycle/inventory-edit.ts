@@ -109,9 +109,11 @@ export function insertDeviceAfter(text: string, afterId: string, device: Record<
 /** Replace the value at a mapping path (e.g. ["fleet", "deviceCount"]) if it exists; returns the text unchanged otherwise. */
 export function setScalarAt(text: string, path: string[], value: string | number | boolean): string {
   const doc = parseDocument(text);
-  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  const node = doc.getIn(path, true) as { range?: [number, number, number]; type?: string } | undefined;
   if (!node?.range) return text;
-  return applySplices(text, [{ start: node.range[0], end: node.range[1], text: flowValue(value) }]);
+  // a value the author double-quoted (a sha256, say) stays double-quoted
+  const t = typeof value === 'string' && node.type === 'QUOTE_DOUBLE' ? quoted(value) : flowValue(value);
+  return applySplices(text, [{ start: node.range[0], end: node.range[1], text: t }]);
 }
 
 /** Remove one key of a mapping (e.g. ["k3s", "canaryVersion"]) with its value, in block or flow style; unchanged when absent. */

@@ -110,3 +110,43 @@ describe.runIf(HAVE_TOOLS)('K3s rollout in rings', () => {
     writeFileSync(inv(), text);
   });
 });
+
+describe('rollout promote in an airgap fleet', () => {
+  it("moves the canary release's airgap files to k3s.install, so devices built afterwards install it; comments kept", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ef-promote-airgap-'));
+    try {
+      const h = (c: string) => c.repeat(64);
+      const text = exampleInventoryText(install)
+        .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, [
+          '  install:',
+          '    mode: airgap',
+          '    bundle: bundles/k3s-v1.31.4   # the stable ring\'s release',
+          `    sha256: { binary: "${h('a')}", images: "${h('b')}", installScript: "${h('c')}" }`,
+          '    canary:                        # the canary ring\'s release, during the rollout',
+          '      bundle: bundles/k3s-v1.32.3',
+          '      sha256:',
+          `        binary: "${h('d')}"`,
+          `        images: "${h('e')}"`,
+          `        installScript: "${h('f')}"`,
+          '',
+        ].join('\n'))
+        .replace(`  version: ${OLD}\n`, `  version: ${OLD}\n  canaryVersion: ${NEW}\n`);
+      expect(text).toContain('canary:                        #');
+      writeFileSync(path.join(dir, 'fleet.yaml'), text);
+      const r = await runCli(['rollout', 'promote', '-i', 'fleet.yaml', '--json'], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ promoted: NEW, from: OLD, airgapBundle: 'bundles/k3s-v1.32.3' });
+      const after = readFileSync(path.join(dir, 'fleet.yaml'), 'utf8');
+      expect(after).toContain(`  version: ${NEW}\n`);
+      expect(after).toContain(`    bundle: bundles/k3s-v1.32.3   # the stable ring's release\n`);
+      expect(after).toContain(`    sha256: { binary: "${h('d')}", images: "${h('e')}", installScript: "${h('f')}" }\n`);
+      expect(after).not.toMatch(/^  canaryVersion:|^    canary:|k3s-v1\.31\.4/m);
+      expect(after).toContain("# edgeforge example fleet: ACME's smart factories.");
+      const v = await runCli(['validate', '-i', 'fleet.yaml'], { cwd: dir });
+      expect(v.code, v.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+

@@ -10,9 +10,10 @@ export const rolloutPromote = command('rollout promote', "move the stable ring t
   usage: 'rollout promote [-i FILE]',
   common: ['inventory', 'json'],
   description: `Sets k3s.version to k3s.canaryVersion and removes canaryVersion, keeping the inventory's comments and layout.
-Then run \`edgeforge gitops --to DIR\` and push: every stable site's Plans move in its own maintenance window.
-Refused with nothing changed (exit 2) when no rollout is in progress. Airgap fleets: stage the new k3s-upgrade
-image in every stable site's mirror first (\`edgeforge plan\`, Day 2, lists it).`,
+Airgap fleets: the canary release's airgap files (k3s.install.canary) become k3s.install's, so devices built
+afterwards install the promoted release. Then run \`edgeforge gitops --to DIR\` and push: every stable site's
+Plans move in its own maintenance window. Refused with nothing changed (exit 2) when no rollout is in progress.
+Airgap fleets: stage the new k3s-upgrade image in every stable site's mirror first (\`edgeforge plan\`, Day 2).`,
   examples: ['edgeforge rollout promote -i inventory/acme.yaml'],
   async run(ctx) {
     const file = path.resolve(ctx.io.cwd, ctx.common.inventory);
@@ -25,10 +26,11 @@ image in every stable site's mirror first (\`edgeforge plan\`, Day 2, lists it).
     }
     // an airgap fleet: what must be in the stable sites' mirrors before the new Plans are pushed
     const fleet = await loadInventoryFile(file, ctx.common.inventory);
-    const stage = fleet.k3s.install.mode === 'airgap' ? [`the new k3s-upgrade image ${k3sUpgradeImage(fleet, r.to).pull} in the registry mirror of every stable site, its archive in k3s.upgrade.images, and ${r.to}'s airgap bundle in k3s.install (edgeforge plan, Day 2)`] : [];
-    if (ctx.common.json) ctx.io.out(JSON.stringify({ promoted: r.to, from: r.from, inventory: ctx.common.inventory, stageFirst: stage }, null, 2));
+    const stage = fleet.k3s.install.mode === 'airgap' ? [`the new k3s-upgrade image ${k3sUpgradeImage(fleet, r.to).pull} in the registry mirror of every stable site, and its archive in k3s.upgrade.images (edgeforge plan, Day 2)`] : [];
+    if (ctx.common.json) ctx.io.out(JSON.stringify({ promoted: r.to, from: r.from, inventory: ctx.common.inventory, ...(r.airgapBundle ? { airgapBundle: r.airgapBundle } : {}), stageFirst: stage }, null, 2));
     else {
-      ctx.io.out(`${ctx.common.inventory}: k3s.version ${r.from} -> ${r.to}, canaryVersion removed.`);
+      ctx.io.out(`${ctx.common.inventory}: k3s.version ${r.from} -> ${r.to}, canaryVersion removed${r.airgapBundle ? `; k3s.install now holds ${r.to}'s airgap files (${r.airgapBundle}, from k3s.install.canary)` : ''}.`);
+      if (r.airgapBundle) ctx.io.out(`Rebuild images (edgeforge build --base-image …) so new devices of every site carry ${r.to}.`);
       for (const x of stage) ctx.io.out(`Airgap fleet — before pushing, stage ${x}.`);
       ctx.io.out('Next: edgeforge gitops --to DIR, commit, push: every stable site upgrades in its own window.');
     }

@@ -99,7 +99,7 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     reports,
     ignored,
     built,
-    k3sVersion: fleet.k3s.version,
+    k3s: fleet.k3s,
     now: opts.now,
     periodSec: cfg.periodSec,
     staleSec: opts.staleSec ?? Math.round(cfg.periodSec * 1.5),

@@ -1,7 +1,8 @@
 // The fleet's status from what the broker holds: every device of the inventory joined with its retained
 // report and the last build's manifest, put in one bucket, with a reason when a person is needed. Pure:
 // the reports, the manifest's bundle hashes and the clock come in as values.
-import type { ResolvedDevice } from '../inventory/fleet.ts';
+import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
+import { deviceK3sVersion, ringOf } from '../render/day2/rings.ts';
 import type { StatusReport, Rejection } from './report.ts';
 
 /**
@@ -60,7 +61,8 @@ export interface SummaryInput {
   ignored: FleetStatus['ignored'];
   /** device id -> bundle hash of the last build (manifest); undefined: no manifest */
   built?: Map<string, string>;
-  k3sVersion: string;
+  /** the inventory's K3s settings: a device should run its ring's version (day2/rings.ts) */
+  k3s: Fleet['k3s'];
   now: Date;
   periodSec: number;
   /** a report older than this is silent */
@@ -147,7 +149,8 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
   } else {
     const behind: string[] = [];
     if (builtHash && r.applied.bundleSha256 !== builtHash) behind.push(`applied bundle ${r.applied.bundleSha256.slice(0, 12) || 'none'} is not the last build's ${builtHash.slice(0, 12)} (provision or reflash it)`);
-    if (r.k3s.version !== 'unknown' && r.k3s.version !== inp.k3sVersion) behind.push(`runs K3s ${r.k3s.version}, the inventory says ${inp.k3sVersion}`);
+    const want = deviceK3sVersion(d, { k3s: inp.k3s });
+    if (r.k3s.version !== 'unknown' && r.k3s.version !== want) behind.push(`runs K3s ${r.k3s.version}, the inventory gives its ${ringOf(d)} ring ${want}`);
     if (r.gitops.ready === 'false') behind.push(`Flux is not Ready (applied revision ${r.gitops.revision})`);
     if (behind.length) {
       st.bucket = 'behind';

@@ -63,7 +63,7 @@ describe('reading and classifying statuses', () => {
   const f = loadInventoryBytes(Buffer.from(inv('status: { broker: "mqtts://m:8883", caFile: ca.pem }\n')), 'f.yaml');
   const d = f.active[0];
   const now = new Date('2026-12-02T06:00:00Z');
-  const base: SummaryInput = { devices: [d], reports: new Map(), ignored: { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 }, k3sVersion: f.k3s.version, now, periodSec: 900, staleSec: 1350, expirySec: 1800 };
+  const base: SummaryInput = { devices: [d], reports: new Map(), ignored: { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 }, k3s: f.k3s, now, periodSec: 900, staleSec: 1350, expirySec: 1800 };
   const rep = (over: Parameters<typeof simReport>[3]) => simReport(d.id, d.siteId, f.name, over);
 
   it('ignores oversized, malformed and mislabelled payloads', () => {
@@ -87,6 +87,20 @@ describe('reading and classifying statuses', () => {
     const gone = classify(d, undefined, { ...base, lastSeen: new Map([[d.id, '2026-12-01T20:00:00Z']]) });
     expect(gone.bucket).toBe('silent');
     expect(gone.attention).toMatch(/last seen 2026-12-01T20:00:00Z/);
+  });
+
+  it("during a rollout a device is measured against its own ring's K3s version", () => {
+    const k3s = { ...f.k3s, canaryVersion: 'v1.99.0+k3s1' };
+    const at = { time: '2026-12-02T05:59:00Z' };
+    const canary = { ...d, canary: true };
+    const stable = { ...d, canary: false };
+    const onCanary = { ...at, k3s: { version: 'v1.99.0+k3s1', certNotAfter: '2027-12-01T00:00:00Z' } };
+    const onStable = { ...at, k3s: { version: f.k3s.version, certNotAfter: '2027-12-01T00:00:00Z' } };
+    expect(classify(canary, rep(onCanary), { ...base, k3s }).bucket).toBe('upToDate');
+    expect(classify(stable, rep(onStable), { ...base, k3s }).bucket).toBe('upToDate');
+    const lagging = classify(canary, rep(onStable), { ...base, k3s });
+    expect(lagging.bucket).toBe('behind');
+    expect(lagging.attention).toContain(`runs K3s ${f.k3s.version}, the inventory gives its canary ring v1.99.0+k3s1`);
   });
 });
 

@@ -5,7 +5,7 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import { INDUSTRY_WINDOWS, industryWindowKey, windowText } from '../../inventory/windows.ts';
 import { k3sRenewalDays } from '../../inventory/k3s-versions.ts';
-import { ringOf, ringVersion, ringVersions, rolloutInProgress } from '../day2/rings.ts';
+import { fleetAirgapReleases, ringOf, ringVersion, ringVersions, rolloutInProgress } from '../day2/rings.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from '../day2/plans.ts';
 import { controllerVersion, qualifiedImage, upgradeImages } from '../day2/images.ts';
 import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
@@ -23,6 +23,8 @@ export interface Day2Plan {
   renewal: string[];
   expires: string[];
   examplePlan: { path: string; yaml: string } | undefined;
+  /** airgap installs: the K3s release each ring's new devices install, and where its files are */
+  airgapReleases: { ring: string; version: string; key: string; dir: string }[];
   commands: string[];
 }
 
@@ -33,6 +35,7 @@ export function day2Plan(fleet: Fleet): Day2Plan {
   const usingIndustry = fleet.sites.filter((s) => s.window.source.startsWith('industry')).map((s) => s.id);
   const images = upgradeImages(fleet);
   const airgap = fleet.k3s.install.mode === 'airgap';
+  const airgapReleases = fleetAirgapReleases(fleet);
   const rings = ringVersions(fleet);
   const target = fleet.k3s.canaryVersion ?? fleet.k3s.version;
   const stableSites = fleet.sites.filter((s) => !s.canary && s.devices.some((d) => d.status === 'active'));
@@ -44,8 +47,8 @@ export function day2Plan(fleet: Fleet): Day2Plan {
         `This fleet installs K3s from an airgap bundle. A new device gets the upgrade path's images as pinned archives (\`k3s.upgrade.images\`, the fleet's image-archive mechanism: checked, then imported by K3s at first boot)${missing.length ? `; missing now (validate warns; until they are pinned, a new device's upgrades wait): ${missing.join(', ')}` : ': every one is pinned'}.`,
         'A running device got its archives at first boot only: a new k3s-upgrade image reaches it through its site registry mirror (`registryMirror`, which K3s uses through registries.yaml).',
         rolloutInProgress(fleet)
-          ? `Before \`edgeforge rollout promote\` (stable ring to ${target}): \`${images.find((i) => i.ref.endsWith(target.replace('+', '-')))?.pull ?? target}\` in the mirror of every stable site (${stableSites.map((s) => s.id).join(', ') || 'none'}); its archive in \`k3s.upgrade.images\` and ${target}'s airgap files in k3s.install (bundle and sha256), so devices built afterwards install and hold it.`
-          : 'Before setting k3s.canaryVersion: the new version\'s k3s-upgrade image in the mirror of every canary site and its archive in `k3s.upgrade.images`; before promoting, the image in every other site\'s mirror.',
+          ? `Before \`edgeforge rollout promote\` (stable ring to ${target}): \`${images.find((i) => i.ref.endsWith(target.replace('+', '-')))?.pull ?? target}\` in the mirror of every stable site (${stableSites.map((s) => s.id).join(', ') || 'none'}) and its archive in \`k3s.upgrade.images\`. Promote moves ${target}'s airgap files from \`k3s.install.canary\` to \`k3s.install\`; rebuild the images afterwards so new devices of every site install ${target}.`
+          : 'Before setting k3s.canaryVersion: the new version\'s k3s-upgrade image in the mirror of every canary site, its archive in `k3s.upgrade.images`, and its airgap files in `k3s.install.canary` (bundle and sha256; validate requires them), then rebuild the images; before promoting, the image in every other site\'s mirror.',
         noMirror.length
           ? `Sites without a registry mirror (${noMirror.join(', ')}) cannot pull a new k3s-upgrade image: give them a mirror, or upgrade them with a new fleet base (build with the new airgap bundle and archives, reflash) — their Plans would wait in the window and fail to pull.`
           : 'Every stable site has a registry mirror.',
@@ -67,6 +70,7 @@ export function day2Plan(fleet: Fleet): Day2Plan {
   const ex = sites.find((s) => s.devices.some((d) => d.cluster.kind === 'multi-node-server')) ?? sites[0];
   const examplePlan = ex ? { path: `${upgradesPath(ex)}/plans.yaml`, yaml: toYaml(sitePlans(ex, fleet).at(-1) as Record<string, never>) } : undefined;
   return {
+    airgapReleases: airgapReleases.map((r) => ({ ring: r.ring, version: r.version, key: r.key, dir: r.dir })),
     rings,
     rolloutInProgress: rolloutInProgress(fleet),
     windows: fleet.sites.map((s) => ({ site: s.id, ring: ringOf(s), window: windowText(s.window), source: s.window.source })),
@@ -108,7 +112,7 @@ export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string
       ? `A rollout is in progress: the canary ring runs ${ringVersion(fleet, 'canary')}, the stable ring stays on ${ringVersion(fleet, 'stable')} until \`edgeforge rollout promote\`.`
       : `No rollout in progress. To start one, set \`k3s.canaryVersion\` and run \`edgeforge gitops\`: only canary sites move; the stable ring keeps \`k3s.version\` until \`edgeforge rollout promote\`. A downgrade is refused (validate, gitops).`,
     '',
-    'Single-node clusters are upgraded in place without cordon or drain (there is no other node for their pods); at multi-node sites the server goes first (cordoned), then the agents one at a time, each drained. A new device installs its ring\'s version' + (fleet.k3s.install.mode === 'airgap' ? ' — in this airgap fleet the bundle\'s version, which its Plan then upgrades in its first window.' : ', so its seed and its Plans agree from the start.'),
+    'Single-node clusters are upgraded in place without cordon or drain (there is no other node for their pods); at multi-node sites the server goes first (cordoned), then the agents one at a time, each drained. A new device installs its ring\'s version, so its seed and its Plans agree from the start' + (p.airgapReleases.length ? ` — in this airgap fleet from its ring's airgap files on the image's K3s partition: ${p.airgapReleases.map((r) => `${r.ring} ${r.version} (\`${r.key}\`${r.dir ? `, directory ${r.dir}/` : ', at its root'})`).join('; ')}.` : '.'),
     '',
     '### Maintenance windows',
     '',

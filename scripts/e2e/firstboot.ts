@@ -76,6 +76,8 @@ export interface FirstbootE2e {
   tang: { guestIp: string; guestPort: number; port: () => number };
   git: { guestIp: string; guestPort: number; port: () => number };
   timeoutMs: number;
+  /** the K3s binary this device installs, as a path on the K3s partition (its ring's release): boot P corrupts it */
+  airgapBinary?: string;
 }
 
 const ATTEMPT_FAILED = /attempt (\d+) at step (\w+) failed: ([^\n]*)/g;
@@ -205,13 +207,14 @@ export async function permanentFailureBoot(checks: Checks, e: FirstbootE2e, mate
       if (!(await materialize(image))) notReached('image materialize failed for the second image');
       const k3s = (await partitions(image)).find((p) => p.name === 'edgeforge-k3s');
       expect(k3s, 'no edgeforge-k3s partition');
-      const bin = await new FatReader(image, k3s!).read('k3s-arm64');
-      expect(bin && bin.length > 0, 'no k3s-arm64 on the partition');
+      const binPath = e.airgapBinary ?? 'k3s-arm64';
+      const bin = await new FatReader(image, k3s!).read(binPath);
+      expect(bin && bin.length > 0, `no ${binPath} on the partition`);
       const bad = Buffer.from(bin!);
       bad[bad.length - 2] ^= 0xff;
       const f = path.join(e.work, 'k3s-arm64.corrupt');
       await fs.writeFile(f, bad);
-      await $`mcopy -o -i ${`${image}@@${k3s!.start}`} ${f} ::/k3s-arm64`;
+      await $`mcopy -o -i ${`${image}@@${k3s!.start}`} ${f} ${`::/${binPath}`}`;
       vm = new Vm(vmOpts);
       const m = await vm.waitFor(/FAILED \(permanent, not retried\): K3s airgap binary: \S+ has sha256 ([0-9a-f]{64}) but edgeforge pinned ([0-9a-f]{64})/, e.timeoutMs, 'the permanent failure at the k3s step');
       expect(m[1] !== m[2], 'the two hashes are the same');

@@ -1,7 +1,9 @@
 // The test's copy of inventory/example.yaml: the same fleet, with what a qemu guest on a laptop needs changed
 // (and nothing else): the one uefi-gpt device gets DHCP on qemu's user network, SSH from that network, a tang
 // server the guest can reach (qemu guestfwd to the host), no TPM (qemu has none here), the test's SSH key for
-// its users, and the K3s airgap bundle with the stand-in binary (real sha256 pins).
+// its users, and the K3s airgap bundle with the stand-in binary (real sha256 pins). With `canary`, a K3s rollout
+// is in progress and the device's site is in the canary ring: its release's stand-in bundle is k3s.install.canary
+// (issue #18: the device installs its ring's version from its directory on the K3s partition).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +29,8 @@ export const QEMU_DNS = '10.0.2.3';
 export interface TestFleetInput {
   dir: string;
   standin: StandinBundle;
+  /** a rollout in progress: the canary release's stand-in bundle (the device's site becomes a canary site) */
+  canary?: StandinBundle;
   flux: { file: string; sha256: string };
   tangThumbprint: string;
   tangAdvertisementFile?: string;
@@ -44,7 +48,9 @@ export interface TestFleet {
 export async function makeTestFleet(t: TestFleetInput): Promise<TestFleet> {
   const doc = parseDocument(await fs.readFile(EXAMPLE, 'utf8'));
   const bundleRel = path.relative(t.dir, t.standin.dir) || '.';
-  doc.setIn(['k3s', 'install'], doc.createNode({ mode: 'airgap', bundle: bundleRel, sha256: t.standin.sha256 }));
+  const canary = t.canary ? { canary: { bundle: path.relative(t.dir, t.canary.dir), sha256: t.canary.sha256 } } : {};
+  doc.setIn(['k3s', 'install'], doc.createNode({ mode: 'airgap', bundle: bundleRel, sha256: t.standin.sha256, ...canary }));
+  if (t.canary) doc.setIn(['k3s', 'canaryVersion'], t.canary.version);
   doc.setIn(['defaults', 'users'], doc.createNode([{ name: 'ops', sshAuthorizedKeys: [t.sshPublicKey.trim()] }]));
   if (t.gitKnownHostsKey) {
     doc.setIn(['gitops', 'url'], `ssh://git@${GIT_GUEST.ip}/factory/fleet.git`);
@@ -53,6 +59,7 @@ export async function makeTestFleet(t: TestFleetInput): Promise<TestFleet> {
   doc.setIn(['gitops', 'flux', 'install'], doc.createNode({ mode: 'bundle', file: path.relative(t.dir, t.flux.file), sha256: t.flux.sha256 }));
   doc.setIn(['profiles', 'ipc-4g', 'tpm2'], false);
   const site = ['regions', SITE[0], 'sites', SITE[1]];
+  if (t.canary) doc.setIn([...site, 'canary'], true);
   // static, as the site has it, but inside qemu's user network (slirp forwards to the guest at 10.0.2.15)
   doc.setIn([...site, 'network'], doc.createNode({ mode: 'static', gateway: QEMU_GW, dns: [QEMU_DNS] }));
   doc.setIn([...site, 'managementSubnet'], QEMU_NET);

@@ -22,7 +22,7 @@ mkdir -p /var/lib/edgeforge-e2e
 L=${STANDIN_LOG}
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) k3s $*" >>"$L"
 case "$1" in
-  --version|-v|version) echo "k3s version v1.31.4+k3s1 (edgeforge e2e stand-in)"; exit 0 ;;
+  --version|-v|version) echo "k3s version @VERSION@ (edgeforge e2e stand-in)"; exit 0 ;;
   server|agent)
     if [ -f /etc/rancher/k3s/config.yaml ]; then
       echo "config /etc/rancher/k3s/config.yaml sha256 $(sha256sum /etc/rancher/k3s/config.yaml | cut -d' ' -f1)" >>"$L"
@@ -88,23 +88,26 @@ fi
 
 export interface StandinBundle {
   dir: string;
+  /** the K3s release it stands in for (what `k3s --version` prints) */
+  version: string;
   sha256: { binary: string; images: string; installScript: string };
 }
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-export async function makeK3sStandin(dir: string): Promise<StandinBundle> {
+export async function makeK3sStandin(dir: string, version = 'v1.31.4+k3s1'): Promise<StandinBundle> {
   await fs.mkdir(dir, { recursive: true });
-  await fs.writeFile(path.join(dir, 'k3s-arm64'), K3S, { mode: 0o755 });
+  await fs.writeFile(path.join(dir, 'k3s-arm64'), K3S.replace('@VERSION@', version), { mode: 0o755 });
   await fs.writeFile(path.join(dir, 'install.sh'), INSTALL, { mode: 0o755 });
   const src = path.join(dir, '.images');
   await fs.mkdir(src, { recursive: true });
-  await fs.writeFile(path.join(src, 'README'), 'edgeforge e2e stand-in for k3s-airgap-images-arm64 (no images)\n');
+  await fs.writeFile(path.join(src, 'README'), `edgeforge e2e stand-in for k3s-airgap-images-arm64 ${version} (no images)\n`);
   const images = path.join(dir, 'k3s-airgap-images-arm64.tar.zst');
   await $`tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C ${src} -cf - README | zstd -q -f -o ${images}`;
   await fs.rm(src, { recursive: true });
   return {
     dir,
+    version,
     sha256: {
       binary: sha(await fs.readFile(path.join(dir, 'k3s-arm64'))),
       images: sha(await fs.readFile(images)),

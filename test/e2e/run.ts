@@ -26,6 +26,9 @@ import { bootFiles, Ext4Reader, FatReader, luksDump, partitions, type Part } fro
 import { makeTestFleet, DEVICE, GIT_GUEST, REPO, STATUS_GUEST_IP, TANG_GUEST } from '../../scripts/e2e/fleet.ts';
 import { AIRGAP_CHECKS, airgapChecks, pinFluxImageArchives } from '../../scripts/e2e/airgap.ts';
 import { INSTALL_LOG, makeFluxStandin, makeK3sStandin, STANDIN_LOG } from '../../scripts/e2e/k3s-standin.ts';
+import { k3sAirgapReleaseDir, STATE_DIR } from '../../scripts/device/layout.ts';
+import { loadInventoryFile } from '../../scripts/inventory/load.ts';
+import { deviceK3sVersion, ringOf } from '../../scripts/render/day2/rings.ts';
 import { NotReached, Vm } from '../../scripts/e2e/qemu.ts';
 import { smokeBase, SMOKE_CHECKS } from '../../scripts/e2e/smoke.ts';
 import { freePort, sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
@@ -42,6 +45,11 @@ $.verbose = false;
 const EDGEFORGE = path.join(REPO, 'scripts/bin/edgeforge.mjs');
 const BOOT_TIMEOUT = Number(process.env.EDGEFORGE_E2E_BOOT_TIMEOUT ?? 1200) * 1000;
 const EPOCH = '1767225600';
+// a K3s rollout is in progress in the test fleet and the device's site is a canary site (scripts/e2e/fleet.ts):
+// the device installs this release from k3s.install.canary's files, in their directory on the K3s partition
+const CANARY_VERSION = 'v1.32.3+k3s1';
+const CANARY_BUNDLE = 'bundles/k3s-canary';
+const CANARY_DIR = k3sAirgapReleaseDir(CANARY_VERSION);
 
 const C = {
   build: 'build: fleet built against the base image (disk delta)',
@@ -60,6 +68,7 @@ const C = {
   unlocked: 'data volume: open on boot 1 (tang reachable)',
   k3sConfig: 'k3s: config.yaml where K3s reads it',
   k3sAirgap: 'k3s: installed through the airgap path and started (stand-in binary)',
+  k3sRing: "k3s (day 2): a canary-ring device installed its ring's release (k3s.canaryVersion) from its directory on the K3s partition",
   flux: 'flux: bootstrap manifests in K3s\'s auto-deploy directory',
   git: 'flux: from the device, its deploy key and pinned known_hosts reach the Git server over SSH',
   seedErased: 'secrets: gone from the seed partition',
@@ -239,8 +248,9 @@ async function main(): Promise<number> {
       const advFile = path.join(fleetDir, 'tang.adv.jws');
       await fs.writeFile(advFile, await fetchAdv(tang.port));
       const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
+      const canary = await makeK3sStandin(path.join(fleetDir, CANARY_BUNDLE), CANARY_VERSION);
       const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
-      await makeTestFleet({ dir: fleetDir, standin, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'), gitKnownHostsKey: git.hostKey });
+      await makeTestFleet({ dir: fleetDir, standin, canary, flux, tangThumbprint: tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'), gitKnownHostsKey: git.hostKey });
       // airgap: the Flux controllers' image archives, made here and pinned in the inventory (scripts/e2e/airgap.ts)
       fluxPins = await pinFluxImageArchives(path.join(fleetDir, 'inventory.yaml'), flux.file);
       status = await prepareStatus(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`fleet status: ${(err as Error).message}`), undefined));
@@ -310,10 +320,13 @@ async function main(): Promise<number> {
         const k3s = parts.find((p) => p.name === 'edgeforge-k3s');
         expect(k3s, `no edgeforge-k3s partition (partitions: ${parts.map((p) => `${p.number}:${p.name}`).join(', ')})`);
         const files = (await new FatReader(built!.image, k3s!).ls()).map((f) => f.toLowerCase());
-        expect(['k3s-arm64', 'install.sh'].every((f) => files.includes(f)), `the partition holds ${files.join(', ')}`);
+        expect(['k3s-arm64', 'install.sh', CANARY_DIR].every((f) => files.includes(f)), `the partition holds ${files.join(', ')}`);
         const bin = await new FatReader(built!.image, k3s!).read('k3s-arm64');
-        expect(bin?.equals(await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'))), 'k3s-arm64 on the partition is not the bundle\'s');
-        return `partition ${k3s!.number} (${(k3s!.size / 2 ** 20).toFixed(0)} MiB): ${files.join(', ')}`;
+        expect(bin?.equals(await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'))), 'k3s-arm64 on the partition is not the stable bundle\'s');
+        // the rollout's canary release, in its own directory
+        const cbin = await new FatReader(built!.image, k3s!).read(`${CANARY_DIR}/k3s-arm64`);
+        expect(cbin?.equals(await fs.readFile(path.join(fleetDir, CANARY_BUNDLE, 'k3s-arm64'))), `${CANARY_DIR}/k3s-arm64 on the partition is not the canary bundle's`);
+        return `partition ${k3s!.number} (${(k3s!.size / 2 ** 20).toFixed(0)} MiB): ${files.join(', ')} (${CANARY_DIR}/: the canary release)`;
       });
     }
   } catch (err) {
@@ -337,7 +350,7 @@ async function main(): Promise<number> {
   let cleanOff1 = false;
   // boot 0 (docs/e2e.md): tang and Git unreachable at first, then the power cut as the k3s step begins
   const fb: FirstbootE2e = {
-    image: built.image, work, boot, mac, sshPort, target, timeoutMs: BOOT_TIMEOUT,
+    image: built.image, work, boot, mac, sshPort, target, timeoutMs: BOOT_TIMEOUT, airgapBinary: `${CANARY_DIR}/k3s-arm64`,
     tang: { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, port: () => tang!.port },
     git: { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, port: () => git!.port },
   };
@@ -381,6 +394,7 @@ async function main(): Promise<number> {
         await q('crypt', 'sudo -n dmsetup ls --target crypt; echo; lsblk -o NAME,TYPE,FSTYPE,SIZE,MOUNTPOINT');
         await q('firstbootLog', 'sudo -n cat /var/log/edgeforge-firstboot.log');
         await q('k3s', 'systemctl is-active k3s.service; systemctl is-enabled k3s.service');
+        await q('k3sVersion', '/usr/local/bin/k3s --version');
         // the data volume is mounted over /var/lib/rancher: its files can only be seen while it is open
         await q('rancher', 'sudo -n sh -c "cd /var/lib/rancher/k3s 2>/dev/null && find . -type f | sort | xargs -r sha256sum"; findmnt -n -o SOURCE /var/lib/rancher');
         await q('clevis', 'sudo -n journalctl -b --no-pager -o cat -u "clevis*" -u "systemd-cryptsetup@*" 2>/dev/null | tail -n 20');
@@ -555,8 +569,9 @@ async function main(): Promise<number> {
           const fromPart = /reading the K3s airgap files from partition (\S+)/.exec(fbLog + con)?.[1];
           expect(fromPart, 'the first-boot log does not say the airgap files came from the image\'s K3s partition');
           const bin = await r.read('/usr/local/bin/k3s');
-          const want = await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'));
-          expect(bin?.equals(want), '/usr/local/bin/k3s is not the bundle\'s binary');
+          // the device's site is a canary site: its ring's bundle (k3s.install.canary)
+          const want = await fs.readFile(path.join(fleetDir, CANARY_BUNDLE, 'k3s-arm64'));
+          expect(bin?.equals(want), '/usr/local/bin/k3s is not its ring\'s bundle\'s binary');
           const imagesLive = /agent\/images\/k3s-airgap-images-arm64\.tar\.zst/.test(live.rancher ?? '');
           expect(imagesLive || (await r.exists('/var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst')), 'images archive not in /var/lib/rancher/k3s/agent/images');
           const run = (await r.text(STANDIN_LOG)) ?? '';
@@ -565,6 +580,23 @@ async function main(): Promise<number> {
           const wantSha = (await $`sha256sum ${path.join(built!.dir, 'bundle/k3s/config.yaml')}`).stdout.split(' ')[0];
           expect(cfgSha === wantSha, 'K3s started before its config was in place (or with another one)');
           return `airgap install from ${fromPart}, unit ${/enabled (\S+)/.exec(inst)?.[1] ?? '?'}, started with the rendered config${live.k3s ? ` (live: ${live.k3s.split('\n')[0]})` : ''}`;
+        });
+        await checks.run(C.k3sRing, async () => {
+          const r = need();
+          // what the inventory gives the device: its ring's version (the day-2 check finds its site's Plans at the same one)
+          const fleet = await loadInventoryFile(path.join(fleetDir, 'inventory.yaml'), 'inventory.yaml');
+          const d = fleet.active.find((x) => x.id === DEVICE)!;
+          const want = deviceK3sVersion(d, fleet);
+          expect(ringOf(d) === 'canary' && want === CANARY_VERSION && fleet.k3s.version !== want, `test fleet: ${DEVICE} is in the ${ringOf(d)} ring at ${want} (stable ${fleet.k3s.version}); the test needs a rollout with the device in the canary ring`);
+          const inst = (await r.text(INSTALL_LOG)) ?? '';
+          if (!inst) notReached('the installer never ran (see the airgap install check)');
+          expect(new RegExp(`INSTALL_K3S_VERSION=${want.replace(/[.+]/g, '\\$&')}\\n`).test(inst), `install.sh ran with ${/INSTALL_K3S_VERSION=\S*/.exec(inst)?.[0] ?? 'no INSTALL_K3S_VERSION'}, not ${want}`);
+          const recorded = ((await r.text(`${STATE_DIR}/k3s-installed`)) ?? '').trim();
+          expect(recorded.startsWith(`${want} airgap `), `${STATE_DIR}/k3s-installed says ${JSON.stringify(recorded)}`);
+          expect(new RegExp(`k3s version ${want.replace(/[.+]/g, '\\$&')} `).test(live.k3sVersion ?? ''), `/usr/local/bin/k3s --version on the device: ${JSON.stringify(live.k3sVersion ?? '(not read)')}`);
+          const stable = await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'));
+          expect(!(await r.read('/usr/local/bin/k3s'))?.equals(stable), '/usr/local/bin/k3s is the stable release\'s binary');
+          return `${DEVICE} (canary ring) runs ${want} from ${CANARY_DIR}/ on the K3s partition; the stable ring's ${fleet.k3s.version} is at the partition's root; recorded "${recorded}"`;
         });
         await checks.run(C.flux, async () => {
           const r = need();

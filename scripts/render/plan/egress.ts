@@ -9,6 +9,7 @@ import { imageRegistry } from '../../inventory/images.ts';
 import { statusConfig } from '../../inventory/status.ts';
 import { fluxGitUrl, gitSource, runsFlux } from '../flux/sync.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
+import { deviceInstallVersion } from '../day2/rings.ts';
 import { supportsNoDefaultEndpoint } from '../k3s/config.ts';
 import { qualifiedImage, upgradeImages } from '../day2/images.ts';
 
@@ -57,7 +58,7 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet): EgressRow[] {
   if (online) {
     const h = hostPort(k3sInstallScriptUrl(fleet.k3s), {});
     out.push({ host: h.host, port: `${h.port}/tcp`, when: 'first boot', why: 'K3s install script, checked against k3s.install.installScriptSha256' });
-    for (const host of K3S_RELEASE_HOSTS) out.push({ host, port: '443/tcp', when: 'first boot', why: `K3s ${fleet.k3s.version} binary and checksums, fetched by install.sh (k3s.install.mode: online)` });
+    for (const host of K3S_RELEASE_HOSTS) out.push({ host, port: '443/tcp', when: 'first boot', why: `K3s ${deviceInstallVersion(d, fleet)} binary and checksums (its ring's release), fetched by install.sh (k3s.install.mode: online)` });
   }
   // images: through the site's mirror when registries.yaml names one for the registry, else from the registry
   const registries = new Map<string, string>(); // registry -> why

@@ -47,12 +47,12 @@ export function ringAirgap(fleet: Pick<Fleet, 'k3s'>, ring: Ring): RingAirgap | 
   return { ring: 'stable', version: fleet.k3s.version, bundle: i.bundle, sha256: i.sha256, dir: '', key: 'k3s.install' };
 }
 
-/** Every release's airgap files the fleet's new devices install from (one per ring in use, the stable first). */
 /** The version a new device installs at first boot: its ring's (online, or from its ring's airgap files). */
 export function deviceInstallVersion(d: Pick<ResolvedDevice, 'canary'>, fleet: Pick<Fleet, 'k3s'>): string {
   return ringAirgap(fleet, ringOf(d))?.version ?? deviceK3sVersion(d, fleet);
 }
 
+/** Every release's airgap files the fleet's new devices install from (one per ring in use, the stable first). */
 export function fleetAirgapReleases(fleet: Pick<Fleet, 'k3s'>): RingAirgap[] {
   const stable = ringAirgap(fleet, 'stable');
   const canary = ringAirgap(fleet, 'canary');

@@ -319,7 +319,8 @@ async function main(): Promise<number> {
         const parts = await partitions(built!.image);
         const k3s = parts.find((p) => p.name === 'edgeforge-k3s');
         expect(k3s, `no edgeforge-k3s partition (partitions: ${parts.map((p) => `${p.number}:${p.name}`).join(', ')})`);
-        const files = (await new FatReader(built!.image, k3s!).ls()).map((f) => f.toLowerCase());
+        // (mdir -b names a directory with a trailing /)
+        const files = (await new FatReader(built!.image, k3s!).ls()).map((f) => f.toLowerCase().replace(/\/$/, ''));
         expect(['k3s-arm64', 'install.sh', CANARY_DIR].every((f) => files.includes(f)), `the partition holds ${files.join(', ')}`);
         const bin = await new FatReader(built!.image, k3s!).read('k3s-arm64');
         expect(bin?.equals(await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'))), 'k3s-arm64 on the partition is not the stable bundle\'s');

@@ -99,3 +99,37 @@ describe('plan: the K3s section names the image archives an airgap install deliv
     expect(planData(loadInventoryBytes(Buffer.from(example), 'inv.yaml')).k3s.imageArchives).toEqual([]);
   });
 });
+
+describe('plan: an online fleet with Flux pinned as a bundle lists the registries the bundle pulls from', () => {
+  it('read from the bundle by `edgeforge plan` (ghcr.io for Flux\'s controllers); without the bundle it says what it could not list', async () => {
+    const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { runCli } = await import('../helpers.ts');
+    const { exampleInventoryText, fakeBundle } = await import('../gitops/fixtures.ts');
+    const bundle = fakeBundle();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ef-plan-flux-bundle-'));
+    try {
+      // the stuttgart site has no registry mirror: its devices pull Flux's images from ghcr.io itself
+      writeFileSync(path.join(dir, 'fleet.yaml'), exampleInventoryText({ mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: bundle.sha256 }));
+      const site = 'eu-central/stuttgart-plant-3';
+      const egress = async () => {
+        const r = await runCli(['plan', '--json', '-i', 'fleet.yaml'], { cwd: dir });
+        expect(r.code, r.stderr).toBe(0);
+        return (JSON.parse(r.stdout) as { sites: { id: string; egress: { host: string; why: string }[] }[] }).sites.find((s) => s.id === site)!.egress;
+      };
+      const unread = await egress();
+      expect(unread.some((r) => r.host === '(the registries bundles/flux/install.yaml names)' && /the bundle was not read here/.test(r.why))).toBe(true);
+      expect(unread.some((r) => r.host === 'ghcr.io')).toBe(false);
+      mkdirSync(path.join(dir, 'bundles/flux'), { recursive: true });
+      writeFileSync(path.join(dir, 'bundles/flux/install.yaml'), bundle.bytes);
+      const read = await egress();
+      for (const host of ['ghcr.io', 'pkg-containers.githubusercontent.com']) {
+        expect(read.find((r) => r.host === host)?.why).toBe("registry ghcr.io: Flux's controller images (source-controller, kustomize-controller)"); // the controllers this fleet runs
+      }
+      expect(read.some((r) => r.host.startsWith('(the registries'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

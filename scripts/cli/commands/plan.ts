@@ -1,5 +1,6 @@
 import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { fluxBundleImages } from '../../pipeline/inputs/flux-bundle.ts';
 import { renderPlanJson, renderPlanMarkdown } from '../../render/plan/plan.ts';
 import { UsageError } from '../../util/errors.ts';
 
@@ -11,7 +12,9 @@ export const plan = command('plan', 'the fleet architecture report: specs, K3s p
     const format = ctx.common.json ? 'json' : (ctx.options.format as string);
     if (format !== 'md' && format !== 'json') throw new UsageError(`--format must be md or json, not "${format}"`);
     const fleet = await loadFleet(ctx);
-    ctx.io.out(format === 'json' ? renderPlanJson(fleet) : renderPlanMarkdown(fleet));
+    // the one thing the plan reads besides the inventory: which registries the pinned Flux bundle pulls from
+    const inp = { fluxImages: await fluxBundleImages(fleet, ctx.common.inventory, ctx.io.cwd) };
+    ctx.io.out(format === 'json' ? renderPlanJson(fleet, inp) : renderPlanMarkdown(fleet, inp));
     return 0;
   },
 });

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { FluxBundleInput } from '../../render/flux/components.ts';
+import { fluxControllerImages } from '../../render/flux/images.ts';
 
 /**
  * The bundle bytes when the fleet pins `gitops.flux.install: {mode: bundle, file}` (file relative to the
@@ -16,5 +17,19 @@ export async function loadFluxBundle(fleet: Pick<Fleet, 'gitops'>, inventoryPath
     return { bundle: new Uint8Array(await fs.readFile(file)) };
   } catch (err) {
     throw new Error(`Flux bundle ${inst.file} (${file}): cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Put the pinned Flux ${fleet.gitops.flux.version} install.yaml there; nothing is downloaded at build time.`);
+  }
+}
+
+/**
+ * The controller images the pinned Flux bundle's Deployments run (for the plan's outbound table and validate's
+ * mirror check): undefined when the fleet has no bundle or it cannot be read or does not match its pin here.
+ */
+export async function fluxBundleImages(fleet: Pick<Fleet, 'gitops' | 'k3s'>, inventoryPath: string, cwd = process.cwd()): Promise<string[] | undefined> {
+  if (fleet.gitops.flux.install?.mode !== 'bundle') return undefined;
+  try {
+    const { bundle } = await loadFluxBundle(fleet, inventoryPath, cwd);
+    return [...fluxControllerImages(fleet, bundle).keys()];
+  } catch {
+    return undefined;
   }
 }

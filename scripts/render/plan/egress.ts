@@ -13,6 +13,12 @@ import { deviceInstallVersion } from '../day2/rings.ts';
 import { supportsNoDefaultEndpoint } from '../k3s/config.ts';
 import { qualifiedImage, upgradeImages } from '../day2/images.ts';
 
+/** What only the shell can read, handed in so that the rows stay a pure function of it. */
+export interface EgressInputs {
+  /** Flux's controller images as the pinned bundle names them (fluxControllerImages); undefined: the bundle was not read */
+  fluxImages?: string[];
+}
+
 export interface EgressRow {
   /** host name or address, as the device resolves/uses it */
   host: string;
@@ -43,7 +49,7 @@ function hostPort(url: string, defaults: Record<string, number>): { host: string
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : (defaults[u.protocol.replace(/:$/, '')] ?? 443) };
 }
 
-function rowsFor(d: ResolvedDevice, fleet: Fleet): EgressRow[] {
+function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[] {
   const out: EgressRow[] = [];
   const online = fleet.k3s.install.mode === 'online';
   // DNS and time first: everything else needs them
@@ -70,7 +76,18 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet): EgressRow[] {
     registries.set('ghcr.io', "Flux's controller images (the chart's defaults)");
   }
   if (runsFlux(d) && flux?.mode === 'bundle' && online) {
-    for (const p of fleet.imageArchives.filter((a) => a.component === 'flux')) registries.set(imageRegistry(p.image), `Flux's controller images (${p.image.slice(p.image.indexOf('/') + 1)}, …)`);
+    // the images the bundle's Deployments run (read by the caller), else the archives pinned for them
+    const images = inp.fluxImages ?? fleet.imageArchives.filter((a) => a.component === 'flux').map((p) => p.image);
+    const byRegistry = new Map<string, string[]>();
+    for (const img of images) {
+      const r = imageRegistry(img);
+      const name = img.slice(img.lastIndexOf('/') + 1).replace(/[:@].*/, '');
+      if (!byRegistry.get(r)?.includes(name)) byRegistry.set(r, [...(byRegistry.get(r) ?? []), name]);
+    }
+    for (const [r, names] of byRegistry) registries.set(r, `Flux's controller images (${names.join(', ')})`);
+    if (!images.length) {
+      out.push({ host: `(the registries ${flux.file} names)`, port: '443/tcp', when: 'first boot and after', why: `Flux's controller images: the bundle was not read here, so its registries are not listed (run \`edgeforge plan\` where gitops.flux.install.file is)` });
+    }
   }
   for (const p of online ? fleet.imageArchives.filter((a) => a.component !== 'flux') : []) registries.set(imageRegistry(p.image), `${p.component}'s images`);
   // K3s upgrades (docs/day2.md): the controller on the server, k3s-upgrade and kubectl on every node, in its window
@@ -119,11 +136,11 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet): EgressRow[] {
 }
 
 /** One row per (host, port, why) for the site's active devices, naming the devices when not all need it. */
-export function siteEgress(s: ResolvedSite, fleet: Fleet): EgressRow[] {
+export function siteEgress(s: ResolvedSite, fleet: Fleet, inp: EgressInputs = {}): EgressRow[] {
   const active = s.devices.filter((d) => d.status === 'active');
   const rows = new Map<string, EgressRow & { ids: string[] }>();
   for (const d of active) {
-    for (const r of rowsFor(d, fleet)) {
+    for (const r of rowsFor(d, fleet, inp)) {
       const k = `${r.host}\0${r.port}\0${r.why}`;
       const have = rows.get(k);
       if (have) have.ids.push(d.id);
@@ -134,10 +151,10 @@ export function siteEgress(s: ResolvedSite, fleet: Fleet): EgressRow[] {
 }
 
 /** Sites whose registry mirror leaves out a registry their devices pull from (validate warns). */
-export function mirrorGaps(fleet: Fleet): string[] {
+export function mirrorGaps(fleet: Fleet, inp: EgressInputs = {}): string[] {
   const out: string[] = [];
   for (const s of fleet.sites) {
-    const gaps = [...new Set(siteEgress(s, fleet).filter((r) => r.why.endsWith('(not covered by the site mirror)')).map((r) => /^registry (\S+):/.exec(r.why)?.[1] ?? r.host))];
+    const gaps = [...new Set(siteEgress(s, fleet, inp).filter((r) => r.why.endsWith('(not covered by the site mirror)')).map((r) => /^registry (\S+):/.exec(r.why)?.[1] ?? r.host))];
     if (gaps.length) out.push(`site ${s.id} has a registry mirror, but its devices also pull from ${gaps.join(', ')}, which registryMirror.registries does not list: add ${gaps.length === 1 ? 'it' : 'them'} (and to the mirror), or open the firewall for ${gaps.length === 1 ? 'it' : 'them'} (see \`edgeforge plan\`, "Outbound")`);
   }
   return out;

@@ -9,7 +9,7 @@ import { fluxControllers, fluxStorageMode } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { deviceExposure, portName } from './exposure.ts';
-import { siteEgress, type EgressRow } from './egress.ts';
+import { siteEgress, type EgressInputs, type EgressRow } from './egress.ts';
 import { memoryBudget, type MemoryBudget } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
@@ -152,7 +152,7 @@ function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: st
 
 const list = (xs: string[], none = '(none)') => (xs.length ? xs.join(', ') : none);
 
-export function planData(fleet: Fleet): PlanData {
+export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
   const active = fleet.active;
   const specs = Object.entries(fleet.profiles).map(([name, p]) => {
     const ds = active.filter((d) => d.profileName === name);
@@ -187,7 +187,7 @@ export function planData(fleet: Fleet): PlanData {
       inboundPorts: x.inboundPorts,
       canary: s.canary,
       fluxDevices: act.filter(runsFlux).length,
-      egress: siteEgress(s, fleet),
+      egress: siteEgress(s, fleet, inp),
     };
     exposures.push({ site, anyInbound: x.anyInbound });
     return site;
@@ -340,8 +340,9 @@ function human(bytes: number): string {
   return `${v.toFixed(v < 10 && i ? 1 : 0)} ${u[i]}`;
 }
 
-export function renderPlanMarkdown(fleet: Fleet): string {
-  const p = planData(fleet);
+/** `inp`: what the shell read for the plan (the Flux bundle's controller images); without it the plan says what it could not list. */
+export function renderPlanMarkdown(fleet: Fleet, inp: EgressInputs = {}): string {
+  const p = planData(fleet, inp);
   const f = p.fleet;
   const o: string[] = [];
   o.push(`# ${f.name} — edge fleet architecture`, '');
@@ -422,6 +423,6 @@ export function renderPlanMarkdown(fleet: Fleet): string {
   return o.join('\n');
 }
 
-export function renderPlanJson(fleet: Fleet): string {
-  return JSON.stringify({ ...planData(fleet), status: statusPlanLines(fleet), day2: day2Plan(fleet) }, null, 2) + '\n';
+export function renderPlanJson(fleet: Fleet, inp: EgressInputs = {}): string {
+  return JSON.stringify({ ...planData(fleet, inp), status: statusPlanLines(fleet), day2: day2Plan(fleet) }, null, 2) + '\n';
 }

@@ -18,6 +18,10 @@ fb_attempt() {
     exec 9>"$STATE/.lock"
     flock -w "${EDGEFORGE_LOCK_WAIT:-900}" 9 || die "another run of the first-boot program holds $STATE/.lock; wait for it to finish"
   fi
+  # the bundle cannot change under the lock (provision swaps it holding the lock): hash it once per attempt,
+  # here in the main shell (bundle_id runs in $(...) subshells, which could not keep what they computed)
+  BUNDLE_ID=
+  BUNDLE_ID=$(bundle_id)
   # scratch files an interrupted attempt left (the real ones are written with a rename, never here)
   find "$STATE/tmp" -maxdepth 1 -type f -delete 2>/dev/null
   m_steps="${EDGEFORGE_STEPS:-$ALL_STEPS}"

@@ -55,8 +55,9 @@ function airgapReleaseProblems(inv: Inventory): [PathKey[], string][] {
   }
   const out: [PathKey[], string][] = [];
   if (i.canary) {
-    for (const f of ['binary', 'images', 'installScript'] as const) {
-      if (f !== 'installScript' && i.canary.sha256[f] === i.sha256[f]) out.push([['k3s', 'install', 'canary', 'sha256', f], `the same ${f} as the stable ring's (k3s.install.sha256.${f}): the canary ring's files must be K3s ${k.canaryVersion}'s, not ${k.version}'s`]);
+    // (install.sh may well be the same script in both releases)
+    for (const f of ['binary', 'images'] as const) {
+      if (i.canary.sha256[f] === i.sha256[f]) out.push([['k3s', 'install', 'canary', 'sha256', f], `the same ${f} as the stable ring's (k3s.install.sha256.${f}): the canary ring's files must be K3s ${k.canaryVersion}'s, not ${k.version}'s`]);
     }
     if (path.posix.normalize(i.canary.bundle).replace(/\/+$/, '') === path.posix.normalize(i.bundle).replace(/\/+$/, '')) {
       out.push([['k3s', 'install', 'canary', 'bundle'], `the same directory as k3s.install.bundle: each release's airgap files need their own directory (they have the same names)`]);

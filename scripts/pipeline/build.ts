@@ -32,7 +32,7 @@ import { makeSeedImage } from '../disk/seed-image.ts';
 import { personalize, type PersonalizeResult } from '../disk/personalize.ts';
 import { deltaRenderedFile, writeBaseRecord } from '../disk/output.ts';
 import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts';
-import { ringOf } from '../render/day2/rings.ts';
+import { ringAirgap, ringOf } from '../render/day2/rings.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
@@ -252,7 +252,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
             try {
               const st = await stageDevice(devicesDir, d.id, all, inputs.get(d.id), dir);
               if (airgap) {
-                for (const a of await linkAirgapInto(airgap, dir, ringOf(d))) airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
+                for (const a of await linkAirgapInto(airgap, dir, ringAirgap(fleet, ringOf(d))!.ring)) airgapArtifacts.push({ kind: 'other', path: `${rel}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
               }
               return st;
             } catch (err) {

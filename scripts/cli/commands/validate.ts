@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
-import { fluxAirgapHelmProblem, fluxInstallProblem, fluxImageArchiveProblems, gitopsSourceProblems } from '../../render/flux/index.ts';
+import { fluxAirgapHelmProblem, fluxControllerImages, fluxInstallProblem, fluxImageArchiveProblems, gitopsSourceProblems } from '../../render/flux/index.ts';
 import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/images.ts';
-import { fluxBundleImages, loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
+import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
 import { mirrorGaps } from '../../render/plan/egress.ts';
 import { deliveredImageArchives } from '../../render/k3s/images.ts';
 import { k3sInstallPinProblem, PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
@@ -34,7 +34,14 @@ export const validate = command('validate', 'check the inventory; print every pr
       }
     }
     if (archiveProblems.length) throw new InventoryError(ctx.common.inventory, archiveProblems);
-    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet, { fluxImages: await fluxBundleImages(fleet, ctx.common.inventory, ctx.io.cwd) }), ...upgradeImageArchiveProblems(fleet)].filter((w): w is string => Boolean(w));
+    // the registries of Flux's images, from the bundle read above (undefined when it is missing or not the pinned one)
+    let fluxImages: string[] | undefined;
+    try {
+      fluxImages = bundle.bundle ? [...fluxControllerImages(fleet, bundle.bundle).keys()] : undefined;
+    } catch {
+      fluxImages = undefined;
+    }
+    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet, { fluxImages }), ...upgradeImageArchiveProblems(fleet)].filter((w): w is string => Boolean(w));
     for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {

@@ -32,9 +32,6 @@ export interface StagedAirgap {
   }[];
 }
 
-/** file name -> its key under k3s.install.sha256 */
-const PIN_KEY: Record<string, string> = Object.fromEntries(Object.entries(K3S_AIRGAP).map(([key, name]) => [name, key]));
-
 /**
  * Verify the K3s airgap files of every release the fleet's new devices install (the stable ring's and, during
  * a rollout, the canary ring's: day2/rings.ts) and the pinned image archives, then stage them in OUT.
@@ -62,19 +59,17 @@ export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: s
       }
       if (got.sha256 !== sha256) {
         throw new UserError(
-          `K3s airgap bundle: ${src} has sha256 ${got.sha256} but the inventory pins ${sha256} (${r.key}.sha256.${PIN_KEY[name]} in ${fleet.file}). ` +
+          `K3s airgap bundle: ${src} has sha256 ${got.sha256} but the inventory pins ${sha256} (${r.key}.sha256.${key} in ${fleet.file}). ` +
             `It is not the pinned K3s ${r.version} file: download it again, or if you changed versions on purpose, update the pin. Nothing was written.`,
         );
       }
       verified.push({ name, sha256, bytes: got.bytes, src, dir: r.dir, ring: r.ring });
     }
   }
+  // already checked against their pins by imageArchiveProblems, which hashed each one into `digests`
   for (const pin of deliveredImageArchives(fleet)) {
     const src = archivePath(fleet, inventoryPath, pin);
     const got = digests.get(src) ?? (await sha256OfFile(src));
-    if (got.sha256 !== pin.sha256) {
-      throw new UserError(`image archive ${src} has sha256 ${got.sha256} but the inventory pins ${pin.sha256} (the ${pin.component} image archive for ${pin.image}, line ${pin.at.sha256.line} in ${fleet.file}): it changed while the build read it. Nothing was written.`);
-    }
     verified.push({ name: pin.name, sha256: pin.sha256, bytes: got.bytes, src, dir: '' });
   }
   const staged: StagedAirgap['files'] = [];
@@ -99,16 +94,14 @@ export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: s
 }
 
 /**
- * Put the staged files one device installs into its bundle: its ring's K3s release and the image archives, all
- * in bundle/k3s/airgap/ (hard links: 2,000 devices do not need 2,000 copies).
+ * Put the staged files one device installs into its bundle: the K3s release it installs (`release`: the ring
+ * whose files they are, ringAirgap(fleet, ringOf(d)).ring) and the image archives, all in bundle/k3s/airgap/
+ * (hard links: 2,000 devices do not need 2,000 copies).
  */
-export async function linkAirgapInto(staged: StagedAirgap, deviceDir: string, ring: Ring): Promise<{ path: string; sha256: string; bytes: number }[]> {
+export async function linkAirgapInto(staged: StagedAirgap, deviceDir: string, release: Ring): Promise<{ path: string; sha256: string; bytes: number }[]> {
   const out = [];
-  const rings = new Set(staged.files.map((f) => f.ring).filter(Boolean));
-  // the device's ring's release when the fleet stages one for it, else the stable one (no rollout in progress)
-  const mine = rings.has(ring) ? ring : 'stable';
   for (const f of staged.files) {
-    if (f.ring !== undefined && f.ring !== mine) continue;
+    if (f.ring !== undefined && f.ring !== release) continue;
     const rel = `bundle/k3s/airgap/${f.name}`;
     const target = path.join(deviceDir, rel);
     await fs.mkdir(path.dirname(target), { recursive: true });

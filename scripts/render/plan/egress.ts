@@ -49,6 +49,17 @@ function hostPort(url: string, defaults: Record<string, number>): { host: string
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : (defaults[u.protocol.replace(/:$/, '')] ?? 443) };
 }
 
+/** registry -> the image names (no tag or digest) pulled from it, in first-seen order, each once */
+function namesByRegistry(images: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const img of images) {
+    const r = imageRegistry(img);
+    const name = img.slice(img.lastIndexOf('/') + 1).replace(/[:@].*/, '');
+    if (!out.get(r)?.includes(name)) out.set(r, [...(out.get(r) ?? []), name]);
+  }
+  return out;
+}
+
 function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[] {
   const out: EgressRow[] = [];
   const online = fleet.k3s.install.mode === 'online';
@@ -77,30 +88,17 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
   }
   if (runsFlux(d) && flux?.mode === 'bundle' && online) {
     // the images the bundle's Deployments run (read by the caller), else the archives pinned for them
-    const images = inp.fluxImages ?? fleet.imageArchives.filter((a) => a.component === 'flux').map((p) => p.image);
-    const byRegistry = new Map<string, string[]>();
-    for (const img of images) {
-      const r = imageRegistry(img);
-      const name = img.slice(img.lastIndexOf('/') + 1).replace(/[:@].*/, '');
-      if (!byRegistry.get(r)?.includes(name)) byRegistry.set(r, [...(byRegistry.get(r) ?? []), name]);
-    }
-    for (const [r, names] of byRegistry) registries.set(r, `Flux's controller images (${names.join(', ')})`);
-    if (!images.length) {
+    const pinned = fleet.imageArchives.filter((a) => a.component === 'flux').map((p) => p.image);
+    for (const [r, names] of namesByRegistry(inp.fluxImages ?? pinned)) registries.set(r, `Flux's controller images (${names.join(', ')})`);
+    if (inp.fluxImages === undefined && !pinned.length) {
       out.push({ host: `(the registries ${flux.file} names)`, port: '443/tcp', when: 'first boot and after', why: `Flux's controller images: the bundle was not read here, so its registries are not listed (run \`edgeforge plan\` where gitops.flux.install.file is)` });
     }
   }
   for (const p of online ? fleet.imageArchives.filter((a) => a.component !== 'flux') : []) registries.set(imageRegistry(p.image), `${p.component}'s images`);
   // K3s upgrades (docs/day2.md): the controller on the server, k3s-upgrade and kubectl on every node, in its window
   if (online) {
-    const byRegistry = new Map<string, string[]>();
-    for (const i of upgradeImages(fleet)) {
-      if (i.role.startsWith('system-upgrade-controller') && !runsFlux(d)) continue;
-      const q = qualifiedImage(i.ref);
-      const name = q.slice(q.lastIndexOf('/') + 1).replace(/:.*/, '');
-      const r = imageRegistry(q);
-      if (!byRegistry.get(r)?.includes(name)) byRegistry.set(r, [...(byRegistry.get(r) ?? []), name]);
-    }
-    for (const [r, names] of byRegistry) {
+    const upgrade = upgradeImages(fleet).filter((i) => runsFlux(d) || !i.role.startsWith('system-upgrade-controller'));
+    for (const [r, names] of namesByRegistry(upgrade.map((i) => qualifiedImage(i.ref)))) {
       const why = `K3s upgrades (${names.join(', ')})`;
       const had = registries.get(r);
       registries.set(r, had ? `${had}; ${why}` : why);

@@ -1,0 +1,88 @@
+// Every Kubernetes object of a tree against what reads it: built-in kinds against the Kubernetes API of every K3s
+// line the tree targets (served at all? every field known and of the right type?), custom resources against the
+// CRD of the pinned release that defines them (or a CRD the tree itself ships). One finding per object and
+// reason, naming the lines it applies to.
+import { checkCoreObject } from './check-core.ts';
+import { checkOpenApi } from './check-openapi.ts';
+import { kubernetesApi, type KubernetesApi } from './kubernetes-api.ts';
+import { crdVersions, type CrdVersion } from './upstream-crds.ts';
+
+export interface TreeObject {
+  /** the file, relative to the tree's root */
+  path: string;
+  object: Record<string, unknown>;
+  /** a kustomize patch (partial object): field names and types are checked, required fields are not */
+  patch?: boolean;
+}
+
+export interface Finding {
+  path: string;
+  /** kind/name (namespace/name for namespaced objects when known) */
+  ref: string;
+  reason: string;
+}
+
+export interface CheckTargets {
+  /** the Kubernetes minors (K3s lines) every object must be appliable on, e.g. [34, 35] */
+  minors: number[];
+  /** CRDs of the pinned upstream releases (upstream-crds.ts) */
+  crds: CrdVersion[];
+}
+
+export const refOf = (o: Record<string, unknown>): string => {
+  const m = (o.metadata ?? {}) as { name?: string; namespace?: string };
+  return `${String(o.kind ?? '?')}/${m.namespace ? `${m.namespace}/` : ''}${m.name ?? '?'}`;
+};
+
+const BUILT_IN = (apiVersion: string) => !apiVersion.includes('/') || apiVersion.split('/')[0].endsWith('.k8s.io') || ['apps', 'batch', 'autoscaling', 'policy'].includes(apiVersion.split('/')[0]);
+/** config files of kustomize and SOPS, not objects any cluster receives */
+const NOT_APPLIED = (apiVersion: string) => apiVersion.startsWith('kustomize.config.k8s.io/');
+
+export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] {
+  const apis = t.minors.map((m) => kubernetesApi(m)).filter((a): a is KubernetesApi => Boolean(a));
+  const crds = [...t.crds, ...objects.flatMap((o) => crdVersions(o.object, 'this tree', o.path))];
+  const findings: Finding[] = [];
+  for (const o of objects) {
+    const { sops: _sops, ...obj } = o.object;
+    const apiVersion = String(obj.apiVersion ?? '');
+    const kind = String(obj.kind ?? '');
+    if (!apiVersion || !kind || NOT_APPLIED(apiVersion)) continue;
+    const reasons = new Map<string, string[]>(); // reason -> the lines it holds for
+    const add = (reason: string, line: string) => reasons.set(reason, [...(reasons.get(reason) ?? []), line]);
+    if (!apis.length) add(`no Kubernetes API on file for K3s line(s) ${t.minors.map((m) => `1.${m}`).join(', ')}`, '');
+    if (BUILT_IN(apiVersion)) {
+      for (const api of apis) for (const r of builtIn(api, apiVersion, kind, obj)) add(r, api.minor);
+    } else {
+      for (const r of custom(crds, apiVersion, kind, obj, o.patch, apis[0])) add(r, '');
+    }
+    for (const [reason, lines] of reasons) {
+      const on = lines.filter(Boolean);
+      findings.push({ path: o.path, ref: refOf(obj), reason: on.length && on.length < apis.length ? `${reason} [Kubernetes ${on.join(', ')}]` : reason });
+    }
+  }
+  return findings;
+}
+
+function builtIn(api: KubernetesApi, apiVersion: string, kind: string, obj: Record<string, unknown>): string[] {
+  const k = api.kind(apiVersion, kind);
+  if (!k) {
+    const elsewhere = api.servedAs(kind);
+    return [`Kubernetes ${api.minor} does not serve ${kind} as ${apiVersion}${elsewhere.length ? ` (it serves it as ${elsewhere.join(', ')})` : ''} — "no matches for kind" fails the whole apply (read from ${api.source})`];
+  }
+  const out: string[] = [];
+  if (/\/v\d+(alpha|beta)\d+$/.test(apiVersion)) out.push(`${apiVersion} is a pre-release API: Kubernetes does not serve it unless a feature gate turns it on`);
+  return [...out, ...checkCoreObject(api, k.type, obj)];
+}
+
+function custom(crds: CrdVersion[], apiVersion: string, kind: string, obj: Record<string, unknown>, patch: boolean | undefined, api: KubernetesApi | undefined): string[] {
+  const [group, version] = apiVersion.split('/');
+  const c = crds.find((x) => x.group === group && x.version === version && x.kind === kind);
+  if (!c) {
+    const other = crds.filter((x) => x.group === group && x.kind === kind).map((x) => `${x.version} (${x.release})`);
+    return [other.length ? `${apiVersion} ${kind}: its CRD serves ${other.join(', ')} only` : `no CRD for ${kind} (${apiVersion}) in this tree or edgeforge's upstream files: it cannot be checked, and a cluster without that CRD refuses it`];
+  }
+  if (!c.served) return [`${kind} ${version} is not served by its CRD (${c.release})`];
+  const out = checkOpenApi(c.schema, obj, { skipRoot: ['apiVersion', 'kind', 'metadata'], partial: patch }).map((r) => `${r} (${c.release})`);
+  if (api && obj.metadata !== undefined) out.push(...checkCoreObject(api, 'V1ObjectMeta', obj.metadata).map((r) => `metadata.${r}`));
+  return out;
+}

@@ -1,0 +1,156 @@
+// The conformance checks on their own, each with a case it must refuse and one it must pass: a built-in kind
+// against the Kubernetes API of a K3s line (read from the upstream client of that release), a custom resource
+// against a CRD schema, an immutable field changed under one name, an expired join token, the images edgeforge's
+// objects pull, and the upgrade controller's window rule.
+import { describe, expect, it } from 'vitest';
+import { checkObjects, type TreeObject } from '../../scripts/conformance/check-objects.ts';
+import { checkOpenApi } from '../../scripts/conformance/check-openapi.ts';
+import { kubernetesApi, kubernetesApiSources } from '../../scripts/conformance/kubernetes-api.ts';
+import { checkTransition } from '../../scripts/conformance/transitions.ts';
+import { expiryFindings, joinTokenExpiries } from '../../scripts/conformance/expiry.ts';
+import { checkImages } from '../../scripts/conformance/images.ts';
+import { revokedAgentObjects } from '../../scripts/render/gitops/join-tokens.ts';
+
+const obj = (path: string, object: Record<string, unknown>): TreeObject => ({ path, object });
+const deployment = (extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'x', namespace: 'y', labels: { a: 'b' }, creationTimestamp: null },
+  spec: { replicas: 1, selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'r.example/i:1', resources: { limits: { memory: '64Mi', cpu: 1 } }, ports: [{ containerPort: 80 }] }], ...extra } } },
+});
+
+describe('the Kubernetes API per K3s line', () => {
+  it('is read from the upstream client generated for that release, recorded with its integrity', () => {
+    const s = kubernetesApiSources();
+    for (const m of ['1.29', '1.30', '1.34', '1.36']) {
+      expect(s[m].package).toMatch(/^@kubernetes\/client-node@\d/);
+      expect(s[m].integrity).toMatch(/^sha512-/);
+      expect(s[m].openapi).toContain(m);
+    }
+    // a minor without a client of its own is read with the nearest older one (a subset)
+    expect(kubernetesApi(31)!.readFrom).toBe('1.30');
+    expect(kubernetesApi(35)!.readFrom).toBe('1.34');
+  });
+
+  it('knows ValidatingAdmissionPolicy is admissionregistration.k8s.io/v1 from 1.30 and only v1beta1 before', () => {
+    expect(kubernetesApi(29)!.kind('admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicy')).toBeUndefined();
+    expect(kubernetesApi(29)!.servedAs('ValidatingAdmissionPolicy')).toContain('admissionregistration.k8s.io/v1beta1');
+    for (const m of [30, 31, 32, 33, 34, 35, 36]) expect(kubernetesApi(m)!.kind('admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicy'), `1.${m}`).toBeDefined();
+  });
+});
+
+describe('built-in kinds', () => {
+  const t = { minors: [34, 35], crds: [] };
+  it('a well-formed Deployment passes (a quantity may be a number, null means unset)', () => {
+    expect(checkObjects([obj('a.yaml', deployment())], t)).toEqual([]);
+  });
+  it('an unknown field, a wrong type and an unknown kind are refused, naming the field and the line', () => {
+    const f = checkObjects(
+      [
+        obj('a.yaml', deployment({ hostNetwrk: true })),
+        obj('b.yaml', { ...deployment(), spec: { ...deployment().spec, replicas: '1' } }),
+        obj('c.yaml', { apiVersion: 'batch/v1', kind: 'CronJobb', metadata: { name: 'z' } }),
+      ],
+      t,
+    );
+    expect(f.find((x) => x.path === 'a.yaml')?.reason).toMatch(/^spec\.template\.spec\.hostNetwrk: unknown field/);
+    expect(f.find((x) => x.path === 'b.yaml')?.reason).toMatch(/^spec\.replicas: must be a number, is a string/);
+    expect(f.find((x) => x.path === 'c.yaml')?.reason).toMatch(/Kubernetes 1\.34 does not serve CronJobb as batch\/v1/);
+  });
+  it("a revoked agent's admission policy cannot apply on a 1.29 line, and can on every line from 1.30", () => {
+    const objects = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.34.2').map((o) => obj('revoked-press-001.yaml', o));
+    const on29 = checkObjects(objects, { minors: [29], crds: [] });
+    expect(on29.map((f) => `${f.ref}: ${f.reason}`)).toEqual([
+      expect.stringMatching(/^ValidatingAdmissionPolicy\/edgeforge-revoked-press-001: Kubernetes 1\.29 does not serve ValidatingAdmissionPolicy as admissionregistration\.k8s\.io\/v1 \(it serves it as admissionregistration\.k8s\.io\/v1alpha1, admissionregistration\.k8s\.io\/v1beta1\) — "no matches for kind"/),
+      expect.stringMatching(/^ValidatingAdmissionPolicyBinding\/edgeforge-revoked-press-001: Kubernetes 1\.29 does not serve/),
+    ]);
+    expect(checkObjects(objects, { minors: [30, 31, 32, 33, 34, 35, 36], crds: [] })).toEqual([]);
+  });
+});
+
+describe('custom resources against a CRD schema', () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      spec: {
+        type: 'object',
+        required: ['upgrade'],
+        properties: {
+          upgrade: { type: 'object', properties: { image: { type: 'string' } } },
+          drain: { type: 'object', properties: { timeout: { type: 'integer', format: 'int64' }, force: { type: 'boolean' } } },
+          window: { type: 'object', properties: { days: { type: 'array', minItems: 1, items: { type: 'string', enum: ['mon', 'tue'] } } } },
+          interval: { type: 'string', pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$' },
+          any: { 'x-kubernetes-int-or-string': true },
+        },
+      },
+    },
+  };
+  it('passes a good object and names every problem of a bad one', () => {
+    expect(checkOpenApi(schema, { spec: { upgrade: { image: 'x' }, drain: { timeout: 600000000000 }, window: { days: ['mon'] }, interval: '5m', any: 3 } })).toEqual([]);
+    expect(checkOpenApi(schema, { spec: { drain: { timeout: '10m', forse: true }, window: { days: ['sun'] }, interval: '5 minutes', any: 1.5 } })).toEqual([
+      'spec.upgrade: required',
+      'spec.drain.timeout: must be a whole number, is a string ("10m")',
+      'spec.drain.forse: unknown field (the schema has timeout, force)',
+      'spec.window.days[0]: must be one of "mon", "tue", is "sun"',
+      'spec.interval: "5 minutes" does not match ^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$',
+      'spec.any: must be a whole number or a string, is a number',
+    ]);
+  });
+  it('a patch is checked for fields and types, not for required fields', () => {
+    expect(checkOpenApi(schema, { spec: { drain: { force: true } } }, { partial: true })).toEqual([]);
+  });
+});
+
+describe('transitions from the tree the clusters applied before', () => {
+  const job = (image: string, name = 'revoke-a') => obj('j.yaml', { apiVersion: 'batch/v1', kind: 'Job', metadata: { name, namespace: 'kube-system' }, spec: { template: { spec: { containers: [{ name: 'c', image }], restartPolicy: 'OnFailure' } } } });
+  it("a Job whose pod template changes under the same name is refused: its template is immutable", () => {
+    const f = checkTransition([job('kubectl:v1.33.5')], [job('kubectl:v1.34.2')]);
+    expect(f).toHaveLength(1);
+    expect(f[0]).toMatchObject({ path: 'j.yaml', ref: 'Job/kube-system/revoke-a' });
+    expect(f[0].reason).toMatch(/^spec\.template changes under the same name/);
+  });
+  it('the same change under a new name, or with Flux told to recreate it, is fine', () => {
+    expect(checkTransition([job('kubectl:v1.33.5')], [job('kubectl:v1.34.2', 'revoke-a-2')])).toEqual([]);
+    const forced = job('kubectl:v1.34.2');
+    (forced.object.metadata as Record<string, unknown>).annotations = { 'kustomize.toolkit.fluxcd.io/force': 'enabled' };
+    expect(checkTransition([job('kubectl:v1.33.5')], [forced])).toEqual([]);
+  });
+  it("the revocation Job takes a new name when its kubectl image changes (a promote, a new pin)", () => {
+    const before = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.33.5').map((o) => obj('r.yaml', o));
+    const after = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.34.2').map((o) => obj('r.yaml', o));
+    expect(checkTransition(before, after)).toEqual([]);
+    const names = (l: TreeObject[]) => l.filter((t) => t.object.kind === 'Job').map((t) => (t.object.metadata as { name: string }).name);
+    expect(names(before)[0]).not.toBe(names(after)[0]);
+    expect(names(after)[0]).toMatch(/^revoke-press-001-[0-9a-f]{8}$/);
+    // and an unchanged image keeps the name (Flux does not re-run the Job for nothing)
+    expect(names(before)).toEqual(names(revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.33.5').map((o) => obj('r.yaml', o))));
+  });
+});
+
+describe('what expires', () => {
+  const token = (expires: string) => obj('jt/a.token.yaml', { apiVersion: 'v1', kind: 'Secret', type: 'bootstrap.kubernetes.io/token', metadata: { name: 'bootstrap-token-abcdef', namespace: 'kube-system', labels: { 'edgeforge.dev/agent': 'press-001' }, annotations: { 'edgeforge.dev/expires': expires } } });
+  const now = new Date('2026-12-07T00:00:00Z');
+  it('an expired token and one inside its renewal margin are reported with their dates; a fresh one is not', () => {
+    const f = expiryFindings(joinTokenExpiries([token('2026-01-31T00:00:00Z'), token('2026-12-15T00:00:00Z'), token('2027-01-06T00:00:00Z')], 30), now);
+    expect(f.map((x) => x.message)).toEqual([
+      'jt/a.token.yaml: join token Secret/kube-system/bootstrap-token-abcdef of agent press-001 expired on 2026-01-31T00:00:00Z (310 days ago)',
+      'jt/a.token.yaml: join token Secret/kube-system/bootstrap-token-abcdef of agent press-001 expires on 2026-12-15T00:00:00Z, in 8 days: inside its 15-day renewal margin',
+    ]);
+  });
+});
+
+describe("the images edgeforge's objects pull", () => {
+  const pod = (image: string) => obj('c.yaml', { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'c' }, spec: { template: { spec: { containers: [{ name: 'c', image }] } } } });
+  const digest = 'sha256:' + 'a'.repeat(64);
+  const pinned = [{ ref: `docker.io/rancher/kubectl:v1.34.2@${digest}`, role: 'kubectl' }, { ref: 'docker.io/rancher/system-upgrade-controller:v0.16.1', role: 'controller' }];
+  it('must name a registry, be pinned by the inventory, and carry its digest (tag-only is a warning)', () => {
+    expect(checkImages([pod(`docker.io/rancher/kubectl:v1.34.2@${digest}`)], pinned)).toEqual([]);
+    const f = checkImages([pod('rancher/kubectl:v1.34.2'), pod('docker.io/rancher/system-upgrade-controller:v0.16.1'), pod('ghcr.io/x/y:1')], pinned);
+    expect(f.map((x) => [x.severity, x.reason.split(' (')[0].split(':')[0]])).toEqual([
+      ['error', 'image rancher/kubectl'],
+      ['error', 'image rancher/kubectl'],
+      ['warning', 'image docker.io/rancher/system-upgrade-controller'],
+      ['error', 'image ghcr.io/x/y'],
+    ]);
+  });
+});

@@ -13,6 +13,11 @@ import { UPGRADE_NAMESPACE, UPGRADE_SERVICE_ACCOUNT } from './controller.ts';
 export const SERVER_PLAN = 'k3s-server';
 export const AGENT_PLAN = 'k3s-agent';
 const CONTROL_PLANE = 'node-role.kubernetes.io/control-plane';
+/**
+ * How long an agent's drain may take: 10 minutes, written as the controller's DrainSpec decodes it — a Go
+ * time.Duration, i.e. JSON nanoseconds (a string such as "10m" fails to decode and the Plan never runs).
+ */
+export const DRAIN_TIMEOUT_NS = 10 * 60 * 1_000_000_000;
 
 export function upgradesPath(s: Pick<ResolvedSite, 'region' | 'name'>): string {
   return `upgrades/${s.region}/${s.name}`;
@@ -54,7 +59,7 @@ export function sitePlans(s: ResolvedSite, fleet: Pick<Fleet, 'k3s'>): Record<st
       nodeSelector: { matchExpressions: [{ key: CONTROL_PLANE, operator: 'DoesNotExist' }] },
       // the k3s-upgrade image's prepare step: wait until the server Plan has finished on every server
       prepare: { image, args: ['prepare', SERVER_PLAN] },
-      drain: { force: true, ignoreDaemonSets: true, deleteEmptydirData: true, skipWaitForDeleteTimeout: 60, timeout: '10m' },
+      drain: { force: true, ignoreDaemonSets: true, deleteEmptydirData: true, skipWaitForDeleteTimeout: 60, timeout: DRAIN_TIMEOUT_NS },
       upgrade: { image },
     },
   };

@@ -10,6 +10,7 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { GitopsPublicKeys } from '../render/gitops/sops.ts';
 import { bootstrapTokenSecret, joinTokensKustomization, joinTokensPath, revokedAgentYaml, revokedFile, tokenFile } from '../render/gitops/join-tokens.ts';
 import { agentJoinToken, joinTokenExpiry } from '../keys/join-token.ts';
+import { kubectlImage } from '../render/day2/images.ts';
 import type { KeyStore } from '../keys/store.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { sopsEncrypt } from './sops.ts';
@@ -60,7 +61,7 @@ export async function syncJoinTokens(root: string, fleet: Fleet, keys: GitopsPub
     for (const a of agents) {
       if (a.status !== 'active') {
         const f = revokedFile(a.id);
-        const text = revokedAgentYaml(a.id, fleet.k3s.version);
+        const text = revokedAgentYaml(a.id, kubectlImage(fleet).pull);
         const cur = await fs.readFile(path.join(dir, f), 'utf8').catch(() => undefined);
         if (cur !== text) {
           await writeFileAtomic(path.join(dir, f), text, { mode: 0o644 });

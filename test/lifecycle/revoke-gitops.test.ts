@@ -64,7 +64,7 @@ beforeAll(async () => {
   sites = (await ks.ensureSiteIdentities(fleet.sites.map((s) => s.id))).identities;
   ids = (await ks.ensureDeviceIdentities(fleet.active.map((d) => d.id))).identities;
   await ks.close();
-  const r = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys'], { cwd: template, env: { SOURCE_DATE_EPOCH: '1767225600' } });
+  const r = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys'], { cwd: template, env: { SOURCE_DATE_EPOCH: '1767225600', EDGEFORGE_NOW: '1767225600' } });
   expect(r.code, r.stderr).toBe(0);
   // a site secret in each site overlay, encrypted as .sops.yaml says (site key + its Flux devices + admins)
   const keys = await loadGitopsPublicKeys(keysDir, fleet);
@@ -163,7 +163,8 @@ describe.runIf(HAVE_TOOLS)('revoke delivers the new site key through Git', () =>
     expect(agentJoinToken(ids.get('changwon2-press-002')!).token).not.toBe(agentJoinToken(ids.get('changwon2-press-001')!).token);
     expect(agentJoinToken(ids.get('changwon2-press-002')!).id).not.toBe(agentJoinToken(ids.get('changwon2-press-001')!).id);
     const objs = parseAllDocuments(execFileSync(tool('kubectl'), ['kustomize', path.join(dir, 'repo', jt)], { encoding: 'utf8' })).map((d) => d.toJS());
-    const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    // the Job's name ends in a hash of its pod template (a new kubectl pin gives a new Job, never an immutable-field change)
+    const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`.replace(/^(Job\/.*)-[0-9a-f]{8}$/, '$1-<hash>')).sort();
     expect(kinds).toEqual(
       [
         'Secret/bootstrap-token-' + agentJoinToken(ids.get('changwon2-press-002')!).id,
@@ -174,7 +175,7 @@ describe.runIf(HAVE_TOOLS)('revoke delivers the new site key through Git', () =>
         'ClusterRoleBinding/revoke-changwon2-press-001',
         'Role/revoke-changwon2-press-001',
         'RoleBinding/revoke-changwon2-press-001',
-        'Job/revoke-changwon2-press-001',
+        'Job/revoke-changwon2-press-001-<hash>',
       ].sort(),
     );
     const vap = objs.find((o) => o.kind === 'ValidatingAdmissionPolicy');
@@ -203,7 +204,7 @@ describe.runIf(HAVE_TOOLS)('agent join tokens through Git', () => {
       expect(decryptValue(doc.stringData['token-secret'], dk!, 'stringData:token-secret:')).toBe(want.secret);
       const plain = (await sopsDecrypt(text, server.sops.privateKeyArmored)) as { metadata: { name: string }; type: string; stringData: Record<string, string> };
       expect(plain).toMatchObject({ type: 'bootstrap.kubernetes.io/token', metadata: { name: `bootstrap-token-${want.id}` } });
-      // what `k3s token create` writes, authentication only, expiring joinWindow (30d) after SOURCE_DATE_EPOCH
+      // what `k3s token create` writes, authentication only, expiring joinWindow (30d) after it was written (EDGEFORGE_NOW: the clock)
       expect(plain.stringData).toEqual({
         description: `edgeforge: join token of agent ${agent} for changwon2-server`,
         'token-id': want.id,
@@ -219,7 +220,7 @@ describe.runIf(HAVE_TOOLS)('agent join tokens through Git', () => {
     expect(toks.size).toBe(2);
     // idempotent: a second run rewrites nothing
     const before = treeHash(path.join(template, 'repo'));
-    const again = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys', '--json'], { cwd: template, env: { SOURCE_DATE_EPOCH: '1767225600' } });
+    const again = await runCli(['gitops', '--to', 'repo', '-i', 'fleet.yaml', '--keys', 'keys', '--json'], { cwd: template, env: { SOURCE_DATE_EPOCH: '1767225600', EDGEFORGE_NOW: '1767225600' } });
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).joinTokens).toMatchObject({ written: [], deleted: [], pending: [] });
     expect(treeHash(path.join(template, 'repo'))).toBe(before);

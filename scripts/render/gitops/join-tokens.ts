@@ -55,24 +55,36 @@ function objName(prefix: string, agentId: string): string {
   return n.length <= 63 ? n : `${prefix}-${createHash('sha256').update(agentId).digest('hex').slice(0, 16)}`;
 }
 
-/** kubectl image of the cluster's Kubernetes version ("v1.31.4+k3s1" -> rancher/kubectl:v1.31.4). */
-export function kubectlImage(k3sVersion: string): string {
-  return `rancher/kubectl:${k3sVersion.replace(/\+k3s\d+$/, '')}`;
-}
-
-/** Objects that close a revoked agent's way back in: admission policy + binding, and a Job with the least RBAC it needs. */
-export function revokedAgentObjects(agentId: string, k3sVersion: string): Record<string, unknown>[] {
+/**
+ * Objects that close a revoked agent's way back in: admission policy + binding, and a Job with the least RBAC it
+ * needs. `kubectl` is the inventory's pinned kubectl image (k3s.upgrade.kubectl, the one the upgrade Jobs use).
+ * A Job's pod template cannot change, so the Job's name carries a hash of it: a new kubectl pin gives a new Job
+ * (Flux creates it and prunes the old one) instead of an apply the API server refuses on every reconcile.
+ */
+export function revokedAgentObjects(agentId: string, kubectl: string): Record<string, unknown>[] {
   const name = objName('edgeforge-revoked', agentId);
-  const job = objName('revoke', agentId);
+  const sa = objName('revoke', agentId);
   const labels = { 'app.kubernetes.io/managed-by': 'edgeforge', 'edgeforge.dev/revoked-agent': agentId };
   const passwordSecret = `${agentId}.node-password.k3s`;
   const container = (args: string[]) => ({
     name: args[1] === 'node' ? 'delete-node' : 'delete-node-password',
-    image: kubectlImage(k3sVersion),
+    image: kubectl,
     command: ['kubectl'],
     args,
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 65534, capabilities: { drop: ['ALL'] } },
   });
+  const template = {
+    metadata: { labels },
+    spec: {
+      serviceAccountName: sa,
+      restartPolicy: 'OnFailure',
+      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      // node first (K3s's garbage collector would also remove the password Secret it owns), then the Secret
+      initContainers: [container(['delete', 'node', agentId, '--ignore-not-found', '--wait=false'])],
+      containers: [container(['-n', 'kube-system', 'delete', 'secret', passwordSecret, '--ignore-not-found'])],
+    },
+  };
+  const job = jobName(agentId, template);
   return [
     {
       apiVersion: 'admissionregistration.k8s.io/v1',
@@ -85,35 +97,23 @@ export function revokedAgentObjects(agentId: string, k3sVersion: string): Record
       },
     },
     { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name, labels }, spec: { policyName: name, validationActions: ['Deny'] } },
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: job, namespace: 'kube-system', labels } },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: job, labels }, rules: [{ apiGroups: [''], resources: ['nodes'], resourceNames: [agentId], verbs: ['get', 'delete'] }] },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: job, labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: job }, subjects: [{ kind: 'ServiceAccount', name: job, namespace: 'kube-system' }] },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: job, namespace: 'kube-system', labels }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [passwordSecret], verbs: ['get', 'delete'] }] },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: job, namespace: 'kube-system', labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: job }, subjects: [{ kind: 'ServiceAccount', name: job, namespace: 'kube-system' }] },
-    {
-      apiVersion: 'batch/v1',
-      kind: 'Job',
-      metadata: { name: job, namespace: 'kube-system', labels },
-      spec: {
-        backoffLimit: 20,
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: job,
-            restartPolicy: 'OnFailure',
-            securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
-            // node first (K3s's garbage collector would also remove the password Secret it owns), then the Secret
-            initContainers: [container(['delete', 'node', agentId, '--ignore-not-found', '--wait=false'])],
-            containers: [container(['-n', 'kube-system', 'delete', 'secret', passwordSecret, '--ignore-not-found'])],
-          },
-        },
-      },
-    },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'kube-system', labels } },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: sa, labels }, rules: [{ apiGroups: [''], resources: ['nodes'], resourceNames: [agentId], verbs: ['get', 'delete'] }] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: sa, labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: 'kube-system', labels }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [passwordSecret], verbs: ['get', 'delete'] }] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: 'kube-system', labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }] },
+    { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: job, namespace: 'kube-system', labels }, spec: { backoffLimit: 20, template } },
   ];
 }
 
-export function revokedAgentYaml(agentId: string, k3sVersion: string): string {
-  return toYamlStream(revokedAgentObjects(agentId, k3sVersion), `edgeforge: ${agentId} was revoked. Keeps its node credentials from re-registering and deletes its Node\nand node-password Secret. Keep this file: removing it lets a re-registered node be re-admitted.`);
+/** "revoke-<agent>-<8 hex of the pod template>", within the 63 characters a Job name may have (it becomes a label). */
+function jobName(agentId: string, template: unknown): string {
+  const h = createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 8);
+  return `${objName('revoke', agentId).slice(0, 54)}-${h}`;
+}
+
+export function revokedAgentYaml(agentId: string, kubectl: string): string {
+  return toYamlStream(revokedAgentObjects(agentId, kubectl), `edgeforge: ${agentId} was revoked. Keeps its node credentials from re-registering and deletes its Node\nand node-password Secret. Keep this file: removing it lets a re-registered node be re-admitted.`);
 }
 
 export function joinTokensKustomization(server: Pick<ResolvedDevice, 'id'>, files: string[]): string {

@@ -6,6 +6,7 @@ import { checkCoreObject } from './check-core.ts';
 import { checkOpenApi } from './check-openapi.ts';
 import { kubernetesApi, type KubernetesApi } from './kubernetes-api.ts';
 import { crdVersions, type CrdVersion } from './upstream-crds.ts';
+import { planWindowProblem, type PlanWindow } from './plan-window.ts';
 
 export interface TreeObject {
   /** the file, relative to the tree's root */
@@ -54,6 +55,11 @@ export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] 
       for (const api of apis) for (const r of builtIn(api, apiVersion, kind, obj)) add(r, api.minor);
     } else {
       for (const r of custom(crds, apiVersion, kind, obj, o.patch, apis[0])) add(r, '');
+      if (apiVersion === 'upgrade.cattle.io/v1' && kind === 'Plan') {
+        const w = (obj.spec as { window?: PlanWindow } | undefined)?.window;
+        const p = w && planWindowProblem(w);
+        if (p) add(`spec.window: ${p} — the controller treats a window it cannot read as never open, so this Plan would never run`, '');
+      }
     }
     for (const [reason, lines] of reasons) {
       const on = lines.filter(Boolean);

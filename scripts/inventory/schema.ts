@@ -151,16 +151,16 @@ export const cascadeShape = {
 export const CascadeSchema = z.strictObject(cascadeShape);
 
 // Maintenance windows (issue #18, docs/day2.md): when K3s upgrades (and the certificate-renewal check) may run.
-// The shape of the pinned system-upgrade-controller's Plan window (days, start, end, time zone); a window is
-// one span inside a day: the controller's window test compares start and end on the same calendar day, so a
-// span across midnight would never match (inventory/windows.ts refuses it).
+// The shape of the pinned system-upgrade-controller's Plan window (days, start, end, time zone). A window may wrap
+// past midnight (23:00-03:00): the controller counts the hours after midnight to the day they fall on
+// (conformance/plan-window.ts has its exact rule).
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: 'must be a time of day HH:MM (24-hour), like 02:00' });
 export const WindowSchema = z
   .strictObject({
     days: z.array(z.enum(WEEKDAYS)).min(1, { message: 'a maintenance window needs at least one day (mon … sun)' }).describe('Days the window opens on'),
     start: hhmm.describe('Opens at (local time of timeZone), HH:MM'),
-    end: hhmm.describe('Closes at, HH:MM, later than start on the same day (a window does not cross midnight)'),
+    end: hhmm.describe('Closes at, HH:MM; before start wraps past midnight (on each listed day: start-24:00 and 00:00-end)'),
     timeZone: z.string().min(1).describe('IANA time zone the hours are in, e.g. Europe/Berlin (required: no silent UTC)'),
   })
   .describe('Maintenance window: K3s upgrade Plans and the certificate-renewal check run only inside it. Without one, the fleet industry\'s default applies (docs/day2.md)');

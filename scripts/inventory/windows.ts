@@ -16,10 +16,7 @@ export interface MaintenanceWindow {
 
 const EVERY_DAY: Weekday[] = [...WEEKDAYS];
 
-/**
- * The documented defaults (docs/day2.md#maintenance-windows). An industry not listed gets `other`.
- * A window never crosses midnight (the pinned controller compares start and end on one calendar day).
- */
+/** The documented defaults (docs/day2.md#maintenance-windows). An industry not listed gets `other`. */
 export const INDUSTRY_WINDOWS: Record<string, { days: Weekday[]; start: string; end: string; why: string }> = {
   retail: { days: EVERY_DAY, start: '01:00', end: '06:00', why: 'a store outside opening hours' },
   manufacturing: { days: EVERY_DAY, start: '05:30', end: '06:30', why: "a factory line's early shift change" },
@@ -38,8 +35,19 @@ function minutes(hhmm: string): number {
   return h * 60 + m;
 }
 
+/** How long the window is open from its start: a window whose end is before its start wraps past midnight. */
 export function windowMinutes(w: Pick<MaintenanceWindow, 'start' | 'end'>): number {
-  return minutes(w.end) - minutes(w.start);
+  return (minutes(w.end) - minutes(w.start) + 24 * 60) % (24 * 60);
+}
+
+/**
+ * Minutes from the start that stay on the start's own day when the window wraps past midnight on some days only:
+ * the upgrade controller counts the hours after midnight to the day they fall on (its window is kured's), so
+ * "sat 23:00-03:00" is Saturday 23:00-24:00 and Saturday 00:00-03:00, never Sunday morning.
+ */
+export function windowMinutesOnStartDay(w: Pick<MaintenanceWindow, 'start' | 'end' | 'days'>): number {
+  const len = windowMinutes(w);
+  return w.days.length === 7 || minutes(w.end) >= minutes(w.start) ? len : 24 * 60 - minutes(w.start);
 }
 
 export function validTimeZone(tz: string): boolean {
@@ -54,11 +62,7 @@ export function validTimeZone(tz: string): boolean {
 /** Problems of one declared window, as [path, message] (path relative to the window). */
 export function windowProblems(w: MaintenanceWindowInput): [PathKey[], string][] {
   const out: [PathKey[], string][] = [];
-  if (windowMinutes(w) <= 0) {
-    out.push([['end'], w.start === w.end
-      ? `the maintenance window ${w.start}-${w.end} is empty: end must be later than start`
-      : `the maintenance window ${w.start}-${w.end} crosses midnight, which the upgrade controller's window cannot express (it compares start and end on one day): end it at 23:59, or start at 00:00 and add the next day`]);
-  }
+  if (w.start === w.end) out.push([['end'], `the maintenance window ${w.start}-${w.end} is empty: end must differ from start (a window may wrap past midnight, like 23:00-03:00)`]);
   if (!validTimeZone(w.timeZone)) out.push([['timeZone'], `"${w.timeZone}" is not an IANA time zone (like Europe/Berlin or Etc/UTC)`]);
   return out;
 }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import type { Weekday } from '../../inventory/schema.ts';
-import { windowMinutes } from '../../inventory/windows.ts';
+import { windowMinutesOnStartDay } from '../../inventory/windows.ts';
 import { bundleName, CERT_RENEWAL, RENEWAL_BUNDLE_DIR } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
 import { textFile, type RenderedFile } from '../files.ts';
@@ -72,7 +72,7 @@ export function renewalServiceUnit(d: Pick<ResolvedDevice, 'cluster'>): string {
  * once. Not Persistent: a window missed while powered off waits for the next one rather than firing at boot.
  */
 export function renewalTimerUnit(w: ResolvedSite['window']): string {
-  const spread = Math.max(0, windowMinutes(w) - 10);
+  const spread = Math.max(0, windowMinutesOnStartDay(w) - 10);
   return [
     '# written by edgeforge: the certificate-renewal check, inside the maintenance window',
     '[Unit]',

@@ -2,6 +2,7 @@
 // line the tree targets (served at all? every field known and of the right type?), custom resources against the
 // CRD of the pinned release that defines them (or a CRD the tree itself ships). One finding per object and
 // reason, naming the lines it applies to.
+import { isDeepStrictEqual } from 'node:util';
 import { checkCoreObject } from './check-core.ts';
 import { checkOpenApi } from './check-openapi.ts';
 import { kubernetesApi, type KubernetesApi } from './kubernetes-api.ts';
@@ -21,7 +22,12 @@ export interface Finding {
   /** kind/name (namespace/name for namespaced objects when known) */
   ref: string;
   reason: string;
+  /** what could not be checked (no schema on file) is a warning; everything else an error */
+  warning?: boolean;
 }
+
+/** A custom resource whose CRD edgeforge has no upstream file of: not checked, said so. */
+export const UNCHECKED = 'cannot be checked: ';
 
 export interface CheckTargets {
   /** the Kubernetes minors (K3s lines) every object must be appliable on, e.g. [34, 35] */
@@ -53,6 +59,8 @@ export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] 
     if (!apis.length) add(`no Kubernetes API on file for K3s line(s) ${t.minors.map((m) => `1.${m}`).join(', ')}`, '');
     if (BUILT_IN(apiVersion)) {
       for (const api of apis) for (const r of builtIn(api, apiVersion, kind, obj)) add(r, api.minor);
+      const second = kind === 'CustomResourceDefinition' ? secondWriter(obj, t.crds) : undefined;
+      if (second) add(second, '');
     } else {
       for (const r of custom(crds, apiVersion, kind, obj, o.patch, apis[0])) add(r, '');
       if (apiVersion === 'upgrade.cattle.io/v1' && kind === 'Plan') {
@@ -63,7 +71,7 @@ export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] 
     }
     for (const [reason, lines] of reasons) {
       const on = lines.filter(Boolean);
-      findings.push({ path: o.path, ref: refOf(obj), reason: on.length && on.length < apis.length ? `${reason} [Kubernetes ${on.join(', ')}]` : reason });
+      findings.push({ path: o.path, ref: refOf(obj), reason: on.length && on.length < apis.length ? `${reason} [Kubernetes ${on.join(', ')}]` : reason, ...(reason.startsWith(UNCHECKED) ? { warning: true } : {}) });
     }
   }
   return findings;
@@ -80,12 +88,25 @@ function builtIn(api: KubernetesApi, apiVersion: string, kind: string, obj: Reco
   return [...out, ...checkCoreObject(api, k.type, obj)];
 }
 
+/**
+ * A CRD in the tree for a kind a pinned release defines itself, with another spec: the cluster gets two writers
+ * (Flux on every reconcile, the release's own installer or controller) that keep overwriting each other.
+ */
+function secondWriter(crd: Record<string, unknown>, pinned: CrdVersion[]): string | undefined {
+  const spec = crd.spec as { group?: string; names?: { kind?: string } } | undefined;
+  const theirs = pinned.filter((c) => c.group === spec?.group && c.kind === spec?.names?.kind);
+  if (!theirs.length) return undefined;
+  const mine = crdVersions(crd, 'this tree', '');
+  const same = mine.length === theirs.length && mine.every((m) => theirs.some((x) => x.version === m.version && x.served === m.served && isDeepStrictEqual(x.schema, m.schema)));
+  return same ? undefined : `this ${spec!.names!.kind} CRD differs from the one ${theirs[0].release} installs (${theirs[0].file}): two writers would keep overwriting each other — ship that release's CRD unchanged, or none`;
+}
+
 function custom(crds: CrdVersion[], apiVersion: string, kind: string, obj: Record<string, unknown>, patch: boolean | undefined, api: KubernetesApi | undefined): string[] {
   const [group, version] = apiVersion.split('/');
   const c = crds.find((x) => x.group === group && x.version === version && x.kind === kind);
   if (!c) {
     const other = crds.filter((x) => x.group === group && x.kind === kind).map((x) => `${x.version} (${x.release})`);
-    return [other.length ? `${apiVersion} ${kind}: its CRD serves ${other.join(', ')} only` : `no CRD for ${kind} (${apiVersion}) in this tree or edgeforge's upstream files: it cannot be checked, and a cluster without that CRD refuses it`];
+    return [other.length ? `${apiVersion} ${kind}: its CRD serves ${other.join(', ')} only` : `${UNCHECKED}no CRD for ${kind} (${apiVersion}) in this tree or edgeforge's upstream files (a cluster without that CRD refuses it)`];
   }
   if (!c.served) return [`${kind} ${version} is not served by its CRD (${c.release})`];
   const out = checkOpenApi(c.schema, obj, { skipRoot: ['apiVersion', 'kind', 'metadata'], partial: patch }).map((r) => `${r} (${c.release})`);

@@ -14,6 +14,7 @@ import { generateInventory } from '../../scripts/inventory/generate.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { GitopsPublicKeys, PgpPublic } from '../../scripts/render/gitops/index.ts';
 import { runsFlux } from '../../scripts/render/flux/index.ts';
+import { readUpstreamFile, UPSTREAM_CRDS_DIR } from '../../scripts/conformance/upstream-crds.ts';
 
 const CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'];
 const GROUPS: Record<string, [string, string][]> = {
@@ -23,11 +24,24 @@ const GROUPS: Record<string, [string, string][]> = {
   'notification-controller': [['notification.toolkit.fluxcd.io', 'alerts']],
 };
 
+/** Flux v2.4.0's own CRDs where edgeforge keeps them (upstream/crds/flux@v2.4.0/), so the stand-in installs what the release does. */
+const UPSTREAM_FLUX_CRDS = new Map(
+  ['source.toolkit.fluxcd.io_gitrepositories.yaml', 'source.toolkit.fluxcd.io_ocirepositories.yaml', 'kustomize.toolkit.fluxcd.io_kustomizations.yaml'].map((f) => {
+    const crd = YAML.parse(readUpstreamFile(path.join(UPSTREAM_CRDS_DIR, 'flux@v2.4.0', f)).body.toString('utf8')) as { metadata: { name: string } };
+    return [crd.metadata.name, crd];
+  }),
+);
+
 export function fakeFluxInstallYaml(version = 'v2.4.0'): string {
   const labels = { 'app.kubernetes.io/instance': 'flux-system', 'app.kubernetes.io/part-of': 'flux', 'app.kubernetes.io/version': version };
   const docs: unknown[] = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flux-system', labels } }];
   for (const c of CONTROLLERS) {
     for (const [group, plural] of GROUPS[c]) {
+      const upstream = version === 'v2.4.0' ? UPSTREAM_FLUX_CRDS.get(`${plural}.${group}`) : undefined;
+      if (upstream) {
+        docs.push(upstream);
+        continue;
+      }
       docs.push({
         apiVersion: 'apiextensions.k8s.io/v1',
         kind: 'CustomResourceDefinition',

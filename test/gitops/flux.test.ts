@@ -173,13 +173,17 @@ describe.runIf(HAVE_TOOLS)('renderFluxBootstrap', () => {
 
   it('GitRepository and Kustomizations: URL, branch, jittered interval, prune/wait/timeouts, SOPS', () => {
     const files = renderFluxBootstrap(dev('stuttgart3-asm-001'), fleet, secrets, { bundle: bundle.bytes });
-    const [repo, self, keys, device] = docs(files[2].bytes);
+    const [repo, self, keys, controller, upgrades, device] = docs(files[2].bytes);
     expect(repo).toMatchObject({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', spec: { url: 'ssh://git@git.acme.example/factory/fleet.git', ref: { branch: 'main' }, secretRef: { name: 'flux-system' } } });
     expect(repo.spec.interval).toMatch(/^5m(\d+s)?$/);
     expect(repo.spec.ignore).toContain('!/clusters/eu-central/stuttgart-plant-3/');
     expect(self).toMatchObject({ kind: 'Kustomization', metadata: { name: 'flux-system' }, spec: { path: './clusters/eu-central/stuttgart-plant-3/stuttgart3-asm-001/flux-system', prune: true } });
     // the device's SOPS keys from Git: its own key decrypts them, never pruned, applied before `device`
     expect(keys).toMatchObject({ kind: 'Kustomization', metadata: { name: 'sops-keys' }, spec: { path: './clusters/eu-central/stuttgart-plant-3/stuttgart3-asm-001/sops-keys', prune: false, dependsOn: [{ name: 'flux-system' }], decryption: { provider: 'sops', secretRef: { name: 'sops-gpg' } } } });
+    // the K3s upgrade controller (waited for: it registers the Plan CRD itself), then the site's Plans
+    expect(controller).toMatchObject({ kind: 'Kustomization', metadata: { name: 'system-upgrade' }, spec: { path: './infrastructure/system-upgrade', prune: true, wait: true, dependsOn: [{ name: 'flux-system' }] } });
+    expect(upgrades).toMatchObject({ kind: 'Kustomization', metadata: { name: 'upgrades' }, spec: { path: './upgrades/eu-central/stuttgart-plant-3', prune: true, dependsOn: [{ name: 'system-upgrade' }] } });
+    expect(repo.spec.ignore).toContain('!/upgrades/eu-central/stuttgart-plant-3/');
     expect(device).toMatchObject({
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
       kind: 'Kustomization',

@@ -1,6 +1,6 @@
-// The K3s upgrade path's manifests (issue #18): every Plan uses only fields the pinned system-upgrade-controller's
-// Plan type has, the Plans fit the topology, and everything renders with the real `kubectl kustomize` for the
-// example fleet and a generated 2,000-device fleet.
+// The K3s upgrade path's manifests: every Plan is one the pinned system-upgrade-controller's own CRD accepts (read
+// from its repository, not written from memory), the Plans fit the topology, and everything renders with the real
+// `kubectl kustomize` for the example fleet and a generated 2,000-device fleet.
 import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { day2ScaffoldFiles, CONTROLLER_PATH } from '../../scripts/render/day2/scaffold.ts';
-import { controllerObjects, planCrd } from '../../scripts/render/day2/controller.ts';
+import { controllerObjects } from '../../scripts/render/day2/controller.ts';
+import { checkObjects } from '../../scripts/conformance/check-objects.ts';
+import { crdsOfRelease } from '../../scripts/conformance/upstream-crds.ts';
+import { planWindowProblem } from '../../scripts/conformance/plan-window.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from '../../scripts/render/day2/plans.ts';
 import { upgradeImages } from '../../scripts/render/day2/images.ts';
 import { validTimeZone } from '../../scripts/inventory/windows.ts';
@@ -20,28 +23,9 @@ const HAVE_TOOLS = requireTools(['kubectl'], 'test/gitops/upgrades.test.ts');
 type Obj = Record<string, any>;
 const install = { mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: fakeBundle().sha256 };
 
-// The json field names of the controller's Plan API, read from its pkg/apis/upgrade.cattle.io/v1/types.go
-// (PlanSpec, ContainerSpec, VolumeSpec, DrainSpec, SecretSpec, TimeWindowSpec): names only, to check against.
-const PLAN_SPEC = ['concurrency', 'jobActiveDeadlineSecs', 'nodeSelector', 'serviceAccountName', 'channel', 'version', 'secrets', 'tolerations', 'exclusive', 'window', 'prepare', 'upgrade', 'cordon', 'drain', 'imagePullSecrets', 'postCompleteDelay', 'priorityClassName', 'customNodeLabels'];
-const CONTAINER = ['image', 'command', 'args', 'envs', 'envFrom', 'volumes', 'securityContext'];
-const DRAIN = ['timeout', 'gracePeriod', 'deleteLocalData', 'deleteEmptydirData', 'ignoreDaemonSets', 'force', 'disableEviction', 'skipWaitForDeleteTimeout', 'podSelector'];
-const WINDOW = ['days', 'startTime', 'endTime', 'timeZone'];
-const DAYS = ['0', 'su', 'sun', 'sunday', '1', 'mo', 'mon', 'monday', '2', 'tu', 'tue', 'tuesday', '3', 'we', 'wed', 'wednesday', '4', 'th', 'thu', 'thursday', '5', 'fr', 'fri', 'friday', '6', 'sa', 'sat', 'saturday'];
-const LABEL_SELECTOR = ['matchLabels', 'matchExpressions'];
-
-/** Every key of a Plan's spec that the Plan type does not have, as dotted paths. */
-function unknownPlanFields(spec: Obj): string[] {
-  const out: string[] = [];
-  const only = (o: Obj, allowed: string[], at: string) => {
-    for (const k of Object.keys(o)) if (!allowed.includes(k)) out.push(`${at}.${k}`);
-  };
-  only(spec, PLAN_SPEC, 'spec');
-  for (const c of ['prepare', 'upgrade']) if (spec[c]) only(spec[c], CONTAINER, `spec.${c}`);
-  if (spec.drain) only(spec.drain, DRAIN, 'spec.drain');
-  if (spec.window) only(spec.window, WINDOW, 'spec.window');
-  if (spec.nodeSelector) only(spec.nodeSelector, LABEL_SELECTOR, 'spec.nodeSelector');
-  return out;
-}
+// The pinned controller's own Plan CRD, read from its repository (upstream/crds/): what its API server accepts.
+const SUC_CRDS = crdsOfRelease('system-upgrade-controller@v0.16.1');
+const planProblems = (plans: Obj[], minors = [36]) => checkObjects(plans.map((object) => ({ path: 'plans.yaml', object })), { minors, crds: SUC_CRDS }).map((f) => `${f.ref}: ${f.reason}`);
 
 function kustomize(dir: string): Obj[] {
   return YAML.parseAllDocuments(execFileSync(tool('kubectl'), ['kustomize', dir], { maxBuffer: 64 << 20, encoding: 'utf8' })).map((d) => d.toJS()).filter(Boolean);
@@ -61,27 +45,33 @@ function renderTree(fleet: Fleet): string {
 }
 
 describe('the Plan shape', () => {
-  it('every Plan of the example fleet uses only fields of the pinned controller\'s Plan type', () => {
+  it("every Plan of the example fleet is one the pinned controller's own CRD accepts, with a window it reads", () => {
     const fleet = exampleFleet(install);
     const all = sitesWithPlans(fleet).flatMap((s) => sitePlans(s, fleet)) as Obj[];
     expect(all.length).toBe(5); // 4 sites, one of them multi-node (server + agent Plan)
+    expect(SUC_CRDS.map((c) => `${c.group}/${c.version} ${c.kind}`)).toEqual(['upgrade.cattle.io/v1 Plan']);
+    expect(planProblems(all)).toEqual([]);
     for (const p of all) {
-      expect(p.apiVersion).toBe('upgrade.cattle.io/v1');
-      expect(p.kind).toBe('Plan');
-      expect(unknownPlanFields(p.spec)).toEqual([]);
       expect(p.spec.upgrade.image).toBe('docker.io/rancher/k3s-upgrade');
       expect(p.spec.serviceAccountName).toBe('system-upgrade');
-      for (const d of p.spec.window.days) expect(DAYS).toContain(d);
-      // kured's timewindow (the controller's window test) parses "15:04"; a window is one span inside a day
-      expect(p.spec.window.startTime).toMatch(/^\d\d:\d\d$/);
-      expect(p.spec.window.endTime > p.spec.window.startTime).toBe(true);
+      expect(planWindowProblem(p.spec.window)).toBeUndefined();
       expect(validTimeZone(p.spec.window.timeZone)).toBe(true);
     }
-    // our CRD describes exactly the Plan type's spec fields
-    const crdSpec = (planCrd() as Obj).spec.versions[0].schema.openAPIV3Schema.properties.spec;
-    expect(Object.keys(crdSpec.properties).sort()).toEqual([...PLAN_SPEC].sort());
-    expect(Object.keys(crdSpec.properties.window.properties).sort()).toEqual([...WINDOW].sort());
-    expect(crdSpec.properties.window.properties.days.items.enum).toEqual(DAYS);
+  });
+
+  it('the agent drain timeout decodes as the controller\'s Go time.Duration (JSON nanoseconds); the string "10m" does not', () => {
+    const fleet = exampleFleet(install);
+    const agent = sitesWithPlans(fleet).flatMap((s) => sitePlans(s, fleet)).find((p: Obj) => p.metadata.name === 'k3s-agent') as Obj;
+    expect(agent.spec.drain.timeout).toBe(600_000_000_000);
+    const before = { ...agent, spec: { ...agent.spec, drain: { ...agent.spec.drain, timeout: '10m' } } };
+    expect(planProblems([before])).toEqual([expect.stringMatching(/^Plan\/system-upgrade\/k3s-agent: spec\.drain\.timeout: must be a whole number, is a string \("10m"\) \(system-upgrade-controller@v0\.16\.1\)$/)]);
+  });
+
+  it('edgeforge ships no Plan CRD: the controller registers its own, and no second writer overwrites it', () => {
+    const fleet = exampleFleet(install);
+    expect(controllerObjects(fleet).map((o: Obj) => o.kind)).not.toContain('CustomResourceDefinition');
+    const role = controllerObjects(fleet).find((o: Obj) => o.kind === 'ClusterRole') as Obj;
+    expect(role.rules).toContainEqual(expect.objectContaining({ apiGroups: ['apiextensions.k8s.io'], verbs: expect.arrayContaining(['create', 'update']) }));
   });
 
   it('fits the topology: single-node clusters are not drained, multi-node sites do the server first, then agents one at a time', () => {
@@ -111,7 +101,7 @@ describe('the Plan shape', () => {
     const dep = controllerObjects(fleet).find((o: Obj) => o.kind === 'Deployment') as Obj;
     expect(dep.spec.template.spec.containers[0].image).toBe(`registry.local:5000/rancher/system-upgrade-controller:v0.16.1@${pin}`);
     expect(dep.spec.template.spec.containers[0].resources.limits.memory).toBe('64Mi');
-    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual(['registry.local:5000/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.31.4', 'docker.io/rancher/k3s-upgrade:v1.31.4-k3s1']);
+    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual(['registry.local:5000/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.35.6', 'docker.io/rancher/k3s-upgrade:v1.35.6-k3s1']);
   });
 });
 
@@ -123,15 +113,15 @@ describe.runIf(HAVE_TOOLS).each([
     const fleet = make();
     const dir = renderTree(fleet);
     const ctl = kustomize(path.join(dir, CONTROLLER_PATH));
-    expect(ctl.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'ServiceAccount']);
+    expect(ctl.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'ServiceAccount']);
     const sites = sitesWithPlans(fleet);
     expect(sites.length).toBeGreaterThan(1);
     let n = 0;
     for (const s of sites) {
       const objs = kustomize(path.join(dir, upgradesPath(s)));
+      expect(planProblems(objs)).toEqual([]);
       for (const p of objs) {
         expect(p.kind).toBe('Plan');
-        expect(unknownPlanFields(p.spec)).toEqual([]);
         expect(p.spec.window.timeZone).toBe(s.window.timeZone);
         n++;
       }

@@ -1,7 +1,8 @@
-// edgeforge's own manifests for the system-upgrade-controller (issue #18): its CRD (Plan), namespace,
-// service account, RBAC, settings and Deployment — written here from the Plan API (pkg/apis/upgrade.cattle.io/v1
-// of the pinned controller), not taken from that project. One copy per repository, infrastructure/system-upgrade/;
-// every server's flux-system/ includes it.
+// edgeforge's own manifests for the system-upgrade-controller: namespace, service account, RBAC, settings and
+// Deployment. One copy per repository, infrastructure/system-upgrade/, applied by every server's Flux
+// Kustomization "system-upgrade". No Plan CRD: the controller registers its own (embedded in its binary) at every
+// start with a full update, so a second copy from Flux would overwrite it on every reconcile and be overwritten
+// on every restart; the pinned release's CRD is kept in upstream/crds/ to check the Plans against.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { controllerImage, kubectlImage } from './images.ts';
 
@@ -35,76 +36,6 @@ export function controllerEnv(fleet: Pick<Fleet, 'k3s'>): Record<string, string>
 }
 
 const KEEP = { 'kustomize.toolkit.fluxcd.io/prune': 'disabled' };
-const str = { type: 'string' };
-const open = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
-const container = {
-  type: 'object',
-  required: ['image'],
-  properties: {
-    image: str,
-    command: { type: 'array', items: str },
-    args: { type: 'array', items: str },
-    envs: { type: 'array', items: open },
-    envFrom: { type: 'array', items: open },
-    volumes: { type: 'array', items: { type: 'object', required: ['name', 'source', 'destination'], properties: { name: str, source: str, destination: str } } },
-    securityContext: open,
-  },
-};
-
-/** The Plan CRD: a structural schema of the fields the Plan type has (upgrade.cattle.io/v1). */
-export function planCrd(): Record<string, unknown> {
-  const days = ['0', 'su', 'sun', 'sunday', '1', 'mo', 'mon', 'monday', '2', 'tu', 'tue', 'tuesday', '3', 'we', 'wed', 'wednesday', '4', 'th', 'thu', 'thursday', '5', 'fr', 'fri', 'friday', '6', 'sa', 'sat', 'saturday'];
-  const spec = {
-    type: 'object',
-    required: ['upgrade'],
-    properties: {
-      concurrency: { type: 'integer', format: 'int64' },
-      jobActiveDeadlineSecs: { type: 'integer', format: 'int64' },
-      nodeSelector: open,
-      serviceAccountName: str,
-      channel: str,
-      version: str,
-      secrets: { type: 'array', items: { type: 'object', required: ['name', 'path'], properties: { name: str, path: str, ignoreUpdates: { type: 'boolean' }, defaultMode: { type: 'integer' } } } },
-      tolerations: { type: 'array', items: open },
-      exclusive: { type: 'boolean' },
-      window: { type: 'object', properties: { days: { type: 'array', minItems: 1, items: { type: 'string', enum: days } }, startTime: str, endTime: str, timeZone: str } },
-      prepare: container,
-      upgrade: container,
-      cordon: { type: 'boolean' },
-      drain: open,
-      imagePullSecrets: { type: 'array', items: open },
-      postCompleteDelay: str,
-      priorityClassName: str,
-      customNodeLabels: { type: 'object', additionalProperties: str },
-    },
-  };
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    // deleting the CRD would delete every Plan: Flux never prunes it
-    metadata: { name: 'plans.upgrade.cattle.io', annotations: { ...KEEP } },
-    spec: {
-      group: 'upgrade.cattle.io',
-      names: { kind: 'Plan', listKind: 'PlanList', plural: 'plans', singular: 'plan' },
-      scope: 'Namespaced',
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: [
-            { name: 'Image', type: 'string', jsonPath: '.spec.upgrade.image' },
-            { name: 'Version', type: 'string', jsonPath: '.spec.version' },
-            { name: 'Complete', type: 'string', jsonPath: ".status.conditions[?(@.type=='Complete')].status" },
-          ],
-          schema: { openAPIV3Schema: { type: 'object', properties: { apiVersion: str, kind: str, metadata: { type: 'object' }, spec, status: open } } },
-        },
-      ],
-    },
-  };
-}
-
 /** What the controller does, and what its Jobs (running as the same service account) do: cordon, drain, label. */
 function clusterRole(): Record<string, unknown> {
   return {
@@ -121,7 +52,7 @@ function clusterRole(): Record<string, unknown> {
       { apiGroups: ['apps'], resources: ['daemonsets', 'replicasets', 'statefulsets'], verbs: ['get', 'list'] },
       { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['get', 'create', 'patch', 'update'] },
-      // the controller checks (and on some versions registers) its own CRD
+      // the controller registers its own Plan CRD at start (create, or a full update of the existing one)
       { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
     ],
@@ -195,7 +126,6 @@ function deployment(fleet: Pick<Fleet, 'k3s'>): Record<string, unknown> {
 export function controllerObjects(fleet: Pick<Fleet, 'k3s'>): Record<string, unknown>[] {
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: UPGRADE_NAMESPACE, annotations: { ...KEEP } } },
-    planCrd(),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: UPGRADE_SERVICE_ACCOUNT, namespace: UPGRADE_NAMESPACE } },
     clusterRole(),
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: CONTROLLER_NAME }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME }, subjects: [subject] },

@@ -5,7 +5,7 @@
 //   multi-node site: the server first (cordoned, not drained: it is where the agents' pods go), then the
 //     agents one at a time (concurrency 1), each drained; their prepare step waits until the server Plan is done
 import type { Fleet, ResolvedSite } from '../../inventory/fleet.ts';
-import { runsFlux } from '../flux/sync.ts';
+import { runsFlux, upgradesPath } from '../flux/sync.ts';
 import { k3sUpgradeRepository } from './images.ts';
 import { ringOf, ringVersion } from './rings.ts';
 import { UPGRADE_NAMESPACE, UPGRADE_SERVICE_ACCOUNT } from './controller.ts';
@@ -19,9 +19,7 @@ const CONTROL_PLANE = 'node-role.kubernetes.io/control-plane';
  */
 export const DRAIN_TIMEOUT_NS = 10 * 60 * 1_000_000_000;
 
-export function upgradesPath(s: Pick<ResolvedSite, 'region' | 'name'>): string {
-  return `upgrades/${s.region}/${s.name}`;
-}
+export { upgradesPath };
 
 /** The Plan's window: the shape of the controller's TimeWindowSpec. */
 export function planWindow(s: Pick<ResolvedSite, 'window'>): Record<string, unknown> {

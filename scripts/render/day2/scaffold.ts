@@ -1,18 +1,18 @@
-// The day-2 part of the GitOps repository (issue #18), as scaffold files (edgeforge-owned, rewritten by
-// `edgeforge gitops`):
-//   infrastructure/system-upgrade/   the system-upgrade-controller: CRD, RBAC, Deployment (one copy)
+// The day-2 part of the GitOps repository, as scaffold files (edgeforge-owned, rewritten by `edgeforge gitops`):
+//   infrastructure/system-upgrade/   the system-upgrade-controller: RBAC, settings, Deployment (one copy; the
+//                                    controller registers its Plan CRD itself)
 //   upgrades/<region>/<site>/        the site's Plans: its ring's K3s version, its maintenance window
-// Every server's flux-system/kustomization.yaml lists both (deviceUpgradeResources), so the Kustomization
-// "flux-system" applies them beside Flux itself.
-import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
+// Every server applies them with its own Flux Kustomizations "system-upgrade" and "upgrades" (render/flux/sync.ts).
+import type { Fleet } from '../../inventory/fleet.ts';
 import { toYaml, toYamlStream } from '../yaml.ts';
 import { windowText } from '../../inventory/windows.ts';
 import { controllerObjects } from './controller.ts';
 import { controllerVersion } from './images.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from './plans.ts';
+import { UPGRADE_CONTROLLER_PATH } from '../flux/sync.ts';
 import { ringOf, ringVersion } from './rings.ts';
 
-export const CONTROLLER_PATH = 'infrastructure/system-upgrade';
+export const CONTROLLER_PATH = UPGRADE_CONTROLLER_PATH;
 
 export interface Day2File {
   path: string;
@@ -28,7 +28,7 @@ export function day2ScaffoldFiles(fleet: Fleet): Day2File[] {
   if (!sites.length) return [];
   const files: Day2File[] = [
     { path: `${CONTROLLER_PATH}/kustomization.yaml`, body: kustomization(['controller.yaml']), about: `The K3s upgrade controller (system-upgrade-controller ${controllerVersion(fleet)}) every cluster runs on its server.\nIts image comes through the site mirror where there is one (k3s.upgrade in the inventory).` },
-    { path: `${CONTROLLER_PATH}/controller.yaml`, body: toYamlStream(controllerObjects(fleet)), about: 'CRD, RBAC, settings and Deployment of the system-upgrade-controller (edgeforge\'s own manifests).' },
+    { path: `${CONTROLLER_PATH}/controller.yaml`, body: toYamlStream(controllerObjects(fleet)), about: "RBAC, settings and Deployment of the system-upgrade-controller (edgeforge's own manifests). No Plan CRD:\nthe controller registers its own at every start, so edgeforge ships none (two writers would overwrite each other)." },
   ];
   for (const s of sites) {
     const ring = ringOf(s);
@@ -41,9 +41,4 @@ export function day2ScaffoldFiles(fleet: Fleet): Day2File[] {
     });
   }
   return files;
-}
-
-/** The resources a server's flux-system/kustomization.yaml adds (relative to clusters/<r>/<s>/<d>/flux-system). */
-export function deviceUpgradeResources(d: Pick<ResolvedDevice, 'region' | 'site'>): string[] {
-  return [`../../../../../${CONTROLLER_PATH}`, `../../../../../${upgradesPath({ region: d.region, name: d.site })}`];
 }

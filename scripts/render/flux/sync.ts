@@ -1,8 +1,9 @@
-// The objects that make a device pull: a GitRepository (the fleet repo, its own jittered interval) and two
+// The objects that make a device pull: a GitRepository (the fleet repo, its own jittered interval) and its
 // Kustomizations: `flux-system` (Flux's own components and these sync objects, from the device's
-// flux-system/ directory, so Flux upgrades itself from Git) and `device` (the device's entry point
-// clusters/<region>/<site>/<device>: prune, wait, SOPS). The same objects go into the K3s bootstrap and
-// into Git (gotk-sync.yaml), so once Flux reconciles itself nothing changes hands.
+// flux-system/ directory, so Flux upgrades itself from Git), `sops-keys`, `join-tokens` (a multi-node server),
+// `system-upgrade` (the K3s upgrade controller) and `upgrades` (its site's Plans, once the controller runs) and
+// `device` (the device's entry point clusters/<region>/<site>/<device>: prune, wait, SOPS). The same objects go
+// into the K3s bootstrap and into Git (gotk-sync.yaml), so once Flux reconciles itself nothing changes hands.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { devicePollInterval } from './jitter.ts';
 
@@ -32,6 +33,16 @@ export const SYNC_TUNING = {
   selfInterval: '30m',
   selfTimeout: '5m',
 } as const;
+
+/** The K3s upgrade controller's manifests: one copy per repository, applied by every server. */
+export const UPGRADE_CONTROLLER_PATH = 'infrastructure/system-upgrade';
+export const UPGRADE_CONTROLLER_KUSTOMIZATION = 'system-upgrade';
+export const UPGRADES_KUSTOMIZATION = 'upgrades';
+
+/** A site's K3s upgrade Plans. */
+export function upgradesPath(s: { region: string; name?: string; site?: string }): string {
+  return `upgrades/${s.region}/${s.name ?? s.site}`;
+}
 
 /** Where a device's entry point lives in the GitOps repository. */
 export function devicePath(d: Pick<ResolvedDevice, 'region' | 'site' | 'id'>): string {
@@ -107,6 +118,10 @@ export function sourceIgnore(d: Pick<ResolvedDevice, 'region' | 'site'>): string
     `!/overlays/sites/${d.region}/`,
     `/overlays/sites/${d.region}/*/`,
     `!/overlays/sites/${d.region}/${d.site}/`,
+    '/upgrades/*/',
+    `!/upgrades/${d.region}/`,
+    `/upgrades/${d.region}/*/`,
+    `!/upgrades/${d.region}/${d.site}/`,
     '',
   ].join('\n');
 }
@@ -193,6 +208,19 @@ function fluxKustomization(
   };
 }
 
+/**
+ * The K3s upgrade controller, waited for: it registers the Plan CRD itself when it starts (edgeforge ships no
+ * copy, so the two never overwrite each other), and the site's Plans can only be applied once that CRD exists.
+ */
+export function upgradeControllerSync(): Record<string, unknown> {
+  return fluxKustomization(UPGRADE_CONTROLLER_KUSTOMIZATION, { interval: SYNC_TUNING.deviceInterval, timeout: SYNC_TUNING.selfTimeout, path: `./${UPGRADE_CONTROLLER_PATH}`, prune: true, wait: true, dependsOn: [FLUX_NS] });
+}
+
+/** The site's upgrade Plans, after the controller is up (a first apply before its CRD exists is retried). */
+export function upgradesSync(d: Pick<ResolvedDevice, 'region' | 'site'>): Record<string, unknown> {
+  return fluxKustomization(UPGRADES_KUSTOMIZATION, { interval: SYNC_TUNING.deviceInterval, timeout: SYNC_TUNING.selfTimeout, path: `./${upgradesPath(d)}`, prune: true, wait: false, dependsOn: [UPGRADE_CONTROLLER_KUSTOMIZATION] });
+}
+
 /** The device's desired state: clusters/<region>/<site>/<device>. */
 export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'>): Record<string, unknown> {
   return fluxKustomization(DEVICE_KUSTOMIZATION, {
@@ -222,7 +250,7 @@ export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'
 /** GitRepository + the Kustomizations (join-tokens only on a multi-node server), in apply order. */
 export function fluxSyncObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops' | 'name'>): Record<string, unknown>[] {
   const agents = d.cluster.kind === 'multi-node-server' ? [joinTokensSync(d)] : [];
-  return [gitRepository(d, fleet), selfKustomization(d), sopsKeysKustomization(d), ...agents, deviceKustomization(d, fleet)];
+  return [gitRepository(d, fleet), selfKustomization(d), sopsKeysKustomization(d), ...agents, upgradeControllerSync(), upgradesSync(d), deviceKustomization(d, fleet)];
 }
 
 /** Devices that run Flux: every server (single-node or the server of a multi-node site). Agents join a server's cluster. */

@@ -21,7 +21,7 @@ import { managedArmor, managedYaml, seedYaml } from './marker.ts';
 import { sopsKeysFiles, sopsKeysKustomization } from './site-key.ts';
 import { joinTokensKustomization, joinTokensPath } from './join-tokens.ts';
 import { missingKeys, renderSopsConfig, type GitopsPublicKeys } from './sops.ts';
-import { day2ScaffoldFiles, deviceUpgradeResources } from '../day2/scaffold.ts';
+import { day2ScaffoldFiles } from '../day2/scaffold.ts';
 import { ringOf, type Ring } from '../day2/rings.ts';
 
 export type { GitopsPublicKeys, PgpPublic } from './sops.ts';
@@ -135,8 +135,8 @@ function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: Res
   add(
     `${dir}/flux-system/kustomization.yaml`,
     managedYaml(
-      kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml', ...deviceUpgradeResources(d)], patches: [{ path: 'sync-patch.yaml' }] }),
-      `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system",\nand the K3s upgrade controller with its site's Plans. Your changes go in sync-patch.yaml (yours), not here.`,
+      kustomization({ resources: [`../../../../../infrastructure/flux-system/${cls}`, 'gotk-sync.yaml'], patches: [{ path: 'sync-patch.yaml' }] }),
+      `Flux for ${d.id}: its components and its sync objects, reconciled by the Kustomization "flux-system".\nYour changes go in sync-patch.yaml (yours), not here.`,
     ),
     'edgeforge',
   );

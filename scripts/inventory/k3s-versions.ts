@@ -8,9 +8,36 @@ export interface K3sVersion {
   text: string;
 }
 
-/** The K3s minor lines edgeforge knows (v1.26 … v1.35): a minor outside them is a typo or a release
- *  nobody checked edgeforge against yet. */
-export const KNOWN_K3S_MINORS = { first: 26, last: 35 } as const;
+/**
+ * The K3s lines edgeforge renders correctly: from v1.30, the first whose Kubernetes serves
+ * admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (revoking an agent applies one), to the newest
+ * whose Kubernetes API is on file (upstream/kubernetes/api.json; test/conformance proves every line in between
+ * takes every object edgeforge writes). A line outside them is a typo or one nobody checked edgeforge against.
+ */
+export const KNOWN_K3S_MINORS = { first: 30, last: 36 } as const;
+
+/**
+ * Upstream end of life per Kubernetes minor, which K3s lines follow: kubernetes/website data/releases/eol.yaml
+ * (1.30-1.32) and kubernetes.io/releases/1.3X (1.33-1.36), read 2026-12-07. A pinned line past it gets no fixes.
+ */
+export const K3S_LINE_EOL: Record<number, string> = {
+  30: '2025-07-15',
+  31: '2025-11-11',
+  32: '2026-02-28',
+  33: '2026-06-28',
+  34: '2026-10-27',
+  35: '2027-02-28',
+  36: '2027-06-28',
+};
+
+/** Why a pinned release's line is out of upstream support on `now`, or undefined. */
+export function k3sLineEolProblem(v: string, now: Date): string | undefined {
+  const p = parseK3sVersion(v);
+  const eol = p && K3S_LINE_EOL[p.minor];
+  if (!eol || now.getTime() < Date.parse(`${eol}T00:00:00Z`)) return undefined;
+  const supported = Object.entries(K3S_LINE_EOL).filter(([, d]) => now.getTime() < Date.parse(`${d}T00:00:00Z`)).map(([m]) => `v1.${m}`);
+  return `K3s ${v}: the v1.${p.minor} line reached its upstream end of life on ${eol} and gets no more fixes; move to a supported line (${supported.join(', ') || 'a newer one'}) with a canary rollout (docs/day2.md)`;
+}
 
 export function parseK3sVersion(v: string): K3sVersion | undefined {
   const m = /^v1\.(\d+)\.(\d+)\+k3s(\d+)$/.exec(v);
@@ -30,8 +57,10 @@ export function compareK3s(a: string, b: string): number {
 export function k3sVersionProblem(v: string): string | undefined {
   const p = parseK3sVersion(v);
   if (!p) return `${JSON.stringify(v)} is not a K3s release like v1.31.4+k3s1`;
-  if (p.minor < KNOWN_K3S_MINORS.first || p.minor > KNOWN_K3S_MINORS.last)
-    return `K3s ${v} is not a release line edgeforge knows (v1.${KNOWN_K3S_MINORS.first} … v1.${KNOWN_K3S_MINORS.last}); check the number against the K3s releases`;
+  if (p.minor < KNOWN_K3S_MINORS.first)
+    return `K3s ${v}: edgeforge renders for the v1.${KNOWN_K3S_MINORS.first} … v1.${KNOWN_K3S_MINORS.last} lines — revoking an agent applies an admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy, which Kubernetes serves from 1.30 on (before, "no matches for kind" would fail the whole apply)`;
+  if (p.minor > KNOWN_K3S_MINORS.last)
+    return `K3s ${v} is not a release line edgeforge knows (v1.${KNOWN_K3S_MINORS.first} … v1.${KNOWN_K3S_MINORS.last}): no Kubernetes API of v1.${p.minor} is on file to check what edgeforge writes against (npm run upstream:kubernetes reads a newer one when its client is published); check the number against the K3s releases`;
   if (p.build < 1) return `K3s ${v}: the build suffix starts at +k3s1`;
   return undefined;
 }
@@ -52,3 +81,14 @@ export function k3sRenewalDays(v: string): number {
   if (p.minor > 33) return 120;
   return from[p.minor] !== undefined && p.patch >= from[p.minor] ? 120 : 90;
 }
+
+/**
+ * The HelmChart CRD on file for each K3s line (upstream/crds/helm-controller@<commit>): the lines whose releases
+ * embed helm-controller v0.17.x ("Embedded Component Versions", github.com/k3s-io/k3s/releases: 1.34.9, 1.35.4-1.35.6,
+ * 1.36.x). Older lines' HelmChart schema is not on file, and is reported as unchecked.
+ */
+export const K3S_HELM_CONTROLLER: Record<number, string> = {
+  34: 'e1c8c80e',
+  35: 'e1c8c80e',
+  36: 'e1c8c80e',
+};

@@ -29,9 +29,18 @@ export function agentJoinToken(agent: Pick<DeviceIdentity, 'id' | 'k3sToken'>): 
   return { id, secret, token: `${id}.${secret}` };
 }
 
-/** "30d" -> the expiry: issued + that many days, to the second (RFC 3339, UTC). */
-export function joinTokenExpiry(issuedEpoch: number, joinWindow: string): string {
+/** "30d" -> 30: how long a join token lasts (k3s.joinWindow, default 30d). */
+export function joinWindowDays(fleet: { k3s: { joinWindow?: string } }): number {
+  return windowDays(fleet.k3s.joinWindow ?? '30d');
+}
+
+function windowDays(joinWindow: string): number {
   const days = Number(/^(\d+)d$/.exec(joinWindow)?.[1] ?? NaN);
   if (!Number.isInteger(days) || days < 1) throw new Error(`joinWindow "${joinWindow}" is not whole days like 30d`);
-  return new Date((issuedEpoch + days * 86400) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return days;
+}
+
+/** "30d" -> the expiry: issued + that many days, to the second (RFC 3339, UTC). */
+export function joinTokenExpiry(issuedEpoch: number, joinWindow: string): string {
+  return new Date((issuedEpoch + windowDays(joinWindow) * 86400) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

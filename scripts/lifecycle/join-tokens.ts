@@ -21,6 +21,8 @@ export interface JoinTokenSync {
   unchanged: string[];
   /** token files that must be (re)written but could not be: no admin key */
   pending: string[];
+  /** every token file the tree holds now, with its expiry (RFC 3339) */
+  tokens: { path: string; agent: string; expires: string }[];
 }
 
 interface TokenHead {
@@ -45,7 +47,7 @@ async function readHead(file: string): Promise<TokenHead | undefined> {
  * @param epoch  issue time of new tokens (SOURCE_DATE_EPOCH or now), seconds
  */
 export async function syncJoinTokens(root: string, fleet: Fleet, keys: GitopsPublicKeys, ks: Pick<KeyStore, 'loadDeviceIdentity'> | undefined, epoch: number): Promise<JoinTokenSync> {
-  const r: JoinTokenSync = { written: [], deleted: [], unchanged: [], pending: [] };
+  const r: JoinTokenSync = { written: [], deleted: [], unchanged: [], pending: [], tokens: [] };
   const servers = fleet.active.filter((d): d is ResolvedDevice & { cluster: { kind: 'multi-node-server'; agents: string[] } } => d.cluster.kind === 'multi-node-server');
   const window = fleet.k3s.joinWindow ?? '30d';
   const fresh = joinTokenExpiry(epoch, window);
@@ -88,15 +90,18 @@ export async function syncJoinTokens(root: string, fleet: Fleet, keys: GitopsPub
         (!tok || head.name === `bootstrap-token-${tok.id}`);
       if (current) {
         r.unchanged.push(`${rel}/${f}`);
+        r.tokens.push({ path: `${rel}/${f}`, agent: a.id, expires: head.expires! });
         listed.push(f);
       } else if (tok) {
         const text = await sopsEncrypt(bootstrapTokenSecret(a.id, server.id, tok, fresh), [{ fingerprint: serverKey.fingerprint, publicKeyArmored: serverKey.publicArmored }], { now: new Date(epoch * 1000) });
         await writeFileAtomic(path.join(dir, f), text, { mode: 0o644 });
         r.written.push(`${rel}/${f}`);
+        r.tokens.push({ path: `${rel}/${f}`, agent: a.id, expires: fresh });
         listed.push(f);
       } else {
         r.pending.push(`${rel}/${f}`);
         if (head) listed.push(f);
+        if (head?.expires) r.tokens.push({ path: `${rel}/${f}`, agent: a.id, expires: head.expires });
       }
     }
     // token files of agents this inventory no longer has

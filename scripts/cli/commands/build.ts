@@ -11,10 +11,12 @@ import { keystoreSecrets } from '../../pipeline/secrets.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
 import { prepareEncryption, unsealedWarnings } from '../../pipeline/encryption.ts';
-import { UsageError } from '../../util/errors.ts';
+import { UsageError, UserError } from '../../util/errors.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { nextSteps } from '../next-steps.ts';
 import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
+import { timeWarnings } from '../../pipeline/inputs/expiries.ts';
+import { clock } from '../clock.ts';
 import { prepareStatus } from '../../pipeline/status.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -34,6 +36,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     'changed-since': { type: 'string', value: 'REV', description: 'build only devices whose rendered inputs changed since git revision REV' },
     force: { type: 'boolean', default: false, description: 'render every device, even those whose inputs are unchanged since the previous build' },
     'example-admin': { type: 'boolean', default: false, description: 'no admin keys yet: create an EXAMPLE admin key (demos only; automatic for inventory/example.yaml)' },
+    strict: { type: 'boolean', default: false, description: 'refuse to build when a pin runs out with time (end-of-life K3s line, expiring broker CA)' },
   },
   examples: ['SOURCE_DATE_EPOCH=1767225600 edgeforge build -i inventory/example.yaml -o images/out --only ulsan1-line1-001,ulsan1-line1-002'],
   async run(ctx) {
@@ -73,6 +76,9 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
     if (flux.problem) loud(`WARNING: no Flux bootstrap in this build: ${flux.problem}`);
     const pin = k3sInstallPinProblem(fleet);
     if (pin) loud(`${common.inventory}: warning: ${pin}`);
+    const timed = await timeWarnings(fleet, inventoryPath, clock(io));
+    if (timed.length && ctx.options.strict) throw new UserError(`${timed.map((w) => `${common.inventory}: error: ${w}`).join('\n')}\nrefused with --strict; nothing was built`);
+    for (const w of timed) loud(`${common.inventory}: warning: ${w}`);
     const encryption = await prepareEncryption(fleet, inventoryPath, fleet.active, epoch);
     for (const w of unsealedWarnings(fleet, only)) loud(w);
     const status = await prepareStatus(fleet, inventoryPath);
@@ -112,7 +118,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
       });
       const s = summarize(r.results);
       const timings = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
-      if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null, skipped: r.skipped, timings }, null, 2));
+      if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null, skipped: r.skipped, timings, warnings: timed }, null, 2));
       else {
         const unchanged = r.skipped ? ` (${r.skipped} unchanged since the previous build: not rendered)` : '';
         io.err(`build: ${s.line}${unchanged}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);

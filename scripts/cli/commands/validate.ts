@@ -8,11 +8,15 @@ import { mirrorGaps } from '../../render/plan/egress.ts';
 import { deliveredImageArchives } from '../../render/k3s/images.ts';
 import { k3sInstallPinProblem, PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
-import { upgradeImageArchiveProblems } from '../../render/day2/images.ts';
+import { kubectlSkewProblems, upgradeImageArchiveProblems } from '../../render/day2/images.ts';
+import { timeWarnings } from '../../pipeline/inputs/expiries.ts';
+import { clock } from '../clock.ts';
 
 export const validate = command('validate', 'check the inventory; print every problem as FILE:LINE:COL: message', {
-  description: 'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid.',
-  examples: ['edgeforge validate -i inventory/example.yaml'],
+  description:
+    'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid. What runs out with time (a K3s line past its end of life, an expiring broker CA) is a warning, an error with --strict.',
+  options: { strict: { type: 'boolean', description: 'what runs out with time (end-of-life K3s line, expiring certificate) is an error' } },
+  examples: ['edgeforge validate -i inventory/example.yaml', 'edgeforge validate --strict --json'],
   async run(ctx) {
     const fleet = await loadFleet(ctx);
     // GitOps source checks that need the whole fleet (mirrors name real sites, known_hosts name the right host)
@@ -41,11 +45,13 @@ export const validate = command('validate', 'check the inventory; print every pr
     } catch {
       fluxImages = undefined;
     }
-    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet, { fluxImages }), ...upgradeImageArchiveProblems(fleet)].filter((w): w is string => Boolean(w));
-    for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: warning: ${w}`);
+    const timed = await timeWarnings(fleet, path.resolve(ctx.io.cwd, ctx.common.inventory), clock(ctx.io));
+    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet, { fluxImages }), ...upgradeImageArchiveProblems(fleet), ...kubectlSkewProblems(fleet), ...timed].filter((w): w is string => Boolean(w));
+    const strict = Boolean(ctx.options.strict) && timed.length > 0;
+    for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: ${strict && timed.includes(w) ? 'error' : 'warning'}: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;
     const summary = {
-      valid: true,
+      valid: !strict,
       file: ctx.common.inventory,
       fleet: fleet.name,
       regions: fleet.regions.length,
@@ -56,10 +62,11 @@ export const validate = command('validate', 'check the inventory; print every pr
       warnings,
     };
     if (ctx.common.json) ctx.io.out(JSON.stringify(summary, null, 2));
+    else if (strict) ctx.io.out(`${ctx.common.inventory}: refused with --strict: ${timed.length} pin(s) out of time (above)`);
     else
       ctx.io.out(
         `${ctx.common.inventory}: valid — fleet ${fleet.name}: ${fleet.active.length} active device(s)${revoked ? ` (+${revoked} revoked or replaced)` : ''} in ${fleet.sites.length} site(s), ${fleet.regions.length} region(s)`,
       );
-    return 0;
+    return strict ? 2 : 0;
   },
 });

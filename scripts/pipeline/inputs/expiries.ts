@@ -1,0 +1,26 @@
+// What the inventory pins that runs out with time — a K3s line past its upstream end of life, the broker CA
+// certificate devices pin for fleet status — judged against the clock (never SOURCE_DATE_EPOCH). validate, build
+// and gitops print them as warnings (in --json too); --strict makes them errors. The tree's own join tokens are
+// read from the tree (lifecycle/gitops-check.ts).
+import type { Fleet } from '../../inventory/fleet.ts';
+import { k3sLineEolProblem } from '../../inventory/k3s-versions.ts';
+import { statusConfig } from '../../inventory/status.ts';
+import { readCa } from '../../status/read.ts';
+import { certificateExpiries, expiryFindings, type Expiry } from '../../conformance/expiry.ts';
+import { ringVersions } from '../../render/day2/rings.ts';
+
+/** A CA certificate is due for replacement this many days before it ends: devices offline for weeks must get the new one first. */
+export const CA_MARGIN_DAYS = 90;
+
+export async function fleetExpiries(fleet: Fleet, inventoryFile: string): Promise<Expiry[]> {
+  const cfg = statusConfig(fleet);
+  if (!cfg) return [];
+  const pem = await readCa(inventoryFile, cfg).catch(() => undefined);
+  return pem ? certificateExpiries(pem, 'broker CA certificate', `status.caFile ${cfg.caFile}`, CA_MARGIN_DAYS) : [];
+}
+
+/** Every time-bound warning of the inventory's pins at `now`: end-of-life K3s lines, expiring certificates. */
+export async function timeWarnings(fleet: Fleet, inventoryFile: string, now: Date): Promise<string[]> {
+  const eol = [...new Set(ringVersions(fleet).map((r) => r.version))].map((v) => k3sLineEolProblem(v, now)).filter((w): w is string => Boolean(w));
+  return [...eol, ...expiryFindings(await fleetExpiries(fleet, inventoryFile), now).map((e) => e.message)];
+}

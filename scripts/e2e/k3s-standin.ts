@@ -29,7 +29,7 @@ case "$1" in
     else
       echo "config missing" >>"$L"
     fi
-    # like K3s v1.31.4: the image archives in agent/images are imported once, at start (with their sha256)
+    # like K3s v1.35.6: the image archives in agent/images are imported once, at start (with their sha256)
     for f in /var/lib/rancher/k3s/agent/images/*; do [ -f "$f" ] && echo "images $f sha256 $(sha256sum "$f" | cut -d' ' -f1)" >>"$L"; done
     echo "running $1" >>"$L"
     # like K3s's deploy controller: the auto-deploy directory is watched while it runs (dot-files are not read)
@@ -95,7 +95,7 @@ export interface StandinBundle {
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-export async function makeK3sStandin(dir: string, version = 'v1.31.4+k3s1'): Promise<StandinBundle> {
+export async function makeK3sStandin(dir: string, version = 'v1.35.6+k3s1'): Promise<StandinBundle> {
   await fs.mkdir(dir, { recursive: true });
   await fs.writeFile(path.join(dir, 'k3s-arm64'), K3S.replace('@VERSION@', version), { mode: 0o755 });
   await fs.writeFile(path.join(dir, 'install.sh'), INSTALL, { mode: 0o755 });

@@ -43,7 +43,7 @@ export function generateInventory(n: number, opts: GenerateOptions = {}): string
     '  rpi4-4g: { board: raspberry-pi-4, arch: arm64, ramMiB: 4096, storage: { medium: sd, sizeGB: 64 }, baseImage: { layout: raspi-mbr } }',
     '  ipc-4g: { board: generic-uefi, arch: arm64, ramMiB: 4096, storage: { medium: emmc, sizeGB: 64 }, cpuAes: true, tpm2: true, baseImage: { layout: uefi-gpt } }',
     'k3s:',
-    '  version: v1.31.4+k3s1',
+    '  version: v1.36.5+k3s1',
     '  install: { mode: online, installScriptSha256: "0000000000000000000000000000000000000000000000000000000000000000" }',
     'gitops:',
     `  url: ssh://git@git.example.com/${fleetName}/fleet.git`,

@@ -56,7 +56,7 @@ export function compareK3s(a: string, b: string): number {
 /** Why this version is not one edgeforge can roll out, or undefined. */
 export function k3sVersionProblem(v: string): string | undefined {
   const p = parseK3sVersion(v);
-  if (!p) return `${JSON.stringify(v)} is not a K3s release like v1.31.4+k3s1`;
+  if (!p) return `${JSON.stringify(v)} is not a K3s release like v1.36.5+k3s1`;
   if (p.minor < KNOWN_K3S_MINORS.first)
     return `K3s ${v}: edgeforge renders for the v1.${KNOWN_K3S_MINORS.first} … v1.${KNOWN_K3S_MINORS.last} lines — revoking an agent applies an admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy, which Kubernetes serves from 1.30 on (before, "no matches for kind" would fail the whole apply)`;
   if (p.minor > KNOWN_K3S_MINORS.last)
@@ -65,7 +65,7 @@ export function k3sVersionProblem(v: string): string | undefined {
   return undefined;
 }
 
-/** The image tag of a release (OCI tags cannot hold "+"): v1.31.4+k3s1 -> v1.31.4-k3s1 */
+/** The image tag of a release (OCI tags cannot hold "+"): v1.36.5+k3s1 -> v1.36.5-k3s1 */
 export function k3sImageTag(v: string): string {
   return v.replace('+', '-');
 }

@@ -256,7 +256,7 @@ export const K3sInstallSchema = z.discriminatedUnion('mode', [
   }),
 ]);
 
-const K3S_VERSION = z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/, { message: 'must be a K3s release like v1.31.4+k3s1' });
+const K3S_VERSION = z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/, { message: 'must be a K3s release like v1.36.5+k3s1' });
 // an image reference as containerd pulls it: [registry/]repository[:tag], no digest here (pinned beside it)
 const imageRef = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/, { message: 'must be an image reference like rancher/system-upgrade-controller:v0.16.1 (no @digest: pin it in sha256)' });
 const imageDigest = z.string().regex(/^sha256:[0-9a-f]{64}$/, { message: 'must be an image digest sha256:<64 hex> (as `crane digest` or `skopeo inspect` prints it)' });
@@ -265,15 +265,17 @@ export const ImagePinSchema = z.strictObject({
   sha256: imageDigest.optional().describe('The image digest; when set, devices pull ref@digest and a mirror must serve exactly it'),
 });
 // registry-qualified, as image archives and mirrors match them (docker.io is what containerd adds to rancher/…)
+// kubectl: a tag seen published (rancher/kubectl does not publish every Kubernetes patch: v1.35.7 never was), within
+// kubectl's one-minor skew of the v1.35-v1.36 lines; validate warns when a ring's line is further away.
 export const UPGRADE_DEFAULTS = {
   controller: { ref: 'docker.io/rancher/system-upgrade-controller:v0.16.1' },
-  kubectl: { ref: 'docker.io/rancher/kubectl:v1.31.4' },
+  kubectl: { ref: 'docker.io/rancher/kubectl:v1.35.6' },
   k3sUpgrade: { repository: 'docker.io/rancher/k3s-upgrade' },
 } as const;
 export const K3sUpgradeSchema = z
   .strictObject({
     controller: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.controller }).describe("The system-upgrade-controller image (edgeforge's own manifests run it)"),
-    kubectl: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.kubectl }).describe('The kubectl image its Jobs cordon and drain with'),
+    kubectl: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.kubectl }).describe('The kubectl image the upgrade Jobs cordon and drain with and the revocation Job deletes a Node with; within one minor of every ring\'s Kubernetes'),
     k3sUpgrade: z
       .strictObject({
         repository: imageRef.default(UPGRADE_DEFAULTS.k3sUpgrade.repository),

@@ -29,7 +29,7 @@ export function inventoryYaml(devices: DeviceSsh[], opts: { name?: string } = {}
     'profiles:',
     '  rpi4-2g: { board: raspberry-pi-4, arch: arm64, ramMiB: 2048, storage: { medium: sd, sizeGB: 32 }, baseImage: { layout: raspi-mbr } }',
     'k3s:',
-    '  version: v1.31.4+k3s1',
+    '  version: v1.36.5+k3s1',
     '  install: { mode: online, installScriptSha256: "0000000000000000000000000000000000000000000000000000000000000000" }',
     'gitops:',
     '  url: ssh://git@git.example.com/fleet/fleet.git',

@@ -47,7 +47,7 @@ const BOOT_TIMEOUT = Number(process.env.EDGEFORGE_E2E_BOOT_TIMEOUT ?? 1200) * 10
 const EPOCH = '1767225600';
 // a K3s rollout is in progress in the test fleet and the device's site is a canary site (scripts/e2e/fleet.ts):
 // the device installs this release from k3s.install.canary's files, in their directory on the K3s partition
-const CANARY_VERSION = 'v1.32.3+k3s1';
+const CANARY_VERSION = 'v1.36.5+k3s1';
 const CANARY_BUNDLE = 'bundles/k3s-canary';
 const CANARY_DIR = k3sAirgapReleaseDir(CANARY_VERSION);
 

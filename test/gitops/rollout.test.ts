@@ -13,8 +13,8 @@ const HAVE_TOOLS = requireTools(['ssh-keygen'], 'test/gitops/rollout.test.ts');
 
 const bundle = fakeBundle();
 const install = { mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: bundle.sha256 };
-const NEW = 'v1.32.3+k3s1';
-const OLD = 'v1.31.4+k3s1';
+const NEW = 'v1.36.5+k3s1';
+const OLD = 'v1.35.6+k3s1';
 let tmp: string;
 const inv = () => path.join(tmp, 'fleet.yaml');
 const cli = (...argv: string[]) => runCli([...argv, '-i', 'fleet.yaml'], { cwd: tmp });
@@ -26,7 +26,8 @@ const plans = (p: string) => YAML.parseAllDocuments(read(p)).map((d) => d.toJS()
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ef-rollout-'));
-  writeFileSync(inv(), exampleInventoryText(install));
+  // the stable ring one release behind the canary's: the example pins the newest line, v1.36.5+k3s1
+  writeFileSync(inv(), exampleInventoryText(install).replace('  version: v1.36.5+k3s1\n', `  version: ${OLD}\n`));
   mkdirSync(path.join(tmp, 'bundles/flux'), { recursive: true });
   writeFileSync(path.join(tmp, 'bundles/flux/install.yaml'), bundle.bytes);
   writePublicKeys(tmp, (await fleetKeys(exampleFleet(install))).keys);
@@ -39,7 +40,9 @@ describe.runIf(HAVE_TOOLS)('K3s rollout in rings', () => {
   it('gitops writes the controller and every site\'s Plans at k3s.version, each with its window', async () => {
     const r = await gitops();
     expect(r.code, r.stderr).toBe(0);
-    expect(read('infrastructure/system-upgrade/controller.yaml')).toContain('kind: CustomResourceDefinition');
+    // the controller registers its own Plan CRD: the tree ships none
+    expect(read('infrastructure/system-upgrade/controller.yaml')).toContain('kind: Deployment');
+    expect(read('infrastructure/system-upgrade/controller.yaml')).not.toContain('kind: CustomResourceDefinition');
     const fleet = exampleFleet(install);
     for (const s of fleet.sites) {
       const ps = plans(`upgrades/${s.region}/${s.name}/plans.yaml`);
@@ -100,13 +103,13 @@ describe.runIf(HAVE_TOOLS)('K3s rollout in rings', () => {
     writeFileSync(inv(), text.replace(`  version: ${NEW}\n`, `  version: ${OLD}\n`));
     const r = await gitops();
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/downgrade refused: .*runs K3s v1\.32\.3\+k3s1 .*the inventory now gives it v1\.31\.4\+k3s1/);
+    expect(r.stderr).toMatch(/downgrade refused: .*runs K3s v1\.36\.5\+k3s1 .*the inventory now gives it v1\.35\.6\+k3s1/);
     expect(r.stderr).toMatch(/Nothing was written/);
     expect(snapshot(path.join(tmp, 'repo'))).toEqual(snap);
     writeFileSync(inv(), text.replace(`  version: ${NEW}\n`, `  version: ${NEW}\n  canaryVersion: ${OLD}\n`));
     const v = await cli('validate');
     expect(v.code).toBe(2);
-    expect(v.stderr).toMatch(/^fleet\.yaml:\d+:\d+: downgrade refused: canaryVersion v1\.31\.4\+k3s1 is older than the stable ring's v1\.32\.3\+k3s1/m);
+    expect(v.stderr).toMatch(/^fleet\.yaml:\d+:\d+: downgrade refused: canaryVersion v1\.35\.6\+k3s1 is older than the stable ring's v1\.36\.5\+k3s1/m);
     writeFileSync(inv(), text);
   });
 });
@@ -120,27 +123,27 @@ describe('rollout promote in an airgap fleet', () => {
         .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, [
           '  install:',
           '    mode: airgap',
-          '    bundle: bundles/k3s-v1.31.4   # the stable ring\'s release',
+          '    bundle: bundles/k3s-v1.35.6   # the stable ring\'s release',
           `    sha256: { binary: "${h('a')}", images: "${h('b')}", installScript: "${h('c')}" }`,
           '    canary:                        # the canary ring\'s release, during the rollout',
-          '      bundle: bundles/k3s-v1.32.3',
+          '      bundle: bundles/k3s-v1.36.5',
           '      sha256:',
           `        binary: "${h('d')}"`,
           `        images: "${h('e')}"`,
           `        installScript: "${h('f')}"`,
           '',
         ].join('\n'))
-        .replace(`  version: ${OLD}\n`, `  version: ${OLD}\n  canaryVersion: ${NEW}\n`);
+        .replace('  version: v1.36.5+k3s1\n', `  version: ${OLD}\n  canaryVersion: ${NEW}\n`);
       expect(text).toContain('canary:                        #');
       writeFileSync(path.join(dir, 'fleet.yaml'), text);
       const r = await runCli(['rollout', 'promote', '-i', 'fleet.yaml', '--json'], { cwd: dir });
       expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout)).toMatchObject({ promoted: NEW, from: OLD, airgapBundle: 'bundles/k3s-v1.32.3' });
+      expect(JSON.parse(r.stdout)).toMatchObject({ promoted: NEW, from: OLD, airgapBundle: 'bundles/k3s-v1.36.5' });
       const after = readFileSync(path.join(dir, 'fleet.yaml'), 'utf8');
       expect(after).toContain(`  version: ${NEW}\n`);
-      expect(after).toContain(`    bundle: bundles/k3s-v1.32.3   # the stable ring's release\n`);
+      expect(after).toContain(`    bundle: bundles/k3s-v1.36.5   # the stable ring's release\n`);
       expect(after).toContain(`    sha256: { binary: "${h('d')}", images: "${h('e')}", installScript: "${h('f')}" }\n`);
-      expect(after).not.toMatch(/^  canaryVersion:|^    canary:|k3s-v1\.31\.4/m);
+      expect(after).not.toMatch(/^  canaryVersion:|^    canary:|k3s-v1\.35\.6/m);
       expect(after).toContain("# edgeforge example fleet: ACME's smart factories.");
       const v = await runCli(['validate', '-i', 'fleet.yaml'], { cwd: dir });
       expect(v.code, v.stderr).toBe(0);

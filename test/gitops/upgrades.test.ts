@@ -101,7 +101,7 @@ describe('the Plan shape', () => {
     const dep = controllerObjects(fleet).find((o: Obj) => o.kind === 'Deployment') as Obj;
     expect(dep.spec.template.spec.containers[0].image).toBe(`registry.local:5000/rancher/system-upgrade-controller:v0.16.1@${pin}`);
     expect(dep.spec.template.spec.containers[0].resources.limits.memory).toBe('64Mi');
-    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual(['registry.local:5000/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.35.6', 'docker.io/rancher/k3s-upgrade:v1.35.6-k3s1']);
+    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual(['registry.local:5000/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.35.6', 'docker.io/rancher/k3s-upgrade:v1.36.5-k3s1']);
   });
 });
 

@@ -171,9 +171,9 @@ describe('the archive holds the image it is pinned for (read from the archive it
   it('references are compared the way containerd names images', async () => {
     const { normalizeRef, archiveHolds } = await import('../../scripts/pipeline/inputs/image-refs.ts');
     expect(normalizeRef('nginx:1.27')).toBe('docker.io/library/nginx:1.27');
-    expect(normalizeRef('rancher/k3s-upgrade:v1.31.4-k3s1')).toBe('docker.io/rancher/k3s-upgrade:v1.31.4-k3s1');
+    expect(normalizeRef('rancher/k3s-upgrade:v1.35.6-k3s1')).toBe('docker.io/rancher/k3s-upgrade:v1.35.6-k3s1');
     expect(normalizeRef('registry.local:5000/a/b:1')).toBe('registry.local:5000/a/b:1');
-    expect(archiveHolds(['docker.io/rancher/kubectl:v1.31.4'], 'docker.io/rancher/kubectl:v1.31.4')).toBe(true);
+    expect(archiveHolds(['docker.io/rancher/kubectl:v1.35.6'], 'docker.io/rancher/kubectl:v1.35.6')).toBe(true);
     expect(archiveHolds(['v1.4.1'], 'ghcr.io/fluxcd/source-controller:v1.4.1')).toBe(true);
     expect(archiveHolds(['ghcr.io/fluxcd/source-controller:v1.4.0'], 'ghcr.io/fluxcd/source-controller:v1.4.1')).toBe(false);
   });

@@ -97,8 +97,8 @@ describe.runIf(HAVE_TOOLS)('edgeforge diff REV', () => {
 
 describe('removeKeyAt (rollout promote drops k3s.canaryVersion)', () => {
   it('removes a block-style key with its comment line, leaving every other line as written', () => {
-    const t = 'k3s:\n  version: v1.31.4+k3s1   # stable\n  canaryVersion: v1.32.3+k3s1   # rollout\n  disable: [traefik]\n';
-    expect(removeKeyAt(t, ['k3s', 'canaryVersion'])).toBe('k3s:\n  version: v1.31.4+k3s1   # stable\n  disable: [traefik]\n');
+    const t = 'k3s:\n  version: v1.35.6+k3s1   # stable\n  canaryVersion: v1.36.5+k3s1   # rollout\n  disable: [traefik]\n';
+    expect(removeKeyAt(t, ['k3s', 'canaryVersion'])).toBe('k3s:\n  version: v1.35.6+k3s1   # stable\n  disable: [traefik]\n');
   });
   it('removes a flow-style key (first, middle or last) and leaves the text alone when the key is absent', () => {
     expect(removeKeyAt('k3s: { version: a, canaryVersion: b, disable: [x] }\n', ['k3s', 'canaryVersion'])).toBe('k3s: { version: a, disable: [x] }\n');

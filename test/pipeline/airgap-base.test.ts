@@ -227,8 +227,8 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install: the K3s files tr
 // issue #18: during a rollout the canary ring's new devices install k3s.canaryVersion, so the fleet base
 // carries both releases (the canary's in its release's directory) and each device's seed names its ring's.
 describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in progress: the fleet base carries both releases', () => {
-  const CANARY = 'v1.32.3+k3s1';
-  const DIR = 'v1.32.3-k3s1';
+  const CANARY = 'v1.36.5+k3s1';
+  const DIR = 'v1.36.5-k3s1';
   const canaryBlobs: Record<string, Buffer> = {
     'k3s-arm64': pseudo('airgap-base k3s canary', 700_003),
     'k3s-airgap-images-arm64.tar.zst': pseudo('airgap-base images canary', 1_500_007),
@@ -244,6 +244,7 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in pro
     mkdirSync(dir, { recursive: true });
     for (const [n, b] of Object.entries(canaryBlobs)) writeFileSync(path.join(dir, n), b);
     rolled = structuredClone(fleet);
+    rolled.k3s.version = 'v1.35.6+k3s1'; // the stable ring's release (the blobs above); the canary ring moves to CANARY
     rolled.k3s.canaryVersion = CANARY;
     if (rolled.k3s.install.mode !== 'airgap') throw new Error('fixture: airgap expected');
     rolled.k3s.install.canary = { bundle: 'bundles/k3s-canary', sha256: { binary: sha256Hex(canaryBlobs['k3s-arm64']), images: sha256Hex(canaryBlobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(canaryBlobs['install.sh']) } };
@@ -269,7 +270,7 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in pro
     expect(c).toContain(`EF_K3S_AIRGAP_DIR='${DIR}'`);
     expect(c).toContain(`EF_K3S_BINARY_SHA256='${sha256Hex(canaryBlobs['k3s-arm64'])}'`);
     const st = vars(STABLE_DEVICE);
-    expect(st).toContain(`EF_K3S_VERSION='v1.31.4+k3s1'`);
+    expect(st).toContain(`EF_K3S_VERSION='v1.35.6+k3s1'`);
     expect(st).toMatch(/EF_K3S_AIRGAP_DIR=(''|$)/m);
     expect(st).toContain(`EF_K3S_BINARY_SHA256='${sha256Hex(blobs['k3s-arm64'])}'`);
     for (const [id, want] of [[CANARY_DEVICE, canaryBlobs], [STABLE_DEVICE, blobs]] as const) {

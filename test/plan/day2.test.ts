@@ -17,7 +17,7 @@ describe('plan: Day 2', () => {
   it('shows the rings, every site\'s window and where it came from, and the real YAML of one Plan', () => {
     const fleet = load(example);
     const md = section(renderPlanMarkdown(fleet));
-    expect(md).toContain('| canary | v1.31.4+k3s1 | kr-south/ulsan-plant-1 | 4 |');
+    expect(md).toContain('| canary | v1.36.5+k3s1 | kr-south/ulsan-plant-1 | 4 |');
     for (const s of fleet.sites) expect(md).toContain(`| ${s.id} | ${s.canary ? 'canary' : 'stable'} | every day 05:30-06:30 ${s.window.timeZone} | industry manufacturing |`);
     const block = /One Plan as rendered \(`([^`]+)`\):\n\n```yaml\n([\s\S]*?)```/.exec(md)!;
     const site = fleet.sites.find((s) => block[1] === `upgrades/${s.region}/${s.name}/plans.yaml`)!;
@@ -30,24 +30,24 @@ describe('plan: Day 2', () => {
 
   it('airgap, rollout in progress: lists the images to stage in each stable site\'s mirror before promoting, and the sites without one', () => {
     // the canary release's airgap files (k3s.install.canary): validate refuses an airgap rollout without them
-    const canaryFiles = `    canary: { bundle: bundles/k3s-v1.32.3, sha256: { binary: "${'4'.repeat(64)}", images: "${'5'.repeat(64)}", installScript: "${'3'.repeat(64)}" } }\n`;
-    const rolled = airgap(example).replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: v1.32.3+k3s1\n');
+    const canaryFiles = `    canary: { bundle: bundles/k3s-v1.36.5, sha256: { binary: "${'4'.repeat(64)}", images: "${'5'.repeat(64)}", installScript: "${'3'.repeat(64)}" } }\n`;
+    const rolled = airgap(example).replace('  version: v1.36.5+k3s1\n', '  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n');
     expect(() => load(rolled)).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ message: expect.stringMatching(/add k3s\.install\.canary/) })] }));
     const fleet = load(rolled.replace(/(    sha256: \{ binary: "1+"[^\n]*\n)/, `$1${canaryFiles}`));
     const md = section(renderPlanMarkdown(fleet));
-    expect(md).toContain('A rollout is in progress: the canary ring runs v1.32.3+k3s1, the stable ring stays on v1.31.4+k3s1');
-    expect(md).toContain('Before `edgeforge rollout promote` (stable ring to v1.32.3+k3s1): `docker.io/rancher/k3s-upgrade:v1.32.3-k3s1` in the mirror of every stable site (kr-south/changwon-plant-2, eu-central/stuttgart-plant-3, eu-central/brno-warehouse-1)');
+    expect(md).toContain('A rollout is in progress: the canary ring runs v1.36.5+k3s1, the stable ring stays on v1.35.6+k3s1');
+    expect(md).toContain('Before `edgeforge rollout promote` (stable ring to v1.36.5+k3s1): `docker.io/rancher/k3s-upgrade:v1.36.5-k3s1` in the mirror of every stable site (kr-south/changwon-plant-2, eu-central/stuttgart-plant-3, eu-central/brno-warehouse-1)');
     // only ulsan has a registryMirror in the example
     expect(md).toContain('Sites without a registry mirror (kr-south/changwon-plant-2, eu-central/stuttgart-plant-3, eu-central/brno-warehouse-1) cannot pull a new k3s-upgrade image');
     // the image-archive mechanism: none pinned here, so the plan names every missing archive (validate warns)
-    expect(md).toContain("missing now (validate warns; until they are pinned, a new device's upgrades wait): `docker.io/rancher/system-upgrade-controller:v0.16.1`, `docker.io/rancher/kubectl:v1.31.4`, `docker.io/rancher/k3s-upgrade:v1.32.3-k3s1`, `docker.io/rancher/k3s-upgrade:v1.31.4-k3s1`");
-    expect(md).toContain("A new device installs its ring's version, so its seed and its Plans agree from the start — in this airgap fleet from its ring's airgap files on the image's K3s partition: stable v1.31.4+k3s1 (`k3s.install`, at its root); canary v1.32.3+k3s1 (`k3s.install.canary`, directory v1.32.3-k3s1/).");
-    expect(md).toContain('Promote moves v1.32.3+k3s1\'s airgap files from `k3s.install.canary` to `k3s.install`');
+    expect(md).toContain("missing now (validate warns; until they are pinned, a new device's upgrades wait): `docker.io/rancher/system-upgrade-controller:v0.16.1`, `docker.io/rancher/kubectl:v1.35.6`, `docker.io/rancher/k3s-upgrade:v1.36.5-k3s1`, `docker.io/rancher/k3s-upgrade:v1.35.6-k3s1`");
+    expect(md).toContain("A new device installs its ring's version, so its seed and its Plans agree from the start — in this airgap fleet from its ring's airgap files on the image's K3s partition: stable v1.35.6+k3s1 (`k3s.install`, at its root); canary v1.36.5+k3s1 (`k3s.install.canary`, directory v1.36.5-k3s1/).");
+    expect(md).toContain('Promote moves v1.36.5+k3s1\'s airgap files from `k3s.install.canary` to `k3s.install`');
     expect(JSON.parse(renderPlanJson(fleet)).day2.airgapReleases).toEqual([
-      { ring: 'stable', version: 'v1.31.4+k3s1', key: 'k3s.install', dir: '' },
-      { ring: 'canary', version: 'v1.32.3+k3s1', key: 'k3s.install.canary', dir: 'v1.32.3-k3s1' },
+      { ring: 'stable', version: 'v1.35.6+k3s1', key: 'k3s.install', dir: '' },
+      { ring: 'canary', version: 'v1.36.5+k3s1', key: 'k3s.install.canary', dir: 'v1.36.5-k3s1' },
     ]);
-    for (const img of ['docker.io/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.31.4', 'docker.io/rancher/k3s-upgrade:v1.31.4-k3s1', 'docker.io/rancher/k3s-upgrade:v1.32.3-k3s1']) expect(md).toContain(`| \`${img}\` |`);
+    for (const img of ['docker.io/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.35.6', 'docker.io/rancher/k3s-upgrade:v1.35.6-k3s1', 'docker.io/rancher/k3s-upgrade:v1.36.5-k3s1']) expect(md).toContain(`| \`${img}\` |`);
   });
 });
 

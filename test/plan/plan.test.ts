@@ -61,7 +61,7 @@ describe('plan (markdown)', () => {
     const bash = codeBlocks('bash');
     expect(bash.length).toBeGreaterThan(0);
     expect(bash[0]).toContain('sha256sum -c');
-    expect(bash[0]).toContain('INSTALL_K3S_VERSION="v1.31.4+k3s1"');
+    expect(bash[0]).toContain('INSTALL_K3S_VERSION="v1.36.5+k3s1"');
     expect(bash.some((b) => b.includes('INSTALL_K3S_EXEC="agent"'))).toBe(true);
   });
 

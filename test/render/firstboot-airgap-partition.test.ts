@@ -31,15 +31,18 @@ let root: string;
 const ID = 'changwon2-press-001';
 
 // a rollout in progress: the canary ring's release, in its directory on the partition
-const CANARY = 'v1.32.3+k3s1';
-const CANARY_DIR = 'v1.32.3-k3s1';
+const CANARY = 'v1.36.5+k3s1';
+const CANARY_DIR = 'v1.36.5-k3s1';
 const CANARY_BLOBS: Record<string, string> = { 'k3s-arm64': `fake k3s ${CANARY} binary\n`, 'k3s-airgap-images-arm64.tar.zst': `fake ${CANARY} images\n`, 'install.sh': INSTALLER };
 const pins = (b: Record<string, string>) => ({ binary: sha256Hex(b['k3s-arm64']), images: sha256Hex(b['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(b['install.sh']) });
 
 function setup(id = ID, rollout = false): void {
   const f = structuredClone(base);
   f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: pins(BLOBS), ...(rollout ? { canary: { bundle: 'bundles/k3s-canary', sha256: pins(CANARY_BLOBS) } } : {}) };
-  if (rollout) f.k3s.canaryVersion = CANARY;
+  if (rollout) {
+    f.k3s.version = 'v1.35.6+k3s1';
+    f.k3s.canaryVersion = CANARY;
+  }
   const d = f.active.find((x) => x.id === id)!;
   installBundle(root, renderDevice(f, d, fixedSecretsFor(d)));
   writeFileSync(path.join(root, 'stub.sh'), STUB);
@@ -174,7 +177,7 @@ describe('k3s step: airgap files from the EFK3S partition', () => {
       const r = runK3s();
       expect(r.code, r.stderr).toBe(0);
       expect(readFileSync(path.join(root, 'usr/local/bin/k3s'), 'utf8')).toBe(BLOBS['k3s-arm64']);
-      expect(readFileSync(path.join(root, 'var/lib/edgeforge/k3s-installed'), 'utf8')).toMatch(/^v1\.31\.4\+k3s1 airgap agent$/m);
+      expect(readFileSync(path.join(root, 'var/lib/edgeforge/k3s-installed'), 'utf8')).toMatch(/^v1\.35\.6\+k3s1 airgap agent$/m);
     });
 
     it('an image without the canary release\'s directory: a permanent failure naming it, unmounted', () => {

@@ -110,7 +110,7 @@ describe('first-boot program in a sandbox root', () => {
     // K3s: config, tokens, installer verified and run without starting (the reboot comes first)
     expect(mode('etc/rancher/k3s/config.yaml')).toBe(0o600);
     expect(mode('var/lib/edgeforge/secrets/k3s-token')).toBe(0o600);
-    expect(r.sys).toMatch(/^env INSTALL_K3S_VERSION=v1\.31\.4\+k3s1 INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_START=true sh /m);
+    expect(r.sys).toMatch(/^env INSTALL_K3S_VERSION=v1\.36\.5\+k3s1 INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_START=true sh /m);
     for (const c of ['useradd --create-home --shell /bin/bash --user-group ops', 'passwd -l ops', 'passwd -l root', 'sysctl -q -p', 'nft -c -f', 'nft -f', 'systemctl enable edgeforge-nftables.service', 'curl -sfL']) {
       expect(r.sys, c).toContain(c);
     }
@@ -124,7 +124,7 @@ describe('first-boot program in a sandbox root', () => {
     const applied = JSON.parse(read('var/lib/edgeforge/applied.json'));
     expect(applied).toMatchObject({ format: 'edgeforge-applied/1', device: 'brno1-dock-001', bundleSha256: bundleHash(files), rebootRequired: true });
     expect(applied.steps).toEqual(['preflight', 'identity', 'kernel_firewall', 'encrypt_data_volume', 'k3s', 'flux_bootstrap', 'erase_secrets', 'record']);
-    expect(read('var/log/edgeforge-firstboot.log')).toContain('[k3s] K3s v1.31.4+k3s1 installed');
+    expect(read('var/log/edgeforge-firstboot.log')).toContain('[k3s] K3s v1.36.5+k3s1 installed');
     // the certificate-renewal check (issue #18): installed and its timer enabled by the record step
     expect(mode('usr/local/sbin/edgeforge-cert-renewal')).toBe(0o755);
     expect(read('etc/systemd/system/edgeforge-cert-renewal.timer')).toContain('OnCalendar=*-*-* 05:30:00 Europe/Berlin');
@@ -213,7 +213,7 @@ describe('first-boot program in a sandbox root', () => {
     expect(mode('usr/local/bin/k3s')).toBe(0o755);
     expect(read('var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst')).toBe(blobs['k3s-airgap-images-arm64.tar.zst']);
     expect(read('var/lib/edgeforge/secrets/k3s-agent-token')).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}\n$/);
-    expect(r.sys).toMatch(/^env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION=v1\.31\.4\+k3s1 INSTALL_K3S_EXEC=agent INSTALL_K3S_SKIP_START=false sh .*\/k3s\/airgap\/install\.sh$/m);
+    expect(r.sys).toMatch(/^env INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION=v1\.36\.5\+k3s1 INSTALL_K3S_EXEC=agent INSTALL_K3S_SKIP_START=false sh .*\/k3s\/airgap\/install\.sh$/m);
     expect(r.sys).not.toContain('curl');
     // a damaged airgap file is refused before anything is installed
     rmSync(path.join(root, 'var/lib/edgeforge/k3s-installed'));

@@ -91,7 +91,7 @@ describe.runIf(HAVE)('reporter program against a real Mosquitto', () => {
     w('etc/edgeforge/status/ca.pem', env.ca);
     w('etc/edgeforge/status/mosquitto_pub', credentialFile(d.id, password), 0o600);
     w('var/lib/edgeforge/firstboot.state', 'step=encrypt_data_volume\nstate=failed\nat=2026-12-02T01:00:00Z\nattempt=3\nretry=temporary\nnext=2026-12-02T01:02:00Z\nerror=clevis: tang at "http://10.0.0.5" \\ did not answer\n');
-    w('var/lib/edgeforge/applied.json', `{"format":"edgeforge-applied/1","device":"${d.id}","bundleSha256":"${'c'.repeat(64)}","k3sVersion":"v1.31.4+k3s1","steps":["preflight"],"rebootRequired":false,"appliedAt":"2026-12-01T00:00:00Z"}\n`);
+    w('var/lib/edgeforge/applied.json', `{"format":"edgeforge-applied/1","device":"${d.id}","bundleSha256":"${'c'.repeat(64)}","k3sVersion":"v1.35.6+k3s1","steps":["preflight"],"rebootRequired":false,"appliedAt":"2026-12-01T00:00:00Z"}\n`);
     w('etc/edgeforge/data-volume.conf', "EDV_UUID='x'\n");
     w('run/edgeforge/data-volume.status', 'locked since 2026-12-02T00:30:00Z; attempt 4 failed; next in 40s; recover by hand: edgeforge keys recover x\n');
   }

@@ -2,7 +2,7 @@
 // cordon and drain with, and one k3s-upgrade image per ring version. An airgap fleet's site mirror must
 // serve each of them before the Plans that need them reach a device; `plan` lists them.
 import type { Fleet } from '../../inventory/fleet.ts';
-import { k3sImageTag } from '../../inventory/k3s-versions.ts';
+import { k3sImageTag, parseK3sVersion } from '../../inventory/k3s-versions.ts';
 import { ringVersions } from './rings.ts';
 import { UPGRADE_DEFAULTS } from '../../inventory/schema.ts';
 
@@ -29,7 +29,7 @@ export function controllerImage(fleet: Pick<Fleet, 'k3s'>): UpgradeImage {
 
 export function kubectlImage(fleet: Pick<Fleet, 'k3s'>): UpgradeImage {
   const c = upgradeSettings(fleet).kubectl;
-  return { pull: pullOf(c.ref, c.sha256), ref: c.ref, sha256: c.sha256, role: 'kubectl for cordon/drain (upgrade Jobs)' };
+  return { pull: pullOf(c.ref, c.sha256), ref: c.ref, sha256: c.sha256, role: 'kubectl for cordon/drain (upgrade Jobs) and the revocation Job' };
 }
 
 /** The controller's pinned version, from its image tag (what the plan and the docs name). */
@@ -74,4 +74,18 @@ export function upgradeImageArchiveProblems(fleet: Pick<Fleet, 'k3s' | 'sites' |
   return upgradeImages(fleet)
     .filter((i) => !pinned.has(qualifiedImage(i.ref)))
     .map((i) => `the K3s upgrade path needs ${qualifiedImage(i.ref)} (${i.role}) and k3s.upgrade.images has no archive of it: with k3s.install.mode airgap a new device cannot pull it, and its upgrades wait. Add { image: ${qualifiedImage(i.ref)}, file: …, sha256: … } (\`skopeo copy docker://${qualifiedImage(i.ref)} docker-archive:FILE:${qualifiedImage(i.ref)}\`)`);
+}
+
+/**
+ * kubectl works with API servers one minor older or newer (Kubernetes' version skew policy): a ring further from
+ * the kubectl pin would drain and revoke with an unsupported client. One message per such ring.
+ */
+export function kubectlSkewProblems(fleet: Pick<Fleet, 'k3s' | 'sites'>): string[] {
+  const k = kubectlImage(fleet);
+  const m = /:v1\.(\d+)\.\d+(?:$|@)/.exec(k.ref.slice(k.ref.lastIndexOf('/')));
+  if (!m) return [];
+  const minor = Number(m[1]);
+  return ringVersions(fleet)
+    .filter((r) => Math.abs((parseK3sVersion(r.version)?.minor ?? minor) - minor) > 1)
+    .map((r) => `k3s.upgrade.kubectl is ${k.ref} (Kubernetes 1.${minor}) but the ${r.ring} ring runs ${r.version}: kubectl supports one minor of skew, so drains and revocations there would use an unsupported client. Pin a kubectl of that line (k3s.upgrade.kubectl: { ref: docker.io/rancher/kubectl:v1.${parseK3sVersion(r.version)?.minor}.N, sha256: … })`);
 }

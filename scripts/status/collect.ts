@@ -29,7 +29,8 @@ export interface Collected {
 
 export class BrokerError extends Error {}
 
-/** Another reader logged in as the same admin user took the session (client id = user name on the broker). */
+/** The connection closed mid-read: most likely another reader logged in as the same admin user and took the
+ *  session (client id = user name on the broker). */
 class TakenOver extends Error {}
 
 interface Auth {
@@ -90,7 +91,7 @@ async function collectOnce(cfg: StatusConfig, auth: Auth, url: string, timeoutMs
         reject(new BrokerError(`cannot read statuses from ${url}: ${why}`));
       };
       const takenOver = () =>
-        new TakenOver(`another client logged in as "${auth.username}" while this one was reading, ${TAKEOVER_ATTEMPTS} times (the broker ties a client id to its user): run one \`edgeforge status\` at a time`);
+        new TakenOver(`the broker closed the connection while it was sending, ${TAKEOVER_ATTEMPTS} times: another client logging in as "${auth.username}" takes its session (the broker ties a client id to its user), so run one \`edgeforge status\` at a time`);
       client.on('error', fail);
       // 142: session taken over; Mosquitto 2.0.11 may also just close the older connection
       client.on('disconnect', (p) => fail(p.reasonCode === 142 ? takenOver() : new Error(`the broker disconnected (reason ${p.reasonCode})`)));

@@ -57,7 +57,7 @@ export interface FleetStatus {
   ignored: Record<Rejection | 'unknown-device', number>;
   /** revoked/lost/stolen/retired/replaced devices whose status is still on the broker (never counted above) */
   inactive: { id: string; site: string; status: string; lastReport: string; receivedAt?: string; expiry: Arrival['expiry']; reason: string }[];
-  /** the inactive devices that reported after they were revoked: the broker still accepts them */
+  /** the inactive devices whose status needs a person: received after the revoke, without expiry, or held too long */
   inactiveNeedsPerson: string[];
 }
 

@@ -25,6 +25,8 @@ export interface Collected {
   retained: number;
   live: number;
   ms: number;
+  /** connections it took: more than 1 when another reader logged in as the same user took the session */
+  attempts: number;
 }
 
 export class BrokerError extends Error {}
@@ -39,27 +41,29 @@ interface Auth {
   ca: string;
 }
 
-/** Readers that overlap take turns: the broker closes the older session, which tries again after a pause. */
-const TAKEOVER_ATTEMPTS = 4;
+/** Readers that overlap take turns: the broker closes the older session, which tries again after a pause that
+ *  doubles (0.5–1.5 s, then 1–3 s, …, random so two readers drift apart), within the timeout. */
+const TAKEOVER_ATTEMPTS = 5;
 
 export async function collectStatuses(cfg: StatusConfig, auth: Auth, opts: { timeoutMs?: number; url?: string } = {}): Promise<Collected> {
   const t0 = performance.now();
   const timeoutMs = opts.timeoutMs ?? 15000;
   for (let attempt = 1; ; attempt++) {
     try {
-      return { ...(await collectOnce(cfg, auth, opts.url ?? cfg.broker.url, timeoutMs - (performance.now() - t0))), ms: performance.now() - t0 };
+      return { ...(await collectOnce(cfg, auth, opts.url ?? cfg.broker.url, timeoutMs - (performance.now() - t0))), ms: performance.now() - t0, attempts: attempt };
     } catch (err) {
-      const left = timeoutMs - (performance.now() - t0);
+      const pause = (500 + Math.random() * 1000) * 2 ** (attempt - 1);
+      const left = timeoutMs - (performance.now() - t0) - pause;
       if (!(err instanceof TakenOver) || attempt >= TAKEOVER_ATTEMPTS || left < 2000) {
-        if (err instanceof TakenOver) throw new BrokerError(`cannot read statuses from ${opts.url ?? cfg.broker.url}: ${err.message}`);
+        if (err instanceof TakenOver) throw new BrokerError(`cannot read statuses from ${opts.url ?? cfg.broker.url}: the broker closed the connection while it was sending, ${attempt} time(s): ${err.message}`);
         throw err;
       }
-      await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
+      await new Promise((r) => setTimeout(r, pause));
     }
   }
 }
 
-async function collectOnce(cfg: StatusConfig, auth: Auth, url: string, timeoutMs: number): Promise<Omit<Collected, 'ms'>> {
+async function collectOnce(cfg: StatusConfig, auth: Auth, url: string, timeoutMs: number): Promise<Omit<Collected, 'ms' | 'attempts'>> {
   const nonce = randomBytes(8).toString('hex');
   const sentinel = sentinelTopic(cfg, nonce);
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
@@ -91,7 +95,7 @@ async function collectOnce(cfg: StatusConfig, auth: Auth, url: string, timeoutMs
         reject(new BrokerError(`cannot read statuses from ${url}: ${why}`));
       };
       const takenOver = () =>
-        new TakenOver(`the broker closed the connection while it was sending, ${TAKEOVER_ATTEMPTS} times: another client logging in as "${auth.username}" takes its session (the broker ties a client id to its user), so run one \`edgeforge status\` at a time`);
+        new TakenOver(`another client logging in as "${auth.username}" takes its session (the broker ties a client id to its user), so run one \`edgeforge status\` at a time`);
       client.on('error', fail);
       // 142: session taken over; Mosquitto 2.0.11 may also just close the older connection
       client.on('disconnect', (p) => fail(p.reasonCode === 142 ? takenOver() : new Error(`the broker disconnected (reason ${p.reasonCode})`)));

@@ -59,7 +59,7 @@ export async function builtBundles(outDir: string): Promise<Map<string, string> 
   return out;
 }
 
-export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<FleetStatus & { broker: string; read: { retained: number; live: number; ms: number }; manifest: boolean; cleared: string[] }> {
+export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<FleetStatus & { broker: string; read: { retained: number; live: number; ms: number; attempts: number }; manifest: boolean; cleared: string[] }> {
   const cfg = requireStatusConfig(fleet);
   let devices: ResolvedDevice[] = fleet.active;
   if (opts.site) {
@@ -125,5 +125,5 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     });
     cleared.push(...gone.map((d) => d.id));
   }
-  return { ...summary, broker: opts.brokerUrl ?? cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms) }, manifest: Boolean(built), cleared };
+  return { ...summary, broker: opts.brokerUrl ?? cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms), attempts: got.attempts }, manifest: Boolean(built), cleared };
 }

@@ -108,6 +108,10 @@ export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: 
   });
   await checks.run(STATUS_CHECKS.cli, async () => {
     if (!s?.broker) notReached('no broker on the host');
+    // the broker ties a client id to its user name (use_username_as_clientid): the host's subscriber, logged in as
+    // the same admin user, would take the session from `edgeforge status` and back; the milestones are in by now
+    await s.sub?.endAsync(true).catch(() => {});
+    s.sub = undefined;
     // the inventory names the broker as the guest sees it (STATUS_GUEST_IP); on the host it is 127.0.0.1
     const r = await o.edgeforge(['status', '--json', '-i', o.inventory, '-o', o.out, '--password-file', path.join(s.dir, ADMIN_PASSWORD_FILE), '--site', 'kr-south/changwon-plant-2', '--broker', `mqtts://127.0.0.1:${s.port}`]);
     let doc: { devices?: { id: string; bucket: string; attention?: string; report?: StatusReport }[] };

@@ -1,7 +1,9 @@
 // The broker side, for the operator's Mosquitto (2.0.11, Debian 12): a TLS listener, a password_file and an
 // acl_file. One user per ACTIVE device (its id), allowed to write only its own status topic; revoked, lost,
 // stolen or replaced devices have no user at all, so the broker refuses them. One admin user reads the
-// fleet's topics (and writes the CLI's sentinel). Pure: hashes in, file texts out.
+// fleet's topics, writes the CLI's sentinel, and may clear what departed devices left retained (`edgeforge
+// status --clear-departed`). Client ids are the user names (use_username_as_clientid), so one device's
+// credential cannot take another device's client id and knock it off. Pure: hashes in, file texts out.
 import type { Fleet } from '../inventory/fleet.ts';
 import { deviceTopic, fleetStatusFilter, type StatusConfig } from '../inventory/status.ts';
 
@@ -21,7 +23,7 @@ export interface BrokerTls {
 }
 
 export function brokerConfig(
-  fleet: Pick<Fleet, 'name' | 'active'>,
+  fleet: Pick<Fleet, 'name' | 'active' | 'devices'>,
   cfg: StatusConfig,
   hashes: Map<string, string>,
   adminHash: string,
@@ -34,10 +36,12 @@ export function brokerConfig(
     `user ${cfg.adminUser}`,
     `topic read ${fleetStatusFilter(cfg)}`,
     `topic readwrite ${cfg.fleetTopic}/_cli/#`,
-    '',
   ];
-  const missing: string[] = [];
   const ids = new Set(fleet.active.map((d) => d.id));
+  // a departed device's retained status may carry no expiry (not the reporter's): the admin can clear it
+  for (const d of fleet.devices.filter((x) => !ids.has(x.id)).sort((a, b) => (a.id < b.id ? -1 : 1))) acl.push(`topic write ${deviceTopic(cfg, d)}`);
+  acl.push('');
+  const missing: string[] = [];
   if (ids.has(cfg.adminUser)) throw new Error(`status.adminUser "${cfg.adminUser}" is also a device id; choose another admin user name`);
   passwd.push(`${cfg.adminUser}:${adminHash}`);
   for (const d of [...fleet.active].sort((a, b) => (a.id < b.id ? -1 : 1))) {
@@ -68,6 +72,8 @@ export function brokerConfig(
     `max_queued_messages ${Math.max(1000, 2 * fleet.active.length)}`,
     '',
     `listener ${opts.port ?? cfg.broker.port}${opts.bind ? ` ${opts.bind}` : ''}`,
+    '# the client id is the user name: a credential cannot connect as another device and knock it off',
+    'use_username_as_clientid true',
     `cafile ${tls.cafile ?? '/etc/mosquitto/certs/ca.pem'}`,
     `certfile ${tls.certfile ?? '/etc/mosquitto/certs/broker.pem'}`,
     `keyfile ${tls.keyfile ?? '/etc/mosquitto/certs/broker.key'}`,

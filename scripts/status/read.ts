@@ -4,7 +4,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { deviceTopic, statusConfig, type StatusConfig } from '../inventory/status.ts';
-import { collectStatuses } from './collect.ts';
+import { clearRetained, collectStatuses } from './collect.ts';
+import { arrivalOf, type Arrival } from './arrival.ts';
 import { readStatus, type StatusReport } from './report.ts';
 import { summarize, type FleetStatus } from './summary.ts';
 import { UserError } from '../util/errors.ts';
@@ -23,6 +24,8 @@ export interface ReadOptions {
   timeoutMs?: number;
   /** read from this broker URL instead of status.broker (a tunnel, another address of the same broker) */
   brokerUrl?: string;
+  /** after reading, clear the retained statuses of devices that left the fleet (empty retained messages) */
+  clearDeparted?: boolean;
 }
 
 export function requireStatusConfig(fleet: Fleet): StatusConfig {
@@ -56,7 +59,7 @@ export async function builtBundles(outDir: string): Promise<Map<string, string> 
   return out;
 }
 
-export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<FleetStatus & { broker: string; read: { retained: number; live: number; ms: number }; manifest: boolean }> {
+export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<FleetStatus & { broker: string; read: { retained: number; live: number; ms: number; attempts: number }; manifest: boolean; cleared: string[] }> {
   const cfg = requireStatusConfig(fleet);
   let devices: ResolvedDevice[] = fleet.active;
   if (opts.site) {
@@ -64,39 +67,46 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     if (!devices.length) throw new UserError(`--site ${opts.site}: no active device in that site (sites: ${fleet.sites.map((s) => s.id).join(', ')})`);
   }
   const [ca, built] = await Promise.all([readCa(opts.inventoryFile, cfg), builtBundles(opts.outDir)]);
-  const got = await collectStatuses(cfg, { username: opts.user ?? cfg.adminUser, password: opts.password, ca }, { timeoutMs: opts.timeoutMs, url: opts.brokerUrl }).catch((err) => {
+  const auth = { username: opts.user ?? cfg.adminUser, password: opts.password, ca };
+  const got = await collectStatuses(cfg, auth, { timeoutMs: opts.timeoutMs, url: opts.brokerUrl }).catch((err) => {
     throw new UserError((err as Error).message, 1);
   });
   const byTopic = new Map(fleet.active.map((d) => [deviceTopic(cfg, d), d]));
   const inactiveByTopic = new Map(fleet.devices.filter((d) => d.status !== 'active').map((d) => [deviceTopic(cfg, d), d]));
-  const inactiveReports = new Map<string, { device: ResolvedDevice; report: StatusReport }>();
+  const inactiveReports = new Map<string, { device: ResolvedDevice; report: StatusReport; arrival: Arrival }>();
   const reports = new Map<string, StatusReport>();
+  const arrivals = new Map<string, Arrival>();
   const ignored: FleetStatus['ignored'] = { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 };
-  for (const [topic, payload] of got.messages) {
+  const inSite = (d: ResolvedDevice) => !opts.site || d.siteId === opts.site || d.site === opts.site;
+  for (const [topic, m] of got.messages) {
     const d = byTopic.get(topic);
     if (!d) {
       const gone = inactiveByTopic.get(topic);
-      const r = gone ? readStatus(payload, gone.id) : undefined;
-      if (gone && r?.ok && (!opts.site || gone.siteId === opts.site || gone.site === opts.site)) inactiveReports.set(gone.id, { device: gone, report: r.report });
+      const r = gone ? readStatus(m.payload, gone.id) : undefined;
+      if (gone && r?.ok && inSite(gone)) inactiveReports.set(gone.id, { device: gone, report: r.report, arrival: arrivalOf(m, cfg.expirySec) });
       else if (!gone) ignored['unknown-device']++;
       else if (r && !r.ok) ignored[r.why]++;
       continue;
     }
-    const r = readStatus(payload, d.id);
-    if (r.ok) reports.set(d.id, r.report);
-    else ignored[r.why]++;
+    const r = readStatus(m.payload, d.id);
+    if (r.ok) {
+      reports.set(d.id, r.report);
+      arrivals.set(d.id, arrivalOf(m, cfg.expirySec));
+    } else ignored[r.why]++;
   }
   let lastSeen: Map<string, string> | undefined;
   if (opts.seenFile) {
     const prev = await fs.readFile(opts.seenFile, 'utf8').then((t) => JSON.parse(t) as Record<string, string>, () => ({}) as Record<string, string>);
     lastSeen = new Map(Object.entries(prev));
-    for (const [id, r] of reports) lastSeen.set(id, r.time);
+    // when the broker got it; a status it cannot date (no expiry) says nothing about when the device was heard
+    for (const [id, a] of arrivals) if (a.at) lastSeen.set(id, a.at.toISOString().replace(/\.\d{3}Z$/, 'Z'));
     const { writeFileAtomic } = await import('../util/atomic.ts');
     await writeFileAtomic(opts.seenFile, JSON.stringify(Object.fromEntries([...lastSeen].sort()), null, 1) + '\n');
   }
   const summary = summarize({
     devices,
     reports,
+    arrivals,
     ignored,
     built,
     k3s: fleet.k3s,
@@ -107,5 +117,13 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     lastSeen,
     inactiveReports,
   });
-  return { ...summary, broker: opts.brokerUrl ?? cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms) }, manifest: Boolean(built) };
+  const cleared: string[] = [];
+  if (opts.clearDeparted && inactiveReports.size) {
+    const gone = [...inactiveReports.values()].map((x) => x.device);
+    await clearRetained(cfg, auth, gone.map((d) => deviceTopic(cfg, d)), { url: opts.brokerUrl }).catch((err) => {
+      throw new UserError((err as Error).message, 1);
+    });
+    cleared.push(...gone.map((d) => d.id));
+  }
+  return { ...summary, broker: opts.brokerUrl ?? cfg.broker.url, read: { retained: got.retained, live: got.live, ms: Math.round(got.ms), attempts: got.attempts }, manifest: Boolean(built), cleared };
 }

@@ -12,7 +12,12 @@ export interface SimDevice {
   topic: string;
   /** the payload: a report object (serialized here) or raw bytes (malformed/oversized cases) */
   payload: StatusReport | Buffer;
-  expirySec: number;
+  /** MQTT v5 message expiry; undefined: none (what the reporter never does) */
+  expirySec?: number;
+  /** 4: MQTT 3.1.1, which has no message expiry (default 5, as the reporter) */
+  protocolVersion?: 4 | 5;
+  /** default: the device id (the broker replaces it with the user name) */
+  clientId?: string;
 }
 
 export function simReport(id: string, site: string, fleet: string, over: Partial<StatusReport> & { time: string }): StatusReport {
@@ -43,7 +48,7 @@ export async function publishAll(url: string, ca: string, devices: SimDevice[], 
       limit(
         () =>
           new Promise<void>((resolve) => {
-            const c = mqtt.connect(url, { protocolVersion: 5, clientId: d.id, username: d.username, password: d.password, ca, rejectUnauthorized: true, reconnectPeriod: 0, connectTimeout: 20000, clean: true });
+            const c = mqtt.connect(url, { protocolVersion: d.protocolVersion ?? 5, clientId: d.clientId ?? d.id, username: d.username, password: d.password, ca, rejectUnauthorized: true, reconnectPeriod: 0, connectTimeout: 20000, clean: true });
             const done = (ok: boolean, reason: string) => {
               if (out.has(d.id)) return;
               out.set(d.id, { ok, reason });
@@ -52,7 +57,8 @@ export async function publishAll(url: string, ca: string, devices: SimDevice[], 
             c.on('error', (e) => done(false, e.message));
             c.on('connect', () => {
               const body = Buffer.isBuffer(d.payload) ? d.payload : Buffer.from(JSON.stringify(d.payload));
-              c.publish(d.topic, body, { qos: 1, retain: true, properties: { messageExpiryInterval: d.expirySec } }, (err, packet) => {
+              const properties = d.expirySec !== undefined && (d.protocolVersion ?? 5) === 5 ? { messageExpiryInterval: d.expirySec } : undefined;
+              c.publish(d.topic, body, { qos: 1, retain: true, properties }, (err, packet) => {
                 const rc = (packet as { reasonCode?: number } | undefined)?.reasonCode ?? 0;
                 if (err) done(false, err.message);
                 else done(rc < 128, rc < 128 ? 'accepted' : `reason code ${rc}`);

@@ -1,9 +1,12 @@
 // The fleet's status from what the broker holds: every device of the inventory joined with its retained
-// report and the last build's manifest, put in one bucket, with a reason when a person is needed. Pure:
-// the reports, the manifest's bundle hashes and the clock come in as values.
+// report and the last build's manifest, put in one bucket, with a reason when a person is needed. How old a
+// status is comes from the broker (arrival.ts), never from the report's own `time`, which only shows whether
+// the device's clock is right. Pure: the reports, their arrivals, the manifest's bundle hashes and the clock
+// come in as values.
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { deviceK3sVersion, ringOf } from '../render/day2/rings.ts';
 import type { StatusReport, Rejection } from './report.ts';
+import type { Arrival } from './arrival.ts';
 
 /**
  * A first-boot step still failing after this many attempts needs a look: with the service's backoff (30 s doubling,
@@ -32,7 +35,10 @@ export interface DeviceState {
   attention?: string;
   /** notes that do not need a person (e.g. a first boot running now) */
   note?: string;
+  /** the report's own time (the device clock) */
   lastReport?: string;
+  /** when the broker received it (arrival.ts), when it can say */
+  receivedAt?: string;
   report?: StatusReport;
 }
 
@@ -49,15 +55,17 @@ export interface FleetStatus {
   attention: { id: string; site: string; bucket: Bucket; reason: string }[];
   devices: DeviceState[];
   ignored: Record<Rejection | 'unknown-device', number>;
-  /** revoked/lost/stolen/retired/replaced devices whose status is still on the broker */
-  inactive: { id: string; site: string; status: string; lastReport: string; reason: string }[];
-  /** the inactive devices that reported after they were revoked: the broker still accepts them */
+  /** revoked/lost/stolen/retired/replaced devices whose status is still on the broker (never counted above) */
+  inactive: { id: string; site: string; status: string; lastReport: string; receivedAt?: string; expiry: Arrival['expiry']; reason: string }[];
+  /** the inactive devices whose status needs a person: received after the revoke, without expiry, or held too long */
   inactiveNeedsPerson: string[];
 }
 
 export interface SummaryInput {
   devices: ResolvedDevice[];
   reports: Map<string, StatusReport>;
+  /** device id -> when the broker received its status (arrival.ts) */
+  arrivals: Map<string, Arrival>;
   ignored: FleetStatus['ignored'];
   /** device id -> bundle hash of the last build (manifest); undefined: no manifest */
   built?: Map<string, string>;
@@ -76,21 +84,36 @@ export interface SummaryInput {
   /** a first boot running longer than this needs a person */
   firstBootStuckSec?: number;
   /** statuses of devices that are no longer active (revoked, replaced...), by id */
-  inactiveReports?: Map<string, { device: ResolvedDevice; report: StatusReport }>;
+  inactiveReports?: Map<string, { device: ResolvedDevice; report: StatusReport; arrival: Arrival }>;
 }
 
+/** A refused credential looks like silence from here: MQTT tells no client why another one was refused. */
+export const REFUSED_HINT = 'or the broker refuses it (its log: "Client <unknown> disconnected, not authorised.")';
+
+const CLEAR = 'edgeforge status --clear-departed';
+
 /**
- * A status from a device that left the fleet. Sent after its revocation, it means the broker still has its
- * user (broker-config not regenerated, or not reloaded): a person must act. Sent before, it is the last word of
- * a device that is gone, and expires by itself.
+ * A status from a device that left the fleet. The reporter's last status expires at most two periods after it
+ * was sent; one that reached the broker after the revocation means the broker still accepted the credential
+ * (broker-config not rerun, or the broker not reloaded), and one without expiry was left by another client with
+ * its credential and never goes away by itself: both need a person. The report's own time decides nothing.
  */
-export function inactiveNote(d: ResolvedDevice, r: StatusReport): { needsPerson: boolean; reason: string } {
+export function inactiveNote(d: ResolvedDevice, r: StatusReport, a: Arrival, now: Date, expirySec: number): { needsPerson: boolean; reason: string } {
   const revokedAt = d.revoked ? Date.parse(d.revoked.at) : NaN;
-  if (Number.isFinite(revokedAt) && Date.parse(r.time) > revokedAt) {
-    return { needsPerson: true, reason: `${d.status} since ${d.revoked!.at} but reported at ${r.time}: the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker` };
+  const since = d.revoked ? ` since ${d.revoked.at}` : '';
+  if (a.expiry === 'none') {
+    return { needsPerson: true, reason: `${d.status}${since}; its status (device time ${r.time}) has no message expiry — not the reporter's: another client used its credential (MQTT 3.1.1, v5 without expiry, or a will) — so it never leaves the broker and when it arrived is unknown: make sure \`edgeforge status broker-config\` ran and the broker was reloaded after the revoke, then clear it (${CLEAR})` };
   }
-  return { needsPerson: false, reason: `${d.status}; its last status (${r.time}) stays on the broker until it expires` };
+  if (Number.isFinite(revokedAt) && a.at && a.at.getTime() > revokedAt) {
+    return { needsPerson: true, reason: `${d.status}${since}, but this status reached the broker after that (at ${iso(a.at)} or later; its own time says ${r.time}): the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker, then clear it (${CLEAR})` };
+  }
+  if (Number.isFinite(revokedAt) && now.getTime() - revokedAt > expirySec * 1000) {
+    return { needsPerson: true, reason: `${d.status}${since}; its status is still on the broker ${ago((now.getTime() - revokedAt) / 1000)} after the revoke, longer than a status the reporter sent before it can stay: it was sent with a longer expiry, after the revoke or by another client — make sure \`edgeforge status broker-config\` ran and the broker was reloaded, then clear it (${CLEAR})` };
+  }
+  return { needsPerson: false, reason: `${d.status}${since}; its last status (device time ${r.time}) leaves the broker by itself in ${ago(a.leftSec ?? 0)}` };
 }
+
+const iso = (t: Date) => t.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 function ago(sec: number): string {
   const s = Math.abs(Math.round(sec));
@@ -108,22 +131,30 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
   const builtHash = inp.built?.get(d.id);
   if (!r) {
     const seen = inp.lastSeen?.get(d.id);
-    if (seen) return { ...base, bucket: 'silent', attention: `silent: no status on the broker (a status expires ${ago(inp.expirySec)} after it was sent); last seen ${seen}`, lastReport: seen };
+    if (seen) return { ...base, bucket: 'silent', attention: `silent: no status on the broker (a status expires ${ago(inp.expirySec)} after it was sent); last seen ${seen}; check power and network, ${REFUSED_HINT}`, lastReport: seen };
     if (inp.built && !builtHash) return { ...base, bucket: 'neverSeen', attention: 'not in the last build (build it, then flash or provision it)' };
-    return { ...base, bucket: 'neverSeen', attention: 'no status yet: a flashed or provisioned device reports from its first boot on; check power, network, and that the broker has its user (edgeforge status broker-config)' };
+    return { ...base, bucket: 'neverSeen', attention: `no status yet: a flashed or provisioned device reports from its first boot on; check power and network, that the broker has its user (edgeforge status broker-config), ${REFUSED_HINT}` };
   }
-  const st: DeviceState = { ...base, bucket: 'upToDate', lastReport: r.time, report: r };
-  const t = Date.parse(r.time);
-  const age = (now - t) / 1000;
-  const problems: string[] = [];
-  // the broker drops a status `expirySec` after it arrives: one older than that (plus a period) was stamped by a wrong clock
-  if (age < -inp.periodSec) problems.push(`its clock is ${ago(-age)} ahead of this machine's (report time ${r.time})`);
-  else if (age > inp.expirySec + inp.periodSec) problems.push(`its clock is at least ${ago(age - inp.expirySec)} behind (report time ${r.time}, but the broker keeps a status only ${ago(inp.expirySec)})`);
-  const clockWrong = problems.length > 0;
-
-  if (!clockWrong && age > inp.staleSec) {
+  const arrival = inp.arrivals.get(d.id) ?? { expiry: 'none' };
+  const st: DeviceState = { ...base, bucket: 'upToDate', lastReport: r.time, receivedAt: arrival.at && iso(arrival.at), report: r };
+  if (arrival.expiry === 'none') {
+    // the broker keeps it for good and cannot say when it came: nothing current can be read from it
     st.bucket = 'silent';
-    st.attention = `silent for ${ago(age)} (last report ${r.time}; first boot ${r.firstboot.state}${r.lastError ? `; last error: ${r.lastError}` : ''})`;
+    st.attention = `its status on the broker has no message expiry, so when it arrived is unknown and it is not counted as current (the reporter always sets one: another client used its credential — MQTT 3.1.1, v5 without expiry, or a will; device time ${r.time}); its next report replaces it — if none comes: check power and network, ${REFUSED_HINT}`;
+    return st;
+  }
+  const deviceAge = (now - Date.parse(r.time)) / 1000;
+  // 'longer' (more expiry left than the fleet's): the broker gives no age, only that it has not expired
+  const age = arrival.at ? (now - arrival.at.getTime()) / 1000 : Math.max(0, deviceAge);
+  const problems: string[] = [];
+  const skew = arrival.at ? deviceAge - age : Math.min(0, deviceAge);
+  if (skew < -inp.periodSec) problems.push(`its clock is ${ago(-skew)} ahead (report time ${r.time}${st.receivedAt ? `, received ${st.receivedAt}` : ''})`);
+  else if (skew > inp.periodSec) problems.push(`its clock is ${ago(skew)} behind (report time ${r.time}, received ${st.receivedAt})`);
+
+  if (age > inp.staleSec) {
+    st.bucket = 'silent';
+    st.attention = `silent for ${ago(age)} (last status ${arrival.at ? `received ${st.receivedAt}` : `sent ${r.time}`}; first boot ${r.firstboot.state}${r.lastError ? `; last error: ${r.lastError}` : ''}); check power and network, ${REFUSED_HINT}`;
+    if (problems.length) st.attention += `; ${problems.join('; ')}`;
     return st;
   }
   const fb = r.firstboot;
@@ -178,9 +209,9 @@ export function summarize(inp: SummaryInput): FleetStatus {
     c.counts[s.bucket]++;
     totals[s.bucket]++;
   }
-  const inactive = [...(inp.inactiveReports?.values() ?? [])].map(({ device: d, report: r }) => {
-    const n = inactiveNote(d, r);
-    return { id: d.id, site: d.siteId, status: d.status, lastReport: r.time, reason: n.reason, needsPerson: n.needsPerson };
+  const inactive = [...(inp.inactiveReports?.values() ?? [])].map(({ device: d, report: r, arrival: a }) => {
+    const n = inactiveNote(d, r, a, inp.now, inp.expirySec);
+    return { id: d.id, site: d.siteId, status: d.status, lastReport: r.time, receivedAt: a.at && iso(a.at), expiry: a.expiry, reason: n.reason, needsPerson: n.needsPerson };
   });
   return {
     at: inp.now.toISOString(),

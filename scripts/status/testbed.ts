@@ -1,6 +1,7 @@
 // For tests and bench:status. A fleet of N generated devices with `status:` pointing at a real Mosquitto on 127.0.0.1 (TLS, certs made
-// by openssl here), the broker configured by edgeforge's own broker-config: one user per active device.
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// by openssl here), the broker configured by edgeforge's own broker-config: one user per active device. Run as
+// root, the broker drops to the `mosquitto` user as on Debian, so its files belong to that user (docs/status.md).
+import { chmodSync, chownSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { generateInventory } from '../inventory/generate.ts';
@@ -8,7 +9,7 @@ import { loadInventoryFile } from '../inventory/load.ts';
 import type { Fleet } from '../inventory/fleet.ts';
 import { statusConfig, type StatusConfig } from '../inventory/status.ts';
 import { brokerConfig } from './broker-config.ts';
-import { mosquittoHash, statusPassword } from '../keys/mosquitto-passwd.ts';
+import { ADMIN_PBKDF2_ITERATIONS, mosquittoHash, statusPassword } from '../keys/mosquitto-passwd.ts';
 import { freePort, makeTestCerts, startBroker, type RunningBroker } from './local-broker.ts';
 
 export const ADMIN_PASSWORD = 'admin-test-password-1234';
@@ -22,8 +23,9 @@ export interface StatusEnv {
   broker: RunningBroker;
   /** every device's password, revoked ones included (they keep the card they were given) */
   passwords: Map<string, string>;
-  /** devices made revoked (status: stolen) in the inventory */
+  /** devices made revoked (status: stolen) in the inventory, a minute before the testbed started */
   revoked: string[];
+  revokedAt: string;
   /** rewrite the broker's files; `alsoAllow` gives users to devices that are not active (an operator who forgot broker-config) */
   writeBroker: (alsoAllow?: string[]) => void;
 }
@@ -38,7 +40,8 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
   let yaml = generateInventory(total, { name: 'status-test' }).replace(/^ {2}deviceCount: \d+\n/m, '');
   const ids = [...yaml.matchAll(/\{ id: ([a-z0-9-]+),/g)].map((m) => m[1]);
   const revoked = ids.slice(ids.length - (opts.revokedCount ?? 0));
-  for (const id of revoked) yaml = yaml.replace(`{ id: ${id}, `, `{ id: ${id}, status: stolen, revoked: { reason: stolen, at: "2026-11-30T00:00:00Z" }, `);
+  const revokedAt = new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  for (const id of revoked) yaml = yaml.replace(`{ id: ${id}, `, `{ id: ${id}, status: stolen, revoked: { reason: stolen, at: "${revokedAt}" }, `);
   yaml += `status:\n  broker: mqtts://127.0.0.1:${port}\n  caFile: broker-ca.pem\n  period: ${opts.period ?? '15m'}\n`;
   const inventory = path.join(dir, 'fleet.yaml');
   writeFileSync(inventory, yaml);
@@ -47,18 +50,47 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
   const passwords = new Map(fleet.devices.map((d) => [d.id, statusPassword()]));
   const bdir = path.join(dir, 'broker');
   mkdirSync(path.join(bdir, 'data'), { recursive: true });
+  const adminHash = mosquittoHash(ADMIN_PASSWORD, { iterations: ADMIN_PBKDF2_ITERATIONS });
   const writeBroker = (alsoAllow: string[] = []) => {
     const hashes = new Map([...passwords].map(([id, pw]) => [id, mosquittoHash(pw)]));
-    const allowed = { name: fleet.name, active: [...fleet.active, ...fleet.devices.filter((d) => alsoAllow.includes(d.id))] };
-    const r = brokerConfig(allowed, cfg, hashes, mosquittoHash(ADMIN_PASSWORD), { dir: bdir, bind: '127.0.0.1', tls: { cafile: certs.ca, certfile: certs.cert, keyfile: certs.key } });
-    for (const f of r.files) writeFileSync(path.join(bdir, f.name), f.text + (f.name === 'mosquitto.conf' ? testConfLines().join('\n') + '\n' : ''), { mode: f.mode });
+    const allowed = { name: fleet.name, devices: fleet.devices, active: [...fleet.active, ...fleet.devices.filter((d) => alsoAllow.includes(d.id))] };
+    const r = brokerConfig(allowed, cfg, hashes, adminHash, { dir: bdir, bind: '127.0.0.1', tls: { cafile: certs.ca, certfile: certs.cert, keyfile: certs.key } });
+    for (const f of r.files) writeFileSync(path.join(bdir, f.name), f.text, { mode: f.mode });
+    asBrokerUser(bdir);
   };
   writeBroker();
+  openToBroker(dir);
+  asBrokerUser(path.dirname(certs.ca));
   const broker = await startBroker(path.join(bdir, 'mosquitto.conf'), port);
-  return { dir, inventory, fleet, cfg, ca: readFileSync(certs.ca, 'utf8'), broker, passwords, revoked, writeBroker };
+  return { dir, inventory, fleet, cfg, ca: readFileSync(certs.ca, 'utf8'), broker, passwords, revoked, revokedAt, writeBroker };
 }
 
-/** What a test broker needs beyond the operator's config: logs on stderr; as root, stay root (no mosquitto user needed). */
+/** The user Mosquitto drops to when started as root: `mosquitto` (Debian's package creates it), from /etc/passwd. */
+export function brokerUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('mosquitto:'));
+  if (!line) throw new Error('running as root, Mosquitto drops to the user "mosquitto", which does not exist (the Debian package mosquitto creates it)');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** As root: give `dir` and what is in it to the broker's user (`chown -R mosquitto: DIR`, docs/status.md). */
+export function asBrokerUser(dir: string): void {
+  const u = brokerUser();
+  if (!u) return;
+  const walk = (p: string) => {
+    chownSync(p, u.uid, u.gid);
+    for (const e of readdirSync(p, { withFileTypes: true })) e.isDirectory() ? walk(path.join(p, e.name)) : chownSync(path.join(p, e.name), u.uid, u.gid);
+  };
+  walk(dir);
+}
+
+/** A test's temporary directory is 0700: let the broker's user pass through it, as it passes /etc/mosquitto. */
+export function openToBroker(dir: string): void {
+  if (brokerUser()) chmodSync(dir, 0o755);
+}
+
+/** The ARM64 boot test's additions to the operator's config: logs on stderr; as root, stay root (its work tree is root's). */
 export function testConfLines(): string[] {
   return ['log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'connection_messages true', ...(process.getuid?.() === 0 ? ['user root'] : [])];
 }

@@ -11,6 +11,8 @@ export interface WriteOptions {
   skipIfSame?: boolean;
   /** false: no fsync of the temp file; the caller syncs the filesystem once before relying on it (the build) */
   fsync?: boolean;
+  /** owner and group of the new file (set before the rename; changing them to another user's needs root) */
+  owner?: { uid: number; gid: number };
 }
 
 export function tempPathFor(target: string): string {
@@ -55,7 +57,11 @@ export async function prepareFileAtomic(target: string, data: Uint8Array | strin
   const fh = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
     await fh.writeFile(bytes);
-    await fh.chmod(mode); // umask must not widen or narrow what we asked for
+    if (opts.owner) {
+      const st = await fh.stat();
+      if (st.uid !== opts.owner.uid || st.gid !== opts.owner.gid) await fh.chown(opts.owner.uid, opts.owner.gid);
+    }
+    await fh.chmod(mode); // umask must not widen or narrow what we asked for (after chown, which may clear bits)
     if (opts.fsync !== false) await fh.sync();
   } catch (err) {
     await fh.close().catch(() => {});

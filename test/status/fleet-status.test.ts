@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import mqtt from 'mqtt';
+import net from 'node:net';
 import { runCli } from '../helpers.ts';
 import { publishAll, simReport, type SimDevice } from '../../scripts/status/simulate.ts';
 import { deviceTopic } from '../../scripts/inventory/status.ts';
@@ -21,6 +22,8 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
   let env: StatusEnv;
   const want = { upToDate: 0, behind: 0, firstBoot: 0, failed: 0, locked: 0, silent: 0, neverSeen: 0 };
   const expected = new Map<string, { bucket: keyof typeof want; reason?: RegExp }>();
+  /** devices whose status the broker can date (it carries an expiry): what --seen remembers */
+  let dated = 0;
   let publishMs = 0;
 
   beforeAll(async () => {
@@ -35,6 +38,8 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
       const base = { applied: { bundleSha256: BUILT, at: iso(now - 86400e3) }, k3s: { version: env.fleet.k3s.version, certNotAfter: iso(now + 300 * 86400e3) } };
       let r: StatusReport | Buffer | undefined = simReport(d.id, d.siteId, env.fleet.name, { time: iso(now - (i % 600) * 1000), ...base });
       const k = i % 100;
+      // what the broker says: how much expiry is left (as if it arrived that long ago), or none at all
+      let sim: Partial<SimDevice> = { expirySec: env.cfg.expirySec };
       if (i >= 1970) {
         expected.set(d.id, { bucket: 'neverSeen', reason: /^no status yet: .*broker-config/ });
         r = undefined;
@@ -65,14 +70,30 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
         r = { ...r, dataVolume: { state: 'locked', since: '2026-12-01T22:00:00Z', detail: 'locked since 2026-12-01T22:00:00Z; attempt 9 failed' } };
         expected.set(d.id, { bucket: 'locked', reason: /data volume locked since 2026-12-01T22:00:00Z/ });
       } else if (k === 5) {
+        // reached the broker 25 minutes ago (so 25 minutes of its expiry are gone), stamped then
         r = { ...r, time: iso(now - 25 * 60e3) };
-        expected.set(d.id, { bucket: 'silent', reason: /silent for 2[5-7]m/ });
+        sim = { expirySec: env.cfg.expirySec - 25 * 60 };
+        expected.set(d.id, { bucket: 'silent', reason: /^silent for 2[5-7]m \(last status received .*or the broker refuses it/ });
       } else if (k === 6) {
         r = { ...r, time: iso(now + 3 * 3600e3) };
         expected.set(d.id, { bucket: 'upToDate', reason: /clock is 3h ahead/ });
       } else if (k === 7) {
         r = { ...r, k3s: { version: 'v1.30.0+k3s1', certNotAfter: iso(now + 5 * 86400e3) } };
         expected.set(d.id, { bucket: 'behind', reason: /runs K3s v1\.30\.0\+k3s1.*certificate expires/ });
+      } else if (k === 9 || k === 10) {
+        // no message expiry (MQTT 3.1.1, or v5 without one): stamped just now, but the broker cannot date it
+        r = { ...r, time: iso(now) };
+        sim = k === 9 ? { protocolVersion: 4 } : { expirySec: undefined };
+        expected.set(d.id, { bucket: 'silent', reason: /no message expiry, so when it arrived is unknown and it is not counted as current/ });
+      } else if (k === 11) {
+        // stamped just now (a clock 25 minutes ahead, or a forged time), but 25 minutes of its expiry are gone
+        r = { ...r, time: iso(now) };
+        sim = { expirySec: env.cfg.expirySec - 25 * 60 };
+        expected.set(d.id, { bucket: 'silent', reason: /^silent for 2[5-7]m .*its clock is 2[5-7]m ahead/ });
+      } else if (k === 12) {
+        // received just now, stamped two hours ago: current, with a clock note
+        r = { ...r, time: iso(now - 2 * 3600e3) };
+        expected.set(d.id, { bucket: 'upToDate', reason: /its clock is 2h behind/ });
       } else if (i === 8) {
         r = Buffer.from('{"format":"edgeforge-status/1", not json');
         expected.set(d.id, { bucket: 'neverSeen' });
@@ -80,7 +101,8 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
         r = Buffer.from(JSON.stringify({ ...r, lastError: 'x'.repeat(9000) }));
         expected.set(d.id, { bucket: 'neverSeen' });
       } else expected.set(d.id, { bucket: 'upToDate' });
-      if (r) sims.push({ id: d.id, username: d.id, password: env.passwords.get(d.id)!, topic: deviceTopic(env.cfg, d), payload: r, expirySec: env.cfg.expirySec });
+      if (r) sims.push({ id: d.id, username: d.id, password: env.passwords.get(d.id)!, topic: deviceTopic(env.cfg, d), payload: r, ...sim });
+      if (r && !Buffer.isBuffer(r) && sim.expirySec !== undefined) dated++;
     });
     for (const e of expected.values()) want[e.bucket]++;
     const t0 = performance.now();
@@ -125,8 +147,9 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
     const r = await runCli(['status', '--json', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--seen', seen], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
     expect(r.code).toBe(1);
     const doc = JSON.parse(readFileSync(seen, 'utf8'));
-    // every readable status: 1,970 published minus the malformed and the oversized one
-    expect(Object.keys(doc)).toHaveLength(1968);
+    // every readable status the broker can date: 1,970 published minus the malformed and the oversized one and the 40 without expiry
+    expect(dated).toBe(1928);
+    expect(Object.keys(doc)).toHaveLength(dated);
     expect(Object.values(doc).every((t) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(String(t)))).toBe(true);
   });
 
@@ -140,6 +163,8 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
     const lines = r.stdout.split('\n').filter((l) => /^\S+\/\S+\s+\d+/.test(l));
     expect(lines).toHaveLength(1);
     expect(r.stdout).not.toContain(ADMIN_PASSWORD);
+    // a refused device looks silent from here: said under the table, with what the broker's log shows
+    expect(r.stdout).toMatch(/silent or never seen may also mean refused: .*\n.*"Client <unknown> disconnected, not authorised\."/);
   });
 
   it('a wrong admin password is refused by the broker and said so (exit 1), never printed', async () => {
@@ -157,21 +182,95 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
     expect(res.get(id)!.reason).toMatch(/Not authorized|Bad User Name or Password/i);
   });
 
-  it('a revoked device the broker still accepts (broker-config not rerun) is reported: exit 1, what to do', async () => {
+  it("a revoked device the broker still accepts is reported even when its report is back-dated; one without expiry too; --clear-departed", async () => {
     const id = env.revoked[0];
     const d = env.fleet.devices.find((x) => x.id === id)!;
+    const send = (over: Partial<SimDevice>) =>
+      publishAll(env.cfg.broker.url, env.ca, [{ id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.parse(env.revokedAt) - 3600e3) }), expirySec: env.cfg.expirySec, ...over }]).then((m) => m.get(id)!);
+    const status = (...extra: string[]) => runCli(['status', '--json', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--site', d.siteId, ...extra], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
+    // the operator forgot broker-config: the broker still has the revoked device's user
     env.writeBroker([id]);
     await env.broker.reload();
-    const res = await publishAll(env.cfg.broker.url, env.ca, [{ id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.now()) }), expirySec: 60 }]);
-    expect(res.get(id)!.ok).toBe(true);
-    const r = await runCli(['status', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--site', d.siteId], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
+    // a thief stamps the report an hour before the revoke; the broker received it now, after the revoke
+    expect((await send({})).ok).toBe(true);
+    let r = await status();
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`${id}  stolen since 2026-11-30T00:00:00Z but reported at \\S+: the broker still accepts its credential`));
-    // the operator reruns broker-config: the device is refused again; its last status stays until it expires
+    let s = JSON.parse(r.stdout);
+    expect(s.inactiveNeedsPerson).toEqual([id]);
+    expect(s.inactive[0].reason).toMatch(new RegExp(`^stolen since ${env.revokedAt}, but this status reached the broker after that \\(at \\S+ or later; its own time says \\S+\\): the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker`));
+    // not counted: the revoked device is no device of the fleet's totals
+    expect(s.devices.find((x: { id: string }) => x.id === id)).toBeUndefined();
+    expect(Object.values(s.totals as Record<string, number>).reduce((a, n) => a + n, 0)).toBe(env.fleet.active.filter((x) => x.siteId === d.siteId).length);
+    // a will or an MQTT 3.1.1 publish leaves a status that never expires: listed, needs a person, clearable
+    expect((await send({ protocolVersion: 4 })).ok).toBe(true);
+    s = JSON.parse((await status()).stdout);
+    expect(s.inactive[0]).toMatchObject({ id, expiry: 'none', reason: expect.stringMatching(/no message expiry .* never leaves the broker .*edgeforge status --clear-departed/) });
+    // the operator reruns broker-config and reloads: the device is refused; its statuses are cleared once read
     env.writeBroker();
     await env.broker.reload();
-    const again = await publishAll(env.cfg.broker.url, env.ca, [{ id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.now()) }), expirySec: 60 }]);
-    expect(again.get(id)!.ok).toBe(false);
+    expect((await send({})).ok).toBe(false);
+    r = await status('--clear-departed');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).cleared).toEqual([id]);
+    r = await status();
+    expect(JSON.parse(r.stdout).inactive).toEqual([]);
+  });
+
+  it("one device's credential cannot take another device's client id", async () => {
+    const [a, b] = env.fleet.active;
+    const victim = await mqtt.connectAsync(env.cfg.broker.url, { protocolVersion: 5, clientId: b.id, username: b.id, password: env.passwords.get(b.id)!, ca: env.ca, reconnectPeriod: 0 });
+    let closed = false;
+    victim.on('close', () => (closed = true));
+    const mark = env.broker.log().length;
+    const thief = await mqtt.connectAsync(env.cfg.broker.url, { protocolVersion: 5, clientId: b.id, username: a.id, password: env.passwords.get(a.id)!, ca: env.ca, reconnectPeriod: 0 });
+    for (let i = 0; i < 30 && !env.broker.log().slice(mark).includes(`u'${a.id}'`); i++) await new Promise((res) => setTimeout(res, 100));
+    // the broker named the thief's session after its user, so b's session was not touched
+    expect(env.broker.log().slice(mark)).toContain(`as ${a.id} (p5, c1, k60, u'${a.id}')`);
+    expect(env.broker.log().slice(mark)).not.toContain(`Client ${b.id} already connected`);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(closed).toBe(false);
+    await thief.endAsync();
+    await victim.endAsync();
+  });
+
+  it('a reader whose session another login as the admin takes mid-read (same client id) tries again and finishes', async () => {
+    // The reader goes through a proxy that takes what the broker sends at once and passes it on slowly, so the
+    // other login lands mid-read for sure. When the broker closes the reader's session the proxy drops what it
+    // still holds (the close reaches the reader mid-read; over loopback the whole burst would already be in the
+    // reader's socket buffer before any other login could land).
+    let conns = 0;
+    let kicked: Promise<void> | undefined;
+    const proxy = net.createServer((client) => {
+      const n = conns++;
+      const up = net.connect(env.cfg.broker.port, '127.0.0.1');
+      client.pipe(up);
+      const queue: Buffer[] = [];
+      let sent = 0;
+      const pump = setInterval(() => {
+        const chunk = queue.shift();
+        if (!chunk) return;
+        client.write(chunk);
+        sent += chunk.length;
+        if (n === 0 && sent > 100_000 && !kicked) kicked = mqtt.connectAsync(env.cfg.broker.url, { protocolVersion: 5, username: env.cfg.adminUser, password: ADMIN_PASSWORD, ca: env.ca, reconnectPeriod: 0 }).then((c) => c.endAsync());
+      }, 25);
+      up.on('data', (chunk) => queue.push(chunk));
+      const drop = () => (clearInterval(pump), client.destroy(), up.destroy());
+      up.on('close', drop);
+      client.on('close', drop);
+      up.on('error', drop);
+      client.on('error', drop);
+    });
+    await new Promise<void>((res) => proxy.listen(0, '127.0.0.1', res));
+    const port = (proxy.address() as net.AddressInfo).port;
+    const before = env.broker.log().length;
+    const r = await runCli(['status', '--json', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--broker', `mqtts://127.0.0.1:${port}`], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
+    await kicked;
+    proxy.close();
+    expect(r.stderr, r.stderr).toBe('');
+    const s = JSON.parse(r.stdout);
+    expect(s.read.attempts).toBe(2);
+    expect(s.read.retained).toBe(1970);
+    expect(env.broker.log().slice(before)).toContain(`Client ${env.cfg.adminUser} already connected, closing old connection.`);
   });
 
   it("a device cannot publish to another device's topic (and a wrong password is refused)", async () => {

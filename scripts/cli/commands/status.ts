@@ -16,33 +16,47 @@ export function parseDuration(s: string, what: string): number {
   return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
 }
 
-async function adminPassword(ctx: RunContext): Promise<string> {
+/** The admin password from --password-file (first line; a file only its owner may read) or the environment. */
+async function adminPassword(ctx: RunContext): Promise<{ password: string; from: string } | undefined> {
   const file = ctx.options['password-file'] as string | undefined;
   if (file) {
     const p = path.resolve(ctx.io.cwd, file);
-    const text = await fs.readFile(p, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    const fail = (e: NodeJS.ErrnoException) => {
       throw new UserError(`--password-file ${file}: ${e.code ?? e.message}`);
-    });
+    };
+    const st = await fs.stat(p).catch(fail);
+    if (st.mode & 0o077) throw new UserError(`--password-file ${file} may be read or written by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); it holds the broker admin password: chmod 600 ${file}`);
+    const text = await fs.readFile(p, 'utf8').catch(fail);
     const pw = text.split('\n')[0].trim();
     if (!pw) throw new UserError(`--password-file ${file} is empty: put the broker admin password on its first line`);
-    return pw;
+    return { password: pw, from: `--password-file ${file}` };
   }
   const env = ctx.io.env[STATUS_PASSWORD_ENV];
-  if (env) return env;
-  throw new UsageError(`the broker admin password is needed: --password-file FILE (first line) or ${STATUS_PASSWORD_ENV}`);
+  if (env) return { password: env, from: `$${STATUS_PASSWORD_ENV}` };
+  return undefined;
+}
+
+async function requiredAdminPassword(ctx: RunContext): Promise<string> {
+  const a = await adminPassword(ctx);
+  if (!a) throw new UsageError(`the broker admin password is needed: --password-file FILE (first line) or ${STATUS_PASSWORD_ENV}`);
+  return a.password;
 }
 
 const passwordOption = { type: 'string', value: 'FILE', description: `the broker admin password (first line); default $${STATUS_PASSWORD_ENV}` } as const;
 
 export const status = command('status', 'the fleet as its devices report it (MQTT): per-site counts, then what needs a person', {
-  usage: 'status [--site S] [--stale 1h] [--password-file FILE] [--seen FILE] [--json]',
+  usage: 'status [--site S] [--stale 1h] [--password-file FILE] [--seen FILE] [--clear-departed] [--json]',
   common: ['inventory', 'out', 'json'],
   description: `Reads every device's retained status from the broker named in the inventory's status: block (TLS, the
 broker's CA from status.caFile pinned, user status.adminUser), joins it with the inventory and OUT/manifest.json,
 and counts per site: up to date, behind (bundle not the last build's, another K3s version, Flux not Ready), first
-boot in progress, failed, locked (data volume), silent (no report for --stale), never seen. Then the devices that need
-a person, with the reason. A report whose time disagrees with this machine's clock by more than a period is flagged.
-Malformed or oversized statuses are ignored and counted. Exit 1 when any device needs a person (for cron and CI).
+boot in progress, failed, locked (data volume), silent (nothing received for --stale), never seen. How old a status
+is comes from the broker (the message expiry left), not from the report's own time, which is only checked against
+it (a device clock off by more than a period is flagged). A status without message expiry is not counted as
+current. Then the devices that need a person, with the reason; a device the broker refuses looks silent here (the
+broker's log says why). Devices that left the fleet are not counted; a status of theirs that reached the broker
+after the revoke, or never expires, needs a person (--clear-departed removes them once read). Malformed or
+oversized statuses are ignored and counted. Exit 1 when any device needs a person (for cron and CI).
 See docs/status.md.`,
   options: {
     site: { type: 'string', value: 'S', description: 'only this site ("<region>/<site>" or the site name)' },
@@ -51,6 +65,7 @@ See docs/status.md.`,
     seen: { type: 'string', value: 'FILE', description: 'remember when each device was last seen (JSON, updated): devices whose status expired show as silent, not never seen' },
     timeout: { type: 'string', value: 'DURATION', default: '15s', description: 'give up on a broker that does not answer' },
     broker: { type: 'string', value: 'URL', description: 'read from mqtts://HOST[:PORT] instead of status.broker (a tunnel; the certificate must name HOST)' },
+    'clear-departed': { type: 'boolean', default: false, description: 'after reading, clear the statuses devices that left the fleet left on the broker (they are listed first)' },
   },
   examples: ['EDGEFORGE_STATUS_PASSWORD=… edgeforge status', 'edgeforge status --site kr-south/ulsan-plant-1 --stale 1h --password-file ~/.config/edgeforge/broker-admin --json'],
   async run(ctx) {
@@ -61,7 +76,7 @@ See docs/status.md.`,
     const fleet = await loadFleet(ctx);
     const { readFleetStatus, requireStatusConfig } = await import('../../status/read.ts');
     requireStatusConfig(fleet);
-    const password = await adminPassword(ctx);
+    const password = await requiredAdminPassword(ctx);
     const epoch = ctx.io.env.EDGEFORGE_NOW ? Number(ctx.io.env.EDGEFORGE_NOW) : undefined;
     const s = await readFleetStatus(fleet, {
       inventoryFile: path.resolve(ctx.io.cwd, ctx.common.inventory),
@@ -73,28 +88,34 @@ See docs/status.md.`,
       seenFile: ctx.options.seen ? path.resolve(ctx.io.cwd, ctx.options.seen as string) : undefined,
       timeoutMs: timeoutSec * 1000,
       brokerUrl: brokerUrl ? (/:\d+\/?$/.test(brokerUrl) ? brokerUrl.replace(/\/$/, '') : `${brokerUrl.replace(/\/$/, '')}:8883`) : undefined,
+      clearDeparted: Boolean(ctx.options['clear-departed']),
     });
     if (ctx.common.json) ctx.io.out(JSON.stringify(s, null, 2));
     else {
       const { statusText } = await import('../../status/format.ts');
       ctx.io.out(statusText(s));
     }
+    // the exit status is what was read (a cleared status may have meant the broker still accepts a revoked device)
     return s.attention.length || s.inactiveNeedsPerson.length ? 1 : 0;
   },
 });
 
 export const statusBrokerConfig = command('status broker-config', "the broker side of fleet status: Mosquitto listener (TLS), users and ACL, for the operator's broker", {
-  usage: 'status broker-config --to DIR [--password-file FILE] [--port N] [--bind ADDR] [--tls-cafile F --tls-certfile F --tls-keyfile F]',
+  usage: 'status broker-config --to DIR [--password-file FILE | --admin-hash-file FILE] [--port N] [--bind ADDR] [--tls-cafile F --tls-certfile F --tls-keyfile F]',
   common: ['inventory', 'keys', 'json'],
-  description: `Writes DIR/mosquitto.conf, DIR/passwd (mosquitto_passwd format, PBKDF2-SHA512; 0600) and DIR/acl for
-Mosquitto 2.0 (Debian 12's 2.0.11): one user per active device, allowed to write only its own status topic; the
-admin user (status.adminUser, password from --password-file or $${STATUS_PASSWORD_ENV}) reads the fleet. Revoked,
-lost, stolen, retired and replaced devices get no user, so the broker refuses them. Device passwords stay in KEYS
-(encrypted to the admins); only their hashes are written. Run it after keys change or a revoke, then reload the
-broker (systemctl reload mosquitto). See docs/status.md.`,
+  description: `Writes DIR/mosquitto.conf, DIR/passwd (mosquitto_passwd format, PBKDF2-SHA512) and DIR/acl for Mosquitto 2.0
+(Debian 12's 2.0.11): one user per active device, allowed to write only its own status topic, its client id
+tied to its user name; the admin user (status.adminUser) reads the fleet. Revoked, lost, stolen, retired and
+replaced devices get no user, so the broker refuses them. Device passwords stay in KEYS (encrypted to the
+admins); only their hashes are written. The admin's hash comes from its password (--password-file or
+$${STATUS_PASSWORD_ENV}: at least 20 characters; hashed with many PBKDF2 rounds), from --admin-hash-file, or — on
+every later run — from DIR/passwd as it is. A file it replaces keeps its owner, group and mode; a new one takes
+DIR's owner and group (chown -R mosquitto: DIR once, docs/status.md). Run it after keys change or a revoke, then
+reload the broker (systemctl reload mosquitto).`,
   options: {
     to: { type: 'string', value: 'DIR', description: 'where to write mosquitto.conf, passwd and acl' },
-    'password-file': passwordOption,
+    'password-file': { type: 'string', value: 'FILE', description: `the broker admin password (first line; mode 0600); default $${STATUS_PASSWORD_ENV}, else the admin hash already in DIR/passwd` },
+    'admin-hash-file': { type: 'string', value: 'FILE', description: 'the admin\'s "$7$…" hash instead of its password (a bare line, or the admin\'s line of a passwd file)' },
     port: { type: 'string', value: 'N', description: 'listener port (default: the port of status.broker)' },
     bind: { type: 'string', value: 'ADDR', description: 'listener address (default: all)' },
     'tls-cafile': { type: 'string', value: 'FILE', description: 'on the broker host (default /etc/mosquitto/certs/ca.pem)' },
@@ -102,23 +123,28 @@ broker (systemctl reload mosquitto). See docs/status.md.`,
     'tls-keyfile': { type: 'string', value: 'FILE', description: 'on the broker host (default /etc/mosquitto/certs/broker.key)' },
     'data-dir': { type: 'string', value: 'DIR', description: 'directory the config names on the broker host (default: --to as given)' },
   },
-  examples: ['edgeforge status broker-config --to /etc/mosquitto/edgeforge --password-file ~/.config/edgeforge/broker-admin && systemctl reload mosquitto'],
+  examples: [
+    'edgeforge status broker-config --to /etc/mosquitto/edgeforge --password-file ~/.config/edgeforge/broker-admin',
+    'edgeforge revoke ulsan1-line1-002 --reason stolen && edgeforge status broker-config --to /etc/mosquitto/edgeforge && systemctl reload mosquitto',
+  ],
   async run(ctx) {
     const to = ctx.options.to as string | undefined;
     if (!to) throw new UsageError('--to DIR is required');
     const port = ctx.options.port ? Number(ctx.options.port) : undefined;
     if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) throw new UsageError(`--port must be a TCP port, not "${ctx.options.port}"`);
+    const hashFile = ctx.options['admin-hash-file'] as string | undefined;
+    if (hashFile && ctx.options['password-file']) throw new UsageError('--password-file and --admin-hash-file: give one of them');
     const fleet = await loadFleet(ctx);
     const { requireStatusConfig } = await import('../../status/read.ts');
     const cfg = requireStatusConfig(fleet);
-    const password = await adminPassword(ctx);
+    const admin = hashFile ? { hashFile: path.resolve(ctx.io.cwd, hashFile) } : await adminPassword(ctx);
     const { writeBrokerConfig } = await import('../../status/write-broker.ts');
     const dir = path.resolve(ctx.io.cwd, to);
     const { KeysError } = await import('../../util/errors.ts');
     const r = await writeBrokerConfig(fleet, cfg, {
       keysDir: path.resolve(ctx.io.cwd, ctx.common.keys),
       to: dir,
-      adminPassword: password,
+      admin,
       port,
       bind: ctx.options.bind as string | undefined,
       dataDir: (ctx.options['data-dir'] as string | undefined) ?? dir,
@@ -127,10 +153,11 @@ broker (systemctl reload mosquitto). See docs/status.md.`,
       if (err instanceof KeysError) throw new UserError(err.message, 2);
       throw err;
     });
-    if (ctx.common.json) ctx.io.out(JSON.stringify({ dir, files: r.files, users: r.users, missing: r.missing }, null, 2));
+    if (ctx.common.json) ctx.io.out(JSON.stringify({ dir, files: r.files, users: r.users, missing: r.missing, admin: r.admin, warnings: r.warnings }, null, 2));
     else {
-      ctx.io.out(`wrote ${r.files.map((f) => path.join(to, f)).join(', ')}: ${r.users} user(s) (${cfg.adminUser} + ${r.users - 1} device(s))`);
+      ctx.io.out(`wrote ${r.files.map((f) => path.join(to, f)).join(', ')}: ${r.users} user(s) (${cfg.adminUser} + ${r.users - 1} device(s)); admin hash ${r.admin === 'kept' ? `kept from ${path.join(to, 'passwd')}` : `from the ${r.admin}`}`);
       if (r.missing.length) ctx.io.err(`warning: ${r.missing.length} active device(s) have no broker credential yet (${r.missing.slice(0, 5).join(', ')}${r.missing.length > 5 ? ', …' : ''}): run \`edgeforge keys init\` or a build, then this command again`);
+      for (const w of r.warnings) ctx.io.err(`warning: ${w}`);
       ctx.io.out('reload the broker to apply: systemctl reload mosquitto (or send it SIGHUP)');
     }
     return 0;

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
+import { FLUX_DEFAULT_VERSION } from '../inventory/flux-versions.ts';
 
 $.verbose = false;
 
@@ -121,7 +122,7 @@ export async function makeK3sStandin(dir: string, version = 'v1.35.6+k3s1'): Pro
  * controller Deployments the build looks for, labelled with the pinned version. Nothing runs them (K3s is a
  * stand-in too); the test checks that the bootstrap manifests made from it land where K3s reads them.
  */
-export async function makeFluxStandin(dir: string, version = 'v2.4.0'): Promise<{ file: string; sha256: string }> {
+export async function makeFluxStandin(dir: string, version = FLUX_DEFAULT_VERSION): Promise<{ file: string; sha256: string }> {
   await fs.mkdir(dir, { recursive: true });
   const labels = `    app.kubernetes.io/instance: flux-system\n    app.kubernetes.io/part-of: flux\n    app.kubernetes.io/version: ${version}\n`;
   const docs = [

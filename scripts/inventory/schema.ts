@@ -2,6 +2,7 @@
 // and inventory/schema.json (for editors). Change the fleet format here and nowhere else;
 // `npm run schema` rewrites the JSON Schema and a test fails while the two disagree.
 import { z } from 'zod';
+import { FLUX_DEFAULT_VERSION } from './flux-versions.ts';
 
 // A DNS label: it becomes a hostname, a Kubernetes name and a directory name,
 // so nothing here can contain "/", "..", upper case or spaces.
@@ -210,7 +211,7 @@ export const ImageArchiveSchema = z
   .strictObject({
     image: z
       .string()
-      .regex(new RegExp(IMAGE_REF), { message: 'must be a full image reference with its registry, like ghcr.io/fluxcd/source-controller:v1.4.1 (a tag or @sha256: digest)' })
+      .regex(new RegExp(IMAGE_REF), { message: 'must be a full image reference with its registry, like ghcr.io/fluxcd/source-controller:v1.9.6 (a tag or @sha256: digest)' })
       .refine((s) => /^([^/]*[.:][^/]*|localhost)\//.test(s), { message: 'must name its registry host first (like ghcr.io/… or docker.io/…): mirrors and archives are matched by it' })
       .refine((s) => /@sha256:[0-9a-f]{64}$/.test(s) || /:(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(s.slice(s.indexOf('/'))), {
         message: 'must carry a tag other than "latest", or a digest: the kubelet pulls an untagged or :latest image on every start, even when an archive provided it',
@@ -328,7 +329,7 @@ export const GitopsSchema = z.strictObject({
     .describe("Read-only Git mirror per site (\"<region>/<site>\"): that site's devices pull from it instead of url, which cuts the central Git traffic (docs/gitops.md)"),
   flux: z
     .strictObject({
-      version: z.string().regex(/^v\d+\.\d+\.\d+$/).default('v2.4.0'),
+      version: z.string().regex(/^v\d+\.\d+\.\d+$/).default(FLUX_DEFAULT_VERSION),
       install: z
         .discriminatedUnion('mode', [
           z.strictObject({
@@ -345,7 +346,7 @@ export const GitopsSchema = z.strictObject({
         .optional(),
       controllers: z.array(z.enum(['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'])).optional(),
     })
-    .default({ version: 'v2.4.0' }),
+    .default({ version: FLUX_DEFAULT_VERSION }),
 });
 
 export const AdminSchema = z.strictObject({

@@ -42,6 +42,6 @@ export async function exampleFleet(): Promise<Fleet> {
 /** The example fleet with Flux pinned as an online HelmChart (no bundle file needed), for Flux-side tests. */
 export function withFlux(fleet: Fleet): Fleet {
   const f = structuredClone(fleet);
-  f.gitops.flux.install = { mode: 'helm', chartVersion: '2.14.0', repo: 'https://fluxcd-community.github.io/helm-charts' };
+  f.gitops.flux.install = { mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' };
   return f;
 }

@@ -15,6 +15,7 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { GitopsPublicKeys, PgpPublic } from '../../scripts/render/gitops/index.ts';
 import { runsFlux } from '../../scripts/render/flux/index.ts';
 import { readUpstreamFile, UPSTREAM_CRDS_DIR } from '../../scripts/conformance/upstream-crds.ts';
+import { FLUX_DEFAULT_VERSION } from '../../scripts/inventory/flux-versions.ts';
 
 const CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'];
 const GROUPS: Record<string, [string, string][]> = {
@@ -24,20 +25,20 @@ const GROUPS: Record<string, [string, string][]> = {
   'notification-controller': [['notification.toolkit.fluxcd.io', 'alerts']],
 };
 
-/** Flux v2.4.0's own CRDs where edgeforge keeps them (upstream/crds/flux@v2.4.0/), so the stand-in installs what the release does. */
+/** The pinned Flux release's own CRDs where edgeforge keeps them (upstream/crds/flux@<version>/), so the stand-in installs what the release does. */
 const UPSTREAM_FLUX_CRDS = new Map(
   ['source.toolkit.fluxcd.io_gitrepositories.yaml', 'source.toolkit.fluxcd.io_ocirepositories.yaml', 'kustomize.toolkit.fluxcd.io_kustomizations.yaml'].map((f) => {
-    const crd = YAML.parse(readUpstreamFile(path.join(UPSTREAM_CRDS_DIR, 'flux@v2.4.0', f)).body.toString('utf8')) as { metadata: { name: string } };
+    const crd = YAML.parse(readUpstreamFile(path.join(UPSTREAM_CRDS_DIR, `flux@${FLUX_DEFAULT_VERSION}`, f)).body.toString('utf8')) as { metadata: { name: string } };
     return [crd.metadata.name, crd];
   }),
 );
 
-export function fakeFluxInstallYaml(version = 'v2.4.0'): string {
+export function fakeFluxInstallYaml(version = FLUX_DEFAULT_VERSION): string {
   const labels = { 'app.kubernetes.io/instance': 'flux-system', 'app.kubernetes.io/part-of': 'flux', 'app.kubernetes.io/version': version };
   const docs: unknown[] = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flux-system', labels } }];
   for (const c of CONTROLLERS) {
     for (const [group, plural] of GROUPS[c]) {
-      const upstream = version === 'v2.4.0' ? UPSTREAM_FLUX_CRDS.get(`${plural}.${group}`) : undefined;
+      const upstream = version === FLUX_DEFAULT_VERSION ? UPSTREAM_FLUX_CRDS.get(`${plural}.${group}`) : undefined;
       if (upstream) {
         docs.push(upstream);
         continue;
@@ -76,10 +77,11 @@ export function fakeFluxInstallYaml(version = 'v2.4.0'): string {
             containers: [
               {
                 name: 'manager',
-                image: `ghcr.io/fluxcd/${c}:v1.4.1`,
+                image: `ghcr.io/fluxcd/${c}:v1.9.6`,
                 args,
                 env: [
                   { name: 'RUNTIME_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                  ...(c === 'source-controller' ? [{ name: 'TUF_ROOT', value: '/tmp/.sigstore' }] : []),
                   { name: 'GOMEMLIMIT', valueFrom: { resourceFieldRef: { containerName: 'manager', resource: 'limits.memory' } } },
                 ],
                 resources: { limits: { cpu: '1000m', memory: '1Gi' }, requests: { cpu: '50m', memory: '64Mi' } },
@@ -98,7 +100,7 @@ export function fakeFluxInstallYaml(version = 'v2.4.0'): string {
   return docs.map((d) => `---\n${YAML.stringify(d)}`).join('');
 }
 
-export function fakeBundle(version = 'v2.4.0'): { bytes: Uint8Array; sha256: string } {
+export function fakeBundle(version = FLUX_DEFAULT_VERSION): { bytes: Uint8Array; sha256: string } {
   const bytes = Buffer.from(fakeFluxInstallYaml(version), 'utf8');
   return { bytes, sha256: sha256Hex(bytes) };
 }
@@ -107,7 +109,7 @@ export function fakeBundle(version = 'v2.4.0'): { bytes: Uint8Array; sha256: str
 export function exampleInventoryText(install: object, mutate?: (text: string) => string): string {
   let text = readFileSync(new URL('../../inventory/example.yaml', import.meta.url), 'utf8');
   text = text.replace(/^  flux:\n(    .*\n)+/m, ''); // the example pins its own: the test's pin replaces it
-  text = text.replace(/^(  interval: 5m.*)$/m, `$1\n  flux:\n    version: v2.4.0\n    install: ${JSON.stringify(install)}`);
+  text = text.replace(/^(  interval: 5m.*)$/m, `$1\n  flux:\n    version: ${FLUX_DEFAULT_VERSION}\n    install: ${JSON.stringify(install)}`);
   return mutate ? mutate(text) : text;
 }
 
@@ -118,7 +120,7 @@ export function exampleFleet(install: object, mutate?: (text: string) => string)
 export function generatedFleet(n: number, install: object): Fleet {
   let text = generateInventory(n);
   text = text.replace(/^  flux: .*\n/m, '');
-  text = text.replace(/^(  knownHosts: .*)$/m, `$1\n  flux:\n    version: v2.4.0\n    install: ${JSON.stringify(install)}`);
+  text = text.replace(/^(  knownHosts: .*)$/m, `$1\n  flux:\n    version: ${FLUX_DEFAULT_VERSION}\n    install: ${JSON.stringify(install)}`);
   return loadInventoryBytes(Buffer.from(text), `<generated ${n}>`);
 }
 

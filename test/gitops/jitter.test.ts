@@ -27,7 +27,7 @@ describe.runIf(HAVE_TOOLS)('per-device poll jitter', () => {
   });
 
   it('spreads 10,000 devices evenly over the window', () => {
-    const fleet = generatedFleet(10000, { mode: 'helm', chartVersion: '2.14.0', repo: 'https://fluxcd-community.github.io/helm-charts' });
+    const fleet = generatedFleet(10000, { mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' });
     const offsets = fleet.active.map((d) => devicePollInterval(d.id, '5m').offsetSeconds);
     expect(offsets.length).toBe(10000);
     const window = 300 * JITTER_FRACTION; // 60 s

@@ -3,13 +3,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
-export const SC = 'ghcr.io/fluxcd/source-controller:v1.4.1';
-export const KC = 'ghcr.io/fluxcd/kustomize-controller:v1.4.0';
+export const SC = 'ghcr.io/fluxcd/source-controller:v1.9.6';
+export const KC = 'ghcr.io/fluxcd/kustomize-controller:v1.9.6';
 
 /** a minimal Flux install.yaml: the namespace and the two controllers the example fleet runs */
 export function fluxBundle(): string {
   const dep = (n: string, image: string) =>
-    `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${n}\n  namespace: flux-system\n  labels:\n    app.kubernetes.io/version: v2.4.0\nspec:\n  selector:\n    matchLabels:\n      app: ${n}\n  template:\n    metadata:\n      labels:\n        app: ${n}\n    spec:\n      containers:\n        - name: manager\n          image: ${image}\n`;
+    `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${n}\n  namespace: flux-system\n  labels:\n    app.kubernetes.io/version: v2.9.6\nspec:\n  selector:\n    matchLabels:\n      app: ${n}\n  template:\n    metadata:\n      labels:\n        app: ${n}\n    spec:\n      containers:\n        - name: manager\n          image: ${image}\n`;
   return [`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n`, dep('source-controller', SC), dep('kustomize-controller', KC)].join('---\n');
 }
 

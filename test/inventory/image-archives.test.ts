@@ -88,7 +88,7 @@ describe('image archive pins in the inventory', () => {
     );
     const p = problems(text);
     expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'other/SAME.tar')}:`) && /already used at line \d+/.test(l))).toBe(true);
-    expect(p.some((l) => /image ghcr.io\/fluxcd\/source-controller:v1.4.1 is already pinned at line/.test(l))).toBe(true);
+    expect(p.some((l) => /image ghcr.io\/fluxcd\/source-controller:v1.9.6 is already pinned at line/.test(l))).toBe(true);
     expect(p.some((l) => /one of K3s's own airgap files/.test(l))).toBe(true);
   });
 });
@@ -130,7 +130,7 @@ describe('edgeforge validate: the archive files', () => {
   });
 
   it('airgap K3s with Flux from a Helm chart warns that the chart comes from the internet', async () => {
-    const text = airgapInventory(good()).replace(/    install:\n      mode: bundle\n[\s\S]*?(?=\nadmins:)/, '    install: { mode: helm, chartVersion: "2.14.1", repo: "https://fluxcd-community.github.io/helm-charts" }\n');
+    const text = airgapInventory(good()).replace(/    install:\n      mode: bundle\n[\s\S]*?(?=\nadmins:)/, '    install: { mode: helm, chartVersion: "2.19.0", repo: "https://fluxcd-community.github.io/helm-charts" }\n');
     const r = await validate(text, false);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/warning: k3s.install.mode is airgap but gitops.flux.install is a Helm chart/);
@@ -165,7 +165,7 @@ describe('the archive holds the image it is pinned for (read from the archive it
     const bad = await run(entry(SC, 'bundles/flux/other.tar', sha(other)) + entry(KC, 'bundles/flux/kc.tar.gz', sha(gz)));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain(`inventory.yaml:${lineOf(text, `- image: ${SC}`)}:`);
-    expect(bad.stderr).toMatch(/the archive holds ghcr\.io\/fluxcd\/helm-controller:v1\.1\.0, not ghcr\.io\/fluxcd\/source-controller:v1\.4\.1/);
+    expect(bad.stderr).toMatch(/the archive holds ghcr\.io\/fluxcd\/helm-controller:v1\.1\.0, not ghcr\.io\/fluxcd\/source-controller:v1\.9\.6/);
   });
 
   it('references are compared the way containerd names images', async () => {

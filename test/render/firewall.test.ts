@@ -103,7 +103,7 @@ describe.runIf(HAVE_TOOLS)('firewall and plan port table: one rule list', () => 
   }, 60_000);
 
   it('every site of a generated fleet', () => {
-    checkFleet(generatedFleet(60, { mode: 'helm', chartVersion: '2.14.0', repo: 'https://fluxcd-community.github.io/helm-charts' }), dir);
+    checkFleet(generatedFleet(60, { mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' }), dir);
   }, 120_000);
 
   it('a wrong allowFrom is reported with FILE:LINE:COL', async () => {

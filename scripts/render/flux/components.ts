@@ -7,6 +7,7 @@ import { sha256Hex } from '../../util/hash.ts';
 import { fluxSizing, type ControllerSizing, type SizingClass } from './sizing.ts';
 import { parseYamlStream, toYaml, toYamlStream } from '../yaml.ts';
 import { FluxConfigError } from '../../util/errors.ts';
+import { FLUX_RELEASES } from '../../inventory/flux-versions.ts';
 
 export type FluxController = 'source-controller' | 'kustomize-controller' | 'helm-controller' | 'notification-controller';
 
@@ -202,6 +203,9 @@ function helmValues(fleet: Pick<Fleet, 'gitops' | 'k3s'>, cls: SizingClass): Rec
   const storage = fluxStorageMode(fleet);
   const env = (s: ControllerSizing) => [{ name: 'GOMEMLIMIT', value: `${s.goMemLimitMi}MiB` }, ...(s.goMaxProcs ? [{ name: 'GOMAXPROCS', value: String(s.goMaxProcs) }] : [])];
   // the chart hard-codes an emptyDir at /data; a second volume and a later --storage-path (last flag wins) move the store
+  // the chart version that ships the pinned release is not always known (inventory/flux-versions.ts): pin the
+  // controllers to the release's own tags, so the chart of the same minor line runs the pinned release
+  const rel = FLUX_RELEASES[fleet.gitops.flux.version];
   const persistent =
     storage === 'pvc' ? { name: 'persistent-data', persistentVolumeClaim: { claimName: SOURCE_PVC } } : { name: 'persistent-data', hostPath: { path: SOURCE_HOSTPATH, type: 'DirectoryOrCreate' } };
   return {
@@ -213,6 +217,7 @@ function helmValues(fleet: Pick<Fleet, 'gitops' | 'k3s'>, cls: SizingClass): Rec
     imageAutomationController: { create: false },
     imageReflectionController: { create: false },
     sourceController: {
+      ...(rel ? { tag: rel.sourceController } : {}),
       resources: resources(sz.source),
       extraEnv: env(sz.source),
       container: { additionalArgs: ['--enable-leader-election=false', `--concurrent=${sz.source.concurrent}`, '--storage-path=/data-persistent'] },
@@ -221,6 +226,7 @@ function helmValues(fleet: Pick<Fleet, 'gitops' | 'k3s'>, cls: SizingClass): Rec
       ...(storage === 'hostPath' ? { nodeSelector: { 'node-role.kubernetes.io/control-plane': 'true' } } : {}),
     },
     kustomizeController: {
+      ...(rel ? { tag: rel.kustomizeController } : {}),
       resources: resources(sz.kustomize),
       extraEnv: env(sz.kustomize),
       container: { additionalArgs: ['--enable-leader-election=false', `--concurrent=${sz.kustomize.concurrent}`, '--requeue-dependency=30s'] },

@@ -1,0 +1,34 @@
+// Flux releases edgeforge renders for: one home for the pinned release and what is known about it. Facts are
+// read from the release's own manifests (controlplaneio-fluxcd/flux-operator keeps each Flux release's
+// install manifests under config/data/flux/v<version>/; read 2026-12-07), never from memory.
+
+/** The Flux release a fleet runs unless gitops.flux.version says otherwise. */
+export const FLUX_DEFAULT_VERSION = 'v2.9.6';
+
+export interface FluxRelease {
+  /** controller image tags the release's Deployments run */
+  sourceController: string;
+  kustomizeController: string;
+  /** where that was read */
+  source: string;
+}
+
+/**
+ * Flux v2.9.6 is the newest release whose manifests are in the stored public material (v2.10.0 exists, its
+ * manifests were not readable here); Flux maintains the three most recent minors, so 2.9 is supported.
+ * Its CRDs are kept in upstream/crds/flux@v2.9.6/ (OCIRepository is v1 there, GA).
+ */
+export const FLUX_RELEASES: Record<string, FluxRelease> = {
+  'v2.9.6': {
+    sourceController: 'v1.9.6',
+    kustomizeController: 'v1.9.6',
+    source: 'controlplaneio-fluxcd/flux-operator config/data/flux/v2.9.6/{source,kustomize}-controller.yaml @2fad6ae67b6b',
+  },
+};
+
+/**
+ * The fluxcd-community `flux2` chart line of Flux 2.9: chart 2.19.0 ships Flux v2.9.1 (controllers v1.9.2), a
+ * third-party record of a `helm template` of that chart; the chart version that ships v2.9.6 was not
+ * established. Helm mode therefore also sets the controllers' image tags to the pinned release's (above).
+ */
+export const FLUX_HELM_CHART_LINE: Record<string, string> = { '2.9': '2.19.0' };

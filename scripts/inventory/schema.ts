@@ -309,6 +309,9 @@ export const K3sSchema = z.strictObject({
     .describe("How long an agent's own join token (a K3s bootstrap token) stays valid after it was issued: cards are often flashed weeks before they are installed"),
 });
 
+/** A registry as host[:port] (no scheme: registries are reached over HTTPS). */
+const registryHost = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/, { message: 'must be host[:port], like registry.example.com:5000 (HTTPS is implied)' });
+
 export const GitopsSchema = z.strictObject({
   url: z.string().regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
   branch: branch.default('main'),
@@ -327,6 +330,25 @@ export const GitopsSchema = z.strictObject({
     )
     .optional()
     .describe("Read-only Git mirror per site (\"<region>/<site>\"): that site's devices pull from it instead of url, which cuts the central Git traffic (docs/gitops.md)"),
+  transport: z
+    .enum(['git', 'oci'])
+    .default('git')
+    .describe('How devices pull their desired state: git (a shallow clone of the fleet repository) or oci (their site\'s artifact, published by `edgeforge publish`, through the site cache when there is one; docs/gitops.md)'),
+  oci: z
+    .strictObject({
+      registry: registryHost.describe('The central registry devices (or their site caches) pull from: host[:port], HTTPS only'),
+      repository: z
+        .string()
+        .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, { message: 'must be a registry path like fleet or acme/fleet (lower case, "/"-separated)' })
+        .describe('Repository prefix: each site publishes to <repository>/<region>/<site>'),
+      caFile: z.string().min(1).describe("PEM file (relative to the inventory) with the CA of the registry's and site caches' certificates: pinned on every device"),
+      siteCaches: z
+        .record(z.string().regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, { message: 'must be a site id "<region>/<site>"' }), registryHost)
+        .optional()
+        .describe('A pull-through registry cache per site ("<region>/<site>": host[:port]): that site\'s devices pull through it, so the WAN carries one fetch per site per change (`edgeforge registry config` writes its configuration)'),
+    })
+    .optional()
+    .describe('Where OCI devices pull from (gitops.transport: oci)'),
   flux: z
     .strictObject({
       version: z.string().regex(/^v\d+\.\d+\.\d+$/).default(FLUX_DEFAULT_VERSION),

@@ -27,6 +27,14 @@ const fleetBase = z.object({
   airgapPartition: z.object({ number: count, scheme: z.enum(['gpt', 'mbr']), start: count, size: count, name: z.string(), label: z.string() }),
 });
 
+const ociDigest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected an OCI digest (sha256:<64 hex digits>)');
+const registryPull = z.object({ repository: z.string().min(1), username: z.string().min(1), verifier: sha256 });
+const ociPublish = z.object({
+  registry: z.string().min(1),
+  revision: z.string().min(1),
+  artifacts: z.array(z.object({ site: z.string().min(1), repository: z.string().min(1), tag: z.string().min(1), digest: ociDigest, layer: z.object({ digest: ociDigest, bytes: count }) })),
+});
+
 const schema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   fleet: z.string(),
@@ -34,7 +42,8 @@ const schema = z.object({
   sourceDateEpoch: count,
   baseImage: z.object({ path: z.string(), sha256, fleetBase: fleetBase.optional() }).optional(),
   gitops: z.object({ path: outPath }).optional(),
-  devices: z.array(z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), inputs: sha256.optional(), artifacts: z.array(artifact) })),
+  oci: ociPublish.optional(),
+  devices: z.array(z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), inputs: sha256.optional(), artifacts: z.array(artifact), registry: registryPull.optional() })),
 });
 
 function where(p: readonly PropertyKey[]): string {

@@ -36,6 +36,36 @@ export interface ManifestDevice {
    *  whose inputs hash the same skips the device. Absent in builds made before it existed (rendered again). */
   inputs?: string;
   artifacts: ManifestArtifact[];
+  /** OCI transport: the device's registry pull credential as the token issuer checks it (never the password) */
+  registry?: RegistryPull;
+}
+
+/** A device's pull credential, public part: the repository it may read, its user name, sha256 of its password. */
+export interface RegistryPull {
+  repository: string;
+  username: string;
+  verifier: string;
+}
+
+/** What `edgeforge publish` pushed: one artifact per site, content-addressed (docs/gitops.md, "OCI transport"). */
+export interface OciPublishRecord {
+  /** the central registry, host[:port] */
+  registry: string;
+  /** the Git revision of the tree published */
+  revision: string;
+  artifacts: OciArtifactRecord[];
+}
+
+export interface OciArtifactRecord {
+  /** "<region>/<site>" */
+  site: string;
+  repository: string;
+  /** the revision tag it carries besides the moving tag */
+  tag: string;
+  /** the OCI manifest's digest (what a device resolves the tag to) */
+  digest: string;
+  /** the content layer (the tarball): unchanged content, unchanged digest, nothing pushed */
+  layer: { digest: string; bytes: number };
 }
 
 /** The manifest's record of the fleet base (under baseImage.fleetBase): what flash writes besides the deltas. */
@@ -56,5 +86,7 @@ export interface Manifest {
   /** the --base-image file as given; fleetBase: what the deltas apply to when an airgap partition was added */
   baseImage?: { path: string; sha256: string; fleetBase?: FleetBaseManifest };
   gitops?: { path: string };
+  /** the last `edgeforge publish` into this build (OCI transport) */
+  oci?: OciPublishRecord;
   devices: ManifestDevice[];
 }

@@ -41,6 +41,7 @@ import { trustedPreviousManifest, unchangedDevices } from './select/unchanged.ts
 import { selectDevices } from './select/devices.ts';
 import { buildManifest, serializeManifest } from '../manifest/write.ts';
 import { readManifestIfExists } from '../manifest/read.ts';
+import { registryPullRecord } from '../render/flux/secrets.ts';
 import { MANIFEST_NAME, type Manifest, type ManifestArtifact, type ManifestDevice } from '../manifest/types.ts';
 import type { SecretsSource } from './secrets.ts';
 
@@ -268,6 +269,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
             profile: d.profileName,
             inputs: inputs.get(d.id),
             artifacts: [...all.map((f) => artifact(`${rel}/${f.path}`, f)), ...airgapArtifacts],
+            ...optional('registry', registryPullRecord(d, fleet, secrets.get(d.id)!.deployKey?.privateKey)),
           });
           reporter.done({ id: d.id, status: 'ok', phase: 'done', message: [`${all.length + airgapArtifacts.length} files`, diskNote].filter(Boolean).join('; ') });
         } catch (err) {
@@ -321,7 +323,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       }
     }
     const manifest = buildManifest(
-      { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, devices: devicesOut },
+      // the last publish stays on record until the next one (a rebuild does not unpublish anything)
+      { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, ...optional('oci', prev?.fleet === fleet.name ? prev.oci : undefined), devices: devicesOut },
       fleet.devices.map((d) => d.id),
     );
     const bytes = Buffer.from(serializeManifest(manifest));
@@ -384,6 +387,11 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   } finally {
     if (!results) await reporter.end();
   }
+}
+
+/** `{key: value}`, or nothing when value is undefined (keeps manifest keys absent rather than undefined). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /** Tests kill the build at named points of the commit (EDGEFORGE_TEST_KILL_AT), besides random SIGKILLs. */

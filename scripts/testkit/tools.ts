@@ -17,6 +17,8 @@ const PROGRAMS_BY_PACKAGE: Record<string, string[]> = {
   curl: ['curl'],
   dash: ['dash'],
   dosfstools: ['fsck.vfat', 'mkfs.vfat'],
+  // CNCF distribution 2.8 (the OCI transport's registry and site caches)
+  'docker-registry': ['docker-registry'],
   e2fsprogs: ['e2fsck', 'mke2fs', 'mkfs.ext4'],
   fdisk: ['sfdisk'],
   gdisk: ['sgdisk'],
@@ -51,6 +53,7 @@ const PROGRAMS_BY_PACKAGE: Record<string, string[]> = {
 /** Programs that must be exactly this file (e.g. Debian's python3 with its python3-yaml, not one earlier on PATH). */
 const FIXED_PATHS: Record<string, string> = {
   dash: '/bin/dash',
+  'docker-registry': '/usr/bin/docker-registry',
   mosquitto: '/usr/sbin/mosquitto',
   python3: '/usr/bin/python3',
   'sftp-server': '/usr/lib/openssh/sftp-server',

@@ -108,7 +108,7 @@ Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (
         secrets,
         render: { ...flux.render, encryption, ...(status ? { status: status.stage } : {}) },
         // what those stages read besides the inventory: part of every device's inputs hash
-        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256, ...(status ? { status: status.inputsSha256 } : {}) },
+        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, ...(flux.input.registryCa ? { registryCa: sha256Hex(flux.input.registryCa) } : {}), fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256, ...(status ? { status: status.inputsSha256 } : {}) },
         force: Boolean(ctx.options.force),
         gitops: async (f, _s, outDir) => {
           const g = await writeGitopsScaffold(f, keysDir, outDir, flux.input);

@@ -16,6 +16,7 @@ import { sizingClassFor } from './sizing.ts';
 import { devicePath, fluxSyncObjects, runsFlux } from './sync.ts';
 import { devicePollInterval } from './jitter.ts';
 import { toYamlStream } from '../yaml.ts';
+import { usesOci } from '../oci/format.ts';
 
 /** Directory of the device output (and of the first-boot bundle) holding the bootstrap files. */
 export const FLUX_BOOTSTRAP_DIR = 'flux';
@@ -48,8 +49,8 @@ export function renderFluxBootstrap(d: ResolvedDevice, fleet: Fleet, secrets: Fl
   const [components, secretsFile, sync] = FLUX_BOOTSTRAP_FILES;
   return [
     textFile(`${FLUX_BOOTSTRAP_DIR}/${components}`, 'flux-bootstrap', fluxComponentsYaml(fleet, cls, input, header(d, `Flux ${fleet.gitops.flux.version} controllers (${cls} sizing, ${d.profile.ramMiB} MiB board)`))),
-    textFile(`${FLUX_BOOTSTRAP_DIR}/${secretsFile}`, 'flux-bootstrap', toYamlStream(fluxSecretObjects(d, fleet, secrets), header(d, 'Git deploy key, pinned known_hosts, SOPS keys (one-time secrets)')), true),
-    textFile(`${FLUX_BOOTSTRAP_DIR}/${sync}`, 'flux-bootstrap', toYamlStream(fluxSyncObjects(d, fleet), header(d, `GitRepository (every ${poll.text}) and Kustomizations for ${devicePath(d)}`))),
+    textFile(`${FLUX_BOOTSTRAP_DIR}/${secretsFile}`, 'flux-bootstrap', toYamlStream(fluxSecretObjects(d, fleet, secrets, input.registryCa), header(d, usesOci(fleet) ? 'registry pull credential, pinned registry CA, SOPS keys (one-time secrets)' : 'Git deploy key, pinned known_hosts, SOPS keys (one-time secrets)')), true),
+    textFile(`${FLUX_BOOTSTRAP_DIR}/${sync}`, 'flux-bootstrap', toYamlStream(fluxSyncObjects(d, fleet), header(d, `${usesOci(fleet) ? 'OCIRepository' : 'GitRepository'} (every ${poll.text}) and Kustomizations for ${devicePath(d)}`))),
   ];
 }
 

@@ -64,6 +64,8 @@ export function fluxInstallProblem(fleet: Pick<Fleet, 'gitops'>): string | undef
 export interface FluxBundleInput {
   /** bytes of gitops.flux.install.file (bundle mode) */
   bundle?: Uint8Array;
+  /** bytes of gitops.oci.caFile (OCI transport): the registry CA devices pin */
+  registryCa?: Uint8Array;
 }
 
 /** Check the bundle bytes against the inventory pin and parse them. Errors say what to do. */

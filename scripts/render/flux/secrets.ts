@@ -1,7 +1,12 @@
 // The two Secrets a device's Flux needs, from secrets handed in by the caller (scripts/keys makes them):
 // `flux-system` (Git deploy key + the pinned known_hosts) and `sops-gpg` (OpenPGP private keys for SOPS).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
-import { FLUX_NS, GIT_SECRET, SOPS_SECRET, pinnedKnownHosts } from './sync.ts';
+import { FLUX_NS, GIT_SECRET, REGISTRY_CA_SECRET, SOPS_SECRET, pinnedKnownHosts } from './sync.ts';
+import { ociPullHost, usesOci } from '../oci/format.ts';
+import { registryPullPassword, registryPullVerifier } from '../../keys/registry-pull.ts';
+import { siteRepository } from '../oci/format.ts';
+import type { RegistryPull } from '../../manifest/types.ts';
+import { FluxConfigError } from '../../util/errors.ts';
 import { OPENSSH_PRIVATE_BEGIN, PGP_PRIVATE_BEGIN } from '../../keys/ssh.ts';
 
 export interface FluxDeviceSecrets {
@@ -31,12 +36,29 @@ export function sopsSecretKeys(d: Pick<ResolvedDevice, 'id' | 'region' | 'site'>
   return [`device-${d.id}.asc`, ...(withSite ? [`site-${d.region}-${d.site}.asc`] : [])];
 }
 
-export function fluxSecretObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>, s: FluxDeviceSecrets): Record<string, unknown>[] {
+/**
+ * OCI transport: the device's own pull credential as a dockerconfigjson Secret (user = device id, password
+ * derived from its deploy key: keys/registry-pull.ts) for the host it pulls from, and the registry CA, pinned.
+ */
+function ociSecretObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>, s: FluxDeviceSecrets, registryCa: Uint8Array | undefined, labels: Record<string, string>): Record<string, unknown>[] {
+  if (!registryCa) throw new FluxConfigError(`device ${d.id}: gitops.oci.caFile was not read (the build must pass the registry CA)`);
+  const host = ociPullHost(fleet, d);
+  const password = registryPullPassword(s.deployKeyPrivate);
+  const auth = { username: d.id, password, auth: b64(`${d.id}:${password}`) };
+  return [
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: GIT_SECRET, namespace: FLUX_NS, labels }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64(JSON.stringify({ auths: { [host]: auth } })) } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: REGISTRY_CA_SECRET, namespace: FLUX_NS, labels }, type: 'Opaque', data: { 'ca.crt': Buffer.from(registryCa).toString('base64') } },
+  ];
+}
+
+export function fluxSecretObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>, s: FluxDeviceSecrets, registryCa?: Uint8Array): Record<string, unknown>[] {
   checkFluxSecrets(d, s);
   const labels = { 'app.kubernetes.io/managed-by': 'edgeforge', 'edgeforge.dev/device': d.id };
   const [devKey, siteKey] = sopsSecretKeys(d, s.siteSopsPrivateArmored !== undefined);
   const sopsData: Record<string, string> = { [devKey]: b64(nl(s.sopsPrivateArmored)) };
   if (siteKey) sopsData[siteKey] = b64(nl(s.siteSopsPrivateArmored!));
+  const sops = { apiVersion: 'v1', kind: 'Secret', metadata: { name: SOPS_SECRET, namespace: FLUX_NS, labels }, type: 'Opaque', data: sopsData };
+  if (usesOci(fleet)) return [...ociSecretObjects(d, fleet, s, registryCa, labels), sops];
   return [
     {
       apiVersion: 'v1',
@@ -50,6 +72,12 @@ export function fluxSecretObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'
         known_hosts: b64(pinnedKnownHosts(fleet, d)),
       },
     },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: SOPS_SECRET, namespace: FLUX_NS, labels }, type: 'Opaque', data: sopsData },
+    sops,
   ];
+}
+
+/** The manifest's record of an OCI device's pull credential (what the token issuer checks), or undefined. */
+export function registryPullRecord(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>, deployKeyPrivate: string | undefined): RegistryPull | undefined {
+  if (!usesOci(fleet) || d.status !== 'active' || d.cluster.kind === 'multi-node-agent' || !deployKeyPrivate) return undefined;
+  return { repository: siteRepository(fleet, d), username: d.id, verifier: registryPullVerifier(registryPullPassword(deployKeyPrivate)) };
 }

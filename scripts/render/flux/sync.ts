@@ -6,10 +6,13 @@
 // into the K3s bootstrap and into Git (gotk-sync.yaml), so once Flux reconciles itself nothing changes hands.
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { devicePollInterval } from './jitter.ts';
+import { FLUX_CONTENT_MEDIA_TYPE, OCI_TAG, ociPullHost, ociSettingsProblems, siteRepository, usesOci } from '../oci/format.ts';
 
 export const FLUX_NS = 'flux-system';
 /** Secret with identity / identity.pub / known_hosts for the Git deploy key */
 export const GIT_SECRET = 'flux-system';
+/** OCI transport: the CA of the registry (and site caches), pinned; the pull credential is GIT_SECRET's name */
+export const REGISTRY_CA_SECRET = 'registry-ca';
 /** Secret with the OpenPGP private key(s) kustomize-controller decrypts SOPS files with */
 export const SOPS_SECRET = 'sops-gpg';
 export const DEVICE_KUSTOMIZATION = 'device';
@@ -98,6 +101,7 @@ export function gitopsSourceProblems(fleet: Pick<Fleet, 'gitops' | 'sites'>): st
       out.push((e as Error).message);
     }
   }
+  out.push(...ociSettingsProblems(fleet));
   return out;
 }
 
@@ -145,6 +149,38 @@ export function gitRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): 
       ignore: sourceIgnore(d),
     },
   };
+}
+
+/**
+ * OCI transport: the device's site artifact (`edgeforge publish`), through its site cache when there is one.
+ * Same name, interval (with the device's jitter) and timeout as the GitRepository; the registry's CA pinned;
+ * the pull credential (the device's own, dockerconfigjson) in the Secret the Git transport keeps its deploy key in.
+ */
+export function ociRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): Record<string, unknown> {
+  const poll = devicePollInterval(d.id, fleet.gitops.interval);
+  return {
+    apiVersion: 'source.toolkit.fluxcd.io/v1',
+    kind: 'OCIRepository',
+    metadata: {
+      name: FLUX_NS,
+      namespace: FLUX_NS,
+      annotations: { 'edgeforge.dev/poll-interval': `${fleet.gitops.interval} + ${poll.offsetSeconds}s per-device jitter` },
+    },
+    spec: {
+      interval: poll.text,
+      timeout: SYNC_TUNING.gitTimeout,
+      url: `oci://${ociPullHost(fleet, d)}/${siteRepository(fleet, d)}`,
+      ref: { tag: OCI_TAG },
+      layerSelector: { mediaType: FLUX_CONTENT_MEDIA_TYPE, operation: 'extract' },
+      secretRef: { name: GIT_SECRET },
+      certSecretRef: { name: REGISTRY_CA_SECRET },
+    },
+  };
+}
+
+/** The device's source: a GitRepository, or with gitops.transport oci an OCIRepository of the same name. */
+export function fluxSource(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): Record<string, unknown> {
+  return usesOci(fleet) ? ociRepository(d, fleet) : gitRepository(d, fleet);
 }
 
 /** Flux's own components and sync objects, from the device's flux-system/ directory. No wait: it may be upgrading itself. */
@@ -247,10 +283,13 @@ export function deviceKustomization(d: ResolvedDevice, fleet: Pick<Fleet, 'name'
   });
 }
 
-/** GitRepository + the Kustomizations (join-tokens only on a multi-node server), in apply order. */
+/** The source + the Kustomizations (join-tokens only on a multi-node server), in apply order. */
 export function fluxSyncObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops' | 'name'>): Record<string, unknown>[] {
   const agents = d.cluster.kind === 'multi-node-server' ? [joinTokensSync(d)] : [];
-  return [gitRepository(d, fleet), selfKustomization(d), sopsKeysKustomization(d), ...agents, upgradeControllerSync(), upgradesSync(d), deviceKustomization(d, fleet)];
+  const ks = [selfKustomization(d), sopsKeysKustomization(d), ...agents, upgradeControllerSync(), upgradesSync(d), deviceKustomization(d, fleet)];
+  // the artifact keeps the repository's paths, so only the kind of the source changes
+  if (usesOci(fleet)) for (const k of ks) ((k.spec as Record<string, unknown>).sourceRef as Record<string, unknown>).kind = 'OCIRepository';
+  return [fluxSource(d, fleet), ...ks];
 }
 
 /** Devices that run Flux: every server (single-node or the server of a multi-node site). Agents join a server's cluster. */

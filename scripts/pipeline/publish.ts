@@ -25,6 +25,8 @@ export interface TreeAtRevision {
   revision: string;
   /** the commit alone (the tag pushed beside `latest`) */
   commit: string;
+  /** the commit's time, seconds: the artifacts' created annotation (the same revision gives the same bytes) */
+  epoch: number;
 }
 
 /**
@@ -43,7 +45,8 @@ export async function readTreeAtHead(dir: string, branch: string): Promise<TreeA
   const list = (await run('git', ['-C', dir, 'ls-files', '-z'], { maxBuffer: 256 * 1024 * 1024 })).stdout.split('\0').filter(Boolean);
   const files: TarFile[] = [];
   for (const p of list) files.push({ path: p, bytes: await fs.readFile(path.join(dir, p)) });
-  return { files, revision: `${branch}@sha1:${commit}`, commit };
+  const epoch = Number((await run('git', ['-C', dir, 'show', '-s', '--format=%ct', 'HEAD'])).stdout.trim());
+  return { files, revision: `${branch}@sha1:${commit}`, commit, epoch };
 }
 
 export interface PublishOptions {
@@ -51,8 +54,8 @@ export interface PublishOptions {
   tree: TreeAtRevision;
   /** the central registry, with the publisher's credential */
   endpoint: Endpoint;
-  /** SOURCE_DATE_EPOCH: the artifacts' created annotation */
-  epoch: number;
+  /** the artifacts' created annotation, seconds (default: the commit's time) */
+  epoch?: number;
   concurrency?: number;
   onSite?: (site: string, outcome: 'pushed' | 'unchanged') => void;
 }
@@ -74,7 +77,7 @@ export function publishedSites(fleet: Fleet): Fleet['sites'] {
 export async function publish(o: PublishOptions): Promise<PublishResult> {
   const oci = ociSettings(o.fleet);
   const client = new RegistryClient(o.endpoint);
-  const meta: ArtifactMeta = { source: o.fleet.gitops.url, revision: o.tree.revision, created: new Date(o.epoch * 1000).toISOString().replace('.000Z', 'Z') };
+  const meta: ArtifactMeta = { source: o.fleet.gitops.url, revision: o.tree.revision, created: new Date((o.epoch ?? o.tree.epoch) * 1000).toISOString().replace('.000Z', 'Z') };
   const tag = revisionTag(o.tree.commit);
   const pushed: OciArtifactRecord[] = [];
   const unchanged: OciArtifactRecord[] = [];
@@ -115,4 +118,25 @@ function revisionTagOf(manifest: Buffer): string | undefined {
   const rev = (JSON.parse(manifest.toString('utf8')) as { annotations?: Record<string, string> }).annotations?.['org.opencontainers.image.revision'];
   const commit = rev?.split('@sha1:')[1];
   return commit ? revisionTag(commit) : undefined;
+}
+
+/**
+ * Record a publish in the build's signed manifest: read the manifest whose signature was checked, add the
+ * record, sign again, then replace signature and manifest (the manifest last, as the build does).
+ */
+export async function recordPublish(outDir: string, manifestBytes: Buffer, record: OciPublishRecord, sign: (bytes: Uint8Array, epoch: number) => Promise<{ signature: string; publicKey: string }>): Promise<void> {
+  const { parseManifest } = await import('../manifest/read.ts');
+  const { buildManifest, serializeManifest } = await import('../manifest/write.ts');
+  const { MANIFEST_NAME } = await import('../manifest/types.ts');
+  const { prepareFileAtomic, writeFileAtomic } = await import('../util/atomic.ts');
+  const file = path.join(outDir, MANIFEST_NAME);
+  const m = parseManifest(manifestBytes, file);
+  const next = buildManifest({ ...m, oci: record }, m.devices.map((d) => d.id));
+  const bytes = Buffer.from(serializeManifest(next));
+  const s = await sign(bytes, m.sourceDateEpoch);
+  await writeFileAtomic(path.join(outDir, 'signing-key.asc'), s.publicKey, { skipIfSame: true });
+  const sig = await prepareFileAtomic(file + '.asc', s.signature);
+  const man = await prepareFileAtomic(file, bytes);
+  await sig.commit();
+  await man.commit();
 }

@@ -36,7 +36,18 @@ export interface RevocationRecord {
 
 export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<string, string>, opts: { gitopsDir?: string; keysDir: string; remaining: string[] }): OperatorAction[] {
   const repo = fleet.gitops.url;
+  // the OCI transport's counterpart of the deploy key: the device's registry credential, refused once the issuers' access files are rewritten
+  const registry: OperatorAction[] =
+    fleet.gitops.transport === 'oci'
+      ? [
+          {
+            what: `Refuse ${d.id}'s registry pull credential: write the registries' configuration again (the device is no longer active, so its user is left out) where the token issuers read it; they take it without a restart, and its last token lapses within its lifetime (5 minutes by default).`,
+            commands: [`edgeforge registry config --to <registry config dir> -i ${fleet.file}`, `# copy each site's part to its cache host if you write it elsewhere`],
+          },
+        ]
+      : [];
   const actions: OperatorAction[] = [
+    ...registry,
     {
       what: `Delete the device's read-only deploy key on the Git host (${repo}); its fingerprint is ${fp.deployKey ?? 'unknown (never built)'}.`,
       commands: [

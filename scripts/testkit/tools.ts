@@ -42,6 +42,7 @@ const PROGRAMS_BY_PACKAGE: Record<string, string[]> = {
   swtpm: ['swtpm'],
   systemd: ['systemd-analyze', 'systemd-escape'],
   tang: ['tangd', 'tangd-keygen'],
+  tar: ['tar'],
   tmux: ['tmux'],
   'tpm2-tools': ['tpm2_getrandom'],
   'util-linux': ['blkid', 'unshare'],

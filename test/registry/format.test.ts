@@ -18,7 +18,7 @@ import { pinnedReleases } from '../../scripts/pipeline/gitops/releases.ts';
 import { inSiteArtifact, siteArtifact } from '../../scripts/render/oci/artifact.ts';
 import { gitopsSourceProblems } from '../../scripts/render/flux/sync.ts';
 import { answer } from '../../scripts/registry/token-issuer.ts';
-import { grantedActions, ACCESS_FORMAT } from '../../scripts/render/oci/access.ts';
+import { grantedActions, ACCESS_FORMAT, type AccessFile } from '../../scripts/render/oci/access.ts';
 import { libtrustKeyId } from '../../scripts/registry/jwt.ts';
 import { selfSignedCertificate } from '../../scripts/registry/cert.ts';
 import { registryPullPassword, registryPullVerifier } from '../../scripts/keys/registry-pull.ts';
@@ -97,7 +97,7 @@ describe('a site artifact', () => {
 
 describe('the token issuer', () => {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const access = {
+  const access: AccessFile = {
     format: ACCESS_FORMAT,
     service: 'edgeforge-registry',
     issuer: 'edgeforge central',

@@ -2,6 +2,8 @@
 // the inventory and the rendered files (firewall rules, K3s config, Flux sizing): every factual sentence is
 // computed, and test/plan/derived.test.ts checks it against the rendered bytes. One data model (`planData`)
 // feeds both Markdown and JSON.
+import { centralLoad, type CentralLoad } from './central-load.ts';
+import type { TarFile } from '../oci/tar.ts';
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { statusPlanLines } from './status.ts';
 import { tuningFor, PROTECT_KERNEL_SYSCTLS, type Tuning } from '../k3s/tuning.ts';
@@ -341,7 +343,7 @@ function human(bytes: number): string {
 }
 
 /** `inp`: what the shell read for the plan (the Flux bundle's controller images); without it the plan says what it could not list. */
-export function renderPlanMarkdown(fleet: Fleet, inp: EgressInputs = {}): string {
+export function renderPlanMarkdown(fleet: Fleet, inp: PlanInputs = {}): string {
   const p = planData(fleet, inp);
   const f = p.fleet;
   const o: string[] = [];
@@ -414,6 +416,7 @@ export function renderPlanMarkdown(fleet: Fleet, inp: EgressInputs = {}): string
     `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} polls a day from the ${g.fluxDevices} Flux device(s)${g.mirroredPollsPerDay ? `, ${g.mirroredPollsPerDay.toLocaleString('en-US')} of them to site mirrors` : ''}; at an estimated ${BYTES_PER_IDLE_POLL / 1024} KB per idle poll (not measured) about ${human(g.idleTrafficPerDayBytes)} a day of Git-over-SSH traffic when nothing changes.${g.mirroredPollsPerDay < g.pollsPerDay ? ' A read-only mirror per site (`gitops.mirrors`), or publishing the rendered state as OCI artifacts, moves that load off the central Git host.' : ''}`,
     '',
   );
+  o.push(...centralLoadMarkdown(fleet, inp.tree));
   o.push('## 4. Offline operation', '', ...p.offline.map((x) => `- ${x}`), '');
   o.push('## 5. Sync conflicts and rollouts', '', ...p.conflicts.map((x) => `- ${x}`), '');
   o.push('## 6. When a device is stolen', '', ...p.theft.map((x, i) => `${i + 1}. ${x}`), '');
@@ -423,6 +426,29 @@ export function renderPlanMarkdown(fleet: Fleet, inp: EgressInputs = {}): string
   return o.join('\n');
 }
 
-export function renderPlanJson(fleet: Fleet, inp: EgressInputs = {}): string {
-  return JSON.stringify({ ...planData(fleet, inp), status: statusPlanLines(fleet), day2: day2Plan(fleet) }, null, 2) + '\n';
+/** What the plan reads besides the inventory: the Flux bundle's images, and the GitOps tree last written (OUT/gitops). */
+export interface PlanInputs extends EgressInputs {
+  tree?: TarFile[];
+}
+
+export function renderPlanJson(fleet: Fleet, inp: PlanInputs = {}): string {
+  return JSON.stringify({ ...planData(fleet, inp), status: statusPlanLines(fleet), day2: day2Plan(fleet), ...(inp.tree ? { centralLoad: centralLoad(fleet, inp.tree) } : {}) }, null, 2) + '\n';
+}
+
+/** Both transports side by side, from the tree just written (render/plan/central-load.ts). */
+function centralLoadMarkdown(fleet: Fleet, tree: TarFile[] | undefined): string[] {
+  if (!tree) return ['Central load per transport: not computed (no GitOps tree in the build output: run `edgeforge build` or `edgeforge gitops --to OUT/gitops`).', ''];
+  const c = centralLoad(fleet, tree);
+  const row = (name: string, t: CentralLoad['git']) => `| ${name} | ${t.pollsPerDay.toLocaleString('en-US')} | ${human(t.oneSiteCommitBytes)} | ${human(t.fleetWideCommitBytes)} | ${human(t.siteWanBytes)} |`;
+  return [
+    `Central load per transport (gitops.transport is \`${fleet.gitops.transport}\`), from the tree just written (${c.treeFiles} files) and ${c.fluxDevices} Flux device(s):`,
+    '',
+    '| transport | polls/day to the central host | bytes per commit that changes one site | per commit that changes every site | largest site\'s WAN per commit |',
+    '|---|---|---|---|---|',
+    row('git', c.git),
+    row('oci', c.oci),
+    '',
+    `Git: ${c.git.how}. OCI: ${c.oci.how}. Measured with a real registry and git in BENCHMARKS.md (\`npm run bench:publish\`).`,
+    '',
+  ];
 }

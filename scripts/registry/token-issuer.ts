@@ -70,7 +70,8 @@ export function answer(access: AccessFile, key: KeyObject, url: URL, authorizati
     if (actions.length) grants.push({ type: 'repository', name: p.name, actions });
   }
   const t = signToken(key, { issuer: access.issuer, service: access.service, subject: user.name, access: grants, ttl });
-  return { status: 200, body: { token: t.token, access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt }, user: user.name };
+  // `token` only: distribution's clients and go-containerregistry read it (access_token is the OAuth2 alias)
+  return { status: 200, body: { token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt }, user: user.name };
 }
 
 export async function startTokenIssuer(o: IssuerOptions): Promise<RunningIssuer> {

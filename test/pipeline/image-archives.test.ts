@@ -113,7 +113,7 @@ describe('build: pinned image archives travel with the K3s airgap files', () => 
     const err = await prepareFlux(fleet, inv).catch((e) => e);
     expect(err).toBeInstanceOf(InventoryError);
     const listLine = readFileSync(inv, 'utf8').split('\n').findIndex((l) => l.includes(`- image: ${SC}`)) + 1;
-    expect((err as InventoryError).format()).toMatch(new RegExp(`:${listLine}:\\d+: the Flux bundle's kustomize-controller runs ghcr\\.io/fluxcd/kustomize-controller:v1\\.4\\.0, which has no pinned archive in gitops\\.flux\\.install\\.images`));
+    expect((err as InventoryError).format()).toMatch(new RegExp(`:${listLine}:\\d+: the Flux bundle's kustomize-controller runs ghcr\\.io/fluxcd/kustomize-controller:v1\\.9\\.6, which has no pinned archive in gitops\\.flux\\.install\\.images`));
     // with both pinned, the stage is ready
     expect((await prepareFlux(await loadInventoryFile(inventoryDir('both', good())), inv)).problem).toBeUndefined();
   });

@@ -38,6 +38,7 @@ import { STATUS_CHECKS, closeStatus, prepareStatus, startStatusBroker, statusChe
 import { startGit, type GitServer } from '../../scripts/e2e/git.ts';
 import { FIRSTBOOT_CHECKS, TEST_BACKOFF, bootLateThenCut, permanentFailureBoot, resumedChecks, waitFirstbootDone, type FirstbootE2e } from '../../scripts/e2e/firstboot.ts';
 import { DAY2_CHECKS, day2Checks, publishGitopsTree } from '../../scripts/e2e/day2.ts';
+import { ISSUER_GUEST, OCI_CHECKS, REGISTRY_GUEST, closeOci, ociChecks, prepareOci, startOci, type E2eOci } from '../../scripts/e2e/oci.ts';
 import { parseAllDocuments } from 'yaml';
 
 $.verbose = false;
@@ -204,6 +205,7 @@ async function main(): Promise<number> {
   checks.declare(...Object.values(FIRSTBOOT_CHECKS));
   checks.declare(...Object.values(DAY2_CHECKS));
   checks.declare(...Object.values(AIRGAP_CHECKS));
+  checks.declare(...Object.values(OCI_CHECKS));
   const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
   await fs.mkdir(work, { recursive: true });
   log(`work dir ${work} (serial logs, build output, images; kept for inspection when a check fails)`);
@@ -236,6 +238,7 @@ async function main(): Promise<number> {
   const sshKey = path.join(work, 'id_ed25519');
   const buildBase = base;
   let status: E2eStatus | undefined;
+  let oci: E2eOci | undefined;
   let day2Published: string | undefined;
   let fluxPins: { image: string; file: string }[] = [];
   try {
@@ -254,6 +257,7 @@ async function main(): Promise<number> {
       // airgap: the Flux controllers' image archives, made here and pinned in the inventory (scripts/e2e/airgap.ts)
       fluxPins = await pinFluxImageArchives(path.join(fleetDir, 'inventory.yaml'), flux.file);
       status = await prepareStatus(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`fleet status: ${(err as Error).message}`), undefined));
+      oci = await prepareOci(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`oci: ${(err as Error).message}`), undefined));
     });
     await stage('fleet: edgeforge build --base-image', async () => {
       await checks.run(C.build, async () => {
@@ -282,6 +286,8 @@ async function main(): Promise<number> {
         if (!deployKeyPub) deployKeyPub = (JSON.parse(await fs.readFile(path.join(fleetDir, 'keys/devices', DEVICE, 'public.json'), 'utf8').catch(() => '{}')) as { deployKey?: { publicKey?: string } }).deployKey?.publicKey?.trim() ?? '';
         if (deployKeyPub) await git!.authorize(deployKeyPub);
         if (status) await startStatusBroker(status, { inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => log(`fleet status broker: ${(err as Error).message}`));
+        // the same device on the OCI transport: its build, the registry and issuer on the host, publish (scripts/e2e/oci.ts)
+        if (oci) await startOci(oci, { keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => ((oci!.error = (err as Error).message), log(`oci: ${(err as Error).message}`)));
         return `${dev.artifacts.length} artifacts${deployKeyPub ? '; deploy key authorized on the Git stand-in' : ''}`;
       });
     });
@@ -338,6 +344,7 @@ async function main(): Promise<number> {
     await tang?.close();
     await git?.close();
     await closeStatus(status);
+    await closeOci(oci);
     return finish(checks);
   }
 
@@ -367,6 +374,7 @@ async function main(): Promise<number> {
         { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port },
         { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: git!.port, perConnection: true },
         ...(status ? [{ guestIp: STATUS_GUEST_IP, guestPort: status.port, hostPort: status.port, perConnection: true }] : []),
+        ...(oci?.registry ? [{ guestIp: REGISTRY_GUEST.ip, guestPort: REGISTRY_GUEST.port, hostPort: oci.registryPort, perConnection: true }, { guestIp: ISSUER_GUEST.ip, guestPort: ISSUER_GUEST.port, hostPort: oci.issuerPort, perConnection: true }] : []),
       ],
     });
     try {
@@ -429,6 +437,7 @@ async function main(): Promise<number> {
       await stage('boot 1: fleet status (broker on the host)', () =>
         statusChecks(checks, status, { target, running: vm.running, inventory: path.join(fleetDir, 'inventory.yaml'), out: built!.out, device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }),
       );
+      await stage('boot 1: OCI transport (registry on the host)', () => ociChecks(checks, oci, { target, running: vm.running, device: DEVICE, live }));
       await stage('boot 1: power off', () => checks.run(C.poweroff1, async () => {
         if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
         const r = await sshRun(target, 'sudo -n systemctl poweroff', 30);
@@ -747,6 +756,7 @@ async function main(): Promise<number> {
   await tang?.close();
   await git?.close();
   await closeStatus(status);
+  await closeOci(oci);
   return finish(checks);
 
   function finish(c: Checks): number {

@@ -23,6 +23,7 @@ import { libtrustKeyId } from '../../scripts/registry/jwt.ts';
 import { selfSignedCertificate } from '../../scripts/registry/cert.ts';
 import { registryPullPassword, registryPullVerifier } from '../../scripts/keys/registry-pull.ts';
 import { exampleInventoryText } from '../gitops/fixtures.ts';
+import { siteEgress } from '../../scripts/render/plan/egress.ts';
 
 const HAVE = requireTools(['tar', 'openssl'], 'OCI artifact format');
 const ociFleet = (extra = '') =>
@@ -47,6 +48,14 @@ describe('an OCI device', () => {
     const auths = JSON.parse(Buffer.from(pull.data['.dockerconfigjson'], 'base64').toString()).auths;
     expect(Object.keys(auths)).toEqual(['cache.brno.acme.example:5000']);
     expect(auths['cache.brno.acme.example:5000'].password).toBe(registryPullPassword(fixedSecretsFor(brno).deployKey!.privateKey));
+  });
+
+  it('the firewall request names the registry (or the site cache) and its token issuer instead of the Git host', () => {
+    const fleet = ociFleet(', siteCaches: { "eu-central/brno-warehouse-1": "cache.brno.acme.example:5000" }');
+    const rows = (id: string) => siteEgress(fleet.sites.find((x) => x.id === id)!, fleet).map((r) => `${r.host} ${r.port}`);
+    expect(rows('eu-central/brno-warehouse-1')).toEqual(expect.arrayContaining(['cache.brno.acme.example 5000/tcp', 'cache.brno.acme.example 5001/tcp']));
+    expect(rows('kr-south/ulsan-plant-1')).toEqual(expect.arrayContaining(['registry.acme.example 5000/tcp', 'registry.acme.example 5001/tcp']));
+    expect([...rows('eu-central/brno-warehouse-1'), ...rows('kr-south/ulsan-plant-1')].some((r) => r.startsWith('git.acme.example'))).toBe(false);
   });
 
   it('validate names a site cache for a site that does not exist, and an OCI transport without its settings', () => {

@@ -130,25 +130,26 @@ export function sourceIgnore(d: Pick<ResolvedDevice, 'region' | 'site'>): string
   ].join('\n');
 }
 
-export function gitRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): Record<string, unknown> {
+/**
+ * The device's source object: its name, its own jittered interval and the timeout shared by both transports, then
+ * what the kind adds. Key order fixed so the rendered YAML stays byte-for-byte the same.
+ */
+function sourceObject(kind: 'GitRepository' | 'OCIRepository', d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>, spec: Record<string, unknown>): Record<string, unknown> {
   const poll = devicePollInterval(d.id, fleet.gitops.interval);
   return {
     apiVersion: 'source.toolkit.fluxcd.io/v1',
-    kind: 'GitRepository',
+    kind,
     metadata: {
       name: FLUX_NS,
       namespace: FLUX_NS,
       annotations: { 'edgeforge.dev/poll-interval': `${fleet.gitops.interval} + ${poll.offsetSeconds}s per-device jitter` },
     },
-    spec: {
-      interval: poll.text,
-      timeout: SYNC_TUNING.gitTimeout,
-      url: fluxGitUrl(gitSource(fleet, d).url),
-      ref: { branch: fleet.gitops.branch },
-      secretRef: { name: GIT_SECRET },
-      ignore: sourceIgnore(d),
-    },
+    spec: { interval: poll.text, timeout: SYNC_TUNING.gitTimeout, ...spec },
   };
+}
+
+export function gitRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): Record<string, unknown> {
+  return sourceObject('GitRepository', d, fleet, { url: fluxGitUrl(gitSource(fleet, d).url), ref: { branch: fleet.gitops.branch }, secretRef: { name: GIT_SECRET }, ignore: sourceIgnore(d) });
 }
 
 /**
@@ -157,25 +158,13 @@ export function gitRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): 
  * the pull credential (the device's own, dockerconfigjson) in the Secret the Git transport keeps its deploy key in.
  */
 export function ociRepository(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>): Record<string, unknown> {
-  const poll = devicePollInterval(d.id, fleet.gitops.interval);
-  return {
-    apiVersion: 'source.toolkit.fluxcd.io/v1',
-    kind: 'OCIRepository',
-    metadata: {
-      name: FLUX_NS,
-      namespace: FLUX_NS,
-      annotations: { 'edgeforge.dev/poll-interval': `${fleet.gitops.interval} + ${poll.offsetSeconds}s per-device jitter` },
-    },
-    spec: {
-      interval: poll.text,
-      timeout: SYNC_TUNING.gitTimeout,
-      url: `oci://${ociPullHost(fleet, d)}/${siteRepository(fleet, d)}`,
-      ref: { tag: OCI_TAG },
-      layerSelector: { mediaType: FLUX_CONTENT_MEDIA_TYPE, operation: 'extract' },
-      secretRef: { name: GIT_SECRET },
-      certSecretRef: { name: REGISTRY_CA_SECRET },
-    },
-  };
+  return sourceObject('OCIRepository', d, fleet, {
+    url: `oci://${ociPullHost(fleet, d)}/${siteRepository(fleet, d)}`,
+    ref: { tag: OCI_TAG },
+    layerSelector: { mediaType: FLUX_CONTENT_MEDIA_TYPE, operation: 'extract' },
+    secretRef: { name: GIT_SECRET },
+    certSecretRef: { name: REGISTRY_CA_SECRET },
+  });
 }
 
 /** The device's source: a GitRepository, or with gitops.transport oci an OCIRepository of the same name. */

@@ -8,6 +8,7 @@ import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.
 import { imageRegistry } from '../../inventory/images.ts';
 import { statusConfig } from '../../inventory/status.ts';
 import { fluxGitUrl, gitSource, runsFlux } from '../flux/sync.ts';
+import { ociPullHost, usesOci } from '../oci/format.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
 import { deviceInstallVersion } from '../day2/rings.ts';
 import { supportsNoDefaultEndpoint } from '../k3s/config.ts';
@@ -119,7 +120,12 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
     const note = covered ? ' (fallback when the site mirror fails: this K3s has no disable-default-registry-endpoint)' : d.registryMirror ? ' (not covered by the site mirror)' : '';
     for (const host of REGISTRY_ENDPOINTS[r] ?? [r]) out.push({ host, port: '443/tcp', when: 'first boot and after', why: `registry ${r}: ${why}${note}` });
   }
-  if (runsFlux(d)) {
+  if (runsFlux(d) && usesOci(fleet)) {
+    const h = hostPort(`https://${ociPullHost(fleet, d)}`, {});
+    const cache = fleet.gitops.oci?.siteCaches?.[d.siteId];
+    out.push({ host: h.host, port: `${h.port}/tcp`, when: 'after first boot', why: `its site's OCI artifact (${cache ? `gitops.oci.siteCaches["${d.siteId}"]` : 'gitops.oci.registry'}), every ${fleet.gitops.interval} plus a per-device offset` });
+    out.push({ host: h.host, port: '5001/tcp', when: 'after first boot', why: 'that registry\'s token issuer, for the device\'s pull token (`registry config --token-port`: 5001 unless changed)' });
+  } else if (runsFlux(d)) {
     const g = gitSource(fleet, d);
     const u = new URL(fluxGitUrl(g.url));
     out.push({ host: u.hostname, port: `${u.port || 22}/tcp`, when: 'after first boot', why: `Git over SSH, every ${fleet.gitops.interval} plus a per-device offset (${g.where}.url)` });

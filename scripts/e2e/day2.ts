@@ -52,7 +52,26 @@ export async function publishGitopsTree(o: { git: GitServer; work: string; inven
 }
 
 /** Where K3s applies the Flux secret from (on the encrypted volume): the device's deploy key as the device holds it. */
-const FLUX_SECRETS_ON_DEVICE = '/var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml';
+export const FLUX_SECRETS_ON_DEVICE = '/var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml';
+
+/**
+ * Root shell in the guest: python3 that finds the `flux-system` Secret in the Flux secrets file K3s applies and
+ * runs `body` (Python, indented 8) with `doc` bound to it and `d` the directory given as $1; prints NO_SECRET
+ * when the file is not there. Keys stay on the device.
+ */
+export function fluxSecretOnDevice(dirVar: string, body: string): string {
+  return `python3 - "${dirVar}" <<'PY'
+import base64, hashlib, hmac, os, sys, yaml
+d = sys.argv[1]
+try:
+    docs = list(yaml.safe_load_all(open('${FLUX_SECRETS_ON_DEVICE}')))
+except OSError as e:
+    print('NO_SECRET', e); sys.exit(0)
+for doc in docs:
+    if doc and doc.get('kind') == 'Secret' and doc['metadata']['name'] == 'flux-system':
+${body}
+PY`;
+}
 
 /**
  * The device's deploy key and known_hosts (0600 files in dir), read from the booted device: the build seals the

@@ -16,6 +16,7 @@ import { startRegistry, type RunningRegistry } from '../testkit/registry.ts';
 import { REPO, SITE } from './fleet.ts';
 import { expect, notReached, type Checks } from './checks.ts';
 import { sshRun, type SshTarget } from './ssh.ts';
+import { fluxSecretOnDevice } from './day2.ts';
 
 $.verbose = false;
 
@@ -97,7 +98,7 @@ export async function startOci(o: E2eOci, a: { keys: string; device: string; edg
 }
 
 /** Run as root in the guest: its pull password from its own deploy key, then the registry's token flow with curl. */
-function pullScript(o: E2eOci, device: string): string {
+export function pullScript(o: E2eOci, device: string): string {
   const reg = `https://${REGISTRY_GUEST.ip}:${REGISTRY_GUEST.port}`;
   const other = `fleet/${OTHER_SITE}`;
   return `set -eu
@@ -105,19 +106,9 @@ d=$(mktemp -d /run/edgeforge-e2e-oci.XXXXXX); trap 'rm -rf "$d"' EXIT
 cat >"$d/ca.pem" <<'EDGEFORGE_CA'
 ${o.ca.trim()}
 EDGEFORGE_CA
-python3 - "$d" <<'PY'
-import base64, hashlib, hmac, os, sys, yaml
-d = sys.argv[1]
-try:
-    docs = list(yaml.safe_load_all(open('/var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml')))
-except OSError as e:
-    print('NO_SECRET', e); sys.exit(0)
-for doc in docs:
-    if doc and doc.get('kind') == 'Secret' and doc['metadata']['name'] == 'flux-system':
-        key = base64.b64decode(doc['data']['identity'])
+${fluxSecretOnDevice('$d', `        key = base64.b64decode(doc['data']['identity'])
         pw = base64.urlsafe_b64encode(hmac.new(key, b'edgeforge registry pull v1', hashlib.sha256).digest()).decode().rstrip('=')
-        p = os.path.join(d, 'pw'); open(p, 'w').write(pw); os.chmod(p, 0o600)
-PY
+        p = os.path.join(d, 'pw'); open(p, 'w').write(pw); os.chmod(p, 0o600)`)}
 [ -f "$d/pw" ] || { echo NO_SECRET flux-system; exit 0; }
 c() { curl -sS --max-time 60 --cacert "$d/ca.pem" "$@"; }
 token() { c -u "${device}:$(cat "$d/pw")" "$realm?service=$service&scope=repository:$1:pull" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("token",""))'; }

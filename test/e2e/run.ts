@@ -37,7 +37,7 @@ import { fetchAdv, startTang, type TangServer } from '../../scripts/e2e/tang.ts'
 import { STATUS_CHECKS, closeStatus, prepareStatus, startStatusBroker, statusChecks, type E2eStatus } from '../../scripts/e2e/status.ts';
 import { startGit, type GitServer } from '../../scripts/e2e/git.ts';
 import { FIRSTBOOT_CHECKS, TEST_BACKOFF, bootLateThenCut, permanentFailureBoot, resumedChecks, waitFirstbootDone, type FirstbootE2e } from '../../scripts/e2e/firstboot.ts';
-import { DAY2_CHECKS, day2Checks, publishGitopsTree } from '../../scripts/e2e/day2.ts';
+import { DAY2_CHECKS, day2Checks, fluxSecretOnDevice, publishGitopsTree } from '../../scripts/e2e/day2.ts';
 import { ISSUER_GUEST, OCI_CHECKS, REGISTRY_GUEST, closeOci, ociChecks, prepareOci, startOci, type E2eOci } from '../../scripts/e2e/oci.ts';
 import { parseAllDocuments } from 'yaml';
 
@@ -162,20 +162,10 @@ function gitProbeScript(url: string): string {
   const m = /^ssh:\/\/([^@]+)@([^/:]+)(?::(\d+))?(\/.*)$/.exec(url)!;
   return `set -eu
 d=$(mktemp -d /run/edgeforge-e2e-git.XXXXXX); trap 'rm -rf "$d"' EXIT
-python3 - "$d" <<'PY'
-import base64, os, sys, yaml
-d = sys.argv[1]
-try:
-    docs = list(yaml.safe_load_all(open('/var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml')))
-except OSError as e:
-    print('NO_SECRET', e); sys.exit(0)
-for doc in docs:
-    if doc and doc.get('kind') == 'Secret' and doc['metadata']['name'] == 'flux-system':
-        for k, f in (('identity', 'id'), ('known_hosts', 'kh')):
+${fluxSecretOnDevice('$d', `        for k, f in (('identity', 'id'), ('known_hosts', 'kh')):
             p = os.path.join(d, f)
             with open(p, 'wb') as o: o.write(base64.b64decode(doc['data'][k]))
-            os.chmod(p, 0o600)
-PY
+            os.chmod(p, 0o600)`)}
 [ -f "$d/id" ] || { echo NO_SECRET flux-system; exit 0; }
 ssh -F /dev/null -i "$d/id" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$d/kh" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=30 ${m[3] ? `-p ${m[3]} ` : ''}${m[1]}@${m[2]} "git-upload-pack '${m[4]}'" </dev/null | head -c 2000
 `;

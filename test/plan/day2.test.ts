@@ -24,6 +24,9 @@ describe('plan: Day 2', () => {
     expect(YAML.parse(block[2])).toEqual(sitePlans(site, fleet).at(-1));
     expect(md).toContain('edgeforge rollout promote');
     expect(md).toMatch(/fewer than 90 days left/);
+    // what expires, with dates: the K3s line's end of life (kubernetes.io/releases), the join tokens' renewal
+    expect(md).toContain('K3s v1.36.5+k3s1 (the v1.36 line): upstream end of life 2027-06-28');
+    expect(md).toContain('it rewrites one with fewer than 15 days left');
     const json = JSON.parse(renderPlanJson(fleet));
     expect(json.day2.rings.map((r: { ring: string }) => r.ring)).toEqual(['canary', 'stable']);
   });
@@ -56,9 +59,9 @@ describe('plan: outbound hosts include the upgrade images\' registry', () => {
     const { siteEgress } = await import('../../scripts/render/plan/egress.ts');
     const fleet = load(example);
     const changwon = siteEgress(fleet.sites.find((s) => s.name === 'changwon-plant-2')!, fleet).filter((r) => r.host === 'registry-1.docker.io');
-    expect(changwon.find((r) => r.devices?.includes('changwon2-server'))!.why).toContain('K3s upgrades (system-upgrade-controller, kubectl, k3s-upgrade)');
-    expect(changwon.find((r) => r.devices?.includes('changwon2-press-001'))!.why).toContain('K3s upgrades (kubectl, k3s-upgrade)');
+    expect(changwon.find((r) => r.devices?.includes('changwon2-server'))!.why).toContain('K3s upgrades and revocations (system-upgrade-controller, kubectl, k3s-upgrade)');
+    expect(changwon.find((r) => r.devices?.includes('changwon2-press-001'))!.why).toContain('K3s upgrades and revocations (kubectl, k3s-upgrade)');
     const ulsan = siteEgress(fleet.sites.find((s) => s.name === 'ulsan-plant-1')!, fleet);
-    expect(ulsan.find((r) => r.why.startsWith('site registry mirror'))!.why).toContain('docker.io: K3s\'s packaged components (rancher/* images); K3s upgrades (system-upgrade-controller, kubectl, k3s-upgrade)');
+    expect(ulsan.find((r) => r.why.startsWith('site registry mirror'))!.why).toContain('docker.io: K3s\'s packaged components (rancher/* images); K3s upgrades and revocations (system-upgrade-controller, kubectl, k3s-upgrade)');
   });
 });

@@ -17,6 +17,13 @@ import { k3sInstallScript } from '../k3s/install.ts';
 import { deliveredImageArchives } from '../k3s/images.ts';
 import { NFTABLES_FILE } from '../../device/layout.ts';
 import { day2Markdown, day2Plan, industryText } from './day2.ts';
+import type { Expiry } from '../../conformance/expiry.ts';
+
+/** What the plan reads besides the inventory (the shell reads it, the plan stays pure). */
+export interface PlanInputs extends EgressInputs {
+  /** what the inventory's inputs hold that expires (the broker CA): shown with its date under Day 2 */
+  expiries?: Expiry[];
+}
 
 /** One unchanged poll of a Git repository over SSH: handshake + ref advertisement. An estimate (~7 KB, not measured here: the SSH handshake dominates); the plan says so. */
 export const BYTES_PER_IDLE_POLL = 7 * 1024;
@@ -341,7 +348,7 @@ function human(bytes: number): string {
 }
 
 /** `inp`: what the shell read for the plan (the Flux bundle's controller images); without it the plan says what it could not list. */
-export function renderPlanMarkdown(fleet: Fleet, inp: EgressInputs = {}): string {
+export function renderPlanMarkdown(fleet: Fleet, inp: PlanInputs = {}): string {
   const p = planData(fleet, inp);
   const f = p.fleet;
   const o: string[] = [];
@@ -419,10 +426,10 @@ export function renderPlanMarkdown(fleet: Fleet, inp: EgressInputs = {}): string
   o.push('## 6. When a device is stolen', '', ...p.theft.map((x, i) => `${i + 1}. ${x}`), '');
   o.push('## 7. Secrets', '', p.secrets, '');
   o.push('## 8. Fleet status', '', ...statusPlanLines(fleet).map((x) => `- ${x}`), '');
-  o.push('## 9. Day 2: K3s upgrades, windows, certificate renewal', '', ...day2Markdown(fleet, table));
+  o.push('## 9. Day 2: K3s upgrades, windows, certificate renewal', '', ...day2Markdown(fleet, table, inp.expiries));
   return o.join('\n');
 }
 
-export function renderPlanJson(fleet: Fleet, inp: EgressInputs = {}): string {
-  return JSON.stringify({ ...planData(fleet, inp), status: statusPlanLines(fleet), day2: day2Plan(fleet) }, null, 2) + '\n';
+export function renderPlanJson(fleet: Fleet, inp: PlanInputs = {}): string {
+  return JSON.stringify({ ...planData(fleet, inp), status: statusPlanLines(fleet), day2: day2Plan(fleet, inp.expiries) }, null, 2) + '\n';
 }

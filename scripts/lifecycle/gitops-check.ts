@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Fleet } from '../inventory/fleet.ts';
+import { UserError } from '../util/errors.ts';
 import { parseK3sVersion } from '../inventory/k3s-versions.ts';
 import { checkObjects, type Finding, type TreeObject } from '../conformance/check-objects.ts';
 import { checkTransition } from '../conformance/transitions.ts';
@@ -62,7 +63,7 @@ async function previousTree(dir: string, against: string | undefined, scratch: s
   try {
     execFileSync('git', ['-C', dir, 'archive', '--format=tar', '-o', tar, against], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    throw new Error(`--against ${against}: neither a directory nor a revision of ${dir} (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`);
+    throw new UserError(`--against ${against}: neither a directory nor a revision of ${dir} (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`);
   }
   execFileSync('tar', ['-xf', tar, '-C', out]);
   return { files: await readTree(out), what: `${against} of ${dir}` };

@@ -77,6 +77,8 @@ export interface Fleet {
   imageArchives: ImageArchivePin[];
   /** per component, where its archive list is (or would be) written: for problems about the list as a whole */
   imageArchiveLists: Record<string, Position>;
+  /** where each profile's RAM is written (usableRamMiB when set, else ramMiB): for the memory-budget refusal */
+  profileRamAt: Record<string, Position>;
   /** the parsed inventory, for commands that report on raw values */
   inventory: Inventory;
 }

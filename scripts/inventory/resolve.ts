@@ -219,6 +219,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
       active,
       imageArchives: images.pins,
       imageArchiveLists: images.lists,
+      profileRamAt: Object.fromEntries(profileNames.map((n) => [n, loc.pos(['profiles', n, inv.profiles[n].usableRamMiB !== undefined ? 'usableRamMiB' : 'ramMiB'])])),
       inventory: inv,
     },
   };

@@ -54,6 +54,13 @@ export const ProfileSchema = z
       .describe('Board family: decides boot arguments (Raspberry Pi cgroup args) and the base-image layout'),
     arch: z.literal('arm64').describe('CPU architecture; edgeforge targets ARM64'),
     ramMiB: z.number().int().min(1024).max(65536).describe('RAM in MiB: K3s reservations and eviction thresholds scale with it'),
+    usableRamMiB: z
+      .number()
+      .int()
+      .min(256)
+      .max(65536)
+      .optional()
+      .describe("RAM Linux reports (MemTotal in /proc/meminfo, in MiB): the memory budget uses it; default: ramMiB less the board's firmware share and page descriptors (docs/plan.md)"),
     storage: z.strictObject({
       medium: z.enum(['sd', 'emmc', 'nvme', 'usb']),
       sizeGB: z.number().int().min(4).max(16384),

@@ -21,6 +21,7 @@ import { counted, groupBy, human, names, table } from './md.ts';
 import { planSummary, type PlanSummary } from './summary.ts';
 import { fleetSection, networkSection } from './fleet-section.ts';
 import { k3sSection } from './k3s-section.ts';
+import { planDiagrams, mermaidBlock } from './diagrams.ts';
 import { conflictLines, offlineLines, tangLines, tangOutage, type TangOutage } from './ops-section.ts';
 
 /** One unchanged poll of a Git repository over SSH: handshake + ref advertisement. An estimate (~7 KB, not measured here: the SSH handshake dominates); the plan says so. */
@@ -379,14 +380,16 @@ function gitopsSection(p: PlanData): string[] {
 }
 
 function sections(fleet: Fleet, p: PlanData): Section[] {
+  const dia = planDiagrams(fleet, p);
   return [
-    { title: 'Fleet', body: fleetSection(p) },
+    { title: 'Fleet', body: [...mermaidBlock(dia.topology), ...fleetSection(p)] },
     { title: 'Network', body: networkSection(p) },
     { title: 'K3s on each spec', body: k3sSection(p) },
-    { title: 'GitOps: pull only', body: gitopsSection(p) },
+    { title: 'GitOps: pull only', body: [...mermaidBlock(dia.pullPath), ...gitopsSection(p)] },
+    { title: 'First boot', body: [...mermaidBlock(dia.firstBoot), 'One program (`edgeforge-firstboot`, the same for a flashed card and `provision`) runs these steps in order and keeps a journal: after a reboot or a power cut it resumes at the first unfinished step; `sudo edgeforge-firstboot status` says where it is.', ''] },
     { title: 'Offline operation', body: [...p.offline.map((x) => `- ${x}`), '', '### A reboot while tang is unreachable', '', ...p.tang.map((x) => `- ${x}`), ''] },
     { title: 'Sync conflicts and rollouts', body: [...p.conflicts.map((x) => `- ${x}`), ''] },
-    { title: 'When a device is stolen', body: [...p.theft.map((x, i) => `${i + 1}. ${x}`), ''] },
+    { title: 'When a device is stolen', body: [...mermaidBlock(dia.theft), ...p.theft.map((x, i) => `${i + 1}. ${x}`), ''] },
     { title: 'Secrets', body: [p.secrets, ''] },
     { title: 'Fleet status', body: [...statusPlanLines(fleet).map((x) => `- ${x}`), ''] },
     { title: 'Day 2: K3s upgrades, windows, certificate renewal', body: day2Markdown(fleet, table) },

@@ -22,10 +22,14 @@ import { planSummary, type PlanSummary } from './summary.ts';
 import { fleetSection, networkSection } from './fleet-section.ts';
 import { k3sSection } from './k3s-section.ts';
 import { planDiagrams, mermaidBlock } from './diagrams.ts';
+import { decisions, type Decision } from './decisions.ts';
+import { BYTES_PER_IDLE_POLL, GIT_TRANSPORT, loadSection, TRANSPORTS, type LoadInputs, type MetricKey, type Cell } from './load.ts';
+import { industrySection, inForce, type InForce } from './industry-section.ts';
+import { WORKLOAD_FLOOR_MIB } from './memory.ts';
 import { conflictLines, offlineLines, tangLines, tangOutage, type TangOutage } from './ops-section.ts';
 
-/** One unchanged poll of a Git repository over SSH: handshake + ref advertisement. An estimate (~7 KB, not measured here: the SSH handshake dominates); the plan says so. */
-export const BYTES_PER_IDLE_POLL = 7 * 1024;
+/** What the shell read or measured for the plan; without it the plan says what it could not know. */
+export type PlanInputs = EgressInputs & LoadInputs;
 
 export interface SitePlan {
   id: string;
@@ -89,6 +93,11 @@ export interface PlanData {
   theft: string[];
   secrets: string;
   devices: DevicePlan[];
+  /** the industry preset's settings as they stand here */
+  industry: InForce[];
+  decisions: Decision[];
+  /** the central-load section: per transport, per metric */
+  load: { transport: string; metrics: Record<MetricKey, Cell> }[];
   /** risks and work for a person found by the sections (the summary adds its own) */
   risks: string[];
   needsPerson: string[];
@@ -177,7 +186,7 @@ function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: st
   return { ssh, inbound, inboundPorts, anyInbound: ssh !== 'closed' || other.size > 0 };
 }
 
-export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
+export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
   const active = fleet.active;
   const specs = Object.entries(fleet.profiles).map(([name, p]) => {
     const ds = active.filter((d) => d.profileName === name);
@@ -273,6 +282,12 @@ export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
         ' nothing else. Git is pulled: no inbound port is needed for GitOps.',
       ].join('');
   const d2 = day2Plan(fleet);
+  const ds = decisions(fleet, sites);
+  const risks: string[] = [];
+  const tight = profiles.filter((x) => x.budget.workloadsMiB < 2 * WORKLOAD_FLOOR_MIB);
+  if (tight.length) risks.push(`Little memory left for workloads: ${tight.map((x) => `${x.profile} as ${x.role} ${x.budget.workloadsMiB} MiB`).join('; ')} (floor ${WORKLOAD_FLOOR_MIB} MiB; section "K3s on each spec").`);
+  const overAgent = [...new Set(fluxDevices.map((d) => d.profileName))].filter((n) => gitopsAgent(fluxDevices.find((d) => d.profileName === n)!, fleet).requestMiB * 2 ** 20 > 100e6);
+  if (overAgent.length) risks.push(`The GitOps agent is over the 100 MB target on ${names(overAgent)} (section "K3s on each spec").`);
   const devices: DevicePlan[] = active.map((d) => ({ id: d.id, site: d.siteId, profile: d.profileName, role: roleName(d), address: d.network.mode === 'static' ? d.network.address : undefined, encryption: d.encryption.mode, flux: runsFlux(d), ring: d.canary ? 'canary' : 'stable' }));
   return {
     fleet: { name: fleet.name, industry: fleet.industry, description: fleet.description, activeDevices: active.length, revokedDevices: fleet.devices.length - active.length, regions: fleet.regions.length, sites: fleet.sites.length, clusters: { singleNode: active.filter((d) => d.cluster.kind === 'single-node').length, multiNode: multi.length, agents }, fluxDevices: fluxDevices.length },
@@ -310,8 +325,11 @@ export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
       (multi.length ? `; at the multi-node site(s) ${names(ids(multi))} each agent joins with its own bootstrap token` : '') +
       '. edgeforge generates them; private parts are OpenPGP-encrypted to the admins in `keys/`, and devices receive only their own.',
     devices,
-    risks: [],
-    needsPerson: [],
+    industry: inForce(fleet),
+    decisions: ds,
+    load: TRANSPORTS.map((t) => ({ transport: t.name, metrics: t.metrics(fleet, inp) })),
+    risks,
+    needsPerson: ds.filter((d) => d.needsPerson).map((d) => `${d.decision[0].toUpperCase()}${d.decision.slice(1)}: ${d.action} (threshold ${d.threshold}).`),
     day2Images: d2.images.map((i) => ({ pull: i.pull, pinned: i.pinned })),
   };
 }
@@ -367,6 +385,7 @@ interface Section {
 
 function gitopsSection(p: PlanData): string[] {
   const g = p.gitops;
+  const git = p.load.find((l) => l.transport === GIT_TRANSPORT.name)!.metrics;
   return [
     `Repository \`${g.url}\`, branch \`${g.branch}\`, host key pinned in the inventory. Each of the ${g.fluxDevices} Flux device(s) runs ${g.controllers.map((c) => `\`${c}\``).join(', ') || 'Flux'}, and reconciles \`clusters/<region>/<site>/<device>\`.`,
     '',
@@ -374,7 +393,7 @@ function gitopsSection(p: PlanData): string[] {
     ...g.layout,
     '```',
     '',
-    `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} polls a day from the ${g.fluxDevices} Flux device(s)${g.mirroredPollsPerDay ? `, ${g.mirroredPollsPerDay.toLocaleString('en-US')} of them to site mirrors` : ''}; at an estimated ${BYTES_PER_IDLE_POLL / 1024} KB per idle poll (not measured) about ${human(g.idleTrafficPerDayBytes)} a day of Git-over-SSH traffic when nothing changes.${g.mirroredPollsPerDay < g.pollsPerDay ? ' A read-only mirror per site (`gitops.mirrors`), or publishing the rendered state as OCI artifacts, moves that load off the central Git host.' : ''}`,
+    `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} polls a day from the ${g.fluxDevices} Flux device(s)${g.mirroredPollsPerDay ? `, ${g.mirroredPollsPerDay.toLocaleString('en-US')} of them to site mirrors` : ''}. Each new commit is a full shallow clone for every device: ${git.perCommitDevice.value} per device (section "Central load").`,
     '',
   ];
 }
@@ -384,8 +403,10 @@ function sections(fleet: Fleet, p: PlanData): Section[] {
   return [
     { title: 'Fleet', body: [...mermaidBlock(dia.topology), ...fleetSection(p)] },
     { title: 'Network', body: networkSection(p) },
+    { title: 'Industry and the decisions the device count drives', body: industrySection(fleet, p.decisions) },
     { title: 'K3s on each spec', body: k3sSection(p) },
     { title: 'GitOps: pull only', body: [...mermaidBlock(dia.pullPath), ...gitopsSection(p)] },
+    { title: 'Central load', body: [`What the fleet asks of the central services, per transport. Polls and status messages are computed from the inventory; bytes say whether they were measured.`, '', ...loadSection(p.load.map((l) => l.metrics), table)] },
     { title: 'First boot', body: [...mermaidBlock(dia.firstBoot), 'One program (`edgeforge-firstboot`, the same for a flashed card and `provision`) runs these steps in order and keeps a journal: after a reboot or a power cut it resumes at the first unfinished step; `sudo edgeforge-firstboot status` says where it is.', ''] },
     { title: 'Offline operation', body: [...p.offline.map((x) => `- ${x}`), '', '### A reboot while tang is unreachable', '', ...p.tang.map((x) => `- ${x}`), ''] },
     { title: 'Sync conflicts and rollouts', body: [...p.conflicts.map((x) => `- ${x}`), ''] },
@@ -409,14 +430,14 @@ function summaryMarkdown(fleet: Fleet, p: PlanData, sum: PlanSummary): string[] 
 }
 
 /** `inp`: what the shell read for the plan (the Flux bundle's controller images); without it the plan says what it could not list. */
-export function renderPlanMarkdown(fleet: Fleet, inp: EgressInputs = {}): string {
+export function renderPlanMarkdown(fleet: Fleet, inp: PlanInputs = {}): string {
   const p = planData(fleet, inp);
   const o = summaryMarkdown(fleet, p, planSummary(fleet, p));
   sections(fleet, p).forEach((s, i) => o.push(`## ${i + 1}. ${s.title}`, '', ...s.body));
   return o.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
 }
 
-export function renderPlanJson(fleet: Fleet, inp: EgressInputs = {}): string {
+export function renderPlanJson(fleet: Fleet, inp: PlanInputs = {}): string {
   const p = planData(fleet, inp);
   return JSON.stringify({ ...p, summary: planSummary(fleet, p), status: statusPlanLines(fleet), day2: day2Plan(fleet) }, null, 2) + '\n';
 }

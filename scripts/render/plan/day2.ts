@@ -102,14 +102,6 @@ export function day2Plan(fleet: Fleet): Day2Plan {
   };
 }
 
-/** The industry sentence of the plan's first paragraph: what `industry` decides in this fleet, nothing more. */
-export function industryText(fleet: Fleet): string {
-  const d = day2Plan(fleet).industry;
-  return d.sitesUsingIt.length
-    ? `it sets the default maintenance window (${d.window}, ${d.why}) of the ${d.sitesUsingIt.length} site(s) that declare none; it changes nothing else`
-    : 'every site declares its own maintenance window, so it changes no setting';
-}
-
 export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string | number | undefined)[][]) => string): string[] {
   const p = day2Plan(fleet);
   const o: string[] = [];
@@ -130,7 +122,7 @@ export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string
     '',
     table(['window', 'time zones', 'from', 'ring', 'sites'], windowRows(fleet).map((w) => [w.window, w.zones.join(', '), w.source, w.ring, names(w.sites)])),
     '',
-    `Industry **${fleet.industry}**: ${industryText(fleet)}. Defaults per industry (docs/day2.md): ${Object.entries(INDUSTRY_WINDOWS).map(([k, w]) => `${k} ${w.start}-${w.end} (${w.why})`).join('; ')} — every day, in the site's time zone. Override with \`maintenanceWindow\` on defaults, a region or a site.`,
+    `${p.industry.sitesUsingIt.length ? `${p.industry.sitesUsingIt.length} site(s) declare no window and get the ${p.industry.key} preset's (${p.industry.window}, ${p.industry.why}), in the site's time zone` : 'Every site declares its own window'}; the presets of every industry are in section "Industry". Override with \`maintenanceWindow\` on defaults, a region or a site.`,
     '',
     '### Upgrade path',
     '',

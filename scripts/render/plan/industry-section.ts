@@ -1,7 +1,7 @@
 // Section "Industry and the decisions the device count drives": the preset table (every industry, this
 // fleet's marked), what is in force here and where each value came from, then the count-driven decisions.
 import type { Fleet } from '../../inventory/fleet.ts';
-import { INDUSTRY_PRESETS, industryKey, industryPreset, presetSource } from '../../inventory/industry.ts';
+import { INDUSTRY_PRESETS, industryKey } from '../../inventory/industry.ts';
 import { statusConfig } from '../../inventory/status.ts';
 import type { Decision } from './decisions.ts';
 import { groupBy, names, table } from './md.ts';
@@ -25,7 +25,11 @@ export function inForce(fleet: Fleet): InForce[] {
   by((s) => [`${s.window.days.length === 7 ? 'every day' : s.window.days.join(',')} ${s.window.start}-${s.window.end}`, s.window.source], 'maintenance window', 'K3s upgrade Plans and the certificate-renewal check run only inside it (site time zone)');
   by((s) => [s.canary ? 'canary' : 'stable', s.canarySource === 'site' ? 'site' : s.canarySource], 'ring', 'canary sites get workload changes and K3s versions first');
   const st = statusConfig(fleet);
-  out.push({ setting: 'status period', value: st ? st.period : `${industryPreset(fleet.industry).statusPeriod} (reporting off)`, from: st ? st.periodSource : presetSource(fleet.industry), effect: st ? "each device's report timer; a status expires after two periods" : 'none until the inventory has a `status:` block' });
+  out.push(
+    st
+      ? { setting: 'status period', value: st.period, from: `${st.periodSource} (every site)`, effect: "each device's report timer; a status expires after two periods" }
+      : { setting: 'status period', value: 'none: reporting is off', from: 'no `status:` block', effect: 'none until the inventory has a `status:` block (the preset table gives the period it would get)' },
+  );
   by((s) => [s.policy.encryption, s.policy.encryptionSource], 'disk encryption', 'required: validate refuses a site without it; recommended: listed under Risks');
   by((s) => [s.policy.offlineTolerance, s.policy.offlineSource], 'offline tolerance', '`edgeforge status` counts a silent device as needing a person only after this');
   return out;
@@ -56,4 +60,16 @@ export function industrySection(fleet: Fleet, ds: Decision[]): string[] {
   o.push('### Decisions the device count drives', '');
   o.push(table(['decision', 'threshold', 'why', 'this fleet', 'so'], ds.map((d) => [d.decision, d.threshold, d.why, d.here, d.action])), '');
   return o;
+}
+
+/** The industry sentence under the title: what the preset decides in this fleet, derived from what is in force. */
+export function industryText(fleet: Fleet): string {
+  const fromPreset = inForce(fleet).filter((x) => x.from.startsWith('industry'));
+  const settings = [...new Set(fromPreset.map((x) => x.setting))];
+  if (!settings.length) return 'the inventory states every setting its preset would decide, so it changes nothing';
+  const where = (setting: string) => {
+    const sites = fromPreset.filter((x) => x.setting === setting);
+    return sites.some((x) => x.from.includes('(every site)')) ? '' : ' (some sites)';
+  };
+  return `its preset decides the ${settings.map((s) => `${s}${where(s)}`).join(', ')}; see section "Industry"`;
 }

@@ -21,6 +21,39 @@ export function configBlocks(xs: Profiles): string[] {
   return o;
 }
 
+const keyOf = (line: string) => /^([a-z-]+):/.exec(line)?.[1];
+
+/** Another role's config as what differs from the full one shown: its keys that are new or changed, and those it lacks. */
+export function configDifference(base: Profiles[number], x: Profiles[number]): string[] {
+  const baseLines = new Set(base.config.split('\n'));
+  const lines = x.config.split('\n');
+  const own = new Set(lines.map(keyOf).filter(Boolean));
+  const lacks = [...new Set(base.config.split('\n').map(keyOf).filter((k): k is string => Boolean(k) && !own.has(k)))];
+  // a changed or new key with its comment and list items, skipping the header and unchanged lines
+  const changed: string[] = [];
+  let parent = '';
+  let parentShown = false;
+  lines.forEach((l, i) => {
+    if (keyOf(l)) [parent, parentShown] = [l, false];
+    if (i === 0 || baseLines.has(l) || !l.trim()) return;
+    // a changed list item is shown under its key
+    if (l.startsWith('  ') && !parentShown && parent && !changed.includes(parent)) changed.push(parent);
+    if (keyOf(l)) parentShown = true;
+    changed.push(l);
+  });
+  const exec = /INSTALL_K3S_EXEC="([a-z]+)"/.exec(x.install)?.[1];
+  return [
+    `### ${x.profile} — ${x.role} (e.g. \`${x.exampleDevice}\`): what differs from the config above`,
+    '',
+    '```yaml',
+    ...changed,
+    '```',
+    '',
+    `${lacks.length ? `It has no ${lacks.map((k) => `\`${k}\``).join(', ')}. ` : ''}Installed the same way${exec ? ` with \`INSTALL_K3S_EXEC="${exec}"\`` : ''}. The whole file: the appendix.`,
+    '',
+  ];
+}
+
 export function k3sSection(p: PlanData): string[] {
   const o: string[] = [];
   o.push(
@@ -70,7 +103,9 @@ export function k3sSection(p: PlanData): string[] {
       '',
     );
   }
-  o.push(...configBlocks(configExamples(p)));
-  if (p.k3s.profiles.length > configExamples(p).length) o.push(`The other ${p.k3s.profiles.length - configExamples(p).length} profile/role combination(s) differ only in the numbers of the tables above; their configs are in the appendix.`, '');
+  const [first, ...others] = configExamples(p);
+  if (first) o.push(...configBlocks([first]));
+  for (const x of others) o.push(...configDifference(first, x));
+  if (p.k3s.profiles.length > 1 + others.length) o.push(`The other ${p.k3s.profiles.length - 1 - others.length} profile/role combination(s) differ only in the numbers of the tables above; every config in full is in the appendix.`, '');
   return o;
 }

@@ -16,7 +16,7 @@ import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
 import { deliveredImageArchives } from '../k3s/images.ts';
 import { usableRam } from '../../inventory/boards.ts';
-import { day2Markdown, day2Plan, industryText } from './day2.ts';
+import { day2Markdown, day2Plan } from './day2.ts';
 import { counted, groupBy, human, names, table } from './md.ts';
 import { planSummary, type PlanSummary } from './summary.ts';
 import { fleetSection, networkSection } from './fleet-section.ts';
@@ -24,7 +24,7 @@ import { k3sSection } from './k3s-section.ts';
 import { planDiagrams, mermaidBlock } from './diagrams.ts';
 import { decisions, type Decision } from './decisions.ts';
 import { BYTES_PER_IDLE_POLL, GIT_TRANSPORT, loadSection, TRANSPORTS, type LoadInputs, type MetricKey, type Cell } from './load.ts';
-import { industrySection, inForce, type InForce } from './industry-section.ts';
+import { industrySection, industryText, inForce, type InForce } from './industry-section.ts';
 import { WORKLOAD_FLOOR_MIB } from './memory.ts';
 import { conflictLines, offlineLines, tangLines, tangOutage, type TangOutage } from './ops-section.ts';
 

@@ -116,7 +116,7 @@ describe('plan (markdown)', () => {
     expect(md).toMatch(/## \d+\. Sync conflicts and rollouts/);
     expect(md).toContain('**What wins: Git.**');
     expect(md).toContain('**What is overwritten**');
-    expect(md).toContain("It does **not** stop Kustomization `flux-system`");
+    expect(md).toContain('It does **not** stop its other Kustomizations: `flux-system`');
     expect(md).toContain('1 canary site (kr-south/ulsan-plant-1)');
     expect(md).toContain('`edgeforge revoke ulsan1-line1-001 --reason stolen`');
     expect(md).toContain('Sites without encryption (eu-central/brno-warehouse-1)');

@@ -4,7 +4,8 @@
 import type { Fleet, ResolvedSite } from '../../inventory/fleet.ts';
 import type { SitePlan } from './plan.ts';
 import { fluxStorageMode } from '../flux/components.ts';
-import { SYNC_TUNING } from '../flux/sync.ts';
+import { DEVICE_KUSTOMIZATION, FLUX_NS, fluxSyncObjects, runsFlux, SYNC_TUNING } from '../flux/sync.ts';
+import { deviceUpgradeResources } from '../day2/scaffold.ts';
 import { counted, groupBy, names } from './md.ts';
 
 export interface TangOutage {
@@ -54,6 +55,21 @@ export function conflictLines(fleet: Fleet, sites: SitePlan[]): string[] {
     '**What is overwritten**: a change made on the device (`kubectl edit`, `patch`, `scale`, a Helm upgrade by hand) to an object Flux applies, at the next reconcile. **What is not**: objects Flux never applied (created by hand or by a workload), Secrets and volumes a workload wrote, anything under `/var/lib` outside K3s. To keep a local fix, put it in Git first.',
     '**Two people, one change**: two commits to the same file meet in a Git merge conflict on a workstation at review time; a device only ever sees one revision of the branch, never a conflict.',
     `**Staged rollouts**: changes go to \`apps/canary/\` first (${canary.length ? counted(canary, 'canary site') : 'no canary site yet: set `canary: true` on a site'}), then into \`apps/base/\` for the stable ring; K3s versions follow the same rings (Day 2).`,
-    "**Holding a device still (`suspend`)**: `suspend: true` in a device's `flux-system/sync-patch.yaml` suspends its Kustomization `device` only: its workloads stop changing (no apply, no prune, no drift correction) while it keeps fetching. It does **not** stop Kustomization `flux-system` — Flux's own upgrades, the device's sync settings, and the K3s upgrade controller with its site's Plans — nor `sops-keys` and `join-tokens`. There is no site switch: set it in each device's file of the site (`sed -i 's/suspend: false/suspend: true/' clusters/<region>/<site>/*/flux-system/sync-patch.yaml`). A site's K3s changes only when its ring's version changes in the inventory: to hold K3s, do not set `k3s.canaryVersion` (canary sites) or run `rollout promote` (stable sites).",
+    suspendLine(fleet),
   ];
+}
+
+/** What `suspend: true` in sync-patch.yaml holds, and what it does not: read from the device's rendered sync objects. */
+function suspendLine(fleet: Fleet): string {
+  const d = fleet.active.find(runsFlux);
+  if (!d) return '**Holding a device still**: no device runs Flux.';
+  const others = fluxSyncObjects(d, fleet)
+    .filter((o) => o.kind === 'Kustomization')
+    .map((o) => o as { metadata: { name: string }; spec: { path: string } })
+    .filter((o) => o.metadata.name !== DEVICE_KUSTOMIZATION);
+  const what = (o: (typeof others)[number]) => {
+    if (o.metadata.name === FLUX_NS) return `\`${FLUX_NS}\` (Flux's own upgrades and the device's sync settings${deviceUpgradeResources(d).length ? ", and the K3s upgrade controller with its site's Plans: a pending K3s upgrade still runs in the next window" : ''})`;
+    return `\`${o.metadata.name}\` (\`${o.spec.path}\`)`;
+  };
+  return `**Holding a device still (\`suspend\`)**: \`suspend: true\` in a device's \`flux-system/sync-patch.yaml\` suspends its Kustomization \`${DEVICE_KUSTOMIZATION}\` only: its workloads stop changing (no apply, no prune, no drift correction) while it keeps fetching. It does **not** stop its other Kustomizations: ${others.map(what).join(', ')}. There is no site switch: set it in each device's file of the site (\`sed -i 's/suspend: false/suspend: true/' clusters/<region>/<site>/*/flux-system/sync-patch.yaml\`). A site's K3s changes only when its ring's version changes in the inventory: to hold K3s, do not set \`k3s.canaryVersion\` (canary sites) or run \`rollout promote\` (stable sites).`;
 }

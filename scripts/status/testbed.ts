@@ -28,8 +28,8 @@ export interface StatusEnv {
   writeBroker: (alsoAllow?: string[]) => void;
 }
 
-/** n active devices + `revokedCount` more marked stolen; `period` for the status block. */
-export async function statusEnv(n: number, opts: { revokedCount?: number; period?: string } = {}): Promise<StatusEnv> {
+/** n active devices + `revokedCount` more marked stolen; `period` for the status block; `offlineTolerance` for every site (default: the industry preset's). */
+export async function statusEnv(n: number, opts: { revokedCount?: number; period?: string; offlineTolerance?: string } = {}): Promise<StatusEnv> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ef-status-'));
   const certs = makeTestCerts(path.join(dir, 'certs'));
   writeFileSync(path.join(dir, 'broker-ca.pem'), readFileSync(certs.ca));
@@ -39,6 +39,7 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
   const ids = [...yaml.matchAll(/\{ id: ([a-z0-9-]+),/g)].map((m) => m[1]);
   const revoked = ids.slice(ids.length - (opts.revokedCount ?? 0));
   for (const id of revoked) yaml = yaml.replace(`{ id: ${id}, `, `{ id: ${id}, status: stolen, revoked: { reason: stolen, at: "2026-11-30T00:00:00Z" }, `);
+  if (opts.offlineTolerance) yaml = yaml.replace(/^defaults:\n/m, `defaults:\n  policy: { offlineTolerance: ${opts.offlineTolerance} }\n`);
   yaml += `status:\n  broker: mqtts://127.0.0.1:${port}\n  caFile: broker-ca.pem\n  period: ${opts.period ?? '15m'}\n`;
   const inventory = path.join(dir, 'fleet.yaml');
   writeFileSync(inventory, yaml);

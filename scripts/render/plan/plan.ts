@@ -83,7 +83,7 @@ export interface PlanData {
   sites: SitePlan[];
   exposure: { noInbound: boolean; text: string };
   k3s: { version: string; installMode: string; disable: string[]; imageArchives: { component: string; image: string; file: string }[]; profiles: { profile: string; role: string; devices: number; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[]; gitopsAgent: { profile: string; agent: GitopsAgent }[] };
-  gitops: { url: string; branch: string; interval: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
+  gitops: { url: string; branch: string; interval: string; fluxVersion: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
   /** per site, devices with the same inbound rules grouped: exactly what their nftables.nft accepts (firewall.ts) */
   ports: { site: string; devices: string[]; proto: string; ports: string; from: string; why: string }[];
   offline: string[];
@@ -303,7 +303,7 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
       gitopsAgent: agentProfiles.map((name) => ({ profile: name, agent: gitopsAgent(fluxDevices.find((d) => d.profileName === name)!, fleet) })),
     },
     ports: portTable(fleet),
-    gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout: gitopsLayout(fleet) },
+    gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, fluxVersion: fleet.gitops.flux.version, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout: gitopsLayout(fleet) },
     offline: offlineLines(fleet, sites),
     tang: tangLines(sites.map((s) => s.tangOutage)),
     conflicts: conflictLines(fleet, sites),

@@ -41,7 +41,7 @@ const cases: [string, string, string, RegExp][] = [
   ['a window without days', WINDOW_AT_SITE('{ days: [], start: "02:00", end: "04:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /at least one day/],
   ['a window with no time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00" }'), '        maintenanceWindow:', /missing required key "timeZone"/],
   ['a window with an unknown time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00", timeZone: Mars/Olympus }'), '        maintenanceWindow:', /"Mars\/Olympus" is not an IANA time zone/],
-  ['a rollout whose canary ring has no device', example.replace('        canary: true                 # gets GitOps changes first\n', '').replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: v1.32.3+k3s1\n'), '  canaryVersion', /needs a canary ring, and no site with canary: true has an active device/],
+  ['a rollout whose canary ring has no device', example.replace('        canary: true                 # gets GitOps changes first\n', '        canary: false\n').replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: v1.32.3+k3s1\n'), '  canaryVersion', /needs a canary ring, and no site with canary: true has an active device/],
 ];
 
 describe('day-2 inventory problems', () => {
@@ -72,6 +72,9 @@ describe('day-2 inventory problems', () => {
     // a site that says canary: (even false) makes the inventory decide alone
     const explicit = loadInventoryBytes(Buffer.from(unmarked.replace('        location: Brno, CZ\n', '        location: Brno, CZ\n        canary: false\n')), 'x.yaml');
     expect(explicit.sites.every((s) => !s.canary)).toBe(true);
+    // the preset's ring is a ring: a rollout to it is valid
+    const rollout = loadInventoryBytes(Buffer.from(unmarked.replace('  version: v1.31.4+k3s1\n', '  version: v1.31.4+k3s1\n  canaryVersion: v1.32.3+k3s1\n')), 'x.yaml');
+    expect(rollout.sites.filter((s) => s.canary).map((s) => s.id)).toEqual(['kr-south/ulsan-plant-1']);
   });
 
   it('windows cascade site > region > defaults > the industry default, and say where they came from', () => {

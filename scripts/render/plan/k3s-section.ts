@@ -99,7 +99,7 @@ export function k3sSection(p: PlanData): string[] {
         agents.map((a) => [a.profile, ...a.agent.parts.map((x) => `${x.requestMiB} / ${x.limitMiB} MiB`), `${a.agent.requestMiB} / ${a.agent.limitMiB} MiB`, a.agent.limitMiB <= target ? 'met at the limit' : a.agent.requestMiB <= target ? `met at the request, ${a.agent.limitMiB - target} MiB over at the limit` : `${a.agent.requestMiB - target} MiB over at the request, ${a.agent.limitMiB - target} MiB over at the limit`]),
       ),
       '',
-      `What it would take to meet it: Flux's release install.yaml asks 64 MiB per controller (the fleet pins Flux ${p.gitops.fluxVersion}), so its two controllers alone ask 128 MiB, over the target before any limit; lower limits than these are what edgeforge already cut from Flux's 1 GiB (docs/gitops.md, "Controllers"). Meeting ${GITOPS_AGENT_TARGET_MB} MB takes one process that fetches and applies — e.g. a small reconciler pulling an OCI artifact — instead of two controller-runtime processes with their own caches; the budget above counts Flux as it runs today.`,
+      `What it would take to meet it: Flux's release install.yaml asks 64 MiB per controller (the fleet pins Flux ${p.gitops.fluxVersion}), so its two controllers alone ask 128 MiB, over the target before any limit; edgeforge already cut the limits from the release's 1 GiB per controller to the figures above (docs/gitops.md, "Controllers"). Meeting ${GITOPS_AGENT_TARGET_MB} MB takes one process that fetches and applies — e.g. a small reconciler pulling an OCI artifact — instead of two controller-runtime processes with their own caches; the budget above counts Flux as it runs today.`,
       '',
     );
   }

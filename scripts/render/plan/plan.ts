@@ -1,31 +1,33 @@
 // The fleet architecture report: what a senior edge architect hands the customer, generated from
 // the inventory and the rendered files (firewall rules, K3s config, Flux sizing): every factual sentence is
 // computed, and test/plan/derived.test.ts checks it against the rendered bytes. One data model (`planData`)
-// feeds both Markdown and JSON.
+// feeds Markdown, the appendix (appendix.ts) and JSON; each section of the Markdown is a module of its own
+// (summary, fleet-section, industry-section, k3s-section, gitops-section, load, ops-section, day2), listed in
+// order in `sections()`: a new section is one more entry there.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { statusPlanLines } from './status.ts';
-import { tuningFor, PROTECT_KERNEL_SYSCTLS, type Tuning } from '../k3s/tuning.ts';
-import { fluxControllers, fluxStorageMode } from '../flux/components.ts';
+import { tuningFor, type Tuning } from '../k3s/tuning.ts';
+import { fluxControllers } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { deviceExposure, portName } from './exposure.ts';
 import { siteEgress, type EgressInputs, type EgressRow } from './egress.ts';
-import { gitopsAgent, memoryBudget, type GitopsAgent, type MemoryBudget } from './memory.ts';
+import { gitopsAgent, memoryBudget, WORKLOAD_FLOOR_MIB, type GitopsAgent, type MemoryBudget } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
 import { deliveredImageArchives } from '../k3s/images.ts';
 import { usableRam } from '../../inventory/boards.ts';
 import { day2Markdown, day2Plan } from './day2.ts';
-import { counted, groupBy, human, names, table } from './md.ts';
+import { counted, names, table } from './md.ts';
 import { planSummary, type PlanSummary } from './summary.ts';
 import { fleetSection, networkSection } from './fleet-section.ts';
+import { gitopsLayout, gitopsSection } from './gitops-section.ts';
 import { k3sSection } from './k3s-section.ts';
 import { planDiagrams, mermaidBlock } from './diagrams.ts';
 import { decisions, type Decision } from './decisions.ts';
-import { BYTES_PER_IDLE_POLL, GIT_TRANSPORT, loadSection, TRANSPORTS, type LoadInputs, type MetricKey, type Cell } from './load.ts';
+import { BYTES_PER_IDLE_POLL, loadSection, TRANSPORTS, type LoadInputs, type MetricKey, type Cell } from './load.ts';
 import { industrySection, industryText, inForce, type InForce } from './industry-section.ts';
-import { WORKLOAD_FLOOR_MIB } from './memory.ts';
 import { conflictLines, offlineLines, tangLines, tangOutage, type TangOutage } from './ops-section.ts';
 
 /** What the shell read or measured for the plan; without it the plan says what it could not know. */
@@ -347,55 +349,9 @@ function fluxControllerList(fleet: Fleet): string[] {
   }
 }
 
-/** The repository's shape with this fleet's names: every region, and the sites and devices of the first few. */
-function gitopsLayout(fleet: Fleet): string[] {
-  const SHOWN = 3;
-  const layout = [
-    'infrastructure/base/         # shared controllers and policies',
-    'infrastructure/system-upgrade/   # the K3s upgrade controller',
-    'apps/base/, apps/stable/, apps/canary/   # workloads and the two rollout rings',
-    'upgrades/<region>/<site>/    # each site\'s K3s upgrade Plans',
-    'overlays/',
-  ];
-  for (const r of fleet.regions) layout.push(`  regions/${r.name}/          # region overlay: infrastructure + region patches`);
-  const sites = fleet.sites;
-  for (const s of sites.slice(0, SHOWN)) layout.push(`  sites/${s.region}/${s.name}/   # its region + the ${s.canary ? 'canary ring: changes land here first' : 'stable ring'}`);
-  if (sites.length > SHOWN) layout.push(`  … ${sites.length - SHOWN} more site overlay(s)`);
-  layout.push('clusters/');
-  const withFlux = sites.filter((s) => s.devices.some(runsFlux));
-  for (const s of withFlux.slice(0, SHOWN)) {
-    const ds = s.devices.filter(runsFlux);
-    layout.push(`  ${s.region}/${s.name}/`);
-    for (const d of ds.slice(0, 2)) layout.push(`    ${d.id}/        # this device's Flux entry point (its site overlay + its own patches)`);
-    if (ds.length > 2) layout.push(`    … ${ds.length - 2} more device(s)`);
-  }
-  if (withFlux.length > SHOWN) layout.push(`  … ${withFlux.length - SHOWN} more site(s), ${withFlux.slice(SHOWN).reduce((a, s) => a + s.devices.filter(runsFlux).length, 0)} more device(s)`);
-  // align the comments
-  const width = Math.max(...layout.map((l) => (l.includes('#') ? l.slice(0, l.indexOf('#')).trimEnd().length : 0))) + 2;
-  return layout.map((l) => {
-    const at = l.indexOf('#');
-    return at > 0 ? l.slice(0, at).trimEnd().padEnd(width) + l.slice(at) : l;
-  });
-}
-
 interface Section {
   title: string;
   body: string[];
-}
-
-function gitopsSection(p: PlanData): string[] {
-  const g = p.gitops;
-  const git = p.load.find((l) => l.transport === GIT_TRANSPORT.name)!.metrics;
-  return [
-    `Repository \`${g.url}\`, branch \`${g.branch}\`, host key pinned in the inventory. Each of the ${g.fluxDevices} Flux device(s) runs ${g.controllers.map((c) => `\`${c}\``).join(', ') || 'Flux'}, and reconciles \`clusters/<region>/<site>/<device>\`.`,
-    '',
-    '```text',
-    ...g.layout,
-    '```',
-    '',
-    `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} polls a day from the ${g.fluxDevices} Flux device(s)${g.mirroredPollsPerDay ? `, ${g.mirroredPollsPerDay.toLocaleString('en-US')} of them to site mirrors` : ''}. Each new commit is a full shallow clone for every device: ${git.perCommitDevice.value} per device (section "Central load").`,
-    '',
-  ];
 }
 
 function sections(fleet: Fleet, p: PlanData): Section[] {

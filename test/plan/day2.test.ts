@@ -5,11 +5,12 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { renderPlanMarkdown, renderPlanJson } from '../../scripts/render/plan/plan.ts';
+import { renderPlanAppendix } from '../../scripts/render/plan/appendix.ts';
 import { sitePlans } from '../../scripts/render/day2/plans.ts';
 
 const example = readFileSync('inventory/example.yaml', 'utf8');
 const load = (t: string) => loadInventoryBytes(Buffer.from(t), 'x.yaml');
-const section = (md: string) => md.slice(md.indexOf('## 9. Day 2'));
+const section = (md: string) => md.slice(md.search(/## \d+\. Day 2/));
 const airgap = (t: string) =>
   t.replace(/^    mode: online\n    installScriptSha256: .*\n/m, `    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'1'.repeat(64)}", images: "${'2'.repeat(64)}", installScript: "${'3'.repeat(64)}" }\n`);
 
@@ -18,7 +19,11 @@ describe('plan: Day 2', () => {
     const fleet = load(example);
     const md = section(renderPlanMarkdown(fleet));
     expect(md).toContain('| canary | v1.36.5+k3s1 | kr-south/ulsan-plant-1 | 4 |');
-    for (const s of fleet.sites) expect(md).toContain(`| ${s.id} | ${s.canary ? 'canary' : 'stable'} | every day 05:30-06:30 ${s.window.timeZone} | industry manufacturing |`);
+    // per site in the appendix; the plan groups sites with the same window, source and ring
+    const ap = renderPlanAppendix(fleet);
+    for (const s of fleet.sites) expect(ap).toMatch(new RegExp(`\\| ${s.id}( \\(canary\\))? \\|.*\\| every day 05:30-06:30 ${s.window.timeZone} \\(industry manufacturing\\) \\|`));
+    expect(md).toContain('| every day 05:30-06:30 | Asia/Seoul | industry manufacturing | canary | kr-south/ulsan-plant-1 |');
+    expect(md).toContain('| every day 05:30-06:30 | Asia/Seoul, Europe/Berlin | industry manufacturing | stable | kr-south/changwon-plant-2, eu-central/stuttgart-plant-3, eu-central/brno-warehouse-1 |');
     const block = /One Plan as rendered \(`([^`]+)`\):\n\n```yaml\n([\s\S]*?)```/.exec(md)!;
     const site = fleet.sites.find((s) => block[1] === `upgrades/${s.region}/${s.name}/plans.yaml`)!;
     expect(YAML.parse(block[2])).toEqual(sitePlans(site, fleet).at(-1));

@@ -22,7 +22,7 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({ key: 'node-name', value: d.id, comment: 'unique per device: the inventory id' });
   if (d.cluster.kind === 'multi-node-agent') {
     e.push({ key: 'server', value: d.cluster.serverUrl, comment: `joins ${d.cluster.serverId}` });
-    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `this agent's own bootstrap token for ${d.siteId}'s cluster (no other node holds it; revoking the agent deletes it), kept on the encrypted volume` });
+    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `this agent's own bootstrap token for ${d.siteId}'s cluster (its server accepts it, no other agent holds it; valid for k3s.joinWindow after issue), kept on the encrypted volume` });
   } else {
     e.push({ key: 'token-file', value: K3S_TOKEN_FILE, comment: 'generated per device by edgeforge, kept on the encrypted volume' });
     if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `no agent carries it (without it agents could join with the server token): ${d.cluster.agents.join(', ')} join with their own bootstrap tokens` });
@@ -45,7 +45,7 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({
     key: 'kubelet-arg',
     value: kubeletArgs(t),
-    comment: `${t.ramMiB} MiB RAM, ${t.role}: reserved ${t.systemReservedMiB} MiB (OS) + ${t.kubeReservedMiB} MiB (K3s), hard eviction at ${t.evictionHardMiB} MiB free, ${t.allocatableMiB} MiB allocatable to pods (system pods such as Flux included)`,
+    comment: `${t.ramMiB} MiB RAM (about ${t.usableMiB} MiB usable by Linux), ${t.role}: reserved ${t.systemReservedMiB} MiB (OS) + ${t.kubeReservedMiB} MiB (K3s), hard eviction at ${t.evictionHardMiB} MiB free, about ${t.allocatableMiB} MiB allocatable to pods (system pods such as Flux included)`,
   });
   return e;
 }

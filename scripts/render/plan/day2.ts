@@ -13,6 +13,18 @@ import { controllerVersion, qualifiedImage, upgradeImages } from '../day2/images
 import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
 import { RENEW_DAYS, windowOnCalendar } from '../day2/renewal.ts';
 import { toYaml } from '../yaml.ts';
+import { groupBy, names } from './md.ts';
+
+/** Sites with the same window (days and hours), source and ring: one row, their time zones listed (per site: the appendix). */
+export function windowRows(fleet: Fleet): { window: string; zones: string[]; source: string; ring: string; sites: string[] }[] {
+  return groupBy(fleet.sites, (s) => `${windowText({ ...s.window, timeZone: '' }).trim()}\0${s.window.source}\0${ringOf(s)}`).map(([, ss]) => ({
+    window: windowText({ ...ss[0].window, timeZone: '' }).trim(),
+    zones: [...new Set(ss.map((s) => s.window.timeZone))],
+    source: ss[0].window.source,
+    ring: ringOf(ss[0]),
+    sites: ss.map((s) => s.id),
+  }));
+}
 
 export interface Day2Plan {
   rings: { ring: string; version: string; sites: string[]; devices: number }[];
@@ -98,14 +110,6 @@ export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
   };
 }
 
-/** The industry sentence of the plan's first paragraph: what `industry` decides in this fleet, nothing more. */
-export function industryText(fleet: Fleet): string {
-  const d = day2Plan(fleet).industry; // (expiries do not change the industry)
-  return d.sitesUsingIt.length
-    ? `it sets the default maintenance window (${d.window}, ${d.why}) of the ${d.sitesUsingIt.length} site(s) that declare none; it changes nothing else`
-    : 'every site declares its own maintenance window, so it changes no setting';
-}
-
 export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string | number | undefined)[][]) => string, expiries: Expiry[] = []): string[] {
   const p = day2Plan(fleet, expiries);
   const o: string[] = [];
@@ -114,7 +118,7 @@ export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string
     '',
     '### Rings',
     '',
-    table(['ring', 'K3s', 'sites', 'devices'], p.rings.map((r) => [r.ring, r.version, r.sites.length > 4 ? `${r.sites.slice(0, 3).join(', ')} … (${r.sites.length})` : r.sites.join(', '), r.devices])),
+    table(['ring', 'K3s', 'sites', 'devices'], p.rings.map((r) => [r.ring, r.version, names(r.sites), r.devices])),
     '',
     p.rolloutInProgress
       ? `A rollout is in progress: the canary ring runs ${ringVersion(fleet, 'canary')}, the stable ring stays on ${ringVersion(fleet, 'stable')} until \`edgeforge rollout promote\`.`
@@ -124,9 +128,9 @@ export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string
     '',
     '### Maintenance windows',
     '',
-    table(['site', 'ring', 'window', 'from'], p.windows.map((w) => [w.site, w.ring, w.window, w.source])),
+    table(['window', 'time zones', 'from', 'ring', 'sites'], windowRows(fleet).map((w) => [w.window, w.zones.join(', '), w.source, w.ring, names(w.sites)])),
     '',
-    `Industry **${fleet.industry}**: ${industryText(fleet)}. Defaults per industry (docs/day2.md): ${Object.entries(INDUSTRY_WINDOWS).map(([k, w]) => `${k} ${w.start}-${w.end} (${w.why})`).join('; ')} — every day, in the site's time zone. Override with \`maintenanceWindow\` on defaults, a region or a site.`,
+    `${p.industry.sitesUsingIt.length ? `${p.industry.sitesUsingIt.length} site(s) declare no window and get the ${p.industry.key} preset's (${p.industry.window}, ${p.industry.why}), in the site's time zone` : 'Every site declares its own window'}; the presets of every industry are in section "Industry". Override with \`maintenanceWindow\` on defaults, a region or a site.`,
     '',
     '### Upgrade path',
     '',

@@ -64,6 +64,10 @@ describe('built-in kinds', () => {
     expect(f.find((x) => x.path === 'b.yaml')?.reason).toMatch(/^spec\.replicas: must be a number, is a string/);
     expect(f.find((x) => x.path === 'c.yaml')?.reason).toMatch(/Kubernetes 1\.34 does not serve CronJobb as batch\/v1/);
   });
+  it("a kind of a group Kubernetes does not serve is a custom resource, even under .k8s.io: unchecked without its CRD (a warning)", () => {
+    const f = checkObjects([obj('s.yaml', { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name: 'x' } })], t);
+    expect(f).toEqual([expect.objectContaining({ warning: true, reason: expect.stringMatching(/^cannot be checked: no CRD for VolumeSnapshot/) })]);
+  });
   it("a revoked agent's admission policy cannot apply on a 1.29 line, and can on every line from 1.30", () => {
     const objects = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.34.2').map((o) => obj('revoked-press-001.yaml', o));
     const on29 = checkObjects(objects, { minors: [29], crds: [] });

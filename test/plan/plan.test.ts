@@ -15,8 +15,9 @@ import { k3sFlags, runCli } from '../helpers.ts';
 const fleet = loadInventoryBytes(readFileSync('inventory/example.yaml'), 'inventory/example.yaml');
 const md = renderPlanMarkdown(fleet);
 const ap = renderPlanAppendix(fleet);
-const serverFlags = k3sFlags('server');
-const agentFlags = k3sFlags('agent');
+// the lists of the K3s line the inventory pins (test/fixtures/k3s-flags/<line>/)
+const serverFlags = k3sFlags('server', fleet.k3s.version);
+const agentFlags = k3sFlags('agent', fleet.k3s.version);
 
 function codeBlocks(doc: string, lang: string): string[] {
   return [...doc.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]);

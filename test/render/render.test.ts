@@ -177,8 +177,9 @@ print(json.dumps(out))`;
 
 describe.runIf(HAVE_TOOLS)('K3s config', () => {
   it('every key of every rendered config is a real K3s flag (server vs agent lists)', () => {
-    const server = k3sFlags('server');
-    const agent = k3sFlags('agent');
+    // the lists of the K3s line the inventory pins (test/fixtures/k3s-flags/<line>/)
+    const server = k3sFlags('server', fleet.k3s.version);
+    const agent = k3sFlags('agent', fleet.k3s.version);
     for (const d of fleet.active) {
       const cfg = YAML.parse(text(rendered.get(d.id)!, 'bundle/k3s/config.yaml'));
       const flags = d.cluster.kind === 'multi-node-agent' ? agent : server;

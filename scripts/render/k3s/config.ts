@@ -1,6 +1,6 @@
 // /etc/rancher/k3s/config.yaml for one device, derived from its profile, role and site.
-// Every key must be a real K3s flag: the render tests check each rendered key against K3s's flag lists
-// (K3s logs and ignores unknown keys, so nothing else would catch a typo).
+// Every key must be a real K3s flag: the render tests check each rendered key against the pinned release line's
+// flag lists in test/fixtures/k3s-flags/ (K3s logs and ignores unknown keys, so nothing else would catch a typo).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { SECRETS_DIR } from '../../device/layout.ts';
 import { kubeletArgs, tuningFor } from './tuning.ts';

@@ -37,7 +37,7 @@ import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
 import { deviceInputsHash, fleetInputsHash } from './select/inputs-hash.ts';
-import { trustedPreviousManifest, unchangedDevices } from './select/unchanged.ts';
+import { previousBuild, unchangedDevices } from './select/unchanged.ts';
 import { selectDevices } from './select/devices.ts';
 import { buildManifest, serializeManifest } from '../manifest/write.ts';
 import { readManifestIfExists } from '../manifest/read.ts';
@@ -128,6 +128,10 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       );
     }
   }
+  // --only adds to the previous signed manifest: one that cannot vouch for the other devices is refused, never
+  // replaced by a smaller signed one
+  const previous = await previousBuild(outDir, o.secrets);
+  if (o.only?.length && !o.shard && previous.untrusted) throw untrustedPrevious(outDir, previous.untrusted, Boolean(o.incremental));
   const devicesDir = path.join(outDir, 'devices');
   try {
     await fs.mkdir(outDir, { recursive: true });
@@ -162,7 +166,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     return new Map(ds.map((d) => [d.id, deviceInputsHash(fleetHash, fleet, d, ids.get(d.id))]));
   };
   const inputs = await inputsOf(devices);
-  const prev = await trustedPreviousManifest(outDir, o.secrets);
+  const prev = previous.manifest;
   const unchanged = canSkip && prev?.fleet === fleet.name ? await unchangedDevices(outDir, prev, inputs) : new Map<string, ManifestDevice>();
   const toRender = devices.filter((d) => !unchanged.has(d.id));
   timings.inputs = since(t);
@@ -389,6 +393,16 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
 /** Tests kill the build at named points of the commit (EDGEFORGE_TEST_KILL_AT), besides random SIGKILLs. */
 function killPoint(name: string): void {
   if (process.env.EDGEFORGE_TEST_KILL_AT === name) process.kill(process.pid, 'SIGKILL');
+}
+
+/** --only against a previous build whose manifest cannot be trusted: what is wrong and the two ways on. */
+function untrustedPrevious(outDir: string, why: string, incremental: boolean): UserError {
+  const flag = incremental ? '--changed-since' : '--only';
+  return new UserError(
+    `${flag}: the previous build in ${outDir} cannot vouch for the devices this build would keep: ${why}. ` +
+      `A build of only some devices would sign a manifest without the others. Build every device (without ${flag}), ` +
+      `or put back the previous build's manifest.json and manifest.json.asc. Nothing was written.`,
+  );
 }
 
 /** A failure of the output directory itself, said with its path and what was kept. */

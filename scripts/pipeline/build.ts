@@ -35,6 +35,7 @@ import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts
 import { ringAirgap, ringOf } from '../render/day2/rings.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
+import { breather } from '../util/breather.ts';
 import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
 import { deviceInputsHash, fleetInputsHash } from './select/inputs-hash.ts';
 import { previousBuild, unchangedDevices } from './select/unchanged.ts';
@@ -178,12 +179,10 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   let secrets: Map<string, DeviceSecrets>;
   t = clock();
   try {
-    reporter.count?.('keys', 0, toRender.length);
-    secrets = await o.secrets.secretsFor(toRender, (done, total) => reporter.count?.('keys', done, total));
-    reporter.count?.('keys', toRender.length, toRender.length);
-    // identities made just now: their digests for the manifest, so the next build can skip them
-    const fresh = toRender.filter((d) => !inputs.get(d.id));
-    if (fresh.length && o.secrets.identities) for (const [id, h] of await inputsOf(fresh)) inputs.set(id, h);
+    let identities = toRender.length; // the sources count sites' identities too
+    reporter.count?.('keys', 0, identities);
+    secrets = await o.secrets.secretsFor(toRender, (done, total) => reporter.count?.('keys', done, (identities = total)));
+    reporter.count?.('keys', identities, identities);
   } catch (err) {
     for (const d of toRender) reporter.done({ id: d.id, status: 'failed', phase: 'keys', message: (err as Error).message });
     await reporter.end();
@@ -200,6 +199,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   // works in parallel: the kernel writes the page cache back while we go on, and one sync waits for it all.
   // Only --base-image (which reads the base asynchronously) runs --concurrency devices at once.
   const limit = pLimit(o.baseImage ? Math.max(1, o.concurrency) : 1);
+  // ...and between devices the loop lets the progress view redraw (it would freeze for the whole stage otherwise)
+  const breathe = breather();
   const timed = async <T>(stage: 'render' | 'images' | 'write', f: () => Promise<T> | T): Promise<T> => {
     const t0 = clock();
     try {
@@ -211,11 +212,14 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   await Promise.all(
     toRender.map((d) =>
       limit(async () => {
+        await breathe();
         let phase = 'render';
         if (fatal) return reporter.done({ id: d.id, status: 'failed', phase, message: 'not built: the output cannot be written (see below)' });
         reporter.update(d.id, { phase });
         try {
           const rel = `devices/${d.id}`;
+          // an identity made just now: its digest for the manifest and the stamp, so the next build can skip it
+          if (!inputs.get(d.id) && o.secrets.identities) inputs.set(d.id, (await inputsOf([d])).get(d.id));
           const files = await timed('render', () => renderDevice(fleet, d, secrets.get(d.id)!, o.render));
           const seedFiles = ['user-data', 'meta-data', 'network-config'].map((n) => ({ name: n, bytes: files.find((f) => f.path === `seed/${n}`)!.bytes }));
 

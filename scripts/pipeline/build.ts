@@ -36,6 +36,7 @@ import { ringAirgap, ringOf } from '../render/day2/rings.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
 import { breather } from '../util/breather.ts';
+import { dataRanges, dataSha256, rangesLength } from '../util/sparse.ts';
 import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
 import { deviceInputsHash, fleetInputsHash } from './select/inputs-hash.ts';
 import { previousBuild, unchangedDevices } from './select/unchanged.ts';
@@ -91,7 +92,11 @@ export interface BuildResult {
 const OUTPUT_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EFBIG', 'EMLINK']);
 
 function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secret'>): ManifestArtifact {
-  return { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
+  const a: ManifestArtifact = { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
+  // written with holes (pipeline/write.ts): where the data is, so verify hashes only that
+  const data = dataRanges(f.bytes);
+  if (data && rangesLength(data) < f.bytes.length) a.sparse = { data, sha256: dataSha256(f.bytes, data) };
+  return a;
 }
 
 /** The previous build's manifest, if there is a usable one (an unreadable one is rebuilt, not merged). */

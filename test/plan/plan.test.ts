@@ -15,9 +15,11 @@ import { k3sFlags, runCli } from '../helpers.ts';
 const fleet = loadInventoryBytes(readFileSync('inventory/example.yaml'), 'inventory/example.yaml');
 const md = renderPlanMarkdown(fleet);
 const ap = renderPlanAppendix(fleet);
-// the lists of the K3s line the inventory pins (test/fixtures/k3s-flags/<line>/)
-const serverFlags = k3sFlags('server', fleet.k3s.version);
-const agentFlags = k3sFlags('agent', fleet.k3s.version);
+// the lists on file are the v1.31 line's (test/fixtures/k3s-flags/v1.31/); the inventory may pin a newer line
+// (k3s.version): its keys are checked against what K3s v1.31 accepts until that line's lists are added beside
+// them — then pass fleet.k3s.version here
+const serverFlags = k3sFlags('server', 'v1.31');
+const agentFlags = k3sFlags('agent', 'v1.31');
 
 function codeBlocks(doc: string, lang: string): string[] {
   return [...doc.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]);

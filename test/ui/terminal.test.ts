@@ -7,8 +7,8 @@
 //     devices of simulated work, some failing, through the same reporter: a line per stage, the slowest few in
 //     flight, failures with their reason, never a row per device.
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { requireTools, tool } from '../../scripts/testkit/tools.ts';
@@ -19,10 +19,16 @@ const HAVE_TOOLS = requireTools(['tmux'], 'test/ui/terminal.test.ts');
 
 const sessions: string[] = [];
 const dir = mkdtempSync(path.join(tmpdir(), 'ef-tmux-'));
-afterAll(() => {
-  if (HAVE_TOOLS) for (const s of sessions) spawnSync(tool('tmux'), ['kill-session', '-t', s]);
-  rmSync(dir, { recursive: true, force: true });
-});
+const endSessions = () => {
+  if (HAVE_TOOLS) for (const x of sessions.splice(0)) spawnSync(tool('tmux'), ['kill-session', '-t', x]);
+};
+/** A 2,000-device build output is ~50,000 files: removed by rm in its own process, so this worker's event loop (and
+ *  vitest's messages through it) is not held up for the minute a synchronous removal takes on a busy disk. */
+const removeTree = (p: string) => new Promise<void>((resolve) => spawn('rm', ['-rf', p], { stdio: 'ignore' }).on('close', () => resolve()));
+afterAll(async () => {
+  endSessions();
+  await removeTree(dir);
+}, 300_000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** "render  734/2000" -> [734, 2000] */
@@ -125,6 +131,9 @@ describe.runIf(HAVE_TOOLS)('progress at fleet scale, in a terminal (tmux)', () =
     expect(counts(end, 'sign')).toEqual([1, 1]);
     expect(end).toMatch(/build: 2000 ok, 0 failed, 0 skipped; .*manifest\.json lists 2000 device\(s\)/);
     expect(readFileSync(stdout, 'utf8')).toBe(''); // the view and the summary are on stderr
+    endSessions();
+    await removeTree(out);
+    await removeTree(path.join(dir, 'keys'));
   }, 420_000);
 
   it('2,000 devices of simulated work: a line per stage, the slowest few in flight, failures with their reason; no row per device', async () => {

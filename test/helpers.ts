@@ -20,13 +20,16 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** K3s's valid config keys, from the project's shared/ folder (beside the repository in CI and sessions). */
-export function k3sFlags(kind: 'server' | 'agent'): Set<string> {
-  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const candidates = [process.env.EDGEFORGE_K3S_FLAGS, path.join(repo, '../shared/k3s-flags'), '/work/shared/k3s-flags'].filter(Boolean) as string[];
-  const dir = candidates.find((d) => existsSync(path.join(d, 'k3s-server-flags.txt')));
-  if (!dir) throw new Error(`K3s flag lists not found (looked in ${candidates.join(', ')}); set EDGEFORGE_K3S_FLAGS`);
-  return new Set(readFileSync(path.join(dir, `k3s-${kind}-flags.txt`), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean));
+/**
+ * K3s's valid config keys for one release line, from the repository's fixtures:
+ * test/fixtures/k3s-flags/<line>/k3s-<kind>-flags.txt (a header of # lines naming the version and source, then one
+ * flag per line). `version` is a line ("v1.31") or a release ("v1.31.4+k3s1"); another line's lists go beside it.
+ */
+export function k3sFlags(kind: 'server' | 'agent', version = 'v1.31'): Set<string> {
+  const line = /^v\d+\.\d+/.exec(version)?.[0];
+  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/k3s-flags', line ?? version, `k3s-${kind}-flags.txt`);
+  if (!existsSync(file)) throw new Error(`no K3s flag list for ${version}: ${file} is missing (add the release line's lists beside the others)`);
+  return new Set(readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
 }
 
 /** A device's rendered bundle written where the first-boot program reads it, under a sandbox root. */

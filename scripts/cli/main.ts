@@ -1,5 +1,6 @@
 // edgeforge's entry: find the command, parse its options, run it, turn errors into exit codes.
-// 0 all done · 1 some devices failed · 2 bad usage or invalid input (nothing written).
+// 0 all done · 1 some devices failed (or none succeeded) · 2 bad usage or invalid input, or not one selected
+// device could be tried (nothing written): scripts/ui/reporter.ts summarize().
 // Only what every start needs is imported up front: a command's own dependencies load when it runs
 // (scripts/cli/registry.ts), so --help answers without loading zod, openpgp or ssh2.
 import { loadCommands } from './registry.ts';
@@ -32,7 +33,8 @@ export function globalHelp(commands: Command[]): string {
     'Common options: -i, --inventory FILE (inventory/example.yaml)  -o, --out DIR (images/out)  --keys DIR (keys)',
     '                --json (one JSON document on stdout)  --concurrency N',
     '',
-    'Exit status: 0 all done, 1 some devices failed, 2 bad usage or invalid input (nothing written).',
+    'Exit status: 0 all done, 1 some devices failed (or none succeeded), 2 bad usage or invalid input, or not one',
+    '             selected device could be tried (nothing written).',
     '',
     'Example:',
     '  edgeforge validate -i inventory/example.yaml && edgeforge build -o images/out',

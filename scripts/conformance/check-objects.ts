@@ -41,7 +41,8 @@ export const refOf = (o: Record<string, unknown>): string => {
   return `${String(o.kind ?? '?')}/${m.namespace ? `${m.namespace}/` : ''}${m.name ?? '?'}`;
 };
 
-const BUILT_IN = (apiVersion: string) => !apiVersion.includes('/') || apiVersion.split('/')[0].endsWith('.k8s.io') || ['apps', 'batch', 'autoscaling', 'policy'].includes(apiVersion.split('/')[0]);
+/** Kubernetes' own API groups (any version of them) — a CRD may use a .k8s.io group too (snapshot.storage.k8s.io) */
+const groupOf = (apiVersion: string) => (apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.lastIndexOf('/')) : '');
 /** config files of kustomize and SOPS, not objects any cluster receives */
 const NOT_APPLIED = (apiVersion: string) => apiVersion.startsWith('kustomize.config.k8s.io/');
 
@@ -57,7 +58,7 @@ export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] 
     const reasons = new Map<string, string[]>(); // reason -> the lines it holds for
     const add = (reason: string, line: string) => reasons.set(reason, [...(reasons.get(reason) ?? []), line]);
     if (!apis.length) add(`no Kubernetes API on file for K3s line(s) ${t.minors.map((m) => `1.${m}`).join(', ')}`, '');
-    if (BUILT_IN(apiVersion)) {
+    if (apis.some((a) => a.builtInGroup(groupOf(apiVersion)))) {
       for (const api of apis) for (const r of builtIn(api, apiVersion, kind, obj)) add(r, api.minor);
       const second = kind === 'CustomResourceDefinition' ? secondWriter(obj, t.crds) : undefined;
       if (second) add(second, '');

@@ -37,6 +37,8 @@ export interface KubernetesApi {
   kind(apiVersion: string, kind: string): { type: string; namespaced: boolean } | undefined;
   /** the group/versions that serve a kind (to suggest one) */
   servedAs(kind: string): string[];
+  /** whether an API group ("" for core, "apps", "batch", "rbac.authorization.k8s.io") is Kubernetes' own */
+  builtInGroup(group: string): boolean;
   fields(type: string): ApiField[] | undefined;
 }
 
@@ -63,6 +65,7 @@ export function kubernetesApi(minor: number): KubernetesApi | undefined {
       return k ? { type: k[0], namespaced: k[1] } : undefined;
     },
     servedAs: (kind) => Object.keys(m.kinds).filter((gv) => m.kinds[gv][kind]),
+    builtInGroup: (group) => Object.keys(m.kinds).some((gv) => (gv.includes('/') ? gv.slice(0, gv.lastIndexOf('/')) : '') === group),
     fields: (type) => (m.types[type] === undefined ? undefined : f.shapes[m.types[type]]),
   };
   apis.set(key, api);

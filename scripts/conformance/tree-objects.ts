@@ -17,20 +17,25 @@ export interface TreeRead {
 
 const isYaml = (p: string) => /\.ya?ml$/.test(p) && !p.endsWith('.sops.yaml');
 
-export function objectsOfTree(files: TreeFile[]): TreeRead {
+/** Parsed documents by file text, shared between two reads of trees that are mostly the same (before, after). */
+export type ParseCache = Map<string, Record<string, unknown>[] | { error: string }>;
+
+function parse(text: string): Record<string, unknown>[] | { error: string } {
+  const parsed = YAML.parseAllDocuments(text);
+  const bad = parsed.find((d) => d.errors.length);
+  if (bad) return { error: bad.errors[0].message.split('\n')[0] };
+  return parsed.map((d) => d.toJS() as unknown).filter((o): o is Record<string, unknown> => Boolean(o) && typeof o === 'object' && !Array.isArray(o));
+}
+
+export function objectsOfTree(files: TreeFile[], cache: ParseCache = new Map()): TreeRead {
   const docs = new Map<string, Record<string, unknown>[]>();
   const unreadable: TreeRead['unreadable'] = [];
   for (const f of files.filter((x) => isYaml(x.path))) {
-    const parsed = YAML.parseAllDocuments(Buffer.from(f.bytes).toString('utf8'));
-    const bad = parsed.find((d) => d.errors.length);
-    if (bad) {
-      unreadable.push({ path: f.path, reason: bad.errors[0].message.split('\n')[0] });
-      continue;
-    }
-    docs.set(
-      f.path,
-      parsed.map((d) => d.toJS() as unknown).filter((o): o is Record<string, unknown> => Boolean(o) && typeof o === 'object' && !Array.isArray(o)),
-    );
+    const text = Buffer.from(f.bytes).toString('utf8');
+    let got = cache.get(text);
+    if (!got) cache.set(text, (got = parse(text)));
+    if ('error' in got) unreadable.push({ path: f.path, reason: got.error });
+    else docs.set(f.path, got);
   }
   const patches = new Set<string>();
   for (const [p, list] of docs) {

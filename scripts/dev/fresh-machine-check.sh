@@ -77,13 +77,10 @@ if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
 fi
 # packages installed in a chroot must not start their services (there is no init here; they would hold the mounts)
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d" && chmod 0755 "$root/usr/sbin/policy-rc.d"
-# K3s's valid config keys live in the project's shared folder, beside the repository (test/helpers.ts)
-mkdir -p "$root/work/shared"
-[ -d /work/shared/k3s-flags ] && cp -a /work/shared/k3s-flags "$root/work/shared/"
 
 step "git clone --branch $branch $repo"
-git clone -q --branch "$branch" "$repo" "$root/work/edgeforge"
-echo "commit $(git -C "$root/work/edgeforge" rev-parse --short HEAD)"
+git clone -q --branch "$branch" "$repo" "$root/srv/edgeforge"
+echo "commit $(git -C "$root/srv/edgeforge" rev-parse --short HEAD)"
 
 mnt -t proc proc "$root/proc"
 mnt -t sysfs sysfs "$root/sys"
@@ -103,18 +100,18 @@ in_chroot() {
 step "as a user without root or sudo, before any package is installed: npm test"
 in_chroot useradd -m -s /bin/bash tester
 tester_id=$(in_chroot id -u tester)
-chown -R "$tester_id:$tester_id" "$root/work/edgeforge"
+chown -R "$tester_id:$tester_id" "$root/srv/edgeforge"
 set +e
-HOME_IN=/home/tester in_chroot su tester -c 'cd /work/edgeforge && npm test'
+HOME_IN=/home/tester in_chroot su tester -c 'cd /srv/edgeforge && npm test'
 rc=$?
 set -e
 echo "exit status: $rc"
 [ "$rc" != 0 ] || { echo "FAIL: npm test as a user without root or sudo went ahead without the packages" >&2; exit 1; }
-chown -R 0:0 "$root/work/edgeforge"
+chown -R 0:0 "$root/srv/edgeforge"
 
 step "as root, the README's quick start: npm ci && npm start"
-in_chroot sh -c 'cd /work/edgeforge && npm ci && npm start'
+in_chroot sh -c 'cd /srv/edgeforge && npm ci && npm start'
 
 step "as root: npm test"
-in_chroot sh -c 'cd /work/edgeforge && npm test'
+in_chroot sh -c 'cd /srv/edgeforge && npm test'
 step "done"

@@ -2,7 +2,8 @@
 // and it is pushed to the Git stand-in, so the repository the device pulls from is edgeforge's own. In boot 1:
 //   - the device's Git path holds the upgrade controller and its ring's Plans: the commit the device's
 //     upload-pack advertises, cloned on the host with the device's own deploy key and pinned host key (Flux
-//     does not run here), and its clusters/<r>/<s>/<id>/flux-system rendered with kubectl kustomize;
+//     does not run here); its clusters/<r>/<s>/<id>/flux-system names the Kustomizations system-upgrade and
+//     upgrades, and their paths render with kubectl kustomize;
 //   - the certificate-renewal timer is enabled on the booted device, and one run of its check succeeds.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { $ } from 'zx';
 import { loadInventoryFile } from '../inventory/load.ts';
 import { ringOf, ringVersion } from '../render/day2/rings.ts';
 import { upgradesPath } from '../render/day2/plans.ts';
-import { devicePath } from '../render/flux/sync.ts';
+import { devicePath, UPGRADE_CONTROLLER_KUSTOMIZATION, UPGRADES_KUSTOMIZATION } from '../render/flux/sync.ts';
 import { CERT_RENEWAL } from '../device/layout.ts';
 import { tool } from '../testkit/tools.ts';
 import { GIT_GUEST } from './fleet.ts';
@@ -111,10 +112,20 @@ export async function day2Checks(
     await $({ env: { ...process.env, GIT_SSH_COMMAND: ssh } })`git clone -q ssh://git@127.0.0.1:${o.git.port}/factory/fleet.git ${clone}`;
     const head = (await $`git -C ${clone} rev-parse HEAD`).stdout.trim();
     expect(head === o.git.head, `the clone is at ${head}, the stand-in advertises ${o.git.head}`);
-    const out = (await $`${tool('kubectl')} kustomize ${path.join(clone, devicePath(d), 'flux-system')}`).stdout;
-    const objs = parseAllDocuments(out).map((x) => x.toJS() as Record<string, any>).filter(Boolean);
-    const has = (kind: string, name: string) => objs.some((x) => x.kind === kind && x.metadata?.name === name);
-    expect(has('CustomResourceDefinition', 'plans.upgrade.cattle.io') && has('Deployment', 'system-upgrade-controller'), `clusters/…/${d.id}/flux-system renders no upgrade controller (kinds: ${[...new Set(objs.map((x) => x.kind))].join(', ')})`);
+    const render = async (rel: string) =>
+      parseAllDocuments((await $`${tool('kubectl')} kustomize ${path.join(clone, rel)}`).stdout)
+        .map((x) => x.toJS() as Record<string, any>)
+        .filter(Boolean);
+    // the device's own sync objects name the controller's and its site's Plans' Kustomizations; each renders
+    const sync = await render(`${devicePath(d)}/flux-system`);
+    const ks = (name: string) => sync.find((x) => x.kind === 'Kustomization' && x.metadata?.name === name)?.spec?.path as string | undefined;
+    const ctlPath = ks(UPGRADE_CONTROLLER_KUSTOMIZATION);
+    const plansPath = ks(UPGRADES_KUSTOMIZATION);
+    expect(ctlPath !== undefined && plansPath !== undefined, `clusters/…/${d.id}/flux-system has no Kustomizations ${UPGRADE_CONTROLLER_KUSTOMIZATION} and ${UPGRADES_KUSTOMIZATION}`);
+    const ctl = await render(ctlPath!);
+    const has = (kind: string, name: string) => ctl.some((x) => x.kind === kind && x.metadata?.name === name);
+    expect(has('Deployment', 'system-upgrade-controller') && !ctl.some((x) => x.kind === 'CustomResourceDefinition'), `${ctlPath} renders no upgrade controller, or a CRD the controller registers itself (kinds: ${[...new Set(ctl.map((x) => x.kind))].join(', ')})`);
+    const objs = await render(plansPath!);
     const plans = objs.filter((x) => x.kind === 'Plan');
     const want = ringVersion(fleet, ringOf(site));
     expect(plans.length > 0 && plans.every((p) => p.spec.version === want && p.metadata.labels['edgeforge.io/ring'] === ringOf(site)), `Plans ${plans.map((p) => `${p.metadata.name}@${p.spec.version}`).join(', ') || '(none)'}; want the ${ringOf(site)} ring's ${want}`);

@@ -50,6 +50,8 @@ export async function makeTestFleet(t: TestFleetInput): Promise<TestFleet> {
   const bundleRel = path.relative(t.dir, t.standin.dir) || '.';
   const canary = t.canary ? { canary: { bundle: path.relative(t.dir, t.canary.dir), sha256: t.canary.sha256 } } : {};
   doc.setIn(['k3s', 'install'], doc.createNode({ mode: 'airgap', bundle: bundleRel, sha256: t.standin.sha256, ...canary }));
+  // the stable ring runs the release the stand-in bundle stands in for; a rollout moves the canary ring on
+  doc.setIn(['k3s', 'version'], t.standin.version);
   if (t.canary) doc.setIn(['k3s', 'canaryVersion'], t.canary.version);
   doc.setIn(['defaults', 'users'], doc.createNode([{ name: 'ops', sshAuthorizedKeys: [t.sshPublicKey.trim()] }]));
   if (t.gitKnownHostsKey) {

@@ -30,7 +30,7 @@ case "$1" in
     else
       echo "config missing" >>"$L"
     fi
-    # like K3s v1.35.6: the image archives in agent/images are imported once, at start (with their sha256)
+    # like K3s before v1.31.5 (the strictest case): the image archives in agent/images are imported once, at start (with their sha256)
     for f in /var/lib/rancher/k3s/agent/images/*; do [ -f "$f" ] && echo "images $f sha256 $(sha256sum "$f" | cut -d' ' -f1)" >>"$L"; done
     echo "running $1" >>"$L"
     # like K3s's deploy controller: the auto-deploy directory is watched while it runs (dot-files are not read)

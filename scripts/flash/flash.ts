@@ -14,6 +14,8 @@ import { JobLog } from './station.ts';
 
 /** the progress view's stage for a card until it is written and synced (verify is the other) */
 const WRITE_STAGE = { name: 'write', phases: ['preflight', 'prepare', 'write', 'sync', 'head'] };
+/** The phase a card is refused in before anything is written to it (not in the build, target refused or unopenable). */
+export const BEFORE_WRITING = 'preflight';
 export interface FlashRequest {
   device: string;
   target: string;

@@ -5,6 +5,7 @@ import type { Inventory } from './schema.ts';
 import type { PathKey } from './problems.ts';
 import { compareK3s, k3sVersionProblem } from './k3s-versions.ts';
 import { windowProblems } from './windows.ts';
+import { presetCanarySites } from './industry.ts';
 
 export function day2Problems(inv: Inventory, activeBySite: Map<string, number>): [PathKey[], string][] {
   const out: [PathKey[], string][] = [];
@@ -19,8 +20,9 @@ export function day2Problems(inv: Inventory, activeBySite: Map<string, number>):
     }
     if (k.canaryVersion !== k.version) {
       const rings = { canary: 0, stable: 0 };
+      const picked = presetCanarySites(inv).sites; // the industry preset's ring when no site says canary:
       for (const [r, region] of Object.entries(inv.regions))
-        for (const [s, site] of Object.entries(region.sites)) rings[site.canary ? 'canary' : 'stable'] += activeBySite.get(`${r}/${s}`) ?? 0;
+        for (const [s, site] of Object.entries(region.sites)) rings[(site.canary ?? picked.has(`${r}/${s}`)) ? 'canary' : 'stable'] += activeBySite.get(`${r}/${s}`) ?? 0;
       if (!rings.canary) out.push([['k3s', 'canaryVersion'], `a rollout to ${k.canaryVersion} needs a canary ring, and no site with canary: true has an active device: mark a site canary: true, or set k3s.version directly`]);
       if (!rings.stable) out.push([['k3s', 'canaryVersion'], `every active device is in the canary ring, so the stable ring has no devices to hold back: set k3s.version to ${k.canaryVersion} instead`]);
     }

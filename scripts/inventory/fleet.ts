@@ -1,6 +1,7 @@
 // The resolved fleet: what every later stage works from. Defaults are cascaded, names checked,
 // clusters worked out; nothing downstream needs to know where a value was written.
 import type { MaintenanceWindow } from './windows.ts';
+import type { SitePolicy } from './industry.ts';
 import type { ImageArchivePin, Position } from './images.ts';
 import type { Encryption, Gitops, Inventory, K3s, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
 
@@ -51,8 +52,12 @@ export interface ResolvedSite {
   description?: string;
   location?: string;
   canary: boolean;
+  /** where the ring came from: "site", or the preset's share when no site says canary: */
+  canarySource: string;
   /** the maintenance window in force (declared or the industry default) and where it came from */
   window: MaintenanceWindow;
+  /** encryption requirement and offline tolerance in force (declared or the industry preset) and where they came from */
+  policy: SitePolicy;
   devices: ResolvedDevice[];
 }
 
@@ -77,6 +82,8 @@ export interface Fleet {
   imageArchives: ImageArchivePin[];
   /** per component, where its archive list is (or would be) written: for problems about the list as a whole */
   imageArchiveLists: Record<string, Position>;
+  /** where each profile's RAM is written (usableRamMiB when set, else ramMiB): for the memory-budget refusal */
+  profileRamAt: Record<string, Position>;
   /** the parsed inventory, for commands that report on raw values */
   inventory: Inventory;
 }

@@ -6,6 +6,7 @@ import { closest, type Locator, type PathKey } from './problems.ts';
 import { type Problem } from '../util/errors.ts';
 import { day2Problems } from './day2-checks.ts';
 import { siteWindow } from './windows.ts';
+import { presetCanarySites, sitePolicy } from './industry.ts';
 import { resolveImageArchives } from './images.ts';
 
 const OBJECT_KEYS = new Set(['network', 'ssh', 'encryption', 'registryMirror', 'labels']);
@@ -57,6 +58,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
   };
 
   const profileNames = Object.keys(inv.profiles);
+  const presetCanary = presetCanarySites(inv);
   const devices: ResolvedDevice[] = [];
   const regions: Fleet['regions'] = [];
   const sites: ResolvedSite[] = [];
@@ -65,6 +67,8 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
     const rsites: ResolvedSite[] = [];
     for (const [siteName, site] of Object.entries(region.sites)) {
       const sitePath: PathKey[] = ['regions', regionName, 'sites', siteName];
+      const canary = site.canary ?? presetCanary.sites.has(`${regionName}/${siteName}`);
+      const policy = sitePolicy(inv, regionName, siteName);
       const siteDevices: ResolvedDevice[] = [];
       site.devices.forEach((d: DeviceInput, i: number) => {
         const path: PathKey[] = [...sitePath, 'devices', i];
@@ -148,7 +152,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
           ntp: eff.ntp ?? [],
           users: eff.users ?? [],
           labels: eff.labels ?? {},
-          canary: site.canary,
+          canary,
           notes: d.notes,
           source: { ...loc.pos(path), path },
         };
@@ -159,6 +163,11 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
 
       // clusters: a site with agents is one multi-node cluster with exactly one server
       const active = siteDevices.filter((x) => x.status === 'active');
+      // the industry preset (or the inventory's policy) may require disk encryption: say it once per site
+      const plain = active.find((x) => x.encryption.mode === 'none');
+      if (plain && policy.encryption === 'required') {
+        add(site.encryption ? [...sitePath, 'encryption'] : plain.source.path, `site "${siteName}" runs ${plain.id} without disk encryption, but encryption is required here (${policy.encryptionSource}): set encryption (tang, tpm2 or tang+tpm2) on the site, or policy: {encryption: recommended} to accept the risk`);
+      }
       const agents = active.filter((x) => x.role === 'agent');
       if (agents.length) {
         const servers = active.filter((x) => x.role === 'server');
@@ -176,7 +185,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
       }
       const timezone = cascade(inv.defaults, region, site).timezone ?? 'Etc/UTC';
       const window = siteWindow(inv, regionName, siteName, timezone);
-      const rs: ResolvedSite = { region: regionName, name: siteName, id: `${regionName}/${siteName}`, description: site.description, location: site.location, canary: site.canary, window, devices: siteDevices };
+      const rs: ResolvedSite = { region: regionName, name: siteName, id: `${regionName}/${siteName}`, description: site.description, location: site.location, canary, canarySource: site.canary !== undefined ? 'site' : presetCanary.source, window, policy, devices: siteDevices };
       rsites.push(rs);
       sites.push(rs);
     }
@@ -219,6 +228,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
       active,
       imageArchives: images.pins,
       imageArchiveLists: images.lists,
+      profileRamAt: Object.fromEntries(profileNames.map((n) => [n, loc.pos(['profiles', n, inv.profiles[n].usableRamMiB !== undefined ? 'usableRamMiB' : 'ramMiB'])])),
       inventory: inv,
     },
   };

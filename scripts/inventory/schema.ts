@@ -55,6 +55,13 @@ export const ProfileSchema = z
       .describe('Board family: decides boot arguments (Raspberry Pi cgroup args) and the base-image layout'),
     arch: z.literal('arm64').describe('CPU architecture; edgeforge targets ARM64'),
     ramMiB: z.number().int().min(1024).max(65536).describe('RAM in MiB: K3s reservations and eviction thresholds scale with it'),
+    usableRamMiB: z
+      .number()
+      .int()
+      .min(256)
+      .max(65536)
+      .optional()
+      .describe("RAM Linux reports (MemTotal in /proc/meminfo, in MiB): the memory budget uses it; default: ramMiB less the board's firmware share and page descriptors (docs/plan.md)"),
     storage: z.strictObject({
       medium: z.enum(['sd', 'emmc', 'nvme', 'usb']),
       sizeGB: z.number().int().min(4).max(16384),
@@ -166,7 +173,23 @@ export const WindowSchema = z
   })
   .describe('Maintenance window: K3s upgrade Plans and the certificate-renewal check run only inside it. Without one, the fleet industry\'s default applies (docs/day2.md)');
 const windowShape = { maintenanceWindow: WindowSchema.optional() };
-export const DefaultsSchema = z.strictObject({ ...cascadeShape, ...windowShape });
+
+// What the fleet's industry preset decides (inventory/industry.ts, docs/plan.md), stated where the preset is not
+// wanted: on defaults, a region or a site (the nearest wins, key by key).
+export const PolicySchema = z
+  .strictObject({
+    encryption: z.enum(['required', 'recommended']).optional().describe('required: validate refuses a site without disk encryption (mode none); recommended: the plan lists it as a risk'),
+    offlineTolerance: z
+      .string()
+      .regex(/^[1-9]\d{0,3}[mhd]$/, { message: 'must be a duration in minutes, hours or days, like 30m, 12h or 7d' })
+      .optional()
+      .describe('How long a device may stay silent before `edgeforge status` says it needs a person'),
+  })
+  .describe("Settings the fleet's industry preset decides, overridden here (docs/plan.md, \"Industry presets\")");
+const DefaultsPolicySchema = PolicySchema.extend({
+  canaryPercent: z.number().int().min(0).max(100).optional().describe('The canary ring\'s share of sites (percent) when no site says canary: (0: no canary ring)'),
+});
+export const DefaultsSchema = z.strictObject({ ...cascadeShape, ...windowShape, policy: DefaultsPolicySchema.optional() });
 
 export const DEVICE_STATUSES = ['active', 'stolen', 'lost', 'retired', 'replaced'] as const;
 
@@ -188,9 +211,10 @@ export const DeviceSchema = z.strictObject({
 export const SiteSchema = z.strictObject({
   description: z.string().optional(),
   location: z.string().optional(),
-  canary: z.boolean().default(false).describe('Receives GitOps changes and K3s upgrades first (the canary ring)'),
+  canary: z.boolean().optional().describe('Receives GitOps changes and K3s upgrades first (the canary ring). When no site says canary:, the industry preset picks a share of the sites (docs/plan.md)'),
   ...cascadeShape,
   ...windowShape,
+  policy: PolicySchema.optional(),
   devices: z.array(DeviceSchema).default([]),
 });
 
@@ -198,6 +222,7 @@ export const RegionSchema = z.strictObject({
   description: z.string().optional(),
   ...cascadeShape,
   ...windowShape,
+  policy: PolicySchema.optional(),
   sites: z.record(name('site name'), SiteSchema),
 });
 
@@ -394,8 +419,8 @@ export const StatusSchema = z
     caFile: z.string().min(1).describe("PEM file (relative to the inventory) with the CA of the broker's certificate: pinned on every device (--cafile)"),
     period: z
       .enum(STATUS_PERIODS, { message: `must be one of ${STATUS_PERIODS.join(', ')} (a period that divides an hour or a day)` })
-      .default('15m')
-      .describe('How often each device reports (plus at first-boot milestones); a status expires after two periods'),
+      .optional()
+      .describe("How often each device reports (plus at first-boot milestones); a status expires after two periods. Default: the industry preset's (15m for manufacturing)"),
     topicPrefix: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-"' }).default('edgeforge').describe('First topic level: <prefix>/<fleet>/<region>/<site>/<device>/status'),
     adminUser: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter' }).default('edgeforge-admin').describe('The broker user `edgeforge status` reads with'),
   })
@@ -407,7 +432,7 @@ export const InventorySchema = z
     version: z.literal(1).describe('Inventory format version'),
     fleet: z.strictObject({
       name: name('fleet name'),
-      industry: z.string().min(1).describe('Domain industry, e.g. manufacturing, retail, logistics, energy: chooses the default maintenance window of sites that declare none (docs/day2.md); changes nothing else'),
+      industry: z.string().min(1).describe('Domain industry (manufacturing, retail, logistics, energy, healthcare; anything else gets the generic preset): its preset decides the maintenance window, the canary share, the status period, whether disk encryption is required and the offline tolerance wherever the inventory does not (docs/plan.md)'),
       description: z.string().optional(),
       deviceCount: z.number().int().min(0).optional().describe('Total active devices; derived from the list, checked when stated'),
     }),
@@ -438,6 +463,7 @@ export type Gitops = z.infer<typeof GitopsSchema>;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 export type StatusSettings = z.infer<typeof StatusSchema>;
 export type MaintenanceWindowInput = z.infer<typeof WindowSchema>;
+export type PolicyInput = z.infer<typeof PolicySchema>;
 export type Weekday = (typeof WEEKDAYS)[number];
 export type ImageArchive = z.infer<typeof ImageArchiveSchema>;
 

@@ -2,12 +2,15 @@
 // broker is, the topic of each device, the report period and how long a retained status lives. Pure.
 import type { Fleet, ResolvedDevice } from './fleet.ts';
 import type { StatusSettings } from './schema.ts';
+import { industryPreset, presetSource } from './industry.ts';
 
 export interface StatusConfig {
   broker: { host: string; port: number; url: string };
   /** the inventory's caFile (relative to the inventory file) */
   caFile: string;
   period: string;
+  /** "status.period", or the industry preset's */
+  periodSource: string;
   periodSec: number;
   /** MQTT v5 message-expiry-interval of every report: two periods, so one missed report does not expire it */
   expirySec: number;
@@ -24,18 +27,20 @@ export function periodSeconds(p: string): number {
 }
 
 /** The fleet's status settings, or undefined when the inventory has no `status:` (reporting off). */
-export function statusConfig(fleet: Pick<Fleet, 'name' | 'inventory'>): StatusConfig | undefined {
+export function statusConfig(fleet: Pick<Fleet, 'name' | 'inventory' | 'industry'>): StatusConfig | undefined {
   const s = fleet.inventory.status as StatusSettings | undefined;
   if (!s) return undefined;
   const m = /^mqtts:\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(s.broker)!;
   const host = m[1].replace(/^\[|\]$/g, '');
   const port = m[2] ? Number(m[2]) : 8883;
-  const periodSec = periodSeconds(s.period);
+  const period = s.period ?? industryPreset(fleet.industry).statusPeriod;
+  const periodSec = periodSeconds(period);
   const prefix = s.topicPrefix ?? 'edgeforge';
   return {
     broker: { host, port, url: `mqtts://${m[1]}:${port}` },
     caFile: s.caFile,
-    period: s.period,
+    period,
+    periodSource: s.period ? 'status.period' : presetSource(fleet.industry),
     periodSec,
     expirySec: 2 * periodSec,
     prefix,

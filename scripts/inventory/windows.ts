@@ -2,8 +2,8 @@
 // declares one, else the default for the fleet's industry in the site's own time zone. Upgrade Plans and
 // the certificate-renewal timer run only inside it.
 import type { Inventory, MaintenanceWindowInput, Weekday } from './schema.ts';
-import { WEEKDAYS } from './schema.ts';
 import type { PathKey } from './problems.ts';
+import { INDUSTRY_PRESETS, industryKey } from './industry.ts';
 
 export interface MaintenanceWindow {
   days: Weekday[];
@@ -14,21 +14,10 @@ export interface MaintenanceWindow {
   source: string;
 }
 
-const EVERY_DAY: Weekday[] = [...WEEKDAYS];
+/** The documented defaults (docs/day2.md#maintenance-windows): each industry preset's window (inventory/industry.ts). */
+export const INDUSTRY_WINDOWS: Record<string, { days: Weekday[]; start: string; end: string; why: string }> = Object.fromEntries(Object.entries(INDUSTRY_PRESETS).map(([k, p]) => [k, p.window]));
 
-/** The documented defaults (docs/day2.md#maintenance-windows). An industry not listed gets `other`. */
-export const INDUSTRY_WINDOWS: Record<string, { days: Weekday[]; start: string; end: string; why: string }> = {
-  retail: { days: EVERY_DAY, start: '01:00', end: '06:00', why: 'a store outside opening hours' },
-  manufacturing: { days: EVERY_DAY, start: '05:30', end: '06:30', why: "a factory line's early shift change" },
-  energy: { days: EVERY_DAY, start: '01:00', end: '05:00', why: 'an energy site at night, off the daily load peaks' },
-  logistics: { days: EVERY_DAY, start: '03:00', end: '05:00', why: 'a warehouse between the night and morning waves' },
-  other: { days: EVERY_DAY, start: '02:00', end: '05:00', why: 'the quietest hours of a generic site' },
-};
-
-export function industryWindowKey(industry: string): string {
-  const k = industry.trim().toLowerCase();
-  return k in INDUSTRY_WINDOWS ? k : 'other';
-}
+export const industryWindowKey = industryKey;
 
 function minutes(hhmm: string): number {
   const [h, m] = hhmm.split(':').map(Number);

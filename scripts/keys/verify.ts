@@ -1,14 +1,14 @@
 // `edgeforge verify OUT`: is this build what the fleet's build key signed, byte for byte?
 // 1. manifest.json.asc is a valid signature over manifest.json by the PINNED build key (the key copied to
 //    OUT/signing-key.asc is only used if its fingerprint is the pinned one: a forger can replace both files);
-// 2. every artifact the manifest lists exists inside OUT with exactly its size and sha256.
-import { promises as fs } from 'node:fs';
+// 2. every artifact the manifest lists exists inside OUT with exactly its size and sha256 — for a file written
+//    with holes (its `sparse` record), the sha256 of its data ranges, and zeros everywhere else.
+import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
-import pLimit from 'p-limit';
 import { KeysLayout } from './layout.ts';
 import { normalizeFingerprint, verifyDetached } from './signing.ts';
 import { readPinnedFingerprint } from './build-key.ts';
-import { sha256OfFile } from '../util/hash.ts';
+import { sha256OfFileSync, sha256OfSparseFileSync, type FileDigest } from '../util/hash.ts';
 import { ManifestError } from '../util/errors.ts';
 import { parseManifest } from '../manifest/read.ts';
 import type { Manifest, ManifestArtifact } from '../manifest/types.ts';
@@ -25,7 +25,10 @@ export interface BuildVerification {
   signature: { ok: boolean; fingerprint: string; signedAt?: string; error?: string };
   devices: number;
   artifacts: number;
+  /** bytes hashed: whole files, and the data ranges of sparse ones */
   bytes: number;
+  /** bytes of sparse files' recorded holes, checked to read as zeros (not hashed) */
+  holes?: number;
   problems: VerifyProblem[];
   /** not failures: e.g. a secret artifact readable by others after a copy that lost modes */
   warnings: VerifyProblem[];
@@ -35,7 +38,7 @@ export interface BuildVerification {
  * Verify a build directory. `pinnedFingerprint` defaults to keys/build/signing-key.fingerprint under
  * `keysDir` (default "keys"); without either, verification refuses to run (an unpinned check proves nothing).
  */
-export async function verifyBuild(outDir: string, pinnedFingerprint?: string, opts: { keysDir?: string; concurrency?: number } = {}): Promise<BuildVerification> {
+export async function verifyBuild(outDir: string, pinnedFingerprint?: string, opts: { keysDir?: string } = {}): Promise<BuildVerification> {
   const keysDir = opts.keysDir ?? 'keys';
   const pinned = normalizeFingerprint(pinnedFingerprint ?? (await readPinnedFingerprint(keysDir)));
   const problems: VerifyProblem[] = [];
@@ -72,42 +75,53 @@ export async function verifyBuild(outDir: string, pinnedFingerprint?: string, op
   const seen = new Set<string>();
   const checks: { device: string; a: ManifestArtifact }[] = [];
   for (const d of manifest.devices) for (const a of d.artifacts) checks.push({ device: d.id, a });
-  const limit = pLimit(opts.concurrency ?? 4);
-  let bytes = 0;
-  await Promise.all(
-    checks.map(({ device, a }) =>
-      limit(async () => {
-        if (seen.has(a.path)) problems.push({ device, path: a.path, message: 'listed twice' });
-        seen.add(a.path);
-        const file = path.join(outDir, a.path);
-        let st;
-        try {
-          st = await fs.stat(file);
-        } catch {
-          problems.push({ device, path: a.path, message: 'missing' });
-          return;
-        }
-        if (!st.isFile()) {
-          problems.push({ device, path: a.path, message: 'not a regular file' });
-          return;
-        }
-        if (st.size !== a.bytes) {
-          problems.push({ device, path: a.path, message: `size ${st.size} bytes, manifest says ${a.bytes}` });
-          return; // no need to hash
-        }
-        const h = await sha256OfFile(file);
-        bytes += h.bytes;
-        if (h.sha256 !== a.sha256) problems.push({ device, path: a.path, message: `sha256 ${h.sha256} does not match the manifest (${a.sha256})` });
-        if (a.secret === true && (st.mode & 0o077) !== 0) {
-          warnings.push({ device, path: a.path, message: `secret artifact has mode ${(st.mode & 0o777).toString(8)}; expected 600` });
-        }
-      }),
-    ),
-  );
+  const read = { bytes: 0, holes: 0, byInode: new Map<string, FileDigest>() };
+  for (const { device, a } of checks) {
+    if (seen.has(a.path)) problems.push({ device, path: a.path, message: 'listed twice' });
+    seen.add(a.path);
+    const r = checkArtifact(path.join(outDir, a.path), a, read);
+    if (r.problem) problems.push({ device, path: a.path, message: r.problem });
+    if (r.warning) warnings.push({ device, path: a.path, message: r.warning });
+  }
   const order = (p: VerifyProblem) => `${p.device ?? ''}\0${p.path ?? ''}`;
   problems.sort((x, y) => order(x).localeCompare(order(y)));
   warnings.sort((x, y) => order(x).localeCompare(order(y)));
-  return result(signature, manifest.devices.length, checks.length, bytes);
+  return { ...result(signature, manifest.devices.length, checks.length, read.bytes), holes: read.holes };
+}
+
+/**
+ * One artifact against its manifest entry: what is wrong with it, and a warning when a secret is readable by others.
+ * Reads are synchronous (util/hash.ts says why); a file hard-linked under several paths (the airgap files, in every
+ * device's bundle) is hashed once.
+ */
+function checkArtifact(file: string, a: ManifestArtifact, read: { bytes: number; holes: number; byInode: Map<string, FileDigest> }): { problem?: string; warning?: string } {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    return { problem: 'missing' };
+  }
+  if (!st.isFile()) return { problem: 'not a regular file' };
+  if (st.size !== a.bytes) return { problem: `size ${st.size} bytes, manifest says ${a.bytes}` }; // no need to hash
+  if (a.sparse) {
+    // written with holes: the data ranges are hashed, everything else must read as zeros
+    const h = sha256OfSparseFileSync(file, a.sparse.data);
+    read.bytes += h.dataBytes;
+    read.holes += h.holeBytes;
+    if (h.strayAt !== undefined) return { problem: `data at offset ${h.strayAt}, where the signed manifest records a hole (only zeros): the file is not what was built` };
+    if (h.sha256 !== a.sparse.sha256) return { problem: `sha256 of its data ranges ${h.sha256} does not match the manifest (${a.sparse.sha256})` };
+  } else {
+    const inode = `${st.dev}:${st.ino}`;
+    let h = read.byInode.get(inode);
+    if (!h) {
+      h = sha256OfFileSync(file);
+      read.byInode.set(inode, h);
+      read.bytes += h.bytes;
+    }
+    if (h.sha256 !== a.sha256) return { problem: `sha256 ${h.sha256} does not match the manifest (${a.sha256})` };
+  }
+  if (a.secret === true && (st.mode & 0o077) !== 0) return { warning: `secret artifact has mode ${(st.mode & 0o777).toString(8)}; expected 600` };
+  return {};
 }
 
 export interface ManifestSignatureCheck {

@@ -4,16 +4,18 @@
 // (the working tree as it is, another directory, or a Git revision), the images edgeforge's objects pull, and
 // what expires. Errors: one line per object and reason. Warnings (expiry, tag-only images) fail only --strict.
 import { execFileSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Dirent } from 'node:fs';
+import pLimit from 'p-limit';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Fleet } from '../inventory/fleet.ts';
+import { UserError } from '../util/errors.ts';
 import { parseK3sVersion } from '../inventory/k3s-versions.ts';
 import { checkObjects, type Finding, type TreeObject } from '../conformance/check-objects.ts';
 import { checkTransition } from '../conformance/transitions.ts';
 import { checkImages, type PinnedImage } from '../conformance/images.ts';
 import { expiryFindings, joinTokenExpiries } from '../conformance/expiry.ts';
-import { objectsOfTree, type TreeFile } from '../conformance/tree-objects.ts';
+import { objectsOfTree, type ParseCache, type TreeFile } from '../conformance/tree-objects.ts';
 import { crdsOfRelease } from '../conformance/upstream-crds.ts';
 import { isManaged } from '../render/gitops/marker.ts';
 import { ringVersions } from '../render/day2/rings.ts';
@@ -51,6 +53,30 @@ async function readTree(root: string): Promise<TreeFile[]> {
   return out;
 }
 
+/** A copy of the working tree to write into (without .git); fs.cp is an order of magnitude slower on 10,000 files. */
+async function copyTree(from: string, to: string): Promise<void> {
+  const limit = pLimit(32);
+  const jobs: Promise<void>[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(path.join(from, rel), { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && rel === '') return; // no tree yet: --to creates it
+      throw err;
+    }
+    await fs.mkdir(path.join(to, rel), { recursive: true });
+    for (const e of entries) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== '.git') await walk(r);
+      } else if (e.isFile()) jobs.push(limit(() => fs.copyFile(path.join(from, r), path.join(to, r))));
+    }
+  };
+  await walk('');
+  await Promise.all(jobs);
+}
+
 /** The previous tree as files: a directory, or `git archive` of a revision of the working tree's repository. */
 async function previousTree(dir: string, against: string | undefined, scratch: string): Promise<{ files: TreeFile[]; what: string }> {
   if (!against) return { files: await readTree(dir), what: `${dir} as it is` };
@@ -62,7 +88,7 @@ async function previousTree(dir: string, against: string | undefined, scratch: s
   try {
     execFileSync('git', ['-C', dir, 'archive', '--format=tar', '-o', tar, against], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    throw new Error(`--against ${against}: neither a directory nor a revision of ${dir} (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`);
+    throw new UserError(`--against ${against}: neither a directory nor a revision of ${dir} (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`);
   }
   execFileSync('tar', ['-xf', tar, '-C', out]);
   return { files: await readTree(out), what: `${against} of ${dir}` };
@@ -78,14 +104,13 @@ export async function checkGitops(fleet: Fleet, o: GitopsCheck): Promise<GitopsC
   const scratch = await fs.mkdtemp(path.join(tmpdir(), 'edgeforge-gitops-check-'));
   try {
     const after = path.join(scratch, 'after');
-    await fs.cp(o.dir, after, { recursive: true, filter: (src) => path.basename(src) !== '.git' }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
-    const wrote = await writeGitops(fleet, { ...o, dir: after, dryRun: false });
+    await copyTree(o.dir, after);
+    const wrote = await writeGitops(fleet, { ...o, dir: after, dryRun: false, fsync: false });
     const prev = await previousTree(o.dir, o.against, scratch);
     const afterFiles = await readTree(after);
-    const before = objectsOfTree(prev.files).objects;
-    const tree = objectsOfTree(afterFiles);
+    const cache: ParseCache = new Map(); // most files are the same before and after: parse each text once
+    const before = objectsOfTree(prev.files, cache).objects;
+    const tree = objectsOfTree(afterFiles, cache);
     const minors = targetMinors(fleet, before);
     const releases = pinnedReleases(fleet);
     const crds = releases.flatMap((r) => crdsOfRelease(r));

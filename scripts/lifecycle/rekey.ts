@@ -8,6 +8,8 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { isSopsDocument, sopsDecrypt, sopsEncrypt, sopsRecipients, DEFAULT_ENCRYPTED_REGEX, type SopsRecipient } from './sops.ts';
 import { renderSopsConfig, sopsRules, sopsKeysFiles, sopsKeysKustomization, sopsKeysSecret, type GitopsPublicKeys } from '../render/gitops/index.ts';
+import { siteKeyFile } from '../render/gitops/scaffold.ts';
+import { managedArmor } from '../render/gitops/marker.ts';
 import type { KeyStore } from '../keys/store.ts';
 import { runsFlux } from '../render/flux/sync.ts';
 import { parse } from 'yaml';
@@ -151,7 +153,10 @@ export async function planSiteRotation(
   return { siteId, holders, holderKeys, opened };
 }
 
-/** After `ks.rotateSite`: re-encrypt what was opened, deliver the new key to each holder, rewrite .sops.yaml. */
+/**
+ * After `ks.rotateSite`: re-encrypt what was opened, deliver the new key to each holder, rewrite .sops.yaml and
+ * the site's public key in .sops/sites/ (what admins encrypt with; it must name the key .sops.yaml names).
+ */
 export async function applySiteRotation(
   plan: SiteRotationPlan,
   newSitePrivateArmored: string,
@@ -163,5 +168,8 @@ export async function applySiteRotation(
   const reencrypted = await reencryptFiles(gitopsDir, plan.opened, fleet, keys, now);
   const siteKeyDelivered = await deliverSiteKey(gitopsDir, plan.holders, plan.holderKeys, newSitePrivateArmored, now);
   await writeFileAtomic(path.join(gitopsDir, '.sops.yaml'), renderSopsConfig(fleet, keys));
+  const site = fleet.sites.find((s) => s.id === plan.siteId);
+  const pub = keys.siteSops.get(plan.siteId);
+  if (site && pub && site.devices.some(runsFlux)) await writeFileAtomic(path.join(gitopsDir, siteKeyFile(site)), managedArmor(pub.publicArmored), { mode: 0o644 });
   return { reencrypted, siteKeyDelivered };
 }

@@ -1,7 +1,8 @@
 // Reading manifest.json: the one reader every tool uses. It checks the whole shape (zod) and returns the typed
 // manifest, or throws ManifestError naming the file and what is wrong. Keys it does not know are dropped, so
 // a writer that grows does not break older readers; the schema's key order is the writer's (a manifest read
-// and written again keeps its bytes).
+// and written again keeps its bytes). Grown so far, still edgeforge-manifest/1: a device's `inputs`, an
+// artifact's `sparse` (both optional; readers without them ignore them and lose nothing they check).
 import { promises as fs } from 'node:fs';
 import { z } from 'zod';
 import { ManifestError } from '../util/errors.ts';
@@ -12,13 +13,20 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 (64 lower-c
 const outPath = z.string().refine((p) => p.length > 0 && !p.startsWith('/') && !p.includes('\\') && !p.split('/').some((s) => s === '..' || s === ''), 'must be a path relative to OUT, without ".."');
 const count = z.number().int().nonnegative();
 
-const artifact = z.object({
-  kind: z.enum(['user-data', 'meta-data', 'network-config', 'seed-image', 'k3s-config', 'k3s-registries', 'flux-bootstrap', 'firstboot', 'disk-delta', 'bmap', 'other']),
-  path: outPath,
-  sha256,
-  bytes: count,
-  secret: z.boolean(),
-});
+const artifact = z
+  .object({
+    kind: z.enum(['user-data', 'meta-data', 'network-config', 'seed-image', 'k3s-config', 'k3s-registries', 'flux-bootstrap', 'firstboot', 'disk-delta', 'bmap', 'other']),
+    path: outPath,
+    sha256,
+    bytes: count,
+    secret: z.boolean(),
+    sparse: z.object({ data: z.array(z.tuple([count, count])), sha256 }).optional(),
+  })
+  // data ranges in order, each non-empty, none overlapping another or reaching past the file: the rest is holes
+  .refine((a) => !a.sparse || a.sparse.data.every(([off, len], i, all) => len > 0 && off + len <= a.bytes && (i === 0 || off >= all[i - 1][0] + all[i - 1][1])), {
+    message: 'sparse.data must be non-empty [offset, length] ranges in order, not overlapping, inside the file',
+    path: ['sparse', 'data'],
+  });
 
 const fleetBase = z.object({
   path: outPath,

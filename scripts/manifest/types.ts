@@ -2,6 +2,8 @@
 // (SPEC.md). These types are the one definition; write.ts makes one, read.ts checks one, sums.ts holds the
 // bundle-hash rule its bundle/SHA256SUMS artifacts follow.
 
+import type { DataRange } from '../util/sparse.ts';
+
 export const MANIFEST_FORMAT = 'edgeforge-manifest/1';
 export const MANIFEST_NAME = 'manifest.json';
 
@@ -25,6 +27,12 @@ export interface ManifestArtifact {
   sha256: string;
   bytes: number;
   secret: boolean;
+  /**
+   * A file written with holes (util/sparse.ts): its data ranges — every other byte reads as zero — and the sha256
+   * of their bytes in order, so a verifier hashes the data and checks the rest is zeros. `sha256` is still the whole
+   * file's. Absent for files written whole, and in builds made before it existed (verify then hashes the file).
+   */
+  sparse?: { data: DataRange[]; sha256: string };
 }
 
 export interface ManifestDevice {

@@ -35,9 +35,11 @@ import { airgapFleetBase, linkAirgapInto, stageAirgap } from './inputs/airgap.ts
 import { ringAirgap, ringOf } from '../render/day2/rings.ts';
 import type { PreparedBase } from '../disk/base.ts';
 import { sha256OfFile } from '../util/hash.ts';
+import { breather } from '../util/breather.ts';
+import { dataRanges, dataSha256, rangesLength } from '../util/sparse.ts';
 import { discardStaged, stageDevice, stagingDir, swapIn, sweepDevices, syncOutput, type StagedDevice } from './write.ts';
 import { deviceInputsHash, fleetInputsHash } from './select/inputs-hash.ts';
-import { trustedPreviousManifest, unchangedDevices } from './select/unchanged.ts';
+import { previousBuild, unchangedDevices } from './select/unchanged.ts';
 import { selectDevices } from './select/devices.ts';
 import { buildManifest, serializeManifest } from '../manifest/write.ts';
 import { readManifestIfExists } from '../manifest/read.ts';
@@ -91,7 +93,11 @@ export interface BuildResult {
 const OUTPUT_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EFBIG', 'EMLINK']);
 
 function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secret'>): ManifestArtifact {
-  return { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
+  const a: ManifestArtifact = { kind: f.kind, path: outRel, sha256: sha256Hex(f.bytes), bytes: f.bytes.length, secret: f.secret };
+  // written with holes (pipeline/write.ts): where the data is, so verify hashes only that
+  const data = dataRanges(f.bytes);
+  if (data && rangesLength(data) < f.bytes.length) a.sparse = { data, sha256: dataSha256(f.bytes, data) };
+  return a;
 }
 
 /** The previous build's manifest, if there is a usable one (an unreadable one is rebuilt, not merged). */
@@ -129,6 +135,10 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       );
     }
   }
+  // --only adds to the previous signed manifest: one that cannot vouch for the other devices is refused, never
+  // replaced by a smaller signed one
+  const previous = await previousBuild(outDir, o.secrets);
+  if (o.only?.length && !o.shard && previous.untrusted) throw untrustedPrevious(outDir, previous.untrusted, Boolean(o.incremental));
   const devicesDir = path.join(outDir, 'devices');
   try {
     await fs.mkdir(outDir, { recursive: true });
@@ -163,7 +173,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     return new Map(ds.map((d) => [d.id, deviceInputsHash(fleetHash, fleet, d, ids.get(d.id))]));
   };
   const inputs = await inputsOf(devices);
-  const prev = await trustedPreviousManifest(outDir, o.secrets);
+  const prev = previous.manifest;
   const unchanged = canSkip && prev?.fleet === fleet.name ? await unchangedDevices(outDir, prev, inputs) : new Map<string, ManifestDevice>();
   const toRender = devices.filter((d) => !unchanged.has(d.id));
   timings.inputs = since(t);
@@ -175,12 +185,10 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   let secrets: Map<string, DeviceSecrets>;
   t = clock();
   try {
-    reporter.count?.('keys', 0, toRender.length);
-    secrets = await o.secrets.secretsFor(toRender, (done, total) => reporter.count?.('keys', done, total));
-    reporter.count?.('keys', toRender.length, toRender.length);
-    // identities made just now: their digests for the manifest, so the next build can skip them
-    const fresh = toRender.filter((d) => !inputs.get(d.id));
-    if (fresh.length && o.secrets.identities) for (const [id, h] of await inputsOf(fresh)) inputs.set(id, h);
+    let identities = toRender.length; // the sources count sites' identities too
+    reporter.count?.('keys', 0, identities);
+    secrets = await o.secrets.secretsFor(toRender, (done, total) => reporter.count?.('keys', done, (identities = total)));
+    reporter.count?.('keys', identities, identities);
   } catch (err) {
     for (const d of toRender) reporter.done({ id: d.id, status: 'failed', phase: 'keys', message: (err as Error).message });
     await reporter.end();
@@ -197,6 +205,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   // works in parallel: the kernel writes the page cache back while we go on, and one sync waits for it all.
   // Only --base-image (which reads the base asynchronously) runs --concurrency devices at once.
   const limit = pLimit(o.baseImage ? Math.max(1, o.concurrency) : 1);
+  // ...and between devices the loop lets the progress view redraw (it would freeze for the whole stage otherwise)
+  const breathe = breather();
   const timed = async <T>(stage: 'render' | 'images' | 'write', f: () => Promise<T> | T): Promise<T> => {
     const t0 = clock();
     try {
@@ -208,11 +218,14 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   await Promise.all(
     toRender.map((d) =>
       limit(async () => {
+        await breathe();
         let phase = 'render';
         if (fatal) return reporter.done({ id: d.id, status: 'failed', phase, message: 'not built: the output cannot be written (see below)' });
         reporter.update(d.id, { phase });
         try {
           const rel = `devices/${d.id}`;
+          // an identity made just now: its digest for the manifest and the stamp, so the next build can skip it
+          if (!inputs.get(d.id) && o.secrets.identities) inputs.set(d.id, (await inputsOf([d])).get(d.id));
           const files = await timed('render', () => renderDevice(fleet, d, secrets.get(d.id)!, o.render));
           const seedFiles = ['user-data', 'meta-data', 'network-config'].map((n) => ({ name: n, bytes: files.find((f) => f.path === `seed/${n}`)!.bytes }));
 
@@ -397,6 +410,16 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
 /** Tests kill the build at named points of the commit (EDGEFORGE_TEST_KILL_AT), besides random SIGKILLs. */
 function killPoint(name: string): void {
   if (process.env.EDGEFORGE_TEST_KILL_AT === name) process.kill(process.pid, 'SIGKILL');
+}
+
+/** --only against a previous build whose manifest cannot be trusted: what is wrong and the two ways on. */
+function untrustedPrevious(outDir: string, why: string, incremental: boolean): UserError {
+  const flag = incremental ? '--changed-since' : '--only';
+  return new UserError(
+    `${flag}: the previous build in ${outDir} cannot vouch for the devices this build would keep: ${why}. ` +
+      `A build of only some devices would sign a manifest without the others. Build every device (without ${flag}), ` +
+      `or put back the previous build's manifest.json and manifest.json.asc. Nothing was written.`,
+  );
 }
 
 /** A failure of the output directory itself, said with its path and what was kept. */

@@ -15,7 +15,7 @@ import { statusConfig } from '../inventory/status.ts';
 import { ensureStatusCredentials, keystoreCrypto, readStatusCredential } from '../keys/status-credentials.ts';
 
 export interface SecretsSource {
-  /** secrets for these devices (created in keys/ when missing) */
+  /** secrets for these devices (created in keys/ when missing); progress counts the identities it takes (devices', sites') */
   secretsFor(devices: ResolvedDevice[], onProgress?: (done: number, total: number) => void): Promise<Map<string, DeviceSecrets>>;
   /** armored detached signature over the manifest, and the public key to copy beside it */
   sign(data: Uint8Array, sourceDateEpoch: number): Promise<{ signature: string; publicKey: string; fingerprint: string }>;
@@ -67,11 +67,14 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
     async secretsFor(devices, onProgress) {
       try {
         const ids = new Set(devices.map((d) => d.id));
-        const { identities, created } = await store.ensureDeviceIdentities([...ids], { onProgress });
+        const siteIds = opts.withSiteSops ? [...new Set(devices.map((d) => d.siteId))] : [];
+        // progress counts every identity this takes, the devices' and then their sites'
+        const total = ids.size + siteIds.length;
+        const { identities, created } = await store.ensureDeviceIdentities([...ids], { onProgress: (done) => onProgress?.(done, total) });
         if (created.length) opts.warn(`keys: generated identities for ${created.length} device(s) (stored encrypted in ${opts.dir}/devices/)`);
         const sites = new Map<string, { fingerprint: string; privateKeyArmored: string }>();
-        if (opts.withSiteSops) {
-          const s = await store.ensureSiteIdentities([...new Set(devices.map((d) => d.siteId))]);
+        if (siteIds.length) {
+          const s = await store.ensureSiteIdentities(siteIds, { onProgress: (done) => onProgress?.(ids.size + done, total) });
           for (const [id, site] of s.identities) sites.set(id, { fingerprint: site.sops.fingerprint, privateKeyArmored: site.sops.privateKeyArmored });
         }
         // fleet status: each device's broker password, made with its other keys (scripts/keys/status-credentials.ts)

@@ -19,13 +19,11 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { dataRanges } from '../util/sparse.ts';
 
 export const INPUTS_STAMP = '.edgeforge-inputs';
 const NEW = '.edgeforge-new-';
 const OLD = '.edgeforge-old-';
-/** files at least this large are written sparse: only their non-zero 4 KiB blocks */
-const SPARSE_FROM = 64 * 1024;
-const BLOCK = 4096;
 const UMASK = process.umask();
 
 export interface FileToWrite {
@@ -64,7 +62,7 @@ function sameFile(live: string, f: FileToWrite): boolean {
   return Buffer.compare(fsSync.readFileSync(live), Buffer.from(f.bytes.buffer, f.bytes.byteOffset, f.bytes.byteLength)) === 0;
 }
 
-/** Write `bytes` to a new file; holes where whole blocks are zero when the file is large. No fsync (syncOutput). */
+/** Write `bytes` to a new file; holes where whole 4 KiB blocks are zero when the file is large. No fsync (syncOutput). */
 export async function writeNewFile(file: string, bytes: Uint8Array, mode: number): Promise<void> {
   writeNewFileSync(file, bytes, mode);
 }
@@ -72,18 +70,11 @@ export async function writeNewFile(file: string, bytes: Uint8Array, mode: number
 function writeNewFileSync(file: string, bytes: Uint8Array, mode: number): void {
   const fd = fsSync.openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
-    if (bytes.length < SPARSE_FROM) writeAll(fd, bytes, 0, bytes.length);
+    // large files: only their data ranges (util/sparse.ts, the rule the manifest records), holes elsewhere
+    const ranges = dataRanges(bytes);
+    if (!ranges) writeAll(fd, bytes, 0, bytes.length);
     else {
-      let start = -1; // start of the current run of data blocks
-      for (let off = 0; off < bytes.length; off += BLOCK) {
-        const data = !isZero(bytes, off, Math.min(off + BLOCK, bytes.length));
-        if (data && start < 0) start = off;
-        if (!data && start >= 0) {
-          writeAll(fd, bytes, start, off);
-          start = -1;
-        }
-      }
-      if (start >= 0) writeAll(fd, bytes, start, bytes.length);
+      for (const [off, len] of ranges) writeAll(fd, bytes, off, off + len);
       fsSync.ftruncateSync(fd, bytes.length);
     }
     if (mode & UMASK) fsSync.fchmodSync(fd, mode); // the umask narrowed what we asked for
@@ -97,11 +88,6 @@ function writeNewFileSync(file: string, bytes: Uint8Array, mode: number): void {
 
 function writeAll(fd: number, b: Uint8Array, from: number, to: number): void {
   while (from < to) from += fsSync.writeSync(fd, b, from, to - from, from);
-}
-
-function isZero(b: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
-  return true;
 }
 
 /** Stage one device's directory (see the top of this file); `stamp` is its inputs hash when known. */

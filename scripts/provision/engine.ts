@@ -15,7 +15,7 @@ import { preflight } from './phase/preflight.ts';
 import { upload } from './phase/upload.ts';
 import { apply } from './phase/apply.ts';
 import { verify } from './phase/verify.ts';
-import type { DeviceResult } from '../ui/reporter.ts';
+import { REFUSED_PHASE, type DeviceResult } from '../ui/reporter.ts';
 import type { ResolvedDevice } from '../inventory/fleet.ts';
 import { SelectionError } from '../util/errors.ts';
 import { namedDevices } from '../inventory/select.ts';
@@ -117,7 +117,7 @@ async function provisionOne(device: ResolvedDevice, bundle: DeviceBundle | Error
     log.line(`=== provision ${opts.dryRun ? '(dry run) ' : ''}of ${device.id}${bundle instanceof Error ? '' : `, bundle ${bundle.hash}`}`);
     if (bundle instanceof Error) {
       log.line(`failed: ${bundle.message}`);
-      return { id: device.id, status: 'failed', phase: 'connect', message: bundle.message };
+      return { id: device.id, status: 'failed', phase: REFUSED_PHASE, message: bundle.message };
     }
     const run: DeviceRun = {
       ...base,
@@ -157,20 +157,31 @@ async function provisionOne(device: ResolvedDevice, bundle: DeviceBundle | Error
   }
 }
 
+/** A full run's devices whose firewall accepts no SSH: skipped before anything is tried, each with its reason. */
+export function refusedDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): DeviceResult[] {
+  if (opts.only?.length) return []; // named ones are refused by selectDevices
+  return unreachableDevices(opts.fleet).map((u) => ({ id: u.id, status: 'skipped', phase: REFUSED_PHASE, message: u.reason }));
+}
+
 /**
- * Provision the selected devices. Resolves with one result per device in selection order; never throws
- * for a device's failure. Throws SelectionError for a bad --only (nothing done).
+ * Provision the selected devices. Resolves with one result per active device in inventory order (a full run's
+ * SSH-closed devices skipped in 'select' with their reason); never throws for a device's failure. Throws
+ * SelectionError for a bad --only (nothing done).
  */
 export async function provision(opts: ProvisionOptions): Promise<DeviceResult[]> {
   const devices = selectDevices(opts);
+  const refused = refusedDevices(opts);
   const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...(opts.timeouts ?? {}) };
   const inManifest = new Map(opts.manifest.devices.map((d) => [d.id, d]));
   const gateways = new GatewayPool(opts.keysDir, Boolean(opts.trustNewHostKeys), timeouts.connect);
   const base = { opts, timeouts, env: opts.env ?? process.env, gateways };
   const limit = pLimit(opts.concurrency ?? DEFAULT_CONCURRENCY);
-  opts.reporter.begin(opts.dryRun ? 'provision (dry run)' : 'provision', devices.map((d) => d.id), [...PHASES]);
+  const order = new Set([...devices.map((d) => d.id), ...refused.map((r) => r.id)]);
+  const ids = opts.fleet.active.map((d) => d.id).filter((id) => order.has(id));
+  opts.reporter.begin(opts.dryRun ? 'provision (dry run)' : 'provision', ids, [...PHASES]);
+  for (const r of refused) opts.reporter.done(r);
   try {
-    const results = await Promise.all(
+    const worked = await Promise.all(
       devices.map((d) =>
         limit(async () => {
           let bundle: DeviceBundle | Error;
@@ -187,7 +198,8 @@ export async function provision(opts: ProvisionOptions): Promise<DeviceResult[]>
         }),
       ),
     );
-    return results;
+    const byId = new Map([...refused, ...worked].map((r) => [r.id, r]));
+    return ids.map((id) => byId.get(id)!);
   } finally {
     await gateways.closeAll();
   }

@@ -113,6 +113,7 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     now: opts.now,
     periodSec: cfg.periodSec,
     staleSec: opts.staleSec ?? Math.round(cfg.periodSec * 1.5),
+    offlineToleranceSec: new Map(fleet.sites.map((s) => [s.id, s.policy.offlineToleranceSec])),
     expirySec: cfg.expirySec,
     lastSeen,
     inactiveReports,

@@ -75,6 +75,8 @@ export interface SummaryInput {
   periodSec: number;
   /** a report older than this is silent */
   staleSec: number;
+  /** per site: a device silent for less than this does not need a person yet (the site's offline tolerance) */
+  offlineToleranceSec?: Map<string, number>;
   /** how long the broker keeps a status (message expiry) */
   expirySec: number;
   /** device id -> last time any status was seen (an earlier run of `status`) */
@@ -125,13 +127,23 @@ function ago(sec: number): string {
 
 const zero = (): Record<Bucket, number> => Object.fromEntries(BUCKETS.map((b) => [b, 0])) as Record<Bucket, number>;
 
+/** A silent device needs a person only once it has been silent longer than its site's offline tolerance. */
+function withinTolerance(d: ResolvedDevice, silentSec: number, text: string, inp: SummaryInput): { attention: string } | { note: string } {
+  const tol = inp.offlineToleranceSec?.get(d.siteId);
+  if (tol === undefined || !Number.isFinite(silentSec) || silentSec > tol) return { attention: text };
+  return { note: `${text}; within ${d.siteId}'s offline tolerance of ${ago(tol)}` };
+}
+
 export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: SummaryInput): DeviceState {
   const now = inp.now.getTime();
   const base = { id: d.id, site: d.siteId };
   const builtHash = inp.built?.get(d.id);
   if (!r) {
     const seen = inp.lastSeen?.get(d.id);
-    if (seen) return { ...base, bucket: 'silent', attention: `silent: no status on the broker (a status expires ${ago(inp.expirySec)} after it was sent); last seen ${seen}; check power and network, ${REFUSED_HINT}`, lastReport: seen };
+    if (seen) {
+      const text = `silent: no status on the broker (a status expires ${ago(inp.expirySec)} after it was sent); last seen ${seen}; check power and network, ${REFUSED_HINT}`;
+      return { ...base, bucket: 'silent', ...withinTolerance(d, (now - Date.parse(seen)) / 1000, text, inp), lastReport: seen };
+    }
     if (inp.built && !builtHash) return { ...base, bucket: 'neverSeen', attention: 'not in the last build (build it, then flash or provision it)' };
     return { ...base, bucket: 'neverSeen', attention: `no status yet: a flashed or provisioned device reports from its first boot on; check power and network, that the broker has its user (edgeforge status broker-config), ${REFUSED_HINT}` };
   }
@@ -153,8 +165,8 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
 
   if (age > inp.staleSec) {
     st.bucket = 'silent';
-    st.attention = `silent for ${ago(age)} (last status ${arrival.at ? `received ${st.receivedAt}` : `sent ${r.time}`}; first boot ${r.firstboot.state}${r.lastError ? `; last error: ${r.lastError}` : ''}); check power and network, ${REFUSED_HINT}`;
-    if (problems.length) st.attention += `; ${problems.join('; ')}`;
+    const text = `silent for ${ago(age)} (last status ${arrival.at ? `received ${st.receivedAt}` : `sent ${r.time}`}; first boot ${r.firstboot.state}${r.lastError ? `; last error: ${r.lastError}` : ''}); check power and network, ${REFUSED_HINT}${problems.length ? `; ${problems.join('; ')}` : ''}`;
+    Object.assign(st, withinTolerance(d, age, text, inp));
     return st;
   }
   const fb = r.firstboot;

@@ -30,8 +30,8 @@ export interface StatusEnv {
   writeBroker: (alsoAllow?: string[]) => void;
 }
 
-/** n active devices + `revokedCount` more marked stolen; `period` for the status block. */
-export async function statusEnv(n: number, opts: { revokedCount?: number; period?: string } = {}): Promise<StatusEnv> {
+/** n active devices + `revokedCount` more marked stolen; `period` for the status block; `offlineTolerance` for every site (default: the industry preset's). */
+export async function statusEnv(n: number, opts: { revokedCount?: number; period?: string; offlineTolerance?: string } = {}): Promise<StatusEnv> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ef-status-'));
   const certs = makeTestCerts(path.join(dir, 'certs'));
   writeFileSync(path.join(dir, 'broker-ca.pem'), readFileSync(certs.ca));
@@ -42,6 +42,7 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
   const revoked = ids.slice(ids.length - (opts.revokedCount ?? 0));
   const revokedAt = new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   for (const id of revoked) yaml = yaml.replace(`{ id: ${id}, `, `{ id: ${id}, status: stolen, revoked: { reason: stolen, at: "${revokedAt}" }, `);
+  if (opts.offlineTolerance) yaml = yaml.replace(/^defaults:\n/m, `defaults:\n  policy: { offlineTolerance: ${opts.offlineTolerance} }\n`);
   yaml += `status:\n  broker: mqtts://127.0.0.1:${port}\n  caFile: broker-ca.pem\n  period: ${opts.period ?? '15m'}\n`;
   const inventory = path.join(dir, 'fleet.yaml');
   writeFileSync(inventory, yaml);

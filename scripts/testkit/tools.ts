@@ -45,7 +45,7 @@ const PROGRAMS_BY_PACKAGE: Record<string, string[]> = {
   tar: ['tar'],
   tmux: ['tmux'],
   'tpm2-tools': ['tpm2_getrandom'],
-  'util-linux': ['blkid', 'unshare'],
+  'util-linux': ['blkid', 'fallocate', 'unshare'],
   'xz-utils': ['xz'],
   // not a Debian package of the right vintage (Debian's kubernetes-client is 1.20): the Kubernetes apt repository
   'not in Debian: kubectl >= 1.27 from https://pkgs.k8s.io': ['kubectl'],

@@ -65,9 +65,24 @@ export class JsonReporter implements Reporter {
 
 export { makeReporter } from './progress.ts';
 
-export function summarize(results: DeviceResult[]): { ok: number; failed: number; skipped: number; line: string; exitCode: number } {
+/** The phase of a device refused before any work on it (SSH closed, not in the build): it could not be served. */
+export const REFUSED_PHASE = 'select';
+
+/**
+ * Counts and the exit status of a run over devices (README, "Exit status"): 0 all done, 1 some failed — and a run
+ * that delivered nothing is never 0: 1 when devices were tried (failed, or skipped for a reason), 2 when not one
+ * of them could even be tried (each refused in `notStarted` phases: 'select', plus a command's phases that touch
+ * nothing, like flash's preflight). A skip in any other phase means the device already was as wanted (a build's
+ * unchanged device, a device already at the build's bundle): done. No device at all is nothing to do: 0.
+ */
+export function summarize(results: DeviceResult[], opts: { notStarted?: string[] } = {}): { ok: number; failed: number; skipped: number; line: string; exitCode: number } {
+  const notStarted = new Set([REFUSED_PHASE, ...(opts.notStarted ?? [])]);
   const ok = results.filter((r) => r.status === 'ok').length;
   const failed = results.filter((r) => r.status === 'failed').length;
   const skipped = results.filter((r) => r.status === 'skipped').length;
-  return { ok, failed, skipped, line: `${ok} ok, ${failed} failed, ${skipped} skipped`, exitCode: failed ? 1 : 0 };
+  const refused = results.filter((r) => r.status !== 'ok' && notStarted.has(r.phase)).length;
+  const done = results.filter((r) => r.status === 'ok' || (r.status === 'skipped' && !notStarted.has(r.phase))).length;
+  let exitCode = failed ? 1 : 0;
+  if (results.length && !done) exitCode = refused === results.length ? 2 : 1;
+  return { ok, failed, skipped, line: `${ok} ok, ${failed} failed, ${skipped} skipped`, exitCode };
 }

@@ -10,6 +10,13 @@ import { checkTransition } from '../../scripts/conformance/transitions.ts';
 import { expiryFindings, joinTokenExpiries } from '../../scripts/conformance/expiry.ts';
 import { checkImages } from '../../scripts/conformance/images.ts';
 import { revokedAgentObjects } from '../../scripts/render/gitops/join-tokens.ts';
+import { crdsOfRelease, readUpstreamFile, UPSTREAM_CRDS_DIR, upstreamReleases } from '../../scripts/conformance/upstream-crds.ts';
+import { kubernetesApiMinors } from '../../scripts/conformance/kubernetes-api.ts';
+import { KNOWN_K3S_MINORS, k3sVersionProblem } from '../../scripts/inventory/k3s-versions.ts';
+import { runCli } from '../helpers.ts';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const obj = (path: string, object: Record<string, unknown>): TreeObject => ({ path, object });
 const deployment = (extra: Record<string, unknown> = {}) => ({
@@ -56,6 +63,10 @@ describe('built-in kinds', () => {
     expect(f.find((x) => x.path === 'a.yaml')?.reason).toMatch(/^spec\.template\.spec\.hostNetwrk: unknown field/);
     expect(f.find((x) => x.path === 'b.yaml')?.reason).toMatch(/^spec\.replicas: must be a number, is a string/);
     expect(f.find((x) => x.path === 'c.yaml')?.reason).toMatch(/Kubernetes 1\.34 does not serve CronJobb as batch\/v1/);
+  });
+  it("a kind of a group Kubernetes does not serve is a custom resource, even under .k8s.io: unchecked without its CRD (a warning)", () => {
+    const f = checkObjects([obj('s.yaml', { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name: 'x' } })], t);
+    expect(f).toEqual([expect.objectContaining({ warning: true, reason: expect.stringMatching(/^cannot be checked: no CRD for VolumeSnapshot/) })]);
   });
   it("a revoked agent's admission policy cannot apply on a 1.29 line, and can on every line from 1.30", () => {
     const objects = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.34.2').map((o) => obj('revoked-press-001.yaml', o));
@@ -152,5 +163,52 @@ describe("the images edgeforge's objects pull", () => {
       ['warning', 'image docker.io/rancher/system-upgrade-controller'],
       ['error', 'image ghcr.io/x/y'],
     ]);
+  });
+});
+
+describe('the upstream files and the K3s lines they prove', () => {
+  it('every upstream CRD file names its source and still hashes to the sha256 its header gives', () => {
+    const releases = upstreamReleases();
+    expect(releases).toEqual(expect.arrayContaining(['system-upgrade-controller@v0.16.1', 'flux@v2.9.6', 'helm-controller@e1c8c80e']));
+    for (const r of releases) {
+      const dir = path.join(UPSTREAM_CRDS_DIR, r);
+      for (const f of readdirSync(dir)) {
+        const { source } = readUpstreamFile(path.join(dir, f));
+        expect(source.repository, `${r}/${f}`).toMatch(/^https:\/\/github\.com\//);
+        expect(source.sha256).toMatch(/^[0-9a-f]{64}$/);
+      }
+      expect(crdsOfRelease(r).length, r).toBeGreaterThan(0);
+    }
+    // an edited byte is refused
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'ef-upstream-'));
+    const src = path.join(UPSTREAM_CRDS_DIR, 'flux@v2.9.6', 'kustomize.toolkit.fluxcd.io_kustomizations.yaml');
+    writeFileSync(path.join(tmp, 'x.yaml'), readFileSync(src, 'utf8').replace('prune:', 'prunE:'));
+    expect(() => readUpstreamFile(path.join(tmp, 'x.yaml'))).toThrow(/the file was edited/);
+  });
+
+  it("the K3s lines validate accepts are exactly those the checks can prove: v1.30 (revocation's policy) to the newest API on file", () => {
+    const onFile = kubernetesApiMinors().map((m) => Number(m.split('.')[1]));
+    expect(KNOWN_K3S_MINORS.last).toBe(Math.max(...onFile));
+    const objects = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.35.6').map((o) => obj('r.yaml', o));
+    expect(checkObjects(objects, { minors: [KNOWN_K3S_MINORS.first - 1], crds: [] }).length).toBeGreaterThan(0);
+    expect(checkObjects(objects, { minors: [KNOWN_K3S_MINORS.first], crds: [] })).toEqual([]);
+    expect(k3sVersionProblem('v1.29.15+k3s1')).toMatch(/revoking an agent applies an admissionregistration\.k8s\.io\/v1 ValidatingAdmissionPolicy/);
+    expect(k3sVersionProblem('v1.37.1+k3s1')).toMatch(/no Kubernetes API of v1\.37 is on file/);
+  });
+
+  it('validate warns on an end-of-life line and a kubectl out of skew; --strict refuses the end-of-life line', async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'ef-eol-'));
+    writeFileSync(path.join(tmp, 'fleet.yaml'), readFileSync('inventory/example.yaml', 'utf8').replace('  version: v1.36.5+k3s1\n', '  version: v1.33.4+k3s1\n'));
+    const env = { EDGEFORGE_NOW: '1796860800' };
+    const r = await runCli(['validate', '-i', 'fleet.yaml', '--json'], { cwd: tmp, env });
+    expect(r.code, r.stderr).toBe(0);
+    const w = JSON.parse(r.stdout).warnings as string[];
+    expect(w).toContainEqual(expect.stringMatching(/^K3s v1\.33\.4\+k3s1: the v1\.33 line reached its upstream end of life on 2026-06-28 .*move to a supported line \(v1\.35, v1\.36\)/));
+    expect(w).toContainEqual(expect.stringMatching(/k3s\.upgrade\.kubectl is docker\.io\/rancher\/kubectl:v1\.35\.6 \(Kubernetes 1\.35\) but the .* ring runs v1\.33\.4\+k3s1/));
+    const s = await runCli(['validate', '-i', 'fleet.yaml', '--strict'], { cwd: tmp, env });
+    expect(s.code).toBe(2);
+    expect(s.stderr).toMatch(/error: K3s v1\.33\.4\+k3s1: the v1\.33 line reached its upstream end of life/);
+    const ok = await runCli(['validate', '-i', 'inventory/example.yaml', '--strict'], { env });
+    expect(ok.code, ok.stderr).toBe(0);
   });
 });

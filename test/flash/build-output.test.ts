@@ -47,6 +47,19 @@ it.runIf(HAVE_TOOLS)('flashes what build --base-image wrote, identical to image 
   }
   expect(sha(readFileSync(path.join(dir, 'a.img')))).not.toBe(sha(readFileSync(path.join(dir, 'b.img'))));
 
+  // a run that writes no card is never 0: every card refused before writing (a device not in the build, the base
+  // image as a target) is 2, each with its reason in --json; one written beside one refused is 1
+  r = ef(dir, ['flash', '-i', 'inv.yaml', '-o', 'out', '--json', '--device', 'not-built-001', '--target', 'x.img', '--device', ids[0], '--target', fx.path]);
+  expect(r.code, r.err).toBe(2);
+  expect(JSON.parse(r.out).devices).toEqual([
+    { id: 'not-built-001', status: 'failed', phase: 'preflight', message: expect.stringMatching(/^device not-built-001 is not in .*manifest\.json: build it first/) },
+    { id: ids[0], status: 'failed', phase: 'preflight', message: expect.stringMatching(/is the base image itself: never overwritten/) },
+  ]);
+  expect(existsSync(path.join(dir, 'x.img'))).toBe(false);
+  r = ef(dir, ['flash', '-i', 'inv.yaml', '-o', 'out', '--json', '--device', 'not-built-001', '--target', 'x.img', '--device', ids[0], '--target', 'd.img']);
+  expect(r.code, r.err).toBe(1);
+  expect(JSON.parse(r.out).devices.map((d: { status: string }) => d.status)).toEqual(['failed', 'ok']);
+
   // the manifest is what pins every delta's hash, so flash checks its signature before writing anything
   const mPath = path.join(dir, 'out/manifest.json');
   const signed = readFileSync(mPath);

@@ -92,7 +92,8 @@ describe.runIf(HAVE_TOOLS)('flash --station', () => {
     for (const d of doc.devices) expect(Object.keys(d).sort()).toEqual(['id', 'message', 'phase', 'status']);
     expect(sha(readFileSync(path.join(dir, 'b.img')))).toBe(sha(await out.materialized(ids[1])));
     c = io();
-    expect(await main(['flash', '--allow-unsigned', '-o', out.outDir, '--device', ids[0], '--target', path.join(dir, 'nodir/x.img'), '--json'], c.io)).toBe(1);
+    // the only card refused before anything was written to it: nothing could be tried (exit 2), its reason in --json
+    expect(await main(['flash', '--allow-unsigned', '-o', out.outDir, '--device', ids[0], '--target', path.join(dir, 'nodir/x.img'), '--json'], c.io)).toBe(2);
     expect(JSON.parse(c.o.stdout).devices[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
   });
 });

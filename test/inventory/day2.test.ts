@@ -40,7 +40,7 @@ const cases: [string, string, string, RegExp][] = [
   ['a window without days', WINDOW_AT_SITE('{ days: [], start: "02:00", end: "04:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /at least one day/],
   ['a window with no time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00" }'), '        maintenanceWindow:', /missing required key "timeZone"/],
   ['a window with an unknown time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00", timeZone: Mars/Olympus }'), '        maintenanceWindow:', /"Mars\/Olympus" is not an IANA time zone/],
-  ['a rollout whose canary ring has no device', example.replace('        canary: true                 # gets GitOps changes first\n', '').replace('  version: v1.36.5+k3s1\n', '  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n'), '  canaryVersion', /needs a canary ring, and no site with canary: true has an active device/],
+  ['a rollout whose canary ring has no device', example.replace('        canary: true                 # gets GitOps changes first\n', '        canary: false\n').replace('  version: v1.36.5+k3s1\n', '  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n'), '  canaryVersion', /needs a canary ring, and no site with canary: true has an active device/],
 ];
 
 describe('day-2 inventory problems', () => {
@@ -62,9 +62,24 @@ describe('day-2 inventory problems', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
-  it('a fleet without canary sites and without a rollout is valid', () => {
-    const f = loadInventoryBytes(Buffer.from(example.replace('        canary: true                 # gets GitOps changes first\n', '')), 'x.yaml');
-    expect(f.sites.every((s) => !s.canary)).toBe(true);
+  it('a fleet that marks no canary site gets its industry preset\'s share (each region\'s first site first), or none with canaryPercent: 0', () => {
+    const unmarked = example.replace('        canary: true                 # gets GitOps changes first\n', '');
+    const f = loadInventoryBytes(Buffer.from(unmarked), 'x.yaml');
+    // manufacturing: 10% of 4 sites, at least one: the first site of the first region
+    expect(f.sites.filter((s) => s.canary).map((s) => s.id)).toEqual(['kr-south/ulsan-plant-1']);
+    expect(f.sites[0].canarySource).toBe('industry manufacturing');
+    expect(f.active.filter((d) => d.canary).map((d) => d.siteId)).toEqual(Array(4).fill('kr-south/ulsan-plant-1'));
+    const none = loadInventoryBytes(Buffer.from(unmarked.replace(/^defaults:\n/m, 'defaults:\n  policy: { canaryPercent: 0 }\n')), 'x.yaml');
+    expect(none.sites.every((s) => !s.canary)).toBe(true);
+    // half of the sites: one per region before any region gets a second
+    const half = loadInventoryBytes(Buffer.from(unmarked.replace(/^defaults:\n/m, 'defaults:\n  policy: { canaryPercent: 50 }\n')), 'x.yaml');
+    expect(half.sites.filter((s) => s.canary).map((s) => s.id)).toEqual(['kr-south/ulsan-plant-1', 'eu-central/stuttgart-plant-3']);
+    // a site that says canary: (even false) makes the inventory decide alone
+    const explicit = loadInventoryBytes(Buffer.from(unmarked.replace('        location: Brno, CZ\n', '        location: Brno, CZ\n        canary: false\n')), 'x.yaml');
+    expect(explicit.sites.every((s) => !s.canary)).toBe(true);
+    // the preset's ring is a ring: a rollout to it is valid
+    const rollout = loadInventoryBytes(Buffer.from(unmarked.replace('  version: v1.36.5+k3s1\n', '  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n')), 'x.yaml');
+    expect(rollout.sites.filter((s) => s.canary).map((s) => s.id)).toEqual(['kr-south/ulsan-plant-1']);
   });
 
   it('windows cascade site > region > defaults > the industry default, and say where they came from', () => {

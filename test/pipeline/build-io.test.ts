@@ -19,6 +19,7 @@ import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import type { Manifest } from '../../scripts/manifest/types.ts';
 import { INPUTS_STAMP, writeNewFile } from '../../scripts/pipeline/write.ts';
+import { UserError } from '../../scripts/util/errors.ts';
 const HAVE_TOOLS = requireTools(['fsck.vfat', 'mount', 'umount'], 'test/pipeline/build-io.test.ts');
 
 const EPOCH = 1767225600;
@@ -125,6 +126,32 @@ describe.runIf(HAVE_TOOLS)('build: only what changed costs anything', () => {
     expect(r.skipped).toBe(0);
     expect((await runVerify(out)).code).toBe(0);
   }, 120_000);
+
+  it('--only against a previous manifest that does not verify is refused with the reason: never a smaller signed manifest', async () => {
+    const out = path.join(tmp, 'only-forged');
+    await build(opts(out));
+    const mp = path.join(out, 'manifest.json');
+    const id = fleet.active[1].id;
+    // an edited manifest (its signature no longer matches), then a missing signature
+    writeFileSync(mp, readFileSync(mp, 'utf8').replace(/"sha256": "[0-9a-f]{64}"/, `"sha256": "${'0'.repeat(64)}"`));
+    for (const why of [/manifest\.json\.asc is not a good signature over manifest\.json by the fleet's build key/, /manifest\.json\.asc is missing \(the previous build was not signed\)/]) {
+      if (why.source.includes('missing')) rmSync(mp + '.asc');
+      const before = snapshot(out);
+      const err = await build(opts(out, { only: [id] })).catch((e) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toMatch(why);
+      expect(err.message).toMatch(/--only: the previous build in .* cannot vouch for the devices this build would keep: .*Build every device \(without --only\).*Nothing was written\./);
+      expect(snapshot(out)).toEqual(before); // nothing written: the manifest still lists every device
+      expect((JSON.parse(readFileSync(mp, 'utf8')) as Manifest).devices).toHaveLength(fleet.active.length);
+    }
+    // the way on: a full build signs a complete manifest again, after which --only adds to it
+    await build(opts(out));
+    const r = await build(opts(out, { only: [id], force: true }));
+    expect(r.results.map((x) => [x.id, x.status])).toEqual([[id, 'ok']]);
+    expect((JSON.parse(readFileSync(mp, 'utf8')) as Manifest).devices).toHaveLength(fleet.active.length);
+    expect((await runVerify(out)).code).toBe(0);
+  }, 180_000);
 
   it('a device whose directory holds another build than the manifest says (killed after its swap) is rendered again, not skipped', async () => {
     const out = path.join(tmp, 'revert');

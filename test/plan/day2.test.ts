@@ -5,11 +5,12 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { renderPlanMarkdown, renderPlanJson } from '../../scripts/render/plan/plan.ts';
+import { renderPlanAppendix } from '../../scripts/render/plan/appendix.ts';
 import { sitePlans } from '../../scripts/render/day2/plans.ts';
 
 const example = readFileSync('inventory/example.yaml', 'utf8');
 const load = (t: string) => loadInventoryBytes(Buffer.from(t), 'x.yaml');
-const section = (md: string) => md.slice(md.indexOf('## 9. Day 2'));
+const section = (md: string) => md.slice(md.search(/## \d+\. Day 2/));
 const airgap = (t: string) =>
   t.replace(/^    mode: online\n    installScriptSha256: .*\n/m, `    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'1'.repeat(64)}", images: "${'2'.repeat(64)}", installScript: "${'3'.repeat(64)}" }\n`);
 
@@ -18,12 +19,19 @@ describe('plan: Day 2', () => {
     const fleet = load(example);
     const md = section(renderPlanMarkdown(fleet));
     expect(md).toContain('| canary | v1.36.5+k3s1 | kr-south/ulsan-plant-1 | 4 |');
-    for (const s of fleet.sites) expect(md).toContain(`| ${s.id} | ${s.canary ? 'canary' : 'stable'} | every day 05:30-06:30 ${s.window.timeZone} | industry manufacturing |`);
+    // per site in the appendix; the plan groups sites with the same window, source and ring
+    const ap = renderPlanAppendix(fleet);
+    for (const s of fleet.sites) expect(ap).toMatch(new RegExp(`\\| ${s.id}( \\(canary\\))? \\|.*\\| every day 05:30-06:30 ${s.window.timeZone} \\(industry manufacturing\\) \\|`));
+    expect(md).toContain('| every day 05:30-06:30 | Asia/Seoul | industry manufacturing | canary | kr-south/ulsan-plant-1 |');
+    expect(md).toContain('| every day 05:30-06:30 | Asia/Seoul, Europe/Berlin | industry manufacturing | stable | kr-south/changwon-plant-2, eu-central/stuttgart-plant-3, eu-central/brno-warehouse-1 |');
     const block = /One Plan as rendered \(`([^`]+)`\):\n\n```yaml\n([\s\S]*?)```/.exec(md)!;
     const site = fleet.sites.find((s) => block[1] === `upgrades/${s.region}/${s.name}/plans.yaml`)!;
     expect(YAML.parse(block[2])).toEqual(sitePlans(site, fleet).at(-1));
     expect(md).toContain('edgeforge rollout promote');
     expect(md).toMatch(/fewer than 90 days left/);
+    // what expires, with dates: the K3s line's end of life (kubernetes.io/releases), the join tokens' renewal
+    expect(md).toContain('K3s v1.36.5+k3s1 (the v1.36 line): upstream end of life 2027-06-28');
+    expect(md).toContain('it rewrites one with fewer than 15 days left');
     const json = JSON.parse(renderPlanJson(fleet));
     expect(json.day2.rings.map((r: { ring: string }) => r.ring)).toEqual(['canary', 'stable']);
   });
@@ -56,9 +64,9 @@ describe('plan: outbound hosts include the upgrade images\' registry', () => {
     const { siteEgress } = await import('../../scripts/render/plan/egress.ts');
     const fleet = load(example);
     const changwon = siteEgress(fleet.sites.find((s) => s.name === 'changwon-plant-2')!, fleet).filter((r) => r.host === 'registry-1.docker.io');
-    expect(changwon.find((r) => r.devices?.includes('changwon2-server'))!.why).toContain('K3s upgrades (system-upgrade-controller, kubectl, k3s-upgrade)');
-    expect(changwon.find((r) => r.devices?.includes('changwon2-press-001'))!.why).toContain('K3s upgrades (kubectl, k3s-upgrade)');
+    expect(changwon.find((r) => r.devices?.includes('changwon2-server'))!.why).toContain('K3s upgrades and revocations (system-upgrade-controller, kubectl, k3s-upgrade)');
+    expect(changwon.find((r) => r.devices?.includes('changwon2-press-001'))!.why).toContain('K3s upgrades and revocations (kubectl, k3s-upgrade)');
     const ulsan = siteEgress(fleet.sites.find((s) => s.name === 'ulsan-plant-1')!, fleet);
-    expect(ulsan.find((r) => r.why.startsWith('site registry mirror'))!.why).toContain('docker.io: K3s\'s packaged components (rancher/* images); K3s upgrades (system-upgrade-controller, kubectl, k3s-upgrade)');
+    expect(ulsan.find((r) => r.why.startsWith('site registry mirror'))!.why).toContain('docker.io: K3s\'s packaged components (rancher/* images); K3s upgrades and revocations (system-upgrade-controller, kubectl, k3s-upgrade)');
   });
 });

@@ -1,7 +1,8 @@
-// Every factual line of `plan` checked against the files the build renders for the same fleet (nftables rules,
-// K3s config, Flux manifests, encryption files) — for the example fleet and generated fleets with each encryption
-// mode, with and without a management subnet, single- and multi-node. Nothing here is a hard-coded expected string
-// about a fleet: the expectation is read from the rendered bytes, with parsers of this test's own.
+// Every factual line of `plan` (and of its appendix, which holds the per-site rows the plan aggregates) checked
+// against the files the build renders for the same fleet (nftables rules, K3s config, Flux manifests, encryption
+// files) — for the example fleet, generated fleets of 200 and 2,000 devices, and generated fleets with each
+// encryption mode, with and without a management subnet, single- and multi-node. Nothing here is a hard-coded
+// expected string about a fleet: the expectation is read from the rendered bytes, with parsers of this test's own.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
@@ -11,6 +12,7 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';
 import { renderPlanMarkdown } from '../../scripts/render/plan/plan.ts';
+import { renderPlanAppendix } from '../../scripts/render/plan/appendix.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 import { prepareEncryption } from '../../scripts/pipeline/encryption.ts';
 import { fixedSecretsFor, EXAMPLE } from '../../scripts/testkit/fixed-secrets.ts';
@@ -20,6 +22,8 @@ type Files = Map<string, string>;
 interface Rendered {
   fleet: Fleet;
   md: string;
+  /** the appendix: one row per site, rule, host and device */
+  ap: string;
   files: Map<string, Files>; // device id -> path -> text
 }
 
@@ -31,7 +35,7 @@ async function render(fleet: Fleet, inventoryPath: string): Promise<Rendered> {
     const out: RenderedFile[] = renderDevice(fleet, d, fixedSecretsFor(d), { ...flux.render, encryption });
     files.set(d.id, new Map(out.map((f) => [f.path, Buffer.from(f.bytes).toString('utf8')])));
   }
-  return { fleet, md: renderPlanMarkdown(fleet), files };
+  return { fleet, md: renderPlanMarkdown(fleet), ap: renderPlanAppendix(fleet), files };
 }
 
 // --- this test's own readers of the rendered files ---
@@ -89,17 +93,28 @@ function tangNeeded(clevis: string): number {
 // --- this test's own readers of the plan ---
 
 function mdTable(md: string, heading: string): Record<string, string>[] {
-  const at = md.indexOf(heading);
-  const lines = md.slice(at).split('\n').slice(2);
-  const rows = lines.slice(0, lines.findIndex((l) => !l.startsWith('|')));
+  const at = md.indexOf(`${heading}\n`);
+  if (at < 0) throw new Error(`no "${heading}" in the plan`);
+  const after = md.slice(at).split('\n').slice(1);
+  const lines = after.slice(after.findIndex((l) => l.startsWith('|')));
+  const end = lines.findIndex((l) => !l.startsWith('|'));
+  const rows = end < 0 ? lines : lines.slice(0, end);
   const cells = (l: string) => l.slice(2, -2).split(' | ');
   const head = cells(rows[0]);
   return rows.slice(2).map((r) => Object.fromEntries(cells(r).map((c, i) => [head[i], c])));
 }
 
+/** "a, b and 46 more" -> the names shown and how many in all */
+function listed(text: string): { shown: string[]; total: number } {
+  const m = /^(.*?)(?: and (\d+) more)?$/.exec(text.trim())!;
+  const shown = m[1].split(', ').map((x) => x.trim()).filter(Boolean);
+  return { shown, total: shown.length + Number(m[2] ?? 0) };
+}
+
 function check(r: Rendered): void {
-  const { fleet, md, files } = r;
+  const { fleet, md, ap, files } = r;
   const text = (id: string, p: string) => files.get(id)!.get(p);
+  const activeOf = (s: Fleet['sites'][number]) => s.devices.filter((d) => d.status === 'active');
 
   // Flux devices and polls: from the rendered sync files
   const fluxIds = fleet.active.filter((d) => text(d.id, 'bundle/flux/edgeforge-flux-sync.yaml')).map((d) => d.id);
@@ -108,17 +123,23 @@ function check(r: Rendered): void {
     const repo = YAML.parseAllDocuments(text(id, 'bundle/flux/edgeforge-flux-sync.yaml')!).map((d) => d.toJS()).find((d) => d?.kind === 'GitRepository');
     polls += 86400 / seconds(repo.spec.interval);
   }
-  expect(md).toContain(`${fluxIds.length} device(s) run Flux`);
+  expect(md).toContain(`Flux on ${fluxIds.length} device(s)`);
   const pm = /([\d,]+) polls a day from the (\d+) Flux device/.exec(md)!;
   expect(Number(pm[1].replace(/,/g, ''))).toBe(Math.round(polls));
   expect(Number(pm[2])).toBe(fluxIds.length);
+  const central = mdTable(md, `## ${/## (\d+)\. Central load/.exec(md)![1]}. Central load`);
+  const mirrored = fleet.active.filter((d) => fluxIds.includes(d.id) && fleet.gitops.mirrors?.[d.siteId]).length;
+  if (!mirrored) expect(Number(central.find((x) => x[''] === '**polls a day at the central host**')!['Git over SSH (Flux GitRepository)'].replace(/,/g, ''))).toBe(Math.round(polls));
 
-  // exposure per site: from the rendered nftables rules
-  const siteRows = mdTable(md, '### Devices per site');
+  // exposure per site (appendix): from the rendered nftables rules
+  const siteRows = mdTable(ap, '## Sites');
   expect(siteRows.length).toBe(fleet.sites.length);
+  const para = md.split('\n').find((l) => l.startsWith("The firewall's input policy") || l.startsWith('No device accepts'))!;
   let anyInbound = false;
+  const openSites: string[] = [];
+  const clusterSites: string[] = [];
   for (const s of fleet.sites) {
-    const ids = s.devices.filter((d) => d.status === 'active').map((d) => d.id);
+    const ids = activeOf(s).map((d) => d.id);
     const row = siteRows.find((x) => x.site.replace(' (canary)', '') === s.id)!;
     const rules = ids.flatMap((id) => {
       const dev = fleet.active.find((d) => d.id === id)!;
@@ -126,55 +147,91 @@ function check(r: Rendered): void {
     });
     const ssh = rules.filter((x) => x.ssh);
     if (rules.length) anyInbound = true;
-    if (ssh.some((x) => !x.from)) {
-      expect(row['SSH from']).toMatch(/^anywhere/);
-      expect(md).toMatch(new RegExp(`SSH from anywhere at [^;]*(${s.id}|every site \\(${fleet.sites.length}\\))`));
-    } else if (ssh.length) expect(row['SSH from'].split(', ').sort()).toEqual([...new Set(ssh.map((x) => x.from!))].sort());
+    if (ssh.some((x) => !x.from)) expect(row['SSH from']).toMatch(/^anywhere/);
+    else if (ssh.length) expect(row['SSH from'].split(', ').sort()).toEqual([...new Set(ssh.map((x) => x.from!))].sort());
     else expect(row['SSH from']).toMatch(/^nowhere: SSH closed/);
     const other = rules.filter((x) => !x.ssh);
     if (other.length) {
       for (const x of other) expect(row['other inbound']).toContain(String(x.port));
-      expect(row['other inbound']).toContain(other.some((x) => !x.from) ? 'from anywhere' : "from the site's nodes");
-      const para = md.split('\n').find((l) => l.startsWith("The firewall's input policy"))!;
-      const clause = para.split(';').find((c) => c.includes(s.id) && / \d+\/(tcp|udp)/.test(c))!;
-      expect(clause, s.id).toContain(other.some((x) => !x.from) ? 'from anywhere' : 'between the nodes of');
-      for (const x of other) expect(clause).toContain(`${x.port}/${x.proto}`);
+      const open = other.some((x) => !x.from);
+      expect(row['other inbound']).toContain(open ? 'from anywhere' : "from the site's nodes");
+      (open ? openSites : clusterSites).push(s.id);
     } else expect(row['other inbound']).toBe('none');
   }
   expect(md.includes('No device accepts an inbound connection')).toBe(!anyInbound);
-  if (md.includes('SSH from anywhere at every site')) expect(siteRows.every((x) => x['SSH from'].startsWith('anywhere'))).toBe(true);
+  // the paragraph names (or counts) exactly the sites whose rendered rules open K3s ports
+  for (const [sites, words] of [[clusterSites, 'between the nodes of '], [openSites, 'at ']] as const) {
+    const clause = para.split(';').find((c) => / \d+\/(tcp|udp)/.test(c) && c.includes(words === 'at ' ? 'from anywhere' : 'between the nodes of'));
+    if (!sites.length) continue;
+    const l = listed(clause!.slice(clause!.lastIndexOf(words) + words.length));
+    expect(l.total, clause).toBe(sites.length);
+    for (const x of l.shown) expect(sites).toContain(x);
+  }
 
-  // offline: what the site's devices were rendered with
+  // offline (appendix): what the site's devices were rendered with
+  const tangRows = mdTable(ap, '## A reboot while tang is unreachable');
   for (const s of fleet.sites) {
-    const id = s.devices.find((d) => d.status === 'active')?.id;
+    const id = activeOf(s)[0]?.id;
     if (!id) continue;
-    const bullet = md.split('\n').find((l) => l.startsWith('- ') && l.slice(2, l.indexOf(': ')).split(', ').includes(s.id));
-    expect(bullet, s.id).toBeDefined();
+    const offline = siteRows.find((x) => x.site.replace(' (canary)', '') === s.id)!.offline;
+    const reboot = tangRows.find((x) => x.site === s.id)!['what happens'];
     const clevis = text(id, 'bundle/encryption/clevis-config.json');
-    if (!clevis) expect(bullet).toContain('no encrypted data volume');
-    else {
-      expect(bullet).toContain('encrypted data volume');
-      expect(bullet).not.toContain('no encrypted data volume');
-      if (tangNeeded(clevis) > 0) expect(bullet).toContain('tang server');
-      else expect(bullet).toContain('from the TPM without the network');
+    if (!clevis) {
+      expect(offline).toContain('no encrypted data volume');
+      expect(reboot).toContain('nothing to unlock');
+    } else {
+      expect(offline).toContain('encrypted data volume');
+      expect(offline).not.toContain('no encrypted data volume');
+      if (tangNeeded(clevis) > 0) {
+        expect(offline).toContain('tang server');
+        expect(reboot).toContain('the data volume stays locked');
+      } else {
+        expect(offline).toContain('from the TPM without the network');
+        expect(reboot).toContain('unlocks from the TPM alone');
+      }
     }
   }
 
-  // K3s config blocks and the memory budget: from the rendered config and Flux components
+  // the aggregated tables stand for exactly the appendix's rows
+  const classes = mdTable(md, '### Site classes');
+  expect(classes.reduce((a, c) => a + Number(c.sites), 0)).toBe(fleet.sites.length);
+  expect(classes.reduce((a, c) => a + Number(c.devices), 0)).toBe(fleet.active.length);
+  const inbound = mdTable(md, '### Inbound: what the firewall accepts');
+  const perSite = mdTable(ap, '## Inbound ports per site');
+  for (const row of inbound) {
+    const same = perSite.filter((x) => x.protocol === row.protocol && x.ports === row.ports && x.why === row.why);
+    expect(same.length, row.why).toBeGreaterThan(0);
+    expect(Number(row.sites)).toBe(new Set(same.map((x) => x.site)).size);
+  }
+  expect(new Set(perSite.map((x) => `${x.protocol} ${x.ports} ${x.why}`)).size).toBe(inbound.length);
+  const outbound = mdTable(md, '### Outbound: what the devices contact (the firewall request)');
+  for (const x of mdTable(ap, '## Outbound per site')) {
+    const why = x.why.replace(/K3s server \S+ \(/, 'K3s server (');
+    const row = outbound.find((o) => o.port === x.port && o.why === why && o.when === x.when);
+    expect(row, `${x.site} ${x.host} ${x.why}`).toBeDefined();
+    if (!/^\d+ hosts,/.test(row!.host)) expect(row!.host.split(', ')).toContain(x.host);
+  }
+
+  // K3s config blocks (all in the appendix, one in full in the plan) and the memory budget
   const budget = mdTable(md, '### Memory budget');
+  const tuning = mdTable(md, `## ${/## (\d+)\. K3s on each spec/.exec(md)![1]}. K3s on each spec`);
   const cited = Object.fromEntries([...md.matchAll(/(K3s server|K3s agent)[^:;]*: (\d+) MiB/g)].map((m) => [m[1], Number(m[2])]));
   expect(cited['K3s server']).toBeGreaterThan(0);
-  for (const m of md.matchAll(/### (\S+) — ([a-z -]+) \(e\.g\. `([^`]+)`\)\n\n`\/etc\/rancher\/k3s\/config\.yaml`:\n\n```yaml\n([\s\S]*?)```/g)) {
+  const blocks = (doc: string) => [...doc.matchAll(/### (\S+) — ([a-z -]+) \(e\.g\. `([^`]+)`\)\n\n`\/etc\/rancher\/k3s\/config\.yaml`:\n\n```yaml\n([\s\S]*?)```/g)];
+  expect(blocks(md).length).toBe(1);
+  expect(blocks(ap).length).toBe(budget.length);
+  for (const m of [...blocks(md), ...blocks(ap)]) {
     const [, profile, role, id, block] = m;
     const config = text(id, 'bundle/k3s/config.yaml')!;
     expect(block).toBe(config);
+    expect(config).not.toMatch(/hold the same one|shared token/);
     const args = (YAML.parse(config)['kubelet-arg'] as string[]) ?? [];
     const arg = (k: string) => args.find((a) => a.startsWith(`${k}=`))!;
     const sys = MiB(/memory=(\d+Mi)/.exec(arg('system-reserved'))![1]);
     const kube = MiB(/memory=(\d+Mi)/.exec(arg('kube-reserved'))![1]);
     const hard = MiB(/memory\.available<(\d+Mi)/.exec(arg('eviction-hard'))![1]);
+    const usable = Number(/about (\d+) MiB usable by Linux/.exec(config)![1]);
     const row = budget.find((x) => x.profile === profile && x.role === role)!;
-    const ram = fleet.profiles[profile].ramMiB;
     expect(row['OS (system-reserved)']).toBe(`${sys} MiB`);
     expect(row['K3s (kube-reserved)']).toBe(`${kube} MiB`);
     expect(row['hard-eviction reserve']).toBe(`${hard} MiB`);
@@ -188,8 +245,11 @@ function check(r: Rendered): void {
     const suc = (controllerObjects(fleet).find((o) => o.kind === 'Deployment') as Record<string, any>).spec.template.spec.containers[0].resources.limits.memory;
     const sucMiB = components ? MiB(suc) : 0;
     expect(row['K3s upgrade controller'] ?? '-').toBe(components ? `${sucMiB} MiB` : '-');
-    expect(row['= RAM']).toBe(`${ram} MiB`);
-    expect(row['left for workloads']).toBe(`${ram - sys - kube - hard - fluxMiB - sucMiB} MiB`);
+    expect(row['= usable RAM']).toBe(`${usable} MiB`);
+    expect(row['left for workloads']).toBe(`${usable - sys - kube - hard - fluxMiB - sucMiB} MiB`);
+    const t = tuning.find((x) => x.profile === profile && x.role === role)!;
+    expect(t['allocatable to pods']).toBe(`${usable - sys - kube - hard} MiB`);
+    expect(config).toContain(`about ${usable - sys - kube - hard} MiB allocatable to pods`);
   }
 
   // secrets: "each agent joins with its own bootstrap token" where agents exist, and their rendered tokens differ
@@ -199,6 +259,8 @@ function check(r: Rendered): void {
   expect(md.includes('each agent joins with its own bootstrap token')).toBe(agents.length > 0);
   expect(md).not.toContain('join token is shared');
   expect(md).not.toMatch(/nothing ever connects into a device|No inbound port is opened on any device/);
+  // suspend is worded as what it does: the device Kustomization only
+  expect(md).toContain('suspends its Kustomization `device` only');
 }
 
 describe('plan: every factual line matches the rendered files', () => {
@@ -227,25 +289,32 @@ describe('plan: every factual line matches the rendered files', () => {
     check(await render(fleet, 'dhcp-agents.yaml'));
   }, 120_000);
 
-  it('fleet.industry changes only the default maintenance window, and the plan says which', () => {
-    const plan = (industry: string, window = false) => {
+  for (const n of [200, 2000]) {
+    it(`a generated fleet of ${n.toLocaleString('en-US')} devices`, async () => {
+      const fleet = loadInventoryBytes(Buffer.from(generateInventory(n)), `generated-${n}.yaml`);
+      check(await render(fleet, `generated-${n}.yaml`));
+    }, 300_000);
+  }
+
+  it('fleet.industry changes exactly what its preset decides, and the plan says which', () => {
+    const plan = (industry: string, declared = false) => {
       let t = generateInventory(50, { industry });
-      if (window) t = t.replace(/^defaults:\n/m, 'defaults:\n  maintenanceWindow: { days: [sun], start: "01:00", end: "04:00", timeZone: Etc/UTC }\n');
+      if (declared) t = t.replace(/^defaults:\n/m, 'defaults:\n  maintenanceWindow: { days: [sun], start: "01:00", end: "04:00", timeZone: Etc/UTC }\n  policy: { encryption: recommended, offlineTolerance: 2h }\n');
       return renderPlanMarkdown(loadInventoryBytes(Buffer.from(t), `${industry}.yaml`));
     };
-    // every site declares its window: industry shapes nothing, and the plan says so
-    const [a, b] = [plan('retail', true), plan('energy', true)];
-    expect(a).toContain('Industry: **retail** (every site declares its own maintenance window, so it changes no setting)');
-    const strip = (t: string, word: string) => t.split('\n').filter((l) => !l.startsWith('Industry **')).join('\n').replace(new RegExp(word, 'g'), 'X');
-    expect(strip(a, 'retail')).toBe(strip(b, 'energy'));
-    // no window declared: only window lines differ, and the plan names the industry's window
-    const [c, d] = [plan('retail'), plan('energy')];
-    expect(c).toMatch(/Industry: \*\*retail\*\* \(it sets the default maintenance window \(every day 01:00-06:00, a store outside opening hours\) of the \d+ site\(s\) that declare none; it changes nothing else\)/);
+    // every setting the preset decides is declared (the generated fleet marks its canary site, has no status): the industry shapes nothing
+    const [a, b] = [plan('retail', true), plan('logistics', true)];
+    expect(a).toContain('Industry: **retail** (the inventory states every setting its preset would decide, so it changes nothing)');
+    const strip = (t: string, word: string) => t.split('\n').filter((l) => !/^\| setting \||^Why /.test(l)).join('\n').replace(new RegExp(word, 'g'), 'X');
+    expect(strip(a, 'retail')).toBe(strip(b, 'logistics'));
+    // nothing declared: the lines that differ are the preset's values and the lines derived from them
+    const [c, d] = [plan('retail'), plan('logistics')];
+    expect(c).toMatch(/Industry: \*\*retail\*\* \(its preset decides the maintenance window, disk encryption, offline tolerance; see section "Industry"\)/);
     const cl = strip(c, 'retail').split('\n');
-    const dl = strip(d, 'energy').split('\n');
+    const dl = strip(d, 'logistics').split('\n');
     expect(cl.length).toBe(dl.length);
     const differing = cl.filter((l, i) => l !== dl[i]);
     expect(differing.length).toBeGreaterThan(0);
-    for (const l of differing) expect(l, l).toMatch(/\d\d:\d\d|maintenance window/);
+    for (const l of differing) expect(l, l).toMatch(/\d\d:\d\d|maintenance window|offline tolerance|\d+h\b/);
   });
 });

@@ -1,33 +1,70 @@
-// The plan is a document for a customer: test what it says, not just that it runs.
+// The plan is a document for a customer: test what it says, not just that it runs — the summary first, tables
+// that stay short at 2,000 devices, the per-device detail in the appendix and --format json.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { parse } from 'yaml';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
+import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { renderPlanMarkdown, planData } from '../../scripts/render/plan/plan.ts';
+import { renderPlanAppendix } from '../../scripts/render/plan/appendix.ts';
+import { MAX_ROWS } from '../../scripts/render/plan/md.ts';
 import { k3sFlags, runCli } from '../helpers.ts';
 
 const fleet = loadInventoryBytes(readFileSync('inventory/example.yaml'), 'inventory/example.yaml');
 const md = renderPlanMarkdown(fleet);
-const serverFlags = k3sFlags('server');
-const agentFlags = k3sFlags('agent');
+const ap = renderPlanAppendix(fleet);
+// the lists on file are the v1.31 line's (test/fixtures/k3s-flags/v1.31/); the inventory may pin a newer line
+// (k3s.version): its keys are checked against what K3s v1.31 accepts until that line's lists are added beside
+// them — then pass fleet.k3s.version here
+const serverFlags = k3sFlags('server', 'v1.31');
+const agentFlags = k3sFlags('agent', 'v1.31');
 
-function codeBlocks(lang: string): string[] {
-  return [...md.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]);
+function codeBlocks(doc: string, lang: string): string[] {
+  return [...doc.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]);
+}
+
+/** the longest run of table rows in a document */
+function longestTable(doc: string): number {
+  let best = 0;
+  let run = 0;
+  for (const l of doc.split('\n')) {
+    run = l.startsWith('|') ? run + 1 : 0;
+    best = Math.max(best, run);
+  }
+  return best - 2; // header and rule
 }
 
 describe('plan (markdown)', () => {
-  it('summarises the fleet with its real numbers', () => {
-    expect(md).toMatch(/^# acme-smart-factory — edge fleet architecture/);
-    expect(md).toContain('Industry: **manufacturing** (it sets the default maintenance window (every day 05:30-06:30, a factory line\'s early shift change) of the 4 site(s) that declare none; it changes nothing else). 14 active ARM64 devices in 4 sites across 2 regions');
-    expect(md).toMatch(/\| rpi4-2g \| raspberry-pi-4 \| 2 GB \| 32 GB sd \| raspi-mbr \| xchacha12,aes-adiantum-plain64 \| 9 \|/);
-    expect(md).toMatch(/\| ipc-4g \| generic-uefi \| 4 GB \| 64 GB emmc \| uefi-gpt \| aes-xts-plain64 \| 1 \|/);
-    expect(md).toContain('| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s), each joining with its own bootstrap token (valid 30d after issue, k3s.joinWindow) |');
-    expect(md).toContain('https://registry.ulsan1.acme.example:5000');
+  it('opens with the summary: at a glance, the design in ten lines, risks, what needs a person', () => {
+    expect(md).toMatch(/^# acme-smart-factory — edge fleet architecture\n/);
+    const heads = [...md.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    expect(heads.slice(0, 5)).toEqual(['At a glance', 'The design in ten lines', 'Risks', 'What needs a person', '1. Fleet']);
+    expect(md).toContain('| **devices** | 14 active |');
+    expect(md).toContain('| **where** | 4 site(s) in 2 region(s); 1 canary site (kr-south/ulsan-plant-1) |');
+    const design = md.slice(md.indexOf('## The design in ten lines'), md.indexOf('## Risks'));
+    expect(design.match(/^\d+\. /gm)).toHaveLength(10);
+    expect(md).toContain('No disk encryption at 1 site (eu-central/brno-warehouse-1)');
+    expect(md).toContain("Pin K3s's install script: `k3s.install.installScriptSha256` is the all-zeros placeholder");
+    expect(md).toContain('Register 12 read-only deploy key(s) on the Git host');
+    expect(md).toContain('Industry: **manufacturing** (its preset decides the maintenance window, disk encryption, offline tolerance; see section "Industry")');
   });
 
-  it('gives each profile and role a K3s config whose keys are real K3s flags', () => {
-    // the K3s configs (the Day 2 section's Plan is YAML too)
-    const yamls = codeBlocks('yaml').filter((y) => !y.startsWith('apiVersion: upgrade.cattle.io/'));
+  it('tables show kinds of things: specs, regions, site classes', () => {
+    expect(md).toMatch(/\| rpi4-2g \| raspberry-pi-4 \| 2048 \/ 1940 MiB \| 32 GB sd \| raspi-mbr \| xchacha12,aes-adiantum-plain64 \| 9 \| 7 single-node, 2 multi-node-agent \|/);
+    expect(md).toMatch(/\| ipc-4g \| generic-uefi \| 4096 \/ 4032 MiB \| 64 GB emmc \| uefi-gpt \| aes-xts-plain64 \| 1 \| 1 multi-node-server \|/);
+    expect(md).toContain('| kr-south | 2 | 7 | kr-south/ulsan-plant-1 | 1 | 2 | 1 |');
+    expect(md).toContain('https://registry.ulsan1.acme.example:5000'.replace('https://', '').split(':')[0]);
+    // per site, in the appendix
+    expect(ap).toContain('| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s), each joining with its own bootstrap token (valid 30d after issue, k3s.joinWindow) |');
+    expect(ap).toContain('| kr-south/changwon-plant-2 | changwon2-server | tcp | 6443, 10250 | 10.30.1.21, 10.30.1.22 |');
+    expect(ap).toMatch(/\| eu-central\/brno-warehouse-1 \| .* \| nowhere: SSH closed \(no managementSubnet\) \|/);
+    expect(ap).toContain('| brno1-dock-003 | eu-central/brno-warehouse-1 | rpi4-2g | single-node server | dhcp | none | yes | stable |');
+  });
+
+  it('gives each profile and role a K3s config whose keys are real K3s flags (the plan one in full, the appendix all)', () => {
+    const yamls = codeBlocks(ap, 'yaml');
     expect(yamls.length).toBe(planData(fleet).k3s.profiles.length);
     expect(yamls.length).toBeGreaterThanOrEqual(4);
     for (const y of yamls) {
@@ -45,6 +82,10 @@ describe('plan (markdown)', () => {
         expect(cfg).not.toHaveProperty('cluster-init');
       }
     }
+    // the plan: the most common profile's config in full, each other role as what differs
+    expect(md).toContain('### rpi4-2g — single-node server (e.g. `ulsan1-line1-001`)');
+    expect(md).toContain('### rpi4-2g — agent (e.g. `changwon2-press-001`): what differs from the config above');
+    expect(md).toMatch(/what differs from the config above\n\n```yaml\n[\s\S]*?server: https:\/\/10\.30\.1\.10:6443/);
   });
 
   it('scales the kubelet reservations with RAM', () => {
@@ -58,11 +99,10 @@ describe('plan (markdown)', () => {
   });
 
   it('shows the pinned install command', () => {
-    const bash = codeBlocks('bash');
-    expect(bash.length).toBeGreaterThan(0);
+    const bash = codeBlocks(md, 'bash');
     expect(bash[0]).toContain('sha256sum -c');
     expect(bash[0]).toContain('INSTALL_K3S_VERSION="v1.36.5+k3s1"');
-    expect(bash.some((b) => b.includes('INSTALL_K3S_EXEC="agent"'))).toBe(true);
+    expect(md).toContain('Installed the same way with `INSTALL_K3S_EXEC="agent"`');
   });
 
   it('lays out the GitOps repository from the real regions, sites and devices', () => {
@@ -70,22 +110,52 @@ describe('plan (markdown)', () => {
     expect(md).toMatch(/ {2}sites\/kr-south\/ulsan-plant-1\/ +# its region \+ the canary ring/);
     expect(md).toMatch(/\n {2}kr-south\/ulsan-plant-1\/\n {4}ulsan1-line1-001\/ +# this device's Flux entry point/);
     expect(md).not.toMatch(/ {4}changwon2-press-001\//); // agents have no Flux of their own
-    // "no inbound port" only where true: the plan points at its port table instead
     expect(md).not.toContain('No inbound port is opened on any device');
-    expect(md).toContain('| kr-south/changwon-plant-2 | changwon2-server | tcp | 6443, 10250 | 10.30.1.21, 10.30.1.22 |');
-    expect(md).toMatch(/\| eu-central\/brno-warehouse-1 \| .* \| nowhere: SSH closed \(no managementSubnet\) \|/);
   });
 
-  it('covers offline operation, sync conflicts and theft with this fleet\'s names', () => {
-    expect(md).toContain('## 4. Offline operation');
-    expect(md).toContain('## 5. Sync conflicts and rollouts');
-    expect(md).toContain('kr-south/ulsan-plant-1 take it first');
+  it('covers offline operation, sync conflicts and theft for an operator, with this fleet\'s names', () => {
+    expect(md).toMatch(/## \d+\. Offline operation/);
+    expect(md).toContain('**Data made while offline**: stays on the device');
+    expect(md).toMatch(/## \d+\. Sync conflicts and rollouts/);
+    expect(md).toContain('**What wins: Git.**');
+    expect(md).toContain('**What is overwritten**');
+    expect(md).toContain('It does **not** stop its other Kustomizations: `flux-system`');
+    expect(md).toContain('1 canary site (kr-south/ulsan-plant-1)');
     expect(md).toContain('`edgeforge revoke ulsan1-line1-001 --reason stolen`');
     expect(md).toContain('Sites without encryption (eu-central/brno-warehouse-1)');
+    // a reboot during a tang outage, per site, with what the hardware allows
+    expect(md).toContain('kr-south/ulsan-plant-1, eu-central/stuttgart-plant-3: the device boots, answers SSH and keeps its firewall, but the data volume stays locked');
+    expect(md).toContain('Option: no TPM on these boards: a second tang server with `threshold: 1` removes the single point of failure.');
+    expect(md).toContain('kr-south/changwon-plant-2: the device boots');
+    expect(md).toContain('1 of 3 devices have a TPM');
+  });
+
+  it('the central load, with a column per transport and the basis of each number', () => {
+    expect(md).toMatch(/\|  \| Git over SSH \(Flux GitRepository\) \| OCI artifacts \(Flux OCIRepository\) \| basis \|/);
+    expect(md).toMatch(/\| \*\*bytes one device fetches per commit\*\* \| ≈ 36 KB \| .*npm run bench:gitfetch/);
+    expect(md).toMatch(/\| \*\*status messages per second\*\* \| 0 \| 0 \| status reporting off \|/);
   });
 });
 
-describe('plan --format json', () => {
+describe('plan at 2,000 devices', () => {
+  const big = loadInventoryBytes(Buffer.from(generateInventory(2000)), 'g2000.yaml');
+  const bigMd = renderPlanMarkdown(big);
+  it(`stays under 600 lines, every table at most ${MAX_ROWS} rows, no line that lists every site`, () => {
+    const lines = bigMd.split('\n');
+    expect(lines.length).toBeLessThan(600);
+    expect(longestTable(bigMd)).toBeLessThanOrEqual(MAX_ROWS);
+    for (const l of lines) expect(l.split(/kr-south\/kr-[a-z]+-\d{3}/).length - 1, l.slice(0, 120)).toBeLessThanOrEqual(8);
+    expect(bigMd).toContain('| **devices** | 2000 active |');
+  });
+  it('the appendix and --format json hold every site and device', () => {
+    const bigAp = renderPlanAppendix(big);
+    for (const d of big.active.slice(0, 50)) expect(bigAp).toContain(`| ${d.id} | ${d.siteId} |`);
+    expect(bigAp.match(/^\| [a-z]+-[a-z]+-\d{3}-\d{3} \|/gm)).toHaveLength(2000);
+    expect(planData(big).devices).toHaveLength(2000);
+  });
+});
+
+describe('plan --format json and --appendix', () => {
   it('has the same content as data', async () => {
     const r = await runCli(['plan', '--format', 'json']);
     expect(r.code).toBe(0);
@@ -93,8 +163,27 @@ describe('plan --format json', () => {
     expect(j.fleet).toMatchObject({ name: 'acme-smart-factory', activeDevices: 14, regions: 2, sites: 4 });
     expect(j.specs.map((s: { profile: string }) => s.profile)).toEqual(['rpi4-2g', 'rpi4-4g', 'ipc-4g']);
     expect(j.gitops.fluxDevices).toBe(12);
+    expect(j.devices).toHaveLength(14);
+    expect(j.summary.design).toHaveLength(10);
+    expect(j.load[0].transport).toBe('Git over SSH (Flux GitRepository)');
+  });
+  it('writes the appendix beside the plan', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ef-plan-'));
+    const r = await runCli(['plan', '--appendix', path.join(dir, 'appendix.md')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^# acme-smart-factory — edge fleet architecture/);
+    expect(readFileSync(path.join(dir, 'appendix.md'), 'utf8')).toBe(ap);
+  });
+  it('measures a GitOps tree with git when given one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ef-plan-tree-'));
+    writeFileSync(path.join(dir, 'kustomization.yaml'), 'resources: []\n');
+    const r = await runCli(['plan', '--gitops', dir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`\\| \\*\\*bytes one device fetches per commit\\*\\* \\| \\d+ B \\| .*measured: \`git pack-objects\` of ${dir.replace(/[/.]/g, '\\$&')} \\(1 files, 14 B\\), git version`));
+    expect((await runCli(['plan', '--gitops', path.join(dir, 'nope')])).code).toBe(2);
   });
   it('rejects an unknown format', async () => {
     expect((await runCli(['plan', '--format', 'pdf'])).code).toBe(2);
+    expect(existsSync('nope')).toBe(false);
   });
 });

@@ -241,4 +241,27 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     const badTimeout = await runCli(['provision', '-i', inv, '-o', out, '--timeout', 'upload=soon'], { env });
     expect(badTimeout.code).toBe(2);
   }, 40_000);
+
+  it('CLI: a full run lists the devices it cannot reach (SSH closed) with their reason; exit 1 when nothing was delivered', async () => {
+    const env = { SSH_AUTH_SOCK: '' };
+    const base = (id: string): DeviceSsh => ({ id, host: '127.0.0.1', port: e.get(id)!.port, identityFile: f.clientKey, hostKey: e.get(id)!.hostKeyPublic });
+    // SSH opened only on the devices that listen; the other two have it closed (no managementSubnet at the site)
+    const mixed = (open: DeviceSsh[]) => {
+      const yaml = inventoryYaml([...open, { id: 'shut-1', host: '127.0.0.1', port: 1 }, { id: 'shut-2', host: '127.0.0.1', port: 2 }]).replace(/, allowFrom: any \}.*$/m, ' }');
+      const file = path.join(tmp, `mixed-${open.map((d) => d.id).join('-')}.yaml`);
+      const lines = yaml.split('\n').map((l) => (open.some((d) => l.includes(`{ id: ${d.id}, `)) ? l.replace('ssh: { ', 'ssh: { allowFrom: any, ') : l));
+      writeFileSync(file, lines.join('\n'));
+      return file;
+    };
+    const shut = (id: string) => ({ id, status: 'skipped', phase: 'select', message: expect.stringMatching(new RegExp(`^SSH is closed on ${id}: site test-region/lab has no managementSubnet`)) });
+    // cli-a is already at the build's bundle (the test above): done, so the run is done — the closed ones are listed
+    const done = await runCli(['provision', '-i', mixed([base('cli-a')]), '-o', out, '--keys', keys, '--json', '--allow-unsigned', '--retries', '0'], { env });
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout).devices).toEqual([{ id: 'cli-a', status: 'skipped', phase: 'preflight', message: expect.stringMatching(/^already at bundle/) }, shut('shut-1'), shut('shut-2')]);
+    expect(done.stderr).toMatch(/shut-1: skipped in select — SSH is closed on shut-1/);
+    // cli-b does not answer: tried and failed, the rest could not be tried — nothing delivered: exit 1
+    const none = await runCli(['provision', '-i', mixed([{ ...base('cli-b'), port: await freePort() }]), '-o', out, '--keys', keys, '--json', '--allow-unsigned', '--retries', '0'], { env });
+    expect(none.code, none.stderr).toBe(1);
+    expect(JSON.parse(none.stdout).devices).toEqual([{ id: 'cli-b', status: 'failed', phase: 'connect', message: expect.stringMatching(/connection refused/) }, shut('shut-1'), shut('shut-2')]);
+  }, 40_000);
 });

@@ -63,7 +63,7 @@ function fromPlan(rows: ReturnType<typeof planData>['ports'], id: string): Set<T
 function checkFleet(fleet: Fleet, dir: string) {
   const rows = planData(fleet).ports;
   const md = renderPlanMarkdown(fleet);
-  expect(md).toContain('### Inbound ports');
+  expect(md).toContain('### Inbound: what the firewall accepts');
   for (const d of fleet.active) {
     const text = nftablesRules(d, fleet);
     const file = path.join(dir, `${d.id}.nft`);

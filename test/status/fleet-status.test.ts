@@ -27,7 +27,8 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
   let publishMs = 0;
 
   beforeAll(async () => {
-    env = await statusEnv(2000, { revokedCount: 1 });
+    // a 10-minute offline tolerance: a device silent for 25 minutes needs a person (manufacturing's preset waits an hour)
+    env = await statusEnv(2000, { revokedCount: 1, offlineTolerance: '10m' });
     // the last build: every device's bundle hash
     const out = path.join(env.dir, 'out');
     mkdirSync(out, { recursive: true });

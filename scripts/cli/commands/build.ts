@@ -28,9 +28,11 @@ export const buildCommand = command('build', 'render every device: seeds, config
 --base-image also disk.delta), then writes OUT/manifest.json last, signed by the fleet's build key
 (manifest.json.asc, signing-key.asc). Device identities come from --keys (created on first use, stored
 encrypted to the admins). Same inventory + keys + SOURCE_DATE_EPOCH give byte-identical output.
-Exit 0 all built, 1 some devices failed (the others are complete), 2 bad input (nothing written).`,
+Exit 0 all built (or unchanged since the previous build), 1 some devices failed (the others are complete) or
+none was built, 2 bad input (nothing written; also --only against a previous manifest whose signature does not
+check out).`,
   options: {
-    only: { type: 'string', multiple: true, value: 'ID,...', description: 'build only these devices (the manifest keeps the others of the same inventory)' },
+    only: { type: 'string', multiple: true, value: 'ID,...', description: 'build only these devices (the manifest keeps the others of the same inventory; refused when the previous manifest\'s signature does not check out)' },
     'base-image': { type: 'string', value: 'FILE', description: 'base OS image: also write per-device disk deltas against it' },
     shard: { type: 'string', value: 'K/N', description: 'build shard K of N (stable hash of the id); join shards with `manifest merge`' },
     'changed-since': { type: 'string', value: 'REV', description: 'build only devices whose rendered inputs changed since git revision REV' },

@@ -5,7 +5,7 @@ import { command, type RunContext } from '../command.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { makeReporter, summarize, formatBytes, type DeviceResult } from '../../ui/reporter.ts';
-import { runFlash, type FlashRunResult } from '../../flash/flash.ts';
+import { runFlash, BEFORE_WRITING, type FlashRunResult } from '../../flash/flash.ts';
 import { runStationBatch } from '../../flash/station-run.ts';
 import { parseStation, JOB_LOG } from '../../flash/station.ts';
 import { askConfirmation } from '../../flash/confirm.ts';
@@ -31,8 +31,11 @@ function totals(r: FlashRunResult): string {
   return `${formatBytes(r.bytesWritten)} written in ${r.seconds.toFixed(1)} s (${formatBytes(rate)}/s over all cards)`;
 }
 
+/** counts and exit status: a card refused before anything was written to it was not tried (all refused: 2) */
+const outcome = (results: DeviceResult[]) => summarize(results, { notStarted: [BEFORE_WRITING] });
+
 function printSummary(ctx: RunContext, results: DeviceResult[], run: FlashRunResult | undefined, extra: string[] = []): void {
-  const s = summarize(results);
+  const s = outcome(results);
   const lines = [`flash: ${s.line}${run ? ` — ${totals(run)}` : ''}`];
   for (const r of results) if (r.status !== 'ok') lines.push(`  ${r.id}: ${r.status} in ${r.phase}: ${r.message}`);
   ctx.io.out([...lines, ...extra].join('\n'));
@@ -50,6 +53,9 @@ smaller than the image. In a terminal you confirm each card (model, size, serial
 job log (OUT/${JOB_LOG}) does not record as flashed; run it again for the next batch.
 Before anything is written, OUT/manifest.json must carry the build key's signature (pinned: --fingerprint, else
 KEYS/build/signing-key.fingerprint); every delta and the base are then checked against the manifest's sha256.
+Exit 0 every card ok; 1 some card failed (the others completed), or none was written successfully; 2 bad usage,
+refused confirmation, unreadable build output, or every card refused before anything was written to it (a device
+not in the build, a refused target) — nothing written.
 Details: docs/flashing.md`,
   common: ['inventory', 'out', 'keys', 'json'],
   options: {
@@ -109,18 +115,18 @@ Details: docs/flashing.md`,
         const tail = `station: batch ${b.batch}: ${b.flashedTotal}/${candidates.length} device(s) flashed${b.remaining.length ? `, next: ${b.remaining.slice(0, slots.length).join(', ')}` : ', all done'}`;
         if (ctx.common.json) {
           ctx.io.out(JSON.stringify({ devices: results, batch: b.batch, flashed: b.flashedTotal, remaining: b.remaining }, null, 2));
-          return summarize(results).exitCode;
+          return outcome(results).exitCode;
         }
         if (!b.assigned.length) {
           ctx.io.out(`station: all ${candidates.length} device(s) are flashed (job log ${path.join(ctx.common.out, JOB_LOG)})`);
           return 0;
         }
         printSummary(ctx, results, b.run, [tail]);
-        if (!common.interactive || !b.remaining.length) return summarize(results).exitCode;
+        if (!common.interactive || !b.remaining.length) return outcome(results).exitCode;
         const rl = createInterface({ input: process.stdin, output: process.stderr });
         const answer = await rl.question(`Swap in the next ${Math.min(slots.length, b.remaining.length)} card(s) and press Enter (q to stop): `);
         rl.close();
-        if (answer.trim().toLowerCase().startsWith('q')) return summarize(results).exitCode;
+        if (answer.trim().toLowerCase().startsWith('q')) return outcome(results).exitCode;
       }
     }
 
@@ -130,6 +136,6 @@ Details: docs/flashing.md`,
     const run = await runFlash({ ...common, inputs, reporter: reporter(), requests: devices.map((device, i) => ({ device, target: path.resolve(ctx.io.cwd, targets[i]) })) });
     if (ctx.common.json) ctx.io.out(JSON.stringify({ devices: run.results }, null, 2));
     else printSummary(ctx, run.results, run);
-    return summarize(run.results).exitCode;
+    return outcome(run.results).exitCode;
   },
 });

@@ -2,11 +2,12 @@
 import path from 'node:path';
 import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
-import { provision, selectDevices, unreachableDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
+import { provision, refusedDevices, selectDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
+import { groupedSkips } from '../../ui/view.ts';
 import { UsageError, SelectionError } from '../../util/errors.ts';
 
 function parseTimeouts(values: string[]): Partial<Record<Phase, number>> {
@@ -31,7 +32,10 @@ OUT/logs/provision/<id>.log) and verify (the device records this bundle's hash).
 build's bundle hash are skipped, so a rerun converges. Transient network errors are retried with backoff;
 host-key refusals and authentication failures never are. Jump hosts: ssh.jumpHost; agents: SSH_AUTH_SOCK;
 sudo passwords: the variable named by ssh.sudoPasswordEnv.
-Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad usage or input.`,
+A full run skips active devices whose sites have SSH closed (listed, each with its reason, in --json too).
+Exit 0 all done (or already at the build's bundle), 1 some devices failed (the others completed) or none was
+delivered, 2 bad usage or input, or not one selected device could be tried (every site has SSH closed; devices
+not in the build).`,
   options: {
     only: { type: 'string', multiple: true, value: 'ID,...', description: 'provision only these devices' },
     'dry-run': { type: 'boolean', default: false, description: 'stop after preflight (reads only) and print the plan' },
@@ -59,7 +63,16 @@ Exit 0 all done or skipped, 1 some devices failed (the others completed), 2 bad 
       if (err instanceof SelectionError) throw new UsageError(err.message);
       throw err;
     }
-    if (!only.length) for (const u of unreachableDevices(fleet)) io.err(`skipped ${u.id}: ${u.reason}`);
+    // a full run skips devices whose firewall accepts no SSH (each listed with its reason); when that is every
+    // one of them, nothing can be done: exit 2 before anything is read or tried
+    const refused = refusedDevices({ fleet, only });
+    if (refused.length && refused.length === fleet.active.length) {
+      const error = `none of the ${refused.length} active device(s) can be reached over SSH: their sites have no managementSubnet and the inventory does not open SSH to everyone (ssh: {allowFrom: any}). Deliver them by seed card, or set one of them. Nothing was done.`;
+      if (common.json) io.out(JSON.stringify({ devices: refused, error }, null, 2));
+      for (const l of groupedSkips(refused)) io.err(l);
+      io.err(`provision: ${error}`);
+      return summarize(refused).exitCode;
+    }
     const outDir = path.resolve(io.cwd, common.out);
     const keysDir = path.resolve(io.cwd, common.keys);
     // a ManifestError is a UserError: exit 2 with its message

@@ -9,6 +9,13 @@ import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 
 export const STATUS_PASSWORD_ENV = 'EDGEFORGE_STATUS_PASSWORD';
 
+/** 1 when anyone needs a person (a fleet none of whose devices reports is all "never seen": 1 too); 2 when there is
+ *  no active device to report on (nothing could be read for anyone); else 0 */
+export function statusExitCode(s: { attention: unknown[]; inactiveNeedsPerson: unknown[]; devices: unknown[] }): number {
+  if (s.attention.length || s.inactiveNeedsPerson.length) return 1;
+  return s.devices.length ? 0 : 2;
+}
+
 /** 90s, 15m, 1h, 1h30m -> seconds */
 export function parseDuration(s: string, what: string): number {
   const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(s);
@@ -56,8 +63,9 @@ it (a device clock off by more than a period is flagged). A status without messa
 current. Then the devices that need a person, with the reason; a device the broker refuses looks silent here (the
 broker's log says why). Devices that left the fleet are not counted; a status of theirs that reached the broker
 after the revoke, or never expires, needs a person (--clear-departed removes them once read). Malformed or
-oversized statuses are ignored and counted. Exit 1 when any device needs a person (for cron and CI).
-See docs/status.md.`,
+oversized statuses are ignored and counted. Exit 0 nothing needs a person, 1 any device needs a person (for cron
+and CI; a fleet none of whose devices reports is all never seen: 1) or the broker cannot be read, 2 bad usage or
+inventory, or nothing to report on (no active device; --site naming none). See docs/status.md.`,
   options: {
     site: { type: 'string', value: 'S', description: 'only this site ("<region>/<site>" or the site name)' },
     stale: { type: 'string', value: 'DURATION', description: 'a report older than this is silent (default: 1.5 report periods)' },
@@ -96,7 +104,9 @@ See docs/status.md.`,
       ctx.io.out(statusText(s));
     }
     // the exit status is what was read (a cleared status may have meant the broker still accepts a revoked device)
-    return s.attention.length || s.inactiveNeedsPerson.length ? 1 : 0;
+    const code = statusExitCode(s);
+    if (code === 2) ctx.io.err('status: the inventory has no active device: nothing to report');
+    return code;
   },
 });
 

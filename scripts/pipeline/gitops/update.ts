@@ -18,6 +18,8 @@ export interface GitopsUpdate {
   dir: string;
   prune: boolean;
   dryRun: boolean;
+  /** false: no fsync per file (a scratch copy that is thrown away: gitops --check) */
+  fsync?: boolean;
 }
 
 export async function updateGitopsRepo(fleet: Fleet, o: GitopsUpdate): Promise<WriteTreeResult> {
@@ -34,5 +36,5 @@ export async function updateGitopsRepo(fleet: Fleet, o: GitopsUpdate): Promise<W
     if (err instanceof Error) throw new UserError(err.message);
     throw err;
   }
-  return writeGitopsTree(o.dir, files, { prune: o.prune, dryRun: o.dryRun });
+  return writeGitopsTree(o.dir, files, { prune: o.prune, dryRun: o.dryRun, fsync: o.fsync });
 }

@@ -8,19 +8,30 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { MANIFEST_NAME, type Manifest, type ManifestDevice } from '../../manifest/types.ts';
 import { parseManifest } from '../../manifest/read.ts';
+import { ManifestError } from '../../util/errors.ts';
 import type { SecretsSource } from '../secrets.ts';
 import { readStamp } from '../write.ts';
 
-/** The previous manifest when its signature is good by the build key; undefined otherwise. */
-export async function trustedPreviousManifest(outDir: string, secrets: SecretsSource): Promise<Manifest | undefined> {
-  if (!secrets.verifySignature) return undefined;
+/** The previous build in OUT as this build may rely on it: its manifest when the build key signed it; when a
+ *  manifest is there but cannot be trusted, why. Neither: no manifest, or a source that cannot check signatures. */
+export interface PreviousBuild {
+  manifest?: Manifest;
+  untrusted?: string;
+}
+
+export async function previousBuild(outDir: string, secrets: SecretsSource): Promise<PreviousBuild> {
+  if (!secrets.verifySignature) return {};
   const file = path.join(outDir, MANIFEST_NAME);
   const [bytes, sig] = await Promise.all([fs.readFile(file).catch(() => undefined), fs.readFile(file + '.asc', 'utf8').catch(() => undefined)]);
-  if (!bytes || !sig || !(await secrets.verifySignature(bytes, sig))) return undefined;
+  if (!bytes) return {};
+  if (!sig) return { untrusted: `${MANIFEST_NAME}.asc is missing (the previous build was not signed)` };
+  if (!(await secrets.verifySignature(bytes, sig))) return { untrusted: `${MANIFEST_NAME}.asc is not a good signature over ${MANIFEST_NAME} by the fleet's build key (edited, damaged, or signed by another key)` };
   try {
-    return parseManifest(bytes, file);
-  } catch {
-    return undefined; // signed but not a manifest this edgeforge reads: rebuild rather than trust it
+    return { manifest: parseManifest(bytes, file) };
+  } catch (err) {
+    // signed but not a manifest this edgeforge reads: rebuild rather than trust it
+    if (err instanceof ManifestError) return { untrusted: `signed, but not a manifest this edgeforge reads (${err.problem})` };
+    throw err;
   }
 }
 

@@ -39,6 +39,11 @@ export interface ScaffoldFile {
 // the two rings have one home (day2/rings.ts): apps/<ring> here, the K3s version there
 export type { Ring } from '../day2/rings.ts';
 
+/** A site's SOPS public key, what admins encrypt the site's secrets to. */
+export function siteKeyFile(s: Pick<ResolvedSite, 'region' | 'name'>): string {
+  return `.sops/sites/${s.region}/${s.name}.asc`;
+}
+
 export function regionOverlay(region: string): string {
   return `overlays/regions/${region}`;
 }
@@ -65,7 +70,7 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
   for (const a of [...keys.admins].sort((x, y) => x.fingerprint.localeCompare(y.fingerprint))) add(`.sops/admins/${a.fingerprint.toUpperCase()}.asc`, managedArmor(a.publicArmored), 'edgeforge');
   for (const s of fleet.sites) {
     const k = keys.siteSops.get(s.id);
-    if (k && s.devices.some(runsFlux)) add(`.sops/sites/${s.region}/${s.name}.asc`, managedArmor(k.publicArmored), 'edgeforge');
+    if (k && s.devices.some(runsFlux)) add(siteKeyFile(s), managedArmor(k.publicArmored), 'edgeforge');
   }
   for (const d of fluxDevices) add(`.sops/devices/${d.id}.asc`, managedArmor(keys.deviceSops.get(d.id)!.publicArmored), 'edgeforge');
 

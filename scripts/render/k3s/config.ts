@@ -1,6 +1,6 @@
 // /etc/rancher/k3s/config.yaml for one device, derived from its profile, role and site.
-// Every key must be a real K3s flag: test/render/k3s.test.ts checks each rendered key against
-// ../shared/k3s-flags (K3s logs and ignores unknown keys, so nothing else would catch a typo).
+// Every key must be a real K3s flag: the render tests check each rendered key against the pinned release line's
+// flag lists in test/fixtures/k3s-flags/ (K3s logs and ignores unknown keys, so nothing else would catch a typo).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { SECRETS_DIR } from '../../device/layout.ts';
 import { kubeletArgs, tuningFor } from './tuning.ts';
@@ -22,7 +22,7 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({ key: 'node-name', value: d.id, comment: 'unique per device: the inventory id' });
   if (d.cluster.kind === 'multi-node-agent') {
     e.push({ key: 'server', value: d.cluster.serverUrl, comment: `joins ${d.cluster.serverId}` });
-    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `the join token of ${d.siteId}'s cluster (its server and every agent hold the same one), kept on the encrypted volume` });
+    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `this agent's own bootstrap token for ${d.siteId}'s cluster (its server accepts it, no other agent holds it; valid for k3s.joinWindow after issue), kept on the encrypted volume` });
   } else {
     e.push({ key: 'token-file', value: K3S_TOKEN_FILE, comment: 'generated per device by edgeforge, kept on the encrypted volume' });
     if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `no agent carries it (without it agents could join with the server token): ${d.cluster.agents.join(', ')} join with their own bootstrap tokens` });
@@ -45,7 +45,7 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({
     key: 'kubelet-arg',
     value: kubeletArgs(t),
-    comment: `${t.ramMiB} MiB RAM, ${t.role}: reserved ${t.systemReservedMiB} MiB (OS) + ${t.kubeReservedMiB} MiB (K3s), hard eviction at ${t.evictionHardMiB} MiB free, ${t.allocatableMiB} MiB allocatable to pods (system pods such as Flux included)`,
+    comment: `${t.ramMiB} MiB RAM (about ${t.usableMiB} MiB usable by Linux), ${t.role}: reserved ${t.systemReservedMiB} MiB (OS) + ${t.kubeReservedMiB} MiB (K3s), hard eviction at ${t.evictionHardMiB} MiB free, about ${t.allocatableMiB} MiB allocatable to pods (system pods such as Flux included)`,
   });
   return e;
 }

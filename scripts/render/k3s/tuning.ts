@@ -1,6 +1,7 @@
 // K3s on a 2-4 GB board: the numbers are derived from the device's RAM and role, not copied.
 // Why each matters is in the comment beside it; `plan` prints these comments for operators.
 import type { Profile } from '../../inventory/schema.ts';
+import { usableRam } from '../../inventory/boards.ts';
 
 export interface Tuning {
   ramMiB: number;
@@ -14,6 +15,9 @@ export interface Tuning {
   logMaxFiles: number;
   imageGcHigh: number;
   imageGcLow: number;
+  /** what Linux can use (MemTotal; inventory/boards.ts): the kubelet's capacity */
+  usableMiB: number;
+  /** capacity less the reservations: what the kubelet offers pods (system pods such as Flux included) */
   allocatableMiB: number;
 }
 
@@ -28,12 +32,17 @@ export interface Footprint {
   source: string;
 }
 
-// K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling), Pi 4B (BCM2711), Kine/SQLite,
-// 95th percentile of the k3s service (K3s + containerd): a K3s server with a workload 768 M (the page's K3s 1.19
-// revision; its v1.26.5 revision reports 1588 M measured with all packaged components plus a Prometheus/Grafana
-// stack on the node — edgeforge disables traefik, servicelb and metrics-server), a K3s agent 268 M (v1.26.5).
-export const K3S_SERVER_FOOTPRINT: Footprint = { mib: 768, what: 'K3s server with SQLite (Pi 4B, with a workload)', source: 'K3s docs, "Resource Profiling", docs.k3s.io/reference/resource-profiling' };
-export const K3S_AGENT_FOOTPRINT: Footprint = { mib: 268, what: 'K3s agent (Pi 4B)', source: 'K3s docs, "Resource Profiling", docs.k3s.io/reference/resource-profiling' };
+// K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling), Pi 4B (BCM2711), Kine/SQLite, 95th
+// percentile of the k3s service (K3s + containerd). The server floor is the page's K3s v1.19.2 revision (768 M,
+// a server with a workload); its current revision measured K3s v1.26.5 at 1588 M with every packaged component
+// plus a Prometheus/Grafana stack on the node. Nobody published a figure for K3s without traefik, servicelb and
+// metrics-server (what edgeforge runs), so the floor stays the older measurement and says so. Agent: v1.26.5, 268 M.
+export const K3S_SERVER_FOOTPRINT: Footprint = {
+  mib: 768,
+  what: 'K3s server with SQLite and a workload, Pi 4B',
+  source: 'K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling): measured on K3s v1.19.2; the page now reports 1588 M for K3s v1.26.5 with all packaged components and Prometheus/Grafana on the node, a stack edgeforge does not run; no figure is published for K3s with traefik, servicelb and metrics-server disabled',
+};
+export const K3S_AGENT_FOOTPRINT: Footprint = { mib: 268, what: 'K3s agent, Pi 4B', source: 'K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling): measured on K3s v1.26.5' };
 // 64-bit Raspberry Pi OS Lite (Bookworm) after boot with SSH: 125.4 MiB used (top), docs.printercow.com/guide/32bit-vs-64bit.html
 export const OS_FOOTPRINT: Footprint = { mib: 126, what: 'Raspberry Pi OS Lite 64-bit, idle with sshd', source: '"32-bit vs 64-bit Raspberry Pi OS Lite", docs.printercow.com/guide/32bit-vs-64bit.html' };
 
@@ -64,7 +73,8 @@ export function tuningFor(profile: Profile, role: 'server' | 'agent'): Tuning {
     logMaxFiles: small ? 2 : 3,
     imageGcHigh: 75,
     imageGcLow: 60,
-    allocatableMiB: ram - systemReservedMiB - kubeReservedMiB - evictionHardMiB,
+    usableMiB: usableRam(profile).mib,
+    allocatableMiB: usableRam(profile).mib - systemReservedMiB - kubeReservedMiB - evictionHardMiB,
   };
 }
 

@@ -4,13 +4,27 @@
 // the inventory and the rendered Plans.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { INDUSTRY_WINDOWS, industryWindowKey, windowText } from '../../inventory/windows.ts';
-import { k3sRenewalDays } from '../../inventory/k3s-versions.ts';
+import { K3S_LINE_EOL, k3sRenewalDays, parseK3sVersion } from '../../inventory/k3s-versions.ts';
+import { joinWindowDays } from '../../keys/join-token.ts';
+import type { Expiry } from '../../conformance/expiry.ts';
 import { fleetAirgapReleases, ringOf, ringVersion, ringVersions, rolloutInProgress } from '../day2/rings.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from '../day2/plans.ts';
 import { controllerVersion, qualifiedImage, upgradeImages } from '../day2/images.ts';
 import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
 import { RENEW_DAYS, windowOnCalendar } from '../day2/renewal.ts';
 import { toYaml } from '../yaml.ts';
+import { groupBy, names } from './md.ts';
+
+/** Sites with the same window (days and hours), source and ring: one row, their time zones listed (per site: the appendix). */
+export function windowRows(fleet: Fleet): { window: string; zones: string[]; source: string; ring: string; sites: string[] }[] {
+  return groupBy(fleet.sites, (s) => `${windowText({ ...s.window, timeZone: '' }).trim()}\0${s.window.source}\0${ringOf(s)}`).map(([, ss]) => ({
+    window: windowText({ ...ss[0].window, timeZone: '' }).trim(),
+    zones: [...new Set(ss.map((s) => s.window.timeZone))],
+    source: ss[0].window.source,
+    ring: ringOf(ss[0]),
+    sites: ss.map((s) => s.id),
+  }));
+}
 
 export interface Day2Plan {
   rings: { ring: string; version: string; sites: string[]; devices: number }[];
@@ -28,7 +42,7 @@ export interface Day2Plan {
   commands: string[];
 }
 
-export function day2Plan(fleet: Fleet): Day2Plan {
+export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
   const sites = sitesWithPlans(fleet);
   const key = industryWindowKey(fleet.industry);
   const iw = INDUSTRY_WINDOWS[key];
@@ -65,7 +79,13 @@ export function day2Plan(fleet: Fleet): Day2Plan {
   const expires = [
     'K3s CA certificates: 10 years from first start; a restart does not renew them. Rotating them is `k3s certificate rotate-ca`, per cluster, by hand: edgeforge does nothing about it yet (the renewal check logs their expiry).',
     "Flux deploy keys, SSH host keys, SOPS keys: no expiry (edgeforge creates them without one); they end by rotation (`edgeforge keys rotate`) or revocation.",
-    `Agents' join tokens: k3s.joinWindow (${fleet.k3s.joinWindow ?? '30d'}) after issue — only the first join needs them.`,
+    `Agents' join tokens: k3s.joinWindow (${fleet.k3s.joinWindow ?? '30d'}) after \`edgeforge gitops --to\` writes them (by the clock) — only the first join needs them; it rewrites one with fewer than ${joinWindowDays(fleet) / 2} days left (with an admin key), and \`gitops --check\` warns before one runs out.`,
+    ...[...new Set(ringVersions(fleet).map((r) => r.version))].map((v) => {
+      const minor = parseK3sVersion(v)?.minor;
+      const eol = minor === undefined ? undefined : K3S_LINE_EOL[minor];
+      return `K3s ${v} (the v1.${minor} line): upstream end of life ${eol ?? 'not on file'} (kubernetes.io/releases); after it, no fixes — roll out a newer line before then.`;
+    }),
+    ...expiries.map((e) => `${e.what}: ends ${e.expires} (${e.where}; replace it ${e.marginDays} days before).`),
   ];
   const ex = sites.find((s) => s.devices.some((d) => d.cluster.kind === 'multi-node-server')) ?? sites[0];
   const examplePlan = ex ? { path: `${upgradesPath(ex)}/plans.yaml`, yaml: toYaml(sitePlans(ex, fleet).at(-1) as Record<string, never>) } : undefined;
@@ -90,23 +110,15 @@ export function day2Plan(fleet: Fleet): Day2Plan {
   };
 }
 
-/** The industry sentence of the plan's first paragraph: what `industry` decides in this fleet, nothing more. */
-export function industryText(fleet: Fleet): string {
-  const d = day2Plan(fleet).industry;
-  return d.sitesUsingIt.length
-    ? `it sets the default maintenance window (${d.window}, ${d.why}) of the ${d.sitesUsingIt.length} site(s) that declare none; it changes nothing else`
-    : 'every site declares its own maintenance window, so it changes no setting';
-}
-
-export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string | number | undefined)[][]) => string): string[] {
-  const p = day2Plan(fleet);
+export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string | number | undefined)[][]) => string, expiries: Expiry[] = []): string[] {
+  const p = day2Plan(fleet, expiries);
   const o: string[] = [];
   o.push(
     `K3s upgrades, certificate renewal and windows come from Git like everything else: the system-upgrade-controller (${controllerVersion(fleet)}, edgeforge's own manifests in \`infrastructure/system-upgrade/\`) runs on each cluster's server and applies its site's Plans (\`upgrades/<region>/<site>/\`), only inside the site's maintenance window. Its memory (limit ${CONTROLLER_MEMORY_LIMIT_MIB} MiB) is in the memory budget above. A device offline for weeks converges on its next poll and upgrades in its next window.`,
     '',
     '### Rings',
     '',
-    table(['ring', 'K3s', 'sites', 'devices'], p.rings.map((r) => [r.ring, r.version, r.sites.length > 4 ? `${r.sites.slice(0, 3).join(', ')} … (${r.sites.length})` : r.sites.join(', '), r.devices])),
+    table(['ring', 'K3s', 'sites', 'devices'], p.rings.map((r) => [r.ring, r.version, names(r.sites), r.devices])),
     '',
     p.rolloutInProgress
       ? `A rollout is in progress: the canary ring runs ${ringVersion(fleet, 'canary')}, the stable ring stays on ${ringVersion(fleet, 'stable')} until \`edgeforge rollout promote\`.`
@@ -116,9 +128,9 @@ export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string
     '',
     '### Maintenance windows',
     '',
-    table(['site', 'ring', 'window', 'from'], p.windows.map((w) => [w.site, w.ring, w.window, w.source])),
+    table(['window', 'time zones', 'from', 'ring', 'sites'], windowRows(fleet).map((w) => [w.window, w.zones.join(', '), w.source, w.ring, names(w.sites)])),
     '',
-    `Industry **${fleet.industry}**: ${industryText(fleet)}. Defaults per industry (docs/day2.md): ${Object.entries(INDUSTRY_WINDOWS).map(([k, w]) => `${k} ${w.start}-${w.end} (${w.why})`).join('; ')} — every day, in the site's time zone. Override with \`maintenanceWindow\` on defaults, a region or a site.`,
+    `${p.industry.sitesUsingIt.length ? `${p.industry.sitesUsingIt.length} site(s) declare no window and get the ${p.industry.key} preset's (${p.industry.window}, ${p.industry.why}), in the site's time zone` : 'Every site declares its own window'}; the presets of every industry are in section "Industry". Override with \`maintenanceWindow\` on defaults, a region or a site.`,
     '',
     '### Upgrade path',
     '',

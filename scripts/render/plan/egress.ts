@@ -96,11 +96,12 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
     }
   }
   for (const p of online ? fleet.imageArchives.filter((a) => a.component !== 'flux') : []) registries.set(imageRegistry(p.image), `${p.component}'s images`);
-  // K3s upgrades (docs/day2.md): the controller on the server, k3s-upgrade and kubectl on every node, in its window
+  // K3s upgrades (docs/day2.md): the controller on the server, k3s-upgrade and kubectl on every node, in its window;
+  // kubectl also runs the Job that deletes a revoked agent's Node
   if (online) {
     const upgrade = upgradeImages(fleet).filter((i) => runsFlux(d) || !i.role.startsWith('system-upgrade-controller'));
     for (const [r, names] of namesByRegistry(upgrade.map((i) => qualifiedImage(i.ref)))) {
-      const why = `K3s upgrades (${names.join(', ')})`;
+      const why = `K3s upgrades and revocations (${names.join(', ')})`;
       const had = registries.get(r);
       registries.set(r, had ? `${had}; ${why}` : why);
     }

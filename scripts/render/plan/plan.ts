@@ -1,27 +1,42 @@
 // The fleet architecture report: what a senior edge architect hands the customer, generated from
 // the inventory and the rendered files (firewall rules, K3s config, Flux sizing): every factual sentence is
 // computed, and test/plan/derived.test.ts checks it against the rendered bytes. One data model (`planData`)
-// feeds both Markdown and JSON.
-import { centralLoad, type CentralLoad } from './central-load.ts';
-import type { TarFile } from '../oci/tar.ts';
+// feeds Markdown, the appendix (appendix.ts) and JSON; each section of the Markdown is a module of its own
+// (summary, fleet-section, industry-section, k3s-section, gitops-section, load, ops-section, day2), listed in
+// order in `sections()`: a new section is one more entry there.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { statusPlanLines } from './status.ts';
-import { tuningFor, PROTECT_KERNEL_SYSCTLS, type Tuning } from '../k3s/tuning.ts';
-import { fluxControllers, fluxStorageMode } from '../flux/components.ts';
+import { tuningFor, type Tuning } from '../k3s/tuning.ts';
+import { fluxControllers } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { deviceExposure, portName } from './exposure.ts';
 import { siteEgress, type EgressInputs, type EgressRow } from './egress.ts';
-import { memoryBudget, type MemoryBudget } from './memory.ts';
+import { gitopsAgent, memoryBudget, WORKLOAD_FLOOR_MIB, type GitopsAgent, type MemoryBudget } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
 import { deliveredImageArchives } from '../k3s/images.ts';
-import { NFTABLES_FILE } from '../../device/layout.ts';
-import { day2Markdown, day2Plan, industryText } from './day2.ts';
+import { usableRam } from '../../inventory/boards.ts';
+import { day2Markdown, day2Plan } from './day2.ts';
+import type { Expiry } from '../../conformance/expiry.ts';
+import { counted, names, table } from './md.ts';
+import { planSummary, type PlanSummary } from './summary.ts';
+import { fleetSection, networkSection } from './fleet-section.ts';
+import { gitopsLayout, gitopsSection } from './gitops-section.ts';
+import { k3sSection } from './k3s-section.ts';
+import { planDiagrams, mermaidBlock } from './diagrams.ts';
+import { decisions, type Decision } from './decisions.ts';
+import { BYTES_PER_IDLE_POLL, loadSection, TRANSPORTS, type LoadInputs, type MetricKey, type Cell } from './load.ts';
+import { industrySection, industryText, inForce, type InForce } from './industry-section.ts';
+import { conflictLines, offlineLines, tangLines, tangOutage, type TangOutage } from './ops-section.ts';
 
-/** One unchanged poll of a Git repository over SSH: handshake + ref advertisement. An estimate (~7 KB, not measured here: the SSH handshake dominates); the plan says so. */
-export const BYTES_PER_IDLE_POLL = 7 * 1024;
+/** What the shell read or measured for the plan; without it the plan says what it could not know. */
+export type PlanInputs = EgressInputs &
+  LoadInputs & {
+    /** what the inventory's inputs hold that expires (the broker CA): shown with its date under Day 2 */
+    expiries?: Expiry[];
+  };
 
 export interface SitePlan {
   id: string;
@@ -53,21 +68,47 @@ export interface SitePlan {
   fluxDevices: number;
   /** every host the site's devices connect to, at first boot and after: the firewall request (egress.ts) */
   egress: EgressRow[];
+  /** what a reboot does while the site's tang server cannot be reached, and the alternative */
+  tangOutage: TangOutage;
+}
+
+/** One line per device: the per-device detail the Markdown aggregates away. */
+export interface DevicePlan {
+  id: string;
+  site: string;
+  profile: string;
+  role: string;
+  address?: string;
+  encryption: string;
+  flux: boolean;
+  ring: string;
 }
 
 export interface PlanData {
   fleet: { name: string; industry: string; description?: string; activeDevices: number; revokedDevices: number; regions: number; sites: number; clusters: { singleNode: number; multiNode: number; agents: number }; fluxDevices: number };
-  specs: { profile: string; board: string; ramMiB: number; storage: string; layout: string; encryptionCipher: string; devices: number; roles: Record<string, number> }[];
+  specs: { profile: string; board: string; ramMiB: number; usableRamMiB: number; usableRamBasis: string; storage: string; layout: string; encryptionCipher: string; devices: number; roles: Record<string, number> }[];
   sites: SitePlan[];
   exposure: { noInbound: boolean; text: string };
-  k3s: { version: string; installMode: string; disable: string[]; imageArchives: { component: string; image: string; file: string }[]; profiles: { profile: string; role: string; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[] };
-  gitops: { url: string; branch: string; interval: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
+  k3s: { version: string; installMode: string; disable: string[]; imageArchives: { component: string; image: string; file: string }[]; profiles: { profile: string; role: string; devices: number; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[]; gitopsAgent: { profile: string; agent: GitopsAgent }[] };
+  gitops: { url: string; branch: string; interval: string; fluxVersion: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
   /** per site, devices with the same inbound rules grouped: exactly what their nftables.nft accepts (firewall.ts) */
   ports: { site: string; devices: string[]; proto: string; ports: string; from: string; why: string }[];
   offline: string[];
+  /** per class of sites: a reboot while tang is unreachable */
+  tang: string[];
   conflicts: string[];
   theft: string[];
   secrets: string;
+  devices: DevicePlan[];
+  /** the industry preset's settings as they stand here */
+  industry: InForce[];
+  decisions: Decision[];
+  /** the central-load section: per transport, per metric */
+  load: { transport: string; metrics: Record<MetricKey, Cell> }[];
+  /** risks and work for a person found by the sections (the summary adds its own) */
+  risks: string[];
+  needsPerson: string[];
+  day2Images: { pull: string; pinned: boolean }[];
 }
 
 function sshFromText(s: ResolvedSite): string {
@@ -152,15 +193,14 @@ function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: st
   return { ssh, inbound, inboundPorts, anyInbound: ssh !== 'closed' || other.size > 0 };
 }
 
-const list = (xs: string[], none = '(none)') => (xs.length ? xs.join(', ') : none);
-
-export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
+export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
   const active = fleet.active;
   const specs = Object.entries(fleet.profiles).map(([name, p]) => {
     const ds = active.filter((d) => d.profileName === name);
     const roles: Record<string, number> = {};
     for (const d of ds) roles[d.cluster.kind] = (roles[d.cluster.kind] ?? 0) + 1;
-    return { profile: name, board: p.board, ramMiB: p.ramMiB, storage: `${p.storage.sizeGB} GB ${p.storage.medium}`, layout: p.baseImage.layout, encryptionCipher: p.cpuAes ? 'aes-xts-plain64' : 'xchacha12,aes-adiantum-plain64', devices: ds.length, roles };
+    const usable = usableRam(p);
+    return { profile: name, board: p.board, ramMiB: p.ramMiB, usableRamMiB: usable.mib, usableRamBasis: usable.basis, storage: `${p.storage.sizeGB} GB ${p.storage.medium}`, layout: p.baseImage.layout, encryptionCipher: p.cpuAes ? 'aes-xts-plain64' : 'xchacha12,aes-adiantum-plain64', devices: ds.length, roles };
   });
   const exposures: { site: SitePlan; anyInbound: boolean }[] = [];
   const sites = fleet.sites.map((s) => {
@@ -190,22 +230,26 @@ export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
       canary: s.canary,
       fluxDevices: act.filter(runsFlux).length,
       egress: siteEgress(s, fleet, inp),
+      tangOutage: { site: s.id, reboot: '', option: '' },
     };
+    site.tangOutage = tangOutage(s, site);
     exposures.push({ site, anyInbound: x.anyInbound });
     return site;
   });
-  // one representative device per (profile, cluster role) actually in use
-  const reps = new Map<string, ResolvedDevice>();
+  // one representative device per (profile, cluster role) actually in use, and how many devices it stands for
+  const reps = new Map<string, { d: ResolvedDevice; n: number }>();
   for (const d of active) {
-    const role = d.cluster.kind === 'multi-node-agent' ? 'agent' : d.cluster.kind === 'multi-node-server' ? 'cluster server' : 'single-node server';
-    const k = `${d.profileName}\0${role}`;
-    if (!reps.has(k)) reps.set(k, d);
+    const k = `${d.profileName}\0${roleName(d)}`;
+    const have = reps.get(k);
+    if (have) have.n++;
+    else reps.set(k, { d, n: 1 });
   }
   const profiles = [...reps.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, d]) => ({ profile: d.profileName, role: k.split('\0')[1], tuning: tuningFor(d.profile, d.role), budget: memoryBudget(d, fleet), exampleDevice: d.id, config: renderK3sConfig(d, fleet), install: k3sInstallScript(d, fleet) }));
+    .map(([k, { d, n }]) => ({ profile: d.profileName, role: k.split('\0')[1], devices: n, tuning: tuningFor(d.profile, d.role), budget: memoryBudget(d, fleet), exampleDevice: d.id, config: renderK3sConfig(d, fleet), install: k3sInstallScript(d, fleet) }));
   // polls: only devices running Flux poll, each at its own jittered interval
   const fluxDevices = active.filter(runsFlux);
+  const agentProfiles = [...new Set(fluxDevices.map((d) => d.profileName))].sort();
   const mirrors = fleet.gitops.mirrors ?? {};
   let polls = 0;
   let mirroredPolls = 0;
@@ -216,16 +260,15 @@ export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
   }
   const pollsPerDay = Math.round(polls);
   const mirroredPollsPerDay = Math.round(mirroredPolls);
-  const layout = gitopsLayout(fleet);
   const example = active[0]?.id ?? '<device-id>';
   const exampleSite = active[0]?.siteId ?? '<region>/<site>';
+  const ids = (xs: SitePlan[]) => xs.map((s) => s.id);
   const tangSites = sites.filter((s) => s.tangRequired);
   const plainSites = sites.filter((s) => s.encryptionMode === 'none');
   const clearSeedSites = sites.filter((s) => s.encryptionMode !== 'none' && s.secretsOnSeed === 'clear');
   const sealedSites = sites.filter((s) => s.secretsOnSeed === 'sealed');
   const multi = sites.filter((s) => s.multiNode);
   const agents = active.filter((d) => d.cluster.kind === 'multi-node-agent').length;
-  const mirrorSites = sites.filter((s) => s.registryMirror);
   // exposure, from the rendered firewall rules
   const sshAnywhere = sites.filter((s) => s.ssh.startsWith('anywhere')).map((s) => s.id);
   const sshSubnet = sites.filter((s) => !s.ssh.startsWith('anywhere') && s.ssh !== 'closed' && s.ssh !== '-').map((s) => `${s.id} (${s.ssh})`);
@@ -240,57 +283,67 @@ export function planData(fleet: Fleet, inp: EgressInputs = {}): PlanData {
     ? 'No device accepts an inbound connection: the firewall\'s input policy is drop and nothing is opened.'
     : [
         'The firewall\'s input policy is drop; what each device still accepts (read from its rendered nftables rules):',
-        sshSubnet.length ? ` SSH from the management subnet at ${sshSubnet.join(', ')};` : '',
-        sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : sshAnywhere.join(', ')} (\`ssh: {allowFrom: any}\`);` : '',
-        ...portGroups.map((g) => ` ${g.ports.join(', ')} ${g.open ? 'from anywhere (a node without a static address cannot be named) at' : 'between the nodes of'} ${g.sites.join(', ')};`),
+        sshSubnet.length ? ` SSH from the management subnet at ${names(sshSubnet)};` : '',
+        sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : names(sshAnywhere)} (\`ssh: {allowFrom: any}\`);` : '',
+        ...portGroups.map((g) => ` ${g.ports.join(', ')} ${g.open ? 'from anywhere (a node without a static address cannot be named) at' : 'between the nodes of'} ${names(g.sites)};`),
         ' nothing else. Git is pulled: no inbound port is needed for GitOps.',
       ].join('');
-  const storage = fluxStorageMode(fleet) === 'pvc' ? 'a local-path PersistentVolume' : 'a hostPath on the K3s data directory';
+  const d2 = day2Plan(fleet);
+  const ds = decisions(fleet, sites);
+  const risks: string[] = [];
+  const tight = profiles.filter((x) => x.budget.workloadsMiB < 2 * WORKLOAD_FLOOR_MIB);
+  if (tight.length) risks.push(`Little memory left for workloads: ${tight.map((x) => `${x.profile} as ${x.role} ${x.budget.workloadsMiB} MiB`).join('; ')} (floor ${WORKLOAD_FLOOR_MIB} MiB; section "K3s on each spec").`);
+  const overAgent = [...new Set(fluxDevices.map((d) => d.profileName))].filter((n) => gitopsAgent(fluxDevices.find((d) => d.profileName === n)!, fleet).requestMiB * 2 ** 20 > 100e6);
+  if (overAgent.length) risks.push(`The GitOps agent is over the 100 MB target on ${names(overAgent)} (section "K3s on each spec").`);
+  const devices: DevicePlan[] = active.map((d) => ({ id: d.id, site: d.siteId, profile: d.profileName, role: roleName(d), address: d.network.mode === 'static' ? d.network.address : undefined, encryption: d.encryption.mode, flux: runsFlux(d), ring: d.canary ? 'canary' : 'stable' }));
   return {
     fleet: { name: fleet.name, industry: fleet.industry, description: fleet.description, activeDevices: active.length, revokedDevices: fleet.devices.length - active.length, regions: fleet.regions.length, sites: fleet.sites.length, clusters: { singleNode: active.filter((d) => d.cluster.kind === 'single-node').length, multiNode: multi.length, agents }, fluxDevices: fluxDevices.length },
     specs,
     sites,
     exposure: { noInbound, text: exposureText },
-    k3s: { version: fleet.k3s.version, installMode: fleet.k3s.install.mode, disable: fleet.k3s.disable, imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })), profiles },
+    k3s: {
+      version: fleet.k3s.version,
+      installMode: fleet.k3s.install.mode,
+      disable: fleet.k3s.disable,
+      imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })),
+      profiles,
+      gitopsAgent: agentProfiles.map((name) => ({ profile: name, agent: gitopsAgent(fluxDevices.find((d) => d.profileName === name)!, fleet) })),
+    },
     ports: portTable(fleet),
-    gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout },
-    offline: [
-      `Each Flux device reconciles from its own local copy: source-controller keeps the last fetched revision on ${storage}, so a reboot while offline re-applies the last known good state instead of waiting for the network.${agents ? ' Agents keep running the pods their server scheduled; while the server is unreachable nothing new is scheduled onto them.' : ''}`,
-      `Polling every ${fleet.gitops.interval} plus a per-device offset: a link that drops for hours simply means missed polls; nothing queues up and nothing needs to reach the device.`,
-      'When a device returns after days offline it fetches only the newest revision of its branch and converges in one reconcile: intermediate commits are never replayed.',
-      ...groupBy(sites, (s) => s.unlock).map(([text, ss]) => `${ss.map((s) => s.id).join(', ')}: ${text}.`),
-      ...(mirrorSites.length ? [`Images come from the site registry mirror at ${mirrorSites.map((s) => s.id).join(', ')}, so such a site pulls each image over the WAN once; ${sites.length - mirrorSites.length ? `the other ${sites.length - mirrorSites.length} site(s) pull from the public registries directly` : 'every site has one'}.`] : ['No site has a registry mirror: every device pulls its images from the public registries itself.']),
-    ],
-    conflicts: [
-      'Git is the single source of truth. Local changes (kubectl edit on a device) are drift: the next reconcile reverts them, and `prune: true` removes objects that left Git.',
-      'Staged rollouts go through overlays, not through devices: change a base, then promote the change region by region and site by site; the canary site(s) ' + (sites.filter((s) => s.canary).map((s) => s.id).join(', ') || '(none marked yet: set `canary: true` on a site)') + ' take it first.',
-      'To hold a site or device still, set `suspend: true` on its Kustomization in Git; the device keeps running its current state and resumes when the flag is removed.',
-      'Two operators changing the same path meet in a Git merge conflict at review time — on a workstation, never on a device.',
-    ],
+    gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, fluxVersion: fleet.gitops.flux.version, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout: gitopsLayout(fleet) },
+    offline: offlineLines(fleet, sites),
+    tang: tangLines(sites.map((s) => s.tangOutage)),
+    conflicts: conflictLines(fleet, sites),
     theft: [
       `Mark it: \`edgeforge revoke ${example} --reason stolen\` updates the inventory (comments kept) and writes a signed revocation record.`,
       `It rotates what the device could still use: the site SOPS key for ${exampleSite} (site secrets re-encrypted to the remaining devices and admins), and removes clusters/${exampleSite}/${example} from the GitOps repository.`,
       'The record lists what must happen elsewhere, with the commands: delete the device\'s read-only deploy key on the Git host (by fingerprint), destroy the escrowed recovery key.',
       tangSites.length
-        ? `At ${tangSites.map((s) => s.id).join(', ')} the data volume needs the site's tang server to unlock: carried off-site the device stays locked. Rotate that site's tang keys if the device could have reached tang after it was taken.`
-        : 'No site uses tang: the data volume protection relies on TPM2 or is off (see encryption per site).',
-      plainSites.length ? `Sites without encryption (${plainSites.map((s) => s.id).join(', ')}): the root filesystem holds K3s's state and the device's secrets in clear; revoke closes what they open. Add a tang server there.` : 'Every site encrypts the data volume.',
+        ? `At ${counted(ids(tangSites), 'site')} the data volume needs the site's tang server to unlock: carried off-site the device stays locked. Rotate that site's tang keys if the device could have reached tang after it was taken.`
+        : 'No site needs tang to unlock: the data volume protection relies on TPM2 or is off (see encryption per site).',
+      plainSites.length ? `Sites without encryption (${names(ids(plainSites))}): the root filesystem holds K3s's state and the device's secrets in clear; revoke closes what they open. Add a tang server there.` : 'Every site encrypts the data volume.',
       clearSeedSites.length || plainSites.length
-        ? `One-time secrets travel in clear on the seed until first boot at ${list([...plainSites, ...clearSeedSites].map((s) => s.id))}${sealedSites.length ? `; sealed to tang at ${sealedSites.map((s) => s.id).join(', ')}` : ''} (save the tang advertisement in the inventory to seal them).`
-        : `One-time secrets travel sealed to each site's tang server (${sealedSites.map((s) => s.id).join(', ')}).`,
+        ? `One-time secrets travel in clear on the seed until first boot at ${counted([...ids(plainSites), ...ids(clearSeedSites)], 'site')}${sealedSites.length ? `; sealed to tang at ${counted(ids(sealedSites), 'site')}` : ''} (save the tang advertisement in the inventory to seal them).`
+        : `One-time secrets travel sealed to each site's tang server (${counted(ids(sealedSites), 'site')}).`,
       `Then \`edgeforge replace ${example} --serial NEW-SERIAL\` gives the slot a fresh identity and builds the replacement's artifacts.`,
     ],
     secrets:
       'Every secret belongs to one device (SSH host key, Flux deploy key, K3s token, LUKS recovery passphrase, SOPS key) or to one site (the site SOPS key for secrets the whole site shares)' +
-      (multi.length ? `; at the multi-node site(s) ${multi.map((s) => s.id).join(', ')} each agent joins with its own bootstrap token` : '') +
+      (multi.length ? `; at the multi-node site(s) ${names(ids(multi))} each agent joins with its own bootstrap token` : '') +
       '. edgeforge generates them; private parts are OpenPGP-encrypted to the admins in `keys/`, and devices receive only their own.',
+    devices,
+    industry: inForce(fleet),
+    decisions: ds,
+    load: TRANSPORTS.map((t) => ({ transport: t.name, metrics: t.metrics(fleet, inp) })),
+    risks,
+    needsPerson: ds.filter((d) => d.needsPerson).map((d) => `${d.decision[0].toUpperCase()}${d.decision.slice(1)}: ${d.action} (threshold ${d.threshold}).`),
+    day2Images: d2.images.map((i) => ({ pull: i.pull, pinned: i.pinned })),
   };
 }
 
-function groupBy<T>(xs: T[], key: (x: T) => string): [string, T[]][] {
-  const m = new Map<string, T[]>();
-  for (const x of xs) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
-  return [...m];
+/** "single-node server", "cluster server" or "agent": the role words of the plan's tables. */
+export function roleName(d: Pick<ResolvedDevice, 'cluster'>): string {
+  return d.cluster.kind === 'multi-node-agent' ? 'agent' : d.cluster.kind === 'multi-node-server' ? 'cluster server' : 'single-node server';
 }
 
 function fluxControllerList(fleet: Fleet): string[] {
@@ -301,154 +354,52 @@ function fluxControllerList(fleet: Fleet): string[] {
   }
 }
 
-function gitopsLayout(fleet: Fleet): string[] {
-  const layout = [
-    'infrastructure/base/         # shared controllers and policies',
-    'apps/base/, apps/stable/, apps/canary/   # workloads and the two rollout rings',
-    'overlays/',
+interface Section {
+  title: string;
+  body: string[];
+}
+
+function sections(fleet: Fleet, p: PlanData, inp: PlanInputs): Section[] {
+  const dia = planDiagrams(fleet, p);
+  return [
+    { title: 'Fleet', body: [...mermaidBlock(dia.topology), ...fleetSection(p)] },
+    { title: 'Network', body: networkSection(p) },
+    { title: 'Industry and the decisions the device count drives', body: industrySection(fleet, p.decisions) },
+    { title: 'K3s on each spec', body: k3sSection(p) },
+    { title: 'GitOps: pull only', body: [...mermaidBlock(dia.pullPath), ...gitopsSection(p)] },
+    { title: 'Central load', body: [`What the fleet asks of the central services, per transport. Polls and status messages are computed from the inventory; bytes say whether they were measured.`, '', ...loadSection(p.load.map((l) => l.metrics), table)] },
+    { title: 'First boot', body: [...mermaidBlock(dia.firstBoot), 'One program (`edgeforge-firstboot`, the same for a flashed card and `provision`) runs these steps in order and keeps a journal: after a reboot or a power cut it resumes at the first unfinished step; `sudo edgeforge-firstboot status` says where it is.', ''] },
+    { title: 'Offline operation', body: [...p.offline.map((x) => `- ${x}`), '', '### A reboot while tang is unreachable', '', ...p.tang.map((x) => `- ${x}`), ''] },
+    { title: 'Sync conflicts and rollouts', body: [...p.conflicts.map((x) => `- ${x}`), ''] },
+    { title: 'When a device is stolen', body: [...mermaidBlock(dia.theft), ...p.theft.map((x, i) => `${i + 1}. ${x}`), ''] },
+    { title: 'Secrets', body: [p.secrets, ''] },
+    { title: 'Fleet status', body: [...statusPlanLines(fleet).map((x) => `- ${x}`), ''] },
+    { title: 'Day 2: K3s upgrades, windows, certificate renewal', body: day2Markdown(fleet, table, inp.expiries) },
   ];
-  for (const r of fleet.regions) layout.push(`  regions/${r.name}/          # region overlay: infrastructure + region patches`);
-  for (const r of fleet.regions) {
-    for (const s of r.sites) layout.push(`  sites/${r.name}/${s.name}/   # its region + the ${s.canary ? 'canary ring: changes land here first' : 'stable ring'}`);
-  }
-  layout.push('clusters/');
-  for (const r of fleet.regions) {
-    for (const s of r.sites) {
-      const ds = s.devices.filter(runsFlux);
-      if (!ds.length) continue;
-      layout.push(`  ${r.name}/${s.name}/`);
-      for (const d of ds.slice(0, 3)) layout.push(`    ${d.id}/        # this device's Flux entry point (its site overlay + its own patches)`);
-      if (ds.length > 3) layout.push(`    … ${ds.length - 3} more device(s)`);
-    }
-  }
-  // align the comments
-  const width = Math.max(...layout.map((l) => (l.includes('#') ? l.slice(0, l.indexOf('#')).trimEnd().length : 0))) + 2;
-  return layout.map((l) => {
-    const at = l.indexOf('#');
-    return at > 0 ? l.slice(0, at).trimEnd().padEnd(width) + l.slice(at) : l;
-  });
 }
 
-function table(head: string[], rows: (string | number | undefined)[][]): string {
-  const esc = (v: string | number | undefined) => String(v ?? '').replace(/\|/g, '\\|');
-  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
-}
-
-function human(bytes: number): string {
-  const u = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = bytes;
-  while (v >= 1000 && i < u.length - 1) (v /= 1000), i++;
-  return `${v.toFixed(v < 10 && i ? 1 : 0)} ${u[i]}`;
+function summaryMarkdown(fleet: Fleet, p: PlanData, sum: PlanSummary): string[] {
+  const f = p.fleet;
+  const o: string[] = [];
+  o.push(`# ${f.name} — edge fleet architecture`, '');
+  o.push(`${f.description ? f.description + '. ' : ''}Industry: **${f.industry}** (${industryText(fleet)}).`, '');
+  o.push('## At a glance', '', table(['', ''], sum.glance.map(([k, v]) => [`**${k}**`, v])), '');
+  o.push('## The design in ten lines', '', ...sum.design.map((x, i) => `${i + 1}. ${x}`), '');
+  o.push('## Risks', '', ...(sum.risks.length ? sum.risks.map((x) => `- ${x}`) : ['- None found in the inventory.']), '');
+  o.push('## What needs a person', '', ...sum.needsPerson.map((x) => `- ${x}`), '');
+  return o;
 }
 
 /** `inp`: what the shell read for the plan (the Flux bundle's controller images); without it the plan says what it could not list. */
 export function renderPlanMarkdown(fleet: Fleet, inp: PlanInputs = {}): string {
   const p = planData(fleet, inp);
-  const f = p.fleet;
-  const o: string[] = [];
-  o.push(`# ${f.name} — edge fleet architecture`, '');
-  const clusters = [f.clusters.singleNode ? `${f.clusters.singleNode} single-node K3s cluster(s) on SQLite` : '', f.clusters.multiNode ? `${f.clusters.multiNode} multi-node cluster(s) with ${f.clusters.agents} agent(s) between them` : ''].filter(Boolean).join(' and ');
-  o.push(
-    `${f.description ? f.description + '. ' : ''}Industry: **${f.industry}** (${industryText(fleet)}). ${f.activeDevices} active ARM64 devices in ${f.sites} sites across ${f.regions} regions${f.revokedDevices ? ` (${f.revokedDevices} revoked or replaced)` : ''}: ${clusters || 'no cluster yet'}. ${f.fluxDevices} device(s) run Flux and pull their desired state from Git${f.clusters.agents ? `; the ${f.clusters.agents} agent(s) run no Flux and get their pods from their site's server` : ''}.`,
-    '',
-    p.exposure.text,
-    '',
-  );
-  o.push('## 1. Fleet', '', '### Devices per spec', '');
-  o.push(table(['profile', 'board', 'RAM', 'storage', 'base image', 'data-volume cipher', 'devices'], p.specs.map((s) => [s.profile, s.board, `${s.ramMiB / 1024} GB`, s.storage, s.layout, s.encryptionCipher, s.devices])), '');
-  o.push('### Devices per site', '');
-  o.push(table(['site', 'location', 'devices', 'K3s', 'network', 'encryption', 'registry mirror', 'SSH from', 'other inbound'], p.sites.map((s) => [`${s.id}${s.canary ? ' (canary)' : ''}`, s.location, s.devices, s.cluster, s.network, s.encryption, s.registryMirror ?? '-', s.sshFrom, s.inbound || 'none'])), '');
-  o.push('### Inbound ports', '');
-  o.push(
-    `What each device's firewall (\`${NFTABLES_FILE}\`, input policy drop) accepts besides replies to its own connections and loopback; rendered from the same rule list as the firewall. Devices of a site with the same rules share rows.`,
-    '',
-  );
-  o.push(table(['site', 'devices', 'protocol', 'ports', 'from', 'why'], p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why])), '');
-  o.push('### Outbound: what the devices contact (the firewall request)', '');
-  o.push(
-    `Every connection a site's devices open, at first boot and after, derived from the inventory (K3s install ${p.k3s.installMode}${p.k3s.installMode === 'airgap' ? ': K3s, its images and the pinned image archives come from the disk image, nothing from the internet' : ''}). Nothing else needs a route out.`,
-    '',
-  );
-  o.push(table(['site', 'host', 'port', 'when', 'why', 'devices'], p.sites.flatMap((s) => s.egress.map((e) => [s.id, e.host, e.port, e.when, e.why, e.devices ? e.devices.join(', ') : 'all']))), '');
-  o.push('## 2. K3s on each spec', '');
-  o.push(
-    `K3s ${p.k3s.version}, installed ${p.k3s.installMode === 'online' ? 'online at a pinned version (install script checked against its sha256 before it runs)' : `from a local airgap bundle (binary, images and install script each checked against the inventory sha256${p.k3s.imageArchives.length ? `, and ${p.k3s.imageArchives.length} pinned container image archive(s) placed where K3s imports them at start: ${p.k3s.imageArchives.map((a) => `\`${a.image}\` (${a.component})`).join(', ')}` : ''})`}. Servers use SQLite (no \`cluster-init\`: embedded etcd needs more memory and quorum). Pod traffic uses flannel's \`wireguard-native\` backend; Secrets are encrypted at rest; \`protect-kernel-defaults\` is on, with its sysctls (${PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `\`${k}=${v}\``).join(', ')}) shipped in the seed. Disabled: ${p.k3s.disable.map((d) => `\`${d}\``).join(', ') || 'nothing'}.`,
-    '',
-  );
-  o.push(
-    table(
-      ['profile', 'role', 'RAM', 'system-reserved', 'kube-reserved', 'evict (hard/soft)', 'allocatable to pods', 'max-pods', 'logs'],
-      p.k3s.profiles.map((x) => [x.profile, x.role, `${x.tuning.ramMiB} MiB`, `${x.tuning.systemReservedMiB} MiB`, `${x.tuning.kubeReservedMiB} MiB`, `${x.tuning.evictionHardMiB}/${x.tuning.evictionSoftMiB} MiB`, `${x.tuning.allocatableMiB} MiB`, x.tuning.maxPods, `${x.tuning.logMaxFiles}×${x.tuning.logMaxSize}`]),
-    ),
-    '',
-  );
-  o.push("K3s's own kubelet defaults evict only on disk pressure; `eviction-hard` with `memory.available` is what keeps the kernel OOM killer away from K3s itself on a 2 GB board.", '');
-  o.push('### Memory budget', '');
-  const partNames = [...new Set(p.k3s.profiles.flatMap((x) => x.budget.parts.map((b) => b.part.replace(/^K3s (server|agent)/, 'K3s'))))];
-  o.push(
-    table(
-      ['profile', 'role', ...partNames, 'left for workloads', '= RAM'],
-      p.k3s.profiles.map((x) => {
-        const by = new Map(x.budget.parts.map((b) => [b.part.replace(/^K3s (server|agent)/, 'K3s'), b.mib]));
-        return [x.profile, x.role, ...partNames.map((n) => (by.has(n) ? `${by.get(n)} MiB` : '-')), `${x.budget.workloadsMiB} MiB`, `${x.budget.ramMiB} MiB`];
-      }),
-    ),
-    '',
-  );
-  const fp = new Map(p.k3s.profiles.flatMap((x) => x.budget.footprints.map((b) => [b.what, b])));
-  o.push(
-    `Each reservation is at least a published measurement: ${[...fp.values()].map((b) => `${b.what}: ${b.mib} MiB (${b.source})`).join('; ')}. System pods are counted at their memory limits (Flux: its controllers' limits; GOMEMLIMIT is 90% of each limit). "Left for workloads" is what the operator's pods can use before the kubelet evicts.`,
-    '',
-  );
-  for (const x of p.k3s.profiles) {
-    o.push(`### ${x.profile} — ${x.role} (e.g. \`${x.exampleDevice}\`)`, '', '`/etc/rancher/k3s/config.yaml`:', '', '```yaml', x.config.trimEnd(), '```', '', 'Install (run by the first-boot program):', '', '```bash', x.install, '```', '');
-  }
-  o.push('## 3. GitOps: pull only', '');
-  const g = p.gitops;
-  o.push(
-    `Repository \`${g.url}\`, branch \`${g.branch}\`, host key pinned in the inventory. Each of the ${g.fluxDevices} Flux device(s) runs ${g.controllers.map((c) => `\`${c}\``).join(', ') || 'Flux'}, and reconciles \`clusters/<region>/<site>/<device>\`.`,
-    '',
-    '```text',
-    ...g.layout,
-    '```',
-    '',
-    `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} polls a day from the ${g.fluxDevices} Flux device(s)${g.mirroredPollsPerDay ? `, ${g.mirroredPollsPerDay.toLocaleString('en-US')} of them to site mirrors` : ''}; at an estimated ${BYTES_PER_IDLE_POLL / 1024} KB per idle poll (not measured) about ${human(g.idleTrafficPerDayBytes)} a day of Git-over-SSH traffic when nothing changes.${g.mirroredPollsPerDay < g.pollsPerDay ? ' A read-only mirror per site (`gitops.mirrors`), or publishing the rendered state as OCI artifacts, moves that load off the central Git host.' : ''}`,
-    '',
-  );
-  o.push(...centralLoadMarkdown(fleet, inp.tree));
-  o.push('## 4. Offline operation', '', ...p.offline.map((x) => `- ${x}`), '');
-  o.push('## 5. Sync conflicts and rollouts', '', ...p.conflicts.map((x) => `- ${x}`), '');
-  o.push('## 6. When a device is stolen', '', ...p.theft.map((x, i) => `${i + 1}. ${x}`), '');
-  o.push('## 7. Secrets', '', p.secrets, '');
-  o.push('## 8. Fleet status', '', ...statusPlanLines(fleet).map((x) => `- ${x}`), '');
-  o.push('## 9. Day 2: K3s upgrades, windows, certificate renewal', '', ...day2Markdown(fleet, table));
-  return o.join('\n');
-}
-
-/** What the plan reads besides the inventory: the Flux bundle's images, and the GitOps tree last written (OUT/gitops). */
-export interface PlanInputs extends EgressInputs {
-  tree?: TarFile[];
+  const o = summaryMarkdown(fleet, p, planSummary(fleet, p));
+  sections(fleet, p, inp).forEach((s, i) => o.push(`## ${i + 1}. ${s.title}`, '', ...s.body));
+  return o.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
 }
 
 export function renderPlanJson(fleet: Fleet, inp: PlanInputs = {}): string {
-  return JSON.stringify({ ...planData(fleet, inp), status: statusPlanLines(fleet), day2: day2Plan(fleet), ...(inp.tree ? { centralLoad: centralLoad(fleet, inp.tree) } : {}) }, null, 2) + '\n';
+  const p = planData(fleet, inp);
+  return JSON.stringify({ ...p, summary: planSummary(fleet, p), status: statusPlanLines(fleet), day2: day2Plan(fleet, inp.expiries) }, null, 2) + '\n';
 }
 
-/** Both transports side by side, from the tree just written (render/plan/central-load.ts). */
-function centralLoadMarkdown(fleet: Fleet, tree: TarFile[] | undefined): string[] {
-  if (!tree) return ['Central load per transport: not computed (no GitOps tree in the build output: run `edgeforge build` or `edgeforge gitops --to OUT/gitops`).', ''];
-  const c = centralLoad(fleet, tree);
-  const row = (name: string, t: CentralLoad['git']) => `| ${name} | ${t.pollsPerDay.toLocaleString('en-US')} | ${human(t.oneSiteCommitBytes)} | ${human(t.fleetWideCommitBytes)} | ${human(t.siteWanBytes)} |`;
-  return [
-    `Central load per transport (gitops.transport is \`${fleet.gitops.transport}\`), from the tree just written (${c.treeFiles} files) and ${c.fluxDevices} Flux device(s):`,
-    '',
-    '| transport | polls/day to the central host | bytes per commit that changes one site | per commit that changes every site | largest site\'s WAN per commit |',
-    '|---|---|---|---|---|',
-    row('git', c.git),
-    row('oci', c.oci),
-    '',
-    `Git: ${c.git.how}. OCI: ${c.oci.how}. Measured with a real registry and git in BENCHMARKS.md (\`npm run bench:publish\`).`,
-    '',
-  ];
-}

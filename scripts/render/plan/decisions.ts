@@ -1,0 +1,86 @@
+// Decisions the device count drives, each with its threshold stated and why: computed from the fleet, so a
+// 14-device fleet and a 2,000-device one get different advice from the same code.
+import type { Fleet } from '../../inventory/fleet.ts';
+import type { SitePlan } from './plan.ts';
+import { runsFlux } from '../flux/sync.ts';
+import { statusConfig } from '../../inventory/status.ts';
+import { counted, num } from './md.ts';
+
+/** A site with at least this many Flux devices gets a local read-only Git mirror (gitops.mirrors). */
+export const GIT_MIRROR_AT = 20;
+/** A site with at least this many devices gets a registry pull-through cache (registryMirror). */
+export const REGISTRY_CACHE_AT = 10;
+/** The canary ring should hold between these shares of the devices. */
+export const CANARY_MIN_PERCENT = 1;
+export const CANARY_MAX_PERCENT = 20;
+/**
+ * Reports per second a single broker is planned for before a second one (or one per region) is: under half of
+ * what was measured (BROKER_MEASURED), which had the clients on the broker's own machine.
+ */
+export const BROKER_REPORTS_PER_SEC = 50;
+/** test/status/fleet-status.test.ts: 2,000 devices, each a new TLS connection with one MQTT v5 publish, 64 at a time. */
+export const BROKER_MEASURED = { perSec: 117, basis: 'Mosquitto 2.0.11 took 2,000 TLS connections with one report each in 17.1 s (≈ 117/s), the clients on the same 2-core machine at load 7 (test/status/fleet-status.test.ts, 2026-12-07)' };
+
+export interface Decision {
+  decision: string;
+  threshold: string;
+  why: string;
+  here: string;
+  /** what follows for this fleet: nothing, or the work */
+  action: string;
+  /** the action is work for a person */
+  needsPerson: boolean;
+}
+
+export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
+  const out: Decision[] = [];
+  const mirrors = fleet.gitops.mirrors ?? {};
+  const bigGit = fleet.sites.filter((s) => s.devices.filter(runsFlux).length >= GIT_MIRROR_AT);
+  const gitMissing = bigGit.filter((s) => !mirrors[s.id]).map((s) => s.id);
+  out.push({
+    decision: 'a read-only Git mirror at the site',
+    threshold: `≥ ${GIT_MIRROR_AT} Flux devices at a site`,
+    why: 'every device makes a full shallow clone of each new commit and polls every interval: a mirror turns the site\'s N clones and polls into one incremental fetch from the central host',
+    here: `${bigGit.length} of ${fleet.sites.length} site(s) qualify; ${bigGit.length - gitMissing.length} have one`,
+    action: gitMissing.length ? `add \`gitops.mirrors\` for ${counted(gitMissing, 'site')}` : 'nothing',
+    needsPerson: gitMissing.length > 0,
+  });
+  const bigReg = sites.filter((s) => s.devices >= REGISTRY_CACHE_AT);
+  const regMissing = bigReg.filter((s) => !s.registryMirror).map((s) => s.id);
+  out.push({
+    decision: 'a registry pull-through cache at the site',
+    threshold: `≥ ${REGISTRY_CACHE_AT} devices at a site`,
+    why: 'without it every device pulls every image (and each K3s upgrade image) over the site\'s uplink itself',
+    here: `${bigReg.length} of ${sites.length} site(s) qualify; ${bigReg.length - regMissing.length} have one`,
+    action: regMissing.length ? `add \`registryMirror\` for ${counted(regMissing, 'site')}` : 'nothing',
+    needsPerson: regMissing.length > 0,
+  });
+  const active = fleet.active.length;
+  const canaryDevices = fleet.active.filter((d) => d.canary).length;
+  const share = active ? (100 * canaryDevices) / active : 0;
+  const canarySites = fleet.sites.filter((s) => s.canary);
+  // with fewer than 100 / MAX sites, one canary site is already more than MAX percent: one is right then
+  const fewSites = fleet.sites.length < 100 / CANARY_MAX_PERCENT && canarySites.length === 1;
+  const ringOk = fleet.sites.length < 2 || fewSites || (share >= CANARY_MIN_PERCENT && share <= CANARY_MAX_PERCENT);
+  out.push({
+    decision: 'the canary ring\'s size',
+    threshold: `${CANARY_MIN_PERCENT}–${CANARY_MAX_PERCENT}% of the devices (one site when the fleet has fewer than ${100 / CANARY_MAX_PERCENT})`,
+    why: 'too small and a fault is not seen before promotion; too large and a bad release hits a large part of the fleet',
+    here: `${canarySites.length} canary site(s), ${canaryDevices} of ${active} devices (${share.toFixed(1)}%; ring from ${canarySites[0]?.canarySource ?? 'the inventory'})`,
+    action: ringOk ? 'nothing' : share < CANARY_MIN_PERCENT ? 'mark more sites `canary: true` (or raise `defaults.policy.canaryPercent`)' : 'mark fewer sites `canary: true`',
+    needsPerson: !ringOk,
+  });
+  const st = statusConfig(fleet);
+  if (st) {
+    const perSec = active / st.periodSec;
+    out.push({
+      decision: 'status broker sizing',
+      threshold: `${BROKER_REPORTS_PER_SEC} reports/s on one broker (each report is one TLS connection: the reporter is a oneshot)`,
+      why: `edgeforge's planning line, under half of a measured rate: ${BROKER_MEASURED.basis}. Above it, lengthen status.period or split the broker (one status block per fleet today)`,
+      here: `${num(active)} devices every ${st.period}: ${perSec.toFixed(2)} reports/s, ${num(active)} retained statuses`,
+      action: perSec > BROKER_REPORTS_PER_SEC ? 'lengthen `status.period` or split the broker' : 'one broker',
+      needsPerson: perSec > BROKER_REPORTS_PER_SEC,
+    });
+  }
+  return out;
+}

@@ -23,6 +23,9 @@ export const PACKAGES = [
   'cryptsetup', 'cryptsetup-bin', 'clevis', 'clevis-luks', 'clevis-systemd', 'clevis-tpm2', 'nftables', 'wireguard-tools',
   // cloud-init's ntp and timezone modules install a client when none is there (no mirror on a device: fails)
   'systemd-timesyncd', 'tzdata',
+  // A/B OS updates (docs/os-updates.md): RAUC and its D-Bus service (the CLI talks to it); GRUB's arm64 EFI
+  // modules and grub-mkimage (the base's boot loader, built into the ESP) and grub-editenv (RAUC's GRUB backend)
+  'rauc', 'rauc-service', 'grub-efi-arm64-bin',
 ].sort();
 
 /** Partition layout of the uefi-gpt base profile (images/profiles/uefi-gpt.yaml), in MiB. */

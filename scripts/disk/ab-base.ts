@@ -122,15 +122,31 @@ async function writeShared(fat: FatFs, facts: LayoutFacts, version: string): Pro
   await writeWithDirs(fat, OS_UPDATE.stateRel, Buffer.from(initialStateFile(version)));
 }
 
+/**
+ * The two partitions of a base the A/B layouts are made from (and bundles carry): UEFI, its ESP and its Linux
+ * root; Raspberry Pi, its FAT boot partition and its Linux root. A base with anything else is refused.
+ */
+export function basePartitions(parts: Partition[], layout: OsLayout): { boot: Partition; root: Partition } {
+  if (layout === 'uefi-gpt') {
+    const esp = parts.filter((p) => p.type === GPT_TYPES.esp);
+    const roots = parts.filter((p) => p.type === GPT_TYPES.linuxRootArm64 || p.type === GPT_TYPES.linux);
+    if (esp.length !== 1 || roots.length !== 1 || parts.length !== 2) {
+      throw new BaseLayoutError(`the A/B layout needs a base with exactly an ESP and one Linux root partition; this one has ${parts.map((p) => `${p.number}:${p.name || p.type}`).join(', ')}`);
+    }
+    return { boot: esp[0], root: roots[0] };
+  }
+  const boot = parts.filter((p) => FAT_TYPES.has(p.type));
+  const roots = parts.filter((p) => p.type === '83');
+  if (boot.length !== 1 || roots.length !== 1 || parts.length !== 2) {
+    throw new BaseLayoutError(`the Raspberry Pi A/B layout needs a base with exactly a FAT boot partition and one Linux root partition; this one has ${parts.map((p) => `${p.number}:0x${p.type}`).join(', ')}`);
+  }
+  return { boot: boot[0], root: roots[0] };
+}
+
 function planUefi(parts: Partition[], key: string, o: AbOptions): Plan {
   const ab = o.profile.ab;
   if (ab?.bootloader !== 'grub') throw new BaseLayoutError(`profile ${o.profile.name} has no GRUB A/B settings (ab.bootloader: grub)`);
-  const esp = parts.filter((p) => p.type === GPT_TYPES.esp);
-  const roots = parts.filter((p) => p.type === GPT_TYPES.linuxRootArm64 || p.type === GPT_TYPES.linux);
-  if (esp.length !== 1 || roots.length !== 1 || parts.length !== 2) {
-    throw new BaseLayoutError(`the A/B layout needs a base with exactly an ESP and one Linux root partition; this one has ${parts.map((p) => `${p.number}:${p.name || p.type}`).join(', ')}`);
-  }
-  const [e, r] = [esp[0], roots[0]];
+  const { boot: e, root: r } = basePartitions(parts, 'uefi-gpt');
   const slot = slotSectors(r, o);
   const espLba = MIB;
   const aLba = alignUp(espLba + sectorsOf(e), MIB);
@@ -196,12 +212,7 @@ function planUefi(parts: Partition[], key: string, o: AbOptions): Plan {
 function planPi(parts: Partition[], o: AbOptions): Plan {
   const ab = o.profile.ab;
   if (ab?.bootloader !== 'tryboot') throw new BaseLayoutError(`profile ${o.profile.name} has no Raspberry Pi A/B settings (ab.bootloader: tryboot)`);
-  const boot = parts.filter((p) => FAT_TYPES.has(p.type));
-  const roots = parts.filter((p) => p.type === '83');
-  if (boot.length !== 1 || roots.length !== 1 || parts.length !== 2) {
-    throw new BaseLayoutError(`the Raspberry Pi A/B layout needs a base with exactly a FAT boot partition and one Linux root partition; this one has ${parts.map((p) => `${p.number}:0x${p.type}`).join(', ')}`);
-  }
-  const [b, r] = [boot[0], roots[0]];
+  const { boot: b, root: r } = basePartitions(parts, 'raspi-mbr');
   const slot = slotSectors(r, o);
   const selLba = MIB;
   const bootS = sectorsOf(b);
@@ -274,7 +285,7 @@ function planPi(parts: Partition[], o: AbOptions): Plan {
 }
 
 /** The mapped ranges of `base` inside partition `p`, copied to `toLba` on `dst`. */
-async function copyPartition(src: string, base: PreparedBase, p: Partition, toLba: number, dst: FileDev): Promise<void> {
+export async function copyPartition(src: string, base: PreparedBase, p: Partition, toLba: number, dst: FileDev): Promise<void> {
   const fh = await fs.open(src, 'r');
   try {
     const buf = Buffer.alloc(8 << 20);

@@ -64,3 +64,31 @@ export function layoutFile(f: LayoutFacts): string {
 export function initialStateFile(version: string): string {
   return ['# edgeforge OS updates: which slot holds which release, the trial in progress, the last rollback', `A_VERSION=${shq(version)}`, "B_VERSION=''", ''].join('\n');
 }
+
+/** RAUC's compatible string: a bundle installs only on the fleet and layout it was made for. */
+export function osCompatible(fleet: string, layout: OsLayout): string {
+  return `edgeforge/${fleet}/${layout}`;
+}
+
+/** The file name `edgeforge os bundle` gives a release's bundle. */
+export function bundleFileName(version: string, layout: OsLayout): string {
+  return `edgeforge-os-${version}-${layout}.raucb`;
+}
+
+/** The bundle's RAUC manifest (manifest.raucm): verity format, the root image, and on a Raspberry Pi the boot image. */
+export function raucManifest(o: { fleet: string; layout: OsLayout; version: string; baseSha256: string }): string {
+  return [
+    '[update]',
+    `compatible=${osCompatible(o.fleet, o.layout)}`,
+    `version=${o.version}`,
+    `description=edgeforge OS ${o.version} (${o.layout}) from base image ${o.baseSha256}`,
+    '',
+    '[bundle]',
+    'format=verity',
+    '',
+    '[image.rootfs]',
+    'filename=rootfs.ext4',
+    ...(o.layout === 'raspi-mbr' ? ['', '[image.boot]', 'filename=boot.vfat'] : []),
+    '',
+  ].join('\n');
+}

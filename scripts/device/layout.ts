@@ -185,10 +185,11 @@ export const OS_BUNDLE_DIR = 'os';
  * the K3s installer put on the root that the device needs to stay itself (checked against a first-boot run in
  * test/os/carry.test.ts). `file` and `dir` are copied over the new slot's; `accounts` keeps the new slot's
  * lines and adds the users the running root has that it lacks; `units` copies the systemd units (and their
- * enablement links) whose names start with one of the listed prefixes. K3s's state and the secrets are not
+ * enablement links) whose names start with one of the listed prefixes; `replace` removes the new slot's files matching
+ * the pattern and copies the running root's. K3s's state and the secrets are not
  * here: they live on the data volume.
  */
-export const OS_CARRY: readonly { path: string; how: 'file' | 'dir' | 'accounts' | 'units'; why: string; names?: readonly string[] }[] = [
+export const OS_CARRY: readonly { path: string; how: 'file' | 'dir' | 'accounts' | 'units' | 'replace'; why: string; names?: readonly string[] }[] = [
   { path: '/etc/machine-id', how: 'file', why: 'the journal and the DHCP client id follow it' },
   { path: '/etc/hostname', how: 'file', why: 'first boot: identity' },
   { path: '/etc/hosts', how: 'file', why: 'first boot: identity' },
@@ -199,15 +200,14 @@ export const OS_CARRY: readonly { path: string; how: 'file' | 'dir' | 'accounts'
   { path: '/home', how: 'dir', why: 'authorized_keys of the users' },
   { path: '/root/.ssh', how: 'dir', why: 'cloud-init\'s disable_root stub' },
   { path: '/etc/sudoers.d', how: 'dir', why: 'first boot and cloud-init: sudo for the users' },
-  { path: '/etc/ssh/ssh_host_ed25519_key', how: 'file', why: 'the pinned host key' },
-  { path: '/etc/ssh/ssh_host_ed25519_key.pub', how: 'file', why: 'the pinned host key' },
+  { path: '/etc/ssh/ssh_host_*', how: 'replace', why: 'the pinned host key, and no other (first boot removed the image\'s)' },
   { path: '/etc/ssh/sshd_config.d', how: 'dir', why: 'key-only SSH' },
   { path: '/etc/sysctl.d/90-edgeforge-k3s.conf', how: 'file', why: 'K3s\'s protect-kernel-defaults' },
   { path: '/etc/modules-load.d/edgeforge.conf', how: 'file', why: 'WireGuard for flannel' },
   { path: CONFIG_DIR, how: 'dir', why: 'the firewall, the data volume\'s settings, status and OS-update settings' },
   { path: '/etc/rancher', how: 'dir', why: 'K3s\'s configuration' },
   { path: '/etc/rauc', how: 'dir', why: 'RAUC\'s configuration and keyring' },
-  { path: UNIT_DIR, how: 'units', names: ['edgeforge-', 'k3s', 'boot-edgeforge.mount'], why: 'the units first boot and the K3s installer wrote, and their enablement' },
+  { path: UNIT_DIR, how: 'units', names: ['edgeforge-', 'k3s', 'boot-edgeforge.mount', 'rauc.service.d'], why: 'the units first boot and the K3s installer wrote, and their enablement' },
   { path: '/etc/fstab', how: 'file', why: 'the base\'s mounts (the root line is pointed at the new slot)' },
   { path: '/etc/crypttab', how: 'file', why: 'the data volume\'s note' },
   { path: '/etc/network/interfaces.d', how: 'dir', why: 'cloud-init\'s network configuration (ifupdown)' },

@@ -8,6 +8,8 @@ export interface OsFleetOptions {
   /** more sites under region "eu" */
   piSite?: boolean;
   status?: Record<string, unknown>;
+  /** the K3s install script's pin (a test's own stand-in script) */
+  installScriptSha256?: string;
 }
 
 export function osFleetInventory(o: OsFleetOptions = {}): string {
@@ -32,7 +34,7 @@ export function osFleetInventory(o: OsFleetOptions = {}): string {
       ipc: { board: 'generic-uefi', arch: 'arm64', ramMiB: 4096, storage: { medium: 'emmc', sizeGB: 32 }, cpuAes: true, baseImage: { layout: 'uefi-gpt' } },
       pi4: { board: 'raspberry-pi-4', arch: 'arm64', ramMiB: 4096, storage: { medium: 'sd', sizeGB: 32 }, baseImage: { layout: 'raspi-mbr' } },
     },
-    k3s: { version: 'v1.36.5+k3s1', install: { mode: 'online', installScriptSha256: '1'.repeat(64) } },
+    k3s: { version: 'v1.36.5+k3s1', install: { mode: 'online', installScriptSha256: o.installScriptSha256 ?? '1'.repeat(64) } },
     gitops: { url: 'ssh://git@git.example.com/acme/fleet.git', knownHosts: 'git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf' },
     admins: [{ name: 'Ops', email: 'ops@example.com' }],
     defaults: {

@@ -52,11 +52,11 @@ export function layoutFile(f: LayoutFacts): string {
     ['EF_AB_LAYOUT', f.layout],
     ['EF_AB_ROOT_A', f.roots[0]],
     ['EF_AB_ROOT_B', f.roots[1]],
-    ['EF_AB_ROOT_A_UUID', f.rootUuids[0]],
-    ['EF_AB_ROOT_B_UUID', f.rootUuids[1]],
+    ['EF_AB_UUID_A', f.rootUuids[0]],
+    ['EF_AB_UUID_B', f.rootUuids[1]],
   ];
   if (f.grubenv) vars.push(['EF_AB_GRUBENV', f.grubenv]);
-  if (f.boots && f.bootParts) vars.push(['EF_AB_BOOT_A', f.boots[0]], ['EF_AB_BOOT_B', f.boots[1]], ['EF_AB_BOOT_A_PART', String(f.bootParts[0])], ['EF_AB_BOOT_B_PART', String(f.bootParts[1])]);
+  if (f.boots && f.bootParts) vars.push(['EF_AB_BOOT_A', f.boots[0]], ['EF_AB_BOOT_B', f.boots[1]], ['EF_AB_PART_A', String(f.bootParts[0])], ['EF_AB_PART_B', String(f.bootParts[1])]);
   return ['# written by edgeforge when this card was made: its A/B layout (docs/os-updates.md)', ...vars.map(([k, v]) => `${k}=${shq(v)}`), ''].join('\n');
 }
 

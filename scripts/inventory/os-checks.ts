@@ -4,14 +4,25 @@
 import type { ResolvedDevice } from './fleet.ts';
 import type { Inventory, OsLayout } from './schema.ts';
 import type { PathKey } from './problems.ts';
+import { isAbDevice } from './os.ts';
 
 /** Space the A/B layout needs besides the two root slots: the boot partitions, the K3s partition's slack, the data volume's minimum. */
 export const OS_OVERHEAD_MIB = 1024 + 512;
 
-export function osProblems(inv: Inventory, active: ResolvedDevice[]): [PathKey[], string][] {
+export function osProblems(inv: Inventory, allActive: ResolvedDevice[]): [PathKey[], string][] {
   const os = inv.os;
   if (!os) return [];
   const out: [PathKey[], string][] = [];
+  for (const [i, p] of (os.profiles ?? []).entries()) if (!inv.profiles[p]) out.push([['os', 'profiles', i], `profile "${p}" is not defined under "profiles" (${Object.keys(inv.profiles).join(', ')})`]);
+  const active = allActive.filter((d) => d.profile && isAbDevice({ os }, d));
+  // one build's base image serves one kind of card per layout: A/B and single-root profiles cannot share a layout
+  const abLayouts = new Map<string, string>();
+  for (const d of active) abLayouts.set(d.profile.baseImage.layout, d.profileName);
+  for (const d of allActive) {
+    if (!d.profile || isAbDevice({ os }, d) || !abLayouts.has(d.profile.baseImage.layout)) continue;
+    out.push([['os', 'profiles'], `profile ${d.profileName} (single root) and profile ${abLayouts.get(d.profile.baseImage.layout)} (A/B) both use the ${d.profile.baseImage.layout} layout, and one build's base image makes one kind of card per layout: list both in os.profiles, or neither`]);
+    abLayouts.delete(d.profile.baseImage.layout);
+  }
   const rings: [string, 'version' | 'canaryVersion', boolean][] = [[os.version, 'version', false]];
   if (os.canaryVersion !== undefined && os.canaryVersion !== os.version) rings.push([os.canaryVersion, 'canaryVersion', true]);
   for (const [v, key] of rings) {

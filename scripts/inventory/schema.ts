@@ -434,6 +434,7 @@ export const OsSchema = z
       .optional()
       .describe('Without a URL a device installs only what an operator puts in its inbox (airgap; docs/os-updates.md)'),
     slotMiB: z.number().int().min(512).max(65536).optional().describe('Size of each root slot in MiB; default: twice the base image\'s root, at most a quarter of the card'),
+    profiles: z.array(name('profile name')).min(1).optional().describe('The profiles whose devices get A/B cards (default: every profile); the others keep one root'),
   })
   .describe('OS updates in A/B slots with RAUC (docs/os-updates.md); without it cards have one root filesystem');
 

@@ -27,13 +27,21 @@ const fleetBase = z.object({
   airgapPartition: z.object({ number: count, scheme: z.enum(['gpt', 'mbr']), start: count, size: count, name: z.string(), label: z.string() }),
 });
 
+const abBase = z.object({ path: outPath, sha256, bytes: count, layout: z.enum(['uefi-gpt', 'raspi-mbr']), version: z.string().min(1) });
+const layout = z.enum(['uefi-gpt', 'raspi-mbr']);
+const os = z.object({
+  rings: z.array(z.object({ ring: z.enum(['canary', 'stable']), version: z.string().min(1) })),
+  bundles: z.array(z.object({ version: z.string().min(1), layout, file: z.string().min(1), sha256 })),
+});
+
 const schema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   fleet: z.string(),
   inventorySha256: sha256,
   sourceDateEpoch: count,
-  baseImage: z.object({ path: z.string(), sha256, fleetBase: fleetBase.optional() }).optional(),
+  baseImage: z.object({ path: z.string(), sha256, fleetBase: fleetBase.optional(), abBase: abBase.optional() }).optional(),
   gitops: z.object({ path: outPath }).optional(),
+  os: os.optional(),
   devices: z.array(z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), inputs: sha256.optional(), artifacts: z.array(artifact) })),
 });
 

@@ -15,6 +15,7 @@ export function buildManifest(m: Omit<Manifest, 'format'>, order: string[]): Man
     sourceDateEpoch: m.sourceDateEpoch,
     ...(m.baseImage ? { baseImage: m.baseImage } : {}),
     ...(m.gitops ? { gitops: m.gitops } : {}),
+    ...(m.os ? { os: m.os } : {}),
     devices,
   };
 }

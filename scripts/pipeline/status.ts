@@ -9,6 +9,7 @@ import { statusConfig } from '../inventory/status.ts';
 import { readCa } from '../status/read.ts';
 import { osReporterExtension } from '../render/os/compose.ts';
 import { statusReporterProgram } from '../render/status/compose.ts';
+import { isAbDevice } from '../inventory/os.ts';
 
 /** The stage, and what it reads besides the inventory (the broker CA file) for the build's inputs hash. */
 export async function prepareStatus(fleet: Fleet, inventoryPath: string): Promise<{ stage: StatusStage; inputsSha256: string } | undefined> {
@@ -17,10 +18,11 @@ export async function prepareStatus(fleet: Fleet, inventoryPath: string): Promis
   const ca = await readCa(inventoryPath, cfg);
   const fragment = statusFirstbootFragment();
   // with OS updates the report also says the running slot and release, and the last rollback
-  const reporter = statusReporterProgram(fleet.os ? osReporterExtension() : undefined);
+  const reporter = statusReporterProgram();
+  const abReporter = fleet.os ? statusReporterProgram(osReporterExtension()) : reporter;
   const stage: StatusStage = (d, secrets) => {
     if (!secrets.statusPassword) throw new Error(`${d.id}: fleet status is on but the device has no broker credential (keys)`);
-    return { files: statusBundleFiles(d, fleet.name, cfg, ca, secrets.statusPassword, reporter), fragment };
+    return { files: statusBundleFiles(d, fleet.name, cfg, ca, secrets.statusPassword, isAbDevice(fleet, d) ? abReporter : reporter), fragment };
   };
   return { stage, inputsSha256: sha256Hex(Buffer.from(ca, 'utf8')) };
 }

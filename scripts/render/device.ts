@@ -34,6 +34,7 @@ import { renderNetworkConfig } from './seed/network-config.ts';
 import { renewalBundleFiles, renewalFirstbootFragment } from './day2/renewal.ts';
 import { ringAirgap, ringOf } from './day2/rings.ts';
 import { osBundleFiles, osDay2Fragment } from './os/compose.ts';
+import { isAbDevice } from '../inventory/os.ts';
 
 /** The private material a device's rendering needs, as plain strings (the keys stage supplies them). */
 export interface DeviceSecrets {
@@ -110,8 +111,9 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
 
   const status = opts.status?.(d, secrets);
   // OS updates: the day-2 hook installs the updater too (os/compose.ts); without os: the renewal check's alone
-  if (fleet.os && !opts.os) throw new Error(`${d.id}: the inventory has os:, but the build has no OS-update certificate for the device's keyring`);
-  const os = fleet.os && opts.os;
+  const ab = isAbDevice(fleet, d);
+  if (ab && !opts.os) throw new Error(`${d.id}: the inventory gives it OS updates (os:), but the build has no OS-update certificate for the device's keyring`);
+  const os = ab ? opts.os : undefined;
   add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : []), os ? osDay2Fragment() : renewalFirstbootFragment()]));
   // the K3s certificate-renewal check and its timer in the site's maintenance window (day2/renewal.ts)
   const site = fleet.sites.find((x) => x.id === d.siteId);

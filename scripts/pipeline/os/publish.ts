@@ -14,6 +14,7 @@ import { cmsSign } from '../../keys/os-key.ts';
 import { ringOf } from '../../render/day2/rings.ts';
 import { BUNDLES_DIR, osRingVersion, RINGS, ringFile, ringPointer, ringSignature, type RingBundle } from '../../render/os/ring.ts';
 import { bundleFileName } from '../../render/os/slots.ts';
+import { isAbDevice } from '../../inventory/os.ts';
 
 export interface PublishResult {
   dir: string;
@@ -49,6 +50,7 @@ export async function publishOs(o: { fleet: Fleet; inventoryPath: string; toDir:
   const want = new Map<string, { version: string; layout: OsLayout }>();
   const ringLayouts = new Map<string, Set<OsLayout>>();
   for (const d of o.fleet.active) {
+    if (!isAbDevice(o.fleet, d)) continue;
     const version = osRingVersion(os, ringOf(d));
     const layout = d.profile.baseImage.layout;
     want.set(`${version}/${layout}`, { version, layout });

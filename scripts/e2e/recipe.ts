@@ -47,6 +47,16 @@ export const LAYOUT = {
   padSectors: Number(process.env.EDGEFORGE_E2E_DISK_PAD_SECTORS ?? 0),
 };
 
+/**
+ * The base's boot loader, as Debian's arm64 images have it: GRUB at the ESP's removable path, reading its
+ * configuration from EFI/debian (the uefi-gpt profile's ab.grubConfig: an A/B card gets edgeforge's there).
+ * Built by the rootfs's own grub-mkimage with every module it needs inside (the ESP carries no module tree).
+ */
+export const GRUB = {
+  prefix: '/EFI/debian',
+  modules: ['part_gpt', 'fat', 'ext2', 'normal', 'linux', 'loadenv', 'test', 'echo', 'regexp', 'configfile', 'search', 'search_fs_uuid', 'gzio', 'minicmd', 'cat', 'halt', 'reboot', 'sleep', 'efi_gop'],
+};
+
 /** Kernel command line (root by PARTUUID; console on the virt board's PL011 UART). */
 export const CMDLINE_EXTRA = 'ro rootwait console=ttyAMA0 net.ifnames=0';
 
@@ -69,7 +79,7 @@ export function rootfsRecipe(mirror: string) {
 
 /** the whole recipe: the rootfs plus the disk layout (seconds to redo) */
 export function recipe(mirror: string) {
-  return { ...rootfsRecipe(mirror), layout: LAYOUT, cmdline: CMDLINE_EXTRA };
+  return { ...rootfsRecipe(mirror), layout: LAYOUT, cmdline: CMDLINE_EXTRA, grub: GRUB };
 }
 
 const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');

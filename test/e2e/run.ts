@@ -359,7 +359,7 @@ async function main(): Promise<number> {
   const tangRequestsBoot1Start = tang!.requests.length;
   {
     const vm = new Vm({
-      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: `${boot.cmdline} ${TEST_BACKOFF}`, mac,
+      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, bios: boot.bios, append: `${boot.cmdline} ${TEST_BACKOFF}`, mac,
       serialLog: path.join(work, 'boot1-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp1.sock'),
       // airgap: no route anywhere but these forwards
       restrict: true,
@@ -663,7 +663,7 @@ async function main(): Promise<number> {
     const tangPort = tang!.port;
     if (!withTang) await tang!.close(); // the stolen device: its tang server is out of reach
     const vm = new Vm({
-      disks: [{ path: built!.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
+      disks: [{ path: built!.image }], kernel: boot.kernel, initrd: boot.initrd, bios: boot.bios, append: boot.cmdline, mac,
       serialLog: path.join(work, `boot${n}-serial.log`), sshHostPort: sshPort, qmpSocket: path.join(work, `qmp${n}.sock`),
       // boot 3: the route to tang exists, nothing answers (socat per connection finds the port closed) until
       // the server comes back

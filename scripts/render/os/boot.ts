@@ -78,7 +78,8 @@ export function grubConfig(o: GrubOptions): string {
     ...pick('[ "${ok}" = "1" ]'),
     'if [ -z "${slot}" ]; then for s in ${ORDER}; do if [ -z "${slot}" ]; then slot="${s}"; fi; done; fi',
     '# this boot uses the slot\'s one try: only `rauc status mark-good` (the health check) gives it back',
-    'if [ "${slot}" = "A" ]; then set A_TRY=1; save_env --file "${envfile}" A_TRY; set other=B; else set B_TRY=1; save_env --file "${envfile}" B_TRY; set other=A; fi',
+    // (fallback takes an entry's number in GRUB 2.06, not its id: A is entry 0, B entry 1)
+    'if [ "${slot}" = "A" ]; then set A_TRY=1; save_env --file "${envfile}" A_TRY; set other=1; else set B_TRY=1; save_env --file "${envfile}" B_TRY; set other=0; fi',
     'set default="${slot}"',
     '# the chosen slot cannot be loaded (an empty slot, a missing kernel): the other one',
     'set fallback="${other}"',

@@ -123,4 +123,5 @@ os_health_main() {
     return 0
   fi
   os_rauc status mark-good booted || log "warning: rauc could not mark slot $hb good (the next boot may try the other slot)"
+  [ -z "$(os_state ROLLBACK_VERSION)" ] || os_report
 }

@@ -143,7 +143,7 @@ export function basePartitions(parts: Partition[], layout: OsLayout): { boot: Pa
   return { boot: boot[0], root: roots[0] };
 }
 
-function planUefi(parts: Partition[], key: string, o: AbOptions): Plan {
+function planUefi(parts: Partition[], guids: Map<number, string>, key: string, o: AbOptions): Plan {
   const ab = o.profile.ab;
   if (ab?.bootloader !== 'grub') throw new BaseLayoutError(`profile ${o.profile.name} has no GRUB A/B settings (ab.bootloader: grub)`);
   const { boot: e, root: r } = basePartitions(parts, 'uefi-gpt');
@@ -153,7 +153,8 @@ function planUefi(parts: Partition[], key: string, o: AbOptions): Plan {
   const bLba = aLba + slot;
   const sectors = alignUp(bLba + slot + 33, MIB);
   const uuid = (role: string) => guidToString(guidFromSeed(`${key}:${role}`));
-  const [uA, uB] = [uuid('root-a'), uuid('root-b')];
+  // the ESP and slot A keep the base's partition GUIDs: its fstab (PARTUUID=) still finds them
+  const [uA, uB] = [guids.get(r.number) ?? uuid('root-a'), uuid('root-b')];
   return {
     sectors,
     copies: [
@@ -167,7 +168,7 @@ function planUefi(parts: Partition[], key: string, o: AbOptions): Plan {
         firstUsableLba: 34,
         totalSectors: sectors,
         entries: [
-          entry(UEFI_PARTS.esp, GPT_TYPES.esp, uuid('esp'), espLba, sectorsOf(e), OS_UPDATE.sharedGptName),
+          entry(UEFI_PARTS.esp, GPT_TYPES.esp, guids.get(e.number) ?? uuid('esp'), espLba, sectorsOf(e), OS_UPDATE.sharedGptName),
           entry(UEFI_PARTS.rootA, r.type, uA, aLba, slot, OS_UPDATE.gptRootNames[0]),
           entry(UEFI_PARTS.rootB, r.type, uB, bLba, slot, OS_UPDATE.gptRootNames[1]),
         ],
@@ -344,7 +345,8 @@ export async function deriveAbBase(o: AbOptions): Promise<DerivedAbBase> {
     try {
       const t = await readPartitionTable(new FileDev(inFh, o.base.size, true));
       if (t.scheme !== o.profile.partitionTable) throw new BaseLayoutError(`profile ${o.profile.name} expects a ${o.profile.partitionTable.toUpperCase()} base, this one has ${t.scheme.toUpperCase()}`);
-      plan = layout === 'uefi-gpt' ? planUefi(t.partitions, key, o) : planPi(t.partitions, o);
+      const guids = new Map((t.gpt?.entries ?? []).map((x) => [x.number, x.uniqueGuid]));
+      plan = layout === 'uefi-gpt' ? planUefi(t.partitions, guids, key, o) : planPi(t.partitions, o);
     } finally {
       await inFh.close();
     }

@@ -89,8 +89,8 @@ describe.runIf(HAVE_TOOLS)('A/B layout on a UEFI (GPT) base', () => {
     writeFileSync(cfgFile, cfg);
     execFileSync(tool('grub-script-check'), [cfgFile], { stdio: 'pipe' });
     const [ua, ub] = ab.info.facts.rootUuids;
-    expect(cfg).toContain(`linux (\${disk},gpt2)/vmlinuz root=PARTUUID=${ua.toUpperCase()} rauc.slot=A panic=10 ro rootwait console=tty0 console=ttyAMA0`);
-    expect(cfg).toContain(`linux (\${disk},gpt3)/vmlinuz root=PARTUUID=${ub.toUpperCase()} rauc.slot=B`);
+    expect(cfg).toContain(`linux (\${disk},gpt2)/vmlinuz root=PARTUUID=${ua} rauc.slot=A panic=10 ro rootwait console=tty0 console=ttyAMA0`);
+    expect(cfg).toContain(`linux (\${disk},gpt3)/vmlinuz root=PARTUUID=${ub} rauc.slot=B`);
     const envFile = path.join(dir, 'grubenv');
     writeFileSync(envFile, mcopyOut(img, off, 'EFI/debian/grubenv', dir));
     expect(readFileSync(envFile).length).toBe(1024);

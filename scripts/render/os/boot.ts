@@ -58,7 +58,7 @@ export function grubConfig(o: GrubOptions): string {
     ['for s in ${ORDER}; do', '  if [ -z "${slot}" ]; then', '    if [ "${s}" = "A" ]; then ok="${A_OK}"; try="${A_TRY}"; else ok="${B_OK}"; try="${B_TRY}"; fi', `    if ${cond}; then slot="\${s}"; fi`, '  fi', 'done'];
   const entries = o.slots.flatMap((s) => [
     `menuentry "edgeforge slot ${s.name}" --id ${s.name} {`,
-    `  linux (\${disk},gpt${s.partition})${o.kernel} root=PARTUUID=${s.partuuid} rauc.slot=${s.name} panic=10 ${args} \${edgeforge_args}`,
+    `  linux (\${disk},gpt${s.partition})${o.kernel} root=PARTUUID=${s.partuuid.toLowerCase()} rauc.slot=${s.name} panic=10 ${args} \${edgeforge_args}`,
     `  initrd (\${disk},gpt${s.partition})${o.initrd}`,
     '}',
   ]);
@@ -78,6 +78,7 @@ export function grubConfig(o: GrubOptions): string {
     ...pick('[ "${ok}" = "1" ]'),
     'if [ -z "${slot}" ]; then for s in ${ORDER}; do if [ -z "${slot}" ]; then slot="${s}"; fi; done; fi',
     '# this boot uses the slot\'s one try: only `rauc status mark-good` (the health check) gives it back',
+    // (the initramfs finds root=PARTUUID= in lower case only: found booting the A/B card)
     // (fallback takes an entry's number in GRUB 2.06, not its id: A is entry 0, B entry 1)
     'if [ "${slot}" = "A" ]; then set A_TRY=1; save_env --file "${envfile}" A_TRY; set other=1; else set B_TRY=1; save_env --file "${envfile}" B_TRY; set other=0; fi',
     'set default="${slot}"',

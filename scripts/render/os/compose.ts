@@ -107,6 +107,9 @@ export function osUpdateService(): string {
     'Type=oneshot',
     `Environment=EDGEFORGE_LOG=${OS_UPDATE.log}`,
     `ExecStart=${OS_UPDATE.program} run`,
+    // on the console too: a technician at the device sees an update start (and the boot test reads it)
+    'StandardOutput=journal+console',
+    'StandardError=journal+console',
     'Nice=10',
     // a slow download resumes in the next window; this bounds one run
     'TimeoutStartSec=4h',

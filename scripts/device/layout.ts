@@ -134,6 +134,92 @@ export const CERT_RENEWAL = {
 /** Where the bundle keeps the renewal files: BUNDLE_DIR/RENEWAL_BUNDLE_DIR/<name>. */
 export const RENEWAL_BUNDLE_DIR = 'renewal';
 
+/**
+ * OS updates in A/B slots (docs/os-updates.md). RAUC writes the next OS into the slot that is not running; the
+ * boot loader (GRUB on UEFI, the firmware's tryboot on a Raspberry Pi) tries it once; edgeforge's health check
+ * marks it good, or the old slot boots again. What must survive the switch lives on the shared boot partition
+ * (this file's sharedMount) or on the data volume, or is carried from the running root into the new one.
+ */
+export const OS_UPDATE = {
+  /** the partition both slots share (UEFI: the ESP; Raspberry Pi: the boot-select partition with autoboot.txt), mounted here at every boot */
+  sharedMount: '/boot/edgeforge',
+  sharedMountUnit: 'boot-edgeforge.mount',
+  /** how a device finds that partition: the ESP by its GPT name, the Raspberry Pi's boot-select partition by its FAT label */
+  sharedGptName: 'edgeforge-esp',
+  sharedFatLabel: 'EFSHARED',
+  /** on it, written when the card was made: the layout's facts (slot devices, GRUB's environment file) as KEY='value' lines */
+  layoutRel: 'edgeforge/os-layout',
+  /** on it: which slot holds which release, the trial in progress, the last rollback (key=value lines) */
+  stateRel: 'edgeforge/os-state',
+  /** RAUC's central slot status (bundle version and install time per slot) */
+  raucStatusRel: 'edgeforge/rauc.status',
+  raucConf: '/etc/rauc/system.conf',
+  /** the fleet's OS-update certificate: RAUC verifies bundles and the updater ring pointers against it */
+  keyring: '/etc/rauc/keyring.pem',
+  /** this device's settings: layout, ring, where bundles come from, its window */
+  conf: `${CONFIG_DIR}/os-update.conf`,
+  /** the updater, run by its timer inside the site's maintenance window */
+  ...timerJob('edgeforge-os-update', 'edgeforge-os-update'),
+  /** the health check after every boot: marks a trial slot good, or bad and reboots into the old one */
+  healthProgram: `${SBIN}/edgeforge-os-health`,
+  healthService: `${UNIT_DIR}/edgeforge-os-health.service`,
+  /** Raspberry Pi: RAUC's custom boot-loader backend (autoboot.txt and tryboot) */
+  tryboot: `${SBIN}/edgeforge-tryboot`,
+  /** downloads (on the data volume: a root slot has no room for the next one) */
+  downloadDir: `${DATA_VOLUME.mount}/os-update`,
+  /** where an operator puts a ring pointer and its bundle for a device without a route to the source */
+  inboxDir: `${DATA_VOLUME.mount}/os-inbox`,
+  log: '/var/log/edgeforge-os-update.log',
+  /** the updater's own state on the running root (the last ring pointer accepted) */
+  workDir: `${STATE_DIR}/os-update`,
+  /** GPT partition names of the UEFI layout's root slots (RAUC finds them by /dev/disk/by-partlabel/) */
+  gptRootNames: ['edgeforge-root-a', 'edgeforge-root-b'],
+  /** slot boot names: RAUC's bootname, GRUB's variables, rauc.slot= on the kernel command line */
+  slotNames: ['A', 'B'],
+} as const;
+/** Where the bundle keeps the OS-update files: BUNDLE_DIR/OS_BUNDLE_DIR/<name>. */
+export const OS_BUNDLE_DIR = 'os';
+
+/**
+ * What a root-slot switch carries from the running root into the new one: everything first boot, cloud-init and
+ * the K3s installer put on the root that the device needs to stay itself (checked against a first-boot run in
+ * test/os/carry.test.ts). `file` and `dir` are copied over the new slot's; `accounts` keeps the new slot's
+ * lines and adds the users the running root has that it lacks; `units` copies the systemd units (and their
+ * enablement links) whose names start with one of the listed prefixes; `replace` removes the new slot's files matching
+ * the pattern and copies the running root's. K3s's state and the secrets are not
+ * here: they live on the data volume.
+ */
+export const OS_CARRY: readonly { path: string; how: 'file' | 'dir' | 'accounts' | 'units' | 'replace'; why: string; names?: readonly string[] }[] = [
+  { path: '/etc/machine-id', how: 'file', why: 'the journal and the DHCP client id follow it' },
+  { path: '/etc/hostname', how: 'file', why: 'first boot: identity' },
+  { path: '/etc/hosts', how: 'file', why: 'first boot: identity' },
+  { path: '/etc/passwd', how: 'accounts', why: 'the users first boot and cloud-init created' },
+  { path: '/etc/shadow', how: 'accounts', why: 'their locked passwords (and root\'s)' },
+  { path: '/etc/group', how: 'accounts', why: 'their groups' },
+  { path: '/etc/gshadow', how: 'accounts', why: 'their groups' },
+  { path: '/home', how: 'dir', why: 'authorized_keys of the users' },
+  { path: '/root/.ssh', how: 'dir', why: 'cloud-init\'s disable_root stub' },
+  { path: '/etc/sudoers.d', how: 'dir', why: 'first boot and cloud-init: sudo for the users' },
+  { path: '/etc/ssh/ssh_host_*', how: 'replace', why: 'the pinned host key, and no other (first boot removed the image\'s)' },
+  { path: '/etc/ssh/sshd_config.d', how: 'dir', why: 'key-only SSH' },
+  { path: '/etc/sysctl.d/90-edgeforge-k3s.conf', how: 'file', why: 'K3s\'s protect-kernel-defaults' },
+  { path: '/etc/modules-load.d/edgeforge.conf', how: 'file', why: 'WireGuard for flannel' },
+  { path: CONFIG_DIR, how: 'dir', why: 'the firewall, the data volume\'s settings, status and OS-update settings' },
+  { path: '/etc/rancher', how: 'dir', why: 'K3s\'s configuration' },
+  { path: '/etc/rauc', how: 'dir', why: 'RAUC\'s configuration and keyring' },
+  { path: UNIT_DIR, how: 'units', names: ['edgeforge-', 'k3s', 'boot-edgeforge.mount', 'rauc.service.d'], why: 'the units first boot and the K3s installer wrote, and their enablement' },
+  { path: '/etc/fstab', how: 'file', why: 'the base\'s mounts (the root line is pointed at the new slot)' },
+  { path: '/etc/crypttab', how: 'file', why: 'the data volume\'s note' },
+  { path: '/etc/network/interfaces.d', how: 'dir', why: 'cloud-init\'s network configuration (ifupdown)' },
+  { path: '/etc/netplan', how: 'dir', why: 'cloud-init\'s network configuration (netplan)' },
+  { path: '/etc/timezone', how: 'file', why: 'cloud-init: timezone' },
+  { path: '/etc/localtime', how: 'file', why: 'cloud-init: timezone' },
+  { path: '/etc/systemd/timesyncd.conf.d', how: 'dir', why: 'cloud-init: NTP servers' },
+  { path: '/usr/local', how: 'dir', why: 'K3s (and what its upgrades installed) and edgeforge\'s device programs' },
+  { path: STATE_DIR, how: 'dir', why: 'the bundle, the first-boot journal, applied.json' },
+  { path: '/var/lib/cloud', how: 'dir', why: 'cloud-init\'s instance: the next boot is not a new instance (which would delete the host keys)' },
+];
+
 /** The NoCloud seed: the FAT volume label cloud-init looks for, and where copies of the seed may sit. */
 export const SEED_LABEL = 'CIDATA';
 /**
@@ -186,6 +272,26 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_RENEWAL_TIMER', CERT_RENEWAL.timer],
     ['EF_RENEWAL_STATE', CERT_RENEWAL.state],
     ['EF_RENEWAL_CERT_DIRS', CERT_RENEWAL.certDirs.join(' ')],
+    ['EF_OS_SHARED', OS_UPDATE.sharedMount],
+    ['EF_OS_SHARED_UNIT', OS_UPDATE.sharedMountUnit],
+    ['EF_OS_STATE', `${OS_UPDATE.sharedMount}/${OS_UPDATE.stateRel}`],
+    ['EF_OS_LAYOUT', `${OS_UPDATE.sharedMount}/${OS_UPDATE.layoutRel}`],
+    ['EF_OS_RAUC_STATUS', `${OS_UPDATE.sharedMount}/${OS_UPDATE.raucStatusRel}`],
+    ['EF_OS_RAUC_CONF', OS_UPDATE.raucConf],
+    ['EF_OS_KEYRING', OS_UPDATE.keyring],
+    ['EF_OS_CONF', OS_UPDATE.conf],
+    ['EF_OS_PROGRAM', OS_UPDATE.program],
+    ['EF_OS_SERVICE', OS_UPDATE.service],
+    ['EF_OS_TIMER', OS_UPDATE.timer],
+    ['EF_OS_HEALTH_PROGRAM', OS_UPDATE.healthProgram],
+    ['EF_OS_HEALTH_SERVICE', OS_UPDATE.healthService],
+    ['EF_OS_TRYBOOT', OS_UPDATE.tryboot],
+    ['EF_OS_DOWNLOAD', OS_UPDATE.downloadDir],
+    ['EF_OS_INBOX', OS_UPDATE.inboxDir],
+    ['EF_OS_LOG', OS_UPDATE.log],
+    ['EF_OS_WORK', OS_UPDATE.workDir],
+    // "how:path[:prefix,prefix]" entries (OS_CARRY)
+    ['EF_OS_CARRY', OS_CARRY.map((c) => `${c.how}:${c.path}${c.names ? `:${c.names.join(',')}` : ''}`).join(' ')],
   ];
 }
 

@@ -215,3 +215,58 @@ export async function moveGptBackup(dev: BlockDev, gpt: Gpt, totalSectors: numbe
   gpt.primary = { ...h, backupLba, lastUsableLba };
   gpt.backup = { ...h, currentLba: backupLba, backupLba: 1, lastUsableLba, entriesLba: backupEntriesLba };
 }
+
+/**
+ * Writes a new GPT over `dev` (an image of `totalSectors`): a protective MBR, the primary header and entry array
+ * at LBA 1-33, the backup ones at the end, 128 entries, CRCs computed. Entries keep their numbers (1-based).
+ */
+export async function writeNewGpt(dev: BlockDev, o: { diskGuid: string; firstUsableLba: number; totalSectors: number; entries: GptEntry[] }): Promise<Gpt> {
+  const entryCount = 128;
+  const entrySize = 128;
+  const entriesSectors = (entryCount * entrySize) / SECTOR;
+  const backupLba = o.totalSectors - 1;
+  const backupEntriesLba = backupLba - entriesSectors;
+  const lastUsableLba = backupEntriesLba - 1;
+  if (o.firstUsableLba < 2 + entriesSectors) throw new Error(`first usable LBA ${o.firstUsableLba} overlaps the entry array`);
+  const raw = Buffer.alloc(entryCount * entrySize);
+  for (const e of o.entries) {
+    if (e.number < 1 || e.number > entryCount) throw new Error(`GPT partition number ${e.number} out of range`);
+    if (e.firstLba < o.firstUsableLba || e.lastLba > lastUsableLba || e.lastLba < e.firstLba) throw new Error(`partition ${e.number} (${e.firstLba}-${e.lastLba}) outside the usable range ${o.firstUsableLba}-${lastUsableLba}`);
+    for (const x of o.entries) if (x !== e && e.firstLba <= x.lastLba && x.firstLba <= e.lastLba) throw new Error(`partitions ${e.number} and ${x.number} overlap`);
+    raw.set(encodeEntry(e), (e.number - 1) * entrySize);
+  }
+  const entriesCrc = crc32(raw);
+  const header = (current: number, other: number, entriesLba: number) => {
+    const b = Buffer.alloc(SECTOR);
+    b.write(SIG, 0, 'latin1');
+    b.writeUInt32LE(0x00010000, 8);
+    b.writeUInt32LE(92, 12);
+    b.writeBigUInt64LE(BigInt(current), 24);
+    b.writeBigUInt64LE(BigInt(other), 32);
+    b.writeBigUInt64LE(BigInt(o.firstUsableLba), 40);
+    b.writeBigUInt64LE(BigInt(lastUsableLba), 48);
+    b.set(guidFromString(o.diskGuid), 56);
+    b.writeBigUInt64LE(BigInt(entriesLba), 72);
+    b.writeUInt32LE(entryCount, 80);
+    b.writeUInt32LE(entrySize, 84);
+    b.writeUInt32LE(entriesCrc, 88);
+    b.writeUInt32LE(crc32(b.subarray(0, 92)), 16);
+    return b;
+  };
+  const pmbr = Buffer.alloc(SECTOR);
+  pmbr[446 + 1] = 0x00;
+  pmbr[446 + 2] = 0x02;
+  pmbr[446 + 4] = 0xee;
+  pmbr.set([0xff, 0xff, 0xff], 446 + 5);
+  pmbr.writeUInt32LE(1, 446 + 8);
+  pmbr.writeUInt32LE(Math.min(o.totalSectors - 1, 0xffffffff), 446 + 12);
+  pmbr[510] = 0x55;
+  pmbr[511] = 0xaa;
+  await dev.write(0, pmbr);
+  await dev.write(SECTOR, header(1, backupLba, 2));
+  await dev.write(2 * SECTOR, raw);
+  await dev.write(backupEntriesLba * SECTOR, raw);
+  await dev.write(backupLba * SECTOR, header(backupLba, 1, backupEntriesLba));
+  const primary: GptHeader = { headerSize: 92, currentLba: 1, backupLba, firstUsableLba: o.firstUsableLba, lastUsableLba, diskGuid: o.diskGuid, entriesLba: 2, entryCount, entrySize, entriesCrc };
+  return { primary, backup: { ...primary, currentLba: backupLba, backupLba: 1, entriesLba: backupEntriesLba }, entries: [...o.entries].sort((a, b) => a.number - b.number), rawEntries: raw };
+}

@@ -32,6 +32,25 @@ const CidataPartitionSeed = z.strictObject({
   alignSectors: z.number().int().positive().default(8),
 });
 
+/** UEFI A/B (docs/os-updates.md): GRUB on the ESP picks the root slot; edgeforge writes its config and environment there. */
+const GrubAb = z.strictObject({
+  bootloader: z.literal('grub'),
+  /** the ESP file the base's GRUB reads its configuration from (its prefix); grubenv goes beside it */
+  grubConfig: z.string().regex(/^[A-Za-z0-9_./-]+\.cfg$/),
+  /** kernel and initrd inside a root slot */
+  kernel: z.string().regex(/^\/\S+$/).default('/vmlinuz'),
+  initrd: z.string().regex(/^\/\S+$/).default('/initrd.img'),
+  /** the base's own kernel arguments (root= and rauc.slot= are added per slot) */
+  kernelArgs: z.array(z.string().regex(/^\S+$/)).default(['ro', 'rootwait']),
+});
+
+/** Raspberry Pi A/B: the firmware's autoboot.txt picks the boot partition, tryboot boots the other one once. */
+const TrybootAb = z.strictObject({
+  bootloader: z.literal('tryboot'),
+  /** the kernel command line file in a boot partition */
+  cmdline: z.string().default('cmdline.txt'),
+});
+
 export const ProfileSchema = z.strictObject({
   name: z.string(),
   description: z.string().default(''),
@@ -45,6 +64,8 @@ export const ProfileSchema = z.strictObject({
   requires: z.array(z.strictObject({ command: z.string().regex(/^[a-z0-9_.-]+$/), package: z.string(), for: z.string() })).default([]),
   /** why the free space after the last partition must stay free (documentation carried with the profile) */
   dataVolume: z.strictObject({ placement: z.literal('free-space-after-last-partition'), minBytes: z.number().int().nonnegative().default(0) }).optional(),
+  /** how a base of this kind becomes an A/B card (inventory os:, docs/os-updates.md) */
+  ab: z.discriminatedUnion('bootloader', [GrubAb, TrybootAb]).optional(),
 });
 
 export type Profile = z.infer<typeof ProfileSchema>;

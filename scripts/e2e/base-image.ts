@@ -3,15 +3,16 @@
 // mtools for the ESP) and cached outside the repository, keyed by the recipe's hash.
 //
 // Boot: the kernel, initrd and command line sit on the ESP (vmlinuz, initrd.img, cmdline.txt) and the qemu
-// runner passes them with -kernel/-initrd/-append. That skips GRUB and the UEFI firmware: neither is what
-// edgeforge changes, and both cost minutes and packages under emulation. The partition layout is the one a
-// UEFI board's image has, so the uefi-gpt profile's seed placement (a CIDATA partition in the 1 MiB gap) is
-// exercised for real.
+// runner passes them with -kernel/-initrd/-append for a single-root card. The ESP also has GRUB at the removable
+// path (EFI/BOOT/BOOTAA64.EFI, reading EFI/debian/grub.cfg), as Debian's arm64 images do: an A/B card
+// (inventory os:) boots through the UEFI firmware and that GRUB, which picks the slot (docs/os-updates.md).
+// The partition layout is the one a UEFI board's image has, so the uefi-gpt profile's seed placement (a
+// CIDATA partition in the 1 MiB gap) is exercised for real.
 import { promises as fs, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { ARCH, CMDLINE_EXTRA, FILES, LAYOUT, PACKAGES, SUITE, guidFor, recipe, recipeHash, rootfsHash } from './recipe.ts';
+import { ARCH, CMDLINE_EXTRA, FILES, GRUB, LAYOUT, PACKAGES, SUITE, guidFor, recipe, recipeHash, rootfsHash } from './recipe.ts';
 import { log, stage, stageSummary } from './stage.ts';
 import { sha256File } from '../disk/base.ts';
 
@@ -172,6 +173,22 @@ async function layoutDisk(rootfs: string, hash: string, img: string): Promise<Ba
   await $`mcopy -i ${esp} -o ${kernel.vmlinuz} ::/vmlinuz`;
   await $`mcopy -i ${esp} -o ${kernel.initrd} ::/initrd.img`;
   await $`mcopy -i ${esp} -o ${cmdFile} ::/cmdline.txt`;
+  // GRUB at the removable path, reading EFI/debian/grub.cfg: this one boots the single root (an A/B card gets
+  // edgeforge's A/B configuration in its place). Made by the rootfs's grub-mkimage under qemu-user.
+  await ensureBinfmt();
+  const efi = path.join(rootfs, 'tmp/BOOTAA64.EFI');
+  await $`chroot ${rootfs} grub-mkimage -O arm64-efi -p ${GRUB.prefix} -o /tmp/BOOTAA64.EFI ${GRUB.modules}`;
+  const grubCfg = `${img}.grub.cfg`;
+  await fs.writeFile(grubCfg, `set timeout=0
+linux (hd0,gpt2)/vmlinuz ${cmdline}
+initrd (hd0,gpt2)/initrd.img
+boot
+`);
+  await $`mmd -i ${esp} ::/EFI ::/EFI/BOOT ::${GRUB.prefix}`;
+  await $`mcopy -i ${esp} ${efi} ::/EFI/BOOT/BOOTAA64.EFI`;
+  await $`mcopy -i ${esp} ${grubCfg} ::${GRUB.prefix}/grub.cfg`;
+  await fs.rm(efi);
+  await fs.rm(grubCfg);
   await $`dd if=${esp} of=${tmp} bs=1M seek=${espStart / MiB} conv=notrunc,sparse status=none`;
   await fs.rm(esp);
   await fs.rm(cmdFile);
@@ -215,7 +232,7 @@ export async function ensureBaseImage(opts: { rebuild?: boolean } = {}): Promise
     }
   }
   if (process.getuid?.() !== 0) throw new Error('building the base image needs root (debootstrap, chroot, binfmt_misc); run it as root or use a cache built elsewhere (EDGEFORGE_E2E_CACHE)');
-  await need(['debootstrap', 'qemu-aarch64-static', 'update-binfmts', 'sfdisk', 'mke2fs', 'e2fsck', 'mkfs.vfat', 'mcopy', 'dd', 'du']);
+  await need(['debootstrap', 'qemu-aarch64-static', 'update-binfmts', 'sfdisk', 'mke2fs', 'e2fsck', 'mkfs.vfat', 'mcopy', 'mmd', 'dd', 'du']);
   await fs.mkdir(dir, { recursive: true });
   // one builder per cache entry: a second run would delete the first one's half-built rootfs
   const lockFile = path.join(dir, 'build.lock');

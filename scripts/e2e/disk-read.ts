@@ -1,6 +1,7 @@
 // Reading a guest's disk image from the host after it powered off: the partition table (sfdisk --json),
 // ext4 files (debugfs on the partition, addressed by offset), FAT files (mtools at an offset) and LUKS
 // headers (cryptsetup luksDump on a copy of the header). Nothing here writes the image.
+import { FIRMWARE } from './ab.ts';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -151,12 +152,16 @@ export async function luksDump(img: string, part: Part): Promise<string | null> 
   }
 }
 
-/** the ESP's boot files (kernel, initrd, command line) copied out for qemu's -kernel/-initrd/-append */
-export async function bootFiles(img: string, toDir: string): Promise<{ kernel: string; initrd: string; cmdline: string }> {
+/**
+ * the ESP's boot files (kernel, initrd, command line) copied out for qemu's -kernel/-initrd/-append; an A/B card
+ * (edgeforge/os-layout on its ESP) boots through the UEFI firmware and GRUB instead (`bios`)
+ */
+export async function bootFiles(img: string, toDir: string): Promise<{ kernel: string; initrd: string; cmdline: string; bios?: string }> {
   const parts = await partitions(img);
   const esp = parts.find((p) => p.type === 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
   if (!esp) throw new Error(`${img} has no EFI system partition`);
   const fat = new FatReader(img, esp);
+  if (await fat.read('edgeforge/os-layout')) return { kernel: '', initrd: '', cmdline: '', bios: FIRMWARE };
   const kernel = path.join(toDir, 'vmlinuz');
   const initrd = path.join(toDir, 'initrd.img');
   await fs.rm(kernel, { force: true });

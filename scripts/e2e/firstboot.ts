@@ -68,8 +68,8 @@ export class Gate {
 export interface FirstbootE2e {
   image: string;
   work: string;
-  /** kernel, initrd, command line of the image */
-  boot: { kernel: string; initrd: string; cmdline: string };
+  /** kernel, initrd, command line of the image; `bios` for an A/B card (UEFI firmware + GRUB) */
+  boot: { kernel: string; initrd: string; cmdline: string; bios?: string };
   mac?: string;
   sshPort: number;
   target: SshTarget;
@@ -87,7 +87,7 @@ export async function bootLateThenCut(checks: Checks, e: FirstbootE2e, freePort:
   const tangGate = new Gate(await freePort(), e.tang.port);
   const gitGate = new Gate(await freePort(), e.git.port);
   const vm = new Vm({
-    disks: [{ path: e.image }], kernel: e.boot.kernel, initrd: e.boot.initrd, append: `${e.boot.cmdline} ${TEST_BACKOFF}`, mac: e.mac,
+    disks: [{ path: e.image }], kernel: e.boot.kernel, initrd: e.boot.initrd, bios: e.boot.bios, append: `${e.boot.cmdline} ${TEST_BACKOFF}`, mac: e.mac,
     serialLog: path.join(e.work, 'boot0-serial.log'), sshHostPort: e.sshPort, qmpSocket: path.join(e.work, 'qmp0.sock'),
     guestfwd: [
       { guestIp: e.tang.guestIp, guestPort: e.tang.guestPort, hostPort: tangGate.port, perConnection: true },
@@ -194,7 +194,7 @@ export async function resumedChecks(checks: Checks, cut: boolean, firstbootLog: 
 export async function permanentFailureBoot(checks: Checks, e: FirstbootE2e, materialize: (to: string) => Promise<boolean>): Promise<void> {
   const image = path.join(e.work, 'corrupt-k3s.img');
   const vmOpts = {
-    disks: [{ path: image }], kernel: e.boot.kernel, initrd: e.boot.initrd, append: `${e.boot.cmdline} ${TEST_BACKOFF}`, mac: e.mac,
+    disks: [{ path: image }], kernel: e.boot.kernel, initrd: e.boot.initrd, bios: e.boot.bios, append: `${e.boot.cmdline} ${TEST_BACKOFF}`, mac: e.mac,
     serialLog: path.join(e.work, 'bootP-serial.log'), sshHostPort: e.sshPort, qmpSocket: path.join(e.work, 'qmpP.sock'),
     guestfwd: [
       { guestIp: e.tang.guestIp, guestPort: e.tang.guestPort, hostPort: e.tang.port(), perConnection: true },

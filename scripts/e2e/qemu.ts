@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import { log } from './stage.ts';
+import { setGrubArgs } from './ab.ts';
 
 export interface GuestFwd {
   /** address and port the guest connects to (inside qemu's 10.0.2.0/24 user network) */
@@ -22,7 +23,10 @@ export interface VmOptions {
   disks: { path: string; readonly?: boolean }[];
   kernel: string;
   initrd: string;
+  /** kernel arguments; with `bios` the extra ones, set in the card's GRUB environment (scripts/e2e/ab.ts) */
   append: string;
+  /** boot through this UEFI firmware (an A/B card: GRUB picks the slot) instead of -kernel/-initrd */
+  bios?: string;
   serialLog: string;
   memMiB?: number;
   /** host port forwarded to the guest's SSH port 22 */
@@ -68,7 +72,7 @@ export class Vm {
     const args = [
       '-M', 'virt', '-cpu', 'cortex-a57', '-smp', '1', '-m', String(opts.memMiB ?? 2048),
       '-nographic', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
-      '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.append,
+      ...(opts.bios ? ['-bios', opts.bios] : ['-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.append]),
       // (romfile= : no PXE option ROM, the kernel is passed directly; saves the ipxe-qemu package)
       // without a hardware RNG the guest blocks on entropy (sshd, python) for minutes under emulation
       '-device', 'virtio-rng-pci',
@@ -77,6 +81,8 @@ export class Vm {
     if (opts.qmpSocket) args.push('-qmp', `unix:${opts.qmpSocket},server=on,wait=off`);
     opts.disks.forEach((d, i) => args.push('-drive', `file=${d.path},format=raw,if=virtio,index=${i}${d.readonly ? ',readonly=on' : ''}`));
     args.push(...(opts.extra ?? []));
+    // an A/B card takes its extra kernel arguments (or none) from GRUB's environment: set before it boots
+    if (opts.bios) setGrubArgs(opts.disks[0].path, opts.append);
     this.out = createWriteStream(opts.serialLog);
     log(`qemu-system-aarch64 ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
     this.proc = spawn('qemu-system-aarch64', args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -23,6 +23,9 @@ export const PACKAGES = [
   'cryptsetup', 'cryptsetup-bin', 'clevis', 'clevis-luks', 'clevis-systemd', 'clevis-tpm2', 'nftables', 'wireguard-tools',
   // cloud-init's ntp and timezone modules install a client when none is there (no mirror on a device: fails)
   'systemd-timesyncd', 'tzdata',
+  // A/B OS updates (docs/os-updates.md): RAUC and its D-Bus service (the CLI talks to it); GRUB's arm64 EFI
+  // modules and grub-mkimage (the base's boot loader, built into the ESP) and grub-editenv (RAUC's GRUB backend)
+  'rauc', 'rauc-service', 'grub-efi-arm64-bin',
 ].sort();
 
 /** Partition layout of the uefi-gpt base profile (images/profiles/uefi-gpt.yaml), in MiB. */
@@ -42,6 +45,16 @@ export const LAYOUT = {
    * get past the data-volume partition sizing bug reported from this test (see docs/e2e.md).
    */
   padSectors: Number(process.env.EDGEFORGE_E2E_DISK_PAD_SECTORS ?? 0),
+};
+
+/**
+ * The base's boot loader, as Debian's arm64 images have it: GRUB at the ESP's removable path, reading its
+ * configuration from EFI/debian (the uefi-gpt profile's ab.grubConfig: an A/B card gets edgeforge's there).
+ * Built by the rootfs's own grub-mkimage with every module it needs inside (the ESP carries no module tree).
+ */
+export const GRUB = {
+  prefix: '/EFI/debian',
+  modules: ['part_gpt', 'fat', 'ext2', 'normal', 'linux', 'loadenv', 'test', 'echo', 'regexp', 'configfile', 'search', 'search_fs_uuid', 'gzio', 'minicmd', 'cat', 'halt', 'reboot', 'sleep', 'efi_gop'],
 };
 
 /** Kernel command line (root by PARTUUID; console on the virt board's PL011 UART). */
@@ -66,7 +79,7 @@ export function rootfsRecipe(mirror: string) {
 
 /** the whole recipe: the rootfs plus the disk layout (seconds to redo) */
 export function recipe(mirror: string) {
-  return { ...rootfsRecipe(mirror), layout: LAYOUT, cmdline: CMDLINE_EXTRA };
+  return { ...rootfsRecipe(mirror), layout: LAYOUT, cmdline: CMDLINE_EXTRA, grub: GRUB };
 }
 
 const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');

@@ -24,7 +24,7 @@ export const STATUS_CHECKS = {
   memory: "status: the reporter's peak memory on the device (unit cgroup memory.peak)",
 } as const;
 
-const ADMIN_PASSWORD_FILE = 'broker-admin-password';
+export const ADMIN_PASSWORD_FILE = 'broker-admin-password';
 
 export interface E2eStatus {
   dir: string;

@@ -3,7 +3,7 @@
 import type { MaintenanceWindow } from './windows.ts';
 import type { SitePolicy } from './industry.ts';
 import type { ImageArchivePin, Position } from './images.ts';
-import type { Encryption, Gitops, Inventory, K3s, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
+import type { Encryption, Gitops, Inventory, K3s, OsSettings, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
 
 export type ResolvedNetwork =
   | { mode: 'dhcp'; interface: string; dns: string[]; search: string[] }
@@ -71,6 +71,8 @@ export interface Fleet {
   profiles: Record<string, Profile>;
   k3s: K3s;
   gitops: Gitops;
+  /** OS updates in A/B slots (docs/os-updates.md); absent: single-root cards */
+  os?: OsSettings;
   admins: Inventory['admins'];
   regions: { name: string; description?: string; sites: ResolvedSite[] }[];
   sites: ResolvedSite[];

@@ -8,6 +8,7 @@ import { day2Problems } from './day2-checks.ts';
 import { siteWindow } from './windows.ts';
 import { presetCanarySites, sitePolicy } from './industry.ts';
 import { resolveImageArchives } from './images.ts';
+import { osProblems } from './os-checks.ts';
 
 const OBJECT_KEYS = new Set(['network', 'ssh', 'encryption', 'registryMirror', 'labels']);
 
@@ -203,6 +204,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
   const activeBySite = new Map<string, number>();
   for (const d of active) activeBySite.set(d.siteId, (activeBySite.get(d.siteId) ?? 0) + 1);
   for (const [p, msg] of day2Problems(inv, activeBySite)) add(p, msg);
+  for (const [p, msg] of osProblems(inv, active)) add(p, msg);
   if (inv.fleet.deviceCount !== undefined && inv.fleet.deviceCount !== active.length) {
     const revoked = devices.length - active.length;
     add(['fleet', 'deviceCount'], `fleet.deviceCount is ${inv.fleet.deviceCount} but the inventory lists ${active.length} active device(s)${revoked ? ` (and ${revoked} revoked/replaced)` : ''}; fix the count or remove it to have it derived`);
@@ -221,6 +223,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
       profiles: inv.profiles,
       k3s: inv.k3s,
       gitops: inv.gitops,
+      ...(inv.os ? { os: inv.os } : {}),
       admins: inv.admins,
       regions,
       sites,

@@ -426,6 +426,41 @@ export const StatusSchema = z
   })
   .describe('Fleet status reporting over MQTT (docs/status.md); without it no reporter is rendered');
 
+// OS updates in A/B slots (docs/os-updates.md): with `os:` every device's card has two root slots (two boot+root
+// slots on a Raspberry Pi) and RAUC installs a signed bundle of the next OS into the other one, inside the site's
+// maintenance window, in the same rings as K3s. Without `os:` cards keep today's single root.
+export const OS_LAYOUTS = ['uefi-gpt', 'raspi-mbr'] as const;
+export const OS_VERSION_PATTERN = '^[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}$';
+const osVersion = z.string().regex(new RegExp(OS_VERSION_PATTERN), { message: 'must be an OS release name: letters, digits, ".", "+", "_", "~", "-" (1-64, starting with a letter or digit), like 2026.12.1' });
+export const OsBundleSchema = z
+  .strictObject({
+    file: z.string().min(1).describe('The RAUC bundle (.raucb), relative to the inventory: what `edgeforge os bundle` wrote'),
+    sha256: sha256.describe('sha256 of the bundle file'),
+    baseImageSha256: sha256.describe('sha256 of the base image the bundle was made from: a card built from that image starts on this release'),
+  })
+  .describe('One release of the OS for one base-image layout');
+export const OsSchema = z
+  .strictObject({
+    version: osVersion.describe("The stable ring's OS release: every site without canary: true runs it"),
+    canaryVersion: osVersion.optional().describe("While an OS rollout is in progress: the canary ring's release (sites with canary: true)"),
+    releases: z
+      .record(osVersion, z.partialRecord(z.enum(OS_LAYOUTS), OsBundleSchema))
+      .describe('Every release named above, per base-image layout its devices use: the bundle `edgeforge os bundle` made'),
+    source: z
+      .strictObject({
+        url: url(['http', 'https']).optional().describe('Where devices fetch the ring pointers and bundles `edgeforge os publish` wrote (a site cache, a web server)'),
+        sites: z
+          .record(z.string().regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, { message: 'must be a site id "<region>/<site>"' }), url(['http', 'https']))
+          .optional()
+          .describe('Per site ("<region>/<site>"): its own cache, used instead of url'),
+      })
+      .optional()
+      .describe('Without a URL a device installs only what an operator puts in its inbox (airgap; docs/os-updates.md)'),
+    slotMiB: z.number().int().min(512).max(65536).optional().describe('Size of each root slot in MiB; default: twice the base image\'s root, at most a quarter of the card'),
+    profiles: z.array(name('profile name')).min(1).optional().describe('The profiles whose devices get A/B cards (default: every profile); the others keep one root'),
+  })
+  .describe('OS updates in A/B slots with RAUC (docs/os-updates.md); without it cards have one root filesystem');
+
 export const InventorySchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -443,6 +478,7 @@ export const InventorySchema = z
     defaults: DefaultsSchema.optional(),
     regions: z.record(name('region name'), RegionSchema),
     status: StatusSchema.optional(),
+    os: OsSchema.optional(),
   })
   .describe('edgeforge fleet inventory');
 
@@ -466,6 +502,8 @@ export type MaintenanceWindowInput = z.infer<typeof WindowSchema>;
 export type PolicyInput = z.infer<typeof PolicySchema>;
 export type Weekday = (typeof WEEKDAYS)[number];
 export type ImageArchive = z.infer<typeof ImageArchiveSchema>;
+export type OsSettings = z.infer<typeof OsSchema>;
+export type OsLayout = (typeof OS_LAYOUTS)[number];
 
 /** The JSON Schema editors use (yaml-language-server modeline in the inventory). */
 export function inventoryJsonSchema(): object {

@@ -29,6 +29,10 @@ export class KeysLayout {
   get buildPublic() { return path.join(this.buildDir, 'signing-key.asc'); }
   get buildFingerprintFile() { return path.join(this.buildDir, 'signing-key.fingerprint'); }
   get buildPrivate() { return path.join(this.buildDir, 'signing-key.private.enc.asc'); }
+  /** the fleet's OS-update key (docs/os-updates.md): an X.509 certificate in clear, its private key encrypted to the admins */
+  get osDir() { return path.join(this.dir, 'os-update'); }
+  get osCert() { return path.join(this.osDir, 'signing-cert.pem'); }
+  get osPrivate() { return path.join(this.osDir, 'signing-key.private.enc.asc'); }
   get devicesDir() { return path.join(this.dir, 'devices'); }
   get sitesDir() { return path.join(this.dir, 'sites'); }
   deviceDir(id: string) { return path.join(this.devicesDir, checkDeviceId(id)); }

@@ -19,6 +19,7 @@ export async function rewrapAll(ctx: StoreContext, build: BuildKey): Promise<{ f
     const listing = await listIdentities(ctx, build);
     const files: string[] = [];
     if (listing.build) files.push(ctx.layout.buildPrivate);
+    if (await exists(ctx.layout.osPrivate)) files.push(ctx.layout.osPrivate);
     const recs: [string, AnyRecord][] = [];
     for (const s of [...listing.devices, ...listing.sites]) {
       const rec = (await readRecord(ctx.layout, s.kind, s.id))!;

@@ -43,14 +43,22 @@ const ociPublish = z.object({
   artifacts: z.array(z.object({ site: z.string().min(1), repository: z.string().min(1), tag: z.string().min(1), digest: ociDigest, layer: z.object({ digest: ociDigest, bytes: count }) })),
 });
 
+const abBase = z.object({ path: outPath, sha256, bytes: count, layout: z.enum(['uefi-gpt', 'raspi-mbr']), version: z.string().min(1) });
+const layout = z.enum(['uefi-gpt', 'raspi-mbr']);
+const os = z.object({
+  rings: z.array(z.object({ ring: z.enum(['canary', 'stable']), version: z.string().min(1) })),
+  bundles: z.array(z.object({ version: z.string().min(1), layout, file: z.string().min(1), sha256 })),
+});
+
 const schema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   fleet: z.string(),
   inventorySha256: sha256,
   sourceDateEpoch: count,
-  baseImage: z.object({ path: z.string(), sha256, fleetBase: fleetBase.optional() }).optional(),
+  baseImage: z.object({ path: z.string(), sha256, fleetBase: fleetBase.optional(), abBase: abBase.optional() }).optional(),
   gitops: z.object({ path: outPath }).optional(),
   oci: ociPublish.optional(),
+  os: os.optional(),
   devices: z.array(z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), inputs: sha256.optional(), artifacts: z.array(artifact), registry: registryPull.optional() })),
 });
 

@@ -86,15 +86,33 @@ export interface FleetBaseManifest {
   airgapPartition: { number: number; scheme: 'gpt' | 'mbr'; start: number; size: number; name: string; label: string };
 }
 
+/** The manifest's record of the A/B base (under baseImage.abBase, docs/os-updates.md): the input rearranged into two root slots. */
+export interface AbBaseManifest {
+  /** relative to OUT */
+  path: string;
+  sha256: string;
+  bytes: number;
+  layout: 'uefi-gpt' | 'raspi-mbr';
+  /** the OS release slot A holds (os.releases: the one made from the input image) */
+  version: string;
+}
+
+/** OS updates (docs/os-updates.md): every ring's release and the digest of its bundle per layout, as the inventory pins them. */
+export interface OsManifest {
+  rings: { ring: 'canary' | 'stable'; version: string }[];
+  bundles: { version: string; layout: 'uefi-gpt' | 'raspi-mbr'; file: string; sha256: string }[];
+}
+
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   fleet: string;
   inventorySha256: string;
   sourceDateEpoch: number;
   /** the --base-image file as given; fleetBase: what the deltas apply to when an airgap partition was added */
-  baseImage?: { path: string; sha256: string; fleetBase?: FleetBaseManifest };
+  baseImage?: { path: string; sha256: string; fleetBase?: FleetBaseManifest; abBase?: AbBaseManifest };
   gitops?: { path: string };
   /** the last `edgeforge publish` into this build (OCI transport) */
   oci?: OciPublishRecord;
+  os?: OsManifest;
   devices: ManifestDevice[];
 }

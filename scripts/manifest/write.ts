@@ -16,6 +16,7 @@ export function buildManifest(m: Omit<Manifest, 'format'>, order: string[]): Man
     ...(m.baseImage ? { baseImage: m.baseImage } : {}),
     ...(m.gitops ? { gitops: m.gitops } : {}),
     ...(m.oci ? { oci: m.oci } : {}),
+    ...(m.os ? { os: m.os } : {}),
     devices,
   };
 }

@@ -12,6 +12,7 @@
 //   manifest.json, manifest.json.asc, signing-key.asc
 //   k3s-airgap/*                       airgap installs: the verified bundle, once
 //   base/base.json                     with --base-image: the base the deltas apply to (disk stage)
+//   base/ab-<key>.img (+ .json)        with --base-image and os: the base rearranged into two root slots (A/B)
 //   base/fleet-<key>.img (+ .json)     with --base-image and an airgap install: the base + the EFK3S partition
 //                                      holding the K3s airgap files; base.json, deltas, flash use it
 //   devices/<id>/seed/{user-data,meta-data,network-config}
@@ -46,6 +47,7 @@ import { readManifestIfExists } from '../manifest/read.ts';
 import { registryPullRecord } from '../render/flux/secrets.ts';
 import { MANIFEST_NAME, type Manifest, type ManifestArtifact, type ManifestDevice } from '../manifest/types.ts';
 import type { SecretsSource } from './secrets.ts';
+import { abBaseFor, osManifest } from './os/build.ts';
 
 export const SEED_IMAGE = 'seed.img';
 
@@ -149,15 +151,24 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     throw outputError(outDir, err);
   }
   const airgap = await stageAirgap(fleet, o.inventoryPath, outDir);
-  // the airgap files go into the base (one partition, fleet-wide), not into every device's delta
   let diskBase: PreparedBase | undefined;
   let fleetBaseNote = '';
+  // OS updates (docs/os-updates.md): the cards get two root slots; the K3s partition and the deltas go on that
+  if (o.baseImage && baseImage) {
+    const ab = await abBaseFor(fleet, devices, { ...o.baseImage, sha256: baseImage.sha256 }, outDir);
+    if (ab) {
+      diskBase = ab.base;
+      baseImage = { ...baseImage, abBase: ab.manifest };
+      fleetBaseNote = `A/B base ${ab.manifest.path} (${ab.reused ? 'reused' : 'derived'}): slot A holds OS release ${ab.manifest.version}`;
+    }
+  }
+  // the airgap files go into the base (one partition, fleet-wide), not into every device's delta
   if (o.baseImage && baseImage && airgap) {
-    const fb = await airgapFleetBase(airgap, { path: o.baseImage.path, sha256: baseImage.sha256 }, outDir);
+    const fb = await airgapFleetBase(airgap, { path: o.baseImage.path, sha256: baseImage.sha256 }, outDir, diskBase);
     diskBase = fb.base;
     baseImage = { ...baseImage, fleetBase: fb.manifest };
     const p = fb.manifest.airgapPartition;
-    fleetBaseNote = `fleet base ${fb.manifest.path} (${fb.reused ? 'reused' : 'derived'}): K3s airgap files on partition ${p.number} (${p.label}, ${Math.round(p.size / 1048576)} MiB)`;
+    fleetBaseNote = [fleetBaseNote, `fleet base ${fb.manifest.path} (${fb.reused ? 'reused' : 'derived'}): K3s airgap files on partition ${p.number} (${p.label}, ${Math.round(p.size / 1048576)} MiB)`].filter(Boolean).join('; ');
   }
 
   const timings: Record<string, number> = { inputs: 0, keys: 0, render: 0, images: 0, write: 0, gitops: 0, sync: 0, sign: 0, commit: 0 };
@@ -337,7 +348,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     }
     const manifest = buildManifest(
       // the last publish stays on record until the next one (a rebuild does not unpublish anything)
-      { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, ...optional('oci', prev?.fleet === fleet.name ? prev.oci : undefined), devices: devicesOut },
+      { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage, gitops, ...optional('oci', prev?.fleet === fleet.name ? prev.oci : undefined), os: osManifest(fleet), devices: devicesOut },
       fleet.devices.map((d) => d.id),
     );
     const bytes = Buffer.from(serializeManifest(manifest));

@@ -9,6 +9,8 @@ import { encryptionPlan } from '../render/encryption/plan.ts';
 import { encryptionBundleFiles } from '../render/encryption/compose.ts';
 import { loadAdvertisements } from './inputs/tang.ts';
 import { UserError } from '../util/errors.ts';
+import { isAbDevice } from '../inventory/os.ts';
+import { piDataPartition } from '../render/os/slots.ts';
 
 /** The stage, and `inputsSha256`: a digest of the saved advertisements it seals to (the build's inputs hash). */
 export async function prepareEncryption(fleet: Fleet, inventoryPath: string, devices: ResolvedDevice[], sourceDateEpoch: number): Promise<EncryptionStage & { inputsSha256: string }> {
@@ -21,7 +23,10 @@ export async function prepareEncryption(fleet: Fleet, inventoryPath: string, dev
   const stage: EncryptionStage = (d, secretFiles) => {
     const h = createHash('sha256').update(`edgeforge-seal-seed/1\0${fleet.name}\0${d.id}\0`);
     for (const f of secretFiles) h.update(`${f.name}\0${f.bytes.length}\0`).update(f.bytes);
-    return encryptionBundleFiles(d, encryptionPlan(d, advertisements), { secrets: secretFiles, sourceDateEpoch, sealSeed: h.digest() });
+    const plan = encryptionPlan(d, advertisements);
+    // a Raspberry Pi A/B card has no primary MBR slot left: its data partition is made with the card (render/os/slots.ts)
+    if (!plan.dataPartition && isAbDevice(fleet, d) && d.profile.baseImage.layout === 'raspi-mbr') plan.dataPartition = piDataPartition(fleet.name);
+    return encryptionBundleFiles(d, plan, { secrets: secretFiles, sourceDateEpoch, sealSeed: h.digest() });
   };
   const digest = createHash('sha256');
   for (const k of Object.keys(advertisements).sort()) digest.update(`${k}\0${advertisements[k].length}\0${advertisements[k]}`);

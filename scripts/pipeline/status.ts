@@ -7,6 +7,9 @@ import type { StatusStage } from '../render/device.ts';
 import { statusBundleFiles, statusFirstbootFragment } from '../render/status/compose.ts';
 import { statusConfig } from '../inventory/status.ts';
 import { readCa } from '../status/read.ts';
+import { osReporterExtension } from '../render/os/compose.ts';
+import { statusReporterProgram } from '../render/status/compose.ts';
+import { isAbDevice } from '../inventory/os.ts';
 
 /** The stage, and what it reads besides the inventory (the broker CA file) for the build's inputs hash. */
 export async function prepareStatus(fleet: Fleet, inventoryPath: string): Promise<{ stage: StatusStage; inputsSha256: string } | undefined> {
@@ -14,9 +17,12 @@ export async function prepareStatus(fleet: Fleet, inventoryPath: string): Promis
   if (!cfg) return undefined;
   const ca = await readCa(inventoryPath, cfg);
   const fragment = statusFirstbootFragment();
+  // with OS updates the report also says the running slot and release, and the last rollback
+  const reporter = statusReporterProgram();
+  const abReporter = fleet.os ? statusReporterProgram(osReporterExtension()) : reporter;
   const stage: StatusStage = (d, secrets) => {
     if (!secrets.statusPassword) throw new Error(`${d.id}: fleet status is on but the device has no broker credential (keys)`);
-    return { files: statusBundleFiles(d, fleet.name, cfg, ca, secrets.statusPassword), fragment };
+    return { files: statusBundleFiles(d, fleet.name, cfg, ca, secrets.statusPassword, isAbDevice(fleet, d) ? abReporter : reporter), fragment };
   };
   return { stage, inputsSha256: sha256Hex(Buffer.from(ca, 'utf8')) };
 }

@@ -15,6 +15,7 @@
 //                                  to the site's tang instead (then neither is in the bundle nor in user-data)
 //     ssh/, users/, system/        public host key, authorized_keys, sysctl/nftables/sshd/modules files
 //     renewal/                     the K3s certificate-renewal check and its timer (day2/renewal.ts)
+//     os/                          with os: the OS updater, the health check, RAUC's keyring (os/compose.ts)
 //     SHA256SUMS                   every bundle file's sha256; its own sha256 is the "bundle hash"
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { textFile, type RenderedFile } from './files.ts';
@@ -32,6 +33,8 @@ import { instanceId, renderMetaData } from './seed/meta-data.ts';
 import { renderNetworkConfig } from './seed/network-config.ts';
 import { renewalBundleFiles, renewalFirstbootFragment } from './day2/renewal.ts';
 import { ringAirgap, ringOf } from './day2/rings.ts';
+import { osBundleFiles, osDay2Fragment } from './os/compose.ts';
+import { isAbDevice } from '../inventory/os.ts';
 
 /** The private material a device's rendering needs, as plain strings (the keys stage supplies them). */
 export interface DeviceSecrets {
@@ -73,6 +76,8 @@ export interface RenderOptions {
   encryption?: EncryptionStage;
   /** shell fragments other stages add to the first-boot program (function definitions) */
   firstbootFragments?: string[];
+  /** OS updates (inventory os:, docs/os-updates.md): the fleet's OS-update certificate, for the devices' keyring */
+  os?: { certPem: string };
 }
 
 /**
@@ -105,10 +110,15 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
   };
 
   const status = opts.status?.(d, secrets);
-  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : []), renewalFirstbootFragment()]));
+  // OS updates: the day-2 hook installs the updater too (os/compose.ts); without os: the renewal check's alone
+  const ab = isAbDevice(fleet, d);
+  if (ab && !opts.os) throw new Error(`${d.id}: the inventory gives it OS updates (os:), but the build has no OS-update certificate for the device's keyring`);
+  const os = ab ? opts.os : undefined;
+  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : []), os ? osDay2Fragment() : renewalFirstbootFragment()]));
   // the K3s certificate-renewal check and its timer in the site's maintenance window (day2/renewal.ts)
   const site = fleet.sites.find((x) => x.id === d.siteId);
   if (site) for (const f of renewalBundleFiles(d, site)) bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
+  if (os && site) for (const f of osBundleFiles(d, fleet, site, os.certPem)) bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
   for (const f of status?.files ?? []) {
     if (!f.path.startsWith('bundle/status/')) throw new Error(`status stage file ${f.path} must be under bundle/status/`);
     bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });

@@ -110,6 +110,7 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
     ignored,
     built,
     k3s: fleet.k3s,
+    ...(fleet.os ? { os: fleet.os } : {}),
     now: opts.now,
     periodSec: cfg.periodSec,
     staleSec: opts.staleSec ?? Math.round(cfg.periodSec * 1.5),

@@ -32,6 +32,17 @@ export const StatusReportSchema = z.object({
   disk: z.object({ freeMiB: z.number().int() }),
   uptimeSec: z.number().int(),
   reporter: z.object({ memoryPeakKiB: z.number().int().nullable() }).optional(),
+  /** devices with A/B OS updates (docs/os-updates.md): the running slot, each slot's release, a trial, the last rollback */
+  os: z
+    .object({
+      slot: str,
+      version: str,
+      slots: z.object({ A: str, B: str }),
+      trial: z.object({ slot: str, version: str, at: str }),
+      rollback: z.object({ version: str, at: str, count: z.number().int().nonnegative(), reason: str }),
+      note: str,
+    })
+    .optional(),
 });
 export type StatusReport = z.infer<typeof StatusReportSchema>;
 

@@ -5,6 +5,8 @@
 // come in as values.
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { deviceK3sVersion, ringOf } from '../render/day2/rings.ts';
+import { deviceOsVersion } from '../render/os/ring.ts';
+import { isAbDevice } from '../inventory/os.ts';
 import type { StatusReport, Rejection } from './report.ts';
 import type { Arrival } from './arrival.ts';
 
@@ -71,6 +73,8 @@ export interface SummaryInput {
   built?: Map<string, string>;
   /** the inventory's K3s settings: a device should run its ring's version (day2/rings.ts) */
   k3s: Fleet['k3s'];
+  /** OS updates (docs/os-updates.md): an A/B device should run its ring's release */
+  os?: Fleet['os'];
   now: Date;
   periodSec: number;
   /** a report older than this is silent */
@@ -195,17 +199,39 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
     const want = deviceK3sVersion(d, { k3s: inp.k3s });
     if (r.k3s.version !== 'unknown' && r.k3s.version !== want) behind.push(`runs K3s ${r.k3s.version}, the inventory gives its ${ringOf(d)} ring ${want}`);
     if (r.gitops.ready === 'false') behind.push(`Flux is not Ready (applied revision ${r.gitops.revision})`);
+    behind.push(...osBehind(d, r, inp));
     if (behind.length) {
       st.bucket = 'behind';
       problems.unshift(...behind);
     }
   }
+  const rolled = inp.os && isAbDevice({ os: inp.os }, d) ? osRollback(r, deviceOsVersion(inp.os, d)) : undefined;
+  if (rolled) problems.push(rolled);
   const notAfter = Date.parse(r.k3s.certNotAfter);
   if (Number.isFinite(notAfter) && (notAfter - now) / 1000 < (inp.certWarnSec ?? 30 * 86400)) {
     problems.push(notAfter < now ? `K3s serving certificate expired ${r.k3s.certNotAfter}` : `K3s serving certificate expires ${r.k3s.certNotAfter} (in ${ago((notAfter - now) / 1000)})`);
   }
   if (problems.length) st.attention = problems.join('; ');
   return st;
+}
+
+/** An A/B device on another release than its ring's (a trial in progress is a note, not a problem). */
+function osBehind(d: ResolvedDevice, r: StatusReport, inp: SummaryInput): string[] {
+  if (!inp.os || !r.os || !isAbDevice({ os: inp.os }, d)) return [];
+  const want = deviceOsVersion(inp.os, d);
+  if (!r.os.version || r.os.version === want || r.os.trial.version === want) return [];
+  return [`runs OS ${r.os.version} (slot ${r.os.slot || '?'}), the inventory gives its ${ringOf(d)} ring ${want}${r.os.rollback.version === want ? '' : ' (it installs it in its next maintenance window)'}`];
+}
+
+/**
+ * The ring's release came back to the old slot: the device says why; twice in a row and it waits for a person.
+ * (A rollback of a release the ring has left since is history, not a problem.)
+ */
+export function osRollback(r: StatusReport, want: string): string | undefined {
+  const rb = r.os?.rollback;
+  if (!rb?.version || rb.count < 1 || rb.version !== want || r.os!.version === want) return undefined;
+  const held = rb.count >= 2;
+  return `OS ${rb.version} rolled back ${rb.count} time(s) in a row (last ${rb.at}): ${rb.reason}; it runs ${r.os!.version || '?'} in slot ${r.os!.slot || '?'}${held ? ' — held back: fix the cause, then `sudo edgeforge-os-update retry` on the device (docs/os-updates.md)' : '; it tries again in its next window'}`;
 }
 
 export function summarize(inp: SummaryInput): FleetStatus {

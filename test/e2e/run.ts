@@ -39,6 +39,10 @@ import { startGit, type GitServer } from '../../scripts/e2e/git.ts';
 import { FIRSTBOOT_CHECKS, TEST_BACKOFF, bootLateThenCut, permanentFailureBoot, resumedChecks, waitFirstbootDone, type FirstbootE2e } from '../../scripts/e2e/firstboot.ts';
 import { DAY2_CHECKS, day2Checks, fluxSecretOnDevice, publishGitopsTree } from '../../scripts/e2e/day2.ts';
 import { ISSUER_GUEST, OCI_CHECKS, REGISTRY_GUEST, closeOci, ociChecks, prepareOci, startOci, type E2eOci } from '../../scripts/e2e/oci.ts';
+import { OS_CHECKS, OS_GUEST, RELEASES, makeOsReleases, osUpdateScenario, setOsInventory, shareOsKey, type OsReleases } from '../../scripts/e2e/os-update.ts';
+import { startOsSource, type OsSource } from '../../scripts/e2e/os-source.ts';
+import { ADMIN_PASSWORD_FILE } from '../../scripts/e2e/status.ts';
+import { EXAMPLE } from '../../scripts/e2e/fleet.ts';
 import { parseAllDocuments } from 'yaml';
 
 $.verbose = false;
@@ -51,6 +55,8 @@ const EPOCH = '1767225600';
 const CANARY_VERSION = 'v1.36.5+k3s1';
 const CANARY_BUNDLE = 'bundles/k3s-canary';
 const CANARY_DIR = k3sAirgapReleaseDir(CANARY_VERSION);
+/** the device's card, materialized, is written to a card this much larger (the data volume takes the rest) */
+const CARD_EXTRA = 3 * 2 ** 30;
 
 const C = {
   build: 'build: fleet built against the base image (disk delta)',
@@ -196,6 +202,7 @@ async function main(): Promise<number> {
   checks.declare(...Object.values(DAY2_CHECKS));
   checks.declare(...Object.values(AIRGAP_CHECKS));
   checks.declare(...Object.values(OCI_CHECKS));
+  checks.declare(...Object.values(OS_CHECKS));
   const work = process.env.EDGEFORGE_E2E_WORK ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-')));
   await fs.mkdir(work, { recursive: true });
   log(`work dir ${work} (serial logs, build output, images; kept for inspection when a check fails)`);
@@ -210,6 +217,13 @@ async function main(): Promise<number> {
     checks.skipRest('', 'the base image could not be built');
     return finish(checks);
   }
+
+  // OS updates: three releases' bundles, made beside the smoke boot and the first boots (scripts/e2e/os-update.ts)
+  const edgeLog0 = path.join(work, 'edgeforge-os-releases.log');
+  const osReleases: Promise<OsReleases | undefined> = makeOsReleases({ work, base: base.path, inventory: EXAMPLE, edgeforge: (a) => edgeforge(a, edgeLog0) }).catch((err) => {
+    log(`OS releases: ${(err as Error).message}`);
+    return undefined;
+  });
 
   // 2. smoke
   if (!skipSmoke) {
@@ -231,6 +245,8 @@ async function main(): Promise<number> {
   let oci: E2eOci | undefined;
   let day2Published: string | undefined;
   let fluxPins: { image: string; file: string }[] = [];
+  let osRel: OsReleases | undefined;
+  let osSource: OsSource | undefined;
   try {
     await stage('fleet: fixtures (tang, stand-ins, test inventory)', async () => {
       await fs.rm(fleetDir, { recursive: true, force: true });
@@ -248,6 +264,19 @@ async function main(): Promise<number> {
       fluxPins = await pinFluxImageArchives(path.join(fleetDir, 'inventory.yaml'), flux.file);
       status = await prepareStatus(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`fleet status: ${(err as Error).message}`), undefined));
       oci = await prepareOci(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`oci: ${(err as Error).message}`), undefined));
+      // OS updates: the device's profile gets A/B cards, starting on the release made from the base
+      const r = await stage('os: bundles of three releases', () => osReleases);
+      await checks.run(OS_CHECKS.bundles, async () => {
+        expect(r, 'the bundles could not be made (see the log)');
+        for (const b of Object.values(r!.releases)) await $`rauc info ${`--keyring=${path.join(r!.keys, 'os-update/signing-cert.pem')}`} ${b.file}`;
+        return Object.entries(r!.releases).map(([v, b]) => `${v}: ${path.basename(b.file)} ${b.sha256.slice(0, 12)}`).join('; ');
+      });
+      if (r) {
+        osRel = r;
+        await setOsInventory(path.join(fleetDir, 'inventory.yaml'), r, RELEASES.v1);
+        await shareOsKey(r, path.join(fleetDir, 'keys'));
+        osSource = await startOsSource(path.join(work, 'os-source'));
+      }
     });
     await stage('fleet: edgeforge build --base-image', async () => {
       await checks.run(C.build, async () => {
@@ -292,8 +321,10 @@ async function main(): Promise<number> {
         const ok = await checks.run(C.materialize, async () => {
           const r = await edgeforge(['image', 'materialize', '-o', built!.out, '--device', DEVICE, '--to', built!.image], edgeLog);
           expect(r.code === 0, `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+          // written to a larger card: the space after the image is the data volume's (an A/B image ends at its last slot)
+          await fs.truncate(built!.image, (await fs.stat(built!.image)).size + CARD_EXTRA);
           const st = await fs.stat(built!.image);
-          return `${(st.size / 2 ** 20).toFixed(0)} MiB, ${(st.blocks * 512 / 2 ** 20).toFixed(0)} MiB allocated`;
+          return `${(st.size / 2 ** 20).toFixed(0)} MiB card, ${(st.blocks * 512 / 2 ** 20).toFixed(0)} MiB allocated`;
         });
         if (!ok) built = undefined;
       });
@@ -356,7 +387,7 @@ async function main(): Promise<number> {
   const tangRequestsBoot1Start = tang!.requests.length;
   {
     const vm = new Vm({
-      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, append: `${boot.cmdline} ${TEST_BACKOFF}`, mac,
+      disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, bios: boot.bios, append: `${boot.cmdline} ${TEST_BACKOFF}`, mac,
       serialLog: path.join(work, 'boot1-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp1.sock'),
       // airgap: no route anywhere but these forwards
       restrict: true,
@@ -365,6 +396,7 @@ async function main(): Promise<number> {
         { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: git!.port, perConnection: true },
         ...(status ? [{ guestIp: STATUS_GUEST_IP, guestPort: status.port, hostPort: status.port, perConnection: true }] : []),
         ...(oci?.registry ? [{ guestIp: REGISTRY_GUEST.ip, guestPort: REGISTRY_GUEST.port, hostPort: oci.registryPort, perConnection: true }, { guestIp: ISSUER_GUEST.ip, guestPort: ISSUER_GUEST.port, hostPort: oci.issuerPort, perConnection: true }] : []),
+        ...(osSource ? [{ guestIp: OS_GUEST.ip, guestPort: OS_GUEST.port, hostPort: osSource.port, perConnection: true }] : []),
       ],
     });
     try {
@@ -662,7 +694,7 @@ async function main(): Promise<number> {
     const tangPort = tang!.port;
     if (!withTang) await tang!.close(); // the stolen device: its tang server is out of reach
     const vm = new Vm({
-      disks: [{ path: built!.image }], kernel: boot.kernel, initrd: boot.initrd, append: boot.cmdline, mac,
+      disks: [{ path: built!.image }], kernel: boot.kernel, initrd: boot.initrd, bios: boot.bios, append: boot.cmdline, mac,
       serialLog: path.join(work, `boot${n}-serial.log`), sshHostPort: sshPort, qmpSocket: path.join(work, `qmp${n}.sock`),
       // boot 3: the route to tang exists, nothing answers (socat per connection finds the port closed) until
       // the server comes back
@@ -741,10 +773,29 @@ async function main(): Promise<number> {
     return off;
   };
   const off2 = await later(2, true, cleanOff1);
-  await later(3, false, off2);
-  await permanentFailureBoot(checks, fb, async (to) => (await edgeforge(['image', 'materialize', '-o', built!.out, '--device', DEVICE, '--to', to], edgeLog)).code === 0);
+  const off3 = await later(3, false, off2);
+  if (osRel && osSource) {
+    const inventory = path.join(fleetDir, 'inventory.yaml');
+    await osUpdateScenario(checks, {
+      image: built.image, work, mac, sshPort, target, timeoutMs: BOOT_TIMEOUT, source: osSource, inventory, releases: osRel, out: built.out, device: DEVICE, status,
+      edgeforge: (a) => edgeforge(a, edgeLog),
+      forwards: () => [
+        { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tang!.port, perConnection: true },
+        { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: git!.port, perConnection: true },
+        { guestIp: OS_GUEST.ip, guestPort: OS_GUEST.port, hostPort: osSource!.port, perConnection: true },
+        ...(status ? [{ guestIp: STATUS_GUEST_IP, guestPort: status.port, hostPort: status.port, perConnection: true }] : []),
+      ],
+      statusCli: () => edgeforge(['status', '--json', '-i', inventory, '-o', built!.out, '--password-file', path.join(status!.dir, ADMIN_PASSWORD_FILE), '--site', 'kr-south/changwon-plant-2', '--broker', `mqtts://127.0.0.1:${status!.port}`], edgeLog),
+    }, off3);
+  } else checks.skipRest('os', 'no OS releases (see the bundles check)');
+  await permanentFailureBoot(checks, fb, async (to) => {
+    if ((await edgeforge(['image', 'materialize', '-o', built!.out, '--device', DEVICE, '--to', to], edgeLog)).code !== 0) return false;
+    await fs.truncate(to, (await fs.stat(to)).size + CARD_EXTRA);
+    return true;
+  });
   await tang?.close();
   await git?.close();
+  await osSource?.close();
   await closeStatus(status);
   await closeOci(oci);
   return finish(checks);

@@ -18,6 +18,7 @@ import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 import { timeWarnings } from '../../pipeline/inputs/expiries.ts';
 import { clock } from '../clock.ts';
 import { prepareStatus } from '../../pipeline/status.ts';
+import { osCertificate } from '../../pipeline/os/build.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -85,6 +86,8 @@ check out).`,
     for (const w of unsealedWarnings(fleet, only)) loud(w);
     const status = await prepareStatus(fleet, inventoryPath);
     const keysDir = path.resolve(io.cwd, common.keys);
+    // OS updates: the devices' keyring holds the fleet's OS-update certificate
+    const osCert = await osCertificate(fleet, keysDir);
     const secrets = await keystoreSecrets({
       dir: keysDir,
       fleet,
@@ -108,9 +111,9 @@ check out).`,
         concurrency: common.concurrency ?? 4,
         reporter,
         secrets,
-        render: { ...flux.render, encryption, ...(status ? { status: status.stage } : {}) },
+        render: { ...flux.render, encryption, ...(status ? { status: status.stage } : {}), ...(osCert ? { os: { certPem: osCert } } : {}) },
         // what those stages read besides the inventory: part of every device's inputs hash
-        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, ...(flux.input.registryCa ? { registryCa: sha256Hex(flux.input.registryCa) } : {}), fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256, ...(status ? { status: status.inputsSha256 } : {}) },
+        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, ...(flux.input.registryCa ? { registryCa: sha256Hex(flux.input.registryCa) } : {}), fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256, ...(status ? { status: status.inputsSha256 } : {}), ...(osCert ? { os: sha256Hex(osCert) } : {}) },
         force: Boolean(ctx.options.force),
         gitops: async (f, _s, outDir) => {
           const g = await writeGitopsScaffold(f, keysDir, outDir, flux.input);

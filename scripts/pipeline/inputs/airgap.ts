@@ -130,8 +130,10 @@ export async function airgapFleetBase(
   staged: StagedAirgap,
   base: { path: string; sha256: string },
   outDir: string,
+  /** what to add the partition to when it is not the input itself (the A/B base) */
+  prepared?: PreparedBase,
 ): Promise<{ base: PreparedBase; manifest: FleetBaseManifest; reused: boolean }> {
-  const input = await prepareBase({ path: base.path, sha256: base.sha256 });
+  const input = prepared ?? (await prepareBase({ path: base.path, sha256: base.sha256 }));
   let d;
   try {
     d = await deriveFleetBase({ base: input, files: staged.files.map((f) => ({ name: f.dir ? `${f.dir}/${f.name}` : f.name, path: f.staged, sha256: f.sha256, bytes: f.bytes })), outDir });

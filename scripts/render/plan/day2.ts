@@ -14,6 +14,7 @@ import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
 import { RENEW_DAYS, windowOnCalendar } from '../day2/renewal.ts';
 import { toYaml } from '../yaml.ts';
 import { groupBy, names } from './md.ts';
+import { osUpdatesMarkdown, osUpdatesPlan } from './os-updates.ts';
 
 /** Sites with the same window (days and hours), source and ring: one row, their time zones listed (per site: the appendix). */
 export function windowRows(fleet: Fleet): { window: string; zones: string[]; source: string; ring: string; sites: string[] }[] {
@@ -40,6 +41,8 @@ export interface Day2Plan {
   /** airgap installs: the K3s release each ring's new devices install, and where its files are */
   airgapReleases: { ring: string; version: string; key: string; dir: string }[];
   commands: string[];
+  /** OS updates in A/B slots (os:), or undefined without them */
+  os?: ReturnType<typeof osUpdatesPlan>;
 }
 
 export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
@@ -100,6 +103,7 @@ export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
     renewal,
     expires,
     examplePlan,
+    ...(fleet.os ? { os: osUpdatesPlan(fleet) } : {}),
     commands: [
       '# start a rollout: set k3s.canaryVersion in the inventory, then',
       'edgeforge validate && edgeforge gitops --to ../fleet-repo   # the canary sites\' Plans change; commit, push',
@@ -140,6 +144,6 @@ export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string
     '',
   );
   if (p.examplePlan) o.push(`One Plan as rendered (\`${p.examplePlan.path}\`):`, '', '```yaml', p.examplePlan.yaml.trimEnd(), '```', '');
-  o.push('```bash', ...p.commands, '```', '', '### Certificate renewal', '', ...p.renewal.map((x) => `- ${x}`), '', '### What else expires', '', ...p.expires.map((x) => `- ${x}`), '');
+  o.push('```bash', ...p.commands, '```', '', ...osUpdatesMarkdown(fleet, table), '### Certificate renewal', '', ...p.renewal.map((x) => `- ${x}`), '', '### What else expires', '', ...p.expires.map((x) => `- ${x}`), '');
   return o;
 }

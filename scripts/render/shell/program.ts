@@ -41,3 +41,15 @@ export function deviceProgram(p: DeviceProgram): string {
     '',
   ].join('\n') + text;
 }
+
+/**
+ * `source` with its shell function `from` renamed `to` (it must be defined exactly once, as `from() {`). How a
+ * stage extends a function of a checked-in source for the devices that have it, while the others keep the
+ * source's bytes: the stage defines `from` anew and calls `to` from it.
+ */
+export function renameShellFunction(source: string, from: string, to: string): string {
+  const re = new RegExp(`^${from}\\(\\) \\{$`, 'gm');
+  const n = source.match(re)?.length ?? 0;
+  if (n !== 1) throw new Error(`expected one definition of the shell function ${from}, found ${n}`);
+  return source.replace(re, `${to}() {`);
+}

@@ -7,18 +7,34 @@ import { shq } from '../../util/shell.ts';
 import { deviceTopic, type StatusConfig } from '../../inventory/status.ts';
 import { bundleName, STATUS_BUNDLE_DIR, STATUS_PATHS, layoutShellHeader } from '../../device/layout.ts';
 import { statusService, statusTimer } from './units.ts';
+import { renameShellFunction } from '../shell/program.ts';
 
 const asset = (name: string) => readFileSync(new URL(`./sh/${name}`, import.meta.url), 'utf8');
 let reporter: string | undefined;
 let fragment: string | undefined;
 
-/** The reporter program, as installed on the device: its source with the device layout it reads assigned after the shebang. */
-export function statusReporterProgram(): string {
-  if (reporter === undefined) {
-    const src = asset('status-report.sh');
-    const nl = src.indexOf('\n');
-    reporter = [src.slice(0, nl), '# the device layout (scripts/device/layout.ts)', ...layoutShellHeader(src), src.slice(nl + 1)].join('\n');
+/** Another stage's part of the reporter: a function of the source renamed, and text defining its replacement. */
+export interface ReporterExtension {
+  rename: [string, string];
+  text: string;
+}
+
+function composeReporter(ext?: ReporterExtension): string {
+  let src = asset('status-report.sh');
+  if (ext) {
+    src = renameShellFunction(src, ...ext.rename);
+    // the extension goes before the final `main "$@"`, so its functions exist when main runs
+    const at = src.lastIndexOf('\nmain "$@"');
+    src = `${src.slice(0, at + 1)}${ext.text}\n${src.slice(at + 1)}`;
   }
+  const nl = src.indexOf('\n');
+  return [src.slice(0, nl), '# the device layout (scripts/device/layout.ts)', ...layoutShellHeader(src), src.slice(nl + 1)].join('\n');
+}
+
+/** The reporter program, as installed on the device: its source with the device layout it reads assigned after the shebang. */
+export function statusReporterProgram(ext?: ReporterExtension): string {
+  if (ext) return composeReporter(ext);
+  reporter ??= composeReporter();
   return reporter;
 }
 
@@ -49,10 +65,10 @@ export function credentialFile(deviceId: string, password: string): string {
   return `-u ${deviceId}\n-P ${password}\n`;
 }
 
-export function statusBundleFiles(d: ResolvedDevice, fleetName: string, cfg: StatusConfig, caPem: string, password: string): RenderedFile[] {
+export function statusBundleFiles(d: ResolvedDevice, fleetName: string, cfg: StatusConfig, caPem: string, password: string, reporterProgram = statusReporterProgram()): RenderedFile[] {
   const p = (n: string) => `bundle/${STATUS_BUNDLE_DIR}/${n}`;
   return [
-    textFile(p(bundleName(STATUS_PATHS.program)), 'other', statusReporterProgram()),
+    textFile(p(bundleName(STATUS_PATHS.program)), 'other', reporterProgram),
     textFile(p('status.conf'), 'other', statusConf(d, fleetName, cfg)),
     textFile(p('ca.pem'), 'other', caPem.endsWith('\n') ? caPem : caPem + '\n'),
     textFile(p('mosquitto_pub'), 'other', credentialFile(d.id, password), true),

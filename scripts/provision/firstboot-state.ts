@@ -1,11 +1,9 @@
 // The device's first-boot status file (STATUS_PATHS.firstbootState, written by the first-boot program: step,
 // state, attempt, retry, next, error, steps, bundle), read over SSH so `provision` reports where each device
 // stands — a seed-delivered device still retrying, a permanent failure — instead of guessing from exit codes.
+// The format only: reading it as root belongs to the apply phase (phase/apply.ts).
 import { shq } from '../util/shell.ts';
 import { STATUS_PATHS } from '../device/layout.ts';
-import { execAsRoot } from './sudo.ts';
-import type { Phase } from './errors.ts';
-import type { DeviceRun } from './context.ts';
 
 export interface FirstbootState {
   step: string;
@@ -62,15 +60,4 @@ export function firstbootStateFromFacts(stdout: string): FirstbootState | undefi
       .map((l) => l.slice(3))
       .join('\n'),
   );
-}
-
-/** read the status file as root (after the first-boot program ran); undefined when there is none or it cannot be read */
-export async function readFirstbootState(run: DeviceRun, phase: Phase, timeoutMs: number): Promise<FirstbootState | undefined> {
-  try {
-    const f = `${run.facts?.root ?? ''}${STATUS_PATHS.firstbootState}`;
-    const r = await execAsRoot(run, phase, `sh -c ${shq('[ -f "$1" ] && head -c 4096 "$1" || true')} sh ${shq(f)}`, { timeoutMs });
-    return r.code === 0 ? parseFirstbootState(r.stdout) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -5,9 +5,9 @@
 //    each failure once as it happens.
 // Updates only touch the tally; text is made on the timer, so 2,000 devices updating cost no redraws.
 import { Listr, ListrLogger, ProcessOutput, type ListrTaskWrapper, type DefaultRenderer } from 'listr2';
-import { Tally, type StageSpec } from './tally.ts';
+import { Tally } from './tally.ts';
 import { failureText, groupedFailures, groupedSkips, liveLines, plainLine } from './view.ts';
-import type { DeviceResult, Progress, Reporter } from './reporter.ts';
+import type { DeviceResult, Progress, Reporter, StageSpec } from './types.ts';
 
 type Task = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof DefaultRenderer>;
 

@@ -1,50 +1,12 @@
 // One progress interface for long per-device work (build, flash, provision), shown at fleet scale by
 // scripts/ui/progress.ts: in a terminal a line per stage (done/total, rate, ETA, failed), the few slowest items
 // in flight and the latest failures (listr2); without one, or with --json, a plain line of the same counts every
-// few seconds on stderr. Work code only calls the Reporter; it never knows which face is showing.
-import type { StageSpec } from './tally.ts';
+// few seconds on stderr. Work code only calls the Reporter; it never knows which face is showing. This file is
+// what work code imports; the types live in types.ts so the files of ui/ import one another in one direction.
+import type { DeviceResult, Reporter } from './types.ts';
 
-export type { StageSpec };
-export type DeviceStatus = 'ok' | 'failed' | 'skipped';
-
-export interface DeviceResult {
-  id: string;
-  status: DeviceStatus;
-  /** the phase reached (build: render|write|seed-image|disk; provision: connect|preflight|upload|apply|verify; flash: write|verify) */
-  phase: string;
-  message: string;
-}
-
-export interface Progress {
-  phase?: string;
-  message?: string;
-  bytesDone?: number;
-  bytesTotal?: number;
-}
-
-export interface Reporter {
-  /**
-   * announce the devices about to be worked on, and the stages the work goes through in order (per-device
-   * phases, or batch stages like keys and sign fed by count()); phases never announced become stages as seen
-   */
-  begin(title: string, ids: string[], stages?: StageSpec[]): void;
-  update(id: string, p: Progress): void;
-  done(result: DeviceResult): void;
-  /** a line for the operator (not per device) */
-  note(line: string): void;
-  /** a batch stage's progress: keys 812/2000 identities, sign 0/1 */
-  count?(stage: string, done: number, total: number): void;
-  /** stop the live view; returns the results in the order begin() named the devices */
-  end(): Promise<DeviceResult[]>;
-}
-
-export function formatBytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) (v /= 1024), i++;
-  return `${v.toFixed(i ? 1 : 0)} ${u[i]}`;
-}
+export type { DeviceResult, DeviceStatus, Progress, Reporter, StageSpec } from './types.ts';
+export { formatBytes } from './view.ts';
 
 /** silent while working (the caller prints one document at the end); a null reporter for tests and benches */
 export class JsonReporter implements Reporter {

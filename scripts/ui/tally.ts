@@ -5,10 +5,7 @@
 // phases) or a batch (keys, sign — counted as a whole with count()). An item that finishes passes every per-item
 // stage up to the one it finished in; the stages after that do not apply to it (a dry run stops at preflight,
 // a skipped device at the check that skipped it), so they leave its total.
-import type { DeviceResult, Progress } from './reporter.ts';
-
-/** a stage's name, the per-item phases that belong to it (default: the name), or a batch stage */
-export type StageSpec = string | { name: string; phases?: string[]; batch?: boolean };
+import type { DeviceResult, Progress, StageSpec } from './types.ts';
 
 interface Item {
   id: string;

@@ -1,7 +1,15 @@
 // What the progress views print, from a Tally snapshot: the same counts in a terminal block (a line per stage,
 // the slowest items in flight, the latest failures) and in a plain log line. Pure text.
-import { formatBytes, type DeviceResult } from './reporter.ts';
+import type { DeviceResult } from './types.ts';
 import type { InFlight, Snapshot, StageLine } from './tally.ts';
+
+export function formatBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) (v /= 1024), i++;
+  return `${v.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
 
 export function duration(s: number): string {
   if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)}s`;

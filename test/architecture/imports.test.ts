@@ -1,6 +1,9 @@
 // The layer rule of scripts/, enforced: the README's "Layout and layers" table is the one list (folder ->
 // layer, lowest first); every import of every .ts/.mts/.mjs file under scripts/ (static, `export … from`,
 // dynamic) must point into its own folder or a lower layer. A violation names the file and the import.
+// Inside a folder the imports must not go round in a circle either (type-only imports count: a circle of types
+// is still two files that cannot be read or moved apart); since folders only import downwards, that makes the
+// whole import graph of scripts/ acyclic.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
@@ -53,6 +56,57 @@ export function violations(file: string, specifiers: string[], layers: Map<strin
   return out;
 }
 
+/** The import graph: each file -> the files (of `files`) its relative imports name. */
+export function importGraph(files: string[], read: (file: string) => string): Map<string, string[]> {
+  const known = new Set(files);
+  const graph = new Map<string, string[]>();
+  for (const f of files) {
+    const targets = importsOf(read(f)).map((s) => path.posix.normalize(path.posix.join(path.posix.dirname(f), s)));
+    graph.set(f, [...new Set(targets.filter((t) => known.has(t)))]);
+  }
+  return graph;
+}
+
+/** Every circle in the graph, one per strongly connected component (Tarjan), written "a -> b -> a". */
+export function circles(graph: Map<string, string[]>): string[] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const out: string[] = [];
+  const visit = (v: string) => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) visit(w);
+      if (stack.includes(w)) low.set(v, Math.min(low.get(v)!, low.get(w)!));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc = stack.splice(stack.indexOf(v));
+    if (scc.length > 1 || graph.get(v)!.includes(v)) out.push(cycleThrough(graph, new Set(scc), v));
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return out;
+}
+
+/** one concrete circle from `start` back to it inside the component `scc` (breadth first: the shortest) */
+function cycleThrough(graph: Map<string, string[]>, scc: Set<string>, start: string): string {
+  const from = new Map<string, string>();
+  const queue = [start];
+  while (queue.length) {
+    const v = queue.shift()!;
+    for (const w of graph.get(v) ?? []) {
+      if (!scc.has(w) || from.has(w)) continue;
+      from.set(w, v);
+      if (w === start) queue.length = 0;
+      else queue.push(w);
+    }
+  }
+  const between: string[] = [];
+  for (let v = from.get(start)!; v !== start; v = from.get(v)!) between.unshift(v);
+  return [start, ...between, start].join(' -> ');
+}
+
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
@@ -75,6 +129,26 @@ describe('the layers of scripts/', () => {
     const found = code.flatMap((f) => violations(f, importsOf(readFileSync(path.join(ROOT, f), 'utf8')), layers));
     expect(code.length).toBeGreaterThan(100);
     expect(found).toEqual([]);
+  });
+
+  it('no circle of imports, inside a folder or across folders', () => {
+    const graph = importGraph(code, (f) => readFileSync(path.join(ROOT, f), 'utf8'));
+    expect([...graph.values()].flat().length).toBeGreaterThan(500);
+    expect(circles(graph)).toEqual([]);
+  });
+
+  it('the circle check finds each circle once, with the files in import order', () => {
+    const g = (edges: Record<string, string[]>) => new Map(Object.entries(edges));
+    expect(circles(g({ a: ['b'], b: ['c'], c: [] }))).toEqual([]);
+    expect(circles(g({ a: ['b'], b: ['a'], c: ['a'] }))).toEqual(['a -> b -> a']);
+    expect(circles(g({ a: ['b'], b: ['c'], c: ['a', 'd'], d: ['d'] }))).toEqual(['d -> d', 'a -> b -> c -> a']);
+    const text = (imports: string[]) => imports.map((i) => `import type { X } from '${i}';`).join('\n');
+    const files: Record<string, string> = {
+      'scripts/ui/reporter.ts': text(['./progress.ts']),
+      'scripts/ui/progress.ts': text(['./reporter.ts', '../util/x.ts']),
+      'scripts/util/x.ts': '',
+    };
+    expect(circles(importGraph(Object.keys(files), (f) => files[f]))).toEqual(['scripts/ui/reporter.ts -> scripts/ui/progress.ts -> scripts/ui/reporter.ts']);
   });
 
   it('the check itself sees static, type-only, re-exported and dynamic imports, and judges them by layer', () => {

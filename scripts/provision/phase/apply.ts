@@ -5,13 +5,13 @@
 //   2. as root, moves the staging directory into place as the device's bundle (<root>BUNDLE_DIR of device/layout.ts,
 //      where the first-boot program and an operator re-running it by hand expect it);
 //   3. runs the first-boot program, its output streaming into the device's log file.
-import { PhaseError } from '../errors.ts';
+import { PhaseError, type Phase } from '../errors.ts';
 import { shq } from '../../util/shell.ts';
-import { BUNDLE_DIR, FIRSTBOOT, STAGING_PREFIX, STATE_DIR } from '../../device/layout.ts';
-import { asRoot, sudoRefusal } from '../sudo.ts';
+import { BUNDLE_DIR, FIRSTBOOT, STAGING_PREFIX, STATE_DIR, STATUS_PATHS } from '../../device/layout.ts';
+import { asRoot, execAsRoot, sudoRefusal } from '../sudo.ts';
 import { SUMS_NAME } from '../../manifest/sums.ts';
 import type { DeviceRun } from '../context.ts';
-import { describeFirstboot, readFirstbootState } from '../firstboot-state.ts';
+import { describeFirstboot, parseFirstbootState, type FirstbootState } from '../firstboot-state.ts';
 
 // $1 staging, $2 EDGEFORGE_ROOT, $3 EDGEFORGE_ARCH, $4 EDGEFORGE_SYS, $5 first-boot program (relative),
 // $6 "1" for --force (the program forgets its step journal and runs every step again).
@@ -138,4 +138,15 @@ export async function apply(run: DeviceRun, enterApply: () => void): Promise<voi
     throw new PhaseError('apply', `the first-boot program failed${where} (exit ${r.code ?? r.signal}): ${shortLine(failed.trim()) || 'no output'} — see ${run.log.file}`, false);
   }
   run.log.line('apply: the first-boot program finished');
+}
+
+/** read the status file as root (after the first-boot program ran); undefined when there is none or it cannot be read */
+async function readFirstbootState(run: DeviceRun, phase: Phase, timeoutMs: number): Promise<FirstbootState | undefined> {
+  try {
+    const f = `${run.facts?.root ?? ''}${STATUS_PATHS.firstbootState}`;
+    const r = await execAsRoot(run, phase, `sh -c ${shq('[ -f "$1" ] && head -c 4096 "$1" || true')} sh ${shq(f)}`, { timeoutMs });
+    return r.code === 0 ? parseFirstbootState(r.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,7 +1,7 @@
 // The plan's tables at fleet scale: sites with the same settings form one class, firewall rules with the same
 // purpose one row, hosts contacted for the same reason one row — each row saying how many sites and devices
 // it stands for. The per-site rows stay in planData (--format json) and the appendix.
-import type { PlanData, SitePlan } from './plan.ts';
+import type { PlanData, SitePlan } from './model.ts';
 import { groupBy } from './md.ts';
 
 export interface SiteClass {

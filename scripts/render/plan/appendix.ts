@@ -1,7 +1,8 @@
 // `edgeforge plan --appendix FILE`: the per-site and per-device detail the plan aggregates away — one row per
 // site, per firewall rule of a site, per host a site contacts, per device. Long by design; the plan stays short.
 import type { Fleet } from '../../inventory/fleet.ts';
-import { planData, type PlanData } from './plan.ts';
+import { planData } from './plan.ts';
+import type { PlanData } from './model.ts';
 import type { EgressInputs } from './egress.ts';
 import { day2Plan } from './day2.ts';
 import { configBlocks } from './k3s-section.ts';

@@ -1,4 +1,4 @@
-// The plan's "Day 2" section (issue #18): rings and their K3s versions, the maintenance window of every site
+// The plan's "Day 2" section: rings and their K3s versions, the maintenance window of every site
 // and where it came from, the upgrade path (what an airgap operator stages before promoting), certificate
 // renewal and what else expires, with the real YAML of one Plan and the commands. Every line is derived from
 // the inventory and the rendered Plans.

@@ -1,7 +1,7 @@
 // Decisions the device count drives, each with its threshold stated and why: computed from the fleet, so a
 // 14-device fleet and a 2,000-device one get different advice from the same code.
 import type { Fleet } from '../../inventory/fleet.ts';
-import type { SitePlan } from './plan.ts';
+import type { Decision, SitePlan } from './model.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { statusConfig } from '../../inventory/status.ts';
 import { counted, num } from './md.ts';
@@ -20,17 +20,6 @@ export const CANARY_MAX_PERCENT = 20;
 export const BROKER_REPORTS_PER_SEC = 50;
 /** test/status/fleet-status.test.ts: 2,000 devices, each a new TLS connection with one MQTT v5 publish, 64 at a time. */
 export const BROKER_MEASURED = { perSec: 117, basis: 'Mosquitto 2.0.11 took 2,000 TLS connections with one report each in 17.1 s (≈ 117/s), the clients on the same 2-core machine at load 7 (test/status/fleet-status.test.ts, 2026-12-07)' };
-
-export interface Decision {
-  decision: string;
-  threshold: string;
-  why: string;
-  here: string;
-  /** what follows for this fleet: nothing, or the work */
-  action: string;
-  /** the action is work for a person */
-  needsPerson: boolean;
-}
 
 export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
   const out: Decision[] = [];

@@ -3,7 +3,7 @@
 // without status no broker — and at fleet scale sites are drawn as classes, not one box each.
 // test/plan/diagrams.test.ts parses every one with mermaid's own parser.
 import type { Fleet } from '../../inventory/fleet.ts';
-import type { PlanData } from './plan.ts';
+import type { PlanData } from './model.ts';
 import { statusConfig } from '../../inventory/status.ts';
 import { siteClasses } from './aggregate.ts';
 import { groupBy } from './md.ts';

@@ -1,7 +1,7 @@
 // Sections "Fleet" and "Network" of the plan: profiles, regions, site classes, then the firewall's inbound rules
 // and the outbound firewall request, each aggregated so that a table has as many rows as the fleet has kinds
 // of thing, not devices.
-import type { PlanData } from './plan.ts';
+import type { PlanData } from './model.ts';
 import { NFTABLES_FILE } from '../../device/layout.ts';
 import { hostsText, inboundRows, outboundRows, regionRows, siteClasses } from './aggregate.ts';
 import { names, table } from './md.ts';

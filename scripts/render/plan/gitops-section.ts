@@ -1,7 +1,7 @@
 // Section "GitOps: pull only": the repository's shape with this fleet's names (every region, the first few sites
 // and devices) and how often the devices poll; the traffic itself is in section "Central load".
 import type { Fleet } from '../../inventory/fleet.ts';
-import type { PlanData } from './plan.ts';
+import type { PlanData } from './model.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { GIT_TRANSPORT } from './load.ts';
 

@@ -3,15 +3,8 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import { INDUSTRY_PRESETS, industryKey } from '../../inventory/industry.ts';
 import { statusConfig } from '../../inventory/status.ts';
-import type { Decision } from './decisions.ts';
+import type { Decision, InForce } from './model.ts';
 import { groupBy, names, table } from './md.ts';
-
-export interface InForce {
-  setting: string;
-  value: string;
-  from: string;
-  effect: string;
-}
 
 /** Each preset-decided setting as it stands in this fleet, grouped by value and source. */
 export function inForce(fleet: Fleet): InForce[] {

@@ -1,6 +1,6 @@
 // Section "K3s on each spec": tuning per (profile, role), the memory budget against usable RAM, the GitOps
 // agent against the seed's 100 MB target, and one rendered config + install per role (the rest: appendix).
-import type { PlanData } from './plan.ts';
+import type { PlanData } from './model.ts';
 import { PROTECT_KERNEL_SYSCTLS } from '../k3s/tuning.ts';
 import { BOARD_MEMORY } from '../../inventory/boards.ts';
 import { GITOPS_AGENT_TARGET_MB, WORKLOAD_FLOOR_MIB } from './memory.ts';

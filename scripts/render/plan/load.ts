@@ -1,5 +1,5 @@
 // The central-load section: what the fleet asks of the central Git host, the registries and the status broker.
-// One row per metric, one column per transport, so a second transport (an OCI registry, issue #33) is one more
+// One row per metric, one column per transport, so a second transport (an OCI registry) is one more
 // entry in TRANSPORTS with the same metric keys, and its numbers stand beside Git's.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { runsFlux } from '../flux/sync.ts';

@@ -64,7 +64,7 @@ function fluxRequestMi(ramMiB: number, controllers: readonly string[]): number {
   return s.source.memoryRequestMi + s.kustomize.memoryRequestMi + unsized * 64;
 }
 
-// the status reporter (#24) is a systemd oneshot with its own MemoryMax, not a pod: it is not counted here
+// the status reporter is a systemd oneshot with its own MemoryMax, not a pod: it is not counted here
 export const SYSTEM_PODS: SystemPod[] = [
   {
     name: 'Flux controllers',

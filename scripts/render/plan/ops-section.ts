@@ -2,18 +2,10 @@
 // call: what wins, what is overwritten, what happens to data made while offline, and per site what a reboot
 // does while its tang server cannot be reached — with the option to change it where the hardware allows.
 import type { Fleet, ResolvedSite } from '../../inventory/fleet.ts';
-import type { SitePlan } from './plan.ts';
+import type { SitePlan, TangOutage } from './model.ts';
 import { fluxStorageMode } from '../flux/components.ts';
 import { DEVICE_KUSTOMIZATION, FLUX_NS, fluxSyncObjects, runsFlux, SYNC_TUNING, UPGRADES_KUSTOMIZATION } from '../flux/sync.ts';
 import { counted, groupBy, names } from './md.ts';
-
-export interface TangOutage {
-  site: string;
-  /** what a reboot does while tang is unreachable */
-  reboot: string;
-  /** what the hardware allows instead, or why nothing */
-  option: string;
-}
 
 /** Per site: a reboot during a tang outage, and the alternative its devices' hardware allows. */
 export function tangOutage(s: ResolvedSite, plan: SitePlan): TangOutage {

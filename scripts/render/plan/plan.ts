@@ -6,13 +6,13 @@
 // order in `sections()`: a new section is one more entry there.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { statusPlanLines } from './status.ts';
-import { tuningFor, type Tuning } from '../k3s/tuning.ts';
+import { tuningFor } from '../k3s/tuning.ts';
 import { fluxControllers } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { deviceExposure, portName } from './exposure.ts';
-import { siteEgress, type EgressInputs, type EgressRow } from './egress.ts';
-import { gitopsAgent, memoryBudget, WORKLOAD_FLOOR_MIB, type GitopsAgent, type MemoryBudget } from './memory.ts';
+import { siteEgress, type EgressInputs } from './egress.ts';
+import { gitopsAgent, memoryBudget, WORKLOAD_FLOOR_MIB } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
@@ -26,10 +26,11 @@ import { fleetSection, networkSection } from './fleet-section.ts';
 import { gitopsLayout, gitopsSection } from './gitops-section.ts';
 import { k3sSection } from './k3s-section.ts';
 import { planDiagrams, mermaidBlock } from './diagrams.ts';
-import { decisions, type Decision } from './decisions.ts';
-import { BYTES_PER_IDLE_POLL, loadSection, TRANSPORTS, type LoadInputs, type MetricKey, type Cell } from './load.ts';
-import { industrySection, industryText, inForce, type InForce } from './industry-section.ts';
-import { conflictLines, offlineLines, tangLines, tangOutage, type TangOutage } from './ops-section.ts';
+import { decisions } from './decisions.ts';
+import { BYTES_PER_IDLE_POLL, loadSection, TRANSPORTS, type LoadInputs } from './load.ts';
+import { industrySection, industryText, inForce } from './industry-section.ts';
+import { conflictLines, offlineLines, tangLines, tangOutage } from './ops-section.ts';
+import type { DevicePlan, PlanData, SitePlan } from './model.ts';
 
 /** What the shell read or measured for the plan; without it the plan says what it could not know. */
 export type PlanInputs = EgressInputs &
@@ -37,79 +38,6 @@ export type PlanInputs = EgressInputs &
     /** what the inventory's inputs hold that expires (the broker CA): shown with its date under Day 2 */
     expiries?: Expiry[];
   };
-
-export interface SitePlan {
-  id: string;
-  region: string;
-  site: string;
-  location?: string;
-  devices: number;
-  cluster: string;
-  multiNode: boolean;
-  network: string;
-  encryption: string;
-  encryptionMode: string;
-  /** how the data volume behaves when the device boots offline (derived from the mode, tang servers, threshold) */
-  unlock: string;
-  /** the data volume cannot unlock without tang (mode, tang servers and threshold) */
-  tangRequired: boolean;
-  /** one-time secrets on the seed: sealed to tang, or in clear until first boot */
-  secretsOnSeed: 'sealed' | 'clear';
-  registryMirror?: string;
-  /** where SSH is accepted from, read from the rendered nftables rules of the site's devices */
-  ssh: string;
-  /** the same, as the firewall's rule list words it (firewall.ts) */
-  sshFrom: string;
-  /** other inbound ports the rendered rules accept, or '' */
-  inbound: string;
-  /** those ports, named ("6443/tcp (K3s API)") */
-  inboundPorts: string[];
-  canary: boolean;
-  fluxDevices: number;
-  /** every host the site's devices connect to, at first boot and after: the firewall request (egress.ts) */
-  egress: EgressRow[];
-  /** what a reboot does while the site's tang server cannot be reached, and the alternative */
-  tangOutage: TangOutage;
-}
-
-/** One line per device: the per-device detail the Markdown aggregates away. */
-export interface DevicePlan {
-  id: string;
-  site: string;
-  profile: string;
-  role: string;
-  address?: string;
-  encryption: string;
-  flux: boolean;
-  ring: string;
-}
-
-export interface PlanData {
-  fleet: { name: string; industry: string; description?: string; activeDevices: number; revokedDevices: number; regions: number; sites: number; clusters: { singleNode: number; multiNode: number; agents: number }; fluxDevices: number };
-  specs: { profile: string; board: string; ramMiB: number; usableRamMiB: number; usableRamBasis: string; storage: string; layout: string; encryptionCipher: string; devices: number; roles: Record<string, number> }[];
-  sites: SitePlan[];
-  exposure: { noInbound: boolean; text: string };
-  k3s: { version: string; installMode: string; disable: string[]; imageArchives: { component: string; image: string; file: string }[]; profiles: { profile: string; role: string; devices: number; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[]; gitopsAgent: { profile: string; agent: GitopsAgent }[] };
-  gitops: { url: string; branch: string; interval: string; fluxVersion: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
-  /** per site, devices with the same inbound rules grouped: exactly what their nftables.nft accepts (firewall.ts) */
-  ports: { site: string; devices: string[]; proto: string; ports: string; from: string; why: string }[];
-  offline: string[];
-  /** per class of sites: a reboot while tang is unreachable */
-  tang: string[];
-  conflicts: string[];
-  theft: string[];
-  secrets: string;
-  devices: DevicePlan[];
-  /** the industry preset's settings as they stand here */
-  industry: InForce[];
-  decisions: Decision[];
-  /** the central-load section: per transport, per metric */
-  load: { transport: string; metrics: Record<MetricKey, Cell> }[];
-  /** risks and work for a person found by the sections (the summary adds its own) */
-  risks: string[];
-  needsPerson: string[];
-  day2Images: { pull: string; pinned: boolean }[];
-}
 
 function sshFromText(s: ResolvedSite): string {
   const active = s.devices.filter((d) => d.status === 'active');

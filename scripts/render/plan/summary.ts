@@ -1,7 +1,7 @@
 // The plan's first page: the fleet at a glance, the design in ten lines, the risks and what needs a person —
 // each line computed from the plan's own data, so the summary never says what the sections below do not.
 import type { Fleet } from '../../inventory/fleet.ts';
-import type { PlanData } from './plan.ts';
+import type { PlanData } from './model.ts';
 import { k3sInstallPinProblem } from '../k3s/install.ts';
 import { statusConfig } from '../../inventory/status.ts';
 import { counted, names, num } from './md.ts';

@@ -42,7 +42,7 @@ export function timerJob(program: string, unit: string) {
 export const bundleName = (devicePath: string) => devicePath.slice(devicePath.lastIndexOf('/') + 1);
 
 /**
- * The first-boot service (issue 17): a systemd unit that runs the first-boot program until it has finished,
+ * The first-boot service: a systemd unit that runs the first-boot program until it has finished,
  * across reboots; the program journals each finished step and writes one status file (STATUS_PATHS.firstbootState).
  */
 export const FIRSTBOOT = {
@@ -120,7 +120,7 @@ export const STATUS_PATHS = {
 /** Where the bundle keeps the status files: BUNDLE_DIR/STATUS_BUNDLE_DIR/<name>. */
 export const STATUS_BUNDLE_DIR = 'status';
 
-/** The K3s certificate-renewal check (issue #18, docs/day2.md): a oneshot program and a timer inside the
+/** The K3s certificate-renewal check (docs/day2.md): a oneshot program and a timer inside the
  *  site's maintenance window; it restarts K3s when a leaf certificate is close to expiry. */
 export const CERT_RENEWAL = {
   ...timerJob('edgeforge-cert-renewal', 'edgeforge-cert-renewal'),

@@ -1,4 +1,4 @@
-// The "airgap" scenario of the boot test (issue #17), on boot 1: qemu's user network runs with restrict=on, so
+// The "airgap" scenario of the boot test, on boot 1: qemu's user network runs with restrict=on, so
 // the guest reaches nothing but the explicit forwards (the tang and Git stand-ins, and the status broker the
 // inventory names); the Flux controllers' image archives are real docker-archive tars made here and pinned in
 // the test inventory (gitops.flux.install.images) by their real sha256. The checks: from the device nothing

@@ -1,4 +1,4 @@
-// Day 2 in the ARM64 boot test (issue #18). Before boot 1: `edgeforge gitops` writes the fleet's GitOps tree
+// Day 2 in the ARM64 boot test. Before boot 1: `edgeforge gitops` writes the fleet's GitOps tree
 // and it is pushed to the Git stand-in, so the repository the device pulls from is edgeforge's own. In boot 1:
 //   - the device's Git path holds the upgrade controller and its ring's Plans: the commit the device's
 //     upload-pack advertises, cloned on the host with the device's own deploy key and pinned host key (Flux
@@ -76,7 +76,7 @@ PY`;
 
 /**
  * The device's deploy key and known_hosts (0600 files in dir), read from the booted device: the build seals the
- * Flux secret to the site's tang (issue 17), so the build output holds no clear copy.
+ * Flux secret to the site's tang, so the build output holds no clear copy.
  */
 async function deviceGitCredentials(target: SshTarget, dir: string): Promise<{ id: string; kh: string }> {
   const r = await sshRun(target, `sudo -n cat ${FLUX_SECRETS_ON_DEVICE}`, 60);

@@ -1,4 +1,4 @@
-// The boot test's first-boot-service scenarios (issue 17), sharing the boot test's boots:
+// The boot test's first-boot-service scenarios, sharing the boot test's boots:
 //   boot 0 (before boot 1, same image): tang and Git unreachable -> first boot waits and retries (the status
 //     file and the console show the attempts); they come back -> it goes on by itself, no reboot; the power is
 //     cut (qemu killed) when the k3s step begins, i.e. after the data volume is set up and before K3s is
@@ -24,7 +24,7 @@ $.verbose = false;
 /** base 4 s, cap 16 s: "a few backoff periods" fit in a minute under emulation */
 export const TEST_BACKOFF = 'edgeforge.test_backoff=4:16';
 
-// the three scenarios of issue 17 each name their checks under one heading
+// the three first-boot scenarios (late network, power cut, permanent failure) each name their checks under one heading
 const lateNetwork = (check: string) => `network comes late: ${check}`;
 const powerCut = (check: string) => `power cut mid-install: ${check}`;
 const permanentFailure = (check: string) => `permanent failure: ${check}`;

@@ -3,7 +3,7 @@
 // server the guest can reach (qemu guestfwd to the host), no TPM (qemu has none here), the test's SSH key for
 // its users, and the K3s airgap bundle with the stand-in binary (real sha256 pins). With `canary`, a K3s rollout
 // is in progress and the device's site is in the canary ring: its release's stand-in bundle is k3s.install.canary
-// (issue #18: the device installs its ring's version from its directory on the K3s partition).
+// (the device installs its ring's version from its directory on the K3s partition).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

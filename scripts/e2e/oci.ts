@@ -1,4 +1,4 @@
-// The OCI transport in the ARM64 boot test (issue #33). The booted device stays on Git (the other checks read
+// The OCI transport in the ARM64 boot test. The booted device stays on Git (the other checks read
 // its deploy key); beside it the same fleet on `gitops.transport: oci` is built for the same device with the same
 // keys, and its registry side is set up on the host exactly as an operator does it: `registry config`, Debian's
 // docker-registry, `registry token-server`, and `publish` of the committed GitOps tree. In boot 1, from the

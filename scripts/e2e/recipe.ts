@@ -18,7 +18,7 @@ export const PACKAGES = [
   'cloud-init', 'python3-cffi-backend', 'locales',
   // what the first-boot program uses
   'openssh-server', 'sudo', 'curl', 'zstd', 'e2fsprogs', 'fdisk', 'gdisk', 'parted', 'dosfstools', 'jq', 'openssl', 'procps',
-  // the status reporter publishes over MQTT (issue #24: mosquitto_pub with MQTT v5 properties)
+  // the status reporter publishes over MQTT (mosquitto_pub, with MQTT v5 properties)
   'mosquitto-clients',
   'cryptsetup', 'cryptsetup-bin', 'clevis', 'clevis-luks', 'clevis-systemd', 'clevis-tpm2', 'nftables', 'wireguard-tools',
   // cloud-init's ntp and timezone modules install a client when none is there (no mirror on a device: fails)

@@ -1,4 +1,4 @@
-// The inventory's day-2 settings checked as a whole (issue #18): K3s versions per ring, a rollout's rings,
+// The inventory's day-2 settings checked as a whole: K3s versions per ring, a rollout's rings,
 // maintenance windows. Each problem is [data path, message]; resolve.ts positions them (FILE:LINE:COL).
 import path from 'node:path';
 import type { Inventory } from './schema.ts';

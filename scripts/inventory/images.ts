@@ -23,7 +23,7 @@ export const IMAGE_ARCHIVE_SOURCES: ImageArchiveSource[] = [
     list: (inv) => (inv.gitops.flux.install?.mode === 'bundle' ? inv.gitops.flux.install.images : undefined),
   },
   {
-    // the K3s upgrade path (issue #18, docs/day2.md): system-upgrade-controller, kubectl, k3s-upgrade
+    // the K3s upgrade path (docs/day2.md): system-upgrade-controller, kubectl, k3s-upgrade
     component: 'k3s-upgrade',
     path: ['k3s', 'upgrade', 'images'],
     list: (inv) => inv.k3s.upgrade?.images,

@@ -158,7 +158,7 @@ export const cascadeShape = {
 };
 export const CascadeSchema = z.strictObject(cascadeShape);
 
-// Maintenance windows (issue #18, docs/day2.md): when K3s upgrades (and the certificate-renewal check) may run.
+// Maintenance windows (docs/day2.md): when K3s upgrades (and the certificate-renewal check) may run.
 // The shape of the pinned system-upgrade-controller's Plan window (days, start, end, time zone). A window may wrap
 // past midnight (23:00-03:00): the controller counts the hours after midnight to the day they fall on
 // (conformance/plan-window.ts has its exact rule).
@@ -406,7 +406,7 @@ export const AdminSchema = z.strictObject({
     .describe('Pin the admin key in keys/admins/ by fingerprint'),
 });
 
-// Fleet status (issue #24, docs/status.md): devices publish outbound to the operator's MQTT broker.
+// Fleet status (docs/status.md): devices publish outbound to the operator's MQTT broker.
 // The period must divide an hour or a day: the device timer is a wall-clock OnCalendar (Persistent=) with a
 // fixed per-device offset, so reports come exactly one period apart and 2,000 devices spread over it.
 export const STATUS_PERIODS = ['1m', '2m', '3m', '5m', '10m', '15m', '20m', '30m', '1h', '2h', '3h', '4h', '6h', '8h', '12h', '24h'] as const;

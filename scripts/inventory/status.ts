@@ -1,4 +1,4 @@
-// Fleet status settings derived from the inventory's `status:` block (issue #24, docs/status.md): where the
+// Fleet status settings derived from the inventory's `status:` block (docs/status.md): where the
 // broker is, the topic of each device, the report period and how long a retained status lives. Pure.
 import type { Fleet, ResolvedDevice } from './fleet.ts';
 import type { StatusSettings } from './schema.ts';

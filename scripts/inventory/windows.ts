@@ -1,4 +1,4 @@
-// Maintenance windows per site (issue #18, docs/day2.md): the nearest of site, region and defaults that
+// Maintenance windows per site (docs/day2.md): the nearest of site, region and defaults that
 // declares one, else the default for the fleet's industry in the site's own time zone. Upgrade Plans and
 // the certificate-renewal timer run only inside it.
 import type { Inventory, MaintenanceWindowInput, Weekday } from './schema.ts';

@@ -1,4 +1,4 @@
-// Per-device broker credentials for fleet status (issue #24, docs/status.md): a random password per device,
+// Per-device broker credentials for fleet status (docs/status.md): a random password per device,
 // made with its other keys, never shared. Unlike the one-time secrets it lives on the device for good
 // (0600 on the root filesystem), so it is rotated by generation like the rest and disabled by `revoke`.
 //

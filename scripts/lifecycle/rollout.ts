@@ -1,4 +1,4 @@
-// K3s rollouts across the two rings (issue #18, docs/day2.md): status (which ring runs which version, and
+// K3s rollouts across the two rings (docs/day2.md): status (which ring runs which version, and
 // what the GitOps tree holds), diff (what `edgeforge gitops` would change in the Plans), promote (the stable
 // ring takes the canary's version: k3s.version := k3s.canaryVersion, canaryVersion removed, and in an airgap
 // fleet k3s.install := k3s.install.canary's files — through the one inventory writer, comments kept).

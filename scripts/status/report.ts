@@ -19,7 +19,7 @@ export const StatusReportSchema = z.object({
     state: z.enum(['pending', 'running', 'failed', 'done']),
     at: str,
     error: str,
-    /** after a failure: the first-boot service retries it (temporary, at `next`) or it waits for a person (permanent); absent from reporters before issue 17 */
+    /** after a failure: the first-boot service retries it (temporary, at `next`) or it waits for a person (permanent); absent from reporters older than the retrying first-boot service */
     retry: z.enum(['', 'temporary', 'permanent']).optional(),
     attempt: z.number().int().nonnegative().optional(),
     next: str.optional(),

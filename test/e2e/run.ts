@@ -301,7 +301,7 @@ async function main(): Promise<number> {
           const o = d.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
           if (o?.kind === 'Secret' && o.metadata?.name === 'flux-system' && o.data?.['identity.pub']) deployKeyPub = Buffer.from(o.data['identity.pub'], 'base64').toString('utf8').trim();
         }
-        // sealed to tang (issue 17) the Flux secret is not in the bundle: the keystore's public record has the key
+        // sealed to tang, the Flux secret is not in the bundle: the keystore's public record has the key
         if (!deployKeyPub) deployKeyPub = (JSON.parse(await fs.readFile(path.join(fleetDir, 'keys/devices', DEVICE, 'public.json'), 'utf8').catch(() => '{}')) as { deployKey?: { publicKey?: string } }).deployKey?.publicKey?.trim() ?? '';
         if (deployKeyPub) await git!.authorize(deployKeyPub);
         if (status) await startStatusBroker(status, { inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => log(`fleet status broker: ${(err as Error).message}`));
@@ -310,7 +310,7 @@ async function main(): Promise<number> {
         return `${dev.artifacts.length} artifacts${deployKeyPub ? '; deploy key authorized on the Git stand-in' : ''}`;
       });
     });
-    // day 2 (issue #18): the fleet's GitOps tree, as `edgeforge gitops` writes it, is what the stand-in serves
+    // day 2: the fleet's GitOps tree, as `edgeforge gitops` writes it, is what the stand-in serves
     if (built && git) {
       await stage('fleet: edgeforge gitops -> the Git stand-in', async () => {
         day2Published = await publishGitopsTree({ git: git!, work, inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => (log(`day 2: ${(err as Error).message}`), undefined));

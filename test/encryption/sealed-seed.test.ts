@@ -1,4 +1,4 @@
-// Every one-time secret travels sealed to the site's tang when its advertisement is saved (issue 17): the
+// Every one-time secret travels sealed to the site's tang when its advertisement is saved: the
 // host key, the K3s tokens, the LUKS recovery passphrase AND the Flux bootstrap's secret manifest (Git deploy
 // key, device SOPS key). The seed a technician carries — user-data and seed.img — is scanned for any
 // private-key armour and any secret value, raw, base64-encoded (a Kubernetes Secret's data), inside each

@@ -1,4 +1,4 @@
-// K3s rings through Git (issue #18): bump the canary version in an inventory, run `edgeforge gitops`, and
+// K3s rings through Git: bump the canary version in an inventory, run `edgeforge gitops`, and
 // only the canary site's Plans change; `rollout promote` moves the stable ring (comments kept); a downgrade
 // is refused with nothing written; the Plans carry each site's window as the controller's TimeWindowSpec.
 import { requireTools } from '../../scripts/testkit/tools.ts';

@@ -82,7 +82,7 @@ describe.runIf(HAVE_TOOLS).each([
     expect(rendered.size).toBe(kdirs);
     const flux = fleet.active.filter(runsFlux);
     // overlays per region and site, an entry point, a flux-system and a sops-keys dir per Flux device, join-tokens per multi-node server, the bases,
-    // the upgrade controller and one upgrades/ dir of Plans per site with a Flux device (issue #18)
+    // the upgrade controller and one upgrades/ dir of Plans per site with a Flux device
     expect(kdirs).toBe(flux.length * 3 + flux.filter((d) => d.cluster.kind === 'multi-node-server').length + fleet.regions.length + fleet.sites.length + 4 + new Set(flux.map((d) => d.profile.ramMiB <= 2048)).size + 1 + new Set(flux.map((d) => d.siteId)).size);
   });
 

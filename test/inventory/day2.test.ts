@@ -1,4 +1,4 @@
-// Day-2 settings refused with their position (issue #18): an unknown or malformed K3s version, an empty
+// Day-2 settings refused with their position: an unknown or malformed K3s version, an empty
 // window, one without a time zone or with an unknown zone, a rollout whose canary
 // ring has no device, an airgap rollout without the canary release's airgap files (or those files without a
 // rollout, or holding the stable release). Through the CLI: FILE:LINE:COL, exit 2, nothing written.

@@ -224,7 +224,7 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install: the K3s files tr
   }, 120_000);
 });
 
-// issue #18: during a rollout the canary ring's new devices install k3s.canaryVersion, so the fleet base
+// during a rollout the canary ring's new devices install k3s.canaryVersion, so the fleet base
 // carries both releases (the canary's in its release's directory) and each device's seed names its ring's.
 describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in progress: the fleet base carries both releases', () => {
   const CANARY = 'v1.36.5+k3s1';

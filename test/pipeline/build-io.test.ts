@@ -1,4 +1,4 @@
-// The build's own I/O (issue #23): devices whose inputs are unchanged are skipped (not rendered, not decrypted,
+// The build's own I/O: devices whose inputs are unchanged are skipped (not rendered, not decrypted,
 // mtimes kept), seed images are sparse, a kill at a random moment leaves a state verify accepts in full or
 // refuses with a reason and the next build converges, a full or read-only output filesystem fails the build
 // with the path named and the previous build intact.

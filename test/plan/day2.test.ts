@@ -1,4 +1,4 @@
-// The plan's Day 2 section (issue #18) is derived: the rings and windows are the resolved fleet's, the Plan
+// The plan's Day 2 section is derived: the rings and windows are the resolved fleet's, the Plan
 // YAML is the rendered Plan, and an airgap fleet is told exactly which images to stage before promoting.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';

@@ -241,7 +241,7 @@ function check(r: Rendered): void {
     for (const c of flux) if (c.goMemLimit !== undefined) expect(c.goMemLimit).toBe(Math.floor(c.limit * 0.9));
     const fluxMiB = flux.reduce((a, c) => a + c.limit, 0);
     expect(row['Flux controllers'] ?? '-').toBe(components ? `${fluxMiB} MiB` : '-');
-    // the K3s upgrade controller (issue #18): its container's limit in the rendered Deployment, on each device that runs Flux
+    // the K3s upgrade controller: its container's limit in the rendered Deployment, on each device that runs Flux
     const suc = (controllerObjects(fleet).find((o) => o.kind === 'Deployment') as Record<string, any>).spec.template.spec.containers[0].resources.limits.memory;
     const sucMiB = components ? MiB(suc) : 0;
     expect(row['K3s upgrade controller'] ?? '-').toBe(components ? `${sucMiB} MiB` : '-');

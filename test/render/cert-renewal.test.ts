@@ -1,4 +1,4 @@
-// The K3s certificate-renewal check (issue #18): the device program run by dash in a sandbox root against
+// The K3s certificate-renewal check: the device program run by dash in a sandbox root against
 // real certificates made by openssl — 30 days left: K3s restarted; 200 days left: nothing — servers and
 // agents; shellcheck-clean; its timer fires inside the site's window (systemd-analyze reads it).
 import { describe, expect, it, afterEach } from 'vitest';

@@ -1,4 +1,4 @@
-// The first-boot program as a service (issue 17), run for real (dash) in a sandbox root:
+// The first-boot program as a service, run for real (dash) in a sandbox root:
 //  - the step journal: the program killed (SIGKILL, whole process group) right after each write it makes —
 //    every fsync (`sync FILE`, a PATH shim) and every system change (the EDGEFORGE_SYS stub) — leaves a state
 //    the next run repairs: it finishes, and the result is the one of an uninterrupted run;

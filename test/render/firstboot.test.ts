@@ -125,7 +125,7 @@ describe('first-boot program in a sandbox root', () => {
     expect(applied).toMatchObject({ format: 'edgeforge-applied/1', device: 'brno1-dock-001', bundleSha256: bundleHash(files), rebootRequired: true });
     expect(applied.steps).toEqual(['preflight', 'identity', 'kernel_firewall', 'encrypt_data_volume', 'k3s', 'flux_bootstrap', 'erase_secrets', 'record']);
     expect(read('var/log/edgeforge-firstboot.log')).toContain('[k3s] K3s v1.36.5+k3s1 installed');
-    // the certificate-renewal check (issue #18): installed and its timer enabled by the record step
+    // the certificate-renewal check: installed and its timer enabled by the record step
     expect(mode('usr/local/sbin/edgeforge-cert-renewal')).toBe(0o755);
     expect(read('etc/systemd/system/edgeforge-cert-renewal.timer')).toContain('OnCalendar=*-*-* 05:30:00 Europe/Berlin');
     expect(r.sys).toContain('systemctl enable edgeforge-cert-renewal.timer');

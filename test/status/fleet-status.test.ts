@@ -52,7 +52,7 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
         expected.set(d.id, { bucket: 'firstBoot' });
       } else if (k === 3) {
         // a permanent failure needs a person; a temporary one is retried by the first-boot service (a note, or
-        // attention once it has failed RETRY_ATTENTION_ATTEMPTS times); a reporter from before issue 17 says neither
+        // attention once it has failed RETRY_ATTENTION_ATTEMPTS times); a reporter older than the retrying first-boot service says neither
         const kind = Math.floor(i / 100) % 4;
         if (kind === 0) {
           r = { ...r, firstboot: { step: 'k3s', state: 'failed', at: r.time, error: 'sha256 mismatch', retry: 'permanent', attempt: 1, next: '' } };

@@ -50,7 +50,7 @@ was rotated and what to do elsewhere (deploy key on the Git host, tang keys, esc
       throw new UserError(`revoke ${id}: ${(err as Error).message}`, 1);
     }
     const { record, recordFiles } = result;
-    // --- fleet status (issue #24): disable the device's broker credential; the operator regenerates the
+    // --- fleet status: disable the device's broker credential; the operator regenerates the
     // broker config so the broker refuses it (scripts/keys/status-credentials.ts)
     const { disableStatusCredential } = await import('../../keys/status-credentials.ts');
     const brokerDisabled = await disableStatusCredential(path.resolve(ctx.io.cwd, ctx.common.keys), id, `revoked: ${reason}`);

@@ -1,4 +1,4 @@
-// rollout diff — what `edgeforge gitops` would change in the upgrade Plans (issue #18, docs/day2.md).
+// rollout diff — what `edgeforge gitops` would change in the upgrade Plans (docs/day2.md).
 import path from 'node:path';
 import { command } from '../command.ts';
 import { UsageError } from '../../util/errors.ts';

@@ -1,4 +1,4 @@
-// rollout promote — the stable ring takes the canary ring's K3s version (issue #18, docs/day2.md).
+// rollout promote — the stable ring takes the canary ring's K3s version (docs/day2.md).
 import path from 'node:path';
 import { command } from '../command.ts';
 import { UserError } from '../../util/errors.ts';

@@ -1,4 +1,4 @@
-// rollout status — which ring is on which K3s version, per site (issue #18, docs/day2.md).
+// rollout status — which ring is on which K3s version, per site (docs/day2.md).
 import path from 'node:path';
 import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';

@@ -1,4 +1,4 @@
-// What a GitOps working tree holds for the K3s upgrade Plans (issue #18): read by `edgeforge gitops` to refuse
+// What a GitOps working tree holds for the K3s upgrade Plans: read by `edgeforge gitops` to refuse
 // a downgrade before it writes anything, and by `edgeforge rollout status|diff`.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';

@@ -1,4 +1,4 @@
-// The images the K3s upgrade path pulls (issue #18): the system-upgrade-controller, the kubectl its Jobs
+// The images the K3s upgrade path pulls: the system-upgrade-controller, the kubectl its Jobs
 // cordon and drain with, and one k3s-upgrade image per ring version. An airgap fleet's site mirror must
 // serve each of them before the Plans that need them reach a device; `plan` lists them.
 import type { Fleet } from '../../inventory/fleet.ts';

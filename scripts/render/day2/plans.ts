@@ -1,4 +1,4 @@
-// The upgrade Plans of one site (issue #18): the pinned system-upgrade-controller's Plan objects holding
+// The upgrade Plans of one site: the pinned system-upgrade-controller's Plan objects holding
 // the site's K3s at its ring's version, run only inside the site's maintenance window.
 //   single-node cluster: one Plan for the server, no cordon and no drain (there is no other node to move
 //     the pods to: draining would only stop them for the length of the upgrade and then some)

@@ -1,4 +1,4 @@
-// The certificate-renewal check every K3s node runs (issue #18, docs/day2.md#certificate-renewal): a
+// The certificate-renewal check every K3s node runs (docs/day2.md#certificate-renewal): a
 // device program (shell core + sh/cert-renewal.sh) and a systemd timer that fires inside the site's
 // maintenance window, plus the first-boot fragment that installs them. Pure: text in, text out.
 import { readFileSync } from 'node:fs';

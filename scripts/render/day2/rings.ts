@@ -1,4 +1,4 @@
-// The two K3s rings (issue #18): sites with `canary: true` run k3s.canaryVersion while a rollout is in
+// The two K3s rings: sites with `canary: true` run k3s.canaryVersion while a rollout is in
 // progress; every other site runs k3s.version until `edgeforge rollout promote` moves it. A device installs
 // its own ring's version at first boot (online, or from its ring's airgap files), so its seed and its site's
 // Plans never disagree.

@@ -103,7 +103,7 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
     add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(fluxComponentsYaml(fleet, cls, input)), 'edgeforge');
   }
 
-  // K3s upgrades (issue #18): the upgrade controller and each site's Plans
+  // K3s upgrades: the upgrade controller and each site's Plans
   for (const f of day2ScaffoldFiles(fleet)) add(f.path, managedYaml(f.body, f.about), 'edgeforge');
 
   // overlays: region -> site -> device

@@ -90,6 +90,3 @@ export interface Fleet {
   inventory: Inventory;
 }
 
-export function isActive(d: ResolvedDevice): boolean {
-  return d.status === 'active';
-}

@@ -26,9 +26,6 @@ export const FLUX_RELEASES: Record<string, FluxRelease> = {
   },
 };
 
-/**
- * The fluxcd-community `flux2` chart line of Flux 2.9: chart 2.19.0 ships Flux v2.9.1 (controllers v1.9.2), a
- * third-party record of a `helm template` of that chart; the chart version that ships v2.9.6 was not
- * established. Helm mode therefore also sets the controllers' image tags to the pinned release's (above).
- */
-export const FLUX_HELM_CHART_LINE: Record<string, string> = { '2.9': '2.19.0' };
+// The fluxcd-community `flux2` chart line of Flux 2.9: chart 2.19.0 ships Flux v2.9.1 (controllers v1.9.2), a
+// third-party record of a `helm template` of that chart; the chart version that ships v2.9.6 was not
+// established. Helm mode therefore also sets the controllers' image tags to the pinned release's (above).

@@ -6,7 +6,6 @@
 import { createHmac } from 'node:crypto';
 import type { DeviceIdentity } from './types.ts';
 
-export const BOOTSTRAP_TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
 export interface JoinToken {

@@ -6,11 +6,6 @@ export interface GeneratedPgpKey {
   /** ISO time the key claims to be created at (back-dated) */
   created: string;
 }
-export interface PgpPublic {
-  publicKeyArmored: string;
-  fingerprint: string;
-  created: string;
-}
 export function generateV4Key(a: { name: string; email: string; date: string }): Promise<GeneratedPgpKey>;
 export function encryptText(a: { text: string; recipients: string[] }): Promise<string>;
 export function decryptText(a: { armored: string; privateKeyArmored: string; passphrase?: string }): Promise<string>;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Fleet } from '../inventory/fleet.ts';
 import type { RegistryPull } from '../manifest/types.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { centralAccess, registryConfigYaml, siteAccess, siteCacheUser, PUBLISHER_USER } from '../render/oci/registry-config.ts';
+import { centralAccess, registryConfigYaml, siteAccess, siteCacheUser } from '../render/oci/registry-config.ts';
 import { ociSettings } from '../render/oci/format.ts';
 import { selfSignedCertificate } from './cert.ts';
 
@@ -104,4 +104,3 @@ export async function writeRegistryConfig(o: RegistryConfigOptions): Promise<Reg
   return { central: { dir: cdir, users: access.users.length }, sites, created };
 }
 
-export { PUBLISHER_USER };

@@ -5,7 +5,7 @@
 // what work code imports; the types live in types.ts so the files of ui/ import one another in one direction.
 import type { DeviceResult, Reporter } from './types.ts';
 
-export type { DeviceResult, DeviceStatus, Progress, Reporter, StageSpec } from './types.ts';
+export type { DeviceResult, Reporter, StageSpec } from './types.ts';
 export { formatBytes } from './view.ts';
 
 /** silent while working (the caller prints one document at the end); a null reporter for tests and benches */

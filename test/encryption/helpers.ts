@@ -210,8 +210,6 @@ exec "$@"
 }
 
 const SH_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/render');
-/** the encryption functions' sources, as the composed programs include them */
-export const ENCRYPTION_SH_DIR = path.join(SH_DIR, 'encryption/sh');
 /** the shell core every device program includes */
 export const SHELL_CORE = path.join(SH_DIR, 'shell/core.sh');
 

@@ -1,6 +1,5 @@
 // What an inventory change means per device: the inputs that reach a device's rendered files are
 // hashed, so CI can rebuild only what changed and reviewers can see it before merging.
-import { createHash } from 'node:crypto';
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 
 /** Everything from the fleet and the device that rendering reads. Positions and notes are left out. */
@@ -23,10 +22,6 @@ export function stable(v: unknown): string {
       .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
       .join(',')}}`;
   return JSON.stringify(v);
-}
-
-export function deviceInputHash(fleet: Fleet, d: ResolvedDevice): string {
-  return createHash('sha256').update(stable(deviceInputs(fleet, d))).digest('hex');
 }
 
 export type ChangeKind = 'added' | 'removed' | 're-rendered' | 'revoked' | 'reinstated' | 'unchanged';

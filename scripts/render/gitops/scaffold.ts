@@ -36,9 +36,6 @@ export interface ScaffoldFile {
   owner: ScaffoldOwner;
 }
 
-// the two rings have one home (day2/rings.ts): apps/<ring> here, the K3s version there
-export type { Ring } from '../day2/rings.ts';
-
 /** A site's SOPS public key, what admins encrypt the site's secrets to. */
 export function siteKeyFile(s: Pick<ResolvedSite, 'region' | 'name'>): string {
   return `.sops/sites/${s.region}/${s.name}.asc`;

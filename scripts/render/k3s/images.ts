@@ -6,8 +6,6 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { ImageArchivePin } from '../../inventory/images.ts';
 
-export { K3S_IMAGES_DIR } from '../../device/layout.ts';
-
 /** The archives the devices of this fleet receive: all pinned ones with an airgap install, none online. */
 export function deliveredImageArchives(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>): ImageArchivePin[] {
   return fleet.k3s.install.mode === 'airgap' ? fleet.imageArchives : [];

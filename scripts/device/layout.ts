@@ -165,6 +165,8 @@ export const OS_UPDATE = {
   healthService: `${UNIT_DIR}/edgeforge-os-health.service`,
   /** Raspberry Pi: RAUC's custom boot-loader backend (autoboot.txt and tryboot) */
   tryboot: `${SBIN}/edgeforge-tryboot`,
+  /** systemd's hardware-watchdog setting: a trial boot that hangs is reset by the board and falls back like a failed one */
+  watchdogConf: '/etc/systemd/system.conf.d/10-edgeforge-watchdog.conf',
   /** downloads (on the data volume: a root slot has no room for the next one) */
   downloadDir: `${DATA_VOLUME.mount}/os-update`,
   /** where an operator puts a ring pointer and its bundle for a device without a route to the source */
@@ -207,6 +209,7 @@ export const OS_CARRY: readonly { path: string; how: 'file' | 'dir' | 'accounts'
   { path: CONFIG_DIR, how: 'dir', why: 'the firewall, the data volume\'s settings, status and OS-update settings' },
   { path: '/etc/rancher', how: 'dir', why: 'K3s\'s configuration' },
   { path: '/etc/rauc', how: 'dir', why: 'RAUC\'s configuration and keyring' },
+  { path: OS_UPDATE.watchdogConf, how: 'file', why: 'the hardware watchdog: a hung trial boot is reset and falls back' },
   { path: UNIT_DIR, how: 'units', names: ['edgeforge-', 'k3s', 'boot-edgeforge.mount', 'rauc.service.d'], why: 'the units first boot and the K3s installer wrote, and their enablement' },
   { path: '/etc/fstab', how: 'file', why: 'the base\'s mounts (the root line is pointed at the new slot)' },
   { path: '/etc/crypttab', how: 'file', why: 'the data volume\'s note' },
@@ -286,6 +289,7 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_OS_HEALTH_PROGRAM', OS_UPDATE.healthProgram],
     ['EF_OS_HEALTH_SERVICE', OS_UPDATE.healthService],
     ['EF_OS_TRYBOOT', OS_UPDATE.tryboot],
+    ['EF_OS_WATCHDOG_CONF', OS_UPDATE.watchdogConf],
     ['EF_OS_DOWNLOAD', OS_UPDATE.downloadDir],
     ['EF_OS_INBOX', OS_UPDATE.inboxDir],
     ['EF_OS_LOG', OS_UPDATE.log],

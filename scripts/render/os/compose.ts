@@ -7,6 +7,7 @@
 //   edgeforge-os-update (+ .service, .timer)   the updater, in the window
 //   edgeforge-os-health (+ .service)            the health check after every boot
 //   edgeforge-tryboot       Raspberry Pi: RAUC's boot-loader backend over autoboot.txt
+//   watchdog.conf           systemd's hardware-watchdog setting (a hung trial boot is reset)
 import { readFileSync } from 'node:fs';
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { bundleName, OS_BUNDLE_DIR, OS_UPDATE } from '../../device/layout.ts';
@@ -94,6 +95,16 @@ export function raucDropIn(): string {
   return ['# written by edgeforge: RAUC keeps its slot status on the shared boot partition', '[Unit]', `RequiresMountsFor=${OS_UPDATE.sharedMount}`, ''].join('\n');
 }
 
+/**
+ * systemd pets the board's hardware watchdog (Raspberry Pi: bcm2835-wdt; UEFI boards: whatever driver the base
+ * image loads); a trial boot that hangs stops petting it, the board resets, and the boot loader, whose one try was
+ * used, starts the old slot. Read by PID 1 at boot: from the boot after first boot, which every trial boot is.
+ * Without a watchdog device systemd logs it and goes on.
+ */
+export function watchdogConf(): string {
+  return ['# written by edgeforge: a hang during a trial boot resets the board (docs/os-updates.md)', '[Manager]', 'RuntimeWatchdogSec=60s', 'RebootWatchdogSec=10min', ''].join('\n');
+}
+
 export function osUpdateService(): string {
   return [
     '# written by edgeforge: install the ring\'s OS release into the other slot, inside the maintenance window',
@@ -177,6 +188,7 @@ export function osBundleFiles(d: ResolvedDevice, fleet: Pick<Fleet, 'os' | 'name
     textFile(p(bundleName(OS_UPDATE.timer)), 'other', osUpdateTimer(site.window)),
     textFile(p(bundleName(OS_UPDATE.healthProgram)), 'other', progs.health),
     textFile(p(bundleName(OS_UPDATE.healthService)), 'other', osHealthService()),
+    textFile(p('watchdog.conf'), 'other', watchdogConf()),
   ];
   if (d.profile.baseImage.layout === 'raspi-mbr') files.push(textFile(p(bundleName(OS_UPDATE.tryboot)), 'other', progs.tryboot));
   return files;

@@ -14,6 +14,7 @@ import { statusService, statusTimer } from '../../scripts/render/status/units.ts
 import { renewalServiceUnit, renewalTimerUnit } from '../../scripts/render/day2/renewal.ts';
 import { osHealthService, osUpdateService, osUpdateTimer, raucDropIn, sharedMountUnit } from '../../scripts/render/os/compose.ts';
 import { fluxFirstbootFragment, fluxHandoverScript } from '../../scripts/render/flux/index.ts';
+import { FLUX_HANDOVER, FLUX_STATE_DIR, K3S_MANIFESTS_DIR } from '../../scripts/device/layout.ts';
 import type { MaintenanceWindow } from '../../scripts/inventory/windows.ts';
 import type { ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 
@@ -45,7 +46,6 @@ const RENDERED: Record<string, () => string> = {
   'edgeforge-os-health.service': osHealthService,
   // the Flux fragment carries the hand-over program and its two units in here-documents
   'flux-fragment@pvc.sh': () => fluxFirstbootFragment({ k3s: { disable: [] } as never }),
-  'flux-fragment@hostpath.sh': () => fluxFirstbootFragment({ k3s: { disable: ['local-storage'] } as never }),
   'edgeforge-flux-handover': fluxHandoverScript,
 };
 
@@ -55,9 +55,21 @@ describe('device units and the Flux hand-over shell', () => {
     for (const [name, render] of Object.entries(RENDERED)) expect(render(), name).toBe(readFileSync(path.join(FIXTURES, name), 'utf8'));
   });
 
+  it('a fleet without local-path storage: the fragment differs in the source-controller\'s hostPath alone', () => {
+    const pvc = readFileSync(path.join(FIXTURES, 'flux-fragment@pvc.sh'), 'utf8');
+    const hostPath = pvc.replace('FLUX_HOSTPATH=""\n', 'FLUX_HOSTPATH="/var/lib/rancher/k3s/storage/edgeforge-flux-source-controller"\n');
+    expect(hostPath).not.toBe(pvc);
+    expect(fluxFirstbootFragment({ k3s: { disable: ['local-storage'] } as never })).toBe(hostPath);
+  });
+
   it('the Flux shell names the layout\'s paths, not copies: every placeholder is filled', () => {
     const text = fluxFirstbootFragment({ k3s: { disable: [] } as never });
     expect(text).not.toMatch(/@[A-Z][A-Z0-9_]*@/);
+    const paths = [K3S_MANIFESTS_DIR, FLUX_STATE_DIR, FLUX_HANDOVER.program, FLUX_HANDOVER.service, FLUX_HANDOVER.timer, FLUX_HANDOVER.handedOver];
+    for (const name of ['flux-bootstrap.sh', 'flux-handover.sh']) {
+      const source = readFileSync(path.resolve(__dirname, '../../scripts/render/flux/sh', name), 'utf8');
+      for (const p of paths) expect(source, `${name} copies ${p}`).not.toContain(p);
+    }
     expect(text).toContain('cat >"${R:-}/usr/local/sbin/edgeforge-flux-handover"');
     expect(text).toContain('ConditionPathExists=!/var/lib/edgeforge/flux/handed-over');
   });

@@ -65,6 +65,8 @@ export const FIRSTBOOT = {
 export const K3S_STATE_DIR = '/var/lib/rancher';
 /** where K3s imports image archives at start (and, from v1.31.5, while running) */
 export const K3S_IMAGES_DIR = `${K3S_STATE_DIR}/k3s/agent/images`;
+/** K3s's auto-deploy directory: K3s applies every manifest in it at each start (the Flux bootstrap goes here) */
+export const K3S_MANIFESTS_DIR = `${K3S_STATE_DIR}/k3s/server/manifests`;
 /** K3s's airgap files, named as its releases name them: in the bundle's k3s/airgap/ and on the fleet base's K3s partition */
 export const K3S_AIRGAP = { binary: 'k3s-arm64', images: 'k3s-airgap-images-arm64.tar.zst', installScript: 'install.sh' } as const;
 /**
@@ -75,6 +77,16 @@ export const K3S_AIRGAP = { binary: 'k3s-arm64', images: 'k3s-airgap-images-arm6
 export function k3sAirgapReleaseDir(version: string): string {
   return version.replace('+', '-');
 }
+
+/**
+ * The Flux hand-over (docs/gitops.md): a program and its timer, retried until Flux reconciles itself from Git;
+ * then it writes the marker and K3s no longer re-applies the bootstrap files.
+ */
+export const FLUX_HANDOVER = {
+  ...timerJob('edgeforge-flux-handover', 'edgeforge-flux-handover'),
+  /** the marker (holding the Git revision Flux took over at), in FLUX_STATE_DIR */
+  handedOver: `${FLUX_STATE_DIR}/handed-over`,
+} as const;
 
 /** The LUKS2 data volume (disk encryption): where K3s state and the secrets live on an encrypted device. */
 export const DATA_VOLUME = {

@@ -22,7 +22,7 @@ import { cmsSign } from '../../scripts/keys/os-key.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { statusReporterProgram } from '../../scripts/render/status/compose.ts';
 import { osReporterExtension } from '../../scripts/render/os/compose.ts';
-import { readStatus } from '../../scripts/status/report.ts';
+import { readStatus } from '../../scripts/fleet-status/report.ts';
 
 const HAVE = requireTools(['dash', 'openssl', 'rauc', 'shellcheck', 'systemd-analyze'], 'test/os/device.test.ts');
 

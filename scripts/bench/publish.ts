@@ -20,7 +20,7 @@ import { runsFlux } from '../render/flux/sync.ts';
 import { registryPullRecord } from '../render/flux/secrets.ts';
 import { fixedSecretsFor } from '../testkit/fixed-secrets.ts';
 import { registryPullPassword } from '../keys/registry-pull.ts';
-import { freePort, makeTestCerts } from '../status/local-broker.ts';
+import { freePort, makeTestCerts } from '../testkit/mosquitto.ts';
 import { writeRegistryConfig } from '../registry/write-config.ts';
 import { startTokenIssuer } from '../registry/token-issuer.ts';
 import { startRegistry } from '../testkit/registry.ts';

@@ -8,10 +8,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_PASSWORD, statusEnv } from '../status/testbed.ts';
-import { publishAll, simReport } from '../status/simulate.ts';
-import { deviceTopic, fleetStatusFilter } from '../inventory/status.ts';
-import { readFleetStatus } from '../status/read.ts';
+import { ADMIN_PASSWORD, statusEnv } from '../testkit/status-testbed.ts';
+import { publishAll, simReport } from '../testkit/status-reports.ts';
+import { deviceTopic, fleetStatusFilter } from '../inventory/fleet-status.ts';
+import { readFleetStatus } from '../fleet-status/read.ts';
 
 const N = Number(process.argv[2] ?? process.env.BENCH_DEVICES ?? 2000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

@@ -65,6 +65,8 @@ export const FIRSTBOOT = {
 export const K3S_STATE_DIR = '/var/lib/rancher';
 /** where K3s imports image archives at start (and, from v1.31.5, while running) */
 export const K3S_IMAGES_DIR = `${K3S_STATE_DIR}/k3s/agent/images`;
+/** K3s's auto-deploy directory: K3s applies every manifest in it at each start (the Flux bootstrap goes here) */
+export const K3S_MANIFESTS_DIR = `${K3S_STATE_DIR}/k3s/server/manifests`;
 /** K3s's airgap files, named as its releases name them: in the bundle's k3s/airgap/ and on the fleet base's K3s partition */
 export const K3S_AIRGAP = { binary: 'k3s-arm64', images: 'k3s-airgap-images-arm64.tar.zst', installScript: 'install.sh' } as const;
 /**
@@ -75,6 +77,16 @@ export const K3S_AIRGAP = { binary: 'k3s-arm64', images: 'k3s-airgap-images-arm6
 export function k3sAirgapReleaseDir(version: string): string {
   return version.replace('+', '-');
 }
+
+/**
+ * The Flux hand-over (docs/gitops.md): a program and its timer, retried until Flux reconciles itself from Git;
+ * then it writes the marker and K3s no longer re-applies the bootstrap files.
+ */
+export const FLUX_HANDOVER = {
+  ...timerJob('edgeforge-flux-handover', 'edgeforge-flux-handover'),
+  /** the marker (holding the Git revision Flux took over at), in FLUX_STATE_DIR */
+  handedOver: `${FLUX_STATE_DIR}/handed-over`,
+} as const;
 
 /** The LUKS2 data volume (disk encryption): where K3s state and the secrets live on an encrypted device. */
 export const DATA_VOLUME = {
@@ -165,6 +177,8 @@ export const OS_UPDATE = {
   healthService: `${UNIT_DIR}/edgeforge-os-health.service`,
   /** Raspberry Pi: RAUC's custom boot-loader backend (autoboot.txt and tryboot) */
   tryboot: `${SBIN}/edgeforge-tryboot`,
+  /** systemd's hardware-watchdog setting: a trial boot that hangs is reset by the board and falls back like a failed one */
+  watchdogConf: '/etc/systemd/system.conf.d/10-edgeforge-watchdog.conf',
   /** downloads (on the data volume: a root slot has no room for the next one) */
   downloadDir: `${DATA_VOLUME.mount}/os-update`,
   /** where an operator puts a ring pointer and its bundle for a device without a route to the source */
@@ -207,6 +221,7 @@ export const OS_CARRY: readonly { path: string; how: 'file' | 'dir' | 'accounts'
   { path: CONFIG_DIR, how: 'dir', why: 'the firewall, the data volume\'s settings, status and OS-update settings' },
   { path: '/etc/rancher', how: 'dir', why: 'K3s\'s configuration' },
   { path: '/etc/rauc', how: 'dir', why: 'RAUC\'s configuration and keyring' },
+  { path: OS_UPDATE.watchdogConf, how: 'file', why: 'the hardware watchdog: a hung trial boot is reset and falls back' },
   { path: UNIT_DIR, how: 'units', names: ['edgeforge-', 'k3s', 'boot-edgeforge.mount', 'rauc.service.d'], why: 'the units first boot and the K3s installer wrote, and their enablement' },
   { path: '/etc/fstab', how: 'file', why: 'the base\'s mounts (the root line is pointed at the new slot)' },
   { path: '/etc/crypttab', how: 'file', why: 'the data volume\'s note' },
@@ -286,6 +301,7 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_OS_HEALTH_PROGRAM', OS_UPDATE.healthProgram],
     ['EF_OS_HEALTH_SERVICE', OS_UPDATE.healthService],
     ['EF_OS_TRYBOOT', OS_UPDATE.tryboot],
+    ['EF_OS_WATCHDOG_CONF', OS_UPDATE.watchdogConf],
     ['EF_OS_DOWNLOAD', OS_UPDATE.downloadDir],
     ['EF_OS_INBOX', OS_UPDATE.inboxDir],
     ['EF_OS_LOG', OS_UPDATE.log],

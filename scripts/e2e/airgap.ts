@@ -13,13 +13,14 @@ import { STANDIN_LOG } from './k3s-standin.ts';
 import { expect, notReached, type Checks } from './checks.ts';
 import { sshRun, type SshTarget } from './ssh.ts';
 import { QEMU_GW } from './fleet.ts';
+import { K3S_MANIFESTS_DIR } from '../device/layout.ts';
 
 export const AIRGAP_CHECKS = {
   network: 'airgap: the device reaches only the tang and Git stand-ins (and the status broker), nothing else',
   images: "airgap: K3s found an archive for every Flux controller image the build pinned, and the bootstrap manifests, at start",
 } as const;
 
-const K3S_MANIFESTS = '/var/lib/rancher/k3s/server/manifests';
+const K3S_MANIFESTS = K3S_MANIFESTS_DIR;
 const K3S_IMAGES = '/var/lib/rancher/k3s/agent/images';
 
 /**

@@ -13,7 +13,8 @@ import { loadInventoryFile } from '../inventory/load.ts';
 import { ringOf, ringVersion } from '../render/day2/rings.ts';
 import { upgradesPath } from '../render/day2/plans.ts';
 import { devicePath, UPGRADE_CONTROLLER_KUSTOMIZATION, UPGRADES_KUSTOMIZATION } from '../render/flux/sync.ts';
-import { CERT_RENEWAL } from '../device/layout.ts';
+import { CERT_RENEWAL, K3S_MANIFESTS_DIR } from '../device/layout.ts';
+import { FLUX_SECRET_FILE } from '../render/flux/bootstrap.ts';
 import { tool } from '../testkit/tools.ts';
 import { GIT_GUEST } from './fleet.ts';
 import { expect, notReached, type Checks } from './checks.ts';
@@ -53,7 +54,7 @@ export async function publishGitopsTree(o: { git: GitServer; work: string; inven
 }
 
 /** Where K3s applies the Flux secret from (on the encrypted volume): the device's deploy key as the device holds it. */
-export const FLUX_SECRETS_ON_DEVICE = '/var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml';
+export const FLUX_SECRETS_ON_DEVICE = `${K3S_MANIFESTS_DIR}/${FLUX_SECRET_FILE}`;
 
 /**
  * Root shell in the guest: python3 that finds the `flux-system` Secret in the Flux secrets file K3s applies and

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
-import { freePort, makeTestCerts } from '../status/local-broker.ts';
+import { freePort, makeTestCerts } from '../testkit/mosquitto.ts';
 import { startRegistry, type RunningRegistry } from '../testkit/registry.ts';
 import { REPO, SITE } from './fleet.ts';
 import { expect, notReached, type Checks } from './checks.ts';

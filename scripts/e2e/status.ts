@@ -6,10 +6,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { freePort, makeTestCerts, mosquittoBinary, startBroker, type RunningBroker } from '../status/local-broker.ts';
-import { testConfLines } from '../status/testbed.ts';
-import { readStatus, type StatusReport } from '../status/report.ts';
-import { fleetStatusFilter, statusConfig } from '../inventory/status.ts';
+import { freePort, makeTestCerts, mosquittoBinary, startBroker, type RunningBroker } from '../testkit/mosquitto.ts';
+import { testConfLines } from '../testkit/status-testbed.ts';
+import { readStatus, type StatusReport } from '../fleet-status/report.ts';
+import { fleetStatusFilter } from '../inventory/fleet-status.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
 import { STATUS_PATHS } from '../device/layout.ts';
 import { STATUS_REPORTER_MEMORY_MAX_MIB } from '../render/status/limits.ts';
@@ -59,13 +59,13 @@ export async function startStatusBroker(s: E2eStatus, o: { inventory: string; ke
   await fs.appendFile(path.join(bdir, 'mosquitto.conf'), testConfLines().join('\n') + '\n');
   s.broker = await startBroker(path.join(bdir, 'mosquitto.conf'), s.port);
   const password = (await fs.readFile(path.join(s.dir, ADMIN_PASSWORD_FILE), 'utf8')).trim();
-  s.sub = await mqtt.connectAsync(`mqtts://127.0.0.1:${s.port}`, { protocolVersion: 5, username: statusConfig(await loadInventoryFile(o.inventory))!.adminUser, password, ca: await fs.readFile(path.join(c, 'ca.pem'), 'utf8'), rejectUnauthorized: true, reconnectPeriod: 1000 });
+  s.sub = await mqtt.connectAsync(`mqtts://127.0.0.1:${s.port}`, { protocolVersion: 5, username: (await loadInventoryFile(o.inventory)).status!.adminUser, password, ca: await fs.readFile(path.join(c, 'ca.pem'), 'utf8'), rejectUnauthorized: true, reconnectPeriod: 1000 });
   s.sub.on('message', (_topic, payload, packet) => {
     const r = readStatus(payload, o.device);
     s.received.push({ at: new Date().toISOString(), retained: packet.retain, report: r.ok ? r.report : undefined, raw: payload.toString('utf8').slice(0, 2000) });
   });
   // exactly the admin user's ACL pattern (a wider filter would be refused by the broker's subscribe check)
-  const cfg = statusConfig(await loadInventoryFile(o.inventory))!;
+  const cfg = (await loadInventoryFile(o.inventory)).status!;
   const granted = await s.sub.subscribeAsync(fleetStatusFilter(cfg));
   if (granted.some((g) => g.qos >= 128)) throw new Error(`the broker refused the admin subscription to ${fleetStatusFilter(cfg)}`);
 }

@@ -3,6 +3,7 @@
 import type { MaintenanceWindow } from './windows.ts';
 import type { SitePolicy } from './industry.ts';
 import type { ImageArchivePin, Position } from './images.ts';
+import type { StatusConfig } from './fleet-status.ts';
 import type { Encryption, Gitops, Inventory, K3s, OsSettings, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
 
 export type ResolvedNetwork =
@@ -73,6 +74,8 @@ export interface Fleet {
   gitops: Gitops;
   /** OS updates in A/B slots (docs/os-updates.md); absent: single-root cards */
   os?: OsSettings;
+  /** fleet status reporting (docs/status.md), resolved from `status:` (inventory/fleet-status.ts); absent: off */
+  status?: StatusConfig;
   admins: Inventory['admins'];
   regions: { name: string; description?: string; sites: ResolvedSite[] }[];
   sites: ResolvedSite[];

@@ -9,6 +9,7 @@ import { siteWindow } from './windows.ts';
 import { presetCanarySites, sitePolicy } from './industry.ts';
 import { resolveImageArchives } from './images.ts';
 import { osProblems } from './os-checks.ts';
+import { resolveFleetStatus } from './fleet-status.ts';
 
 const OBJECT_KEYS = new Set(['network', 'ssh', 'encryption', 'registryMirror', 'labels']);
 
@@ -224,6 +225,7 @@ export function resolveFleet(inv: Inventory, loc: Locator, meta: { file: string;
       k3s: inv.k3s,
       gitops: inv.gitops,
       ...(inv.os ? { os: inv.os } : {}),
+      ...(inv.status ? { status: resolveFleetStatus(inv.status, inv.fleet) } : {}),
       admins: inv.admins,
       regions,
       sites,

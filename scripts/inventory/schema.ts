@@ -3,49 +3,8 @@
 // `npm run schema` rewrites the JSON Schema and a test fails while the two disagree.
 import { z } from 'zod';
 import { FLUX_DEFAULT_VERSION } from './flux-versions.ts';
-
-// A DNS label: it becomes a hostname, a Kubernetes name and a directory name,
-// so nothing here can contain "/", "..", upper case or spaces.
-export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
-const name = (what: string) =>
-  z.string().regex(new RegExp(NAME_PATTERN), {
-    message: `${what} must be a DNS label: lower-case letters, digits and "-", 1-63 characters, not starting or ending with "-"`,
-  });
-
-const IPV4 = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}';
-const ipv4 = z.string().regex(new RegExp(`^${IPV4}$`), { message: 'must be an IPv4 address like 10.20.1.1' });
-const cidr = z.string().regex(new RegExp(`^${IPV4}/([12]?\\d|3[0-2])$`), { message: 'must be an IPv4 address with a prefix length, like 10.20.1.11/24' });
-const mac = z.string().regex(/^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$/, { message: 'must be a MAC address like dc:a6:32:01:02:03' });
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be a sha256 in lower-case hex (64 characters)' });
-const duration = z.string().regex(/^([0-9]+(ms|s|m|h))+$/, { message: 'must be a duration like 30s, 5m or 1h30m' });
-// no blanks and no control characters (Go's net/url refuses C0 controls; C1 ones are controls too)
-const url = (schemes: string[]) =>
-  z.string().regex(new RegExp(`^(${schemes.join('|')})://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$`), {
-    message: `must be a URL starting with ${schemes.map((s) => s + '://').join(' or ')}, without blanks or control characters`,
-  });
-// A host name (RFC 1123 labels, dots between), an IPv4 or an IPv6 address: what resolvers, chrony and containerd take.
-const HOSTNAME = '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*';
-const host = (what: string) =>
-  z
-    .string()
-    .max(253)
-    .regex(new RegExp(`^(${HOSTNAME}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$`), { message: `${what} must be a host name or an IP address (letters, digits, "-", "." — no blanks, no ":" except in IPv6)` });
-// Kubernetes label syntax (the kubelet refuses to register a node whose --node-labels break it)
-const LABEL_NAME = '[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?';
-const labelKey = z
-  .string()
-  .max(317)
-  .regex(new RegExp(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?${LABEL_NAME}$`), { message: 'label keys are Kubernetes label names: [prefix/]name, the name 1-63 letters, digits, "-", "_", "." starting and ending alphanumeric' });
-const labelValue = z.string().regex(new RegExp(`^(${LABEL_NAME})?$`), { message: 'label values are empty or 1-63 letters, digits, "-", "_", "." starting and ending alphanumeric' });
-// git check-ref-format: no control characters, blanks, ~ ^ : ? * [ \ , "..", "@{", no leading "-" or "/", no ".lock" end
-const branch = z
-  .string()
-  .min(1)
-  .max(255)
-  .regex(/^(?!-)(?!\/)(?!.*\.\.)(?!.*@\{)(?!.*\/\/)(?!.*\/\.)(?!\.)(?!.*\.lock$)(?!.*[./]$)(?!@$)[^\u0000-\u0020\u007f~^:?*[\\]+$/, { message: 'must be a Git branch name (git check-ref-format: no blanks or control characters, none of ~ ^ : ? * [ \\ or "..")' });
-// An OpenSSH public key line: one line, no control characters (cloud-init re-reads authorized_keys with
-// Python's splitlines, which also splits at \v, \f, \x1c-\x1e and \x85: such a comment would break the key)
-const SSH_KEY_TAIL = '( [^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029]*)?$';
+import { HOSTNAME, SSH_KEY_TAIL, branch, cidr, duration, host, ipv4, labelKey, labelValue, mac, name, sha256, url } from './schema-primitives.ts';
+import { StatusSchema } from './status-schema.ts';
 
 export const ProfileSchema = z
   .strictObject({
@@ -405,26 +364,6 @@ export const AdminSchema = z.strictObject({
     .optional()
     .describe('Pin the admin key in keys/admins/ by fingerprint'),
 });
-
-// Fleet status (docs/status.md): devices publish outbound to the operator's MQTT broker.
-// The period must divide an hour or a day: the device timer is a wall-clock OnCalendar (Persistent=) with a
-// fixed per-device offset, so reports come exactly one period apart and 2,000 devices spread over it.
-export const STATUS_PERIODS = ['1m', '2m', '3m', '5m', '10m', '15m', '20m', '30m', '1h', '2h', '3h', '4h', '6h', '8h', '12h', '24h'] as const;
-export const StatusSchema = z
-  .strictObject({
-    broker: z
-      .string()
-      .regex(/^mqtts:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?\/?$/, { message: 'must be mqtts://HOST[:PORT] (TLS only; default port 8883), e.g. mqtts://mqtt.example.com:8883' })
-      .describe('The MQTT broker devices publish their status to (TLS only)'),
-    caFile: z.string().min(1).describe("PEM file (relative to the inventory) with the CA of the broker's certificate: pinned on every device (--cafile)"),
-    period: z
-      .enum(STATUS_PERIODS, { message: `must be one of ${STATUS_PERIODS.join(', ')} (a period that divides an hour or a day)` })
-      .optional()
-      .describe("How often each device reports (plus at first-boot milestones); a status expires after two periods. Default: the industry preset's (15m for manufacturing)"),
-    topicPrefix: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-"' }).default('edgeforge').describe('First topic level: <prefix>/<fleet>/<region>/<site>/<device>/status'),
-    adminUser: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter' }).default('edgeforge-admin').describe('The broker user `edgeforge status` reads with'),
-  })
-  .describe('Fleet status reporting over MQTT (docs/status.md); without it no reporter is rendered');
 
 // OS updates in A/B slots (docs/os-updates.md): with `os:` every device's card has two root slots (two boot+root
 // slots on a Raspberry Pi) and RAUC installs a signed bundle of the next OS into the other one, inside the site's

@@ -11,7 +11,6 @@ import { identityDigest } from '../keys/digest.ts';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { agentJoinToken } from '../keys/join-token.ts';
-import { statusConfig } from '../inventory/status.ts';
 import { ensureStatusCredentials, keystoreCrypto, readStatusCredential } from '../keys/status-credentials.ts';
 
 export interface SecretsSource {
@@ -79,7 +78,7 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
         }
         // fleet status: each device's broker password, made with its other keys (scripts/keys/status-credentials.ts)
         let status: Map<string, string> | undefined;
-        if (statusConfig(opts.fleet)) {
+        if (opts.fleet.status) {
           const r = await ensureStatusCredentials(opts.dir, devices.map((d) => d.id), keystoreCrypto(store));
           if (r.created.length) opts.warn(`keys: generated broker credentials for ${r.created.length} device(s) (fleet status; run \`edgeforge status broker-config\` and reload the broker)`);
           status = r.passwords;
@@ -106,7 +105,7 @@ export async function keystoreSecrets(opts: { dir: string; fleet: Fleet; example
     },
     async identities(devices) {
       const limit = pLimit(32);
-      const statusOn = Boolean(statusConfig(opts.fleet));
+      const statusOn = Boolean(opts.fleet.status);
       const digests = new Map<string, Promise<string | undefined>>();
       const digest = (kind: 'device' | 'site', id: string) => {
         const k = `${kind}:${id}`;

@@ -5,15 +5,14 @@ import type { Fleet } from '../inventory/fleet.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { StatusStage } from '../render/device.ts';
 import { statusBundleFiles, statusFirstbootFragment } from '../render/status/compose.ts';
-import { statusConfig } from '../inventory/status.ts';
-import { readCa } from '../status/read.ts';
+import { readCa } from '../fleet-status/read.ts';
 import { osReporterExtension } from '../render/os/compose.ts';
 import { statusReporterProgram } from '../render/status/compose.ts';
 import { isAbDevice } from '../inventory/os.ts';
 
 /** The stage, and what it reads besides the inventory (the broker CA file) for the build's inputs hash. */
 export async function prepareStatus(fleet: Fleet, inventoryPath: string): Promise<{ stage: StatusStage; inputsSha256: string } | undefined> {
-  const cfg = statusConfig(fleet);
+  const cfg = fleet.status;
   if (!cfg) return undefined;
   const ca = await readCa(inventoryPath, cfg);
   const fragment = statusFirstbootFragment();

@@ -4,10 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
-import { statusConfig } from '../../scripts/inventory/status.ts';
 import { INDUSTRY_PRESETS } from '../../scripts/inventory/industry.ts';
-import { classify, type SummaryInput } from '../../scripts/status/summary.ts';
-import { simReport } from '../../scripts/status/simulate.ts';
+import { classify, type SummaryInput } from '../../scripts/fleet-status/summary.ts';
+import { simReport } from '../../scripts/testkit/status-reports.ts';
 import { InventoryError } from '../../scripts/util/errors.ts';
 
 const example = readFileSync('inventory/example.yaml', 'utf8');
@@ -42,9 +41,9 @@ describe('industry presets', () => {
 
   it('the status period: the preset\'s unless status.period says otherwise', () => {
     const withStatus = (t: string, period = '') => t.replace(/^admins:/m, `status: { broker: "mqtts://m.example:8883", caFile: ca.pem${period} }\nadmins:`);
-    expect(statusConfig(load(withStatus(industry(example, 'retail'))))).toMatchObject({ period: '30m', periodSec: 1800, periodSource: 'industry retail' });
-    expect(statusConfig(load(withStatus(example)))).toMatchObject({ period: '15m', periodSource: 'industry manufacturing' });
-    expect(statusConfig(load(withStatus(industry(example, 'retail'), ', period: 5m')))).toMatchObject({ period: '5m', periodSource: 'status.period' });
+    expect(load(withStatus(industry(example, 'retail'))).status).toMatchObject({ period: '30m', periodSec: 1800, periodSource: 'industry retail' });
+    expect(load(withStatus(example)).status).toMatchObject({ period: '15m', periodSource: 'industry manufacturing' });
+    expect(load(withStatus(industry(example, 'retail'), ', period: 5m')).status).toMatchObject({ period: '5m', periodSource: 'status.period' });
   });
 
   it('offline tolerance cascades defaults > region > site, and decides when a silent device needs a person', () => {

@@ -22,7 +22,7 @@ import { cmsSign } from '../../scripts/keys/os-key.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { statusReporterProgram } from '../../scripts/render/status/compose.ts';
 import { osReporterExtension } from '../../scripts/render/os/compose.ts';
-import { readStatus } from '../../scripts/status/report.ts';
+import { readStatus } from '../../scripts/fleet-status/report.ts';
 
 const HAVE = requireTools(['dash', 'openssl', 'rauc', 'shellcheck', 'systemd-analyze'], 'test/os/device.test.ts');
 
@@ -185,6 +185,9 @@ describe.runIf(HAVE)('first boot of an A/B device', () => {
     expect(read(root, 'etc/rauc/keyring.pem')).toBe(readFileSync(cert, 'utf8'));
     expect(read(root, 'etc/systemd/system/rauc.service.d/10-edgeforge.conf')).toContain('RequiresMountsFor=/boot/edgeforge');
     expect(read(root, 'etc/systemd/system/boot-edgeforge.mount')).toContain('What=/dev/disk/by-partlabel/edgeforge-esp');
+    // a hung trial boot is reset by the board's watchdog
+    const wd = path.join(root, 'etc/systemd/system.conf.d/10-edgeforge-watchdog.conf');
+    expect(readFileSync(wd, 'utf8')).toContain('[Manager]\nRuntimeWatchdogSec=60s\n');
     // the real rauc reads that configuration: a bundle signed by the fleet's key verifies through it
     const content = path.join(tmp, 'content');
     mkdirSync(content, { recursive: true });

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { osFleetInventory } from '../../scripts/testkit/os-fleet.ts';
-import { summarize } from '../../scripts/status/summary.ts';
-import { statusText } from '../../scripts/status/format.ts';
-import type { StatusReport } from '../../scripts/status/report.ts';
+import { summarize } from '../../scripts/fleet-status/summary.ts';
+import { statusText } from '../../scripts/fleet-status/format.ts';
+import type { StatusReport } from '../../scripts/fleet-status/report.ts';
 
 const SHA = 'a'.repeat(64);
 const rel = { 'uefi-gpt': { file: 'x.raucb', sha256: SHA, baseImageSha256: SHA } };

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { requireTools, tool } from '../../scripts/testkit/tools.ts';
-import { freePort, makeTestCerts } from '../../scripts/status/local-broker.ts';
+import { freePort, makeTestCerts } from '../../scripts/testkit/mosquitto.ts';
 import { startRegistry, type RunningRegistry } from '../../scripts/testkit/registry.ts';
 import { RegistryClient } from '../../scripts/registry/client.ts';
 import { OCI_MANIFEST_MEDIA_TYPE } from '../../scripts/render/oci/format.ts';

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tool } from '../../scripts/testkit/tools.ts';
-import { freePort, makeTestCerts } from '../../scripts/status/local-broker.ts';
+import { freePort, makeTestCerts } from '../../scripts/testkit/mosquitto.ts';
 import { startRegistry, type RunningRegistry } from '../../scripts/testkit/registry.ts';
 import { startTokenIssuer, type RunningIssuer } from '../../scripts/registry/token-issuer.ts';
 import { writeRegistryConfig } from '../../scripts/registry/write-config.ts';

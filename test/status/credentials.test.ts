@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { runCli } from '../helpers.ts';
-import { freePort, makeTestCerts, startBroker, type RunningBroker } from '../../scripts/status/local-broker.ts';
-import { publishAll, simReport } from '../../scripts/status/simulate.ts';
-import { deviceTopic, statusConfig } from '../../scripts/inventory/status.ts';
+import { freePort, makeTestCerts, startBroker, type RunningBroker } from '../../scripts/testkit/mosquitto.ts';
+import { publishAll, simReport } from '../../scripts/testkit/status-reports.ts';
+import { deviceTopic } from '../../scripts/inventory/fleet-status.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { verifyMosquittoHash } from '../../scripts/keys/mosquitto-passwd.ts';
 import { readStatusCredential } from '../../scripts/keys/status-credentials.ts';
@@ -77,7 +77,7 @@ describe.runIf(HAVE)('broker credentials: keys, build, broker-config, rotate, re
     expect(verifyMosquittoHash(pw(a.id), (await readStatusCredential(keys, a.id))!.mosquittoHash!)).toBe(true);
     expect(statSync(path.join(dir, 'out/devices', a.id, 'bundle/status/mosquitto_pub')).mode & 0o777).toBe(0o600);
     const conf = readFileSync(path.join(dir, 'out/devices', a.id, 'bundle/status/status.conf'), 'utf8');
-    expect(conf).toContain(`EFS_TOPIC='${deviceTopic(statusConfig(fleet)!, a)}'`);
+    expect(conf).toContain(`EFS_TOPIC='${deviceTopic(fleet.status!, a)}'`);
     expect(conf).toContain("EFS_EXPIRY='600'");
     const manifest = JSON.parse(readFileSync(path.join(dir, 'out/manifest.json'), 'utf8'));
     const art = manifest.devices.find((d: { id: string }) => d.id === a.id).artifacts.find((x: { path: string }) => x.path.endsWith('bundle/status/mosquitto_pub'));
@@ -87,7 +87,7 @@ describe.runIf(HAVE)('broker credentials: keys, build, broker-config, rotate, re
 
   it('broker-config: the broker accepts each device with its own password; rotate and revoke take one away', async () => {
     const fleet = await loadInventoryFile(inv);
-    const cfg = statusConfig(fleet)!;
+    const cfg = fleet.status!;
     const ca = readFileSync(certs.ca, 'utf8');
     await brokerConfig();
     expect(statSync(path.join(dir, 'broker/passwd')).mode & 0o777).toBe(0o600);

@@ -1,2 +1,2 @@
-// The status testbed lives with the code (scripts/status/testbed.ts): bench:status uses it too.
-export * from '../../scripts/status/testbed.ts';
+// The status testbed lives in the testkit (scripts/testkit/status-testbed.ts): bench:status uses it too.
+export * from '../../scripts/testkit/status-testbed.ts';

@@ -8,10 +8,10 @@ import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import mqtt from 'mqtt';
 import net from 'node:net';
 import { runCli } from '../helpers.ts';
-import { publishAll, simReport, type SimDevice } from '../../scripts/status/simulate.ts';
-import { deviceTopic } from '../../scripts/inventory/status.ts';
-import type { StatusReport } from '../../scripts/status/report.ts';
-import { RETRY_ATTENTION_ATTEMPTS } from '../../scripts/status/summary.ts';
+import { publishAll, simReport, type SimDevice } from '../../scripts/testkit/status-reports.ts';
+import { deviceTopic } from '../../scripts/inventory/fleet-status.ts';
+import type { StatusReport } from '../../scripts/fleet-status/report.ts';
+import { RETRY_ATTENTION_ATTEMPTS } from '../../scripts/fleet-status/summary.ts';
 import { ADMIN_PASSWORD, statusEnv, type StatusEnv } from './env.ts';
 
 const HAVE = requireTools(['mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'openssl'], 'test/status/fleet-status.test.ts');

@@ -15,12 +15,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { requireRoot, requireTools } from '../../scripts/testkit/tools.ts';
 import { runCli } from '../helpers.ts';
-import { freePort, makeTestCerts, startBroker, type RunningBroker } from '../../scripts/status/local-broker.ts';
-import { publishAll, simReport } from '../../scripts/status/simulate.ts';
-import { deviceTopic, statusConfig } from '../../scripts/inventory/status.ts';
+import { freePort, makeTestCerts, startBroker, type RunningBroker } from '../../scripts/testkit/mosquitto.ts';
+import { publishAll, simReport } from '../../scripts/testkit/status-reports.ts';
+import { deviceTopic } from '../../scripts/inventory/fleet-status.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import { ADMIN_PBKDF2_ITERATIONS, mosquittoHashIterations } from '../../scripts/keys/mosquitto-passwd.ts';
-import { passwdLine } from '../../scripts/status/admin-credential.ts';
+import { passwdLine } from '../../scripts/fleet-status/admin-credential.ts';
 import { brokerUser, openToBroker } from './env.ts';
 
 const HAVE = requireTools(['mosquitto', 'openssl'], 'test/status/procedure.test.ts') && requireRoot('test/status/procedure.test.ts (the broker drops from root to the mosquitto user)');
@@ -84,7 +84,7 @@ describe.runIf(HAVE)('docs/status.md, the broker on Debian: set-up, revoke → r
     if (line === 'systemctl restart mosquitto') {
       await broker?.stop();
       const conf = /-c (\S+)$/.exec(local(execStart!))![1];
-      broker = await startBroker(conf, statusConfig(await loadInventoryFile(inv))!.broker.port);
+      broker = await startBroker(conf, (await loadInventoryFile(inv)).status!.broker.port);
       return;
     }
     if (line === 'systemctl reload mosquitto') return broker!.reload();
@@ -104,7 +104,7 @@ describe.runIf(HAVE)('docs/status.md, the broker on Debian: set-up, revoke → r
   /** Every active device but the revoked one publishes; the revoked one is refused; the broker runs as mosquitto; the admin reads. */
   async function fleetStillWorks(revokedNow: boolean) {
     const fleet = await loadInventoryFile(inv);
-    const cfg = statusConfig(fleet)!;
+    const cfg = fleet.status!;
     const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${broker!.proc.pid}/status`, 'utf8'))![1];
     expect(Number(uid), 'the broker dropped root').toBe(brokerUser()!.uid);
     const ca = readFileSync(certs.ca, 'utf8');

@@ -9,21 +9,21 @@ import { tool } from '../../scripts/testkit/tools.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { mosquittoHash, verifyMosquittoHash } from '../../scripts/keys/mosquitto-passwd.ts';
-import { readStatus, MAX_STATUS_BYTES } from '../../scripts/status/report.ts';
-import { classify, inactiveNote, type SummaryInput } from '../../scripts/status/summary.ts';
-import { arrivalOf, type Arrival } from '../../scripts/status/arrival.ts';
-import { adminHash, adminPasswordProblem } from '../../scripts/status/admin-credential.ts';
+import { readStatus, MAX_STATUS_BYTES } from '../../scripts/fleet-status/report.ts';
+import { classify, inactiveNote, type SummaryInput } from '../../scripts/fleet-status/summary.ts';
+import { arrivalOf, type Arrival } from '../../scripts/fleet-status/arrival.ts';
+import { adminHash, adminPasswordProblem } from '../../scripts/fleet-status/admin-credential.ts';
 import { ADMIN_PBKDF2_ITERATIONS, mosquittoHashIterations } from '../../scripts/keys/mosquitto-passwd.ts';
-import { simReport } from '../../scripts/status/simulate.ts';
-import { statusConfig, deviceTopic } from '../../scripts/inventory/status.ts';
+import { simReport } from '../../scripts/testkit/status-reports.ts';
+import { deviceTopic } from '../../scripts/inventory/fleet-status.ts';
 
 const inv = (status: string) => generateInventory(3, { name: 'units' }) + status;
 
 describe('inventory status block', () => {
   it('is optional; given, it derives broker, topic and expiry', () => {
-    expect(statusConfig(loadInventoryBytes(Buffer.from(inv('')), 'f.yaml'))).toBeUndefined();
+    expect(loadInventoryBytes(Buffer.from(inv('')), 'f.yaml').status).toBeUndefined();
     const f = loadInventoryBytes(Buffer.from(inv('status: { broker: "mqtts://mqtt.example.com", caFile: ca.pem, period: 30m }\n')), 'f.yaml');
-    const c = statusConfig(f)!;
+    const c = f.status!;
     expect(c.broker).toEqual({ host: 'mqtt.example.com', port: 8883, url: 'mqtts://mqtt.example.com:8883' });
     expect(c.expirySec).toBe(3600);
     expect(deviceTopic(c, f.active[0])).toBe(`edgeforge/units/${f.active[0].region}/${f.active[0].site}/${f.active[0].id}/status`);

@@ -6,7 +6,6 @@ import { keysErrors } from '../keys-errors.ts';
 import { checkAdminPins, loadAdminRecipients } from '../../keys/admins.ts';
 import { initKeys } from '../../keys/init.ts';
 import { openKeyStore } from '../../keys/store.ts';
-import { statusConfig } from '../../inventory/status.ts';
 import { createMissingStatusCredentials, keystoreCrypto } from '../../keys/status-credentials.ts';
 
 export const keysInit = command('keys init', 'create the key layout: admin recipients, build-signing key, per-site/per-device material', {
@@ -51,7 +50,7 @@ Idempotent: existing keys are kept.`,
           sitesCreated = (await ks.ensureSiteIdentities(missingSites)).created;
           devicesCreated = (await ks.ensureDeviceIdentities(missingDevices, { onProgress: progress(ctx, 'device keys') })).created;
           // fleet status: a broker credential per device (only public keys needed to create one)
-          if (statusConfig(fleet)) statusCreated = (await createMissingStatusCredentials(dir, fleet.active.map((d) => d.id), keystoreCrypto(ks))).created;
+          if (fleet.status) statusCreated = (await createMissingStatusCredentials(dir, fleet.active.map((d) => d.id), keystoreCrypto(ks))).created;
         } finally {
           await ks.close();
         }

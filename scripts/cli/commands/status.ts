@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import { command, type RunContext } from '../command.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
+import { BROKER_URL_RULE, parseBrokerUrl } from '../../inventory/broker-url.ts';
 
 export const STATUS_PASSWORD_ENV = 'EDGEFORGE_STATUS_PASSWORD';
 
@@ -79,10 +80,12 @@ inventory, or nothing to report on (no active device; --site naming none). See d
   async run(ctx) {
     const staleSec = ctx.options.stale ? parseDuration(ctx.options.stale as string, '--stale') : undefined;
     const timeoutSec = parseDuration((ctx.options.timeout as string) ?? '15s', '--timeout');
-    const brokerUrl = ctx.options.broker as string | undefined;
-    if (brokerUrl !== undefined && !/^mqtts:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?\/?$/.test(brokerUrl)) throw new UsageError(`--broker must be mqtts://HOST[:PORT], not "${brokerUrl}"`);
+    // the same rule as status.broker: one parser, one default port
+    const brokerOption = ctx.options.broker as string | undefined;
+    const broker = brokerOption === undefined ? undefined : parseBrokerUrl(brokerOption);
+    if (brokerOption !== undefined && !broker) throw new UsageError(`--broker must be ${BROKER_URL_RULE}, not "${brokerOption}"`);
     const fleet = await loadFleet(ctx);
-    const { readFleetStatus, requireStatusConfig } = await import('../../status/read.ts');
+    const { readFleetStatus, requireStatusConfig } = await import('../../fleet-status/read.ts');
     requireStatusConfig(fleet);
     const password = await requiredAdminPassword(ctx);
     const epoch = ctx.io.env.EDGEFORGE_NOW ? Number(ctx.io.env.EDGEFORGE_NOW) : undefined;
@@ -95,12 +98,12 @@ inventory, or nothing to report on (no active device; --site naming none). See d
       now: epoch ? new Date(epoch * 1000) : new Date(),
       seenFile: ctx.options.seen ? path.resolve(ctx.io.cwd, ctx.options.seen as string) : undefined,
       timeoutMs: timeoutSec * 1000,
-      brokerUrl: brokerUrl ? (/:\d+\/?$/.test(brokerUrl) ? brokerUrl.replace(/\/$/, '') : `${brokerUrl.replace(/\/$/, '')}:8883`) : undefined,
+      brokerUrl: broker?.url,
       clearDeparted: Boolean(ctx.options['clear-departed']),
     });
     if (ctx.common.json) ctx.io.out(JSON.stringify(s, null, 2));
     else {
-      const { statusText } = await import('../../status/format.ts');
+      const { statusText } = await import('../../fleet-status/format.ts');
       ctx.io.out(statusText(s));
     }
     // the exit status is what was read (a cleared status may have meant the broker still accepts a revoked device)
@@ -145,10 +148,10 @@ reload the broker (systemctl reload mosquitto).`,
     const hashFile = ctx.options['admin-hash-file'] as string | undefined;
     if (hashFile && ctx.options['password-file']) throw new UsageError('--password-file and --admin-hash-file: give one of them');
     const fleet = await loadFleet(ctx);
-    const { requireStatusConfig } = await import('../../status/read.ts');
+    const { requireStatusConfig } = await import('../../fleet-status/read.ts');
     const cfg = requireStatusConfig(fleet);
     const admin = hashFile ? { hashFile: path.resolve(ctx.io.cwd, hashFile) } : await adminPassword(ctx);
-    const { writeBrokerConfig } = await import('../../status/write-broker.ts');
+    const { writeBrokerConfig } = await import('../../fleet-status/write-broker.ts');
     const dir = path.resolve(ctx.io.cwd, to);
     const { KeysError } = await import('../../util/errors.ts');
     const r = await writeBrokerConfig(fleet, cfg, {

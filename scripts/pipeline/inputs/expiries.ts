@@ -4,8 +4,7 @@
 // read from the tree (lifecycle/gitops-check.ts).
 import type { Fleet } from '../../inventory/fleet.ts';
 import { k3sLineEolProblem } from '../../inventory/k3s-versions.ts';
-import { statusConfig } from '../../inventory/status.ts';
-import { readCa } from '../../status/read.ts';
+import { readCa } from '../../fleet-status/read.ts';
 import { certificateExpiries, expiryFindings, type Expiry } from '../../conformance/expiry.ts';
 import { ringVersions } from '../../render/day2/rings.ts';
 
@@ -13,7 +12,7 @@ import { ringVersions } from '../../render/day2/rings.ts';
 export const CA_MARGIN_DAYS = 90;
 
 export async function fleetExpiries(fleet: Fleet, inventoryFile: string): Promise<Expiry[]> {
-  const cfg = statusConfig(fleet);
+  const cfg = fleet.status;
   if (!cfg) return [];
   const pem = await readCa(inventoryFile, cfg).catch(() => undefined);
   return pem ? certificateExpiries(pem, 'broker CA certificate', `status.caFile ${cfg.caFile}`, CA_MARGIN_DAYS) : [];

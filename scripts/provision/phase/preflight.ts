@@ -2,12 +2,13 @@
 // sudo, and the bundle hash already applied — checked against what the bundle needs. `--dry-run` stops
 // after this phase. One remote shell keeps it to one round trip, and the same shell later applies the
 // bundle (one login shell per device instead of two).
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NO_SFTP, PhaseError, describe, isNoSftp } from '../errors.ts';
 import { describeFirstboot, firstbootStateFromFacts, firstbootStateScript } from '../firstboot-state.ts';
 import { execAsRoot, sudoPassword } from '../sudo.ts';
 import { withTimeout } from '../session.ts';
-import { shq } from '../../util/shell.ts';
+import { fillShellTemplate, shq } from '../../util/shell.ts';
 import { APPLIED_FILE, STAGING_PREFIX, STATE_DIR } from '../../device/layout.ts';
 import { freeKiB } from '../sftp.ts';
 import type { DeviceRun, Facts } from '../context.ts';
@@ -16,26 +17,15 @@ import { applyControl } from './apply.ts';
 /** printed after the facts; the shell then waits on stdin for apply */
 export const PREFLIGHT_DONE = '__edgeforge_preflight_done__';
 
-// EDGEFORGE_ROOT / EDGEFORGE_ARCH: a sandboxed device (test harness, a chroot) says where its root is and
-// what it stands for; both are empty on a real device, exactly as the first-boot program reads them.
-// Shell builtins wherever possible: on a small board every process costs, and fleets are large. Free disk
-// space is not asked here (df would be a process): see measureSpace.
-export const PREFLIGHT_SCRIPT = `R="\${EDGEFORGE_ROOT:-}"; R="\${R%/}"
-echo "root=$R"
-echo "arch=\${EDGEFORGE_ARCH:-$(uname -m)}"
-read -r k </proc/sys/kernel/osrelease && echo "kernel=$k"
-while read -r n v u; do case $n in MemTotal:) echo "memKiB=$v"; break;; esac; done </proc/meminfo
-while read -r n v u; do case $n in Uid:) echo "uid=$v"; break;; esac; done </proc/self/status
-if [ -d "$R/sys/module/wireguard" ] || modinfo wireguard >/dev/null 2>&1 || /sbin/modinfo wireguard >/dev/null 2>&1; then echo wireguard=yes; else echo wireguard=no; fi
-command -v sudo >/dev/null 2>&1 && echo sudo=yes || echo sudo=no
-command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
-command -v mosquitto_pub >/dev/null 2>&1 && echo mosquitto_pub=yes || echo mosquitto_pub=no
-D="$R"${shq(STATE_DIR)}; F="$R"${shq(APPLIED_FILE)}
-[ -d "$D" ] && echo stateDir=yes
-if [ -r "$F" ]; then IFS= read -r a <"$F"; echo "applied=$a"
-elif [ -e "$F" ] || { [ -d "$D" ] && [ ! -x "$D" ]; }; then echo applied=unreadable
-else echo applied=none; fi
-${firstbootStateScript()}`;
+/**
+ * The read-only facts, as one shell text: preflight.sh (its leading comment block is not sent) with the device
+ * layout's paths filled in, then the first-boot state's lines (firstboot-state.ts).
+ */
+export const PREFLIGHT_SCRIPT =
+  fillShellTemplate('scripts/provision/phase/preflight.sh', readFileSync(new URL('./preflight.sh', import.meta.url), 'utf8').replace(/^(#.*\n)+/, ''), {
+    STATE_DIR: shq(STATE_DIR),
+    APPLIED_FILE: shq(APPLIED_FILE),
+  }) + firstbootStateScript();
 
 export function parseFacts(stdout: string): Record<string, string> {
   const kv: Record<string, string> = {};

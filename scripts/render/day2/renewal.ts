@@ -8,6 +8,7 @@ import { windowMinutesOnStartDay } from '../../inventory/windows.ts';
 import { bundleName, CERT_RENEWAL, RENEWAL_BUNDLE_DIR } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
 import { textFile, type RenderedFile } from '../files.ts';
+import { systemdUnit, type UnitSection } from '../systemd/unit.ts';
 
 /**
  * Restart K3s when a leaf certificate has fewer than this many days left. K3s renews at start within 90 days
@@ -50,20 +51,16 @@ export function windowOnCalendar(w: ResolvedSite['window']): string {
 }
 
 export function renewalServiceUnit(d: Pick<ResolvedDevice, 'cluster'>): string {
-  return [
-    '# written by edgeforge: check the K3s certificates and restart K3s when one is near expiry (docs/day2.md)',
-    '[Unit]',
-    'Description=edgeforge K3s certificate-renewal check',
-    '',
-    '[Service]',
-    'Type=oneshot',
-    `Environment=RENEW_SERVICE=${renewalService(d)}`,
-    `Environment=EDGEFORGE_LOG=${CERT_RENEWAL.log}`,
-    `ExecStart=${CERT_RENEWAL.program}`,
-    'Nice=10',
-    'TimeoutStartSec=600',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: check the K3s certificates and restart K3s when one is near expiry (docs/day2.md)'], {
+    Unit: { Description: 'edgeforge K3s certificate-renewal check' },
+    Service: {
+      Type: 'oneshot',
+      Environment: [`RENEW_SERVICE=${renewalService(d)}`, `EDGEFORGE_LOG=${CERT_RENEWAL.log}`],
+      ExecStart: CERT_RENEWAL.program,
+      Nice: 10,
+      TimeoutStartSec: 600,
+    },
+  });
 }
 
 /**
@@ -73,22 +70,16 @@ export function renewalServiceUnit(d: Pick<ResolvedDevice, 'cluster'>): string {
  */
 export function renewalTimerUnit(w: ResolvedSite['window']): string {
   const spread = Math.max(0, windowMinutesOnStartDay(w) - 10);
-  return [
-    '# written by edgeforge: the certificate-renewal check, inside the maintenance window',
-    '[Unit]',
-    'Description=edgeforge K3s certificate-renewal check, in the maintenance window',
-    '',
-    '[Timer]',
-    `OnCalendar=${windowOnCalendar(w)}`,
-    `RandomizedDelaySec=${spread * 60}`,
-    'FixedRandomDelay=true',
-    'Persistent=false',
-    'AccuracySec=1min',
-    '',
-    '[Install]',
-    'WantedBy=timers.target',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: the certificate-renewal check, inside the maintenance window'], {
+    Unit: { Description: 'edgeforge K3s certificate-renewal check, in the maintenance window' },
+    Timer: maintenanceWindowTimer(w, spread),
+    Install: { WantedBy: 'timers.target' },
+  });
+}
+
+/** A timer's settings that fire at the window's opening plus a fixed per-device delay of up to `spreadMin` minutes (not Persistent). */
+export function maintenanceWindowTimer(w: ResolvedSite['window'], spreadMin: number): UnitSection {
+  return { OnCalendar: windowOnCalendar(w), RandomizedDelaySec: spreadMin * 60, FixedRandomDelay: 'true', Persistent: 'false', AccuracySec: '1min' };
 }
 
 export function renewalBundleFiles(d: ResolvedDevice, site: Pick<ResolvedSite, 'window'>): RenderedFile[] {

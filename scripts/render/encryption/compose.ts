@@ -8,6 +8,7 @@ import { DATA_VOLUME, layoutShellHeader } from '../../device/layout.ts';
 import { deviceProgram, shellAssignments, shellCore } from '../shell/program.ts';
 import type { EncryptionPlan } from './plan.ts';
 import { sealSecrets, type SealedFile } from './seal.ts';
+import { systemdUnit } from '../systemd/unit.ts';
 
 /** The function libraries, in the order they must be sourced (after the shell core). */
 export const ENCRYPTION_SH = ['volume.sh', 'boot.sh', 'unseal.sh', 'main.sh'] as const;
@@ -76,35 +77,27 @@ function unlockProgram(): string {
 }
 
 export function unlockUnit(): string {
-  return [
-    '# written by edgeforge: opens the encrypted data volume (clevis: tang/TPM2), retrying with backoff',
-    '[Unit]',
-    'Description=edgeforge: unlock the encrypted data volume',
-    `Documentation=file:${DATA_VOLUME.unlockProgram}`,
-    'Wants=network-online.target',
-    'After=network-online.target',
-    '',
-    '[Service]',
-    'Type=oneshot',
-    'RemainAfterExit=yes',
-    '# degraded mode: keeps retrying while the tang server is unreachable; K3s waits for the mounts',
-    `ExecStart=${DATA_VOLUME.unlockProgram}`,
-    'TimeoutStartSec=infinity',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: opens the encrypted data volume (clevis: tang/TPM2), retrying with backoff'], {
+    Unit: { Description: 'edgeforge: unlock the encrypted data volume', Documentation: `file:${DATA_VOLUME.unlockProgram}`, Wants: 'network-online.target', After: 'network-online.target' },
+    Service: {
+      Type: 'oneshot',
+      RemainAfterExit: 'yes',
+      '#': 'degraded mode: keeps retrying while the tang server is unreachable; K3s waits for the mounts',
+      ExecStart: DATA_VOLUME.unlockProgram,
+      TimeoutStartSec: 'infinity',
+    },
+    Install: { WantedBy: 'multi-user.target' },
+  });
 }
 
 export function k3sDropIn(): string {
-  return [
-    '# written by edgeforge: K3s keeps its state and tokens on the encrypted data volume; it starts only once',
-    `# the volume is unlocked and mounted (${DATA_VOLUME.unlockUnit} retries until then)`,
-    '[Unit]',
-    `RequiresMountsFor=${DATA_VOLUME.binds.map((b) => b.path).join(' ')}`,
-    '',
-  ].join('\n');
+  return systemdUnit(
+    [
+      'written by edgeforge: K3s keeps its state and tokens on the encrypted data volume; it starts only once',
+      `the volume is unlocked and mounted (${DATA_VOLUME.unlockUnit} retries until then)`,
+    ],
+    { Unit: { RequiresMountsFor: DATA_VOLUME.binds.map((b) => b.path).join(' ') } },
+  );
 }
 
 export interface EncryptionBundleInput {

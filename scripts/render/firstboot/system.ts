@@ -4,6 +4,7 @@ import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { PROTECT_KERNEL_SYSCTLS } from '../k3s/tuning.ts';
 import { inboundRules, nftStatement, sshSources } from './firewall.ts';
 import { NFTABLES_FILE } from '../../device/layout.ts';
+import { systemdUnit } from '../systemd/unit.ts';
 
 export function sysctlConf(): string {
   return [
@@ -31,23 +32,11 @@ export function modulesLoadConf(): string {
 }
 
 export function nftablesService(): string {
-  return [
-    '# written by edgeforge: restores table inet edgeforge at boot (touches no other table)',
-    '[Unit]',
-    'Description=edgeforge firewall (nftables table inet edgeforge)',
-    'DefaultDependencies=no',
-    'Before=network-pre.target',
-    'Wants=network-pre.target',
-    '',
-    '[Service]',
-    'Type=oneshot',
-    'RemainAfterExit=yes',
-    `ExecStart=/usr/sbin/nft -f ${NFTABLES_FILE}`,
-    '',
-    '[Install]',
-    'WantedBy=sysinit.target',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: restores table inet edgeforge at boot (touches no other table)'], {
+    Unit: { Description: 'edgeforge firewall (nftables table inet edgeforge)', DefaultDependencies: 'no', Before: 'network-pre.target', Wants: 'network-pre.target' },
+    Service: { Type: 'oneshot', RemainAfterExit: 'yes', ExecStart: `/usr/sbin/nft -f ${NFTABLES_FILE}` },
+    Install: { WantedBy: 'sysinit.target' },
+  });
 }
 
 /**

@@ -9,7 +9,11 @@
 // one-time secrets file is deleted as soon as its Secrets exist. docs/gitops.md, "Bootstrap and hand-over".
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
-import { FLUX_STATE_DIR } from '../../device/layout.ts';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { bundleName, FLUX_HANDOVER, FLUX_STATE_DIR, K3S_MANIFESTS_DIR } from '../../device/layout.ts';
+import { fillShellTemplate } from '../../util/shell.ts';
+import { systemdUnit } from '../systemd/unit.ts';
 import { fluxComponentsYaml, fluxStorageMode, SOURCE_HOSTPATH, type FluxBundleInput } from './components.ts';
 import { fluxSecretObjects, type FluxDeviceSecrets } from './secrets.ts';
 import { sizingClassFor } from './sizing.ts';
@@ -20,14 +24,20 @@ import { usesOci } from '../oci/format.ts';
 
 /** Directory of the device output (and of the first-boot bundle) holding the bootstrap files. */
 export const FLUX_BOOTSTRAP_DIR = 'flux';
-/** K3s's auto-deploy directory on the device. */
-export const K3S_MANIFESTS_DIR = '/var/lib/rancher/k3s/server/manifests';
 /** The bootstrap files, in the order they must be placed. The AddOn name is the part before ".yaml". */
 export const FLUX_BOOTSTRAP_FILES = ['edgeforge-flux-components.yaml', 'edgeforge-flux-secrets.yaml', 'edgeforge-flux-sync.yaml'] as const;
 /** Holds private keys: mode 0600, deleted from the device once applied. */
 export const FLUX_SECRET_FILE = 'edgeforge-flux-secrets.yaml';
 
 export { type FluxDeviceSecrets } from './secrets.ts';
+
+const assets = new Map<string, string>();
+/** a checked-in shell source of sh/, read once (rendering stays pure) */
+function asset(name: string): string {
+  let s = assets.get(name);
+  if (s === undefined) assets.set(name, (s = readFileSync(new URL(`./sh/${name}`, import.meta.url), 'utf8')));
+  return s;
+}
 
 function header(d: ResolvedDevice, what: string): string {
   return [
@@ -55,118 +65,76 @@ export function renderFluxBootstrap(d: ResolvedDevice, fleet: Fleet, secrets: Fl
 }
 
 /**
- * POSIX sh for the first-boot program. Defines two functions:
+ * POSIX sh for the first-boot program (sh/flux-bootstrap.sh). Defines two functions:
  *   flux_place SRC_DIR   place the bootstrap files (in order) unless Flux already took over;
  *                        EDGEFORGE_FLUX_REBOOTSTRAP=1 forces a fresh bootstrap (e.g. a rotated deploy key)
- *   flux_install_handover  install /usr/local/sbin/edgeforge-flux-handover and a systemd timer that runs it
- *                        every 2 minutes until Flux owns itself (works across reboots and days offline)
+ *   flux_install_handover  install the hand-over program (FLUX_HANDOVER.program) and a systemd timer that runs
+ *                        it every 2 minutes until Flux owns itself (works across reboots and days offline)
  * Paths honour $R (an alternative root, as the first-boot program uses for tests).
  */
 export function fluxFirstbootFragment(fleet: Pick<Fleet, 'k3s'>): string {
-  const hostPathDir = fluxStorageMode(fleet) === 'hostPath' ? SOURCE_HOSTPATH : '';
-  const files = FLUX_BOOTSTRAP_FILES.join(' ');
-  return `# --- edgeforge: Flux bootstrap and hand-over (scripts/render/flux/bootstrap.ts, docs/gitops.md) ---
-FLUX_MANIFESTS="\${R:-}${K3S_MANIFESTS_DIR}"
-FLUX_STATE="\${R:-}${FLUX_STATE_DIR}"
-FLUX_FILES="${files}"
-FLUX_HOSTPATH="${hostPathDir}"
-
-flux_place() {
-  fp_src=$1
-  mkdir -p "$FLUX_MANIFESTS" "$FLUX_STATE" || return 1
-  if [ "\${EDGEFORGE_FLUX_REBOOTSTRAP:-0}" = 1 ]; then
-    rm -f "$FLUX_STATE/handed-over"
-    for fp_f in $FLUX_FILES; do rm -f "$FLUX_MANIFESTS/$fp_f.skip"; done
-  elif [ -f "$FLUX_STATE/handed-over" ]; then
-    echo "flux: Flux manages itself from Git since $(cat "$FLUX_STATE/handed-over"); bootstrap not placed again"
-    return 0
-  fi
-  if [ -n "$FLUX_HOSTPATH" ]; then
-    # source-controller runs as non-root; like local-path volumes, the directory is open and its parent is not
-    mkdir -p "\${R:-}$FLUX_HOSTPATH" && chmod 0777 "\${R:-}$FLUX_HOSTPATH" || return 1
-  fi
-  fp_n=0
-  for fp_f in $FLUX_FILES; do
-    [ -f "$fp_src/$fp_f" ] || continue
-    # the secrets file was removed after it was applied: never put a skipped file back
-    [ -f "$FLUX_MANIFESTS/$fp_f.skip" ] && continue
-    fp_mode=0644
-    [ "$fp_f" = ${FLUX_SECRET_FILE} ] && fp_mode=0600
-    # created with its final mode, renamed into place (K3s ignores the dot-file .tmp meanwhile)
-    install -m "$fp_mode" "$fp_src/$fp_f" "$FLUX_MANIFESTS/.$fp_f.tmp" &&
-      mv -f "$FLUX_MANIFESTS/.$fp_f.tmp" "$FLUX_MANIFESTS/$fp_f" || return 1
-    fp_n=$((fp_n + 1))
-  done
-  echo "flux: placed $fp_n bootstrap file(s) in $FLUX_MANIFESTS"
+  // a text that fills a line of its own in a here-document: the template's line break ends its last line
+  const ownLines = (text: string) => text.replace(/\n$/, '');
+  return fillShellTemplate('scripts/render/flux/sh/flux-bootstrap.sh', asset('flux-bootstrap.sh'), {
+    ...fluxPaths(),
+    FLUX_HOSTPATH: fluxStorageMode(fleet) === 'hostPath' ? SOURCE_HOSTPATH : '',
+    PROGRAM_DIR: path.posix.dirname(FLUX_HANDOVER.program),
+    UNIT_DIR: path.posix.dirname(FLUX_HANDOVER.service),
+    HANDOVER_PROGRAM: FLUX_HANDOVER.program,
+    HANDOVER_SERVICE: FLUX_HANDOVER.service,
+    HANDOVER_TIMER: FLUX_HANDOVER.timer,
+    HANDOVER_PROGRAM_TEXT: ownLines(fluxHandoverScript()),
+    HANDOVER_SERVICE_UNIT: ownLines(handoverService()),
+    HANDOVER_TIMER_UNIT: ownLines(handoverTimer()),
+  });
 }
 
-flux_install_handover() {
-  mkdir -p "\${R:-}/usr/local/sbin" "\${R:-}/etc/systemd/system" || return 1
-  cat >"\${R:-}/usr/local/sbin/edgeforge-flux-handover" <<'EDGEFORGE_FLUX_EOF' || return 1
-${fluxHandoverScript()}EDGEFORGE_FLUX_EOF
-  chmod 0755 "\${R:-}/usr/local/sbin/edgeforge-flux-handover" || return 1
-  cat >"\${R:-}/etc/systemd/system/edgeforge-flux-handover.service" <<'EDGEFORGE_FLUX_EOF' || return 1
-[Unit]
-Description=edgeforge: hand the Flux bootstrap over to Git once Flux reconciles itself
-After=k3s.service
-ConditionPathExists=!${FLUX_STATE_DIR}/handed-over
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/edgeforge-flux-handover
-EDGEFORGE_FLUX_EOF
-  cat >"\${R:-}/etc/systemd/system/edgeforge-flux-handover.timer" <<'EDGEFORGE_FLUX_EOF' || return 1
-[Unit]
-Description=edgeforge: retry the Flux hand-over every 2 minutes until it is done
-
-[Timer]
-OnBootSec=2min
-OnCalendar=*:0/2
-AccuracySec=30s
-
-[Install]
-WantedBy=timers.target
-EDGEFORGE_FLUX_EOF
-  if [ -z "\${R:-}" ] && command -v systemctl >/dev/null 2>&1; then
-    systemctl daemon-reload && systemctl enable --now edgeforge-flux-handover.timer || return 1
-  fi
+/** What both shell assets read: where K3s's manifests and the hand-over's state are, and the bootstrap files. */
+function fluxPaths(): Record<string, string> {
+  return {
+    K3S_MANIFESTS_DIR,
+    FLUX_STATE_DIR,
+    HANDED_OVER: bundleName(FLUX_HANDOVER.handedOver),
+    FLUX_FILES: FLUX_BOOTSTRAP_FILES.join(' '),
+    FLUX_SECRET_FILE,
+    HANDOVER_TIMER_NAME: bundleName(FLUX_HANDOVER.timer),
+  };
 }
-# --- end edgeforge Flux ---
-`;
+
+function handoverService(): string {
+  return systemdUnit([], {
+    Unit: {
+      Description: 'edgeforge: hand the Flux bootstrap over to Git once Flux reconciles itself',
+      After: 'k3s.service',
+      ConditionPathExists: `!${FLUX_HANDOVER.handedOver}`,
+    },
+    Service: { Type: 'oneshot', ExecStart: FLUX_HANDOVER.program },
+  });
+}
+
+function handoverTimer(): string {
+  return systemdUnit([], {
+    Unit: { Description: 'edgeforge: retry the Flux hand-over every 2 minutes until it is done' },
+    Timer: { OnBootSec: '2min', OnCalendar: '*:0/2', AccuracySec: '30s' },
+    Install: { WantedBy: 'timers.target' },
+  });
 }
 
 /**
- * The hand-over program (installed on the device). Idempotent; exits 0 while waiting so the timer retries.
+ * The hand-over program (installed on the device; sh/flux-handover.sh). Idempotent; exits 0 while waiting so
+ * the timer retries.
  *  1. both Secrets exist -> the secrets file gets a .skip and is deleted (one-time secrets off the disk);
  *  2. Kustomization flux-system is Ready (Flux applied its own components and sync objects from Git) ->
  *     .skip for every bootstrap file, record the hand-over, stop the timer.
  */
 export function fluxHandoverScript(): string {
-  const files = FLUX_BOOTSTRAP_FILES.join(' ');
-  return `#!/bin/sh
-# edgeforge: hand the Flux bootstrap over from K3s's auto-deploy directory to Git (docs/gitops.md)
-set -u
-M="\${R:-}${K3S_MANIFESTS_DIR}"
-S="\${R:-}${FLUX_STATE_DIR}"
-KUBECTL="\${KUBECTL:-k3s kubectl}"
-[ -f "$S/handed-over" ] && exit 0
-mkdir -p "$S"
-if [ -f "$M/${FLUX_SECRET_FILE}" ] && $KUBECTL -n flux-system get secret flux-system sops-gpg >/dev/null 2>&1; then
-  : >"$M/${FLUX_SECRET_FILE}.skip"
-  rm -f "$M/${FLUX_SECRET_FILE}"
-  echo "edgeforge-flux-handover: Secrets applied; removed the bootstrap secrets file"
-fi
-ready=$($KUBECTL -n flux-system get kustomizations.kustomize.toolkit.fluxcd.io flux-system -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
-if [ "$ready" != True ]; then
-  echo "edgeforge-flux-handover: waiting for Flux to reconcile itself from Git (Ready=\${ready:-unknown})"
-  exit 0
-fi
-for f in ${files}; do : >"$M/$f.skip"; done
-rm -f "$M/${FLUX_SECRET_FILE}"
-rev=$($KUBECTL -n flux-system get kustomizations.kustomize.toolkit.fluxcd.io flux-system -o 'jsonpath={.status.lastAppliedRevision}' 2>/dev/null || true)
-printf '%s\\n' "\${rev:-unknown revision}" >"$S/handed-over"
-echo "edgeforge-flux-handover: Flux manages itself from Git (\${rev:-?}); K3s will not re-apply the bootstrap"
-if [ -z "\${R:-}" ] && command -v systemctl >/dev/null 2>&1; then systemctl disable --now edgeforge-flux-handover.timer >/dev/null 2>&1 || true; fi
-exit 0
-`;
+  const p = fluxPaths();
+  return fillShellTemplate('scripts/render/flux/sh/flux-handover.sh', asset('flux-handover.sh'), {
+    K3S_MANIFESTS_DIR: p.K3S_MANIFESTS_DIR,
+    FLUX_STATE_DIR: p.FLUX_STATE_DIR,
+    HANDED_OVER: p.HANDED_OVER,
+    FLUX_FILES: p.FLUX_FILES,
+    FLUX_SECRET_FILE: p.FLUX_SECRET_FILE,
+    HANDOVER_TIMER_NAME: p.HANDOVER_TIMER_NAME,
+  });
 }

@@ -7,15 +7,17 @@
 //   edgeforge-os-update (+ .service, .timer)   the updater, in the window
 //   edgeforge-os-health (+ .service)            the health check after every boot
 //   edgeforge-tryboot       Raspberry Pi: RAUC's boot-loader backend over autoboot.txt
+//   watchdog.conf           systemd's hardware-watchdog setting (a hung trial boot is reset)
 import { readFileSync } from 'node:fs';
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { bundleName, OS_BUNDLE_DIR, OS_UPDATE } from '../../device/layout.ts';
 import { windowMinutesOnStartDay } from '../../inventory/windows.ts';
 import { deviceProgram, renameShellFunction, shellAssignments } from '../shell/program.ts';
 import { textFile, type RenderedFile } from '../files.ts';
-import { windowOnCalendar, renewalFirstbootFragment } from '../day2/renewal.ts';
+import { maintenanceWindowTimer, renewalFirstbootFragment } from '../day2/renewal.ts';
 import { ringOf } from '../day2/rings.ts';
 import { osCompatible, sharedDevice } from './slots.ts';
+import { systemdUnit } from '../systemd/unit.ts';
 
 /** How long a trial boot may take to become healthy before it counts as failed (seconds). */
 export const HEALTH_TIMEOUT_SEC = 900;
@@ -72,49 +74,53 @@ export function osPrograms() {
 }
 
 export function sharedMountUnit(d: Pick<ResolvedDevice, 'profile'>): string {
-  return [
-    '# written by edgeforge: the boot partition both OS slots share (the state of OS updates, the boot loader\'s environment)',
-    '[Unit]',
-    'Description=edgeforge shared boot partition (A/B OS updates)',
-    '',
-    '[Mount]',
-    `What=${sharedDevice(d.profile.baseImage.layout)}`,
-    `Where=${OS_UPDATE.sharedMount}`,
-    'Type=vfat',
-    // flush: FAT written out at each close, so a power cut right after a state change keeps it
-    'Options=umask=0077,flush',
-    '',
-    '[Install]',
-    'WantedBy=local-fs.target',
-    '',
-  ].join('\n');
+  return systemdUnit(["written by edgeforge: the boot partition both OS slots share (the state of OS updates, the boot loader's environment)"], {
+    Unit: { Description: 'edgeforge shared boot partition (A/B OS updates)' },
+    Mount: {
+      What: sharedDevice(d.profile.baseImage.layout),
+      Where: OS_UPDATE.sharedMount,
+      Type: 'vfat',
+      // flush: FAT written out at each close, so a power cut right after a state change keeps it
+      Options: 'umask=0077,flush',
+    },
+    Install: { WantedBy: 'local-fs.target' },
+  });
 }
 
 export function raucDropIn(): string {
-  return ['# written by edgeforge: RAUC keeps its slot status on the shared boot partition', '[Unit]', `RequiresMountsFor=${OS_UPDATE.sharedMount}`, ''].join('\n');
+  return systemdUnit(['written by edgeforge: RAUC keeps its slot status on the shared boot partition'], { Unit: { RequiresMountsFor: OS_UPDATE.sharedMount } });
+}
+
+/**
+ * systemd pets the board's hardware watchdog (Raspberry Pi: bcm2835-wdt; UEFI boards: whatever driver the base
+ * image loads); a trial boot that hangs stops petting it, the board resets, and the boot loader, whose one try was
+ * used, starts the old slot. Read by PID 1 at boot: from the boot after first boot, which every trial boot is.
+ * Without a watchdog device systemd logs it and goes on.
+ */
+export function watchdogConf(): string {
+  return ['# written by edgeforge: a hang during a trial boot resets the board (docs/os-updates.md)', '[Manager]', 'RuntimeWatchdogSec=60s', 'RebootWatchdogSec=10min', ''].join('\n');
 }
 
 export function osUpdateService(): string {
-  return [
-    '# written by edgeforge: install the ring\'s OS release into the other slot, inside the maintenance window',
-    '[Unit]',
-    'Description=edgeforge OS update (A/B slots, RAUC)',
-    'Wants=network-online.target',
-    `After=network-online.target ${OS_UPDATE.sharedMountUnit} ${bundleName(OS_UPDATE.healthService)}`,
-    `Requires=${OS_UPDATE.sharedMountUnit}`,
-    '',
-    '[Service]',
-    'Type=oneshot',
-    `Environment=EDGEFORGE_LOG=${OS_UPDATE.log}`,
-    `ExecStart=${OS_UPDATE.program} run`,
-    // on the console too: a technician at the device sees an update start (and the boot test reads it)
-    'StandardOutput=journal+console',
-    'StandardError=journal+console',
-    'Nice=10',
-    // a slow download resumes in the next window; this bounds one run
-    'TimeoutStartSec=4h',
-    '',
-  ].join('\n');
+  return systemdUnit(["written by edgeforge: install the ring's OS release into the other slot, inside the maintenance window"], {
+    Unit: {
+      Description: 'edgeforge OS update (A/B slots, RAUC)',
+      Wants: 'network-online.target',
+      After: `network-online.target ${OS_UPDATE.sharedMountUnit} ${bundleName(OS_UPDATE.healthService)}`,
+      Requires: OS_UPDATE.sharedMountUnit,
+    },
+    Service: {
+      Type: 'oneshot',
+      Environment: `EDGEFORGE_LOG=${OS_UPDATE.log}`,
+      ExecStart: `${OS_UPDATE.program} run`,
+      // on the console too: a technician at the device sees an update start (and the boot test reads it)
+      StandardOutput: 'journal+console',
+      StandardError: 'journal+console',
+      Nice: 10,
+      // a slow download resumes in the next window; this bounds one run
+      TimeoutStartSec: '4h',
+    },
+  });
 }
 
 /**
@@ -124,44 +130,26 @@ export function osUpdateService(): string {
  */
 export function osUpdateTimer(w: ResolvedSite['window']): string {
   const spread = Math.floor(windowMinutesOnStartDay(w) / 2);
-  return [
-    '# written by edgeforge: OS updates, inside the maintenance window',
-    '[Unit]',
-    'Description=edgeforge OS update, in the maintenance window',
-    '',
-    '[Timer]',
-    `OnCalendar=${windowOnCalendar(w)}`,
-    `RandomizedDelaySec=${spread * 60}`,
-    'FixedRandomDelay=true',
-    'Persistent=false',
-    'AccuracySec=1min',
-    '',
-    '[Install]',
-    'WantedBy=timers.target',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: OS updates, inside the maintenance window'], {
+    Unit: { Description: 'edgeforge OS update, in the maintenance window' },
+    Timer: maintenanceWindowTimer(w, spread),
+    Install: { WantedBy: 'timers.target' },
+  });
 }
 
 export function osHealthService(): string {
-  return [
-    '# written by edgeforge: after every boot, a trial slot is marked good when healthy, else the old slot boots again',
-    '[Unit]',
-    'Description=edgeforge OS health check (A/B slots)',
-    `Requires=${OS_UPDATE.sharedMountUnit}`,
-    `After=${OS_UPDATE.sharedMountUnit} local-fs.target`,
-    '',
-    '[Service]',
-    'Type=simple',
-    `Environment=EDGEFORGE_LOG=${OS_UPDATE.log}`,
-    `ExecStart=${OS_UPDATE.healthProgram}`,
-    // on the console too: a technician sees a rollback (and the boot test reads it)
-    'StandardOutput=journal+console',
-    'StandardError=journal+console',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: after every boot, a trial slot is marked good when healthy, else the old slot boots again'], {
+    Unit: { Description: 'edgeforge OS health check (A/B slots)', Requires: OS_UPDATE.sharedMountUnit, After: `${OS_UPDATE.sharedMountUnit} local-fs.target` },
+    Service: {
+      Type: 'simple',
+      Environment: `EDGEFORGE_LOG=${OS_UPDATE.log}`,
+      ExecStart: OS_UPDATE.healthProgram,
+      // on the console too: a technician sees a rollback (and the boot test reads it)
+      StandardOutput: 'journal+console',
+      StandardError: 'journal+console',
+    },
+    Install: { WantedBy: 'multi-user.target' },
+  });
 }
 
 export function osBundleFiles(d: ResolvedDevice, fleet: Pick<Fleet, 'os' | 'name'>, site: Pick<ResolvedSite, 'window'>, certPem: string): RenderedFile[] {
@@ -177,6 +165,7 @@ export function osBundleFiles(d: ResolvedDevice, fleet: Pick<Fleet, 'os' | 'name
     textFile(p(bundleName(OS_UPDATE.timer)), 'other', osUpdateTimer(site.window)),
     textFile(p(bundleName(OS_UPDATE.healthProgram)), 'other', progs.health),
     textFile(p(bundleName(OS_UPDATE.healthService)), 'other', osHealthService()),
+    textFile(p('watchdog.conf'), 'other', watchdogConf()),
   ];
   if (d.profile.baseImage.layout === 'raspi-mbr') files.push(textFile(p(bundleName(OS_UPDATE.tryboot)), 'other', progs.tryboot));
   return files;

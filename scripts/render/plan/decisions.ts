@@ -3,7 +3,6 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { Decision, SitePlan } from './model.ts';
 import { runsFlux } from '../flux/sync.ts';
-import { statusConfig } from '../../inventory/status.ts';
 import { counted, num } from './md.ts';
 
 /** A site with at least this many Flux devices gets a local read-only Git mirror (gitops.mirrors). */
@@ -59,7 +58,7 @@ export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
     action: ringOk ? 'nothing' : share < CANARY_MIN_PERCENT ? 'mark more sites `canary: true` (or raise `defaults.policy.canaryPercent`)' : 'mark fewer sites `canary: true`',
     needsPerson: !ringOk,
   });
-  const st = statusConfig(fleet);
+  const st = fleet.status;
   if (st) {
     const perSec = active / st.periodSec;
     out.push({

@@ -4,7 +4,6 @@
 // test/plan/diagrams.test.ts parses every one with mermaid's own parser.
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { PlanData } from './model.ts';
-import { statusConfig } from '../../inventory/status.ts';
 import { siteClasses } from './aggregate.ts';
 import { groupBy } from './md.ts';
 
@@ -23,7 +22,7 @@ export interface Diagram {
 
 function topology(fleet: Fleet, p: PlanData): string {
   const o = ['flowchart LR'];
-  const status = statusConfig(fleet);
+  const status = fleet.status;
   const gitHost = new URL(p.gitops.url.replace(/^([a-z0-9._-]+)@([^:/]+):/, 'ssh://$1@$2/')).hostname;
   o.push(`  git[(${label(`Git ${gitHost}`)})]`);
   o.push(`  reg[(${label(p.k3s.installMode === 'airgap' ? 'public registries (mirrors only)' : 'public registries')})]`);
@@ -83,7 +82,7 @@ function firstBoot(fleet: Fleet, p: PlanData): string {
   const tang = p.sites.some((s) => s.encryptionMode.includes('tang'));
   const tpm = p.sites.some((s) => s.encryptionMode.includes('tpm2'));
   const online = p.k3s.installMode === 'online';
-  const status = statusConfig(fleet);
+  const status = fleet.status;
   const o = ['sequenceDiagram', '  participant D as device (edgeforge-firstboot)', '  participant N as NTP and DNS'];
   if (tang) o.push('  participant T as site tang');
   if (online) o.push('  participant R as K3s release and registries');

@@ -6,7 +6,6 @@
 // from their registries), the row says which choice it follows from.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
 import { imageRegistry } from '../../inventory/images.ts';
-import { statusConfig } from '../../inventory/status.ts';
 import { fluxGitUrl, gitSource, runsFlux } from '../flux/sync.ts';
 import { ociPullHost, usesOci } from '../oci/format.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
@@ -135,7 +134,7 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
     const h = hostPort(d.cluster.serverUrl, {});
     out.push({ host: h.host, port: `${h.port}/tcp`, when: 'first boot and after', why: `the site's K3s server ${d.cluster.serverId} (agent join and API)` });
   }
-  const st = statusConfig(fleet);
+  const st = fleet.status;
   if (st) out.push({ host: st.broker.host, port: `${st.broker.port}/tcp`, when: 'first boot and after', why: `status broker (MQTT over TLS), every ${st.period} and at first-boot milestones` });
   return out;
 }

@@ -2,7 +2,6 @@
 // fleet's marked), what is in force here and where each value came from, then the count-driven decisions.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { INDUSTRY_PRESETS, industryKey } from '../../inventory/industry.ts';
-import { statusConfig } from '../../inventory/status.ts';
 import type { Decision, InForce } from './model.ts';
 import { groupBy, names, table } from './md.ts';
 
@@ -17,7 +16,7 @@ export function inForce(fleet: Fleet): InForce[] {
   };
   by((s) => [`${s.window.days.length === 7 ? 'every day' : s.window.days.join(',')} ${s.window.start}-${s.window.end}`, s.window.source], 'maintenance window', 'K3s upgrade Plans and the certificate-renewal check run only inside it (site time zone)');
   by((s) => [s.canary ? 'canary' : 'stable', s.canarySource === 'site' ? 'site' : s.canarySource], 'ring', 'canary sites get workload changes and K3s versions first');
-  const st = statusConfig(fleet);
+  const st = fleet.status;
   out.push(
     st
       ? { setting: 'status period', value: st.period, from: `${st.periodSource} (every site)`, effect: "each device's report timer; a status expires after two periods" }

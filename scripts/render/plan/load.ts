@@ -4,7 +4,6 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { devicePollInterval, parseDuration } from '../flux/jitter.ts';
-import { statusConfig } from '../../inventory/status.ts';
 import { human, num } from './md.ts';
 import { siteLayer } from '../oci/artifact.ts';
 import type { TarFile } from '../oci/tar.ts';
@@ -80,7 +79,7 @@ export const GIT_TRANSPORT: Transport = {
     const pollsPerDay = central.reduce((a, d) => a + 86400 / devicePollInterval(d.id, fleet.gitops.interval).seconds, 0) + mirroredSites.length * (86400 / parseDuration(fleet.gitops.interval));
     const perDevice = fetchBytes(flux.length, inp);
     const packBytes = inp.treeFetch?.packBytes ?? (TREE_FETCH_MODEL.source ? TREE_FETCH_MODEL.fixedBytes + TREE_FETCH_MODEL.perFluxDeviceBytes * flux.length : undefined);
-    const st = statusConfig(fleet);
+    const st = fleet.status;
     const nodesOutside = fleet.active.filter((d) => !d.registryMirror).length;
     const sitesWithCache = fleet.sites.filter((s) => s.devices.some((d) => d.status === 'active' && d.registryMirror)).length;
     const pulls = nodesOutside + sitesWithCache;

@@ -5,7 +5,7 @@
 // (summary, fleet-section, industry-section, k3s-section, gitops-section, load, ops-section, day2), listed in
 // order in `sections()`: a new section is one more entry there.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
-import { statusPlanLines } from './status.ts';
+import { statusPlanLines } from './status-section.ts';
 import { tuningFor } from '../k3s/tuning.ts';
 import { fluxControllers } from '../flux/components.ts';
 import { devicePollInterval } from '../flux/jitter.ts';

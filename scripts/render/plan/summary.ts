@@ -3,7 +3,6 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { PlanData } from './model.ts';
 import { k3sInstallPinProblem } from '../k3s/install.ts';
-import { statusConfig } from '../../inventory/status.ts';
 import { counted, names, num } from './md.ts';
 
 export interface PlanSummary {
@@ -25,7 +24,7 @@ export function planSummary(fleet: Fleet, p: PlanData): PlanSummary {
   const openK3s = sites.filter((s) => s.inbound.includes('from anywhere'));
   const canary = sites.filter((s) => s.canary);
   const mirrors = sites.filter((s) => s.registryMirror);
-  const status = statusConfig(fleet);
+  const status = fleet.status;
   const byProfile = p.specs.filter((s) => s.devices).map((s) => `${s.devices} × ${s.profile} (${s.board}, ${s.ramMiB / 1024} GB)`);
   const glance: [string, string][] = [
     ['devices', `${f.activeDevices} active${f.revokedDevices ? `, ${f.revokedDevices} revoked or replaced` : ''}`],

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { ResolvedDevice } from '../../inventory/fleet.ts';
 import { textFile, type RenderedFile } from '../files.ts';
 import { shq } from '../../util/shell.ts';
-import { deviceTopic, type StatusConfig } from '../../inventory/status.ts';
+import { deviceTopic, type StatusConfig } from '../../inventory/fleet-status.ts';
 import { bundleName, STATUS_BUNDLE_DIR, STATUS_PATHS, layoutShellHeader } from '../../device/layout.ts';
 import { statusService, statusTimer } from './units.ts';
 import { renameShellFunction } from '../shell/program.ts';

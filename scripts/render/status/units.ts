@@ -4,6 +4,7 @@
 // each reports exactly one period apart; Persistent=true catches up a run missed while powered off.
 import { STATUS_PATHS } from '../../device/layout.ts';
 import { STATUS_REPORTER_MEMORY_MAX_MIB } from './limits.ts';
+import { systemdUnit } from '../systemd/unit.ts';
 
 /** systemd calendar expression for a period that divides an hour or a day (the schema allows only those). */
 export function onCalendar(periodSec: number): string {
@@ -13,39 +14,23 @@ export function onCalendar(periodSec: number): string {
 }
 
 export function statusService(): string {
-  return [
-    '# written by edgeforge: one status report to the fleet broker, outbound only (docs/status.md)',
-    '[Unit]',
-    'Description=edgeforge status report (MQTT, outbound)',
-    'Wants=network-online.target',
-    'After=network-online.target',
-    '',
-    '[Service]',
-    'Type=oneshot',
-    `ExecStart=${STATUS_PATHS.program}`,
-    `MemoryMax=${STATUS_REPORTER_MEMORY_MAX_MIB}M`,
-    'Nice=10',
-    'TimeoutStartSec=180',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: one status report to the fleet broker, outbound only (docs/status.md)'], {
+    Unit: { Description: 'edgeforge status report (MQTT, outbound)', Wants: 'network-online.target', After: 'network-online.target' },
+    Service: { Type: 'oneshot', ExecStart: STATUS_PATHS.program, MemoryMax: `${STATUS_REPORTER_MEMORY_MAX_MIB}M`, Nice: 10, TimeoutStartSec: 180 },
+  });
 }
 
 export function statusTimer(periodSec: number): string {
-  return [
-    '# written by edgeforge: report every period at a fixed per-device offset inside it (2,000 devices spread)',
-    '[Unit]',
-    'Description=edgeforge status report timer',
-    '',
-    '[Timer]',
-    'OnBootSec=2min',
-    `OnCalendar=${onCalendar(periodSec)}`,
-    `RandomizedDelaySec=${periodSec}`,
-    'FixedRandomDelay=true',
-    'Persistent=true',
-    'AccuracySec=1s',
-    '',
-    '[Install]',
-    'WantedBy=timers.target',
-    '',
-  ].join('\n');
+  return systemdUnit(['written by edgeforge: report every period at a fixed per-device offset inside it (2,000 devices spread)'], {
+    Unit: { Description: 'edgeforge status report timer' },
+    Timer: {
+      OnBootSec: '2min',
+      OnCalendar: onCalendar(periodSec),
+      RandomizedDelaySec: periodSec,
+      FixedRandomDelay: 'true',
+      Persistent: 'true',
+      AccuracySec: '1s',
+    },
+    Install: { WantedBy: 'timers.target' },
+  });
 }

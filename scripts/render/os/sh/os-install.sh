@@ -53,6 +53,8 @@ os_update_install() {
     : >"$STATE/os-shared-mounted"
   fi
   put_file "$BUNDLE/os/os-update.conf" "$R$EF_OS_CONF" 0644
+  # read by systemd at the next boot (every trial boot is one): a hang there resets the board
+  put_file "$BUNDLE/os/watchdog.conf" "$R$EF_OS_WATCHDOG_CONF" 0644
   put_file "$BUNDLE/os/keyring.pem" "$R$EF_OS_KEYRING" 0644
   os_load
   os_system_conf >"$STATE/tmp/system.conf" || die "cannot write $STATE/tmp/system.conf"

@@ -1,11 +1,13 @@
-// Fleet status settings derived from the inventory's `status:` block (docs/status.md): where the
-// broker is, the topic of each device, the report period and how long a retained status lives. Pure.
-import type { Fleet, ResolvedDevice } from './fleet.ts';
+// The fleet's status settings, resolved once from the inventory's `status:` block (docs/status.md) into
+// Fleet.status: where the broker is, the topic of each device, the report period and how long a retained status
+// lives. Every reader (the build's status stage, the plan, `edgeforge status`, the broker's configuration) takes
+// them from there. Pure.
 import type { StatusSettings } from './schema.ts';
 import { industryPreset, presetSource } from './industry.ts';
+import { parseBrokerUrl, type BrokerAddress } from './broker-url.ts';
 
 export interface StatusConfig {
-  broker: { host: string; port: number; url: string };
+  broker: BrokerAddress;
   /** the inventory's caFile (relative to the inventory file) */
   caFile: string;
   period: string;
@@ -26,18 +28,19 @@ export function periodSeconds(p: string): number {
   return Number(m[1]) * (m[2] === 'h' ? 3600 : 60);
 }
 
-/** The fleet's status settings, or undefined when the inventory has no `status:` (reporting off). */
-export function statusConfig(fleet: Pick<Fleet, 'name' | 'inventory' | 'industry'>): StatusConfig | undefined {
-  const s = fleet.inventory.status as StatusSettings | undefined;
+/**
+ * The fleet's status settings, or undefined when the inventory has no `status:` (reporting off). For
+ * inventory/resolve.ts, once: everything else reads Fleet.status. The schema has checked the broker URL.
+ */
+export function resolveFleetStatus(s: StatusSettings | undefined, fleet: { name: string; industry: string }): StatusConfig | undefined {
   if (!s) return undefined;
-  const m = /^mqtts:\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(s.broker)!;
-  const host = m[1].replace(/^\[|\]$/g, '');
-  const port = m[2] ? Number(m[2]) : 8883;
+  const broker = parseBrokerUrl(s.broker);
+  if (!broker) throw new Error(`status.broker "${s.broker}" passed the schema but is not a broker URL`);
   const period = s.period ?? industryPreset(fleet.industry).statusPeriod;
   const periodSec = periodSeconds(period);
   const prefix = s.topicPrefix ?? 'edgeforge';
   return {
-    broker: { host, port, url: `mqtts://${m[1]}:${port}` },
+    broker,
     caFile: s.caFile,
     period,
     periodSource: s.period ? 'status.period' : presetSource(fleet.industry),
@@ -50,7 +53,7 @@ export function statusConfig(fleet: Pick<Fleet, 'name' | 'inventory' | 'industry
 }
 
 /** "<prefix>/<fleet>/<region>/<site>/<device>/status": every part is a DNS label, so no MQTT wildcard or "/" can sneak in. */
-export function deviceTopic(cfg: StatusConfig, d: Pick<ResolvedDevice, 'region' | 'site' | 'id'>): string {
+export function deviceTopic(cfg: StatusConfig, d: { region: string; site: string; id: string }): string {
   return `${cfg.fleetTopic}/${d.region}/${d.site}/${d.id}/status`;
 }
 

@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import { deviceTopic, statusConfig, type StatusConfig } from '../inventory/status.ts';
+import { deviceTopic, type StatusConfig } from '../inventory/fleet-status.ts';
 import { clearRetained, collectStatuses } from './collect.ts';
 import { arrivalOf, type Arrival } from './arrival.ts';
 import { readStatus, type StatusReport } from './report.ts';
@@ -29,7 +29,7 @@ export interface ReadOptions {
 }
 
 export function requireStatusConfig(fleet: Fleet): StatusConfig {
-  const cfg = statusConfig(fleet);
+  const cfg = fleet.status;
   if (!cfg) throw new UserError(`${fleet.file}: this fleet has no \`status:\` block, so devices do not report; add status: {broker: mqtts://HOST:8883, caFile: broker-ca.pem} (docs/status.md)`);
   return cfg;
 }

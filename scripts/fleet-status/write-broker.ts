@@ -14,7 +14,7 @@ import { UserError } from '../util/errors.ts';
 import { statusCredentialHashes } from '../keys/status-credentials.ts';
 import { brokerConfig, type BrokerTls } from './broker-config.ts';
 import { adminHash, type AdminSecret } from './admin-credential.ts';
-import type { StatusConfig } from '../inventory/status.ts';
+import type { StatusConfig } from '../inventory/fleet-status.ts';
 
 export interface WriteBrokerOptions {
   keysDir: string;

@@ -5,7 +5,7 @@
 // status --clear-departed`). Client ids are the user names (use_username_as_clientid), so one device's
 // credential cannot take another device's client id and knock it off. Pure: hashes in, file texts out.
 import type { Fleet } from '../inventory/fleet.ts';
-import { deviceTopic, fleetStatusFilter, type StatusConfig } from '../inventory/status.ts';
+import { deviceTopic, fleetStatusFilter, type StatusConfig } from '../inventory/fleet-status.ts';
 
 export interface BrokerFiles {
   /** file name -> text; `passwd` is 0600 (hashes only, but no reason to show them) */

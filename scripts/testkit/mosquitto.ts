@@ -1,33 +1,30 @@
-// A real Mosquitto on this machine for tests, the benchmark and the ARM64 boot test: a throwaway CA and
+// A real Mosquitto on this machine for tests, the benchmarks and the ARM64 boot test: a throwaway CA and
 // broker certificate made with openssl (SANs 127.0.0.1, 10.0.2.2 — the host as a qemu guest sees it —
-// and localhost), the configuration `edgeforge status broker-config` writes, on a free port.
+// and localhost), the configuration `edgeforge status broker-config` writes, on a free port. Both programs are
+// reached through tools.ts (a missing one names its Debian package).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { findTool, tool } from './tools.ts';
 
-export function haveTool(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0 || spawnSync('sh', ['-c', `test -x /usr/sbin/${name}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** The broker binary (Debian puts it in /usr/sbin, often not on a user's PATH). */
+/** The broker binary, or undefined when it is not installed (Debian puts it in /usr/sbin, often not on a user's PATH). */
 export function mosquittoBinary(): string | undefined {
-  if (spawnSync('sh', ['-c', 'command -v mosquitto'], { stdio: 'ignore' }).status === 0) return 'mosquitto';
-  return spawnSync('test', ['-x', '/usr/sbin/mosquitto']).status === 0 ? '/usr/sbin/mosquitto' : undefined;
+  return findTool('mosquitto');
 }
 
-function run(cmd: string, args: string[], cwd: string): void {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
+function openssl(args: string[], cwd: string): void {
+  const r = spawnSync(tool('openssl'), args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
 }
 
 /** CA + broker certificate in `dir`: ca.pem, ca.key, broker.pem, broker.key. */
 export function makeTestCerts(dir: string, sans = ['IP:127.0.0.1', 'IP:10.0.2.2', 'DNS:localhost']): { ca: string; cert: string; key: string } {
   mkdirSync(dir, { recursive: true });
-  run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=edgeforge test broker CA'], dir);
-  run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'broker.key', '-out', 'broker.csr', '-subj', '/CN=localhost'], dir);
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=edgeforge test broker CA'], dir);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'broker.key', '-out', 'broker.csr', '-subj', '/CN=localhost'], dir);
   writeFileSync(path.join(dir, 'san.ext'), `subjectAltName=${sans.join(',')}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
-  run('openssl', ['x509', '-req', '-in', 'broker.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'broker.pem', '-days', '30', '-extfile', 'san.ext'], dir);
+  openssl(['x509', '-req', '-in', 'broker.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'broker.pem', '-days', '30', '-extfile', 'san.ext'], dir);
   return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'broker.pem'), key: path.join(dir, 'broker.key') };
 }
 
@@ -53,9 +50,7 @@ export interface RunningBroker {
 
 /** Start `mosquitto -c conf` (a config whose listener line is already on `port`) and wait until it listens. */
 export async function startBroker(conf: string, port: number, timeoutMs = 15000): Promise<RunningBroker> {
-  const bin = mosquittoBinary();
-  if (!bin) throw new Error('mosquitto is not installed (Debian package mosquitto)');
-  const proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(tool('mosquitto'), ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout!.on('data', (b) => (log += b));
   proc.stderr!.on('data', (b) => (log += b));

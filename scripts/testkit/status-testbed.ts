@@ -7,10 +7,10 @@ import path from 'node:path';
 import { generateInventory } from '../inventory/generate.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
 import type { Fleet } from '../inventory/fleet.ts';
-import { statusConfig, type StatusConfig } from '../inventory/status.ts';
-import { brokerConfig } from './broker-config.ts';
+import type { StatusConfig } from '../inventory/fleet-status.ts';
+import { brokerConfig } from '../fleet-status/broker-config.ts';
 import { ADMIN_PBKDF2_ITERATIONS, mosquittoHash, statusPassword } from '../keys/mosquitto-passwd.ts';
-import { freePort, makeTestCerts, startBroker, type RunningBroker } from './local-broker.ts';
+import { freePort, makeTestCerts, startBroker, type RunningBroker } from './mosquitto.ts';
 
 export const ADMIN_PASSWORD = 'admin-test-password-1234';
 
@@ -47,7 +47,7 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
   const inventory = path.join(dir, 'fleet.yaml');
   writeFileSync(inventory, yaml);
   const fleet = await loadInventoryFile(inventory);
-  const cfg = statusConfig(fleet)!;
+  const cfg = fleet.status!;
   const passwords = new Map(fleet.devices.map((d) => [d.id, statusPassword()]));
   const bdir = path.join(dir, 'broker');
   mkdirSync(path.join(bdir, 'data'), { recursive: true });

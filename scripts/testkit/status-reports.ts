@@ -3,7 +3,7 @@
 // mqtt.js so that 2,000 of them take seconds, not 2,000 process starts.
 import mqtt from 'mqtt';
 import pLimit from 'p-limit';
-import { STATUS_FORMAT, type StatusReport } from './report.ts';
+import { STATUS_FORMAT, type StatusReport } from '../fleet-status/report.ts';
 
 export interface SimDevice {
   id: string;

@@ -7,7 +7,7 @@
 // expiry is left — which, unlike the report's own `time`, the device does not choose.
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
-import { fleetStatusFilter, sentinelTopic, type StatusConfig } from '../inventory/status.ts';
+import { fleetStatusFilter, sentinelTopic, type StatusConfig } from '../inventory/fleet-status.ts';
 
 export interface CollectedMessage {
   payload: Buffer;

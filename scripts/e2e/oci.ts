@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
+import { parseDocument } from 'yaml';
 import { freePort, makeTestCerts } from '../testkit/mosquitto.ts';
 import { startRegistry, type RunningRegistry } from '../testkit/registry.ts';
 import { REPO, SITE } from './fleet.ts';
@@ -54,9 +55,12 @@ export async function prepareOci(work: string, inventory: string): Promise<E2eOc
   const [registryPort, issuerPort] = [await freePort(), await freePort()];
   await fs.copyFile(certs.ca, path.join(path.dirname(inventory), 'registry-ca.pem'));
   // the host's view of the registry (publish runs here); the guest reaches the same registry through its forward
-  const text = (await fs.readFile(inventory, 'utf8')).replace(/^(  knownHosts: .*\n)/m, `$1  transport: oci\n  oci: { registry: "127.0.0.1:${registryPort}", repository: fleet, caFile: registry-ca.pem }\n`);
+  // through the YAML document, not the text: earlier fixture steps re-serialize the inventory (long lines fold)
+  const doc = parseDocument(await fs.readFile(inventory, 'utf8'));
+  doc.setIn(['gitops', 'transport'], 'oci');
+  doc.setIn(['gitops', 'oci'], doc.createNode({ registry: `127.0.0.1:${registryPort}`, repository: 'fleet', caFile: 'registry-ca.pem' }));
   const oci = path.join(path.dirname(inventory), 'inventory-oci.yaml');
-  await fs.writeFile(oci, text);
+  await fs.writeFile(oci, doc.toString());
   return { dir, inventory: oci, registryPort, issuerPort, ca: await fs.readFile(certs.ca, 'utf8'), issuerLog: '' };
 }
 

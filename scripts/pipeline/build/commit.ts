@@ -10,8 +10,7 @@ import { prepareFileAtomic, writeFileAtomic } from '../../util/atomic.ts';
 import { UserError } from '../../util/errors.ts';
 import { swapIn, syncOutput } from '../write.ts';
 import type { SecretsSource } from '../secrets.ts';
-import { abort } from './gitops.ts';
-import { timed, type BuildRun } from './context.ts';
+import { abort, timed, type BuildRun } from './context.ts';
 
 type Signature = Awaited<ReturnType<SecretsSource['sign']>>;
 

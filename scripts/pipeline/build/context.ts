@@ -9,7 +9,7 @@ import type { PreparedBase } from '../../disk/base.ts';
 import type { SecretsSource } from '../secrets.ts';
 import type { StagedAirgap } from '../inputs/airgap.ts';
 import type { PreviousBuild } from '../select/unchanged.ts';
-import type { StagedDevice } from '../write.ts';
+import { discardStaged, type StagedDevice } from '../write.ts';
 import { UserError } from '../../util/errors.ts';
 
 /** The device stages renderDevice runs and the OUT/gitops scaffold: stages.ts makes them from the inventory. */
@@ -108,4 +108,10 @@ export function outputError(outDir: string, err: unknown): Error {
   const e = err as NodeJS.ErrnoException;
   const where = e.path ? ` (${e.path})` : '';
   return new UserError(`cannot write the build output in ${outDir}${where}: ${e.message}. The previous output and manifest in ${outDir} are unchanged.`, 1);
+}
+
+/** Nothing live has changed yet: an output that cannot be written leaves the previous build as it was. */
+export async function abort(run: BuildRun, err: unknown): Promise<never> {
+  await discardStaged(run.staged);
+  throw outputError(run.o.outDir, err);
 }

@@ -1,9 +1,7 @@
 // Phase gitops: OUT/gitops, the repository scaffold (pipeline/flux.ts). It covers the whole fleet: a full
 // build writes it, --only keeps the previous one; with --shard, shard 1 writes it, so the merged manifest
 // equals an unsharded build's. An output that cannot be written stops the build before the commit.
-import { isOutputError, type BuildRun } from './context.ts';
-import { discardStaged } from '../write.ts';
-import { outputError } from './context.ts';
+import { abort, isOutputError, type BuildRun } from './context.ts';
 
 export async function gitops(run: BuildRun): Promise<void> {
   const { o } = run;
@@ -15,10 +13,4 @@ export async function gitops(run: BuildRun): Promise<void> {
     if (isOutputError(err)) await abort(run, err);
     throw err;
   }
-}
-
-/** Nothing live has changed yet: an output that cannot be written leaves the previous build as it was. */
-export async function abort(run: BuildRun, err: unknown): Promise<never> {
-  await discardStaged(run.staged);
-  throw outputError(run.o.outDir, err);
 }

@@ -7,7 +7,6 @@ import { readManifestIfExists } from '../../manifest/read.ts';
 import { MANIFEST_NAME, type Manifest, type ManifestDevice } from '../../manifest/types.ts';
 import { ManifestError } from '../../util/errors.ts';
 import { osManifest } from '../os/build.ts';
-import { optional } from './render.ts';
 import type { BuildRun } from './context.ts';
 
 const DEVICE_DIR = /^[a-z0-9][a-z0-9-]*$/;
@@ -62,4 +61,9 @@ async function previousManifest(file: string): Promise<Manifest | undefined> {
     if (err instanceof ManifestError) return undefined;
     throw err;
   }
+}
+
+/** `{key: value}`, or nothing when value is undefined (keeps manifest keys absent rather than undefined). */
+export function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }

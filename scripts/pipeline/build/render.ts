@@ -20,6 +20,7 @@ import { dataRanges, dataSha256, rangesLength } from '../../util/sparse.ts';
 import { linkAirgapInto } from '../inputs/airgap.ts';
 import { stageDevice, stagingDir } from '../write.ts';
 import { deviceImages } from './images.ts';
+import { optional } from './manifest.ts';
 import { isOutputError, outputError, timed, type BuildRun } from './context.ts';
 
 export async function render(run: BuildRun): Promise<void> {
@@ -93,9 +94,4 @@ function artifact(outRel: string, f: Pick<RenderedFile, 'kind' | 'bytes' | 'secr
   const data = dataRanges(f.bytes);
   if (data && rangesLength(data) < f.bytes.length) a.sparse = { data, sha256: dataSha256(f.bytes, data) };
   return a;
-}
-
-/** `{key: value}`, or nothing when value is undefined (keeps manifest keys absent rather than undefined). */
-export function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }

@@ -48,10 +48,6 @@ export type StageSlot = (typeof STAGE_SLOTS)[number];
 export type RenderOptions = Partial<Record<StageSlot, DeviceStage>>;
 
 /**
- * The airgap files the build copies into bundle/k3s/airgap/ (and onto the fleet base's K3s partition), with
- * their pinned sha256: K3s's own three, then every pinned container image archive (scripts/render/k3s/images.ts).
- */
-/**
  * The airgap files one device installs from (provision delivers them into its bundle's k3s/airgap/, a flashed
  * card reads them from the fleet base's K3s partition): its ring's K3s release (day2/rings.ts) and every
  * pinned image archive. Nothing for online installs.

@@ -14,8 +14,7 @@ import * as openpgp from 'openpgp';
 import { loadInventoryBytes } from '../inventory/load.ts';
 import { renderDevice } from '../render/device.ts';
 import { keystoreSecrets } from '../pipeline/secrets.ts';
-import { prepareFlux } from '../pipeline/flux.ts';
-import { prepareEncryption } from '../pipeline/encryption.ts';
+import { prepareStages } from '../pipeline/build/stages.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(REPO, 'scripts/bin/edgeforge.mjs');
@@ -117,11 +116,11 @@ try {
   const secrets = await src.secretsFor(fleet.active);
   const keysS = (now() - t0) / 1000;
   await src.close();
-  const flux = await prepareFlux(fleet, inv);
-  const encryption = await prepareEncryption(fleet, inv, fleet.active, Number(EPOCH));
+  // the same device stages `edgeforge build` renders with
+  const stages = await prepareStages({ fleet, inventoryPath: inv, keysDir: keys, sourceDateEpoch: Number(EPOCH), warn: () => {} });
   t0 = now();
   let files = 0;
-  for (const d of fleet.active) files += renderDevice(fleet, d, secrets.get(d.id)!, { ...flux.render, encryption }).length;
+  for (const d of fleet.active) files += renderDevice(fleet, d, secrets.get(d.id)!, stages.render).length;
   const renderS = (now() - t0) / 1000;
 
   const cores = os.availableParallelism?.() ?? os.cpus().length;

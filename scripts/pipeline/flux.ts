@@ -1,5 +1,6 @@
 // The GitOps stage as the build uses it (scripts/render/flux, scripts/render/gitops, scripts/pipeline/gitops, scripts/pipeline/inputs):
-// per-device flux-bootstrap files + the first-boot fragment that places them, and the OUT/gitops scaffold.
+// the pinned Flux bundle read and checked once, the device stage made of it (render/flux/stage.ts), and the
+// OUT/gitops scaffold.
 // Without a pinned Flux install (gitops.flux.install) there is nothing to bootstrap: the build says so loudly.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
@@ -10,8 +11,8 @@ import { stable } from './select/changes.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { Fleet } from '../inventory/fleet.ts';
-import type { DeviceSecrets, RenderOptions } from '../render/device.ts';
-import { renderFluxBootstrap, fluxFirstbootFragment, type FluxDeviceSecrets } from '../render/flux/bootstrap.ts';
+import type { RenderOptions } from '../render/device.ts';
+import { fluxStage } from '../render/flux/stage.ts';
 import { fluxInstallProblem, readFluxBundle, type FluxBundleInput } from '../render/flux/components.ts';
 import { renderGitopsScaffold } from '../render/gitops/scaffold.ts';
 import { loadFluxBundle } from './inputs/flux-bundle.ts';
@@ -19,11 +20,6 @@ import { loadGitopsPublicKeys } from './inputs/public-keys.ts';
 import { writeGitopsTree } from './gitops/tree.ts';
 import { FluxConfigError, InventoryError, UserError } from '../util/errors.ts';
 import { fluxImageArchiveProblems } from '../render/flux/images.ts';
-
-export function toFluxSecrets(id: string, s: DeviceSecrets): FluxDeviceSecrets {
-  if (!s.deployKey || !s.sops) throw new Error(`${id}: the Flux bootstrap needs the device's deploy key and SOPS key`);
-  return { deployKeyPrivate: s.deployKey.privateKey, deployKeyPublic: s.deployKey.publicKey, sopsPrivateArmored: s.sops.privateKeyArmored, siteSopsPrivateArmored: s.siteSops?.privateKeyArmored };
-}
 
 export interface FluxStage {
   /** why there is no Flux bootstrap, when there is none */
@@ -48,10 +44,7 @@ export async function prepareFlux(fleet: Fleet, inventoryPath: string): Promise<
   if (missing.length) throw new InventoryError(fleet.file, missing.map((message) => ({ ...fleet.imageArchiveLists.flux, message: `${message}. Nothing was written.` })));
   return {
     input,
-    render: {
-      fluxBootstrap: (d, f, s) => renderFluxBootstrap(d, f, toFluxSecrets(d.id, s), input).map((x) => ({ name: x.path.split('/').pop()!, text: Buffer.from(x.bytes).toString('utf8'), secret: x.secret })),
-      firstbootFragments: [fluxFirstbootFragment(fleet)],
-    },
+    render: { flux: fluxStage(fleet, input) },
   };
 }
 

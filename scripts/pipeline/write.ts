@@ -6,7 +6,7 @@
 //      written sparse. Nothing live is touched, so a full disk or a kill here leaves the previous build whole.
 //   2. the build syncs the output filesystem once (syncOutput), prepares the manifest, then
 //   3. swaps each staged directory in: live -> devices/.edgeforge-old-<rand>-<id>, staged -> devices/<id>
-//      (two renames), and writes the manifest last (the commit point, pipeline/build.ts);
+//      (two renames), and writes the manifest last (the commit point, pipeline/build/commit.ts);
 //   4. removes the retired directories.
 // A kill between the two renames of step 3 leaves devices/<id> missing (verify says so); the next build's
 // sweep renames the retired directory back before doing anything else.

@@ -31,59 +31,22 @@ import { FIRSTBOOT, K3S_AIRGAP } from '../device/layout.ts';
 import path from 'node:path';
 import { instanceId, renderMetaData } from './seed/meta-data.ts';
 import { renderNetworkConfig } from './seed/network-config.ts';
-import { renewalBundleFiles, renewalFirstbootFragment } from './day2/renewal.ts';
 import { ringAirgap, ringOf } from './day2/rings.ts';
-import { osBundleFiles, osDay2Fragment } from './os/compose.ts';
+import { renewalStage } from './day2/stages.ts';
 import { isAbDevice } from '../inventory/os.ts';
+import type { DeviceSecrets, DeviceStage } from './stage.ts';
 
-/** The private material a device's rendering needs, as plain strings (the keys stage supplies them). */
-export interface DeviceSecrets {
-  /** the device's pinned SSH host key, OpenSSH formats */
-  sshHostKey: { privateKey: string; publicKey: string };
-  /** servers: the K3s token of the cluster they serve */
-  k3sToken: string;
-  /** multi-node server: its agent-token (no agent has it); multi-node agent: its own bootstrap token "<id>.<secret>" (keys/join-token.ts) */
-  agentToken?: string;
-  /** Flux's Git deploy key (used by the flux-bootstrap renderer) */
-  deployKey?: { privateKey: string; publicKey: string };
-  /** the device's SOPS key (used by the flux-bootstrap renderer) */
-  sops?: { fingerprint: string; privateKeyArmored: string };
-  /** its site's SOPS key (secrets shared by the site's devices) */
-  siteSops?: { fingerprint: string; privateKeyArmored: string };
-  /** LUKS recovery passphrase (for the disk-encryption stage) */
-  luksRecovery?: string;
-  /** the device's broker password for fleet status (for the status stage; not a one-time secret) */
-  statusPassword?: string;
-}
-
-/** A Flux bootstrap renderer (the GitOps stage): file name -> text, placed in K3s's auto-deploy dir. */
-export type FluxBootstrapRenderer = (d: ResolvedDevice, fleet: Fleet, secrets: DeviceSecrets) => { name: string; text: string; secret: boolean }[];
+export type { DeviceSecrets, DeviceStage } from './stage.ts';
 
 /**
- * The disk-encryption stage (devices with encryption.mode other than none): given the device's one-time
- * secret files (as they would sit in bundle/secrets/), returns its own bundle files; `sealed` says it sealed
- * those secrets into one of them (to the site's tang server), and then they are left out of the clear bundle
- * and out of user-data.
+ * The stages a build adds to the core files, in the order they run: their first-boot fragments keep this
+ * order (certificate renewal, built in, runs between status and os), and encryption runs last because it
+ * seals the one-time secrets the others rendered. Each is optional, except `os` for a device with OS updates.
  */
-export type EncryptionStage = (d: ResolvedDevice, secretFiles: { name: string; bytes: Uint8Array; mode: number }[]) => { files: RenderedFile[]; sealed: boolean };
+export const STAGE_SLOTS = ['flux', 'status', 'os', 'encryption'] as const;
+export type StageSlot = (typeof STAGE_SLOTS)[number];
+export type RenderOptions = Partial<Record<StageSlot, DeviceStage>>;
 
-/** The status stage (scripts/render/status/): the device's reporter files and its first-boot fragment. */
-export type StatusStage = (d: ResolvedDevice, secrets: DeviceSecrets) => { files: RenderedFile[]; fragment: string };
-
-export interface RenderOptions {
-  fluxBootstrap?: FluxBootstrapRenderer;
-  status?: StatusStage;
-  encryption?: EncryptionStage;
-  /** shell fragments other stages add to the first-boot program (function definitions) */
-  firstbootFragments?: string[];
-  /** OS updates (inventory os:, docs/os-updates.md): the fleet's OS-update certificate, for the devices' keyring */
-  os?: { certPem: string };
-}
-
-/**
- * The airgap files the build copies into bundle/k3s/airgap/ (and onto the fleet base's K3s partition), with
- * their pinned sha256: K3s's own three, then every pinned container image archive (scripts/render/k3s/images.ts).
- */
 /**
  * The airgap files one device installs from (provision delivers them into its bundle's k3s/airgap/, a flashed
  * card reads them from the fleet base's K3s partition): its ring's K3s release (day2/rings.ts) and every
@@ -102,73 +65,63 @@ export function airgapFiles(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>, d: Pick
 
 const byPath = (a: RenderedFile, b: RenderedFile) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
-export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets, opts: RenderOptions = {}): RenderedFile[] {
-  const bundle: (RenderedFile & { text: string })[] = [];
+type BundleFile = RenderedFile & { text?: string };
+
+/** What every device gets whatever the stages: K3s config, its secrets, host key, users, system files. */
+function coreFiles(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets): BundleFile[] {
+  const bundle: BundleFile[] = [];
   const add = (rel: string, kind: RenderedFile['kind'], text: string, secret = false, mode?: number) => {
     const f = textFile(`bundle/${rel}`, kind, text, secret);
     bundle.push({ ...f, ...(mode !== undefined ? { mode } : {}), text });
   };
-
-  const status = opts.status?.(d, secrets);
-  // OS updates: the day-2 hook installs the updater too (os/compose.ts); without os: the renewal check's alone
-  const ab = isAbDevice(fleet, d);
-  if (ab && !opts.os) throw new Error(`${d.id}: the inventory gives it OS updates (os:), but the build has no OS-update certificate for the device's keyring`);
-  const os = ab ? opts.os : undefined;
-  add('firstboot.sh', 'firstboot', composeFirstboot(d, fleet, [...(opts.firstbootFragments ?? []), ...(status ? [status.fragment] : []), os ? osDay2Fragment() : renewalFirstbootFragment()]));
-  // the K3s certificate-renewal check and its timer in the site's maintenance window (day2/renewal.ts)
-  const site = fleet.sites.find((x) => x.id === d.siteId);
-  if (site) for (const f of renewalBundleFiles(d, site)) bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
-  if (os && site) for (const f of osBundleFiles(d, fleet, site, os.certPem)) bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
-  for (const f of status?.files ?? []) {
-    if (!f.path.startsWith('bundle/status/')) throw new Error(`status stage file ${f.path} must be under bundle/status/`);
-    bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
-  }
   add('k3s/config.yaml', 'k3s-config', renderK3sConfig(d, fleet));
   const registries = renderRegistries(d);
   if (registries) add('k3s/registries.yaml', 'k3s-registries', registries);
-
   add('secrets/ssh_host_ed25519_key', 'other', secrets.sshHostKey.privateKey, true);
   add('ssh/ssh_host_ed25519_key.pub', 'other', secrets.sshHostKey.publicKey.trim() + '\n');
-  const multi = d.cluster.kind !== 'single-node';
   if (d.cluster.kind !== 'multi-node-agent') add('secrets/k3s-token', 'other', secrets.k3sToken + '\n', true);
-  if (multi) {
+  if (d.cluster.kind !== 'single-node') {
     if (!secrets.agentToken) throw new Error(`${d.id}: a multi-node cluster member needs its agent token (an agent: its own bootstrap token; the server: its agent-token)`);
     add('secrets/k3s-agent-token', 'other', secrets.agentToken + '\n', true);
   }
   for (const u of d.users) add(`users/${u.name}.authorized_keys`, 'other', u.sshAuthorizedKeys.join('\n') + '\n');
-  const sysctl = sysctlConf();
-  add('system/sysctl.conf', 'other', sysctl);
+  add('system/sysctl.conf', 'other', sysctlConf());
   add('system/sshd.conf', 'other', sshdConf());
   add('system/modules-load.conf', 'other', modulesLoadConf());
   add('system/nftables.nft', 'other', nftablesRules(d, fleet));
   add('system/edgeforge-nftables.service', 'other', nftablesService());
   add(`system/${FIRSTBOOT.unit}`, 'other', firstbootUnit());
   add(`system/${path.posix.basename(FIRSTBOOT.command)}`, 'other', firstbootCommand(), false, 0o755);
-  if (opts.fluxBootstrap && d.cluster.kind !== 'multi-node-agent') {
-    for (const f of opts.fluxBootstrap(d, fleet, secrets)) {
-      if (!/^[a-z0-9][a-z0-9.-]*\.yaml$/.test(f.name)) throw new Error(`flux bootstrap file name "${f.name}" must be a simple lower-case *.yaml name`);
-      add(`flux/${f.name}`, 'flux-bootstrap', f.text, f.secret);
-    }
-  }
-  // the encryption stage: its program and units; the LUKS recovery passphrase joins the one-time secrets
-  let sealed = false;
-  if (d.encryption.mode !== 'none' && opts.encryption) {
-    if (secrets.luksRecovery) add('secrets/luks-recovery', 'other', secrets.luksRecovery + '\n', true);
-    // every one-time secret: bundle/secrets/* and the Flux bootstrap's secret manifest (Git deploy key,
-    // device and site SOPS keys), which unpacks as bundle/flux/NAME on the device (encryption/sh/unseal.sh)
-    const oneTime = (f: RenderedFile) => f.path.startsWith('bundle/secrets/') || (f.kind === 'flux-bootstrap' && f.secret);
-    const secretFiles = bundle.filter(oneTime).map((f) => ({ name: f.path.startsWith('bundle/secrets/') ? f.path.slice('bundle/secrets/'.length) : f.path.slice('bundle/'.length), bytes: f.bytes, mode: f.mode }))
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
-    const r = opts.encryption(d, secretFiles);
+  return bundle;
+}
+
+/** Runs every stage in order over the bundle: their files join it, their fragments are collected, what they withhold leaves. */
+function runStages(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets, opts: RenderOptions, bundle: BundleFile[]): { fragments: string[]; withheld: Set<string> } {
+  if (isAbDevice(fleet, d) && !opts.os) throw new Error(`${d.id}: the inventory gives it OS updates (os:), but the build has no OS-update certificate for the device's keyring`);
+  const stages: [string, DeviceStage | undefined][] = [['flux', opts.flux], ['status', opts.status], ['renewal', renewalStage], ['os', opts.os], ['encryption', opts.encryption]];
+  const fragments: string[] = [];
+  const withheld = new Set<string>();
+  const paths = new Set(bundle.map((f) => f.path));
+  for (const [name, stage] of stages) {
+    if (!stage) continue;
+    const r = stage.render(d, { fleet, secrets, bundle });
     for (const f of r.files) {
-      if (!f.path.startsWith('bundle/')) throw new Error(`encryption stage file ${f.path} must be under bundle/`);
-      bundle.push({ ...f, text: Buffer.from(f.bytes).toString('utf8') });
+      if (!f.path.startsWith('bundle/') || paths.has(f.path)) throw new Error(`${name} stage file ${f.path} must be a new file under bundle/`);
+      paths.add(f.path);
+      bundle.push(f);
     }
-    if (r.sealed) {
-      sealed = true;
-      for (let i = bundle.length - 1; i >= 0; i--) if (oneTime(bundle[i])) bundle.splice(i, 1);
-    }
+    if (r.fragment !== undefined) fragments.push(r.fragment);
+    for (const p of r.withhold ?? []) withheld.add(p);
   }
+  return { fragments, withheld };
+}
+
+export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets, opts: RenderOptions = {}): RenderedFile[] {
+  const all = coreFiles(fleet, d, secrets);
+  const { fragments, withheld } = runStages(fleet, d, secrets, opts, all);
+  const bundle = withheld.size ? all.filter((f) => !withheld.has(f.path)) : all;
+  const firstboot = composeFirstboot(d, fleet, fragments);
+  bundle.push({ ...textFile('bundle/firstboot.sh', 'firstboot', firstboot), text: firstboot });
   bundle.sort(byPath);
 
   // sha256sum -c format; airgap entries come from the inventory's pins (the build copies those files)
@@ -177,7 +130,6 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
     ...airgapFiles(fleet, d).map((a) => ({ sha256: a.sha256, rel: `k3s/airgap/${a.name}` })),
   ]);
   const sumsFile = { ...textFile(`bundle/${SUMS_NAME}`, 'other', sums), text: sums };
-
   const userData = textFile(
     'seed/user-data',
     'user-data',
@@ -185,10 +137,10 @@ export function renderDevice(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSec
       device: d,
       fleet,
       // sealed: the private host key travels only inside the sealed secrets, never in clear on the seed
-      hostKey: sealed ? undefined : secrets.sshHostKey,
+      hostKey: withheld.has('bundle/secrets/ssh_host_ed25519_key') ? undefined : secrets.sshHostKey,
       bundle: [...bundle, sumsFile],
       system: [
-        { path: '/etc/sysctl.d/90-edgeforge-k3s.conf', text: sysctl, mode: 0o644 },
+        { path: '/etc/sysctl.d/90-edgeforge-k3s.conf', text: sysctlConf(), mode: 0o644 },
         // the first-boot service, ready before runcmd enables and starts it
         { path: `/etc/systemd/system/${FIRSTBOOT.unit}`, text: firstbootUnit(), mode: 0o644 },
         { path: FIRSTBOOT.command, text: firstbootCommand(), mode: 0o755 },

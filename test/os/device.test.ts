@@ -14,6 +14,7 @@ import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { osFleetInventory } from '../../scripts/testkit/os-fleet.ts';
 import { fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
+import { osStage } from '../../scripts/render/day2/stages.ts';
 import { osPrograms, osUpdateTimer } from '../../scripts/render/os/compose.ts';
 import { initialStateFile, layoutFile, piPartuuid, type LayoutFacts } from '../../scripts/render/os/slots.ts';
 import { ringPointer } from '../../scripts/render/os/ring.ts';
@@ -96,7 +97,7 @@ function install(root: string, d: ResolvedDevice, facts: LayoutFacts): void {
   const f = structuredClone(fleet);
   const dd = f.active.find((x) => x.id === d.id)!;
   dd.encryption = { ...dd.encryption, mode: 'none' }; // the encryption program has its own sandbox tests
-  for (const file of renderDevice(f, dd, fixedSecretsFor(dd), { os: { certPem: readFileSync(cert, 'utf8') } })) {
+  for (const file of renderDevice(f, dd, fixedSecretsFor(dd), { os: osStage(readFileSync(cert, 'utf8')) })) {
     if (!file.path.startsWith('bundle/')) continue;
     const p = path.join(root, 'var/lib/edgeforge', file.path);
     mkdirSync(path.dirname(p), { recursive: true });
@@ -139,7 +140,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe.runIf(HAVE)('OS-update programs', () => {
   it('pass shellcheck, as does a first-boot program and a status reporter composed with them', () => {
     const d = device('plant-b-001');
-    const files = renderDevice(fleet, d, fixedSecretsFor(d), { os: { certPem: readFileSync(cert, 'utf8') } });
+    const files = renderDevice(fleet, d, fixedSecretsFor(d), { os: osStage(readFileSync(cert, 'utf8')) });
     const progs = osPrograms();
     const texts: [string, string][] = [
       ['edgeforge-os-update', progs.update],

@@ -11,7 +11,7 @@ import * as openpgp from 'openpgp';
 import { signWith, testBuildKey } from './test-signer.ts';
 import { runCli } from '../helpers.ts';
 import { exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
-import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
+import { build, type BuildOptions } from '../../scripts/pipeline/build/index.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import type { Manifest } from '../../scripts/manifest/types.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';

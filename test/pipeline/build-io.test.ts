@@ -13,7 +13,7 @@ import * as openpgp from 'openpgp';
 import { signWith, testBuildKey } from './test-signer.ts';
 import { runCli } from '../helpers.ts';
 import { EXAMPLE, REPO, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
-import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
+import { build, type BuildOptions } from '../../scripts/pipeline/build/index.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';

@@ -10,7 +10,7 @@ import * as openpgp from 'openpgp';
 import { signWith, testBuildKey } from './test-signer.ts';
 import { runCli } from '../helpers.ts';
 import { EXAMPLE, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
-import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
+import { build, type BuildOptions } from '../../scripts/pipeline/build/index.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import { verifyBuild } from '../../scripts/keys/verify.ts';

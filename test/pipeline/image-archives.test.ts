@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { signWith, testBuildKey } from './test-signer.ts';
 import { fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
-import { build, type BuildOptions } from '../../scripts/pipeline/build.ts';
+import { build, type BuildOptions } from '../../scripts/pipeline/build/index.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import { JsonReporter } from '../../scripts/ui/reporter.ts';

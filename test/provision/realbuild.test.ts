@@ -9,7 +9,7 @@ import * as openpgp from 'openpgp';
 import { SSHD_TOOLS, loginUser, startEndpoints, type Fleetlet } from '../../scripts/testkit/sshd.ts';
 import { requireTools } from '../../scripts/testkit/tools.ts';
 import { EXAMPLE, exampleFleet, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
-import { build } from '../../scripts/pipeline/build.ts';
+import { build } from '../../scripts/pipeline/build/index.ts';
 import type { SecretsSource } from '../../scripts/pipeline/secrets.ts';
 import { provision } from '../../scripts/provision/engine.ts';
 import { loadManifest } from '../../scripts/provision/manifest.ts';

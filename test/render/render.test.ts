@@ -10,7 +10,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { exampleFleet, fixedSecrets, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { k3sFlags } from '../helpers.ts';
-import { renderDevice, bundleHash } from '../../scripts/render/device.ts';
+import { renderDevice, bundleHash, type DeviceStage } from '../../scripts/render/device.ts';
+import { isOneTimeSecret } from '../../scripts/render/stage.ts';
+import { encryptionStage } from '../../scripts/render/encryption/stage.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
@@ -313,12 +315,21 @@ describe.runIf(HAVE_TOOLS)('with the disk-encryption stage', () => {
     const d = fleet.active.find((x) => x.id === 'ulsan1-line1-001')!;
     const s = fixedSecretsFor(d);
     let seen: string[] = [];
-    const stage = (sealed: boolean) => (_d: unknown, secretFiles: { name: string }[]) => {
-      seen = secretFiles.map((f) => f.name);
-      return { files: [textFile('bundle/encryption/encrypt-data-volume.sh', 'other', '#!/bin/sh\n'), ...(sealed ? [textFile('bundle/sealed-secrets.jwe', 'other', 'jwe\n', true)] : [])], sealed };
-    };
-    const clear = renderDevice(fleet, d, s, { encryption: stage(false) });
-    expect(seen).toEqual(['k3s-token', 'luks-recovery', 'ssh_host_ed25519_key']);
+    // a stand-in sealing to nothing real: the real stage (render/encryption/stage.ts) needs a tang advertisement
+    const stage = (sealed: boolean): DeviceStage => ({
+      inputs: {},
+      render(dev, { bundle }) {
+        if (dev.encryption.mode === 'none') return { files: [] };
+        const oneTime = bundle.filter(isOneTimeSecret);
+        seen = oneTime.map((f) => f.path);
+        const files = [textFile('bundle/encryption/encrypt-data-volume.sh', 'other', '#!/bin/sh\n'), ...(sealed ? [textFile('bundle/sealed-secrets.jwe', 'other', 'jwe\n', true)] : [])];
+        return sealed ? { files, withhold: oneTime.map((f) => f.path) } : { files };
+      },
+    });
+    renderDevice(fleet, d, s, { encryption: stage(false) });
+    expect(seen).toEqual(['bundle/secrets/ssh_host_ed25519_key', 'bundle/secrets/k3s-token']);
+    // the real stage without an advertisement: nothing sealed, the LUKS recovery passphrase joins the secrets
+    const clear = renderDevice(fleet, d, s, { encryption: encryptionStage(fleet, {}, 1767225600) });
     expect(text(clear, 'bundle/secrets/luks-recovery')).toBe(s.luksRecovery + '\n');
     const sealed = renderDevice(fleet, d, s, { encryption: stage(true) });
     expect(sealed.filter((f) => f.path.startsWith('bundle/secrets/'))).toEqual([]);

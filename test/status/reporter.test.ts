@@ -202,7 +202,7 @@ describe('first-boot program with the status stage (sandbox root)', () => {
     const d = fleet.active.find((x) => x.id === 'brno1-dock-001')!;
     d.encryption = { ...d.encryption, mode: 'none' };
     const cfg = { broker: { host: 'mqtt.example.com', port: 8883, url: 'mqtts://mqtt.example.com:8883' }, caFile: 'ca.pem', period: '15m', periodSource: 'status.period', periodSec: 900, expirySec: 1800, prefix: 'edgeforge', adminUser: 'edgeforge-admin', fleetTopic: `edgeforge/${fleet.name}` };
-    const files = renderDevice(fleet, d, fixedSecretsFor(d), { status: (x) => ({ files: statusBundleFiles(x, fleet.name, cfg, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'p'.repeat(64)), fragment: statusFirstbootFragment() }) });
+    const files = renderDevice(fleet, d, fixedSecretsFor(d), { status: { inputs: {}, render: (x) => ({ files: statusBundleFiles(x, fleet.name, cfg, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'p'.repeat(64)), fragment: statusFirstbootFragment() }) } });
     const cred = files.find((f) => f.path === 'bundle/status/mosquitto_pub')!;
     expect(cred.secret).toBe(true);
     expect(cred.mode).toBe(0o600);

@@ -1,4 +1,4 @@
-// `edgeforge build`: options -> scripts/pipeline/build.ts. Everything else lives there.
+// `edgeforge build`: options -> scripts/pipeline/build/ (buildFleet). Everything else lives there.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { command } from '../command.ts';
@@ -6,19 +6,13 @@ import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { sourceDateEpoch } from '../../pipeline/inputs/epoch.ts';
 import { parseShard } from '../../pipeline/select/shard.ts';
 import { changedSince } from '../../pipeline/select/devices.ts';
-import { build } from '../../pipeline/build.ts';
-import { keystoreSecrets } from '../../pipeline/secrets.ts';
+import { buildFleet } from '../../pipeline/build/index.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
-import { prepareFlux, writeGitopsScaffold } from '../../pipeline/flux.ts';
-import { prepareEncryption, unsealedWarnings } from '../../pipeline/encryption.ts';
 import { UsageError, UserError } from '../../util/errors.ts';
-import { sha256Hex } from '../../util/hash.ts';
 import { nextSteps } from '../next-steps.ts';
 import { k3sInstallPinProblem } from '../../render/k3s/install.ts';
 import { timeWarnings } from '../../pipeline/inputs/expiries.ts';
 import { clock } from '../clock.ts';
-import { prepareStatus } from '../../pipeline/status.ts';
-import { osCertificate } from '../../pipeline/os/build.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLE_INVENTORY = path.join(REPO, 'inventory/example.yaml');
@@ -74,67 +68,41 @@ check out).`,
       if (!common.json) io.err(line);
     };
     const loud = (line: string) => io.err(line); // warnings about keys show even with --json (on stderr)
-    const isExample = inventoryPath === EXAMPLE_INVENTORY;
-    const flux = await prepareFlux(fleet, inventoryPath);
-    if (flux.problem) loud(`WARNING: no Flux bootstrap in this build: ${flux.problem}`);
     const pin = k3sInstallPinProblem(fleet);
     if (pin) loud(`${common.inventory}: warning: ${pin}`);
     const timed = await timeWarnings(fleet, inventoryPath, clock(io));
     if (timed.length && ctx.options.strict) throw new UserError(`${timed.map((w) => `${common.inventory}: error: ${w}`).join('\n')}\nrefused with --strict; nothing was built`);
     for (const w of timed) loud(`${common.inventory}: warning: ${w}`);
-    const encryption = await prepareEncryption(fleet, inventoryPath, fleet.active, epoch);
-    for (const w of unsealedWarnings(fleet, only)) loud(w);
-    const status = await prepareStatus(fleet, inventoryPath);
-    const keysDir = path.resolve(io.cwd, common.keys);
-    // OS updates: the devices' keyring holds the fleet's OS-update certificate
-    const osCert = await osCertificate(fleet, keysDir);
-    const secrets = await keystoreSecrets({
-      dir: keysDir,
-      fleet,
-      exampleAdmin: isExample || Boolean(ctx.options['example-admin']),
-      warn: loud,
-      withSiteSops: true,
-    });
     const reporter = makeReporter({ json: common.json, isTTY: io.isTTY, err: io.err });
     const baseGiven = ctx.options['base-image'] as string | undefined;
     note(`build: ${fleet.name}, SOURCE_DATE_EPOCH=${epoch} (from ${from}), out ${common.out}`);
-    try {
-      const r = await build({
-        fleet,
-        inventoryPath,
-        outDir: path.resolve(io.cwd, common.out),
-        only: only.length ? only : undefined,
-        shard,
-        incremental: ctx.options['changed-since'] !== undefined,
-        baseImage: baseGiven ? { given: baseGiven, path: path.resolve(io.cwd, baseGiven) } : undefined,
-        sourceDateEpoch: epoch,
-        concurrency: common.concurrency ?? 4,
-        reporter,
-        secrets,
-        render: { ...flux.render, encryption, ...(status ? { status: status.stage } : {}), ...(osCert ? { os: { certPem: osCert } } : {}) },
-        // what those stages read besides the inventory: part of every device's inputs hash
-        renderInputs: { flux: flux.input.bundle ? sha256Hex(flux.input.bundle) : null, ...(flux.input.registryCa ? { registryCa: sha256Hex(flux.input.registryCa) } : {}), fluxProblem: flux.problem ?? null, encryption: encryption.inputsSha256, ...(status ? { status: status.inputsSha256 } : {}), ...(osCert ? { os: sha256Hex(osCert) } : {}) },
-        force: Boolean(ctx.options.force),
-        gitops: async (f, _s, outDir) => {
-          const g = await writeGitopsScaffold(f, keysDir, outDir, flux.input);
-          if (g.note) loud(`WARNING: ${g.note}`);
-          return g.path ? { path: g.path } : undefined;
-        },
-      });
-      const s = summarize(r.results);
-      const timings = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
-      if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null, skipped: r.skipped, timings, warnings: timed }, null, 2));
-      else {
-        const unchanged = r.skipped ? ` (${r.skipped} unchanged since the previous build: not rendered)` : '';
-        io.err(`build: ${s.line}${unchanged}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
-        if (io.env.EDGEFORGE_TIMINGS) io.err(`build: seconds per stage: ${Object.entries(timings).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-        const ok = r.results.find((x) => x.status !== 'failed'); // a skipped (unchanged) device is built too
-        const built = ok && r.manifest.devices.find((d) => d.id === ok.id);
-        io.err(['', ...nextSteps(common, built && { id: built.id, hasDisk: built.artifacts.some((a) => a.kind === 'disk-delta') })].join('\n'));
-      }
-      return s.exitCode;
-    } finally {
-      await secrets.close();
+    const r = await buildFleet({
+      fleet,
+      inventoryPath,
+      keysDir: path.resolve(io.cwd, common.keys),
+      exampleAdmin: inventoryPath === EXAMPLE_INVENTORY || Boolean(ctx.options['example-admin']),
+      warn: loud,
+      outDir: path.resolve(io.cwd, common.out),
+      only: only.length ? only : undefined,
+      shard,
+      incremental: ctx.options['changed-since'] !== undefined,
+      baseImage: baseGiven ? { given: baseGiven, path: path.resolve(io.cwd, baseGiven) } : undefined,
+      sourceDateEpoch: epoch,
+      concurrency: common.concurrency ?? 4,
+      reporter,
+      force: Boolean(ctx.options.force),
+    });
+    const s = summarize(r.results);
+    const timings = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
+    if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null, skipped: r.skipped, timings, warnings: timed }, null, 2));
+    else {
+      const unchanged = r.skipped ? ` (${r.skipped} unchanged since the previous build: not rendered)` : '';
+      io.err(`build: ${s.line}${unchanged}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
+      if (io.env.EDGEFORGE_TIMINGS) io.err(`build: seconds per stage: ${Object.entries(timings).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      const ok = r.results.find((x) => x.status !== 'failed'); // a skipped (unchanged) device is built too
+      const built = ok && r.manifest.devices.find((d) => d.id === ok.id);
+      io.err(['', ...nextSteps(common, built && { id: built.id, hasDisk: built.artifacts.some((a) => a.kind === 'disk-delta') })].join('\n'));
     }
+    return s.exitCode;
   },
 });

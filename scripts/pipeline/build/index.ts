@@ -26,7 +26,7 @@ import path from 'node:path';
 import type { StageSpec } from '../../ui/reporter.ts';
 import { MANIFEST_NAME } from '../../manifest/types.ts';
 import { keystoreSecrets } from '../secrets.ts';
-import { abort, timed, type BuildOptions, type BuildResult, type BuildRun } from './context.ts';
+import { abort, timed, type BuildOptions, type BuildPhase, type BuildResult, type BuildRun } from './context.ts';
 import { select } from './select.ts';
 import { inputs } from './inputs.ts';
 import { skip } from './skip.ts';
@@ -37,8 +37,7 @@ import { assembleManifest } from './manifest.ts';
 import { commit } from './commit.ts';
 import { prepareStages, type StageSources } from './stages.ts';
 
-export type { BuildOptions, BuildResult, BuildStages } from './context.ts';
-export { SEED_IMAGE } from './images.ts';
+export type { BuildOptions, BuildStages } from './context.ts';
 
 /** what the progress view shows a build as: keys and sign for the whole run, the rest per device */
 const BUILD_STAGES: StageSpec[] = [{ name: 'keys', batch: true }, 'render', { name: 'images', phases: ['seed-image', 'disk'] }, 'write', { name: 'sign', batch: true }];
@@ -54,7 +53,11 @@ export async function buildFleet(o: Omit<BuildOptions, 'secrets' | 'stages'> & O
   }
 }
 
+// the phases that move a run forward share one shape, as provision/phase/ does; the manifest and the commit return what they made
+const PHASES = { select, inputs, skip, keys, render, gitops } satisfies Record<string, BuildPhase>;
+
 export async function build(o: BuildOptions): Promise<BuildResult> {
+  const { select, inputs, skip, keys, render, gitops } = PHASES;
   const run = newRun(o);
   await select(run);
   await inputs(run);

@@ -160,14 +160,30 @@ async function runUpdate(vm: Vm, e: OsE2e, version: string, slot: string): Promi
   return `RAUC install + carry-over ${Math.round((Date.now() - t0) / 1000)} s`;
 }
 
-async function statusSays(e: OsE2e, pred: (os: NonNullable<NonNullable<E2eStatus['received'][number]['report']>['os']>) => boolean, sec: number): Promise<boolean> {
+type OsReport = NonNullable<NonNullable<E2eStatus['received'][number]['report']>['os']>;
+
+/**
+ * What the broker holds for the device, read the operator's way (`edgeforge status --json`, the retained report):
+ * the host's own subscriber is gone by now (the broker ties a client id to the admin user, and `edgeforge status`
+ * logs in as that user). One report is asked for at once (the service its timer starts), then the reports the
+ * timer sends are read until `sec` runs out.
+ */
+async function statusSays(e: OsE2e, pred: (os: OsReport) => boolean, sec: number): Promise<{ ok: boolean; last?: OsReport }> {
   const end = Date.now() + sec * 1000;
+  await sshRun(e.target, 'sudo -n systemctl start --no-block edgeforge-status.service', 30).catch(() => {});
+  let last: OsReport | undefined;
   while (Date.now() < end) {
-    const last = (e.status?.received ?? []).filter((m) => m.report?.os).slice(-1)[0];
-    if (last?.report?.os && pred(last.report.os)) return true;
-    await new Promise((r) => setTimeout(r, 5000));
+    const r = await e.statusCli();
+    try {
+      const doc = JSON.parse(r.stdout) as { devices?: { id: string; report?: { os?: OsReport } }[] };
+      last = doc.devices?.find((d) => d.id === e.device)?.report?.os ?? last;
+    } catch {
+      // not JSON: no answer from the broker this time; asked again below
+    }
+    if (last && pred(last)) return { ok: true, last };
+    await new Promise((res) => setTimeout(res, 10_000));
   }
-  return false;
+  return { ok: false, last };
 }
 
 export async function osUpdateScenario(checks: Checks, e: OsE2e, prevOff: boolean): Promise<void> {
@@ -228,8 +244,8 @@ export async function osUpdateScenario(checks: Checks, e: OsE2e, prevOff: boolea
     }));
     await checks.run(OS_CHECKS.statusGood, async () => {
       if (!e.status) notReached('no status broker in this run');
-      const ok = await statusSays(e, (os) => os.slot === 'B' && os.version === RELEASES.v2, 180);
-      expect(ok, `no status with slot B / ${RELEASES.v2} within 3 minutes (last: ${JSON.stringify((e.status.received.slice(-1)[0]?.report?.os) ?? null)})`);
+      const said = await statusSays(e, (os) => os.slot === 'B' && os.version === RELEASES.v2, 180);
+      expect(said.ok, `no status with slot B / ${RELEASES.v2} within 3 minutes (last: ${JSON.stringify(said.last ?? null)})`);
       return `os: slot B, ${RELEASES.v2}`;
     });
     if (good) {
@@ -269,8 +285,8 @@ export async function osUpdateScenario(checks: Checks, e: OsE2e, prevOff: boolea
       const live = await ssh(e, `cat ${MARKER}; sudo -n cat /boot/edgeforge/edgeforge/os-state | grep -E "^ROLLBACK"`);
       expect(live.startsWith(RELEASES.v2) && new RegExp(`ROLLBACK_VERSION='${RELEASES.bad}'`).test(live), `slot B: ${live}`);
       if (e.status) {
-        const ok = await statusSays(e, (os) => os.rollback.version === RELEASES.bad && os.slot === 'B', 180);
-        expect(ok, 'the status report does not carry the rollback');
+        const said = await statusSays(e, (os) => os.rollback.version === RELEASES.bad && os.slot === 'B', 180);
+        expect(said.ok, `the status report does not carry the rollback (last: ${JSON.stringify(said.last ?? null)})`);
         const st = await e.statusCli();
         const att = (JSON.parse(st.stdout).attention as { id: string; reason: string }[]).find((a) => a.id === e.device);
         expect(att && att.reason.includes(`OS ${RELEASES.bad} rolled back 1 time(s)`), `edgeforge status: ${JSON.stringify(att ?? null)}`);

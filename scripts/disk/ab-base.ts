@@ -13,21 +13,19 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { FileDev, SliceDev, type BlockDev, type Extent } from './block.ts';
-import { fileStamp, sameStamp, type FileStamp, type PreparedBase } from './base.ts';
-import { alignExtents } from './extents.ts';
+import { FileDev, SliceDev, type BlockDev } from './block.ts';
+import type { FileStamp, PreparedBase } from './base.ts';
 import { FatFs } from './fat/fs.ts';
 import { mkfsFat } from './fat/mkfs.ts';
 import { writeNewGpt, type GptEntry } from './gpt.ts';
 import { GPT_TYPES, guidFromSeed, guidToString } from './guid.ts';
-import { dataExtents } from './holes.ts';
 import { SECTOR, writeNewMbr } from './mbr.ts';
 import { readPartitionTable, type Partition } from './partitions.ts';
 import type { Profile } from './profiles.ts';
 import { FLEET_BASE_EPOCH } from './fleet-base.ts';
-import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
-import { sha256OfFile } from '../util/hash.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { BaseLayoutError } from '../util/errors.ts';
+import { preparedFrom, readSideCar, removeOtherImages, writeDerivedImage } from './derived-image.ts';
 import { OS_UPDATE } from '../device/layout.ts';
 import { autobootTxt, grubConfig, grubEnvBlock, initialGrubEnv, slotCmdline } from '../render/os/boot.ts';
 import { initialStateFile, layoutFile, PI_PARTS, piDiskSignature, piPartuuid, UEFI_PARTS, type LayoutFacts } from '../render/os/slots.ts';
@@ -310,16 +308,6 @@ export function abBaseKey(base: PreparedBase, o: Pick<AbOptions, 'profile' | 'fl
   return createHash('sha256').update(`${AB_BASE_FORMAT}\n${base.rawSha256}\n${JSON.stringify(layoutInputs)}\n`).digest('hex');
 }
 
-async function readSideCar(p: string, key: string, imgPath: string): Promise<SideCar | null> {
-  try {
-    const s = JSON.parse(await fs.readFile(p, 'utf8')) as SideCar;
-    if (s.format !== AB_BASE_FORMAT || s.key !== key) return null;
-    return sameStamp(s.stamp, await fileStamp(imgPath)) ? s : null;
-  } catch {
-    return null;
-  }
-}
-
 export interface DerivedAbBase {
   /** what the next stage applies to: inputPath/inputSha256 stay the user's image, raw* is the A/B base */
   base: PreparedBase;
@@ -336,7 +324,7 @@ export async function deriveAbBase(o: AbOptions): Promise<DerivedAbBase> {
   const imgPath = path.join(dir, `${name}.img`);
   const carPath = path.join(dir, `${name}.json`);
   await fs.mkdir(dir, { recursive: true });
-  let car = await readSideCar(carPath, key, imgPath);
+  let car = await readSideCar<SideCar>(carPath, AB_BASE_FORMAT, key, imgPath);
   const reused = !!car;
   if (!car) {
     const layout: OsLayout = o.profile.partitionTable === 'gpt' ? 'uefi-gpt' : 'raspi-mbr';
@@ -350,59 +338,34 @@ export async function deriveAbBase(o: AbOptions): Promise<DerivedAbBase> {
     } finally {
       await inFh.close();
     }
-    const tmp = tempPathFor(imgPath);
-    const fh = await fs.open(tmp, 'wx+', 0o644);
-    let done: { partitions: AbPartition[]; facts: LayoutFacts };
-    try {
+    let done: { partitions: AbPartition[]; facts: LayoutFacts } | undefined;
+    const w = await writeDerivedImage(imgPath, o.base.blockSize, async (fh) => {
       await fh.truncate(plan.sectors * SECTOR);
       const disk = new FileDev(fh, plan.sectors * SECTOR, false);
       for (const c of plan.copies) await copyPartition(o.base.rawPath, o.base, c.from, c.toLba, disk);
       done = await plan.finish(disk);
-      await fh.sync();
-      await fh.close();
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    const hashed = await sha256OfFile(tmp);
-    await fs.rename(tmp, imgPath);
-    const stamp = await fileStamp(imgPath);
-    const dm = dataExtents(imgPath, stamp.size);
-    const mapped: Extent[] = alignExtents(dm.extents, o.base.blockSize, stamp.size);
+    });
     car = {
       format: AB_BASE_FORMAT,
       key,
       path: `${dirRel}/${name}.img`,
-      sha256: hashed.sha256,
-      size: stamp.size,
+      sha256: w.sha256,
+      size: w.size,
       layout,
       version: o.version,
       from: { sha256: o.base.rawSha256, size: o.base.size },
-      partitions: done.partitions,
-      facts: done.facts,
-      stamp,
-      mappedExact: dm.exact,
-      mapped: mapped.map((x) => [x.offset, x.length]),
+      partitions: done!.partitions,
+      facts: done!.facts,
+      stamp: w.stamp,
+      mappedExact: w.mappedExact,
+      mapped: w.mapped,
     };
     await writeFileAtomic(carPath, JSON.stringify(car, null, 2) + '\n');
   }
-  for (const f of await fs.readdir(dir)) {
-    if (/^ab-[0-9a-f]{16}\.(img|json)$/.test(f) && !f.startsWith(`${name}.`)) await fs.rm(path.join(dir, f), { force: true });
-  }
+  await removeOtherImages(dir, 'ab', name);
   const { stamp: _s, mappedExact: _e, mapped: _m, ...info } = car;
   return {
-    base: {
-      inputPath: o.base.inputPath,
-      inputSha256: o.base.inputSha256,
-      rawPath: imgPath,
-      rawSha256: car.sha256,
-      size: car.size,
-      blockSize: o.base.blockSize,
-      mapped: car.mapped.map(([offset, length]) => ({ offset, length })),
-      mappedExact: car.mappedExact,
-      rawStamp: car.stamp,
-    },
+    base: preparedFrom(o.base, imgPath, car),
     info,
     reused,
   };

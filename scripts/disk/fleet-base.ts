@@ -18,17 +18,16 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { FileDev, SliceDev, type BlockDev, type Extent } from './block.ts';
-import { fileStamp, sameStamp, type FileStamp, type PreparedBase } from './base.ts';
-import { alignExtents } from './extents.ts';
+import { fileStamp, type FileStamp, type PreparedBase } from './base.ts';
 import { FatFs } from './fat/fs.ts';
 import { mkfsFat } from './fat/mkfs.ts';
 import { addGptPartition, moveGptBackup } from './gpt.ts';
 import { GPT_TYPES, guidFromSeed, guidToString } from './guid.ts';
-import { dataExtents } from './holes.ts';
 import { SECTOR } from './mbr.ts';
 import { readPartitionTable } from './partitions.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { sha256OfFile, type FileDigest } from '../util/hash.ts';
+import { preparedFrom, readSideCar, removeOtherImages, writeDerivedImage } from './derived-image.ts';
 
 export const FLEET_BASE_FORMAT = 'edgeforge-fleet-base/1';
 export const AIRGAP_PART_NAME = 'edgeforge-k3s';
@@ -214,30 +213,6 @@ function grownSize(base: PreparedBase, lastEndSectors: number, files: PayloadFil
   return Math.max(base.size, alignUp(end, MIB_SECTORS) * SECTOR);
 }
 
-async function readSideCar(p: string, key: string, imgPath: string): Promise<SideCar | null> {
-  try {
-    const s = JSON.parse(await fs.readFile(p, 'utf8')) as SideCar;
-    if (s.format !== FLEET_BASE_FORMAT || s.key !== key) return null;
-    return sameStamp(s.stamp, await fileStamp(imgPath)) ? s : null;
-  } catch {
-    return null;
-  }
-}
-
-function prepared(base: PreparedBase, imgPath: string, s: SideCar): PreparedBase {
-  return {
-    inputPath: base.inputPath,
-    inputSha256: base.inputSha256,
-    rawPath: imgPath,
-    rawSha256: s.sha256,
-    size: s.size,
-    blockSize: base.blockSize,
-    mapped: s.mapped.map(([offset, length]) => ({ offset, length })),
-    mappedExact: s.mappedExact,
-    rawStamp: s.stamp,
-  };
-}
-
 /**
  * Derives (or reuses) OUT/<dir>/fleet-<key>.img from `base` + `files`. Other fleet-*.img files in that
  * directory (an earlier base or K3s version) are removed once the new one is in place: each is GBs.
@@ -250,19 +225,16 @@ export async function deriveFleetBase(o: DeriveOptions): Promise<DerivedFleetBas
   const imgPath = path.join(dir, `${name}.img`);
   const carPath = path.join(dir, `${name}.json`);
   await fs.mkdir(dir, { recursive: true });
-  let car = await readSideCar(carPath, key, imgPath);
+  let car = await readSideCar<SideCar>(carPath, FLEET_BASE_FORMAT, key, imgPath);
   const reused = !!car;
   if (!car) {
-    const tmp = tempPathFor(imgPath);
-    const fh = await fs.open(tmp, 'wx+', 0o644);
-    let part: FleetBasePartition;
-    try {
+    let part: FleetBasePartition | undefined;
+    const w = await writeDerivedImage(imgPath, o.base.blockSize, async (fh) => {
       // the table decides the scheme and where the partition goes: read it from the input first
       const inFh = await fs.open(o.base.rawPath, 'r');
       let size: number;
       try {
-        const inDev = new FileDev(inFh, o.base.size, true);
-        const t = await readPartitionTable(inDev);
+        const t = await readPartitionTable(new FileDev(inFh, o.base.size, true));
         const lastEnd = Math.max(0, ...t.partitions.map((p) => (p.start + p.size) / SECTOR));
         size = grownSize(o.base, lastEnd, o.files, t.scheme === 'gpt');
       } finally {
@@ -272,38 +244,25 @@ export async function deriveFleetBase(o: DeriveOptions): Promise<DerivedFleetBas
       const disk = new FileDev(fh, size, false);
       await copyMapped(o.base.rawPath, disk, o.base.mapped);
       part = await addPayloadPartition(disk, key, o.files);
-      await fh.sync();
-      await fh.close();
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    const hashed = await sha256OfFile(tmp);
-    await fs.rename(tmp, imgPath);
-    const stamp = await fileStamp(imgPath);
-    const dm = dataExtents(imgPath, stamp.size);
-    const mapped = alignExtents(dm.extents, o.base.blockSize, stamp.size);
+    });
     car = {
       format: FLEET_BASE_FORMAT,
       key,
       path: `${dirRel}/${name}.img`,
-      sha256: hashed.sha256,
-      size: stamp.size,
+      sha256: w.sha256,
+      size: w.size,
       from: { sha256: o.base.rawSha256, size: o.base.size },
-      partition: part,
+      partition: part!,
       files: o.files.map((f) => ({ name: f.name, sha256: f.sha256, bytes: f.bytes })),
-      stamp,
-      mappedExact: dm.exact,
-      mapped: mapped.map((x) => [x.offset, x.length]),
+      stamp: w.stamp,
+      mappedExact: w.mappedExact,
+      mapped: w.mapped,
     };
     await writeFileAtomic(carPath, JSON.stringify(car, null, 2) + '\n');
   }
-  for (const f of await fs.readdir(dir)) {
-    if (/^fleet-[0-9a-f]{16}\.(img|json)$/.test(f) && !f.startsWith(`${name}.`)) await fs.rm(path.join(dir, f), { force: true });
-  }
+  await removeOtherImages(dir, 'fleet', name);
   const { stamp: _s, mappedExact: _e, mapped: _m, ...info } = car;
-  return { base: prepared(o.base, imgPath, car), info, reused };
+  return { base: preparedFrom(o.base, imgPath, car), info, reused };
 }
 
 /**
@@ -319,8 +278,8 @@ export async function copyFleetBase(fromOut: string, toOut: string, rel: string,
   const carRel = rel.replace(/\.img$/, '.json');
   const car = JSON.parse(await fs.readFile(path.join(fromOut, carRel), 'utf8')) as SideCar;
   if (car.sha256 !== sha256) throw new Error(`${path.join(fromOut, carRel)}: records sha256 ${car.sha256}, the manifest ${sha256}`);
-  if (await readSideCar(path.join(toOut, carRel), car.key, dst)) return 'reused';
-  const vouched = !!(await readSideCar(path.join(fromOut, carRel), car.key, src));
+  if (await readSideCar<SideCar>(path.join(toOut, carRel), FLEET_BASE_FORMAT, car.key, dst)) return 'reused';
+  const vouched = !!(await readSideCar<SideCar>(path.join(fromOut, carRel), FLEET_BASE_FORMAT, car.key, src));
   await fs.mkdir(path.dirname(dst), { recursive: true });
   const tmp = tempPathFor(dst);
   let how: 'linked' | 'copied' = 'linked';

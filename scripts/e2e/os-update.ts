@@ -317,7 +317,13 @@ export async function osUpdateScenario(checks: Checks, e: OsE2e, prevOff: boolea
       const env = readGrubEnv(e.image);
       await up(vm, e);
       expect(slotOf(vm) === 'B', `GRUB booted ${slotOf(vm)} (environment before the boot: ${JSON.stringify(env)})`);
-      const live = await ssh(e, `cat ${MARKER}; systemctl is-active k3s.service; sudo -n cat /boot/edgeforge/edgeforge/os-state | grep -E "^(NOTE|TRIAL)="`);
+      // first boot's checks run again after the cut (and reload systemd): read until systemctl answers
+      const read = () => ssh(e, `cat ${MARKER}; systemctl is-active k3s.service; sudo -n cat /boot/edgeforge/edgeforge/os-state | grep -E "^(NOTE|TRIAL)="`, 90);
+      let live = await read();
+      for (let i = 0; i < 12 && !live.startsWith(`${RELEASES.v2}\nactive`); i++) {
+        await new Promise((r) => setTimeout(r, 10_000));
+        live = await read();
+      }
       expect(live.startsWith(`${RELEASES.v2}\nactive`) && /interrupted|stopped before it was activated/.test(live), `after the cut: ${live}`);
       const r = await sshRun(e.target, 'sudo -n systemctl poweroff', 30);
       await vm.waitExit(r.code === 0 || r.code === 255 ? 180_000 : 5_000).catch(() => undefined);

@@ -85,6 +85,8 @@ export async function startOci(o: E2eOci, a: { keys: string; device: string; edg
   o.registry = await startRegistry(config, o.registryPort);
   // the fleet repository: `edgeforge gitops` of the OCI fleet, committed, published
   const tree = path.join(o.dir, 'fleet-repo');
+  // as an operator does before the first `gitops`: every device's keys (the build above made the one device's)
+  await run('keys init (oci)', ['keys', 'init', ...common]);
   await run('gitops (oci)', ['gitops', ...common, '--to', tree]);
   const g = ['-c', 'user.name=edgeforge e2e', '-c', 'user.email=e2e@edgeforge.invalid', '-C', tree];
   await $`git init -q -b main ${tree}`;

@@ -9,6 +9,7 @@ import { bootFiles } from '../../scripts/e2e/disk-read.ts';
 import { DEVICE, GIT_GUEST, STATUS_GUEST_IP, TANG_GUEST } from '../../scripts/e2e/fleet.ts';
 import { airgapChecks } from '../../scripts/e2e/airgap.ts';
 import { Vm } from '../../scripts/e2e/qemu.ts';
+import { powerOff } from '../../scripts/e2e/power.ts';
 import { freePort, sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
 import { log, stage } from '../../scripts/e2e/stage.ts';
 import { statusChecks } from '../../scripts/e2e/status.ts';
@@ -105,15 +106,7 @@ export async function bootOne(run: Run, built: Built, dev: Device): Promise<{ cl
     await stage('boot 1: OCI transport (registry on the host)', () => ociChecks(checks, run.oci, { target, running: vm.running, device: DEVICE, live }));
     await stage('boot 1: power off', () => checks.run(C.poweroff1, async () => {
       if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
-      const r = await sshRun(target, 'sudo -n systemctl poweroff', 30);
-      if (r.code !== 0 && r.code !== 255) log(`poweroff over SSH: exit ${r.code} ${r.stderr.trim()}`);
-      try {
-        await vm.waitExit(r.code === 0 || r.code === 255 ? 180_000 : 5_000);
-      } catch {
-        log('no power-off over SSH: pressing the power button (QMP system_powerdown)');
-        await vm.powerButton();
-        await vm.waitExit(180_000);
-      }
+      await powerOff(vm, target, log);
       expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
       cleanOff1 = true;
       return `off after ${vm.elapsed().toFixed(0)}s`;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { expect, notReached } from '../../scripts/e2e/checks.ts';
 import { TANG_GUEST } from '../../scripts/e2e/fleet.ts';
 import { Vm } from '../../scripts/e2e/qemu.ts';
+import { powerOff } from '../../scripts/e2e/power.ts';
 import { sshRun, sshWait, type SshTarget } from '../../scripts/e2e/ssh.ts';
 import { stage } from '../../scripts/e2e/stage.ts';
 import { startTang } from '../../scripts/e2e/tang.ts';
@@ -50,13 +51,7 @@ export async function laterBoot(run: Run, built: Built, dev: Device, n: 2 | 3, w
     }
     await stage(`${label}: power off`, () => checks.run(withTang ? C.poweroffReboot : C.poweroff2, async () => {
       if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
-      const r = up ? await sshRun(target, 'sudo -n systemctl poweroff', 30) : { code: 1 };
-      try {
-        await vm.waitExit(r.code === 0 || r.code === 255 ? 180_000 : 5_000);
-      } catch {
-        await vm.powerButton();
-        await vm.waitExit(180_000);
-      }
+      await powerOff(vm, up ? target : undefined);
       expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
       off = true;
       return `off after ${vm.elapsed().toFixed(0)}s`;

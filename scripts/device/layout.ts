@@ -161,8 +161,17 @@ export const OS_UPDATE = {
   sharedFatLabel: 'EFSHARED',
   /** on it, written when the card was made: the layout's facts (slot devices, GRUB's environment file) as KEY='value' lines */
   layoutRel: 'edgeforge/os-layout',
-  /** on it: which slot holds which release, the trial in progress, the last rollback (key=value lines) */
+  /**
+   * on it: which slot holds which release, the trial in progress, the last rollback — as two records
+   * (`os-state.0`, `os-state.1`) of key='value' lines, each with a sequence number and a checksum, of a fixed size
+   * and overwritten in place, the older one each time: FAT has no journal and a rename on it is not atomic (a power
+   * cut between its steps empties the file), while a torn in-place write only spoils the record being written
+   */
   stateRel: 'edgeforge/os-state',
+  stateRecordBytes: 4096,
+  stateKeys: ['A_VERSION', 'B_VERSION', 'TRIAL', 'TRIAL_VERSION', 'TRIAL_AT', 'TRIAL_STAGE', 'ROLLBACK_VERSION', 'ROLLBACK_AT', 'ROLLBACK_REASON', 'ROLLBACK_COUNT', 'GOOD_AT', 'NOTE'],
+  /** the Raspberry Pi firmware's autoboot.txt is one sector, padded with comment lines and overwritten in place */
+  autobootBytes: 512,
   /** RAUC's central slot status (bundle version and install time per slot) */
   raucStatusRel: 'edgeforge/rauc.status',
   raucConf: '/etc/rauc/system.conf',
@@ -290,6 +299,9 @@ export function layoutShellVariables(): [string, string][] {
     ['EF_OS_SHARED', OS_UPDATE.sharedMount],
     ['EF_OS_SHARED_UNIT', OS_UPDATE.sharedMountUnit],
     ['EF_OS_STATE', `${OS_UPDATE.sharedMount}/${OS_UPDATE.stateRel}`],
+    ['EF_OS_STATE_BYTES', String(OS_UPDATE.stateRecordBytes)],
+    ['EF_OS_STATE_KEYS', OS_UPDATE.stateKeys.join(' ')],
+    ['EF_OS_AUTOBOOT_BYTES', String(OS_UPDATE.autobootBytes)],
     ['EF_OS_LAYOUT', `${OS_UPDATE.sharedMount}/${OS_UPDATE.layoutRel}`],
     ['EF_OS_RAUC_STATUS', `${OS_UPDATE.sharedMount}/${OS_UPDATE.raucStatusRel}`],
     ['EF_OS_RAUC_CONF', OS_UPDATE.raucConf],

@@ -7,7 +7,7 @@
 //              [p4 extended: p5 root A = the base's root, p6 root B, empty, p7 data volume]
 //
 // Slot A holds the base (the release `version`); slot B stays empty (holes) until the first update. The
-// partitions both slots share carry `edgeforge/os-layout` (the slot devices) and `edgeforge/os-state` (which
+// partitions both slots share carry `edgeforge/os-layout` (the slot devices) and `edgeforge/os-state.0`/`.1` (which
 // slot holds which release) for the device programs. Deterministic: GUIDs and volume ids derive from the key,
 // FAT timestamps are a fixed date (not SOURCE_DATE_EPOCH: the image is reused from build to build).
 import { createHash } from 'node:crypto';
@@ -28,10 +28,11 @@ import { BaseLayoutError } from '../util/errors.ts';
 import { preparedFrom, readSideCar, removeOtherImages, writeDerivedImage } from './derived-image.ts';
 import { OS_UPDATE } from '../device/layout.ts';
 import { autobootTxt, grubConfig, grubEnvBlock, initialGrubEnv, slotCmdline } from '../render/os/boot.ts';
-import { initialStateFile, layoutFile, PI_PARTS, piDiskSignature, piPartuuid, UEFI_PARTS, type LayoutFacts } from '../render/os/slots.ts';
+import { fixedSizeText, initialStateRecords, layoutFile, PI_PARTS, piDiskSignature, piPartuuid, UEFI_PARTS, type LayoutFacts } from '../render/os/slots.ts';
 import type { OsLayout } from '../inventory/schema.ts';
 
-export const AB_BASE_FORMAT = 'edgeforge-ab-base/1';
+// 2: the OS state as two fixed-size records, autoboot.txt padded to a sector (overwritten in place on the device)
+export const AB_BASE_FORMAT = 'edgeforge-ab-base/2';
 const MIB = 2048; // sectors
 const SELECT_MIB = 8;
 const FAT_TYPES = new Set(['01', '04', '06', '0b', '0c', '0e']);
@@ -117,7 +118,7 @@ async function writeWithDirs(fat: FatFs, file: string, bytes: Uint8Array): Promi
 
 async function writeShared(fat: FatFs, facts: LayoutFacts, version: string): Promise<void> {
   await writeWithDirs(fat, OS_UPDATE.layoutRel, Buffer.from(layoutFile(facts)));
-  await writeWithDirs(fat, OS_UPDATE.stateRel, Buffer.from(initialStateFile(version)));
+  for (const r of initialStateRecords(version)) await writeWithDirs(fat, r.rel, Buffer.from(r.text));
 }
 
 /**
@@ -251,7 +252,7 @@ function planPi(parts: Partition[], o: AbOptions): Plan {
       const volumeId = createHash('sha256').update(`${o.fleet}:select`).digest().readUInt32LE(0);
       await mkfsFat(sel, { type: 16, label: OS_UPDATE.sharedFatLabel, volumeId, epoch: FLEET_BASE_EPOCH, hiddenSectors: selLba });
       const selFat = await FatFs.open(sel, { epoch: FLEET_BASE_EPOCH });
-      await selFat.writeFile('autoboot.txt', Buffer.from(autobootTxt(PI_PARTS.bootA, PI_PARTS.bootB)));
+      await selFat.writeFile('autoboot.txt', Buffer.from(fixedSizeText(autobootTxt(PI_PARTS.bootA, PI_PARTS.bootB), OS_UPDATE.autobootBytes)));
       const dev = (n: number) => `/dev/disk/by-partuuid/${uuid(n)}`;
       const facts: LayoutFacts = {
         layout: 'raspi-mbr',

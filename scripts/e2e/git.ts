@@ -38,11 +38,8 @@ async function ensureGitUser(): Promise<void> {
   if (shadow.startsWith('!')) await $`usermod -p ${'*'} git`;
 }
 
-export async function startGit(dir: string): Promise<GitServer> {
-  await ensureGitUser();
-  await fs.mkdir(dir, { recursive: true });
-  // the git user must reach the repository: every directory on the way is traversable
-  for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) await fs.chmod(d, ((await fs.stat(d)).mode & 0o7777) | 0o011).catch(() => {});
+/** the bare fleet repository the device clones, with one commit, owned by the git user */
+async function seedRepository(dir: string): Promise<{ repo: string; head: string }> {
   const repo = path.join(dir, 'fleet.git');
   const work = path.join(dir, 'seed-tree');
   await fs.rm(repo, { recursive: true, force: true });
@@ -57,6 +54,15 @@ export async function startGit(dir: string): Promise<GitServer> {
   await $`git -C ${work} push -q ${repo} main`;
   const head = (await $`git -C ${work} rev-parse main`).stdout.trim();
   await $`chown -R git: ${repo}`;
+  return { repo, head };
+}
+
+export async function startGit(dir: string): Promise<GitServer> {
+  await ensureGitUser();
+  await fs.mkdir(dir, { recursive: true });
+  // the git user must reach the repository: every directory on the way is traversable
+  for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) await fs.chmod(d, ((await fs.stat(d)).mode & 0o7777) | 0o011).catch(() => {});
+  const { repo, head } = await seedRepository(dir);
 
   const hostKeyFile = path.join(dir, 'ssh_host_ed25519_key');
   await fs.rm(hostKeyFile, { force: true });

@@ -17,7 +17,8 @@ import { personalize } from '../../scripts/disk/personalize.ts';
 import { loadProfile } from '../../scripts/disk/profiles.ts';
 import { GPT_TYPES } from '../../scripts/disk/guid.ts';
 import { autobootTxt } from '../../scripts/render/os/boot.ts';
-import { piDiskSignature, piPartuuid } from '../../scripts/render/os/slots.ts';
+import { currentState, fixedSizeText, piDiskSignature, piPartuuid } from '../../scripts/render/os/slots.ts';
+import { OS_UPDATE } from '../../scripts/device/layout.ts';
 
 const HAVE_TOOLS = requireTools(['blkid', 'e2fsck', 'fsck.vfat', 'grub-editenv', 'grub-script-check', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'mtype', 'sfdisk', 'sgdisk'], 'test/disk/ab-base.test.ts');
 
@@ -98,7 +99,10 @@ describe.runIf(HAVE_TOOLS)('A/B layout on a UEFI (GPT) base', () => {
     // RAUC's GRUB backend marks B primary exactly like this (grub-editenv ... set): the block stays readable
     run('grub-editenv', [envFile, 'set', 'B_OK=1', 'B_TRY=0', 'ORDER=B A']);
     expect(run('grub-editenv', [envFile, 'list'])).toContain('ORDER=B A\n');
-    expect(mtype(img, off, 'edgeforge/os-state')).toContain("A_VERSION='2026.12.1'");
+    // the two state records, both valid, of the size the device overwrites in place; the current one says slot A
+    const records = [0, 1].map((i) => mtype(img, off, `edgeforge/os-state.${i}`));
+    expect(records.map((r) => r.length)).toEqual([OS_UPDATE.stateRecordBytes, OS_UPDATE.stateRecordBytes]);
+    expect(currentState(records)).toMatchObject({ SEQ: '1', A_VERSION: '2026.12.1', B_VERSION: '' });
     const layout = mtype(img, off, 'edgeforge/os-layout');
     expect(layout).toContain("EF_AB_ROOT_B='/dev/disk/by-partlabel/edgeforge-root-b'");
     expect(layout).toContain("EF_AB_GRUBENV='EFI/debian/grubenv'");
@@ -196,9 +200,12 @@ describe.runIf(HAVE_TOOLS)('A/B layout on a Raspberry Pi (MBR) base', () => {
     const sel = t.partitions[0];
     fsckFat(img, sel.start * 512, sel.size * 512, dir);
     expect(run('blkid', ['-p', '-O', String(sel.start * 512), '-o', 'export', img])).toMatch(/^LABEL=EFSHARED$/m);
-    expect(mtype(img, sel.start * 512, 'autoboot.txt')).toBe(autobootTxt(2, 3));
-    expect(mtype(img, sel.start * 512, 'autoboot.txt')).toBe('[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n');
-    expect(mtype(img, sel.start * 512, 'edgeforge/os-state')).toContain("A_VERSION='2026.12.1'");
+    // one sector, padded with comment lines of the firmware's config syntax (the device overwrites it in place)
+    const auto = mtype(img, sel.start * 512, 'autoboot.txt');
+    expect(auto).toBe(fixedSizeText(autobootTxt(2, 3), 512));
+    expect(auto.startsWith('[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n#')).toBe(true);
+    expect(auto.split('\n').slice(5).every((l) => l === '' || (/^#+$/.test(l) && l.length < 80))).toBe(true);
+    expect(currentState([0, 1].map((i) => mtype(img, sel.start * 512, `edgeforge/os-state.${i}`)))).toMatchObject({ A_VERSION: '2026.12.1' });
     const bootA = t.partitions[1];
     fsckFat(img, bootA.start * 512, bootA.size * 512, dir);
     const cmdline = mtype(img, bootA.start * 512, 'cmdline.txt');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { currentState } from '../../scripts/render/os/slots.ts';
 import { parse } from 'yaml';
 import { runCli } from '../helpers.ts';
 import { buildGptFixture } from '../disk/fixtures.ts';
@@ -59,7 +60,8 @@ describe.runIf(HAVE)('edgeforge build with os:', () => {
     expect(t.partitions.map((p: { name: string }) => p.name)).toEqual(['edgeforge-esp', 'edgeforge-root-a', 'edgeforge-root-b', 'CIDATA']);
     execFileSync(tool('sgdisk'), ['-v', img], { stdio: 'pipe' });
     const esp = t.partitions[0];
-    expect(execFileSync(tool('mtype'), ['-i', `${img}@@${esp.start * 512}`, '::edgeforge/os-state'], { encoding: 'utf8' })).toContain("A_VERSION='2026.12.1'");
+    const records = [0, 1].map((i) => execFileSync(tool('mtype'), ['-i', `${img}@@${esp.start * 512}`, `::edgeforge/os-state.${i}`], { encoding: 'utf8' }));
+    expect(currentState(records)).toMatchObject({ A_VERSION: '2026.12.1' });
   });
 
   it('refuses a base image that no release was made from, and writes nothing', async () => {

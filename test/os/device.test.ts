@@ -5,7 +5,7 @@
 import { requireTools, tool } from '../../scripts/testkit/tools.ts';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -16,8 +16,9 @@ import { fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
 import { osStage } from '../../scripts/render/day2/stages.ts';
 import { osPrograms, osUpdateTimer } from '../../scripts/render/os/compose.ts';
-import { initialStateFile, layoutFile, piPartuuid, type LayoutFacts } from '../../scripts/render/os/slots.ts';
+import { currentState, fixedSizeText, initialStateRecords, layoutFile, piPartuuid, readStateRecord, stateRecord, stateRecordFiles, type LayoutFacts, type StateFields } from '../../scripts/render/os/slots.ts';
 import { ringPointer } from '../../scripts/render/os/ring.ts';
+import { autobootTxt } from '../../scripts/render/os/boot.ts';
 import { OS_CARRY, OS_UPDATE } from '../../scripts/device/layout.ts';
 import { cmsSign } from '../../scripts/keys/os-key.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
@@ -106,7 +107,7 @@ function install(root: string, d: ResolvedDevice, facts: LayoutFacts): void {
   const shared = path.join(root, OS_UPDATE.sharedMount.slice(1));
   mkdirSync(path.join(shared, 'edgeforge'), { recursive: true });
   writeFileSync(path.join(shared, OS_UPDATE.layoutRel), layoutFile(facts));
-  writeFileSync(path.join(shared, OS_UPDATE.stateRel), initialStateFile('2026.12.1'));
+  for (const r of initialStateRecords('2026.12.1')) writeFileSync(path.join(shared, r.rel), r.text);
 }
 
 /** the settings first boot puts in place (for the programs' tests that skip first boot) */
@@ -126,7 +127,18 @@ function run(root: string, program: string, args: string[] = [], env: Record<str
 }
 
 const read = (root: string, p: string) => readFileSync(path.join(root, p), 'utf8');
-const state = (root: string) => read(root, `${OS_UPDATE.sharedMount.slice(1)}/${OS_UPDATE.stateRel}`);
+const stateFile = (root: string, i: number) => path.join(root, OS_UPDATE.sharedMount.slice(1), `${OS_UPDATE.stateRel}.${i}`);
+/** the current OS state record as KEY='value' lines (SEQ first, then the keys in order) */
+const state = (root: string) => {
+  const f = currentState([0, 1].map((i) => (existsSync(stateFile(root, i)) ? readFileSync(stateFile(root, i), 'utf8') : undefined)));
+  if (!f) throw new Error('no valid OS state record');
+  return Object.entries(f).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n';
+};
+/** KEY='value' lines as state fields */
+const fieldsOf = (text: string): StateFields => Object.fromEntries([...text.matchAll(/^([A-Z_]+)='(.*)'$/gm)].map((m) => [m[1], m[2]]));
+const writeState = (root: string, fields: StateFields) => {
+  for (const r of stateRecordFiles(fields)) writeFileSync(path.join(root, OS_UPDATE.sharedMount.slice(1), r.rel), r.text);
+};
 
 beforeAll(() => {
   tmp = mkdtempSync(path.join(tmpdir(), 'ef-os-device-'));
@@ -313,7 +325,7 @@ describe.runIf(HAVE)('the updater (edgeforge-os-update)', () => {
     expect(now.sys).toContain('systemctl reboot\n');
     // back on A, as if B had come and gone: A runs what the ring wants
     signedSource(source, { version: '2026.12.1', issued: 1767225700, bundle: Buffer.from('bundle') });
-    writeFileSync(path.join(root, 'boot/edgeforge/edgeforge/os-state'), initialStateFile('2026.12.1'));
+    writeState(root, { A_VERSION: '2026.12.1' });
     const same = run(root, updater(), ['run', '--now'], env());
     expect(same.err).toContain('up to date: slot A runs 2026.12.1, the stable ring\'s release');
     expect(same.sys).not.toContain('rauc');
@@ -354,13 +366,12 @@ describe.runIf(HAVE)('the updater (edgeforge-os-update)', () => {
     expect(r.err).toContain('cannot fetch http://os.example/stable.ring (offline?); looking in the inbox');
     expect(r.sys).toContain(`rauc install ${path.join(inbox, 'edgeforge-os-2027.01.0-uefi-gpt.raucb')}`);
     // the same release came back twice: a person decides
-    const st = path.join(root, 'boot/edgeforge/edgeforge/os-state');
-    writeFileSync(st, initialStateFile('2026.12.1') + "ROLLBACK_VERSION='2027.01.0'\nROLLBACK_COUNT='2'\nROLLBACK_REASON='health check: k3s.service failed'\n");
+    writeState(root, { A_VERSION: '2026.12.1', ROLLBACK_VERSION: '2027.01.0', ROLLBACK_COUNT: '2', ROLLBACK_REASON: 'health check: k3s.service failed' });
     const held = run(root, updater(), ['run', '--now', '--no-reboot'], env());
     expect(held.err).toContain('held back: 2027.01.0 came back 2 times (health check: k3s.service failed)');
     expect(held.sys).not.toContain('rauc');
     expect(run(root, updater(), ['retry'], env()).code).toBe(0);
-    expect(readFileSync(st, 'utf8')).toContain("ROLLBACK_COUNT='0'");
+    expect(state(root)).toContain("ROLLBACK_COUNT='0'");
     expect(run(root, updater(), ['run', '--now', '--no-reboot'], env()).sys).toContain('rauc install');
   });
 
@@ -379,7 +390,7 @@ describe.runIf(HAVE)('the health check (edgeforge-os-health)', () => {
   let root: string;
   const health = () => path.join(root, 'var/lib/edgeforge/bundle/os/edgeforge-os-health');
   const withState = (extra: string, slot: string) => {
-    writeFileSync(path.join(root, 'boot/edgeforge/edgeforge/os-state'), `A_VERSION='2026.12.1'\nB_VERSION='2027.01.0'\n${extra}`);
+    writeState(root, fieldsOf(`A_VERSION='2026.12.1'\nB_VERSION='2027.01.0'\n${extra}`));
     writeFileSync(path.join(root, 'proc/cmdline'), `root=PARTUUID=x rauc.slot=${slot} ro\n`);
   };
   const fast = { EDGEFORGE_OS_SETTLE: '0', EDGEFORGE_OS_HEALTH_TIMEOUT: '20' };
@@ -429,22 +440,102 @@ describe.runIf(HAVE)('the health check (edgeforge-os-health)', () => {
   });
 });
 
+describe.runIf(HAVE)('the shared OS state on FAT: two records, overwritten in place', () => {
+  let root: string;
+  const updater = () => path.join(root, 'var/lib/edgeforge/bundle/os/edgeforge-os-update');
+  const health = () => path.join(root, 'var/lib/edgeforge/bundle/os/edgeforge-os-health');
+  const seqOf = (i: number) => readStateRecord(readFileSync(stateFile(root, i), 'utf8'))?.seq;
+
+  beforeEach(() => {
+    root = sandbox();
+    install(root, device('plant-b-001'), UEFI_FACTS);
+    settings(root);
+    writeFileSync(path.join(root, 'var/lib/edgeforge/firstboot.state'), 'step=end\nstate=done\n');
+  });
+
+  it('writes each change over the older record, in place, and never touches the current one', () => {
+    expect([seqOf(0), seqOf(1)]).toEqual([1, 0]);
+    const ino = [0, 1].map((i) => statSync(stateFile(root, i)).ino);
+    const current = readFileSync(stateFile(root, 0));
+    expect(run(root, updater(), ['retry']).code).toBe(0);
+    expect([seqOf(0), seqOf(1)]).toEqual([1, 2]);
+    expect(readFileSync(stateFile(root, 0)).equals(current)).toBe(true);
+    expect(run(root, updater(), ['retry']).code).toBe(0);
+    expect([seqOf(0), seqOf(1)]).toEqual([3, 2]);
+    for (const i of [0, 1]) {
+      expect(statSync(stateFile(root, i)).ino, 'renamed over (a rename is not atomic on FAT)').toBe(ino[i]);
+      expect(statSync(stateFile(root, i)).size).toBe(OS_UPDATE.stateRecordBytes);
+    }
+    expect(state(root)).toContain("A_VERSION='2026.12.1'");
+  });
+
+  it('reads the record before a write that a power cut tore, and writes the next change over the torn one', () => {
+    writeState(root, { A_VERSION: '2026.12.1', B_VERSION: '2026.11.0' });
+    writeFileSync(path.join(root, 'proc/cmdline'), 'root=PARTUUID=x rauc.slot=A ro\n');
+    // the updater recorded its install (seq 2 in record 1)...
+    const before = readFileSync(stateFile(root, 0));
+    expect(run(root, updater(), ['retry']).code).toBe(0);
+    // ...and the power went while the record was written: half of it on the card, the rest old bytes or zeros
+    const torn = readFileSync(stateFile(root, 1));
+    torn.fill(0, 200);
+    writeFileSync(stateFile(root, 1), torn);
+    const st = run(root, updater(), ['state']);
+    expect(st.code, st.err).toBe(0);
+    expect(st.out).toContain("SEQ='1'\nA_VERSION='2026.12.1'\nB_VERSION='2026.11.0'");
+    expect(st.out).toContain(`# from ${OS_UPDATE.sharedMount}/${OS_UPDATE.stateRel}.0`);
+    const h = run(root, health(), [], { EDGEFORGE_OS_SETTLE: '0' });
+    expect(h.code, h.err).toBe(0);
+    expect(h.err).not.toContain('no readable OS state record');
+    // a change now goes over the torn record; the good one stays as it was
+    expect(run(root, updater(), ['retry']).code).toBe(0);
+    expect(readFileSync(stateFile(root, 0)).equals(before)).toBe(true);
+    expect(seqOf(1)).toBe(2);
+    // both spoiled (or gone): the programs say so and go on; the next write starts again
+    truncateSync(stateFile(root, 0), 100);
+    rmSync(stateFile(root, 1));
+    const none = run(root, updater(), ['status']);
+    expect(none.err).toContain('no readable OS state record');
+    expect(none.out).toContain('slot A: (empty)');
+    expect(run(root, updater(), ['retry']).code).toBe(0);
+    expect(statSync(stateFile(root, 0)).size).toBe(OS_UPDATE.stateRecordBytes);
+    expect(state(root)).toContain("ROLLBACK_COUNT='0'");
+  });
+
+  it('makes the same bytes as the build for the same fields (padding of every length, values cleaned alike)', () => {
+    // every way the padding can end: a whole number of comment lines, a last line of one byte (a newline), or longer
+    for (const n of [0, 1, 2, 3, 4, 5, 60, 61, 62, 63, 64, 65, 66]) {
+      // a quote, a newline and a non-ASCII letter are dropped by both
+      const note = `ö'x\n${'n'.repeat(n)}`;
+      writeState(root, { A_VERSION: '2026.12.1', NOTE: note });
+      expect(run(root, updater(), ['retry']).code).toBe(0);
+      const written = readFileSync(stateFile(root, 1), 'utf8');
+      const rec = readStateRecord(written)!;
+      expect(rec.fields.NOTE).toBe(`x${'n'.repeat(n)}`);
+      expect(written).toBe(stateRecord(rec.fields as StateFields, rec.seq));
+    }
+    expect(() => fixedSizeText('x'.repeat(600) + '\n', OS_UPDATE.autobootBytes)).toThrow(/do not fit/);
+  });
+});
+
 describe.runIf(HAVE)('the Raspberry Pi boot-loader backend (edgeforge-tryboot), called as RAUC calls it', () => {
   it('tries a slot through [tryboot], commits it when marked good, and goes back when marked bad', () => {
     const root = sandbox();
     install(root, device('store-c-001'), PI_FACTS);
     settings(root);
     const auto = path.join(root, 'boot/edgeforge/autoboot.txt');
-    writeFileSync(auto, '[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n');
+    writeFileSync(auto, fixedSizeText(autobootTxt(2, 3), OS_UPDATE.autobootBytes));
+    const ino = statSync(auto).ino;
     const tb = (...a: string[]) => run(root, path.join(root, 'var/lib/edgeforge/bundle/os/edgeforge-tryboot'), a);
     expect(tb('get-primary').out).toBe('A\n');
     expect(tb('get-state', 'B').out).toBe('good\n');
     expect(tb('set-primary', 'B').code).toBe(0);
-    expect(readFileSync(auto, 'utf8')).toBe('[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n');
+    expect(readFileSync(auto, 'utf8')).toBe(fixedSizeText(autobootTxt(2, 3), OS_UPDATE.autobootBytes));
     expect(tb('get-primary').out).toBe('B\n');
     // B's trial passed: committed
     expect(tb('set-state', 'B', 'good').code).toBe(0);
-    expect(readFileSync(auto, 'utf8')).toBe('[all]\ntryboot_a_b=1\nboot_partition=3\n[tryboot]\nboot_partition=2\n');
+    expect(readFileSync(auto, 'utf8')).toBe(fixedSizeText(autobootTxt(3, 2), OS_UPDATE.autobootBytes));
+    // overwritten in place, one sector: never renamed over (not atomic on FAT), the firmware reads old or new
+    expect(statSync(auto).ino).toBe(ino);
     expect(tb('get-primary').out).toBe('B\n');
     // the next update tries A, which fails: the committed slot stays B
     expect(tb('set-primary', 'A').code).toBe(0);
@@ -488,7 +579,7 @@ describe.runIf(HAVE)('the status report of an A/B device', () => {
     const root = sandbox();
     const d = device('plant-b-001');
     install(root, d, UEFI_FACTS);
-    writeFileSync(path.join(root, 'boot/edgeforge/edgeforge/os-state'), "A_VERSION='2026.12.1'\nB_VERSION='2027.01.0'\nROLLBACK_VERSION='2027.01.0'\nROLLBACK_AT='2026-01-03T01:40:00Z'\nROLLBACK_REASON='health check: k3s.service failed'\nROLLBACK_COUNT='1'\n");
+    writeState(root, { A_VERSION: '2026.12.1', B_VERSION: '2027.01.0', ROLLBACK_VERSION: '2027.01.0', ROLLBACK_AT: '2026-01-03T01:40:00Z', ROLLBACK_REASON: 'health check: k3s.service failed', ROLLBACK_COUNT: '1' });
     mkdirSync(path.join(root, 'etc/edgeforge/status'), { recursive: true });
     writeFileSync(path.join(root, 'etc/edgeforge/status/status.conf'), `EFS_DEVICE='${d.id}'\nEFS_FLEET='acme'\nEFS_SITE='${d.siteId}'\nEFS_HOST='127.0.0.1'\nEFS_TOPIC='t'\n`);
     const prog = path.join(root, 'reporter.sh');

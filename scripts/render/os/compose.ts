@@ -66,9 +66,9 @@ const program = (what: string, step: string, files: string[], main: string) =>
 let programs: { update: string; health: string; tryboot: string } | undefined;
 export function osPrograms() {
   programs ??= {
-    update: program('OS updater: edgeforge-os-update [run [--now] [--no-reboot] | status | retry]', 'os-update', ['os-lib.sh', 'os-carry.sh', 'os-update.sh'], 'os_update_main "$@"'),
-    health: program('OS health check after every boot', 'os-health', ['os-lib.sh', 'os-health.sh'], 'os_health_main'),
-    tryboot: program("RAUC boot-loader backend over the Raspberry Pi firmware's autoboot.txt", 'tryboot', ['os-lib.sh', 'tryboot.sh'], 'tryboot_main "$@"'),
+    update: program('OS updater: edgeforge-os-update [run [--now] [--no-reboot] | status | state | retry]', 'os-update', ['os-state.sh', 'os-lib.sh', 'os-carry.sh', 'os-update.sh'], 'os_update_main "$@"'),
+    health: program('OS health check after every boot', 'os-health', ['os-state.sh', 'os-lib.sh', 'os-health.sh'], 'os_health_main'),
+    tryboot: program("RAUC boot-loader backend over the Raspberry Pi firmware's autoboot.txt", 'tryboot', ['os-state.sh', 'os-lib.sh', 'tryboot.sh'], 'tryboot_main "$@"'),
   };
   return programs;
 }
@@ -178,11 +178,11 @@ let fragment: string | undefined;
  * OS updates keep the renewal fragment's bytes).
  */
 export function osDay2Fragment(): string {
-  fragment ??= [renameShellFunction(renewalFirstbootFragment(), 'renewal_install', 'renewal_install_check'), source('os-lib.sh'), source('os-install.sh')].join('\n');
+  fragment ??= [renameShellFunction(renewalFirstbootFragment(), 'renewal_install', 'renewal_install_check'), source('os-state.sh'), source('os-lib.sh'), source('os-install.sh')].join('\n');
   return fragment;
 }
 
 /** The status reporter's extension: its collect() renamed collect_status, and a collect() that adds "os". */
 export function osReporterExtension(): { rename: [string, string]; text: string } {
-  return { rename: ['collect', 'collect_status'], text: source('report-os.sh') };
+  return { rename: ['collect', 'collect_status'], text: `${source('os-state.sh')}\n${source('report-os.sh')}` };
 }

@@ -60,9 +60,64 @@ export function layoutFile(f: LayoutFacts): string {
   return ['# written by edgeforge when this card was made: its A/B layout (docs/os-updates.md)', ...vars.map(([k, v]) => `${k}=${shq(v)}`), ''].join('\n');
 }
 
+/**
+ * TEXT (ending in a newline) padded with comment lines ('#', at most 64 bytes each, a last shorter one) to exactly
+ * `bytes` bytes, so that the device can overwrite it in place (fixed_text in render/shell/core.sh pads the same way).
+ */
+export function fixedSizeText(text: string, bytes: number): string {
+  let n = bytes - Buffer.byteLength(text);
+  if (n < 0 || !text.endsWith('\n')) throw new Error(`fixedSizeText: ${Buffer.byteLength(text)} bytes do not fit in ${bytes}`);
+  let pad = '';
+  for (; n >= 64; n -= 64) pad += `${'#'.repeat(63)}\n`;
+  if (n > 0) pad += `${'#'.repeat(n - 1)}\n`;
+  return text + pad;
+}
+
+export type StateKey = (typeof OS_UPDATE.stateKeys)[number];
+export type StateFields = Partial<Record<StateKey, string>>;
+
+const STATE_HEAD = '# edgeforge OS updates: which slot holds which release, the trial in progress, the last rollback';
+/** what the device's os_state_set keeps of a value: printable ASCII without quotes, 240 bytes */
+const stateValue = (v: string) => v.replace(/[^ -&(-~]/g, '').slice(0, 240);
+
+/** One record of the shared OS state (the format of os-state.sh): SEQ, every key, the checksum, padding. */
+export function stateRecord(fields: StateFields, seq: number): string {
+  const body = [STATE_HEAD, `SEQ='${seq}'`, ...OS_UPDATE.stateKeys.map((k) => `${k}='${stateValue(fields[k] ?? '')}'`)].join('\n') + '\n';
+  const sum = createHash('sha256').update(body).digest('hex');
+  return fixedSizeText(`${body}SUM='${sum}'\n`, OS_UPDATE.stateRecordBytes);
+}
+
+/** The two record files of the shared OS state, both valid, the current one saying `fields`. */
+export function stateRecordFiles(fields: StateFields): { rel: string; text: string }[] {
+  return [
+    { rel: `${OS_UPDATE.stateRel}.0`, text: stateRecord(fields, 1) },
+    { rel: `${OS_UPDATE.stateRel}.1`, text: stateRecord(fields, 0) },
+  ];
+}
+
 /** The shared state a new card starts with: slot A holds `version`, slot B nothing yet. */
-export function initialStateFile(version: string): string {
-  return ['# edgeforge OS updates: which slot holds which release, the trial in progress, the last rollback', `A_VERSION=${shq(version)}`, "B_VERSION=''", ''].join('\n');
+export function initialStateRecords(version: string): { rel: string; text: string }[] {
+  return stateRecordFiles({ A_VERSION: version });
+}
+
+/** A record's fields and SEQ when its checksum holds (as os_record reads it). */
+export function readStateRecord(text: string): { seq: number; fields: Record<string, string> } | undefined {
+  const m = /^([\s\S]*?)^SUM='([0-9a-f]{64})'$/m.exec(text);
+  if (!m || createHash('sha256').update(m[1]).digest('hex') !== m[2]) return undefined;
+  const fields: Record<string, string> = {};
+  for (const [, k, v] of m[1].matchAll(/^([A-Z_]+)='(.*)'$/gm)) fields[k] = v;
+  const seq = Number(fields.SEQ);
+  return Number.isInteger(seq) ? { seq, fields } : undefined;
+}
+
+/** The current state among the records (the valid one with the higher SEQ), as the device reads it. */
+export function currentState(records: (string | undefined)[]): Record<string, string> | undefined {
+  let best: { seq: number; fields: Record<string, string> } | undefined;
+  for (const r of records) {
+    const rec = r === undefined ? undefined : readStateRecord(r);
+    if (rec && (!best || rec.seq > best.seq)) best = rec;
+  }
+  return best?.fields;
 }
 
 /** RAUC's compatible string: a bundle installs only on the fleet and layout it was made for. */

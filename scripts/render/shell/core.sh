@@ -60,6 +60,36 @@ durable_text() {
   flush "${2%/*}"
 }
 
+# fixed_text TEXT BYTES: TEXT (ending in a newline) padded with comment lines ('#', at most 64 bytes each, a last
+# shorter one) to exactly BYTES bytes; fails when it does not fit. The same padding as fixedSizeText (render/os/slots.ts).
+fixed_text() {
+  ft_n=$(($2 - $(printf '%s' "$1" | wc -c)))
+  [ "$ft_n" -ge 0 ] || return 1
+  printf '%s' "$1"
+  while [ "$ft_n" -ge 64 ]; do
+    printf '%s\n' '###############################################################'
+    ft_n=$((ft_n - 64))
+  done
+  [ "$ft_n" = 0 ] || printf "%$((ft_n - 1))s\n" '' | tr ' ' '#'
+}
+
+# fixed_put TEXT BYTES DEST: DEST becomes fixed_text TEXT BYTES, durably. On FAT a rename is not atomic (a power cut
+# between its steps can empty DEST), so a DEST that already has BYTES bytes is overwritten in place (no cluster is
+# allocated or freed; a cut spoils at most what was being written); another DEST is made through a temp file.
+fixed_put() {
+  fp_text=$(fixed_text "$1" "$2") || return 1
+  if [ "$(stat -c %s "$3" 2>/dev/null)" = "$2" ]; then
+    printf '%s\n' "$fp_text" | dd of="$3" bs="$2" count=1 conv=notrunc,fsync iflag=fullblock status=none || return 1
+  else
+    printf '%s\n' "$fp_text" >"$3.edgeforge-new" || return 1
+    flush "$3.edgeforge-new"
+    mv -f "$3.edgeforge-new" "$3" || return 1
+    # the renamed file's own directory entry is written with the file, not with its directory (vfat)
+    flush "$3"
+    flush "${3%/*}"
+  fi
+}
+
 # Run a command that changes the system (hostname, useradd, nft, systemctl, the K3s installer...).
 sys() {
   if [ -n "${EDGEFORGE_SYS:-}" ]; then

@@ -1,12 +1,11 @@
 # shellcheck shell=sh
 # edgeforge OS updates (docs/os-updates.md): what the updater, the health check and the Raspberry Pi boot
 # backend share. After the shell core (log, die, sys, put_file...). Settings come from EF_OS_CONF (this device's
-# ring, source, window), the card's layout from EF_OS_LAYOUT and the cross-slot state from EF_OS_STATE, both on
-# the partition the two slots share (mounted at EF_OS_SHARED).
+# ring, source, window), the card's layout from EF_OS_LAYOUT, on the partition the two slots share (mounted at
+# EF_OS_SHARED) with the state (os-state.sh, included before this file).
 
 OS_CONF="$R$EF_OS_CONF"
 OS_LAYOUT="$R$EF_OS_LAYOUT"
-OS_STATE="$R$EF_OS_STATE"
 # shellcheck disable=SC2034 # the updater and the boot-loader backend keep their files here; the first-boot program does not
 OS_WORK="$R$EF_OS_WORK"
 
@@ -41,6 +40,8 @@ os_load() {
   EF_AB_BOOT_B=$(os_get EF_AB_BOOT_B "$OS_LAYOUT")
   EF_AB_PART_A=$(os_get EF_AB_PART_A "$OS_LAYOUT")
   EF_AB_PART_B=$(os_get EF_AB_PART_B "$OS_LAYOUT")
+  os_state_load
+  [ -n "$OS_CUR_REC" ] || log "warning: no readable OS state record ($EF_OS_STATE.0 or .1): which slot holds which release is unknown until the next install"
   [ "$EF_AB_LAYOUT" = "$EFO_LAYOUT" ] || die "this card's layout is $EF_AB_LAYOUT but the device's settings say $EFO_LAYOUT: it was flashed with another profile's image"
 }
 
@@ -56,27 +57,6 @@ os_ab() {
 
 os_other() {
   if [ "$1" = A ]; then echo B; else echo A; fi
-}
-
-os_state() {
-  os_get "$1" "$OS_STATE"
-}
-
-# os_state_set KEY=VALUE...: the state file rewritten whole, durably (a power cut leaves the old one or the new)
-os_state_set() {
-  mkdir -p "${OS_STATE%/*}" || die "cannot create ${OS_STATE%/*}"
-  ss_tmp="$OS_STATE.new"
-  {
-    echo '# edgeforge OS updates: which slot holds which release, the trial in progress, the last rollback'
-    for ss_k in A_VERSION B_VERSION TRIAL TRIAL_VERSION TRIAL_AT TRIAL_STAGE ROLLBACK_VERSION ROLLBACK_AT ROLLBACK_REASON ROLLBACK_COUNT GOOD_AT NOTE; do
-      ss_v=$(os_state "$ss_k")
-      for ss_a; do case $ss_a in "$ss_k="*) ss_v=${ss_a#*=} ;; esac; done
-      printf "%s='%s'\n" "$ss_k" "$(printf '%s' "$ss_v" | tr -d "'\n")"
-    done
-  } >"$ss_tmp" || die "cannot write $ss_tmp"
-  flush "$ss_tmp"
-  mv -f "$ss_tmp" "$OS_STATE" || die "cannot replace $OS_STATE"
-  flush "${OS_STATE%/*}"
 }
 
 os_now() {

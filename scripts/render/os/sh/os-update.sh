@@ -3,11 +3,12 @@
 # site's maintenance window (docs/os-updates.md). After os-lib.sh and os-carry.sh.
 #   run [--now] [--no-reboot]  what edgeforge-os-update.timer starts: only inside the window (--now: whenever)
 #   status                     the slots, their releases, a trial in progress, the last rollback
+#   state                      the state record itself (KEY='value' lines)
 #   retry                      try again a release that came back too often (after fixing why)
 # The ring pointer (EFO_SOURCE/<ring>.ring, or the inbox) must verify against the keyring and be no older than
 # the last one accepted; the bundle must hash as the pointer says; RAUC verifies its signature again and
 # writes the other slot; what makes this device itself is carried over; then the slot is marked active and
-# the device reboots into it for one try. Re-runnable: each stage is recorded on the shared partition.
+# the device reboots into it for one try. Re-runnable: each stage is recorded on the shared partition (os-state.sh).
 
 # a release that came back this many times in a row waits for `retry` (a person)
 OS_HOLD_AFTER=2
@@ -216,7 +217,10 @@ os_print_status() {
   os_load
   ps_b=$(os_booted)
   echo "OS updates ($EFO_LAYOUT, ring $EFO_RING): running slot ${ps_b:-unknown}"
-  for ps_s in A B; do echo "  slot $ps_s: $(os_state "${ps_s}_VERSION" | sed 's/^$/(empty)/')"; done
+  for ps_s in A B; do
+    ps_v=$(os_state "${ps_s}_VERSION")
+    echo "  slot $ps_s: ${ps_v:-(empty)}"
+  done
   [ -z "$(os_state TRIAL)" ] || echo "  trial: slot $(os_state TRIAL) with $(os_state TRIAL_VERSION) since $(os_state TRIAL_AT) ($(os_state TRIAL_STAGE))"
   [ -z "$(os_state ROLLBACK_VERSION)" ] || echo "  last rollback: $(os_state ROLLBACK_VERSION) at $(os_state ROLLBACK_AT), $(os_state ROLLBACK_COUNT) time(s) in a row: $(os_state ROLLBACK_REASON)"
   [ ! -f "$OS_WORK/ring" ] || echo "  $EFO_RING ring pointer: release $(ptr_get version), issued $(ptr_get issued)"
@@ -234,13 +238,14 @@ os_update_main() {
       os_run "$@"
       ;;
     status) os_print_status ;;
+    state) os_state_print ;;
     retry)
       os_load
       os_state_set "ROLLBACK_COUNT=0"
       log "$(os_state ROLLBACK_VERSION) will be tried again in the next window (or now: edgeforge-os-update run --now)"
       ;;
     *)
-      echo "usage: edgeforge-os-update [run [--now] [--no-reboot] | status | retry]" >&2
+      echo "usage: edgeforge-os-update [run [--now] [--no-reboot] | status | state | retry]" >&2
       exit 2
       ;;
   esac

@@ -1,10 +1,11 @@
 # shellcheck shell=sh
 # OS updates' part of the status reporter (composed into edgeforge-status-report on devices with A/B slots, after
 # its collect() is renamed collect_status): the report gains "os" — the running slot and its release, each slot's
-# release, a trial in progress, the last rollback (docs/os-updates.md). Read from the shared boot partition.
+# release, a trial in progress, the last rollback (docs/os-updates.md). Read from the shared boot partition
+# (os-state.sh, included before this file).
 
 ro_get() {
-  sed -n "s/^$1=//p" "$R$EF_OS_STATE" 2>/dev/null | tail -n 1 | sed "s/^'\(.*\)'\$/\1/"
+  os_state "$1"
 }
 
 os_json() {

@@ -7,7 +7,7 @@
 #   set-primary B     [tryboot] = B's boot partition (the updater then reboots with tryboot)
 #   set-state B good  on B's trial: commit, [all] = B ([tryboot] = the other)
 #   set-state B bad   B is not committed ([all] = the other) and is noted bad
-# After os-lib.sh. Every write of autoboot.txt is whole (temp file, rename): a power cut leaves the old or the new.
+# After os-lib.sh.
 
 TB_FILE="$R$EF_OS_SHARED/autoboot.txt"
 # what the two slots share about the boot loader: a slot marked primary and not committed, slots marked bad
@@ -26,12 +26,11 @@ tb_part_of() {
   os_ab PART "$1"
 }
 
-# tb_write ALLPART TRYPART
+# tb_write ALLPART TRYPART: overwritten in place (one sector, padded with comments): the firmware finds the old
+# text or the new one after a power cut, never an empty file
 tb_write() {
-  printf '[all]\ntryboot_a_b=1\nboot_partition=%s\n[tryboot]\nboot_partition=%s\n' "$1" "$2" >"$TB_FILE.new" || die "cannot write $TB_FILE.new"
-  flush "$TB_FILE.new"
-  mv -f "$TB_FILE.new" "$TB_FILE" || die "cannot replace $TB_FILE"
-  flush "${TB_FILE%/*}"
+  fixed_put "$(printf '[all]\ntryboot_a_b=1\nboot_partition=%s\n[tryboot]\nboot_partition=%s' "$1" "$2")
+" "$EF_OS_AUTOBOOT_BYTES" "$TB_FILE" || die "cannot write $TB_FILE"
 }
 
 tryboot_main() {

@@ -501,6 +501,17 @@ describe.runIf(HAVE)('the shared OS state on FAT: two records, overwritten in pl
     expect(state(root)).toContain("ROLLBACK_COUNT='0'");
   });
 
+  it('reads the single state file of a card made before the records, until its first change writes one', () => {
+    for (const i of [0, 1]) rmSync(stateFile(root, i));
+    writeFileSync(path.join(root, OS_UPDATE.sharedMount.slice(1), OS_UPDATE.stateRel), "# old\nA_VERSION='2026.12.1'\nB_VERSION='2026.11.0'\nROLLBACK_COUNT='2'\n");
+    const st = run(root, updater(), ['state']);
+    expect(st.out).toContain("A_VERSION='2026.12.1'\nB_VERSION='2026.11.0'");
+    expect(st.out).toContain('(a card made before the two records)');
+    expect(run(root, updater(), ['retry']).code).toBe(0);
+    expect(state(root)).toContain("SEQ='1'\nA_VERSION='2026.12.1'\nB_VERSION='2026.11.0'");
+    expect(state(root)).toContain("ROLLBACK_COUNT='0'");
+  });
+
   it('makes the same bytes as the build for the same fields (padding of every length, values cleaned alike)', () => {
     // every way the padding can end: a whole number of comment lines, a last line of one byte (a newline), or longer
     for (const n of [0, 1, 2, 3, 4, 5, 60, 61, 62, 63, 64, 65, 66]) {

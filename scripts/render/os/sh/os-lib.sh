@@ -41,7 +41,7 @@ os_load() {
   EF_AB_PART_A=$(os_get EF_AB_PART_A "$OS_LAYOUT")
   EF_AB_PART_B=$(os_get EF_AB_PART_B "$OS_LAYOUT")
   os_state_load
-  [ -n "$OS_CUR_REC" ] || log "warning: no readable OS state record ($EF_OS_STATE.0 or .1): which slot holds which release is unknown until the next install"
+  [ -n "$OS_CUR" ] || log "warning: no readable OS state record ($EF_OS_STATE.0 or .1): which slot holds which release is unknown until the next install"
   [ "$EF_AB_LAYOUT" = "$EFO_LAYOUT" ] || die "this card's layout is $EF_AB_LAYOUT but the device's settings say $EFO_LAYOUT: it was flashed with another profile's image"
 }
 

@@ -26,6 +26,8 @@ os_state_load() {
     [ -n "$sl_seq" ] || continue
     if [ -z "$OS_CUR_REC" ] || [ "$sl_seq" -gt "$OS_CUR_SEQ" ]; then OS_CUR=$sl_r OS_CUR_SEQ=$sl_seq OS_CUR_REC=$sl_i; fi
   done
+  # a card made before the records kept one file (replaced by renames): read until the first change writes a record
+  if [ -z "$OS_CUR_REC" ] && [ -f "$OS_STATE" ]; then OS_CUR=$(grep "^[A-Z_]*=" "$OS_STATE"); fi
   OS_LOADED=1
 }
 
@@ -61,10 +63,14 @@ SUM='$ss_sum'
 # the current record, for a person (edgeforge-os-update state)
 os_state_print() {
   os_state_load
-  if [ -z "$OS_CUR_REC" ]; then
-    echo "no readable OS state record at $OS_STATE.0 or .1" >&2
+  if [ -n "$OS_CUR_REC" ]; then
+    printf '%s\n' "$OS_CUR" | grep -v '^#'
+    echo "# from $EF_OS_STATE.$OS_CUR_REC"
+  elif [ -n "$OS_CUR" ]; then
+    printf '%s\n' "$OS_CUR"
+    echo "# from $EF_OS_STATE (a card made before the two records)"
+  else
+    echo "no readable OS state record at $EF_OS_STATE.0 or .1" >&2
     return 1
   fi
-  printf '%s\n' "$OS_CUR" | grep -v '^#'
-  echo "# from $EF_OS_STATE.$OS_CUR_REC"
 }

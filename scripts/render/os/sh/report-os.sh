@@ -9,6 +9,8 @@ ro_get() {
 }
 
 os_json() {
+  # once, here: every ro_get below runs in a subshell
+  os_state_load
   ro_slot=$(tr ' ' '\n' <"$R/proc/cmdline" 2>/dev/null | sed -n 's/^rauc\.slot=//p' | tail -n 1)
   ro_count=$(ro_get ROLLBACK_COUNT)
   case $ro_count in '' | *[!0-9]*) ro_count=0 ;; esac

@@ -7,7 +7,7 @@ import { type Problem } from '../util/errors.ts';
 import { day2Problems } from './day2-checks.ts';
 import { siteWindow } from './windows.ts';
 import { presetCanarySites, sitePolicy } from './industry.ts';
-import { resolveImageArchives } from './images.ts';
+import { resolveImageArchives } from './image-archives.ts';
 import { osProblems } from './os-checks.ts';
 import { resolveFleetStatus } from './fleet-status.ts';
 

@@ -19,7 +19,7 @@ import { loadFluxBundle } from './inputs/flux-bundle.ts';
 import { loadGitopsPublicKeys } from './inputs/public-keys.ts';
 import { writeGitopsTree } from './gitops/tree.ts';
 import { FluxConfigError, InventoryError, UserError } from '../util/errors.ts';
-import { fluxImageArchiveProblems } from '../render/flux/images.ts';
+import { fluxImageArchiveProblems } from '../render/flux/controller-images.ts';
 
 export interface FluxStage {
   /** why there is no Flux bootstrap, when there is none */

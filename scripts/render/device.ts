@@ -22,7 +22,7 @@ import { textFile, type RenderedFile } from './files.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { bundleSums, SUMS_NAME } from '../manifest/sums.ts';
 import { renderK3sConfig, renderRegistries } from './k3s/config.ts';
-import { deliveredImageArchives } from './k3s/airgap-images.ts';
+import { deliveredImageArchives } from './k3s/images.ts';
 import { composeFirstboot } from './firstboot/compose.ts';
 import { modulesLoadConf, nftablesRules, nftablesService, sshdConf, sysctlConf } from './firstboot/system.ts';
 import { renderUserData } from './seed/user-data.ts';

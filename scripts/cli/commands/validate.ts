@@ -5,7 +5,7 @@ import { fluxAirgapHelmProblem, fluxControllerImages, fluxInstallProblem, fluxIm
 import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/image-archives.ts';
 import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
 import { mirrorGaps } from '../../render/plan/egress.ts';
-import { deliveredImageArchives } from '../../render/k3s/airgap-images.ts';
+import { deliveredImageArchives } from '../../render/k3s/images.ts';
 import { k3sInstallPinProblem, PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
 import { kubectlSkewProblems, upgradeImageArchiveProblems } from '../../render/day2/upgrade-images.ts';

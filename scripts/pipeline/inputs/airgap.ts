@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
 import { InventoryError, UserError } from '../../util/errors.ts';
-import { deliveredImageArchives } from '../../render/k3s/airgap-images.ts';
+import { deliveredImageArchives } from '../../render/k3s/images.ts';
 import { archivePath, imageArchiveProblems } from './image-archives.ts';
 import { fleetAirgapReleases, type Ring } from '../../render/day2/rings.ts';
 import { tempPathFor } from '../../util/atomic.ts';

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
-import { imageArchivesVariable } from '../k3s/airgap-images.ts';
+import { imageArchivesVariable } from '../k3s/images.ts';
 import { FIRSTBOOT_PROGRAM } from '../../device/layout.ts';
 import { deviceProgram } from '../shell/program.ts';
 import { deviceInstallVersion, ringAirgap, ringOf } from '../day2/rings.ts';

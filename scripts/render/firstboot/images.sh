@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # Container image archives pinned in the inventory (Flux's controllers, and any other component's):
-# EF_IMAGE_ARCHIVES lists them as NAME=SHA256 words (scripts/render/k3s/airgap-images.ts). Every one is checked
+# EF_IMAGE_ARCHIVES lists them as NAME=SHA256 words (scripts/render/k3s/images.ts). Every one is checked
 # against its pin before any is placed (a mismatch names both hashes and stops), then each goes where K3s
 # imports images at start (agent/images), under a dot-name first: K3s also imports while it runs, and reads
 # only the name endings it knows, so it never sees half a file.

@@ -16,7 +16,7 @@ import { gitopsAgent, memoryBudget, WORKLOAD_FLOOR_MIB } from './memory.ts';
 import { describeRule, inboundRules, sshSources } from '../firstboot/firewall.ts';
 import { renderK3sConfig } from '../k3s/config.ts';
 import { k3sInstallScript } from '../k3s/install.ts';
-import { deliveredImageArchives } from '../k3s/airgap-images.ts';
+import { deliveredImageArchives } from '../k3s/images.ts';
 import { usableRam } from '../../inventory/boards.ts';
 import { day2Markdown, day2Plan } from './day2.ts';
 import type { Expiry } from '../../conformance/expiry.ts';

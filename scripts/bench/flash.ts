@@ -80,7 +80,16 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<{ s: number; v: T }> 
   return { s: Number(process.hrtime.bigint() - t) / 1e9, v };
 }
 
-async function main(): Promise<void> {
+/** What every round flashes: the base, a build output with four devices' deltas, and the base's .bmap for bmaptool. */
+interface Bench {
+  basePath: string;
+  mapped: number;
+  outDir: string;
+  ids: string[];
+  bmap: string;
+}
+
+async function prepareBench(): Promise<Bench> {
   const basePath = path.join(work, 'base.img');
   await makeBase(basePath);
   const sha = createHash('sha256');
@@ -105,70 +114,73 @@ async function main(): Promise<void> {
   const bfh = await fs.open(basePath);
   writeFileSync(bmap, bmapXml(IMAGE, 4096, await bmapRanges(base.mapped, 4096, IMAGE, async (o, n) => (await bfh.read(Buffer.alloc(n), 0, n, o)).buffer)));
   await bfh.close();
-
   console.log(`image: ${formatBytes(IMAGE)} apparent, ${formatBytes(mapped)} mapped in ${base.mapped.length} ranges; targets: regular files in ${work} (same disk as the base)`);
-  const t = (n: string) => path.join(work, n);
-  const clean = () => {
-    for (const f of ['bmap.img', 'dd.img', 'one.img', 'q0.img', 'q1.img', 'q2.img', 'q3.img']) rmSync(t(f), { force: true });
-    sh('sync', []);
-  };
-  const best = new Map<string, Row>();
-  const keep = (r: Row) => {
-    const b = best.get(r.what);
-    if (!b || r.seconds < b.seconds) best.set(r.what, r);
-    console.log(`  ${r.what.padEnd(44)} ${r.seconds.toFixed(2).padStart(7)} s  ${formatBytes(r.bytes).padStart(10)} written${r.note ? `  (${r.note})` : ''}`);
-  };
-  for (let round = 1; round <= ROUNDS; round++) {
-    console.log(`round ${round}/${ROUNDS}`);
-    clean();
-    let m = await timed(() => sh('bmaptool', ['-q', 'copy', '--bmap', bmap, basePath, t('bmap.img')]));
-    keep({ what: 'bmaptool copy (checks range sha256 while copying)', seconds: m.s, bytes: mapped });
-    clean();
-    m = await timed(() => sh('bmaptool', ['-q', 'copy', '--no-verify', '--bmap', bmap, basePath, t('bmap.img')]));
-    keep({ what: 'bmaptool copy --no-verify', seconds: m.s, bytes: mapped });
-    clean();
-    const one = await timed(() => runFlash({ outDir, requests: [{ device: ids[0], target: t('one.img') }], reporter: new JsonReporter() }));
-    if (one.v.results[0].status !== 'ok') throw new Error(one.v.results[0].message);
-    keep({ what: 'edgeforge flash, 1 target', seconds: one.s, bytes: one.v.bytesWritten });
-    clean();
-    const four = await timed(() => runFlash({ outDir, requests: ids.map((id, i) => ({ device: id, target: t(`q${i}.img`) })), reporter: new JsonReporter() }));
-    if (four.v.results.some((r) => r.status !== 'ok')) throw new Error(JSON.stringify(four.v.results));
-    const own = four.v.details.reduce((n, d) => n + d.ownBaseReads, 0);
-    keep({ what: 'edgeforge flash, 4 targets', seconds: four.s, bytes: four.v.bytesWritten, note: `base read: ${formatBytes(four.v.sharedBaseReads)} shared + ${formatBytes(own)} by cut-loose cards` });
-    clean();
-    const fourV = await timed(() => runFlash({ outDir, verify: true, requests: ids.map((id, i) => ({ device: id, target: t(`q${i}.img`) })), reporter: new JsonReporter() }));
-    if (fourV.v.results.some((r) => r.status !== 'ok')) throw new Error(JSON.stringify(fourV.v.results));
-    keep({ what: 'edgeforge flash --verify, 4 targets', seconds: fourV.s, bytes: fourV.v.bytesWritten, note: fourV.v.details[0].verifyMethod });
-    clean();
-    // the engine alone: memory-backed targets, no shared disk behind them
-    const shmDir = mkdtempSync(path.join(shm, 'ef-bench-flash-'));
-    try {
-      for (const n of [1, 4]) {
-        const r = await timed(() => runFlash({ outDir, requests: ids.slice(0, n).map((id, i) => ({ device: id, target: path.join(shmDir, `t${i}.img`) })), reporter: new JsonReporter() }));
-        if (r.v.results.some((x) => x.status !== 'ok')) throw new Error(JSON.stringify(r.v.results));
-        keep({ what: `edgeforge flash, ${n} target${n > 1 ? 's' : ''} on tmpfs`, seconds: r.s, bytes: r.v.bytesWritten });
-      }
-      for (const n of [1, 4]) {
-        const r = await timed(() =>
-          runFlash({
-            outDir,
-            requests: ids.slice(0, n).map((id, i) => ({ device: id, target: path.join(shmDir, `c${i}.img`) })),
-            reporter: new JsonReporter(),
-            openTarget: (t) => rateLimited(t, CARD_MIBS * MiB),
-          }),
-        );
-        if (r.v.results.some((x) => x.status !== 'ok')) throw new Error(JSON.stringify(r.v.results));
-        const own = r.v.details.reduce((k, d) => k + d.ownBaseReads, 0);
-        keep({ what: `edgeforge flash, ${n} simulated ${CARD_MIBS} MiB/s card${n > 1 ? 's' : ''}`, seconds: r.s, bytes: r.v.bytesWritten, note: n > 1 ? `base read: ${formatBytes(r.v.sharedBaseReads)} shared + ${formatBytes(own)} by cut-loose cards` : undefined });
-      }
-    } finally {
-      rmSync(shmDir, { recursive: true, force: true });
+  return { basePath, mapped, outDir, ids, bmap };
+}
+
+const t = (n: string) => path.join(work, n);
+function clean(): void {
+  for (const f of ['bmap.img', 'dd.img', 'one.img', 'q0.img', 'q1.img', 'q2.img', 'q3.img']) rmSync(t(f), { force: true });
+  sh('sync', []);
+}
+
+/** One round on the disk: bmaptool (with and without its checks), flash to 1 and 4 targets (and with --verify), then tmpfs, then dd. */
+async function round(b: Bench, keep: (r: Row) => void): Promise<void> {
+  clean();
+  let m = await timed(() => sh('bmaptool', ['-q', 'copy', '--bmap', b.bmap, b.basePath, t('bmap.img')]));
+  keep({ what: 'bmaptool copy (checks range sha256 while copying)', seconds: m.s, bytes: b.mapped });
+  clean();
+  m = await timed(() => sh('bmaptool', ['-q', 'copy', '--no-verify', '--bmap', b.bmap, b.basePath, t('bmap.img')]));
+  keep({ what: 'bmaptool copy --no-verify', seconds: m.s, bytes: b.mapped });
+  clean();
+  const one = await timed(() => runFlash({ outDir: b.outDir, requests: [{ device: b.ids[0], target: t('one.img') }], reporter: new JsonReporter() }));
+  if (one.v.results[0].status !== 'ok') throw new Error(one.v.results[0].message);
+  keep({ what: 'edgeforge flash, 1 target', seconds: one.s, bytes: one.v.bytesWritten });
+  clean();
+  const four = await timed(() => runFlash({ outDir: b.outDir, requests: b.ids.map((id, i) => ({ device: id, target: t(`q${i}.img`) })), reporter: new JsonReporter() }));
+  if (four.v.results.some((r) => r.status !== 'ok')) throw new Error(JSON.stringify(four.v.results));
+  const own = four.v.details.reduce((n, d) => n + d.ownBaseReads, 0);
+  keep({ what: 'edgeforge flash, 4 targets', seconds: four.s, bytes: four.v.bytesWritten, note: `base read: ${formatBytes(four.v.sharedBaseReads)} shared + ${formatBytes(own)} by cut-loose cards` });
+  clean();
+  const fourV = await timed(() => runFlash({ outDir: b.outDir, verify: true, requests: b.ids.map((id, i) => ({ device: id, target: t(`q${i}.img`) })), reporter: new JsonReporter() }));
+  if (fourV.v.results.some((r) => r.status !== 'ok')) throw new Error(JSON.stringify(fourV.v.results));
+  keep({ what: 'edgeforge flash --verify, 4 targets', seconds: fourV.s, bytes: fourV.v.bytesWritten, note: fourV.v.details[0].verifyMethod });
+  clean();
+  await tmpfsRuns(b, keep);
+  m = await timed(() => sh('dd', [`if=${b.basePath}`, `of=${t('dd.img')}`, 'bs=4M', 'conv=fsync', 'status=none']));
+  keep({ what: 'dd bs=4M conv=fsync (whole image)', seconds: m.s, bytes: IMAGE });
+  clean();
+}
+
+/** The engine alone: memory-backed targets, no shared disk behind them; then simulated cards of their own bandwidth. */
+async function tmpfsRuns(b: Bench, keep: (r: Row) => void): Promise<void> {
+  const shmDir = mkdtempSync(path.join(shm, 'ef-bench-flash-'));
+  try {
+    for (const n of [1, 4]) {
+      const r = await timed(() => runFlash({ outDir: b.outDir, requests: b.ids.slice(0, n).map((id, i) => ({ device: id, target: path.join(shmDir, `t${i}.img`) })), reporter: new JsonReporter() }));
+      if (r.v.results.some((x) => x.status !== 'ok')) throw new Error(JSON.stringify(r.v.results));
+      keep({ what: `edgeforge flash, ${n} target${n > 1 ? 's' : ''} on tmpfs`, seconds: r.s, bytes: r.v.bytesWritten });
     }
-    m = await timed(() => sh('dd', [`if=${basePath}`, `of=${t('dd.img')}`, 'bs=4M', 'conv=fsync', 'status=none']));
-    keep({ what: 'dd bs=4M conv=fsync (whole image)', seconds: m.s, bytes: IMAGE });
-    clean();
+    for (const n of [1, 4]) {
+      const r = await timed(() =>
+        runFlash({
+          outDir: b.outDir,
+          requests: b.ids.slice(0, n).map((id, i) => ({ device: id, target: path.join(shmDir, `c${i}.img`) })),
+          reporter: new JsonReporter(),
+          openTarget: (t) => rateLimited(t, CARD_MIBS * MiB),
+        }),
+      );
+      if (r.v.results.some((x) => x.status !== 'ok')) throw new Error(JSON.stringify(r.v.results));
+      const own = r.v.details.reduce((k, d) => k + d.ownBaseReads, 0);
+      keep({ what: `edgeforge flash, ${n} simulated ${CARD_MIBS} MiB/s card${n > 1 ? 's' : ''}`, seconds: r.s, bytes: r.v.bytesWritten, note: n > 1 ? `base read: ${formatBytes(r.v.sharedBaseReads)} shared + ${formatBytes(own)} by cut-loose cards` : undefined });
+    }
+  } finally {
+    rmSync(shmDir, { recursive: true, force: true });
   }
-  if (!ROUNDS) return;
+}
+
+/** The best of the rounds, each figure beside its anchor (bmaptool, 1 target) and its goal. */
+function summary(best: Map<string, Row>): void {
   const g = (k: string) => best.get(k)!.seconds;
   const ratio1 = g('edgeforge flash, 1 target') / g('bmaptool copy (checks range sha256 while copying)');
   const ratio1nv = g('edgeforge flash, 1 target') / g('bmaptool copy --no-verify');
@@ -182,6 +194,21 @@ async function main(): Promise<void> {
   console.log(`flash 4 targets / 1 target, same disk: ${ratio4.toFixed(2)}x (goal <= 1.5x) ${ratio4 <= 1.5 ? 'MET' : 'NOT MET'} — 4x the bytes through one disk`);
   console.log(`flash 4 targets / 1 target, tmpfs: ${ratio4shm.toFixed(2)}x; simulated ${CARD_MIBS} MiB/s cards: ${ratio4card.toFixed(2)}x (goal <= 1.5x) ${ratio4card <= 1.5 ? 'MET' : 'NOT MET'}`);
   console.log(`load average at end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+}
+
+async function main(): Promise<void> {
+  const b = await prepareBench();
+  const best = new Map<string, Row>();
+  const keep = (r: Row) => {
+    const prev = best.get(r.what);
+    if (!prev || r.seconds < prev.seconds) best.set(r.what, r);
+    console.log(`  ${r.what.padEnd(44)} ${r.seconds.toFixed(2).padStart(7)} s  ${formatBytes(r.bytes).padStart(10)} written${r.note ? `  (${r.note})` : ''}`);
+  };
+  for (let i = 1; i <= ROUNDS; i++) {
+    console.log(`round ${i}/${ROUNDS}`);
+    await round(b, keep);
+  }
+  if (ROUNDS) summary(best);
 }
 
 main()

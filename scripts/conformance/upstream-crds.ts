@@ -9,7 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { OpenApiSchema } from './check-openapi.ts';
 
-export const UPSTREAM_CRDS_DIR = fileURLToPath(new URL('../../upstream/crds/', import.meta.url));
+export const UPSTREAM_CRDS_DIR = fileURLToPath(new URL('../../upstream/crds', import.meta.url));
 const HEADER_END = '# --- end of edgeforge header ---';
 
 export interface UpstreamSource {

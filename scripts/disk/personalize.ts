@@ -10,10 +10,10 @@ import { FatFs } from './fat/fs.ts';
 import { FatFullError } from './fat/table.ts';
 import { parseBootSector } from './fat/layout.ts';
 import { mkfsFat } from './fat/mkfs.ts';
-import { addGptPartition, gptGaps } from './gpt.ts';
+import { addGptPartition, gptGaps, type Gpt } from './gpt.ts';
 import { GPT_TYPES, guidFromSeed, guidToString } from './guid.ts';
 import { SECTOR } from './mbr.ts';
-import { readPartitionTable, type Partition } from './partitions.ts';
+import { readPartitionTable, type Partition, type PartitionTable } from './partitions.ts';
 import { loadProfile, type Profile } from './profiles.ts';
 import { seedVolumeId, sortedSeedFiles, type SeedFile } from './seed-image.ts';
 import { BaseLayoutError } from '../util/errors.ts';
@@ -85,13 +85,7 @@ async function writeSeedFiles(fat: FatFs, dir: string, files: SeedFile[], remove
 
 export async function personalize(opts: PersonalizeOptions): Promise<PersonalizeResult> {
   const profile = typeof opts.profile === 'string' ? await loadProfile(opts.profile) : opts.profile;
-  let base = opts.base;
-  if (!base) {
-    const sha = opts.baseSha256 ?? profile.base?.sha256;
-    const p = opts.basePath ?? profile.base?.path;
-    if (!p || !sha) throw new Error(`profile ${profile.name}: no base image given (need a path and its sha256 pin)`);
-    base = await prepareBase({ path: p, sha256: sha, cacheDir: opts.cacheDir });
-  }
+  const base = opts.base ?? (await prepareProfileBase(opts, profile));
   const files = sortedSeedFiles(opts.files);
   const fh = await fs.open(base.rawPath, 'r');
   try {
@@ -100,80 +94,105 @@ export async function personalize(opts: PersonalizeOptions): Promise<Personalize
     if (table.scheme !== profile.partitionTable) {
       throw new BaseLayoutError(`profile ${profile.name} expects a ${profile.partitionTable.toUpperCase()} base, but ${base.inputPath} has ${table.scheme.toUpperCase()}`);
     }
-    let seedPartition: number;
-    let createdPartition = false;
-    let written: string[];
-    let removed: string[] = [];
-    let cmdlineChanged = false;
     const seed = profile.seed;
-    if (seed.mode === 'fat-partition') {
-      const p = await findFatPartition(disk, table.partitions, seed.match, opts.epoch);
-      const fat = await FatFs.open(new SliceDev(disk, p.start, p.size), { epoch: opts.epoch });
-      ({ written, removed } = await writeSeedFiles(fat, seed.dir, files, seed.removeDefaults));
-      if (profile.cmdline) {
-        const st = await fat.stat(profile.cmdline.file);
-        if (!st) throw new Error(`profile ${profile.name}: ${profile.cmdline.file} not found in partition ${p.number} of the base image`);
-        const old = Buffer.from(await fat.readFile(profile.cmdline.file)).toString('utf8');
-        const next = appendCmdlineArgs(old, profile.cmdline.append);
-        if (next !== old) {
-          await fat.writeFile(profile.cmdline.file, Buffer.from(next, 'utf8'));
-          cmdlineChanged = true;
-        }
-      }
-      await fat.flush();
-      seedPartition = p.number;
-    } else {
-      const gpt = table.gpt!;
-      const existing = table.partitions.find((p) => p.name.toUpperCase() === seed.label.toUpperCase());
-      let part: Partition;
-      if (existing) {
-        part = existing; // the base already carries a CIDATA partition: write into it
-      } else {
-        const align = seed.alignSectors;
-        const gap = gptGaps(gpt)
-          .map((g) => ({ first: Math.ceil(g.firstLba / align) * align, last: g.lastLba }))
-          .find((g) => (g.last - g.first + 1) * SECTOR >= seed.minBytes);
-        if (!gap) {
-          throw new Error(
-            `profile ${profile.name}: no unallocated gap of ${seed.minBytes} bytes before the last partition of ${base.inputPath} for the ${seed.label} partition ` +
-              `(the space after the last partition is kept for the data volume); use a base with a gap, or seed mode fat-partition on the ESP`,
-          );
-        }
-        const sectors = Math.min(gap.last - gap.first + 1, Math.floor(seed.maxBytes / SECTOR));
-        const entry = await addGptPartition(disk, gpt, {
-          typeGuid: GPT_TYPES.basicData,
-          // stable per base + seed content, so rebuilds agree and devices still differ
-          uniqueGuid: guidToString(guidFromSeed(`${base.rawSha256}:${seedVolumeId(files, seed.label)}`)),
-          firstLba: gap.first,
-          lastLba: gap.first + sectors - 1,
-          attributes: 0n,
-          name: seed.label,
-        });
-        part = { number: entry.number, start: gap.first * SECTOR, size: sectors * SECTOR, type: GPT_TYPES.basicData, name: seed.label };
-        createdPartition = true;
-      }
-      const dev = new SliceDev(disk, part.start, part.size);
-      if (createdPartition) {
-        await mkfsFat(dev, { label: seed.label, volumeId: seedVolumeId(files, seed.label), epoch: opts.epoch, hiddenSectors: part.start / SECTOR });
-      }
-      const fat = await FatFs.open(dev, { epoch: opts.epoch });
-      try {
-        ({ written, removed } = await writeSeedFiles(fat, '', files, ['user-data', 'meta-data', 'network-config']));
-      } catch (err) {
-        if (err instanceof FatFullError) {
-          throw new Error(`the seed files do not fit the ${part.size}-byte ${seed.label} partition (raise seed.maxBytes, or hand in fewer files): ${err.message}`);
-        }
-        throw err;
-      }
-      await fat.flush();
-      seedPartition = part.number;
-    }
-    const { extents, data } = await disk.changedExtents((o, l) => isUnmapped(base!.mapped, o, l));
+    const done = seed.mode === 'fat-partition'
+      ? await seedIntoFatPartition(disk, table, profile, seed, files, opts.epoch)
+      : await seedIntoCidataPartition(disk, table, { profile, seed, base, files, epoch: opts.epoch });
+    const { extents, data } = await disk.changedExtents((o, l) => isUnmapped(base.mapped, o, l));
     const delta = encodeDelta({ blockSize: base.blockSize, baseSize: base.size, baseSha256: base.rawSha256, extents, data });
     const max = opts.maxDeltaBytes ?? MAX_DELTA_BYTES;
     if (delta.length > max) throw new Error(`disk delta is ${delta.length} bytes, over the ${max}-byte budget per device: the seed files are too large for a delta`);
-    return { delta, extents, changedBytes: totalLength(extents), base, seedPartition, createdPartition, written, removed, cmdlineChanged };
+    return { delta, extents, changedBytes: totalLength(extents), base, ...done };
   } finally {
     await fh.close();
   }
+}
+
+type SeedWrite = Pick<PersonalizeResult, 'seedPartition' | 'createdPartition' | 'written' | 'removed' | 'cmdlineChanged'>;
+type Seed<M> = Extract<Profile['seed'], { mode: M }>;
+
+/** The base named by the options or the profile, with its sha256 pin. */
+async function prepareProfileBase(opts: PersonalizeOptions, profile: Profile): Promise<PreparedBase> {
+  const sha = opts.baseSha256 ?? profile.base?.sha256;
+  const p = opts.basePath ?? profile.base?.path;
+  if (!p || !sha) throw new Error(`profile ${profile.name}: no base image given (need a path and its sha256 pin)`);
+  return prepareBase({ path: p, sha256: sha, cacheDir: opts.cacheDir });
+}
+
+/** The seed into the base's own FAT partition (a Pi's boot partition), and the kernel command line's additions. */
+async function seedIntoFatPartition(disk: BlockDev, table: PartitionTable, profile: Profile, seed: Seed<'fat-partition'>, files: SeedFile[], epoch: number): Promise<SeedWrite> {
+  const p = await findFatPartition(disk, table.partitions, seed.match, epoch);
+  const fat = await FatFs.open(new SliceDev(disk, p.start, p.size), { epoch });
+  const { written, removed } = await writeSeedFiles(fat, seed.dir, files, seed.removeDefaults);
+  const cmdlineChanged = profile.cmdline ? await appendToCmdline(fat, profile, p.number) : false;
+  await fat.flush();
+  return { seedPartition: p.number, createdPartition: false, written, removed, cmdlineChanged };
+}
+
+async function appendToCmdline(fat: FatFs, profile: Profile, partition: number): Promise<boolean> {
+  const { file, append } = profile.cmdline!;
+  const st = await fat.stat(file);
+  if (!st) throw new Error(`profile ${profile.name}: ${file} not found in partition ${partition} of the base image`);
+  const old = Buffer.from(await fat.readFile(file)).toString('utf8');
+  const next = appendCmdlineArgs(old, append);
+  if (next === old) return false;
+  await fat.writeFile(file, Buffer.from(next, 'utf8'));
+  return true;
+}
+
+interface CidataJob {
+  profile: Profile;
+  seed: Seed<'cidata-partition'>;
+  base: PreparedBase;
+  files: SeedFile[];
+  epoch: number;
+}
+
+/** The seed into a GPT partition labelled CIDATA: the base's own, or one made (and formatted) in a gap of the base. */
+async function seedIntoCidataPartition(disk: BlockDev, table: PartitionTable, job: CidataJob): Promise<SeedWrite> {
+  const { seed, files, epoch } = job;
+  const existing = table.partitions.find((p) => p.name.toUpperCase() === seed.label.toUpperCase());
+  // the base may already carry a CIDATA partition: write into it
+  const part = existing ?? (await addCidataPartition(disk, table.gpt!, job));
+  const dev = new SliceDev(disk, part.start, part.size);
+  if (!existing) {
+    await mkfsFat(dev, { label: seed.label, volumeId: seedVolumeId(files, seed.label), epoch, hiddenSectors: part.start / SECTOR });
+  }
+  const fat = await FatFs.open(dev, { epoch });
+  let done: { written: string[]; removed: string[] };
+  try {
+    done = await writeSeedFiles(fat, '', files, ['user-data', 'meta-data', 'network-config']);
+  } catch (err) {
+    if (err instanceof FatFullError) {
+      throw new Error(`the seed files do not fit the ${part.size}-byte ${seed.label} partition (raise seed.maxBytes, or hand in fewer files): ${err.message}`);
+    }
+    throw err;
+  }
+  await fat.flush();
+  return { seedPartition: part.number, createdPartition: !existing, ...done, cmdlineChanged: false };
+}
+
+/** A new GPT entry in the first aligned gap large enough, at most seed.maxBytes. */
+async function addCidataPartition(disk: BlockDev, gpt: Gpt, { profile, seed, base, files }: CidataJob): Promise<Partition> {
+  const align = seed.alignSectors;
+  const gap = gptGaps(gpt)
+    .map((g) => ({ first: Math.ceil(g.firstLba / align) * align, last: g.lastLba }))
+    .find((g) => (g.last - g.first + 1) * SECTOR >= seed.minBytes);
+  if (!gap) {
+    throw new Error(
+      `profile ${profile.name}: no unallocated gap of ${seed.minBytes} bytes before the last partition of ${base.inputPath} for the ${seed.label} partition ` +
+        `(the space after the last partition is kept for the data volume); use a base with a gap, or seed mode fat-partition on the ESP`,
+    );
+  }
+  const sectors = Math.min(gap.last - gap.first + 1, Math.floor(seed.maxBytes / SECTOR));
+  const entry = await addGptPartition(disk, gpt, {
+    typeGuid: GPT_TYPES.basicData,
+    // stable per base + seed content, so rebuilds agree and devices still differ
+    uniqueGuid: guidToString(guidFromSeed(`${base.rawSha256}:${seedVolumeId(files, seed.label)}`)),
+    firstLba: gap.first,
+    lastLba: gap.first + sectors - 1,
+    attributes: 0n,
+    name: seed.label,
+  });
+  return { number: entry.number, start: gap.first * SECTOR, size: sectors * SECTOR, type: GPT_TYPES.basicData, name: seed.label };
 }

@@ -95,61 +95,21 @@ async function defaultOpen(t: ResolvedTarget): Promise<TargetSink> {
 
 export async function runFlash(o: FlashRunOptions): Promise<FlashRunResult> {
   const t0 = Date.now();
-  const dupDev = o.requests.find((r, i) => o.requests.findIndex((x) => x.device === r.device) !== i);
-  if (dupDev) throw new UserError(`device ${dupDev.device} is given twice: one card per device`);
-  const dupTarget = o.requests.find((r, i) => o.requests.findIndex((x) => path.resolve(x.target) === path.resolve(r.target)) !== i);
-  if (dupTarget) throw new UserError(`target ${dupTarget.target} is given twice: one device per card`);
-
+  refuseRepeats(o.requests);
   const inputs = o.inputs ?? (await loadFlashInputs(o.outDir));
   const base = inputs.base;
   const failed = new Map<string, DeviceResult>();
-  const ready: { req: FlashRequest; target: ResolvedTarget; delta: Delta; deltaSha256: string }[] = [];
-  for (const req of o.requests) {
-    let delta;
-    try {
-      delta = await inputs.delta(req.device);
-    } catch (err) {
-      failed.set(req.device, { id: req.device, status: 'failed', phase: 'preflight', message: (err as Error).message });
-      continue;
-    }
-    const r = await resolveTarget(req.target, base.size, base.path, o);
-    if (r.problems.length || !r.target) {
-      failed.set(req.device, { id: req.device, status: 'failed', phase: 'preflight', message: `refused: ${r.problems.join('; ')}` });
-      continue;
-    }
-    ready.push({ req, target: r.target, delta: delta.delta, deltaSha256: delta.sha256 });
-  }
-
-  const blocks = ready.filter((r) => r.target.kind === 'block');
-  if (blocks.length && !o.yes) {
-    if (!o.interactive) throw new UserError(`writing block devices (${blocks.map((b) => b.target.path).join(', ')}) needs --yes when no terminal can ask for confirmation. Nothing was written.`);
-    const ok = await (o.confirm ?? (async () => false))(blocks.map((b) => `${b.target.label} -> ${b.req.device}${b.req.slot ? ` (slot ${b.req.slot})` : ''}`));
-    if (!ok) throw new UserError('not confirmed. Nothing was written.');
-  }
-
+  const ready = await checkTargets(o, inputs, failed);
+  await confirmBlockDevices(o, ready);
   const log = new JobLog(o.outDir);
   const batch = o.batch ?? 0;
-  const jobs: FlashJob[] = [];
-  const meta = new Map<string, { slot?: string; target: string }>();
-  for (const r of ready) {
-    try {
-      const sink = o.openTarget ? await o.openTarget(r.target, r.req.device) : await defaultOpen(r.target);
-      jobs.push({ id: r.req.device, target: sink, delta: r.delta });
-      meta.set(r.req.device, { slot: r.req.slot, target: r.target.path });
-    } catch (err) {
-      failed.set(r.req.device, { id: r.req.device, status: 'failed', phase: 'preflight', message: `cannot open ${r.target.path}: ${(err as Error).message}` });
-    }
-  }
+  const { jobs, meta } = await openCards(o, ready, failed);
   if (jobs.length) {
     await log.append(
       jobs.map((j) => ({ event: 'start' as const, batch, device: j.id, slot: meta.get(j.id)!.slot, target: meta.get(j.id)!.target, deltaSha256: ready.find((r) => r.req.device === j.id)!.deltaSha256 })),
     );
   }
-
-  // every card's writes and syncs run on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says more):
-  // with more cards than threads, a card blocked in a flush holds up the cards queued behind it
-  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  if (jobs.length + 2 > pool) o.reporter.note(`note: ${jobs.length} cards on a thread pool of ${pool}: start edgeforge with UV_THREADPOOL_SIZE=${Math.min(1024, 2 * jobs.length + 4)} so a slow card cannot hold the others up`);
+  noteThreadPool(o.reporter, jobs.length);
   o.reporter.begin(`flash ${o.requests.length} card(s)${o.verify ? ' with verify' : ''}`, o.requests.map((r) => r.device), o.verify ? [WRITE_STAGE, 'verify'] : [WRITE_STAGE]);
   for (const f of failed.values()) o.reporter.done(f);
   const engine = await flashAll(base, jobs, {
@@ -175,4 +135,69 @@ export async function runFlash(o: FlashRunOptions): Promise<FlashRunResult> {
     bytesWritten: engine.results.reduce((n, r) => n + r.bytesWritten, 0),
     sharedBaseReads: engine.sharedBaseReads,
   };
+}
+
+/** One card per device, one device per card. */
+function refuseRepeats(requests: FlashRequest[]): void {
+  const dupDev = requests.find((r, i) => requests.findIndex((x) => x.device === r.device) !== i);
+  if (dupDev) throw new UserError(`device ${dupDev.device} is given twice: one card per device`);
+  const dupTarget = requests.find((r, i) => requests.findIndex((x) => path.resolve(x.target) === path.resolve(r.target)) !== i);
+  if (dupTarget) throw new UserError(`target ${dupTarget.target} is given twice: one device per card`);
+}
+
+type ReadyCard = { req: FlashRequest; target: ResolvedTarget; delta: Delta; deltaSha256: string };
+
+/** Each request's delta from the build and its target checked; a device that fails either goes to `failed`. */
+async function checkTargets(o: FlashRunOptions, inputs: FlashInputs, failed: Map<string, DeviceResult>): Promise<ReadyCard[]> {
+  const ready: ReadyCard[] = [];
+  for (const req of o.requests) {
+    let delta;
+    try {
+      delta = await inputs.delta(req.device);
+    } catch (err) {
+      failed.set(req.device, { id: req.device, status: 'failed', phase: 'preflight', message: (err as Error).message });
+      continue;
+    }
+    const r = await resolveTarget(req.target, inputs.base.size, inputs.base.path, o);
+    if (r.problems.length || !r.target) {
+      failed.set(req.device, { id: req.device, status: 'failed', phase: 'preflight', message: `refused: ${r.problems.join('; ')}` });
+      continue;
+    }
+    ready.push({ req, target: r.target, delta: delta.delta, deltaSha256: delta.sha256 });
+  }
+  return ready;
+}
+
+/** Block devices are written only with --yes or after the operator confirms the list, card by card. */
+async function confirmBlockDevices(o: FlashRunOptions, ready: ReadyCard[]): Promise<void> {
+  const blocks = ready.filter((r) => r.target.kind === 'block');
+  if (!blocks.length || o.yes) return;
+  if (!o.interactive) throw new UserError(`writing block devices (${blocks.map((b) => b.target.path).join(', ')}) needs --yes when no terminal can ask for confirmation. Nothing was written.`);
+  const ok = await (o.confirm ?? (async () => false))(blocks.map((b) => `${b.target.label} -> ${b.req.device}${b.req.slot ? ` (slot ${b.req.slot})` : ''}`));
+  if (!ok) throw new UserError('not confirmed. Nothing was written.');
+}
+
+/** Every ready card opened for writing; one that cannot be opened fails alone. */
+async function openCards(o: FlashRunOptions, ready: ReadyCard[], failed: Map<string, DeviceResult>): Promise<{ jobs: FlashJob[]; meta: Map<string, { slot?: string; target: string }> }> {
+  const jobs: FlashJob[] = [];
+  const meta = new Map<string, { slot?: string; target: string }>();
+  for (const r of ready) {
+    try {
+      const sink = o.openTarget ? await o.openTarget(r.target, r.req.device) : await defaultOpen(r.target);
+      jobs.push({ id: r.req.device, target: sink, delta: r.delta });
+      meta.set(r.req.device, { slot: r.req.slot, target: r.target.path });
+    } catch (err) {
+      failed.set(r.req.device, { id: r.req.device, status: 'failed', phase: 'preflight', message: `cannot open ${r.target.path}: ${(err as Error).message}` });
+    }
+  }
+  return { jobs, meta };
+}
+
+/**
+ * Every card's writes and syncs run on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says more):
+ * with more cards than threads, a card blocked in a flush holds up the cards queued behind it.
+ */
+function noteThreadPool(reporter: Reporter, cards: number): void {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  if (cards + 2 > pool) reporter.note(`note: ${cards} cards on a thread pool of ${pool}: start edgeforge with UV_THREADPOOL_SIZE=${Math.min(1024, 2 * cards + 4)} so a slow card cannot hold the others up`);
 }

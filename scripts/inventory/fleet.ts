@@ -2,7 +2,7 @@
 // clusters worked out; nothing downstream needs to know where a value was written.
 import type { MaintenanceWindow } from './windows.ts';
 import type { SitePolicy } from './industry.ts';
-import type { ImageArchivePin, Position } from './images.ts';
+import type { ImageArchivePin, Position } from './image-archives.ts';
 import type { StatusConfig } from './fleet-status.ts';
 import type { Encryption, Gitops, Inventory, K3s, OsSettings, Profile, RegistryMirror, Ssh, User, DeviceStatus } from './schema.ts';
 
@@ -83,7 +83,7 @@ export interface Fleet {
   devices: ResolvedDevice[];
   /** devices that get artifacts: status active */
   active: ResolvedDevice[];
-  /** every component's pinned container image archives (scripts/inventory/images.ts), in inventory order */
+  /** every component's pinned container image archives (scripts/inventory/image-archives.ts), in inventory order */
   imageArchives: ImageArchivePin[];
   /** per component, where its archive list is (or would be) written: for problems about the list as a whole */
   imageArchiveLists: Record<string, Position>;

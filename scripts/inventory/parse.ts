@@ -64,58 +64,82 @@ function lineColOfByte(buf: Uint8Array, offset: number): { line: number; col: nu
 }
 
 export function parseInventory(bytes: Uint8Array): ParseResult {
-  if (bytes.length > MAX_INVENTORY_BYTES) {
-    return {
-      ok: false,
-      problems: [{ line: 1, col: 1, message: `file is ${(bytes.length / 1048576).toFixed(1)} MiB; an inventory may be at most ${MAX_INVENTORY_BYTES / 1048576} MiB (10,000 devices take about 3 MiB)` }],
-    };
-  }
-  const bad = firstInvalidUtf8(bytes);
-  if (bad >= 0) {
-    const { line, col } = lineColOfByte(bytes, bad);
-    return {
-      ok: false,
-      problems: [{ line, col, message: `byte 0x${bytes[bad].toString(16).padStart(2, '0')} is not valid UTF-8; save the file as UTF-8` }],
-    };
-  }
+  const fail = (problems: Problem[]): ParseResult => ({ ok: false, problems });
+  const refused = refuseBytes(bytes);
+  if (refused) return fail([refused]);
   let text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = ' ' + text.slice(1); // keep columns stable while dropping the BOM
+  const notText = refuseText(text);
+  if (notText) return fail([notText]);
+  const lines = new LineCounter();
+  const yaml = parseYaml(text, lines);
+  if ('problems' in yaml) return fail(yaml.problems);
+  const { doc } = yaml;
+  const bomb = refuseBombs(doc, lines);
+  if (bomb) return fail([bomb]);
+  let data: unknown;
+  try {
+    // every alias is still bounded: the expanded size of each one is checked by yaml
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    return fail([{ ...lines.linePos(findAlias(doc)), message: `YAML: ${(err as Error).message}` }]);
+  }
+  const locator = new Locator(doc, lines);
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    return fail([{ ...locator.pos([]), message: 'the inventory must be a mapping with keys version, fleet, profiles, k3s, gitops, admins, regions' }]);
+  }
+  return { ok: true, parsed: { doc, locator, data, text } };
+}
+
+/** Too large, or not UTF-8: refused before anything parses it. */
+function refuseBytes(bytes: Uint8Array): Problem | undefined {
+  if (bytes.length > MAX_INVENTORY_BYTES) {
+    return { line: 1, col: 1, message: `file is ${(bytes.length / 1048576).toFixed(1)} MiB; an inventory may be at most ${MAX_INVENTORY_BYTES / 1048576} MiB (10,000 devices take about 3 MiB)` };
+  }
+  const bad = firstInvalidUtf8(bytes);
+  if (bad < 0) return undefined;
+  const { line, col } = lineColOfByte(bytes, bad);
+  return { line, col, message: `byte 0x${bytes[bad].toString(16).padStart(2, '0')} is not valid UTF-8; save the file as UTF-8` };
+}
+
+/** Nothing but comments, or a NUL byte (a binary file). */
+function refuseText(text: string): Problem | undefined {
   // line by line: one regex over the whole text, /^(\s*#.*\n?)*\s*$/, backtracked exponentially in the length of a
   // leading comment block (0.3 s for the example's header, minutes for 30 comment lines before the first key)
   if (text.split('\n').every((line) => /^\s*(#|$)/.test(line))) {
-    return { ok: false, problems: [{ line: 1, col: 1, message: 'the inventory is empty; start from inventory/example.yaml or run `edgeforge inventory generate`' }] };
+    return { line: 1, col: 1, message: 'the inventory is empty; start from inventory/example.yaml or run `edgeforge inventory generate`' };
   }
-  if (text.includes('\0')) {
-    const off = text.indexOf('\0');
-    const before = text.slice(0, off);
-    const line = before.split('\n').length;
-    return { ok: false, problems: [{ line, col: off - before.lastIndexOf('\n'), message: 'NUL byte in the file: this is not a text inventory' }] };
-  }
+  if (!text.includes('\0')) return undefined;
+  const off = text.indexOf('\0');
+  const before = text.slice(0, off);
+  const line = before.split('\n').length;
+  return { line, col: off - before.lastIndexOf('\n'), message: 'NUL byte in the file: this is not a text inventory' };
+}
 
-  const lines = new LineCounter();
+/** The YAML document, or every syntax error at its position (one, when the nesting overflowed the parser). */
+function parseYaml(text: string, lines: LineCounter): { doc: Document.Parsed } | { problems: Problem[] } {
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true, version: '1.2', stringKeys: false });
   } catch (err) {
-    return { ok: false, problems: [{ line: 1, col: 1, message: `cannot parse YAML: ${(err as Error).message}` }] };
+    return { problems: [{ line: 1, col: 1, message: `cannot parse YAML: ${(err as Error).message}` }] };
   }
-  const locator = new Locator(doc, lines);
   const problems: Problem[] = [];
   for (const e of doc.errors) {
     const { line, col } = lines.linePos(e.pos[0]);
     let msg = e.message.split('\n')[0];
-    if (/call stack/i.test(msg)) {
-      problems.length = 0;
-      problems.push({ line, col, message: `nesting deeper than ${MAX_DEPTH} levels: this is not an inventory` });
-      break;
-    }
+    if (/call stack/i.test(msg)) return { problems: [{ line, col, message: `nesting deeper than ${MAX_DEPTH} levels: this is not an inventory` }] };
     if (e.code === 'DUPLICATE_KEY') msg = 'duplicate key: each key may appear once in a mapping (the second would silently replace the first)';
     problems.push({ line, col, message: `YAML: ${msg}` });
   }
-  if (problems.length) return { ok: false, problems };
+  return problems.length ? { problems } : { doc };
+}
 
-  // Count aliases and nesting before expanding anything: toJS on a "billion laughs" document
-  // would otherwise build an enormous object.
+/**
+ * Count aliases and nesting before expanding anything: toJS on a "billion laughs" document
+ * would otherwise build an enormous object.
+ */
+function refuseBombs(doc: Document.Parsed, lines: LineCounter): Problem | undefined {
   let aliases = 0;
   let firstAlias = 0;
   let tooDeep = -1;
@@ -127,24 +151,9 @@ export function parseInventory(bytes: Uint8Array): ParseResult {
       if (tooDeep < 0 && path.length > MAX_DEPTH * 2) tooDeep = node.range?.[0] ?? 0;
     },
   });
-  if (aliases > MAX_ALIASES) {
-    return { ok: false, problems: [{ ...lines.linePos(firstAlias), message: `${aliases} YAML aliases (at most ${MAX_ALIASES}): refusing a possible alias bomb` }] };
-  }
-  if (tooDeep >= 0) {
-    return { ok: false, problems: [{ ...lines.linePos(tooDeep), message: `nesting deeper than ${MAX_DEPTH} levels: this is not an inventory` }] };
-  }
-  let data: unknown;
-  try {
-    // every alias is still bounded: the expanded size of each one is checked by yaml
-    data = doc.toJS({ maxAliasCount: 100 });
-  } catch (err) {
-    const aliasNode = findAlias(doc);
-    return { ok: false, problems: [{ ...lines.linePos(aliasNode), message: `YAML: ${(err as Error).message}` }] };
-  }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    return { ok: false, problems: [{ ...locator.pos([]), message: 'the inventory must be a mapping with keys version, fleet, profiles, k3s, gitops, admins, regions' }] };
-  }
-  return { ok: true, parsed: { doc, locator, data, text } };
+  if (aliases > MAX_ALIASES) return { ...lines.linePos(firstAlias), message: `${aliases} YAML aliases (at most ${MAX_ALIASES}): refusing a possible alias bomb` };
+  if (tooDeep >= 0) return { ...lines.linePos(tooDeep), message: `nesting deeper than ${MAX_DEPTH} levels: this is not an inventory` };
+  return undefined;
 }
 
 function findAlias(doc: Document.Parsed): number {

@@ -10,7 +10,7 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import type { GitopsPublicKeys } from '../render/gitops/sops.ts';
 import { bootstrapTokenSecret, joinTokensKustomization, joinTokensPath, revokedAgentYaml, revokedFile, tokenFile } from '../render/gitops/join-tokens.ts';
 import { agentJoinToken, joinTokenExpiry } from '../keys/join-token.ts';
-import { kubectlImage } from '../render/day2/images.ts';
+import { kubectlImage } from '../render/day2/upgrade-images.ts';
 import type { KeyStore } from '../keys/store.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { sopsEncrypt } from './sops.ts';

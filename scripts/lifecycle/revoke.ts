@@ -7,7 +7,7 @@ import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
 import { loadInventoryBytes } from '../inventory/load.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { setDeviceFields, setScalarAt } from './inventory-edit.ts';
-import { openKeyStore } from '../keys/store.ts';
+import { openKeyStore, type KeyStore } from '../keys/store.ts';
 import type { RotationResult } from '../keys/types.ts';
 import { applySiteRotation, planSiteRotation, type SiteRotationPlan } from './rekey.ts';
 import { syncJoinTokens } from './join-tokens.ts';
@@ -155,15 +155,7 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
   let next = setDeviceFields(text, o.id, { status: o.reason, revoked: { reason: o.reason, at } });
   if (fleet.inventory.fleet.deviceCount !== undefined) next = setScalarAt(next, ['fleet', 'deviceCount'], fleet.inventory.fleet.deviceCount - 1);
   const after = loadInventoryBytes(Buffer.from(next), o.inventoryFile);
-
-  const layout = new KeysLayout(o.keysDir);
-  const pubFile = layout.publicFile(layout.deviceDir(o.id));
-  const pub = await fs.readFile(pubFile, 'utf8').then((t) => JSON.parse(t), () => undefined);
-  if (!pub) throw new RevokeRefused(`device "${o.id}" has no keys in ${o.keysDir}/ (no ${path.relative(process.cwd(), pubFile) || pubFile}): wrong --keys directory? If it was never built, nothing was issued to it: set its status in the inventory by hand`);
-  const fingerprints: Record<string, string> = { sshHostKey: pub.sshHostKey?.fingerprint, deployKey: pub.deployKey?.fingerprint, sops: pub.sops?.fingerprint };
-  if (!(await fs.access(layout.publicFile(layout.siteDir(d.siteId))).then(() => true, () => false)))
-    throw new RevokeRefused(`site ${d.siteId} has no SOPS key in ${o.keysDir}/ although ${o.id} has keys: the keys directory is incomplete; restore it before revoking`);
-
+  const fingerprints = await issuedFingerprints(o, d);
   const ks = await openKeyStore({ dir: o.keysDir });
   try {
     let plan: SiteRotationPlan;
@@ -177,23 +169,8 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
 
     // --- now change: keys, GitOps tree, inventory, record --------------------------------------------------
     const rotation = await ks.rotateSite(d.siteId, { reason: `revoke ${o.id} (${o.reason})` });
-    const newSite = await ks.loadSiteIdentity(d.siteId);
-    let gitops: RevocationRecord['gitops'] = null;
-    if (o.gitopsDir) {
-      const removed: string[] = [];
-      const devDir = path.join(o.gitopsDir, devicePath(d));
-      if (await fs.access(devDir).then(() => true, () => false)) {
-        await fs.rm(devDir, { recursive: true, force: true });
-        removed.push(devicePath(d) + '/');
-      }
-      const keys = await loadGitopsPublicKeys(o.keysDir, after);
-      gitops = { removed, ...(await applySiteRotation(plan, newSite.sops.privateKeyArmored, o.gitopsDir, after, keys, o.now)), sopsConfigUpdated: true, joinTokens: { written: [], deleted: [] } };
-      if (d.cluster.kind === 'multi-node-agent') {
-        // its token Secret goes (Flux prunes it), and revoked-<id>.yaml keeps its node credentials out
-        const j = await syncJoinTokens(o.gitopsDir, after, keys, ks, Math.floor(o.now.getTime() / 1000));
-        gitops.joinTokens = { written: j.written, deleted: j.deleted };
-      }
-    }
+    const newSiteKey = (await ks.loadSiteIdentity(d.siteId)).sops.privateKeyArmored;
+    const gitops = o.gitopsDir ? await removeFromGitops(ks, o, o.gitopsDir, d, after, { plan, newSiteKey }) : null;
     await writeFileAtomic(o.inventoryFile, next, { mode: (await fs.stat(o.inventoryFile)).mode & 0o777 });
 
     const remaining = after.active.filter((x) => x.siteId === d.siteId).map((x) => x.id);
@@ -208,19 +185,54 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
       gitops,
       operatorActions: operatorActions(d, fleet, fingerprints, { gitopsDir: o.gitopsDir, keysDir: o.keysDir, remaining }),
     };
-    const base = path.join(o.keysDir, 'revocations', `${d.id}-${at.replace(/[:]/g, '')}`);
-    const json = JSON.stringify(record, null, 2) + '\n';
-    await writeFileAtomic(`${base}.json`, json);
-    await writeFileAtomic(`${base}.txt`, recordText(record));
-    const files = [`${base}.json`, `${base}.txt`];
-    try {
-      await writeFileAtomic(`${base}.json.asc`, await ks.signDetached(Buffer.from(json)));
-      files.push(`${base}.json.asc`);
-    } catch (err) {
-      throw new Error(`revocation recorded but not signed (${(err as Error).message}); run \`edgeforge keys init\` and sign ${base}.json`);
-    }
-    return { record, recordFiles: files };
+    return { record, recordFiles: await writeRecord(ks, o.keysDir, record) };
   } finally {
     await ks.close();
   }
+}
+
+/** The fingerprints of what was issued to the device; refused when its keys or its site's are not in the keys directory. */
+async function issuedFingerprints(o: RevokeOptions, d: ResolvedDevice): Promise<Record<string, string>> {
+  const layout = new KeysLayout(o.keysDir);
+  const pubFile = layout.publicFile(layout.deviceDir(o.id));
+  const pub = await fs.readFile(pubFile, 'utf8').then((t) => JSON.parse(t), () => undefined);
+  if (!pub) throw new RevokeRefused(`device "${o.id}" has no keys in ${o.keysDir}/ (no ${path.relative(process.cwd(), pubFile) || pubFile}): wrong --keys directory? If it was never built, nothing was issued to it: set its status in the inventory by hand`);
+  const fingerprints: Record<string, string> = { sshHostKey: pub.sshHostKey?.fingerprint, deployKey: pub.deployKey?.fingerprint, sops: pub.sops?.fingerprint };
+  if (!(await fs.access(layout.publicFile(layout.siteDir(d.siteId))).then(() => true, () => false)))
+    throw new RevokeRefused(`site ${d.siteId} has no SOPS key in ${o.keysDir}/ although ${o.id} has keys: the keys directory is incomplete; restore it before revoking`);
+  return fingerprints;
+}
+
+/** Its folder out of the GitOps tree, the site's secrets re-encrypted to the new site key, an agent's join token gone. */
+async function removeFromGitops(ks: KeyStore, o: RevokeOptions, gitopsDir: string, d: ResolvedDevice, after: Fleet, rotation: { plan: SiteRotationPlan; newSiteKey: string }): Promise<NonNullable<RevocationRecord['gitops']>> {
+  const removed: string[] = [];
+  const devDir = path.join(gitopsDir, devicePath(d));
+  if (await fs.access(devDir).then(() => true, () => false)) {
+    await fs.rm(devDir, { recursive: true, force: true });
+    removed.push(devicePath(d) + '/');
+  }
+  const keys = await loadGitopsPublicKeys(o.keysDir, after);
+  const gitops = { removed, ...(await applySiteRotation(rotation.plan, rotation.newSiteKey, gitopsDir, after, keys, o.now)), sopsConfigUpdated: true, joinTokens: { written: [] as string[], deleted: [] as string[] } };
+  if (d.cluster.kind === 'multi-node-agent') {
+    // its token Secret goes (Flux prunes it), and revoked-<id>.yaml keeps its node credentials out
+    const j = await syncJoinTokens(gitopsDir, after, keys, ks, Math.floor(o.now.getTime() / 1000));
+    gitops.joinTokens = { written: j.written, deleted: j.deleted };
+  }
+  return gitops;
+}
+
+/** KEYS/revocations/<id>-<time>.json, .txt and the JSON's detached signature by the build key. */
+async function writeRecord(ks: KeyStore, keysDir: string, record: RevocationRecord): Promise<string[]> {
+  const base = path.join(keysDir, 'revocations', `${record.device.id}-${record.at.replace(/[:]/g, '')}`);
+  const json = JSON.stringify(record, null, 2) + '\n';
+  await writeFileAtomic(`${base}.json`, json);
+  await writeFileAtomic(`${base}.txt`, recordText(record));
+  const files = [`${base}.json`, `${base}.txt`];
+  try {
+    await writeFileAtomic(`${base}.json.asc`, await ks.signDetached(Buffer.from(json)));
+    files.push(`${base}.json.asc`);
+  } catch (err) {
+    throw new Error(`revocation recorded but not signed (${(err as Error).message}); run \`edgeforge keys init\` and sign ${base}.json`);
+  }
+  return files;
 }

@@ -1,8 +1,8 @@
-// The disk-encryption stage as the build uses it (scripts/render/encryption/stage.ts), with the tang
+// The disk-encryption stage as the build uses it (scripts/render/encryption/encryption-stage.ts), with the tang
 // advertisements saved beside the inventory (tang[].advertisement) that it seals the one-time secrets to.
 import type { Fleet, ResolvedDevice } from '../inventory/fleet.ts';
-import type { DeviceStage } from '../render/stage.ts';
-import { encryptionStage } from '../render/encryption/stage.ts';
+import type { DeviceStage } from '../render/device-stage.ts';
+import { encryptionStage } from '../render/encryption/encryption-stage.ts';
 import { loadAdvertisements } from './inputs/tang.ts';
 import { UserError } from '../util/errors.ts';
 

@@ -1,5 +1,5 @@
 // The GitOps stage as the build uses it (scripts/render/flux, scripts/render/gitops, scripts/pipeline/gitops, scripts/pipeline/inputs):
-// the pinned Flux bundle read and checked once, the device stage made of it (render/flux/stage.ts), and the
+// the pinned Flux bundle read and checked once, the device stage made of it (render/flux/flux-stage.ts), and the
 // OUT/gitops scaffold.
 // Without a pinned Flux install (gitops.flux.install) there is nothing to bootstrap: the build says so loudly.
 import path from 'node:path';
@@ -12,14 +12,14 @@ import { sha256Hex } from '../util/hash.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { Fleet } from '../inventory/fleet.ts';
 import type { RenderOptions } from '../render/device.ts';
-import { fluxStage } from '../render/flux/stage.ts';
+import { fluxStage } from '../render/flux/flux-stage.ts';
 import { fluxInstallProblem, readFluxBundle, type FluxBundleInput } from '../render/flux/components.ts';
 import { renderGitopsScaffold } from '../render/gitops/scaffold.ts';
 import { loadFluxBundle } from './inputs/flux-bundle.ts';
 import { loadGitopsPublicKeys } from './inputs/public-keys.ts';
 import { writeGitopsTree } from './gitops/tree.ts';
 import { FluxConfigError, InventoryError, UserError } from '../util/errors.ts';
-import { fluxImageArchiveProblems } from '../render/flux/images.ts';
+import { fluxImageArchiveProblems } from '../render/flux/controller-images.ts';
 
 export interface FluxStage {
   /** why there is no Flux bootstrap, when there is none */

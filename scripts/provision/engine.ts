@@ -33,7 +33,7 @@ export function unreachableDevices(fleet: Fleet): { id: string; reason: string }
 }
 
 /** Which devices a run covers: the active ones, or exactly those named by --only (checked, every problem at once, exit 2). */
-export function selectDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): ResolvedDevice[] {
+export function devicesToProvision(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): ResolvedDevice[] {
   const { fleet, only } = opts;
   // a device whose firewall accepts no SSH cannot be reached: named ones are refused, a full run skips them
   if (!only?.length) return fleet.active.filter((d) => !sshClosedReason(d));
@@ -159,7 +159,7 @@ async function provisionOne(device: ResolvedDevice, bundle: DeviceBundle | Error
 
 /** A full run's devices whose firewall accepts no SSH: skipped before anything is tried, each with its reason. */
 export function refusedDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): DeviceResult[] {
-  if (opts.only?.length) return []; // named ones are refused by selectDevices
+  if (opts.only?.length) return []; // named ones are refused by devicesToProvision
   return unreachableDevices(opts.fleet).map((u) => ({ id: u.id, status: 'skipped', phase: REFUSED_PHASE, message: u.reason }));
 }
 
@@ -169,7 +169,7 @@ export function refusedDevices(opts: Pick<ProvisionOptions, 'fleet' | 'only'>): 
  * SelectionError for a bad --only (nothing done).
  */
 export async function provision(opts: ProvisionOptions): Promise<DeviceResult[]> {
-  const devices = selectDevices(opts);
+  const devices = devicesToProvision(opts);
   const refused = refusedDevices(opts);
   const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...(opts.timeouts ?? {}) };
   const inManifest = new Map(opts.manifest.devices.map((d) => [d.id, d]));

@@ -34,9 +34,9 @@ import { renderNetworkConfig } from './seed/network-config.ts';
 import { ringAirgap, ringOf } from './day2/rings.ts';
 import { renewalStage } from './day2/stages.ts';
 import { isAbDevice } from '../inventory/os.ts';
-import type { DeviceSecrets, DeviceStage } from './stage.ts';
+import type { DeviceSecrets, DeviceStage } from './device-stage.ts';
 
-export type { DeviceSecrets, DeviceStage } from './stage.ts';
+export type { DeviceSecrets, DeviceStage } from './device-stage.ts';
 
 /**
  * The stages a build adds to the core files, in the order they run: their first-boot fragments keep this

@@ -8,7 +8,7 @@ import { checkOpenApi } from '../../scripts/conformance/check-openapi.ts';
 import { kubernetesApi, kubernetesApiSources } from '../../scripts/conformance/kubernetes-api.ts';
 import { checkTransition } from '../../scripts/conformance/transitions.ts';
 import { expiryFindings, joinTokenExpiries } from '../../scripts/conformance/expiry.ts';
-import { checkImages } from '../../scripts/conformance/images.ts';
+import { checkImages } from '../../scripts/conformance/image-pins.ts';
 import { revokedAgentObjects } from '../../scripts/render/gitops/join-tokens.ts';
 import { crdsOfRelease, readUpstreamFile, UPSTREAM_CRDS_DIR, upstreamReleases } from '../../scripts/conformance/upstream-crds.ts';
 import { kubernetesApiMinors } from '../../scripts/conformance/kubernetes-api.ts';

@@ -15,7 +15,7 @@ import { EXAMPLE, fixedSecretsFor, withFlux } from '../../scripts/testkit/fixed-
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import type { Fleet, ResolvedDevice } from '../../scripts/inventory/fleet.ts';
 import { renderDevice, type DeviceSecrets } from '../../scripts/render/device.ts';
-import { encryptionStage } from '../../scripts/render/encryption/stage.ts';
+import { encryptionStage } from '../../scripts/render/encryption/encryption-stage.ts';
 import { prepareFlux } from '../../scripts/pipeline/flux.ts';
 import { makeSeedImage } from '../../scripts/disk/seed-image.ts';
 import type { RenderedFile } from '../../scripts/render/files.ts';

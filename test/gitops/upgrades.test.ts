@@ -14,7 +14,7 @@ import { checkObjects } from '../../scripts/conformance/check-objects.ts';
 import { crdsOfRelease } from '../../scripts/conformance/upstream-crds.ts';
 import { planWindowProblem } from '../../scripts/conformance/plan-window.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from '../../scripts/render/day2/plans.ts';
-import { upgradeImages } from '../../scripts/render/day2/images.ts';
+import { upgradeImages } from '../../scripts/render/day2/upgrade-images.ts';
 import { validTimeZone } from '../../scripts/inventory/windows.ts';
 import { exampleFleet, fakeBundle, generatedFleet } from './fixtures.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';

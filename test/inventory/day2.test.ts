@@ -108,7 +108,7 @@ describe('the upgrade path in the image-archive mechanism (k3s.upgrade.images)',
       .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'a'.repeat(64)}", images: "${'b'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n  upgrade:\n    images:\n${images}`);
   const e = (image: string, file: string) => `      - { image: ${image}, file: ${file}, sha256: "${'d'.repeat(63)}${file.length % 10}" }\n`;
   it('its archives join the fleet-wide list as component k3s-upgrade; an airgap fleet without them is told which are missing', async () => {
-    const { upgradeImageArchiveProblems } = await import('../../scripts/render/day2/images.ts');
+    const { upgradeImageArchiveProblems } = await import('../../scripts/render/day2/upgrade-images.ts');
     const all = e('docker.io/rancher/system-upgrade-controller:v0.16.1', 'bundles/up/suc.tar') + e('docker.io/rancher/kubectl:v1.35.6', 'bundles/up/kubectl.tar') + e('docker.io/rancher/k3s-upgrade:v1.36.5-k3s1', 'bundles/up/k3s-upgrade.tar');
     const f = loadInventoryBytes(Buffer.from(airgap(all)), 'x.yaml');
     expect(f.imageArchives.filter((a) => a.component === 'k3s-upgrade').map((a) => a.name)).toEqual(['suc.tar', 'kubectl.tar', 'k3s-upgrade.tar']);

@@ -1,5 +1,5 @@
 // Pinned container image archives in the inventory (gitops.flux.install.images, the list any component that
-// runs containers contributes to — scripts/inventory/images.ts): malformed pins, clashing names, missing or
+// runs containers contributes to — scripts/inventory/image-archives.ts): malformed pins, clashing names, missing or
 // wrong files, a Flux controller image without an archive — every problem at once, FILE:LINE:COL, exit 2,
 // nothing written. The archives are real docker-archive tars made by the test, pinned by their real sha256.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
-import { IMAGE_ARCHIVE_SOURCES } from '../../scripts/inventory/images.ts';
+import { IMAGE_ARCHIVE_SOURCES } from '../../scripts/inventory/image-archives.ts';
 import { InventoryError } from '../../scripts/util/errors.ts';
 import { makeImageArchive } from '../../scripts/testkit/image-archive.ts';
 import { runCli } from '../helpers.ts';

@@ -1,4 +1,4 @@
-// Every device stage declares what it reads besides the inventory (render/stage.ts `inputs`), and the build's
+// Every device stage declares what it reads besides the inventory (render/device-stage.ts `inputs`), and the build's
 // skip hash is derived from those declarations (pipeline/build/stages.ts declaredInputs): a rebuild with the
 // same declarations skips every device; changing any one declared input of any stage re-renders them. Shown
 // twice: for every stage slot with a stand-in stage, and for the real stages `edgeforge build` prepares from
@@ -23,7 +23,7 @@ import { JsonReporter } from '../../scripts/ui/reporter.ts';
 import { loadInventoryFile } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { STAGE_SLOTS, type RenderOptions } from '../../scripts/render/device.ts';
-import type { DeviceStage } from '../../scripts/render/stage.ts';
+import type { DeviceStage } from '../../scripts/render/device-stage.ts';
 import { textFile } from '../../scripts/render/files.ts';
 import { toYaml } from '../../scripts/render/yaml.ts';
 import { fluxBundle } from '../inventory/airgap-fixture.ts';

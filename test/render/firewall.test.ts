@@ -12,7 +12,7 @@ import type { Fleet } from '../../scripts/inventory/fleet.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import { nftablesRules } from '../../scripts/render/firstboot/system.ts';
 import { planData, renderPlanMarkdown } from '../../scripts/render/plan/plan.ts';
-import { selectDevices } from '../../scripts/provision/engine.ts';
+import { devicesToProvision } from '../../scripts/provision/engine.ts';
 import { SelectionError } from '../../scripts/util/errors.ts';
 import { generatedFleet } from '../gitops/fixtures.ts';
 import { runCli } from '../helpers.ts';
@@ -89,9 +89,9 @@ describe.runIf(HAVE_TOOLS)('firewall and plan port table: one rule list', () => 
     checkFleet(fleet, dir);
     // brno has no management subnet and does not opt in: SSH closed, and the plan says so
     expect(planData(fleet).sites.find((s) => s.id === 'eu-central/brno-warehouse-1')!.sshFrom).toBe('nowhere: SSH closed (no managementSubnet)');
-    expect(() => selectDevices({ fleet, only: ['brno1-dock-001'] })).toThrow(SelectionError);
-    expect(() => selectDevices({ fleet, only: ['brno1-dock-001'] })).toThrow(/SSH is closed on brno1-dock-001: site eu-central\/brno-warehouse-1 has no managementSubnet/);
-    expect(selectDevices({ fleet }).map((d) => d.id)).not.toContain('brno1-dock-001');
+    expect(() => devicesToProvision({ fleet, only: ['brno1-dock-001'] })).toThrow(SelectionError);
+    expect(() => devicesToProvision({ fleet, only: ['brno1-dock-001'] })).toThrow(/SSH is closed on brno1-dock-001: site eu-central\/brno-warehouse-1 has no managementSubnet/);
+    expect(devicesToProvision({ fleet }).map((d) => d.id)).not.toContain('brno1-dock-001');
   }, 60_000);
 
   it('a site that opts in with ssh.allowFrom: any accepts SSH from anywhere, and the plan says so', () => {
@@ -99,7 +99,7 @@ describe.runIf(HAVE_TOOLS)('firewall and plan port table: one rule list', () => 
     const fleet = loadInventoryBytes(Buffer.from(text), 'inventory/example.yaml');
     checkFleet(fleet, dir);
     expect(planData(fleet).sites.find((s) => s.id === 'eu-central/brno-warehouse-1')!.sshFrom).toBe('anywhere (ssh.allowFrom: any)');
-    expect(selectDevices({ fleet, only: ['brno1-dock-001'] }).map((d) => d.id)).toEqual(['brno1-dock-001']);
+    expect(devicesToProvision({ fleet, only: ['brno1-dock-001'] }).map((d) => d.id)).toEqual(['brno1-dock-001']);
   }, 60_000);
 
   it('every site of a generated fleet', () => {

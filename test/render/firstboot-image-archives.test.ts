@@ -15,7 +15,7 @@ import { renderDevice } from '../../scripts/render/device.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { imageArchiveBytes } from '../../scripts/testkit/image-archive.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
-import type { ImageArchivePin } from '../../scripts/inventory/images.ts';
+import type { ImageArchivePin } from '../../scripts/inventory/image-archives.ts';
 
 const INSTALLER = '#!/bin/sh\necho "fake k3s installer: $INSTALL_K3S_EXEC"\n';
 const K3S: Record<string, Buffer> = { 'k3s-arm64': Buffer.from('fake k3s\n'), 'k3s-airgap-images-arm64.tar.zst': Buffer.from('fake images\n'), 'install.sh': Buffer.from(INSTALLER) };

@@ -11,8 +11,8 @@ import YAML from 'yaml';
 import { exampleFleet, fixedSecrets, fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { k3sFlags } from '../helpers.ts';
 import { renderDevice, bundleHash, type DeviceStage } from '../../scripts/render/device.ts';
-import { isOneTimeSecret } from '../../scripts/render/stage.ts';
-import { encryptionStage } from '../../scripts/render/encryption/stage.ts';
+import { isOneTimeSecret } from '../../scripts/render/device-stage.ts';
+import { encryptionStage } from '../../scripts/render/encryption/encryption-stage.ts';
 import { sha256Hex } from '../../scripts/util/hash.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';
@@ -315,7 +315,7 @@ describe.runIf(HAVE_TOOLS)('with the disk-encryption stage', () => {
     const d = fleet.active.find((x) => x.id === 'ulsan1-line1-001')!;
     const s = fixedSecretsFor(d);
     let seen: string[] = [];
-    // a stand-in sealing to nothing real: the real stage (render/encryption/stage.ts) needs a tang advertisement
+    // a stand-in sealing to nothing real: the real stage (render/encryption/encryption-stage.ts) needs a tang advertisement
     const stage = (sealed: boolean): DeviceStage => ({
       inputs: {},
       render(dev, { bundle }) {

@@ -7,7 +7,7 @@ import { fluxSecretObjects } from '../../scripts/render/flux/secrets.ts';
 import { fluxSyncObjects } from '../../scripts/render/flux/sync.ts';
 import { fluxComponents } from '../../scripts/render/flux/components.ts';
 import { sizingClassFor } from '../../scripts/render/flux/sizing.ts';
-import { toFluxSecrets } from '../../scripts/render/flux/stage.ts';
+import { toFluxSecrets } from '../../scripts/render/flux/flux-stage.ts';
 import { generateInventory } from '../../scripts/inventory/generate.ts';
 import { loadInventoryBytes } from '../../scripts/inventory/load.ts';
 import type { Fleet } from '../../scripts/inventory/fleet.ts';

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
-import { provision, refusedDevices, selectDevices, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
+import { provision, refusedDevices, devicesToProvision, DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from '../../provision/engine.ts';
 import { loadManifest } from '../../provision/manifest.ts';
 import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
@@ -58,7 +58,7 @@ not in the build).`,
     const timeouts = parseTimeouts((ctx.options.timeout as string[] | undefined) ?? []);
     const fleet = await loadFleet(ctx);
     try {
-      selectDevices({ fleet, only });
+      devicesToProvision({ fleet, only });
     } catch (err) {
       if (err instanceof SelectionError) throw new UsageError(err.message);
       throw err;

@@ -4,7 +4,7 @@ import { command } from '../command.ts';
 import { UserError } from '../../util/errors.ts';
 import { promote, RolloutRefused } from '../../lifecycle/rollout.ts';
 import { loadInventoryFile } from '../../inventory/load.ts';
-import { k3sUpgradeImage } from '../../render/day2/images.ts';
+import { k3sUpgradeImage } from '../../render/day2/upgrade-images.ts';
 
 export const rolloutPromote = command('rollout promote', "move the stable ring to the canary ring's K3s version (edits the inventory)", {
   usage: 'rollout promote [-i FILE]',

@@ -2,13 +2,13 @@ import path from 'node:path';
 import { command } from '../command.ts';
 import { loadFleet } from '../../pipeline/inputs/fleet.ts';
 import { fluxAirgapHelmProblem, fluxControllerImages, fluxInstallProblem, fluxImageArchiveProblems, gitopsSourceProblems } from '../../render/flux/index.ts';
-import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/images.ts';
+import { imageArchiveProblems, imageArchiveWarnings } from '../../pipeline/inputs/image-archives.ts';
 import { loadFluxBundle } from '../../pipeline/inputs/flux-bundle.ts';
 import { mirrorGaps } from '../../render/plan/egress.ts';
 import { deliveredImageArchives } from '../../render/k3s/images.ts';
 import { k3sInstallPinProblem, PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { InventoryError } from '../../util/errors.ts';
-import { kubectlSkewProblems, upgradeImageArchiveProblems } from '../../render/day2/images.ts';
+import { kubectlSkewProblems, upgradeImageArchiveProblems } from '../../render/day2/upgrade-images.ts';
 import { timeWarnings } from '../../pipeline/inputs/expiries.ts';
 import { clock } from '../clock.ts';
 

@@ -3,7 +3,7 @@
 //   inputs    --base-image, the airgap bundle, the A/B and fleet bases, verified before anything is written
 //   skip      inputs hash per device (no secret decrypted): unchanged devices are not rendered (skip.ts)
 //   keys      secrets of the devices to render
-//   render    per device: files, seed image and disk delta (images.ts), staged directory (render.ts)
+//   render    per device: files, seed image and disk delta (device-images.ts), staged directory (render.ts)
 //   gitops    OUT/gitops, the repository scaffold
 //   commit    one sync, manifest signed, staged directories swapped in, signature + manifest.json renamed last
 // A device that fails is reported and the others complete (exit 1); bad input stops the build before

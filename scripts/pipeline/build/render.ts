@@ -1,4 +1,4 @@
-// Phase render, per device: its files (render/device.ts with the build's stages), its images (images.ts), and
+// Phase render, per device: its files (render/device.ts with the build's stages), its images (device-images.ts), and
 // its staged directory (pipeline/write.ts) with the airgap files linked in, then its manifest entry. A device
 // that fails is reported and the others go on; an output that cannot be written stops every device after it.
 //
@@ -19,7 +19,7 @@ import { sha256Hex } from '../../util/hash.ts';
 import { dataRanges, dataSha256, rangesLength } from '../../util/sparse.ts';
 import { linkAirgapInto } from '../inputs/airgap.ts';
 import { stageDevice, stagingDir } from '../write.ts';
-import { deviceImages } from './images.ts';
+import { deviceImages } from './device-images.ts';
 import { optional } from './manifest.ts';
 import { isOutputError, outputError, timed, type BuildRun } from './context.ts';
 

@@ -1,14 +1,14 @@
 // Phase select: which devices this build covers (--only, --shard), and the previous build it adds to.
 // --only adds to the previous signed manifest: one that cannot vouch for the other devices is refused, never
 // replaced by a smaller signed one. Reads only; nothing is written yet.
-import { selectDevices } from '../select/devices.ts';
+import { devicesToBuild } from '../select/devices.ts';
 import { previousBuild } from '../select/unchanged.ts';
 import { UserError } from '../../util/errors.ts';
 import type { BuildRun } from './context.ts';
 
 export async function select(run: BuildRun): Promise<void> {
   const { o } = run;
-  run.devices = selectDevices(run.fleet, o.only, o.shard);
+  run.devices = devicesToBuild(run.fleet, o.only, o.shard);
   run.previous = await previousBuild(o.outDir, o.secrets);
   if (o.only?.length && !o.shard && run.previous.untrusted) throw untrustedPrevious(o.outDir, run.previous.untrusted, Boolean(o.incremental));
 }

@@ -7,7 +7,7 @@ import { STAGE_SLOTS, type RenderOptions } from '../../render/device.ts';
 import { osStage } from '../../render/day2/stages.ts';
 import { prepareFlux, writeGitopsScaffold } from '../flux.ts';
 import { prepareEncryption, unsealedWarnings } from '../encryption.ts';
-import { prepareStatus } from '../status.ts';
+import { prepareStatus } from '../status-reporter.ts';
 import { osCertificate } from '../os/build.ts';
 import type { BuildStages } from './context.ts';
 

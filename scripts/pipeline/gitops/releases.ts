@@ -2,7 +2,7 @@
 // upgrade controller (its Plan), the pinned Flux (GitRepository, Kustomization), and — when Flux comes as a K3s
 // HelmChart — the helm-controller K3s embeds.
 import type { Fleet } from '../../inventory/fleet.ts';
-import { controllerVersion } from '../../render/day2/images.ts';
+import { controllerVersion } from '../../render/day2/upgrade-images.ts';
 import { K3S_HELM_CONTROLLER } from '../../inventory/k3s-versions.ts';
 import { parseK3sVersion } from '../../inventory/k3s-versions.ts';
 import { ringVersions } from '../../render/day2/rings.ts';

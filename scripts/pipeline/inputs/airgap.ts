@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
 import { InventoryError, UserError } from '../../util/errors.ts';
 import { deliveredImageArchives } from '../../render/k3s/images.ts';
-import { archivePath, imageArchiveProblems } from './images.ts';
+import { archivePath, imageArchiveProblems } from './image-archives.ts';
 import { fleetAirgapReleases, type Ring } from '../../render/day2/rings.ts';
 import { tempPathFor } from '../../util/atomic.ts';
 import { sha256OfFile, type FileDigest } from '../../util/hash.ts';

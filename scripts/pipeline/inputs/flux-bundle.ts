@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { FluxBundleInput } from '../../render/flux/components.ts';
-import { fluxControllerImages } from '../../render/flux/images.ts';
+import { fluxControllerImages } from '../../render/flux/controller-images.ts';
 
 /**
  * The bundle bytes when the fleet pins `gitops.flux.install: {mode: bundle, file}` (file relative to the

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { PlanInputs } from '../../render/plan/plan.ts';
-import { k3sUpgradeImage, qualifiedImage } from '../../render/day2/images.ts';
+import { k3sUpgradeImage, qualifiedImage } from '../../render/day2/upgrade-images.ts';
 import { fluxBundleImages } from './flux-bundle.ts';
 import { fleetExpiries } from './expiries.ts';
 import { measureTreeFetch } from '../gitops/measure.ts';

@@ -7,7 +7,7 @@ import { inventoryAtRevision } from '../inputs/revision.ts';
 import { diffFleets } from './changes.ts';
 import { inShard } from './shard.ts';
 
-export function selectDevices(fleet: Fleet, only?: string[], shard?: { k: number; n: number }): ResolvedDevice[] {
+export function devicesToBuild(fleet: Fleet, only?: string[], shard?: { k: number; n: number }): ResolvedDevice[] {
   if (shard) return fleet.active.filter((d) => inShard(d.id, shard));
   if (!only?.length) return fleet.active;
   const { devices, problems } = namedDevices(fleet, only, 'it gets no artifacts');

@@ -79,9 +79,29 @@ async function measureSpace(run: DeviceRun, facts: Facts, timeoutMs: number): Pr
 export async function preflight(run: DeviceRun): Promise<Facts> {
   run.sudoPassword = sudoPassword(run);
   const t = run.timeouts.preflight;
-  // one shell for preflight and apply: it prints the facts, then waits for the go-ahead (see applyControl)
+  const { facts, kv } = await readFacts(run, t);
+  if (facts.firstboot) run.log.line(`preflight: on the device: ${describeFirstboot(facts.firstboot)}`);
+  run.facts = facts;
+  const problems = deviceProblems(run, facts, kv);
+  // Every problem is reported at once, before anything can fail on its own: free space over SFTP (an sshd
+  // without SFTP is one of the problems, permanent) and sudo come after the facts, not before them.
+  await checkSpace(run, facts, t, problems);
+  const d = run.device;
+  if (facts.memKiB && facts.memKiB < d.profile.ramMiB * 1024 * 0.85) {
+    facts.warnings.push(`RAM is ${Math.round(facts.memKiB / 1024)} MiB but profile ${d.profileName} says ${d.profile.ramMiB} MiB: K3s reservations are tuned for the profile`);
+  }
+  await checkSudo(run, facts, t, problems);
+  if (problems.length) throw new PhaseError('preflight', problems.join('; '), false);
+  if (facts.appliedNeedsSudo) facts.appliedHash = appliedHash(await readAppliedAsRoot(run, 'preflight', t));
+  for (const w of facts.warnings) run.log.line(`preflight: warning: ${w}`);
+  run.log.line(`preflight: applied bundle on the device: ${facts.appliedHash || 'none'}; this build: ${run.bundle.hash}`);
+  return facts;
+}
+
+/** Starts the one shell for preflight and apply: it prints the facts, then waits for the go-ahead (see applyControl). */
+async function readFacts(run: DeviceRun, timeoutMs: number): Promise<{ facts: Facts; kv: Record<string, string> }> {
   run.remote = await run.session!.start(`${PREFLIGHT_SCRIPT}echo ${PREFLIGHT_DONE}\n${applyControl(run.bundle.firstboot, Boolean(run.opts.force))}`);
-  const got = await run.remote.until(PREFLIGHT_DONE, t);
+  const got = await run.remote.until(PREFLIGHT_DONE, timeoutMs);
   if ('ended' in got) {
     const r = got.ended;
     throw new PhaseError('preflight', `the read-only checks failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`, false);
@@ -106,11 +126,13 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
     firstboot: firstbootStateFromFacts(stdout),
     warnings: [],
   };
-  if (facts.firstboot) run.log.line(`preflight: on the device: ${describeFirstboot(facts.firstboot)}`);
-  run.facts = facts;
+  return { facts, kv };
+}
+
+/** What the device lacks for the bundle: the profile's architecture, WireGuard, sha256sum, mosquitto_pub, root or sudo. */
+function deviceProblems(run: DeviceRun, facts: Facts, kv: Record<string, string>): string[] {
   const d = run.device;
   const problems: string[] = [];
-
   const want = d.profile.arch === 'arm64' ? ['aarch64', 'arm64'] : [d.profile.arch];
   if (!want.includes(facts.arch)) problems.push(`the device is ${facts.arch} but profile ${d.profileName} is ${d.profile.arch}: wrong device at ${d.ssh.host}, or wrong profile in the inventory`);
   if (!facts.wireguard) {
@@ -124,12 +146,17 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
     problems.push('mosquitto_pub is not installed on the device (Debian package mosquitto-clients): the fleet status reporter needs it; the base-image profiles list it as required');
   }
   if (facts.uid !== 0 && !facts.sudo) problems.push(`${d.ssh.user ?? 'root'} is not root and sudo is not installed: install sudo or connect as root`);
-  // Every problem is reported at once, before anything can fail on its own: free space over SFTP (an sshd
-  // without SFTP is one of the problems, permanent) and sudo come after the facts, not before them.
-  // Free space matters only to a device that will get the bundle (a rerun skips the others without asking).
+  return problems;
+}
+
+/**
+ * Room for the bundle in staging (twice its size plus 64 MiB). Free space matters only to a device that will get
+ * the bundle (a rerun skips the others without asking).
+ */
+async function checkSpace(run: DeviceRun, facts: Facts, timeoutMs: number, problems: string[]): Promise<void> {
   if (facts.appliedHash !== run.bundle.hash || run.opts.force) {
     try {
-      await measureSpace(run, facts, t);
+      await measureSpace(run, facts, timeoutMs);
     } catch (err) {
       if (isNoSftp(err)) problems.push(NO_SFTP);
       else if (problems.length) problems.push(`free space not measured (${describe(err)})`);
@@ -140,22 +167,16 @@ export async function preflight(run: DeviceRun): Promise<Facts> {
   if (facts.stagingFreeKiB && facts.stagingFreeKiB < needKiB) {
     problems.push(`only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}${path.posix.dirname(STAGING_PREFIX)}; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`);
   }
-  if (facts.memKiB && facts.memKiB < d.profile.ramMiB * 1024 * 0.85) {
-    facts.warnings.push(`RAM is ${Math.round(facts.memKiB / 1024)} MiB but profile ${d.profileName} says ${d.profile.ramMiB} MiB: K3s reservations are tuned for the profile`);
+}
+
+/** sudo is checked here, before anything is written (a wrong password fails now, not after the upload). */
+async function checkSudo(run: DeviceRun, facts: Facts, timeoutMs: number, problems: string[]): Promise<void> {
+  if (!((facts.uid !== 0 && facts.sudo) || run.sudoPassword !== undefined)) return;
+  try {
+    const s = await execAsRoot(run, 'preflight', 'true', { timeoutMs });
+    if (s.code !== 0) problems.push(`sudo does not work for ${run.device.ssh.user ?? 'root'}: ${s.stderr.trim() || `exit ${s.code}`}`);
+  } catch (err) {
+    if (err instanceof PhaseError && !err.transient) problems.push(err.message);
+    else throw err;
   }
-  // sudo is checked here, before anything is written (a wrong password fails now, not after the upload)
-  if ((facts.uid !== 0 && facts.sudo) || run.sudoPassword !== undefined) {
-    try {
-      const s = await execAsRoot(run, 'preflight', 'true', { timeoutMs: t });
-      if (s.code !== 0) problems.push(`sudo does not work for ${d.ssh.user ?? 'root'}: ${s.stderr.trim() || `exit ${s.code}`}`);
-    } catch (err) {
-      if (err instanceof PhaseError && !err.transient) problems.push(err.message);
-      else throw err;
-    }
-  }
-  if (problems.length) throw new PhaseError('preflight', problems.join('; '), false);
-  if (facts.appliedNeedsSudo) facts.appliedHash = appliedHash(await readAppliedAsRoot(run, 'preflight', t));
-  for (const w of facts.warnings) run.log.line(`preflight: warning: ${w}`);
-  run.log.line(`preflight: applied bundle on the device: ${facts.appliedHash || 'none'}; this build: ${run.bundle.hash}`);
-  return facts;
 }

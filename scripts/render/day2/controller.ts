@@ -4,7 +4,7 @@
 // start with a full update, so a second copy from Flux would overwrite it on every reconcile and be overwritten
 // on every restart; the pinned release's CRD is kept in upstream/crds/ to check the Plans against.
 import type { Fleet } from '../../inventory/fleet.ts';
-import { controllerImage, kubectlImage } from './images.ts';
+import { controllerImage, kubectlImage } from './upgrade-images.ts';
 
 export const UPGRADE_NAMESPACE = 'system-upgrade';
 export const UPGRADE_SERVICE_ACCOUNT = 'system-upgrade';

@@ -6,7 +6,7 @@
 //     agents one at a time (concurrency 1), each drained; their prepare step waits until the server Plan is done
 import type { Fleet, ResolvedSite } from '../../inventory/fleet.ts';
 import { runsFlux, upgradesPath } from '../flux/sync.ts';
-import { k3sUpgradeRepository } from './images.ts';
+import { k3sUpgradeRepository } from './upgrade-images.ts';
 import { ringOf, ringVersion } from './rings.ts';
 import { UPGRADE_NAMESPACE, UPGRADE_SERVICE_ACCOUNT } from './controller.ts';
 

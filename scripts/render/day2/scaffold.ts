@@ -7,7 +7,7 @@ import type { Fleet } from '../../inventory/fleet.ts';
 import { toYaml, toYamlStream } from '../yaml.ts';
 import { windowText } from '../../inventory/windows.ts';
 import { controllerObjects } from './controller.ts';
-import { controllerVersion } from './images.ts';
+import { controllerVersion } from './upgrade-images.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from './plans.ts';
 import { UPGRADE_CONTROLLER_PATH } from '../flux/sync.ts';
 import { ringOf, ringVersion } from './rings.ts';

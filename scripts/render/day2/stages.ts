@@ -1,7 +1,7 @@
 // The day-2 device stages: the K3s certificate-renewal check (every device) and the OS updater (devices with
 // OS updates). The updater's day-2 hook installs the renewal check too, so an A/B device gets its fragment
 // instead of the renewal one.
-import type { DeviceStage } from '../stage.ts';
+import type { DeviceStage } from '../device-stage.ts';
 import { renewalBundleFiles, renewalFirstbootFragment } from './renewal.ts';
 import { osBundleFiles, osDay2Fragment } from '../os/compose.ts';
 import { isAbDevice } from '../../inventory/os.ts';

@@ -4,4 +4,4 @@ export { fluxComponents, fluxInstallProblem } from './components.ts';
 export { devicePath, fluxGitUrl, pinnedKnownHosts, gitopsSourceProblems, runsFlux } from './sync.ts';
 export { devicePollInterval, parseDuration, formatDuration } from './jitter.ts';
 export { fluxSizing } from './sizing.ts';
-export { fluxControllerImages, fluxImageArchiveProblems, fluxAirgapHelmProblem } from './images.ts';
+export { fluxControllerImages, fluxImageArchiveProblems, fluxAirgapHelmProblem } from './controller-images.ts';

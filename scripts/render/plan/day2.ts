@@ -9,7 +9,7 @@ import { joinWindowDays } from '../../keys/join-token.ts';
 import type { Expiry } from '../../conformance/expiry.ts';
 import { fleetAirgapReleases, ringOf, ringVersion, ringVersions, rolloutInProgress } from '../day2/rings.ts';
 import { sitePlans, sitesWithPlans, upgradesPath } from '../day2/plans.ts';
-import { controllerVersion, qualifiedImage, upgradeImages } from '../day2/images.ts';
+import { controllerVersion, qualifiedImage, upgradeImages } from '../day2/upgrade-images.ts';
 import { CONTROLLER_MEMORY_LIMIT_MIB } from '../day2/controller.ts';
 import { RENEW_DAYS, windowOnCalendar } from '../day2/renewal.ts';
 import { toYaml } from '../yaml.ts';

@@ -5,13 +5,13 @@
 // the inventory chose (an online install downloads K3s's binary from GitHub; images of an online install come
 // from their registries), the row says which choice it follows from.
 import type { Fleet, ResolvedDevice, ResolvedSite } from '../../inventory/fleet.ts';
-import { imageRegistry } from '../../inventory/images.ts';
+import { imageRegistry } from '../../inventory/image-archives.ts';
 import { fluxGitUrl, gitSource, runsFlux } from '../flux/sync.ts';
 import { ociPullHost, usesOci } from '../oci/format.ts';
 import { k3sInstallScriptUrl } from '../k3s/install.ts';
 import { deviceInstallVersion } from '../day2/rings.ts';
 import { supportsNoDefaultEndpoint } from '../k3s/config.ts';
-import { qualifiedImage, upgradeImages } from '../day2/images.ts';
+import { qualifiedImage, upgradeImages } from '../day2/upgrade-images.ts';
 
 /** What only the shell can read, handed in so that the rows stay a pure function of it. */
 export interface EgressInputs {

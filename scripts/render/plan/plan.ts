@@ -123,14 +123,64 @@ function siteExposure(s: ResolvedSite, fleet: Fleet): { ssh: string; inbound: st
 
 export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
   const active = fleet.active;
-  const specs = Object.entries(fleet.profiles).map(([name, p]) => {
-    const ds = active.filter((d) => d.profileName === name);
+  const { sites, noInbound } = sitePlans(fleet, inp);
+  const profiles = k3sProfiles(fleet);
+  // polls: only devices running Flux poll, each at its own jittered interval
+  const fluxDevices = active.filter(runsFlux);
+  const agentProfiles = [...new Set(fluxDevices.map((d) => d.profileName))].sort();
+  const { pollsPerDay, mirroredPollsPerDay } = gitPolls(fleet, fluxDevices);
+  const multi = sites.filter((s) => s.multiNode);
+  const agents = active.filter((d) => d.cluster.kind === 'multi-node-agent').length;
+  const d2 = day2Plan(fleet);
+  const ds = decisions(fleet, sites);
+  const devices: DevicePlan[] = active.map((d) => ({ id: d.id, site: d.siteId, profile: d.profileName, role: roleName(d), address: d.network.mode === 'static' ? d.network.address : undefined, encryption: d.encryption.mode, flux: runsFlux(d), ring: d.canary ? 'canary' : 'stable' }));
+  return {
+    fleet: { name: fleet.name, industry: fleet.industry, description: fleet.description, activeDevices: active.length, revokedDevices: fleet.devices.length - active.length, regions: fleet.regions.length, sites: fleet.sites.length, clusters: { singleNode: active.filter((d) => d.cluster.kind === 'single-node').length, multiNode: multi.length, agents }, fluxDevices: fluxDevices.length },
+    specs: hardwareSpecs(fleet),
+    sites,
+    exposure: { noInbound, text: exposureText(sites, noInbound) },
+    k3s: {
+      version: fleet.k3s.version,
+      installMode: fleet.k3s.install.mode,
+      disable: fleet.k3s.disable,
+      imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })),
+      profiles,
+      gitopsAgent: agentProfiles.map((name) => ({ profile: name, agent: gitopsAgent(fluxDevices.find((d) => d.profileName === name)!, fleet) })),
+    },
+    ports: portTable(fleet),
+    gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, fluxVersion: fleet.gitops.flux.version, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout: gitopsLayout(fleet) },
+    offline: offlineLines(fleet, sites),
+    tang: tangLines(sites.map((s) => s.tangOutage)),
+    conflicts: conflictLines(fleet, sites),
+    theft: theftSteps(fleet, sites),
+    secrets:
+      'Every secret belongs to one device (SSH host key, Flux deploy key, K3s token, LUKS recovery passphrase, SOPS key) or to one site (the site SOPS key for secrets the whole site shares)' +
+      (multi.length ? `; at the multi-node site(s) ${names(multi.map((s) => s.id))} each agent joins with its own bootstrap token` : '') +
+      '. edgeforge generates them; private parts are OpenPGP-encrypted to the admins in `keys/`, and devices receive only their own.',
+    devices,
+    industry: inForce(fleet),
+    decisions: ds,
+    load: TRANSPORTS.map((t) => ({ transport: t.name, metrics: t.metrics(fleet, inp) })),
+    risks: planRisks(fleet, profiles, fluxDevices),
+    needsPerson: ds.filter((d) => d.needsPerson).map((d) => `${d.decision[0].toUpperCase()}${d.decision.slice(1)}: ${d.action} (threshold ${d.threshold}).`),
+    day2Images: d2.images.map((i) => ({ pull: i.pull, pinned: i.pinned })),
+  };
+}
+
+/** Each profile's board, memory, storage and disk cipher, with how many active devices use it in which role. */
+function hardwareSpecs(fleet: Fleet): PlanData['specs'] {
+  return Object.entries(fleet.profiles).map(([name, p]) => {
+    const ds = fleet.active.filter((d) => d.profileName === name);
     const roles: Record<string, number> = {};
     for (const d of ds) roles[d.cluster.kind] = (roles[d.cluster.kind] ?? 0) + 1;
     const usable = usableRam(p);
     return { profile: name, board: p.board, ramMiB: p.ramMiB, usableRamMiB: usable.mib, usableRamBasis: usable.basis, storage: `${p.storage.sizeGB} GB ${p.storage.medium}`, layout: p.baseImage.layout, encryptionCipher: p.cpuAes ? 'aes-xts-plain64' : 'xchacha12,aes-adiantum-plain64', devices: ds.length, roles };
   });
-  const exposures: { site: SitePlan; anyInbound: boolean }[] = [];
+}
+
+/** One row per site (cluster, encryption, exposure, egress), and whether any device of the fleet accepts an inbound connection. */
+function sitePlans(fleet: Fleet, inp: PlanInputs): { sites: SitePlan[]; noInbound: boolean } {
+  let noInbound = true;
   const sites = fleet.sites.map((s) => {
     const act = s.devices.filter((d) => d.status === 'active');
     const first = act[0] ?? s.devices[0];
@@ -161,23 +211,28 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
       tangOutage: { site: s.id, reboot: '', option: '' },
     };
     site.tangOutage = tangOutage(s, site);
-    exposures.push({ site, anyInbound: x.anyInbound });
+    if (x.anyInbound) noInbound = false;
     return site;
   });
-  // one representative device per (profile, cluster role) actually in use, and how many devices it stands for
+  return { sites, noInbound };
+}
+
+/** One representative device per (profile, cluster role) actually in use, how many it stands for, and its rendered K3s. */
+function k3sProfiles(fleet: Fleet): PlanData['k3s']['profiles'] {
   const reps = new Map<string, { d: ResolvedDevice; n: number }>();
-  for (const d of active) {
+  for (const d of fleet.active) {
     const k = `${d.profileName}\0${roleName(d)}`;
     const have = reps.get(k);
     if (have) have.n++;
     else reps.set(k, { d, n: 1 });
   }
-  const profiles = [...reps.entries()]
+  return [...reps.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, { d, n }]) => ({ profile: d.profileName, role: k.split('\0')[1], devices: n, tuning: tuningFor(d.profile, d.role), budget: memoryBudget(d, fleet), exampleDevice: d.id, config: renderK3sConfig(d, fleet), install: k3sInstallScript(d, fleet) }));
-  // polls: only devices running Flux poll, each at its own jittered interval
-  const fluxDevices = active.filter(runsFlux);
-  const agentProfiles = [...new Set(fluxDevices.map((d) => d.profileName))].sort();
+}
+
+/** Git polls a day over the fleet, and how many of them a site mirror answers. */
+function gitPolls(fleet: Fleet, fluxDevices: ResolvedDevice[]): { pollsPerDay: number; mirroredPollsPerDay: number } {
   const mirrors = fleet.gitops.mirrors ?? {};
   let polls = 0;
   let mirroredPolls = 0;
@@ -186,18 +241,12 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
     polls += perDay;
     if (mirrors[d.siteId]) mirroredPolls += perDay;
   }
-  const pollsPerDay = Math.round(polls);
-  const mirroredPollsPerDay = Math.round(mirroredPolls);
-  const example = active[0]?.id ?? '<device-id>';
-  const exampleSite = active[0]?.siteId ?? '<region>/<site>';
-  const ids = (xs: SitePlan[]) => xs.map((s) => s.id);
-  const tangSites = sites.filter((s) => s.tangRequired);
-  const plainSites = sites.filter((s) => s.encryptionMode === 'none');
-  const clearSeedSites = sites.filter((s) => s.encryptionMode !== 'none' && s.secretsOnSeed === 'clear');
-  const sealedSites = sites.filter((s) => s.secretsOnSeed === 'sealed');
-  const multi = sites.filter((s) => s.multiNode);
-  const agents = active.filter((d) => d.cluster.kind === 'multi-node-agent').length;
-  // exposure, from the rendered firewall rules
+  return { pollsPerDay: Math.round(polls), mirroredPollsPerDay: Math.round(mirroredPolls) };
+}
+
+/** What the devices accept inbound, from the rendered firewall rules, in one paragraph. */
+function exposureText(sites: SitePlan[], noInbound: boolean): string {
+  if (noInbound) return 'No device accepts an inbound connection: the firewall\'s input policy is drop and nothing is opened.';
   const sshAnywhere = sites.filter((s) => s.ssh.startsWith('anywhere')).map((s) => s.id);
   const sshSubnet = sites.filter((s) => !s.ssh.startsWith('anywhere') && s.ssh !== 'closed' && s.ssh !== '-').map((s) => `${s.id} (${s.ssh})`);
   const portGroups = [false, true]
@@ -206,67 +255,47 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
       return { open, sites: ss.map((s) => s.id), ports: [...new Set(ss.flatMap((s) => s.inboundPorts))] };
     })
     .filter((g) => g.sites.length);
-  const noInbound = exposures.every((e) => !e.anyInbound);
-  const exposureText = noInbound
-    ? 'No device accepts an inbound connection: the firewall\'s input policy is drop and nothing is opened.'
-    : [
-        'The firewall\'s input policy is drop; what each device still accepts (read from its rendered nftables rules):',
-        sshSubnet.length ? ` SSH from the management subnet at ${names(sshSubnet)};` : '',
-        sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : names(sshAnywhere)} (\`ssh: {allowFrom: any}\`);` : '',
-        ...portGroups.map((g) => ` ${g.ports.join(', ')} ${g.open ? 'from anywhere (a node without a static address cannot be named) at' : 'between the nodes of'} ${names(g.sites)};`),
-        ' nothing else. Git is pulled: no inbound port is needed for GitOps.',
-      ].join('');
-  const d2 = day2Plan(fleet);
-  const ds = decisions(fleet, sites);
+  return [
+    'The firewall\'s input policy is drop; what each device still accepts (read from its rendered nftables rules):',
+    sshSubnet.length ? ` SSH from the management subnet at ${names(sshSubnet)};` : '',
+    sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : names(sshAnywhere)} (\`ssh: {allowFrom: any}\`);` : '',
+    ...portGroups.map((g) => ` ${g.ports.join(', ')} ${g.open ? 'from anywhere (a node without a static address cannot be named) at' : 'between the nodes of'} ${names(g.sites)};`),
+    ' nothing else. Git is pulled: no inbound port is needed for GitOps.',
+  ].join('');
+}
+
+/** Memory left for workloads below twice the floor, and a GitOps agent over its 100 MB target. */
+function planRisks(fleet: Fleet, profiles: PlanData['k3s']['profiles'], fluxDevices: ResolvedDevice[]): string[] {
   const risks: string[] = [];
   const tight = profiles.filter((x) => x.budget.workloadsMiB < 2 * WORKLOAD_FLOOR_MIB);
   if (tight.length) risks.push(`Little memory left for workloads: ${tight.map((x) => `${x.profile} as ${x.role} ${x.budget.workloadsMiB} MiB`).join('; ')} (floor ${WORKLOAD_FLOOR_MIB} MiB; section "K3s on each spec").`);
   const overAgent = [...new Set(fluxDevices.map((d) => d.profileName))].filter((n) => gitopsAgent(fluxDevices.find((d) => d.profileName === n)!, fleet).requestMiB * 2 ** 20 > 100e6);
   if (overAgent.length) risks.push(`The GitOps agent is over the 100 MB target on ${names(overAgent)} (section "K3s on each spec").`);
-  const devices: DevicePlan[] = active.map((d) => ({ id: d.id, site: d.siteId, profile: d.profileName, role: roleName(d), address: d.network.mode === 'static' ? d.network.address : undefined, encryption: d.encryption.mode, flux: runsFlux(d), ring: d.canary ? 'canary' : 'stable' }));
-  return {
-    fleet: { name: fleet.name, industry: fleet.industry, description: fleet.description, activeDevices: active.length, revokedDevices: fleet.devices.length - active.length, regions: fleet.regions.length, sites: fleet.sites.length, clusters: { singleNode: active.filter((d) => d.cluster.kind === 'single-node').length, multiNode: multi.length, agents }, fluxDevices: fluxDevices.length },
-    specs,
-    sites,
-    exposure: { noInbound, text: exposureText },
-    k3s: {
-      version: fleet.k3s.version,
-      installMode: fleet.k3s.install.mode,
-      disable: fleet.k3s.disable,
-      imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })),
-      profiles,
-      gitopsAgent: agentProfiles.map((name) => ({ profile: name, agent: gitopsAgent(fluxDevices.find((d) => d.profileName === name)!, fleet) })),
-    },
-    ports: portTable(fleet),
-    gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, fluxVersion: fleet.gitops.flux.version, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout: gitopsLayout(fleet) },
-    offline: offlineLines(fleet, sites),
-    tang: tangLines(sites.map((s) => s.tangOutage)),
-    conflicts: conflictLines(fleet, sites),
-    theft: [
-      `Mark it: \`edgeforge revoke ${example} --reason stolen\` updates the inventory (comments kept) and writes a signed revocation record.`,
-      `It rotates what the device could still use: the site SOPS key for ${exampleSite} (site secrets re-encrypted to the remaining devices and admins), and removes clusters/${exampleSite}/${example} from the GitOps repository.`,
-      'The record lists what must happen elsewhere, with the commands: delete the device\'s read-only deploy key on the Git host (by fingerprint), destroy the escrowed recovery key.',
-      tangSites.length
-        ? `At ${counted(ids(tangSites), 'site')} the data volume needs the site's tang server to unlock: carried off-site the device stays locked. Rotate that site's tang keys if the device could have reached tang after it was taken.`
-        : 'No site needs tang to unlock: the data volume protection relies on TPM2 or is off (see encryption per site).',
-      plainSites.length ? `Sites without encryption (${names(ids(plainSites))}): the root filesystem holds K3s's state and the device's secrets in clear; revoke closes what they open. Add a tang server there.` : 'Every site encrypts the data volume.',
-      clearSeedSites.length || plainSites.length
-        ? `One-time secrets travel in clear on the seed until first boot at ${counted([...ids(plainSites), ...ids(clearSeedSites)], 'site')}${sealedSites.length ? `; sealed to tang at ${counted(ids(sealedSites), 'site')}` : ''} (save the tang advertisement in the inventory to seal them).`
-        : `One-time secrets travel sealed to each site's tang server (${counted(ids(sealedSites), 'site')}).`,
-      `Then \`edgeforge replace ${example} --serial NEW-SERIAL\` gives the slot a fresh identity and builds the replacement's artifacts.`,
-    ],
-    secrets:
-      'Every secret belongs to one device (SSH host key, Flux deploy key, K3s token, LUKS recovery passphrase, SOPS key) or to one site (the site SOPS key for secrets the whole site shares)' +
-      (multi.length ? `; at the multi-node site(s) ${names(ids(multi))} each agent joins with its own bootstrap token` : '') +
-      '. edgeforge generates them; private parts are OpenPGP-encrypted to the admins in `keys/`, and devices receive only their own.',
-    devices,
-    industry: inForce(fleet),
-    decisions: ds,
-    load: TRANSPORTS.map((t) => ({ transport: t.name, metrics: t.metrics(fleet, inp) })),
-    risks,
-    needsPerson: ds.filter((d) => d.needsPerson).map((d) => `${d.decision[0].toUpperCase()}${d.decision.slice(1)}: ${d.action} (threshold ${d.threshold}).`),
-    day2Images: d2.images.map((i) => ({ pull: i.pull, pinned: i.pinned })),
-  };
+  return risks;
+}
+
+/** When a device is stolen: revoke, what it rotates, what must happen elsewhere, what protects its data, replace. */
+function theftSteps(fleet: Fleet, sites: SitePlan[]): string[] {
+  const example = fleet.active[0]?.id ?? '<device-id>';
+  const exampleSite = fleet.active[0]?.siteId ?? '<region>/<site>';
+  const ids = (xs: SitePlan[]) => xs.map((s) => s.id);
+  const tangSites = sites.filter((s) => s.tangRequired);
+  const plainSites = sites.filter((s) => s.encryptionMode === 'none');
+  const clearSeedSites = sites.filter((s) => s.encryptionMode !== 'none' && s.secretsOnSeed === 'clear');
+  const sealedSites = sites.filter((s) => s.secretsOnSeed === 'sealed');
+  return [
+    `Mark it: \`edgeforge revoke ${example} --reason stolen\` updates the inventory (comments kept) and writes a signed revocation record.`,
+    `It rotates what the device could still use: the site SOPS key for ${exampleSite} (site secrets re-encrypted to the remaining devices and admins), and removes clusters/${exampleSite}/${example} from the GitOps repository.`,
+    'The record lists what must happen elsewhere, with the commands: delete the device\'s read-only deploy key on the Git host (by fingerprint), destroy the escrowed recovery key.',
+    tangSites.length
+      ? `At ${counted(ids(tangSites), 'site')} the data volume needs the site's tang server to unlock: carried off-site the device stays locked. Rotate that site's tang keys if the device could have reached tang after it was taken.`
+      : 'No site needs tang to unlock: the data volume protection relies on TPM2 or is off (see encryption per site).',
+    plainSites.length ? `Sites without encryption (${names(ids(plainSites))}): the root filesystem holds K3s's state and the device's secrets in clear; revoke closes what they open. Add a tang server there.` : 'Every site encrypts the data volume.',
+    clearSeedSites.length || plainSites.length
+      ? `One-time secrets travel in clear on the seed until first boot at ${counted([...ids(plainSites), ...ids(clearSeedSites)], 'site')}${sealedSites.length ? `; sealed to tang at ${counted(ids(sealedSites), 'site')}` : ''} (save the tang advertisement in the inventory to seal them).`
+      : `One-time secrets travel sealed to each site's tang server (${counted(ids(sealedSites), 'site')}).`,
+    `Then \`edgeforge replace ${example} --serial NEW-SERIAL\` gives the slot a fresh identity and builds the replacement's artifacts.`,
+  ];
 }
 
 /** "single-node server", "cluster server" or "agent": the role words of the plan's tables. */

@@ -5,7 +5,7 @@
 // from the secrets themselves (high-entropy, known only to the build), so rebuilds give the same bytes.
 import { createHash } from 'node:crypto';
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
-import { isOneTimeSecret, type DeviceStage } from '../stage.ts';
+import { isOneTimeSecret, type DeviceStage } from '../device-stage.ts';
 import { textFile, type RenderedFile } from '../files.ts';
 import { encryptionPlan } from './plan.ts';
 import { encryptionBundleFiles } from './compose.ts';

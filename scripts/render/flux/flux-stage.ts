@@ -1,7 +1,7 @@
 // The Flux bootstrap as a device stage: the three files K3s's auto-deploy directory gets (bootstrap.ts) and
 // the first-boot shell that places them. Agents of a multi-node site run no Flux: no files, the same shell.
 import type { Fleet } from '../../inventory/fleet.ts';
-import type { DeviceSecrets, DeviceStage } from '../stage.ts';
+import type { DeviceSecrets, DeviceStage } from '../device-stage.ts';
 import { fluxFirstbootFragment, renderFluxBootstrap, type FluxDeviceSecrets } from './bootstrap.ts';
 import type { FluxBundleInput } from './components.ts';
 import { sha256Hex } from '../../util/hash.ts';

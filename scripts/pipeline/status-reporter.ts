@@ -3,7 +3,7 @@
 // password (from the keystore, with its other secrets). Without `status:` nothing is rendered.
 import type { Fleet } from '../inventory/fleet.ts';
 import { sha256Hex } from '../util/hash.ts';
-import type { DeviceStage } from '../render/stage.ts';
+import type { DeviceStage } from '../render/device-stage.ts';
 import { statusBundleFiles, statusFirstbootFragment } from '../render/status/compose.ts';
 import { readCa } from '../fleet-status/read.ts';
 import { osReporterExtension } from '../render/os/compose.ts';

@@ -1,8 +1,8 @@
-// bench:images — per-device disk deltas for N devices (default 2,000) against a 2 GiB sparse raspi-style base,
+// bench:disk-images — per-device disk deltas for N devices (default 2,000) against a 2 GiB sparse raspi-style base,
 // beside the obvious alternative measured in the same run: `cp --sparse=always` of the base per device
 // (for --copies devices, default 20, extrapolated to N and labelled so).
 //
-//   npm run bench:images [-- --devices 2000 --copies 20 --append]
+//   npm run bench:disk-images [-- --devices 2000 --copies 20 --append]
 //
 // --append adds the result table to BENCHMARKS.md.
 import { execFileSync } from 'node:child_process';

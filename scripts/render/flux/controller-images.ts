@@ -1,5 +1,5 @@
 // Which container images the fleet's Flux controllers run, and whether an airgap install carries every one
-// of them as a pinned archive (scripts/inventory/images.ts): without it a device with no route to the
+// of them as a pinned archive (scripts/inventory/image-archives.ts): without it a device with no route to the
 // internet would install Flux's manifests and then wait forever for ghcr.io.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { fluxComponentsFromBundle, fluxControllers } from './components.ts';

@@ -1,11 +1,11 @@
-// The pinned container image archives on the build machine (I/O side of scripts/inventory/images.ts): every
+// The pinned container image archives on the build machine (I/O side of scripts/inventory/image-archives.ts): every
 // archive must be a readable file where the inventory says, and (at build time) hash to its pin. Problems
 // come back positioned (FILE:LINE:COL), all at once, so validate and build report them like any other
 // inventory problem: exit 2, nothing written.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Fleet } from '../../inventory/fleet.ts';
-import type { ImageArchivePin } from '../../inventory/images.ts';
+import type { ImageArchivePin } from '../../inventory/image-archives.ts';
 import { PLACEHOLDER_SHA256 } from '../../render/k3s/install.ts';
 import { sha256OfFile, type FileDigest } from '../../util/hash.ts';
 import type { Problem } from '../../util/errors.ts';

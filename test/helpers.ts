@@ -29,7 +29,12 @@ export function k3sFlags(kind: 'server' | 'agent', version = 'v1.31'): Set<strin
   const line = /^v\d+\.\d+/.exec(version)?.[0];
   const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/k3s-flags', line ?? version, `k3s-${kind}-flags.txt`);
   if (!existsSync(file)) throw new Error(`no K3s flag list for ${version}: ${file} is missing (add the release line's lists beside the others)`);
-  return new Set(readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+  return new Set(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#')),
+  );
 }
 
 /** A device's rendered bundle written where the first-boot program reads it, under a sandbox root. */

@@ -25,7 +25,11 @@ const inv = path.join(root, 'fleet.yaml');
 const keys = path.join(root, 'keys');
 const out = path.join(root, 'out');
 const adminKey = path.join(root, 'admin.private.asc');
-const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 const now = () => performance.now();
 
 interface Run {
@@ -92,7 +96,9 @@ try {
   execFileSync('xargs', ['-0', 'sha256sum'], { cwd: out, input: listed.join('\0'), stdio: ['pipe', 'ignore', 'inherit'] });
   const sumS = (now() - t0) / 1000;
   // anchor: reading the sparse files whole (their holes included), nothing hashed: the most that reading holes costs
-  const sparse = (JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { devices: { artifacts: { path: string; sparse?: unknown }[] }[] }).devices.flatMap((d) => d.artifacts.filter((a) => a.sparse).map((a) => a.path));
+  const sparse = (JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { devices: { artifacts: { path: string; sparse?: unknown }[] }[] }).devices.flatMap((d) =>
+    d.artifacts.filter((a) => a.sparse).map((a) => a.path),
+  );
   t0 = now();
   for (const p of sparse) readFileSync(path.join(out, p));
   const sparseReadS = (now() - t0) / 1000;
@@ -128,7 +134,11 @@ try {
   console.log('| run | wall | CPU | peak RSS | load (1/5/15 min) at start | per-stage split (s) |');
   console.log('|---|---:|---:|---:|---|---|');
   for (const r of [...runs, verify]) {
-    const split = r.timings ? Object.entries(r.timings).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') : 'n/a';
+    const split = r.timings
+      ? Object.entries(r.timings)
+          .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+          .join(', ')
+      : 'n/a';
     const skip = r.skipped !== undefined ? `; ${r.skipped} skipped` : '';
     console.log(`| ${r.name}${r.exit ? ` (exit ${r.exit})` : ''} | ${r.seconds.toFixed(1)} s | ${r.cpuS.toFixed(1)} s | ${r.rssMiB.toFixed(0)} MiB | ${r.load} | ${split}${skip} |`);
   }

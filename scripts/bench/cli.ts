@@ -62,7 +62,12 @@ try {
 }
 
 console.log(`cli bench: ${repo} (${head}); runs ${mode}`);
-console.log(`${RUNS} runs each, interleaved; node ${process.version}, ${os.availableParallelism?.() ?? os.cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} after`);
+console.log(
+  `${RUNS} runs each, interleaved; node ${process.version}, ${os.availableParallelism?.() ?? os.cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} after`,
+);
 console.log('');
 console.log(`${'case'.padEnd(46)} ${'median'.padStart(8)} ${'min'.padStart(8)}   beside node -e 0`);
 cases.forEach((c, i) => {

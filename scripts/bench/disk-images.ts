@@ -63,7 +63,17 @@ function buildBase(dir: string): string {
   writeFileSync(path.join(fw, 'initrd.img'), randomBytes(24 * MIB));
   for (let i = 0; i < 40; i++) writeFileSync(path.join(fw, 'overlays', `overlay-${i}.dtbo`), randomBytes(3000));
   for (const f of ['user-data', 'meta-data', 'network-config']) writeFileSync(path.join(fw, f), `# default ${f}\n`);
-  execFileSync('mcopy', ['-s', '-i', `${img}@@${bootStart * SECTOR}`, ...['cmdline.txt', 'config.txt', 'start4.elf', 'vmlinuz', 'initrd.img', 'overlays', 'user-data', 'meta-data', 'network-config'].map((f) => path.join(fw, f)), '::'], { env });
+  execFileSync(
+    'mcopy',
+    [
+      '-s',
+      '-i',
+      `${img}@@${bootStart * SECTOR}`,
+      ...['cmdline.txt', 'config.txt', 'start4.elf', 'vmlinuz', 'initrd.img', 'overlays', 'user-data', 'meta-data', 'network-config'].map((f) => path.join(fw, f)),
+      '::',
+    ],
+    { env },
+  );
   const root = path.join(dir, 'rootfs');
   mkdirSync(path.join(root, 'usr/lib'), { recursive: true });
   for (let i = 0; i < 8; i++) writeFileSync(path.join(root, 'usr/lib', `blob-${i}.so`), randomBytes(16 * MIB));
@@ -98,7 +108,10 @@ async function main(): Promise<void> {
     for (let i = 0; i < DEVICES; i++) {
       const id = `bench-dev-${String(i).padStart(5, '0')}`;
       const files = [
-        { name: 'user-data', bytes: Buffer.from(`#cloud-config\nhostname: ${id}\nusers: [{name: ops, ssh_authorized_keys: [ssh-ed25519 AAAA${randomBytes(32).toString('base64')}]}]\n${'# config\n'.repeat(300)}`) },
+        {
+          name: 'user-data',
+          bytes: Buffer.from(`#cloud-config\nhostname: ${id}\nusers: [{name: ops, ssh_authorized_keys: [ssh-ed25519 AAAA${randomBytes(32).toString('base64')}]}]\n${'# config\n'.repeat(300)}`),
+        },
         { name: 'meta-data', bytes: Buffer.from(`instance-id: ${id}\nlocal-hostname: ${id}\n`) },
         { name: 'network-config', bytes: Buffer.from('version: 2\nethernets: {eth0: {dhcp4: true}}\n') },
       ];
@@ -135,7 +148,9 @@ async function main(): Promise<void> {
     say(`| \`cp --sparse=always\` of the base | ${COPIES} measured | ${secs(tCopies)} | ${(perCopy / 1000).toFixed(2)} s | ${fmt(baseSize)} apparent | ${fmt(copiesUsed)} |`);
     say(`| \`cp --sparse=always\`, extrapolated | ${DEVICES} (x${(DEVICES / COPIES).toFixed(0)} of the measured) | ~${secs(perCopy * DEVICES)} | | | ~${fmt((copiesUsed / COPIES) * DEVICES)} |`);
     say(`| materialize one device (${m.reflinked ? 'reflink' : 'sparse copy, no reflink on this filesystem'} + .bmap) | 1 | ${secs(tMat)} | | | ${fmt(matUsed)} |`);
-    say(`\nDeltas use ${((copiesUsed / COPIES) * DEVICES / Math.max(deltaUsed, 1)).toFixed(0)}x less disk than sparse copies would for ${DEVICES} devices, and ${((perCopy * DEVICES) / tDeltas).toFixed(1)}x less time.`);
+    say(
+      `\nDeltas use ${(((copiesUsed / COPIES) * DEVICES) / Math.max(deltaUsed, 1)).toFixed(0)}x less disk than sparse copies would for ${DEVICES} devices, and ${((perCopy * DEVICES) / tDeltas).toFixed(1)}x less time.`,
+    );
     if (args.append) {
       const bm = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../BENCHMARKS.md');
       await fs.appendFile(bm, lines.join('\n') + '\n');

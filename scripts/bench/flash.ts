@@ -172,7 +172,12 @@ async function tmpfsRuns(b: Bench, keep: (r: Row) => void): Promise<void> {
       );
       if (r.v.results.some((x) => x.status !== 'ok')) throw new Error(JSON.stringify(r.v.results));
       const own = r.v.details.reduce((k, d) => k + d.ownBaseReads, 0);
-      keep({ what: `edgeforge flash, ${n} simulated ${CARD_MIBS} MiB/s card${n > 1 ? 's' : ''}`, seconds: r.s, bytes: r.v.bytesWritten, note: n > 1 ? `base read: ${formatBytes(r.v.sharedBaseReads)} shared + ${formatBytes(own)} by cut-loose cards` : undefined });
+      keep({
+        what: `edgeforge flash, ${n} simulated ${CARD_MIBS} MiB/s card${n > 1 ? 's' : ''}`,
+        seconds: r.s,
+        bytes: r.v.bytesWritten,
+        note: n > 1 ? `base read: ${formatBytes(r.v.sharedBaseReads)} shared + ${formatBytes(own)} by cut-loose cards` : undefined,
+      });
     }
   } finally {
     rmSync(shmDir, { recursive: true, force: true });
@@ -193,7 +198,12 @@ function summary(best: Map<string, Row>): void {
   console.log(`\nflash 1 target / bmaptool copy: ${ratio1.toFixed(2)}x (goal <= 1.1x) ${ratio1 <= 1.1 ? 'MET' : 'NOT MET'}; / bmaptool --no-verify: ${ratio1nv.toFixed(2)}x`);
   console.log(`flash 4 targets / 1 target, same disk: ${ratio4.toFixed(2)}x (goal <= 1.5x) ${ratio4 <= 1.5 ? 'MET' : 'NOT MET'} — 4x the bytes through one disk`);
   console.log(`flash 4 targets / 1 target, tmpfs: ${ratio4shm.toFixed(2)}x; simulated ${CARD_MIBS} MiB/s cards: ${ratio4card.toFixed(2)}x (goal <= 1.5x) ${ratio4card <= 1.5 ? 'MET' : 'NOT MET'}`);
-  console.log(`load average at end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(
+    `load average at end: ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
 }
 
 async function main(): Promise<void> {

@@ -22,7 +22,10 @@ const cli = (args: string[]) => execFileSync(process.execPath, [CLI, ...args], {
 
 const rows: { fleet: string; flux: number; files: number; treeBytes: number; packBytes: number; git: string }[] = [];
 try {
-  const fleets: [string, string][] = [['example (14 devices)', readFileSync(path.join(REPO, 'inventory/example.yaml'), 'utf8')], ...sizes.map((n): [string, string] => [`generated ${n}`, generateInventory(n)])];
+  const fleets: [string, string][] = [
+    ['example (14 devices)', readFileSync(path.join(REPO, 'inventory/example.yaml'), 'utf8')],
+    ...sizes.map((n): [string, string] => [`generated ${n}`, generateInventory(n)]),
+  ];
   for (const [name, text] of fleets) {
     const dir = mkdtempSync(path.join(root, 'f-'));
     const inv = path.join(dir, 'fleet.yaml');
@@ -40,7 +43,12 @@ try {
   const slope = (b.packBytes - a.packBytes) / (b.flux - a.flux);
   const fixed = a.packBytes - slope * a.flux;
   for (const r of rows) console.log(`  ${r.fleet}: line gives ${Math.round(fixed + slope * r.flux)} bytes, measured ${r.packBytes}`);
-  console.log(`line: pack ≈ ${Math.round(fixed)} + ${Math.round(slope)} × Flux devices (bytes); load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; ${new Date().toISOString()}`);
+  console.log(
+    `line: pack ≈ ${Math.round(fixed)} + ${Math.round(slope)} × Flux devices (bytes); load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}; ${new Date().toISOString()}`,
+  );
 } finally {
   if (!process.env.BENCH_KEEP) rmSync(root, { recursive: true, force: true });
 }

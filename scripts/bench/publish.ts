@@ -45,17 +45,29 @@ try {
   let text = generateInventory(N);
   const firstSite = /^  ([a-z0-9-]+):\n    timezone:[^\n]*\n    sites:\n      ([a-z0-9-]+):/m.exec(text)!;
   const cached = `${firstSite[1]}/${firstSite[2]}`;
-  text = text.replace(/^(  knownHosts: .*\n)/m, `$1  transport: oci\n  oci: { registry: "127.0.0.1:${port}", repository: fleet, caFile: pki/ca.pem, siteCaches: { "${cached}": "127.0.0.1:${cachePort}" } }\n`);
+  text = text.replace(
+    /^(  knownHosts: .*\n)/m,
+    `$1  transport: oci\n  oci: { registry: "127.0.0.1:${port}", repository: fleet, caFile: pki/ca.pem, siteCaches: { "${cached}": "127.0.0.1:${cachePort}" } }\n`,
+  );
   const fleet = loadInventoryBytes(Buffer.from(text), path.join(dir, 'fleet.yaml'));
   const flux = fleet.active.filter(runsFlux);
-  console.log(`fleet ${fleet.name}: ${fleet.active.length} devices, ${flux.length} running Flux, ${fleet.sites.length} sites (cache at ${cached}); ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}`);
+  console.log(
+    `fleet ${fleet.name}: ${fleet.active.length} devices, ${flux.length} running Flux, ${fleet.sites.length} sites (cache at ${cached}); ${os.cpus().length} cores, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' / ')}`,
+  );
 
   // the GitOps tree edgeforge writes for it (public keys made fast, as keys init makes them), committed
   const pub = (name: string): PgpPublic => {
     const k = fastGenerateV4Key({ name, email: `${name.replace(/[^a-z0-9]/gi, '')}@example.com`, date: '2026-01-01T00:00:00Z' });
     return { fingerprint: k.fingerprint, publicArmored: k.publicKeyArmored };
   };
-  const keys: GitopsPublicKeys = { deviceSops: new Map(flux.map((d) => [d.id, pub(d.id)])), siteSops: new Map(fleet.sites.map((x) => [x.id, pub(x.id)])), admins: [{ ...pub('admin'), name: 'admin' }] };
+  const keys: GitopsPublicKeys = {
+    deviceSops: new Map(flux.map((d) => [d.id, pub(d.id)])),
+    siteSops: new Map(fleet.sites.map((x) => [x.id, pub(x.id)])),
+    admins: [{ ...pub('admin'), name: 'admin' }],
+  };
   const repo = path.join(dir, 'fleet-repo');
   const git = (...a: string[]) => execFileSync(tool('git'), ['-C', repo, '-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...a], { encoding: 'utf8', maxBuffer: 64 << 20 });
   mkdirSync(repo);
@@ -69,12 +81,21 @@ try {
 
   // the registry side, as `edgeforge registry config` writes it
   const pulls = flux.map((d) => registryPullRecord(d, fleet, fixedSecretsFor(d).deployKey!.privateKey)!);
-  const host = (p: number, realm: number, name: string) => ({ addr: `127.0.0.1:${p}`, storageDir: path.join(dir, 'storage', name), tlsCert: certs.cert, tlsKey: certs.key, realm: `https://127.0.0.1:${realm}/token` });
+  const host = (p: number, realm: number, name: string) => ({
+    addr: `127.0.0.1:${p}`,
+    storageDir: path.join(dir, 'storage', name),
+    tlsCert: certs.cert,
+    tlsKey: certs.key,
+    realm: `https://127.0.0.1:${realm}/token`,
+  });
   const reg = path.join(dir, 'registry');
   await writeRegistryConfig({ to: reg, fleet, pulls, central: host(port, issuerPort, 'central'), site: () => host(cachePort, siteIssuerPort, 'cache') });
   const tls = { cert: readFileSync(certs.cert, 'utf8'), key: readFileSync(certs.key, 'utf8') };
   const siteDir = path.join(reg, 'sites', ...cached.split('/'));
-  for (const [d, p] of [[path.join(reg, 'central'), issuerPort], [siteDir, siteIssuerPort]] as const) {
+  for (const [d, p] of [
+    [path.join(reg, 'central'), issuerPort],
+    [siteDir, siteIssuerPort],
+  ] as const) {
     const i = await startTokenIssuer({ accessFile: path.join(d, 'issuer/access.json'), keyPem: readFileSync(path.join(d, 'issuer/token.key'), 'utf8'), tls, port: p });
     stops.push(() => i.close());
   }
@@ -97,7 +118,12 @@ try {
     await Promise.all(
       flux.map((d) =>
         limit(async () => {
-          const c = new RegistryClient({ host: d.siteId === cached ? `127.0.0.1:${cachePort}` : `127.0.0.1:${port}`, ca, username: d.id, password: registryPullPassword(fixedSecretsFor(d).deployKey!.privateKey) });
+          const c = new RegistryClient({
+            host: d.siteId === cached ? `127.0.0.1:${cachePort}` : `127.0.0.1:${port}`,
+            ca,
+            username: d.id,
+            password: registryPullPassword(fixedSecretsFor(d).deployKey!.privateKey),
+          });
           try {
             const r = siteRepository(fleet, d);
             const m = await c.manifest(r, 'latest', OCI_MANIFEST_MEDIA_TYPE);
@@ -127,7 +153,10 @@ try {
   const polled = await pullAll(new Set([site.id]));
   const pollMs = performance.now() - t;
   await new Promise((r) => setTimeout(r, 500)); // the access log lags its responses
-  const servedByCentral = central.requests().slice(logMark).reduce((n, q) => n + q.bytes, 0);
+  const servedByCentral = central
+    .requests()
+    .slice(logMark)
+    .reduce((n, q) => n + q.bytes, 0);
   const artifact = second.pushed[0];
   const siteDevices = site.devices.filter(runsFlux).length;
 
@@ -139,7 +168,9 @@ try {
     execFileSync(tool('git'), ['clone', '-q', '--depth', '1', '--no-local', '--single-branch', `file://${repo}`, to]);
     const ms = performance.now() - t;
     const packs = path.join(to, '.git/objects/pack');
-    const bytes = readdirSync(packs).filter((f) => f.endsWith('.pack')).reduce((n, f) => n + statSync(path.join(packs, f)).size, 0);
+    const bytes = readdirSync(packs)
+      .filter((f) => f.endsWith('.pack'))
+      .reduce((n, f) => n + statSync(path.join(packs, f)).size, 0);
     clones.push({ ms, bytes });
     rmSync(to, { recursive: true, force: true });
   }
@@ -148,14 +179,24 @@ try {
   const gitBytes = flux.length * clone.bytes;
 
   console.log(`\ntree: ${tree.files.length} files; ${fleet.sites.length} site artifacts published in ${s(firstMs)} (${mb(first.sentBytes)} sent)`);
-  console.log(`commit 2 (${site.id} only): publish ${s(secondMs)}, ${second.pushed.length} artifact pushed (${artifact.layer.bytes} bytes layer), ${second.unchanged.length} unchanged, ${second.sentBytes} bytes sent in ${second.requests} requests`);
+  console.log(
+    `commit 2 (${site.id} only): publish ${s(secondMs)}, ${second.pushed.length} artifact pushed (${artifact.layer.bytes} bytes layer), ${second.unchanged.length} unchanged, ${second.sentBytes} bytes sent in ${second.requests} requests`,
+  );
   console.log('\n| per commit that changes one site | bytes from the central host | wall time | source |');
   console.log('|---|---|---|---|');
-  console.log(`| anchor: Git, ${flux.length} devices x \`git clone --depth 1\` | ${mb(gitBytes)} (${clone.bytes} bytes each) | ${s(clone.ms)} per clone (median of ${CLONES}), so ~${s((clone.ms * flux.length) / CONCURRENCY)} for all ${CONCURRENCY} at once (extrapolated) | pack size of real clones x devices |`);
-  console.log(`| OCI: ${flux.length} devices poll, ${siteDevices} fetch their site's artifact | ${mb(polled.received)} (registry ${mb(servedByCentral)} by its access log, the rest tokens) | ${s(pollMs)} for all (${CONCURRENCY} at once, measured) | registry access log; clients received ${mb(polled.received)} in ${polled.requests} requests (per device: the 401 that names the issuer, a token, the manifest; the changed site's devices also the layer) |`);
-  console.log(`\nGit / OCI bytes from the central host: ${(gitBytes / Math.max(1, polled.received)).toFixed(0)}x fewer with OCI (goal >= 100x); the changed site's WAN: ${mb(siteDevices * clone.bytes)} (Git) vs ${mb(siteDevices * artifact.layer.bytes)} (OCI, no cache) or ${mb(artifact.layer.bytes)} (with a site cache)`);
+  console.log(
+    `| anchor: Git, ${flux.length} devices x \`git clone --depth 1\` | ${mb(gitBytes)} (${clone.bytes} bytes each) | ${s(clone.ms)} per clone (median of ${CLONES}), so ~${s((clone.ms * flux.length) / CONCURRENCY)} for all ${CONCURRENCY} at once (extrapolated) | pack size of real clones x devices |`,
+  );
+  console.log(
+    `| OCI: ${flux.length} devices poll, ${siteDevices} fetch their site's artifact | ${mb(polled.received)} (registry ${mb(servedByCentral)} by its access log, the rest tokens) | ${s(pollMs)} for all (${CONCURRENCY} at once, measured) | registry access log; clients received ${mb(polled.received)} in ${polled.requests} requests (per device: the 401 that names the issuer, a token, the manifest; the changed site's devices also the layer) |`,
+  );
+  console.log(
+    `\nGit / OCI bytes from the central host: ${(gitBytes / Math.max(1, polled.received)).toFixed(0)}x fewer with OCI (goal >= 100x); the changed site's WAN: ${mb(siteDevices * clone.bytes)} (Git) vs ${mb(siteDevices * artifact.layer.bytes)} (OCI, no cache) or ${mb(artifact.layer.bytes)} (with a site cache)`,
+  );
   const cacheLines = cache.requests().filter((q) => q.method === 'GET' && q.path.includes('/blobs/')).length;
-  console.log(`site cache ${cached}: served ${cacheLines} blob request(s) to its devices; central blob GETs for its repository: ${central.requests().filter((q) => q.method === 'GET' && q.path.startsWith(`/v2/${siteRepository(fleet, { region: cached.split('/')[0], site: cached.split('/')[1] })}/blobs/`)).length}`);
+  console.log(
+    `site cache ${cached}: served ${cacheLines} blob request(s) to its devices; central blob GETs for its repository: ${central.requests().filter((q) => q.method === 'GET' && q.path.startsWith(`/v2/${siteRepository(fleet, { region: cached.split('/')[0], site: cached.split('/')[1] })}/blobs/`)).length}`,
+  );
 } finally {
   for (const stop of stops.reverse()) await stop().catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });

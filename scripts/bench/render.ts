@@ -47,6 +47,8 @@ const mib = (b: number) => (b / 1048576).toFixed(1);
 console.log(`render benchmark: ${fleet.active.length} devices, node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}`);
 console.log(`anchor  parse + validate the inventory (${mib(yaml.length)} MiB YAML):  ${parseMs.toFixed(0)} ms`);
 console.log(`anchor  JSON.stringify of the resolved fleet (${mib(json.length)} MiB):      ${stringifyMs.toFixed(0)} ms`);
-console.log(`render  seed + bundle, no Flux:   ${plain.ms.toFixed(0)} ms = ${rate(plain)} devices/s (${plain.files} files, ${mib(plain.bytes)} MiB) = ${(plain.ms / parseMs).toFixed(1)}x parse+validate`);
+console.log(
+  `render  seed + bundle, no Flux:   ${plain.ms.toFixed(0)} ms = ${rate(plain)} devices/s (${plain.files} files, ${mib(plain.bytes)} MiB) = ${(plain.ms / parseMs).toFixed(1)}x parse+validate`,
+);
 console.log(`render  seed + bundle + Flux:     ${flux.ms.toFixed(0)} ms = ${rate(flux)} devices/s (${flux.files} files, ${mib(flux.bytes)} MiB) = ${(flux.ms / parseMs).toFixed(1)}x parse+validate`);
 console.log(`goal    ${fleet.active.length} devices < 10 s: ${Math.max(plain.ms, flux.ms) < 10_000 ? 'met' : 'NOT met'}`);

@@ -10,6 +10,15 @@ const [inv, out, keys, conc] = process.argv.slice(2);
 const fleet = await loadInventoryFile(inv);
 const manifest = await readManifest(path.join(out, 'manifest.json'));
 const t0 = performance.now();
-const devices = await provision({ fleet, manifest, outDir: out, keysDir: keys, baseDir: path.dirname(inv), concurrency: Number(conc), reporter: new JsonReporter(), env: { ...process.env, SSH_AUTH_SOCK: '' } });
+const devices = await provision({
+  fleet,
+  manifest,
+  outDir: out,
+  keysDir: keys,
+  baseDir: path.dirname(inv),
+  concurrency: Number(conc),
+  reporter: new JsonReporter(),
+  env: { ...process.env, SSH_AUTH_SOCK: '' },
+});
 const ms = performance.now() - t0;
 process.stdout.write(JSON.stringify({ ms, devices }) + '\n');

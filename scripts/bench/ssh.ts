@@ -150,7 +150,11 @@ for (const n of sizes) {
   const devs = f.endpoints.map((e) => ({ id: e.name, host: '127.0.0.1', port: e.port, identityFile: f.clientKey, hostKey: e.hostKeyPublic }));
   const inv = path.join(tmp, 'fleet.yaml');
   writeFileSync(inv, inventoryYaml(devs, { name: `bench-${n}` }));
-  const manifest = writeFakeBuild(out, devs.map((d) => d.id), { minimal: !process.argv.includes('--full-firstboot') });
+  const manifest = writeFakeBuild(
+    out,
+    devs.map((d) => d.id),
+    { minimal: !process.argv.includes('--full-firstboot') },
+  );
   // the OpenSSH side copies the bundle directory as is: give it the SHA256SUMS edgeforge writes
   for (const d of manifest.devices) writeFileSync(path.join(out, 'devices', d.id, 'bundle', 'SHA256SUMS'), deviceBundle(d).sums);
   const knownHosts = path.join(tmp, 'known_hosts');
@@ -173,13 +177,18 @@ for (const n of sizes) {
     rmSync(path.join(out, 'logs'), { recursive: true, force: true });
     const e = await edgeforgeRun(inv, out, keys, c);
     ef.push(e);
-    console.error(`  edgeforge engine, concurrency ${c}: ${(e.ms / 1000).toFixed(2)} s (process wall ${(e.wallMs / 1000).toFixed(2)} s), ${e.ok}/${n} ok, peak RSS ${e.rssMiB.toFixed(0)} MiB (load ${loadavg()[0].toFixed(1)})`);
-    console.error(`    CPU: edgeforge ${e.cpuS.toFixed(1)} s (${((e.cpuS * 1000) / n).toFixed(0)} ms/device, start-up included); whole machine ${e.machineCpuS.toFixed(1)} s (${((e.machineCpuS * 1000) / n).toFixed(0)} ms/device): the "devices" (sshd, their shells and commands) took the other ${(e.machineCpuS - e.cpuS).toFixed(1)} s`);
+    console.error(
+      `  edgeforge engine, concurrency ${c}: ${(e.ms / 1000).toFixed(2)} s (process wall ${(e.wallMs / 1000).toFixed(2)} s), ${e.ok}/${n} ok, peak RSS ${e.rssMiB.toFixed(0)} MiB (load ${loadavg()[0].toFixed(1)})`,
+    );
+    console.error(
+      `    CPU: edgeforge ${e.cpuS.toFixed(1)} s (${((e.cpuS * 1000) / n).toFixed(0)} ms/device, start-up included); whole machine ${e.machineCpuS.toFixed(1)} s (${((e.machineCpuS * 1000) / n).toFixed(0)} ms/device): the "devices" (sshd, their shells and commands) took the other ${(e.machineCpuS - e.cpuS).toFixed(1)} s`,
+    );
     if (e.failed.length) console.error(`    failed: ${e.failed.slice(0, 5).join('\n    ')}`);
   }
   // a rerun through the CLI itself: every device already at the bundle hash
   const again = n <= opensshMax || process.argv.includes('--rerun') ? await edgeforgeRun(inv, out, keys, c, true) : { ms: NaN, ok: 0, rssMiB: 0, cpuS: NaN, machineCpuS: NaN };
-  if (!Number.isNaN(again.ms)) console.error(`  edgeforge provision CLI rerun (all skipped): ${(again.ms / 1000).toFixed(2)} s wall incl. start-up, ${again.ok}/${n} skipped/ok, peak RSS ${again.rssMiB.toFixed(0)} MiB`);
+  if (!Number.isNaN(again.ms))
+    console.error(`  edgeforge provision CLI rerun (all skipped): ${(again.ms / 1000).toFixed(2)} s wall incl. start-up, ${again.ok}/${n} skipped/ok, peak RSS ${again.rssMiB.toFixed(0)} MiB`);
   const best = (xs: { ms: number }[]) => Math.min(...xs.map((x) => x.ms)) / 1000;
   const efBest = best(ef);
   const row = [

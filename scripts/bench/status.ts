@@ -27,7 +27,18 @@ try {
   const now = Date.now();
   const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const t0 = performance.now();
-  const res = await publishAll(env.cfg.broker.url, env.ca, env.fleet.active.map((d, i) => ({ id: d.id, username: d.id, password: env.passwords.get(d.id)!, topic: deviceTopic(env.cfg, d), payload: simReport(d.id, d.siteId, env.fleet.name, { time: iso(now - (i % 600) * 1000), k3s: { version: env.fleet.k3s.version, certNotAfter: iso(now + 300 * 86400e3) } }), expirySec: env.cfg.expirySec })));
+  const res = await publishAll(
+    env.cfg.broker.url,
+    env.ca,
+    env.fleet.active.map((d, i) => ({
+      id: d.id,
+      username: d.id,
+      password: env.passwords.get(d.id)!,
+      topic: deviceTopic(env.cfg, d),
+      payload: simReport(d.id, d.siteId, env.fleet.name, { time: iso(now - (i % 600) * 1000), k3s: { version: env.fleet.k3s.version, certNotAfter: iso(now + 300 * 86400e3) } }),
+      expirySec: env.cfg.expirySec,
+    })),
+  );
   const publishS = (performance.now() - t0) / 1000;
   const refused = [...res.values()].filter((r) => !r.ok).length;
   if (refused) throw new Error(`${refused} device(s) could not publish`);
@@ -43,7 +54,10 @@ try {
   for (let r = 0; r < RUNS; r++) {
     // the command as an operator runs it: a new Node process (tsx), inventory load, broker read, summary, JSON out
     let t = performance.now();
-    const c = spawnSync(process.execPath, [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'status', '--json', '-i', env.inventory, '-o', out, '--password-file', pwFile], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const c = spawnSync(process.execPath, [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'status', '--json', '-i', env.inventory, '-o', out, '--password-file', pwFile], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
     cli.push(performance.now() - t);
     if (c.status !== 0 && c.status !== 1) throw new Error(`edgeforge status failed: ${c.stderr}`);
     const doc = JSON.parse(c.stdout);
@@ -60,11 +74,37 @@ try {
     if (v.status !== 0) throw new Error(`edgeforge validate failed: ${v.stderr}`);
     // the anchor: mosquitto_sub of the same retained topics, same user, exits after N messages
     t = performance.now();
-    const m = spawnSync('mosquitto_sub', ['-V', 'mqttv5', '-h', '127.0.0.1', '-p', String(env.cfg.broker.port), '--cafile', path.join(env.dir, 'broker-ca.pem'), '-u', env.cfg.adminUser, '-P', ADMIN_PASSWORD, '-t', fleetStatusFilter(env.cfg), '-C', String(N), '-W', '30'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const m = spawnSync(
+      'mosquitto_sub',
+      [
+        '-V',
+        'mqttv5',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(env.cfg.broker.port),
+        '--cafile',
+        path.join(env.dir, 'broker-ca.pem'),
+        '-u',
+        env.cfg.adminUser,
+        '-P',
+        ADMIN_PASSWORD,
+        '-t',
+        fleetStatusFilter(env.cfg),
+        '-C',
+        String(N),
+        '-W',
+        '30',
+      ],
+      { encoding: 'utf8', maxBuffer: 64 << 20 },
+    );
     sub.push(performance.now() - t);
     if (m.status !== 0 || m.stdout.trim().split('\n').length !== N) throw new Error(`mosquitto_sub: exit ${m.status}, ${m.stdout.trim().split('\n').length} lines: ${m.stderr}`);
   }
-  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   console.log(`bench:status — ${N} devices, ${RUNS} runs, ${os.cpus().length} CPU(s) ${os.cpus()[0]?.model ?? ''}, load average ${load}`);
   console.log(`  setup: ${N} devices published (own credentials, TLS, mqtt.js) in ${publishS.toFixed(1)} s`);
   console.log(`  edgeforge status --json (new process)   ${fmt(stats(cli))}   goal < 2 s`);

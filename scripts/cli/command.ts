@@ -65,7 +65,6 @@ export const COMMON_OPTIONS = {
   concurrency: { type: 'string', value: 'N', description: 'how many devices at once' },
 } satisfies Record<string, OptionSpec>;
 
-
 export function commonFor(cmd: Command): Record<string, OptionSpec> {
   const names = cmd.common ?? (Object.keys(COMMON_OPTIONS) as (keyof typeof COMMON_OPTIONS)[]);
   return Object.fromEntries(names.map((n) => [n, COMMON_OPTIONS[n]]));
@@ -120,11 +119,7 @@ export function commandHelp(cmd: Command): string {
     const def = s.default !== undefined && s.default !== false ? ` (default: ${s.default})` : '';
     return `  ${flag.padEnd(30)} ${s.description}${def}`;
   });
-  const lines = [
-    `edgeforge ${cmd.name} — ${cmd.summary}`,
-    '',
-    `Usage: edgeforge ${cmd.usage ?? cmd.name + ' [options]'}`,
-  ];
+  const lines = [`edgeforge ${cmd.name} — ${cmd.summary}`, '', `Usage: edgeforge ${cmd.usage ?? cmd.name + ' [options]'}`];
   if (cmd.description) lines.push('', cmd.description.trim());
   lines.push('', 'Options:', ...rows, '  -h, --help                     show this help', '', 'Example:', ...cmd.examples.map((e) => `  ${e}`));
   return lines.join('\n') + '\n';

@@ -72,7 +72,12 @@ export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] 
     }
     for (const [reason, lines] of reasons) {
       const on = lines.filter(Boolean);
-      findings.push({ path: o.path, ref: refOf(obj), reason: on.length && on.length < apis.length ? `${reason} [Kubernetes ${on.join(', ')}]` : reason, ...(reason.startsWith(UNCHECKED) ? { warning: true } : {}) });
+      findings.push({
+        path: o.path,
+        ref: refOf(obj),
+        reason: on.length && on.length < apis.length ? `${reason} [Kubernetes ${on.join(', ')}]` : reason,
+        ...(reason.startsWith(UNCHECKED) ? { warning: true } : {}),
+      });
     }
   }
   return findings;
@@ -82,7 +87,9 @@ function builtIn(api: KubernetesApi, apiVersion: string, kind: string, obj: Reco
   const k = api.kind(apiVersion, kind);
   if (!k) {
     const elsewhere = api.servedAs(kind);
-    return [`Kubernetes ${api.minor} does not serve ${kind} as ${apiVersion}${elsewhere.length ? ` (it serves it as ${elsewhere.join(', ')})` : ''} — "no matches for kind" fails the whole apply (read from ${api.source})`];
+    return [
+      `Kubernetes ${api.minor} does not serve ${kind} as ${apiVersion}${elsewhere.length ? ` (it serves it as ${elsewhere.join(', ')})` : ''} — "no matches for kind" fails the whole apply (read from ${api.source})`,
+    ];
   }
   const out: string[] = [];
   if (/\/v\d+(alpha|beta)\d+$/.test(apiVersion)) out.push(`${apiVersion} is a pre-release API: Kubernetes does not serve it unless a feature gate turns it on`);
@@ -99,7 +106,9 @@ function secondWriter(crd: Record<string, unknown>, pinned: CrdVersion[]): strin
   if (!theirs.length) return undefined;
   const mine = crdVersions(crd, 'this tree', '');
   const same = mine.length === theirs.length && mine.every((m) => theirs.some((x) => x.version === m.version && x.served === m.served && isDeepStrictEqual(x.schema, m.schema)));
-  return same ? undefined : `this ${spec!.names!.kind} CRD differs from the one ${theirs[0].release} installs (${theirs[0].file}): two writers would keep overwriting each other — ship that release's CRD unchanged, or none`;
+  return same
+    ? undefined
+    : `this ${spec!.names!.kind} CRD differs from the one ${theirs[0].release} installs (${theirs[0].file}): two writers would keep overwriting each other — ship that release's CRD unchanged, or none`;
 }
 
 function custom(crds: CrdVersion[], apiVersion: string, kind: string, obj: Record<string, unknown>, patch: boolean | undefined, api: KubernetesApi | undefined): string[] {
@@ -107,7 +116,11 @@ function custom(crds: CrdVersion[], apiVersion: string, kind: string, obj: Recor
   const c = crds.find((x) => x.group === group && x.version === version && x.kind === kind);
   if (!c) {
     const other = crds.filter((x) => x.group === group && x.kind === kind).map((x) => `${x.version} (${x.release})`);
-    return [other.length ? `${apiVersion} ${kind}: its CRD serves ${other.join(', ')} only` : `${UNCHECKED}no CRD for ${kind} (${apiVersion}) in this tree or edgeforge's upstream files (a cluster without that CRD refuses it)`];
+    return [
+      other.length
+        ? `${apiVersion} ${kind}: its CRD serves ${other.join(', ')} only`
+        : `${UNCHECKED}no CRD for ${kind} (${apiVersion}) in this tree or edgeforge's upstream files (a cluster without that CRD refuses it)`,
+    ];
   }
   if (!c.served) return [`${kind} ${version} is not served by its CRD (${c.release})`];
   const out = checkOpenApi(c.schema, obj, { skipRoot: ['apiVersion', 'kind', 'metadata'], partial: patch }).map((r) => `${r} (${c.release})`);

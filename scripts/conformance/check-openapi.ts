@@ -101,7 +101,8 @@ function walk(s: OpenApiSchema, v: unknown, at: string, out: string[], partial: 
     if (skip.includes(k) || embedded.includes(k)) continue;
     const sub = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
     if (sub) walk(sub, x, path, out, partial);
-    else if (!s['x-kubernetes-preserve-unknown-fields'] && s.additionalProperties !== true) out.push(`${path}: unknown field (the schema has ${Object.keys(s.properties ?? {}).join(', ') || 'no fields'})`);
+    else if (!s['x-kubernetes-preserve-unknown-fields'] && s.additionalProperties !== true)
+      out.push(`${path}: unknown field (the schema has ${Object.keys(s.properties ?? {}).join(', ') || 'no fields'})`);
   }
 }
 

@@ -41,7 +41,12 @@ export function certificateExpiries(pem: string, what: string, where: string, ma
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   return blocks.map((b) => {
     const c = new X509Certificate(b);
-    return { what: `${what} (${c.subject.split('\n').find((l) => l.startsWith('CN=')) ?? c.subject.split('\n')[0]})`, where, expires: new Date(c.validTo).toISOString().replace(/\.\d{3}Z$/, 'Z'), marginDays };
+    return {
+      what: `${what} (${c.subject.split('\n').find((l) => l.startsWith('CN=')) ?? c.subject.split('\n')[0]})`,
+      where,
+      expires: new Date(c.validTo).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      marginDays,
+    };
   });
 }
 
@@ -52,7 +57,8 @@ export function expiryFindings(items: Expiry[], now: Date): ExpiryFinding[] {
     if (Number.isNaN(t)) continue;
     const days = Math.floor((t - now.getTime()) / DAY);
     if (t <= now.getTime()) out.push({ ...e, state: 'expired', message: `${e.where}: ${e.what} expired on ${e.expires} (${-days} days ago)` });
-    else if (t - now.getTime() < e.marginDays * DAY) out.push({ ...e, state: 'due', message: `${e.where}: ${e.what} expires on ${e.expires}, in ${days} days: inside its ${e.marginDays}-day renewal margin` });
+    else if (t - now.getTime() < e.marginDays * DAY)
+      out.push({ ...e, state: 'due', message: `${e.where}: ${e.what} expires on ${e.expires}, in ${days} days: inside its ${e.marginDays}-day renewal margin` });
   }
   return out;
 }

@@ -84,7 +84,10 @@ export function crdVersions(crd: unknown, release: string, file: string): CrdVer
 /** Every fixture release on file, "project@tag". */
 export function upstreamReleases(dir = UPSTREAM_CRDS_DIR): string[] {
   try {
-    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
   } catch {
     return [];
   }

@@ -88,7 +88,15 @@ function main(): void {
       const gen = path.join(dir, 'package/dist/gen');
       const modelDir = path.join(gen, readdirSync(gen).includes('models') ? 'models' : 'model');
       const apiDir = path.join(gen, readdirSync(gen).includes('apis') ? 'apis' : 'api');
-      const header = /OpenAPI (?:spec version|document): (\S+)/.exec(readFileSync(path.join(modelDir, readdirSync(modelDir).find((n) => /^v1JobSpec\.js$/i.test(n))!), 'utf8'))?.[1];
+      const header = /OpenAPI (?:spec version|document): (\S+)/.exec(
+        readFileSync(
+          path.join(
+            modelDir,
+            readdirSync(modelDir).find((n) => /^v1JobSpec\.js$/i.test(n))!,
+          ),
+          'utf8',
+        ),
+      )?.[1];
       sources[minor] = { package: spec, integrity: packed[0].integrity, sha256: createHash('sha256').update(readFileSync(tgz)).digest('hex'), openapi: header };
       const types: Record<string, number> = {};
       for (const [name, fields] of modelsOf(modelDir)) {
@@ -105,7 +113,7 @@ function main(): void {
   }
   const doc = {
     format: 'edgeforge-kubernetes-api/1',
-    about: 'The Kubernetes API per minor, read from @kubernetes/client-node (generated from each release\'s OpenAPI). Regenerate: npm run upstream:kubernetes',
+    about: "The Kubernetes API per minor, read from @kubernetes/client-node (generated from each release's OpenAPI). Regenerate: npm run upstream:kubernetes",
     sources,
     minors,
     shapes,

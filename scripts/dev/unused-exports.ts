@@ -94,9 +94,22 @@ function isReference(id: ts.Identifier): boolean {
   if (ts.isExportSpecifier(p) || ts.isImportSpecifier(p) || ts.isImportClause(p) || ts.isNamespaceImport(p)) return false;
   if ((ts.isPropertyAccessExpression(p) || ts.isQualifiedName(p)) && (ts.isPropertyAccessExpression(p) ? p.name : p.right) === id) return false;
   const declares =
-    ts.isFunctionDeclaration(p) || ts.isClassDeclaration(p) || ts.isInterfaceDeclaration(p) || ts.isTypeAliasDeclaration(p) || ts.isEnumDeclaration(p) ||
-    ts.isVariableDeclaration(p) || ts.isBindingElement(p) || ts.isPropertyAssignment(p) || ts.isPropertySignature(p) || ts.isPropertyDeclaration(p) ||
-    ts.isMethodDeclaration(p) || ts.isMethodSignature(p) || ts.isEnumMember(p) || ts.isParameter(p) || ts.isGetAccessor(p) || ts.isSetAccessor(p);
+    ts.isFunctionDeclaration(p) ||
+    ts.isClassDeclaration(p) ||
+    ts.isInterfaceDeclaration(p) ||
+    ts.isTypeAliasDeclaration(p) ||
+    ts.isEnumDeclaration(p) ||
+    ts.isVariableDeclaration(p) ||
+    ts.isBindingElement(p) ||
+    ts.isPropertyAssignment(p) ||
+    ts.isPropertySignature(p) ||
+    ts.isPropertyDeclaration(p) ||
+    ts.isMethodDeclaration(p) ||
+    ts.isMethodSignature(p) ||
+    ts.isEnumMember(p) ||
+    ts.isParameter(p) ||
+    ts.isGetAccessor(p) ||
+    ts.isSetAccessor(p);
   return !(declares && (p as ts.NamedDeclaration).name === id);
 }
 
@@ -212,7 +225,7 @@ export function findUnusedExports(files: Map<string, string>, { alsoLocal = fals
     for (const [name] of f.exports) mark(file, name);
     for (const s of f.stars) markAll(s, seen);
   };
-  for (const [, f] of facts) for (const u of f.uses) ('all' in u ? markAll(u.file) : mark(u.file, u.name));
+  for (const [, f] of facts) for (const u of f.uses) 'all' in u ? markAll(u.file) : mark(u.file, u.name);
   const out: UnusedExport[] = [];
   for (const [file, f] of facts) {
     if (!checked(file) || all.has(file)) continue;

@@ -137,7 +137,9 @@ export function basePartitions(parts: Partition[], layout: OsLayout): { boot: Pa
   const boot = parts.filter((p) => FAT_TYPES.has(p.type));
   const roots = parts.filter((p) => p.type === '83');
   if (boot.length !== 1 || roots.length !== 1 || parts.length !== 2) {
-    throw new BaseLayoutError(`the Raspberry Pi A/B layout needs a base with exactly a FAT boot partition and one Linux root partition; this one has ${parts.map((p) => `${p.number}:0x${p.type}`).join(', ')}`);
+    throw new BaseLayoutError(
+      `the Raspberry Pi A/B layout needs a base with exactly a FAT boot partition and one Linux root partition; this one has ${parts.map((p) => `${p.number}:0x${p.type}`).join(', ')}`,
+    );
   }
   return { boot: boot[0], root: roots[0] };
 }
@@ -161,7 +163,15 @@ function planUefi(parts: Partition[], guids: Map<number, string>, key: string, o
       { from: r, toLba: aLba },
     ],
     finish: async (disk) => {
-      const entry = (number: number, typeGuid: string, uniqueGuid: string, first: number, count: number, name: string): GptEntry => ({ number, typeGuid, uniqueGuid, firstLba: first, lastLba: first + count - 1, attributes: 0n, name });
+      const entry = (number: number, typeGuid: string, uniqueGuid: string, first: number, count: number, name: string): GptEntry => ({
+        number,
+        typeGuid,
+        uniqueGuid,
+        firstLba: first,
+        lastLba: first + count - 1,
+        attributes: 0n,
+        name,
+      });
       await writeNewGpt(disk, {
         diskGuid: uuid('disk'),
         firstUsableLba: 34,
@@ -179,15 +189,21 @@ function planUefi(parts: Partition[], guids: Map<number, string>, key: string, o
       if (!hasLoader) throw new BaseLayoutError(`the base image's ESP has no EFI/BOOT/BOOTAA64.EFI: the A/B layout needs the base's GRUB there (it reads ${ab.grubConfig})`);
       const cfgDir = path.posix.dirname(ab.grubConfig);
       const grubenv = `${cfgDir}/grubenv`;
-      await writeWithDirs(fat, ab.grubConfig, Buffer.from(grubConfig({
-        slots: [
-          { name: 'A', partition: UEFI_PARTS.rootA, partuuid: uA },
-          { name: 'B', partition: UEFI_PARTS.rootB, partuuid: uB },
-        ],
-        kernel: ab.kernel,
-        initrd: ab.initrd,
-        args: ab.kernelArgs,
-      })));
+      await writeWithDirs(
+        fat,
+        ab.grubConfig,
+        Buffer.from(
+          grubConfig({
+            slots: [
+              { name: 'A', partition: UEFI_PARTS.rootA, partuuid: uA },
+              { name: 'B', partition: UEFI_PARTS.rootB, partuuid: uB },
+            ],
+            kernel: ab.kernel,
+            initrd: ab.initrd,
+            args: ab.kernelArgs,
+          }),
+        ),
+      );
       await writeWithDirs(fat, grubenv, grubEnvBlock(initialGrubEnv()));
       const facts: LayoutFacts = {
         layout: 'uefi-gpt',
@@ -223,7 +239,10 @@ function planPi(parts: Partition[], o: AbOptions): Plan {
   const bRoot = aRoot + slot + MIB;
   const dataLba = bRoot + slot + MIB;
   const end = Math.floor((o.cardBytes * 0.97) / SECTOR / MIB) * MIB;
-  if (end - dataLba < 1024 * MIB) throw new BaseLayoutError(`the ${Math.round(o.cardBytes / 1e9)} GB card leaves ${Math.max(0, Math.floor((end - dataLba) / MIB))} MiB for the data volume after two root slots of ${slot / MIB} MiB (need 1024): use a smaller os.slotMiB or a larger card`);
+  if (end - dataLba < 1024 * MIB)
+    throw new BaseLayoutError(
+      `the ${Math.round(o.cardBytes / 1e9)} GB card leaves ${Math.max(0, Math.floor((end - dataLba) / MIB))} MiB for the data volume after two root slots of ${slot / MIB} MiB (need 1024): use a smaller os.slotMiB or a larger card`,
+    );
   const uuid = (n: number) => piPartuuid(o.fleet, n);
   return {
     sectors: end,
@@ -265,7 +284,9 @@ function planPi(parts: Partition[], o: AbOptions): Plan {
       await selFat.flush();
       const bootFat = await fatAt(disk, aBoot * SECTOR, b.size);
       if (!(await bootFat.stat(ab.cmdline))) throw new BaseLayoutError(`the base image's boot partition has no ${ab.cmdline}`);
-      const line = Buffer.from(await bootFat.readFile(ab.cmdline)).toString('utf8').split('\n')[0];
+      const line = Buffer.from(await bootFat.readFile(ab.cmdline))
+        .toString('utf8')
+        .split('\n')[0];
       await bootFat.writeFile(ab.cmdline, Buffer.from(slotCmdline(line, `PARTUUID=${uuid(PI_PARTS.rootA)}`, 'A')));
       await bootFat.flush();
       const at = (role: AbPartition['role'], number: number, lba: number, count: number): AbPartition => ({ role, number, start: lba * SECTOR, size: count * SECTOR, name: uuid(number) });
@@ -306,7 +327,9 @@ export async function copyPartition(src: string, base: PreparedBase, p: Partitio
 
 export function abBaseKey(base: PreparedBase, o: Pick<AbOptions, 'profile' | 'fleet' | 'version' | 'slotBytes' | 'cardBytes'>): string {
   const layoutInputs = { ab: o.profile.ab, table: o.profile.partitionTable, fleet: o.fleet, version: o.version, slot: o.slotBytes ?? null, card: o.cardBytes };
-  return createHash('sha256').update(`${AB_BASE_FORMAT}\n${base.rawSha256}\n${JSON.stringify(layoutInputs)}\n`).digest('hex');
+  return createHash('sha256')
+    .update(`${AB_BASE_FORMAT}\n${base.rawSha256}\n${JSON.stringify(layoutInputs)}\n`)
+    .digest('hex');
 }
 
 export interface DerivedAbBase {
@@ -333,7 +356,8 @@ export async function deriveAbBase(o: AbOptions): Promise<DerivedAbBase> {
     let plan: Plan;
     try {
       const t = await readPartitionTable(new FileDev(inFh, o.base.size, true));
-      if (t.scheme !== o.profile.partitionTable) throw new BaseLayoutError(`profile ${o.profile.name} expects a ${o.profile.partitionTable.toUpperCase()} base, this one has ${t.scheme.toUpperCase()}`);
+      if (t.scheme !== o.profile.partitionTable)
+        throw new BaseLayoutError(`profile ${o.profile.name} expects a ${o.profile.partitionTable.toUpperCase()} base, this one has ${t.scheme.toUpperCase()}`);
       const guids = new Map((t.gpt?.entries ?? []).map((x) => [x.number, x.uniqueGuid]));
       plan = layout === 'uefi-gpt' ? planUefi(t.partitions, guids, key, o) : planPi(t.partitions, o);
     } finally {

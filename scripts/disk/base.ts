@@ -139,9 +139,7 @@ async function prepareUncached(opts: PrepareBaseOptions): Promise<PreparedBase> 
   }
   const actual = await sha256File(inputPath);
   if (actual !== pin) {
-    throw new Error(
-      `base image ${inputPath} has sha256 ${actual}, but the profile pins ${pin}: download the image again, or update the pin if the new image is intended`,
-    );
+    throw new Error(`base image ${inputPath} has sha256 ${actual}, but the profile pins ${pin}: download the image again, or update the pin if the new image is intended`);
   }
   let rawPath = inputPath;
   let rawSha256 = actual;

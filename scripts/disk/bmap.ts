@@ -36,12 +36,7 @@ export function bmapXml(imageSize: number, blockSize: number, ranges: BmapRange[
 }
 
 /** Ranges for block-aligned extents, hashing each range's bytes through `read` (clipped at the image end). */
-export async function bmapRanges(
-  extents: Extent[],
-  blockSize: number,
-  imageSize: number,
-  read: (offset: number, length: number) => Promise<Uint8Array>,
-): Promise<BmapRange[]> {
+export async function bmapRanges(extents: Extent[], blockSize: number, imageSize: number, read: (offset: number, length: number) => Promise<Uint8Array>): Promise<BmapRange[]> {
   const out: BmapRange[] = [];
   const piece = 4 * 1024 * 1024;
   for (const x of extents) {

@@ -63,7 +63,13 @@ export function decodeDelta(bytes: Uint8Array, where = 'delta'): Delta {
   const version = b.readUInt32LE(8);
   if (version !== DELTA_VERSION) throw new Error(`${where}: delta format version ${version} is not supported (want ${DELTA_VERSION})`);
   const body = b.subarray(0, b.length - 32);
-  if (!createHash('sha256').update(body).digest().equals(b.subarray(b.length - 32))) throw new Error(`${where}: delta is corrupt (checksum mismatch)`);
+  if (
+    !createHash('sha256')
+      .update(body)
+      .digest()
+      .equals(b.subarray(b.length - 32))
+  )
+    throw new Error(`${where}: delta is corrupt (checksum mismatch)`);
   const count = b.readUInt32LE(24);
   const baseSize = Number(b.readBigUInt64LE(16));
   const extents: Extent[] = [];

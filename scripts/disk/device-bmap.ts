@@ -22,7 +22,7 @@ interface BmapBase {
 function pieces(xs: Extent[]): Extent[] {
   const out: Extent[] = [];
   for (const x of xs) {
-    for (let o = x.offset; o < x.offset + x.length; ) {
+    for (let o = x.offset; o < x.offset + x.length;) {
       const end = Math.min(x.offset + x.length, (Math.floor(o / CELL) + 1) * CELL);
       out.push({ offset: o, length: end - o });
       o = end;
@@ -47,7 +47,9 @@ export async function deviceBmap(base: BmapBase, deltaBytes: Uint8Array): Promis
       const baseShaped = !touched && !isUnmapped(base.mapped, p.offset, p.length);
       let sha = baseShaped ? cache.get(p.offset) : undefined;
       if (!sha) {
-        sha = createHash('sha256').update(await img.dev.read(p.offset, end - p.offset)).digest('hex');
+        sha = createHash('sha256')
+          .update(await img.dev.read(p.offset, end - p.offset))
+          .digest('hex');
         if (baseShaped) cache.set(p.offset, sha);
       }
       ranges.push({ first: p.offset / base.blockSize, last: Math.ceil(end / base.blockSize) - 1, sha256: sha });

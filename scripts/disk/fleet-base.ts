@@ -291,7 +291,11 @@ export async function copyFleetBase(fromOut: string, toOut: string, rel: string,
       const fh = await fs.open(tmp, 'wx+', 0o644);
       try {
         await fh.truncate(car.size);
-        await copyMapped(src, new FileDev(fh, car.size, false), car.mapped.map(([offset, length]) => ({ offset, length })));
+        await copyMapped(
+          src,
+          new FileDev(fh, car.size, false),
+          car.mapped.map(([offset, length]) => ({ offset, length })),
+        );
         await fh.sync();
       } finally {
         await fh.close();

@@ -231,7 +231,8 @@ export async function writeNewGpt(dev: BlockDev, o: { diskGuid: string; firstUsa
   const raw = Buffer.alloc(entryCount * entrySize);
   for (const e of o.entries) {
     if (e.number < 1 || e.number > entryCount) throw new Error(`GPT partition number ${e.number} out of range`);
-    if (e.firstLba < o.firstUsableLba || e.lastLba > lastUsableLba || e.lastLba < e.firstLba) throw new Error(`partition ${e.number} (${e.firstLba}-${e.lastLba}) outside the usable range ${o.firstUsableLba}-${lastUsableLba}`);
+    if (e.firstLba < o.firstUsableLba || e.lastLba > lastUsableLba || e.lastLba < e.firstLba)
+      throw new Error(`partition ${e.number} (${e.firstLba}-${e.lastLba}) outside the usable range ${o.firstUsableLba}-${lastUsableLba}`);
     for (const x of o.entries) if (x !== e && e.firstLba <= x.lastLba && x.firstLba <= e.lastLba) throw new Error(`partitions ${e.number} and ${x.number} overlap`);
     raw.set(encodeEntry(e), (e.number - 1) * entrySize);
   }

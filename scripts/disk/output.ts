@@ -76,7 +76,13 @@ export async function readBaseRecord(outDir: string): Promise<BaseRecord> {
   // (e.g. a merged output whose shards keep theirs)
   if (rec.raw.inOut) {
     const own = path.resolve(outDir, rec.raw.inOut);
-    if (await fs.stat(own).then((st) => st.isFile(), () => false)) rec.raw = { ...rec.raw, path: own };
+    if (
+      await fs.stat(own).then(
+        (st) => st.isFile(),
+        () => false,
+      )
+    )
+      rec.raw = { ...rec.raw, path: own };
   }
   return rec;
 }

@@ -95,9 +95,10 @@ export async function personalize(opts: PersonalizeOptions): Promise<Personalize
       throw new BaseLayoutError(`profile ${profile.name} expects a ${profile.partitionTable.toUpperCase()} base, but ${base.inputPath} has ${table.scheme.toUpperCase()}`);
     }
     const seed = profile.seed;
-    const done = seed.mode === 'fat-partition'
-      ? await seedIntoFatPartition(disk, table, profile, seed, files, opts.epoch)
-      : await seedIntoCidataPartition(disk, table, { profile, seed, base, files, epoch: opts.epoch });
+    const done =
+      seed.mode === 'fat-partition'
+        ? await seedIntoFatPartition(disk, table, profile, seed, files, opts.epoch)
+        : await seedIntoCidataPartition(disk, table, { profile, seed, base, files, epoch: opts.epoch });
     const { extents, data } = await disk.changedExtents((o, l) => isUnmapped(base.mapped, o, l));
     const delta = encodeDelta({ blockSize: base.blockSize, baseSize: base.size, baseSha256: base.rawSha256, extents, data });
     const max = opts.maxDeltaBytes ?? MAX_DELTA_BYTES;

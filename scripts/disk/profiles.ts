@@ -26,8 +26,16 @@ const CidataPartitionSeed = z.strictObject({
   /** add a small FAT partition labelled CIDATA in free space before the last partition (GPT only) */
   mode: z.literal('cidata-partition'),
   label: z.string().max(11).default(SEED_LABEL),
-  minBytes: z.number().int().positive().default(512 * 1024),
-  maxBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  minBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(512 * 1024),
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
   /** partition start alignment in 512-byte sectors */
   alignSectors: z.number().int().positive().default(8),
 });
@@ -38,8 +46,14 @@ const GrubAb = z.strictObject({
   /** the ESP file the base's GRUB reads its configuration from (its prefix); grubenv goes beside it */
   grubConfig: z.string().regex(/^[A-Za-z0-9_./-]+\.cfg$/),
   /** kernel and initrd inside a root slot */
-  kernel: z.string().regex(/^\/\S+$/).default('/vmlinuz'),
-  initrd: z.string().regex(/^\/\S+$/).default('/initrd.img'),
+  kernel: z
+    .string()
+    .regex(/^\/\S+$/)
+    .default('/vmlinuz'),
+  initrd: z
+    .string()
+    .regex(/^\/\S+$/)
+    .default('/initrd.img'),
   /** the base's own kernel arguments (root= and rauc.slot= are added per slot) */
   kernelArgs: z.array(z.string().regex(/^\S+$/)).default(['ro', 'rootwait']),
 });

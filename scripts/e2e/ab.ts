@@ -43,7 +43,12 @@ export function readGrubEnv(image: string): Record<string, string> {
     const f = path.join(dir, 'grubenv');
     writeFileSync(f, espRead(image, rel) ?? Buffer.alloc(0));
     const out = execFileSync('grub-editenv', [f, 'list'], { encoding: 'utf8' });
-    return Object.fromEntries(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    return Object.fromEntries(
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -17,7 +17,7 @@ import { K3S_MANIFESTS_DIR } from '../device/layout.ts';
 
 export const AIRGAP_CHECKS = {
   network: 'airgap: the device reaches only the tang and Git stand-ins (and the status broker), nothing else',
-  images: "airgap: K3s found an archive for every Flux controller image the build pinned, and the bootstrap manifests, at start",
+  images: 'airgap: K3s found an archive for every Flux controller image the build pinned, and the bootstrap manifests, at start',
 } as const;
 
 const K3S_MANIFESTS = K3S_MANIFESTS_DIR;
@@ -27,7 +27,11 @@ const K3S_IMAGES = '/var/lib/rancher/k3s/agent/images';
  * Makes an archive for each controller image of the stand-in Flux install.yaml that the fleet runs (source-
  * and kustomize-controller, edgeforge's defaults) and pins them in the test inventory.
  */
-export async function pinFluxImageArchives(inventory: string, fluxInstallYaml: string, controllers = ['source-controller', 'kustomize-controller']): Promise<{ image: string; file: string; sha256: string }[]> {
+export async function pinFluxImageArchives(
+  inventory: string,
+  fluxInstallYaml: string,
+  controllers = ['source-controller', 'kustomize-controller'],
+): Promise<{ image: string; file: string; sha256: string }[]> {
   const dir = path.dirname(inventory);
   const pins: { image: string; file: string; sha256: string }[] = [];
   for (const d of parseAllDocuments(await fs.readFile(fluxInstallYaml, 'utf8'))) {
@@ -84,7 +88,12 @@ export async function airgapChecks(checks: Checks, o: AirgapContext): Promise<vo
     const allowed = o.allowed.map((a) => `${a.ip}:${a.port}`);
     const r = await sshRun(o.target, probeScript([...allowed, ...denied]), 120);
     expect(r.code === 0, `the probe failed: ${r.stderr.trim().slice(0, 300)}`);
-    const state = new Map(r.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l]));
+    const state = new Map(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => [l.split(' ')[0], l]),
+    );
     const blocked = allowed.filter((a) => !/ open$/.test(state.get(a) ?? ''));
     const leaked = denied.filter((d) => / open$/.test(state.get(d) ?? ''));
     expect(blocked.length === 0, `the stand-ins the device needs are not reachable: ${blocked.map((b) => state.get(b) ?? b).join('; ')}`);
@@ -109,7 +118,7 @@ export async function airgapChecks(checks: Checks, o: AirgapContext): Promise<vo
       const x = d.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { image?: string }[] } } } } | null;
       if (x?.kind === 'Deployment') for (const c of x.spec?.template?.spec?.containers ?? []) if (c.image) images.add(c.image);
     }
-    expect(images.size > 0, 'the build\'s edgeforge-flux-components.yaml names no controller image');
+    expect(images.size > 0, "the build's edgeforge-flux-components.yaml names no controller image");
     const log = (await sshRun(o.target, `sudo -n cat ${STANDIN_LOG}`, 60)).stdout;
     if (!/running server/.test(log)) notReached(`the stand-in K3s never started as a server (${STANDIN_LOG}: ${log.trim().split('\n').slice(-2).join(' | ') || 'empty'})`);
     // what the stand-in saw at its LAST start (it records each start)

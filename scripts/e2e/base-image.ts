@@ -75,7 +75,10 @@ async function ensureBinfmt(): Promise<void> {
 
 /** an interrupted debootstrap leaves proc/sys mounted in its target: unmount before deleting it */
 async function unmountUnder(dir: string): Promise<void> {
-  const mounts = (await fs.readFile('/proc/mounts', 'utf8').catch(() => '')).split('\n').map((l) => l.split(' ')[1]).filter((m) => m && (m === dir || m.startsWith(`${dir}/`)));
+  const mounts = (await fs.readFile('/proc/mounts', 'utf8').catch(() => ''))
+    .split('\n')
+    .map((l) => l.split(' ')[1])
+    .filter((m) => m && (m === dir || m.startsWith(`${dir}/`)));
   for (const m of mounts.sort().reverse()) await $`umount -l ${m}`.nothrow();
 }
 
@@ -158,10 +161,7 @@ async function layoutDisk(rootfs: string, hash: string, img: string): Promise<Ba
   await $({ input: table })`sfdisk --no-reread --no-tell-kernel -q ${tmp}`;
 
   // fstab goes in before the root filesystem is made from the directory
-  await fs.writeFile(
-    path.join(rootfs, 'etc/fstab'),
-    `PARTUUID=${rootUuid}\t/\text4\terrors=remount-ro\t0\t1\nPARTUUID=${espUuid}\t/boot/efi\tvfat\tumask=0077,nofail\t0\t2\n`,
-  );
+  await fs.writeFile(path.join(rootfs, 'etc/fstab'), `PARTUUID=${rootUuid}\t/\text4\terrors=remount-ro\t0\t1\nPARTUUID=${espUuid}\t/boot/efi\tvfat\tumask=0077,nofail\t0\t2\n`);
   await fs.mkdir(path.join(rootfs, 'boot/efi'), { recursive: true });
 
   // ESP: FAT32 built as its own file with mtools, then placed with dd
@@ -179,11 +179,14 @@ async function layoutDisk(rootfs: string, hash: string, img: string): Promise<Ba
   const efi = path.join(rootfs, 'tmp/BOOTAA64.EFI');
   await $`chroot ${rootfs} grub-mkimage -O arm64-efi -p ${GRUB.prefix} -o /tmp/BOOTAA64.EFI ${GRUB.modules}`;
   const grubCfg = `${img}.grub.cfg`;
-  await fs.writeFile(grubCfg, `set timeout=0
+  await fs.writeFile(
+    grubCfg,
+    `set timeout=0
 linux (hd0,gpt2)/vmlinuz ${cmdline}
 initrd (hd0,gpt2)/initrd.img
 boot
-`);
+`,
+  );
   await $`mmd -i ${esp} ::/EFI ::/EFI/BOOT ::${GRUB.prefix}`;
   await $`mcopy -i ${esp} ${efi} ::/EFI/BOOT/BOOTAA64.EFI`;
   await $`mcopy -i ${esp} ${grubCfg} ::${GRUB.prefix}/grub.cfg`;
@@ -244,7 +247,7 @@ export async function ensureBaseImage(opts: { rebuild?: boolean } = {}): Promise
     const pid = Number((await fs.readFile(lockFile, 'utf8').catch(() => '')).trim());
     let alive = false;
     try {
-      if (pid) process.kill(pid, 0), (alive = true);
+      if (pid) (process.kill(pid, 0), (alive = true));
     } catch {}
     if (alive) throw new Error(`another build (pid ${pid}) is making this base image (${lockFile}); wait for it`);
     await fs.rm(lockFile, { force: true });
@@ -279,7 +282,9 @@ async function buildLocked(dir: string, hash: string, mirror: string, infoFile: 
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('scripts/e2e/base-image.ts')) {
   if (process.argv.some((a) => a === '-h' || a === '--help')) {
-    process.stdout.write('usage: npm run e2e:base [-- --rebuild] [-- --json]\n  builds or finds the cached Debian arm64 uefi-gpt base image; prints its path\n  cache: $EDGEFORGE_E2E_CACHE or ~/.cache/edgeforge-e2e; mirror: $EDGEFORGE_E2E_MIRROR or apt\'s\n');
+    process.stdout.write(
+      "usage: npm run e2e:base [-- --rebuild] [-- --json]\n  builds or finds the cached Debian arm64 uefi-gpt base image; prints its path\n  cache: $EDGEFORGE_E2E_CACHE or ~/.cache/edgeforge-e2e; mirror: $EDGEFORGE_E2E_MIRROR or apt's\n",
+    );
     process.exit(0);
   }
   const rebuild = process.argv.includes('--rebuild');

@@ -94,10 +94,7 @@ async function deviceGitCredentials(target: SshTarget, dir: string): Promise<{ i
   throw new Error(`no flux-system Secret with identity and known_hosts in ${FLUX_SECRETS_ON_DEVICE} on the device (${r.stderr.trim().slice(0, 200)})`);
 }
 
-export async function day2Checks(
-  checks: Checks,
-  o: { target: SshTarget; running: boolean; git?: GitServer; published?: string; work: string; inventory: string; device: string },
-): Promise<void> {
+export async function day2Checks(checks: Checks, o: { target: SshTarget; running: boolean; git?: GitServer; published?: string; work: string; inventory: string; device: string }): Promise<void> {
   await checks.run(DAY2_CHECKS.gitPath, async () => {
     if (!o.git || !o.published) notReached('the GitOps tree was not published to the Git stand-in');
     if (!o.running) notReached('the guest is not running (the deploy key is read from it)');
@@ -125,12 +122,21 @@ export async function day2Checks(
     expect(ctlPath !== undefined && plansPath !== undefined, `clusters/…/${d.id}/flux-system has no Kustomizations ${UPGRADE_CONTROLLER_KUSTOMIZATION} and ${UPGRADES_KUSTOMIZATION}`);
     const ctl = await render(ctlPath!);
     const has = (kind: string, name: string) => ctl.some((x) => x.kind === kind && x.metadata?.name === name);
-    expect(has('Deployment', 'system-upgrade-controller') && !ctl.some((x) => x.kind === 'CustomResourceDefinition'), `${ctlPath} renders no upgrade controller, or a CRD the controller registers itself (kinds: ${[...new Set(ctl.map((x) => x.kind))].join(', ')})`);
+    expect(
+      has('Deployment', 'system-upgrade-controller') && !ctl.some((x) => x.kind === 'CustomResourceDefinition'),
+      `${ctlPath} renders no upgrade controller, or a CRD the controller registers itself (kinds: ${[...new Set(ctl.map((x) => x.kind))].join(', ')})`,
+    );
     const objs = await render(plansPath!);
     const plans = objs.filter((x) => x.kind === 'Plan');
     const want = ringVersion(fleet, ringOf(site));
-    expect(plans.length > 0 && plans.every((p) => p.spec.version === want && p.metadata.labels['edgeforge.io/ring'] === ringOf(site)), `Plans ${plans.map((p) => `${p.metadata.name}@${p.spec.version}`).join(', ') || '(none)'}; want the ${ringOf(site)} ring's ${want}`);
-    expect(plans.every((p) => p.spec.window?.startTime === site.window.start && p.spec.window?.timeZone === site.window.timeZone), `the Plans' window is not the site's (${site.window.start} ${site.window.timeZone})`);
+    expect(
+      plans.length > 0 && plans.every((p) => p.spec.version === want && p.metadata.labels['edgeforge.io/ring'] === ringOf(site)),
+      `Plans ${plans.map((p) => `${p.metadata.name}@${p.spec.version}`).join(', ') || '(none)'}; want the ${ringOf(site)} ring's ${want}`,
+    );
+    expect(
+      plans.every((p) => p.spec.window?.startTime === site.window.start && p.spec.window?.timeZone === site.window.timeZone),
+      `the Plans' window is not the site's (${site.window.start} ${site.window.timeZone})`,
+    );
     return `commit ${head.slice(0, 12)} fetched with ${d.id}'s deploy key: controller + ${plans.map((p) => p.metadata.name).join(', ')} at ${want} (${ringOf(site)} ring, ${upgradesPath(site)}), window ${site.window.start}-${site.window.end} ${site.window.timeZone}`;
   });
   await checks.run(DAY2_CHECKS.renewal, async () => {

@@ -47,7 +47,10 @@ export async function partitions(img: string): Promise<Part[]> {
  * a few seconds) once; debugfs does not replay the journal, so the guest must have been powered off cleanly.
  */
 export class Ext4Reader {
-  private constructor(readonly file: string, private readonly tmp: string) {}
+  private constructor(
+    readonly file: string,
+    private readonly tmp: string,
+  ) {}
 
   static async open(img: string, part: Part): Promise<Ext4Reader> {
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-e2e-ext4-'));
@@ -110,7 +113,10 @@ export class Ext4Reader {
 
 /** A FAT partition read with mtools at its offset (no copy needed). */
 export class FatReader {
-  constructor(readonly img: string, readonly part: Part) {}
+  constructor(
+    readonly img: string,
+    readonly part: Part,
+  ) {}
 
   private get spec(): string {
     return `${this.img}@@${this.part.start}`;
@@ -128,7 +134,10 @@ export class FatReader {
 
   async ls(): Promise<string[]> {
     const r = await $`mdir -b -i ${this.spec} ::/`.nothrow();
-    return r.stdout.split('\n').map((l) => l.trim().replace(/^::\//, '')).filter(Boolean);
+    return r.stdout
+      .split('\n')
+      .map((l) => l.trim().replace(/^::\//, ''))
+      .filter(Boolean);
   }
 
   async label(): Promise<string | null> {

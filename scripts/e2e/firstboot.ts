@@ -87,8 +87,15 @@ export async function bootLateThenCut(checks: Checks, e: FirstbootE2e, freePort:
   const tangGate = new Gate(await freePort(), e.tang.port);
   const gitGate = new Gate(await freePort(), e.git.port);
   const vm = new Vm({
-    disks: [{ path: e.image }], kernel: e.boot.kernel, initrd: e.boot.initrd, bios: e.boot.bios, append: `${e.boot.cmdline} ${TEST_BACKOFF}`, mac: e.mac,
-    serialLog: path.join(e.work, 'boot0-serial.log'), sshHostPort: e.sshPort, qmpSocket: path.join(e.work, 'qmp0.sock'),
+    disks: [{ path: e.image }],
+    kernel: e.boot.kernel,
+    initrd: e.boot.initrd,
+    bios: e.boot.bios,
+    append: `${e.boot.cmdline} ${TEST_BACKOFF}`,
+    mac: e.mac,
+    serialLog: path.join(e.work, 'boot0-serial.log'),
+    sshHostPort: e.sshPort,
+    qmpSocket: path.join(e.work, 'qmp0.sock'),
     guestfwd: [
       { guestIp: e.tang.guestIp, guestPort: e.tang.guestPort, hostPort: tangGate.port, perConnection: true },
       { guestIp: e.git.guestIp, guestPort: e.git.guestPort, hostPort: gitGate.port, perConnection: true },
@@ -96,35 +103,41 @@ export async function bootLateThenCut(checks: Checks, e: FirstbootE2e, freePort:
   });
   let cut = false;
   try {
-    await stage('boot 0: network comes late', () => checks.run(FIRSTBOOT_CHECKS.late, async () => {
-      // two failed attempts (the first one at identity: the sealed secrets need tang)
-      const m = await vm.waitFor(/attempt 2 at step (\w+) failed: ([^\n]*)/, e.timeoutMs, 'two failed first-boot attempts while tang is unreachable');
-      const attempts = [...vm.console.matchAll(ATTEMPT_FAILED)];
-      expect(/tang|unseal/i.test(m[2]), `attempt 2 failed for another reason: ${m[2].slice(0, 300)}`);
-      // the status file says so too (SSH may not be up yet: the pinned host key comes with the identity step)
-      const st = (await sshWait(e.target, 20)).ok ? (await sshRun(e.target, 'sudo -n edgeforge-firstboot status', 30)).stdout.trim() : '';
-      return `${attempts.length} failed attempt(s) at step ${m[1]} (${attempts.map((a) => `#${a[1]}`).join(' ')}), next after the backoff; status: ${st.split('\n')[0] || '(SSH not up yet: the console shows them)'}`;
-    }));
-    await stage('boot 0: tang and Git back', () => checks.run(FIRSTBOOT_CHECKS.lateDone, async () => {
-      if (checks.results.find((x) => x.name === FIRSTBOOT_CHECKS.late)?.outcome !== 'pass') notReached('no failed attempts were seen first');
-      const from = vm.console.length;
-      const t0 = Date.now();
-      await tangGate.open();
-      await gitGate.open();
-      const m = await vm.waitFor(/edgeforge-firstboot\[identity\]: ok/, 180_000, 'the identity step finishing after tang came back', from);
-      expect(!/reboot: Restarting|Reached target.*Reboot/.test(vm.console.slice(from, m.end)), 'the guest rebooted');
-      return `identity done ${Math.round((Date.now() - t0) / 1000)} s after tang and Git came back, without a reboot`;
-    }));
-    await stage('boot 0: power cut at the k3s step', () => checks.run(FIRSTBOOT_CHECKS.cut, async () => {
-      if (!vm.running) notReached('the guest is not running');
-      await vm.waitFor(/edgeforge-firstboot\[encrypt_data_volume\]: ok/, e.timeoutMs, 'the data volume step finishing');
-      await vm.waitFor(/edgeforge-firstboot\[k3s\]: begin/, 300_000, 'the k3s step beginning');
-      await vm.kill(); // the power cut: SIGTERM/SIGKILL to qemu, no shutdown in the guest
-      cut = true;
-      const installed = /K3s \S+ installed/.test(vm.console);
-      expect(!installed, 'K3s was already installed at the cut');
-      return `qemu killed ${vm.elapsed().toFixed(0)} s after start, as the k3s step began`;
-    }));
+    await stage('boot 0: network comes late', () =>
+      checks.run(FIRSTBOOT_CHECKS.late, async () => {
+        // two failed attempts (the first one at identity: the sealed secrets need tang)
+        const m = await vm.waitFor(/attempt 2 at step (\w+) failed: ([^\n]*)/, e.timeoutMs, 'two failed first-boot attempts while tang is unreachable');
+        const attempts = [...vm.console.matchAll(ATTEMPT_FAILED)];
+        expect(/tang|unseal/i.test(m[2]), `attempt 2 failed for another reason: ${m[2].slice(0, 300)}`);
+        // the status file says so too (SSH may not be up yet: the pinned host key comes with the identity step)
+        const st = (await sshWait(e.target, 20)).ok ? (await sshRun(e.target, 'sudo -n edgeforge-firstboot status', 30)).stdout.trim() : '';
+        return `${attempts.length} failed attempt(s) at step ${m[1]} (${attempts.map((a) => `#${a[1]}`).join(' ')}), next after the backoff; status: ${st.split('\n')[0] || '(SSH not up yet: the console shows them)'}`;
+      }),
+    );
+    await stage('boot 0: tang and Git back', () =>
+      checks.run(FIRSTBOOT_CHECKS.lateDone, async () => {
+        if (checks.results.find((x) => x.name === FIRSTBOOT_CHECKS.late)?.outcome !== 'pass') notReached('no failed attempts were seen first');
+        const from = vm.console.length;
+        const t0 = Date.now();
+        await tangGate.open();
+        await gitGate.open();
+        const m = await vm.waitFor(/edgeforge-firstboot\[identity\]: ok/, 180_000, 'the identity step finishing after tang came back', from);
+        expect(!/reboot: Restarting|Reached target.*Reboot/.test(vm.console.slice(from, m.end)), 'the guest rebooted');
+        return `identity done ${Math.round((Date.now() - t0) / 1000)} s after tang and Git came back, without a reboot`;
+      }),
+    );
+    await stage('boot 0: power cut at the k3s step', () =>
+      checks.run(FIRSTBOOT_CHECKS.cut, async () => {
+        if (!vm.running) notReached('the guest is not running');
+        await vm.waitFor(/edgeforge-firstboot\[encrypt_data_volume\]: ok/, e.timeoutMs, 'the data volume step finishing');
+        await vm.waitFor(/edgeforge-firstboot\[k3s\]: begin/, 300_000, 'the k3s step beginning');
+        await vm.kill(); // the power cut: SIGTERM/SIGKILL to qemu, no shutdown in the guest
+        cut = true;
+        const installed = /K3s \S+ installed/.test(vm.console);
+        expect(!installed, 'K3s was already installed at the cut');
+        return `qemu killed ${vm.elapsed().toFixed(0)} s after start, as the k3s step began`;
+      }),
+    );
     await checks.run(FIRSTBOOT_CHECKS.cutSecrets, async () => {
       if (!cut) notReached('no power cut');
       const cidata = (await partitions(e.image)).find((p) => p.name.toUpperCase() === 'CIDATA');
@@ -134,7 +147,7 @@ export async function bootLateThenCut(checks: Checks, e: FirstbootE2e, freePort:
       // build's user-data carries that text too, inside the first-boot program it writes, so look at the top)
       const stub = /^#cloud-config\n# edgeforge: the one-time secrets/.test(ud);
       expect(!stub && /write_files:/.test(ud) && ud.includes('sealed-secrets.jwe'), `the seed was already erased at the cut (too early: a retried step would need it): ${ud.slice(0, 120)}`);
-      return 'user-data on CIDATA still the build\'s (with the sealed secrets)';
+      return "user-data on CIDATA still the build's (with the sealed secrets)";
     });
   } finally {
     await vm.close();
@@ -194,8 +207,15 @@ export async function resumedChecks(checks: Checks, cut: boolean, firstbootLog: 
 export async function permanentFailureBoot(checks: Checks, e: FirstbootE2e, materialize: (to: string) => Promise<boolean>): Promise<void> {
   const image = path.join(e.work, 'corrupt-k3s.img');
   const vmOpts = {
-    disks: [{ path: image }], kernel: e.boot.kernel, initrd: e.boot.initrd, bios: e.boot.bios, append: `${e.boot.cmdline} ${TEST_BACKOFF}`, mac: e.mac,
-    serialLog: path.join(e.work, 'bootP-serial.log'), sshHostPort: e.sshPort, qmpSocket: path.join(e.work, 'qmpP.sock'),
+    disks: [{ path: image }],
+    kernel: e.boot.kernel,
+    initrd: e.boot.initrd,
+    bios: e.boot.bios,
+    append: `${e.boot.cmdline} ${TEST_BACKOFF}`,
+    mac: e.mac,
+    serialLog: path.join(e.work, 'bootP-serial.log'),
+    sshHostPort: e.sshPort,
+    qmpSocket: path.join(e.work, 'qmpP.sock'),
     guestfwd: [
       { guestIp: e.tang.guestIp, guestPort: e.tang.guestPort, hostPort: e.tang.port(), perConnection: true },
       { guestIp: e.git.guestIp, guestPort: e.git.guestPort, hostPort: e.git.port(), perConnection: true },
@@ -203,36 +223,44 @@ export async function permanentFailureBoot(checks: Checks, e: FirstbootE2e, mate
   };
   let vm: Vm | undefined;
   try {
-    await stage('boot P: corrupted K3s partition', () => checks.run(FIRSTBOOT_CHECKS.permanent, async () => {
-      if (!(await materialize(image))) notReached('image materialize failed for the second image');
-      const k3s = (await partitions(image)).find((p) => p.name === 'edgeforge-k3s');
-      expect(k3s, 'no edgeforge-k3s partition');
-      const binPath = e.airgapBinary ?? 'k3s-arm64';
-      const bin = await new FatReader(image, k3s!).read(binPath);
-      expect(bin && bin.length > 0, `no ${binPath} on the partition`);
-      const bad = Buffer.from(bin!);
-      bad[bad.length - 2] ^= 0xff;
-      const f = path.join(e.work, 'k3s-arm64.corrupt');
-      await fs.writeFile(f, bad);
-      await $`mcopy -o -i ${`${image}@@${k3s!.start}`} ${f} ${`::/${binPath}`}`;
-      vm = new Vm(vmOpts);
-      const m = await vm.waitFor(/FAILED \(permanent, not retried\): K3s airgap binary: \S+ has sha256 ([0-9a-f]{64}) but edgeforge pinned ([0-9a-f]{64})/, e.timeoutMs, 'the permanent failure at the k3s step');
-      expect(m[1] !== m[2], 'the two hashes are the same');
-      await vm.waitFor(/failed permanently/, 60_000, 'the service saying it stops retrying');
-      return `sha256 ${m[1].slice(0, 12)}… vs pinned ${m[2].slice(0, 12)}…, after ${vm.elapsed().toFixed(0)} s`;
-    }));
-    await stage('boot P: no retry', () => checks.run(FIRSTBOOT_CHECKS.noRetry, async () => {
-      if (!vm?.running) notReached('the guest is not running');
-      const from = vm.console.length;
-      // with the test backoff (cap 16 s) a retry would come within this
-      await new Promise((r) => setTimeout(r, 60_000));
-      expect(!/edgeforge-firstboot\[k3s\]: begin/.test(vm.console.slice(from)), 'the k3s step began again after the permanent failure');
-      const w = await sshWait(e.target, 120);
-      expect(w.ok, `no SSH login (the device must stay reachable): ${w.lastError}`);
-      const st = await sshRun(e.target, 'sudo -n edgeforge-firstboot status; systemctl is-active edgeforge-firstboot.service', 60);
-      expect(/FAILED PERMANENTLY at step k3s/.test(st.stdout), `status: ${st.stdout.trim().slice(0, 300)}`);
-      return `no k3s attempt in 60 s; ${st.stdout.trim().split('\n').slice(0, 2).join(' | ')}`;
-    }));
+    await stage('boot P: corrupted K3s partition', () =>
+      checks.run(FIRSTBOOT_CHECKS.permanent, async () => {
+        if (!(await materialize(image))) notReached('image materialize failed for the second image');
+        const k3s = (await partitions(image)).find((p) => p.name === 'edgeforge-k3s');
+        expect(k3s, 'no edgeforge-k3s partition');
+        const binPath = e.airgapBinary ?? 'k3s-arm64';
+        const bin = await new FatReader(image, k3s!).read(binPath);
+        expect(bin && bin.length > 0, `no ${binPath} on the partition`);
+        const bad = Buffer.from(bin!);
+        bad[bad.length - 2] ^= 0xff;
+        const f = path.join(e.work, 'k3s-arm64.corrupt');
+        await fs.writeFile(f, bad);
+        await $`mcopy -o -i ${`${image}@@${k3s!.start}`} ${f} ${`::/${binPath}`}`;
+        vm = new Vm(vmOpts);
+        const m = await vm.waitFor(
+          /FAILED \(permanent, not retried\): K3s airgap binary: \S+ has sha256 ([0-9a-f]{64}) but edgeforge pinned ([0-9a-f]{64})/,
+          e.timeoutMs,
+          'the permanent failure at the k3s step',
+        );
+        expect(m[1] !== m[2], 'the two hashes are the same');
+        await vm.waitFor(/failed permanently/, 60_000, 'the service saying it stops retrying');
+        return `sha256 ${m[1].slice(0, 12)}… vs pinned ${m[2].slice(0, 12)}…, after ${vm.elapsed().toFixed(0)} s`;
+      }),
+    );
+    await stage('boot P: no retry', () =>
+      checks.run(FIRSTBOOT_CHECKS.noRetry, async () => {
+        if (!vm?.running) notReached('the guest is not running');
+        const from = vm.console.length;
+        // with the test backoff (cap 16 s) a retry would come within this
+        await new Promise((r) => setTimeout(r, 60_000));
+        expect(!/edgeforge-firstboot\[k3s\]: begin/.test(vm.console.slice(from)), 'the k3s step began again after the permanent failure');
+        const w = await sshWait(e.target, 120);
+        expect(w.ok, `no SSH login (the device must stay reachable): ${w.lastError}`);
+        const st = await sshRun(e.target, 'sudo -n edgeforge-firstboot status; systemctl is-active edgeforge-firstboot.service', 60);
+        expect(/FAILED PERMANENTLY at step k3s/.test(st.stdout), `status: ${st.stdout.trim().slice(0, 300)}`);
+        return `no k3s attempt in 60 s; ${st.stdout.trim().split('\n').slice(0, 2).join(' | ')}`;
+      }),
+    );
   } finally {
     await vm?.close();
     await fs.rm(image, { force: true });

@@ -31,7 +31,12 @@ export interface GitServer {
  */
 async function ensureGitUser(): Promise<void> {
   if ((await $`id -u git`.nothrow()).exitCode !== 0) {
-    const shell = (await fs.access('/usr/bin/git-shell').then(() => true, () => false)) ? '/usr/bin/git-shell' : '/bin/sh';
+    const shell = (await fs.access('/usr/bin/git-shell').then(
+      () => true,
+      () => false,
+    ))
+      ? '/usr/bin/git-shell'
+      : '/bin/sh';
     await $`useradd --system --no-create-home --home-dir /nonexistent --shell ${shell} git`;
   }
   const shadow = (await $`getent shadow git`.nothrow()).stdout.split(':')[1] ?? '';

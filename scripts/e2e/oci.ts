@@ -76,8 +76,42 @@ export async function startOci(o: E2eOci, a: { keys: string; device: string; edg
     return r;
   };
   await run('build (oci)', ['build', ...common, '--only', a.device, '-o', out, '--example-admin']);
-  await run('registry config', ['registry', 'config', ...common, '-o', out, '--to', reg, '--listen', `127.0.0.1:${o.registryPort}`, '--token-port', String(o.issuerPort), '--storage', path.join(o.dir, 'storage'), '--tls-cert', path.join(certs, 'broker.pem'), '--tls-key', path.join(certs, 'broker.key')]);
-  o.issuer = spawn(process.execPath, [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'registry', 'token-server', '--dir', path.join(reg, 'central'), '--listen', `127.0.0.1:${o.issuerPort}`, '--tls-cert', path.join(certs, 'broker.pem'), '--tls-key', path.join(certs, 'broker.key')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await run('registry config', [
+    'registry',
+    'config',
+    ...common,
+    '-o',
+    out,
+    '--to',
+    reg,
+    '--listen',
+    `127.0.0.1:${o.registryPort}`,
+    '--token-port',
+    String(o.issuerPort),
+    '--storage',
+    path.join(o.dir, 'storage'),
+    '--tls-cert',
+    path.join(certs, 'broker.pem'),
+    '--tls-key',
+    path.join(certs, 'broker.key'),
+  ]);
+  o.issuer = spawn(
+    process.execPath,
+    [
+      path.join(REPO, 'scripts/bin/edgeforge.mjs'),
+      'registry',
+      'token-server',
+      '--dir',
+      path.join(reg, 'central'),
+      '--listen',
+      `127.0.0.1:${o.issuerPort}`,
+      '--tls-cert',
+      path.join(certs, 'broker.pem'),
+      '--tls-key',
+      path.join(certs, 'broker.key'),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   o.issuer.stderr!.on('data', (c) => (o.issuerLog += c));
   for (let i = 0; i < 300 && !o.issuerLog.includes('token issuer for'); i++) await new Promise((r) => setTimeout(r, 100));
   if (!o.issuerLog.includes('token issuer for')) throw new Error(`registry token-server did not start: ${o.issuerLog.slice(-300)}`);
@@ -112,9 +146,12 @@ d=$(mktemp -d /run/edgeforge-e2e-oci.XXXXXX); trap 'rm -rf "$d"' EXIT
 cat >"$d/ca.pem" <<'EDGEFORGE_CA'
 ${o.ca.trim()}
 EDGEFORGE_CA
-${fluxSecretOnDevice('$d', `        key = base64.b64decode(doc['data']['identity'])
+${fluxSecretOnDevice(
+  '$d',
+  `        key = base64.b64decode(doc['data']['identity'])
         pw = base64.urlsafe_b64encode(hmac.new(key, b'edgeforge registry pull v1', hashlib.sha256).digest()).decode().rstrip('=')
-        p = os.path.join(d, 'pw'); open(p, 'w').write(pw); os.chmod(p, 0o600)`)}
+        p = os.path.join(d, 'pw'); open(p, 'w').write(pw); os.chmod(p, 0o600)`,
+)}
 [ -f "$d/pw" ] || { echo NO_SECRET flux-system; exit 0; }
 c() { curl -sS --max-time 60 --cacert "$d/ca.pem" "$@"; }
 token() { c -u "${device}:$(cat "$d/pw")" "$realm?service=$service&scope=repository:$1:pull" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("token",""))'; }
@@ -150,8 +187,11 @@ export async function ociChecks(checks: Checks, o: E2eOci | undefined, a: { targ
     const layer = /LAYER (sha256:[0-9a-f]{64}) (\d+) files/.exec(r.stdout);
     expect(layer?.[1] === o.artifact.layer, `the layer it downloaded hashes to ${layer?.[1] ?? 'nothing'}, the artifact's is ${o.artifact.layer}`);
     expect(/HAS clusters\//.test(r.stdout), `its own clusters/ directory is not in the artifact`);
-    expect(/OTHER_SITE_FILES 0/.test(r.stdout), 'the artifact carries another site\'s files');
-    expect(new RegExp(`200 ${a.device} repository:${o.artifact.repository}:pull`).test(o.issuerLog), `the issuer did not log a token for ${a.device}: ${o.issuerLog.split('\n').slice(-5).join(' | ')}`);
+    expect(/OTHER_SITE_FILES 0/.test(r.stdout), "the artifact carries another site's files");
+    expect(
+      new RegExp(`200 ${a.device} repository:${o.artifact.repository}:pull`).test(o.issuerLog),
+      `the issuer did not log a token for ${a.device}: ${o.issuerLog.split('\n').slice(-5).join(' | ')}`,
+    );
     return `manifest ${manifest!.slice(0, 19)}… = publish's; layer ${layer![2]} files, its sha256 = the artifact's; token issued to ${a.device} for ${o.artifact.repository}`;
   });
   await checks.run(OCI_CHECKS.scope, async () => {

@@ -140,8 +140,16 @@ async function publish(e: OsE2e, canary: string): Promise<void> {
 
 function bootVm(e: OsE2e, n: number): Vm {
   return new Vm({
-    disks: [{ path: e.image }], kernel: '', initrd: '', bios: FIRMWARE, append: '', mac: e.mac,
-    serialLog: path.join(e.work, `boot${n}-serial.log`), sshHostPort: e.sshPort, qmpSocket: path.join(e.work, `qmp${n}.sock`), guestfwd: e.forwards(),
+    disks: [{ path: e.image }],
+    kernel: '',
+    initrd: '',
+    bios: FIRMWARE,
+    append: '',
+    mac: e.mac,
+    serialLog: path.join(e.work, `boot${n}-serial.log`),
+    sshHostPort: e.sshPort,
+    qmpSocket: path.join(e.work, `qmp${n}.sock`),
+    guestfwd: e.forwards(),
   });
 }
 
@@ -218,49 +226,61 @@ export async function osUpdateScenario(checks: Checks, e: OsE2e, prevOff: boolea
 /** boot 4: e2e-1 on slot A, its timer, then the update to e2e-2 (true when it installed) */
 async function onSlotA(checks: Checks, e: OsE2e, vm: Vm): Promise<boolean> {
   let installed = false;
-  await stage('boot 4 (os): up on slot A', () => checks.run(OS_CHECKS.layout, async () => {
-    await up(vm, e);
-    expect(slotOf(vm) === 'A', `GRUB booted ${slotOf(vm) ?? 'no slot'} (kernel command line)`);
-    const state = await ssh(e, STATE);
-    expect(new RegExp(`A_VERSION='${RELEASES.v1}'`).test(state), `the shared state says ${state}`);
-    const rauc = await ssh(e, 'sudo -n rauc status 2>&1');
-    expect(/Booted from: rootfs\.0\b/.test(rauc) && /rootfs\.1/.test(rauc), `rauc status: ${rauc.slice(0, 400)}`);
-    return `slot A (${RELEASES.v1}); rauc: ${rauc.split('\n').find((l) => /Booted from/.test(l))?.trim()}`;
-  }));
+  await stage('boot 4 (os): up on slot A', () =>
+    checks.run(OS_CHECKS.layout, async () => {
+      await up(vm, e);
+      expect(slotOf(vm) === 'A', `GRUB booted ${slotOf(vm) ?? 'no slot'} (kernel command line)`);
+      const state = await ssh(e, STATE);
+      expect(new RegExp(`A_VERSION='${RELEASES.v1}'`).test(state), `the shared state says ${state}`);
+      const rauc = await ssh(e, 'sudo -n rauc status 2>&1');
+      expect(/Booted from: rootfs\.0\b/.test(rauc) && /rootfs\.1/.test(rauc), `rauc status: ${rauc.slice(0, 400)}`);
+      return `slot A (${RELEASES.v1}); rauc: ${rauc
+        .split('\n')
+        .find((l) => /Booted from/.test(l))
+        ?.trim()}`;
+    }),
+  );
   await checks.run(OS_CHECKS.timer, async () => {
-    const t = await ssh(e, 'systemctl is-enabled edgeforge-os-update.timer; systemctl show -p TimersCalendar --value edgeforge-os-update.timer; systemctl list-timers --all --no-pager edgeforge-os-update.timer');
+    const t = await ssh(
+      e,
+      'systemctl is-enabled edgeforge-os-update.timer; systemctl show -p TimersCalendar --value edgeforge-os-update.timer; systemctl list-timers --all --no-pager edgeforge-os-update.timer',
+    );
     expect(/^enabled/m.test(t) && /OnCalendar=\*-\*-\* 00:00:00 Etc\/UTC/.test(t), `timer: ${t}`);
     return t.split('\n').filter(Boolean).slice(1).join(' | ').replace(/\s+/g, ' ').slice(0, 300);
   });
-  await stage('boot 4 (os): update to v2 in the window', () => checks.run(OS_CHECKS.install, async () => {
-    if (!vm.running) notReached('the guest is not running');
-    await publish(e, RELEASES.v2);
-    const took = await runUpdate(vm, e, RELEASES.v2, 'B');
-    const env = readGrubEnv(e.image);
-    expect(env.ORDER === 'B A' && env.B_OK === '1' && env.B_TRY === '0', `GRUB's environment after the install: ${JSON.stringify(env)}`);
-    const got = e.source.requests.filter((r) => /\.raucb/.test(r));
-    expect(got.length > 0, `the device did not download the bundle (requests: ${e.source.requests.join(', ')})`);
-    installed = true;
-    return `${took}; downloaded ${got.join(', ')}; GRUB: ${JSON.stringify(env)}`;
-  }));
+  await stage('boot 4 (os): update to v2 in the window', () =>
+    checks.run(OS_CHECKS.install, async () => {
+      if (!vm.running) notReached('the guest is not running');
+      await publish(e, RELEASES.v2);
+      const took = await runUpdate(vm, e, RELEASES.v2, 'B');
+      const env = readGrubEnv(e.image);
+      expect(env.ORDER === 'B A' && env.B_OK === '1' && env.B_TRY === '0', `GRUB's environment after the install: ${JSON.stringify(env)}`);
+      const got = e.source.requests.filter((r) => /\.raucb/.test(r));
+      expect(got.length > 0, `the device did not download the bundle (requests: ${e.source.requests.join(', ')})`);
+      installed = true;
+      return `${took}; downloaded ${got.join(', ')}; GRUB: ${JSON.stringify(env)}`;
+    }),
+  );
   return installed;
 }
 
 /** boot 5: the trial of e2e-2 in slot B passes (true), its report; then the update to the unhealthy e2e-3 */
 async function trialOfV2(checks: Checks, e: OsE2e, vm: Vm): Promise<boolean> {
   let good = false;
-  await stage('boot 5 (os): trial of v2 in slot B', () => checks.run(OS_CHECKS.good, async () => {
-    await vm.waitFor(/slot B passed its health check/, e.timeoutMs, 'the health check passing');
-    expect(slotOf(vm) === 'B', `GRUB booted ${slotOf(vm) ?? 'no slot'}`);
-    await up(vm, e);
-    const live = await ssh(e, `cat ${MARKER}; hostname; findmnt -n -o SOURCE /var/lib/rancher; systemctl is-active k3s.service; ${STATE} | grep -E "^(B_VERSION|TRIAL)="`);
-    expect(live.startsWith(`${RELEASES.v2}\n${e.device}\n`), `slot B: ${live}`);
-    expect(/edgeforge-data\S*\[\/rancher\]/.test(live) && /\nactive\n/.test(live + '\n'), `data volume and K3s: ${live}`);
-    const env = readGrubEnv(e.image);
-    expect(env.B_OK === '1' && env.B_TRY === '0', `B not marked good: ${JSON.stringify(env)}`);
-    good = true;
-    return live.split('\n').join('; ');
-  }));
+  await stage('boot 5 (os): trial of v2 in slot B', () =>
+    checks.run(OS_CHECKS.good, async () => {
+      await vm.waitFor(/slot B passed its health check/, e.timeoutMs, 'the health check passing');
+      expect(slotOf(vm) === 'B', `GRUB booted ${slotOf(vm) ?? 'no slot'}`);
+      await up(vm, e);
+      const live = await ssh(e, `cat ${MARKER}; hostname; findmnt -n -o SOURCE /var/lib/rancher; systemctl is-active k3s.service; ${STATE} | grep -E "^(B_VERSION|TRIAL)="`);
+      expect(live.startsWith(`${RELEASES.v2}\n${e.device}\n`), `slot B: ${live}`);
+      expect(/edgeforge-data\S*\[\/rancher\]/.test(live) && /\nactive\n/.test(live + '\n'), `data volume and K3s: ${live}`);
+      const env = readGrubEnv(e.image);
+      expect(env.B_OK === '1' && env.B_TRY === '0', `B not marked good: ${JSON.stringify(env)}`);
+      good = true;
+      return live.split('\n').join('; ');
+    }),
+  );
   await checks.run(OS_CHECKS.statusGood, async () => {
     if (!e.status) notReached('no status broker in this run');
     const said = await statusSays(e, (os) => os.slot === 'B' && os.version === RELEASES.v2, 180);
@@ -278,34 +298,38 @@ async function trialOfV2(checks: Checks, e: OsE2e, vm: Vm): Promise<boolean> {
 
 /** boot 6: the unhealthy trial goes back by itself */
 async function failedTrial(checks: Checks, e: OsE2e, vm: Vm, good: boolean): Promise<void> {
-  await stage('boot 6 (os): trial of v3 fails', () => checks.run(OS_CHECKS.bad, async () => {
-    if (!good) notReached('v2 was not installed and marked good first');
-    const m = await vm.waitFor(/ROLLBACK: (\S+) did not pass its trial[^\n]*/, e.timeoutMs, 'the health check rolling back');
-    expect(slotOf(vm) === 'A' && m[1] === RELEASES.bad, `slot ${slotOf(vm)}, ${m[0]}`);
-    await vm.waitExit(300_000);
-    const env = readGrubEnv(e.image);
-    expect(env.A_OK === '0', `slot A not marked bad: ${JSON.stringify(env)}`);
-    return `${m[0].trim()}; GRUB: ${JSON.stringify(env)}`;
-  }));
+  await stage('boot 6 (os): trial of v3 fails', () =>
+    checks.run(OS_CHECKS.bad, async () => {
+      if (!good) notReached('v2 was not installed and marked good first');
+      const m = await vm.waitFor(/ROLLBACK: (\S+) did not pass its trial[^\n]*/, e.timeoutMs, 'the health check rolling back');
+      expect(slotOf(vm) === 'A' && m[1] === RELEASES.bad, `slot ${slotOf(vm)}, ${m[0]}`);
+      await vm.waitExit(300_000);
+      const env = readGrubEnv(e.image);
+      expect(env.A_OK === '0', `slot A not marked bad: ${JSON.stringify(env)}`);
+      return `${m[0].trim()}; GRUB: ${JSON.stringify(env)}`;
+    }),
+  );
 }
 
 /** boot 7: back on e2e-2 with the rollback reported; then the power is cut during the next install (true when it was) */
 async function backThenCut(checks: Checks, e: OsE2e, vm: Vm): Promise<boolean> {
   let cut = false;
-  await stage('boot 7 (os): back on v2, rollback reported', () => checks.run(OS_CHECKS.back, async () => {
-    if (checks.results.find((x) => x.name === OS_CHECKS.bad)?.outcome !== 'pass') notReached('the unhealthy trial did not roll back');
-    await up(vm, e);
-    expect(slotOf(vm) === 'B', `GRUB booted ${slotOf(vm)}`);
-    const live = await ssh(e, `cat ${MARKER}; ${STATE} | grep -E "^ROLLBACK"`);
-    expect(live.startsWith(RELEASES.v2) && new RegExp(`ROLLBACK_VERSION='${RELEASES.bad}'`).test(live), `slot B: ${live}`);
-    if (!e.status) return live.split('\n').join('; ');
-    const said = await statusSays(e, (os) => os.rollback.version === RELEASES.bad && os.slot === 'B', 180);
-    expect(said.ok, `the status report does not carry the rollback (last: ${JSON.stringify(said.last ?? null)})`);
-    const st = await e.statusCli();
-    const att = (JSON.parse(st.stdout).attention as { id: string; reason: string }[]).find((a) => a.id === e.device);
-    expect(att && att.reason.includes(`OS ${RELEASES.bad} rolled back 1 time(s)`), `edgeforge status: ${JSON.stringify(att ?? null)}`);
-    return `${live.split('\n').join('; ')}; edgeforge status: ${att!.reason.slice(0, 200)}`;
-  }));
+  await stage('boot 7 (os): back on v2, rollback reported', () =>
+    checks.run(OS_CHECKS.back, async () => {
+      if (checks.results.find((x) => x.name === OS_CHECKS.bad)?.outcome !== 'pass') notReached('the unhealthy trial did not roll back');
+      await up(vm, e);
+      expect(slotOf(vm) === 'B', `GRUB booted ${slotOf(vm)}`);
+      const live = await ssh(e, `cat ${MARKER}; ${STATE} | grep -E "^ROLLBACK"`);
+      expect(live.startsWith(RELEASES.v2) && new RegExp(`ROLLBACK_VERSION='${RELEASES.bad}'`).test(live), `slot B: ${live}`);
+      if (!e.status) return live.split('\n').join('; ');
+      const said = await statusSays(e, (os) => os.rollback.version === RELEASES.bad && os.slot === 'B', 180);
+      expect(said.ok, `the status report does not carry the rollback (last: ${JSON.stringify(said.last ?? null)})`);
+      const st = await e.statusCli();
+      const att = (JSON.parse(st.stdout).attention as { id: string; reason: string }[]).find((a) => a.id === e.device);
+      expect(att && att.reason.includes(`OS ${RELEASES.bad} rolled back 1 time(s)`), `edgeforge status: ${JSON.stringify(att ?? null)}`);
+      return `${live.split('\n').join('; ')}; edgeforge status: ${att!.reason.slice(0, 200)}`;
+    }),
+  );
   await stage('boot 7 (os): power cut during the install', async () => {
     if (!vm.running) return;
     const from = vm.console.length;
@@ -322,22 +346,24 @@ async function backThenCut(checks: Checks, e: OsE2e, vm: Vm): Promise<boolean> {
 
 /** boot 8: the cut install changed nothing that boots, and the state written before it is whole */
 async function afterCut(checks: Checks, e: OsE2e, vm: Vm, cut: boolean): Promise<void> {
-  await stage('boot 8 (os): after the power cut', () => checks.run(OS_CHECKS.cut, async () => {
-    if (!cut) notReached('the power was not cut during an install');
-    const env = readGrubEnv(e.image);
-    await up(vm, e);
-    expect(slotOf(vm) === 'B', `GRUB booted ${slotOf(vm)} (environment before the boot: ${JSON.stringify(env)})`);
-    // first boot's checks run again after the cut (and reload systemd): read until systemctl answers
-    const read = () => ssh(e, `cat ${MARKER}; systemctl is-active k3s.service; ${STATE} | grep -E "^(B_VERSION|NOTE|TRIAL)="`, 90);
-    let live = await read();
-    for (let i = 0; i < 12 && !live.startsWith(`${RELEASES.v2}\nactive`); i++) {
-      await new Promise((r) => setTimeout(r, 10_000));
-      live = await read();
-    }
-    expect(live.startsWith(`${RELEASES.v2}\nactive`) && /interrupted|stopped before it was activated/.test(live), `after the cut: ${live}`);
-    // the state written before the cut is whole: slot B's release is still known
-    expect(live.includes(`B_VERSION='${RELEASES.v2}'`), `the state lost slot B's release: ${live}`);
-    await powerOff(vm, e.target, log).catch((err) => log(`power-off after boot 8: ${(err as Error).message}`));
-    return `${live.split('\n').join('; ')}; GRUB: ${JSON.stringify(env)}`;
-  }));
+  await stage('boot 8 (os): after the power cut', () =>
+    checks.run(OS_CHECKS.cut, async () => {
+      if (!cut) notReached('the power was not cut during an install');
+      const env = readGrubEnv(e.image);
+      await up(vm, e);
+      expect(slotOf(vm) === 'B', `GRUB booted ${slotOf(vm)} (environment before the boot: ${JSON.stringify(env)})`);
+      // first boot's checks run again after the cut (and reload systemd): read until systemctl answers
+      const read = () => ssh(e, `cat ${MARKER}; systemctl is-active k3s.service; ${STATE} | grep -E "^(B_VERSION|NOTE|TRIAL)="`, 90);
+      let live = await read();
+      for (let i = 0; i < 12 && !live.startsWith(`${RELEASES.v2}\nactive`); i++) {
+        await new Promise((r) => setTimeout(r, 10_000));
+        live = await read();
+      }
+      expect(live.startsWith(`${RELEASES.v2}\nactive`) && /interrupted|stopped before it was activated/.test(live), `after the cut: ${live}`);
+      // the state written before the cut is whole: slot B's release is still known
+      expect(live.includes(`B_VERSION='${RELEASES.v2}'`), `the state lost slot B's release: ${live}`);
+      await powerOff(vm, e.target, log).catch((err) => log(`power-off after boot 8: ${(err as Error).message}`));
+      return `${live.split('\n').join('; ')}; GRUB: ${JSON.stringify(env)}`;
+    }),
+  );
 }

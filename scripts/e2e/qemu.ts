@@ -70,13 +70,29 @@ export class Vm {
       net.push(g.perConnection ? `guestfwd=tcp:${g.guestIp}:${g.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${g.hostPort}` : `guestfwd=tcp:${g.guestIp}:${g.guestPort}-tcp:127.0.0.1:${g.hostPort}`);
     }
     const args = [
-      '-M', 'virt', '-cpu', 'cortex-a57', '-smp', '1', '-m', String(opts.memMiB ?? 2048),
-      '-nographic', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
+      '-M',
+      'virt',
+      '-cpu',
+      'cortex-a57',
+      '-smp',
+      '1',
+      '-m',
+      String(opts.memMiB ?? 2048),
+      '-nographic',
+      '-monitor',
+      'none',
+      '-serial',
+      'stdio',
+      '-no-reboot',
       ...(opts.bios ? ['-bios', opts.bios] : ['-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.append]),
       // (romfile= : no PXE option ROM, the kernel is passed directly; saves the ipxe-qemu package)
       // without a hardware RNG the guest blocks on entropy (sshd, python) for minutes under emulation
-      '-device', 'virtio-rng-pci',
-      '-netdev', net.join(','), '-device', `virtio-net-pci,netdev=n0,romfile=${opts.mac ? `,mac=${opts.mac}` : ''}`,
+      '-device',
+      'virtio-rng-pci',
+      '-netdev',
+      net.join(','),
+      '-device',
+      `virtio-net-pci,netdev=n0,romfile=${opts.mac ? `,mac=${opts.mac}` : ''}`,
     ];
     if (opts.qmpSocket) args.push('-qmp', `unix:${opts.qmpSocket},server=on,wait=off`);
     opts.disks.forEach((d, i) => args.push('-drive', `file=${d.path},format=raw,if=virtio,index=${i}${d.readonly ? ',readonly=on' : ''}`));

@@ -11,21 +11,53 @@ export const ARCH = 'arm64';
 // Depends-only install (debootstrap ignores Recommends), so everything the device needs is named here.
 export const PACKAGES = [
   // boot: init, device manager, the cloud kernel (virtio as modules, so it brings its own initrd)
-  'systemd-sysv', 'udev', 'dbus', 'kmod', 'initramfs-tools', 'linux-image-cloud-arm64',
+  'systemd-sysv',
+  'udev',
+  'dbus',
+  'kmod',
+  'initramfs-tools',
+  'linux-image-cloud-arm64',
   // network: cloud-init renders ifupdown (ENI) configs; dhclient for DHCP
-  'ifupdown', 'isc-dhcp-client', 'iproute2', 'netbase', 'ca-certificates',
+  'ifupdown',
+  'isc-dhcp-client',
+  'iproute2',
+  'netbase',
+  'ca-certificates',
   // cloud-init (python3-cffi-backend: without it cryptography's deps fail to configure under debootstrap)
-  'cloud-init', 'python3-cffi-backend', 'locales',
+  'cloud-init',
+  'python3-cffi-backend',
+  'locales',
   // what the first-boot program uses
-  'openssh-server', 'sudo', 'curl', 'zstd', 'e2fsprogs', 'fdisk', 'gdisk', 'parted', 'dosfstools', 'jq', 'openssl', 'procps',
+  'openssh-server',
+  'sudo',
+  'curl',
+  'zstd',
+  'e2fsprogs',
+  'fdisk',
+  'gdisk',
+  'parted',
+  'dosfstools',
+  'jq',
+  'openssl',
+  'procps',
   // the status reporter publishes over MQTT (mosquitto_pub, with MQTT v5 properties)
   'mosquitto-clients',
-  'cryptsetup', 'cryptsetup-bin', 'clevis', 'clevis-luks', 'clevis-systemd', 'clevis-tpm2', 'nftables', 'wireguard-tools',
+  'cryptsetup',
+  'cryptsetup-bin',
+  'clevis',
+  'clevis-luks',
+  'clevis-systemd',
+  'clevis-tpm2',
+  'nftables',
+  'wireguard-tools',
   // cloud-init's ntp and timezone modules install a client when none is there (no mirror on a device: fails)
-  'systemd-timesyncd', 'tzdata',
+  'systemd-timesyncd',
+  'tzdata',
   // A/B OS updates (docs/os-updates.md): RAUC and its D-Bus service (the CLI talks to it); GRUB's arm64 EFI
   // modules and grub-mkimage (the base's boot loader, built into the ESP) and grub-editenv (RAUC's GRUB backend)
-  'rauc', 'rauc-service', 'grub-efi-arm64-bin',
+  'rauc',
+  'rauc-service',
+  'grub-efi-arm64-bin',
 ].sort();
 
 /** Partition layout of the uefi-gpt base profile (images/profiles/uefi-gpt.yaml), in MiB. */
@@ -54,7 +86,27 @@ export const LAYOUT = {
  */
 export const GRUB = {
   prefix: '/EFI/debian',
-  modules: ['part_gpt', 'fat', 'ext2', 'normal', 'linux', 'loadenv', 'test', 'echo', 'regexp', 'configfile', 'search', 'search_fs_uuid', 'gzio', 'minicmd', 'cat', 'halt', 'reboot', 'sleep', 'efi_gop'],
+  modules: [
+    'part_gpt',
+    'fat',
+    'ext2',
+    'normal',
+    'linux',
+    'loadenv',
+    'test',
+    'echo',
+    'regexp',
+    'configfile',
+    'search',
+    'search_fs_uuid',
+    'gzio',
+    'minicmd',
+    'cat',
+    'halt',
+    'reboot',
+    'sleep',
+    'efi_gop',
+  ],
 };
 
 /** Kernel command line (root by PARTUUID; console on the virt board's PL011 UART). */
@@ -67,8 +119,7 @@ export const FILES: Record<string, string> = {
   '/etc/network/interfaces': 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n',
   // NoCloud only: no network datasource probing (each probe costs seconds to minutes under emulation).
   // growpart off: the free space after the last partition belongs to the data volume, not the root.
-  '/etc/cloud/cloud.cfg.d/90-edgeforge-base.cfg':
-    'datasource_list: [ NoCloud, None ]\ngrowpart:\n  mode: "off"\nresize_rootfs: false\n',
+  '/etc/cloud/cloud.cfg.d/90-edgeforge-base.cfg': 'datasource_list: [ NoCloud, None ]\ngrowpart:\n  mode: "off"\nresize_rootfs: false\n',
   '/etc/systemd/journald.conf.d/10-edgeforge-base.conf': '[Journal]\nStorage=persistent\n',
 };
 

@@ -51,7 +51,7 @@ export async function smokeBase(checks: Checks, base: BaseImageInfo, work: strin
     });
     await stage('smoke: cloud-init', async () => {
       finished = await checks.run('base: cloud-init ran the NoCloud seed', async () => {
-        await vm.waitFor(new RegExp(`${MARK}: runcmd ran as root on aarch64`), timeouts.finishMs, 'the seed\'s runcmd output');
+        await vm.waitFor(new RegExp(`${MARK}: runcmd ran as root on aarch64`), timeouts.finishMs, "the seed's runcmd output");
         // the whole line, up to its newline: the serial log arrives in chunks, and a match on a half-written line
         // once read the datasource as "Da"
         const m = await vm.waitFor(/Cloud-init v\. \S+ finished at [^\n]*Datasource (\S+)[^\n]*\n/, timeouts.finishMs, 'cloud-init finished');

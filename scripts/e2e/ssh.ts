@@ -25,7 +25,9 @@ async function knownHosts(t: SshTarget): Promise<string> {
 
 export async function sshRun(t: SshTarget, command: string, timeoutSec = 60, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const kh = await knownHosts(t);
-  const r = await $({ input: input ?? '' })`timeout ${timeoutSec} ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i ${t.identity} -o UserKnownHostsFile=${kh} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o HostKeyAlias=${t.alias} -o ConnectTimeout=15 -o ServerAliveInterval=10 -o LogLevel=ERROR -p ${t.port} ${`${t.user}@127.0.0.1`} ${command}`.nothrow();
+  const r = await $({
+    input: input ?? '',
+  })`timeout ${timeoutSec} ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i ${t.identity} -o UserKnownHostsFile=${kh} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o HostKeyAlias=${t.alias} -o ConnectTimeout=15 -o ServerAliveInterval=10 -o LogLevel=ERROR -p ${t.port} ${`${t.user}@127.0.0.1`} ${command}`.nothrow();
   return { code: r.exitCode ?? 255, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -9,7 +9,11 @@ export interface StageTime {
 export const stageTimes: StageTime[] = [];
 
 function fmt(s: number): string {
-  return s >= 60 ? `${Math.floor(s / 60)}m${Math.round(s % 60).toString().padStart(2, '0')}s` : `${s.toFixed(1)}s`;
+  return s >= 60
+    ? `${Math.floor(s / 60)}m${Math.round(s % 60)
+        .toString()
+        .padStart(2, '0')}s`
+    : `${s.toFixed(1)}s`;
 }
 
 export function log(msg: string): void {

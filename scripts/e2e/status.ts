@@ -43,7 +43,10 @@ export async function prepareStatus(work: string, inventory: string): Promise<E2
   const certs = makeTestCerts(path.join(dir, 'certs'), [`IP:${STATUS_GUEST_IP}`, 'IP:127.0.0.1']);
   const port = await freePort();
   await fs.copyFile(certs.ca, path.join(path.dirname(inventory), 'broker-ca.pem'));
-  await fs.appendFile(inventory, `\n# e2e: fleet status to a Mosquitto on the host (scripts/e2e/status.ts)\nstatus:\n  broker: mqtts://${STATUS_GUEST_IP}:${port}\n  caFile: broker-ca.pem\n  period: 5m\n`);
+  await fs.appendFile(
+    inventory,
+    `\n# e2e: fleet status to a Mosquitto on the host (scripts/e2e/status.ts)\nstatus:\n  broker: mqtts://${STATUS_GUEST_IP}:${port}\n  caFile: broker-ca.pem\n  period: 5m\n`,
+  );
   await fs.writeFile(path.join(dir, ADMIN_PASSWORD_FILE), 'e2e-broker-admin-' + port + '\n', { mode: 0o600 });
   return { dir, port, received: [] };
 }
@@ -54,12 +57,40 @@ type Cli = (args: string[]) => Promise<{ code: number; stdout: string; stderr: s
 export async function startStatusBroker(s: E2eStatus, o: { inventory: string; keys: string; device: string; edgeforge: Cli }): Promise<void> {
   const c = path.join(s.dir, 'certs');
   const bdir = path.join(s.dir, 'broker');
-  const r = await o.edgeforge(['status', 'broker-config', '-i', o.inventory, '--keys', o.keys, '--to', bdir, '--bind', '127.0.0.1', '--port', String(s.port), '--password-file', path.join(s.dir, ADMIN_PASSWORD_FILE), '--tls-cafile', path.join(c, 'ca.pem'), '--tls-certfile', path.join(c, 'broker.pem'), '--tls-keyfile', path.join(c, 'broker.key')]);
+  const r = await o.edgeforge([
+    'status',
+    'broker-config',
+    '-i',
+    o.inventory,
+    '--keys',
+    o.keys,
+    '--to',
+    bdir,
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    String(s.port),
+    '--password-file',
+    path.join(s.dir, ADMIN_PASSWORD_FILE),
+    '--tls-cafile',
+    path.join(c, 'ca.pem'),
+    '--tls-certfile',
+    path.join(c, 'broker.pem'),
+    '--tls-keyfile',
+    path.join(c, 'broker.key'),
+  ]);
   if (r.code !== 0) throw new Error(`edgeforge status broker-config: exit ${r.code}: ${r.stderr.trim()}`);
   await fs.appendFile(path.join(bdir, 'mosquitto.conf'), testConfLines().join('\n') + '\n');
   s.broker = await startBroker(path.join(bdir, 'mosquitto.conf'), s.port);
   const password = (await fs.readFile(path.join(s.dir, ADMIN_PASSWORD_FILE), 'utf8')).trim();
-  s.sub = await mqtt.connectAsync(`mqtts://127.0.0.1:${s.port}`, { protocolVersion: 5, username: (await loadInventoryFile(o.inventory)).status!.adminUser, password, ca: await fs.readFile(path.join(c, 'ca.pem'), 'utf8'), rejectUnauthorized: true, reconnectPeriod: 1000 });
+  s.sub = await mqtt.connectAsync(`mqtts://127.0.0.1:${s.port}`, {
+    protocolVersion: 5,
+    username: (await loadInventoryFile(o.inventory)).status!.adminUser,
+    password,
+    ca: await fs.readFile(path.join(c, 'ca.pem'), 'utf8'),
+    rejectUnauthorized: true,
+    reconnectPeriod: 1000,
+  });
   s.sub.on('message', (_topic, payload, packet) => {
     const r = readStatus(payload, o.device);
     s.received.push({ at: new Date().toISOString(), retained: packet.retain, report: r.ok ? r.report : undefined, raw: payload.toString('utf8').slice(0, 2000) });
@@ -77,7 +108,11 @@ const until = async (sec: number, ok: () => boolean) => {
 };
 
 /** The named checks, run while the device is up after its first boot (SSH works). */
-export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: { target: SshTarget; running: boolean; inventory: string; out: string; device: string; edgeforge: Cli }): Promise<void> {
+export async function statusChecks(
+  checks: Checks,
+  s: E2eStatus | undefined,
+  o: { target: SshTarget; running: boolean; inventory: string; out: string; device: string; edgeforge: Cli },
+): Promise<void> {
   const mine = () => (s?.received ?? []).filter((m) => m.report);
   await checks.run(STATUS_CHECKS.reached, async () => {
     if (!s?.broker) notReached('no broker on the host (see the fixtures stage)');
@@ -85,7 +120,15 @@ export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: 
     // a report that started while the network was still coming up is retried by the timer (OnBootSec=2min)
     await until(240, () => mine().length > 0);
     const bad = s.received.filter((m) => !m.report);
-    expect(mine().length > 0, `no valid status from ${o.device} within 4 minutes (${bad.length} unreadable message(s)${bad[0] ? `: ${bad[0].raw.slice(0, 200)}` : ''}); broker log: ${s.broker.log().split('\n').filter((l) => /Client|not auth|Socket|error/i.test(l)).slice(-5).join(' | ')}`);
+    expect(
+      mine().length > 0,
+      `no valid status from ${o.device} within 4 minutes (${bad.length} unreadable message(s)${bad[0] ? `: ${bad[0].raw.slice(0, 200)}` : ''}); broker log: ${s.broker
+        .log()
+        .split('\n')
+        .filter((l) => /Client|not auth|Socket|error/i.test(l))
+        .slice(-5)
+        .join(' | ')}`,
+    );
     return `${mine().length} status message(s) from ${o.device}; first at ${mine()[0].at}`;
   });
   await checks.run(STATUS_CHECKS.milestones, async () => {
@@ -93,14 +136,21 @@ export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: 
     await until(180, () => mine().some((m) => m.report!.firstboot.state === 'done'));
     const seq = mine().map((m) => `${m.report!.firstboot.step}:${m.report!.firstboot.state}`);
     await fs.writeFile(path.join(s!.dir, 'received.jsonl'), s!.received.map((m) => JSON.stringify(m)).join('\n') + '\n');
-    expect(seq.some((x) => x.endsWith(':running')), `no "running" milestone among ${seq.join(', ')}`);
+    expect(
+      seq.some((x) => x.endsWith(':running')),
+      `no "running" milestone among ${seq.join(', ')}`,
+    );
     expect(seq.includes('end:done'), `no final "done" milestone among ${seq.join(', ')}`);
     return seq.join(' → ');
   });
   await checks.run(STATUS_CHECKS.memory, async () => {
     if (!o.running) notReached('the guest is not running');
     // one more run as the timer makes it (the unit's own cgroup), then the peak it recorded
-    const r = await sshRun(o.target, `sudo -n systemctl start edgeforge-status.service; sudo -n cat ${STATUS_PATHS.workDir}/memory-peak-kib; systemctl show -p MemoryMax -p MemoryPeak -p MemoryCurrent edgeforge-status.service`, 240);
+    const r = await sshRun(
+      o.target,
+      `sudo -n systemctl start edgeforge-status.service; sudo -n cat ${STATUS_PATHS.workDir}/memory-peak-kib; systemctl show -p MemoryMax -p MemoryPeak -p MemoryCurrent edgeforge-status.service`,
+      240,
+    );
     const kib = Number(r.stdout.trim().split('\n')[0]);
     expect(Number.isFinite(kib) && kib > 0, `no peak recorded (exit ${r.code}): ${(r.stdout + r.stderr).trim().slice(0, 300)}`);
     expect(kib < STATUS_REPORTER_MEMORY_MAX_MIB * 1024, `peak ${kib} KiB is over MemoryMax ${STATUS_REPORTER_MEMORY_MAX_MIB} MiB`);
@@ -113,7 +163,20 @@ export async function statusChecks(checks: Checks, s: E2eStatus | undefined, o: 
     await s.sub?.endAsync(true).catch(() => {});
     s.sub = undefined;
     // the inventory names the broker as the guest sees it (STATUS_GUEST_IP); on the host it is 127.0.0.1
-    const r = await o.edgeforge(['status', '--json', '-i', o.inventory, '-o', o.out, '--password-file', path.join(s.dir, ADMIN_PASSWORD_FILE), '--site', 'kr-south/changwon-plant-2', '--broker', `mqtts://127.0.0.1:${s.port}`]);
+    const r = await o.edgeforge([
+      'status',
+      '--json',
+      '-i',
+      o.inventory,
+      '-o',
+      o.out,
+      '--password-file',
+      path.join(s.dir, ADMIN_PASSWORD_FILE),
+      '--site',
+      'kr-south/changwon-plant-2',
+      '--broker',
+      `mqtts://127.0.0.1:${s.port}`,
+    ]);
     let doc: { devices?: { id: string; bucket: string; attention?: string; report?: StatusReport }[] };
     try {
       doc = JSON.parse(r.stdout);

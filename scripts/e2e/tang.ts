@@ -22,7 +22,14 @@ export interface TangServer {
 }
 
 async function findTangd(): Promise<string> {
-  for (const p of TANGD) if (await fs.access(p).then(() => true, () => false)) return p;
+  for (const p of TANGD)
+    if (
+      await fs.access(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return p;
   throw new Error('tangd not found (apt-get install tang; it is in .ci/packages.txt)');
 }
 

@@ -410,13 +410,9 @@ export async function flashAll(base: FlashBase, jobs: FlashJob[], opts: EngineOp
   };
   if (o.chunkSize % base.blockSize || o.chunkSize > MAX_READ) throw new Error(`chunk size ${o.chunkSize} must be a multiple of ${base.blockSize} and at most ${MAX_READ}`);
   for (const j of jobs) {
-    if (j.delta && (j.delta.baseSize !== base.size)) throw new Error(`${j.id}: the delta is for a ${j.delta.baseSize}-byte base, not ${base.size}`);
+    if (j.delta && j.delta.baseSize !== base.size) throw new Error(`${j.id}: the delta is for a ${j.delta.baseSize}-byte base, not ${base.size}`);
   }
-  const union = alignExtents(
-    [...base.mapped, ...jobs.flatMap((j) => j.delta?.extents ?? [])],
-    base.blockSize,
-    base.size,
-  );
+  const union = alignExtents([...base.mapped, ...jobs.flatMap((j) => j.delta?.extents ?? [])], base.blockSize, base.size);
   const windows = windowsOf(union, o.chunkSize);
   const tick = new Signal();
   // enough buffers for every queue to be full and each card working on one, plus the one being read

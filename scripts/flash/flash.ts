@@ -11,7 +11,6 @@ import { blockProblems, describe, inspectBlock, REAL_SYS, type SysEnv } from './
 import { BlockTarget, FileTarget, type TargetSink } from './target.ts';
 import { JobLog } from './station.ts';
 
-
 /** the progress view's stage for a card until it is written and synced (verify is the other) */
 const WRITE_STAGE = { name: 'write', phases: ['preflight', 'prepare', 'write', 'sync', 'head'] };
 /** The phase a card is refused in before anything is written to it (not in the build, target refused or unopenable). */
@@ -106,11 +105,22 @@ export async function runFlash(o: FlashRunOptions): Promise<FlashRunResult> {
   const { jobs, meta } = await openCards(o, ready, failed);
   if (jobs.length) {
     await log.append(
-      jobs.map((j) => ({ event: 'start' as const, batch, device: j.id, slot: meta.get(j.id)!.slot, target: meta.get(j.id)!.target, deltaSha256: ready.find((r) => r.req.device === j.id)!.deltaSha256 })),
+      jobs.map((j) => ({
+        event: 'start' as const,
+        batch,
+        device: j.id,
+        slot: meta.get(j.id)!.slot,
+        target: meta.get(j.id)!.target,
+        deltaSha256: ready.find((r) => r.req.device === j.id)!.deltaSha256,
+      })),
     );
   }
   noteThreadPool(o.reporter, jobs.length);
-  o.reporter.begin(`flash ${o.requests.length} card(s)${o.verify ? ' with verify' : ''}`, o.requests.map((r) => r.device), o.verify ? [WRITE_STAGE, 'verify'] : [WRITE_STAGE]);
+  o.reporter.begin(
+    `flash ${o.requests.length} card(s)${o.verify ? ' with verify' : ''}`,
+    o.requests.map((r) => r.device),
+    o.verify ? [WRITE_STAGE, 'verify'] : [WRITE_STAGE],
+  );
   for (const f of failed.values()) o.reporter.done(f);
   const engine = await flashAll(base, jobs, {
     ...o.engine,
@@ -199,5 +209,6 @@ async function openCards(o: FlashRunOptions, ready: ReadyCard[], failed: Map<str
  */
 function noteThreadPool(reporter: Reporter, cards: number): void {
   const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  if (cards + 2 > pool) reporter.note(`note: ${cards} cards on a thread pool of ${pool}: start edgeforge with UV_THREADPOOL_SIZE=${Math.min(1024, 2 * cards + 4)} so a slow card cannot hold the others up`);
+  if (cards + 2 > pool)
+    reporter.note(`note: ${cards} cards on a thread pool of ${pool}: start edgeforge with UV_THREADPOOL_SIZE=${Math.min(1024, 2 * cards + 4)} so a slow card cannot hold the others up`);
 }

@@ -36,7 +36,7 @@ export interface Window {
 export function windowsOf(union: Range[], chunk: number): Window[] {
   const out: Window[] = [];
   for (const x of union) {
-    for (let o = x.offset; o < x.offset + x.length; ) {
+    for (let o = x.offset; o < x.offset + x.length;) {
       const start = Math.floor(o / chunk) * chunk;
       const end = Math.min(x.offset + x.length, start + chunk);
       const last = out[out.length - 1];

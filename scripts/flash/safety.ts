@@ -162,7 +162,11 @@ export async function blockProblems(info: BlockInfo, ctx: SafetyContext): Promis
     if (under.includes(info.disk) && !mounted.includes(m)) problems.push(`${info.path} backs ${m.source || m.devno} mounted on ${m.mountPoint}: unmount it first`);
   }
   if (info.holders.length) problems.push(`${info.path} is in use by ${info.holders.join(', ')} (device-mapper/RAID): close those first`);
-  const swaps = ((await readText(env.swaps)) ?? '').split('\n').slice(1).map((l) => l.split(/\s+/)[0]).filter(Boolean);
+  const swaps = ((await readText(env.swaps)) ?? '')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s+/)[0])
+    .filter(Boolean);
   const swapOn = swaps.filter((s) => myNames.has(s));
   if (swapOn.length) problems.push(`${info.path} has active swap (${swapOn.join(', ')}): swapoff first`);
 

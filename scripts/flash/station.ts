@@ -22,10 +22,7 @@ export interface Slot {
 }
 
 const SlotMap = z.record(z.string(), z.string().min(1));
-const StationSchema = z.union([
-  z.strictObject({ slots: z.union([SlotMap, z.array(z.strictObject({ slot: z.union([z.string(), z.number()]), target: z.string().min(1) }))]) }),
-  SlotMap,
-]);
+const StationSchema = z.union([z.strictObject({ slots: z.union([SlotMap, z.array(z.strictObject({ slot: z.union([z.string(), z.number()]), target: z.string().min(1) }))]) }), SlotMap]);
 
 /** `slots: {A: /dev/disk/by-path/...}` or a list of {slot, target}, or a bare mapping; YAML or JSON. */
 export function parseStation(text: string, where: string): Slot[] {

@@ -60,13 +60,23 @@ export async function adminHash(adminUser: string, secret: AdminSecret, existing
     const first = text.split('\n')[0].trim();
     const hash = first.startsWith('$7$') ? first : passwdLine(text, adminUser);
     const rounds = hash ? mosquittoHashIterations(hash) : undefined;
-    if (!hash || rounds === undefined) throw new UserError(`--admin-hash-file ${secret.hashFile}: no "$7$…" hash on its first line and no "${adminUser}:$7$…" line (the admin's line of a passwd file broker-config wrote)`);
-    if (!strongEnough(rounds)) throw new UserError(`--admin-hash-file ${secret.hashFile}: the hash uses ${rounds} PBKDF2 rounds, fewer than the ${ADMIN_PBKDF2_ITERATIONS.toLocaleString('en-US')} an admin password needs; let broker-config hash the password once (--password-file)`);
+    if (!hash || rounds === undefined)
+      throw new UserError(`--admin-hash-file ${secret.hashFile}: no "$7$…" hash on its first line and no "${adminUser}:$7$…" line (the admin's line of a passwd file broker-config wrote)`);
+    if (!strongEnough(rounds))
+      throw new UserError(
+        `--admin-hash-file ${secret.hashFile}: the hash uses ${rounds} PBKDF2 rounds, fewer than the ${ADMIN_PBKDF2_ITERATIONS.toLocaleString('en-US')} an admin password needs; let broker-config hash the password once (--password-file)`,
+      );
     return { hash, source: 'hash file', warnings: [] };
   }
   if (!old || oldRounds === undefined) {
-    throw new UsageError(`${existingPasswd} has no line for the admin user "${adminUser}": give its password once (--password-file FILE or $EDGEFORGE_STATUS_PASSWORD) or its hash (--admin-hash-file FILE); later runs keep it`);
+    throw new UsageError(
+      `${existingPasswd} has no line for the admin user "${adminUser}": give its password once (--password-file FILE or $EDGEFORGE_STATUS_PASSWORD) or its hash (--admin-hash-file FILE); later runs keep it`,
+    );
   }
-  const warnings = strongEnough(oldRounds) ? [] : [`the admin hash kept from ${existingPasswd} uses ${oldRounds} PBKDF2 rounds (an older edgeforge); give the password once more (--password-file) to rehash it with ${ADMIN_PBKDF2_ITERATIONS.toLocaleString('en-US')}`];
+  const warnings = strongEnough(oldRounds)
+    ? []
+    : [
+        `the admin hash kept from ${existingPasswd} uses ${oldRounds} PBKDF2 rounds (an older edgeforge); give the password once more (--password-file) to rehash it with ${ADMIN_PBKDF2_ITERATIONS.toLocaleString('en-US')}`,
+      ];
   return { hash: old, source: 'kept', warnings };
 }

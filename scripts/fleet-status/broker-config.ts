@@ -67,7 +67,7 @@ export function brokerConfig(
     `persistence_location ${opts.dir}/data/`,
     '# a status is ~1 KiB; the broker refuses a message over 16 KiB',
     'message_size_limit 16384',
-    '# 2,000 devices connect briefly; keep room for bursts after a site\'s power cut',
+    "# 2,000 devices connect briefly; keep room for bursts after a site's power cut",
     'max_connections -1',
     `max_queued_messages ${Math.max(1000, 2 * fleet.active.length)}`,
     '',

@@ -55,7 +55,8 @@ export async function collectStatuses(cfg: StatusConfig, auth: Auth, opts: { tim
       const pause = (500 + Math.random() * 1000) * 2 ** (attempt - 1);
       const left = timeoutMs - (performance.now() - t0) - pause;
       if (!(err instanceof TakenOver) || attempt >= TAKEOVER_ATTEMPTS || left < 2000) {
-        if (err instanceof TakenOver) throw new BrokerError(`cannot read statuses from ${opts.url ?? cfg.broker.url}: the broker closed the connection while it was sending, ${attempt} time(s): ${err.message}`);
+        if (err instanceof TakenOver)
+          throw new BrokerError(`cannot read statuses from ${opts.url ?? cfg.broker.url}: the broker closed the connection while it was sending, ${attempt} time(s): ${err.message}`);
         throw err;
       }
       await new Promise((r) => setTimeout(r, pause));
@@ -91,11 +92,13 @@ async function collectOnce(cfg: StatusConfig, auth: Auth, url: string, timeoutMs
         clearTimeout(timer);
         if (err instanceof TakenOver) return reject(err);
         const code = (err as Error & { code?: number }).code;
-        const why = code === 134 || code === 135 || /Not authorized|Bad User Name or Password/i.test(err.message) ? `the broker refused user "${auth.username}" (wrong password, or the user is not in its password file)` : err.message;
+        const why =
+          code === 134 || code === 135 || /Not authorized|Bad User Name or Password/i.test(err.message)
+            ? `the broker refused user "${auth.username}" (wrong password, or the user is not in its password file)`
+            : err.message;
         reject(new BrokerError(`cannot read statuses from ${url}: ${why}`));
       };
-      const takenOver = () =>
-        new TakenOver(`another client logging in as "${auth.username}" takes its session (the broker ties a client id to its user), so run one \`edgeforge status\` at a time`);
+      const takenOver = () => new TakenOver(`another client logging in as "${auth.username}" takes its session (the broker ties a client id to its user), so run one \`edgeforge status\` at a time`);
       client.on('error', fail);
       // 142: session taken over; Mosquitto 2.0.11 may also just close the older connection
       client.on('disconnect', (p) => fail(p.reasonCode === 142 ? takenOver() : new Error(`the broker disconnected (reason ${p.reasonCode})`)));
@@ -138,14 +141,27 @@ export async function clearRetained(cfg: StatusConfig, auth: Auth, topics: strin
   if (!topics.length) return;
   const url = opts.url ?? cfg.broker.url;
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  const client = await mqtt.connectAsync(url, { protocolVersion: 5, username: auth.username, password: auth.password, ca: auth.ca, rejectUnauthorized: true, servername: /^[\d.]+$|:/.test(host) ? undefined : host, reconnectPeriod: 0, connectTimeout: 15000 }).catch((err: Error) => {
-    throw new BrokerError(`cannot clear statuses on ${url}: ${err.message}`);
-  });
+  const client = await mqtt
+    .connectAsync(url, {
+      protocolVersion: 5,
+      username: auth.username,
+      password: auth.password,
+      ca: auth.ca,
+      rejectUnauthorized: true,
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      reconnectPeriod: 0,
+      connectTimeout: 15000,
+    })
+    .catch((err: Error) => {
+      throw new BrokerError(`cannot clear statuses on ${url}: ${err.message}`);
+    });
   try {
     for (const t of topics) {
       // mqtt.js rejects a PUBACK whose reason code refuses the message (the ACL)
       await client.publishAsync(t, Buffer.alloc(0), { qos: 1, retain: true }).catch((err: Error) => {
-        throw new BrokerError(`the broker refused to clear ${t} (${err.message}): rerun \`edgeforge status broker-config\` (its ACL lets the admin clear departed devices' topics) and reload the broker`);
+        throw new BrokerError(
+          `the broker refused to clear ${t} (${err.message}): rerun \`edgeforge status broker-config\` (its ACL lets the admin clear departed devices' topics) and reload the broker`,
+        );
       });
     }
   } finally {

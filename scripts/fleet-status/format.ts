@@ -4,7 +4,8 @@ import { BUCKETS, BUCKET_LABELS, type FleetStatus } from './summary.ts';
 export function statusText(s: FleetStatus & { broker: string; manifest: boolean; cleared?: string[] }): string {
   const cols = ['devices', ...BUCKETS.map((b) => BUCKET_LABELS[b])];
   const siteW = Math.max(5, ...s.sites.map((x) => x.site.length));
-  const row = (name: string, n: number, c: Record<string, number>) => [name.padEnd(siteW), String(n).padStart(cols[0].length), ...BUCKETS.map((b) => String(c[b]).padStart(BUCKET_LABELS[b].length))].join('  ');
+  const row = (name: string, n: number, c: Record<string, number>) =>
+    [name.padEnd(siteW), String(n).padStart(cols[0].length), ...BUCKETS.map((b) => String(c[b]).padStart(BUCKET_LABELS[b].length))].join('  ');
   const total = s.sites.reduce((a, x) => a + x.devices, 0);
   const seen = total - s.totals.neverSeen;
   const ign = Object.entries(s.ignored).filter(([, n]) => n > 0);

@@ -59,7 +59,10 @@ export async function builtBundles(outDir: string): Promise<Map<string, string> 
   return out;
 }
 
-export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<FleetStatus & { broker: string; read: { retained: number; live: number; ms: number; attempts: number }; manifest: boolean; cleared: string[] }> {
+export async function readFleetStatus(
+  fleet: Fleet,
+  opts: ReadOptions,
+): Promise<FleetStatus & { broker: string; read: { retained: number; live: number; ms: number; attempts: number }; manifest: boolean; cleared: string[] }> {
   const cfg = requireStatusConfig(fleet);
   let devices: ResolvedDevice[] = fleet.active;
   if (opts.site) {
@@ -96,7 +99,10 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
   }
   let lastSeen: Map<string, string> | undefined;
   if (opts.seenFile) {
-    const prev = await fs.readFile(opts.seenFile, 'utf8').then((t) => JSON.parse(t) as Record<string, string>, () => ({}) as Record<string, string>);
+    const prev = await fs.readFile(opts.seenFile, 'utf8').then(
+      (t) => JSON.parse(t) as Record<string, string>,
+      () => ({}) as Record<string, string>,
+    );
     lastSeen = new Map(Object.entries(prev));
     // when the broker got it; a status it cannot date (no expiry) says nothing about when the device was heard
     for (const [id, a] of arrivals) if (a.at) lastSeen.set(id, a.at.toISOString().replace(/\.\d{3}Z$/, 'Z'));
@@ -122,7 +128,12 @@ export async function readFleetStatus(fleet: Fleet, opts: ReadOptions): Promise<
   const cleared: string[] = [];
   if (opts.clearDeparted && inactiveReports.size) {
     const gone = [...inactiveReports.values()].map((x) => x.device);
-    await clearRetained(cfg, auth, gone.map((d) => deviceTopic(cfg, d)), { url: opts.brokerUrl }).catch((err) => {
+    await clearRetained(
+      cfg,
+      auth,
+      gone.map((d) => deviceTopic(cfg, d)),
+      { url: opts.brokerUrl },
+    ).catch((err) => {
       throw new UserError((err as Error).message, 1);
     });
     cleared.push(...gone.map((d) => d.id));

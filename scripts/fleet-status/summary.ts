@@ -108,13 +108,22 @@ export function inactiveNote(d: ResolvedDevice, r: StatusReport, a: Arrival, now
   const revokedAt = d.revoked ? Date.parse(d.revoked.at) : NaN;
   const since = d.revoked ? ` since ${d.revoked.at}` : '';
   if (a.expiry === 'none') {
-    return { needsPerson: true, reason: `${d.status}${since}; its status (device time ${r.time}) has no message expiry — not the reporter's: another client used its credential (MQTT 3.1.1, v5 without expiry, or a will) — so it never leaves the broker and when it arrived is unknown: make sure \`edgeforge status broker-config\` ran and the broker was reloaded after the revoke, then clear it (${CLEAR})` };
+    return {
+      needsPerson: true,
+      reason: `${d.status}${since}; its status (device time ${r.time}) has no message expiry — not the reporter's: another client used its credential (MQTT 3.1.1, v5 without expiry, or a will) — so it never leaves the broker and when it arrived is unknown: make sure \`edgeforge status broker-config\` ran and the broker was reloaded after the revoke, then clear it (${CLEAR})`,
+    };
   }
   if (Number.isFinite(revokedAt) && a.at && a.at.getTime() > revokedAt) {
-    return { needsPerson: true, reason: `${d.status}${since}, but this status reached the broker after that (at ${iso(a.at)} or later; its own time says ${r.time}): the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker, then clear it (${CLEAR})` };
+    return {
+      needsPerson: true,
+      reason: `${d.status}${since}, but this status reached the broker after that (at ${iso(a.at)} or later; its own time says ${r.time}): the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker, then clear it (${CLEAR})`,
+    };
   }
   if (Number.isFinite(revokedAt) && now.getTime() - revokedAt > expirySec * 1000) {
-    return { needsPerson: true, reason: `${d.status}${since}; its status is still on the broker ${ago((now.getTime() - revokedAt) / 1000)} after the revoke, longer than a status the reporter sent before it can stay: it was sent with a longer expiry, after the revoke or by another client — make sure \`edgeforge status broker-config\` ran and the broker was reloaded, then clear it (${CLEAR})` };
+    return {
+      needsPerson: true,
+      reason: `${d.status}${since}; its status is still on the broker ${ago((now.getTime() - revokedAt) / 1000)} after the revoke, longer than a status the reporter sent before it can stay: it was sent with a longer expiry, after the revoke or by another client — make sure \`edgeforge status broker-config\` ran and the broker was reloaded, then clear it (${CLEAR})`,
+    };
   }
   return { needsPerson: false, reason: `${d.status}${since}; its last status (device time ${r.time}) leaves the broker by itself in ${ago(a.leftSec ?? 0)}` };
 }
@@ -149,7 +158,11 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
       return { ...base, bucket: 'silent', ...withinTolerance(d, (now - Date.parse(seen)) / 1000, text, inp), lastReport: seen };
     }
     if (inp.built && !builtHash) return { ...base, bucket: 'neverSeen', attention: 'not in the last build (build it, then flash or provision it)' };
-    return { ...base, bucket: 'neverSeen', attention: `no status yet: a flashed or provisioned device reports from its first boot on; check power and network, that the broker has its user (edgeforge status broker-config), ${REFUSED_HINT}` };
+    return {
+      ...base,
+      bucket: 'neverSeen',
+      attention: `no status yet: a flashed or provisioned device reports from its first boot on; check power and network, that the broker has its user (edgeforge status broker-config), ${REFUSED_HINT}`,
+    };
   }
   const arrival = inp.arrivals.get(d.id) ?? { expiry: 'none' };
   const st: DeviceState = { ...base, bucket: 'upToDate', lastReport: r.time, receivedAt: arrival.at && iso(arrival.at), report: r };
@@ -182,10 +195,14 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
     else st.note = what;
   } else if (fb.state === 'failed') {
     st.bucket = 'failed';
-    problems.unshift(`first boot failed at step ${fb.step}${fb.retry === 'permanent' ? ' (permanent: not retried; fix the cause, then edgeforge-firstboot retry)' : ''}: ${fb.error || r.lastError || '(no message)'}`);
+    problems.unshift(
+      `first boot failed at step ${fb.step}${fb.retry === 'permanent' ? ' (permanent: not retried; fix the cause, then edgeforge-firstboot retry)' : ''}: ${fb.error || r.lastError || '(no message)'}`,
+    );
   } else if (r.dataVolume.state === 'locked') {
     st.bucket = 'locked';
-    problems.unshift(`data volume locked${r.dataVolume.since ? ` since ${r.dataVolume.since}` : ''}: the site's tang server (or TPM policy) does not unlock it; K3s waits (${r.dataVolume.detail || 'no detail'})`);
+    problems.unshift(
+      `data volume locked${r.dataVolume.since ? ` since ${r.dataVolume.since}` : ''}: the site's tang server (or TPM policy) does not unlock it; K3s waits (${r.dataVolume.detail || 'no detail'})`,
+    );
   } else if (r.firstboot.state === 'running' || r.firstboot.state === 'pending') {
     st.bucket = 'firstBoot';
     const since = Date.parse(r.firstboot.at);
@@ -195,7 +212,8 @@ export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: Su
     else st.note = `first boot at step ${r.firstboot.step}`;
   } else {
     const behind: string[] = [];
-    if (builtHash && r.applied.bundleSha256 !== builtHash) behind.push(`applied bundle ${r.applied.bundleSha256.slice(0, 12) || 'none'} is not the last build's ${builtHash.slice(0, 12)} (provision or reflash it)`);
+    if (builtHash && r.applied.bundleSha256 !== builtHash)
+      behind.push(`applied bundle ${r.applied.bundleSha256.slice(0, 12) || 'none'} is not the last build's ${builtHash.slice(0, 12)} (provision or reflash it)`);
     const want = deviceK3sVersion(d, { k3s: inp.k3s });
     if (r.k3s.version !== 'unknown' && r.k3s.version !== want) behind.push(`runs K3s ${r.k3s.version}, the inventory gives its ${ringOf(d)} ring ${want}`);
     if (r.gitops.ready === 'false') behind.push(`Flux is not Ready (applied revision ${r.gitops.revision})`);
@@ -220,7 +238,9 @@ function osBehind(d: ResolvedDevice, r: StatusReport, inp: SummaryInput): string
   if (!inp.os || !r.os || !isAbDevice({ os: inp.os }, d)) return [];
   const want = deviceOsVersion(inp.os, d);
   if (!r.os.version || r.os.version === want || r.os.trial.version === want) return [];
-  return [`runs OS ${r.os.version} (slot ${r.os.slot || '?'}), the inventory gives its ${ringOf(d)} ring ${want}${r.os.rollback.version === want ? '' : ' (it installs it in its next maintenance window)'}`];
+  return [
+    `runs OS ${r.os.version} (slot ${r.os.slot || '?'}), the inventory gives its ${ringOf(d)} ring ${want}${r.os.rollback.version === want ? '' : ' (it installs it in its next maintenance window)'}`,
+  ];
 }
 
 /**

@@ -65,12 +65,16 @@ async function ensureDataDir(dataDir: string, dir: Stats): Promise<Stats> {
 
 function ownerProblem(file: string, p: Placement, err: unknown): UserError {
   const e = err as NodeJS.ErrnoException;
-  if (e.code === 'EPERM') return new UserError(`${file}: cannot give the new file the owner ${p.owner.uid}:${p.owner.gid} of the one it replaces (run broker-config as root or as that user); nothing was replaced`, 1);
+  if (e.code === 'EPERM')
+    return new UserError(`${file}: cannot give the new file the owner ${p.owner.uid}:${p.owner.gid} of the one it replaces (run broker-config as root or as that user); nothing was replaced`, 1);
   return new UserError(`${file}: ${e.code ?? e.message}; nothing was replaced`, 1);
 }
 
 export async function writeBrokerConfig(fleet: Pick<Fleet, 'name' | 'active' | 'devices'>, cfg: StatusConfig, o: WriteBrokerOptions): Promise<WrittenBroker> {
-  const hashes = await statusCredentialHashes(o.keysDir, fleet.active.map((d) => d.id));
+  const hashes = await statusCredentialHashes(
+    o.keysDir,
+    fleet.active.map((d) => d.id),
+  );
   await fs.mkdir(o.to, { recursive: true });
   const dirStat = await fs.stat(o.to);
   const admin = await adminHash(cfg.adminUser, o.admin, path.join(o.to, 'passwd'));
@@ -99,5 +103,7 @@ function rootOwned(dir: string, placed: [string, Placement][], data: Stats): str
   const root = placed.filter(([, p]) => p.owner.uid === 0 && (p.mode & 0o044) === 0).map(([n]) => n);
   if (data.uid === 0) root.push('data/');
   if (!root.length) return [];
-  return [`${root.map((n) => path.join(dir, n)).join(', ')} belong to root: Mosquitto started as root drops to its own user (mosquitto on Debian) before it reads them and writes data/; run \`chown -R mosquitto: ${dir}\` once (later runs keep each file's owner)`];
+  return [
+    `${root.map((n) => path.join(dir, n)).join(', ')} belong to root: Mosquitto started as root drops to its own user (mosquitto on Debian) before it reads them and writes data/; run \`chown -R mosquitto: ${dir}\` once (later runs keep each file's owner)`,
+  ];
 }

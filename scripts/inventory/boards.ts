@@ -14,8 +14,8 @@ export interface BoardMemory {
 export const BOARD_MEMORY: Record<Profile['board'], BoardMemory> = {
   'raspberry-pi-4': { firmwareMiB: 76, source: 'gpu_mem default 76 MB on a Pi 4 (Raspberry Pi documentation, config.txt "Memory options")' },
   'raspberry-pi-cm4': { firmwareMiB: 76, source: 'gpu_mem default 76 MB, as on the Pi 4 (same BCM2711; Raspberry Pi documentation, config.txt "Memory options")' },
-  'raspberry-pi-5': { firmwareMiB: 0, source: 'no firmware share known to edgeforge for the Pi 5: set usableRamMiB from the board\'s MemTotal' },
-  'generic-uefi': { firmwareMiB: 0, source: 'UEFI firmware reservations vary by vendor: set usableRamMiB from the board\'s MemTotal' },
+  'raspberry-pi-5': { firmwareMiB: 0, source: "no firmware share known to edgeforge for the Pi 5: set usableRamMiB from the board's MemTotal" },
+  'generic-uefi': { firmwareMiB: 0, source: "UEFI firmware reservations vary by vendor: set usableRamMiB from the board's MemTotal" },
 };
 
 /** struct page on arm64 is 64 bytes per 4 KiB page: 1/64 of RAM never shows in MemTotal. */
@@ -28,7 +28,7 @@ export interface UsableRam {
 }
 
 export function usableRam(p: Pick<Profile, 'board' | 'ramMiB' | 'usableRamMiB'>): UsableRam {
-  if (p.usableRamMiB !== undefined) return { mib: p.usableRamMiB, basis: 'the profile\'s usableRamMiB (measured MemTotal)' };
+  if (p.usableRamMiB !== undefined) return { mib: p.usableRamMiB, basis: "the profile's usableRamMiB (measured MemTotal)" };
   const b = BOARD_MEMORY[p.board];
   const pages = Math.ceil(p.ramMiB * PAGE_DESCRIPTOR_FRACTION);
   return {

@@ -10,10 +10,7 @@ export type ResolvedNetwork =
   | { mode: 'dhcp'; interface: string; dns: string[]; search: string[] }
   | { mode: 'static'; interface: string; address: string; ip: string; prefix: number; gateway: string; dns: string[]; search: string[] };
 
-export type ClusterRole =
-  | { kind: 'single-node' }
-  | { kind: 'multi-node-server'; agents: string[] }
-  | { kind: 'multi-node-agent'; serverId: string; serverUrl: string };
+export type ClusterRole = { kind: 'single-node' } | { kind: 'multi-node-server'; agents: string[] } | { kind: 'multi-node-agent'; serverId: string; serverUrl: string };
 
 export interface ResolvedDevice {
   id: string;
@@ -92,4 +89,3 @@ export interface Fleet {
   /** the parsed inventory, for commands that report on raw values */
   inventory: Inventory;
 }
-

@@ -48,7 +48,7 @@ export function generateInventory(n: number, opts: GenerateOptions = {}): string
     'gitops:',
     `  url: ssh://git@git.example.com/${fleetName}/fleet.git`,
     '  knownHosts: git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf',
-    '  # devices without the internet: k3s.install.mode airgap, and Flux as a bundle with its controllers\' image',
+    "  # devices without the internet: k3s.install.mode airgap, and Flux as a bundle with its controllers' image",
     '  # archives (install: {mode: bundle, file, sha256, images: [{image, file, sha256}]}; see inventory/example.yaml)',
     '  flux: { version: v2.9.6, install: { mode: helm, chartVersion: "2.19.0", repo: "https://fluxcd-community.github.io/helm-charts" } }',
     'admins:',

@@ -77,7 +77,11 @@ export function resolveImageArchives(inv: Inventory, loc: Locator): { pins: Imag
       // FAT (the K3s partition) compares names without case
       const key = pin.name.toLowerCase();
       const same = byName.get(key);
-      if (same) problems.push({ ...pin.at.file, message: `image archive name "${pin.name}" is already used at line ${same.at.file.line} (${same.component}): archives share one directory on the device, so their file names must differ` });
+      if (same)
+        problems.push({
+          ...pin.at.file,
+          message: `image archive name "${pin.name}" is already used at line ${same.at.file.line} (${same.component}): archives share one directory on the device, so their file names must differ`,
+        });
       else if (K3S_AIRGAP_NAMES.includes(key)) problems.push({ ...pin.at.file, message: `image archive name "${pin.name}" is the name of one of K3s's own airgap files; rename the archive` });
       else byName.set(key, pin);
       const dup = byImage.get(pin.image);

@@ -31,7 +31,12 @@ export const INDUSTRY_PRESETS: Record<string, IndustryPreset> = {
     statusPeriod: '15m',
     encryption: 'recommended',
     offlineTolerance: '1h',
-    why: { canary: 'one line in ten first: a bad change stops one line, not a plant', status: 'a stopped line costs by the minute', encryption: 'plants are access-controlled', offline: 'a plant network is expected up; an hour of silence is a fault' },
+    why: {
+      canary: 'one line in ten first: a bad change stops one line, not a plant',
+      status: 'a stopped line costs by the minute',
+      encryption: 'plants are access-controlled',
+      offline: 'a plant network is expected up; an hour of silence is a fault',
+    },
   },
   retail: {
     window: { days: EVERY_DAY, start: '01:00', end: '06:00', why: 'a store outside opening hours' },
@@ -39,7 +44,12 @@ export const INDUSTRY_PRESETS: Record<string, IndustryPreset> = {
     statusPeriod: '30m',
     encryption: 'recommended',
     offlineTolerance: '12h',
-    why: { canary: 'a few stores first out of many alike', status: 'many small sites, a shared broker', encryption: 'payment data stays in the payment terminals, not on these nodes', offline: 'stores power down and lose links overnight' },
+    why: {
+      canary: 'a few stores first out of many alike',
+      status: 'many small sites, a shared broker',
+      encryption: 'payment data stays in the payment terminals, not on these nodes',
+      offline: 'stores power down and lose links overnight',
+    },
   },
   logistics: {
     window: { days: EVERY_DAY, start: '03:00', end: '05:00', why: 'a warehouse between the night and morning waves' },
@@ -47,7 +57,12 @@ export const INDUSTRY_PRESETS: Record<string, IndustryPreset> = {
     statusPeriod: '15m',
     encryption: 'recommended',
     offlineTolerance: '24h',
-    why: { canary: 'one depot in ten first', status: 'sorting runs around the clock', encryption: 'depots are fenced, but devices travel with vehicles', offline: 'yards and vehicles lose coverage for hours' },
+    why: {
+      canary: 'one depot in ten first',
+      status: 'sorting runs around the clock',
+      encryption: 'depots are fenced, but devices travel with vehicles',
+      offline: 'yards and vehicles lose coverage for hours',
+    },
   },
   energy: {
     window: { days: EVERY_DAY, start: '01:00', end: '05:00', why: 'an energy site at night, off the daily load peaks' },
@@ -55,7 +70,12 @@ export const INDUSTRY_PRESETS: Record<string, IndustryPreset> = {
     statusPeriod: '1h',
     encryption: 'required',
     offlineTolerance: '7d',
-    why: { canary: 'one site in ten first', status: 'remote sites on metered or satellite links', encryption: 'unattended remote sites: theft is expected', offline: 'remote substations and wind parks are unreachable for days' },
+    why: {
+      canary: 'one site in ten first',
+      status: 'remote sites on metered or satellite links',
+      encryption: 'unattended remote sites: theft is expected',
+      offline: 'remote substations and wind parks are unreachable for days',
+    },
   },
   healthcare: {
     window: { days: EVERY_DAY, start: '03:00', end: '04:00', why: "a hospital's fewest procedures, in the night" },
@@ -63,7 +83,12 @@ export const INDUSTRY_PRESETS: Record<string, IndustryPreset> = {
     statusPeriod: '5m',
     encryption: 'required',
     offlineTolerance: '1h',
-    why: { canary: 'a few sites first: patient-facing changes go slowly', status: 'a silent device at a ward is found within minutes', encryption: 'patient data on the device: encryption at rest is required', offline: 'clinical networks are expected up' },
+    why: {
+      canary: 'a few sites first: patient-facing changes go slowly',
+      status: 'a silent device at a ward is found within minutes',
+      encryption: 'patient data on the device: encryption at rest is required',
+      offline: 'clinical networks are expected up',
+    },
   },
   other: {
     window: { days: EVERY_DAY, start: '02:00', end: '05:00', why: 'the quietest hours of a generic site' },
@@ -71,7 +96,12 @@ export const INDUSTRY_PRESETS: Record<string, IndustryPreset> = {
     statusPeriod: '15m',
     encryption: 'recommended',
     offlineTolerance: '24h',
-    why: { canary: 'one site in ten first', status: "the status block's long-standing default", encryption: 'recommended wherever a device can be carried off', offline: 'a day without a report is worth a look' },
+    why: {
+      canary: 'one site in ten first',
+      status: "the status block's long-standing default",
+      encryption: 'recommended wherever a device can be carried off',
+      offline: 'a day without a report is worth a look',
+    },
   },
 };
 

@@ -35,7 +35,9 @@ export function k3sLineEolProblem(v: string, now: Date): string | undefined {
   const p = parseK3sVersion(v);
   const eol = p && K3S_LINE_EOL[p.minor];
   if (!eol || now.getTime() < Date.parse(`${eol}T00:00:00Z`)) return undefined;
-  const supported = Object.entries(K3S_LINE_EOL).filter(([, d]) => now.getTime() < Date.parse(`${d}T00:00:00Z`)).map(([m]) => `v1.${m}`);
+  const supported = Object.entries(K3S_LINE_EOL)
+    .filter(([, d]) => now.getTime() < Date.parse(`${d}T00:00:00Z`))
+    .map(([m]) => `v1.${m}`);
   return `K3s ${v}: the v1.${p.minor} line reached its upstream end of life on ${eol} and gets no more fixes; move to a supported line (${supported.join(', ') || 'a newer one'}) with a canary rollout (docs/day2.md)`;
 }
 

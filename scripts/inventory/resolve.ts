@@ -27,8 +27,16 @@ export function cascade(...layers: (Partial<Cascade> | undefined)[]): Cascade {
   return out as Cascade;
 }
 const CASCADE_KEYS: Record<string, true> = {
-  profile: true, network: true, ssh: true, encryption: true, registryMirror: true, managementSubnet: true,
-  timezone: true, ntp: true, users: true, labels: true,
+  profile: true,
+  network: true,
+  ssh: true,
+  encryption: true,
+  registryMirror: true,
+  managementSubnet: true,
+  timezone: true,
+  ntp: true,
+  users: true,
+  labels: true,
 };
 
 export function ipToInt(ip: string): number {
@@ -42,7 +50,7 @@ export function parseCidr(c: string): { ip: string; prefix: number; network: num
 }
 export function inSubnet(ip: string, subnet: string): boolean {
   const s = parseCidr(subnet);
-  return ((ipToInt(ip) & s.mask) >>> 0) === s.network;
+  return (ipToInt(ip) & s.mask) >>> 0 === s.network;
 }
 export function normalizeMac(mac: string): string {
   return mac.toLowerCase().replace(/-/g, ':');
@@ -125,12 +133,26 @@ function resolveSite(inv: Inventory, c: Checks, presetCanary: ReturnType<typeof 
   // the industry preset (or the inventory's policy) may require disk encryption: say it once per site
   const plain = active.find((x) => x.encryption.mode === 'none');
   if (plain && policy.encryption === 'required') {
-    c.add(site.encryption ? [...sitePath, 'encryption'] : plain.source.path, `site "${siteName}" runs ${plain.id} without disk encryption, but encryption is required here (${policy.encryptionSource}): set encryption (tang, tpm2 or tang+tpm2) on the site, or policy: {encryption: recommended} to accept the risk`);
+    c.add(
+      site.encryption ? [...sitePath, 'encryption'] : plain.source.path,
+      `site "${siteName}" runs ${plain.id} without disk encryption, but encryption is required here (${policy.encryptionSource}): set encryption (tang, tpm2 or tang+tpm2) on the site, or policy: {encryption: recommended} to accept the risk`,
+    );
   }
   formCluster(c, sitePath, siteName, active);
   const timezone = cascade(inv.defaults, region, site).timezone ?? 'Etc/UTC';
   const window = siteWindow(inv, regionName, siteName, timezone);
-  return { region: regionName, name: siteName, id: `${regionName}/${siteName}`, description: site.description, location: site.location, canary, canarySource: site.canary !== undefined ? 'site' : presetCanary.source, window, policy, devices };
+  return {
+    region: regionName,
+    name: siteName,
+    id: `${regionName}/${siteName}`,
+    description: site.description,
+    location: site.location,
+    canary,
+    canarySource: site.canary !== undefined ? 'site' : presetCanary.source,
+    window,
+    policy,
+    devices,
+  };
 }
 
 /** A site with agents is one multi-node cluster with exactly one server, which the agents reach at its static address. */
@@ -228,11 +250,20 @@ function resolveNetwork(c: Checks, path: PathKey[], eff: Cascade, d: DeviceInput
   if (cidr && n.gateway && !inSubnet(n.gateway, n.address!)) c.add(d.network?.gateway ? [...path, 'network', 'gateway'] : [...netPath, 'address'], `gateway ${n.gateway} is not inside ${n.address}`);
   if (cidr && cidr.prefix < 31) {
     const host = (ipToInt(cidr.ip) & ~cidr.mask) >>> 0;
-    if (host === 0 || host === (~cidr.mask >>> 0)) c.add([...netPath, 'address'], `${n.address} is the network or broadcast address of its subnet`);
+    if (host === 0 || host === ~cidr.mask >>> 0) c.add([...netPath, 'address'], `${n.address} is the network or broadcast address of its subnet`);
   }
   if (cidr && n.gateway && cidr.ip === n.gateway) c.add([...netPath, 'address'], `address ${cidr.ip} is the gateway's address`);
   if (cidr && d.status === 'active') c.unique('ip', cidr.ip, [...netPath, 'address'], 'static address');
-  return { mode: 'static', interface: n.interface ?? 'eth0', address: n.address ?? '', ip: cidr?.ip ?? '', prefix: cidr?.prefix ?? 0, gateway: n.gateway ?? '', dns: n.dns ?? [], search: n.search ?? [] };
+  return {
+    mode: 'static',
+    interface: n.interface ?? 'eth0',
+    address: n.address ?? '',
+    ip: cidr?.ip ?? '',
+    prefix: cidr?.prefix ?? 0,
+    gateway: n.gateway ?? '',
+    dns: n.dns ?? [],
+    search: n.search ?? [],
+  };
 }
 
 /** The unlock pins a mode needs (tang servers, a TPM) and a threshold no higher than the pins. */
@@ -241,7 +272,8 @@ function resolveEncryption(c: Checks, path: PathKey[], eff: Cascade, d: DeviceIn
   const mode = e.mode ?? 'none';
   const tang = e.tang ?? [];
   const encPath = d.encryption ? [...path, 'encryption'] : path;
-  if ((mode === 'tang' || mode === 'tang+tpm2') && tang.length === 0) c.add(encPath, `encryption mode "${mode}" for "${d.id}" needs at least one tang server (url + thumbprint) on the device, site, region or defaults`);
+  if ((mode === 'tang' || mode === 'tang+tpm2') && tang.length === 0)
+    c.add(encPath, `encryption mode "${mode}" for "${d.id}" needs at least one tang server (url + thumbprint) on the device, site, region or defaults`);
   if ((mode === 'tpm2' || mode === 'tang+tpm2') && profile && !profile.tpm2) c.add(encPath, `encryption mode "${mode}" for "${d.id}" needs a TPM, but profile "${profileName}" has tpm2: false`);
   const pins = (mode.includes('tang') ? tang.length : 0) + (mode.includes('tpm2') ? 1 : 0);
   if (e.threshold !== undefined && e.threshold > pins) c.add(encPath, `encryption threshold ${e.threshold} is more than the ${pins} pin(s) configured for "${d.id}"`);
@@ -262,6 +294,9 @@ function fleetWideChecks(inv: Inventory, c: Checks, devices: ResolvedDevice[], a
   for (const [p, msg] of osProblems(inv, active)) c.add(p, msg);
   if (inv.fleet.deviceCount !== undefined && inv.fleet.deviceCount !== active.length) {
     const revoked = devices.length - active.length;
-    c.add(['fleet', 'deviceCount'], `fleet.deviceCount is ${inv.fleet.deviceCount} but the inventory lists ${active.length} active device(s)${revoked ? ` (and ${revoked} revoked/replaced)` : ''}; fix the count or remove it to have it derived`);
+    c.add(
+      ['fleet', 'deviceCount'],
+      `fleet.deviceCount is ${inv.fleet.deviceCount} but the inventory lists ${active.length} active device(s)${revoked ? ` (and ${revoked} revoked/replaced)` : ''}; fix the count or remove it to have it derived`,
+    );
   }
 }

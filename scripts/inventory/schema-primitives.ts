@@ -33,14 +33,18 @@ const LABEL_NAME = '[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?';
 export const labelKey = z
   .string()
   .max(317)
-  .regex(new RegExp(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?${LABEL_NAME}$`), { message: 'label keys are Kubernetes label names: [prefix/]name, the name 1-63 letters, digits, "-", "_", "." starting and ending alphanumeric' });
+  .regex(new RegExp(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?${LABEL_NAME}$`), {
+    message: 'label keys are Kubernetes label names: [prefix/]name, the name 1-63 letters, digits, "-", "_", "." starting and ending alphanumeric',
+  });
 export const labelValue = z.string().regex(new RegExp(`^(${LABEL_NAME})?$`), { message: 'label values are empty or 1-63 letters, digits, "-", "_", "." starting and ending alphanumeric' });
 // git check-ref-format: no control characters, blanks, ~ ^ : ? * [ \ , "..", "@{", no leading "-" or "/", no ".lock" end
 export const branch = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^(?!-)(?!\/)(?!.*\.\.)(?!.*@\{)(?!.*\/\/)(?!.*\/\.)(?!\.)(?!.*\.lock$)(?!.*[./]$)(?!@$)[^\u0000-\u0020\u007f~^:?*[\\]+$/, { message: 'must be a Git branch name (git check-ref-format: no blanks or control characters, none of ~ ^ : ? * [ \\ or "..")' });
+  .regex(/^(?!-)(?!\/)(?!.*\.\.)(?!.*@\{)(?!.*\/\/)(?!.*\/\.)(?!\.)(?!.*\.lock$)(?!.*[./]$)(?!@$)[^\u0000-\u0020\u007f~^:?*[\\]+$/, {
+    message: 'must be a Git branch name (git check-ref-format: no blanks or control characters, none of ~ ^ : ? * [ \\ or "..")',
+  });
 // An OpenSSH public key line: one line, no control characters (cloud-init re-reads authorized_keys with
 // Python's splitlines, which also splits at \v, \f, \x1c-\x1e and \x85: such a comment would break the key)
 export const SSH_KEY_TAIL = '( [^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029]*)?$';

@@ -9,9 +9,7 @@ import { StatusSchema } from './status-schema.ts';
 export const ProfileSchema = z
   .strictObject({
     description: z.string().optional(),
-    board: z
-      .enum(['raspberry-pi-4', 'raspberry-pi-5', 'raspberry-pi-cm4', 'generic-uefi'])
-      .describe('Board family: decides boot arguments (Raspberry Pi cgroup args) and the base-image layout'),
+    board: z.enum(['raspberry-pi-4', 'raspberry-pi-5', 'raspberry-pi-cm4', 'generic-uefi']).describe('Board family: decides boot arguments (Raspberry Pi cgroup args) and the base-image layout'),
     arch: z.literal('arm64').describe('CPU architecture; edgeforge targets ARM64'),
     ramMiB: z.number().int().min(1024).max(65536).describe('RAM in MiB: K3s reservations and eviction thresholds scale with it'),
     usableRamMiB: z
@@ -46,7 +44,11 @@ export const NetworkSchema = z
     gateway: ipv4.optional(),
     dns: z.array(ipv4).max(3).optional(),
     search: z.array(host('a DNS search domain')).optional(),
-    interface: z.string().regex(/^[a-z][a-z0-9]{0,14}$/).optional().describe('Name given to the NIC matched by MAC (default eth0)'),
+    interface: z
+      .string()
+      .regex(/^[a-z][a-z0-9]{0,14}$/)
+      .optional()
+      .describe('Name given to the NIC matched by MAC (default eth0)'),
   })
   .describe('Site network: DHCP, or static with address/gateway/DNS. Objects merge key by key down the cascade.');
 
@@ -54,7 +56,10 @@ export const SshSchema = z
   .strictObject({
     host: z.string().min(1).optional(),
     port: z.number().int().min(1).max(65535).optional(),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional(),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]*$/)
+      .optional(),
     identityFile: z.string().optional(),
     hostKey: z
       .string()
@@ -64,11 +69,17 @@ export const SshSchema = z
       .optional()
       .describe("The device's current public host key, pinned (OpenSSH format)"),
     jumpHost: z.string().optional().describe('user@host[:port] of a site gateway to connect through'),
-    sudoPasswordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe('Name of an environment variable holding the sudo password'),
+    sudoPasswordEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/)
+      .optional()
+      .describe('Name of an environment variable holding the sudo password'),
     allowFrom: z
       .literal('any')
       .optional()
-      .describe('Where the firewall accepts SSH from when the site has no managementSubnet: "any" opens it to every address (an explicit opt-in). Without either, SSH is closed and provision cannot reach the device.'),
+      .describe(
+        'Where the firewall accepts SSH from when the site has no managementSubnet: "any" opens it to every address (an explicit opt-in). Without either, SSH is closed and provision cannot reach the device.',
+      ),
   })
   .describe('SSH endpoint for `edgeforge provision`');
 
@@ -97,7 +108,13 @@ export const RegistryMirrorSchema = z.strictObject({
 export const UserSchema = z.strictObject({
   name: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
   sshAuthorizedKeys: z
-    .array(z.string().regex(new RegExp('^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\\S+|sk-\\S+) [A-Za-z0-9+/=]+' + SSH_KEY_TAIL), { message: 'must be one OpenSSH public key line ("ssh-ed25519 AAAA… comment") without control characters' }))
+    .array(
+      z
+        .string()
+        .regex(new RegExp('^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\\S+|sk-\\S+) [A-Za-z0-9+/=]+' + SSH_KEY_TAIL), {
+          message: 'must be one OpenSSH public key line ("ssh-ed25519 AAAA… comment") without control characters',
+        }),
+    )
     .min(1),
   sudo: z.boolean().default(true),
 });
@@ -110,7 +127,10 @@ export const cascadeShape = {
   encryption: EncryptionSchema.optional(),
   registryMirror: RegistryMirrorSchema.optional(),
   managementSubnet: cidr.optional().describe('SSH is allowed only from this subnet when set'),
-  timezone: z.string().regex(/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*$/).optional(),
+  timezone: z
+    .string()
+    .regex(/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*$/)
+    .optional(),
   ntp: z.array(host('an NTP server')).optional(),
   users: z.array(UserSchema).optional().describe('Login users (key-only SSH)'),
   labels: z.record(labelKey, labelValue).optional().describe('Kubernetes node labels'),
@@ -130,7 +150,7 @@ export const WindowSchema = z
     end: hhmm.describe('Closes at, HH:MM; before start wraps past midnight (on each listed day: start-24:00 and 00:00-end)'),
     timeZone: z.string().min(1).describe('IANA time zone the hours are in, e.g. Europe/Berlin (required: no silent UTC)'),
   })
-  .describe('Maintenance window: K3s upgrade Plans and the certificate-renewal check run only inside it. Without one, the fleet industry\'s default applies (docs/day2.md)');
+  .describe("Maintenance window: K3s upgrade Plans and the certificate-renewal check run only inside it. Without one, the fleet industry's default applies (docs/day2.md)");
 const windowShape = { maintenanceWindow: WindowSchema.optional() };
 
 // What the fleet's industry preset decides (inventory/industry.ts, docs/plan.md), stated where the preset is not
@@ -144,9 +164,9 @@ export const PolicySchema = z
       .optional()
       .describe('How long a device may stay silent before `edgeforge status` says it needs a person'),
   })
-  .describe("Settings the fleet's industry preset decides, overridden here (docs/plan.md, \"Industry presets\")");
+  .describe('Settings the fleet\'s industry preset decides, overridden here (docs/plan.md, "Industry presets")');
 const DefaultsPolicySchema = PolicySchema.extend({
-  canaryPercent: z.number().int().min(0).max(100).optional().describe('The canary ring\'s share of sites (percent) when no site says canary: (0: no canary ring)'),
+  canaryPercent: z.number().int().min(0).max(100).optional().describe("The canary ring's share of sites (percent) when no site says canary: (0: no canary ring)"),
 });
 export const DefaultsSchema = z.strictObject({ ...cascadeShape, ...windowShape, policy: DefaultsPolicySchema.optional() });
 
@@ -237,13 +257,19 @@ export const K3sInstallSchema = z.discriminatedUnion('mode', [
     canary: z
       .strictObject(K3S_AIRGAP_FILES)
       .optional()
-      .describe("While a rollout is in progress: K3s canaryVersion's airgap files, which new devices of the canary ring install (the fleet base carries both releases). `edgeforge rollout promote` moves them to bundle/sha256"),
+      .describe(
+        "While a rollout is in progress: K3s canaryVersion's airgap files, which new devices of the canary ring install (the fleet base carries both releases). `edgeforge rollout promote` moves them to bundle/sha256",
+      ),
   }),
 ]);
 
 const K3S_VERSION = z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/, { message: 'must be a K3s release like v1.36.5+k3s1' });
 // an image reference as containerd pulls it: [registry/]repository[:tag], no digest here (pinned beside it)
-const imageRef = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/, { message: 'must be an image reference like rancher/system-upgrade-controller:v0.16.1 (no @digest: pin it in sha256)' });
+const imageRef = z
+  .string()
+  .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/, {
+    message: 'must be an image reference like rancher/system-upgrade-controller:v0.16.1 (no @digest: pin it in sha256)',
+  });
 const imageDigest = z.string().regex(/^sha256:[0-9a-f]{64}$/, { message: 'must be an image digest sha256:<64 hex> (as `crane digest` or `skopeo inspect` prints it)' });
 export const ImagePinSchema = z.strictObject({
   ref: imageRef,
@@ -260,7 +286,9 @@ export const UPGRADE_DEFAULTS = {
 export const K3sUpgradeSchema = z
   .strictObject({
     controller: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.controller }).describe("The system-upgrade-controller image (edgeforge's own manifests run it)"),
-    kubectl: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.kubectl }).describe('The kubectl image the upgrade Jobs cordon and drain with and the revocation Job deletes a Node with; within one minor of every ring\'s Kubernetes'),
+    kubectl: ImagePinSchema.default({ ...UPGRADE_DEFAULTS.kubectl }).describe(
+      "The kubectl image the upgrade Jobs cordon and drain with and the revocation Job deletes a Node with; within one minor of every ring's Kubernetes",
+    ),
     k3sUpgrade: z
       .strictObject({
         repository: imageRef.default(UPGRADE_DEFAULTS.k3sUpgrade.repository),
@@ -271,19 +299,19 @@ export const K3sUpgradeSchema = z
     images: z
       .array(ImageArchiveSchema)
       .optional()
-      .describe("Archives of the upgrade path's images (airgap installs): the controller, kubectl and k3s-upgrade at each ring's version, by the references above; they reach a device at first boot with K3s's airgap files. Running devices get a new k3s-upgrade image from their site mirror (docs/day2.md)"),
+      .describe(
+        "Archives of the upgrade path's images (airgap installs): the controller, kubectl and k3s-upgrade at each ring's version, by the references above; they reach a device at first boot with K3s's airgap files. Running devices get a new k3s-upgrade image from their site mirror (docs/day2.md)",
+      ),
   })
   .default({ controller: { ...UPGRADE_DEFAULTS.controller }, kubectl: { ...UPGRADE_DEFAULTS.kubectl }, k3sUpgrade: { ...UPGRADE_DEFAULTS.k3sUpgrade } })
   .describe('The K3s upgrade path (docs/day2.md): the images every cluster pulls, through its site mirror when it has one');
 
 export const K3sSchema = z.strictObject({
-  version: K3S_VERSION.describe('The stable ring\'s K3s release: every site without canary: true runs it'),
-  canaryVersion: K3S_VERSION.optional().describe('While a rollout is in progress: the canary ring\'s release (sites with canary: true). `edgeforge rollout promote` moves it to version'),
+  version: K3S_VERSION.describe("The stable ring's K3s release: every site without canary: true runs it"),
+  canaryVersion: K3S_VERSION.optional().describe("While a rollout is in progress: the canary ring's release (sites with canary: true). `edgeforge rollout promote` moves it to version"),
   upgrade: K3sUpgradeSchema,
   install: K3sInstallSchema,
-  disable: z
-    .array(z.enum(['coredns', 'servicelb', 'traefik', 'local-storage', 'metrics-server', 'runtimes']))
-    .default(['traefik', 'servicelb', 'metrics-server']),
+  disable: z.array(z.enum(['coredns', 'servicelb', 'traefik', 'local-storage', 'metrics-server', 'runtimes'])).default(['traefik', 'servicelb', 'metrics-server']),
   clusterCidr: cidr.optional(),
   serviceCidr: cidr.optional(),
   joinWindow: z
@@ -297,7 +325,11 @@ export const K3sSchema = z.strictObject({
 const registryHost = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/, { message: 'must be host[:port], like registry.example.com:5000 (HTTPS is implied)' });
 
 export const GitopsSchema = z.strictObject({
-  url: z.string().regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
+  url: z
+    .string()
+    .regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, {
+      message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)',
+    }),
   branch: branch.default('main'),
   knownHosts: z
     .string()
@@ -308,16 +340,22 @@ export const GitopsSchema = z.strictObject({
     .record(
       z.string().regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, { message: 'must be a site id "<region>/<site>"' }),
       z.strictObject({
-        url: z.string().regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, { message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)' }),
+        url: z
+          .string()
+          .regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, {
+            message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)',
+          }),
         knownHosts: z.string().regex(/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/, { message: 'must be a known_hosts line: "host ssh-ed25519 AAAA…"' }),
       }),
     )
     .optional()
-    .describe("Read-only Git mirror per site (\"<region>/<site>\"): that site's devices pull from it instead of url, which cuts the central Git traffic (docs/gitops.md)"),
+    .describe('Read-only Git mirror per site ("<region>/<site>"): that site\'s devices pull from it instead of url, which cuts the central Git traffic (docs/gitops.md)'),
   transport: z
     .enum(['git', 'oci'])
     .default('git')
-    .describe('How devices pull their desired state: git (a shallow clone of the fleet repository) or oci (their site\'s artifact, published by `edgeforge publish`, through the site cache when there is one; docs/gitops.md)'),
+    .describe(
+      "How devices pull their desired state: git (a shallow clone of the fleet repository) or oci (their site's artifact, published by `edgeforge publish`, through the site cache when there is one; docs/gitops.md)",
+    ),
   oci: z
     .strictObject({
       registry: registryHost.describe('The central registry devices (or their site caches) pull from: host[:port], HTTPS only'),
@@ -329,13 +367,18 @@ export const GitopsSchema = z.strictObject({
       siteCaches: z
         .record(z.string().regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, { message: 'must be a site id "<region>/<site>"' }), registryHost)
         .optional()
-        .describe('A pull-through registry cache per site ("<region>/<site>": host[:port]): that site\'s devices pull through it, so the WAN carries one fetch per site per change (`edgeforge registry config` writes its configuration)'),
+        .describe(
+          'A pull-through registry cache per site ("<region>/<site>": host[:port]): that site\'s devices pull through it, so the WAN carries one fetch per site per change (`edgeforge registry config` writes its configuration)',
+        ),
     })
     .optional()
     .describe('Where OCI devices pull from (gitops.transport: oci)'),
   flux: z
     .strictObject({
-      version: z.string().regex(/^v\d+\.\d+\.\d+$/).default(FLUX_DEFAULT_VERSION),
+      version: z
+        .string()
+        .regex(/^v\d+\.\d+\.\d+$/)
+        .default(FLUX_DEFAULT_VERSION),
       install: z
         .discriminatedUnion('mode', [
           z.strictObject({
@@ -370,7 +413,9 @@ export const AdminSchema = z.strictObject({
 // maintenance window, in the same rings as K3s. Without `os:` cards keep today's single root.
 export const OS_LAYOUTS = ['uefi-gpt', 'raspi-mbr'] as const;
 export const OS_VERSION_PATTERN = '^[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}$';
-const osVersion = z.string().regex(new RegExp(OS_VERSION_PATTERN), { message: 'must be an OS release name: letters, digits, ".", "+", "_", "~", "-" (1-64, starting with a letter or digit), like 2026.12.1' });
+const osVersion = z
+  .string()
+  .regex(new RegExp(OS_VERSION_PATTERN), { message: 'must be an OS release name: letters, digits, ".", "+", "_", "~", "-" (1-64, starting with a letter or digit), like 2026.12.1' });
 export const OsBundleSchema = z
   .strictObject({
     file: z.string().min(1).describe('The RAUC bundle (.raucb), relative to the inventory: what `edgeforge os bundle` wrote'),
@@ -395,7 +440,7 @@ export const OsSchema = z
       })
       .optional()
       .describe('Without a URL a device installs only what an operator puts in its inbox (airgap; docs/os-updates.md)'),
-    slotMiB: z.number().int().min(512).max(65536).optional().describe('Size of each root slot in MiB; default: twice the base image\'s root, at most a quarter of the card'),
+    slotMiB: z.number().int().min(512).max(65536).optional().describe("Size of each root slot in MiB; default: twice the base image's root, at most a quarter of the card"),
     profiles: z.array(name('profile name')).min(1).optional().describe('The profiles whose devices get A/B cards (default: every profile); the others keep one root'),
   })
   .describe('OS updates in A/B slots with RAUC (docs/os-updates.md); without it cards have one root filesystem');
@@ -406,7 +451,12 @@ export const InventorySchema = z
     version: z.literal(1).describe('Inventory format version'),
     fleet: z.strictObject({
       name: name('fleet name'),
-      industry: z.string().min(1).describe('Domain industry (manufacturing, retail, logistics, energy, healthcare; anything else gets the generic preset): its preset decides the maintenance window, the canary share, the status period, whether disk encryption is required and the offline tolerance wherever the inventory does not (docs/plan.md)'),
+      industry: z
+        .string()
+        .min(1)
+        .describe(
+          'Domain industry (manufacturing, retail, logistics, energy, healthcare; anything else gets the generic preset): its preset decides the maintenance window, the canary share, the status period, whether disk encryption is required and the offline tolerance wherever the inventory does not (docs/plan.md)',
+        ),
       description: z.string().optional(),
       deviceCount: z.number().int().min(0).optional().describe('Total active devices; derived from the list, checked when stated'),
     }),

@@ -7,12 +7,7 @@ import { closest } from './problems.ts';
  * The devices `only` names, in the fleet's order, and what is wrong with the names: unknown, or not active
  * (`inactive` says what that means for the caller). `refuse` may add a caller's own reason to refuse an active one.
  */
-export function namedDevices(
-  fleet: Fleet,
-  only: string[],
-  inactive: string,
-  refuse: (d: ResolvedDevice) => string | undefined = () => undefined,
-): { devices: ResolvedDevice[]; problems: string[] } {
+export function namedDevices(fleet: Fleet, only: string[], inactive: string, refuse: (d: ResolvedDevice) => string | undefined = () => undefined): { devices: ResolvedDevice[]; problems: string[] } {
   const byId = new Map(fleet.devices.map((d) => [d.id, d]));
   const problems: string[] = [];
   for (const id of new Set(only)) {

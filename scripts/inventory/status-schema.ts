@@ -17,7 +17,15 @@ export const StatusSchema = z
       .enum(STATUS_PERIODS, { message: `must be one of ${STATUS_PERIODS.join(', ')} (a period that divides an hour or a day)` })
       .optional()
       .describe("How often each device reports (plus at first-boot milestones); a status expires after two periods. Default: the industry preset's (15m for manufacturing)"),
-    topicPrefix: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-"' }).default('edgeforge').describe('First topic level: <prefix>/<fleet>/<region>/<site>/<device>/status'),
-    adminUser: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter' }).default('edgeforge-admin').describe('The broker user `edgeforge status` reads with'),
+    topicPrefix: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-"' })
+      .default('edgeforge')
+      .describe('First topic level: <prefix>/<fleet>/<region>/<site>/<device>/status'),
+    adminUser: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter' })
+      .default('edgeforge-admin')
+      .describe('The broker user `edgeforge status` reads with'),
   })
   .describe('Fleet status reporting over MQTT (docs/status.md); without it no reporter is rendered');

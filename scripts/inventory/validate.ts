@@ -102,7 +102,12 @@ export function issueToProblems(issue: z.core.$ZodIssue, data: unknown, locator:
       // discriminated unions report the discriminator; say which values exist
       const note = (issue as unknown as { note?: string }).note;
       const actual = valueAt(data, path);
-      return [locator.problem(path, `${where}: ${note ?? 'does not match any allowed form'}${actual && typeof actual === 'object' && 'mode' in actual ? ` (mode ${JSON.stringify((actual as { mode: unknown }).mode)})` : ''}`)];
+      return [
+        locator.problem(
+          path,
+          `${where}: ${note ?? 'does not match any allowed form'}${actual && typeof actual === 'object' && 'mode' in actual ? ` (mode ${JSON.stringify((actual as { mode: unknown }).mode)})` : ''}`,
+        ),
+      ];
     }
     case 'invalid_key': {
       const key = path[path.length - 1];

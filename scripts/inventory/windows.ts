@@ -68,7 +68,13 @@ export function siteWindow(inv: Pick<Inventory, 'fleet' | 'defaults' | 'regions'
   for (const [w, source] of declared) if (w) return { days: [...w.days], start: w.start, end: w.end, timeZone: w.timeZone, source };
   const key = industryWindowKey(inv.fleet.industry);
   const d = INDUSTRY_WINDOWS[key];
-  return { days: [...d.days], start: d.start, end: d.end, timeZone: siteTimezone, source: key === 'other' ? `industry default (${JSON.stringify(inv.fleet.industry)} has no window of its own)` : `industry ${key}` };
+  return {
+    days: [...d.days],
+    start: d.start,
+    end: d.end,
+    timeZone: siteTimezone,
+    source: key === 'other' ? `industry default (${JSON.stringify(inv.fleet.industry)} has no window of its own)` : `industry ${key}`,
+  };
 }
 
 export function windowText(w: Pick<MaintenanceWindow, 'days' | 'start' | 'end' | 'timeZone'>): string {

@@ -53,4 +53,3 @@ export async function ensureIdentities<T extends DeviceIdentity | SiteIdentity>(
   created.sort((a, b) => unique.indexOf(a) - unique.indexOf(b));
   return { identities: ordered, created };
 }
-

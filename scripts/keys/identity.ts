@@ -77,8 +77,7 @@ export async function loadIdentity(ctx: StoreContext, kind: EntityKind, id: stri
   if (bundle.id !== id || bundle.generation !== generation) {
     throw new KeysError(`${where}: holds ${bundle.id} generation ${bundle.generation}, expected ${id} generation ${generation}`, 'state');
   }
-  const expected: Record<string, string> | undefined =
-    generation === record.generation ? fingerprintsOf(record) : record.history.find((h) => h.generation === generation)?.fingerprints;
+  const expected: Record<string, string> | undefined = generation === record.generation ? fingerprintsOf(record) : record.history.find((h) => h.generation === generation)?.fingerprints;
   const sops = pgpMaterial(bundle.sops);
   const check = (what: string, got: string) => {
     if (expected && expected[what] !== undefined && expected[what] !== got) {
@@ -125,4 +124,3 @@ export async function loadOne(ctx: StoreContext, kind: EntityKind, id: string, g
   }
   return loadIdentity(ctx, kind, id, rec, gen);
 }
-

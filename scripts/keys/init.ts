@@ -21,7 +21,7 @@ export interface InitResult {
 
 export const EXAMPLE_ADMIN_WARNING =
   'EXAMPLE ADMIN KEY IN USE: keys/example-admin/admin.private.asc is an UNENCRYPTED admin private key generated for demos. ' +
-  'Anyone who can read it can decrypt every fleet secret. For a real fleet: put your admins\' public keys in keys/admins/ ' +
+  "Anyone who can read it can decrypt every fleet secret. For a real fleet: put your admins' public keys in keys/admins/ " +
   '(gpg --export --armor FPR > keys/admins/NAME.asc), delete keys/admins/example-admin.asc and keys/example-admin/, ' +
   'then re-encrypt (rewrap) and rotate the keys made while it was in use.';
 
@@ -60,7 +60,10 @@ export async function initKeys(opts: { dir?: string; exampleAdmin?: boolean; fle
     const havePub = await exists(layout.buildPublic);
     const havePriv = await exists(layout.buildPrivate);
     if (havePub !== havePriv) {
-      throw new KeysError(`build signing key is half present (${havePub ? layout.buildPublic : layout.buildPrivate} without its pair); restore it from your key backup, or delete both to make a new build key (verifiers pinning the old fingerprint must then be updated)`, 'state');
+      throw new KeysError(
+        `build signing key is half present (${havePub ? layout.buildPublic : layout.buildPrivate} without its pair); restore it from your key backup, or delete both to make a new build key (verifiers pinning the old fingerprint must then be updated)`,
+        'state',
+      );
     }
     let buildKeyFingerprint: string;
     if (!havePub) {
@@ -88,4 +91,3 @@ export async function initKeys(opts: { dir?: string; exampleAdmin?: boolean; fle
     };
   });
 }
-

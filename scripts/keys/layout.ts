@@ -20,25 +20,61 @@ export function checkSiteId(siteId: string): [string, string] {
 
 export class KeysLayout {
   constructor(readonly dir: string) {}
-  get adminsDir() { return path.join(this.dir, 'admins'); }
-  get exampleAdminDir() { return path.join(this.dir, 'example-admin'); }
-  get exampleAdminPrivate() { return path.join(this.exampleAdminDir, 'admin.private.asc'); }
-  get exampleAdminWarning() { return path.join(this.exampleAdminDir, 'WARNING.txt'); }
-  get exampleAdminPublic() { return path.join(this.adminsDir, 'example-admin.asc'); }
-  get buildDir() { return path.join(this.dir, 'build'); }
-  get buildPublic() { return path.join(this.buildDir, 'signing-key.asc'); }
-  get buildFingerprintFile() { return path.join(this.buildDir, 'signing-key.fingerprint'); }
-  get buildPrivate() { return path.join(this.buildDir, 'signing-key.private.enc.asc'); }
+  get adminsDir() {
+    return path.join(this.dir, 'admins');
+  }
+  get exampleAdminDir() {
+    return path.join(this.dir, 'example-admin');
+  }
+  get exampleAdminPrivate() {
+    return path.join(this.exampleAdminDir, 'admin.private.asc');
+  }
+  get exampleAdminWarning() {
+    return path.join(this.exampleAdminDir, 'WARNING.txt');
+  }
+  get exampleAdminPublic() {
+    return path.join(this.adminsDir, 'example-admin.asc');
+  }
+  get buildDir() {
+    return path.join(this.dir, 'build');
+  }
+  get buildPublic() {
+    return path.join(this.buildDir, 'signing-key.asc');
+  }
+  get buildFingerprintFile() {
+    return path.join(this.buildDir, 'signing-key.fingerprint');
+  }
+  get buildPrivate() {
+    return path.join(this.buildDir, 'signing-key.private.enc.asc');
+  }
   /** the fleet's OS-update key (docs/os-updates.md): an X.509 certificate in clear, its private key encrypted to the admins */
-  get osDir() { return path.join(this.dir, 'os-update'); }
-  get osCert() { return path.join(this.osDir, 'signing-cert.pem'); }
-  get osPrivate() { return path.join(this.osDir, 'signing-key.private.enc.asc'); }
-  get devicesDir() { return path.join(this.dir, 'devices'); }
-  get sitesDir() { return path.join(this.dir, 'sites'); }
-  deviceDir(id: string) { return path.join(this.devicesDir, checkDeviceId(id)); }
-  siteDir(siteId: string) { return path.join(this.sitesDir, ...checkSiteId(siteId)); }
+  get osDir() {
+    return path.join(this.dir, 'os-update');
+  }
+  get osCert() {
+    return path.join(this.osDir, 'signing-cert.pem');
+  }
+  get osPrivate() {
+    return path.join(this.osDir, 'signing-key.private.enc.asc');
+  }
+  get devicesDir() {
+    return path.join(this.dir, 'devices');
+  }
+  get sitesDir() {
+    return path.join(this.dir, 'sites');
+  }
+  deviceDir(id: string) {
+    return path.join(this.devicesDir, checkDeviceId(id));
+  }
+  siteDir(siteId: string) {
+    return path.join(this.sitesDir, ...checkSiteId(siteId));
+  }
   /** public record: the commit point of a generation (written after its private file) */
-  publicFile(entityDir: string) { return path.join(entityDir, 'public.json'); }
+  publicFile(entityDir: string) {
+    return path.join(entityDir, 'public.json');
+  }
   /** one encrypted file per generation; older generations stay (LUKS recovery of not-yet-reflashed disks) */
-  privateFile(entityDir: string, generation: number) { return path.join(entityDir, `private-g${generation}.enc.asc`); }
+  privateFile(entityDir: string, generation: number) {
+    return path.join(entityDir, `private-g${generation}.enc.asc`);
+  }
 }

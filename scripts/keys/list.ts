@@ -31,4 +31,3 @@ export async function listIdentities(ctx: StoreContext, buildKey: BuildKey): Pro
   }
   return { admins: ctx.admins.recipients().map(({ armored: _a, ...rest }) => rest), build, sites, devices };
 }
-

@@ -41,7 +41,10 @@ async function withDiskLock<T>(dir: string, fn: () => Promise<T>, timeoutMs: num
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(await fs.readFile(path.join(lock, 'pid'), 'utf8').catch(() => '0'));
       // stale: its owner was killed (or is this process, which holds no lock here: the queue above serialises us)
-      const age = await fs.stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+      const age = await fs.stat(lock).then(
+        (st) => Date.now() - st.mtimeMs,
+        () => 0,
+      );
       if ((pid > 0 && (pid === process.pid || !alive(pid))) || (pid === 0 && age > 10_000)) {
         await fs.rm(lock, { recursive: true, force: true });
         continue;

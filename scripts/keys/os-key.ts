@@ -64,7 +64,10 @@ export async function ensureOsKey(store: KeyStore, fleet: string): Promise<OsKey
     const haveCert = await exists(layout.osCert);
     const havePriv = await exists(layout.osPrivate);
     if (haveCert !== havePriv) {
-      throw new KeysError(`the OS-update key is half present (${haveCert ? layout.osCert : layout.osPrivate} without its pair): restore it from your key backup, or delete both to make a new one (devices trust only the certificate they were built with: a new key needs every device rebuilt and reflashed or provisioned)`, 'state');
+      throw new KeysError(
+        `the OS-update key is half present (${haveCert ? layout.osCert : layout.osPrivate} without its pair): restore it from your key backup, or delete both to make a new one (devices trust only the certificate they were built with: a new key needs every device rebuilt and reflashed or provisioned)`,
+        'state',
+      );
     }
     if (haveCert) {
       const certPem = await fs.readFile(layout.osCert, 'utf8');
@@ -73,7 +76,20 @@ export async function ensureOsKey(store: KeyStore, fleet: string): Promise<OsKey
     const recipients = store.admins.recipientsOrThrow();
     const keyPem = openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072']);
     const certPem = openssl(
-      ['req', '-x509', '-key', '/dev/stdin', '-subj', `/O=edgeforge/OU=${fleet}/CN=${fleet} OS updates`, '-days', String(OS_CERT_DAYS), '-addext', 'keyUsage=critical,digitalSignature,keyCertSign', '-addext', 'basicConstraints=critical,CA:TRUE'],
+      [
+        'req',
+        '-x509',
+        '-key',
+        '/dev/stdin',
+        '-subj',
+        `/O=edgeforge/OU=${fleet}/CN=${fleet} OS updates`,
+        '-days',
+        String(OS_CERT_DAYS),
+        '-addext',
+        'keyUsage=critical,digitalSignature,keyCertSign',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+      ],
       keyPem,
     );
     const { encryptText } = await import('./pgp-ops.mjs');

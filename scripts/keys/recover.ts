@@ -25,4 +25,3 @@ export async function recoverDevice(ctx: StoreContext, id: string): Promise<Reco
       '   # type the passphrase; DATA_PARTITION: the LUKS data partition, found with: blkid -t TYPE=crypto_LUKS -o device',
   };
 }
-

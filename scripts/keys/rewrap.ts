@@ -45,4 +45,3 @@ export async function rewrapAll(ctx: StoreContext, build: BuildKey): Promise<{ f
     return { files: files.length };
   });
 }
-

@@ -24,7 +24,6 @@ export async function rotateIdentity(ctx: StoreContext, kind: EntityKind, id: st
   });
 }
 
-
 function redeployText(kind: EntityKind, id: string, old: Record<string, string>, now: Record<string, string>): string[] {
   if (kind === 'site') {
     return [
@@ -42,4 +41,3 @@ function redeployText(kind: EntityKind, id: string, old: Record<string, string>,
     `the LUKS recovery keyslot on the disk keeps the old passphrase until the device is reprovisioned; keys recover ${id} prints every generation`,
   ];
 }
-

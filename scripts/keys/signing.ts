@@ -39,12 +39,7 @@ export interface VerifyResult {
  * Verify a detached armored signature over `data` with `publicKeyArmored`, accepting it only if that key's
  * fingerprint equals `pinnedFingerprint`. Never throws for a bad signature; returns ok:false and why.
  */
-export async function verifyDetached(
-  data: Uint8Array,
-  signatureArmored: string,
-  pinnedFingerprint: string,
-  publicKeyArmored: string,
-): Promise<VerifyResult> {
+export async function verifyDetached(data: Uint8Array, signatureArmored: string, pinnedFingerprint: string, publicKeyArmored: string): Promise<VerifyResult> {
   const pinned = normalizeFingerprint(pinnedFingerprint);
   if (!/^[0-9A-F]{40}$|^[0-9A-F]{64}$/.test(pinned)) return { ok: false, error: `pinned fingerprint "${pinnedFingerprint}" is not a 40/64-digit hex fingerprint` };
   let keys: openpgp.Key[];

@@ -50,7 +50,10 @@ export function keystoreCrypto(store: Pick<StoreContext, 'admins' | 'pool'>): Cr
 export async function statusCredentialSecretFiles(layout: KeysLayout, id: string): Promise<string[]> {
   const dir = layout.deviceDir(id);
   const names = await fs.readdir(dir).catch(() => [] as string[]);
-  return names.filter((n) => /^status-credential-g\d+\.enc\.asc$/.test(n)).sort().map((n) => path.join(dir, n));
+  return names
+    .filter((n) => /^status-credential-g\d+\.enc\.asc$/.test(n))
+    .sort()
+    .map((n) => path.join(dir, n));
 }
 
 const recordFile = (layout: KeysLayout, id: string) => path.join(layout.deviceDir(id), 'status-credential.json');
@@ -118,7 +121,8 @@ export async function ensureStatusCredentials(keysDir: string, ids: string[], cr
     if (passwords.has(id)) continue;
     const rec = await readStatusCredential(keysDir, id);
     if (!rec) throw new KeysError(`device "${id}": no broker credential in ${keysDir}/devices/${id}/`, 'state');
-    if (rec.disabled) throw new KeysError(`device "${id}": its broker credential was disabled (${rec.disabled.reason}, ${rec.disabled.at}); rotate it (keys rotate --device ${id}) to give the slot a new one`);
+    if (rec.disabled)
+      throw new KeysError(`device "${id}": its broker credential was disabled (${rec.disabled.reason}, ${rec.disabled.at}); rotate it (keys rotate --device ${id}) to give the slot a new one`);
     const file = secretFile(layout, id, rec.generation);
     const pw = (await crypto.decrypt(file)).trim();
     if (rec.mosquittoHash && !verifyMosquittoHash(pw, rec.mosquittoHash)) throw new KeysError(`${file}: the password does not match the hash in status-credential.json (edited or mixed up?)`, 'state');

@@ -67,7 +67,9 @@ export class AdminKeyring {
     }
     const fpr = key.getFingerprint().toUpperCase();
     if (!this.fingerprints().includes(fpr)) {
-      throw new KeysError(`admin key ${file} (${fpr}) is not among the admin recipients in ${this.layout.adminsDir}/ (${this.fingerprints().join(', ') || 'none'}); fleet keys are encrypted only to those`);
+      throw new KeysError(
+        `admin key ${file} (${fpr}) is not among the admin recipients in ${this.layout.adminsDir}/ (${this.fingerprints().join(', ') || 'none'}); fleet keys are encrypted only to those`,
+      );
     }
     this.unlocked = { armored, passphrase: this.opts.adminKeyPassphrase ?? process.env.EDGEFORGE_ADMIN_KEY_PASSPHRASE, fingerprint: fpr, source: file };
     return { fingerprint: fpr, source: file };
@@ -83,7 +85,10 @@ export class AdminKeyring {
       // shipping it to a worker and back costs more than decrypting it here (measured: bench:keys)
       return await decryptText({ armored, privateKeyArmored: this.unlocked!.armored, passphrase: this.unlocked!.passphrase });
     } catch (err) {
-      throw new KeysError(`cannot decrypt ${file} with admin key ${this.unlocked!.fingerprint} (${this.unlocked!.source}): ${(err as Error).message}. Was it encrypted before this admin was added? Another admin must run rewrap.`, 'state');
+      throw new KeysError(
+        `cannot decrypt ${file} with admin key ${this.unlocked!.fingerprint} (${this.unlocked!.source}): ${(err as Error).message}. Was it encrypted before this admin was added? Another admin must run rewrap.`,
+        'state',
+      );
     }
   }
 }

@@ -81,7 +81,13 @@ async function copyTree(from: string, to: string): Promise<void> {
 async function previousTree(dir: string, against: string | undefined, scratch: string): Promise<{ files: TreeFile[]; what: string }> {
   if (!against) return { files: await readTree(dir), what: `${dir} as it is` };
   const asDir = path.resolve(against);
-  if (await fs.stat(asDir).then((s) => s.isDirectory(), () => false)) return { files: await readTree(asDir), what: asDir };
+  if (
+    await fs.stat(asDir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )
+  )
+    return { files: await readTree(asDir), what: asDir };
   const out = path.join(scratch, 'before');
   await fs.mkdir(out);
   const tar = path.join(scratch, 'before.tar');
@@ -115,15 +121,15 @@ export async function checkGitops(fleet: Fleet, o: GitopsCheck): Promise<GitopsC
     const releases = pinnedReleases(fleet);
     const crds = releases.flatMap((r) => crdsOfRelease(r));
     const managed = new Set(afterFiles.filter((f) => isManaged(f.bytes)).map((f) => f.path));
-    const pinned: PinnedImage[] = [
-      controllerImage(fleet),
-      kubectlImage(fleet),
-    ].map((i) => ({ ref: i.pull, role: i.role }));
+    const pinned: PinnedImage[] = [controllerImage(fleet), kubectlImage(fleet)].map((i) => ({ ref: i.pull, role: i.role }));
     pinned.push(
-      { ref: k3sUpgradeRepository(fleet), role: 'k3s-upgrade (a Plan names the repository; the controller adds the version\'s tag)', repositoryOnly: true },
+      { ref: k3sUpgradeRepository(fleet), role: "k3s-upgrade (a Plan names the repository; the controller adds the version's tag)", repositoryOnly: true },
       ...((await fluxBundleImages(fleet, o.inventory, o.cwd)) ?? []).map((ref) => ({ ref, role: 'Flux controller (pinned bundle)' })),
     );
-    const images = checkImages(tree.objects.filter((t) => managed.has(t.path)), pinned);
+    const images = checkImages(
+      tree.objects.filter((t) => managed.has(t.path)),
+      pinned,
+    );
     const objects = checkObjects(tree.objects, { minors, crds });
     const errors = [
       ...tree.unreadable.map((u) => ({ path: u.path, ref: '-', reason: `not readable YAML: ${u.reason}` })),

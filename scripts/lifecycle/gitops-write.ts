@@ -29,7 +29,14 @@ export async function writeGitops(fleet: Fleet, o: GitopsWrite): Promise<GitopsW
   const keys = await loadGitopsPublicKeys(keysDir, fleet);
   const ks = await openKeyStore({ dir: keysDir, workers: 0 }).catch(() => undefined);
   try {
-    const unlocked = ks && (await ks.unlock().then(() => true, () => false)) ? ks : undefined;
+    const unlocked =
+      ks &&
+      (await ks.unlock().then(
+        () => true,
+        () => false,
+      ))
+        ? ks
+        : undefined;
     res.joinTokens = await syncJoinTokens(o.dir, fleet, keys, unlocked, Math.floor(o.now.getTime() / 1000));
   } finally {
     await ks?.close();

@@ -55,7 +55,10 @@ function lineEnd(text: string, offset: number): number {
 }
 
 function flowValue(v: unknown): string {
-  if (v && typeof v === 'object' && !Array.isArray(v)) return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${flowValue(x)}`).join(', ')} }`;
+  if (v && typeof v === 'object' && !Array.isArray(v))
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${k}: ${flowValue(x)}`)
+      .join(', ')} }`;
   // plain only where nothing in it can end a flow mapping and the inventory's own parser reads it back as this
   // very string (`1e3` or `0x1f` would come back as numbers); otherwise the one YAML writer's double-quoted form
   if (typeof v === 'string') return /^[A-Za-z0-9._/+-]+$/.test(v) && parse(v) === v ? v : quoted(v);

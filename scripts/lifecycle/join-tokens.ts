@@ -71,7 +71,12 @@ export async function syncJoinTokens(root: string, fleet: Fleet, keys: GitopsPub
         } else r.unchanged.push(`${rel}/${f}`);
         listed.push(f);
         const tok = path.join(dir, tokenFile(a.id));
-        if (await fs.access(tok).then(() => true, () => false)) {
+        if (
+          await fs.access(tok).then(
+            () => true,
+            () => false,
+          )
+        ) {
           await fs.rm(tok);
           r.deleted.push(`${rel}/${tokenFile(a.id)}`);
         }
@@ -93,7 +98,9 @@ export async function syncJoinTokens(root: string, fleet: Fleet, keys: GitopsPub
         r.tokens.push({ path: `${rel}/${f}`, agent: a.id, expires: head.expires! });
         listed.push(f);
       } else if (tok) {
-        const text = await sopsEncrypt(bootstrapTokenSecret(a.id, server.id, tok, fresh), [{ fingerprint: serverKey.fingerprint, publicKeyArmored: serverKey.publicArmored }], { now: new Date(epoch * 1000) });
+        const text = await sopsEncrypt(bootstrapTokenSecret(a.id, server.id, tok, fresh), [{ fingerprint: serverKey.fingerprint, publicKeyArmored: serverKey.publicArmored }], {
+          now: new Date(epoch * 1000),
+        });
         await writeFileAtomic(path.join(dir, f), text, { mode: 0o644 });
         r.written.push(`${rel}/${f}`);
         r.tokens.push({ path: `${rel}/${f}`, agent: a.id, expires: fresh });

@@ -43,7 +43,12 @@ export async function mergeShards(m: MergeInput): Promise<{ manifest: Manifest; 
   for (const dir of m.shards) {
     const v = await verifyBuild(dir, undefined, { keysDir: m.keysDir });
     if (!v.ok) {
-      problems.push(`${dir}: ${v.signature.ok ? '' : `signature: ${v.signature.error ?? 'bad'}; `}${v.problems.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+      problems.push(
+        `${dir}: ${v.signature.ok ? '' : `signature: ${v.signature.error ?? 'bad'}; `}${v.problems
+          .slice(0, 5)
+          .map((p) => `${p.path}: ${p.message}`)
+          .join('; ')}`,
+      );
       continue;
     }
     manifests.push({ dir, manifest: await readManifest(path.join(dir, MANIFEST_NAME)) });
@@ -56,7 +61,8 @@ export async function mergeShards(m: MergeInput): Promise<{ manifest: Manifest; 
     if (manifest.sourceDateEpoch !== first.sourceDateEpoch) problems.push(`${dir}: SOURCE_DATE_EPOCH ${manifest.sourceDateEpoch}, but ${manifests[0].dir} used ${first.sourceDateEpoch}`);
     if (JSON.stringify(manifest.baseImage) !== JSON.stringify(first.baseImage)) problems.push(`${dir}: another base image`);
   }
-  if (first.inventorySha256 !== m.fleet.inventorySha256) problems.push(`the shards were built from another inventory than ${m.fleet.file} (sha256 ${first.inventorySha256.slice(0, 12)}… vs ${m.fleet.inventorySha256.slice(0, 12)}…)`);
+  if (first.inventorySha256 !== m.fleet.inventorySha256)
+    problems.push(`the shards were built from another inventory than ${m.fleet.file} (sha256 ${first.inventorySha256.slice(0, 12)}… vs ${m.fleet.inventorySha256.slice(0, 12)}…)`);
   const devices = new Map<string, { dev: ManifestDevice; dir: string }>();
   for (const { dir, manifest } of manifests) {
     for (const d of manifest.devices) {
@@ -93,7 +99,14 @@ export async function mergeShards(m: MergeInput): Promise<{ manifest: Manifest; 
     await copyFleetBase(manifests[0].dir, m.outDir, fb.path, fb.sha256);
   }
   const manifest = buildManifest(
-    { fleet: first.fleet, inventorySha256: first.inventorySha256, sourceDateEpoch: first.sourceDateEpoch, baseImage: first.baseImage, gitops: gitopsFrom[0]?.manifest.gitops, devices: [...devices.values()].map((x) => x.dev) },
+    {
+      fleet: first.fleet,
+      inventorySha256: first.inventorySha256,
+      sourceDateEpoch: first.sourceDateEpoch,
+      baseImage: first.baseImage,
+      gitops: gitopsFrom[0]?.manifest.gitops,
+      devices: [...devices.values()].map((x) => x.dev),
+    },
     m.fleet.devices.map((d) => d.id),
   );
   const bytes = Buffer.from(serializeManifest(manifest));

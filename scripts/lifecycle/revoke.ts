@@ -84,14 +84,23 @@ export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<stri
         commands: [`ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id} --ignore-not-found && sudo k3s kubectl -n kube-system delete secret ${d.id}.node-password.k3s --ignore-not-found'`],
       });
     if (!opts.gitopsDir && !last)
-      actions.push({ what: `Shut ${d.id} out of its cluster on ${d.cluster.serverId} (this run had no --gitops, so Git does not do it).`, commands: [`edgeforge gitops --to <fleet-repo>   # deletes its join token, writes revoked-${d.id}.yaml`, `ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id}'`] });
+      actions.push({
+        what: `Shut ${d.id} out of its cluster on ${d.cluster.serverId} (this run had no --gitops, so Git does not do it).`,
+        commands: [`edgeforge gitops --to <fleet-repo>   # deletes its join token, writes revoked-${d.id}.yaml`, `ssh ${d.cluster.serverId} 'sudo k3s kubectl delete node ${d.id}'`],
+      });
     actions.push({
       what: `${d.id} still holds client certificates signed by ${d.cluster.serverId}'s cluster CA (kubelet, kube-proxy, k3s-controller; K3s issues them for a year). With its Node deleted and re-registration refused they read only cluster-wide lists (services, endpoints, nodes, namespaces, network policies) and only from where the server's port 6443 is reachable. To make them worthless now, rotate the cluster CA on the server (every node of the site then restarts with new certificates):`,
-      commands: [`ssh ${d.cluster.serverId} 'sudo k3s certificate rotate-ca --path=<new CA dir from k3s certificate generate> && sudo systemctl restart k3s'`, '# then restart k3s-agent on every remaining agent of the site (docs/keys.md, "What a stolen agent keeps")'],
+      commands: [
+        `ssh ${d.cluster.serverId} 'sudo k3s certificate rotate-ca --path=<new CA dir from k3s certificate generate> && sudo systemctl restart k3s'`,
+        '# then restart k3s-agent on every remaining agent of the site (docs/keys.md, "What a stolen agent keeps")',
+      ],
     });
   }
   if (opts.gitopsDir)
-    actions.push({ what: 'Commit and push the GitOps change so every device of the site reconciles it.', commands: [`git -C ${opts.gitopsDir} add -A && git -C ${opts.gitopsDir} commit -m "revoke ${d.id}" && git -C ${opts.gitopsDir} push`] });
+    actions.push({
+      what: 'Commit and push the GitOps change so every device of the site reconciles it.',
+      commands: [`git -C ${opts.gitopsDir} add -A && git -C ${opts.gitopsDir} commit -m "revoke ${d.id}" && git -C ${opts.gitopsDir} push`],
+    });
   return actions;
 }
 
@@ -195,24 +204,52 @@ export async function revokeDevice(o: RevokeOptions): Promise<{ record: Revocati
 async function issuedFingerprints(o: RevokeOptions, d: ResolvedDevice): Promise<Record<string, string>> {
   const layout = new KeysLayout(o.keysDir);
   const pubFile = layout.publicFile(layout.deviceDir(o.id));
-  const pub = await fs.readFile(pubFile, 'utf8').then((t) => JSON.parse(t), () => undefined);
-  if (!pub) throw new RevokeRefused(`device "${o.id}" has no keys in ${o.keysDir}/ (no ${path.relative(process.cwd(), pubFile) || pubFile}): wrong --keys directory? If it was never built, nothing was issued to it: set its status in the inventory by hand`);
+  const pub = await fs.readFile(pubFile, 'utf8').then(
+    (t) => JSON.parse(t),
+    () => undefined,
+  );
+  if (!pub)
+    throw new RevokeRefused(
+      `device "${o.id}" has no keys in ${o.keysDir}/ (no ${path.relative(process.cwd(), pubFile) || pubFile}): wrong --keys directory? If it was never built, nothing was issued to it: set its status in the inventory by hand`,
+    );
   const fingerprints: Record<string, string> = { sshHostKey: pub.sshHostKey?.fingerprint, deployKey: pub.deployKey?.fingerprint, sops: pub.sops?.fingerprint };
-  if (!(await fs.access(layout.publicFile(layout.siteDir(d.siteId))).then(() => true, () => false)))
+  if (
+    !(await fs.access(layout.publicFile(layout.siteDir(d.siteId))).then(
+      () => true,
+      () => false,
+    ))
+  )
     throw new RevokeRefused(`site ${d.siteId} has no SOPS key in ${o.keysDir}/ although ${o.id} has keys: the keys directory is incomplete; restore it before revoking`);
   return fingerprints;
 }
 
 /** Its folder out of the GitOps tree, the site's secrets re-encrypted to the new site key, an agent's join token gone. */
-async function removeFromGitops(ks: KeyStore, o: RevokeOptions, gitopsDir: string, d: ResolvedDevice, after: Fleet, rotation: { plan: SiteRotationPlan; newSiteKey: string }): Promise<NonNullable<RevocationRecord['gitops']>> {
+async function removeFromGitops(
+  ks: KeyStore,
+  o: RevokeOptions,
+  gitopsDir: string,
+  d: ResolvedDevice,
+  after: Fleet,
+  rotation: { plan: SiteRotationPlan; newSiteKey: string },
+): Promise<NonNullable<RevocationRecord['gitops']>> {
   const removed: string[] = [];
   const devDir = path.join(gitopsDir, devicePath(d));
-  if (await fs.access(devDir).then(() => true, () => false)) {
+  if (
+    await fs.access(devDir).then(
+      () => true,
+      () => false,
+    )
+  ) {
     await fs.rm(devDir, { recursive: true, force: true });
     removed.push(devicePath(d) + '/');
   }
   const keys = await loadGitopsPublicKeys(o.keysDir, after);
-  const gitops = { removed, ...(await applySiteRotation(rotation.plan, rotation.newSiteKey, gitopsDir, after, keys, o.now)), sopsConfigUpdated: true, joinTokens: { written: [] as string[], deleted: [] as string[] } };
+  const gitops = {
+    removed,
+    ...(await applySiteRotation(rotation.plan, rotation.newSiteKey, gitopsDir, after, keys, o.now)),
+    sopsConfigUpdated: true,
+    joinTokens: { written: [] as string[], deleted: [] as string[] },
+  };
   if (d.cluster.kind === 'multi-node-agent') {
     // its token Secret goes (Flux prunes it), and revoked-<id>.yaml keeps its node credentials out
     const j = await syncJoinTokens(gitopsDir, after, keys, ks, Math.floor(o.now.getTime() / 1000));

@@ -84,7 +84,16 @@ export function promotedInventory(text: string, file: string): { text: string; f
     const after = loadInventoryBytes(Buffer.from(next), file);
     if (after.k3s.version !== canary || after.k3s.canaryVersion !== undefined) throw new Error('the edit did not take');
     const ai = after.k3s.install;
-    if (files && (ai.mode !== 'airgap' || ai.canary || ai.bundle !== files.bundle || ai.sha256.binary !== files.sha256.binary || ai.sha256.images !== files.sha256.images || ai.sha256.installScript !== files.sha256.installScript)) throw new Error('the airgap files did not move');
+    if (
+      files &&
+      (ai.mode !== 'airgap' ||
+        ai.canary ||
+        ai.bundle !== files.bundle ||
+        ai.sha256.binary !== files.sha256.binary ||
+        ai.sha256.images !== files.sha256.images ||
+        ai.sha256.installScript !== files.sha256.installScript)
+    )
+      throw new Error('the airgap files did not move');
   } catch (err) {
     const why = err instanceof InventoryError ? err.problems.map((p) => p.message).join('; ') : (err as Error).message;
     throw new RolloutRefused(`cannot promote ${canary}: the edited inventory would not load (${why})`);
@@ -98,4 +107,3 @@ export async function promote(inventoryFile: string, shown: string): Promise<{ f
   await writeFileAtomic(inventoryFile, Buffer.from(r.text, 'utf8'), { mode: (await fs.stat(inventoryFile)).mode & 0o777 });
   return { from: r.from, to: r.to, airgapBundle: r.airgapBundle };
 }
-

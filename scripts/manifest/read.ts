@@ -59,7 +59,9 @@ const schema = z.object({
   gitops: z.object({ path: outPath }).optional(),
   oci: ociPublish.optional(),
   os: os.optional(),
-  devices: z.array(z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), inputs: sha256.optional(), artifacts: z.array(artifact), registry: registryPull.optional() })),
+  devices: z.array(
+    z.object({ id: z.string().min(1), region: z.string(), site: z.string(), profile: z.string(), inputs: sha256.optional(), artifacts: z.array(artifact), registry: registryPull.optional() }),
+  ),
 });
 
 function where(p: readonly PropertyKey[]): string {

@@ -8,17 +8,7 @@ export const MANIFEST_FORMAT = 'edgeforge-manifest/1';
 export const MANIFEST_NAME = 'manifest.json';
 
 /** What an artifact is, as listed in the manifest (anything else is 'other'). */
-export type ArtifactKind =
-  | 'user-data'
-  | 'meta-data'
-  | 'network-config'
-  | 'seed-image'
-  | 'k3s-config'
-  | 'k3s-registries'
-  | 'flux-bootstrap'
-  | 'firstboot'
-  | 'disk-delta'
-  | 'bmap';
+export type ArtifactKind = 'user-data' | 'meta-data' | 'network-config' | 'seed-image' | 'k3s-config' | 'k3s-registries' | 'flux-bootstrap' | 'firstboot' | 'disk-delta' | 'bmap';
 
 export interface ManifestArtifact {
   kind: ArtifactKind | 'other';

@@ -6,7 +6,15 @@ export function buildManifest(m: Omit<Manifest, 'format'>, order: string[]): Man
   const pos = new Map(order.map((id, i) => [id, i]));
   const devices = [...m.devices]
     .sort((a, b) => (pos.get(a.id) ?? Infinity) - (pos.get(b.id) ?? Infinity) || (a.id < b.id ? -1 : 1))
-    .map((d) => ({ id: d.id, region: d.region, site: d.site, profile: d.profile, ...(d.inputs ? { inputs: d.inputs } : {}), artifacts: [...d.artifacts].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), ...(d.registry ? { registry: d.registry } : {}) }));
+    .map((d) => ({
+      id: d.id,
+      region: d.region,
+      site: d.site,
+      profile: d.profile,
+      ...(d.inputs ? { inputs: d.inputs } : {}),
+      artifacts: [...d.artifacts].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+      ...(d.registry ? { registry: d.registry } : {}),
+    }));
   // key order as SPEC.md shows it
   return {
     format: MANIFEST_FORMAT,

@@ -10,7 +10,10 @@ import { UserError } from '../util/errors.ts';
 export async function prepareEncryption(fleet: Fleet, inventoryPath: string, devices: ResolvedDevice[], sourceDateEpoch: number): Promise<DeviceStage> {
   let advertisements: Record<string, string>;
   try {
-    advertisements = await loadAdvertisements(inventoryPath, devices.filter((d) => d.encryption.mode !== 'none'));
+    advertisements = await loadAdvertisements(
+      inventoryPath,
+      devices.filter((d) => d.encryption.mode !== 'none'),
+    );
   } catch (err) {
     throw new UserError(`${(err as Error).message}. Nothing was written.`);
   }

@@ -41,7 +41,11 @@ export async function prepareFlux(fleet: Fleet, inventoryPath: string): Promise<
   }
   // airgap: every controller image the bundle names must travel as a pinned archive
   const missing = fluxImageArchiveProblems(fleet, input.bundle);
-  if (missing.length) throw new InventoryError(fleet.file, missing.map((message) => ({ ...fleet.imageArchiveLists.flux, message: `${message}. Nothing was written.` })));
+  if (missing.length)
+    throw new InventoryError(
+      fleet.file,
+      missing.map((message) => ({ ...fleet.imageArchiveLists.flux, message: `${message}. Nothing was written.` })),
+    );
   return {
     input,
     render: { flux: fluxStage(fleet, input) },
@@ -62,7 +66,14 @@ export async function writeGitopsScaffold(fleet: Fleet, keysDir: string, outDir:
     const stamp = path.join(dir, INPUTS_STAMP);
     const inputs = createHash('sha256')
       // every field of the public keys (maps as entry lists), so a field added to GitopsPublicKeys is hashed too
-      .update(stable({ code: await codeVersion(), inventory: fleet.inventorySha256, flux: input.bundle ? sha256Hex(input.bundle) : null, keys: JSON.parse(JSON.stringify(keys, (_k, v) => (v instanceof Map ? [...v] : v))) }))
+      .update(
+        stable({
+          code: await codeVersion(),
+          inventory: fleet.inventorySha256,
+          flux: input.bundle ? sha256Hex(input.bundle) : null,
+          keys: JSON.parse(JSON.stringify(keys, (_k, v) => (v instanceof Map ? [...v] : v))),
+        }),
+      )
       .digest('hex');
     if ((await fs.readFile(stamp, 'utf8').catch(() => '')).trim() === inputs) return { path: 'gitops', skipped: true };
     const files = renderGitopsScaffold(fleet, keys, input);

@@ -124,14 +124,22 @@ function revisionTagOf(manifest: Buffer): string | undefined {
  * Record a publish in the build's signed manifest: read the manifest whose signature was checked, add the
  * record, sign again, then replace signature and manifest (the manifest last, as the build does).
  */
-export async function recordPublish(outDir: string, manifestBytes: Buffer, record: OciPublishRecord, sign: (bytes: Uint8Array, epoch: number) => Promise<{ signature: string; publicKey: string }>): Promise<void> {
+export async function recordPublish(
+  outDir: string,
+  manifestBytes: Buffer,
+  record: OciPublishRecord,
+  sign: (bytes: Uint8Array, epoch: number) => Promise<{ signature: string; publicKey: string }>,
+): Promise<void> {
   const { parseManifest } = await import('../manifest/read.ts');
   const { buildManifest, serializeManifest } = await import('../manifest/write.ts');
   const { MANIFEST_NAME } = await import('../manifest/types.ts');
   const { prepareFileAtomic, writeFileAtomic } = await import('../util/atomic.ts');
   const file = path.join(outDir, MANIFEST_NAME);
   const m = parseManifest(manifestBytes, file);
-  const next = buildManifest({ ...m, oci: record }, m.devices.map((d) => d.id));
+  const next = buildManifest(
+    { ...m, oci: record },
+    m.devices.map((d) => d.id),
+  );
   const bytes = Buffer.from(serializeManifest(next));
   const s = await sign(bytes, m.sourceDateEpoch);
   await writeFileAtomic(path.join(outDir, 'signing-key.asc'), s.publicKey, { skipIfSame: true });

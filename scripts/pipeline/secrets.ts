@@ -123,7 +123,11 @@ async function secretsFromStore(store: KeyStore, opts: KeystoreOptions, devices:
 
 /** Fleet status: each device's broker password, made with its other keys (scripts/keys/status-credentials.ts). */
 async function brokerPasswords(store: KeyStore, opts: KeystoreOptions, devices: ResolvedDevice[]): Promise<Map<string, string>> {
-  const r = await ensureStatusCredentials(opts.dir, devices.map((d) => d.id), keystoreCrypto(store));
+  const r = await ensureStatusCredentials(
+    opts.dir,
+    devices.map((d) => d.id),
+    keystoreCrypto(store),
+  );
   if (r.created.length) opts.warn(`keys: generated broker credentials for ${r.created.length} device(s) (fleet status; run \`edgeforge status broker-config\` and reload the broker)`);
   return r.passwords;
 }
@@ -135,7 +139,11 @@ async function identityDigests(opts: KeystoreOptions, devices: ResolvedDevice[])
   const digests = new Map<string, Promise<string | undefined>>();
   const digest = (kind: 'device' | 'site', id: string) => {
     const k = `${kind}:${id}`;
-    if (!digests.has(k)) digests.set(k, limit(() => identityDigest(opts.dir, kind, id)));
+    if (!digests.has(k))
+      digests.set(
+        k,
+        limit(() => identityDigest(opts.dir, kind, id)),
+      );
     return digests.get(k)!;
   };
   const out = new Map<string, string | undefined>();

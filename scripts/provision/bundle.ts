@@ -89,7 +89,9 @@ export function deviceBundle(device: BundleSource): DeviceBundle {
   const sums = bundleSums(files);
   const hash = sha256Hex(sums);
   if (builtSums && builtSums.sha256 !== hash) {
-    throw new BundleError(`the build's ${builtSums.path} does not list exactly the device's bundle files in the manifest (its sha256 ${builtSums.sha256}, expected ${hash}); rebuild with edgeforge build`);
+    throw new BundleError(
+      `the build's ${builtSums.path} does not list exactly the device's bundle files in the manifest (its sha256 ${builtSums.sha256}, expected ${hash}); rebuild with edgeforge build`,
+    );
   }
   return { id: device.id, files, sums, hash, firstboot: fb[0].rel, bytes: files.reduce((n, f) => n + f.bytes, 0) };
 }

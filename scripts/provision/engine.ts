@@ -23,7 +23,6 @@ import { namedDevices } from '../inventory/select.ts';
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_RETRIES = 3;
 
-
 /** Active devices a full run skips because their firewall accepts no SSH, with the reason. */
 export function unreachableDevices(fleet: Fleet): { id: string; reason: string }[] {
   return fleet.active.flatMap((d) => {

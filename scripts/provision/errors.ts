@@ -15,19 +15,7 @@ export class PhaseError extends Error {
   }
 }
 
-const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'ENETDOWN',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENOTCONN',
-]);
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EPIPE', 'EAI_AGAIN', 'ENOTCONN']);
 
 /** ssh2's error when the device's sshd has no SFTP subsystem: permanent (a reconnect gets the same sshd) */
 export function isNoSftp(err: unknown): boolean {
@@ -46,13 +34,16 @@ export function isTransient(err: unknown): boolean {
   if (e?.level === 'client-timeout') return true;
   if (e?.level === 'client-authentication') return false;
   const m = e?.message ?? '';
-  return /Timed out while waiting for handshake|Connection lost before handshake|No response from server|Keepalive timeout|socket hang up|Not connected|Channel open failure|connection closed/i.test(m);
+  return /Timed out while waiting for handshake|Connection lost before handshake|No response from server|Keepalive timeout|socket hang up|Not connected|Channel open failure|connection closed/i.test(
+    m,
+  );
 }
 
 /** A short, one-line description of a library error (no stacks in device reports). */
 export function describe(err: unknown): string {
   const e = err as { code?: string; message?: string; level?: string };
-  if (e?.level === 'client-authentication') return 'authentication failed (the device refused every key offered: check ssh.user, ssh.identityFile or the agent in SSH_AUTH_SOCK, and the authorized_keys on the device)';
+  if (e?.level === 'client-authentication')
+    return 'authentication failed (the device refused every key offered: check ssh.user, ssh.identityFile or the agent in SSH_AUTH_SOCK, and the authorized_keys on the device)';
   if (isNoSftp(err)) return NO_SFTP;
   const msg = (e?.message ?? String(err)).split('\n')[0];
   if (e?.code === 'ECONNREFUSED') return `connection refused (${msg.replace(/^connect ECONNREFUSED /, '')}): is sshd running and the port right?`;

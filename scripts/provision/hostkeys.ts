@@ -73,10 +73,7 @@ export async function generatedHostKey(keysDir: string, id: string): Promise<Pin
   }
 }
 
-export type HostKeyDecision =
-  | { kind: 'pinned'; key: PinnedKey }
-  | { kind: 'mismatch'; presented: string; pinned: PinnedKey[] }
-  | { kind: 'unknown'; presented: string };
+export type HostKeyDecision = { kind: 'pinned'; key: PinnedKey } | { kind: 'mismatch'; presented: string; pinned: PinnedKey[] } | { kind: 'unknown'; presented: string };
 
 export function decide(presented: Buffer, pinned: readonly PinnedKey[]): HostKeyDecision {
   const hit = pinned.find((k) => k.blob.equals(presented));

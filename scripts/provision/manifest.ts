@@ -19,7 +19,11 @@ export async function loadManifest(outDir: string, keysDir: string, opts: { allo
   }
   const asc = await fs.readFile(file + '.asc', 'utf8').catch(() => undefined);
   if (asc === undefined) {
-    if (!opts.allowUnsigned) throw new ManifestError(`${file}.asc`, 'missing: the build is unsigned. Provision delivers device secrets, so it only trusts signed builds; rebuild with edgeforge build, or pass --allow-unsigned for a test build');
+    if (!opts.allowUnsigned)
+      throw new ManifestError(
+        `${file}.asc`,
+        'missing: the build is unsigned. Provision delivers device secrets, so it only trusts signed builds; rebuild with edgeforge build, or pass --allow-unsigned for a test build',
+      );
   } else {
     let pinned: string;
     try {

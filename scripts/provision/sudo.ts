@@ -22,7 +22,8 @@ export function asRoot(run: DeviceRun): { prefix: string; stdin?: string } {
   return { prefix: 'sudo -n -- ' };
 }
 
-const SUDO_REFUSED = /^sudo: (a password is required|\d+ incorrect password attempts?|no password was provided|a terminal is required)|^Sorry, try again|is not in the sudoers file|is not allowed to execute/m;
+const SUDO_REFUSED =
+  /^sudo: (a password is required|\d+ incorrect password attempts?|no password was provided|a terminal is required)|^Sorry, try again|is not in the sudoers file|is not allowed to execute/m;
 
 /** Run `command` as root (or a command line built around the sudo prefix); turns sudo's own refusals into a clear, non-retried error of `phase`. */
 export async function execAsRoot(run: DeviceRun, phase: Phase, command: string | ((sudo: string) => string), o: Omit<ExecOptions, 'stdin'>): Promise<ExecResult> {

@@ -35,5 +35,8 @@ export function selfSignedCertificate(key: KeyObject, cn: string, notBefore: Dat
   const sig = sign('sha256', tbs, { key, dsaEncoding: 'der' });
   const der = seq(tbs, ECDSA_SHA256, tlv(0x03, Buffer.concat([Buffer.from([0]), sig])));
   new X509Certificate(der); // throws if this is not a certificate
-  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+  return `-----BEGIN CERTIFICATE-----\n${der
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n')}\n-----END CERTIFICATE-----\n`;
 }

@@ -54,18 +54,27 @@ export class RegistryClient {
     const u = new URL(url);
     const mod = u.protocol === 'http:' ? http : https;
     return new Promise((resolve, reject) => {
-      const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) }, agent: (u.protocol === 'http:') === Boolean(this.ep.http) ? this.agent : undefined, ca: this.ep.ca }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => {
-          const b = Buffer.concat(parts);
-          this.traffic.requests++;
-          this.traffic.received += b.length;
-          this.traffic.sent += body?.length ?? 0;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b });
-        });
-        res.on('error', reject);
-      });
+      const req = mod.request(
+        u,
+        {
+          method,
+          headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+          agent: (u.protocol === 'http:') === Boolean(this.ep.http) ? this.agent : undefined,
+          ca: this.ep.ca,
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => {
+            const b = Buffer.concat(parts);
+            this.traffic.requests++;
+            this.traffic.received += b.length;
+            this.traffic.sent += body?.length ?? 0;
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b });
+          });
+          res.on('error', reject);
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });

@@ -84,7 +84,10 @@ export async function startTokenIssuer(o: IssuerOptions): Promise<RunningIssuer>
     const url = new URL(req.url ?? '/', 'http://issuer');
     let r: ReturnType<typeof answer>;
     try {
-      r = url.pathname === '/token' && req.method === 'GET' ? answer(access(), key, url, req.headers.authorization, ttl) : { status: 404, body: { errors: [{ code: 'NOT_FOUND', message: 'GET /token' }] } };
+      r =
+        url.pathname === '/token' && req.method === 'GET'
+          ? answer(access(), key, url, req.headers.authorization, ttl)
+          : { status: 404, body: { errors: [{ code: 'NOT_FOUND', message: 'GET /token' }] } };
     } catch (err) {
       r = { status: 500, body: { errors: [{ code: 'UNAVAILABLE', message: (err as Error).message }] } };
     }

@@ -90,7 +90,11 @@ export async function writeRegistryConfig(o: RegistryConfigOptions): Promise<Reg
     const h = o.site(siteId, host);
     const access = siteAccess(o.fleet, site, o.pulls);
     await writeFileAtomic(path.join(dir, 'issuer', 'access.json'), JSON.stringify(access, null, 2) + '\n', { mode: 0o644 });
-    const yaml = registryConfigYaml(o.fleet, { ...h, rootCertBundle: k.certFile, proxy: { remoteUrl: `https://${oci.registry}`, username: siteCacheUser(siteId), password: upstream } }, `site ${siteId}`);
+    const yaml = registryConfigYaml(
+      o.fleet,
+      { ...h, rootCertBundle: k.certFile, proxy: { remoteUrl: `https://${oci.registry}`, username: siteCacheUser(siteId), password: upstream } },
+      `site ${siteId}`,
+    );
     await writeFileAtomic(path.join(dir, 'config.yml'), yaml, { mode: 0o600 });
     sites.push({ id: siteId, dir, users: access.users.length });
   }
@@ -103,4 +107,3 @@ export async function writeRegistryConfig(o: RegistryConfigOptions): Promise<Reg
   await writeFileAtomic(path.join(cdir, 'config.yml'), registryConfigYaml(o.fleet, { ...o.central, rootCertBundle: k.certFile }, 'central'), { mode: 0o644 });
   return { central: { dir: cdir, users: access.users.length }, sites, created };
 }
-

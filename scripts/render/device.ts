@@ -98,7 +98,13 @@ function coreFiles(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets): Bun
 /** Runs every stage in order over the bundle: their files join it, their fragments are collected, what they withhold leaves. */
 function runStages(fleet: Fleet, d: ResolvedDevice, secrets: DeviceSecrets, opts: RenderOptions, bundle: BundleFile[]): { fragments: string[]; withheld: Set<string> } {
   if (isAbDevice(fleet, d) && !opts.os) throw new Error(`${d.id}: the inventory gives it OS updates (os:), but the build has no OS-update certificate for the device's keyring`);
-  const stages: [string, DeviceStage | undefined][] = [['flux', opts.flux], ['status', opts.status], ['renewal', renewalStage], ['os', opts.os], ['encryption', opts.encryption]];
+  const stages: [string, DeviceStage | undefined][] = [
+    ['flux', opts.flux],
+    ['status', opts.status],
+    ['renewal', renewalStage],
+    ['os', opts.os],
+    ['encryption', opts.encryption],
+  ];
   const fragments: string[] = [];
   const withheld = new Set<string>();
   const paths = new Set(bundle.map((f) => f.path));

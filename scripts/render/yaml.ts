@@ -69,7 +69,13 @@ function literal(s: string, indent: string): string {
   if (!s.endsWith('\n')) chomp = '-';
   else if (s.endsWith('\n\n')) chomp = '+';
   const body = chomp === '-' ? s : s.slice(0, -1);
-  return `|${chomp}\n` + body.split('\n').map((l) => (l.length ? indent + l : '')).join('\n');
+  return (
+    `|${chomp}\n` +
+    body
+      .split('\n')
+      .map((l) => (l.length ? indent + l : ''))
+      .join('\n')
+  );
 }
 
 function isPlainObject(v: object): boolean {
@@ -80,11 +86,16 @@ function isPlainObject(v: object): boolean {
 function scalar(v: unknown, indent: string): string | undefined {
   if (v === null) return 'null';
   switch (typeof v) {
-    case 'boolean': return v ? 'true' : 'false';
-    case 'number': return num(v);
-    case 'string': return literalOk(v) ? literal(v, indent) : yamlString(v);
-    case 'object': return undefined;
-    default: throw new Unsupported();
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'number':
+      return num(v);
+    case 'string':
+      return literalOk(v) ? literal(v, indent) : yamlString(v);
+    case 'object':
+      return undefined;
+    default:
+      throw new Unsupported();
   }
 }
 
@@ -160,7 +171,10 @@ const COMMENT_ESCAPE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\ufeff\ufffe\uff
 
 /** "# " before every line of a header (multi-line text stays comments; nothing in it can end the comment). */
 export function yamlComment(text: string): string {
-  const lines = text.trimEnd().split(COMMENT_BREAK).map((l) => l.replace(COMMENT_ESCAPE, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')));
+  const lines = text
+    .trimEnd()
+    .split(COMMENT_BREAK)
+    .map((l) => l.replace(COMMENT_ESCAPE, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')));
   return lines.map((l) => (l ? `# ${l}` : '#')).join('\n') + '\n';
 }
 

@@ -36,7 +36,12 @@ export async function startRegistry(config: string, port: number, env: NodeJS.Pr
     proc,
     log: () => log,
     requests: () =>
-      [...log.matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP\/[0-9.]+" (\d{3}) (\d+|-)/g)].map((m) => ({ method: m[1], path: m[2], status: Number(m[3]), bytes: m[4] === '-' ? 0 : Number(m[4]) })),
+      [...log.matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP\/[0-9.]+" (\d{3}) (\d+|-)/g)].map((m) => ({
+        method: m[1],
+        path: m[2],
+        status: Number(m[3]),
+        bytes: m[4] === '-' ? 0 : Number(m[4]),
+      })),
     stop: () =>
       new Promise<void>((resolve) => {
         if (proc.exitCode !== null) return resolve();

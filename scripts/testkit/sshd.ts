@@ -184,7 +184,9 @@ export class Endpoint {
         `LogLevel ${opts.logLevel ?? 'ERROR'}`,
         ...(opts.noSftp ? [] : [`Subsystem sftp ${sftp}`]),
         ...userns,
-        `SetEnv ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+        `SetEnv ${Object.entries(env)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
         '',
       ].join('\n'),
     );

@@ -48,7 +48,17 @@ export async function publishAll(url: string, ca: string, devices: SimDevice[], 
       limit(
         () =>
           new Promise<void>((resolve) => {
-            const c = mqtt.connect(url, { protocolVersion: d.protocolVersion ?? 5, clientId: d.clientId ?? d.id, username: d.username, password: d.password, ca, rejectUnauthorized: true, reconnectPeriod: 0, connectTimeout: 20000, clean: true });
+            const c = mqtt.connect(url, {
+              protocolVersion: d.protocolVersion ?? 5,
+              clientId: d.clientId ?? d.id,
+              username: d.username,
+              password: d.password,
+              ca,
+              rejectUnauthorized: true,
+              reconnectPeriod: 0,
+              connectTimeout: 20000,
+              clean: true,
+            });
             const done = (ok: boolean, reason: string) => {
               if (out.has(d.id)) return;
               out.set(d.id, { ok, reason });

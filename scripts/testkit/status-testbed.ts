@@ -69,7 +69,9 @@ export async function statusEnv(n: number, opts: { revokedCount?: number; period
 /** The user Mosquitto drops to when started as root: `mosquitto` (Debian's package creates it), from /etc/passwd. */
 export function brokerUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('mosquitto:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('mosquitto:'));
   if (!line) throw new Error('running as root, Mosquitto drops to the user "mosquitto", which does not exist (the Debian package mosquitto creates it)');
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };

@@ -7,7 +7,7 @@ export function formatBytes(n: number): string {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let v = n;
-  while (v >= 1024 && i < u.length - 1) (v /= 1024), i++;
+  while (v >= 1024 && i < u.length - 1) ((v /= 1024), i++);
   return `${v.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
 
@@ -93,7 +93,11 @@ export function groupedSkips(results: DeviceResult[], maxIds = 6): string[] {
   return [...byPhase.values()].flatMap((rs) => {
     const one = (r: DeviceResult) => `${r.id}: skipped in ${r.phase}${r.message ? ` — ${r.message}` : ''}`;
     if (rs.length <= 3) return rs.map(one);
-    const ids = rs.slice(0, maxIds).map((r) => r.id).join(', ') + (rs.length > maxIds ? `, +${rs.length - maxIds} more` : '');
+    const ids =
+      rs
+        .slice(0, maxIds)
+        .map((r) => r.id)
+        .join(', ') + (rs.length > maxIds ? `, +${rs.length - maxIds} more` : '');
     return [`${rs.length} skipped in ${rs[0].phase} (${ids}), e.g. ${one(rs[0])}`];
   });
 }

@@ -70,7 +70,10 @@ export function sortProblems(problems: Problem[]): Problem[] {
 
 export class KeysError extends Error {
   /** 'usage': the operator must do something (exit 2); 'state': keys/ is inconsistent or tampered with */
-  constructor(message: string, readonly kind: 'usage' | 'state' = 'usage') {
+  constructor(
+    message: string,
+    readonly kind: 'usage' | 'state' = 'usage',
+  ) {
     super(message);
     this.name = 'KeysError';
   }

@@ -35,8 +35,20 @@ function install() {
     const kind = type === 'x25519' || type === 'ed25519' ? OKP[type] : undefined;
     if (!kind) return original(algorithm, extractable, usages);
     const k = generateOkp(type);
-    const privateKey = await subtle.importKey('pkcs8', k.pkcs8, name, extractable, usages.filter((u) => kind.priv.includes(u)));
-    const publicKey = await subtle.importKey('spki', k.spki, name, true, usages.filter((u) => kind.pub.includes(u)));
+    const privateKey = await subtle.importKey(
+      'pkcs8',
+      k.pkcs8,
+      name,
+      extractable,
+      usages.filter((u) => kind.priv.includes(u)),
+    );
+    const publicKey = await subtle.importKey(
+      'spki',
+      k.spki,
+      name,
+      true,
+      usages.filter((u) => kind.pub.includes(u)),
+    );
     return { privateKey, publicKey };
   };
   generateKey.edgeforgeOkp = true;

@@ -14,7 +14,9 @@ function walk(p: string): string[] {
   const abs = path.join(ROOT, p);
   if (!existsSync(abs)) return [];
   if (!statSync(abs).isDirectory()) return [p];
-  return readdirSync(abs).filter((n) => !SKIP.has(n)).flatMap((n) => walk(path.posix.join(p, n)));
+  return readdirSync(abs)
+    .filter((n) => !SKIP.has(n))
+    .flatMap((n) => walk(path.posix.join(p, n)));
 }
 
 function issueReferences(file: string, text: string): string[] {

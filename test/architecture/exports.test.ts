@@ -5,8 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ALLOWED, findUnusedExports, readCode } from '../../scripts/dev/unused-exports.ts';
 
 const ROOT = path.resolve(__dirname, '../..');
-const names = (files: Record<string, string>, o?: { alsoLocal?: boolean }) =>
-  findUnusedExports(new Map(Object.entries(files)), o).map((u) => `${u.file} ${u.name}`);
+const names = (files: Record<string, string>, o?: { alsoLocal?: boolean }) => findUnusedExports(new Map(Object.entries(files)), o).map((u) => `${u.file} ${u.name}`);
 
 describe('dead exports', () => {
   it('no file exports what nothing uses (the allow-list names why each exception is kept)', () => {
@@ -68,7 +67,8 @@ describe('dead exports', () => {
       'scripts/cli/main.ts': 'export async function main() {}',
       'scripts/a/x.mjs': 'export function f() {}',
       'scripts/a/x.d.mts': 'export function f(): void;',
-      'scripts/bin/run.mjs': "import * as whole from '../a/whole.ts';\nuse(whole);\nconst m = await import('../a/kept.ts');\n({ main } = await import('../../dist/cli/main.js'));\nimport { f } from '../a/x.mjs';",
+      'scripts/bin/run.mjs':
+        "import * as whole from '../a/whole.ts';\nuse(whole);\nconst m = await import('../a/kept.ts');\n({ main } = await import('../../dist/cli/main.js'));\nimport { f } from '../a/x.mjs';",
       'test/x.test.ts': 'export const testsAreNotChecked = 1;',
     };
     expect(names(files)).toEqual([]);

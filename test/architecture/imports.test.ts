@@ -118,7 +118,9 @@ const code = files.filter((f) => /\.(ts|mts|mjs)$/.test(f));
 
 describe('the layers of scripts/', () => {
   it('README lists every folder under scripts/ exactly once, and no folder that is gone', () => {
-    const folders = readdirSync(SCRIPTS).filter((n) => statSync(path.join(SCRIPTS, n)).isDirectory()).sort();
+    const folders = readdirSync(SCRIPTS)
+      .filter((n) => statSync(path.join(SCRIPTS, n)).isDirectory())
+      .sort();
     expect(layers.size).toBeGreaterThan(5);
     expect([...layers.keys()].sort()).toEqual(folders);
     // every file lives in a folder (a file directly in scripts/ would have no layer)

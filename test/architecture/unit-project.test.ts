@@ -11,7 +11,13 @@ const ROOT = path.resolve(__dirname, '../..');
 const EXTERNAL = /node:child_process|from 'zx'|requireTools|\btool\(|testkit\/(sshd|registry)\.ts|status\/local-broker\.ts/;
 
 /** the glob forms vitest.config.ts uses: a file, or `dir/**\/*.test.ts` */
-const matcher = (glob: string) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '(?:.*/)?').replace(/\*/g, '[^/]*')}$`);
+const matcher = (glob: string) =>
+  new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*\*\//g, '(?:.*/)?')
+      .replace(/\*/g, '[^/]*')}$`,
+  );
 
 function testFiles(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>

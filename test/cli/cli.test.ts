@@ -89,7 +89,10 @@ describe('inventory generate / import', () => {
     const inv = path.join(dir, 'fleet.yaml');
     writeFileSync(inv, readFileSync('inventory/example.yaml'));
     const csv = path.join(dir, 'line3.csv');
-    writeFileSync(csv, 'id,serial,mac,region,site,profile,address\r\nulsan1-line3-001,10000000a3f1c101,dc:a6:32:10:03:01,kr-south,ulsan-plant-1,rpi4-4g,10.20.1.31/24\r\n"ulsan1-line3-002","10000000a3f1c102",dc:a6:32:10:03:02,kr-south,ulsan-plant-1,,10.20.1.32/24\r\nbusan1-gw-001,20000000aa000001,dc:a6:32:20:00:01,kr-south,busan-port-1,,\r\n');
+    writeFileSync(
+      csv,
+      'id,serial,mac,region,site,profile,address\r\nulsan1-line3-001,10000000a3f1c101,dc:a6:32:10:03:01,kr-south,ulsan-plant-1,rpi4-4g,10.20.1.31/24\r\n"ulsan1-line3-002","10000000a3f1c102",dc:a6:32:10:03:02,kr-south,ulsan-plant-1,,10.20.1.32/24\r\nbusan1-gw-001,20000000aa000001,dc:a6:32:20:00:01,kr-south,busan-port-1,,\r\n',
+    );
     // busan-port-1 is a new site: refused unless asked for
     const refused = await runCli(['inventory', 'import', csv, '-i', inv]);
     expect(refused.code).toBe(2);
@@ -98,13 +101,16 @@ describe('inventory generate / import', () => {
     expect(r.stderr).toContain('added 3 device(s)');
     expect(r.code).toBe(0);
     const text = readFileSync(inv, 'utf8');
-    expect(text).toContain('# the Git host\'s key, pinned: devices never trust on first use');
+    expect(text).toContain("# the Git host's key, pinned: devices never trust on first use");
     const v = await runCli(['validate', '-i', inv, '--json']);
     expect(JSON.parse(v.stdout)).toMatchObject({ activeDevices: 17, sites: 5 });
 
     const before = readFileSync(inv, 'utf8');
     const bad = path.join(dir, 'bad.csv');
-    writeFileSync(bad, 'id,serial,mac,region,site\nok-device-1,30000000aa000001,dc:a6:32:30:00:01,kr-south,ulsan-plant-1\nBad_Id,30000000aa000002,dc:a6:32:30:00:02,kr-south,ulsan-plant-1\nok-device-3,30000000aa000003,not-a-mac,kr-south,ulsan-plant-1\n');
+    writeFileSync(
+      bad,
+      'id,serial,mac,region,site\nok-device-1,30000000aa000001,dc:a6:32:30:00:01,kr-south,ulsan-plant-1\nBad_Id,30000000aa000002,dc:a6:32:30:00:02,kr-south,ulsan-plant-1\nok-device-3,30000000aa000003,not-a-mac,kr-south,ulsan-plant-1\n',
+    );
     const rb = await runCli(['inventory', 'import', bad, '-i', inv]);
     expect(rb.code).toBe(2);
     expect(rb.stderr).toContain(`${bad}:3:1: id "Bad_Id"`); // row 3, column 1 (id)

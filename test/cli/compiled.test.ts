@@ -27,9 +27,7 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, flags: string[] = []) 
 
 /** the files under `dir`, relative, with the given endings */
 function listFiles(dir: string, re: RegExp, rel = ''): string[] {
-  return readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? listFiles(dir, re, path.join(rel, e.name)) : re.test(e.name) ? [path.join(rel, e.name)] : [],
-  );
+  return readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(dir, re, path.join(rel, e.name)) : re.test(e.name) ? [path.join(rel, e.name)] : []));
 }
 
 beforeAll(async () => {
@@ -39,7 +37,10 @@ beforeAll(async () => {
   const c = await node(['scripts/bin/compile.mjs']);
   expect(c.code, c.stderr).toBe(0);
   // a module hook that logs every file the CLI loads (node --import register.mjs)
-  writeFileSync(path.join(root, 'hooks.mjs'), "import { appendFileSync } from 'node:fs';\nexport async function load(url, ctx, next) { appendFileSync(process.env.LOAD_LOG, url + '\\n'); return next(url, ctx); }\n");
+  writeFileSync(
+    path.join(root, 'hooks.mjs'),
+    "import { appendFileSync } from 'node:fs';\nexport async function load(url, ctx, next) { appendFileSync(process.env.LOAD_LOG, url + '\\n'); return next(url, ctx); }\n",
+  );
   writeFileSync(path.join(root, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
 }, 300_000);
 
@@ -49,7 +50,10 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 async function loaded(args: string[]) {
   const log = path.join(root, `load-${Math.random().toString(36).slice(2)}.log`);
   const r = await run(args, { LOAD_LOG: log }, ['--import', './register.mjs']);
-  const files = readFileSync(log, 'utf8').split('\n').filter((u) => u.startsWith('file://')).map((u) => path.relative(root, new URL(u).pathname));
+  const files = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((u) => u.startsWith('file://'))
+    .map((u) => path.relative(root, new URL(u).pathname));
   return { files, r };
 }
 
@@ -80,8 +84,14 @@ describe('compiled tree (dist/)', () => {
       expect(r.stderr).toContain('running the compiled dist/');
       expect(r.stdout).toContain('Example:');
       expect(files).toContain('dist/cli/main.js');
-      expect(files.filter((f) => f.startsWith('dist/cli/commands/') || f.startsWith('scripts/') && f.endsWith('.ts')), args.join(' ')).toEqual([]);
-      expect(files.filter((f) => /node_modules\/(zod|openpgp|ssh2|zx|listr2|tsx)\//.test(f)), args.join(' ')).toEqual([]);
+      expect(
+        files.filter((f) => f.startsWith('dist/cli/commands/') || (f.startsWith('scripts/') && f.endsWith('.ts'))),
+        args.join(' '),
+      ).toEqual([]);
+      expect(
+        files.filter((f) => /node_modules\/(zod|openpgp|ssh2|zx|listr2|tsx)\//.test(f)),
+        args.join(' '),
+      ).toEqual([]);
     }
   });
 

@@ -25,7 +25,7 @@ describe.runIf(HAVE_TOOLS).each([
   ['Flux as a K3s HelmChart (the example as shipped)', (t: string) => t],
   ['Flux as a pinned release bundle', () => exampleInventoryText(install)],
 ])('build output: %s', (_n, text) => {
-  it('OUT/gitops and every device\'s Flux bootstrap manifests are accepted by the pinned schemas of its K3s line', async () => {
+  it("OUT/gitops and every device's Flux bootstrap manifests are accepted by the pinned schemas of its K3s line", async () => {
     const f = await fleetDir(text(readFileSync('inventory/example.yaml', 'utf8')));
     try {
       mkdirSync(path.join(f.dir, 'bundles/flux'), { recursive: true });

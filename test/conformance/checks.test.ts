@@ -23,7 +23,14 @@ const deployment = (extra: Record<string, unknown> = {}) => ({
   apiVersion: 'apps/v1',
   kind: 'Deployment',
   metadata: { name: 'x', namespace: 'y', labels: { a: 'b' }, creationTimestamp: null },
-  spec: { replicas: 1, selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'r.example/i:1', resources: { limits: { memory: '64Mi', cpu: 1 } }, ports: [{ containerPort: 80 }] }], ...extra } } },
+  spec: {
+    replicas: 1,
+    selector: { matchLabels: { a: 'b' } },
+    template: {
+      metadata: { labels: { a: 'b' } },
+      spec: { containers: [{ name: 'c', image: 'r.example/i:1', resources: { limits: { memory: '64Mi', cpu: 1 } }, ports: [{ containerPort: 80 }] }], ...extra },
+    },
+  },
 });
 
 describe('the Kubernetes API per K3s line', () => {
@@ -64,7 +71,7 @@ describe('built-in kinds', () => {
     expect(f.find((x) => x.path === 'b.yaml')?.reason).toMatch(/^spec\.replicas: must be a number, is a string/);
     expect(f.find((x) => x.path === 'c.yaml')?.reason).toMatch(/Kubernetes 1\.34 does not serve CronJobb as batch\/v1/);
   });
-  it("a kind of a group Kubernetes does not serve is a custom resource, even under .k8s.io: unchecked without its CRD (a warning)", () => {
+  it('a kind of a group Kubernetes does not serve is a custom resource, even under .k8s.io: unchecked without its CRD (a warning)', () => {
     const f = checkObjects([obj('s.yaml', { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name: 'x' } })], t);
     expect(f).toEqual([expect.objectContaining({ warning: true, reason: expect.stringMatching(/^cannot be checked: no CRD for VolumeSnapshot/) })]);
   });
@@ -72,7 +79,9 @@ describe('built-in kinds', () => {
     const objects = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.34.2').map((o) => obj('revoked-press-001.yaml', o));
     const on29 = checkObjects(objects, { minors: [29], crds: [] });
     expect(on29.map((f) => `${f.ref}: ${f.reason}`)).toEqual([
-      expect.stringMatching(/^ValidatingAdmissionPolicy\/edgeforge-revoked-press-001: Kubernetes 1\.29 does not serve ValidatingAdmissionPolicy as admissionregistration\.k8s\.io\/v1 \(it serves it as admissionregistration\.k8s\.io\/v1alpha1, admissionregistration\.k8s\.io\/v1beta1\) — "no matches for kind"/),
+      expect.stringMatching(
+        /^ValidatingAdmissionPolicy\/edgeforge-revoked-press-001: Kubernetes 1\.29 does not serve ValidatingAdmissionPolicy as admissionregistration\.k8s\.io\/v1 \(it serves it as admissionregistration\.k8s\.io\/v1alpha1, admissionregistration\.k8s\.io\/v1beta1\) — "no matches for kind"/,
+      ),
       expect.stringMatching(/^ValidatingAdmissionPolicyBinding\/edgeforge-revoked-press-001: Kubernetes 1\.29 does not serve/),
     ]);
     expect(checkObjects(objects, { minors: [30, 31, 32, 33, 34, 35, 36], crds: [] })).toEqual([]);
@@ -113,8 +122,14 @@ describe('custom resources against a CRD schema', () => {
 });
 
 describe('transitions from the tree the clusters applied before', () => {
-  const job = (image: string, name = 'revoke-a') => obj('j.yaml', { apiVersion: 'batch/v1', kind: 'Job', metadata: { name, namespace: 'kube-system' }, spec: { template: { spec: { containers: [{ name: 'c', image }], restartPolicy: 'OnFailure' } } } });
-  it("a Job whose pod template changes under the same name is refused: its template is immutable", () => {
+  const job = (image: string, name = 'revoke-a') =>
+    obj('j.yaml', {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name, namespace: 'kube-system' },
+      spec: { template: { spec: { containers: [{ name: 'c', image }], restartPolicy: 'OnFailure' } } },
+    });
+  it('a Job whose pod template changes under the same name is refused: its template is immutable', () => {
     const f = checkTransition([job('kubectl:v1.33.5')], [job('kubectl:v1.34.2')]);
     expect(f).toHaveLength(1);
     expect(f[0]).toMatchObject({ path: 'j.yaml', ref: 'Job/kube-system/revoke-a' });
@@ -126,7 +141,7 @@ describe('transitions from the tree the clusters applied before', () => {
     (forced.object.metadata as Record<string, unknown>).annotations = { 'kustomize.toolkit.fluxcd.io/force': 'enabled' };
     expect(checkTransition([job('kubectl:v1.33.5')], [forced])).toEqual([]);
   });
-  it("the revocation Job takes a new name when its kubectl image changes (a promote, a new pin)", () => {
+  it('the revocation Job takes a new name when its kubectl image changes (a promote, a new pin)', () => {
     const before = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.33.5').map((o) => obj('r.yaml', o));
     const after = revokedAgentObjects('press-001', 'docker.io/rancher/kubectl:v1.34.2').map((o) => obj('r.yaml', o));
     expect(checkTransition(before, after)).toEqual([]);
@@ -139,7 +154,13 @@ describe('transitions from the tree the clusters applied before', () => {
 });
 
 describe('what expires', () => {
-  const token = (expires: string) => obj('jt/a.token.yaml', { apiVersion: 'v1', kind: 'Secret', type: 'bootstrap.kubernetes.io/token', metadata: { name: 'bootstrap-token-abcdef', namespace: 'kube-system', labels: { 'edgeforge.dev/agent': 'press-001' }, annotations: { 'edgeforge.dev/expires': expires } } });
+  const token = (expires: string) =>
+    obj('jt/a.token.yaml', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'bootstrap.kubernetes.io/token',
+      metadata: { name: 'bootstrap-token-abcdef', namespace: 'kube-system', labels: { 'edgeforge.dev/agent': 'press-001' }, annotations: { 'edgeforge.dev/expires': expires } },
+    });
   const now = new Date('2026-12-07T00:00:00Z');
   it('an expired token and one inside its renewal margin are reported with their dates; a fresh one is not', () => {
     const f = expiryFindings(joinTokenExpiries([token('2026-01-31T00:00:00Z'), token('2026-12-15T00:00:00Z'), token('2027-01-06T00:00:00Z')], 30), now);
@@ -153,7 +174,10 @@ describe('what expires', () => {
 describe("the images edgeforge's objects pull", () => {
   const pod = (image: string) => obj('c.yaml', { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'c' }, spec: { template: { spec: { containers: [{ name: 'c', image }] } } } });
   const digest = 'sha256:' + 'a'.repeat(64);
-  const pinned = [{ ref: `docker.io/rancher/kubectl:v1.34.2@${digest}`, role: 'kubectl' }, { ref: 'docker.io/rancher/system-upgrade-controller:v0.16.1', role: 'controller' }];
+  const pinned = [
+    { ref: `docker.io/rancher/kubectl:v1.34.2@${digest}`, role: 'kubectl' },
+    { ref: 'docker.io/rancher/system-upgrade-controller:v0.16.1', role: 'controller' },
+  ];
   it('must name a registry, be pinned by the inventory, and carry its digest (tag-only is a warning)', () => {
     expect(checkImages([pod(`docker.io/rancher/kubectl:v1.34.2@${digest}`)], pinned)).toEqual([]);
     const f = checkImages([pod('rancher/kubectl:v1.34.2'), pod('docker.io/rancher/system-upgrade-controller:v0.16.1'), pod('ghcr.io/x/y:1')], pinned);

@@ -51,4 +51,3 @@ export async function fleetDir(text: string): Promise<FleetDir> {
   const runAt = (now: string, ...a: string[]) => runCli([...a, '-i', 'fleet.yaml', ...keys(a)], { cwd: dir, env: { EDGEFORGE_NOW: now, SOURCE_DATE_EPOCH: NOW } });
   return { dir, fleet, run: (...a) => runAt(NOW, ...a), runAt };
 }
-

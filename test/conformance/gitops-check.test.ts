@@ -31,7 +31,9 @@ describe.runIf(HAVE_TOOLS)('gitops --check', () => {
     const r = await check();
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/repo: \d+ objects in \d+ files checked against Kubernetes 1\.36 and system-upgrade-controller@v0\.16\.1, flux@v2\.9\.6, changes against .*repo as it is: 0 problem\(s\), \d+ warning\(s\) — OK/);
+    expect(r.stderr).toMatch(
+      /repo: \d+ objects in \d+ files checked against Kubernetes 1\.36 and system-upgrade-controller@v0\.16\.1, flux@v2\.9\.6, changes against .*repo as it is: 0 problem\(s\), \d+ warning\(s\) — OK/,
+    );
     const j = JSON.parse((await check('--json')).stdout);
     expect(j).toMatchObject({ ok: true, errors: [], checked: { kubernetes: ['1.36'], releases: ['system-upgrade-controller@v0.16.1', 'flux@v2.9.6'] } });
   });
@@ -55,7 +57,11 @@ describe.runIf(HAVE_TOOLS)('gitops --check', () => {
     writeFileSync(p, readFileSync(p, 'utf8').replace(/image: docker\.io\/rancher\/kubectl:v1\.35\.6/g, 'image: docker.io/rancher/kubectl:v1.34.9'));
     const r = await check('--against', prev);
     expect(r.code).toBe(1);
-    expect(lines(r.stdout)).toEqual([expect.stringMatching(new RegExp(`^${REVOKED}: Job/kube-system/revoke-changwon2-press-001-[0-9a-f]{8}: spec\\.template changes under the same name, and the API server refuses to change it on an existing Job`))]);
+    expect(lines(r.stdout)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${REVOKED}: Job/kube-system/revoke-changwon2-press-001-[0-9a-f]{8}: spec\\.template changes under the same name, and the API server refuses to change it on an existing Job`),
+      ),
+    ]);
   });
 
   it("refuses the revoked agent's admission policy while a cluster still runs K3s v1.29 (the previous tree's Plans)", async () => {
@@ -69,7 +75,9 @@ describe.runIf(HAVE_TOOLS)('gitops --check', () => {
     expect(j.checked.kubernetes).toEqual(['1.29', '1.36']);
     const vap = j.errors.filter((e: { path: string }) => e.path === REVOKED);
     expect(vap.map((e: { ref: string; reason: string }) => `${e.ref}: ${e.reason}`)).toEqual([
-      expect.stringMatching(/^ValidatingAdmissionPolicy\/edgeforge-revoked-changwon2-press-001: Kubernetes 1\.29 does not serve ValidatingAdmissionPolicy as admissionregistration\.k8s\.io\/v1 .*no matches for kind.* \[Kubernetes 1\.29\]$/),
+      expect.stringMatching(
+        /^ValidatingAdmissionPolicy\/edgeforge-revoked-changwon2-press-001: Kubernetes 1\.29 does not serve ValidatingAdmissionPolicy as admissionregistration\.k8s\.io\/v1 .*no matches for kind.* \[Kubernetes 1\.29\]$/,
+      ),
       expect.stringMatching(/^ValidatingAdmissionPolicyBinding\/edgeforge-revoked-changwon2-press-001: Kubernetes 1\.29 does not serve/),
     ]);
   });
@@ -84,7 +92,11 @@ describe.runIf(HAVE_TOOLS)('gitops --check', () => {
       const r = await f.runAt(later, 'gitops', '--to', 'repo', '--check', '--json');
       expect(r.code, r.stderr).toBe(0);
       const j = JSON.parse(r.stdout);
-      expect(j.warnings).toContainEqual(expect.stringMatching(/join-tokens\/changwon2-press-002\.token\.yaml: join token Secret\/kube-system\/bootstrap-token-[a-z0-9]{6} of agent changwon2-press-002 expired on 2027-01-09T00:00:00Z \(10 days ago\)/));
+      expect(j.warnings).toContainEqual(
+        expect.stringMatching(
+          /join-tokens\/changwon2-press-002\.token\.yaml: join token Secret\/kube-system\/bootstrap-token-[a-z0-9]{6} of agent changwon2-press-002 expired on 2027-01-09T00:00:00Z \(10 days ago\)/,
+        ),
+      );
       expect(j.warnings).toContainEqual(expect.stringMatching(/agent join tokens not written \(needs an admin key/));
       const s = await f.runAt(later, 'gitops', '--to', 'repo', '--check', '--strict');
       expect(s.code).toBe(1);
@@ -95,7 +107,11 @@ describe.runIf(HAVE_TOOLS)('gitops --check', () => {
   });
 
   it('--against a Git revision of the working tree', async () => {
-    const git = (...a: string[]) => execFileSync(tool('git'), ['-C', repo(), ...a], { encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
+    const git = (...a: string[]) =>
+      execFileSync(tool('git'), ['-C', repo(), ...a], {
+        encoding: 'utf8',
+        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' },
+      });
     git('init', '-q');
     git('add', '-A');
     git('commit', '-qm', 'tree');

@@ -15,7 +15,7 @@ describe("the controller's window", () => {
     for (const bad of ['24:00', '5.30', '05:3', '3 pm', '3PM', 'noon', '']) expect(parseWindowTime(bad), bad).toBeUndefined();
   });
 
-  it('is inside from start to end on a listed day, in the window\'s own time zone', () => {
+  it("is inside from start to end on a listed day, in the window's own time zone", () => {
     const w = { days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], startTime: '05:30', endTime: '06:30', timeZone: 'Asia/Seoul' };
     expect(windowContains(w, at('2026-12-07T20:29:00Z'))).toBe(false); // 05:29 KST
     expect(windowContains(w, at('2026-12-07T20:30:00Z'))).toBe(true); // 05:30

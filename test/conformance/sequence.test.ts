@@ -26,20 +26,34 @@ async function lifeOf(text: string, pick: (f: Fleet) => { agent: string; single:
   const steps: [string, () => Promise<void>][] = [
     ['gitops --to (the first tree)', async () => ok(await run('gitops', '--to', 'repo'))],
     [`revoke agent ${agent}`, async () => ok(await run('revoke', agent, '--reason', 'stolen', '--gitops', 'repo'))],
-    ['rollout promote (v1.34.9 -> v1.35.6), gitops --to', async () => {
-      await ok(await run('rollout', 'promote'));
-      await ok(await run('gitops', '--to', 'repo'));
-    }],
+    [
+      'rollout promote (v1.34.9 -> v1.35.6), gitops --to',
+      async () => {
+        await ok(await run('rollout', 'promote'));
+        await ok(await run('gitops', '--to', 'repo'));
+      },
+    ],
     [`keys rotate --site ${site}`, async () => ok(await run('keys', 'rotate', '--site', site, '--gitops', 'repo', '--reason', 'scheduled'))],
     [`revoke ${single}`, async () => ok(await run('revoke', single, '--reason', 'lost', '--gitops', 'repo'))],
-    ['a new kubectl pin and a rollout to v1.36.5, gitops --to', async () => {
-      edit((t) => t.replace(/^  version: v1\.35\.6\+k3s1\n/m, `  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n  upgrade:\n    kubectl: { ref: docker.io/rancher/kubectl:v1.35.6, sha256: "${DIGEST}" }\n`));
-      await ok(await run('gitops', '--to', 'repo'));
-    }],
-    ['rollout promote (v1.35.6 -> v1.36.5), gitops --to --prune', async () => {
-      await ok(await run('rollout', 'promote'));
-      await ok(await run('gitops', '--to', 'repo', '--prune'));
-    }],
+    [
+      'a new kubectl pin and a rollout to v1.36.5, gitops --to',
+      async () => {
+        edit((t) =>
+          t.replace(
+            /^  version: v1\.35\.6\+k3s1\n/m,
+            `  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n  upgrade:\n    kubectl: { ref: docker.io/rancher/kubectl:v1.35.6, sha256: "${DIGEST}" }\n`,
+          ),
+        );
+        await ok(await run('gitops', '--to', 'repo'));
+      },
+    ],
+    [
+      'rollout promote (v1.35.6 -> v1.36.5), gitops --to --prune',
+      async () => {
+        await ok(await run('rollout', 'promote'));
+        await ok(await run('gitops', '--to', 'repo', '--prune'));
+      },
+    ],
   ];
   const report: string[] = [];
   for (const [i, [name, act]] of steps.entries()) {

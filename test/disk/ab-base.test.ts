@@ -20,7 +20,10 @@ import { autobootTxt } from '../../scripts/render/os/boot.ts';
 import { currentState, fixedSizeText, piDiskSignature, piPartuuid } from '../../scripts/render/os/slots.ts';
 import { OS_UPDATE } from '../../scripts/device/layout.ts';
 
-const HAVE_TOOLS = requireTools(['blkid', 'e2fsck', 'fsck.vfat', 'grub-editenv', 'grub-script-check', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'mtype', 'sfdisk', 'sgdisk'], 'test/disk/ab-base.test.ts');
+const HAVE_TOOLS = requireTools(
+  ['blkid', 'e2fsck', 'fsck.vfat', 'grub-editenv', 'grub-script-check', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'mtype', 'sfdisk', 'sgdisk'],
+  'test/disk/ab-base.test.ts',
+);
 
 const EPOCH = 1767225600;
 const GB = 1e9;
@@ -55,7 +58,7 @@ describe.runIf(HAVE_TOOLS)('A/B layout on a UEFI (GPT) base', () => {
     ab = await deriveAbBase({ base, profile: await loadProfile('uefi-gpt'), fleet: 'acme', version: '2026.12.1', cardBytes: 32 * GB, outDir: path.join(dir, 'out-uefi') });
   });
 
-  it('has the ESP, root A (the base\'s root, byte for byte) and an empty root B, both GPT copies valid', () => {
+  it("has the ESP, root A (the base's root, byte for byte) and an empty root B, both GPT copies valid", () => {
     const img = ab.base.rawPath;
     expect(run('sfdisk', ['--verify', img])).toContain('No errors detected.');
     execFileSync(tool('sgdisk'), ['-v', img], { stdio: 'pipe' });
@@ -79,7 +82,7 @@ describe.runIf(HAVE_TOOLS)('A/B layout on a UEFI (GPT) base', () => {
     expect(ab.info.facts.rootUuids).toEqual([a.uuid!.toLowerCase(), b.uuid!.toLowerCase()]);
   });
 
-  it('writes GRUB\'s A/B configuration and the environment RAUC edits, in a clean ESP that keeps the base\'s files', () => {
+  it("writes GRUB's A/B configuration and the environment RAUC edits, in a clean ESP that keeps the base's files", () => {
     const img = ab.base.rawPath;
     const esp = sfdiskJson(img).partitions[0];
     const off = esp.start * 512;
@@ -148,9 +151,13 @@ describe.runIf(HAVE_TOOLS)('A/B layout on a UEFI (GPT) base', () => {
   it('refuses a base that is not an ESP and one root, and a slot smaller than the root', async () => {
     const fx2 = buildRaspiFixture(path.join(dir, 'not-gpt'));
     const base = await prepareBase({ path: fx2.path, sha256: fx2.sha256 });
-    await expect(deriveAbBase({ base, profile: await loadProfile('uefi-gpt'), fleet: 'acme', version: 'v1', cardBytes: 32 * GB, outDir: path.join(dir, 'out-bad') })).rejects.toThrow(/expects a GPT base/);
+    await expect(deriveAbBase({ base, profile: await loadProfile('uefi-gpt'), fleet: 'acme', version: 'v1', cardBytes: 32 * GB, outDir: path.join(dir, 'out-bad') })).rejects.toThrow(
+      /expects a GPT base/,
+    );
     const gptBase = await prepareBase({ path: fx.path, sha256: fx.sha256 });
-    await expect(deriveAbBase({ base: gptBase, profile: await loadProfile('uefi-gpt'), fleet: 'acme', version: 'v1', slotBytes: 4 * 1048576, cardBytes: 32 * GB, outDir: path.join(dir, 'out-bad') })).rejects.toThrow(/smaller than the base image's root partition/);
+    await expect(
+      deriveAbBase({ base: gptBase, profile: await loadProfile('uefi-gpt'), fleet: 'acme', version: 'v1', slotBytes: 4 * 1048576, cardBytes: 32 * GB, outDir: path.join(dir, 'out-bad') }),
+    ).rejects.toThrow(/smaller than the base image's root partition/);
   });
 });
 
@@ -204,7 +211,12 @@ describe.runIf(HAVE_TOOLS)('A/B layout on a Raspberry Pi (MBR) base', () => {
     const auto = mtype(img, sel.start * 512, 'autoboot.txt');
     expect(auto).toBe(fixedSizeText(autobootTxt(2, 3), 512));
     expect(auto.startsWith('[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n#')).toBe(true);
-    expect(auto.split('\n').slice(5).every((l) => l === '' || (/^#+$/.test(l) && l.length < 80))).toBe(true);
+    expect(
+      auto
+        .split('\n')
+        .slice(5)
+        .every((l) => l === '' || (/^#+$/.test(l) && l.length < 80)),
+    ).toBe(true);
     expect(currentState([0, 1].map((i) => mtype(img, sel.start * 512, `edgeforge/os-state.${i}`)))).toMatchObject({ A_VERSION: '2026.12.1' });
     const bootA = t.partitions[1];
     fsckFat(img, bootA.start * 512, bootA.size * 512, dir);

@@ -88,10 +88,14 @@ export function buildRaspiFixture(dir: string): Fixture {
     ['README', Buffer.from('Ubuntu raspi system-boot placeholder\n')],
   ]);
   mcopyAll(img, bootStart * SECTOR, files, dir);
-  execFileSync(tool('mke2fs'), ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'writable', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`], {
-    env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' },
-    stdio: 'ignore',
-  });
+  execFileSync(
+    tool('mke2fs'),
+    ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'writable', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`],
+    {
+      env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' },
+      stdio: 'ignore',
+    },
+  );
   return {
     path: img,
     sha256: sha256(readFileSync(img)),
@@ -128,10 +132,14 @@ export function buildGptFixture(dir: string): Fixture {
     ['EFI/ubuntu/grub.cfg', Buffer.from("search.fs_uuid 6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n")],
   ]);
   mcopyAll(img, espStart * SECTOR, files, dir);
-  execFileSync(tool('mke2fs'), ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'cloudimg-rootfs', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`], {
-    env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' },
-    stdio: 'ignore',
-  });
+  execFileSync(
+    tool('mke2fs'),
+    ['-q', '-t', 'ext4', '-d', makeRootfs(dir), '-L', 'cloudimg-rootfs', '-U', '6c0e6d2a-2c1f-4d6e-9b1a-2f2f0a1b3c4d', '-E', `offset=${rootStart * SECTOR}`, img, `${(rootSectors * SECTOR) / 1024}k`],
+    {
+      env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' },
+      stdio: 'ignore',
+    },
+  );
   return {
     path: img,
     sha256: sha256(readFileSync(img)),
@@ -150,4 +158,3 @@ export function deviceSeed(id: string): { name: string; bytes: Buffer }[] {
     { name: 'network-config', bytes: Buffer.from(`version: 2\nethernets:\n  eth0:\n    dhcp4: true\n`) },
   ];
 }
-

@@ -113,7 +113,11 @@ describe.runIf(HAVE_TOOLS)('uefi-gpt personalize + materialize', () => {
     const tight = path.join(dir, 'tight.img');
     writeFileSync(tight, '');
     run('truncate', ['-s', String(12 * 1024 * 1024), tight]);
-    run('sfdisk', ['-q', tight], 'label: gpt\nfirst-lba: 34\nstart=34, size=20000, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="UEFI"\nstart=20034, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"\n');
+    run(
+      'sfdisk',
+      ['-q', tight],
+      'label: gpt\nfirst-lba: 34\nstart=34, size=20000, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="UEFI"\nstart=20034, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"\n',
+    );
     await expect(personalize({ basePath: tight, baseSha256: sha256(readFileSync(tight)), profile: 'uefi-gpt', files: deviceSeed('x'), epoch: EPOCH })).rejects.toThrow(
       /no unallocated gap .* fat-partition on the ESP/,
     );

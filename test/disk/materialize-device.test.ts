@@ -53,7 +53,16 @@ describe.runIf(HAVE_TOOLS)('materializeDevice and `image materialize`', () => {
 
 describe.runIf(HAVE_TOOLS)('delta format', () => {
   it('round-trips, and rejects corruption and unknown versions', () => {
-    const d = { blockSize: 4096, baseSize: 1 << 20, baseSha256: 'ab'.repeat(32), extents: [{ offset: 4096, length: 8192 }, { offset: 65536, length: 4096 }], data: [Buffer.alloc(8192, 1), Buffer.alloc(4096, 2)] };
+    const d = {
+      blockSize: 4096,
+      baseSize: 1 << 20,
+      baseSha256: 'ab'.repeat(32),
+      extents: [
+        { offset: 4096, length: 8192 },
+        { offset: 65536, length: 4096 },
+      ],
+      data: [Buffer.alloc(8192, 1), Buffer.alloc(4096, 2)],
+    };
     const bytes = encodeDelta(d);
     expect(bytes.subarray(0, 8).toString()).toBe('EFDELTA\0');
     const back = decodeDelta(bytes);

@@ -50,7 +50,10 @@ describe.runIf(HAVE_TOOLS)('raspi-mbr personalize + materialize', () => {
   });
 
   it('keeps the partition table and the root partition byte-identical', () => {
-    const dump = (p: string) => run('sfdisk', ['-d', p]).replace(new RegExp(path.basename(p), 'g'), 'IMG').replace(/^device:.*$/m, '');
+    const dump = (p: string) =>
+      run('sfdisk', ['-d', p])
+        .replace(new RegExp(path.basename(p), 'g'), 'IMG')
+        .replace(/^device:.*$/m, '');
     expect(dump(image)).toBe(dump(fx.path));
     expect(statSync(image).size).toBe(statSync(fx.path).size);
     expect(sha256(readRange(image, 0, fx.fatOffset))).toBe(sha256(readRange(fx.path, 0, fx.fatOffset)));
@@ -128,9 +131,7 @@ describe.runIf(HAVE_TOOLS)('raspi-mbr personalize + materialize', () => {
   });
 
   it('rejects a base whose sha256 does not match the pin, and a delta made for another base', async () => {
-    await expect(personalize({ basePath: fx.path, baseSha256: '0'.repeat(64), profile: 'raspi-mbr', files: deviceSeed('x'), epoch: EPOCH })).rejects.toThrow(
-      /sha256 .* but the profile pins 0{64}/,
-    );
+    await expect(personalize({ basePath: fx.path, baseSha256: '0'.repeat(64), profile: 'raspi-mbr', files: deviceSeed('x'), epoch: EPOCH })).rejects.toThrow(/sha256 .* but the profile pins 0{64}/);
     const other = await prepareBase({ path: image, sha256: sha256(readFileSync(image)) });
     await expect(materialize({ base: other, delta: r1.delta, to: path.join(dir, 'nope.img') })).rejects.toThrow(/delta was made for base/);
   });

@@ -52,6 +52,14 @@ describe.runIf(HAVE_TOOLS)('makeSeedImage', () => {
   });
 
   it('refuses names that collide in FAT (case-insensitive)', async () => {
-    await expect(makeSeedImage([{ name: 'user-data', bytes: Buffer.from('a') }, { name: 'USER-DATA', bytes: Buffer.from('b') }], { epoch: EPOCH })).rejects.toThrow(/twice/);
+    await expect(
+      makeSeedImage(
+        [
+          { name: 'user-data', bytes: Buffer.from('a') },
+          { name: 'USER-DATA', bytes: Buffer.from('b') },
+        ],
+        { epoch: EPOCH },
+      ),
+    ).rejects.toThrow(/twice/);
   });
 });

@@ -46,7 +46,15 @@ describe('GUIDs and extents', () => {
     expect(guidToString(guidFromString(g))).toBe(g);
   });
   it('aligns and merges extents, and finds holes', () => {
-    const xs = alignExtents([{ offset: 5000, length: 10 }, { offset: 100, length: 10 }, { offset: 8192, length: 1 }], 4096, 1 << 20);
+    const xs = alignExtents(
+      [
+        { offset: 5000, length: 10 },
+        { offset: 100, length: 10 },
+        { offset: 8192, length: 1 },
+      ],
+      4096,
+      1 << 20,
+    );
     expect(xs).toEqual([{ offset: 0, length: 12288 }]);
     expect(isUnmapped(xs, 12288, 4096)).toBe(true);
     expect(isUnmapped(xs, 8192, 4096)).toBe(false);

@@ -43,7 +43,14 @@ export async function deviceAccess(run: Run, built: Built): Promise<Device> {
   const live: Record<string, string> = {};
   // boot 0 (docs/e2e.md): tang and Git unreachable at first, then the power cut as the k3s step begins
   const fb: FirstbootE2e = {
-    image: built.image, work, boot, mac, sshPort, target, timeoutMs: BOOT_TIMEOUT, airgapBinary: `${CANARY_DIR}/k3s-arm64`,
+    image: built.image,
+    work,
+    boot,
+    mac,
+    sshPort,
+    target,
+    timeoutMs: BOOT_TIMEOUT,
+    airgapBinary: `${CANARY_DIR}/k3s-arm64`,
     tang: { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, port: () => run.tang!.port },
     git: { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, port: () => run.git!.port },
   };
@@ -55,15 +62,27 @@ function boot1Vm(run: Run, built: Built, dev: Device): Vm {
   const { work } = run;
   const { mac, sshPort, boot } = dev;
   return new Vm({
-    disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, bios: boot.bios, append: `${boot.cmdline} ${TEST_BACKOFF}`, mac,
-    serialLog: path.join(work, 'boot1-serial.log'), sshHostPort: sshPort, qmpSocket: path.join(work, 'qmp1.sock'),
+    disks: [{ path: built.image }],
+    kernel: boot.kernel,
+    initrd: boot.initrd,
+    bios: boot.bios,
+    append: `${boot.cmdline} ${TEST_BACKOFF}`,
+    mac,
+    serialLog: path.join(work, 'boot1-serial.log'),
+    sshHostPort: sshPort,
+    qmpSocket: path.join(work, 'qmp1.sock'),
     // airgap: no route anywhere but these forwards
     restrict: true,
     guestfwd: [
       { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: run.tang!.port },
       { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: run.git!.port, perConnection: true },
       ...(run.status ? [{ guestIp: STATUS_GUEST_IP, guestPort: run.status.port, hostPort: run.status.port, perConnection: true }] : []),
-      ...(run.oci?.registry ? [{ guestIp: REGISTRY_GUEST.ip, guestPort: REGISTRY_GUEST.port, hostPort: run.oci.registryPort, perConnection: true }, { guestIp: ISSUER_GUEST.ip, guestPort: ISSUER_GUEST.port, hostPort: run.oci.issuerPort, perConnection: true }] : []),
+      ...(run.oci?.registry
+        ? [
+            { guestIp: REGISTRY_GUEST.ip, guestPort: REGISTRY_GUEST.port, hostPort: run.oci.registryPort, perConnection: true },
+            { guestIp: ISSUER_GUEST.ip, guestPort: ISSUER_GUEST.port, hostPort: run.oci.issuerPort, perConnection: true },
+          ]
+        : []),
       ...(run.osSource ? [{ guestIp: OS_GUEST.ip, guestPort: OS_GUEST.port, hostPort: run.osSource.port, perConnection: true }] : []),
     ],
   });
@@ -76,15 +95,19 @@ export async function bootOne(run: Run, built: Built, dev: Device): Promise<{ cl
   let cleanOff1 = false;
   const vm = boot1Vm(run, built, dev);
   try {
-    await stage('boot 1: kernel', () => checks.run(C.boot1, async () => {
-      await vm.waitFor(/systemd\[1\]: .*|Welcome to .*Debian/, 240_000, 'systemd start');
-      return `systemd after ${vm.elapsed().toFixed(0)}s`;
-    }));
-    const finished = await stage('boot 1: cloud-init + first-boot program', () => checks.run(C.cloudInit, async () => {
-      const m = await vm.waitFor(/Cloud-init v\. \S+ finished at [^\n]*Datasource (\S+[^\n]*)\n/, BOOT_TIMEOUT, 'cloud-init finished');
-      expect(/NoCloud/.test(m[1]), `datasource ${m[1]}`);
-      return `finished after ${vm.elapsed().toFixed(0)}s, ${m[1].trim()}`;
-    }));
+    await stage('boot 1: kernel', () =>
+      checks.run(C.boot1, async () => {
+        await vm.waitFor(/systemd\[1\]: .*|Welcome to .*Debian/, 240_000, 'systemd start');
+        return `systemd after ${vm.elapsed().toFixed(0)}s`;
+      }),
+    );
+    const finished = await stage('boot 1: cloud-init + first-boot program', () =>
+      checks.run(C.cloudInit, async () => {
+        const m = await vm.waitFor(/Cloud-init v\. \S+ finished at [^\n]*Datasource (\S+[^\n]*)\n/, BOOT_TIMEOUT, 'cloud-init finished');
+        expect(/NoCloud/.test(m[1]), `datasource ${m[1]}`);
+        return `finished after ${vm.elapsed().toFixed(0)}s, ${m[1].trim()}`;
+      }),
+    );
     if (!finished && vm.running) log('cloud-init did not finish; trying SSH anyway to collect what happened');
     // the first-boot service runs after cloud-init (resuming boot 0's run)
     await stage('boot 1: first-boot service', () => waitFirstbootDone(vm, BOOT_TIMEOUT));
@@ -95,7 +118,11 @@ export async function bootOne(run: Run, built: Built, dev: Device): Promise<{ cl
     );
     await stage('boot 1: airgap (network, image archives)', () =>
       airgapChecks(checks, {
-        target, running: vm.running, deviceDir: built.dir, pins: run.fluxPins, hostPorts: [run.git!.port, run.tang!.port],
+        target,
+        running: vm.running,
+        deviceDir: built.dir,
+        pins: run.fluxPins,
+        hostPorts: [run.git!.port, run.tang!.port],
         // (tang's forward is one connection, made at start: the unlock check proves it answered)
         allowed: [{ name: 'git', ...GIT_GUEST }, ...(run.status?.broker ? [{ name: 'status broker', ip: STATUS_GUEST_IP, port: run.status.port }] : [])],
       }),
@@ -104,13 +131,15 @@ export async function bootOne(run: Run, built: Built, dev: Device): Promise<{ cl
       statusChecks(checks, run.status, { target, running: vm.running, inventory: path.join(fleetDir, 'inventory.yaml'), out: built.out, device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }),
     );
     await stage('boot 1: OCI transport (registry on the host)', () => ociChecks(checks, run.oci, { target, running: vm.running, device: DEVICE, live }));
-    await stage('boot 1: power off', () => checks.run(C.poweroff1, async () => {
-      if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
-      await powerOff(vm, target, log);
-      expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
-      cleanOff1 = true;
-      return `off after ${vm.elapsed().toFixed(0)}s`;
-    }));
+    await stage('boot 1: power off', () =>
+      checks.run(C.poweroff1, async () => {
+        if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
+        await powerOff(vm, target, log);
+        expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
+        cleanOff1 = true;
+        return `off after ${vm.elapsed().toFixed(0)}s`;
+      }),
+    );
   } finally {
     await vm.close();
   }
@@ -140,7 +169,12 @@ function liveState(run: Run, dev: Device, vm: Vm, finished: boolean): Promise<bo
     await q('clevis', 'sudo -n journalctl -b --no-pager -o cat -u "clevis*" -u "systemd-cryptsetup@*" 2>/dev/null | tail -n 20');
     // kept in memory only (not in boot1-live.txt): the secrets check looks for them in unencrypted storage
     run.fluxSecretsOnDevice = (await sshRun(target, 'sudo -n cat /var/lib/rancher/k3s/server/manifests/edgeforge-flux-secrets.yaml', 60)).stdout;
-    await fs.writeFile(path.join(work, 'boot1-live.txt'), Object.entries(live).map(([k, v]) => `## ${k}\n${v}\n`).join('\n'));
+    await fs.writeFile(
+      path.join(work, 'boot1-live.txt'),
+      Object.entries(live)
+        .map(([k, v]) => `## ${k}\n${v}\n`)
+        .join('\n'),
+    );
     return `logged in as ops; hostname ${live.hostname}`;
   });
 }
@@ -172,10 +206,13 @@ function gitProbeScript(url: string): string {
   const m = /^ssh:\/\/([^@]+)@([^/:]+)(?::(\d+))?(\/.*)$/.exec(url)!;
   return `set -eu
 d=$(mktemp -d /run/edgeforge-e2e-git.XXXXXX); trap 'rm -rf "$d"' EXIT
-${fluxSecretOnDevice('$d', `        for k, f in (('identity', 'id'), ('known_hosts', 'kh')):
+${fluxSecretOnDevice(
+  '$d',
+  `        for k, f in (('identity', 'id'), ('known_hosts', 'kh')):
             p = os.path.join(d, f)
             with open(p, 'wb') as o: o.write(base64.b64decode(doc['data'][k]))
-            os.chmod(p, 0o600)`)}
+            os.chmod(p, 0o600)`,
+)}
 [ -f "$d/id" ] || { echo NO_SECRET flux-system; exit 0; }
 ssh -F /dev/null -i "$d/id" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$d/kh" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=30 ${m[3] ? `-p ${m[3]} ` : ''}${m[1]}@${m[2]} "git-upload-pack '${m[4]}'" </dev/null | head -c 2000
 `;

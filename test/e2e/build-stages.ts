@@ -47,7 +47,16 @@ async function prepareFleet(run: Run): Promise<void> {
     const standin = await makeK3sStandin(path.join(fleetDir, 'bundles/k3s'));
     const canary = await makeK3sStandin(path.join(fleetDir, CANARY_BUNDLE), CANARY_VERSION);
     const flux = await makeFluxStandin(path.join(fleetDir, 'bundles/flux'));
-    await makeTestFleet({ dir: fleetDir, standin, canary, flux, tangThumbprint: run.tang.thumbprint, tangAdvertisementFile: advFile, sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'), gitKnownHostsKey: run.git.hostKey });
+    await makeTestFleet({
+      dir: fleetDir,
+      standin,
+      canary,
+      flux,
+      tangThumbprint: run.tang.thumbprint,
+      tangAdvertisementFile: advFile,
+      sshPublicKey: await fs.readFile(`${sshKey}.pub`, 'utf8'),
+      gitKnownHostsKey: run.git.hostKey,
+    });
     // airgap: the Flux controllers' image archives, made here and pinned in the inventory (scripts/e2e/airgap.ts)
     run.fluxPins = await pinFluxImageArchives(path.join(fleetDir, 'inventory.yaml'), flux.file);
     run.status = await prepareStatus(work, path.join(fleetDir, 'inventory.yaml')).catch((err) => (log(`fleet status: ${(err as Error).message}`), undefined));
@@ -57,7 +66,9 @@ async function prepareFleet(run: Run): Promise<void> {
     await checks.run(OS_CHECKS.bundles, async () => {
       expect(r, 'the bundles could not be made (see the log)');
       for (const b of Object.values(r!.releases)) await $`rauc info ${`--keyring=${path.join(r!.keys, 'os-update/signing-cert.pem')}`} ${b.file}`;
-      return Object.entries(r!.releases).map(([v, b]) => `${v}: ${path.basename(b.file)} ${b.sha256.slice(0, 12)}`).join('; ');
+      return Object.entries(r!.releases)
+        .map(([v, b]) => `${v}: ${path.basename(b.file)} ${b.sha256.slice(0, 12)}`)
+        .join('; ');
     });
     if (r) {
       run.osRel = r;
@@ -75,7 +86,10 @@ async function buildFleet(run: Run): Promise<void> {
     await checks.run(C.build, async () => {
       const out = path.join(work, 'out');
       await fs.rm(out, { recursive: true, force: true });
-      const r = await edgeforge(['build', '-i', path.join(fleetDir, 'inventory.yaml'), '-o', out, '--keys', path.join(fleetDir, 'keys'), '--only', DEVICE, '--base-image', run.base.path, '--example-admin', '--json'], edgeLog);
+      const r = await edgeforge(
+        ['build', '-i', path.join(fleetDir, 'inventory.yaml'), '-o', out, '--keys', path.join(fleetDir, 'keys'), '--only', DEVICE, '--base-image', run.base.path, '--example-admin', '--json'],
+        edgeLog,
+      );
       let doc: { devices?: { id: string; status: string; phase: string; message: string }[] } = {};
       try {
         doc = JSON.parse(r.stdout);
@@ -83,10 +97,16 @@ async function buildFleet(run: Run): Promise<void> {
         /* reported below */
       }
       const d = doc.devices?.find((x) => x.id === DEVICE);
-      expect(r.code === 0 && d?.status === 'ok', `edgeforge build exit ${r.code}${d ? `, ${DEVICE}: ${d.status} at ${d.phase}: ${d.message}` : ''}; ${r.stderr.trim().split('\n').slice(-3).join(' | ')} (log ${edgeLog})`);
+      expect(
+        r.code === 0 && d?.status === 'ok',
+        `edgeforge build exit ${r.code}${d ? `, ${DEVICE}: ${d.status} at ${d.phase}: ${d.message}` : ''}; ${r.stderr.trim().split('\n').slice(-3).join(' | ')} (log ${edgeLog})`,
+      );
       const manifest = JSON.parse(await fs.readFile(path.join(out, 'manifest.json'), 'utf8'));
       const dev = manifest.devices.find((x: { id: string }) => x.id === DEVICE);
-      expect(dev?.artifacts?.some((a: { kind: string }) => a.kind === 'disk-delta'), 'the manifest lists no disk-delta artifact for the device');
+      expect(
+        dev?.artifacts?.some((a: { kind: string }) => a.kind === 'disk-delta'),
+        'the manifest lists no disk-delta artifact for the device',
+      );
       run.built = { out, dir: path.join(out, 'devices', DEVICE), image: path.join(work, `${DEVICE}.img`), manifest };
       // the operator's step: the device's deploy key goes onto the Git server (here: the stand-in)
       const secrets = await fs.readFile(path.join(run.built.dir, 'bundle/flux/edgeforge-flux-secrets.yaml'), 'utf8').catch(() => '');
@@ -95,11 +115,21 @@ async function buildFleet(run: Run): Promise<void> {
         if (o?.kind === 'Secret' && o.metadata?.name === 'flux-system' && o.data?.['identity.pub']) run.deployKeyPub = Buffer.from(o.data['identity.pub'], 'base64').toString('utf8').trim();
       }
       // sealed to tang, the Flux secret is not in the bundle: the keystore's public record has the key
-      if (!run.deployKeyPub) run.deployKeyPub = (JSON.parse(await fs.readFile(path.join(fleetDir, 'keys/devices', DEVICE, 'public.json'), 'utf8').catch(() => '{}')) as { deployKey?: { publicKey?: string } }).deployKey?.publicKey?.trim() ?? '';
+      if (!run.deployKeyPub)
+        run.deployKeyPub =
+          (
+            JSON.parse(await fs.readFile(path.join(fleetDir, 'keys/devices', DEVICE, 'public.json'), 'utf8').catch(() => '{}')) as { deployKey?: { publicKey?: string } }
+          ).deployKey?.publicKey?.trim() ?? '';
       if (run.deployKeyPub) await run.git!.authorize(run.deployKeyPub);
-      if (run.status) await startStatusBroker(run.status, { inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => log(`fleet status broker: ${(err as Error).message}`));
+      if (run.status)
+        await startStatusBroker(run.status, { inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch(
+          (err) => log(`fleet status broker: ${(err as Error).message}`),
+        );
       // the same device on the OCI transport: its build, the registry and issuer on the host, publish (scripts/e2e/oci.ts)
-      if (run.oci) await startOci(run.oci, { keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => ((run.oci!.error = (err as Error).message), log(`oci: ${(err as Error).message}`)));
+      if (run.oci)
+        await startOci(run.oci, { keys: path.join(fleetDir, 'keys'), device: DEVICE, edgeforge: (a) => edgeforge(a, edgeLog) }).catch(
+          (err) => ((run.oci!.error = (err as Error).message), log(`oci: ${(err as Error).message}`)),
+        );
       return `${dev.artifacts.length} artifacts${run.deployKeyPub ? '; deploy key authorized on the Git stand-in' : ''}`;
     });
   });
@@ -109,7 +139,13 @@ async function buildFleet(run: Run): Promise<void> {
 async function publishDay2(run: Run): Promise<void> {
   const { work, fleetDir, edgeLog } = run;
   await stage('fleet: edgeforge gitops -> the Git stand-in', async () => {
-    run.day2Published = await publishGitopsTree({ git: run.git!, work, inventory: path.join(fleetDir, 'inventory.yaml'), keys: path.join(fleetDir, 'keys'), edgeforge: (a) => edgeforge(a, edgeLog) }).catch((err) => (log(`day 2: ${(err as Error).message}`), undefined));
+    run.day2Published = await publishGitopsTree({
+      git: run.git!,
+      work,
+      inventory: path.join(fleetDir, 'inventory.yaml'),
+      keys: path.join(fleetDir, 'keys'),
+      edgeforge: (a) => edgeforge(a, edgeLog),
+    }).catch((err) => (log(`day 2: ${(err as Error).message}`), undefined));
   });
 }
 
@@ -123,7 +159,7 @@ async function materializeImage(run: Run, built: Built): Promise<void> {
       // written to a larger card: the space after the image is the data volume's (an A/B image ends at its last slot)
       await fs.truncate(built.image, (await fs.stat(built.image)).size + CARD_EXTRA);
       const st = await fs.stat(built.image);
-      return `${(st.size / 2 ** 20).toFixed(0)} MiB card, ${(st.blocks * 512 / 2 ** 20).toFixed(0)} MiB allocated`;
+      return `${(st.size / 2 ** 20).toFixed(0)} MiB card, ${((st.blocks * 512) / 2 ** 20).toFixed(0)} MiB allocated`;
     });
     if (!ok) run.built = undefined;
   });
@@ -138,10 +174,13 @@ async function imageChecks(run: Run, built: Built): Promise<void> {
     expect(cidata, `no CIDATA partition (partitions: ${parts.map((p) => `${p.number}:${p.name}`).join(', ')})`);
     const fat = new FatReader(built.image, cidata!);
     const files = (await fat.ls()).map((f) => f.toLowerCase());
-    expect(['user-data', 'meta-data'].every((f) => files.some((x) => x.startsWith(f))), `CIDATA holds ${files.join(', ')}`);
+    expect(
+      ['user-data', 'meta-data'].every((f) => files.some((x) => x.startsWith(f))),
+      `CIDATA holds ${files.join(', ')}`,
+    );
     const ud = (await fat.read('user-data'))!.toString('utf8');
     const mine = await fs.readFile(path.join(built.dir, 'seed/user-data'), 'utf8');
-    expect(ud === mine, 'CIDATA user-data differs from the build\'s seed/user-data');
+    expect(ud === mine, "CIDATA user-data differs from the build's seed/user-data");
     return `partition ${cidata!.number} at ${cidata!.start} bytes, ${cidata!.size} bytes`;
   });
   await checks.run(C.airgapPart, async () => {
@@ -150,9 +189,12 @@ async function imageChecks(run: Run, built: Built): Promise<void> {
     expect(k3s, `no edgeforge-k3s partition (partitions: ${parts.map((p) => `${p.number}:${p.name}`).join(', ')})`);
     // (mdir -b names a directory with a trailing /)
     const files = (await new FatReader(built.image, k3s!).ls()).map((f) => f.toLowerCase().replace(/\/$/, ''));
-    expect(['k3s-arm64', 'install.sh', CANARY_DIR].every((f) => files.includes(f)), `the partition holds ${files.join(', ')}`);
+    expect(
+      ['k3s-arm64', 'install.sh', CANARY_DIR].every((f) => files.includes(f)),
+      `the partition holds ${files.join(', ')}`,
+    );
     const bin = await new FatReader(built.image, k3s!).read('k3s-arm64');
-    expect(bin?.equals(await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'))), 'k3s-arm64 on the partition is not the stable bundle\'s');
+    expect(bin?.equals(await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'))), "k3s-arm64 on the partition is not the stable bundle's");
     // the rollout's canary release, in its own directory
     const cbin = await new FatReader(built.image, k3s!).read(`${CANARY_DIR}/k3s-arm64`);
     expect(cbin?.equals(await fs.readFile(path.join(fleetDir, CANARY_BUNDLE, 'k3s-arm64'))), `${CANARY_DIR}/k3s-arm64 on the partition is not the canary bundle's`);

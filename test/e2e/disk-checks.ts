@@ -55,14 +55,40 @@ export async function diskStage(run: Run, built: Built, dev: Device, boot1: { cl
     };
     try {
       const steps = await firstbootSteps(built);
-      const fbLog = root ? ((await root.text('/var/log/edgeforge-firstboot.log')) ?? '') : live.firstbootLog ?? '';
+      const fbLog = root ? ((await root.text('/var/log/edgeforge-firstboot.log')) ?? '') : (live.firstbootLog ?? '');
       const stepOk = (s: string) => new RegExp(`\\[${s}\\] ok\\b`).test(fbLog) || new RegExp(`edgeforge-firstboot\\[${s}\\]: ok\\b`).test(con);
       const stepsDone = steps.filter(stepOk);
       const d: Disk = {
-        run, checks: run.checks, built, fleetDir: run.fleetDir, sshKey: run.sshKey, hostKey: dev.hostKey, live, con,
-        tangRequestsBoot1Start: boot1.tangRequestsBoot1Start, parts, rootPart, need, steps, fbLog, stepsDone,
+        run,
+        checks: run.checks,
+        built,
+        fleetDir: run.fleetDir,
+        sshKey: run.sshKey,
+        hostKey: dev.hostKey,
+        live,
+        con,
+        tangRequestsBoot1Start: boot1.tangRequestsBoot1Start,
+        parts,
+        rootPart,
+        need,
+        steps,
+        fbLog,
+        stepsDone,
       };
-      for (const check of [cloudInitRan, firstbootCompleted, hostnameIsId, usersAreInventorys, hostKeyIsPinned, dataVolumeIsLuks, dataVolumeWasOpen, k3sConfigInPlace, k3sAirgapInstall, k3sRingRelease, fluxManifestsInPlace]) await check(d);
+      for (const check of [
+        cloudInitRan,
+        firstbootCompleted,
+        hostnameIsId,
+        usersAreInventorys,
+        hostKeyIsPinned,
+        dataVolumeIsLuks,
+        dataVolumeWasOpen,
+        k3sConfigInPlace,
+        k3sAirgapInstall,
+        k3sRingRelease,
+        fluxManifestsInPlace,
+      ])
+        await check(d);
       const needles = await secretNeedles(built, root ? await root.text('/etc/ssh/ssh_host_ed25519_key') : null, run.fluxSecretsOnDevice);
       await seedErased(d, needles);
       await cachesErased(d, needles);
@@ -93,7 +119,10 @@ async function firstbootCompleted(d: Disk): Promise<void> {
     expect(steps.length > 0, 'cannot read the step list from bundle/firstboot.sh');
     const failed = /FAILED: ([^\n]*)/.exec(fbLog) ?? /edgeforge-firstboot\[(\w+)\]: FAILED: ([^\n]*)/.exec(con);
     const missing = steps.filter((s) => !stepsDone.includes(s));
-    expect(missing.length === 0 && /\[end\] done|edgeforge-firstboot\[end\]: done/.test(fbLog + con), `steps done: ${stepsDone.join(' ') || 'none'}; not done: ${missing.join(' ')}${failed ? `; ${failed[0].slice(0, 400)}` : ''}`);
+    expect(
+      missing.length === 0 && /\[end\] done|edgeforge-firstboot\[end\]: done/.test(fbLog + con),
+      `steps done: ${stepsDone.join(' ') || 'none'}; not done: ${missing.join(' ')}${failed ? `; ${failed[0].slice(0, 400)}` : ''}`,
+    );
     return `${steps.join(' → ')}`;
   });
 }
@@ -125,7 +154,11 @@ async function usersAreInventorys(d: Disk): Promise<void> {
     expect(foreign.length === 0, `${home}/.ssh/authorized_keys holds other keys: ${foreign.length}`);
     const shadow = (await r.text('/etc/shadow')) ?? '';
     for (const u of ['ops', 'root']) {
-      const pw = shadow.split('\n').find((l) => l.startsWith(`${u}:`))?.split(':')[1] ?? '';
+      const pw =
+        shadow
+          .split('\n')
+          .find((l) => l.startsWith(`${u}:`))
+          ?.split(':')[1] ?? '';
       expect(/^[!*]/.test(pw), `${u}'s password is not locked`);
     }
     return `ops (home ${home}), key-only, root locked`;
@@ -196,7 +229,7 @@ async function k3sConfigInPlace(d: Disk): Promise<void> {
       if (!stepsDone.includes('k3s')) notReached('the k3s step did not run');
       throw new Error('/etc/rancher/k3s/config.yaml missing');
     }
-    expect(got.equals(want), '/etc/rancher/k3s/config.yaml differs from the build\'s k3s-config artifact');
+    expect(got.equals(want), "/etc/rancher/k3s/config.yaml differs from the build's k3s-config artifact");
     const st = await r.stat('/etc/rancher/k3s/config.yaml');
     expect(st && (st.mode & 0o077) === 0, `mode ${st?.mode.toString(8)}`);
     return `${want.length} bytes, mode ${st!.mode.toString(8)}`;
@@ -210,16 +243,17 @@ async function k3sAirgapInstall(d: Disk): Promise<void> {
     const r = need();
     const inst = await r.text(INSTALL_LOG);
     if (!inst) {
-      if (!stepsDone.includes('k3s')) notReached(`the k3s step did not complete${/\[k3s\][^\n]*FAILED[^\n]*/.exec(fbLog)?.[0] ? `: ${/\[k3s\][^\n]*FAILED[^\n]*/.exec(fbLog)![0].slice(0, 300)}` : ''}`);
+      if (!stepsDone.includes('k3s'))
+        notReached(`the k3s step did not complete${/\[k3s\][^\n]*FAILED[^\n]*/.exec(fbLog)?.[0] ? `: ${/\[k3s\][^\n]*FAILED[^\n]*/.exec(fbLog)![0].slice(0, 300)}` : ''}`);
       throw new Error(`the installer never ran (${INSTALL_LOG} missing)`);
     }
     expect(/INSTALL_K3S_SKIP_DOWNLOAD=true/.test(inst), 'install.sh ran without INSTALL_K3S_SKIP_DOWNLOAD=true');
     const fromPart = /reading the K3s airgap files from partition (\S+)/.exec(fbLog + con)?.[1];
-    expect(fromPart, 'the first-boot log does not say the airgap files came from the image\'s K3s partition');
+    expect(fromPart, "the first-boot log does not say the airgap files came from the image's K3s partition");
     const bin = await r.read('/usr/local/bin/k3s');
     // the device's site is a canary site: its ring's bundle (k3s.install.canary)
     const want = await fs.readFile(path.join(fleetDir, CANARY_BUNDLE, 'k3s-arm64'));
-    expect(bin?.equals(want), '/usr/local/bin/k3s is not its ring\'s bundle\'s binary');
+    expect(bin?.equals(want), "/usr/local/bin/k3s is not its ring's bundle's binary");
     const imagesLive = /agent\/images\/k3s-airgap-images-arm64\.tar\.zst/.test(live.rancher ?? '');
     expect(imagesLive || (await r.exists('/var/lib/rancher/k3s/agent/images/k3s-airgap-images-arm64.tar.zst')), 'images archive not in /var/lib/rancher/k3s/agent/images');
     const run = (await r.text(STANDIN_LOG)) ?? '';
@@ -240,15 +274,21 @@ async function k3sRingRelease(d: Disk): Promise<void> {
     const fleet = await loadInventoryFile(path.join(fleetDir, 'inventory.yaml'), 'inventory.yaml');
     const d = fleet.active.find((x) => x.id === DEVICE)!;
     const want = deviceK3sVersion(d, fleet);
-    expect(ringOf(d) === 'canary' && want === CANARY_VERSION && fleet.k3s.version !== want, `test fleet: ${DEVICE} is in the ${ringOf(d)} ring at ${want} (stable ${fleet.k3s.version}); the test needs a rollout with the device in the canary ring`);
+    expect(
+      ringOf(d) === 'canary' && want === CANARY_VERSION && fleet.k3s.version !== want,
+      `test fleet: ${DEVICE} is in the ${ringOf(d)} ring at ${want} (stable ${fleet.k3s.version}); the test needs a rollout with the device in the canary ring`,
+    );
     const inst = (await r.text(INSTALL_LOG)) ?? '';
     if (!inst) notReached('the installer never ran (see the airgap install check)');
-    expect(new RegExp(`INSTALL_K3S_VERSION=${want.replace(/[.+]/g, '\\$&')}\\n`).test(inst), `install.sh ran with ${/INSTALL_K3S_VERSION=\S*/.exec(inst)?.[0] ?? 'no INSTALL_K3S_VERSION'}, not ${want}`);
+    expect(
+      new RegExp(`INSTALL_K3S_VERSION=${want.replace(/[.+]/g, '\\$&')}\\n`).test(inst),
+      `install.sh ran with ${/INSTALL_K3S_VERSION=\S*/.exec(inst)?.[0] ?? 'no INSTALL_K3S_VERSION'}, not ${want}`,
+    );
     const recorded = ((await r.text(`${STATE_DIR}/k3s-installed`)) ?? '').trim();
     expect(recorded.startsWith(`${want} airgap `), `${STATE_DIR}/k3s-installed says ${JSON.stringify(recorded)}`);
     expect(new RegExp(`k3s version ${want.replace(/[.+]/g, '\\$&')} `).test(live.k3sVersion ?? ''), `/usr/local/bin/k3s --version on the device: ${JSON.stringify(live.k3sVersion ?? '(not read)')}`);
     const stable = await fs.readFile(path.join(fleetDir, 'bundles/k3s/k3s-arm64'));
-    expect(!(await r.read('/usr/local/bin/k3s'))?.equals(stable), '/usr/local/bin/k3s is the stable release\'s binary');
+    expect(!(await r.read('/usr/local/bin/k3s'))?.equals(stable), "/usr/local/bin/k3s is the stable release's binary");
     return `${DEVICE} (canary ring) runs ${want} from ${CANARY_DIR}/ on the K3s partition; the stable ring's ${fleet.k3s.version} is at the partition's root; recorded "${recorded}"`;
   });
 }
@@ -264,7 +304,13 @@ async function fluxManifestsInPlace(d: Disk): Promise<void> {
     expect(files.length > 0, 'the build made no Flux bootstrap manifests');
     const dir = '/var/lib/rancher/k3s/server/manifests';
     // on the encrypted data volume when it is mounted over /var/lib/rancher: read what SSH saw live
-    const liveSums = new Map((live.rancher ?? '').split('\n').map((l) => l.trim().split(/\s+/)).filter((x) => x.length === 2).map(([h, f]) => [f.replace(/^\.\//, ''), h]));
+    const liveSums = new Map(
+      (live.rancher ?? '')
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter((x) => x.length === 2)
+        .map(([h, f]) => [f.replace(/^\.\//, ''), h]),
+    );
     const onVolume = /edgeforge-data|mapper/.test(live.rancher ?? '');
     if (!stepsDone.includes('flux_bootstrap')) notReached('the flux_bootstrap step did not complete');
     const missing: string[] = [];
@@ -327,7 +373,10 @@ async function firstbootSteps(built: Built): Promise<string[]> {
 async function secretNeedles(built: Built, hostPrivateKey: string | null, fluxSecretsOnDevice: string): Promise<{ name: string; needle: string }[]> {
   const out: { name: string; needle: string }[] = [];
   const chunk = (name: string, text: string) => {
-    const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length >= 40 && !l.startsWith('-----') && !/^[#\w-]+:\s*[\w.-]*$/.test(l));
+    const lines = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.length >= 40 && !l.startsWith('-----') && !/^[#\w-]+:\s*[\w.-]*$/.test(l));
     if (lines.length) {
       const l = lines[Math.floor(lines.length / 2)];
       out.push({ name, needle: l.slice(Math.floor(l.length / 2) - 20, Math.floor(l.length / 2) + 20) });
@@ -337,7 +386,7 @@ async function secretNeedles(built: Built, hostPrivateKey: string | null, fluxSe
   for (const f of await fs.readdir(path.join(b, 'secrets')).catch(() => [] as string[])) chunk(`secrets/${f}`, await fs.readFile(path.join(b, 'secrets', f), 'utf8'));
   for (const f of await fs.readdir(b).catch(() => [] as string[])) if (/sealed|\.jwe$/.test(f)) chunk(f, await fs.readFile(path.join(b, f), 'utf8'));
   for (const f of await fs.readdir(path.join(b, 'flux')).catch(() => [] as string[])) if (/secret/.test(f)) chunk(`flux/${f}`, await fs.readFile(path.join(b, 'flux', f), 'utf8'));
-  if (hostPrivateKey) chunk('the device\'s private host key', hostPrivateKey);
+  if (hostPrivateKey) chunk("the device's private host key", hostPrivateKey);
   // sealed to tang, the Flux secrets (deploy key, SOPS keys) are not in clear in the build: take them as the device
   // holds them on its encrypted volume, each value base64 and decoded
   for (const d of parseAllDocuments(fluxSecretsOnDevice)) {

@@ -29,33 +29,39 @@ export async function laterBoot(run: Run, built: Built, dev: Device, n: 2 | 3, w
   let up = false;
   let off = false;
   try {
-    await stage(`${label}: up`, () => checks.run(name, async () => {
-      await vm.waitFor(/Cloud-init v\. \S+ finished at|login:/, BOOT_TIMEOUT, 'boot finished (cloud-init final or a login prompt)');
-      const w = await sshWait(target, 180);
-      expect(w.ok, `no SSH login with the pinned key: ${w.lastError}`);
-      up = true;
-      return `up after ${vm.elapsed().toFixed(0)}s`;
-    }));
+    await stage(`${label}: up`, () =>
+      checks.run(name, async () => {
+        await vm.waitFor(/Cloud-init v\. \S+ finished at|login:/, BOOT_TIMEOUT, 'boot finished (cloud-init final or a login prompt)');
+        const w = await sshWait(target, 180);
+        expect(w.ok, `no SSH login with the pinned key: ${w.lastError}`);
+        up = true;
+        return `up after ${vm.elapsed().toFixed(0)}s`;
+      }),
+    );
     await stage(`${label}: volume state`, () => volumeState(run, dev, withTang, up, reqBefore));
     if (!withTang) {
-      await stage(`boot ${n} (tang back): late unlock`, () => checks.run(C.lateUnlock, async () => {
-        if (checks.results.find((x) => x.name === C.locked)?.outcome !== 'pass') notReached('the volume was not seen locked first');
-        // the site's tang server comes back (same keys, same port): the unlock service's next retry must open
-        // the volume, systemd must mount it and the binds, and K3s must start, with nobody logging in
-        run.tang = await startTang(run.tangDir, tangPort);
-        const t0 = Date.now();
-        const m = await waitMounted(target, 480, true);
-        expect(m.ok, `within ${Math.round((Date.now() - t0) / 1000)} s of tang's return: ${m.state}`);
-        return `${Math.round((Date.now() - t0) / 1000)} s after tang came back: ${m.state}`;
-      }));
+      await stage(`boot ${n} (tang back): late unlock`, () =>
+        checks.run(C.lateUnlock, async () => {
+          if (checks.results.find((x) => x.name === C.locked)?.outcome !== 'pass') notReached('the volume was not seen locked first');
+          // the site's tang server comes back (same keys, same port): the unlock service's next retry must open
+          // the volume, systemd must mount it and the binds, and K3s must start, with nobody logging in
+          run.tang = await startTang(run.tangDir, tangPort);
+          const t0 = Date.now();
+          const m = await waitMounted(target, 480, true);
+          expect(m.ok, `within ${Math.round((Date.now() - t0) / 1000)} s of tang's return: ${m.state}`);
+          return `${Math.round((Date.now() - t0) / 1000)} s after tang came back: ${m.state}`;
+        }),
+      );
     }
-    await stage(`${label}: power off`, () => checks.run(withTang ? C.poweroffReboot : C.poweroff2, async () => {
-      if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
-      await powerOff(vm, up ? target : undefined);
-      expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
-      off = true;
-      return `off after ${vm.elapsed().toFixed(0)}s`;
-    }));
+    await stage(`${label}: power off`, () =>
+      checks.run(withTang ? C.poweroffReboot : C.poweroff2, async () => {
+        if (!vm.running) notReached(`the guest already stopped (qemu exit ${vm.exitCode})`);
+        await powerOff(vm, up ? target : undefined);
+        expect(vm.exitCode === 0, `qemu exit ${vm.exitCode}`);
+        off = true;
+        return `off after ${vm.elapsed().toFixed(0)}s`;
+      }),
+    );
   } finally {
     await vm.close();
   }
@@ -67,8 +73,15 @@ function laterVm(run: Run, built: Built, dev: Device, n: 2 | 3, withTang: boolea
   const { work } = run;
   const { boot, mac, sshPort } = dev;
   return new Vm({
-    disks: [{ path: built.image }], kernel: boot.kernel, initrd: boot.initrd, bios: boot.bios, append: boot.cmdline, mac,
-    serialLog: path.join(work, `boot${n}-serial.log`), sshHostPort: sshPort, qmpSocket: path.join(work, `qmp${n}.sock`),
+    disks: [{ path: built.image }],
+    kernel: boot.kernel,
+    initrd: boot.initrd,
+    bios: boot.bios,
+    append: boot.cmdline,
+    mac,
+    serialLog: path.join(work, `boot${n}-serial.log`),
+    sshHostPort: sshPort,
+    qmpSocket: path.join(work, `qmp${n}.sock`),
     // boot 3: the route to tang exists, nothing answers (socat per connection finds the port closed) until
     // the server comes back
     guestfwd: [{ guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: tangPort, perConnection: !withTang }],
@@ -118,7 +131,11 @@ async function waitMounted(target: SshTarget, sec: number, k3s = false): Promise
   const end = Date.now() + sec * 1000;
   let state = '';
   for (;;) {
-    const r = await sshRun(target, 'echo "rancher: $(findmnt -n -o SOURCE /var/lib/rancher || echo not mounted)"; echo "secrets: $(findmnt -n -o SOURCE /var/lib/edgeforge/secrets || echo not mounted)"; echo "k3s: $(systemctl is-active k3s.service)"', 40);
+    const r = await sshRun(
+      target,
+      'echo "rancher: $(findmnt -n -o SOURCE /var/lib/rancher || echo not mounted)"; echo "secrets: $(findmnt -n -o SOURCE /var/lib/edgeforge/secrets || echo not mounted)"; echo "k3s: $(systemctl is-active k3s.service)"',
+      40,
+    );
     state = r.stdout.trim().split('\n').join('; ') || r.stderr.trim();
     const binds = /rancher: \S*edgeforge-data\S*\[\/rancher\]/.test(state) && /secrets: \S*edgeforge-data\S*\[\/edgeforge-secrets\]/.test(state);
     if (binds && (!k3s || /k3s: active/.test(state))) return { ok: true, state };

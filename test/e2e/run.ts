@@ -67,9 +67,17 @@ async function main(): Promise<number> {
     return undefined;
   });
   const run: Run = {
-    checks, work, base, osReleases,
-    tangDir: path.join(work, 'tang'), edgeLog: path.join(work, 'edgeforge.log'), fleetDir: path.join(work, 'fleet'), sshKey: path.join(work, 'id_ed25519'),
-    deployKeyPub: '', fluxSecretsOnDevice: '', fluxPins: [],
+    checks,
+    work,
+    base,
+    osReleases,
+    tangDir: path.join(work, 'tang'),
+    edgeLog: path.join(work, 'edgeforge.log'),
+    fleetDir: path.join(work, 'fleet'),
+    sshKey: path.join(work, 'id_ed25519'),
+    deployKeyPub: '',
+    fluxSecretsOnDevice: '',
+    fluxPins: [],
   };
 
   // 2. smoke
@@ -133,17 +141,49 @@ async function osUpdates(run: Run, built: Built, dev: Device, off3: boolean): Pr
   const { mac, sshPort, target } = dev;
   if (osRel && osSource) {
     const inventory = path.join(fleetDir, 'inventory.yaml');
-    await osUpdateScenario(checks, {
-      image: built.image, work, mac, sshPort, target, timeoutMs: BOOT_TIMEOUT, source: osSource, inventory, releases: osRel, out: built.out, device: DEVICE, status: run.status,
-      edgeforge: (a) => edgeforge(a, edgeLog),
-      forwards: () => [
-        { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: run.tang!.port, perConnection: true },
-        { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: run.git!.port, perConnection: true },
-        { guestIp: OS_GUEST.ip, guestPort: OS_GUEST.port, hostPort: osSource.port, perConnection: true },
-        ...(run.status ? [{ guestIp: STATUS_GUEST_IP, guestPort: run.status.port, hostPort: run.status.port, perConnection: true }] : []),
-      ],
-      statusCli: () => edgeforge(['status', '--json', '-i', inventory, '-o', built.out, '--password-file', path.join(run.status!.dir, ADMIN_PASSWORD_FILE), '--site', 'kr-south/changwon-plant-2', '--broker', `mqtts://127.0.0.1:${run.status!.port}`], edgeLog),
-    }, off3);
+    await osUpdateScenario(
+      checks,
+      {
+        image: built.image,
+        work,
+        mac,
+        sshPort,
+        target,
+        timeoutMs: BOOT_TIMEOUT,
+        source: osSource,
+        inventory,
+        releases: osRel,
+        out: built.out,
+        device: DEVICE,
+        status: run.status,
+        edgeforge: (a) => edgeforge(a, edgeLog),
+        forwards: () => [
+          { guestIp: TANG_GUEST.ip, guestPort: TANG_GUEST.port, hostPort: run.tang!.port, perConnection: true },
+          { guestIp: GIT_GUEST.ip, guestPort: GIT_GUEST.port, hostPort: run.git!.port, perConnection: true },
+          { guestIp: OS_GUEST.ip, guestPort: OS_GUEST.port, hostPort: osSource.port, perConnection: true },
+          ...(run.status ? [{ guestIp: STATUS_GUEST_IP, guestPort: run.status.port, hostPort: run.status.port, perConnection: true }] : []),
+        ],
+        statusCli: () =>
+          edgeforge(
+            [
+              'status',
+              '--json',
+              '-i',
+              inventory,
+              '-o',
+              built.out,
+              '--password-file',
+              path.join(run.status!.dir, ADMIN_PASSWORD_FILE),
+              '--site',
+              'kr-south/changwon-plant-2',
+              '--broker',
+              `mqtts://127.0.0.1:${run.status!.port}`,
+            ],
+            edgeLog,
+          ),
+      },
+      off3,
+    );
   } else checks.skipRest('os', 'no OS releases (see the bundles check)');
 }
 

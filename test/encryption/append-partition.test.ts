@@ -13,7 +13,10 @@ import { cleanup, fsckFat, mcopyOut, tmpDir } from '../disk/helpers.ts';
 import { prepareBase } from '../../scripts/disk/base.ts';
 import { deriveFleetBase, type PayloadFile } from '../../scripts/disk/fleet-base.ts';
 import { functionsPrelude, sh } from './helpers.ts';
-const HAVE_TOOLS = requireTools(['cryptsetup', 'curl', 'fsck.vfat', 'jose', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'sfdisk', 'socat', 'tangd', 'tangd-keygen'], 'test/encryption/append-partition.test.ts');
+const HAVE_TOOLS = requireTools(
+  ['cryptsetup', 'curl', 'fsck.vfat', 'jose', 'mcopy', 'mdir', 'mke2fs', 'mkfs.vfat', 'sfdisk', 'socat', 'tangd', 'tangd-keygen'],
+  'test/encryption/append-partition.test.ts',
+);
 
 const SH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/render/encryption/sh');
 let dir: string;

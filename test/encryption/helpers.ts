@@ -12,7 +12,6 @@ import { layoutShellHeader } from '../../scripts/device/layout.ts';
 import { shellCore } from '../../scripts/render/shell/program.ts';
 import { ENCRYPTION_SH, shSource } from '../../scripts/render/encryption/compose.ts';
 
-
 export function tmp(prefix: string): string {
   return mkdtempSync(path.join(tmpdir(), `edgeforge-enc-${prefix}-`));
 }
@@ -111,7 +110,18 @@ export class SoftTpm {
     const ctrl = this.port + 1;
     this.proc = spawn(
       tool('swtpm'),
-      ['socket', '--tpm2', '--tpmstate', `dir=${state}`, '--server', `type=tcp,port=${this.port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${ctrl},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear'],
+      [
+        'socket',
+        '--tpm2',
+        '--tpmstate',
+        `dir=${state}`,
+        '--server',
+        `type=tcp,port=${this.port},bindaddr=127.0.0.1`,
+        '--ctrl',
+        `type=tcp,port=${ctrl},bindaddr=127.0.0.1`,
+        '--flags',
+        'not-need-init,startup-clear',
+      ],
       { stdio: 'ignore' },
     );
     await waitFor(() => spawnSync(tool('tpm2_getrandom'), ['-T', this.tcti, '8'], { stdio: 'ignore' }).status === 0, 'swtpm', 15_000);

@@ -128,7 +128,9 @@ describe.runIf(HAVE_TOOLS)('the encrypt_data_volume step on a file-backed volume
     expect(list).toMatch(new RegExp(`^1: tang '\\{"url":"${tang.url.replace(/\./g, '\\.')}"`));
 
     const calls = readFileSync(wrapper.calls, 'utf8');
-    expect(calls).toContain(`cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --sector-size 4096 --pbkdf argon2id --pbkdf-memory 262144 --pbkdf-parallel 4 --pbkdf-force-iterations 4 --label edgeforge-data --key-slot 0`);
+    expect(calls).toContain(
+      `cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --sector-size 4096 --pbkdf argon2id --pbkdf-memory 262144 --pbkdf-parallel 4 --pbkdf-force-iterations 4 --label edgeforge-data --key-slot 0`,
+    );
     expect(calls).toContain(`clevis luks unlock -d ${vol} -n edgeforge-data`);
     expect(calls).toContain(`mkfs.ext4 -q -m 1 -L edgeforge-fs ${root}/dev/mapper/edgeforge-data`);
     expect(calls).toContain(`mount -t ext4 -o noatime ${root}/dev/mapper/edgeforge-data ${root}/var/lib/edgeforge-data`);
@@ -149,9 +151,7 @@ describe.runIf(HAVE_TOOLS)('the encrypt_data_volume step on a file-backed volume
     expect(readFileSync(path.join(root, 'etc/edgeforge/data-volume.conf'), 'utf8')).toBe(`EDV_UUID=${uuid}\nEDV_NAME=edgeforge-data\nEDV_DEVICE_ID=changwon2-server\n`);
     expect(statSync(path.join(root, 'usr/local/sbin/edgeforge-unlock-data')).mode & 0o777).toBe(0o755);
     for (const svc of ['k3s', 'k3s-agent']) {
-      expect(readFileSync(path.join(root, `etc/systemd/system/${svc}.service.d/20-edgeforge-data-volume.conf`), 'utf8')).toContain(
-        'RequiresMountsFor=/var/lib/rancher /var/lib/edgeforge/secrets',
-      );
+      expect(readFileSync(path.join(root, `etc/systemd/system/${svc}.service.d/20-edgeforge-data-volume.conf`), 'utf8')).toContain('RequiresMountsFor=/var/lib/rancher /var/lib/edgeforge/secrets');
     }
     // what was on the plaintext root moved onto the volume
     expect(readFileSync(path.join(root, 'var/lib/edgeforge-data/rancher/k3s/server/token'), 'utf8')).toBe('old\n');

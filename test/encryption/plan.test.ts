@@ -127,14 +127,18 @@ describe.runIf(HAVE_TOOLS)('tang advertisement verification', () => {
 
 describe.runIf(HAVE_TOOLS)('sealing', () => {
   it('uses the exact group orders of the NIST curves (as OpenSSL has them)', () => {
-    for (const [crv, name] of [['P-256', 'prime256v1'], ['P-384', 'secp384r1'], ['P-521', 'secp521r1']]) {
+    for (const [crv, name] of [
+      ['P-256', 'prime256v1'],
+      ['P-384', 'secp384r1'],
+      ['P-521', 'secp521r1'],
+    ]) {
       const text = succeeded(spawnSync(tool('openssl'), ['ecparam', '-name', name, '-param_enc', 'explicit', '-text', '-noout'], { encoding: 'utf8' }), 'openssl ecparam').stdout;
       const order = text.split('Order:')[1].split('Cofactor')[0].replace(/[\s:]/g, '');
       expect(BigInt('0x' + order), crv).toBe(CURVE_ORDERS[crv]);
     }
   });
 
-  it('writes clevis\'s JWE layout, which opens with the shared secret tang\'s private key gives', () => {
+  it("writes clevis's JWE layout, which opens with the shared secret tang's private key gives", () => {
     const adv = verifyAdvertisement(advText, tang.thumbprint);
     const jwe = sealToTang(Buffer.from('one-time secret'), tang.url, adv);
     const parts = jwe.split('.');

@@ -108,7 +108,10 @@ describe.runIf(HAVE_TOOLS)('a sealed site: nothing secret on the seed', () => {
       ...userDataTexts(ud).map((text, i) => ({ where: i ? `user-data write_files[${i - 1}]` : 'user-data', text })),
       { where: 'seed.img (raw bytes)', text: Buffer.from(await import('node:fs').then((m) => m.readFileSync(img))).toString('latin1') },
     ];
-    for (const name of listed.stdout.trim().split('\n').map((l) => l.replace(/^::\/?/, ''))) {
+    for (const name of listed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.replace(/^::\/?/, ''))) {
       const r = spawnSync(tool('mcopy'), ['-i', img, `::${name}`, '-'], { encoding: 'latin1' });
       expect(r.status, r.stderr).toBe(0);
       texts.push({ where: `seed.img ::${name}`, text: r.stdout });

@@ -151,7 +151,7 @@ describe.runIf(HAVE_TOOLS)('flash to files', () => {
     const { loadFlashInputs } = await import('../../scripts/flash/build-output.ts');
     const inputs = await loadFlashInputs(out.outDir);
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 4);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 4;
     const jobs = await Promise.all(
       IDS.map(async (id) => {
         const inner = await FileTarget.open(path.join(dir, `${id}.img`));
@@ -216,7 +216,14 @@ describe.runIf(HAVE_TOOLS)('flash to files', () => {
     expect(r.results[0].message).toMatch(/base image itself/);
     expect(sha(readFileSync(rec.raw.path))).toBe(before);
     await expect(
-      runFlash({ outDir: out.outDir, requests: [{ device: IDS[0], target: path.join(dir, 'x.img') }, { device: IDS[1], target: path.join(dir, 'x.img') }], reporter: new JsonReporter() }),
+      runFlash({
+        outDir: out.outDir,
+        requests: [
+          { device: IDS[0], target: path.join(dir, 'x.img') },
+          { device: IDS[1], target: path.join(dir, 'x.img') },
+        ],
+        reporter: new JsonReporter(),
+      }),
     ).rejects.toThrow(/given twice/);
     const r2 = await runFlash({ outDir: out.outDir, requests: [{ device: 'not-built-999', target: path.join(dir, 'y.img') }], reporter: new JsonReporter() });
     expect(r2.results[0].message).toMatch(/not in .*manifest\.json/);

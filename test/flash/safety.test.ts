@@ -130,7 +130,14 @@ describe.runIf(HAVE_TOOLS && requireRoot('flashing a real block device (loop dev
       let shown: string[] = [];
       const before = sha(readFileSync(big.file));
       await expect(
-        runFlash({ outDir: out.outDir, requests: [{ device: 'loop-dev-001', target: big.dev }], forceDevice: true, interactive: true, confirm: async (l) => ((shown = l), false), reporter: new JsonReporter() }),
+        runFlash({
+          outDir: out.outDir,
+          requests: [{ device: 'loop-dev-001', target: big.dev }],
+          forceDevice: true,
+          interactive: true,
+          confirm: async (l) => ((shown = l), false),
+          reporter: new JsonReporter(),
+        }),
       ).rejects.toThrow(/not confirmed. Nothing was written/);
       expect(shown).toHaveLength(1);
       expect(shown[0]).toMatch(new RegExp(`^${big.dev} \\(loop\\d+\\): .*${((out.baseSize + 3 * 1024 * 1024) / 1e9).toFixed(1)} GB -> loop-dev-001$`));

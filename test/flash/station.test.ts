@@ -77,7 +77,10 @@ describe.runIf(HAVE_TOOLS)('flash --station', () => {
     const state = JSON.parse(readFileSync(path.join(out.outDir, 'flash/state.json'), 'utf8'));
     expect(Object.keys(state.flashed).sort()).toEqual([...ids].sort());
     expect(state.flashed[ids[2]]).toMatchObject({ slot: 'left', batch: 3 });
-    const events = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('{"event":"result"')).map((l) => JSON.parse(l));
+    const events = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"event":"result"'))
+      .map((l) => JSON.parse(l));
     expect(events.map((e) => e.device)).toEqual([ids[0], ids[1], ids[2], ids[3], ids[4]]);
   });
 

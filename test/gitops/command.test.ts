@@ -32,7 +32,10 @@ beforeAll(async () => {
   const { keys } = await fleetKeys(fleet);
   for (const [id, k] of keys.deviceSops) {
     mkdirSync(path.join(tmp, 'keys/devices', id), { recursive: true });
-    writeFileSync(path.join(tmp, 'keys/devices', id, 'public.json'), JSON.stringify({ format: 'edgeforge-device-keys/1', id, sops: { fingerprint: k.fingerprint, publicKeyArmored: k.publicArmored } }));
+    writeFileSync(
+      path.join(tmp, 'keys/devices', id, 'public.json'),
+      JSON.stringify({ format: 'edgeforge-device-keys/1', id, sops: { fingerprint: k.fingerprint, publicKeyArmored: k.publicArmored } }),
+    );
   }
   for (const [id, k] of keys.siteSops) {
     mkdirSync(path.join(tmp, 'keys/sites', id), { recursive: true });
@@ -96,7 +99,9 @@ describe.runIf(HAVE_TOOLS)('edgeforge gitops --to', () => {
   it('a retired device: its managed files are reported stale, deleted only with --prune; operator files stay', async () => {
     writeFileSync(
       path.join(tmp, 'fleet.yaml'),
-      exampleInventoryText(install, (t) => t.replace('            notes: forklift charging bay', '            notes: forklift charging bay\n            status: retired').replace('deviceCount: 14', 'deviceCount: 13')),
+      exampleInventoryText(install, (t) =>
+        t.replace('            notes: forklift charging bay', '            notes: forklift charging bay\n            status: retired').replace('deviceCount: 14', 'deviceCount: 13'),
+      ),
     );
     const dir = 'clusters/eu-central/brno-warehouse-1/brno1-dock-003';
     const r = await json();
@@ -117,7 +122,10 @@ describe.runIf(HAVE_TOOLS)('edgeforge gitops --to', () => {
   });
 
   it('warns when the inventory moves a site into the canary ring but the site overlay is the operator’s', async () => {
-    writeFileSync(path.join(tmp, 'fleet.yaml'), exampleInventoryText(install, (t) => t.replace('        location: Stuttgart, DE\n', '        location: Stuttgart, DE\n        canary: true\n')));
+    writeFileSync(
+      path.join(tmp, 'fleet.yaml'),
+      exampleInventoryText(install, (t) => t.replace('        location: Stuttgart, DE\n', '        location: Stuttgart, DE\n        canary: true\n')),
+    );
     const r = await json();
     expect(r.warnings.join('\n')).toMatch(/overlays\/sites\/eu-central\/stuttgart-plant-3\/kustomization\.yaml.*canary/);
   });

@@ -19,7 +19,10 @@ import { FLUX_DEFAULT_VERSION } from '../../scripts/inventory/flux-versions.ts';
 
 const CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'];
 const GROUPS: Record<string, [string, string][]> = {
-  'source-controller': [['source.toolkit.fluxcd.io', 'gitrepositories'], ['source.toolkit.fluxcd.io', 'ocirepositories']],
+  'source-controller': [
+    ['source.toolkit.fluxcd.io', 'gitrepositories'],
+    ['source.toolkit.fluxcd.io', 'ocirepositories'],
+  ],
   'kustomize-controller': [['kustomize.toolkit.fluxcd.io', 'kustomizations']],
   'helm-controller': [['helm.toolkit.fluxcd.io', 'helmreleases']],
   'notification-controller': [['notification.toolkit.fluxcd.io', 'alerts']],
@@ -47,23 +50,70 @@ export function fakeFluxInstallYaml(version = FLUX_DEFAULT_VERSION): string {
         apiVersion: 'apiextensions.k8s.io/v1',
         kind: 'CustomResourceDefinition',
         metadata: { name: `${plural}.${group}`, labels },
-        spec: { group, names: { kind: plural, plural }, scope: 'Namespaced', versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', description: 'on' } } }] },
+        spec: {
+          group,
+          names: { kind: plural, plural },
+          scope: 'Namespaced',
+          versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', description: 'on' } } }],
+        },
       });
     }
   }
-  docs.push({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'cluster-reconciler-flux-system', labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'ServiceAccount', name: 'kustomize-controller', namespace: 'flux-system' }, { kind: 'ServiceAccount', name: 'helm-controller', namespace: 'flux-system' }] });
-  docs.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'allow-egress', namespace: 'flux-system', labels }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'], egress: [{}], ingress: [{ from: [{ podSelector: {} }] }] } });
-  docs.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'allow-webhooks', namespace: 'flux-system', labels }, spec: { podSelector: { matchLabels: { app: 'notification-controller' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ namespaceSelector: {} }] }] } });
+  docs.push({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'cluster-reconciler-flux-system', labels },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+    subjects: [
+      { kind: 'ServiceAccount', name: 'kustomize-controller', namespace: 'flux-system' },
+      { kind: 'ServiceAccount', name: 'helm-controller', namespace: 'flux-system' },
+    ],
+  });
+  docs.push({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'allow-egress', namespace: 'flux-system', labels },
+    spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'], egress: [{}], ingress: [{ from: [{ podSelector: {} }] }] },
+  });
+  docs.push({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'allow-webhooks', namespace: 'flux-system', labels },
+    spec: { podSelector: { matchLabels: { app: 'notification-controller' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ namespaceSelector: {} }] }] },
+  });
   for (const c of CONTROLLERS) {
     docs.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: c, namespace: 'flux-system', labels } });
     if (c === 'source-controller' || c === 'notification-controller') {
-      docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: c, namespace: 'flux-system', labels }, spec: { ports: [{ name: 'http', port: 80, targetPort: 'http' }], selector: { app: c }, type: 'ClusterIP' } });
+      docs.push({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: c, namespace: 'flux-system', labels },
+        spec: { ports: [{ name: 'http', port: 80, targetPort: 'http' }], selector: { app: c }, type: 'ClusterIP' },
+      });
     }
-    if (c === 'notification-controller') docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'webhook-receiver', namespace: 'flux-system', labels }, spec: { ports: [{ name: 'http', port: 80, targetPort: 'http-webhook' }], selector: { app: c } } });
+    if (c === 'notification-controller')
+      docs.push({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'webhook-receiver', namespace: 'flux-system', labels },
+        spec: { ports: [{ name: 'http', port: 80, targetPort: 'http-webhook' }], selector: { app: c } },
+      });
     const args = ['--events-addr=http://notification-controller.flux-system.svc.cluster.local./', '--watch-all-namespaces=true', '--log-level=info', '--log-encoding=json', '--enable-leader-election'];
     if (c === 'source-controller') args.push('--storage-path=/data', '--storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.');
-    const volumes = c === 'source-controller' ? [{ name: 'data', emptyDir: {} }, { name: 'tmp', emptyDir: {} }] : [{ name: 'temp', emptyDir: {} }];
-    const mounts = c === 'source-controller' ? [{ name: 'data', mountPath: '/data' }, { name: 'tmp', mountPath: '/tmp' }] : [{ name: 'temp', mountPath: '/tmp' }];
+    const volumes =
+      c === 'source-controller'
+        ? [
+            { name: 'data', emptyDir: {} },
+            { name: 'tmp', emptyDir: {} },
+          ]
+        : [{ name: 'temp', emptyDir: {} }];
+    const mounts =
+      c === 'source-controller'
+        ? [
+            { name: 'data', mountPath: '/data' },
+            { name: 'tmp', mountPath: '/tmp' },
+          ]
+        : [{ name: 'temp', mountPath: '/tmp' }];
     docs.push({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -124,9 +174,14 @@ export function generatedFleet(n: number, install: object): Fleet {
   return loadInventoryBytes(Buffer.from(text), `<generated ${n}>`);
 }
 
-
 export async function pgpKey(name: string): Promise<PgpPublic & { privateArmored: string }> {
-  const { privateKey, publicKey } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ name, email: `${name.replace(/[^a-z0-9]/gi, '')}@example.com` }], format: 'armored', date: new Date('2020-01-01T00:00:00Z') });
+  const { privateKey, publicKey } = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'ed25519Legacy',
+    userIDs: [{ name, email: `${name.replace(/[^a-z0-9]/gi, '')}@example.com` }],
+    format: 'armored',
+    date: new Date('2020-01-01T00:00:00Z'),
+  });
   const k = await openpgp.readKey({ armoredKey: publicKey });
   return { fingerprint: k.getFingerprint().toUpperCase(), publicArmored: publicKey, privateArmored: privateKey };
 }
@@ -165,7 +220,10 @@ export function sshDeployKey(comment: string): { privateKey: string; publicKey: 
 export function writePublicKeys(dir: string, keys: GitopsPublicKeys): void {
   for (const [id, k] of keys.deviceSops) {
     mkdirSync(path.join(dir, 'keys/devices', id), { recursive: true });
-    writeFileSync(path.join(dir, 'keys/devices', id, 'public.json'), JSON.stringify({ format: 'edgeforge-device-keys/1', id, sops: { fingerprint: k.fingerprint, publicKeyArmored: k.publicArmored } }));
+    writeFileSync(
+      path.join(dir, 'keys/devices', id, 'public.json'),
+      JSON.stringify({ format: 'edgeforge-device-keys/1', id, sops: { fingerprint: k.fingerprint, publicKeyArmored: k.publicArmored } }),
+    );
   }
   for (const [id, k] of keys.siteSops) {
     mkdirSync(path.join(dir, 'keys/sites', id), { recursive: true });

@@ -3,15 +3,7 @@
 import { requireTools } from '../../scripts/testkit/tools.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import YAML from 'yaml';
-import {
-  renderFluxBootstrap,
-  fluxComponents,
-  FLUX_BOOTSTRAP_FILES,
-  fluxGitUrl,
-  pinnedKnownHosts,
-  fluxSizing,
-  gitopsSourceProblems,
-} from '../../scripts/render/flux/index.ts';
+import { renderFluxBootstrap, fluxComponents, FLUX_BOOTSTRAP_FILES, fluxGitUrl, pinnedKnownHosts, fluxSizing, gitopsSourceProblems } from '../../scripts/render/flux/index.ts';
 import { GOMEMLIMIT_FRACTION } from '../../scripts/render/flux/sizing.ts';
 import { renderGitopsScaffold } from '../../scripts/render/gitops/index.ts';
 import { FluxConfigError } from '../../scripts/util/errors.ts';
@@ -20,7 +12,10 @@ import { exampleFleet, fakeBundle, fleetKeys, pgpKey, sshDeployKey } from './fix
 const HAVE_TOOLS = requireTools(['ssh-keygen'], 'test/gitops/flux.test.ts');
 
 type Obj = Record<string, any>;
-const docs = (bytes: Uint8Array): Obj[] => YAML.parseAllDocuments(Buffer.from(bytes).toString('utf8')).map((d) => d.toJS()).filter(Boolean);
+const docs = (bytes: Uint8Array): Obj[] =>
+  YAML.parseAllDocuments(Buffer.from(bytes).toString('utf8'))
+    .map((d) => d.toJS())
+    .filter(Boolean);
 const b64d = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 
 const bundle = fakeBundle();
@@ -32,7 +27,12 @@ const dev = (id: string): ResolvedDevice => fleet.devices.find((d) => d.id === i
 beforeAll(async () => {
   fleet = exampleFleet(bundleInstall);
   const ssh = sshDeployKey('flux ulsan1-line1-001');
-  secrets = { deployKeyPrivate: ssh.privateKey, deployKeyPublic: ssh.publicKey, sopsPrivateArmored: (await pgpKey('dev')).privateArmored, siteSopsPrivateArmored: (await pgpKey('site')).privateArmored };
+  secrets = {
+    deployKeyPrivate: ssh.privateKey,
+    deployKeyPublic: ssh.publicKey,
+    sopsPrivateArmored: (await pgpKey('dev')).privateArmored,
+    siteSopsPrivateArmored: (await pgpKey('site')).privateArmored,
+  };
 });
 
 describe.runIf(HAVE_TOOLS)('controller manifests from a pinned bundle', () => {
@@ -127,7 +127,7 @@ describe.runIf(HAVE_TOOLS)('controller manifests from a pinned bundle', () => {
     const values = YAML.parse(chart.spec.valuesContent);
     expect(values.helmController.create).toBe(false);
     expect(values.notificationController.create).toBe(false);
-    expect(values.sourceController.extraEnv).toContainEqual({ name: 'GOMEMLIMIT', value: '115MiB' }) // 90% of the 128Mi limit;
+    expect(values.sourceController.extraEnv).toContainEqual({ name: 'GOMEMLIMIT', value: '115MiB' }); // 90% of the 128Mi limit;
     expect(values.sourceController.container.additionalArgs).toContain('--storage-path=/data-persistent');
     expect(values.extraObjects[0].kind).toBe('PersistentVolumeClaim');
     // the controllers run the pinned release's tags whatever the chart of its line ships (inventory/flux-versions.ts)
@@ -177,15 +177,36 @@ describe.runIf(HAVE_TOOLS)('renderFluxBootstrap', () => {
   it('GitRepository and Kustomizations: URL, branch, jittered interval, prune/wait/timeouts, SOPS', () => {
     const files = renderFluxBootstrap(dev('stuttgart3-asm-001'), fleet, secrets, { bundle: bundle.bytes });
     const [repo, self, keys, controller, upgrades, device] = docs(files[2].bytes);
-    expect(repo).toMatchObject({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', spec: { url: 'ssh://git@git.acme.example/factory/fleet.git', ref: { branch: 'main' }, secretRef: { name: 'flux-system' } } });
+    expect(repo).toMatchObject({
+      apiVersion: 'source.toolkit.fluxcd.io/v1',
+      kind: 'GitRepository',
+      spec: { url: 'ssh://git@git.acme.example/factory/fleet.git', ref: { branch: 'main' }, secretRef: { name: 'flux-system' } },
+    });
     expect(repo.spec.interval).toMatch(/^5m(\d+s)?$/);
     expect(repo.spec.ignore).toContain('!/clusters/eu-central/stuttgart-plant-3/');
     expect(self).toMatchObject({ kind: 'Kustomization', metadata: { name: 'flux-system' }, spec: { path: './clusters/eu-central/stuttgart-plant-3/stuttgart3-asm-001/flux-system', prune: true } });
     // the device's SOPS keys from Git: its own key decrypts them, never pruned, applied before `device`
-    expect(keys).toMatchObject({ kind: 'Kustomization', metadata: { name: 'sops-keys' }, spec: { path: './clusters/eu-central/stuttgart-plant-3/stuttgart3-asm-001/sops-keys', prune: false, dependsOn: [{ name: 'flux-system' }], decryption: { provider: 'sops', secretRef: { name: 'sops-gpg' } } } });
+    expect(keys).toMatchObject({
+      kind: 'Kustomization',
+      metadata: { name: 'sops-keys' },
+      spec: {
+        path: './clusters/eu-central/stuttgart-plant-3/stuttgart3-asm-001/sops-keys',
+        prune: false,
+        dependsOn: [{ name: 'flux-system' }],
+        decryption: { provider: 'sops', secretRef: { name: 'sops-gpg' } },
+      },
+    });
     // the K3s upgrade controller (waited for: it registers the Plan CRD itself), then the site's Plans
-    expect(controller).toMatchObject({ kind: 'Kustomization', metadata: { name: 'system-upgrade' }, spec: { path: './infrastructure/system-upgrade', prune: true, wait: true, dependsOn: [{ name: 'flux-system' }] } });
-    expect(upgrades).toMatchObject({ kind: 'Kustomization', metadata: { name: 'upgrades' }, spec: { path: './upgrades/eu-central/stuttgart-plant-3', prune: true, dependsOn: [{ name: 'system-upgrade' }] } });
+    expect(controller).toMatchObject({
+      kind: 'Kustomization',
+      metadata: { name: 'system-upgrade' },
+      spec: { path: './infrastructure/system-upgrade', prune: true, wait: true, dependsOn: [{ name: 'flux-system' }] },
+    });
+    expect(upgrades).toMatchObject({
+      kind: 'Kustomization',
+      metadata: { name: 'upgrades' },
+      spec: { path: './upgrades/eu-central/stuttgart-plant-3', prune: true, dependsOn: [{ name: 'system-upgrade' }] },
+    });
     expect(repo.spec.ignore).toContain('!/upgrades/eu-central/stuttgart-plant-3/');
     expect(device).toMatchObject({
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
@@ -244,7 +265,9 @@ describe.runIf(HAVE_TOOLS)('Git URL and host key', () => {
   it('refuses a known_hosts line for another host, and expects [host]:port for a non-22 port', () => {
     const g = (url: string, knownHosts: string) => pinnedKnownHosts({ gitops: { ...fleet.gitops, url, knownHosts } });
     expect(() => g('ssh://git@other.example/x.git', fleet.gitops.knownHosts)).toThrow(/other\.example/);
-    expect(g('ssh://git@git.acme.example:2222/x.git', '[git.acme.example]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf')).toMatch(/^\[git\.acme\.example\]:2222 /);
+    expect(g('ssh://git@git.acme.example:2222/x.git', '[git.acme.example]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFz0tXm8/8UzjaFRl6pAc13aaNDRzRIZzLUlIs6mitf')).toMatch(
+      /^\[git\.acme\.example\]:2222 /,
+    );
     expect(() => g('ssh://git@git.acme.example:2222/x.git', fleet.gitops.knownHosts)).toThrow(/\[git\.acme\.example\]:2222/);
   });
 });
@@ -257,7 +280,13 @@ describe.runIf(HAVE_TOOLS)('a read-only Git mirror per site', () => {
   it("devices of a mirrored site pull from the mirror, with the mirror's pinned key; other sites from the centre", () => {
     const f = withMirror('kr-south/ulsan-plant-1', 'git.ulsan1.acme.example');
     expect(gitopsSourceProblems(f)).toEqual([]);
-    const at = (id: string) => renderFluxBootstrap(f.devices.find((d) => d.id === id)!, f, secrets, { bundle: bundle.bytes });
+    const at = (id: string) =>
+      renderFluxBootstrap(
+        f.devices.find((d) => d.id === id)!,
+        f,
+        secrets,
+        { bundle: bundle.bytes },
+      );
     const ulsan = at('ulsan1-line1-001');
     expect(docs(ulsan[2].bytes)[0].spec.url).toBe('ssh://git@git.ulsan1.acme.example/fleet.git');
     expect(b64d(docs(ulsan[1].bytes)[0].data.known_hosts)).toBe(`git.ulsan1.acme.example ${MIRROR_KEY}\n`);
@@ -268,6 +297,8 @@ describe.runIf(HAVE_TOOLS)('a read-only Git mirror per site', () => {
 
   it('reports a mirror for a site that does not exist, or whose key names another host', () => {
     expect(gitopsSourceProblems(withMirror('kr-south/no-such-plant', 'git.ulsan1.acme.example')).join('\n')).toMatch(/no-such-plant.*no such site/);
-    expect(gitopsSourceProblems(withMirror('kr-south/ulsan-plant-1', 'mirror.elsewhere.example')).join('\n')).toMatch(/gitops\.mirrors\["kr-south\/ulsan-plant-1"\]\.knownHosts names "git\.ulsan1\.acme\.example"/);
+    expect(gitopsSourceProblems(withMirror('kr-south/ulsan-plant-1', 'mirror.elsewhere.example')).join('\n')).toMatch(
+      /gitops\.mirrors\["kr-south\/ulsan-plant-1"\]\.knownHosts names "git\.ulsan1\.acme\.example"/,
+    );
   });
 });

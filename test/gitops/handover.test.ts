@@ -33,7 +33,12 @@ beforeAll(async () => {
   mkdirSync(path.join(fake, 'bin'), { recursive: true });
   const ssh = sshDeployKey('t');
   const d = fleet.devices.find((x) => x.id === 'ulsan1-line1-001')!;
-  for (const f of renderFluxBootstrap(d, fleet, { deployKeyPrivate: ssh.privateKey, deployKeyPublic: ssh.publicKey, sopsPrivateArmored: (await pgpKey('d')).privateArmored }, { bundle: bundle.bytes })) {
+  for (const f of renderFluxBootstrap(
+    d,
+    fleet,
+    { deployKeyPrivate: ssh.privateKey, deployKeyPublic: ssh.publicKey, sopsPrivateArmored: (await pgpKey('d')).privateArmored },
+    { bundle: bundle.bytes },
+  )) {
     writeFileSync(path.join(src, path.basename(f.path)), f.bytes, { mode: f.mode });
   }
   // fake k3s: `k3s kubectl ... get secret ...` succeeds once $FAKE/secrets exists; Ready comes from $FAKE/ready
@@ -123,7 +128,9 @@ describe.runIf(HAVE_TOOLS)('Flux bootstrap on the device', () => {
   });
 
   it('creates the hostPath store when the fleet has no local-path provisioner', () => {
-    const f = exampleFleet({ mode: 'bundle', file: 'x', sha256: bundle.sha256 }, (t) => t.replace('disable: [traefik, servicelb, metrics-server]', 'disable: [traefik, servicelb, metrics-server, local-storage]'));
+    const f = exampleFleet({ mode: 'bundle', file: 'x', sha256: bundle.sha256 }, (t) =>
+      t.replace('disable: [traefik, servicelb, metrics-server]', 'disable: [traefik, servicelb, metrics-server, local-storage]'),
+    );
     const r = sh(`${fluxFirstbootFragment(f)}\nflux_place "${src}"`, { EDGEFORGE_FLUX_REBOOTSTRAP: '1' });
     expect(r.code, r.out).toBe(0);
     const dir = path.join(R, 'var/lib/rancher/k3s/storage/edgeforge-flux-source-controller');

@@ -37,7 +37,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe.runIf(HAVE_TOOLS)('K3s rollout in rings', () => {
   let before: Record<string, string>;
 
-  it('gitops writes the controller and every site\'s Plans at k3s.version, each with its window', async () => {
+  it("gitops writes the controller and every site's Plans at k3s.version, each with its window", async () => {
     const r = await gitops();
     expect(r.code, r.stderr).toBe(0);
     // the controller registers its own Plan CRD: the tree ships none
@@ -79,13 +79,13 @@ describe.runIf(HAVE_TOOLS)('K3s rollout in rings', () => {
     expect(st.sites.every((s: { version: string; inGit: { version: string } }) => s.inGit.version === s.version)).toBe(true);
   });
 
-  it('rollout promote moves the stable ring, keeping the inventory\'s comments', async () => {
+  it("rollout promote moves the stable ring, keeping the inventory's comments", async () => {
     const r = await cli('rollout', 'promote');
     expect(r.code, r.stderr).toBe(0);
     const text = readFileSync(inv(), 'utf8');
     expect(text).toContain(`  version: ${NEW}\n`);
     expect(text).not.toMatch(/^  canaryVersion:/m);
-    expect(text).toContain('# edgeforge example fleet: ACME\'s smart factories.');
+    expect(text).toContain("# edgeforge example fleet: ACME's smart factories.");
     expect(text).toContain('# gets GitOps changes first');
     const diff = JSON.parse((await cli('rollout', 'diff', '--gitops', 'repo', '--json')).stdout);
     expect(diff.changes.map((c: { site: string }) => c.site).sort()).toEqual(['eu-central/brno-warehouse-1', 'eu-central/stuttgart-plant-3', 'kr-south/changwon-plant-2']);
@@ -120,19 +120,22 @@ describe('rollout promote in an airgap fleet', () => {
     try {
       const h = (c: string) => c.repeat(64);
       const text = exampleInventoryText(install)
-        .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, [
-          '  install:',
-          '    mode: airgap',
-          '    bundle: bundles/k3s-v1.35.6   # the stable ring\'s release',
-          `    sha256: { binary: "${h('a')}", images: "${h('b')}", installScript: "${h('c')}" }`,
-          '    canary:                        # the canary ring\'s release, during the rollout',
-          '      bundle: bundles/k3s-v1.36.5',
-          '      sha256:',
-          `        binary: "${h('d')}"`,
-          `        images: "${h('e')}"`,
-          `        installScript: "${h('f')}"`,
-          '',
-        ].join('\n'))
+        .replace(
+          /  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/,
+          [
+            '  install:',
+            '    mode: airgap',
+            "    bundle: bundles/k3s-v1.35.6   # the stable ring's release",
+            `    sha256: { binary: "${h('a')}", images: "${h('b')}", installScript: "${h('c')}" }`,
+            "    canary:                        # the canary ring's release, during the rollout",
+            '      bundle: bundles/k3s-v1.36.5',
+            '      sha256:',
+            `        binary: "${h('d')}"`,
+            `        images: "${h('e')}"`,
+            `        installScript: "${h('f')}"`,
+            '',
+          ].join('\n'),
+        )
         .replace('  version: v1.36.5+k3s1\n', `  version: ${OLD}\n  canaryVersion: ${NEW}\n`);
       expect(text).toContain('canary:                        #');
       writeFileSync(path.join(dir, 'fleet.yaml'), text);
@@ -152,4 +155,3 @@ describe('rollout promote in an airgap fleet', () => {
     }
   });
 });
-

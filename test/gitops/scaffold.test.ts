@@ -46,7 +46,12 @@ async function kustomizeAll(dir: string, files: ScaffoldFile[]): Promise<Map<str
       const d = dirs[next++];
       try {
         const { stdout } = await run(tool('kubectl'), ['kustomize', path.join(dir, d)], { maxBuffer: 64 << 20 });
-        out.set(d, YAML.parseAllDocuments(stdout).map((x) => x.toJS()).filter(Boolean));
+        out.set(
+          d,
+          YAML.parseAllDocuments(stdout)
+            .map((x) => x.toJS())
+            .filter(Boolean),
+        );
       } catch (e) {
         failures.push(`${d}: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
       }
@@ -83,7 +88,16 @@ describe.runIf(HAVE_TOOLS).each([
     const flux = fleet.active.filter(runsFlux);
     // overlays per region and site, an entry point, a flux-system and a sops-keys dir per Flux device, join-tokens per multi-node server, the bases,
     // the upgrade controller and one upgrades/ dir of Plans per site with a Flux device
-    expect(kdirs).toBe(flux.length * 3 + flux.filter((d) => d.cluster.kind === 'multi-node-server').length + fleet.regions.length + fleet.sites.length + 4 + new Set(flux.map((d) => d.profile.ramMiB <= 2048)).size + 1 + new Set(flux.map((d) => d.siteId)).size);
+    expect(kdirs).toBe(
+      flux.length * 3 +
+        flux.filter((d) => d.cluster.kind === 'multi-node-server').length +
+        fleet.regions.length +
+        fleet.sites.length +
+        4 +
+        new Set(flux.map((d) => d.profile.ramMiB <= 2048)).size +
+        1 +
+        new Set(flux.map((d) => d.siteId)).size,
+    );
   });
 
   it('a device entry point renders the bases through its site and region overlays', () => {
@@ -122,13 +136,23 @@ describe.runIf(HAVE_TOOLS).each([
 
   it('entry points only for devices that run Flux: no agents, no revoked devices', () => {
     const entries = new Set(files.filter((f) => /^clusters\/[^/]+\/[^/]+\/[^/]+\/kustomization\.yaml$/.test(f.path)).map((f) => f.path.split('/')[3]));
-    expect([...entries].sort()).toEqual(fleet.active.filter(runsFlux).map((d) => d.id).sort());
+    expect([...entries].sort()).toEqual(
+      fleet.active
+        .filter(runsFlux)
+        .map((d) => d.id)
+        .sort(),
+    );
     for (const d of fleet.devices.filter((x) => !runsFlux(x))) expect(entries.has(d.id)).toBe(false);
   });
 
   it('every YAML file parses; managed files carry the marker, operator files do not', () => {
     for (const f of files) {
-      if (/\.ya?ml$/.test(f.path)) expect(() => YAML.parseAllDocuments(text(f)).forEach((d) => { if (d.errors.length) throw d.errors[0]; })).not.toThrow();
+      if (/\.ya?ml$/.test(f.path))
+        expect(() =>
+          YAML.parseAllDocuments(text(f)).forEach((d) => {
+            if (d.errors.length) throw d.errors[0];
+          }),
+        ).not.toThrow();
       expect(isManaged(f.bytes)).toBe(f.owner === 'edgeforge');
     }
   });
@@ -162,7 +186,11 @@ describe.runIf(HAVE_TOOLS).each([
 
   it('.sops.yaml: the first matching rule gives each path the right recipients', () => {
     const cfg = YAML.parse(text(files.find((f) => f.path === '.sops.yaml')!)) as { creation_rules: { path_regex: string; pgp: string; encrypted_regex: string }[] };
-    const recipients = (p: string) => cfg.creation_rules.find((r) => new RegExp(r.path_regex).test(p))!.pgp.split(',').sort();
+    const recipients = (p: string) =>
+      cfg.creation_rules
+        .find((r) => new RegExp(r.path_regex).test(p))!
+        .pgp.split(',')
+        .sort();
     const admin = keys.admins.map((a) => a.fingerprint);
     const d = fleet.active.filter(runsFlux)[0];
     const site = fleet.sites.find((s) => s.id === d.siteId)!;

@@ -25,10 +25,16 @@ const install = { mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: fak
 
 // The pinned controller's own Plan CRD, read from its repository (upstream/crds/): what its API server accepts.
 const SUC_CRDS = crdsOfRelease('system-upgrade-controller@v0.16.1');
-const planProblems = (plans: Obj[], minors = [36]) => checkObjects(plans.map((object) => ({ path: 'plans.yaml', object })), { minors, crds: SUC_CRDS }).map((f) => `${f.ref}: ${f.reason}`);
+const planProblems = (plans: Obj[], minors = [36]) =>
+  checkObjects(
+    plans.map((object) => ({ path: 'plans.yaml', object })),
+    { minors, crds: SUC_CRDS },
+  ).map((f) => `${f.ref}: ${f.reason}`);
 
 function kustomize(dir: string): Obj[] {
-  return YAML.parseAllDocuments(execFileSync(tool('kubectl'), ['kustomize', dir], { maxBuffer: 64 << 20, encoding: 'utf8' })).map((d) => d.toJS()).filter(Boolean);
+  return YAML.parseAllDocuments(execFileSync(tool('kubectl'), ['kustomize', dir], { maxBuffer: 64 << 20, encoding: 'utf8' }))
+    .map((d) => d.toJS())
+    .filter(Boolean);
 }
 
 const tmps: string[] = [];
@@ -61,10 +67,14 @@ describe('the Plan shape', () => {
 
   it('the agent drain timeout decodes as the controller\'s Go time.Duration (JSON nanoseconds); the string "10m" does not', () => {
     const fleet = exampleFleet(install);
-    const agent = sitesWithPlans(fleet).flatMap((s) => sitePlans(s, fleet)).find((p: Obj) => p.metadata.name === 'k3s-agent') as Obj;
+    const agent = sitesWithPlans(fleet)
+      .flatMap((s) => sitePlans(s, fleet))
+      .find((p: Obj) => p.metadata.name === 'k3s-agent') as Obj;
     expect(agent.spec.drain.timeout).toBe(600_000_000_000);
     const before = { ...agent, spec: { ...agent.spec, drain: { ...agent.spec.drain, timeout: '10m' } } };
-    expect(planProblems([before])).toEqual([expect.stringMatching(/^Plan\/system-upgrade\/k3s-agent: spec\.drain\.timeout: must be a whole number, is a string \("10m"\) \(system-upgrade-controller@v0\.16\.1\)$/)]);
+    expect(planProblems([before])).toEqual([
+      expect.stringMatching(/^Plan\/system-upgrade\/k3s-agent: spec\.drain\.timeout: must be a whole number, is a string \("10m"\) \(system-upgrade-controller@v0\.16\.1\)$/),
+    ]);
   });
 
   it('edgeforge ships no Plan CRD: the controller registers its own, and no second writer overwrites it', () => {
@@ -95,13 +105,19 @@ describe('the Plan shape', () => {
     expect(ma.spec.drain.force).toBe(true);
   });
 
-  it('the controller\'s images are pinned where the inventory says, and listed for the airgap set', () => {
+  it("the controller's images are pinned where the inventory says, and listed for the airgap set", () => {
     const pin = 'sha256:' + 'ab'.repeat(32);
-    const fleet = exampleFleet(install, (t) => t.replace('  disable: [traefik', `  upgrade:\n    controller: { ref: registry.local:5000/rancher/system-upgrade-controller:v0.16.1, sha256: "${pin}" }\n  disable: [traefik`));
+    const fleet = exampleFleet(install, (t) =>
+      t.replace('  disable: [traefik', `  upgrade:\n    controller: { ref: registry.local:5000/rancher/system-upgrade-controller:v0.16.1, sha256: "${pin}" }\n  disable: [traefik`),
+    );
     const dep = controllerObjects(fleet).find((o: Obj) => o.kind === 'Deployment') as Obj;
     expect(dep.spec.template.spec.containers[0].image).toBe(`registry.local:5000/rancher/system-upgrade-controller:v0.16.1@${pin}`);
     expect(dep.spec.template.spec.containers[0].resources.limits.memory).toBe('64Mi');
-    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual(['registry.local:5000/rancher/system-upgrade-controller:v0.16.1', 'docker.io/rancher/kubectl:v1.35.6', 'docker.io/rancher/k3s-upgrade:v1.36.5-k3s1']);
+    expect(upgradeImages(fleet).map((i) => i.ref)).toEqual([
+      'registry.local:5000/rancher/system-upgrade-controller:v0.16.1',
+      'docker.io/rancher/kubectl:v1.35.6',
+      'docker.io/rancher/k3s-upgrade:v1.36.5-k3s1',
+    ]);
   });
 });
 
@@ -109,7 +125,7 @@ describe.runIf(HAVE_TOOLS).each([
   ['the example fleet', () => exampleFleet(install)],
   ['a generated 2,000-device fleet', () => generatedFleet(2000, install)],
 ])('kubectl kustomize: %s', (_n, make) => {
-  it('the controller and every site\'s Plans render', () => {
+  it("the controller and every site's Plans render", () => {
     const fleet = make();
     const dir = renderTree(fleet);
     const ctl = kustomize(path.join(dir, CONTROLLER_PATH));

@@ -71,9 +71,13 @@ describe('every external program in the tests goes through scripts/testkit/tools
       "spawn(\n  'swtpm',\n  ['socket']);",
       'expect(x).toMatch(new RegExp(`^${id}-[0-9a-f]{16}$`));',
       "await run(tool('cloud-init'), ['schema']);",
-      'await $`${tool(\'kubectl\')} kustomize ${dir}`;',
+      "await $`${tool('kubectl')} kustomize ${dir}`;",
     ].join('\n');
-    expect(unguardedCalls(src).map((l) => Number(l.split(':')[0])).sort((a, b) => a - b)).toEqual([3, 4, 5, 6, 7, 11]);
+    expect(
+      unguardedCalls(src)
+        .map((l) => Number(l.split(':')[0]))
+        .sort((a, b) => a - b),
+    ).toEqual([3, 4, 5, 6, 7, 11]);
   });
 });
 
@@ -92,7 +96,12 @@ describe('the tool helper', () => {
   });
 
   it('knows a package for every tool it lists, and every package it names is in .ci/packages.txt', () => {
-    const listed = new Set(readFileSync(path.join(REPO, '.ci/packages.txt'), 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean));
+    const listed = new Set(
+      readFileSync(path.join(REPO, '.ci/packages.txt'), 'utf8')
+        .split('\n')
+        .map((l) => l.replace(/#.*/, '').trim())
+        .filter(Boolean),
+    );
     // Essential packages (always installed) and the ones other listed packages pull in
     const implied = new Set(['coreutils', 'util-linux', 'mount', 'passwd', 'e2fsprogs', 'openssh-sftp-server', 'python3-yaml', 'gnupg']);
     const notListed = Object.entries(TOOLS)

@@ -17,11 +17,17 @@ export function fluxBundle(): string {
 export const entry = (image: string, file: string, sha: string) => `        - image: ${image}\n          file: ${file}\n          sha256: "${sha}"\n`;
 
 /** the example fleet, airgap K3s (pins given or dummies), Flux from bundles/flux/install.yaml with `images` */
-export function airgapInventory(images: string, k3s: { binary: string; images: string; installScript: string } = { binary: 'a'.repeat(64), images: 'b'.repeat(64), installScript: 'c'.repeat(64) }): string {
+export function airgapInventory(
+  images: string,
+  k3s: { binary: string; images: string; installScript: string } = { binary: 'a'.repeat(64), images: 'b'.repeat(64), installScript: 'c'.repeat(64) },
+): string {
   const example = readFileSync('inventory/example.yaml', 'utf8');
   const fluxSha = createHash('sha256').update(fluxBundle()).digest('hex');
   const out = example
-    .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${k3s.binary}", images: "${k3s.images}", installScript: "${k3s.installScript}" }\n`)
+    .replace(
+      /  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/,
+      `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${k3s.binary}", images: "${k3s.images}", installScript: "${k3s.installScript}" }\n`,
+    )
     .replace(/    install: \{ mode: helm[^\n]*\n/, `    install:\n      mode: bundle\n      file: bundles/flux/install.yaml\n      sha256: "${fluxSha}"\n      images:\n${images}`);
   if (out === example || !out.includes('mode: airgap') || !out.includes('mode: bundle')) throw new Error('inventory/example.yaml changed: the airgap fixture no longer applies');
   return out;

@@ -25,7 +25,7 @@ describe('the broker-URL rule', () => {
     for (const url of BAD) expect(parseBrokerUrl(url), url).toBeUndefined();
   });
 
-  it('is the schema\'s rule (and its JSON schema\'s pattern), resolved once into Fleet.status', () => {
+  it("is the schema's rule (and its JSON schema's pattern), resolved once into Fleet.status", () => {
     for (const [url, want] of GOOD) expect(fleetWith(url).status!.broker, url).toEqual(want);
     for (const url of BAD) {
       let problems: { message: string }[] = [];
@@ -34,7 +34,10 @@ describe('the broker-URL rule', () => {
       } catch (e) {
         problems = (e as { problems: { message: string }[] }).problems;
       }
-      expect(problems.map((p) => p.message), url).toEqual([expect.stringContaining('must be mqtts://HOST[:PORT] (TLS only; default port 8883)')]);
+      expect(
+        problems.map((p) => p.message),
+        url,
+      ).toEqual([expect.stringContaining('must be mqtts://HOST[:PORT] (TLS only; default port 8883)')]);
     }
     const json = JSON.parse(readFileSync('inventory/schema.json', 'utf8'));
     expect(JSON.stringify(json)).toContain(JSON.stringify(BROKER_URL.source));

@@ -20,27 +20,58 @@ function lineOf(text: string, needle: string): number {
   return text.slice(0, i).split('\n').length;
 }
 
-const WINDOW_AT_SITE = (w: string) => example.replace('        canary: true                 # gets GitOps changes first\n', `        canary: true                 # gets GitOps changes first\n        maintenanceWindow: ${w}\n`);
+const WINDOW_AT_SITE = (w: string) =>
+  example.replace('        canary: true                 # gets GitOps changes first\n', `        canary: true                 # gets GitOps changes first\n        maintenanceWindow: ${w}\n`);
 
 // an airgap fleet (the pins need not match files: validate reads only the image archives)
 const AIRGAP = (install: string, k3s = '') =>
   example
-    .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'a'.repeat(64)}", images: "${'b'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n${install}`)
+    .replace(
+      /  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/,
+      `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'a'.repeat(64)}", images: "${'b'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n${install}`,
+    )
     .replace('  version: v1.36.5+k3s1\n', `  version: v1.35.6+k3s1\n${k3s}`);
 const CANARY_FILES = (binary: string) => `    canary:\n      bundle: bundles/k3s-v1.36.5\n      sha256: { binary: "${binary}", images: "${'e'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n`;
 
 const cases: [string, string, string, RegExp][] = [
-  ['an airgap rollout without the canary release\'s airgap files', AIRGAP('', '  canaryVersion: v1.36.5+k3s1\n'), '  canaryVersion', /an airgap fleet's canary ring installs v1\.36\.5\+k3s1 at first boot from its own airgap files: add k3s\.install\.canary/],
-  ['canary airgap files without a rollout', AIRGAP(CANARY_FILES('f'.repeat(64))), '      bundle: bundles/k3s-v1.36.5', /k3s\.install\.canary is only for a rollout in progress, and k3s\.canaryVersion is not set/],
-  ['canary airgap files holding the stable binary', AIRGAP(CANARY_FILES('a'.repeat(64)), '  canaryVersion: v1.36.5+k3s1\n'), `      sha256: { binary: "${'a'.repeat(64)}", images: "${'e'}`, /the same binary as the stable ring's/],
+  [
+    "an airgap rollout without the canary release's airgap files",
+    AIRGAP('', '  canaryVersion: v1.36.5+k3s1\n'),
+    '  canaryVersion',
+    /an airgap fleet's canary ring installs v1\.36\.5\+k3s1 at first boot from its own airgap files: add k3s\.install\.canary/,
+  ],
+  [
+    'canary airgap files without a rollout',
+    AIRGAP(CANARY_FILES('f'.repeat(64))),
+    '      bundle: bundles/k3s-v1.36.5',
+    /k3s\.install\.canary is only for a rollout in progress, and k3s\.canaryVersion is not set/,
+  ],
+  [
+    'canary airgap files holding the stable binary',
+    AIRGAP(CANARY_FILES('a'.repeat(64)), '  canaryVersion: v1.36.5+k3s1\n'),
+    `      sha256: { binary: "${'a'.repeat(64)}", images: "${'e'}`,
+    /the same binary as the stable ring's/,
+  ],
   ['an unknown K3s release line', example.replace('  version: v1.36.5+k3s1\n', '  version: v1.99.0+k3s1\n'), '  version: v1.99', /K3s v1\.99\.0\+k3s1 is not a release line edgeforge knows/],
   ['a malformed K3s version', example.replace('  version: v1.36.5+k3s1\n', '  version: "1.31"\n'), '  version: "1.31"', /must be a K3s release like v1\.36\.5\+k3s1/],
   ['a malformed canary version', example.replace('  version: v1.36.5+k3s1\n', '  version: v1.35.6+k3s1\n  canaryVersion: latest\n'), '  canaryVersion', /must be a K3s release/],
   ['an empty window', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "02:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /window 02:00-02:00 is empty/],
   ['a window without days', WINDOW_AT_SITE('{ days: [], start: "02:00", end: "04:00", timeZone: Asia/Seoul }'), '        maintenanceWindow:', /at least one day/],
   ['a window with no time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00" }'), '        maintenanceWindow:', /missing required key "timeZone"/],
-  ['a window with an unknown time zone', WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00", timeZone: Mars/Olympus }'), '        maintenanceWindow:', /"Mars\/Olympus" is not an IANA time zone/],
-  ['a rollout whose canary ring has no device', example.replace('        canary: true                 # gets GitOps changes first\n', '        canary: false\n').replace('  version: v1.36.5+k3s1\n', '  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n'), '  canaryVersion', /needs a canary ring, and no site with canary: true has an active device/],
+  [
+    'a window with an unknown time zone',
+    WINDOW_AT_SITE('{ days: [sat], start: "02:00", end: "04:00", timeZone: Mars/Olympus }'),
+    '        maintenanceWindow:',
+    /"Mars\/Olympus" is not an IANA time zone/,
+  ],
+  [
+    'a rollout whose canary ring has no device',
+    example
+      .replace('        canary: true                 # gets GitOps changes first\n', '        canary: false\n')
+      .replace('  version: v1.36.5+k3s1\n', '  version: v1.35.6+k3s1\n  canaryVersion: v1.36.5+k3s1\n'),
+    '  canaryVersion',
+    /needs a canary ring, and no site with canary: true has an active device/,
+  ],
 ];
 
 describe('day-2 inventory problems', () => {
@@ -62,7 +93,7 @@ describe('day-2 inventory problems', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
-  it('a fleet that marks no canary site gets its industry preset\'s share (each region\'s first site first), or none with canaryPercent: 0', () => {
+  it("a fleet that marks no canary site gets its industry preset's share (each region's first site first), or none with canaryPercent: 0", () => {
     const unmarked = example.replace('        canary: true                 # gets GitOps changes first\n', '');
     const f = loadInventoryBytes(Buffer.from(unmarked), 'x.yaml');
     // manufacturing: 10% of 4 sites, at least one: the first site of the first region
@@ -104,12 +135,17 @@ describe('day-2 inventory problems', () => {
 
 describe('the upgrade path in the image-archive mechanism (k3s.upgrade.images)', () => {
   const airgap = (images: string) =>
-    example
-      .replace(/  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/, `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'a'.repeat(64)}", images: "${'b'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n  upgrade:\n    images:\n${images}`);
+    example.replace(
+      /  install:\n(    #[^\n]*\n)*    mode: online\n    installScriptSha256: "0+"\n/,
+      `  install:\n    mode: airgap\n    bundle: bundles/k3s\n    sha256: { binary: "${'a'.repeat(64)}", images: "${'b'.repeat(64)}", installScript: "${'c'.repeat(64)}" }\n  upgrade:\n    images:\n${images}`,
+    );
   const e = (image: string, file: string) => `      - { image: ${image}, file: ${file}, sha256: "${'d'.repeat(63)}${file.length % 10}" }\n`;
   it('its archives join the fleet-wide list as component k3s-upgrade; an airgap fleet without them is told which are missing', async () => {
     const { upgradeImageArchiveProblems } = await import('../../scripts/render/day2/upgrade-images.ts');
-    const all = e('docker.io/rancher/system-upgrade-controller:v0.16.1', 'bundles/up/suc.tar') + e('docker.io/rancher/kubectl:v1.35.6', 'bundles/up/kubectl.tar') + e('docker.io/rancher/k3s-upgrade:v1.36.5-k3s1', 'bundles/up/k3s-upgrade.tar');
+    const all =
+      e('docker.io/rancher/system-upgrade-controller:v0.16.1', 'bundles/up/suc.tar') +
+      e('docker.io/rancher/kubectl:v1.35.6', 'bundles/up/kubectl.tar') +
+      e('docker.io/rancher/k3s-upgrade:v1.36.5-k3s1', 'bundles/up/k3s-upgrade.tar');
     const f = loadInventoryBytes(Buffer.from(airgap(all)), 'x.yaml');
     expect(f.imageArchives.filter((a) => a.component === 'k3s-upgrade').map((a) => a.name)).toEqual(['suc.tar', 'kubectl.tar', 'k3s-upgrade.tar']);
     expect(upgradeImageArchiveProblems(f)).toEqual([]);

@@ -64,7 +64,11 @@ describe('hostile input', () => {
     for (let i = 1; i < 10; i++) {
       const prev = String.fromCharCode(96 + i);
       const cur = String.fromCharCode(97 + i);
-      lines.push(`${cur}: &${cur} [${Array(9).fill('*' + prev).join(',')}]`);
+      lines.push(
+        `${cur}: &${cur} [${Array(9)
+          .fill('*' + prev)
+          .join(',')}]`,
+      );
     }
     const t0 = Date.now();
     const p = problems(lines.join('\n') + '\n');

@@ -84,7 +84,10 @@ describe('image archive pins in the inventory', () => {
 
   it('two archives with one file name (they share a directory on the device), the same image twice, a K3s file name', () => {
     const text = airgapInventory(
-      entry(SC, 'bundles/flux/same.tar', pins.sc.sha256) + entry(KC, 'other/SAME.tar', pins.kc.sha256) + entry(SC, 'bundles/flux/x.tar', pins.sc.sha256) + entry('ghcr.io/a/b:v1', 'x/k3s-airgap-images-arm64.tar.zst', pins.sc.sha256),
+      entry(SC, 'bundles/flux/same.tar', pins.sc.sha256) +
+        entry(KC, 'other/SAME.tar', pins.kc.sha256) +
+        entry(SC, 'bundles/flux/x.tar', pins.sc.sha256) +
+        entry('ghcr.io/a/b:v1', 'x/k3s-airgap-images-arm64.tar.zst', pins.sc.sha256),
     );
     const p = problems(text);
     expect(p.some((l) => l.startsWith(`inv.yaml:${lineOf(text, 'other/SAME.tar')}:`) && /already used at line \d+/.test(l))).toBe(true);
@@ -107,7 +110,10 @@ describe('edgeforge validate: the archive files', () => {
     const lines = r.stderr.split('\n');
     const wrong = lines.find((l) => l.startsWith(`inventory.yaml:${lineOf(text, `sha256: "${pins.kc.sha256}"`)}:`));
     expect(wrong, r.stderr).toMatch(new RegExp(`has sha256 ${pins.sc.sha256} but the inventory pins ${pins.kc.sha256}`));
-    expect(lines.find((l) => l.startsWith(`inventory.yaml:${lineOf(text, 'file: bundles/flux/gone.tar')}:`)), r.stderr).toMatch(/no such file/);
+    expect(
+      lines.find((l) => l.startsWith(`inventory.yaml:${lineOf(text, 'file: bundles/flux/gone.tar')}:`)),
+      r.stderr,
+    ).toMatch(/no such file/);
     // kustomize-controller's image is in the bundle, not in the list: an airgapped device could never run it
     expect(r.stderr).toMatch(new RegExp(`kustomize-controller runs ${KC.replace(/[.]/g, '\\.')}, which has no pinned archive`));
   });
@@ -130,7 +136,10 @@ describe('edgeforge validate: the archive files', () => {
   });
 
   it('airgap K3s with Flux from a Helm chart warns that the chart comes from the internet', async () => {
-    const text = airgapInventory(good()).replace(/    install:\n      mode: bundle\n[\s\S]*?(?=\nadmins:)/, '    install: { mode: helm, chartVersion: "2.19.0", repo: "https://fluxcd-community.github.io/helm-charts" }\n');
+    const text = airgapInventory(good()).replace(
+      /    install:\n      mode: bundle\n[\s\S]*?(?=\nadmins:)/,
+      '    install: { mode: helm, chartVersion: "2.19.0", repo: "https://fluxcd-community.github.io/helm-charts" }\n',
+    );
     const r = await validate(text, false);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/warning: k3s.install.mode is airgap but gitops.flux.install is a Helm chart/);
@@ -148,7 +157,15 @@ describe('the archive holds the image it is pinned for (read from the archive it
     const gz = gzipSync(imageArchiveBytes(KC));
     const oci = tarOf([
       { name: 'oci-layout', bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
-      { name: 'index.json', bytes: Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:' + '1'.repeat(64), size: 1, annotations: { 'io.containerd.image.name': SC } }] })) },
+      {
+        name: 'index.json',
+        bytes: Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:' + '1'.repeat(64), size: 1, annotations: { 'io.containerd.image.name': SC } }],
+          }),
+        ),
+      },
     ]);
     mkdirSync(path.join(dir, 'bundles/flux'), { recursive: true });
     writeFileSync(path.join(dir, 'bundles/flux/other.tar'), other);

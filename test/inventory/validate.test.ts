@@ -71,22 +71,20 @@ describe('validation reports every problem at once, with positions', () => {
       .replace('mac: e4:5f:01:50:01:02', 'mac: DC-A6-32-10-01-01')
       .replace('id: brno1-dock-003', 'id: ulsan1-line1-002');
     const p = problems(text);
-    expect(p).toContain(`inv.yaml:${lineOf(text, 'serial: 10000000a3f1c001', 1)}:21: serial "10000000a3f1c001" is already used at line ${lineOf(text, 'serial: 10000000a3f1c001')}; serials must be unique across the fleet`);
+    expect(p).toContain(
+      `inv.yaml:${lineOf(text, 'serial: 10000000a3f1c001', 1)}:21: serial "10000000a3f1c001" is already used at line ${lineOf(text, 'serial: 10000000a3f1c001')}; serials must be unique across the fleet`,
+    );
     expect(p.some((l) => l.includes('MAC "dc:a6:32:10:01:01" is already used'))).toBe(true);
     expect(p.some((l) => l.includes('device id "ulsan1-line1-002" is already used'))).toBe(true);
     expect(p).toHaveLength(3);
   });
   it('bad MAC, bad addresses, gateway outside the subnet, missing profile', () => {
-    const text = example
-      .replace('mac: dc:a6:32:10:01:02', 'mac: dc:a6:32:10:01')
-      .replace('address: 10.20.1.21/24', 'address: 10.20.1.300/24');
+    const text = example.replace('mac: dc:a6:32:10:01:02', 'mac: dc:a6:32:10:01').replace('address: 10.20.1.21/24', 'address: 10.20.1.300/24');
     const p = problems(text);
     expect(p.find((l) => l.includes('must be a MAC address'))).toMatch(new RegExp(`^inv\\.yaml:${lineOf(text, 'mac: dc:a6:32:10:01\n')}:18: `));
     expect(p.find((l) => l.includes('10.20.1.300/24'))).toMatch(/must be an IPv4 address with a prefix length/);
     // fleet-wide checks run once the structure is right
-    const text2 = example
-      .replace('address: 10.30.1.22/24', 'address: 10.31.1.22/24')
-      .replace('profile: rpi4-4g           # vision', 'profile: rpi4-4gb          # vision');
+    const text2 = example.replace('address: 10.30.1.22/24', 'address: 10.31.1.22/24').replace('profile: rpi4-4g           # vision', 'profile: rpi4-4gb          # vision');
     const p2 = problems(text2);
     expect(p2.find((l) => l.includes('gateway 10.30.1.1 is not inside 10.31.1.22/24'))).toBeDefined();
     expect(p2.find((l) => l.includes('profile "rpi4-4gb" is not defined'))).toContain('did you mean "rpi4-4g"?');

@@ -95,10 +95,7 @@ describe.runIf(HAVE_TOOLS)('keys commands', () => {
     await fs.mkdir(path.join(dir, 'admins'), { recursive: true });
     const ops = fastGenerateV4Key({ name: 'ACME Fleet Operations', email: 'fleet-ops@acme.example', date: '2020-01-01T00:00:00Z' });
     writeFileSync(path.join(dir, 'admins/ops.asc'), ops.publicKeyArmored);
-    const text = (await fs.readFile(inventory, 'utf8')).replace(
-      /(admins:\n  - name: ACME Fleet Operations\n    email: fleet-ops@acme.example\n)/,
-      `$1    fingerprint: ${'AB'.repeat(20)}\n`,
-    );
+    const text = (await fs.readFile(inventory, 'utf8')).replace(/(admins:\n  - name: ACME Fleet Operations\n    email: fleet-ops@acme.example\n)/, `$1    fingerprint: ${'AB'.repeat(20)}\n`);
     expect(text).toContain(`fingerprint: ${'AB'.repeat(20)}`);
     const inv = path.join(root, 'pinned.yaml');
     writeFileSync(inv, text);
@@ -121,7 +118,13 @@ describe.runIf(HAVE_TOOLS)('keys commands', () => {
     const art = Buffer.from('hello');
     writeFileSync(path.join(out, 'devices/d1/meta-data'), art);
     const manifest = Buffer.from(
-      JSON.stringify({ format: 'edgeforge-manifest/1', fleet: 'f', inventorySha256: sha256Hex(Buffer.from('inventory')), sourceDateEpoch: 0, devices: [{ id: 'd1', region: 'r', site: 's', profile: 'p', artifacts: [{ kind: 'meta-data', path: 'devices/d1/meta-data', sha256: sha256Hex(art), bytes: 5, secret: false }] }] }),
+      JSON.stringify({
+        format: 'edgeforge-manifest/1',
+        fleet: 'f',
+        inventorySha256: sha256Hex(Buffer.from('inventory')),
+        sourceDateEpoch: 0,
+        devices: [{ id: 'd1', region: 'r', site: 's', profile: 'p', artifacts: [{ kind: 'meta-data', path: 'devices/d1/meta-data', sha256: sha256Hex(art), bytes: 5, secret: false }] }],
+      }),
     );
     writeFileSync(path.join(out, 'manifest.json'), manifest);
     const ks = await openKeyStore({ dir: keys, workers: 0 });

@@ -25,8 +25,7 @@ export function run(cmd: string, args: string[], opts: { input?: string | Buffer
 /** A throwaway GnuPG home; call done() to stop its agent and delete it. */
 export function gnupgHome() {
   const home = tempDir('ef-gnupg-');
-  const gpg = (args: string[], input?: string | Buffer) =>
-    run('gpg', ['--homedir', home, '--batch', '--yes', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { input });
+  const gpg = (args: string[], input?: string | Buffer) => run('gpg', ['--homedir', home, '--batch', '--yes', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { input });
   return {
     home,
     gpg,

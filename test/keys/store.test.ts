@@ -114,7 +114,10 @@ describe.runIf(HAVE_TOOLS)('device and site identities', () => {
     const d = (await ks.ensureDeviceIdentities(['dev-a'])).identities.get('dev-a')!;
     const tmp = tempDir();
     cleanup.push(tmp);
-    for (const [name, pair] of [['host', d.sshHostKey], ['deploy', d.deployKey]] as const) {
+    for (const [name, pair] of [
+      ['host', d.sshHostKey],
+      ['deploy', d.deployKey],
+    ] as const) {
       const f = path.join(tmp, name);
       writeFileSync(f, pair.privateKey, { mode: 0o600 });
       const y = run('ssh-keygen', ['-y', '-f', f]);

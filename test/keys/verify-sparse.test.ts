@@ -91,9 +91,17 @@ describe.runIf(HAVE_TOOLS)('verify: sparse files by their data ranges', () => {
     const a = seedOf(manifest(), ID);
     const [off, len] = a.sparse!.data.find(([, l]) => l >= 8 * 4096)!;
     const at = off + Math.floor(len / 4096 / 2) * 4096;
-    expect(readFileSync(img).subarray(at, at + 4096).some((x) => x !== 0)).toBe(true);
+    expect(
+      readFileSync(img)
+        .subarray(at, at + 4096)
+        .some((x) => x !== 0),
+    ).toBe(true);
     execFileSync(tool('fallocate'), ['--punch-hole', '--offset', String(at), '--length', '4096', img]);
-    expect(readFileSync(img).subarray(at, at + 4096).every((x) => x === 0)).toBe(true);
+    expect(
+      readFileSync(img)
+        .subarray(at, at + 4096)
+        .every((x) => x === 0),
+    ).toBe(true);
     const r = await verify();
     expect(r.ok).toBe(false);
     expect(r.problems).toEqual([{ device: ID, path: a.path, message: expect.stringMatching(/^sha256 of its data ranges [0-9a-f]{64} does not match the manifest \([0-9a-f]{64}\)$/) }]);
@@ -131,17 +139,48 @@ describe('the manifest reader checks a sparse record', () => {
   const base = { format: 'edgeforge-manifest/1', fleet: 'f', inventorySha256: 'a'.repeat(64), sourceDateEpoch: 1 };
   const withRanges = (data: [number, number][]) => ({
     ...base,
-    devices: [{ id: 'd', region: 'r', site: 's', profile: 'p', artifacts: [{ kind: 'seed-image', path: 'devices/d/seed.img', sha256: 'b'.repeat(64), bytes: 65536, secret: true, sparse: { data, sha256: 'c'.repeat(64) } }] }],
+    devices: [
+      {
+        id: 'd',
+        region: 'r',
+        site: 's',
+        profile: 'p',
+        artifacts: [{ kind: 'seed-image', path: 'devices/d/seed.img', sha256: 'b'.repeat(64), bytes: 65536, secret: true, sparse: { data, sha256: 'c'.repeat(64) } }],
+      },
+    ],
   });
 
-  it('keeps a good one, in the writer\'s key order', () => {
-    const m = parseManifest(withRanges([[0, 4096], [8192, 4096]]), 'm.json');
+  it("keeps a good one, in the writer's key order", () => {
+    const m = parseManifest(
+      withRanges([
+        [0, 4096],
+        [8192, 4096],
+      ]),
+      'm.json',
+    );
     expect(Object.keys(m.devices[0].artifacts[0])).toEqual(['kind', 'path', 'sha256', 'bytes', 'secret', 'sparse']);
-    expect(m.devices[0].artifacts[0].sparse).toEqual({ data: [[0, 4096], [8192, 4096]], sha256: 'c'.repeat(64) });
+    expect(m.devices[0].artifacts[0].sparse).toEqual({
+      data: [
+        [0, 4096],
+        [8192, 4096],
+      ],
+      sha256: 'c'.repeat(64),
+    });
   });
 
   it('refuses ranges out of order, overlapping, empty or past the end of the file', () => {
-    for (const bad of [[[8192, 4096], [0, 4096]], [[0, 8192], [4096, 4096]], [[0, 0]], [[61440, 8192]]] as [number, number][][]) {
+    for (const bad of [
+      [
+        [8192, 4096],
+        [0, 4096],
+      ],
+      [
+        [0, 8192],
+        [4096, 4096],
+      ],
+      [[0, 0]],
+      [[61440, 8192]],
+    ] as [number, number][][]) {
       expect(() => parseManifest(withRanges(bad), 'm.json'), JSON.stringify(bad)).toThrow(/sparse\.data must be non-empty \[offset, length\] ranges in order/);
     }
   });

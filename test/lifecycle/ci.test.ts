@@ -36,7 +36,11 @@ describe.runIf(HAVE_TOOLS)('build --shard K/N + manifest merge', () => {
       expect(r.code, r.stderr).toBe(0);
       built.push(...JSON.parse(r.stdout).devices.map((d: { id: string }) => d.id));
     }
-    expect(built.sort()).toEqual(JSON.parse(full.stdout).devices.map((d: { id: string }) => d.id).sort());
+    expect(built.sort()).toEqual(
+      JSON.parse(full.stdout)
+        .devices.map((d: { id: string }) => d.id)
+        .sort(),
+    );
     const merged = path.join(dir, 'merged');
     const m = await runCli(['manifest', 'merge', ...shards, '-o', merged, '-i', inv, '--keys', keys], { env });
     expect(m.code, m.stderr).toBe(0);
@@ -67,10 +71,17 @@ describe.runIf(HAVE_TOOLS)('build --changed-since REV', () => {
     const first = await runCli(['build', '-i', inv, '--keys', path.join(dir, 'keys'), '--example-admin', '-o', out], { env });
     expect(first.code, first.stderr).toBe(0);
     const before = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
-    writeFileSync(inv, readFileSync(inv, 'utf8').replace('address: 10.20.1.21/24', 'address: 10.20.1.29/24').replace("labels: { acme.example/role: quality-inspection }", "labels: { acme.example/role: quality }"));
+    writeFileSync(
+      inv,
+      readFileSync(inv, 'utf8').replace('address: 10.20.1.21/24', 'address: 10.20.1.29/24').replace('labels: { acme.example/role: quality-inspection }', 'labels: { acme.example/role: quality }'),
+    );
     const r = await runCli(['build', '-i', inv, '--keys', path.join(dir, 'keys'), '--example-admin', '-o', out, '--changed-since', 'HEAD', '--json'], { env });
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).devices.map((d: { id: string }) => d.id).sort()).toEqual(['stuttgart3-qa-001', 'ulsan1-line2-001']);
+    expect(
+      JSON.parse(r.stdout)
+        .devices.map((d: { id: string }) => d.id)
+        .sort(),
+    ).toEqual(['stuttgart3-qa-001', 'ulsan1-line2-001']);
     // the manifest still covers the fleet: the two rebuilt devices changed, the others kept their artifacts
     const after = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
     expect(after.devices.map((d: { id: string }) => d.id)).toEqual(before.devices.map((d: { id: string }) => d.id));

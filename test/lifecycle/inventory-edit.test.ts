@@ -22,7 +22,11 @@ describe.runIf(HAVE_TOOLS)('inventory edits keep the file as the operator wrote 
     const after = t.split('\n');
     expect(after.length).toBe(before.length + 2);
     const changed = after.filter((l) => !before.includes(l));
-    expect(changed).toEqual(['  deviceCount: 13                    # optional; derived from the devices below and checked when stated', '            status: stolen', '            revoked: { reason: stolen, at: "2026-11-28T12:00:00Z" }']);
+    expect(changed).toEqual([
+      '  deviceCount: 13                    # optional; derived from the devices below and checked when stated',
+      '            status: stolen',
+      '            revoked: { reason: stolen, at: "2026-11-28T12:00:00Z" }',
+    ]);
     const f = load(t);
     expect(f.devices.find((d) => d.id === 'ulsan1-line1-002')).toMatchObject({ status: 'stolen', revoked: { reason: 'stolen' } });
     expect(f.active.length).toBe(13);
@@ -50,7 +54,9 @@ describe.runIf(HAVE_TOOLS)('inventory edits keep the file as the operator wrote 
   });
   it('a block-style device is inserted with the same indentation', () => {
     const t = insertDeviceAfter(example, 'ulsan1-line1-002', { id: 'ulsan1-line1-003', serial: 'NEW1', mac: 'dc:a6:32:10:01:09', network: { address: '10.20.1.13/24' } });
-    expect(t).toContain('          - id: ulsan1-line1-003\n            serial: NEW1\n            mac: "dc:a6:32:10:01:09"\n            network: { address: 10.20.1.13/24 }\n          - id: ulsan1-line2-001');
+    expect(t).toContain(
+      '          - id: ulsan1-line1-003\n            serial: NEW1\n            mac: "dc:a6:32:10:01:09"\n            network: { address: 10.20.1.13/24 }\n          - id: ulsan1-line2-001',
+    );
     expect(load(setScalarAt(t, ['fleet', 'deviceCount'], 15)).active.length).toBe(15);
   });
 });

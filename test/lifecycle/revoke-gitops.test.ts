@@ -85,7 +85,11 @@ async function checkRevocation(siteId: string, stolenId: string) {
   const { dir, run } = copy();
   const fleet = loadInventoryBytes(readFileSync(path.join(dir, 'fleet.yaml')), 'fleet.yaml');
   const holders = fleet.active.filter((d) => d.siteId === siteId && runsFlux(d) && d.id !== stolenId);
-  const before = new Map(readdirSync(path.join(dir, 'repo'), { recursive: true }).map(String).map((p) => [p, existsSync(path.join(dir, 'repo', p)) && statSync(path.join(dir, 'repo', p)).isFile() ? readFileSync(path.join(dir, 'repo', p), 'utf8') : '']));
+  const before = new Map(
+    readdirSync(path.join(dir, 'repo'), { recursive: true })
+      .map(String)
+      .map((p) => [p, existsSync(path.join(dir, 'repo', p)) && statSync(path.join(dir, 'repo', p)).isFile() ? readFileSync(path.join(dir, 'repo', p), 'utf8') : '']),
+  );
 
   const r = await run('revoke', stolenId, '--reason', 'stolen', '--gitops', 'repo');
   expect(r.code, r.stderr).toBe(0);
@@ -128,7 +132,9 @@ async function checkRevocation(siteId: string, stolenId: string) {
   }
 
   // no file in the tree opens with the stolen device's key or the old site key; no new file names them
-  const files = readdirSync(path.join(dir, 'repo'), { recursive: true }).map(String).filter((p) => statSync(path.join(dir, 'repo', p)).isFile());
+  const files = readdirSync(path.join(dir, 'repo'), { recursive: true })
+    .map(String)
+    .filter((p) => statSync(path.join(dir, 'repo', p)).isFile());
   for (const p of files) {
     const text = readFileSync(path.join(dir, 'repo', p), 'utf8');
     if (before.get(p) !== text) {
@@ -240,7 +246,9 @@ describe.runIf(HAVE_TOOLS)('keys rotate --site --gitops', () => {
     const devices = ['stuttgart3-asm-001', 'stuttgart3-asm-002', 'stuttgart3-asm-003', 'stuttgart3-qa-001'];
     expect(out.gitops.siteKeyDelivered.filter((p: string) => p.endsWith('sops-gpg.yaml')).sort()).toEqual(devices.map((d) => `clusters/eu-central/stuttgart-plant-3/${d}/sops-keys/sops-gpg.yaml`));
     for (const d of devices) {
-      const plain = (await sopsDecrypt(readFileSync(path.join(dir, 'repo/clusters/eu-central/stuttgart-plant-3', d, 'sops-keys/sops-gpg.yaml'), 'utf8'), ids.get(d)!.sops.privateKeyArmored)) as { data: Record<string, string> };
+      const plain = (await sopsDecrypt(readFileSync(path.join(dir, 'repo/clusters/eu-central/stuttgart-plant-3', d, 'sops-keys/sops-gpg.yaml'), 'utf8'), ids.get(d)!.sops.privateKeyArmored)) as {
+        data: Record<string, string>;
+      };
       expect(Buffer.from(plain.data['site-eu-central-stuttgart-plant-3.asc'], 'base64').toString().trim()).toBe(newSite.sops.privateKeyArmored.trim());
     }
     const secret = readFileSync(path.join(dir, 'repo/overlays/sites/eu-central/stuttgart-plant-3/broker-secret.yaml'), 'utf8');
@@ -252,7 +260,12 @@ describe.runIf(HAVE_TOOLS)('keys rotate --site --gitops', () => {
 describe.runIf(HAVE_TOOLS)('revoke refuses bad input and changes nothing', () => {
   const cases: [string, (dir: string) => void, string[], RegExp][] = [
     ['an unknown id', () => {}, ['revoke', 'ulsan1-line9-001', '--reason', 'stolen', '--gitops', 'repo'], /no device "ulsan1-line9-001"/],
-    ['the server of a multi-node site with active agents', () => {}, ['revoke', 'changwon2-server', '--reason', 'lost', '--gitops', 'repo'], /only server of kr-south\/changwon-plant-2.*changwon2-press-001, changwon2-press-002.*revoke the agents first/],
+    [
+      'the server of a multi-node site with active agents',
+      () => {},
+      ['revoke', 'changwon2-server', '--reason', 'lost', '--gitops', 'repo'],
+      /only server of kr-south\/changwon-plant-2.*changwon2-press-001, changwon2-press-002.*revoke the agents first/,
+    ],
     [
       'a device whose keys are missing',
       (dir) => {
@@ -273,17 +286,27 @@ describe.runIf(HAVE_TOOLS)('revoke refuses bad input and changes nothing', () =>
     ],
   ];
   for (const [what, prepare, argv, message] of cases) {
-    it(what, async () => {
-      const { dir, run } = copy();
-      prepare(dir);
-      const hashes = () => [treeHash(path.join(dir, 'keys')), treeHash(path.join(dir, 'repo')), createHash('sha256').update(readFileSync(path.join(dir, 'fleet.yaml'))).digest('hex')];
-      const before = hashes();
-      const r = await run(...argv);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(message);
-      expect(r.stderr).toMatch(/Nothing was changed/);
-      expect(hashes()).toEqual(before);
-    }, 60_000);
+    it(
+      what,
+      async () => {
+        const { dir, run } = copy();
+        prepare(dir);
+        const hashes = () => [
+          treeHash(path.join(dir, 'keys')),
+          treeHash(path.join(dir, 'repo')),
+          createHash('sha256')
+            .update(readFileSync(path.join(dir, 'fleet.yaml')))
+            .digest('hex'),
+        ];
+        const before = hashes();
+        const r = await run(...argv);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(message);
+        expect(r.stderr).toMatch(/Nothing was changed/);
+        expect(hashes()).toEqual(before);
+      },
+      60_000,
+    );
   }
 
   it('an already revoked device', async () => {

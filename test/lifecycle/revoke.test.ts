@@ -41,7 +41,13 @@ describe.runIf(HAVE_TOOLS)('edgeforge revoke', () => {
     const armored = new Map([...keys.deviceSops.values(), ...keys.siteSops.values(), ...keys.admins].map((k) => [k.fingerprint, k.publicArmored]));
     const secretFile = path.join(repo, 'clusters/kr-south/ulsan-plant-1/mqtt-secret.yaml');
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'mqtt' }, stringData: { password: 'line-1-pw' } };
-    writeFileSync(secretFile, await sopsEncrypt(secret, rule.recipients.map((fp) => ({ fingerprint: fp, publicKeyArmored: armored.get(fp)! }))));
+    writeFileSync(
+      secretFile,
+      await sopsEncrypt(
+        secret,
+        rule.recipients.map((fp) => ({ fingerprint: fp, publicKeyArmored: armored.get(fp)! })),
+      ),
+    );
     const stolen = devs.get('ulsan1-line1-002')!;
     expect(sopsRecipients(readFileSync(secretFile, 'utf8'))).toContain(stolen.sops.fingerprint);
 
@@ -51,7 +57,7 @@ describe.runIf(HAVE_TOOLS)('edgeforge revoke', () => {
 
     // inventory: marked, comments and layout kept, still valid
     const text = readFileSync(inv, 'utf8');
-    expect(text).toContain('# the Git host\'s key, pinned: devices never trust on first use');
+    expect(text).toContain("# the Git host's key, pinned: devices never trust on first use");
     expect(text).toContain('            status: stolen\n            revoked: { reason: stolen, at: "2026-01-01T00:00:00Z" }');
     const after = loadInventoryBytes(Buffer.from(text), inv);
     expect(after.active.length).toBe(13);
@@ -104,10 +110,12 @@ describe.runIf(HAVE_TOOLS)('edgeforge revoke', () => {
 
     // replace: the slot gets a fresh identity, the old entry records replacedBy, artifacts are built
     const outDir = path.join(dir, 'out');
-    const rr = await runCli(['replace', 'ulsan1-line1-002', '--serial', 'NEWSERIAL01', '--mac', 'dc:a6:32:10:01:99', '-i', inv, '--keys', keysDir, '-o', outDir, '--json'], { env: { SOURCE_DATE_EPOCH: '1767225600' } });
+    const rr = await runCli(['replace', 'ulsan1-line1-002', '--serial', 'NEWSERIAL01', '--mac', 'dc:a6:32:10:01:99', '-i', inv, '--keys', keysDir, '-o', outDir, '--json'], {
+      env: { SOURCE_DATE_EPOCH: '1767225600' },
+    });
     expect(rr.code, rr.stderr).toBe(0);
     const text2 = readFileSync(inv, 'utf8');
-    expect(text2).toContain('# the Git host\'s key, pinned: devices never trust on first use');
+    expect(text2).toContain("# the Git host's key, pinned: devices never trust on first use");
     const fleet2 = loadInventoryBytes(Buffer.from(text2), inv);
     const oldEntry = fleet2.devices.find((d) => d.id === 'ulsan1-line1-002')!;
     const fresh = fleet2.devices.find((d) => d.id === 'ulsan1-line1-002-r2')!;

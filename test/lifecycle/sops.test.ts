@@ -24,7 +24,10 @@ describe.runIf(HAVE_TOOLS)('sops (pgp)', () => {
   it('encrypts a Secret so each recipient — and gpg — can read it; rotation drops a recipient', async () => {
     const [admin, site, thief, other] = await Promise.all([key('admin'), key('site'), key('stolen-device'), key('other-device')]);
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'mqtt', namespace: 'line' }, stringData: { password: 's3cret', port: 1883, tls: true } };
-    const text = await sopsEncrypt(secret, [admin, site, thief, other].map((k) => ({ fingerprint: k.fingerprint, publicKeyArmored: k.publicKeyArmored })));
+    const text = await sopsEncrypt(
+      secret,
+      [admin, site, thief, other].map((k) => ({ fingerprint: k.fingerprint, publicKeyArmored: k.publicKeyArmored })),
+    );
     expect(text).toContain('kind: Secret'); // only data/stringData is encrypted
     expect(text).not.toContain('s3cret');
     expect(sopsRecipients(text)).toHaveLength(4);
@@ -38,7 +41,11 @@ describe.runIf(HAVE_TOOLS)('sops (pgp)', () => {
     expect(decryptValue(doc.stringData.password, dk!, 'stringData:password:')).toBe('s3cret');
 
     // revoke the thief: new data key, re-encrypted to the others
-    const rotated = await sopsRotate(text, site.privateKeyArmored, [admin, site, other].map((k) => ({ fingerprint: k.fingerprint, publicKeyArmored: k.publicKeyArmored })));
+    const rotated = await sopsRotate(
+      text,
+      site.privateKeyArmored,
+      [admin, site, other].map((k) => ({ fingerprint: k.fingerprint, publicKeyArmored: k.publicKeyArmored })),
+    );
     expect(sopsRecipients(rotated)).not.toContain(thief.fingerprint);
     await expect(sopsDecrypt(rotated, thief.privateKeyArmored)).rejects.toThrow(/none of the sops.pgp entries/);
     expect(await sopsDecrypt(rotated, admin.privateKeyArmored)).toEqual(secret);

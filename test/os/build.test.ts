@@ -45,7 +45,13 @@ describe.runIf(HAVE)('edgeforge build with os:', () => {
     const m = JSON.parse(readFileSync(path.join(out(), 'manifest.json'), 'utf8'));
     expect(m.baseImage.abBase).toMatchObject({ layout: 'uefi-gpt', version: '2026.12.1' });
     expect(existsSync(path.join(out(), m.baseImage.abBase.path))).toBe(true);
-    expect(m.os).toEqual({ rings: [{ ring: 'canary', version: '2026.12.1' }, { ring: 'stable', version: '2026.12.1' }], bundles: [{ version: '2026.12.1', layout: 'uefi-gpt', file: 'edgeforge-os-2026.12.1-uefi-gpt.raucb', sha256: parse(readFileSync(inv, 'utf8')).os.releases['2026.12.1']['uefi-gpt'].sha256 }] });
+    expect(m.os).toEqual({
+      rings: [
+        { ring: 'canary', version: '2026.12.1' },
+        { ring: 'stable', version: '2026.12.1' },
+      ],
+      bundles: [{ version: '2026.12.1', layout: 'uefi-gpt', file: 'edgeforge-os-2026.12.1-uefi-gpt.raucb', sha256: parse(readFileSync(inv, 'utf8')).os.releases['2026.12.1']['uefi-gpt'].sha256 }],
+    });
     expect((await runCli(['verify', out(), '--keys', keys])).code).toBe(0);
     // the bundle: the updater, its timer in the site's window, RAUC's keyring = the fleet's OS-update certificate
     const b = path.join(out(), 'devices/plant-b-001/bundle/os');

@@ -88,7 +88,7 @@ describe.runIf(HAVE_TOOLS)('edgeforge os bundle / os publish', () => {
     expect(info).toMatch(/Size:\s+41943040/); // boot.vfat: the base's whole 40 MiB boot partition
   });
 
-  it('publishes every ring\'s bundle and its signed pointer; the same inventory gives the same bytes', async () => {
+  it("publishes every ring's bundle and its signed pointer; the same inventory gives the same bytes", async () => {
     const releases = { '2026.12.1': { ...uefiSnippet['2026.12.1'], ...piSnippet['2026.12.1'] } };
     writeFileSync(inv, osFleetInventory({ piSite: true, os: { version: '2026.12.1', releases } }));
     const v = await runCli(['validate', '-i', inv]);
@@ -118,7 +118,12 @@ describe.runIf(HAVE_TOOLS)('edgeforge os bundle / os publish', () => {
     // only the canary site's layout in the canary pointer
     expect(readFileSync(path.join(pub, 'canary.ring'), 'utf8')).not.toContain('raspi-mbr');
     const cert = path.join(keys, 'os-update/signing-cert.pem');
-    const verify = (content: string) => spawnSync(tool('openssl'), ['cms', '-verify', '-binary', '-inform', 'DER', '-in', path.join(pub, 'stable.ring.cms'), '-content', content, '-CAfile', cert, '-purpose', 'any', '-out', '/dev/null'], { encoding: 'utf8' });
+    const verify = (content: string) =>
+      spawnSync(
+        tool('openssl'),
+        ['cms', '-verify', '-binary', '-inform', 'DER', '-in', path.join(pub, 'stable.ring.cms'), '-content', content, '-CAfile', cert, '-purpose', 'any', '-out', '/dev/null'],
+        { encoding: 'utf8' },
+      );
     expect(verify(path.join(pub, 'stable.ring')).status).toBe(0);
     writeFileSync(path.join(dir, 'forged.ring'), stable.replace('version=2026.12.1', 'version=2020.01.1'));
     expect(verify(path.join(dir, 'forged.ring')).status).not.toBe(0);
@@ -145,7 +150,7 @@ describe.runIf(HAVE_TOOLS)('edgeforge os bundle / os publish', () => {
 });
 
 describe('os: in the inventory', () => {
-  it('refuses a ring release without a bundle for its devices\' layout, and a device without a data volume', async () => {
+  it("refuses a ring release without a bundle for its devices' layout, and a device without a data volume", async () => {
     const d = tmpDir('os-validate');
     const f = path.join(d, 'fleet.yaml');
     const sha = 'a'.repeat(64);

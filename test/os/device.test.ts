@@ -16,7 +16,18 @@ import { fixedSecretsFor } from '../../scripts/testkit/fixed-secrets.ts';
 import { renderDevice } from '../../scripts/render/device.ts';
 import { osStage } from '../../scripts/render/day2/stages.ts';
 import { osPrograms, osUpdateTimer } from '../../scripts/render/os/compose.ts';
-import { currentState, fixedSizeText, initialStateRecords, layoutFile, piPartuuid, readStateRecord, stateRecord, stateRecordFiles, type LayoutFacts, type StateFields } from '../../scripts/render/os/slots.ts';
+import {
+  currentState,
+  fixedSizeText,
+  initialStateRecords,
+  layoutFile,
+  piPartuuid,
+  readStateRecord,
+  stateRecord,
+  stateRecordFiles,
+  type LayoutFacts,
+  type StateFields,
+} from '../../scripts/render/os/slots.ts';
 import { ringPointer } from '../../scripts/render/os/ring.ts';
 import { autobootTxt } from '../../scripts/render/os/boot.ts';
 import { OS_CARRY, OS_UPDATE } from '../../scripts/device/layout.ts';
@@ -30,7 +41,12 @@ const HAVE = requireTools(['dash', 'openssl', 'rauc', 'shellcheck', 'systemd-ana
 
 const SHA = 'a'.repeat(64);
 const RELEASES = { '2026.12.1': { 'uefi-gpt': { file: 'a.raucb', sha256: SHA, baseImageSha256: SHA }, 'raspi-mbr': { file: 'b.raucb', sha256: SHA, baseImageSha256: SHA } } };
-const UEFI_FACTS: LayoutFacts = { layout: 'uefi-gpt', roots: ['/dev/disk/by-partlabel/edgeforge-root-a', '/dev/disk/by-partlabel/edgeforge-root-b'], rootUuids: ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'], grubenv: 'EFI/debian/grubenv' };
+const UEFI_FACTS: LayoutFacts = {
+  layout: 'uefi-gpt',
+  roots: ['/dev/disk/by-partlabel/edgeforge-root-a', '/dev/disk/by-partlabel/edgeforge-root-b'],
+  rootUuids: ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'],
+  grubenv: 'EFI/debian/grubenv',
+};
 const PI_FACTS: LayoutFacts = {
   layout: 'raspi-mbr',
   roots: [`/dev/disk/by-partuuid/${piPartuuid('acme', 5)}`, `/dev/disk/by-partuuid/${piPartuuid('acme', 6)}`],
@@ -132,7 +148,11 @@ const stateFile = (root: string, i: number) => path.join(root, OS_UPDATE.sharedM
 const state = (root: string) => {
   const f = currentState([0, 1].map((i) => (existsSync(stateFile(root, i)) ? readFileSync(stateFile(root, i), 'utf8') : undefined)));
   if (!f) throw new Error('no valid OS state record');
-  return Object.entries(f).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n';
+  return (
+    Object.entries(f)
+      .map(([k, v]) => `${k}='${v}'`)
+      .join('\n') + '\n'
+  );
 };
 /** KEY='value' lines as state fields */
 const fieldsOf = (text: string): StateFields => Object.fromEntries([...text.matchAll(/^([A-Z_]+)='(.*)'$/gm)].map((m) => [m[1], m[2]]));
@@ -142,10 +162,17 @@ const writeState = (root: string, fields: StateFields) => {
 
 beforeAll(() => {
   tmp = mkdtempSync(path.join(tmpdir(), 'ef-os-device-'));
-  fleet = loadInventoryBytes(Buffer.from(osFleetInventory({ piSite: true, installScriptSha256: sha256Hex(FAKE_INSTALLER), os: { version: '2026.12.1', releases: RELEASES, source: { url: 'http://os.example/' } } })), 'fleet.yaml');
+  fleet = loadInventoryBytes(
+    Buffer.from(osFleetInventory({ piSite: true, installScriptSha256: sha256Hex(FAKE_INSTALLER), os: { version: '2026.12.1', releases: RELEASES, source: { url: 'http://os.example/' } } })),
+    'fleet.yaml',
+  );
   key = path.join(tmp, 'os.key');
   cert = path.join(tmp, 'os.pem');
-  execFileSync(tool('openssl'), ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=acme OS updates', '-days', '30', '-addext', 'keyUsage=critical,digitalSignature,keyCertSign'], { stdio: 'pipe' });
+  execFileSync(
+    tool('openssl'),
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=acme OS updates', '-days', '30', '-addext', 'keyUsage=critical,digitalSignature,keyCertSign'],
+    { stdio: 'pipe' },
+  );
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -182,18 +209,20 @@ describe.runIf(HAVE)('first boot of an A/B device', () => {
     install(root, device('plant-b-001'), UEFI_FACTS);
   });
 
-  it('installs the shared mount, RAUC\'s configuration from the card\'s layout, the keyring, the health check and the timer', () => {
+  it("installs the shared mount, RAUC's configuration from the card's layout, the keyring, the health check and the timer", () => {
     const r = run(root, path.join(root, 'var/lib/edgeforge/bundle/firstboot.sh'), [], { EF_TEST_X: '' });
     expect(r.err).toContain('[record]: ok');
     expect(r.code, r.err).toBe(0);
-    expect(r.err).toContain('OS updates on: edgeforge-os-update.timer installs the stable ring\'s release inside the maintenance window; slot A runs 2026.12.1');
+    expect(r.err).toContain("OS updates on: edgeforge-os-update.timer installs the stable ring's release inside the maintenance window; slot A runs 2026.12.1");
     expect(r.sys).toContain('systemctl enable --now boot-edgeforge.mount');
     expect(r.sys).toContain('systemctl enable edgeforge-os-health.service');
     expect(r.sys).toContain('systemctl enable edgeforge-os-update.timer');
     // the certificate renewal check is still installed by the same hook
     expect(r.sys).toContain('systemctl enable edgeforge-cert-renewal.timer');
     const conf = read(root, 'etc/rauc/system.conf');
-    expect(conf).toContain('compatible=edgeforge/acme/uefi-gpt\nbootloader=grub\ngrubenv=/boot/edgeforge/EFI/debian/grubenv\nstatusfile=/boot/edgeforge/edgeforge/rauc.status\nbundle-formats=verity\nactivate-installed=false\n');
+    expect(conf).toContain(
+      'compatible=edgeforge/acme/uefi-gpt\nbootloader=grub\ngrubenv=/boot/edgeforge/EFI/debian/grubenv\nstatusfile=/boot/edgeforge/edgeforge/rauc.status\nbundle-formats=verity\nactivate-installed=false\n',
+    );
     expect(conf).toContain('[slot.rootfs.1]\ndevice=/dev/disk/by-partlabel/edgeforge-root-b\ntype=ext4\nbootname=B\nresize=true\n');
     expect(read(root, 'etc/rauc/keyring.pem')).toBe(readFileSync(cert, 'utf8'));
     expect(read(root, 'etc/systemd/system/rauc.service.d/10-edgeforge.conf')).toContain('RequiresMountsFor=/boot/edgeforge');
@@ -233,7 +262,16 @@ describe.runIf(HAVE)('first boot of an A/B device', () => {
       OS_CARRY.some((c) => {
         if (c.how === 'file' || c.how === 'accounts') return p === c.path;
         if (c.how === 'dir') return p.startsWith(`${c.path}/`);
-        if (c.how === 'units') return p.startsWith(`${c.path}/`) && c.names!.some((n) => p.slice(c.path.length + 1).split('/').some((seg) => seg.startsWith(n)));
+        if (c.how === 'units')
+          return (
+            p.startsWith(`${c.path}/`) &&
+            c.names!.some((n) =>
+              p
+                .slice(c.path.length + 1)
+                .split('/')
+                .some((seg) => seg.startsWith(n)),
+            )
+          );
         return new RegExp(`^${c.path.replace(/[.]/g, '\\.').replace('*', '[^/]*')}$`).test(p);
       });
     const missing = all.filter((p) => !skip.some((s) => p.startsWith(s) || p === s) && !covered(p));
@@ -293,14 +331,20 @@ describe.runIf(HAVE)('the updater (edgeforge-os-update)', () => {
     // the new slot: carried over, its own system users kept
     const n = path.join(root, 'run/edgeforge/os-update/new');
     const rd = (p: string) => readFileSync(path.join(n, p), 'utf8');
-    expect(rd('etc/passwd')).toBe('root:x:0:0:root:/root:/bin/bash\nsshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n_chrony:x:102:103::/var/lib/chrony:/usr/sbin/nologin\nops:x:1000:1000::/home/ops:/bin/bash\n');
+    expect(rd('etc/passwd')).toBe(
+      'root:x:0:0:root:/root:/bin/bash\nsshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n_chrony:x:102:103::/var/lib/chrony:/usr/sbin/nologin\nops:x:1000:1000::/home/ops:/bin/bash\n',
+    );
     // (first boot locked root's password: the running root's line wins)
     expect(rd('etc/shadow')).toBe('root:!:19000::::::\n_chrony:!:20000::::::\nops:!:19000::::::\n');
     expect(rd('etc/hostname')).toBe('plant-b-001\n');
     expect(rd('etc/machine-id')).toBe('c0ffee\n');
     expect(rd('etc/rancher/k3s/config.yaml')).toBe(read(root, 'etc/rancher/k3s/config.yaml'));
     expect(rd('etc/rauc/system.conf')).toBe(read(root, 'etc/rauc/system.conf'));
-    expect(readdirSync(path.join(n, 'etc/ssh')).filter((x) => x.startsWith('ssh_host_')).sort()).toEqual(['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']);
+    expect(
+      readdirSync(path.join(n, 'etc/ssh'))
+        .filter((x) => x.startsWith('ssh_host_'))
+        .sort(),
+    ).toEqual(['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']);
     expect(rd('etc/systemd/system/edgeforge-os-update.timer')).toContain('OnCalendar=Sat,Sun *-*-* 02:00:00 Europe/Berlin');
     expect(rd('etc/systemd/system/edgeforge-os-health.service')).toContain('ExecStart=/usr/local/sbin/edgeforge-os-health');
     expect(rd('var/lib/edgeforge/applied.json')).toBe(read(root, 'var/lib/edgeforge/applied.json'));
@@ -327,11 +371,11 @@ describe.runIf(HAVE)('the updater (edgeforge-os-update)', () => {
     signedSource(source, { version: '2026.12.1', issued: 1767225700, bundle: Buffer.from('bundle') });
     writeState(root, { A_VERSION: '2026.12.1' });
     const same = run(root, updater(), ['run', '--now'], env());
-    expect(same.err).toContain('up to date: slot A runs 2026.12.1, the stable ring\'s release');
+    expect(same.err).toContain("up to date: slot A runs 2026.12.1, the stable ring's release");
     expect(same.sys).not.toContain('rauc');
   });
 
-  it('refuses a pointer that is not signed by the fleet\'s key, an older one replayed, and a bundle that does not hash as it says', () => {
+  it("refuses a pointer that is not signed by the fleet's key, an older one replayed, and a bundle that does not hash as it says", () => {
     const bundle = Buffer.from('bundle');
     signedSource(source, { version: '2027.01.0', issued: 1767225600, bundle });
     writeFileSync(path.join(source, 'stable.ring'), readFileSync(path.join(source, 'stable.ring'), 'utf8').replace('2027.01.0', '2027.02.0'));
@@ -578,7 +622,9 @@ describe.runIf(HAVE)('the Raspberry Pi boot-loader backend (edgeforge-tryboot), 
     mkdirSync(path.join(newSlot, 'etc'));
     const r = run(root, path.join(root, 'var/lib/edgeforge/bundle/os/edgeforge-os-update'), ['run', '--now'], { EF_TEST_SOURCE: source, EF_TEST_NEW_SLOT: newSlot });
     expect(r.code, r.err + r.out).toBe(0);
-    expect(readFileSync(path.join(work, 'boot-new/cmdline.txt'), 'utf8')).toBe(`console=serial0,115200 rootwait cgroup_memory=1 cgroup_enable=memory root=PARTUUID=${piPartuuid('acme', 6)} rauc.slot=B panic=10\n`);
+    expect(readFileSync(path.join(work, 'boot-new/cmdline.txt'), 'utf8')).toBe(
+      `console=serial0,115200 rootwait cgroup_memory=1 cgroup_enable=memory root=PARTUUID=${piPartuuid('acme', 6)} rauc.slot=B panic=10\n`,
+    );
     expect(readFileSync(path.join(work, 'boot-new/meta-data'), 'utf8')).toBe('instance-id: iid-1\n');
     // the firmware boots the other partition once: reboot "0 tryboot"
     expect(r.sys).toContain('systemctl reboot 0 tryboot');
@@ -590,7 +636,14 @@ describe.runIf(HAVE)('the status report of an A/B device', () => {
     const root = sandbox();
     const d = device('plant-b-001');
     install(root, d, UEFI_FACTS);
-    writeState(root, { A_VERSION: '2026.12.1', B_VERSION: '2027.01.0', ROLLBACK_VERSION: '2027.01.0', ROLLBACK_AT: '2026-01-03T01:40:00Z', ROLLBACK_REASON: 'health check: k3s.service failed', ROLLBACK_COUNT: '1' });
+    writeState(root, {
+      A_VERSION: '2026.12.1',
+      B_VERSION: '2027.01.0',
+      ROLLBACK_VERSION: '2027.01.0',
+      ROLLBACK_AT: '2026-01-03T01:40:00Z',
+      ROLLBACK_REASON: 'health check: k3s.service failed',
+      ROLLBACK_COUNT: '1',
+    });
     mkdirSync(path.join(root, 'etc/edgeforge/status'), { recursive: true });
     writeFileSync(path.join(root, 'etc/edgeforge/status/status.conf'), `EFS_DEVICE='${d.id}'\nEFS_FLEET='acme'\nEFS_SITE='${d.siteId}'\nEFS_HOST='127.0.0.1'\nEFS_TOPIC='t'\n`);
     const prog = path.join(root, 'reporter.sh');
@@ -605,6 +658,13 @@ describe.runIf(HAVE)('the status report of an A/B device', () => {
     const s = readStatus(readFileSync(path.join(root, 'published.json')), d.id);
     expect(s.ok).toBe(true);
     if (!s.ok) return;
-    expect(s.report.os).toEqual({ slot: 'A', version: '2026.12.1', slots: { A: '2026.12.1', B: '2027.01.0' }, trial: { slot: '', version: '', at: '' }, rollback: { version: '2027.01.0', at: '2026-01-03T01:40:00Z', count: 1, reason: 'health check: k3s.service failed' }, note: '' });
+    expect(s.report.os).toEqual({
+      slot: 'A',
+      version: '2026.12.1',
+      slots: { A: '2026.12.1', B: '2027.01.0' },
+      trial: { slot: '', version: '', at: '' },
+      rollback: { version: '2027.01.0', at: '2026-01-03T01:40:00Z', count: 1, reason: 'health check: k3s.service failed' },
+      note: '',
+    });
   });
 });

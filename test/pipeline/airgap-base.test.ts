@@ -71,7 +71,11 @@ beforeAll(async () => {
   const inv = path.join(tmp, 'inv');
   mkdirSync(path.join(inv, 'bundles/k3s'), { recursive: true });
   for (const [n, b] of Object.entries(blobs)) writeFileSync(path.join(inv, 'bundles/k3s', n), b);
-  f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(blobs['install.sh']) } };
+  f.k3s.install = {
+    mode: 'airgap',
+    bundle: 'bundles/k3s',
+    sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(blobs['install.sh']) },
+  };
   fleet = f;
   inventory = path.join(inv, 'inventory.yaml');
   signingKey = await testBuildKey(EPOCH);
@@ -247,7 +251,10 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in pro
     rolled.k3s.version = 'v1.35.6+k3s1'; // the stable ring's release (the blobs above); the canary ring moves to CANARY
     rolled.k3s.canaryVersion = CANARY;
     if (rolled.k3s.install.mode !== 'airgap') throw new Error('fixture: airgap expected');
-    rolled.k3s.install.canary = { bundle: 'bundles/k3s-canary', sha256: { binary: sha256Hex(canaryBlobs['k3s-arm64']), images: sha256Hex(canaryBlobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(canaryBlobs['install.sh']) } };
+    rolled.k3s.install.canary = {
+      bundle: 'bundles/k3s-canary',
+      sha256: { binary: sha256Hex(canaryBlobs['k3s-arm64']), images: sha256Hex(canaryBlobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(canaryBlobs['install.sh']) },
+    };
     out = path.join(tmp, 'out-rollout');
     const r = await build(opts(out, { fleet: rolled, only: [CANARY_DEVICE, STABLE_DEVICE] }));
     expect(r.results.filter((x) => x.status !== 'ok')).toEqual([]);
@@ -273,7 +280,10 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in pro
     expect(st).toContain(`EF_K3S_VERSION='v1.35.6+k3s1'`);
     expect(st).toMatch(/EF_K3S_AIRGAP_DIR=(''|$)/m);
     expect(st).toContain(`EF_K3S_BINARY_SHA256='${sha256Hex(blobs['k3s-arm64'])}'`);
-    for (const [id, want] of [[CANARY_DEVICE, canaryBlobs], [STABLE_DEVICE, blobs]] as const) {
+    for (const [id, want] of [
+      [CANARY_DEVICE, canaryBlobs],
+      [STABLE_DEVICE, blobs],
+    ] as const) {
       for (const [n, b] of Object.entries(want)) expect(sha256Hex(readFileSync(path.join(out, 'devices', id, 'bundle/k3s/airgap', n))), `${id} ${n}`).toBe(sha256Hex(b));
       const sums = readFileSync(path.join(out, 'devices', id, 'bundle/SHA256SUMS'), 'utf8');
       expect(sums).toContain(`${sha256Hex(want['k3s-arm64'])}  k3s/airgap/k3s-arm64`);
@@ -295,4 +305,3 @@ describe.runIf(HAVE_TOOLS)('build --base-image, airgap install, a rollout in pro
     expect(readFileSync(path.join(out, 'devices', STABLE_DEVICE, 'bundle/firstboot.sh'), 'utf8')).toContain(`EF_K3S_VERSION='${CANARY}'`);
   }, 180_000);
 });
-

@@ -39,8 +39,16 @@ function source(identity: Record<string, string> = {}, asked: string[][] = []): 
       return new Map(devices.map((d) => [d.id, identity[d.id] ?? 'fixed-identity']));
     },
     async verifySignature(data, signature) {
-      const v = await openpgp.verify({ message: await openpgp.createMessage({ binary: data }), signature: await openpgp.readSignature({ armoredSignature: signature }), verificationKeys: signingKey.toPublic(), date: new Date(EPOCH * 1000 + 1000) });
-      return v.signatures[0].verified.then(() => true, () => false);
+      const v = await openpgp.verify({
+        message: await openpgp.createMessage({ binary: data }),
+        signature: await openpgp.readSignature({ armoredSignature: signature }),
+        verificationKeys: signingKey.toPublic(),
+        date: new Date(EPOCH * 1000 + 1000),
+      });
+      return v.signatures[0].verified.then(
+        () => true,
+        () => false,
+      );
     },
     sign: signWith(() => signingKey),
     async close() {},
@@ -58,7 +66,13 @@ function snapshot(dir: string): Map<string, string> {
     for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) walk(r);
-      else out.set(r, `${statSync(path.join(dir, r)).mtimeMs} ${createHash('sha256').update(readFileSync(path.join(dir, r))).digest('hex')}`);
+      else
+        out.set(
+          r,
+          `${statSync(path.join(dir, r)).mtimeMs} ${createHash('sha256')
+            .update(readFileSync(path.join(dir, r)))
+            .digest('hex')}`,
+        );
     }
   };
   walk('');
@@ -255,7 +269,12 @@ describe.runIf(HAVE_TOOLS)('build: killed at random moments (SIGKILL of the CLI)
         expect(v.code, `seed ${seed}: ${v.stdout}${v.stderr}`).toBe(1);
         expect(v.stdout).toMatch(/verified: FAILED|signature: BAD/);
         expect(v.stdout).toMatch(/problem: .+: (missing|sha256 .* does not match|size \d+ bytes|.*signature|.*no signature)/);
-        outcomes.push(`seed ${seed}: killed after ${delay} ms: refused (${v.stdout.split('\n').find((l) => l.includes('problem:'))?.trim()})`);
+        outcomes.push(
+          `seed ${seed}: killed after ${delay} ms: refused (${v.stdout
+            .split('\n')
+            .find((l) => l.includes('problem:'))
+            ?.trim()})`,
+        );
       }
       const next = await cliBuild(keys, out, epoch);
       expect(next.code, next.stderr).toBe(0);
@@ -371,4 +390,3 @@ describe.skipIf(!canMount || !HAVE_TOOLS)('build: full or read-only output files
     }
   }, 300_000);
 });
-

@@ -130,7 +130,12 @@ describe.runIf(HAVE_TOOLS)('build output', () => {
   it('the signature is a valid detached signature over manifest.json by the build key', async () => {
     const sig = await openpgp.readSignature({ armoredSignature: readFileSync(path.join(out, 'manifest.json.asc'), 'utf8') });
     const key = await openpgp.readKey({ armoredKey: readFileSync(path.join(out, 'signing-key.asc'), 'utf8') });
-    const v = await openpgp.verify({ message: await openpgp.createMessage({ binary: readFileSync(path.join(out, 'manifest.json')) }), signature: sig, verificationKeys: key, date: new Date(EPOCH * 1000 + 1000) });
+    const v = await openpgp.verify({
+      message: await openpgp.createMessage({ binary: readFileSync(path.join(out, 'manifest.json')) }),
+      signature: sig,
+      verificationKeys: key,
+      date: new Date(EPOCH * 1000 + 1000),
+    });
     await expect(v.signatures[0].verified).resolves.toBe(true);
   });
 
@@ -223,7 +228,11 @@ describe.runIf(HAVE_TOOLS)('build: K3s airgap bundle', () => {
     mkdirSync(path.join(dir, 'bundles/k3s'), { recursive: true });
     for (const [n, t] of Object.entries(blobs)) writeFileSync(path.join(dir, 'bundles/k3s', n), t);
     const f = structuredClone(fleet);
-    f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(blobs['install.sh']), ...pins } };
+    f.k3s.install = {
+      mode: 'airgap',
+      bundle: 'bundles/k3s',
+      sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(blobs['install.sh']), ...pins },
+    };
     return { fleet: f, inventory: path.join(dir, 'inventory.yaml') };
   }
 
@@ -237,7 +246,13 @@ describe.runIf(HAVE_TOOLS)('build: K3s airgap bundle', () => {
         const p = path.join(out, 'devices', d.id, 'bundle/k3s/airgap', n);
         expect(readFileSync(p, 'utf8')).toBe(t);
         expect(statSync(p).ino).toBe(statSync(path.join(out, 'k3s-airgap', n)).ino);
-        expect(r.manifest.devices.find((x) => x.id === d.id)!.artifacts).toContainEqual({ kind: 'other', path: `devices/${d.id}/bundle/k3s/airgap/${n}`, sha256: sha256Hex(t), bytes: t.length, secret: false });
+        expect(r.manifest.devices.find((x) => x.id === d.id)!.artifacts).toContainEqual({
+          kind: 'other',
+          path: `devices/${d.id}/bundle/k3s/airgap/${n}`,
+          sha256: sha256Hex(t),
+          bytes: t.length,
+          secret: false,
+        });
       }
       // the device program checks the same files against the same pins
       const sums = readFileSync(path.join(out, 'devices', d.id, 'bundle/SHA256SUMS'), 'utf8');
@@ -300,7 +315,9 @@ describe.runIf(HAVE_TOOLS)('edgeforge build (CLI, real keystore)', () => {
     // and not the server's agent-token
     const agentTok = readFileSync(path.join(out, 'devices/changwon2-press-001/bundle/secrets/k3s-agent-token'), 'utf8');
     expect(agentTok).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}\n$/);
-    const again = await runCli(['build', '-i', EXAMPLE, '-o', path.join(tmp, 'cli-out2'), '--keys', keys, '--json', '--only', 'changwon2-press-001,changwon2-server'], { env: { SOURCE_DATE_EPOCH: String(EPOCH) } });
+    const again = await runCli(['build', '-i', EXAMPLE, '-o', path.join(tmp, 'cli-out2'), '--keys', keys, '--json', '--only', 'changwon2-press-001,changwon2-server'], {
+      env: { SOURCE_DATE_EPOCH: String(EPOCH) },
+    });
     expect(again.code).toBe(0);
     expect(readFileSync(path.join(tmp, 'cli-out2/devices/changwon2-press-001/bundle/secrets/k3s-agent-token'), 'utf8')).toBe(agentTok);
     expect(readFileSync(path.join(tmp, 'cli-out2/devices/changwon2-server/bundle/secrets/k3s-agent-token'), 'utf8')).not.toBe(agentTok);

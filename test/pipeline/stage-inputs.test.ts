@@ -42,8 +42,16 @@ const source: SecretsSource = {
     return new Map(devices.map((d) => [d.id, 'fixed-identity']));
   },
   async verifySignature(data, signature) {
-    const v = await openpgp.verify({ message: await openpgp.createMessage({ binary: data }), signature: await openpgp.readSignature({ armoredSignature: signature }), verificationKeys: signingKey.toPublic(), date: new Date(EPOCH * 1000 + 1000) });
-    return v.signatures[0].verified.then(() => true, () => false);
+    const v = await openpgp.verify({
+      message: await openpgp.createMessage({ binary: data }),
+      signature: await openpgp.readSignature({ armoredSignature: signature }),
+      verificationKeys: signingKey.toPublic(),
+      date: new Date(EPOCH * 1000 + 1000),
+    });
+    return v.signatures[0].verified.then(
+      () => true,
+      () => false,
+    );
   },
   sign: signWith(() => signingKey),
   async close() {},
@@ -95,7 +103,10 @@ describe.runIf(HAVE)('the skip hash is derived from what the stages declare', ()
     const keys = path.join(dir, 'keys');
     mkdirSync(path.join(dir, 'bundles/flux'), { recursive: true });
     mkdirSync(path.join(keys, 'os-update'), { recursive: true });
-    const pem = (file: string, cn: string) => execFileSync(tool('openssl'), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-out', file, '-days', '3650', '-subj', `/CN=${cn}`], { stdio: 'ignore' });
+    const pem = (file: string, cn: string) =>
+      execFileSync(tool('openssl'), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-out', file, '-days', '3650', '-subj', `/CN=${cn}`], {
+        stdio: 'ignore',
+      });
     pem(path.join(dir, 'broker-ca.pem'), 'broker');
     pem(path.join(dir, 'registry-ca.pem'), 'registry');
     pem(path.join(keys, 'os-update/signing-cert.pem'), 'os-update');
@@ -112,9 +123,23 @@ describe.runIf(HAVE)('the skip hash is derived from what the stages declare', ()
     const inventory = path.join(dir, 'fleet.yaml');
     const writeInventory = () => {
       writeFileSync(path.join(dir, 'bundles/flux/install.yaml'), bundle);
-      const inv = parse(osFleetInventory({ status: { broker: 'mqtts://mqtt.example.com:8883', caFile: 'broker-ca.pem' }, os: { version: '2026.12.1', releases: { '2026.12.1': { 'uefi-gpt': { file: 'os/a.raucb', sha256: 'a'.repeat(64), baseImageSha256: 'b'.repeat(64) } } }, source: { url: 'https://os.example.com/os/' } } }));
+      const inv = parse(
+        osFleetInventory({
+          status: { broker: 'mqtts://mqtt.example.com:8883', caFile: 'broker-ca.pem' },
+          os: {
+            version: '2026.12.1',
+            releases: { '2026.12.1': { 'uefi-gpt': { file: 'os/a.raucb', sha256: 'a'.repeat(64), baseImageSha256: 'b'.repeat(64) } } },
+            source: { url: 'https://os.example.com/os/' },
+          },
+        }),
+      );
       inv.defaults.encryption.tang = [{ url: 'http://tang.example.com', thumbprint, advertisement: 'tang.adv' }];
-      inv.gitops = { ...inv.gitops, transport: 'oci', oci: { registry: 'registry.example.com:5000', repository: 'acme/fleet', caFile: 'registry-ca.pem' }, flux: { version: 'v2.9.6', install: { mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: createHash('sha256').update(bundle).digest('hex') } } };
+      inv.gitops = {
+        ...inv.gitops,
+        transport: 'oci',
+        oci: { registry: 'registry.example.com:5000', repository: 'acme/fleet', caFile: 'registry-ca.pem' },
+        flux: { version: 'v2.9.6', install: { mode: 'bundle', file: 'bundles/flux/install.yaml', sha256: createHash('sha256').update(bundle).digest('hex') } },
+      };
       writeFileSync(inventory, toYaml(inv));
     };
     let bundle = fluxBundle();

@@ -11,7 +11,14 @@ export async function testBuildKey(epoch: number): Promise<openpgp.PrivateKey> {
 export function signWith(key: () => openpgp.PrivateKey): SecretsSource['sign'] {
   return async (data, epoch) => {
     const k = key();
-    const signature = await openpgp.sign({ message: await openpgp.createMessage({ binary: data }), signingKeys: k, detached: true, format: 'armored', date: new Date(epoch * 1000), config: { nonDeterministicSignaturesViaNotation: false } });
+    const signature = await openpgp.sign({
+      message: await openpgp.createMessage({ binary: data }),
+      signingKeys: k,
+      detached: true,
+      format: 'armored',
+      date: new Date(epoch * 1000),
+      config: { nonDeterministicSignaturesViaNotation: false },
+    });
     return { signature, publicKey: k.toPublic().armor(), fingerprint: k.getFingerprint().toUpperCase() };
   };
 }

@@ -12,8 +12,18 @@ import { human } from '../../scripts/render/plan/md.ts';
 const helm = { mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' };
 
 describe('central load: the OCI transport beside Git', () => {
-  it('is computed from the tree: a changed site\'s devices x its artifact, once through its cache; both columns in the plan', async () => {
-    const fleet = loadInventoryBytes(Buffer.from(exampleInventoryText(helm, (t) => t.replace(/^(  knownHosts: .*\n)/m, '$1  transport: oci\n  oci: { registry: "r.example:5000", repository: fleet, caFile: ca.pem, siteCaches: { "eu-central/stuttgart-plant-3": "c.example:5000" } }\n'))), 'inventory/example.yaml');
+  it("is computed from the tree: a changed site's devices x its artifact, once through its cache; both columns in the plan", async () => {
+    const fleet = loadInventoryBytes(
+      Buffer.from(
+        exampleInventoryText(helm, (t) =>
+          t.replace(
+            /^(  knownHosts: .*\n)/m,
+            '$1  transport: oci\n  oci: { registry: "r.example:5000", repository: fleet, caFile: ca.pem, siteCaches: { "eu-central/stuttgart-plant-3": "c.example:5000" } }\n',
+          ),
+        ),
+      ),
+      'inventory/example.yaml',
+    );
     const { keys } = await fleetKeys(fleet);
     const tree = renderGitopsScaffold(fleet, keys, {}).map((f) => ({ path: f.path, bytes: f.bytes }));
     const sizes = siteArtifactSizes(fleet, tree);

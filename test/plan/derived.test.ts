@@ -47,8 +47,19 @@ function accepted(nft: string): { proto: string; port: number; from?: string }[]
     if (!line.endsWith('accept') || !/ dport /.test(line) || / sport /.test(line)) continue;
     const from = /ip saddr (\{[^}]*\}|\S+)/.exec(line)?.[1];
     const proto = /(tcp|udp) dport/.exec(line)![1];
-    const ports = /dport (\{[^}]*\}|\d+)/.exec(line)![1].replace(/[{}]/g, '').split(',').map((p) => Number(p.trim()));
-    for (const port of ports) for (const f of from ? from.replace(/[{}]/g, '').split(',').map((x) => x.trim()) : [undefined]) out.push({ proto, port, from: f });
+    const ports = /dport (\{[^}]*\}|\d+)/
+      .exec(line)![1]
+      .replace(/[{}]/g, '')
+      .split(',')
+      .map((p) => Number(p.trim()));
+    for (const port of ports)
+      for (const f of from
+        ? from
+            .replace(/[{}]/g, '')
+            .split(',')
+            .map((x) => x.trim())
+        : [undefined])
+        out.push({ proto, port, from: f });
   }
   return out;
 }
@@ -107,7 +118,10 @@ function mdTable(md: string, heading: string): Record<string, string>[] {
 /** "a, b and 46 more" -> the names shown and how many in all */
 function listed(text: string): { shown: string[]; total: number } {
   const m = /^(.*?)(?: and (\d+) more)?$/.exec(text.trim())!;
-  const shown = m[1].split(', ').map((x) => x.trim()).filter(Boolean);
+  const shown = m[1]
+    .split(', ')
+    .map((x) => x.trim())
+    .filter(Boolean);
   return { shown, total: shown.length + Number(m[2] ?? 0) };
 }
 
@@ -120,7 +134,9 @@ function check(r: Rendered): void {
   const fluxIds = fleet.active.filter((d) => text(d.id, 'bundle/flux/edgeforge-flux-sync.yaml')).map((d) => d.id);
   let polls = 0;
   for (const id of fluxIds) {
-    const repo = YAML.parseAllDocuments(text(id, 'bundle/flux/edgeforge-flux-sync.yaml')!).map((d) => d.toJS()).find((d) => d?.kind === 'GitRepository');
+    const repo = YAML.parseAllDocuments(text(id, 'bundle/flux/edgeforge-flux-sync.yaml')!)
+      .map((d) => d.toJS())
+      .find((d) => d?.kind === 'GitRepository');
     polls += 86400 / seconds(repo.spec.interval);
   }
   expect(md).toContain(`Flux on ${fluxIds.length} device(s)`);
@@ -160,7 +176,10 @@ function check(r: Rendered): void {
   }
   expect(md.includes('No device accepts an inbound connection')).toBe(!anyInbound);
   // the paragraph names (or counts) exactly the sites whose rendered rules open K3s ports
-  for (const [sites, words] of [[clusterSites, 'between the nodes of '], [openSites, 'at ']] as const) {
+  for (const [sites, words] of [
+    [clusterSites, 'between the nodes of '],
+    [openSites, 'at '],
+  ] as const) {
     const clause = para.split(';').find((c) => / \d+\/(tcp|udp)/.test(c) && c.includes(words === 'at ' ? 'from anywhere' : 'between the nodes of'));
     if (!sites.length) continue;
     const l = listed(clause!.slice(clause!.lastIndexOf(words) + words.length));
@@ -299,13 +318,22 @@ describe('plan: every factual line matches the rendered files', () => {
   it('fleet.industry changes exactly what its preset decides, and the plan says which', () => {
     const plan = (industry: string, declared = false) => {
       let t = generateInventory(50, { industry });
-      if (declared) t = t.replace(/^defaults:\n/m, 'defaults:\n  maintenanceWindow: { days: [sun], start: "01:00", end: "04:00", timeZone: Etc/UTC }\n  policy: { encryption: recommended, offlineTolerance: 2h }\n');
+      if (declared)
+        t = t.replace(
+          /^defaults:\n/m,
+          'defaults:\n  maintenanceWindow: { days: [sun], start: "01:00", end: "04:00", timeZone: Etc/UTC }\n  policy: { encryption: recommended, offlineTolerance: 2h }\n',
+        );
       return renderPlanMarkdown(loadInventoryBytes(Buffer.from(t), `${industry}.yaml`));
     };
     // every setting the preset decides is declared (the generated fleet marks its canary site, has no status): the industry shapes nothing
     const [a, b] = [plan('retail', true), plan('logistics', true)];
     expect(a).toContain('Industry: **retail** (the inventory states every setting its preset would decide, so it changes nothing)');
-    const strip = (t: string, word: string) => t.split('\n').filter((l) => !/^\| setting \||^Why /.test(l)).join('\n').replace(new RegExp(word, 'g'), 'X');
+    const strip = (t: string, word: string) =>
+      t
+        .split('\n')
+        .filter((l) => !/^\| setting \||^Why /.test(l))
+        .join('\n')
+        .replace(new RegExp(word, 'g'), 'X');
     expect(strip(a, 'retail')).toBe(strip(b, 'logistics'));
     // nothing declared: the lines that differ are the preset's values and the lines derived from them
     const [c, d] = [plan('retail'), plan('logistics')];

@@ -24,21 +24,25 @@ describe('plan diagrams parse with mermaid', () => {
   });
 
   for (const [name, text] of fleets) {
-    it(name, async () => {
-      const md = renderPlanMarkdown(loadInventoryBytes(Buffer.from(text), 'inv.yaml'));
-      const blocks = mermaidBlocks(md);
-      expect(blocks).toHaveLength(4);
-      const types = [];
-      for (const b of blocks) types.push(await parseMermaid(b));
-      expect(types).toEqual(['flowchart-v2', 'flowchart-v2', 'sequence', 'flowchart-v2']);
-      const [topology, , firstBoot] = blocks;
-      const fleet = loadInventoryBytes(Buffer.from(text), 'inv.yaml');
-      const tang = fleet.active.some((d) => d.encryption.mode.includes('tang'));
-      expect(topology.includes('"tang"'), 'tang drawn only where used').toBe(tang);
-      expect(firstBoot.includes('participant T as site tang')).toBe(tang);
-      expect(topology.includes('status broker')).toBe(Boolean(fleet.inventory.status));
-      if (fleet.sites.length > 8) expect(topology).toMatch(/"\d+ site\(s\), \d+ devices: /);
-      else for (const s of fleet.sites) expect(topology).toContain(`"${s.name}`);
-    }, 60_000);
+    it(
+      name,
+      async () => {
+        const md = renderPlanMarkdown(loadInventoryBytes(Buffer.from(text), 'inv.yaml'));
+        const blocks = mermaidBlocks(md);
+        expect(blocks).toHaveLength(4);
+        const types = [];
+        for (const b of blocks) types.push(await parseMermaid(b));
+        expect(types).toEqual(['flowchart-v2', 'flowchart-v2', 'sequence', 'flowchart-v2']);
+        const [topology, , firstBoot] = blocks;
+        const fleet = loadInventoryBytes(Buffer.from(text), 'inv.yaml');
+        const tang = fleet.active.some((d) => d.encryption.mode.includes('tang'));
+        expect(topology.includes('"tang"'), 'tang drawn only where used').toBe(tang);
+        expect(firstBoot.includes('participant T as site tang')).toBe(tang);
+        expect(topology.includes('status broker')).toBe(Boolean(fleet.inventory.status));
+        if (fleet.sites.length > 8) expect(topology).toMatch(/"\d+ site\(s\), \d+ devices: /);
+        else for (const s of fleet.sites) expect(topology).toContain(`"${s.name}`);
+      },
+      60_000,
+    );
   }
 });

@@ -16,8 +16,19 @@ import { airgapInventory, entry, KC, SC } from '../inventory/airgap-fixture.ts';
 
 const example = readFileSync('inventory/example.yaml', 'utf8');
 const load = (t: string) => loadInventoryBytes(Buffer.from(t), 'inv.yaml');
-const files = (fleet: Fleet, id: string) => new Map(renderDevice(fleet, fleet.active.find((d) => d.id === id)!, fixedSecretsFor(fleet.active.find((d) => d.id === id)!)).map((f) => [f.path, Buffer.from(f.bytes).toString('utf8')]));
-const hosts = (fleet: Fleet, site: string) => siteEgress(fleet.sites.find((s) => s.id === site)!, fleet);
+const files = (fleet: Fleet, id: string) =>
+  new Map(
+    renderDevice(
+      fleet,
+      fleet.active.find((d) => d.id === id)!,
+      fixedSecretsFor(fleet.active.find((d) => d.id === id)!),
+    ).map((f) => [f.path, Buffer.from(f.bytes).toString('utf8')]),
+  );
+const hosts = (fleet: Fleet, site: string) =>
+  siteEgress(
+    fleet.sites.find((s) => s.id === site)!,
+    fleet,
+  );
 
 describe('plan: outbound hosts per site, derived from what the devices are rendered with', () => {
   const fleet = load(example);
@@ -29,8 +40,16 @@ describe('plan: outbound hosts per site, derived from what the devices are rende
         const f = files(fleet, d.id);
         const prog = f.get('bundle/firstboot.sh')!;
         const url = /^EF_K3S_INSTALL_URL='([^']+)'/m.exec(prog)![1];
-        expect(rows.some((r) => r.host === new URL(url).hostname && r.when === 'first boot'), `${s.id}: install URL ${url}`).toBe(true);
-        if (d.encryption.mode.includes('tang')) for (const t of d.encryption.tang) expect(rows.some((r) => r.host === new URL(t.url).hostname), `${s.id}: tang ${t.url}`).toBe(true);
+        expect(
+          rows.some((r) => r.host === new URL(url).hostname && r.when === 'first boot'),
+          `${s.id}: install URL ${url}`,
+        ).toBe(true);
+        if (d.encryption.mode.includes('tang'))
+          for (const t of d.encryption.tang)
+            expect(
+              rows.some((r) => r.host === new URL(t.url).hostname),
+              `${s.id}: tang ${t.url}`,
+            ).toBe(true);
         for (const n of d.ntp) expect(rows.some((r) => r.host === n && r.port === '123/udp')).toBe(true);
         if (d.network.mode === 'static') for (const n of d.network.dns) expect(rows.some((r) => r.host === n && r.port.startsWith('53/'))).toBe(true);
         const cfg = YAML.parse(f.get('bundle/k3s/config.yaml')!) as Record<string, unknown>;
@@ -40,7 +59,10 @@ describe('plan: outbound hosts per site, derived from what the devices are rende
         } else {
           const repo = fluxSyncObjects(d, fleet).find((o) => o.kind === 'GitRepository') as { spec: { url: string } };
           const u = new URL(repo.spec.url);
-          expect(rows.some((r) => r.host === u.hostname && r.port === `${u.port || 22}/tcp` && r.when === 'after first boot'), `${d.id}: Git ${repo.spec.url}`).toBe(true);
+          expect(
+            rows.some((r) => r.host === u.hostname && r.port === `${u.port || 22}/tcp` && r.when === 'after first boot'),
+            `${d.id}: Git ${repo.spec.url}`,
+          ).toBe(true);
         }
       }
     }
@@ -67,7 +89,10 @@ describe('plan: outbound hosts per site, derived from what the devices are rende
     const air = load(airgapInventory(entry(SC, 'bundles/flux/sc.tar', 'a'.repeat(64)) + entry(KC, 'bundles/flux/kc.tar', 'b'.repeat(64))));
     for (const s of air.sites) {
       const rows = hosts(air, s.id);
-      expect(rows.filter((r) => /github|docker|ghcr|registry /.test(`${r.host} ${r.why}`) && !r.why.startsWith('site registry mirror')), s.id).toEqual([]);
+      expect(
+        rows.filter((r) => /github|docker|ghcr|registry /.test(`${r.host} ${r.why}`) && !r.why.startsWith('site registry mirror')),
+        s.id,
+      ).toEqual([]);
       expect(rows.filter((r) => r.when === 'first boot')).toEqual([]);
     }
     expect(renderPlanMarkdown(air)).toMatch(/K3s install airgap: K3s, its images and the pinned image archives come from the disk image, nothing from the internet/);
@@ -87,7 +112,9 @@ describe('validate: a site mirror that leaves out a registry its devices pull fr
     const { mirrorGaps } = await import('../../scripts/render/plan/egress.ts');
     expect(mirrorGaps(load(example))).toEqual([]);
     const narrow = load(example.replace('registries: [docker.io, ghcr.io, registry.k8s.io]', 'registries: [docker.io]'));
-    expect(mirrorGaps(narrow)).toEqual([expect.stringMatching(/^site kr-south\/ulsan-plant-1 has a registry mirror, but its devices also pull from ghcr\.io, which registryMirror\.registries does not list/)]);
+    expect(mirrorGaps(narrow)).toEqual([
+      expect.stringMatching(/^site kr-south\/ulsan-plant-1 has a registry mirror, but its devices also pull from ghcr\.io, which registryMirror\.registries does not list/),
+    ]);
   });
 });
 
@@ -101,7 +128,7 @@ describe('plan: the K3s section names the image archives an airgap install deliv
 });
 
 describe('plan: an online fleet with Flux pinned as a bundle lists the registries the bundle pulls from', () => {
-  it('read from the bundle by `edgeforge plan` (ghcr.io for Flux\'s controllers); without the bundle it says what it could not list', async () => {
+  it("read from the bundle by `edgeforge plan` (ghcr.io for Flux's controllers); without the bundle it says what it could not list", async () => {
     const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
     const os = await import('node:os');
     const path = await import('node:path');

@@ -57,7 +57,9 @@ describe('plan (markdown)', () => {
     expect(md).toContain('| kr-south | 2 | 7 | kr-south/ulsan-plant-1 | 1 | 2 | 1 |');
     expect(md).toContain('https://registry.ulsan1.acme.example:5000'.replace('https://', '').split(':')[0]);
     // per site, in the appendix
-    expect(ap).toContain('| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s), each joining with its own bootstrap token (valid 30d after issue, k3s.joinWindow) |');
+    expect(ap).toContain(
+      '| kr-south/changwon-plant-2 | Changwon, KR | 3 | one cluster: server changwon2-server + 2 agent(s), each joining with its own bootstrap token (valid 30d after issue, k3s.joinWindow) |',
+    );
     expect(ap).toContain('| kr-south/changwon-plant-2 | changwon2-server | tcp | 6443, 10250 | 10.30.1.21, 10.30.1.22 |');
     expect(ap).toMatch(/\| eu-central\/brno-warehouse-1 \| .* \| nowhere: SSH closed \(no managementSubnet\) \|/);
     expect(ap).toContain('| brno1-dock-003 | eu-central/brno-warehouse-1 | rpi4-2g | single-node server | dhcp | none | yes | stable |');
@@ -113,7 +115,7 @@ describe('plan (markdown)', () => {
     expect(md).not.toContain('No inbound port is opened on any device');
   });
 
-  it('covers offline operation, sync conflicts and theft for an operator, with this fleet\'s names', () => {
+  it("covers offline operation, sync conflicts and theft for an operator, with this fleet's names", () => {
     expect(md).toMatch(/## \d+\. Offline operation/);
     expect(md).toContain('**Data made while offline**: stays on the device');
     expect(md).toMatch(/## \d+\. Sync conflicts and rollouts/);
@@ -179,7 +181,9 @@ describe('plan --format json and --appendix', () => {
     writeFileSync(path.join(dir, 'kustomization.yaml'), 'resources: []\n');
     const r = await runCli(['plan', '--gitops', dir]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`\\| \\*\\*bytes one device fetches per commit\\*\\* \\| \\d+ B \\| .*measured: \`git pack-objects\` of ${dir.replace(/[/.]/g, '\\$&')} \\(1 files, 14 B\\), git version`));
+    expect(r.stdout).toMatch(
+      new RegExp(`\\| \\*\\*bytes one device fetches per commit\\*\\* \\| \\d+ B \\| .*measured: \`git pack-objects\` of ${dir.replace(/[/.]/g, '\\$&')} \\(1 files, 14 B\\), git version`),
+    );
     expect((await runCli(['plan', '--gitops', path.join(dir, 'nope')])).code).toBe(2);
   });
   it('rejects an unknown format', async () => {

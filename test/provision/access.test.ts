@@ -100,7 +100,10 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     ];
     writeFileSync(path.join(tmp, 'fleet.yaml'), inventoryYaml(devs));
     fleet = await loadInventoryFile(path.join(tmp, 'fleet.yaml'));
-    manifest = writeFakeBuild(out, devs.map((d) => d.id));
+    manifest = writeFakeBuild(
+      out,
+      devs.map((d) => d.id),
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -133,24 +136,28 @@ run('provision: gateways, agents, sudo, dry run, failures, CLI', () => {
     expect(none[0].message).toMatch(/no SSH credentials/);
   }, 40_000);
 
-  it.runIf(asRoot)('uses sudo with a password from the environment, never showing it; a wrong one fails in preflight', async () => {
-    const missing = await provision(opts({ only: ['sudopw'] }));
-    expect(missing[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
-    expect(missing[0].message).toMatch(/EF_TEST_SUDO_PASSWORD is not set/);
-    const wrong = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: 'nope' } }));
-    expect(wrong[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
-    expect(wrong[0].message).toMatch(/sudo refused the password from EF_TEST_SUDO_PASSWORD/);
-    const ok = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: SUDO_PW } }));
-    expect(ok[0]).toMatchObject({ status: 'ok', phase: 'verify' });
-    const root = e.get('sudopw')!.root;
-    // the record sits in a root-only directory: the non-root user read it through sudo
-    expect(readFileSync(path.join(root, 'etc/edgeforge/device.conf'), 'utf8')).toContain('device=sudopw');
-    const again = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: SUDO_PW } }));
-    expect(again[0]).toMatchObject({ status: 'skipped', phase: 'preflight' });
-    const log = readFileSync(path.join(out, 'logs/provision/sudopw.log'), 'utf8');
-    expect(log).not.toContain(SUDO_PW);
-    expect(JSON.stringify([wrong, ok, again])).not.toContain(SUDO_PW);
-  }, 60_000);
+  it.runIf(asRoot)(
+    'uses sudo with a password from the environment, never showing it; a wrong one fails in preflight',
+    async () => {
+      const missing = await provision(opts({ only: ['sudopw'] }));
+      expect(missing[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
+      expect(missing[0].message).toMatch(/EF_TEST_SUDO_PASSWORD is not set/);
+      const wrong = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: 'nope' } }));
+      expect(wrong[0]).toMatchObject({ status: 'failed', phase: 'preflight' });
+      expect(wrong[0].message).toMatch(/sudo refused the password from EF_TEST_SUDO_PASSWORD/);
+      const ok = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: SUDO_PW } }));
+      expect(ok[0]).toMatchObject({ status: 'ok', phase: 'verify' });
+      const root = e.get('sudopw')!.root;
+      // the record sits in a root-only directory: the non-root user read it through sudo
+      expect(readFileSync(path.join(root, 'etc/edgeforge/device.conf'), 'utf8')).toContain('device=sudopw');
+      const again = await provision(opts({ only: ['sudopw'], env: { ...process.env, SSH_AUTH_SOCK: '', EF_TEST_SUDO_PASSWORD: SUDO_PW } }));
+      expect(again[0]).toMatchObject({ status: 'skipped', phase: 'preflight' });
+      const log = readFileSync(path.join(out, 'logs/provision/sudopw.log'), 'utf8');
+      expect(log).not.toContain(SUDO_PW);
+      expect(JSON.stringify([wrong, ok, again])).not.toContain(SUDO_PW);
+    },
+    60_000,
+  );
 
   it('--dry-run reads only and says what it would do', async () => {
     const r = await provision(opts({ only: ['dry'], dryRun: true }));

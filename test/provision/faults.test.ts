@@ -73,7 +73,11 @@ run('provision against real sshd endpoints with faults', () => {
     ];
     writeFileSync(path.join(tmp, 'fleet.yaml'), inventoryYaml(devs));
     fleet = await loadInventoryFile(path.join(tmp, 'fleet.yaml'));
-    manifest = writeFakeBuild(out, devs.map((d) => d.id), { payload: { killed: 6 * 1024 * 1024 } });
+    manifest = writeFakeBuild(
+      out,
+      devs.map((d) => d.id),
+      { payload: { killed: 6 * 1024 * 1024 } },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -184,4 +188,3 @@ run('provision against real sshd endpoints with faults', () => {
     expect(readFileSync(path.join(root, 'var/lib/edgeforge/runs'), 'utf8')).toBe('run\nrun\n');
   }, 30_000);
 });
-

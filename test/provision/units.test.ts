@@ -24,7 +24,13 @@ describe('device bundle', () => {
   it('is the bundle/ directory when the build has one; seed files and images stay out', () => {
     const d: BundleSource = {
       id: 'a-1',
-      artifacts: [art('a-1', 'seed/user-data', 'user-data', true), art('a-1', 'seed.img', 'seed-image'), art('a-1', 'bundle/firstboot.sh', 'firstboot'), art('a-1', 'bundle/secrets/k3s-token', 'other', true), art('a-1', 'bundle/k3s/config.yaml', 'k3s-config')],
+      artifacts: [
+        art('a-1', 'seed/user-data', 'user-data', true),
+        art('a-1', 'seed.img', 'seed-image'),
+        art('a-1', 'bundle/firstboot.sh', 'firstboot'),
+        art('a-1', 'bundle/secrets/k3s-token', 'other', true),
+        art('a-1', 'bundle/k3s/config.yaml', 'k3s-config'),
+      ],
     };
     const b = deviceBundle(d);
     expect(b.files.map((f) => f.rel)).toEqual(['firstboot.sh', 'k3s/config.yaml', 'secrets/k3s-token']);
@@ -36,7 +42,10 @@ describe('device bundle', () => {
   });
 
   it('without a bundle/ directory: every artifact but seed-image, disk-delta and bmap', () => {
-    const d: BundleSource = { id: 'b', artifacts: [art('b', 'fb.sh', 'firstboot'), art('b', 'seed.img', 'seed-image'), art('b', 'disk.delta', 'disk-delta'), art('b', 'disk.bmap', 'bmap'), art('b', 'seed/meta-data', 'meta-data')] };
+    const d: BundleSource = {
+      id: 'b',
+      artifacts: [art('b', 'fb.sh', 'firstboot'), art('b', 'seed.img', 'seed-image'), art('b', 'disk.delta', 'disk-delta'), art('b', 'disk.bmap', 'bmap'), art('b', 'seed/meta-data', 'meta-data')],
+    };
     expect(deviceBundle(d).files.map((f) => f.rel)).toEqual(['fb.sh', 'seed/meta-data']);
   });
 
@@ -138,7 +147,10 @@ describe('the device shell after preflight (applyControl)', () => {
   };
   const sh = (root: string, input: string) => {
     try {
-      return { code: 0, out: execFileSync('dash', ['-c', applyControl('firstboot.sh')], { input, env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root }, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }) };
+      return {
+        code: 0,
+        out: execFileSync('dash', ['-c', applyControl('firstboot.sh')], { input, env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root }, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }),
+      };
     } catch (err) {
       const e = err as { status: number; stdout: string; stderr: string };
       return { code: e.status, out: e.stdout + e.stderr };
@@ -196,18 +208,36 @@ describe('which bundle files go up from memory (inMemory)', () => {
   });
 });
 
-
 describe("the device's first-boot status file, as provision reads it", () => {
-  const text = 'step=k3s\nstate=failed\nat=2026-12-02T06:00:00Z\nattempt=3\nretry=temporary\nnext=2026-12-02T06:02:00Z\nerror=cannot unseal: tang unreachable\nbundle=ab12\nsteps=preflight identity kernel_firewall encrypt_data_volume \n';
+  const text =
+    'step=k3s\nstate=failed\nat=2026-12-02T06:00:00Z\nattempt=3\nretry=temporary\nnext=2026-12-02T06:02:00Z\nerror=cannot unseal: tang unreachable\nbundle=ab12\nsteps=preflight identity kernel_firewall encrypt_data_volume \n';
   it('parses every field and says where first boot stands', () => {
     const st = parseFirstbootState(text)!;
-    expect(st).toEqual({ step: 'k3s', state: 'failed', attempt: 3, retry: 'temporary', next: '2026-12-02T06:02:00Z', error: 'cannot unseal: tang unreachable', steps: ['preflight', 'identity', 'kernel_firewall', 'encrypt_data_volume'], bundle: 'ab12' });
-    expect(describeFirstboot(st)).toBe('first boot stopped at step k3s (attempt 3, temporary; the device retries at 2026-12-02T06:02:00Z; done: preflight identity kernel_firewall encrypt_data_volume): cannot unseal: tang unreachable');
+    expect(st).toEqual({
+      step: 'k3s',
+      state: 'failed',
+      attempt: 3,
+      retry: 'temporary',
+      next: '2026-12-02T06:02:00Z',
+      error: 'cannot unseal: tang unreachable',
+      steps: ['preflight', 'identity', 'kernel_firewall', 'encrypt_data_volume'],
+      bundle: 'ab12',
+    });
+    expect(describeFirstboot(st)).toBe(
+      'first boot stopped at step k3s (attempt 3, temporary; the device retries at 2026-12-02T06:02:00Z; done: preflight identity kernel_firewall encrypt_data_volume): cannot unseal: tang unreachable',
+    );
     expect(describeFirstboot({ ...st, retry: 'permanent' })).toMatch(/attempt 3, permanent: not retried;/);
     expect(parseFirstbootState('')).toBeUndefined();
   });
   it("reads it from preflight's fb. lines", () => {
-    const stdout = 'arch=aarch64\n' + text.split('\n').filter(Boolean).map((l) => `fb.${l}`).join('\n') + '\napplied=none\n';
+    const stdout =
+      'arch=aarch64\n' +
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => `fb.${l}`)
+        .join('\n') +
+      '\napplied=none\n';
     expect(firstbootStateFromFacts(stdout)?.step).toBe('k3s');
     expect(firstbootStateFromFacts('arch=aarch64\n')).toBeUndefined();
   });

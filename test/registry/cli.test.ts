@@ -28,7 +28,10 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
     const certs = makeTestCerts(path.join(dir, 'pki'), ['IP:127.0.0.1', 'DNS:localhost']);
     const [port, tokenPort] = [await freePort(), await freePort()];
     const inv = path.join(dir, 'fleet.yaml');
-    const text = readFileSync(path.join(REPO, 'inventory/example.yaml'), 'utf8').replace(/^(  knownHosts: .*\n)/m, `$1  transport: oci\n  oci: { registry: "127.0.0.1:${port}", repository: acme/fleet, caFile: pki/ca.pem }\n`);
+    const text = readFileSync(path.join(REPO, 'inventory/example.yaml'), 'utf8').replace(
+      /^(  knownHosts: .*\n)/m,
+      `$1  transport: oci\n  oci: { registry: "127.0.0.1:${port}", repository: acme/fleet, caFile: pki/ca.pem }\n`,
+    );
     writeFileSync(inv, text);
     const keys = path.join(dir, 'keys');
     const out = path.join(dir, 'out');
@@ -43,7 +46,10 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
     expect(manifest.devices.find((d: { id: string }) => d.id === 'changwon2-press-001').registry).toBeUndefined();
     // the device's bootstrap: an OCIRepository with its credential and the CA pinned
     const sync = YAML.parseAllDocuments(readFileSync(path.join(out, 'devices/ulsan1-line1-001/bundle/flux/edgeforge-flux-sync.yaml'), 'utf8')).map((d) => d.toJS());
-    expect(sync[0]).toMatchObject({ kind: 'OCIRepository', spec: { url: `oci://127.0.0.1:${port}/acme/fleet/kr-south/ulsan-plant-1`, ref: { tag: 'latest' }, secretRef: { name: 'flux-system' }, certSecretRef: { name: 'registry-ca' } } });
+    expect(sync[0]).toMatchObject({
+      kind: 'OCIRepository',
+      spec: { url: `oci://127.0.0.1:${port}/acme/fleet/kr-south/ulsan-plant-1`, ref: { tag: 'latest' }, secretRef: { name: 'flux-system' }, certSecretRef: { name: 'registry-ca' } },
+    });
     expect(sync.slice(1).every((k) => k.spec.sourceRef.kind === 'OCIRepository')).toBe(true);
 
     // the fleet repository, committed
@@ -57,11 +63,49 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
 
     // the registry side
     const reg = path.join(dir, 'registry');
-    const rc = await runCli(['registry', 'config', ...common, '-o', out, '--to', reg, '--listen', `127.0.0.1:${port}`, '--token-port', String(tokenPort), '--storage', path.join(dir, 'storage'), '--tls-cert', certs.cert, '--tls-key', certs.key, '--json'], { env });
+    const rc = await runCli(
+      [
+        'registry',
+        'config',
+        ...common,
+        '-o',
+        out,
+        '--to',
+        reg,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--token-port',
+        String(tokenPort),
+        '--storage',
+        path.join(dir, 'storage'),
+        '--tls-cert',
+        certs.cert,
+        '--tls-key',
+        certs.key,
+        '--json',
+      ],
+      { env },
+    );
     expect(rc.code, rc.stderr).toBe(0);
     const access = JSON.parse(readFileSync(path.join(reg, 'central/issuer/access.json'), 'utf8'));
     expect(access.users.map((u: { name: string }) => u.name)).toContain('ulsan1-line1-001');
-    const issuer: ChildProcess = spawn(process.execPath, [path.join(REPO, 'scripts/bin/edgeforge.mjs'), 'registry', 'token-server', '--dir', path.join(reg, 'central'), '--listen', `127.0.0.1:${tokenPort}`, '--tls-cert', certs.cert, '--tls-key', certs.key], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EDGEFORGE_RUN_SOURCES: '1' } });
+    const issuer: ChildProcess = spawn(
+      process.execPath,
+      [
+        path.join(REPO, 'scripts/bin/edgeforge.mjs'),
+        'registry',
+        'token-server',
+        '--dir',
+        path.join(reg, 'central'),
+        '--listen',
+        `127.0.0.1:${tokenPort}`,
+        '--tls-cert',
+        certs.cert,
+        '--tls-key',
+        certs.key,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EDGEFORGE_RUN_SOURCES: '1' } },
+    );
     stops.push(() => void issuer.kill('SIGTERM'));
     let issuerLog = '';
     issuer.stderr!.on('data', (c) => (issuerLog += c));
@@ -82,7 +126,9 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
 
     // what the manifest says is what a device gets, with the credential derived from its own deploy key
     const seedSecrets = readFileSync(path.join(out, 'devices/ulsan1-line1-001/bundle/flux/edgeforge-flux-secrets.yaml'), 'utf8');
-    const docker = YAML.parseAllDocuments(seedSecrets).map((d) => d.toJS()).find((d) => d.type === 'kubernetes.io/dockerconfigjson');
+    const docker = YAML.parseAllDocuments(seedSecrets)
+      .map((d) => d.toJS())
+      .find((d) => d.type === 'kubernetes.io/dockerconfigjson');
     const auths = JSON.parse(Buffer.from(docker.data['.dockerconfigjson'], 'base64').toString('utf8')).auths[`127.0.0.1:${port}`];
     const c = new RegistryClient({ host: `127.0.0.1:${port}`, ca: readFileSync(certs.ca), username: auths.username, password: auths.password });
     try {

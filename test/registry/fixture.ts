@@ -57,14 +57,26 @@ export async function startOciWorld(): Promise<OciWorld> {
 
   const pulls = fleet.active.filter(runsFlux).map((d) => registryPullRecord(d, fleet, fixedSecretsFor(d).deployKey!.privateKey)!);
   const configDir = path.join(dir, 'registry');
-  const host = (addr: number, realm: number, name: string) => ({ addr: `127.0.0.1:${addr}`, storageDir: path.join(dir, 'storage', name), tlsCert: certs.cert, tlsKey: certs.key, realm: `https://127.0.0.1:${realm}/token` });
-  const configure = (p: RegistryPull[]) => writeRegistryConfig({ to: configDir, fleet, pulls: p, central: host(centralPort, centralIssuerPort, 'central'), site: () => host(cachePort, siteIssuerPort, 'cache') });
+  const host = (addr: number, realm: number, name: string) => ({
+    addr: `127.0.0.1:${addr}`,
+    storageDir: path.join(dir, 'storage', name),
+    tlsCert: certs.cert,
+    tlsKey: certs.key,
+    realm: `https://127.0.0.1:${realm}/token`,
+  });
+  const configure = (p: RegistryPull[]) =>
+    writeRegistryConfig({ to: configDir, fleet, pulls: p, central: host(centralPort, centralIssuerPort, 'central'), site: () => host(cachePort, siteIssuerPort, 'cache') });
   await configure(pulls);
 
   const tls = { cert: readFileSync(certs.cert, 'utf8'), key: readFileSync(certs.key, 'utf8') };
   const siteDir = path.join(configDir, 'sites', ...CACHED_SITE.split('/'));
   const issuers = [
-    await startTokenIssuer({ accessFile: path.join(configDir, 'central/issuer/access.json'), keyPem: readFileSync(path.join(configDir, 'central/issuer/token.key'), 'utf8'), tls, port: centralIssuerPort }),
+    await startTokenIssuer({
+      accessFile: path.join(configDir, 'central/issuer/access.json'),
+      keyPem: readFileSync(path.join(configDir, 'central/issuer/token.key'), 'utf8'),
+      tls,
+      port: centralIssuerPort,
+    }),
     await startTokenIssuer({ accessFile: path.join(siteDir, 'issuer/access.json'), keyPem: readFileSync(path.join(siteDir, 'issuer/token.key'), 'utf8'), tls, port: siteIssuerPort }),
   ];
   const central = await startRegistry(path.join(configDir, 'central/config.yml'), centralPort);
@@ -73,7 +85,11 @@ export async function startOciWorld(): Promise<OciWorld> {
 
   const repoDir = path.join(dir, 'fleet-repo');
   mkdirSync(repoDir);
-  const git = (...args: string[]) => execFileSync(tool('git'), ['-C', repoDir, ...args], { encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com' } });
+  const git = (...args: string[]) =>
+    execFileSync(tool('git'), ['-C', repoDir, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com' },
+    });
   git('init', '-q', '-b', 'main');
   const { keys } = await fleetKeys(fleet);
   for (const f of renderGitopsScaffold(fleet, keys, {})) {

@@ -28,7 +28,11 @@ import { siteEgress } from '../../scripts/render/plan/egress.ts';
 const HAVE = requireTools(['tar', 'openssl'], 'OCI artifact format');
 const ociFleet = (extra = '') =>
   loadInventoryBytes(
-    Buffer.from(exampleInventoryText({ mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' }, (t) => t.replace(/^(  knownHosts: .*\n)/m, `$1  transport: oci\n  oci: { registry: "registry.acme.example:5000", repository: fleet, caFile: ca.pem${extra} }\n`))),
+    Buffer.from(
+      exampleInventoryText({ mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' }, (t) =>
+        t.replace(/^(  knownHosts: .*\n)/m, `$1  transport: oci\n  oci: { registry: "registry.acme.example:5000", repository: fleet, caFile: ca.pem${extra} }\n`),
+      ),
+    ),
     'inventory/example.yaml',
   );
 const CA = new Uint8Array(Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'));
@@ -38,13 +42,30 @@ describe('an OCI device', () => {
     const fleet = ociFleet(', siteCaches: { "eu-central/brno-warehouse-1": "cache.brno.acme.example:5000" }');
     const crds = pinnedReleases(fleet).flatMap((r) => crdsOfRelease(r));
     expect(crds.some((c) => c.kind === 'OCIRepository' && c.version === 'v1' && c.release === 'flux@v2.9.6')).toBe(true);
-    const objects = fleet.active.filter(runsFlux).flatMap((d) => [...fluxSyncObjects(d, fleet), ...fluxSecretObjects(d, fleet, { deployKeyPrivate: fixedSecretsFor(d).deployKey!.privateKey, deployKeyPublic: fixedSecretsFor(d).deployKey!.publicKey, sopsPrivateArmored: fixedSecretsFor(d).sops!.privateKeyArmored }, CA)].map((o) => ({ path: d.id, object: o })));
+    const objects = fleet.active
+      .filter(runsFlux)
+      .flatMap((d) =>
+        [
+          ...fluxSyncObjects(d, fleet),
+          ...fluxSecretObjects(
+            d,
+            fleet,
+            { deployKeyPrivate: fixedSecretsFor(d).deployKey!.privateKey, deployKeyPublic: fixedSecretsFor(d).deployKey!.publicKey, sopsPrivateArmored: fixedSecretsFor(d).sops!.privateKeyArmored },
+            CA,
+          ),
+        ].map((o) => ({ path: d.id, object: o })),
+      );
     expect(checkObjects(objects, { minors: [36], crds })).toEqual([]);
     const brno = fleet.active.find((d) => d.id === 'brno1-dock-001')!;
     const [src] = fluxSyncObjects(brno, fleet) as { kind: string; spec: { url: string } }[];
     expect(src.kind).toBe('OCIRepository');
     expect(src.spec.url).toBe('oci://cache.brno.acme.example:5000/fleet/eu-central/brno-warehouse-1');
-    const [pull] = fluxSecretObjects(brno, fleet, { deployKeyPrivate: fixedSecretsFor(brno).deployKey!.privateKey, deployKeyPublic: fixedSecretsFor(brno).deployKey!.publicKey, sopsPrivateArmored: fixedSecretsFor(brno).sops!.privateKeyArmored }, CA) as { type: string; data: Record<string, string> }[];
+    const [pull] = fluxSecretObjects(
+      brno,
+      fleet,
+      { deployKeyPrivate: fixedSecretsFor(brno).deployKey!.privateKey, deployKeyPublic: fixedSecretsFor(brno).deployKey!.publicKey, sopsPrivateArmored: fixedSecretsFor(brno).sops!.privateKeyArmored },
+      CA,
+    ) as { type: string; data: Record<string, string> }[];
     const auths = JSON.parse(Buffer.from(pull.data['.dockerconfigjson'], 'base64').toString()).auths;
     expect(Object.keys(auths)).toEqual(['cache.brno.acme.example:5000']);
     expect(auths['cache.brno.acme.example:5000'].password).toBe(registryPullPassword(fixedSecretsFor(brno).deployKey!.privateKey));
@@ -52,7 +73,11 @@ describe('an OCI device', () => {
 
   it('the firewall request names the registry (or the site cache) and its token issuer instead of the Git host', () => {
     const fleet = ociFleet(', siteCaches: { "eu-central/brno-warehouse-1": "cache.brno.acme.example:5000" }');
-    const rows = (id: string) => siteEgress(fleet.sites.find((x) => x.id === id)!, fleet).map((r) => `${r.host} ${r.port}`);
+    const rows = (id: string) =>
+      siteEgress(
+        fleet.sites.find((x) => x.id === id)!,
+        fleet,
+      ).map((r) => `${r.host} ${r.port}`);
     expect(rows('eu-central/brno-warehouse-1')).toEqual(expect.arrayContaining(['cache.brno.acme.example 5000/tcp', 'cache.brno.acme.example 5001/tcp']));
     expect(rows('kr-south/ulsan-plant-1')).toEqual(expect.arrayContaining(['registry.acme.example 5000/tcp', 'registry.acme.example 5001/tcp']));
     expect([...rows('eu-central/brno-warehouse-1'), ...rows('kr-south/ulsan-plant-1')].some((r) => r.startsWith('git.acme.example'))).toBe(false);
@@ -76,8 +101,27 @@ describe('an OCI device', () => {
 describe('a site artifact', () => {
   const site = { region: 'kr-south', site: 'ulsan-plant-1' };
   it('holds the shared tree, its region and site, and nothing of other sites or the SOPS keys', () => {
-    const keep = ['apps/base/kustomization.yaml', 'infrastructure/flux-system/small/components.yaml', 'clusters/kr-south/ulsan-plant-1/u1/kustomization.yaml', 'overlays/regions/kr-south/kustomization.yaml', 'overlays/sites/kr-south/ulsan-plant-1/kustomization.yaml', 'upgrades/kr-south/ulsan-plant-1/plan.yaml', 'README.md', 'clusters/kr-south/region-note.yaml'];
-    const drop = ['clusters/kr-south/changwon-plant-2/c1/kustomization.yaml', 'clusters/eu-central/brno-warehouse-1/b1/x.yaml', 'overlays/regions/eu-central/kustomization.yaml', 'overlays/sites/kr-south/changwon-plant-2/k.yaml', 'overlays/sites/eu-central/brno-warehouse-1/k.yaml', 'upgrades/eu-central/brno-warehouse-1/plan.yaml', '.sops.yaml', '.sops/devices/u1.asc', '.git/config'];
+    const keep = [
+      'apps/base/kustomization.yaml',
+      'infrastructure/flux-system/small/components.yaml',
+      'clusters/kr-south/ulsan-plant-1/u1/kustomization.yaml',
+      'overlays/regions/kr-south/kustomization.yaml',
+      'overlays/sites/kr-south/ulsan-plant-1/kustomization.yaml',
+      'upgrades/kr-south/ulsan-plant-1/plan.yaml',
+      'README.md',
+      'clusters/kr-south/region-note.yaml',
+    ];
+    const drop = [
+      'clusters/kr-south/changwon-plant-2/c1/kustomization.yaml',
+      'clusters/eu-central/brno-warehouse-1/b1/x.yaml',
+      'overlays/regions/eu-central/kustomization.yaml',
+      'overlays/sites/kr-south/changwon-plant-2/k.yaml',
+      'overlays/sites/eu-central/brno-warehouse-1/k.yaml',
+      'upgrades/eu-central/brno-warehouse-1/plan.yaml',
+      '.sops.yaml',
+      '.sops/devices/u1.asc',
+      '.git/config',
+    ];
     for (const p of keep) expect(inSiteArtifact(p, site), p).toBe(true);
     for (const p of drop) expect(inSiteArtifact(p, site), p).toBe(false);
   });
@@ -110,12 +154,16 @@ describe('the token issuer', () => {
     format: ACCESS_FORMAT,
     service: 'edgeforge-registry',
     issuer: 'edgeforge central',
-    users: [{ name: 'dev-1', verifier: registryPullVerifier('pw-1'), access: [{ repository: 'fleet/r/s1', actions: ['pull' as const] }] }, { name: 'edgeforge-publish', verifier: registryPullVerifier('pub'), access: [{ repository: 'fleet/*', actions: ['push' as const, 'pull' as const] }] }],
+    users: [
+      { name: 'dev-1', verifier: registryPullVerifier('pw-1'), access: [{ repository: 'fleet/r/s1', actions: ['pull' as const] }] },
+      { name: 'edgeforge-publish', verifier: registryPullVerifier('pub'), access: [{ repository: 'fleet/*', actions: ['push' as const, 'pull' as const] }] },
+    ],
   };
-  const ask = (user: string, pw: string, scope: string) => answer(access, privateKey, new URL(`https://i/token?service=edgeforge-registry&scope=${encodeURIComponent(scope)}`), 'Basic ' + Buffer.from(`${user}:${pw}`).toString('base64'), 300);
+  const ask = (user: string, pw: string, scope: string) =>
+    answer(access, privateKey, new URL(`https://i/token?service=edgeforge-registry&scope=${encodeURIComponent(scope)}`), 'Basic ' + Buffer.from(`${user}:${pw}`).toString('base64'), 300);
   const claims = (r: ReturnType<typeof ask>) => JSON.parse(Buffer.from((r.body as { token: string }).token.split('.')[1], 'base64url').toString());
 
-  it('grants a device pull on its site\'s repository only, the publisher push under the prefix; refuses the rest', () => {
+  it("grants a device pull on its site's repository only, the publisher push under the prefix; refuses the rest", () => {
     expect(claims(ask('dev-1', 'pw-1', 'repository:fleet/r/s1:pull')).access).toEqual([{ type: 'repository', name: 'fleet/r/s1', actions: ['pull'] }]);
     expect(claims(ask('dev-1', 'pw-1', 'repository:fleet/r/s2:pull')).access).toEqual([]);
     expect(claims(ask('dev-1', 'pw-1', 'repository:fleet/r/s1:pull,push')).access).toEqual([{ type: 'repository', name: 'fleet/r/s1', actions: ['pull'] }]);

@@ -34,7 +34,9 @@ async function pullAs(w: OciWorld, id: string, repo: string): Promise<{ manifest
 function filesIn(layer: Buffer): string[] {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ef-layer-'));
   writeFileSync(path.join(dir, 'a.tgz'), layer);
-  return execFileSync(tool('tar'), ['-tzf', path.join(dir, 'a.tgz')], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  return execFileSync(tool('tar'), ['-tzf', path.join(dir, 'a.tgz')], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
 }
 
 describe.runIf(HAVE)('OCI transport with a real registry', () => {
@@ -68,7 +70,7 @@ describe.runIf(HAVE)('OCI transport with a real registry', () => {
     expect(gunzipSync(layer).length % 512).toBe(0);
   });
 
-  it('a device cannot read another site\'s artifact: its token grants its own site\'s repository only', async () => {
+  it("a device cannot read another site's artifact: its token grants its own site's repository only", async () => {
     const c = new RegistryClient(w.device('ulsan1-line1-001'));
     try {
       await expect(c.manifest('fleet/eu-central/stuttgart-plant-3', 'latest', OCI_MANIFEST_MEDIA_TYPE)).rejects.toThrow(/401|403/);
@@ -86,7 +88,7 @@ describe.runIf(HAVE)('OCI transport with a real registry', () => {
     }
   });
 
-  it('a commit that changes one site pushes only that site\'s artifact', async () => {
+  it("a commit that changes one site pushes only that site's artifact", async () => {
     const before = await readTreeAtHead(w.repoDir, 'main');
     appendFileSync(path.join(w.repoDir, 'overlays/sites/eu-central/stuttgart-plant-3/kustomization.yaml'), '# a site change\n');
     w.git('commit', '-qam', 'stuttgart: a change');

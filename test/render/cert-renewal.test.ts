@@ -29,12 +29,19 @@ function sandbox(): string {
 function cert(rel: string, days: number): void {
   const file = path.join(root, K3S_STATE_DIR, rel);
   mkdirSync(path.dirname(file), { recursive: true });
-  const r = spawnSync(tool('openssl'), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', String(days), '-subj', `/CN=${path.basename(rel)}`, '-keyout', `${file}.key`, '-out', file], { encoding: 'utf8' });
+  const r = spawnSync(
+    tool('openssl'),
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', String(days), '-subj', `/CN=${path.basename(rel)}`, '-keyout', `${file}.key`, '-out', file],
+    { encoding: 'utf8' },
+  );
   expect(r.status, r.stderr).toBe(0);
 }
 
 function run(service = 'k3s') {
-  const r = spawnSync('dash', [path.join(root, 'renewal.sh')], { env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EDGEFORGE_SYS: path.join(root, 'stub.sh'), EDGEFORGE_LOG: path.join(root, 'renewal.log'), RENEW_SERVICE: service }, encoding: 'utf8' });
+  const r = spawnSync('dash', [path.join(root, 'renewal.sh')], {
+    env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EDGEFORGE_SYS: path.join(root, 'stub.sh'), EDGEFORGE_LOG: path.join(root, 'renewal.log'), RENEW_SERVICE: service },
+    encoding: 'utf8',
+  });
   const sys = existsSync(path.join(root, 'sys.log')) ? readFileSync(path.join(root, 'sys.log'), 'utf8') : '';
   const state = existsSync(path.join(root, CERT_RENEWAL.state)) ? readFileSync(path.join(root, CERT_RENEWAL.state), 'utf8') : '';
   return { code: r.status, stderr: r.stderr, sys, state };
@@ -102,7 +109,7 @@ describe.runIf(HAVE)('certificate-renewal check against openssl-made certificate
 });
 
 describe('certificate-renewal units', () => {
-  it('the timer fires inside the window, in its time zone, spread over it; the service restarts the node\'s own K3s', async () => {
+  it("the timer fires inside the window, in its time zone, spread over it; the service restarts the node's own K3s", async () => {
     const fleet = await exampleFleet();
     const ulsan = fleet.sites.find((s) => s.name === 'ulsan-plant-1')!;
     expect(windowOnCalendar(ulsan.window)).toBe('*-*-* 05:30:00 Asia/Seoul');

@@ -19,7 +19,7 @@ beforeAll(async () => {
   programs = [];
   for (const d of fleet.active) {
     for (const f of renderDevice(fleet, d, fixedSecretsFor(d), { encryption })) {
-      if (f.path === 'bundle/firstboot.sh' || f.path.startsWith('bundle/encryption/') && !/\.(json|service|conf)$/.test(f.path)) {
+      if (f.path === 'bundle/firstboot.sh' || (f.path.startsWith('bundle/encryption/') && !/\.(json|service|conf)$/.test(f.path))) {
         programs.push({ path: `${d.id}/${f.path}`, text: Buffer.from(f.bytes).toString('utf8') });
       }
     }
@@ -34,14 +34,27 @@ describe('device programs and the device layout', () => {
       const used = new Set([...p.text.matchAll(/\$\{?(EF_[A-Z_]+)/g)].map((m) => m[1]).filter((n) => layout.has(n)));
       expect(used.size, p.path).toBeGreaterThan(0);
       // what the shell itself says the header assigned: print each variable after the header only
-      const header = p.text.slice(0, p.text.indexOf('\nset -u\n') + 1) + p.text.split('\n').filter((l) => /^EF_[A-Z_]+='/.test(l)).join('\n');
+      const header =
+        p.text.slice(0, p.text.indexOf('\nset -u\n') + 1) +
+        p.text
+          .split('\n')
+          .filter((l) => /^EF_[A-Z_]+='/.test(l))
+          .join('\n');
       const script = `${header}\n${[...used].map((n) => `printf '%s=%s\\n' ${n} "$${n}"`).join('\n')}\n`;
       const r = spawnSync('dash', ['-c', script], { encoding: 'utf8' });
       expect(r.status, `${p.path}: ${r.stderr}`).toBe(0);
-      const got = new Map(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const got = new Map(
+        r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
       for (const n of used) expect(got.get(n), `${p.path}: ${n}`).toBe(layout.get(n));
       // no path of the layout typed into the program's code outside its header (comments may name them)
-      const body = p.text.split('\n').filter((l) => !/^EF_[A-Z_]+='/.test(l) && !/^\s*#/.test(l)).join('\n');
+      const body = p.text
+        .split('\n')
+        .filter((l) => !/^EF_[A-Z_]+='/.test(l) && !/^\s*#/.test(l))
+        .join('\n');
       for (const v of [DATA_VOLUME.mount, DATA_VOLUME.conf, DATA_VOLUME.status, FIRSTBOOT_PROGRAM]) expect(body, `${p.path}: ${v}`).not.toContain(v);
     }
   });

@@ -23,7 +23,11 @@ type Tuple = string; // "proto port source"
 /** (protocol, port, source) of every accept rule in table inet edgeforge's input chain, except established/lo. */
 function parseNft(text: string): Set<Tuple> {
   const out = new Set<Tuple>();
-  const list = (x: string) => x.replace(/^\{\s*|\s*\}$/g, '').split(/\s*,\s*/).map((v) => v.replace(/^"|"$/g, ''));
+  const list = (x: string) =>
+    x
+      .replace(/^\{\s*|\s*\}$/g, '')
+      .split(/\s*,\s*/)
+      .map((v) => v.replace(/^"|"$/g, ''));
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (!line.endsWith(' accept') || line.startsWith('ct state') || line.startsWith('iif "lo"')) continue;
@@ -32,7 +36,7 @@ function parseNft(text: string): Set<Tuple> {
     const [, iif, saddr, , sport, proto, dports, l4] = m;
     const sources = [...(iif ? list(iif).map((i) => `iif:${i}`) : []), ...(saddr ? list(saddr) : [])];
     if (!sources.length) sources.push('any');
-    const p = proto ?? (l4 === 'ipv6-icmp' ? 'icmp' : l4 ?? 'all');
+    const p = proto ?? (l4 === 'ipv6-icmp' ? 'icmp' : (l4 ?? 'all'));
     const ports = dports ? list(dports) : ['all'];
     for (const s of sources) for (const port of ports) out.add(`${p} ${port}${sport ? `<${sport}` : ''} ${s}`);
   }
@@ -95,7 +99,10 @@ describe.runIf(HAVE_TOOLS)('firewall and plan port table: one rule list', () => 
   }, 60_000);
 
   it('a site that opts in with ssh.allowFrom: any accepts SSH from anywhere, and the plan says so', () => {
-    const text = readFileSync('inventory/example.yaml', 'utf8').replace('        encryption: { mode: none }   # documented fallback', '        ssh: { allowFrom: any }\n        encryption: { mode: none }   # documented fallback');
+    const text = readFileSync('inventory/example.yaml', 'utf8').replace(
+      '        encryption: { mode: none }   # documented fallback',
+      '        ssh: { allowFrom: any }\n        encryption: { mode: none }   # documented fallback',
+    );
     const fleet = loadInventoryBytes(Buffer.from(text), 'inventory/example.yaml');
     checkFleet(fleet, dir);
     expect(planData(fleet).sites.find((s) => s.id === 'eu-central/brno-warehouse-1')!.sshFrom).toBe('anywhere (ssh.allowFrom: any)');
@@ -108,7 +115,10 @@ describe.runIf(HAVE_TOOLS)('firewall and plan port table: one rule list', () => 
 
   it('a wrong allowFrom is reported with FILE:LINE:COL', async () => {
     const d = mkdtempSync(path.join(tmpdir(), 'ef-fw-inv-'));
-    const text = readFileSync('inventory/example.yaml', 'utf8').replace('        encryption: { mode: none }   # documented fallback', '        ssh: { allowFrom: everywhere }\n        encryption: { mode: none }   # documented fallback');
+    const text = readFileSync('inventory/example.yaml', 'utf8').replace(
+      '        encryption: { mode: none }   # documented fallback',
+      '        ssh: { allowFrom: everywhere }\n        encryption: { mode: none }   # documented fallback',
+    );
     writeFileSync(path.join(d, 'f.yaml'), text);
     const line = text.split('\n').findIndex((l) => l.includes('allowFrom: everywhere')) + 1;
     const r = await runCli(['validate', '-i', path.join(d, 'f.yaml')]);

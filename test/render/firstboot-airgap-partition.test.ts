@@ -147,14 +147,14 @@ describe('k3s step: airgap files from the EFK3S partition', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('the K3s airgap files are not on this device: not in');
     expect(r.stderr).toContain('no K3s airgap partition (/dev/disk/by-partlabel/edgeforge-k3s or /dev/disk/by-label/EFK3S)');
-    expect(r.stderr).toContain("edgeforge build --base-image");
+    expect(r.stderr).toContain('edgeforge build --base-image');
     expect(r.sys).not.toMatch(/^mount /m);
   });
 
   describe('during a rollout (k3s.canaryVersion, k3s.install.canary)', () => {
     const withCanary = () => partition('by-partlabel/edgeforge-k3s', { ...BLOBS, ...Object.fromEntries(Object.entries(CANARY_BLOBS).map(([n, t]) => [`${CANARY_DIR}/${n}`, t])) });
 
-    it('a canary-ring device installs its ring\'s release from its directory on the partition', () => {
+    it("a canary-ring device installs its ring's release from its directory on the partition", () => {
       rmSync(root, { recursive: true, force: true });
       mkdirSync(root);
       setup('ulsan1-line1-001', true); // ulsan-plant-1: canary: true
@@ -168,7 +168,7 @@ describe('k3s step: airgap files from the EFK3S partition', () => {
       expect(readFileSync(path.join(root, 'var/lib/edgeforge/k3s-installed'), 'utf8')).toBe(`${CANARY} airgap server\n`);
     });
 
-    it('a stable-ring device of the same fleet installs the stable release from the partition\'s root', () => {
+    it("a stable-ring device of the same fleet installs the stable release from the partition's root", () => {
       rmSync(root, { recursive: true, force: true });
       mkdirSync(root);
       setup(ID, true);
@@ -180,7 +180,7 @@ describe('k3s step: airgap files from the EFK3S partition', () => {
       expect(readFileSync(path.join(root, 'var/lib/edgeforge/k3s-installed'), 'utf8')).toMatch(/^v1\.35\.6\+k3s1 airgap agent$/m);
     });
 
-    it('an image without the canary release\'s directory: a permanent failure naming it, unmounted', () => {
+    it("an image without the canary release's directory: a permanent failure naming it, unmounted", () => {
       rmSync(root, { recursive: true, force: true });
       mkdirSync(root);
       setup('ulsan1-line1-001', true);

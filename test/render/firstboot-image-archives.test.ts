@@ -45,7 +45,11 @@ function render(mode: 'airgap' | 'online', pins: ImageArchivePin[]): void {
   const f = structuredClone(base);
   f.k3s.install =
     mode === 'airgap'
-      ? { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(K3S['k3s-arm64']), images: sha256Hex(K3S['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(K3S['install.sh']) } }
+      ? {
+          mode: 'airgap',
+          bundle: 'bundles/k3s',
+          sha256: { binary: sha256Hex(K3S['k3s-arm64']), images: sha256Hex(K3S['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(K3S['install.sh']) },
+        }
       : f.k3s.install;
   f.imageArchives = pins;
   const d = f.active.find((x) => x.id === ID)!;

@@ -160,12 +160,19 @@ describe('step journal: killed after any write, the next run repairs', () => {
       expect(again.stderr, `after fault ${n} (in ${stoppedIn})`).toContain('[end]: done');
       // no half-written file, nothing the clean run does not have, nothing missing, same bytes and modes
       const got = snapshot();
-      expect([...got.keys()].filter((k) => k.includes('edgeforge-new')), `after fault ${n}`).toEqual([]);
+      expect(
+        [...got.keys()].filter((k) => k.includes('edgeforge-new')),
+        `after fault ${n}`,
+      ).toEqual([]);
       expect([...got.keys()].sort(), `after fault ${n} (in ${stoppedIn})`).toEqual([...reference.keys()].sort());
       for (const [k, v] of reference) expect(got.get(k), `${k} after fault ${n} (in ${stoppedIn})`).toBe(v);
     }
     // the faults fell in every step that writes
-    for (const s of ['identity', 'kernel_firewall', 'k3s', 'erase_secrets', 'record']) expect(kills.some((k) => k.endsWith(`:${s}`)), s).toBe(true);
+    for (const s of ['identity', 'kernel_firewall', 'k3s', 'erase_secrets', 'record'])
+      expect(
+        kills.some((k) => k.endsWith(`:${s}`)),
+        s,
+      ).toBe(true);
   }, 900_000);
 
   it('a run resumes at the first unfinished step: finished steps are not run again', () => {
@@ -198,7 +205,10 @@ describe('backoff schedule', () => {
   const schedule = (extra: Record<string, string> = {}, id?: string) => {
     const r = run(['backoff', '12'], extra);
     expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => l.split(' ').map(Number));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').map(Number));
     return id ? lines : lines;
   };
 
@@ -227,13 +237,25 @@ describe('backoff schedule', () => {
     expect(s.map(([, d]) => d).every((d) => d >= 1 && d <= 8)).toBe(true);
     mkdirSync(path.join(root, 'etc/edgeforge'), { recursive: true });
     writeFileSync(path.join(root, 'etc/edgeforge/firstboot-backoff.test'), '4 4\n');
-    expect(schedule().map(([, d]) => d).every((d) => d >= 2 && d <= 4)).toBe(true);
+    expect(
+      schedule()
+        .map(([, d]) => d)
+        .every((d) => d >= 2 && d <= 4),
+    ).toBe(true);
     rmSync(path.join(root, 'etc/edgeforge/firstboot-backoff.test'));
     // the kernel command line (the qemu boot test)
     mkdirSync(path.join(root, 'proc'), { recursive: true });
     writeFileSync(path.join(root, 'proc/cmdline'), 'console=ttyAMA0 root=/dev/vda2 edgeforge.test_backoff=6:6\n');
-    expect(schedule().map(([, d]) => d).every((d) => d >= 3 && d <= 6)).toBe(true);
-    expect(schedule().map(([, d]) => d).some((d) => d < 6)).toBe(true);
+    expect(
+      schedule()
+        .map(([, d]) => d)
+        .every((d) => d >= 3 && d <= 6),
+    ).toBe(true);
+    expect(
+      schedule()
+        .map(([, d]) => d)
+        .some((d) => d < 6),
+    ).toBe(true);
   });
 });
 

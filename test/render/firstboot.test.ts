@@ -111,13 +111,23 @@ describe('first-boot program in a sandbox root', () => {
     expect(mode('etc/rancher/k3s/config.yaml')).toBe(0o600);
     expect(mode('var/lib/edgeforge/secrets/k3s-token')).toBe(0o600);
     expect(r.sys).toMatch(/^env INSTALL_K3S_VERSION=v1\.36\.5\+k3s1 INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_START=true sh /m);
-    for (const c of ['useradd --create-home --shell /bin/bash --user-group ops', 'passwd -l ops', 'passwd -l root', 'sysctl -q -p', 'nft -c -f', 'nft -f', 'systemctl enable edgeforge-nftables.service', 'curl -sfL']) {
+    for (const c of [
+      'useradd --create-home --shell /bin/bash --user-group ops',
+      'passwd -l ops',
+      'passwd -l root',
+      'sysctl -q -p',
+      'nft -c -f',
+      'nft -f',
+      'systemctl enable edgeforge-nftables.service',
+      'curl -sfL',
+    ]) {
       expect(r.sys, c).toContain(c);
     }
     expect(r.sys).not.toContain('flush');
     // one-time secrets erased: bundle copies, cloud-init's copies, the seed
     expect(readdirSync(path.join(root, 'var/lib/edgeforge/bundle/secrets'))).toEqual([]);
-    for (const p of ['var/lib/cloud/instances/iid-1/user-data.txt', 'var/lib/cloud/instances/iid-1/obj.pkl', 'var/lib/cloud/instance/cloud-config.txt']) expect(existsSync(path.join(root, p)), p).toBe(false);
+    for (const p of ['var/lib/cloud/instances/iid-1/user-data.txt', 'var/lib/cloud/instances/iid-1/obj.pkl', 'var/lib/cloud/instance/cloud-config.txt'])
+      expect(existsSync(path.join(root, p)), p).toBe(false);
     expect(read('var/lib/cloud/seed/nocloud/user-data')).toMatch(/^#cloud-config\n# edgeforge: the one-time secrets/);
     expect(read('boot/firmware/user-data')).toBe(read('var/lib/cloud/seed/nocloud/user-data'));
     // the record
@@ -199,7 +209,11 @@ describe('first-boot program in a sandbox root', () => {
   it('airgap: checks the bundle files, installs binary and images, runs the installer with INSTALL_K3S_SKIP_DOWNLOAD', () => {
     const blobs = { 'k3s-arm64': 'fake k3s binary\n', 'k3s-airgap-images-arm64.tar.zst': 'fake images\n', 'install.sh': FAKE_INSTALLER };
     setup('changwon2-press-001', (f) => {
-      f.k3s.install = { mode: 'airgap', bundle: 'bundles/k3s', sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(FAKE_INSTALLER) } };
+      f.k3s.install = {
+        mode: 'airgap',
+        bundle: 'bundles/k3s',
+        sha256: { binary: sha256Hex(blobs['k3s-arm64']), images: sha256Hex(blobs['k3s-airgap-images-arm64.tar.zst']), installScript: sha256Hex(FAKE_INSTALLER) },
+      };
       return f;
     });
     for (const [n, t] of Object.entries(blobs)) {

@@ -8,7 +8,7 @@ import { k3sInstallPinProblem, k3sInstallScriptUrl, PLACEHOLDER_SHA256 } from '.
 const example = readFileSync('inventory/example.yaml');
 
 describe('K3s install script pin', () => {
-  it('defaults to the pinned version\'s tag, not the moving get.k3s.io', () => {
+  it("defaults to the pinned version's tag, not the moving get.k3s.io", () => {
     const fleet = loadInventoryBytes(example, 'inventory/example.yaml');
     expect(k3sInstallScriptUrl(fleet.k3s)).toBe(`https://raw.githubusercontent.com/k3s-io/k3s/${fleet.k3s.version}/install.sh`);
   });
@@ -22,9 +22,7 @@ describe('K3s install script pin', () => {
   });
 
   it('a real pin and an explicit URL: no warning, the URL is used as given', () => {
-    const text = example
-      .toString()
-      .replace(`"${PLACEHOLDER_SHA256}"`, `${'ab'.repeat(32)}\n    installScriptUrl: https://mirror.example/k3s/install.sh`);
+    const text = example.toString().replace(`"${PLACEHOLDER_SHA256}"`, `${'ab'.repeat(32)}\n    installScriptUrl: https://mirror.example/k3s/install.sh`);
     const fleet = loadInventoryBytes(Buffer.from(text), 'pinned.yaml');
     expect(k3sInstallPinProblem(fleet)).toBeUndefined();
     expect(k3sInstallScriptUrl(fleet.k3s)).toBe('https://mirror.example/k3s/install.sh');

@@ -87,7 +87,11 @@ describe.runIf(HAVE_TOOLS)('NoCloud seed', () => {
       expect(doc.users.map((u: { name: string }) => u.name)).toEqual(d.users.map((u) => u.name));
       for (const u of doc.users) expect(u.lock_passwd).toBe(true);
       // runcmd only enables and starts the first-boot service (written by write_files), which runs the program
-      expect(doc.runcmd).toEqual([['systemctl', 'daemon-reload'], ['systemctl', 'enable', 'edgeforge-firstboot.service'], ['systemctl', 'start', '--no-block', 'edgeforge-firstboot.service']]);
+      expect(doc.runcmd).toEqual([
+        ['systemctl', 'daemon-reload'],
+        ['systemctl', 'enable', 'edgeforge-firstboot.service'],
+        ['systemctl', 'start', '--no-block', 'edgeforge-firstboot.service'],
+      ]);
       const wf = new Map<string, { content: string; permissions: string }>(doc.write_files.map((w: { path: string }) => [w.path, w]));
       expect(wf.get('/etc/systemd/system/edgeforge-firstboot.service')!.content).toContain('ExecStart=/bin/sh /var/lib/edgeforge/bundle/firstboot.sh service\n');
       expect(wf.get('/etc/systemd/system/edgeforge-firstboot.service')!.content).toContain('RestartPreventExitStatus=78\n');
@@ -170,10 +174,24 @@ print(json.dumps(out))`;
     const yaml = readFileSync(EXAMPLE, 'utf8').replace('notes: forklift charging bay', 'notes: forklift charging bay\n            ntp: [ntp2.acme.example]');
     const f2 = loadInventoryBytes(Buffer.from(yaml), 'example.yaml');
     const d3 = f2.active.find((x) => x.id === 'brno1-dock-003')!;
-    const before = iid(renderDevice(fleet, fleet.active.find((x) => x.id === 'brno1-dock-003')!, fixedSecretsFor(d3)));
+    const before = iid(
+      renderDevice(
+        fleet,
+        fleet.active.find((x) => x.id === 'brno1-dock-003')!,
+        fixedSecretsFor(d3),
+      ),
+    );
     expect(iid(renderDevice(f2, d3, fixedSecretsFor(d3)))).not.toBe(before);
     // ...and an untouched device of the changed inventory keeps its instance
-    expect(iid(renderDevice(f2, f2.active.find((x) => x.id === 'brno1-dock-001')!, fixedSecretsFor(d)))).toBe(base);
+    expect(
+      iid(
+        renderDevice(
+          f2,
+          f2.active.find((x) => x.id === 'brno1-dock-001')!,
+          fixedSecretsFor(d),
+        ),
+      ),
+    ).toBe(base);
   });
 });
 
@@ -200,7 +218,10 @@ describe.runIf(HAVE_TOOLS)('K3s config', () => {
       expect(evict).toMatch(/memory\.available<\d+Mi/);
       expect(evict).toContain('nodefs.available');
       for (const k of ['eviction-soft=', 'system-reserved=', 'kube-reserved=', 'image-gc-high-threshold=', 'container-log-max-size=', 'container-log-max-files=', 'max-pods=']) {
-        expect((cfg['kubelet-arg'] as string[]).some((a) => a.startsWith(k)), `${d.id} ${k}`).toBe(true);
+        expect(
+          (cfg['kubelet-arg'] as string[]).some((a) => a.startsWith(k)),
+          `${d.id} ${k}`,
+        ).toBe(true);
       }
       if (d.cluster.kind === 'multi-node-agent') {
         expect(cfg.server).toBe('https://10.30.1.10:6443');

@@ -55,14 +55,14 @@ describe('device units and the Flux hand-over shell', () => {
     for (const [name, render] of Object.entries(RENDERED)) expect(render(), name).toBe(readFileSync(path.join(FIXTURES, name), 'utf8'));
   });
 
-  it('a fleet without local-path storage: the fragment differs in the source-controller\'s hostPath alone', () => {
+  it("a fleet without local-path storage: the fragment differs in the source-controller's hostPath alone", () => {
     const pvc = readFileSync(path.join(FIXTURES, 'flux-fragment@pvc.sh'), 'utf8');
     const hostPath = pvc.replace('FLUX_HOSTPATH=""\n', 'FLUX_HOSTPATH="/var/lib/rancher/k3s/storage/edgeforge-flux-source-controller"\n');
     expect(hostPath).not.toBe(pvc);
     expect(fluxFirstbootFragment({ k3s: { disable: ['local-storage'] } as never })).toBe(hostPath);
   });
 
-  it('the Flux shell names the layout\'s paths, not copies: every placeholder is filled', () => {
+  it("the Flux shell names the layout's paths, not copies: every placeholder is filled", () => {
     const text = fluxFirstbootFragment({ k3s: { disable: [] } as never });
     expect(text).not.toMatch(/@[A-Z][A-Z0-9_]*@/);
     const paths = [K3S_MANIFESTS_DIR, FLUX_STATE_DIR, FLUX_HANDOVER.program, FLUX_HANDOVER.service, FLUX_HANDOVER.timer, FLUX_HANDOVER.handedOver];

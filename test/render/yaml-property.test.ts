@@ -29,22 +29,153 @@ const HAVE_TOOLS = requireTools(['python3'], 'test/render/yaml-property.test.ts'
 // --- deterministic generator ---
 let seed = 20261202;
 const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
-const pick = <T,>(xs: readonly T[]) => xs[rnd(xs.length)];
+const pick = <T>(xs: readonly T[]) => xs[rnd(xs.length)];
 
 const FRAGMENTS = [
-  ':', ': ', ' :', '#', ' #', '@', '%', '!', '&', '*', '?', '|', '>', '-', '- ', '[', ']', '{', '}', ',', "'", '"', '`', '---', '...',
-  '\u0080', '\u0085', '\u009f', '\u00a0', '\t', ' ', '  ', '\n', '\r\n', '\r', '\\', '/', '.', '=', '<<', '~', '+', '_',
-  'yes', 'No', 'on', 'OFF', 'null', 'Null', 'y', 'n', 'true', 'False', '1', '0600', '1e3', '0x1F', '0o17', '0b101', '.5', '-1', '+1', '12:30', '12:30:45', '2024-01-02', '2024-01-02T10:00:00Z', '.inf', '.NaN', '1_000',
-  'é', 'ü', '日本', '🚀', '\u2028', '\u2029', '\ufeff', '\u0000', '\u0007', '\u001b', '\u007f', '\u000b', '\u000c',
-  'abc', 'Z', 'key', 'value', 'ssh', 'AAAA',
+  ':',
+  ': ',
+  ' :',
+  '#',
+  ' #',
+  '@',
+  '%',
+  '!',
+  '&',
+  '*',
+  '?',
+  '|',
+  '>',
+  '-',
+  '- ',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  "'",
+  '"',
+  '`',
+  '---',
+  '...',
+  '\u0080',
+  '\u0085',
+  '\u009f',
+  '\u00a0',
+  '\t',
+  ' ',
+  '  ',
+  '\n',
+  '\r\n',
+  '\r',
+  '\\',
+  '/',
+  '.',
+  '=',
+  '<<',
+  '~',
+  '+',
+  '_',
+  'yes',
+  'No',
+  'on',
+  'OFF',
+  'null',
+  'Null',
+  'y',
+  'n',
+  'true',
+  'False',
+  '1',
+  '0600',
+  '1e3',
+  '0x1F',
+  '0o17',
+  '0b101',
+  '.5',
+  '-1',
+  '+1',
+  '12:30',
+  '12:30:45',
+  '2024-01-02',
+  '2024-01-02T10:00:00Z',
+  '.inf',
+  '.NaN',
+  '1_000',
+  'é',
+  'ü',
+  '日本',
+  '🚀',
+  '\u2028',
+  '\u2029',
+  '\ufeff',
+  '\u0000',
+  '\u0007',
+  '\u001b',
+  '\u007f',
+  '\u000b',
+  '\u000c',
+  'abc',
+  'Z',
+  'key',
+  'value',
+  'ssh',
+  'AAAA',
 ];
-const WHOLE = ['', ' ', '  lead', 'trail ', 'a: b', 'a #b', 'x:', 'yes', 'no', 'on', 'off', 'null', '~', 'y', 'n', 'true', '1.0', '0600', '12:30', '2024-01-02', '---', '...', '- x', '? x', '@x', '%x', '!x', '&x', '*x', '|', '>', '[x]', '{x}', "'x'", '"x"', '#x', '\u0080', ' \n  indented\n', '  indented\n    more\n', 'a\r\nb\r\n', 'x\n\n\n', '\n', '\n\nx', 'tab\there', 'nbsp\u00a0', '\u00a0lead'];
+const WHOLE = [
+  '',
+  ' ',
+  '  lead',
+  'trail ',
+  'a: b',
+  'a #b',
+  'x:',
+  'yes',
+  'no',
+  'on',
+  'off',
+  'null',
+  '~',
+  'y',
+  'n',
+  'true',
+  '1.0',
+  '0600',
+  '12:30',
+  '2024-01-02',
+  '---',
+  '...',
+  '- x',
+  '? x',
+  '@x',
+  '%x',
+  '!x',
+  '&x',
+  '*x',
+  '|',
+  '>',
+  '[x]',
+  '{x}',
+  "'x'",
+  '"x"',
+  '#x',
+  '\u0080',
+  ' \n  indented\n',
+  '  indented\n    more\n',
+  'a\r\nb\r\n',
+  'x\n\n\n',
+  '\n',
+  '\n\nx',
+  'tab\there',
+  'nbsp\u00a0',
+  '\u00a0lead',
+];
 
 function anyString(): string {
   const k = rnd(20);
   if (k === 0) return pick(WHOLE);
   if (k === 1) return 'x'.repeat(1000 + rnd(5000)) + pick(FRAGMENTS);
-  if (k === 2) return Array.from({ length: 2 + rnd(5) }, () => ' '.repeat(rnd(4)) + Array.from({ length: rnd(5) }, () => pick(FRAGMENTS)).join('')).join(pick(['\n', '\r\n'])) + pick(['', '\n', '\n\n']);
+  if (k === 2)
+    return Array.from({ length: 2 + rnd(5) }, () => ' '.repeat(rnd(4)) + Array.from({ length: rnd(5) }, () => pick(FRAGMENTS)).join('')).join(pick(['\n', '\r\n'])) + pick(['', '\n', '\n\n']);
   return Array.from({ length: rnd(7) }, () => pick(FRAGMENTS)).join('');
 }
 
@@ -137,18 +268,53 @@ describe.runIf(HAVE_TOOLS)('the YAML writer, property-tested against PyYAML and 
 // --- fleets with hostile strings in every free-string position the schema allows ---
 
 const keyB64 = 'AAAAC3NzaC1lZDI1NTE5AAAAIE9u/Jy1N3N4jyA9HABcdi17Gpm7F1NmG3o544SYLIfl';
-const HOSTY = ['on', 'yes', 'no', 'null', 'y', 'n', 'true', '1e3', '0600', '12', '0x1f', 'inf', 'nan', '1.5', '12.30', '2024-01-02', '12:30', '::1', 'fe80::1', '10.0.0.1', 'on.off', 'yes.example', 'a-b.c'];
+const HOSTY = [
+  'on',
+  'yes',
+  'no',
+  'null',
+  'y',
+  'n',
+  'true',
+  '1e3',
+  '0600',
+  '12',
+  '0x1f',
+  'inf',
+  'nan',
+  '1.5',
+  '12.30',
+  '2024-01-02',
+  '12:30',
+  '::1',
+  'fe80::1',
+  '10.0.0.1',
+  'on.off',
+  'yes.example',
+  'a-b.c',
+];
 const hostLike = () => (rnd(2) ? pick(HOSTY) : Array.from({ length: 1 + rnd(3) }, () => pick(HOSTY).replace(/[:]/g, '')).join('.'));
 const sshKey = () =>
-  accepted(UserSchema.shape.sshAuthorizedKeys.element, () => `${pick(['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'sk-ssh-ed25519@openssh.com'])} ${keyB64}${rnd(5) ? ' ' + anyString().replace(/[\r\n]/g, '') : ''}`, `ssh-ed25519 ${keyB64} x:`);
-const userName = () => accepted(UserSchema.shape.name, () => pick(['yes', 'no', 'on', 'off', 'null', 'y', 'n', 'true', 'false', '_', 'nan', 'inf']) + (rnd(3) ? '' : pick(['', '1', '-', '_x', 'e3'])), 'ops');
+  accepted(
+    UserSchema.shape.sshAuthorizedKeys.element,
+    () => `${pick(['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'sk-ssh-ed25519@openssh.com'])} ${keyB64}${rnd(5) ? ' ' + anyString().replace(/[\r\n]/g, '') : ''}`,
+    `ssh-ed25519 ${keyB64} x:`,
+  );
+const userName = () =>
+  accepted(UserSchema.shape.name, () => pick(['yes', 'no', 'on', 'off', 'null', 'y', 'n', 'true', 'false', '_', 'nan', 'inf']) + (rnd(3) ? '' : pick(['', '1', '-', '_x', 'e3'])), 'ops');
 const labelKey = () => accepted(cascadeShape.labels.unwrap().keyType, () => (rnd(3) ? '' : 'example.com/') + pick(HOSTY).replace(/[:]/g, '') + pick(['', '_', '.x', '-1']), 'k');
 const labelValue = () => accepted(cascadeShape.labels.unwrap().valueType, () => pick([...HOSTY, '', '1_000', 'a.b_c-d']).replace(/[:]/g, ''), 'v');
 const ntp = () => accepted(cascadeShape.ntp.unwrap().element, hostLike, 'time.example');
 const search = () => accepted(NetworkSchema.shape.search.unwrap().element, hostLike, 'example.com');
 const registry = () => accepted(RegistryMirrorSchema.shape.registries.unwrap().element, () => pick([...HOSTY, '*', 'docker.io', 'registry.local:5000']), 'docker.io');
-const mirrorUrl = () => accepted(RegistryMirrorSchema.shape.url, () => `${pick(['http', 'https'])}://${anyString().replace(/[\s\u0000-\u001f\u007f-\u009f\ufeff]/g, '') || 'h'}`, 'https://mirror.example:5000');
-const branch = () => accepted(GitopsSchema.shape.branch.unwrap(), () => pick(['yes', 'on', 'null', '1e3', '0600', '#x', '@x', '%x', '!x', '&x', '|x', '>x', '{x}', "'x", '"x', 'x\u0080y', 'é', 'nbsp\u00a0x', 'release/1.0', '12.30', '2024-01-02']), 'main');
+const mirrorUrl = () =>
+  accepted(RegistryMirrorSchema.shape.url, () => `${pick(['http', 'https'])}://${anyString().replace(/[\s\u0000-\u001f\u007f-\u009f\ufeff]/g, '') || 'h'}`, 'https://mirror.example:5000');
+const branch = () =>
+  accepted(
+    GitopsSchema.shape.branch.unwrap(),
+    () => pick(['yes', 'on', 'null', '1e3', '0600', '#x', '@x', '%x', '!x', '&x', '|x', '>x', '{x}', "'x", '"x', 'x\u0080y', 'é', 'nbsp\u00a0x', 'release/1.0', '12.30', '2024-01-02']),
+    'main',
+  );
 const gitPath = () => anyString().replace(/[\s\u0000-\u001f\u007f-\u009f\ufeff]/g, '');
 
 interface Expect {
@@ -236,7 +402,16 @@ function checkDevice(d: ResolvedDevice, fleet: Fleet, files: Map<string, string>
 
 describe.runIf(HAVE_TOOLS)('rendered documents for fleets with hostile strings in every free-string position', () => {
   it('parse with PyYAML and the yaml library back to exactly the inventory values', async () => {
-    const DOCS = ['seed/user-data', 'seed/meta-data', 'seed/network-config', 'bundle/k3s/config.yaml', 'bundle/k3s/registries.yaml', 'bundle/flux/edgeforge-flux-sync.yaml', 'bundle/flux/edgeforge-flux-secrets.yaml', 'bundle/flux/edgeforge-flux-components.yaml'];
+    const DOCS = [
+      'seed/user-data',
+      'seed/meta-data',
+      'seed/network-config',
+      'bundle/k3s/config.yaml',
+      'bundle/k3s/registries.yaml',
+      'bundle/flux/edgeforge-flux-sync.yaml',
+      'bundle/flux/edgeforge-flux-secrets.yaml',
+      'bundle/flux/edgeforge-flux-components.yaml',
+    ];
     let strings = 0;
     for (let f = 0; f < 8; f++) {
       const { fleet, files } = await hostileFleet(12);

@@ -48,7 +48,27 @@ describe.runIf(HAVE)('broker credentials: keys, build, broker-config, rotate, re
   });
 
   async function brokerConfig() {
-    const r = await runCli(['status', 'broker-config', '-i', inv, '--keys', keys, '--to', path.join(dir, 'broker'), '--bind', '127.0.0.1', '--tls-cafile', certs.ca, '--tls-certfile', certs.cert, '--tls-keyfile', certs.key], { env });
+    const r = await runCli(
+      [
+        'status',
+        'broker-config',
+        '-i',
+        inv,
+        '--keys',
+        keys,
+        '--to',
+        path.join(dir, 'broker'),
+        '--bind',
+        '127.0.0.1',
+        '--tls-cafile',
+        certs.ca,
+        '--tls-certfile',
+        certs.cert,
+        '--tls-keyfile',
+        certs.key,
+      ],
+      { env },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toContain('warning');
     return r;
@@ -95,7 +115,17 @@ describe.runIf(HAVE)('broker credentials: keys, build, broker-config, rotate, re
     broker = await startBroker(path.join(dir, 'broker/mosquitto.conf'), port);
     const pw = (id: string) => /^-P (\S+)$/m.exec(readFileSync(path.join(dir, 'out/devices', id, 'bundle/status/mosquitto_pub'), 'utf8'))![1];
     const [a, b] = fleet.active;
-    const send = (d: typeof a, password: string) => publishAll(cfg.broker.url, ca, [{ id: d.id, username: d.id, password, topic: deviceTopic(cfg, d), payload: simReport(d.id, d.siteId, fleet.name, { time: new Date().toISOString().slice(0, 19) + 'Z' }), expirySec: cfg.expirySec }]).then((m) => m.get(d.id)!);
+    const send = (d: typeof a, password: string) =>
+      publishAll(cfg.broker.url, ca, [
+        {
+          id: d.id,
+          username: d.id,
+          password,
+          topic: deviceTopic(cfg, d),
+          payload: simReport(d.id, d.siteId, fleet.name, { time: new Date().toISOString().slice(0, 19) + 'Z' }),
+          expirySec: cfg.expirySec,
+        },
+      ]).then((m) => m.get(d.id)!);
     expect((await send(a, pw(a.id))).ok).toBe(true);
     expect((await send(b, pw(b.id))).ok).toBe(true);
 

@@ -32,7 +32,19 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
     // the last build: every device's bundle hash
     const out = path.join(env.dir, 'out');
     mkdirSync(out, { recursive: true });
-    writeFileSync(path.join(out, 'manifest.json'), JSON.stringify({ format: 'edgeforge-manifest/1', fleet: env.fleet.name, devices: env.fleet.active.map((d) => ({ id: d.id, region: d.region, site: d.site, artifacts: [{ kind: 'other', path: `devices/${d.id}/bundle/SHA256SUMS`, sha256: BUILT, bytes: 1, secret: false }] })) }));
+    writeFileSync(
+      path.join(out, 'manifest.json'),
+      JSON.stringify({
+        format: 'edgeforge-manifest/1',
+        fleet: env.fleet.name,
+        devices: env.fleet.active.map((d) => ({
+          id: d.id,
+          region: d.region,
+          site: d.site,
+          artifacts: [{ kind: 'other', path: `devices/${d.id}/bundle/SHA256SUMS`, sha256: BUILT, bytes: 1, secret: false }],
+        })),
+      }),
+    );
     const now = Date.now();
     const sims: SimDevice[] = [];
     env.fleet.active.forEach((d, i) => {
@@ -110,7 +122,13 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
     const res = await publishAll(env.cfg.broker.url, env.ca, sims);
     publishMs = performance.now() - t0;
     const refused = [...res].filter(([, r]) => !r.ok);
-    expect(refused, `refused: ${refused.slice(0, 3).map(([id, r]) => `${id} ${r.reason}`).join('; ')}`).toEqual([]);
+    expect(
+      refused,
+      `refused: ${refused
+        .slice(0, 3)
+        .map(([id, r]) => `${id} ${r.reason}`)
+        .join('; ')}`,
+    ).toEqual([]);
   }, 120_000);
 
   afterAll(async () => {
@@ -178,17 +196,30 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
   it("a revoked device's credential is refused", async () => {
     const id = env.revoked[0];
     const d = env.fleet.devices.find((x) => x.id === id)!;
-    const res = await publishAll(env.cfg.broker.url, env.ca, [{ id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.now()) }), expirySec: 60 }]);
+    const res = await publishAll(env.cfg.broker.url, env.ca, [
+      { id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.now()) }), expirySec: 60 },
+    ]);
     expect(res.get(id)!.ok).toBe(false);
     expect(res.get(id)!.reason).toMatch(/Not authorized|Bad User Name or Password/i);
   });
 
-  it("a revoked device the broker still accepts is reported even when its report is back-dated; one without expiry too; --clear-departed", async () => {
+  it('a revoked device the broker still accepts is reported even when its report is back-dated; one without expiry too; --clear-departed', async () => {
     const id = env.revoked[0];
     const d = env.fleet.devices.find((x) => x.id === id)!;
     const send = (over: Partial<SimDevice>) =>
-      publishAll(env.cfg.broker.url, env.ca, [{ id, username: id, password: env.passwords.get(id)!, topic: deviceTopic(env.cfg, d), payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.parse(env.revokedAt) - 3600e3) }), expirySec: env.cfg.expirySec, ...over }]).then((m) => m.get(id)!);
-    const status = (...extra: string[]) => runCli(['status', '--json', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--site', d.siteId, ...extra], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
+      publishAll(env.cfg.broker.url, env.ca, [
+        {
+          id,
+          username: id,
+          password: env.passwords.get(id)!,
+          topic: deviceTopic(env.cfg, d),
+          payload: simReport(id, d.siteId, env.fleet.name, { time: iso(Date.parse(env.revokedAt) - 3600e3) }),
+          expirySec: env.cfg.expirySec,
+          ...over,
+        },
+      ]).then((m) => m.get(id)!);
+    const status = (...extra: string[]) =>
+      runCli(['status', '--json', '-i', env.inventory, '-o', path.join(env.dir, 'out'), '--site', d.siteId, ...extra], { env: { EDGEFORGE_STATUS_PASSWORD: ADMIN_PASSWORD } });
     // the operator forgot broker-config: the broker still has the revoked device's user
     env.writeBroker([id]);
     await env.broker.reload();
@@ -198,7 +229,11 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
     expect(r.code).toBe(1);
     let s = JSON.parse(r.stdout);
     expect(s.inactiveNeedsPerson).toEqual([id]);
-    expect(s.inactive[0].reason).toMatch(new RegExp(`^stolen since ${env.revokedAt}, but this status reached the broker after that \\(at \\S+ or later; its own time says \\S+\\): the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker`));
+    expect(s.inactive[0].reason).toMatch(
+      new RegExp(
+        `^stolen since ${env.revokedAt}, but this status reached the broker after that \\(at \\S+ or later; its own time says \\S+\\): the broker still accepts its credential — run \`edgeforge status broker-config\` and reload the broker`,
+      ),
+    );
     // not counted: the revoked device is no device of the fleet's totals
     expect(s.devices.find((x: { id: string }) => x.id === id)).toBeUndefined();
     expect(Object.values(s.totals as Record<string, number>).reduce((a, n) => a + n, 0)).toBe(env.fleet.active.filter((x) => x.siteId === d.siteId).length);
@@ -252,7 +287,8 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
         if (!chunk) return;
         client.write(chunk);
         sent += chunk.length;
-        if (n === 0 && sent > 100_000 && !kicked) kicked = mqtt.connectAsync(env.cfg.broker.url, { protocolVersion: 5, username: env.cfg.adminUser, password: ADMIN_PASSWORD, ca: env.ca, reconnectPeriod: 0 }).then((c) => c.endAsync());
+        if (n === 0 && sent > 100_000 && !kicked)
+          kicked = mqtt.connectAsync(env.cfg.broker.url, { protocolVersion: 5, username: env.cfg.adminUser, password: ADMIN_PASSWORD, ca: env.ca, reconnectPeriod: 0 }).then((c) => c.endAsync());
       }, 25);
       up.on('data', (chunk) => queue.push(chunk));
       const drop = () => (clearInterval(pump), client.destroy(), up.destroy());

@@ -91,7 +91,8 @@ describe.runIf(HAVE)('docs/status.md, the broker on Debian: set-up, revoke → r
     if (line.startsWith('edgeforge ')) {
       const argv = local(line).split(/\s+/).slice(1);
       const extra = ['-i', inv, '--keys', keys];
-      if (argv[0] === 'status' && argv[1] === 'broker-config') extra.push('--bind', '127.0.0.1', '--tls-cafile', `${etc}/certs/ca.pem`, '--tls-certfile', `${etc}/certs/broker.pem`, '--tls-keyfile', `${etc}/certs/broker.key`);
+      if (argv[0] === 'status' && argv[1] === 'broker-config')
+        extra.push('--bind', '127.0.0.1', '--tls-cafile', `${etc}/certs/ca.pem`, '--tls-certfile', `${etc}/certs/broker.pem`, '--tls-keyfile', `${etc}/certs/broker.key`);
       const r = await runCli([...argv, ...extra]);
       expect(r.code, `${line}: ${r.stderr}`).toBe(0);
       expect(r.stderr, line).not.toMatch(/warning: .*belong to root/);
@@ -110,7 +111,18 @@ describe.runIf(HAVE)('docs/status.md, the broker on Debian: set-up, revoke → r
     const ca = readFileSync(certs.ca, 'utf8');
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     const everyone = fleet.devices.filter((d) => passwords.has(d.id));
-    const res = await publishAll(cfg.broker.url, ca, everyone.map((d) => ({ id: d.id, username: d.id, password: passwords.get(d.id)!, topic: deviceTopic(cfg, d), payload: simReport(d.id, d.siteId, fleet.name, { time: now }), expirySec: cfg.expirySec })));
+    const res = await publishAll(
+      cfg.broker.url,
+      ca,
+      everyone.map((d) => ({
+        id: d.id,
+        username: d.id,
+        password: passwords.get(d.id)!,
+        topic: deviceTopic(cfg, d),
+        payload: simReport(d.id, d.siteId, fleet.name, { time: now }),
+        expirySec: cfg.expirySec,
+      })),
+    );
     for (const d of everyone) {
       if (d.id === revoked && revokedNow) {
         expect(res.get(d.id)!.ok, `${d.id} (revoked) must be refused`).toBe(false);

@@ -90,8 +90,14 @@ describe.runIf(HAVE)('reporter program against a real Mosquitto', () => {
     w('etc/edgeforge/status/status.conf', conf);
     w('etc/edgeforge/status/ca.pem', env.ca);
     w('etc/edgeforge/status/mosquitto_pub', credentialFile(d.id, password), 0o600);
-    w('var/lib/edgeforge/firstboot.state', 'step=encrypt_data_volume\nstate=failed\nat=2026-12-02T01:00:00Z\nattempt=3\nretry=temporary\nnext=2026-12-02T01:02:00Z\nerror=clevis: tang at "http://10.0.0.5" \\ did not answer\n');
-    w('var/lib/edgeforge/applied.json', `{"format":"edgeforge-applied/1","device":"${d.id}","bundleSha256":"${'c'.repeat(64)}","k3sVersion":"v1.35.6+k3s1","steps":["preflight"],"rebootRequired":false,"appliedAt":"2026-12-01T00:00:00Z"}\n`);
+    w(
+      'var/lib/edgeforge/firstboot.state',
+      'step=encrypt_data_volume\nstate=failed\nat=2026-12-02T01:00:00Z\nattempt=3\nretry=temporary\nnext=2026-12-02T01:02:00Z\nerror=clevis: tang at "http://10.0.0.5" \\ did not answer\n',
+    );
+    w(
+      'var/lib/edgeforge/applied.json',
+      `{"format":"edgeforge-applied/1","device":"${d.id}","bundleSha256":"${'c'.repeat(64)}","k3sVersion":"v1.35.6+k3s1","steps":["preflight"],"rebootRequired":false,"appliedAt":"2026-12-01T00:00:00Z"}\n`,
+    );
     w('etc/edgeforge/data-volume.conf', "EDV_UUID='x'\n");
     w('run/edgeforge/data-volume.status', 'locked since 2026-12-02T00:30:00Z; attempt 4 failed; next in 40s; recover by hand: edgeforge keys recover x\n');
   }
@@ -168,7 +174,7 @@ describe.runIf(HAVE)('reporter program against a real Mosquitto', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('a refused credential or another device\'s topic: exit non-zero, said, nothing published', async () => {
+  it("a refused credential or another device's topic: exit non-zero, said, nothing published", async () => {
     const [a, b] = env.fleet.active.slice(1);
     fakeRoot(a, env.passwords.get(b.id)!);
     let r = runReporter();
@@ -201,8 +207,23 @@ describe('first-boot program with the status stage (sandbox root)', () => {
     if (fleet.k3s.install.mode === 'online') fleet.k3s.install.installScriptSha256 = sha256Hex(FAKE_INSTALLER);
     const d = fleet.active.find((x) => x.id === 'brno1-dock-001')!;
     d.encryption = { ...d.encryption, mode: 'none' };
-    const cfg = { broker: { host: 'mqtt.example.com', port: 8883, url: 'mqtts://mqtt.example.com:8883' }, caFile: 'ca.pem', period: '15m', periodSource: 'status.period', periodSec: 900, expirySec: 1800, prefix: 'edgeforge', adminUser: 'edgeforge-admin', fleetTopic: `edgeforge/${fleet.name}` };
-    const files = renderDevice(fleet, d, fixedSecretsFor(d), { status: { inputs: {}, render: (x) => ({ files: statusBundleFiles(x, fleet.name, cfg, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'p'.repeat(64)), fragment: statusFirstbootFragment() }) } });
+    const cfg = {
+      broker: { host: 'mqtt.example.com', port: 8883, url: 'mqtts://mqtt.example.com:8883' },
+      caFile: 'ca.pem',
+      period: '15m',
+      periodSource: 'status.period',
+      periodSec: 900,
+      expirySec: 1800,
+      prefix: 'edgeforge',
+      adminUser: 'edgeforge-admin',
+      fleetTopic: `edgeforge/${fleet.name}`,
+    };
+    const files = renderDevice(fleet, d, fixedSecretsFor(d), {
+      status: {
+        inputs: {},
+        render: (x) => ({ files: statusBundleFiles(x, fleet.name, cfg, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'p'.repeat(64)), fragment: statusFirstbootFragment() }),
+      },
+    });
     const cred = files.find((f) => f.path === 'bundle/status/mosquitto_pub')!;
     expect(cred.secret).toBe(true);
     expect(cred.mode).toBe(0o600);
@@ -220,7 +241,10 @@ describe('first-boot program with the status stage (sandbox root)', () => {
     w('stub.sh', STUB);
     chmodSync(path.join(root, 'stub.sh'), 0o755);
     const run = (env: Record<string, string> = {}) => {
-      const r = spawnSync('dash', [path.join(root, 'var/lib/edgeforge/bundle/firstboot.sh')], { env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EDGEFORGE_SYS: path.join(root, 'stub.sh'), EDGEFORGE_ARCH: 'aarch64', EF_TEST_CURL_BODY: FAKE_INSTALLER, ...env }, encoding: 'utf8' });
+      const r = spawnSync('dash', [path.join(root, 'var/lib/edgeforge/bundle/firstboot.sh')], {
+        env: { PATH: process.env.PATH, EDGEFORGE_ROOT: root, EDGEFORGE_SYS: path.join(root, 'stub.sh'), EDGEFORGE_ARCH: 'aarch64', EF_TEST_CURL_BODY: FAKE_INSTALLER, ...env },
+        encoding: 'utf8',
+      });
       const sys = existsSync(path.join(root, 'sys.log')) ? readFileSync(path.join(root, 'sys.log'), 'utf8') : '';
       rmSync(path.join(root, 'sys.log'), { force: true });
       return { ...r, sys };
@@ -234,7 +258,9 @@ describe('first-boot program with the status stage (sandbox root)', () => {
     // the whole program
     r = run();
     expect(r.status, r.stderr).toBe(0);
-    expect(readFileSync(path.join(root, 'var/lib/edgeforge/firstboot.state'), 'utf8')).toMatch(/^step=end\nstate=done\nat=\S+Z\nattempt=0\nretry=\nnext=\nerror=\nbundle=[0-9a-f]{64}\nsteps=preflight identity .* record \n$/);
+    expect(readFileSync(path.join(root, 'var/lib/edgeforge/firstboot.state'), 'utf8')).toMatch(
+      /^step=end\nstate=done\nat=\S+Z\nattempt=0\nretry=\nnext=\nerror=\nbundle=[0-9a-f]{64}\nsteps=preflight identity .* record \n$/,
+    );
     const mode = (p: string) => statSync(path.join(root, p)).mode & 0o777;
     expect(mode('etc/edgeforge/status')).toBe(0o700);
     expect(mode('etc/edgeforge/status/mosquitto_pub')).toBe(0o600);
@@ -250,7 +276,9 @@ describe('first-boot program with the status stage (sandbox root)', () => {
     rmSync(path.join(root, 'var/lib/edgeforge/bundle/k3s/config.yaml'));
     r = run({ EDGEFORGE_STEPS: 'identity k3s' });
     expect(r.status).toBe(1);
-    expect(readFileSync(path.join(root, 'var/lib/edgeforge/firstboot.state'), 'utf8')).toMatch(/^step=k3s\nstate=failed\nat=\S+\nattempt=1\nretry=temporary\nnext=\nerror=missing bundle file .*config\.yaml\nbundle=/);
+    expect(readFileSync(path.join(root, 'var/lib/edgeforge/firstboot.state'), 'utf8')).toMatch(
+      /^step=k3s\nstate=failed\nat=\S+\nattempt=1\nretry=temporary\nnext=\nerror=missing bundle file .*config\.yaml\nbundle=/,
+    );
     expect(r.sys).toContain('systemctl start --no-block edgeforge-status.service');
     rmSync(root, { recursive: true, force: true });
   });

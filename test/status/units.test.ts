@@ -68,7 +68,17 @@ describe('reading and classifying statuses', () => {
   const now = new Date('2026-12-02T06:00:00Z');
   // the broker received the status `agoSec` before `now` (with the fleet's expiry: 1800 s)
   const arrived = (agoSec: number): Map<string, Arrival> => new Map([[d.id, arrivalOf({ retained: true, expiryLeftSec: 1800 - agoSec, receivedAt: now }, 1800)]]);
-  const base: SummaryInput = { devices: [d], reports: new Map(), arrivals: arrived(60), ignored: { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 }, k3s: f.k3s, now, periodSec: 900, staleSec: 1350, expirySec: 1800 };
+  const base: SummaryInput = {
+    devices: [d],
+    reports: new Map(),
+    arrivals: arrived(60),
+    ignored: { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 },
+    k3s: f.k3s,
+    now,
+    periodSec: 900,
+    staleSec: 1350,
+    expirySec: 1800,
+  };
   const rep = (over: Parameters<typeof simReport>[3]) => simReport(d.id, d.siteId, f.name, over);
 
   it('ignores oversized, malformed and mislabelled payloads', () => {

@@ -79,7 +79,10 @@ describe('tally: counts per stage', () => {
     u.begin('x', ['a'], [], 0);
     u.update('a', { phase: 'one' }, 0);
     u.update('a', { phase: 'two' }, 0);
-    expect(u.snapshot(0).stages.map((x) => [x.name, x.done, x.active])).toEqual([['one', 1, 0], ['two', 0, 1]]);
+    expect(u.snapshot(0).stages.map((x) => [x.name, x.done, x.active])).toEqual([
+      ['one', 1, 0],
+      ['two', 0, 1],
+    ]);
   });
 
   it('byte progress: a stage of cards adds up their bytes, with rate and ETA from them', () => {
@@ -100,10 +103,7 @@ describe('tally: counts per stage', () => {
 describe('views', () => {
   it('failures that read alike are grouped', () => {
     const f = (id: string, message: string) => ({ id, status: 'failed' as const, phase: 'connect', message });
-    expect(groupedFailures([f('a', 'ECONNREFUSED'), f('b', 'timeout'), f('c', 'ECONNREFUSED')], 1)).toEqual([
-      '2 failed in connect: ECONNREFUSED (a, +1 more)',
-      'b failed in connect: timeout',
-    ]);
+    expect(groupedFailures([f('a', 'ECONNREFUSED'), f('b', 'timeout'), f('c', 'ECONNREFUSED')], 1)).toEqual(['2 failed in connect: ECONNREFUSED (a, +1 more)', 'b failed in connect: timeout']);
   });
 
   it('plain: a line of counts every interval, each failure once, the counts again at the end', async () => {

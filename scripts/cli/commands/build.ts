@@ -27,7 +27,12 @@ Exit 0 all built (or unchanged since the previous build), 1 some devices failed 
 none was built, 2 bad input (nothing written; also --only against a previous manifest whose signature does not
 check out).`,
   options: {
-    only: { type: 'string', multiple: true, value: 'ID,...', description: 'build only these devices (the manifest keeps the others of the same inventory; refused when the previous manifest\'s signature does not check out)' },
+    only: {
+      type: 'string',
+      multiple: true,
+      value: 'ID,...',
+      description: "build only these devices (the manifest keeps the others of the same inventory; refused when the previous manifest's signature does not check out)",
+    },
     'base-image': { type: 'string', value: 'FILE', description: 'base OS image: also write per-device disk deltas against it' },
     shard: { type: 'string', value: 'K/N', description: 'build shard K of N (stable hash of the id); join shards with `manifest merge`' },
     'changed-since': { type: 'string', value: 'REV', description: 'build only devices whose rendered inputs changed since git revision REV' },
@@ -38,7 +43,10 @@ check out).`,
   examples: ['SOURCE_DATE_EPOCH=1767225600 edgeforge build -i inventory/example.yaml -o images/out --only ulsan1-line1-001,ulsan1-line1-002'],
   async run(ctx) {
     const { io, common } = ctx;
-    const only = ((ctx.options.only as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    const only = ((ctx.options.only as string[] | undefined) ?? [])
+      .flatMap((s) => s.split(','))
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (ctx.options.only && only.length === 0) throw new UsageError('--only needs device ids, e.g. --only ulsan1-line1-001,ulsan1-line1-002');
     const fleet = await loadFleet(ctx);
     const inventoryPath = path.resolve(io.cwd, common.inventory);
@@ -94,11 +102,17 @@ check out).`,
     });
     const s = summarize(r.results);
     const timings = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
-    if (common.json) io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null, skipped: r.skipped, timings, warnings: timed }, null, 2));
+    if (common.json)
+      io.out(JSON.stringify({ devices: r.results, manifest: path.join(common.out, 'manifest.json'), signedBy: r.signed?.fingerprint ?? null, skipped: r.skipped, timings, warnings: timed }, null, 2));
     else {
       const unchanged = r.skipped ? ` (${r.skipped} unchanged since the previous build: not rendered)` : '';
       io.err(`build: ${s.line}${unchanged}; ${path.join(common.out, 'manifest.json')} lists ${r.manifest.devices.length} device(s), signed by ${r.signed?.fingerprint}`);
-      if (io.env.EDGEFORGE_TIMINGS) io.err(`build: seconds per stage: ${Object.entries(timings).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      if (io.env.EDGEFORGE_TIMINGS)
+        io.err(
+          `build: seconds per stage: ${Object.entries(timings)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}`,
+        );
       const ok = r.results.find((x) => x.status !== 'failed'); // a skipped (unchanged) device is built too
       const built = ok && r.manifest.devices.find((d) => d.id === ok.id);
       io.err(['', ...nextSteps(common, built && { id: built.id, hasDisk: built.artifacts.some((a) => a.kind === 'disk-delta') })].join('\n'));

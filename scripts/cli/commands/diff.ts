@@ -27,7 +27,10 @@ export const diff = command('diff', 'show per device what an inventory change wo
       const group = shown.filter((c) => c.kind === k);
       if (!group.length) continue;
       lines.push('', `${k}:`);
-      for (const c of group) lines.push(`  ${k === 'added' ? '+' : k === 'removed' || k === 'revoked' ? '-' : '~'} ${c.id.padEnd(28)} ${c.site}${c.fields.length && k === 're-rendered' ? `  (${c.fields.join(', ')})` : ''}`);
+      for (const c of group)
+        lines.push(
+          `  ${k === 'added' ? '+' : k === 'removed' || k === 'revoked' ? '-' : '~'} ${c.id.padEnd(28)} ${c.site}${c.fields.length && k === 're-rendered' ? `  (${c.fields.join(', ')})` : ''}`,
+        );
     }
     ctx.io.out(lines.join('\n'));
     return 0;

@@ -68,10 +68,7 @@ Details: docs/flashing.md`,
     fingerprint: { type: 'string', value: 'FPR', description: 'the build key fingerprint to pin (default: KEYS/build/signing-key.fingerprint)' },
     'allow-unsigned': { type: 'boolean', default: false, description: 'flash a build without checking its signature (warns; for builds made without keys)' },
   },
-  examples: [
-    'edgeforge flash --device ulsan1-line1-001 --target /dev/sdb --device ulsan1-line1-002 --target /dev/sdc --verify',
-    'edgeforge flash --station station.yaml --verify',
-  ],
+  examples: ['edgeforge flash --device ulsan1-line1-001 --target /dev/sdb --device ulsan1-line1-002 --target /dev/sdc --verify', 'edgeforge flash --station station.yaml --verify'],
   async run(ctx) {
     const devices = strings(ctx.options.device);
     const targets = strings(ctx.options.target);

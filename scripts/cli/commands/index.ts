@@ -27,9 +27,70 @@ import { rolloutPromote } from './rollout-promote.ts';
 import { publishCommand, registryConfig, registryTokenServer } from './registry.ts';
 import { osBundle, osPublish } from './os.ts';
 
-const built: Command[] = [validate, plan, keysInit, keysList, keysRotate, keysRecover, keysRewrap, buildCommand, verify, imageMaterialize, flash, provisionCommand, inventoryGenerate, inventoryImport, inventorySchema, diff, gitops, revoke, replace, manifestMerge, status, statusBrokerConfig, rolloutStatus, rolloutDiff, rolloutPromote, osBundle, osPublish, publishCommand, registryConfig, registryTokenServer];
+const built: Command[] = [
+  validate,
+  plan,
+  keysInit,
+  keysList,
+  keysRotate,
+  keysRecover,
+  keysRewrap,
+  buildCommand,
+  verify,
+  imageMaterialize,
+  flash,
+  provisionCommand,
+  inventoryGenerate,
+  inventoryImport,
+  inventorySchema,
+  diff,
+  gitops,
+  revoke,
+  replace,
+  manifestMerge,
+  status,
+  statusBrokerConfig,
+  rolloutStatus,
+  rolloutDiff,
+  rolloutPromote,
+  osBundle,
+  osPublish,
+  publishCommand,
+  registryConfig,
+  registryTokenServer,
+];
 
 // order follows SPEC.md; a command not in ORDER comes last
-const ORDER = ['validate', 'plan', 'keys init', 'keys list', 'keys rotate', 'keys recover', 'build', 'verify', 'image materialize', 'flash', 'provision', 'status', 'status broker-config', 'revoke', 'replace', 'rollout status', 'rollout diff', 'rollout promote', 'os bundle', 'os publish', 'diff', 'manifest merge', 'gitops', 'publish', 'registry config', 'registry token-server', 'inventory generate', 'inventory import', 'inventory schema'];
+const ORDER = [
+  'validate',
+  'plan',
+  'keys init',
+  'keys list',
+  'keys rotate',
+  'keys recover',
+  'build',
+  'verify',
+  'image materialize',
+  'flash',
+  'provision',
+  'status',
+  'status broker-config',
+  'revoke',
+  'replace',
+  'rollout status',
+  'rollout diff',
+  'rollout promote',
+  'os bundle',
+  'os publish',
+  'diff',
+  'manifest merge',
+  'gitops',
+  'publish',
+  'registry config',
+  'registry token-server',
+  'inventory generate',
+  'inventory import',
+  'inventory schema',
+];
 const byName = new Map<string, Command>(built.map((c) => [c.name, c]));
 export const commands: Command[] = [...ORDER.map((n) => byName.get(n)!).filter(Boolean), ...[...byName.values()].filter((c) => !ORDER.includes(c.name))];

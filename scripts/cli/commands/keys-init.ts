@@ -50,7 +50,14 @@ Idempotent: existing keys are kept.`,
           sitesCreated = (await ks.ensureSiteIdentities(missingSites)).created;
           devicesCreated = (await ks.ensureDeviceIdentities(missingDevices, { onProgress: progress(ctx, 'device keys') })).created;
           // fleet status: a broker credential per device (only public keys needed to create one)
-          if (fleet.status) statusCreated = (await createMissingStatusCredentials(dir, fleet.active.map((d) => d.id), keystoreCrypto(ks))).created;
+          if (fleet.status)
+            statusCreated = (
+              await createMissingStatusCredentials(
+                dir,
+                fleet.active.map((d) => d.id),
+                keystoreCrypto(ks),
+              )
+            ).created;
         } finally {
           await ks.close();
         }

@@ -20,7 +20,9 @@ export const keysList = command('keys list', 'show every identity with fingerpri
         return 0;
       }
       const lines: string[] = [];
-      lines.push(`admins: ${listing.admins.map((a) => `${a.file} ${a.fingerprints.join(',')} ${a.userIds.join(', ')}${a.example ? '  [EXAMPLE — demo only]' : ''}`).join('\n        ') || 'none (run keys init)'}`);
+      lines.push(
+        `admins: ${listing.admins.map((a) => `${a.file} ${a.fingerprints.join(',')} ${a.userIds.join(', ')}${a.example ? '  [EXAMPLE — demo only]' : ''}`).join('\n        ') || 'none (run keys init)'}`,
+      );
       lines.push(`build signing key: ${listing.build ? `${listing.build.fingerprint} (${listing.build.status})` : 'none (run keys init)'}`);
       lines.push('', `sites (${listing.sites.length}):`);
       for (const s of listing.sites) lines.push(`  ${s.id.padEnd(32)} g${s.generation}  ${s.status.padEnd(18)} sops ${s.fingerprints.sops}`);

@@ -19,12 +19,7 @@ opens with the older one. There is no --json: the output is a secret meant for a
       const device = (await maybeFleet(ctx))?.devices.find((d) => d.id === r.id);
       const howTo = device ? ['', 'open the data volume:', ...recoveryCommands(device).map((l) => `  ${l}`)] : ['', `open the data volume: ${r.command}`];
       ctx.io.err(`recovery passphrase(s) for ${r.id} — treat as secret, do not paste into tickets or chat`);
-      ctx.io.out(
-        [
-          ...r.passphrases.map((p) => `generation ${p.generation}${p.current ? ' (current)' : ' (before a rotation)'}: ${p.passphrase}`),
-          ...howTo,
-        ].join('\n'),
-      );
+      ctx.io.out([...r.passphrases.map((p) => `generation ${p.generation}${p.current ? ' (current)' : ' (before a rotation)'}: ${p.passphrase}`), ...howTo].join('\n'));
       return 0;
     });
   },

@@ -57,7 +57,9 @@ Everything is checked first: a file the old site key cannot open stops the run w
         if (device && (await readStatusCredential(keysDir(ctx), device))) {
           const sc = await rotateStatusCredential(keysDir(ctx), device, keystoreCrypto(ks), reason);
           r.changed.push({ what: 'broker', old: `status credential g${sc.from}`, new: `g${sc.to}` });
-          r.redeploy.push(`broker credential changed: regenerate the broker config (edgeforge status broker-config --to DIR) and reload the broker; the device reports again once it has the new bundle`);
+          r.redeploy.push(
+            `broker credential changed: regenerate the broker config (edgeforge status broker-config --to DIR) and reload the broker; the device reports again once it has the new bundle`,
+          );
         }
         if (ctx.common.json) ctx.io.out(JSON.stringify(git ? { ...r, gitops: git } : r, null, 2));
         else
@@ -65,7 +67,15 @@ Everything is checked first: a file the old site key cannot open stops the run w
             [
               `${r.kind} ${r.id}: generation ${r.fromGeneration} -> ${r.toGeneration}`,
               ...r.changed.map((c) => `  ${c.what.padEnd(11)} ${c.old} -> ${c.new}`),
-              ...(git ? ['', `${gitopsDir}:`, ...git.reencrypted.map((p) => `  re-encrypted ${p}`), ...git.siteKeyDelivered.filter((p) => p.endsWith('sops-gpg.yaml')).map((p) => `  new site key ${p}`), '  .sops.yaml updated'] : []),
+              ...(git
+                ? [
+                    '',
+                    `${gitopsDir}:`,
+                    ...git.reencrypted.map((p) => `  re-encrypted ${p}`),
+                    ...git.siteKeyDelivered.filter((p) => p.endsWith('sops-gpg.yaml')).map((p) => `  new site key ${p}`),
+                    '  .sops.yaml updated',
+                  ]
+                : []),
               '',
               'now:',
               ...r.redeploy.map((l) => `  - ${l}`),

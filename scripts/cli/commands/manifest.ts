@@ -24,7 +24,11 @@ inputs the result is byte-identical to an unsharded build.`,
         outDir: path.resolve(ctx.io.cwd, ctx.common.out),
         keysDir,
         fleet,
-        sign: async (bytes, epoch) => ({ signature: await ks.signDetached(bytes, { sourceDateEpoch: epoch }), publicKey: await ks.buildPublicKeyArmored(), fingerprint: await ks.buildKeyFingerprint() }),
+        sign: async (bytes, epoch) => ({
+          signature: await ks.signDetached(bytes, { sourceDateEpoch: epoch }),
+          publicKey: await ks.buildPublicKeyArmored(),
+          fingerprint: await ks.buildKeyFingerprint(),
+        }),
       });
       if (r.problems.length) {
         ctx.io.err(r.problems.map((p) => `  ${p}`).join('\n'));

@@ -11,7 +11,7 @@ import { OS_LAYOUTS, OS_VERSION_PATTERN, type OsLayout } from '../../inventory/s
 import { UsageError } from '../../util/errors.ts';
 import { toYaml } from '../../render/yaml.ts';
 
-export const osBundle = command('os bundle', 'a signed RAUC bundle of a base image\'s OS, for A/B cards to install', {
+export const osBundle = command('os bundle', "a signed RAUC bundle of a base image's OS, for A/B cards to install", {
   usage: 'os bundle --base-image FILE --version V [--layout uefi-gpt|raspi-mbr] [--to DIR]',
   common: ['inventory', 'keys', 'json'],
   description: `Makes a RAUC bundle (verity format) of the base image's root filesystem (and, for raspi-mbr, its boot
@@ -22,7 +22,7 @@ mksquashfs (squashfs-tools), e2fsck/resize2fs (e2fsprogs) and openssl.`,
   options: {
     'base-image': { type: 'string', value: 'FILE', description: 'the base image (.img or .img.xz) holding the new OS' },
     version: { type: 'string', value: 'V', description: 'the release name the inventory uses for it (os.version / os.canaryVersion), like 2026.12.1' },
-    layout: { type: 'string', value: 'LAYOUT', description: 'uefi-gpt or raspi-mbr (default: from the image\'s partition table)' },
+    layout: { type: 'string', value: 'LAYOUT', description: "uefi-gpt or raspi-mbr (default: from the image's partition table)" },
     to: { type: 'string', value: 'DIR', default: 'images/os', description: 'where the bundle goes' },
   },
   examples: ['edgeforge os bundle -i inventory/acme.yaml --base-image debian-12-arm64-2027.01.img --version 2027.01.0'],
@@ -55,7 +55,7 @@ mksquashfs (squashfs-tools), e2fsck/resize2fs (e2fsprogs) and openssl.`,
   },
 });
 
-export const osPublish = command('os publish', 'what devices fetch: every ring\'s bundle and its signed ring pointer, in one directory', {
+export const osPublish = command('os publish', "what devices fetch: every ring's bundle and its signed ring pointer, in one directory", {
   usage: 'os publish --to DIR',
   common: ['inventory', 'keys', 'json'],
   description: `Writes DIR/bundles/ (every ring's release for the layouts its devices use, checked against the
@@ -63,7 +63,7 @@ inventory's sha256) and per ring DIR/canary.ring and DIR/stable.ring with their 
 OS-update key). Copy DIR to os.source.url (or each site's os.source.sites cache); devices read their ring's
 pointer inside their maintenance window. "issued" is SOURCE_DATE_EPOCH (else the inventory's commit time): a
 device refuses a pointer older than one it accepted. Bundles first, pointers last.`,
-  options: { to: { type: 'string', value: 'DIR', description: 'the directory to publish (a site cache\'s document root)' } },
+  options: { to: { type: 'string', value: 'DIR', description: "the directory to publish (a site cache's document root)" } },
   examples: ['edgeforge os publish -i inventory/acme.yaml --to /srv/edgeforge-os'],
   async run(ctx) {
     const { io, common } = ctx;

@@ -48,7 +48,10 @@ not in the build).`,
   examples: ['edgeforge provision -o images/out --only ulsan1-line1-001 --dry-run', 'edgeforge provision -o images/out --concurrency 64 --json > provision.json'],
   async run(ctx) {
     const { io, common } = ctx;
-    const only = ((ctx.options.only as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    const only = ((ctx.options.only as string[] | undefined) ?? [])
+      .flatMap((s) => s.split(','))
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (ctx.options.only && only.length === 0) throw new UsageError('--only needs device ids, e.g. --only ulsan1-line1-001,ulsan1-line1-002');
     let retries = DEFAULT_RETRIES;
     if (typeof ctx.options.retries === 'string') {

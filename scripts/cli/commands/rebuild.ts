@@ -8,7 +8,10 @@ import { buildCommand } from './build.ts';
 
 /** True when OUT holds a build (its manifest.json). */
 export async function hasBuild(ctx: RunContext): Promise<boolean> {
-  return fs.access(path.join(path.resolve(ctx.io.cwd, ctx.common.out), 'manifest.json')).then(() => true, () => false);
+  return fs.access(path.join(path.resolve(ctx.io.cwd, ctx.common.out), 'manifest.json')).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -20,7 +23,10 @@ export async function rebuildAll(ctx: RunContext, opts: { quiet?: boolean } = {}
   const out = path.resolve(ctx.io.cwd, ctx.common.out);
   const env = { ...ctx.io.env };
   if (!env.SOURCE_DATE_EPOCH) {
-    const prev = await fs.readFile(path.join(out, 'manifest.json'), 'utf8').then((t) => JSON.parse(t) as { sourceDateEpoch?: number }, () => undefined);
+    const prev = await fs.readFile(path.join(out, 'manifest.json'), 'utf8').then(
+      (t) => JSON.parse(t) as { sourceDateEpoch?: number },
+      () => undefined,
+    );
     if (prev?.sourceDateEpoch !== undefined) env.SOURCE_DATE_EPOCH = String(prev.sourceDateEpoch);
   }
   const argv = ['-i', ctx.common.inventory, '-o', ctx.common.out, '--keys', ctx.common.keys];

@@ -9,7 +9,8 @@ import type { Fleet } from '../../inventory/fleet.ts';
 export const REGISTRY_PASSWORD_ENV = 'EDGEFORGE_REGISTRY_PASSWORD';
 
 function requireOci(fleet: Fleet): NonNullable<Fleet['gitops']['oci']> {
-  if (fleet.gitops.transport !== 'oci' || !fleet.gitops.oci) throw new UserError(`${fleet.file}: this fleet pulls from Git (gitops.transport is not oci): there is nothing to publish to a registry (docs/gitops.md, "OCI transport")`);
+  if (fleet.gitops.transport !== 'oci' || !fleet.gitops.oci)
+    throw new UserError(`${fleet.file}: this fleet pulls from Git (gitops.transport is not oci): there is nothing to publish to a registry (docs/gitops.md, "OCI transport")`);
   return fleet.gitops.oci;
 }
 
@@ -31,7 +32,10 @@ async function trustedManifest(ctx: RunContext): Promise<Buffer> {
     throw new UserError(`${keysDir}: no pinned build key (keys/build/signing-key.fingerprint): the manifest's signature cannot be checked`);
   });
   const c = await checkManifestSignature(outDir, pinned, keysDir);
-  if (!c.signature.ok || !c.manifestBytes) throw new UserError(`${path.join(ctx.common.out, 'manifest.json')}: ${c.problems.map((p) => `${p.path}: ${p.message}`).join('; ') || 'not signed by the pinned build key'} (run edgeforge build first)`);
+  if (!c.signature.ok || !c.manifestBytes)
+    throw new UserError(
+      `${path.join(ctx.common.out, 'manifest.json')}: ${c.problems.map((p) => `${p.path}: ${p.message}`).join('; ') || 'not signed by the pinned build key'} (run edgeforge build first)`,
+    );
   return c.manifestBytes;
 }
 
@@ -62,22 +66,34 @@ and signs it again with the build key: run it after \`edgeforge build\`, in CI a
     const { PUBLISHER_USER } = await import('../../render/oci/registry-config.ts');
     const tree = await readTreeAtHead(path.resolve(ctx.io.cwd, dir), fleet.gitops.branch);
     const t0 = performance.now();
-    const r = await publish({ fleet, tree, endpoint: { host: oci.registry, ca: await readCa(fleet, ctx), username: PUBLISHER_USER, password }, onSite: (s, what) => !ctx.common.json && ctx.io.err(`  ${s}: ${what}`) });
+    const r = await publish({
+      fleet,
+      tree,
+      endpoint: { host: oci.registry, ca: await readCa(fleet, ctx), username: PUBLISHER_USER, password },
+      onSite: (s, what) => !ctx.common.json && ctx.io.err(`  ${s}: ${what}`),
+    });
     const { openKeyStore } = await import('../../keys/store.ts');
     const ks = await openKeyStore({ dir: path.resolve(ctx.io.cwd, ctx.common.keys) });
     try {
-      await recordPublish(path.resolve(ctx.io.cwd, ctx.common.out), manifestBytes, r.record, async (bytes, epoch) => ({ signature: await ks.signDetached(bytes, { sourceDateEpoch: epoch }), publicKey: await ks.buildPublicKeyArmored() }));
+      await recordPublish(path.resolve(ctx.io.cwd, ctx.common.out), manifestBytes, r.record, async (bytes, epoch) => ({
+        signature: await ks.signDetached(bytes, { sourceDateEpoch: epoch }),
+        publicKey: await ks.buildPublicKeyArmored(),
+      }));
     } finally {
       await ks.close();
     }
     const seconds = Math.round(performance.now() - t0) / 1000;
-    if (ctx.common.json) ctx.io.out(JSON.stringify({ revision: tree.revision, registry: oci.registry, pushed: r.pushed, unchanged: r.unchanged.length, sentBytes: r.sentBytes, requests: r.requests, seconds }, null, 2));
-    else ctx.io.out(`published ${tree.revision} to ${oci.registry}: ${r.pushed.length} site artifact(s) pushed, ${r.unchanged.length} unchanged; ${r.sentBytes} bytes sent in ${r.requests} request(s), ${seconds} s; recorded in ${path.join(ctx.common.out, 'manifest.json')} (signed)`);
+    if (ctx.common.json)
+      ctx.io.out(JSON.stringify({ revision: tree.revision, registry: oci.registry, pushed: r.pushed, unchanged: r.unchanged.length, sentBytes: r.sentBytes, requests: r.requests, seconds }, null, 2));
+    else
+      ctx.io.out(
+        `published ${tree.revision} to ${oci.registry}: ${r.pushed.length} site artifact(s) pushed, ${r.unchanged.length} unchanged; ${r.sentBytes} bytes sent in ${r.requests} request(s), ${seconds} s; recorded in ${path.join(ctx.common.out, 'manifest.json')} (signed)`,
+      );
     return 0;
   },
 });
 
-export const registryConfig = command('registry config', 'the OCI transport\'s registries: the central registry and each site cache, with their token issuers', {
+export const registryConfig = command('registry config', "the OCI transport's registries: the central registry and each site cache, with their token issuers", {
   usage: 'registry config --to DIR [-o OUT] [--listen ADDR] [--token-port N] [--storage DIR] [--tls-cert FILE --tls-key FILE]',
   description: `Writes DIR/central/ (config.yml for Debian's docker-registry, CNCF distribution 2.8, with \`auth: token\`; the
 token issuer's access file, signing key and certificate; the publisher's password) and DIR/sites/<region>/<site>/
@@ -92,7 +108,7 @@ DIR's: write it where the registry host reads it (docs/gitops.md, "Registries").
     listen: { type: 'string', value: 'ADDR', description: 'registry listen address on its host (default :5000)' },
     'token-port': { type: 'string', value: 'N', description: 'port of the token issuer on the same host (default 5001)' },
     storage: { type: 'string', value: 'DIR', description: 'registry storage on its host (default /var/lib/docker-registry)' },
-    'tls-cert': { type: 'string', value: 'FILE', description: 'the registry certificate on its host, signed by gitops.oci.caFile\'s CA (default /etc/docker/registry/tls.crt)' },
+    'tls-cert': { type: 'string', value: 'FILE', description: "the registry certificate on its host, signed by gitops.oci.caFile's CA (default /etc/docker/registry/tls.crt)" },
     'tls-key': { type: 'string', value: 'FILE', description: 'its key (default /etc/docker/registry/tls.key)' },
   },
   examples: ['edgeforge registry config --to /etc/edgeforge-registry -o images/out', 'edgeforge revoke ulsan1-line1-002 --reason stolen && edgeforge registry config --to /etc/edgeforge-registry'],
@@ -120,9 +136,14 @@ DIR's: write it where the registry host reads it (docs/gitops.md, "Registries").
     const r = await writeRegistryConfig({ to: path.resolve(ctx.io.cwd, to), fleet, pulls, central: settings(oci.registry), site: (_id, host) => settings(host) });
     if (ctx.common.json) ctx.io.out(JSON.stringify({ ...r, missing }, null, 2));
     else {
-      ctx.io.out(`wrote ${path.join(to, 'central')} (${r.central.users} user(s))${r.sites.length ? ` and ${r.sites.length} site cache(s): ${r.sites.map((s) => `${s.id} (${s.users})`).join(', ')}` : ''}`);
+      ctx.io.out(
+        `wrote ${path.join(to, 'central')} (${r.central.users} user(s))${r.sites.length ? ` and ${r.sites.length} site cache(s): ${r.sites.map((s) => `${s.id} (${s.users})`).join(', ')}` : ''}`,
+      );
       if (r.created.length) ctx.io.out(`made ${r.created.length} new key/password file(s) (kept from now on): ${r.created.map((f) => path.relative(path.resolve(ctx.io.cwd, to), f)).join(', ')}`);
-      if (missing.length) ctx.io.err(`warning: ${missing.length} active device(s) have no pull credential in ${ctx.common.out}/manifest.json yet (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}): build them, then run this again`);
+      if (missing.length)
+        ctx.io.err(
+          `warning: ${missing.length} active device(s) have no pull credential in ${ctx.common.out}/manifest.json yet (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}): build them, then run this again`,
+        );
       ctx.io.out('start (or restart) the registries with these configs; the token issuers re-read their access files by themselves');
     }
     return 0;
@@ -140,9 +161,9 @@ the registry (docs/gitops.md, "Registries").`,
   options: {
     dir: { type: 'string', value: 'DIR', description: 'DIR/central or DIR/sites/<region>/<site> of registry config' },
     listen: { type: 'string', value: 'HOST:PORT', description: 'default 0.0.0.0:5001' },
-    'tls-cert': { type: 'string', value: 'FILE', description: 'serve HTTPS with this certificate (the registry\'s: devices check it against the pinned CA)' },
+    'tls-cert': { type: 'string', value: 'FILE', description: "serve HTTPS with this certificate (the registry's: devices check it against the pinned CA)" },
     'tls-key': { type: 'string', value: 'FILE', description: 'its key' },
-    ttl: { type: 'string', value: 'SECONDS', description: 'token lifetime (default 300): how long a revoked device\'s last token lasts' },
+    ttl: { type: 'string', value: 'SECONDS', description: "token lifetime (default 300): how long a revoked device's last token lasts" },
   },
   examples: ['edgeforge registry token-server --dir /etc/edgeforge-registry/central --tls-cert /etc/docker/registry/tls.crt --tls-key /etc/docker/registry/tls.key'],
   async run(ctx) {

@@ -29,7 +29,10 @@ was rotated and what to do elsewhere (deploy key on the Git host, tang keys, esc
     const fleet = await loadFleet(ctx);
     const d = fleet.devices.find((x) => x.id === id);
     if (!d) {
-      const guess = closest(id, fleet.devices.map((x) => x.id));
+      const guess = closest(
+        id,
+        fleet.devices.map((x) => x.id),
+      );
       throw new UserError(`no device "${id}" in ${ctx.common.inventory}${guess ? `; did you mean "${guess}"?` : ''}. Nothing was changed.`);
     }
     const problem = revokeProblem(fleet, id, ctx.common.inventory);
@@ -61,12 +64,31 @@ was rotated and what to do elsewhere (deploy key on the Git host, tang keys, esc
     let rebuilt: number | undefined;
     if (await hasBuild(ctx)) rebuilt = await rebuildAll(ctx, { quiet: true });
     if (ctx.common.json) {
-      ctx.io.out(JSON.stringify({ revoked: record.device.id, reason: record.reason, at: record.at, rotated: record.rotated, gitops: record.gitops, rebuilt: rebuilt === undefined ? null : { out: ctx.common.out, exitCode: rebuilt }, records: recordFiles.map((f) => path.relative(ctx.io.cwd, f)), operatorActions: record.operatorActions }, null, 2));
+      ctx.io.out(
+        JSON.stringify(
+          {
+            revoked: record.device.id,
+            reason: record.reason,
+            at: record.at,
+            rotated: record.rotated,
+            gitops: record.gitops,
+            rebuilt: rebuilt === undefined ? null : { out: ctx.common.out, exitCode: rebuilt },
+            records: recordFiles.map((f) => path.relative(ctx.io.cwd, f)),
+            operatorActions: record.operatorActions,
+          },
+          null,
+          2,
+        ),
+      );
     } else {
       const { recordText } = await import('../../lifecycle/revoke.ts');
       ctx.io.out(recordText(record));
       ctx.io.out(`record: ${recordFiles.map((f) => path.relative(ctx.io.cwd, f)).join(', ')}`);
-      ctx.io.out(rebuilt === undefined ? `no build in ${ctx.common.out}: nothing to rebuild` : `${ctx.common.out}: rebuilt without ${record.device.id}; manifest signed (${rebuilt === 0 ? 'every device ok' : 'some devices failed, see above'})`);
+      ctx.io.out(
+        rebuilt === undefined
+          ? `no build in ${ctx.common.out}: nothing to rebuild`
+          : `${ctx.common.out}: rebuilt without ${record.device.id}; manifest signed (${rebuilt === 0 ? 'every device ok' : 'some devices failed, see above'})`,
+      );
     }
     return rebuilt ?? 0;
   },

@@ -17,7 +17,7 @@ inventory gives it: version and maintenance window. Exit 0 when nothing would ch
     const fleet = await loadFleet(ctx);
     const changes = await diffOf(fleet, path.resolve(ctx.io.cwd, ctx.options.gitops as string));
     if (ctx.common.json) ctx.io.out(JSON.stringify({ changes }, null, 2));
-    else if (!changes.length) ctx.io.out('every site\'s Plans in the tree match the inventory');
+    else if (!changes.length) ctx.io.out("every site's Plans in the tree match the inventory");
     else for (const c of changes) ctx.io.out(`${c.site} (${c.ring}): ${c.field} ${c.from} -> ${c.to}`);
     return changes.length ? 1 : 0;
   },

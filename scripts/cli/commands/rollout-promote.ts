@@ -26,10 +26,16 @@ Airgap fleets: stage the new k3s-upgrade image in every stable site's mirror fir
     }
     // an airgap fleet: what must be in the stable sites' mirrors before the new Plans are pushed
     const fleet = await loadInventoryFile(file, ctx.common.inventory);
-    const stage = fleet.k3s.install.mode === 'airgap' ? [`the new k3s-upgrade image ${k3sUpgradeImage(fleet, r.to).pull} in the registry mirror of every stable site, and its archive in k3s.upgrade.images (edgeforge plan, Day 2)`] : [];
-    if (ctx.common.json) ctx.io.out(JSON.stringify({ promoted: r.to, from: r.from, inventory: ctx.common.inventory, ...(r.airgapBundle ? { airgapBundle: r.airgapBundle } : {}), stageFirst: stage }, null, 2));
+    const stage =
+      fleet.k3s.install.mode === 'airgap'
+        ? [`the new k3s-upgrade image ${k3sUpgradeImage(fleet, r.to).pull} in the registry mirror of every stable site, and its archive in k3s.upgrade.images (edgeforge plan, Day 2)`]
+        : [];
+    if (ctx.common.json)
+      ctx.io.out(JSON.stringify({ promoted: r.to, from: r.from, inventory: ctx.common.inventory, ...(r.airgapBundle ? { airgapBundle: r.airgapBundle } : {}), stageFirst: stage }, null, 2));
     else {
-      ctx.io.out(`${ctx.common.inventory}: k3s.version ${r.from} -> ${r.to}, canaryVersion removed${r.airgapBundle ? `; k3s.install now holds ${r.to}'s airgap files (${r.airgapBundle}, from k3s.install.canary)` : ''}.`);
+      ctx.io.out(
+        `${ctx.common.inventory}: k3s.version ${r.from} -> ${r.to}, canaryVersion removed${r.airgapBundle ? `; k3s.install now holds ${r.to}'s airgap files (${r.airgapBundle}, from k3s.install.canary)` : ''}.`,
+      );
       if (r.airgapBundle) ctx.io.out(`Rebuild images (edgeforge build --base-image …) so new devices of every site carry ${r.to}.`);
       for (const x of stage) ctx.io.out(`Airgap fleet — before pushing, stage ${x}.`);
       ctx.io.out('Next: edgeforge gitops --to DIR, commit, push: every stable site upgrades in its own window.');

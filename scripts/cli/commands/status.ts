@@ -33,7 +33,8 @@ async function adminPassword(ctx: RunContext): Promise<{ password: string; from:
       throw new UserError(`--password-file ${file}: ${e.code ?? e.message}`);
     };
     const st = await fs.stat(p).catch(fail);
-    if (st.mode & 0o077) throw new UserError(`--password-file ${file} may be read or written by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); it holds the broker admin password: chmod 600 ${file}`);
+    if (st.mode & 0o077)
+      throw new UserError(`--password-file ${file} may be read or written by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); it holds the broker admin password: chmod 600 ${file}`);
     const text = await fs.readFile(p, 'utf8').catch(fail);
     const pw = text.split('\n')[0].trim();
     if (!pw) throw new UserError(`--password-file ${file} is empty: put the broker admin password on its first line`);
@@ -168,8 +169,13 @@ reload the broker (systemctl reload mosquitto).`,
     });
     if (ctx.common.json) ctx.io.out(JSON.stringify({ dir, files: r.files, users: r.users, missing: r.missing, admin: r.admin, warnings: r.warnings }, null, 2));
     else {
-      ctx.io.out(`wrote ${r.files.map((f) => path.join(to, f)).join(', ')}: ${r.users} user(s) (${cfg.adminUser} + ${r.users - 1} device(s)); admin hash ${r.admin === 'kept' ? `kept from ${path.join(to, 'passwd')}` : `from the ${r.admin}`}`);
-      if (r.missing.length) ctx.io.err(`warning: ${r.missing.length} active device(s) have no broker credential yet (${r.missing.slice(0, 5).join(', ')}${r.missing.length > 5 ? ', …' : ''}): run \`edgeforge keys init\` or a build, then this command again`);
+      ctx.io.out(
+        `wrote ${r.files.map((f) => path.join(to, f)).join(', ')}: ${r.users} user(s) (${cfg.adminUser} + ${r.users - 1} device(s)); admin hash ${r.admin === 'kept' ? `kept from ${path.join(to, 'passwd')}` : `from the ${r.admin}`}`,
+      );
+      if (r.missing.length)
+        ctx.io.err(
+          `warning: ${r.missing.length} active device(s) have no broker credential yet (${r.missing.slice(0, 5).join(', ')}${r.missing.length > 5 ? ', …' : ''}): run \`edgeforge keys init\` or a build, then this command again`,
+        );
       for (const w of r.warnings) ctx.io.err(`warning: ${w}`);
       ctx.io.out('reload the broker to apply: systemctl reload mosquitto (or send it SIGHUP)');
     }

@@ -21,7 +21,11 @@ export const validate = command('validate', 'check the inventory; print every pr
     const fleet = await loadFleet(ctx);
     // GitOps source checks that need the whole fleet (mirrors name real sites, known_hosts name the right host)
     const sourceProblems = gitopsSourceProblems(fleet);
-    if (sourceProblems.length) throw new InventoryError(ctx.common.inventory, sourceProblems.map((message) => ({ line: 1, col: 1, message: `gitops: ${message}` })));
+    if (sourceProblems.length)
+      throw new InventoryError(
+        ctx.common.inventory,
+        sourceProblems.map((message) => ({ line: 1, col: 1, message: `gitops: ${message}` })),
+      );
     // the pinned image archives: present, and (placeholders aside, which only warn) hashing to their pins;
     // with an airgap install, one for every Flux controller image (when the Flux bundle can be read here)
     // (only those an airgap install delivers, as the build checks them; pinned ones an online install ignores get a warning)
@@ -46,7 +50,16 @@ export const validate = command('validate', 'check the inventory; print every pr
       fluxImages = undefined;
     }
     const timed = await timeWarnings(fleet, path.resolve(ctx.io.cwd, ctx.common.inventory), clock(ctx.io));
-    const warnings = [k3sInstallPinProblem(fleet), fluxInstallProblem(fleet), fluxAirgapHelmProblem(fleet), ...imageArchiveWarnings(fleet), ...mirrorGaps(fleet, { fluxImages }), ...upgradeImageArchiveProblems(fleet), ...kubectlSkewProblems(fleet), ...timed].filter((w): w is string => Boolean(w));
+    const warnings = [
+      k3sInstallPinProblem(fleet),
+      fluxInstallProblem(fleet),
+      fluxAirgapHelmProblem(fleet),
+      ...imageArchiveWarnings(fleet),
+      ...mirrorGaps(fleet, { fluxImages }),
+      ...upgradeImageArchiveProblems(fleet),
+      ...kubectlSkewProblems(fleet),
+      ...timed,
+    ].filter((w): w is string => Boolean(w));
     const strict = Boolean(ctx.options.strict) && timed.length > 0;
     for (const w of warnings) ctx.io.err(`${ctx.common.inventory}: ${strict && timed.includes(w) ? 'error' : 'warning'}: ${w}`);
     const revoked = fleet.devices.length - fleet.active.length;

@@ -25,9 +25,7 @@ anything does not (each problem is listed), 2 when there is nothing to pin or OU
     if (ctx.common.json) ctx.io.out(JSON.stringify(r, null, 2));
     else {
       const lines = [
-        r.signature.ok
-          ? `signature: good, by ${r.signature.fingerprint} (pinned), made ${r.signature.signedAt}`
-          : `signature: BAD — ${r.signature.error}`,
+        r.signature.ok ? `signature: good, by ${r.signature.fingerprint} (pinned), made ${r.signature.signedAt}` : `signature: BAD — ${r.signature.error}`,
         `artifacts: ${r.artifacts} of ${r.devices} device(s), ${r.bytes} bytes hashed${r.holes ? `, ${r.holes} bytes of recorded holes checked to be zeros` : ''}`,
         ...r.problems.map((p) => `  problem: ${[p.device, p.path].filter(Boolean).join(' ')}: ${p.message}`),
         ...r.warnings.map((p) => `  warning: ${[p.device, p.path].filter(Boolean).join(' ')}: ${p.message}`),

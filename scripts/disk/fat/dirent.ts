@@ -39,7 +39,12 @@ export function decodeDir(bytes: Uint8Array): { entries: DirEntry[]; label: stri
         continue;
       }
       const chars: number[] = [];
-      for (const [o, n] of [[1, 5], [14, 6], [28, 2]] as const) for (let k = 0; k < n; k++) chars.push(dv.getUint16(i * 32 + o + 2 * k, true));
+      for (const [o, n] of [
+        [1, 5],
+        [14, 6],
+        [28, 2],
+      ] as const)
+        for (let k = 0; k < n; k++) chars.push(dv.getUint16(i * 32 + o + 2 * k, true));
       const end = chars.indexOf(0);
       lfn.parts[seq - 1] = String.fromCharCode(...(end >= 0 ? chars.slice(0, end) : chars));
       lfn.expect = seq - 1;
@@ -129,7 +134,12 @@ export function encodeEntry(name: string, taken: Set<string>, attr: number, firs
     out[o + 13] = sum;
     const chunk = padded.slice((seq - 1) * 13, seq * 13);
     let k = 0;
-    for (const [off, len] of [[1, 5], [14, 6], [28, 2]] as const) for (let j = 0; j < len; j++) out.writeUInt16LE(chunk[k++], o + off + 2 * j);
+    for (const [off, len] of [
+      [1, 5],
+      [14, 6],
+      [28, 2],
+    ] as const)
+      for (let j = 0; j < len; j++) out.writeUInt16LE(chunk[k++], o + off + 2 * j);
   }
   out.set(short, n * 32);
   return out;

@@ -92,9 +92,7 @@ export class FatFs {
 
   private find(d: Dir, name: string): DirEntry | undefined {
     const want = name.toUpperCase();
-    return decodeDir(d.bytes).entries.find(
-      (e) => e.name.toUpperCase() === want || displayShortName(Buffer.from(e.shortRaw, 'latin1'), 0) === want,
-    );
+    return decodeDir(d.bytes).entries.find((e) => e.name.toUpperCase() === want || displayShortName(Buffer.from(e.shortRaw, 'latin1'), 0) === want);
   }
 
   private async walkTo(parts: string[], create: boolean): Promise<Dir> {

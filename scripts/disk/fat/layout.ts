@@ -65,6 +65,10 @@ export function parseBootSector(b: Uint8Array): FatLayout {
     fsInfoSector: type === 32 ? dv.getUint16(48, true) : 0,
     activeFat: type === 32 && dv.getUint16(40, true) & 0x80 ? dv.getUint16(40, true) & 0x0f : null,
     volumeId: hasExt ? dv.getUint32(ext + 3, true) : 0,
-    label: hasExt ? Buffer.from(b.subarray(ext + 7, ext + 18)).toString('latin1').trimEnd() : '',
+    label: hasExt
+      ? Buffer.from(b.subarray(ext + 7, ext + 18))
+          .toString('latin1')
+          .trimEnd()
+      : '',
   };
 }

@@ -41,7 +41,7 @@ export function chooseGeometry(totalSectors: number, opts: { type?: FatType; sec
       let clusters = 0;
       for (let i = 0; i < 20; i++) {
         clusters = Math.floor((totalSectors - reserved - 2 * fatSectors - rootSecs) / spc);
-        const next = Math.ceil((((clusters + 2) * type) / 8) / BPS);
+        const next = Math.ceil(((clusters + 2) * type) / 8 / BPS);
         if (next === fatSectors) break;
         fatSectors = next;
       }

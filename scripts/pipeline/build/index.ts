@@ -62,7 +62,11 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   await select(run);
   await inputs(run);
   await timed(run, 'inputs', () => skip(run));
-  o.reporter.begin(`build ${run.fleet.name}`, run.devices.map((d) => d.id), BUILD_STAGES);
+  o.reporter.begin(
+    `build ${run.fleet.name}`,
+    run.devices.map((d) => d.id),
+    BUILD_STAGES,
+  );
   // the progress view stays open through signing (its last stage) and closes on any way out
   let ended = false;
   try {

@@ -33,7 +33,16 @@ export async function assembleManifest(run: BuildRun): Promise<{ manifest: Manif
   const prev = run.previous?.manifest;
   const manifest = buildManifest(
     // the last publish stays on record until the next one (a rebuild does not unpublish anything)
-    { fleet: fleet.name, inventorySha256: fleet.inventorySha256, sourceDateEpoch: o.sourceDateEpoch, baseImage: run.baseImage, gitops, ...optional('oci', prev?.fleet === fleet.name ? prev.oci : undefined), os: osManifest(fleet), devices: devicesOut },
+    {
+      fleet: fleet.name,
+      inventorySha256: fleet.inventorySha256,
+      sourceDateEpoch: o.sourceDateEpoch,
+      baseImage: run.baseImage,
+      gitops,
+      ...optional('oci', prev?.fleet === fleet.name ? prev.oci : undefined),
+      os: osManifest(fleet),
+      devices: devicesOut,
+    },
     fleet.devices.map((d) => d.id),
   );
   return { manifest, gone };

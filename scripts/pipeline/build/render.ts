@@ -77,7 +77,8 @@ async function stageOne(run: BuildRun, d: ResolvedDevice, all: RenderedFile[]): 
       const staged = await stageDevice(run.devicesDir, d.id, all, run.inputs.get(d.id), dir);
       const airgapArtifacts: ManifestArtifact[] = [];
       if (run.airgap) {
-        for (const a of await linkAirgapInto(run.airgap, dir, ringAirgap(run.fleet, ringOf(d))!.ring)) airgapArtifacts.push({ kind: 'other', path: `devices/${d.id}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
+        for (const a of await linkAirgapInto(run.airgap, dir, ringAirgap(run.fleet, ringOf(d))!.ring))
+          airgapArtifacts.push({ kind: 'other', path: `devices/${d.id}/${a.path}`, sha256: a.sha256, bytes: a.bytes, secret: false });
       }
       run.staged.push(staged);
       return { airgapArtifacts };

@@ -10,7 +10,14 @@ import path from 'node:path';
 import type { TreeFetch } from '../../render/plan/load.ts';
 
 const run = promisify(execFile);
-const GIT_ENV = { GIT_AUTHOR_NAME: 'edgeforge', GIT_AUTHOR_EMAIL: 'plan@edgeforge.invalid', GIT_COMMITTER_NAME: 'edgeforge', GIT_COMMITTER_EMAIL: 'plan@edgeforge.invalid', GIT_AUTHOR_DATE: '2026-01-01T00:00:00Z', GIT_COMMITTER_DATE: '2026-01-01T00:00:00Z' };
+const GIT_ENV = {
+  GIT_AUTHOR_NAME: 'edgeforge',
+  GIT_AUTHOR_EMAIL: 'plan@edgeforge.invalid',
+  GIT_COMMITTER_NAME: 'edgeforge',
+  GIT_COMMITTER_EMAIL: 'plan@edgeforge.invalid',
+  GIT_AUTHOR_DATE: '2026-01-01T00:00:00Z',
+  GIT_COMMITTER_DATE: '2026-01-01T00:00:00Z',
+};
 
 async function treeSize(dir: string): Promise<{ files: number; bytes: number }> {
   let files = 0;
@@ -36,7 +43,12 @@ export async function measureTreeFetch(dir: string, shown = dir): Promise<TreeFe
   }
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-treefetch-'));
   try {
-    const git = (args: string[]) => run('git', ['-c', 'pack.threads=1', '-c', 'core.autocrlf=false', '-c', 'gc.auto=0', '-c', 'maintenance.auto=false', `--git-dir=${scratch}`, `--work-tree=${dir}`, ...args], { env, maxBuffer: 1 << 30, encoding: 'buffer' });
+    const git = (args: string[]) =>
+      run('git', ['-c', 'pack.threads=1', '-c', 'core.autocrlf=false', '-c', 'gc.auto=0', '-c', 'maintenance.auto=false', `--git-dir=${scratch}`, `--work-tree=${dir}`, ...args], {
+        env,
+        maxBuffer: 1 << 30,
+        encoding: 'buffer',
+      });
     await git(['init', '-q']);
     await git(['add', '-A', '.']);
     await git(['commit', '-q', '--no-gpg-sign', '-m', 'tree']);

@@ -17,7 +17,9 @@ export async function plansInTree(dir: string, s: { region: string; name: string
   } catch {
     return undefined;
   }
-  const plans = YAML.parseAllDocuments(text).map((d) => d.toJS()).filter((o) => o?.kind === 'Plan');
+  const plans = YAML.parseAllDocuments(text)
+    .map((d) => d.toJS())
+    .filter((o) => o?.kind === 'Plan');
   const p = plans.find((o) => o.metadata?.name === 'k3s-server') ?? plans[0];
   if (!p) return {};
   const w = p.spec?.window;
@@ -30,8 +32,8 @@ export async function downgrades(fleet: Fleet, gitopsDir: string): Promise<strin
   for (const s of sitesWithPlans(fleet)) {
     const g = await plansInTree(gitopsDir, s);
     const want = ringVersion(fleet, ringOf(s));
-    if (g?.version && /^v1\.\d+\.\d+\+k3s\d+$/.test(g.version) && compareK3s(want, g.version) < 0) out.push(`${s.id} (${ringOf(s)} ring) runs K3s ${g.version} per ${upgradesPath(s)}/plans.yaml; the inventory now gives it ${want}`);
+    if (g?.version && /^v1\.\d+\.\d+\+k3s\d+$/.test(g.version) && compareK3s(want, g.version) < 0)
+      out.push(`${s.id} (${ringOf(s)} ring) runs K3s ${g.version} per ${upgradesPath(s)}/plans.yaml; the inventory now gives it ${want}`);
   }
   return out;
 }
-

@@ -93,7 +93,7 @@ export async function writeGitopsTree(dir: string, files: ScaffoldFile[], opts: 
     // remove directories a prune left empty (never a directory that still holds anything)
     for (const e of plan.entries.filter((x) => x.action === 'delete')) {
       let d = path.dirname(target(dir, e.path));
-      while (d.startsWith(path.resolve(dir) + path.sep) || (d.startsWith(dir + path.sep))) {
+      while (d.startsWith(path.resolve(dir) + path.sep) || d.startsWith(dir + path.sep)) {
         try {
           await fs.rmdir(d);
         } catch {

@@ -25,7 +25,10 @@ export interface GitopsUpdate {
 export async function updateGitopsRepo(fleet: Fleet, o: GitopsUpdate): Promise<WriteTreeResult> {
   // a K3s downgrade is refused before anything is written: K3s does not support going back
   const down = await downgrades(fleet, o.dir);
-  if (down.length) throw new UserError(`downgrade refused: ${down.join('; ')}. K3s cannot go back to an older release (its datastore may be migrated already); set the ring's version to at least what it runs. Nothing was written.`);
+  if (down.length)
+    throw new UserError(
+      `downgrade refused: ${down.join('; ')}. K3s cannot go back to an older release (its datastore may be migrated already); set the ring's version to at least what it runs. Nothing was written.`,
+    );
   let files;
   try {
     const bundle = await loadFluxBundle(fleet, o.inventory, o.cwd);

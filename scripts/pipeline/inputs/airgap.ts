@@ -45,7 +45,11 @@ export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: s
   // the archives are hashed once, here (they are the large files: hundreds of MiB each)
   const digests = new Map<string, FileDigest>();
   const archiveProblems = await imageArchiveProblems(fleet, inventoryPath, { hash: true, digests });
-  if (archiveProblems.length) throw new InventoryError(fleet.file, archiveProblems.map((p) => ({ ...p, message: `${p.message}. Nothing was written.` })));
+  if (archiveProblems.length)
+    throw new InventoryError(
+      fleet.file,
+      archiveProblems.map((p) => ({ ...p, message: `${p.message}. Nothing was written.` })),
+    );
   for (const r of releases) {
     const dir = path.resolve(path.dirname(inventoryPath), r.bundle);
     for (const [key, name] of Object.entries(K3S_AIRGAP) as [keyof typeof K3S_AIRGAP, string][]) {
@@ -55,7 +59,9 @@ export async function stageAirgap(fleet: Fleet, inventoryPath: string, outDir: s
       try {
         got = await sha256OfFile(src);
       } catch (err) {
-        throw new UserError(`K3s airgap bundle: cannot read ${src} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ${r.key}.bundle in ${fleet.file} must name a directory holding ${Object.values(K3S_AIRGAP).join(', ')} of K3s ${r.version} (the ${r.ring} ring's release). Nothing was written.`);
+        throw new UserError(
+          `K3s airgap bundle: cannot read ${src} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ${r.key}.bundle in ${fleet.file} must name a directory holding ${Object.values(K3S_AIRGAP).join(', ')} of K3s ${r.version} (the ${r.ring} ring's release). Nothing was written.`,
+        );
       }
       if (got.sha256 !== sha256) {
         throw new UserError(

@@ -13,7 +13,7 @@ export async function sourceDateEpoch(env: NodeJS.ProcessEnv, inventory: string)
   }
   try {
     const { stdout } = await promisify(execFile)('git', ['log', '-1', '--format=%ct', '--', path.basename(inventory)], { cwd: path.dirname(inventory) });
-    if (/^\d+$/.test(stdout.trim())) return { epoch: Number(stdout.trim()), from: 'the inventory\'s last git commit' };
+    if (/^\d+$/.test(stdout.trim())) return { epoch: Number(stdout.trim()), from: "the inventory's last git commit" };
   } catch {
     /* not in git */
   }

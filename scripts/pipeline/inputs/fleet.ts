@@ -12,6 +12,10 @@ export async function loadFleet(ctx: { common: { inventory: string }; io: { cwd:
   const fleet = await loadInventoryFile(path.resolve(ctx.io.cwd, file), file);
   // a profile whose memory budget leaves too little for workloads is refused like any inventory problem
   const memory = memoryProblems(fleet);
-  if (memory.length) throw new InventoryError(file, memory.map((m) => ({ ...fleet.profileRamAt[m.profile], message: m.message })));
+  if (memory.length)
+    throw new InventoryError(
+      file,
+      memory.map((m) => ({ ...fleet.profileRamAt[m.profile], message: m.message })),
+    );
   return fleet;
 }

@@ -17,7 +17,9 @@ export async function loadFluxBundle(fleet: Pick<Fleet, 'gitops'>, inventoryPath
   try {
     return { bundle: new Uint8Array(await fs.readFile(file)), ...(registryCa ? { registryCa } : {}) };
   } catch (err) {
-    throw new Error(`Flux bundle ${inst.file} (${file}): cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Put the pinned Flux ${fleet.gitops.flux.version} install.yaml there; nothing is downloaded at build time.`);
+    throw new Error(
+      `Flux bundle ${inst.file} (${file}): cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Put the pinned Flux ${fleet.gitops.flux.version} install.yaml there; nothing is downloaded at build time.`,
+    );
   }
 }
 
@@ -30,7 +32,9 @@ async function loadRegistryCa(fleet: Pick<Fleet, 'gitops'>, inventoryPath: strin
   try {
     bytes = await fs.readFile(file);
   } catch (err) {
-    throw new Error(`gitops.oci.caFile ${oci.caFile} (${file}): cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); it is the CA of the registry's certificate, which every device pins`);
+    throw new Error(
+      `gitops.oci.caFile ${oci.caFile} (${file}): cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); it is the CA of the registry's certificate, which every device pins`,
+    );
   }
   if (!bytes.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new Error(`gitops.oci.caFile ${oci.caFile}: not a PEM certificate`);
   return new Uint8Array(bytes);

@@ -42,19 +42,28 @@ export async function imageArchiveProblems(
       const got = await sha256OfFile(file);
       o.digests?.set(file, got);
       if (got.sha256 !== pin.sha256) {
-        const hint = pin.sha256 === PLACEHOLDER_SHA256 ? ' (the pin is the all-zeros placeholder: put the archive\'s real sha256 there)' : ': it is not the pinned archive; fetch it again, or if you changed versions on purpose, update the pin';
+        const hint =
+          pin.sha256 === PLACEHOLDER_SHA256
+            ? " (the pin is the all-zeros placeholder: put the archive's real sha256 there)"
+            : ': it is not the pinned archive; fetch it again, or if you changed versions on purpose, update the pin';
         out.push({ ...pin.at.sha256, message: `${what}: ${file} has sha256 ${got.sha256} but the inventory pins ${pin.sha256}${hint}` });
         continue;
       }
       // the archive must hold the image it is pinned for, or the kubelet would still pull that one
       const refs = await archiveImageRefs(file).catch((err: Error) => [`unreadable: ${err.message}`]);
       if (refs && !archiveHolds(refs, pin.image)) {
-        out.push({ ...pin.at.entry, message: `${what}: the archive holds ${refs.length ? refs.join(', ') : 'no named image (no RepoTags in manifest.json, no name annotation in index.json)'}, not ${pin.image}; save it with the image's name (skopeo copy docker://${pin.image} docker-archive:FILE:${pin.image})` });
+        out.push({
+          ...pin.at.entry,
+          message: `${what}: the archive holds ${refs.length ? refs.join(', ') : 'no named image (no RepoTags in manifest.json, no name annotation in index.json)'}, not ${pin.image}; save it with the image's name (skopeo copy docker://${pin.image} docker-archive:FILE:${pin.image})`,
+        });
       }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-      out.push({ ...pin.at.file, message: `${what}: cannot read ${file} (${why}); put the archive there (e.g. \`skopeo copy docker://${pin.image} docker-archive:${pin.file}:${pin.image}\` on a machine with access) — nothing is downloaded at build time` });
+      out.push({
+        ...pin.at.file,
+        message: `${what}: cannot read ${file} (${why}); put the archive there (e.g. \`skopeo copy docker://${pin.image} docker-archive:${pin.file}:${pin.image}\` on a machine with access) — nothing is downloaded at build time`,
+      });
     }
   }
   return out;
@@ -70,7 +79,9 @@ export function imageArchiveWarnings(fleet: Pick<Fleet, 'k3s' | 'imageArchives'>
     );
   }
   if (fleet.imageArchives.length && fleet.k3s.install.mode !== 'airgap') {
-    out.push(`${fleet.imageArchives.length} image archive(s) are pinned, but k3s.install.mode is ${fleet.k3s.install.mode}: only an airgap install delivers them; online devices pull these images from their registries (or the site's registry mirror)`);
+    out.push(
+      `${fleet.imageArchives.length} image archive(s) are pinned, but k3s.install.mode is ${fleet.k3s.install.mode}: only an airgap install delivers them; online devices pull these images from their registries (or the site's registry mirror)`,
+    );
   }
   return out;
 }

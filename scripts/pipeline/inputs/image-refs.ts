@@ -47,10 +47,14 @@ export function archiveHolds(refs: string[], image: string): boolean {
 function tarEntries(tar: Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   let longName: string | undefined;
-  for (let off = 0; off + 512 <= tar.length; ) {
+  for (let off = 0; off + 512 <= tar.length;) {
     const h = tar.subarray(off, off + 512);
     if (h.every((b) => b === 0)) break;
-    const field = (a: number, n: number) => h.subarray(a, a + n).toString('utf8').replace(/\0.*$/s, '');
+    const field = (a: number, n: number) =>
+      h
+        .subarray(a, a + n)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
     const size = parseInt(field(124, 12).trim() || '0', 8);
     const type = String.fromCharCode(h[156] || 48);
     const prefix = field(345, 155);

@@ -27,7 +27,10 @@ async function readTree(dir: string): Promise<TarFile[]> {
 }
 
 async function isDir(p: string): Promise<boolean> {
-  return fs.stat(p).then((s) => s.isDirectory(), () => false);
+  return fs.stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** `gitops`: the tree to measure (an explicit --gitops DIR must exist; the build's OUT/gitops is used when present). */
@@ -37,10 +40,13 @@ export async function planInputs(fleet: Fleet, o: { inventory: string; cwd: stri
   if (await isDir(path.resolve(o.cwd, tree))) {
     inp.treeFetch = await measureTreeFetch(path.resolve(o.cwd, tree), tree);
     inp.siteArtifacts = siteArtifactSizes(fleet, await readTree(path.resolve(o.cwd, tree)));
-  }
-  else if (o.gitops) throw new UsageError(`--gitops ${o.gitops}: no such directory`);
+  } else if (o.gitops) throw new UsageError(`--gitops ${o.gitops}: no such directory`);
   const want = qualifiedImage(k3sUpgradeImage(fleet, fleet.k3s.version).ref);
   const pin = fleet.imageArchives.find((a) => a.component === 'k3s-upgrade' && qualifiedImage(a.image) === want);
-  if (pin) inp.upgradeImageBytes = await fs.stat(path.resolve(o.cwd, path.dirname(o.inventory), pin.file)).then((s) => s.size, () => undefined);
+  if (pin)
+    inp.upgradeImageBytes = await fs.stat(path.resolve(o.cwd, path.dirname(o.inventory), pin.file)).then(
+      (s) => s.size,
+      () => undefined,
+    );
   return inp;
 }

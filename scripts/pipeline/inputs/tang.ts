@@ -16,7 +16,9 @@ export async function loadAdvertisements(inventoryFile: string, devices: Resolve
       let p = byFile.get(file);
       if (!p) {
         p = readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-          throw new Error(`${d.id}: cannot read the tang advertisement ${t.advertisement} (${file}): ${e.code ?? e.message}. Save it on a trusted network with: curl -sf ${t.url}/adv > ${t.advertisement}`);
+          throw new Error(
+            `${d.id}: cannot read the tang advertisement ${t.advertisement} (${file}): ${e.code ?? e.message}. Save it on a trusted network with: curl -sf ${t.url}/adv > ${t.advertisement}`,
+          );
         });
         byFile.set(file, p);
       }

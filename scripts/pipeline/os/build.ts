@@ -21,7 +21,10 @@ import type { AbBaseManifest, OsManifest } from '../../manifest/types.ts';
 export async function osCertificate(fleet: Fleet, keysDir: string): Promise<string | undefined> {
   if (!fleet.os) return undefined;
   const cert = await readOsCert(keysDir);
-  if (!cert) throw new UserError(`${fleet.file} has os:, but ${path.join(keysDir, 'os-update')}/ holds no OS-update key: \`edgeforge os bundle\` makes it with the first bundle (the bundles os.releases names are signed with it). Nothing was written.`);
+  if (!cert)
+    throw new UserError(
+      `${fleet.file} has os:, but ${path.join(keysDir, 'os-update')}/ holds no OS-update key: \`edgeforge os bundle\` makes it with the first bundle (the bundles os.releases names are signed with it). Nothing was written.`,
+    );
   return cert;
 }
 
@@ -46,7 +49,12 @@ export function osManifest(fleet: Fleet): OsManifest | undefined {
  * The A/B base for the devices this build gives a disk delta: the input rearranged into two root slots, slot A
  * holding the release os.releases says was made from this very image. Undefined when none of them has OS updates.
  */
-export async function abBaseFor(fleet: Fleet, devices: ResolvedDevice[], base: { given: string; path: string; sha256: string }, outDir: string): Promise<{ base: PreparedBase; manifest: AbBaseManifest; reused: boolean } | undefined> {
+export async function abBaseFor(
+  fleet: Fleet,
+  devices: ResolvedDevice[],
+  base: { given: string; path: string; sha256: string },
+  outDir: string,
+): Promise<{ base: PreparedBase; manifest: AbBaseManifest; reused: boolean } | undefined> {
   const os = fleet.os;
   if (!os) return undefined;
   const input = await prepareBase({ path: base.path, sha256: base.sha256 });

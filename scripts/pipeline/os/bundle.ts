@@ -84,7 +84,8 @@ export async function makeOsBundle(o: BundleOptions): Promise<BundleResult> {
     await fh.close();
   }
   const layout: OsLayout = o.layout ?? (table.scheme === 'gpt' ? 'uefi-gpt' : 'raspi-mbr');
-  if ((layout === 'uefi-gpt') !== (table.scheme === 'gpt')) throw new UserError(`--layout ${layout} needs a ${layout === 'uefi-gpt' ? 'GPT' : 'MBR'} base image; ${o.baseImage} has ${table.scheme.toUpperCase()}`);
+  if ((layout === 'uefi-gpt') !== (table.scheme === 'gpt'))
+    throw new UserError(`--layout ${layout} needs a ${layout === 'uefi-gpt' ? 'GPT' : 'MBR'} base image; ${o.baseImage} has ${table.scheme.toUpperCase()}`);
   const { boot, root } = basePartitions(table.partitions, layout);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'edgeforge-os-bundle-'));
   try {

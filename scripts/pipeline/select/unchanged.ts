@@ -25,7 +25,8 @@ export async function previousBuild(outDir: string, secrets: SecretsSource): Pro
   const [bytes, sig] = await Promise.all([fs.readFile(file).catch(() => undefined), fs.readFile(file + '.asc', 'utf8').catch(() => undefined)]);
   if (!bytes) return {};
   if (!sig) return { untrusted: `${MANIFEST_NAME}.asc is missing (the previous build was not signed)` };
-  if (!(await secrets.verifySignature(bytes, sig))) return { untrusted: `${MANIFEST_NAME}.asc is not a good signature over ${MANIFEST_NAME} by the fleet's build key (edited, damaged, or signed by another key)` };
+  if (!(await secrets.verifySignature(bytes, sig)))
+    return { untrusted: `${MANIFEST_NAME}.asc is not a good signature over ${MANIFEST_NAME} by the fleet's build key (edited, damaged, or signed by another key)` };
   try {
     return { manifest: parseManifest(bytes, file) };
   } catch (err) {

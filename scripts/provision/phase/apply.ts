@@ -130,7 +130,11 @@ export async function apply(run: DeviceRun, enterApply: () => void): Promise<voi
   if (r.code !== 0) {
     // the program's own last words say what to fix (it is safe to re-run; we do not retry it blindly), and
     // its status file where it stands: the step, the attempt, whether the device's service retries it
-    const failed = r.stderr.split('\n').filter((l) => /FAILED/.test(l)).pop() ?? lastErr;
+    const failed =
+      r.stderr
+        .split('\n')
+        .filter((l) => /FAILED/.test(l))
+        .pop() ?? lastErr;
     const st = await readFirstbootState(run, 'apply', run.timeouts.verify);
     if (st) run.log.line(`apply: ${describeFirstboot(st)}`);
     const kind = r.code === FIRSTBOOT.exitPermanent ? 'permanent failure: not retried' : 'temporary failure';

@@ -68,7 +68,11 @@ async function measureSpace(run: DeviceRun, facts: Facts, timeoutMs: number): Pr
   if (root === undefined || staging === undefined) {
     run.log.line('preflight: the SFTP server does not answer statvfs@openssh.com: asking df');
     const r = await run.session!.exec(`df -Pk ${shq(rootDir)} ${shq(stagingDir)}`, { timeoutMs });
-    const avail = r.stdout.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[3]));
+    const avail = r.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => Number(l.trim().split(/\s+/)[3]));
     [root, staging] = [avail[0], avail[1] ?? avail[0]];
   }
   facts.rootFreeKiB = Number.isFinite(root) ? root! : 0;
@@ -107,7 +111,13 @@ async function readFacts(run: DeviceRun, timeoutMs: number): Promise<{ facts: Fa
     throw new PhaseError('preflight', `the read-only checks failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`, false);
   }
   const stdout = got.before;
-  run.log.line(`preflight: ${stdout.trim().split('\n').filter((l) => !l.startsWith('applied=') && !l.startsWith('fb.')).join(' ')}`);
+  run.log.line(
+    `preflight: ${stdout
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('applied=') && !l.startsWith('fb.'))
+      .join(' ')}`,
+  );
   const kv = parseFacts(stdout);
   const facts: Facts = {
     root: kv.root ?? '',
@@ -165,7 +175,9 @@ async function checkSpace(run: DeviceRun, facts: Facts, timeoutMs: number, probl
   }
   const needKiB = Math.ceil((run.bundle.bytes * 2) / 1024) + 64 * 1024;
   if (facts.stagingFreeKiB && facts.stagingFreeKiB < needKiB) {
-    problems.push(`only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}${path.posix.dirname(STAGING_PREFIX)}; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`);
+    problems.push(
+      `only ${Math.floor(facts.stagingFreeKiB / 1024)} MiB free in ${facts.root}${path.posix.dirname(STAGING_PREFIX)}; the bundle needs about ${Math.ceil(needKiB / 1024)} MiB (staging + installed copy)`,
+    );
   }
 }
 

@@ -128,14 +128,19 @@ export async function upload(run: DeviceRun): Promise<string> {
     for (const { f, file } of large) {
       let last = 0;
       await sftpCall((cb) =>
-        s.fastPut(file, `${staging}/${f.rel}`, {
-          mode: f.mode,
-          step: (total: number) => {
-            done += total - last;
-            last = total;
-            progress(done);
+        s.fastPut(
+          file,
+          `${staging}/${f.rel}`,
+          {
+            mode: f.mode,
+            step: (total: number) => {
+              done += total - last;
+              last = total;
+              progress(done);
+            },
           },
-        }, (err) => cb(err)),
+          (err) => cb(err),
+        ),
       );
       done += f.bytes - last;
     }

@@ -26,7 +26,11 @@ export async function verify(run: DeviceRun): Promise<string> {
   }
   const got = appliedHash(text);
   if (got !== run.bundle.hash) {
-    throw new PhaseError('verify', `${file} records bundle ${got || '(none)'}, but this build's bundle is ${run.bundle.hash}: the first-boot program did not finish recording; see the device log`, false);
+    throw new PhaseError(
+      'verify',
+      `${file} records bundle ${got || '(none)'}, but this build's bundle is ${run.bundle.hash}: the first-boot program did not finish recording; see the device log`,
+      false,
+    );
   }
   run.log.line(`verify: ${file} records bundle ${got}`);
   return got;

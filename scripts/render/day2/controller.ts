@@ -128,9 +128,21 @@ export function controllerObjects(fleet: Pick<Fleet, 'k3s'>): Record<string, unk
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: UPGRADE_NAMESPACE, annotations: { ...KEEP } } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: UPGRADE_SERVICE_ACCOUNT, namespace: UPGRADE_NAMESPACE } },
     clusterRole(),
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: CONTROLLER_NAME }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME }, subjects: [subject] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: CONTROLLER_NAME },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME },
+      subjects: [subject],
+    },
     namespacedRole(),
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: CONTROLLER_NAME, namespace: UPGRADE_NAMESPACE }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER_NAME }, subjects: [subject] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: CONTROLLER_NAME, namespace: UPGRADE_NAMESPACE },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER_NAME },
+      subjects: [subject],
+    },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${CONTROLLER_NAME}-env`, namespace: UPGRADE_NAMESPACE }, data: controllerEnv(fleet) },
     deployment(fleet),
   ];

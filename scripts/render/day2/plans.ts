@@ -41,7 +41,10 @@ export function sitePlans(s: ResolvedSite, fleet: Pick<Fleet, 'k3s'>): Record<st
     spec: {
       ...common,
       nodeSelector: { matchExpressions: [{ key: CONTROL_PLANE, operator: 'In', values: ['true'] }] },
-      tolerations: [{ key: 'CriticalAddonsOnly', operator: 'Exists' }, { key: CONTROL_PLANE, operator: 'Exists', effect: 'NoSchedule' }],
+      tolerations: [
+        { key: 'CriticalAddonsOnly', operator: 'Exists' },
+        { key: CONTROL_PLANE, operator: 'Exists', effect: 'NoSchedule' },
+      ],
       // single node: nothing to drain to; multi-node: keep new pods off the server while its K3s restarts
       cordon: multi,
       upgrade: { image },

@@ -27,8 +27,17 @@ export function day2ScaffoldFiles(fleet: Fleet): Day2File[] {
   const sites = sitesWithPlans(fleet);
   if (!sites.length) return [];
   const files: Day2File[] = [
-    { path: `${CONTROLLER_PATH}/kustomization.yaml`, body: kustomization(['controller.yaml']), about: `The K3s upgrade controller (system-upgrade-controller ${controllerVersion(fleet)}) every cluster runs on its server.\nIts image comes through the site mirror where there is one (k3s.upgrade in the inventory).` },
-    { path: `${CONTROLLER_PATH}/controller.yaml`, body: toYamlStream(controllerObjects(fleet)), about: "RBAC, settings and Deployment of the system-upgrade-controller (edgeforge's own manifests). No Plan CRD:\nthe controller registers its own at every start, so edgeforge ships none (two writers would overwrite each other)." },
+    {
+      path: `${CONTROLLER_PATH}/kustomization.yaml`,
+      body: kustomization(['controller.yaml']),
+      about: `The K3s upgrade controller (system-upgrade-controller ${controllerVersion(fleet)}) every cluster runs on its server.\nIts image comes through the site mirror where there is one (k3s.upgrade in the inventory).`,
+    },
+    {
+      path: `${CONTROLLER_PATH}/controller.yaml`,
+      body: toYamlStream(controllerObjects(fleet)),
+      about:
+        "RBAC, settings and Deployment of the system-upgrade-controller (edgeforge's own manifests). No Plan CRD:\nthe controller registers its own at every start, so edgeforge ships none (two writers would overwrite each other).",
+    },
   ];
   for (const s of sites) {
     const ring = ringOf(s);

@@ -73,7 +73,10 @@ export function upgradeImageArchiveProblems(fleet: Pick<Fleet, 'k3s' | 'sites' |
   const pinned = new Set(fleet.imageArchives.map((p) => qualifiedImage(p.image)));
   return upgradeImages(fleet)
     .filter((i) => !pinned.has(qualifiedImage(i.ref)))
-    .map((i) => `the K3s upgrade path needs ${qualifiedImage(i.ref)} (${i.role}) and k3s.upgrade.images has no archive of it: with k3s.install.mode airgap a new device cannot pull it, and its upgrades wait. Add { image: ${qualifiedImage(i.ref)}, file: …, sha256: … } (\`skopeo copy docker://${qualifiedImage(i.ref)} docker-archive:FILE:${qualifiedImage(i.ref)}\`)`);
+    .map(
+      (i) =>
+        `the K3s upgrade path needs ${qualifiedImage(i.ref)} (${i.role}) and k3s.upgrade.images has no archive of it: with k3s.install.mode airgap a new device cannot pull it, and its upgrades wait. Add { image: ${qualifiedImage(i.ref)}, file: …, sha256: … } (\`skopeo copy docker://${qualifiedImage(i.ref)} docker-archive:FILE:${qualifiedImage(i.ref)}\`)`,
+    );
 }
 
 /**
@@ -87,5 +90,8 @@ export function kubectlSkewProblems(fleet: Pick<Fleet, 'k3s' | 'sites'>): string
   const minor = Number(m[1]);
   return ringVersions(fleet)
     .filter((r) => Math.abs((parseK3sVersion(r.version)?.minor ?? minor) - minor) > 1)
-    .map((r) => `k3s.upgrade.kubectl is ${k.ref} (Kubernetes 1.${minor}) but the ${r.ring} ring runs ${r.version}: kubectl supports one minor of skew, so drains and revocations there would use an unsupported client. Pin a kubectl of that line (k3s.upgrade.kubectl: { ref: docker.io/rancher/kubectl:v1.${parseK3sVersion(r.version)?.minor}.N, sha256: … })`);
+    .map(
+      (r) =>
+        `k3s.upgrade.kubectl is ${k.ref} (Kubernetes 1.${minor}) but the ${r.ring} ring runs ${r.version}: kubectl supports one minor of skew, so drains and revocations there would use an unsupported client. Pin a kubectl of that line (k3s.upgrade.kubectl: { ref: docker.io/rancher/kubectl:v1.${parseK3sVersion(r.version)?.minor}.N, sha256: … })`,
+    );
 }

@@ -73,7 +73,13 @@ function program(d: ResolvedDevice, plan: EncryptionPlan, what: string, files: s
 function unlockProgram(): string {
   const src = shSource('unlock-data.sh');
   const at = src.indexOf('\nset -u\n') + '\nset -u\n'.length;
-  return src.slice(0, at) + layoutShellHeader(src).map((l) => l + '\n').join('') + src.slice(at);
+  return (
+    src.slice(0, at) +
+    layoutShellHeader(src)
+      .map((l) => l + '\n')
+      .join('') +
+    src.slice(at)
+  );
 }
 
 export function unlockUnit(): string {
@@ -92,10 +98,7 @@ export function unlockUnit(): string {
 
 export function k3sDropIn(): string {
   return systemdUnit(
-    [
-      'written by edgeforge: K3s keeps its state and tokens on the encrypted data volume; it starts only once',
-      `the volume is unlocked and mounted (${DATA_VOLUME.unlockUnit} retries until then)`,
-    ],
+    ['written by edgeforge: K3s keeps its state and tokens on the encrypted data volume; it starts only once', `the volume is unlocked and mounted (${DATA_VOLUME.unlockUnit} retries until then)`],
     { Unit: { RequiresMountsFor: DATA_VOLUME.binds.map((b) => b.path).join(' ') } },
   );
 }
@@ -119,10 +122,7 @@ export function encryptionBundleFiles(d: ResolvedDevice, plan: EncryptionPlan, i
   const f = (rel: string, text: string, secret = false) => textFile(`bundle/${rel}`, 'other', text, secret);
   const files = [
     f('encryption/encrypt-data-volume.sh', program(d, plan, 'encrypted data volume', [...ENCRYPTION_SH], 'edv_main')),
-    f(
-      'encryption/unseal-secrets.sh',
-      program(d, plan, 'unsealing of one-time secrets', ['unseal.sh'], 'case ${1:-} in --forget) edv_forget_secrets ;; *) edv_unseal_secrets ;; esac'),
-    ),
+    f('encryption/unseal-secrets.sh', program(d, plan, 'unsealing of one-time secrets', ['unseal.sh'], 'case ${1:-} in --forget) edv_forget_secrets ;; *) edv_unseal_secrets ;; esac')),
     f(`encryption/${path.basename(DATA_VOLUME.unlockProgram)}`, unlockProgram()),
     f(`encryption/${DATA_VOLUME.unlockUnit}`, unlockUnit()),
     f('encryption/k3s-data-volume.conf', k3sDropIn()),

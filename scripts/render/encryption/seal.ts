@@ -26,8 +26,7 @@ export interface SealOptions {
 export const CURVE_ORDERS: Record<string, bigint> = {
   'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
   'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
-  'P-521':
-    0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
+  'P-521': 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
 };
 
 function derive(seed: Uint8Array, label: string, len: number): Buffer {
@@ -52,7 +51,11 @@ export function concatKdf(z: Uint8Array, enc: string, keyBits: number): Buffer {
   const alg = Buffer.from(enc, 'ascii');
   const out: Buffer[] = [];
   for (let i = 1; out.length * 32 < keyBits / 8; i++) {
-    out.push(createHash('sha256').update(Buffer.concat([len32(i), z, len32(alg.length), alg, len32(0), len32(0), len32(keyBits)])).digest());
+    out.push(
+      createHash('sha256')
+        .update(Buffer.concat([len32(i), z, len32(alg.length), alg, len32(0), len32(0), len32(keyBits)]))
+        .digest(),
+    );
   }
   return Buffer.concat(out).subarray(0, keyBits / 8);
 }

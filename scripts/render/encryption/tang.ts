@@ -47,7 +47,11 @@ export function curveOf(jwk: EcJwk): { hash: string; bytes: number; node: string
 /** RFC 7638 JWK thumbprint of an EC key; S256 is what tang-show-keys prints, S1 what old tang printed. */
 export function jwkThumbprint(jwk: EcJwk, alg: 'S256' | 'S1' = 'S256'): string {
   const canon = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y });
-  return b64u(createHash(alg === 'S256' ? 'sha256' : 'sha1').update(canon).digest());
+  return b64u(
+    createHash(alg === 'S256' ? 'sha256' : 'sha1')
+      .update(canon)
+      .digest(),
+  );
 }
 
 export function publicKeyOf(jwk: EcJwk): KeyObject {

@@ -46,7 +46,13 @@ export function firstbootVariables(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s' |
     ['EF_IMAGE_ARCHIVES', imageArchivesVariable(fleet)],
     ['EF_ENCRYPTION_MODE', d.encryption.mode],
     ['EF_USERS', users.join(' ')],
-    ['EF_SUDO_USERS', d.users.filter((u) => u.sudo).map((u) => u.name).join(' ')],
+    [
+      'EF_SUDO_USERS',
+      d.users
+        .filter((u) => u.sudo)
+        .map((u) => u.name)
+        .join(' '),
+    ],
   ];
 }
 

@@ -90,6 +90,8 @@ export function describeRule(r: InboundRule): { proto: string; ports: string; fr
   return {
     proto: r.proto === 'any' ? 'all' : r.proto,
     ports: r.ports.length ? r.ports.join(', ') : r.proto === 'icmp' ? '-' : 'all',
-    from: [r.iif ? `interfaces ${r.iif.join(', ')}` : '', r.from === 'any' ? (r.iif ? '' : 'anywhere') : r.from.join(', '), r.sport !== undefined ? `source port ${r.sport}` : ''].filter(Boolean).join(', '),
+    from: [r.iif ? `interfaces ${r.iif.join(', ')}` : '', r.from === 'any' ? (r.iif ? '' : 'anywhere') : r.from.join(', '), r.sport !== undefined ? `source port ${r.sport}` : '']
+      .filter(Boolean)
+      .join(', '),
   };
 }

@@ -46,5 +46,9 @@ export function firstbootCommand(): string {
 
 /** cloud-init runcmd: enable the unit (so a reboot resumes it) and start it without waiting (runcmd runs inside cloud-final) */
 export function firstbootRuncmd(): string[][] {
-  return [['systemctl', 'daemon-reload'], ['systemctl', 'enable', FIRSTBOOT.unit], ['systemctl', 'start', '--no-block', FIRSTBOOT.unit]];
+  return [
+    ['systemctl', 'daemon-reload'],
+    ['systemctl', 'enable', FIRSTBOOT.unit],
+    ['systemctl', 'start', '--no-block', FIRSTBOOT.unit],
+  ];
 }

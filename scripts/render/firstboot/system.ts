@@ -7,11 +7,7 @@ import { NFTABLES_FILE } from '../../device/layout.ts';
 import { systemdUnit } from '../systemd/unit.ts';
 
 export function sysctlConf(): string {
-  return [
-    '# written by edgeforge: K3s runs with protect-kernel-defaults: true, and the kubelet exits unless these hold',
-    ...PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `${k} = ${v}`),
-    '',
-  ].join('\n');
+  return ['# written by edgeforge: K3s runs with protect-kernel-defaults: true, and the kubelet exits unless these hold', ...PROTECT_KERNEL_SYSCTLS.map(([k, v]) => `${k} = ${v}`), ''].join('\n');
 }
 
 export function sshdConf(): string {

@@ -58,9 +58,25 @@ export function renderFluxBootstrap(d: ResolvedDevice, fleet: Fleet, secrets: Fl
   const poll = devicePollInterval(d.id, fleet.gitops.interval);
   const [components, secretsFile, sync] = FLUX_BOOTSTRAP_FILES;
   return [
-    textFile(`${FLUX_BOOTSTRAP_DIR}/${components}`, 'flux-bootstrap', fluxComponentsYaml(fleet, cls, input, header(d, `Flux ${fleet.gitops.flux.version} controllers (${cls} sizing, ${d.profile.ramMiB} MiB board)`))),
-    textFile(`${FLUX_BOOTSTRAP_DIR}/${secretsFile}`, 'flux-bootstrap', toYamlStream(fluxSecretObjects(d, fleet, secrets, input.registryCa), header(d, usesOci(fleet) ? 'registry pull credential, pinned registry CA, SOPS keys (one-time secrets)' : 'Git deploy key, pinned known_hosts, SOPS keys (one-time secrets)')), true),
-    textFile(`${FLUX_BOOTSTRAP_DIR}/${sync}`, 'flux-bootstrap', toYamlStream(fluxSyncObjects(d, fleet), header(d, `${usesOci(fleet) ? 'OCIRepository' : 'GitRepository'} (every ${poll.text}) and Kustomizations for ${devicePath(d)}`))),
+    textFile(
+      `${FLUX_BOOTSTRAP_DIR}/${components}`,
+      'flux-bootstrap',
+      fluxComponentsYaml(fleet, cls, input, header(d, `Flux ${fleet.gitops.flux.version} controllers (${cls} sizing, ${d.profile.ramMiB} MiB board)`)),
+    ),
+    textFile(
+      `${FLUX_BOOTSTRAP_DIR}/${secretsFile}`,
+      'flux-bootstrap',
+      toYamlStream(
+        fluxSecretObjects(d, fleet, secrets, input.registryCa),
+        header(d, usesOci(fleet) ? 'registry pull credential, pinned registry CA, SOPS keys (one-time secrets)' : 'Git deploy key, pinned known_hosts, SOPS keys (one-time secrets)'),
+      ),
+      true,
+    ),
+    textFile(
+      `${FLUX_BOOTSTRAP_DIR}/${sync}`,
+      'flux-bootstrap',
+      toYamlStream(fluxSyncObjects(d, fleet), header(d, `${usesOci(fleet) ? 'OCIRepository' : 'GitRepository'} (every ${poll.text}) and Kustomizations for ${devicePath(d)}`)),
+    ),
   ];
 }
 

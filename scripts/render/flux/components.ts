@@ -100,7 +100,9 @@ function meta(d: Record<string, unknown>): Record<string, unknown> {
 function keep(d: Record<string, unknown>, selected: Set<string>): boolean {
   if (d.kind === 'CustomResourceDefinition') {
     const group = (d.spec as { group?: string } | undefined)?.group;
-    const owners = Object.entries(API_GROUP).filter(([, g]) => g === group).map(([c]) => c);
+    const owners = Object.entries(API_GROUP)
+      .filter(([, g]) => g === group)
+      .map(([c]) => c);
     return owners.length === 0 || owners.some((c) => selected.has(c));
   }
   const owner = OWNED_BY[String(meta(d).name)];
@@ -156,10 +158,7 @@ function patchDeployment(d: Record<string, unknown>, cls: SizingClass, storage: 
     const vols = (pod.volumes ?? []) as Record<string, any>[];
     const dataMount = (c.volumeMounts ?? []).find((m: Record<string, any>) => m.mountPath === '/data');
     const volName = dataMount?.name ?? 'data';
-    const vol =
-      storage === 'pvc'
-        ? { name: volName, persistentVolumeClaim: { claimName: SOURCE_PVC } }
-        : { name: volName, hostPath: { path: SOURCE_HOSTPATH, type: 'DirectoryOrCreate' } };
+    const vol = storage === 'pvc' ? { name: volName, persistentVolumeClaim: { claimName: SOURCE_PVC } } : { name: volName, hostPath: { path: SOURCE_HOSTPATH, type: 'DirectoryOrCreate' } };
     const i = vols.findIndex((v) => v.name === volName);
     if (i >= 0) vols[i] = vol;
     else vols.push(vol);

@@ -31,7 +31,9 @@ export function fluxImageArchiveProblems(fleet: Pick<Fleet, 'gitops' | 'k3s' | '
   const out: string[] = [];
   for (const [image, users] of fluxControllerImages(fleet, bundle)) {
     if (!pinned.has(image)) {
-      out.push(`the Flux bundle's ${users.join(', ')} run${users.length === 1 ? 's' : ''} ${image}, which has no pinned archive in gitops.flux.install.images: with k3s.install.mode airgap nothing can pull it. Add { image: ${image}, file: …, sha256: … } (an archive made with \`skopeo copy docker://${image} docker-archive:FILE:${image}\` or \`docker save\`)`);
+      out.push(
+        `the Flux bundle's ${users.join(', ')} run${users.length === 1 ? 's' : ''} ${image}, which has no pinned archive in gitops.flux.install.images: with k3s.install.mode airgap nothing can pull it. Add { image: ${image}, file: …, sha256: … } (an archive made with \`skopeo copy docker://${image} docker-archive:FILE:${image}\` or \`docker save\`)`,
+      );
     }
   }
   return out;

@@ -46,7 +46,13 @@ function ociSecretObjects(d: ResolvedDevice, fleet: Pick<Fleet, 'gitops'>, s: Fl
   const password = registryPullPassword(s.deployKeyPrivate);
   const auth = { username: d.id, password, auth: b64(`${d.id}:${password}`) };
   return [
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: GIT_SECRET, namespace: FLUX_NS, labels }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64(JSON.stringify({ auths: { [host]: auth } })) } },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: GIT_SECRET, namespace: FLUX_NS, labels },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': b64(JSON.stringify({ auths: { [host]: auth } })) },
+    },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: REGISTRY_CA_SECRET, namespace: FLUX_NS, labels }, type: 'Opaque', data: { 'ca.crt': Buffer.from(registryCa).toString('base64') } },
   ];
 }

@@ -238,12 +238,26 @@ function fluxKustomization(
  * copy, so the two never overwrite each other), and the site's Plans can only be applied once that CRD exists.
  */
 export function upgradeControllerSync(): Record<string, unknown> {
-  return fluxKustomization(UPGRADE_CONTROLLER_KUSTOMIZATION, { interval: SYNC_TUNING.deviceInterval, timeout: SYNC_TUNING.selfTimeout, path: `./${UPGRADE_CONTROLLER_PATH}`, prune: true, wait: true, dependsOn: [FLUX_NS] });
+  return fluxKustomization(UPGRADE_CONTROLLER_KUSTOMIZATION, {
+    interval: SYNC_TUNING.deviceInterval,
+    timeout: SYNC_TUNING.selfTimeout,
+    path: `./${UPGRADE_CONTROLLER_PATH}`,
+    prune: true,
+    wait: true,
+    dependsOn: [FLUX_NS],
+  });
 }
 
 /** The site's upgrade Plans, after the controller is up (a first apply before its CRD exists is retried). */
 export function upgradesSync(d: Pick<ResolvedDevice, 'region' | 'site'>): Record<string, unknown> {
-  return fluxKustomization(UPGRADES_KUSTOMIZATION, { interval: SYNC_TUNING.deviceInterval, timeout: SYNC_TUNING.selfTimeout, path: `./${upgradesPath(d)}`, prune: true, wait: false, dependsOn: [UPGRADE_CONTROLLER_KUSTOMIZATION] });
+  return fluxKustomization(UPGRADES_KUSTOMIZATION, {
+    interval: SYNC_TUNING.deviceInterval,
+    timeout: SYNC_TUNING.selfTimeout,
+    path: `./${upgradesPath(d)}`,
+    prune: true,
+    wait: false,
+    dependsOn: [UPGRADE_CONTROLLER_KUSTOMIZATION],
+  });
 }
 
 /** The device's desired state: clusters/<region>/<site>/<device>. */

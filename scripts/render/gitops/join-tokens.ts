@@ -98,10 +98,32 @@ export function revokedAgentObjects(agentId: string, kubectl: string): Record<st
     },
     { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name, labels }, spec: { policyName: name, validationActions: ['Deny'] } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'kube-system', labels } },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: sa, labels }, rules: [{ apiGroups: [''], resources: ['nodes'], resourceNames: [agentId], verbs: ['get', 'delete'] }] },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: sa, labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }] },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: 'kube-system', labels }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [passwordSecret], verbs: ['get', 'delete'] }] },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: 'kube-system', labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: sa, labels },
+      rules: [{ apiGroups: [''], resources: ['nodes'], resourceNames: [agentId], verbs: ['get', 'delete'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: sa, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: sa, namespace: 'kube-system', labels },
+      rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [passwordSecret], verbs: ['get', 'delete'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: sa, namespace: 'kube-system', labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }],
+    },
     { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: job, namespace: 'kube-system', labels }, spec: { backoffLimit: 20, template } },
   ];
 }
@@ -113,7 +135,10 @@ function jobName(agentId: string, template: unknown): string {
 }
 
 export function revokedAgentYaml(agentId: string, kubectl: string): string {
-  return toYamlStream(revokedAgentObjects(agentId, kubectl), `edgeforge: ${agentId} was revoked. Keeps its node credentials from re-registering and deletes its Node\nand node-password Secret. Keep this file: removing it lets a re-registered node be re-admitted.`);
+  return toYamlStream(
+    revokedAgentObjects(agentId, kubectl),
+    `edgeforge: ${agentId} was revoked. Keeps its node credentials from re-registering and deletes its Node\nand node-password Secret. Keep this file: removing it lets a re-registered node be re-admitted.`,
+  );
 }
 
 export function joinTokensKustomization(server: Pick<ResolvedDevice, 'id'>, files: string[]): string {

@@ -72,11 +72,22 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
   for (const d of fluxDevices) add(`.sops/devices/${d.id}.asc`, managedArmor(keys.deviceSops.get(d.id)!.publicArmored), 'edgeforge');
 
   // bases and rings
-  add('infrastructure/base/kustomization.yaml', seedYaml(kustomization({ resources: ['namespace.yaml'] }), 'Shared infrastructure every device runs (namespaces, policies, node agents).\nRegion overlays include it: overlays/regions/<region>/kustomization.yaml.'), 'operator');
+  add(
+    'infrastructure/base/kustomization.yaml',
+    seedYaml(
+      kustomization({ resources: ['namespace.yaml'] }),
+      'Shared infrastructure every device runs (namespaces, policies, node agents).\nRegion overlays include it: overlays/regions/<region>/kustomization.yaml.',
+    ),
+    'operator',
+  );
   add('infrastructure/base/namespace.yaml', seedYaml(toYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'edge-system' } })), 'operator');
   add('apps/base/kustomization.yaml', seedYaml(kustomization({ resources: ['namespace.yaml'] }), 'Workloads at the version every device runs. Change versions in apps/canary first.'), 'operator');
   add('apps/base/namespace.yaml', seedYaml(toYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps' } })), 'operator');
-  add('apps/stable/kustomization.yaml', seedYaml(kustomization({ resources: ['../base'] }), 'The stable ring: what non-canary sites run. Keep it equal to apps/base;\npromote a change by moving it from apps/canary into apps/base.'), 'operator');
+  add(
+    'apps/stable/kustomization.yaml',
+    seedYaml(kustomization({ resources: ['../base'] }), 'The stable ring: what non-canary sites run. Keep it equal to apps/base;\npromote a change by moving it from apps/canary into apps/base.'),
+    'operator',
+  );
   add(
     'apps/canary/kustomization.yaml',
     seedYaml(
@@ -96,7 +107,14 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
   // Flux's own components, once per sizing class the fleet uses (devices reference them from flux-system/)
   const classes = [...new Set(fluxDevices.map((d) => sizingClassFor(d.profile.ramMiB)))].sort() as SizingClass[];
   for (const cls of classes) {
-    add(`infrastructure/flux-system/${cls}/kustomization.yaml`, managedYaml(kustomization({ resources: ['components.yaml'] }), `Flux ${fleet.gitops.flux.version} for ${cls === 'small' ? '2 GB' : '4 GB and larger'} devices. Upgrade Flux here (edgeforge gitops after changing the inventory pin).`), 'edgeforge');
+    add(
+      `infrastructure/flux-system/${cls}/kustomization.yaml`,
+      managedYaml(
+        kustomization({ resources: ['components.yaml'] }),
+        `Flux ${fleet.gitops.flux.version} for ${cls === 'small' ? '2 GB' : '4 GB and larger'} devices. Upgrade Flux here (edgeforge gitops after changing the inventory pin).`,
+      ),
+      'edgeforge',
+    );
     add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(fluxComponentsYaml(fleet, cls, input)), 'edgeforge');
   }
 
@@ -105,7 +123,14 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
 
   // overlays: region -> site -> device
   for (const r of fleet.regions) {
-    add(`${regionOverlay(r.name)}/kustomization.yaml`, seedYaml(kustomization({ resources: ['../../../infrastructure/base'] }), `Region overlay ${r.name}${r.description ? ` (${r.description})` : ''}: patches here apply to every site of the region.`), 'operator');
+    add(
+      `${regionOverlay(r.name)}/kustomization.yaml`,
+      seedYaml(
+        kustomization({ resources: ['../../../infrastructure/base'] }),
+        `Region overlay ${r.name}${r.description ? ` (${r.description})` : ''}: patches here apply to every site of the region.`,
+      ),
+      'operator',
+    );
     for (const s of r.sites) {
       const ring = siteRing(s);
       add(
@@ -157,7 +182,14 @@ function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: Res
   // a multi-node server: its agents' join tokens (written with an admin key by `gitops --to` and `revoke`)
   if (d.cluster.kind === 'multi-node-server') add(`${joinTokensPath(d)}/kustomization.yaml`, joinTokensKustomization(d, []), 'operator');
   const poll = devicePollInterval(d.id, fleet.gitops.interval);
-  add(`${dir}/flux-system/gotk-sync.yaml`, managedYaml(toYamlStream(fluxSyncObjects(d, fleet)), `Polls every ${poll.text} (${fleet.gitops.interval} + ${poll.offsetSeconds}s for ${d.id}).\nSuspend for a maintenance window in sync-patch.yaml beside this file (yours).`), 'edgeforge');
+  add(
+    `${dir}/flux-system/gotk-sync.yaml`,
+    managedYaml(
+      toYamlStream(fluxSyncObjects(d, fleet)),
+      `Polls every ${poll.text} (${fleet.gitops.interval} + ${poll.offsetSeconds}s for ${d.id}).\nSuspend for a maintenance window in sync-patch.yaml beside this file (yours).`,
+    ),
+    'edgeforge',
+  );
 }
 
 function readme(fleet: Fleet): string {

@@ -37,7 +37,10 @@ const uniqSorted = (xs: string[]) => [...new Set(xs)].sort();
 
 export function missingKeys(fleet: Fleet, keys: GitopsPublicKeys): string[] {
   const problems: string[] = [];
-  const devices = fleet.active.filter(runsFlux).filter((d) => !keys.deviceSops.has(d.id)).map((d) => d.id);
+  const devices = fleet.active
+    .filter(runsFlux)
+    .filter((d) => !keys.deviceSops.has(d.id))
+    .map((d) => d.id);
   if (devices.length) problems.push(`no SOPS public key for device(s) ${devices.slice(0, 10).join(', ')}${devices.length > 10 ? ` and ${devices.length - 10} more` : ''}`);
   const sites = fleet.sites.filter((s) => s.devices.some(runsFlux) && !keys.siteSops.has(s.id)).map((s) => s.id);
   if (sites.length) problems.push(`no SOPS public key for site(s) ${sites.slice(0, 10).join(', ')}${sites.length > 10 ? ` and ${sites.length - 10} more` : ''}`);
@@ -56,7 +59,11 @@ export function sopsRules(fleet: Fleet, keys: GitopsPublicKeys): SopsRule[] {
     }
   }
   for (const s of fleet.sites) {
-    const devs = s.devices.filter(runsFlux).map((d) => keys.deviceSops.get(d.id)).filter((k): k is PgpPublic => !!k).map(fpr);
+    const devs = s.devices
+      .filter(runsFlux)
+      .map((d) => keys.deviceSops.get(d.id))
+      .filter((k): k is PgpPublic => !!k)
+      .map(fpr);
     rules.push({ scope: `site ${s.id}`, path_regex: `(^|/)(clusters|overlays/sites)/${s.region}/${s.name}/`, recipients: uniqSorted([...siteKey(s.id), ...devs, ...admins]) });
   }
   for (const r of fleet.regions) {

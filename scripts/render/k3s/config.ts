@@ -22,10 +22,19 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   e.push({ key: 'node-name', value: d.id, comment: 'unique per device: the inventory id' });
   if (d.cluster.kind === 'multi-node-agent') {
     e.push({ key: 'server', value: d.cluster.serverUrl, comment: `joins ${d.cluster.serverId}` });
-    e.push({ key: 'token-file', value: K3S_AGENT_TOKEN_FILE, comment: `this agent's own bootstrap token for ${d.siteId}'s cluster (its server accepts it, no other agent holds it; valid for k3s.joinWindow after issue), kept on the encrypted volume` });
+    e.push({
+      key: 'token-file',
+      value: K3S_AGENT_TOKEN_FILE,
+      comment: `this agent's own bootstrap token for ${d.siteId}'s cluster (its server accepts it, no other agent holds it; valid for k3s.joinWindow after issue), kept on the encrypted volume`,
+    });
   } else {
     e.push({ key: 'token-file', value: K3S_TOKEN_FILE, comment: 'generated per device by edgeforge, kept on the encrypted volume' });
-    if (d.cluster.kind === 'multi-node-server') e.push({ key: 'agent-token-file', value: K3S_AGENT_TOKEN_FILE, comment: `no agent carries it (without it agents could join with the server token): ${d.cluster.agents.join(', ')} join with their own bootstrap tokens` });
+    if (d.cluster.kind === 'multi-node-server')
+      e.push({
+        key: 'agent-token-file',
+        value: K3S_AGENT_TOKEN_FILE,
+        comment: `no agent carries it (without it agents could join with the server token): ${d.cluster.agents.join(', ')} join with their own bootstrap tokens`,
+      });
     e.push({ key: 'write-kubeconfig-mode', value: '0600', comment: 'kubeconfig is cluster-admin: root only' });
     e.push({ key: 'secrets-encryption', value: true, comment: 'Secrets encrypted at rest in the datastore' });
     e.push({ key: 'flannel-backend', value: 'wireguard-native', comment: 'pod traffic between nodes is encrypted (needs the wireguard kernel module)' });
@@ -37,7 +46,11 @@ export function k3sConfigEntries(d: ResolvedDevice, fleet: Pick<Fleet, 'k3s'>): 
   }
   if (d.network.mode === 'static') e.push({ key: 'node-ip', value: d.network.ip });
   if (d.registryMirror && supportsNoDefaultEndpoint(fleet.k3s.version)) {
-    e.push({ key: 'disable-default-registry-endpoint', value: true, comment: `images of ${d.registryMirror.registries.join(', ')} come only through the site mirror (registries.yaml): no fallback to the public registry behind the site firewall` });
+    e.push({
+      key: 'disable-default-registry-endpoint',
+      value: true,
+      comment: `images of ${d.registryMirror.registries.join(', ')} come only through the site mirror (registries.yaml): no fallback to the public registry behind the site firewall`,
+    });
   }
   e.push({ key: 'protect-kernel-defaults', value: true, comment: 'kubelet refuses to run if the kernel sysctls were changed (the seed sets them)' });
   const labels = [`edgeforge.dev/site=${d.site}`, `edgeforge.dev/region=${d.region}`, `edgeforge.dev/profile=${d.profileName}`, ...Object.entries(d.labels).map(([k, v]) => `${k}=${v}`)];

@@ -40,11 +40,16 @@ export interface Footprint {
 export const K3S_SERVER_FOOTPRINT: Footprint = {
   mib: 768,
   what: 'K3s server with SQLite and a workload, Pi 4B',
-  source: 'K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling): measured on K3s v1.19.2; the page now reports 1588 M for K3s v1.26.5 with all packaged components and Prometheus/Grafana on the node, a stack edgeforge does not run; no figure is published for K3s with traefik, servicelb and metrics-server disabled',
+  source:
+    'K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling): measured on K3s v1.19.2; the page now reports 1588 M for K3s v1.26.5 with all packaged components and Prometheus/Grafana on the node, a stack edgeforge does not run; no figure is published for K3s with traefik, servicelb and metrics-server disabled',
 };
 export const K3S_AGENT_FOOTPRINT: Footprint = { mib: 268, what: 'K3s agent, Pi 4B', source: 'K3s docs, "Resource Profiling" (docs.k3s.io/reference/resource-profiling): measured on K3s v1.26.5' };
 // 64-bit Raspberry Pi OS Lite (Bookworm) after boot with SSH: 125.4 MiB used (top), docs.printercow.com/guide/32bit-vs-64bit.html
-export const OS_FOOTPRINT: Footprint = { mib: 126, what: 'Raspberry Pi OS Lite 64-bit, idle with sshd', source: '"32-bit vs 64-bit Raspberry Pi OS Lite", docs.printercow.com/guide/32bit-vs-64bit.html' };
+export const OS_FOOTPRINT: Footprint = {
+  mib: 126,
+  what: 'Raspberry Pi OS Lite 64-bit, idle with sshd',
+  source: '"32-bit vs 64-bit Raspberry Pi OS Lite", docs.printercow.com/guide/32bit-vs-64bit.html',
+};
 
 export function tuningFor(profile: Profile, role: 'server' | 'agent'): Tuning {
   const ram = profile.ramMiB;

@@ -24,7 +24,8 @@ export type OciSettings = NonNullable<Fleet['gitops']['oci']>;
 /** The fleet's OCI settings, or a clear error when the transport is oci without them. */
 export function ociSettings(fleet: Pick<Fleet, 'gitops'>): OciSettings {
   const o = fleet.gitops.oci;
-  if (!o) throw new FluxConfigError('gitops.transport is oci but gitops.oci is not set: name the registry, the repository prefix and its CA (gitops.oci: {registry, repository, caFile}; docs/gitops.md)');
+  if (!o)
+    throw new FluxConfigError('gitops.transport is oci but gitops.oci is not set: name the registry, the repository prefix and its CA (gitops.oci: {registry, repository, caFile}; docs/gitops.md)');
   return o;
 }
 

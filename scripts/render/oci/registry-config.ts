@@ -58,7 +58,9 @@ const deviceUser = (p: RegistryPull): AccessUser => ({ name: p.username, verifie
  */
 export function centralAccess(fleet: Pick<Fleet, 'gitops' | 'sites'>, pulls: RegistryPull[], publisherVerifier: string, cacheVerifiers: Map<string, string>): AccessFile {
   const oci = ociSettings(fleet);
-  const caches = fleet.sites.filter((s) => cacheVerifiers.has(s.id)).map((s) => ({ name: siteCacheUser(s.id), verifier: cacheVerifiers.get(s.id)!, access: [{ repository: siteRepository(fleet, s), actions: ['pull' as const] }] }));
+  const caches = fleet.sites
+    .filter((s) => cacheVerifiers.has(s.id))
+    .map((s) => ({ name: siteCacheUser(s.id), verifier: cacheVerifiers.get(s.id)!, access: [{ repository: siteRepository(fleet, s), actions: ['pull' as const] }] }));
   return {
     format: ACCESS_FORMAT,
     service: TOKEN_SERVICE,

@@ -25,7 +25,13 @@ export function grubEnvBlock(vars: [string, string][]): Buffer {
 
 /** The environment a new card starts with: slot A holds the base and is good; slot B is empty and never tried. */
 export function initialGrubEnv(): [string, string][] {
-  return [['ORDER', 'A B'], ['A_OK', '1'], ['A_TRY', '0'], ['B_OK', '0'], ['B_TRY', '0']];
+  return [
+    ['ORDER', 'A B'],
+    ['A_OK', '1'],
+    ['A_TRY', '0'],
+    ['B_OK', '0'],
+    ['B_TRY', '0'],
+  ];
 }
 
 export interface GrubSlot {
@@ -54,8 +60,14 @@ export interface GrubOptions {
  */
 export function grubConfig(o: GrubOptions): string {
   const args = o.args.join(' ');
-  const pick = (cond: string) =>
-    ['for s in ${ORDER}; do', '  if [ -z "${slot}" ]; then', '    if [ "${s}" = "A" ]; then ok="${A_OK}"; try="${A_TRY}"; else ok="${B_OK}"; try="${B_TRY}"; fi', `    if ${cond}; then slot="\${s}"; fi`, '  fi', 'done'];
+  const pick = (cond: string) => [
+    'for s in ${ORDER}; do',
+    '  if [ -z "${slot}" ]; then',
+    '    if [ "${s}" = "A" ]; then ok="${A_OK}"; try="${A_TRY}"; else ok="${B_OK}"; try="${B_TRY}"; fi',
+    `    if ${cond}; then slot="\${s}"; fi`,
+    '  fi',
+    'done',
+  ];
   const entries = o.slots.flatMap((s) => [
     `menuentry "edgeforge slot ${s.name}" --id ${s.name} {`,
     `  linux (\${disk},gpt${s.partition})${o.kernel} root=PARTUUID=${s.partuuid.toLowerCase()} rauc.slot=${s.name} panic=10 ${args} \${edgeforge_args}`,
@@ -72,12 +84,12 @@ export function grubConfig(o: GrubOptions): string {
     'if [ -z "${ORDER}" ]; then set ORDER="A B"; set A_OK=1; set A_TRY=0; set B_OK=1; set B_TRY=0; fi',
     '# the disk GRUB was loaded from (the ESP is on it): "hd0,gpt1" -> "hd0"',
     // (single quotes: in double quotes GRUB reads "$" before the closing quote as a variable)
-    "regexp --set 1:disk '^(.*),gpt[0-9]+$' \"${root}\"",
+    'regexp --set 1:disk \'^(.*),gpt[0-9]+$\' "${root}"',
     'set slot=""',
     ...pick('[ "${ok}" = "1" -a "${try}" = "0" ]'),
     ...pick('[ "${ok}" = "1" ]'),
     'if [ -z "${slot}" ]; then for s in ${ORDER}; do if [ -z "${slot}" ]; then slot="${s}"; fi; done; fi',
-    '# this boot uses the slot\'s one try: only `rauc status mark-good` (the health check) gives it back',
+    "# this boot uses the slot's one try: only `rauc status mark-good` (the health check) gives it back",
     // (the initramfs finds root=PARTUUID= in lower case only: found booting the A/B card)
     // (fallback takes an entry's number in GRUB 2.06, not its id: A is entry 0, B entry 1)
     'if [ "${slot}" = "A" ]; then set A_TRY=1; save_env --file "${envfile}" A_TRY; set other=1; else set B_TRY=1; save_env --file "${envfile}" B_TRY; set other=0; fi',
@@ -96,6 +108,9 @@ export function autobootTxt(normal: number, trial: number): string {
 
 /** A slot's cmdline.txt: the base's line with root= pointing at the slot's root and rauc.slot= naming it. */
 export function slotCmdline(line: string, rootDevice: string, slot: SlotName): string {
-  const tokens = line.trim().split(/\s+/).filter((t) => t && !t.startsWith('root=') && !t.startsWith('rauc.slot=') && !t.startsWith('panic='));
+  const tokens = line
+    .trim()
+    .split(/\s+/)
+    .filter((t) => t && !t.startsWith('root=') && !t.startsWith('rauc.slot=') && !t.startsWith('panic='));
   return [...tokens, `root=${rootDevice}`, `rauc.slot=${slot}`, 'panic=10'].join(' ') + '\n';
 }

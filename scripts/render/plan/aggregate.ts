@@ -15,10 +15,13 @@ export interface SiteClass {
   inbound: string;
 }
 
-const sshKind = (s: SitePlan) => (s.sshFrom.startsWith('anywhere') ? 'anywhere (ssh.allowFrom: any)' : s.sshFrom.startsWith('nowhere') ? 'closed (no managementSubnet)' : "the site's management subnet");
-const inboundKind = (s: SitePlan) => (!s.inbound ? 'none' : s.inbound.includes('from anywhere') ? `${s.inboundPorts.join(', ')} from anywhere` : `${s.inboundPorts.join(', ')} between the site's nodes`);
+const sshKind = (s: SitePlan) =>
+  s.sshFrom.startsWith('anywhere') ? 'anywhere (ssh.allowFrom: any)' : s.sshFrom.startsWith('nowhere') ? 'closed (no managementSubnet)' : "the site's management subnet";
+const inboundKind = (s: SitePlan) =>
+  !s.inbound ? 'none' : s.inbound.includes('from anywhere') ? `${s.inboundPorts.join(', ')} from anywhere` : `${s.inboundPorts.join(', ')} between the site's nodes`;
 const clusterKind = (s: SitePlan) => (s.multiNode ? 'one multi-node cluster (server + agents)' : 'single-node clusters (SQLite)');
-const encryptionKind = (s: SitePlan) => (s.encryptionMode === 'none' ? 'none' : `${s.encryptionMode}${s.tangRequired ? ' (tang must answer)' : ''}, secrets on the seed ${s.secretsOnSeed === 'sealed' ? 'sealed' : 'in clear'}`);
+const encryptionKind = (s: SitePlan) =>
+  s.encryptionMode === 'none' ? 'none' : `${s.encryptionMode}${s.tangRequired ? ' (tang must answer)' : ''}, secrets on the seed ${s.secretsOnSeed === 'sealed' ? 'sealed' : 'in clear'}`;
 
 /** Sites grouped by what an architect compares: cluster shape, network, encryption, mirror, SSH, inbound ports. */
 export function siteClasses(p: PlanData): SiteClass[] {

@@ -19,20 +19,62 @@ export function appendixMarkdown(fleet: Fleet, p: PlanData): string {
       ['site', 'location', 'devices', 'K3s', 'network', 'encryption', 'registry mirror', 'SSH from', 'other inbound', 'window', 'offline'],
       p.sites.map((s) => {
         const w = windows.get(s.id);
-        return [`${s.id}${s.canary ? ' (canary)' : ''}`, s.location, s.devices, s.cluster, s.network, s.encryption, s.registryMirror ?? '-', s.sshFrom, s.inbound || 'none', w ? `${w.window} (${w.source})` : '-', s.unlock];
+        return [
+          `${s.id}${s.canary ? ' (canary)' : ''}`,
+          s.location,
+          s.devices,
+          s.cluster,
+          s.network,
+          s.encryption,
+          s.registryMirror ?? '-',
+          s.sshFrom,
+          s.inbound || 'none',
+          w ? `${w.window} (${w.source})` : '-',
+          s.unlock,
+        ];
       }),
       ALL,
     ),
     '',
   );
-  o.push('## A reboot while tang is unreachable', '', table(['site', 'what happens', 'option'], p.sites.map((s) => [s.id, s.tangOutage.reboot, s.tangOutage.option]), ALL), '');
+  o.push(
+    '## A reboot while tang is unreachable',
+    '',
+    table(
+      ['site', 'what happens', 'option'],
+      p.sites.map((s) => [s.id, s.tangOutage.reboot, s.tangOutage.option]),
+      ALL,
+    ),
+    '',
+  );
   o.push('## Inbound ports per site', '', 'Devices of a site with the same rules share rows.', '');
-  o.push(table(['site', 'devices', 'protocol', 'ports', 'from', 'why'], p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why]), ALL), '');
+  o.push(
+    table(
+      ['site', 'devices', 'protocol', 'ports', 'from', 'why'],
+      p.ports.map((r) => [r.site, r.devices.length > 3 ? `${r.devices.slice(0, 2).join(', ')} … (${r.devices.length})` : r.devices.join(', '), r.proto, r.ports, r.from, r.why]),
+      ALL,
+    ),
+    '',
+  );
   o.push('## Outbound per site', '');
-  o.push(table(['site', 'host', 'port', 'when', 'why', 'devices'], p.sites.flatMap((s) => s.egress.map((e) => [s.id, e.host, e.port, e.when, e.why, e.devices ? e.devices.join(', ') : 'all'])), ALL), '');
+  o.push(
+    table(
+      ['site', 'host', 'port', 'when', 'why', 'devices'],
+      p.sites.flatMap((s) => s.egress.map((e) => [s.id, e.host, e.port, e.when, e.why, e.devices ? e.devices.join(', ') : 'all'])),
+      ALL,
+    ),
+    '',
+  );
   o.push('## K3s config of every profile and role', '', ...configBlocks(p.k3s.profiles));
   o.push('## Devices', '');
-  o.push(table(['device', 'site', 'profile', 'role', 'address', 'encryption', 'Flux', 'ring'], p.devices.map((d) => [d.id, d.site, d.profile, d.role, d.address ?? 'dhcp', d.encryption, d.flux ? 'yes' : 'no', d.ring]), ALL), '');
+  o.push(
+    table(
+      ['device', 'site', 'profile', 'role', 'address', 'encryption', 'Flux', 'ring'],
+      p.devices.map((d) => [d.id, d.site, d.profile, d.role, d.address ?? 'dhcp', d.encryption, d.flux ? 'yes' : 'no', d.ring]),
+      ALL,
+    ),
+    '',
+  );
   return o.join('\n').trimEnd() + '\n';
 }
 

@@ -65,7 +65,7 @@ export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
         'A running device got its archives at first boot only: a new k3s-upgrade image reaches it through its site registry mirror (`registryMirror`, which K3s uses through registries.yaml).',
         rolloutInProgress(fleet)
           ? `Before \`edgeforge rollout promote\` (stable ring to ${target}): \`${images.find((i) => i.ref.endsWith(target.replace('+', '-')))?.pull ?? target}\` in the mirror of every stable site (${stableSites.map((s) => s.id).join(', ') || 'none'}) and its archive in \`k3s.upgrade.images\`. Promote moves ${target}'s airgap files from \`k3s.install.canary\` to \`k3s.install\`; rebuild the images afterwards so new devices of every site install ${target}.`
-          : 'Before setting k3s.canaryVersion: the new version\'s k3s-upgrade image in the mirror of every canary site, its archive in `k3s.upgrade.images`, and its airgap files in `k3s.install.canary` (bundle and sha256; validate requires them), then rebuild the images; before promoting, the image in every other site\'s mirror.',
+          : "Before setting k3s.canaryVersion: the new version's k3s-upgrade image in the mirror of every canary site, its archive in `k3s.upgrade.images`, and its airgap files in `k3s.install.canary` (bundle and sha256; validate requires them), then rebuild the images; before promoting, the image in every other site's mirror.",
         noMirror.length
           ? `Sites without a registry mirror (${noMirror.join(', ')}) cannot pull a new k3s-upgrade image: give them a mirror, or upgrade them with a new fleet base (build with the new airgap bundle and archives, reflash) — their Plans would wait in the window and fail to pull.`
           : 'Every stable site has a registry mirror.',
@@ -81,7 +81,7 @@ export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
   ];
   const expires = [
     'K3s CA certificates: 10 years from first start; a restart does not renew them. Rotating them is `k3s certificate rotate-ca`, per cluster, by hand: edgeforge does nothing about it yet (the renewal check logs their expiry).',
-    "Flux deploy keys, SSH host keys, SOPS keys: no expiry (edgeforge creates them without one); they end by rotation (`edgeforge keys rotate`) or revocation.",
+    'Flux deploy keys, SSH host keys, SOPS keys: no expiry (edgeforge creates them without one); they end by rotation (`edgeforge keys rotate`) or revocation.',
     `Agents' join tokens: k3s.joinWindow (${fleet.k3s.joinWindow ?? '30d'}) after \`edgeforge gitops --to\` writes them (by the clock) — only the first join needs them; it rewrites one with fewer than ${joinWindowDays(fleet) / 2} days left (with an admin key), and \`gitops --check\` warns before one runs out.`,
     ...[...new Set(ringVersions(fleet).map((r) => r.version))].map((v) => {
       const minor = parseK3sVersion(v)?.minor;
@@ -106,9 +106,9 @@ export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
     ...(fleet.os ? { os: osUpdatesPlan(fleet) } : {}),
     commands: [
       '# start a rollout: set k3s.canaryVersion in the inventory, then',
-      'edgeforge validate && edgeforge gitops --to ../fleet-repo   # the canary sites\' Plans change; commit, push',
+      "edgeforge validate && edgeforge gitops --to ../fleet-repo   # the canary sites' Plans change; commit, push",
       'edgeforge rollout status --gitops ../fleet-repo             # which ring is on which version',
-      'edgeforge rollout promote && edgeforge gitops --to ../fleet-repo   # the stable ring follows, in each site\'s window',
+      "edgeforge rollout promote && edgeforge gitops --to ../fleet-repo   # the stable ring follows, in each site's window",
       'edgeforge rollout diff --gitops ../fleet-repo               # what gitops would change in the Plans',
     ],
   };
@@ -122,28 +122,54 @@ export function day2Markdown(fleet: Fleet, table: (head: string[], rows: (string
     '',
     '### Rings',
     '',
-    table(['ring', 'K3s', 'sites', 'devices'], p.rings.map((r) => [r.ring, r.version, names(r.sites), r.devices])),
+    table(
+      ['ring', 'K3s', 'sites', 'devices'],
+      p.rings.map((r) => [r.ring, r.version, names(r.sites), r.devices]),
+    ),
     '',
     p.rolloutInProgress
       ? `A rollout is in progress: the canary ring runs ${ringVersion(fleet, 'canary')}, the stable ring stays on ${ringVersion(fleet, 'stable')} until \`edgeforge rollout promote\`.`
       : `No rollout in progress. To start one, set \`k3s.canaryVersion\` and run \`edgeforge gitops\`: only canary sites move; the stable ring keeps \`k3s.version\` until \`edgeforge rollout promote\`. A downgrade is refused (validate, gitops).`,
     '',
-    'Single-node clusters are upgraded in place without cordon or drain (there is no other node for their pods); at multi-node sites the server goes first (cordoned), then the agents one at a time, each drained. A new device installs its ring\'s version, so its seed and its Plans agree from the start' + (p.airgapReleases.length ? ` — in this airgap fleet from its ring's airgap files on the image's K3s partition: ${p.airgapReleases.map((r) => `${r.ring} ${r.version} (\`${r.key}\`${r.dir ? `, directory ${r.dir}/` : ', at its root'})`).join('; ')}.` : '.'),
+    "Single-node clusters are upgraded in place without cordon or drain (there is no other node for their pods); at multi-node sites the server goes first (cordoned), then the agents one at a time, each drained. A new device installs its ring's version, so its seed and its Plans agree from the start" +
+      (p.airgapReleases.length
+        ? ` — in this airgap fleet from its ring's airgap files on the image's K3s partition: ${p.airgapReleases.map((r) => `${r.ring} ${r.version} (\`${r.key}\`${r.dir ? `, directory ${r.dir}/` : ', at its root'})`).join('; ')}.`
+        : '.'),
     '',
     '### Maintenance windows',
     '',
-    table(['window', 'time zones', 'from', 'ring', 'sites'], windowRows(fleet).map((w) => [w.window, w.zones.join(', '), w.source, w.ring, names(w.sites)])),
+    table(
+      ['window', 'time zones', 'from', 'ring', 'sites'],
+      windowRows(fleet).map((w) => [w.window, w.zones.join(', '), w.source, w.ring, names(w.sites)]),
+    ),
     '',
     `${p.industry.sitesUsingIt.length ? `${p.industry.sitesUsingIt.length} site(s) declare no window and get the ${p.industry.key} preset's (${p.industry.window}, ${p.industry.why}), in the site's time zone` : 'Every site declares its own window'}; the presets of every industry are in section "Industry". Override with \`maintenanceWindow\` on defaults, a region or a site.`,
     '',
     '### Upgrade path',
     '',
-    table(['image', 'for', 'digest pinned'], p.images.map((i) => [`\`${i.pull}\``, i.role, i.pinned ? 'yes' : 'no (tag only; pin in k3s.upgrade)'])),
+    table(
+      ['image', 'for', 'digest pinned'],
+      p.images.map((i) => [`\`${i.pull}\``, i.role, i.pinned ? 'yes' : 'no (tag only; pin in k3s.upgrade)']),
+    ),
     '',
     ...p.stage.map((x) => `- ${x}`),
     '',
   );
   if (p.examplePlan) o.push(`One Plan as rendered (\`${p.examplePlan.path}\`):`, '', '```yaml', p.examplePlan.yaml.trimEnd(), '```', '');
-  o.push('```bash', ...p.commands, '```', '', ...osUpdatesMarkdown(fleet, table), '### Certificate renewal', '', ...p.renewal.map((x) => `- ${x}`), '', '### What else expires', '', ...p.expires.map((x) => `- ${x}`), '');
+  o.push(
+    '```bash',
+    ...p.commands,
+    '```',
+    '',
+    ...osUpdatesMarkdown(fleet, table),
+    '### Certificate renewal',
+    '',
+    ...p.renewal.map((x) => `- ${x}`),
+    '',
+    '### What else expires',
+    '',
+    ...p.expires.map((x) => `- ${x}`),
+    '',
+  );
   return o;
 }

@@ -18,7 +18,10 @@ export const CANARY_MAX_PERCENT = 20;
  */
 export const BROKER_REPORTS_PER_SEC = 50;
 /** test/status/fleet-status.test.ts: 2,000 devices, each a new TLS connection with one MQTT v5 publish, 64 at a time. */
-export const BROKER_MEASURED = { perSec: 117, basis: 'Mosquitto 2.0.11 took 2,000 TLS connections with one report each in 17.1 s (≈ 117/s), the clients on the same 2-core machine at load 7 (test/status/fleet-status.test.ts, 2026-12-07)' };
+export const BROKER_MEASURED = {
+  perSec: 117,
+  basis: 'Mosquitto 2.0.11 took 2,000 TLS connections with one report each in 17.1 s (≈ 117/s), the clients on the same 2-core machine at load 7 (test/status/fleet-status.test.ts, 2026-12-07)',
+};
 
 export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
   const out: Decision[] = [];
@@ -28,7 +31,7 @@ export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
   out.push({
     decision: 'a read-only Git mirror at the site',
     threshold: `≥ ${GIT_MIRROR_AT} Flux devices at a site`,
-    why: 'every device makes a full shallow clone of each new commit and polls every interval: a mirror turns the site\'s N clones and polls into one incremental fetch from the central host',
+    why: "every device makes a full shallow clone of each new commit and polls every interval: a mirror turns the site's N clones and polls into one incremental fetch from the central host",
     here: `${bigGit.length} of ${fleet.sites.length} site(s) qualify; ${bigGit.length - gitMissing.length} have one`,
     action: gitMissing.length ? `add \`gitops.mirrors\` for ${counted(gitMissing, 'site')}` : 'nothing',
     needsPerson: gitMissing.length > 0,
@@ -38,7 +41,7 @@ export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
   out.push({
     decision: 'a registry pull-through cache at the site',
     threshold: `≥ ${REGISTRY_CACHE_AT} devices at a site`,
-    why: 'without it every device pulls every image (and each K3s upgrade image) over the site\'s uplink itself',
+    why: "without it every device pulls every image (and each K3s upgrade image) over the site's uplink itself",
     here: `${bigReg.length} of ${sites.length} site(s) qualify; ${bigReg.length - regMissing.length} have one`,
     action: regMissing.length ? `add \`registryMirror\` for ${counted(regMissing, 'site')}` : 'nothing',
     needsPerson: regMissing.length > 0,
@@ -51,7 +54,7 @@ export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
   const fewSites = fleet.sites.length < 100 / CANARY_MAX_PERCENT && canarySites.length === 1;
   const ringOk = fleet.sites.length < 2 || fewSites || (share >= CANARY_MIN_PERCENT && share <= CANARY_MAX_PERCENT);
   out.push({
-    decision: 'the canary ring\'s size',
+    decision: "the canary ring's size",
     threshold: `${CANARY_MIN_PERCENT}–${CANARY_MAX_PERCENT}% of the devices (one site when the fleet has fewer than ${100 / CANARY_MAX_PERCENT})`,
     why: 'too small and a fault is not seen before promotion; too large and a bad release hits a large part of the fleet',
     here: `${canarySites.length} canary site(s), ${canaryDevices} of ${active} devices (${share.toFixed(1)}%; ring from ${canarySites[0]?.canarySource ?? 'the inventory'})`,

@@ -43,7 +43,13 @@ function topology(fleet: Fleet, p: PlanData): string {
       for (const s of sites) {
         const id = `s${n++}`;
         const k3s = s.multiNode ? s.cluster.replace(/, each joining.*$/, '') : `${s.devices} × single-node K3s`;
-        edges.push(...siteBox(id, `${s.site}${s.canary ? ' (canary)' : ''}: ${k3s}`, { tang: s.tangRequired || s.encryptionMode.includes('tang'), mirror: !!s.registryMirror, gitMirror: !!fleet.gitops.mirrors?.[s.id] }));
+        edges.push(
+          ...siteBox(id, `${s.site}${s.canary ? ' (canary)' : ''}: ${k3s}`, {
+            tang: s.tangRequired || s.encryptionMode.includes('tang'),
+            mirror: !!s.registryMirror,
+            gitMirror: !!fleet.gitops.mirrors?.[s.id],
+          }),
+        );
       }
     } else {
       for (const c of siteClasses({ ...p, sites })) {

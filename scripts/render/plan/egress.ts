@@ -75,7 +75,8 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
   if (online) {
     const h = hostPort(k3sInstallScriptUrl(fleet.k3s), {});
     out.push({ host: h.host, port: `${h.port}/tcp`, when: 'first boot', why: 'K3s install script, checked against k3s.install.installScriptSha256' });
-    for (const host of K3S_RELEASE_HOSTS) out.push({ host, port: '443/tcp', when: 'first boot', why: `K3s ${deviceInstallVersion(d, fleet)} binary and checksums (its ring's release), fetched by install.sh (k3s.install.mode: online)` });
+    for (const host of K3S_RELEASE_HOSTS)
+      out.push({ host, port: '443/tcp', when: 'first boot', why: `K3s ${deviceInstallVersion(d, fleet)} binary and checksums (its ring's release), fetched by install.sh (k3s.install.mode: online)` });
   }
   // images: through the site's mirror when registries.yaml names one for the registry, else from the registry
   const registries = new Map<string, string>(); // registry -> why
@@ -91,7 +92,12 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
     const pinned = fleet.imageArchives.filter((a) => a.component === 'flux').map((p) => p.image);
     for (const [r, names] of namesByRegistry(inp.fluxImages ?? pinned)) registries.set(r, `Flux's controller images (${names.join(', ')})`);
     if (inp.fluxImages === undefined && !pinned.length) {
-      out.push({ host: `(the registries ${flux.file} names)`, port: '443/tcp', when: 'first boot and after', why: `Flux's controller images: the bundle was not read here, so its registries are not listed (run \`edgeforge plan\` where gitops.flux.install.file is)` });
+      out.push({
+        host: `(the registries ${flux.file} names)`,
+        port: '443/tcp',
+        when: 'first boot and after',
+        why: `Flux's controller images: the bundle was not read here, so its registries are not listed (run \`edgeforge plan\` where gitops.flux.install.file is)`,
+      });
     }
   }
   for (const p of online ? fleet.imageArchives.filter((a) => a.component !== 'flux') : []) registries.set(imageRegistry(p.image), `${p.component}'s images`);
@@ -110,7 +116,12 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
   if (d.registryMirror) {
     const h = hostPort(d.registryMirror.url, { http: 80, https: 443 });
     const what = viaMirror.length ? viaMirror.map(([r, why]) => `${r}: ${why}`).join('; ') : 'workload images';
-    out.push({ host: h.host, port: `${h.port}/tcp`, when: viaMirror.length ? 'first boot and after' : 'after first boot', why: `site registry mirror (registries.yaml) for ${d.registryMirror.registries.join(', ')} — ${what}` });
+    out.push({
+      host: h.host,
+      port: `${h.port}/tcp`,
+      when: viaMirror.length ? 'first boot and after' : 'after first boot',
+      why: `site registry mirror (registries.yaml) for ${d.registryMirror.registries.join(', ')} — ${what}`,
+    });
   }
   // without --disable-default-registry-endpoint (older K3s), containerd still falls back to the registry itself
   const strict = supportsNoDefaultEndpoint(fleet.k3s.version);
@@ -123,8 +134,13 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
   if (runsFlux(d) && usesOci(fleet)) {
     const h = hostPort(`https://${ociPullHost(fleet, d)}`, {});
     const cache = fleet.gitops.oci?.siteCaches?.[d.siteId];
-    out.push({ host: h.host, port: `${h.port}/tcp`, when: 'after first boot', why: `its site's OCI artifact (${cache ? `gitops.oci.siteCaches["${d.siteId}"]` : 'gitops.oci.registry'}), every ${fleet.gitops.interval} plus a per-device offset` });
-    out.push({ host: h.host, port: '5001/tcp', when: 'after first boot', why: 'that registry\'s token issuer, for the device\'s pull token (`registry config --token-port`: 5001 unless changed)' });
+    out.push({
+      host: h.host,
+      port: `${h.port}/tcp`,
+      when: 'after first boot',
+      why: `its site's OCI artifact (${cache ? `gitops.oci.siteCaches["${d.siteId}"]` : 'gitops.oci.registry'}), every ${fleet.gitops.interval} plus a per-device offset`,
+    });
+    out.push({ host: h.host, port: '5001/tcp', when: 'after first boot', why: "that registry's token issuer, for the device's pull token (`registry config --token-port`: 5001 unless changed)" });
   } else if (runsFlux(d)) {
     const g = gitSource(fleet, d);
     const u = new URL(fluxGitUrl(g.url));
@@ -158,8 +174,17 @@ export function siteEgress(s: ResolvedSite, fleet: Fleet, inp: EgressInputs = {}
 export function mirrorGaps(fleet: Fleet, inp: EgressInputs = {}): string[] {
   const out: string[] = [];
   for (const s of fleet.sites) {
-    const gaps = [...new Set(siteEgress(s, fleet, inp).filter((r) => r.why.endsWith('(not covered by the site mirror)')).map((r) => /^registry (\S+):/.exec(r.why)?.[1] ?? r.host))];
-    if (gaps.length) out.push(`site ${s.id} has a registry mirror, but its devices also pull from ${gaps.join(', ')}, which registryMirror.registries does not list: add ${gaps.length === 1 ? 'it' : 'them'} (and to the mirror), or open the firewall for ${gaps.length === 1 ? 'it' : 'them'} (see \`edgeforge plan\`, "Outbound")`);
+    const gaps = [
+      ...new Set(
+        siteEgress(s, fleet, inp)
+          .filter((r) => r.why.endsWith('(not covered by the site mirror)'))
+          .map((r) => /^registry (\S+):/.exec(r.why)?.[1] ?? r.host),
+      ),
+    ];
+    if (gaps.length)
+      out.push(
+        `site ${s.id} has a registry mirror, but its devices also pull from ${gaps.join(', ')}, which registryMirror.registries does not list: add ${gaps.length === 1 ? 'it' : 'them'} (and to the mirror), or open the firewall for ${gaps.length === 1 ? 'it' : 'them'} (see \`edgeforge plan\`, "Outbound")`,
+      );
   }
   return out;
 }

@@ -13,7 +13,12 @@ export interface InboundRule {
 // `[ip saddr X|{ X, Y }] tcp|udp dport N|{ N, M } accept` inside chain input; rules with a source port
 // (DHCP replies to the client's own request) and interface/pod-CIDR rules are not listening ports.
 const RULE = /^(?:ip saddr (\{[^}]*\}|\S+) )?(tcp|udp) dport (\{[^}]*\}|\d+) accept$/;
-const list = (s: string) => s.replace(/[{}]/g, '').split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string) =>
+  s
+    .replace(/[{}]/g, '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** Every (protocol, ports, source) the input chain of a rendered nftables file accepts. */
 export function parseInboundRules(nft: string): InboundRule[] {
@@ -41,9 +46,7 @@ export function deviceExposure(d: ResolvedDevice, fleet: Pick<Fleet, 'active' | 
   const sshPort = d.ssh.port ?? 22;
   const rules = parseInboundRules(nftablesRules(d, fleet));
   const ssh = rules.filter((r) => r.proto === 'tcp' && r.ports.includes(sshPort));
-  const other = rules
-    .map((r) => (r.proto === 'tcp' ? { ...r, ports: r.ports.filter((p) => p !== sshPort) } : r))
-    .filter((r) => r.ports.length);
+  const other = rules.map((r) => (r.proto === 'tcp' ? { ...r, ports: r.ports.filter((p) => p !== sshPort) } : r)).filter((r) => r.ports.length);
   return {
     ssh: !ssh.length ? 'closed' : ssh.some((r) => !r.from) ? 'anywhere' : [...new Set(ssh.flatMap((r) => r.from!))],
     other,

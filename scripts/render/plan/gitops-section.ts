@@ -12,7 +12,7 @@ export function gitopsLayout(fleet: Fleet): string[] {
     'infrastructure/base/         # shared controllers and policies',
     'infrastructure/system-upgrade/   # the K3s upgrade controller',
     'apps/base/, apps/stable/, apps/canary/   # workloads and the two rollout rings',
-    'upgrades/<region>/<site>/    # each site\'s K3s upgrade Plans',
+    "upgrades/<region>/<site>/    # each site's K3s upgrade Plans",
     'overlays/',
   ];
   for (const r of fleet.regions) layout.push(`  regions/${r.name}/          # region overlay: infrastructure + region patches`);
@@ -50,4 +50,3 @@ export function gitopsSection(p: PlanData): string[] {
     '',
   ];
 }
-

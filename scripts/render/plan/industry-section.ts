@@ -11,16 +11,37 @@ export function inForce(fleet: Fleet): InForce[] {
   const by = <T>(key: (s: Fleet['sites'][number]) => [string, string], setting: string, effect: string) => {
     for (const [, ss] of groupBy(fleet.sites, (s) => key(s).join('\0'))) {
       const [value, from] = key(ss[0]);
-      out.push({ setting, value, from: `${from} (${ss.length === fleet.sites.length ? 'every site' : names(ss.map((s) => s.id), 3)})`, effect });
+      out.push({
+        setting,
+        value,
+        from: `${from} (${
+          ss.length === fleet.sites.length
+            ? 'every site'
+            : names(
+                ss.map((s) => s.id),
+                3,
+              )
+        })`,
+        effect,
+      });
     }
   };
-  by((s) => [`${s.window.days.length === 7 ? 'every day' : s.window.days.join(',')} ${s.window.start}-${s.window.end}`, s.window.source], 'maintenance window', 'K3s upgrade Plans and the certificate-renewal check run only inside it (site time zone)');
+  by(
+    (s) => [`${s.window.days.length === 7 ? 'every day' : s.window.days.join(',')} ${s.window.start}-${s.window.end}`, s.window.source],
+    'maintenance window',
+    'K3s upgrade Plans and the certificate-renewal check run only inside it (site time zone)',
+  );
   by((s) => [s.canary ? 'canary' : 'stable', s.canarySource === 'site' ? 'site' : s.canarySource], 'ring', 'canary sites get workload changes and K3s versions first');
   const st = fleet.status;
   out.push(
     st
       ? { setting: 'status period', value: st.period, from: `${st.periodSource} (every site)`, effect: "each device's report timer; a status expires after two periods" }
-      : { setting: 'status period', value: 'none: reporting is off', from: 'no `status:` block', effect: 'none until the inventory has a `status:` block (the preset table gives the period it would get)' },
+      : {
+          setting: 'status period',
+          value: 'none: reporting is off',
+          from: 'no `status:` block',
+          effect: 'none until the inventory has a `status:` block (the preset table gives the period it would get)',
+        },
   );
   by((s) => [s.policy.encryption, s.policy.encryptionSource], 'disk encryption', 'required: validate refuses a site without it; recommended: listed under Risks');
   by((s) => [s.policy.offlineTolerance, s.policy.offlineSource], 'offline tolerance', '`edgeforge status` counts a silent device as needing a person only after this');
@@ -34,7 +55,10 @@ export function industrySection(fleet: Fleet, ds: Decision[]): string[] {
   const row = (label: string, f: (k: string) => string, override: string) => [label, ...keys.map(f), override];
   const P = INDUSTRY_PRESETS;
   const o: string[] = [];
-  o.push(`The fleet's \`industry\` (${fleet.industry}) picks a preset; every value in it is the lowest layer of the inventory, under \`defaults\`, a region and a site. An industry without a preset of its own gets \`other\`.`, '');
+  o.push(
+    `The fleet's \`industry\` (${fleet.industry}) picks a preset; every value in it is the lowest layer of the inventory, under \`defaults\`, a region and a site. An industry without a preset of its own gets \`other\`.`,
+    '',
+  );
   o.push(
     table(head, [
       row('maintenance window (every day)', (k) => `${P[k].window.start}-${P[k].window.end}`, '`maintenanceWindow` on defaults, a region or a site'),
@@ -48,9 +72,21 @@ export function industrySection(fleet: Fleet, ds: Decision[]): string[] {
   const w = P[mine].why;
   o.push(`Why ${mine}: window — ${P[mine].window.why}; canary — ${w.canary}; status — ${w.status}; encryption — ${w.encryption}; offline — ${w.offline}.`, '');
   o.push('### In force in this fleet', '');
-  o.push(table(['setting', 'value', 'from', 'what it changes'], inForce(fleet).map((x) => [x.setting, x.value, x.from, x.effect])), '');
+  o.push(
+    table(
+      ['setting', 'value', 'from', 'what it changes'],
+      inForce(fleet).map((x) => [x.setting, x.value, x.from, x.effect]),
+    ),
+    '',
+  );
   o.push('### Decisions the device count drives', '');
-  o.push(table(['decision', 'threshold', 'why', 'this fleet', 'so'], ds.map((d) => [d.decision, d.threshold, d.why, d.here, d.action])), '');
+  o.push(
+    table(
+      ['decision', 'threshold', 'why', 'this fleet', 'so'],
+      ds.map((d) => [d.decision, d.threshold, d.why, d.here, d.action]),
+    ),
+    '',
+  );
   return o;
 }
 

@@ -17,7 +17,23 @@ export function configExamples(p: PlanData): Profiles {
 
 export function configBlocks(xs: Profiles): string[] {
   const o: string[] = [];
-  for (const x of xs) o.push(`### ${x.profile} — ${x.role} (e.g. \`${x.exampleDevice}\`)`, '', '`/etc/rancher/k3s/config.yaml`:', '', '```yaml', x.config.trimEnd(), '```', '', 'Install (run by the first-boot program):', '', '```bash', x.install, '```', '');
+  for (const x of xs)
+    o.push(
+      `### ${x.profile} — ${x.role} (e.g. \`${x.exampleDevice}\`)`,
+      '',
+      '`/etc/rancher/k3s/config.yaml`:',
+      '',
+      '```yaml',
+      x.config.trimEnd(),
+      '```',
+      '',
+      'Install (run by the first-boot program):',
+      '',
+      '```bash',
+      x.install,
+      '```',
+      '',
+    );
   return o;
 }
 
@@ -28,7 +44,14 @@ export function configDifference(base: Profiles[number], x: Profiles[number]): s
   const baseLines = new Set(base.config.split('\n'));
   const lines = x.config.split('\n');
   const own = new Set(lines.map(keyOf).filter(Boolean));
-  const lacks = [...new Set(base.config.split('\n').map(keyOf).filter((k): k is string => Boolean(k) && !own.has(k)))];
+  const lacks = [
+    ...new Set(
+      base.config
+        .split('\n')
+        .map(keyOf)
+        .filter((k): k is string => Boolean(k) && !own.has(k)),
+    ),
+  ];
   // a changed or new key with its comment and list items, skipping the header and unchanged lines
   const changed: string[] = [];
   let parent = '';
@@ -63,7 +86,18 @@ export function k3sSection(p: PlanData): string[] {
   o.push(
     table(
       ['profile', 'role', 'devices', 'RAM (usable)', 'system-reserved', 'kube-reserved', 'evict (hard/soft)', 'allocatable to pods', 'max-pods', 'logs'],
-      p.k3s.profiles.map((x) => [x.profile, x.role, x.devices, `${x.tuning.ramMiB} (${x.tuning.usableMiB}) MiB`, `${x.tuning.systemReservedMiB} MiB`, `${x.tuning.kubeReservedMiB} MiB`, `${x.tuning.evictionHardMiB}/${x.tuning.evictionSoftMiB} MiB`, `${x.tuning.allocatableMiB} MiB`, x.tuning.maxPods, `${x.tuning.logMaxFiles}×${x.tuning.logMaxSize}`]),
+      p.k3s.profiles.map((x) => [
+        x.profile,
+        x.role,
+        x.devices,
+        `${x.tuning.ramMiB} (${x.tuning.usableMiB}) MiB`,
+        `${x.tuning.systemReservedMiB} MiB`,
+        `${x.tuning.kubeReservedMiB} MiB`,
+        `${x.tuning.evictionHardMiB}/${x.tuning.evictionSoftMiB} MiB`,
+        `${x.tuning.allocatableMiB} MiB`,
+        x.tuning.maxPods,
+        `${x.tuning.logMaxFiles}×${x.tuning.logMaxSize}`,
+      ]),
     ),
     '',
   );
@@ -96,7 +130,16 @@ export function k3sSection(p: PlanData): string[] {
     o.push(
       table(
         ['profile', ...agents[0].agent.parts.map((x) => `${x.name} (request / limit)`), 'agent (request / limit)', `target ${GITOPS_AGENT_TARGET_MB} MB (${target} MiB)`],
-        agents.map((a) => [a.profile, ...a.agent.parts.map((x) => `${x.requestMiB} / ${x.limitMiB} MiB`), `${a.agent.requestMiB} / ${a.agent.limitMiB} MiB`, a.agent.limitMiB <= target ? 'met at the limit' : a.agent.requestMiB <= target ? `met at the request, ${a.agent.limitMiB - target} MiB over at the limit` : `${a.agent.requestMiB - target} MiB over at the request, ${a.agent.limitMiB - target} MiB over at the limit`]),
+        agents.map((a) => [
+          a.profile,
+          ...a.agent.parts.map((x) => `${x.requestMiB} / ${x.limitMiB} MiB`),
+          `${a.agent.requestMiB} / ${a.agent.limitMiB} MiB`,
+          a.agent.limitMiB <= target
+            ? 'met at the limit'
+            : a.agent.requestMiB <= target
+              ? `met at the request, ${a.agent.limitMiB - target} MiB over at the limit`
+              : `${a.agent.requestMiB - target} MiB over at the request, ${a.agent.limitMiB - target} MiB over at the limit`,
+        ]),
       ),
       '',
       `What it would take to meet it: Flux's release install.yaml asks 64 MiB per controller (the fleet pins Flux ${p.gitops.fluxVersion}), so its two controllers alone ask 128 MiB, over the target before any limit; edgeforge already cut the limits from the release's 1 GiB per controller to the figures above (docs/gitops.md, "Controllers"). Meeting ${GITOPS_AGENT_TARGET_MB} MB takes one process that fetches and applies — e.g. a small reconciler pulling an OCI artifact — instead of two controller-runtime processes with their own caches; the budget above counts Flux as it runs today.`,
@@ -106,6 +149,7 @@ export function k3sSection(p: PlanData): string[] {
   const [first, ...others] = configExamples(p);
   if (first) o.push(...configBlocks([first]));
   for (const x of others) o.push(...configDifference(first, x));
-  if (p.k3s.profiles.length > 1 + others.length) o.push(`The other ${p.k3s.profiles.length - 1 - others.length} profile/role combination(s) differ only in the numbers of the tables above; every config in full is in the appendix.`, '');
+  if (p.k3s.profiles.length > 1 + others.length)
+    o.push(`The other ${p.k3s.profiles.length - 1 - others.length} profile/role combination(s) differ only in the numbers of the tables above; every config in full is in the appendix.`, '');
   return o;
 }

@@ -24,7 +24,11 @@ export interface TreeFetch {
  * The same measurement for generated fleets (npm run bench:gitfetch, BENCHMARKS.md "GitOps tree fetch"), as a
  * line: pack bytes ≈ FIXED + PER_DEVICE × Flux devices. Used only when this fleet's own tree was not measured.
  */
-export const TREE_FETCH_MODEL = { fixedBytes: 18065, perFluxDeviceBytes: 1462, source: 'npm run bench:gitfetch (BENCHMARKS.md), 2026-12-07, git 2.39.5: the example fleet (12 Flux devices) 35.6 KB and a generated 2,000-device fleet (1,805) 2.66 MB' };
+export const TREE_FETCH_MODEL = {
+  fixedBytes: 18065,
+  perFluxDeviceBytes: 1462,
+  source: 'npm run bench:gitfetch (BENCHMARKS.md), 2026-12-07, git 2.39.5: the example fleet (12 Flux devices) 35.6 KB and a generated 2,000-device fleet (1,805) 2.66 MB',
+};
 
 export interface LoadInputs {
   treeFetch?: TreeFetch;
@@ -60,10 +64,17 @@ export interface Transport {
 export const BYTES_PER_IDLE_POLL = 7 * 1024;
 
 function fetchBytes(fluxDevices: number, inp: LoadInputs): Cell {
-  if (inp.treeFetch) return { value: human(inp.treeFetch.packBytes), basis: `measured: \`git pack-objects\` of ${inp.treeFetch.from} (${num(inp.treeFetch.files)} files, ${human(inp.treeFetch.treeBytes)}), ${inp.treeFetch.git}` };
+  if (inp.treeFetch)
+    return {
+      value: human(inp.treeFetch.packBytes),
+      basis: `measured: \`git pack-objects\` of ${inp.treeFetch.from} (${num(inp.treeFetch.files)} files, ${human(inp.treeFetch.treeBytes)}), ${inp.treeFetch.git}`,
+    };
   if (TREE_FETCH_MODEL.source) {
     const b = TREE_FETCH_MODEL.fixedBytes + TREE_FETCH_MODEL.perFluxDeviceBytes * fluxDevices;
-    return { value: `≈ ${human(b)}`, basis: `not measured for this tree: ${human(TREE_FETCH_MODEL.fixedBytes)} + ${human(TREE_FETCH_MODEL.perFluxDeviceBytes)} per Flux device, from ${TREE_FETCH_MODEL.source}; \`edgeforge plan --gitops DIR\` measures this fleet's` };
+    return {
+      value: `≈ ${human(b)}`,
+      basis: `not measured for this tree: ${human(TREE_FETCH_MODEL.fixedBytes)} + ${human(TREE_FETCH_MODEL.perFluxDeviceBytes)} per Flux device, from ${TREE_FETCH_MODEL.source}; \`edgeforge plan --gitops DIR\` measures this fleet's`,
+    };
   }
   return { value: 'not measured', basis: 'run `edgeforge build` (it writes OUT/gitops) or pass `--gitops DIR`' };
 }
@@ -84,12 +95,26 @@ export const GIT_TRANSPORT: Transport = {
     const sitesWithCache = fleet.sites.filter((s) => s.devices.some((d) => d.status === 'active' && d.registryMirror)).length;
     const pulls = nodesOutside + sitesWithCache;
     return {
-      pollsPerDay: { value: num(pollsPerDay), basis: `${central.length} device(s) polling the central host every ${fleet.gitops.interval} + their offset${mirroredSites.length ? `, and ${mirroredSites.length} site mirror(s) at the same interval` : ''}` },
+      pollsPerDay: {
+        value: num(pollsPerDay),
+        basis: `${central.length} device(s) polling the central host every ${fleet.gitops.interval} + their offset${mirroredSites.length ? `, and ${mirroredSites.length} site mirror(s) at the same interval` : ''}`,
+      },
       pollsPerSec: { value: (pollsPerDay / 86400).toFixed(2), basis: 'polls a day / 86,400' },
-      idlePerDay: { value: `≈ ${human(pollsPerDay * BYTES_PER_IDLE_POLL)}`, basis: `${BYTES_PER_IDLE_POLL / 1024} KB per unchanged poll (SSH handshake + ref advertisement): an estimate, not measured` },
+      idlePerDay: {
+        value: `≈ ${human(pollsPerDay * BYTES_PER_IDLE_POLL)}`,
+        basis: `${BYTES_PER_IDLE_POLL / 1024} KB per unchanged poll (SSH handshake + ref advertisement): an estimate, not measured`,
+      },
       perCommitDevice: { value: perDevice.value, basis: `a depth-1 clone of the whole tree (source-controller clones every new revision; ignore rules apply after the fetch): ${perDevice.basis}` },
-      perCommitCentral: packBytes !== undefined ? { value: human(central.length * packBytes + mirroredSites.length * packBytes), basis: `${central.length} device clone(s)${mirroredSites.length ? ` + ${mirroredSites.length} mirror fetch(es) (at most a full pack each; an incremental fetch is smaller)` : ''} × ${human(packBytes)}` } : { value: 'not measured', basis: perDevice.basis },
-      statusPerSec: st ? { value: (fleet.active.length / st.periodSec).toFixed(2), basis: `${num(fleet.active.length)} devices, one report every ${st.period} (${st.periodSource}), spread over the period` } : { value: '0', basis: 'status reporting off' },
+      perCommitCentral:
+        packBytes !== undefined
+          ? {
+              value: human(central.length * packBytes + mirroredSites.length * packBytes),
+              basis: `${central.length} device clone(s)${mirroredSites.length ? ` + ${mirroredSites.length} mirror fetch(es) (at most a full pack each; an incremental fetch is smaller)` : ''} × ${human(packBytes)}`,
+            }
+          : { value: 'not measured', basis: perDevice.basis },
+      statusPerSec: st
+        ? { value: (fleet.active.length / st.periodSec).toFixed(2), basis: `${num(fleet.active.length)} devices, one report every ${st.period} (${st.periodSource}), spread over the period` }
+        : { value: '0', basis: 'status reporting off' },
       rolloutPulls: {
         value: inp.upgradeImageBytes ? human(pulls * inp.upgradeImageBytes) : `${num(pulls)} × the image`,
         basis: `${num(nodesOutside)} node(s) without a site registry mirror pull it themselves, ${sitesWithCache} site mirror(s) once each${inp.upgradeImageBytes ? `; ${human(inp.upgradeImageBytes)} per pull (the pinned archive's size)` : '; its size is not in the inventory (pin its archive in k3s.upgrade.images to have it counted)'}`,
@@ -127,20 +152,29 @@ export const OCI_TRANSPORT: Transport = {
     const sizes = new Map((inp.siteArtifacts ?? []).map((a) => [a.site, a.bytes]));
     const sites = fleet.sites.map((s) => ({ id: s.id, devices: s.devices.filter((d) => flux.includes(d)).length, bytes: sizes.get(s.id), cached: Boolean(caches[s.id]) })).filter((s) => s.devices > 0);
     const measured = inp.siteArtifacts !== undefined && sites.every((s) => s.bytes !== undefined);
-    const how = 'each site\'s artifact built from the tree exactly as `edgeforge publish` builds it';
+    const how = "each site's artifact built from the tree exactly as `edgeforge publish` builds it";
     const notMeasured: Cell = { value: 'not measured', basis: 'no GitOps tree: run `edgeforge build` (it writes OUT/gitops) or pass `--gitops DIR`' };
     const largest = [...sites].sort((a, b) => (b.bytes ?? 0) - (a.bytes ?? 0))[0];
     const central = (s: (typeof sites)[number]) => (s.cached ? 1 : s.devices) * (s.bytes ?? 0);
     const oneSite = [...sites].sort((a, b) => central(b) - central(a))[0];
     const cachedSites = sites.filter((s) => s.cached).length;
     return {
-      pollsPerDay: { value: num(pollsPerDay), basis: `${flux.length} device(s) every ${fleet.gitops.interval} + their offset, each a tag check at the central registry${cachedSites ? ` (through ${cachedSites} site cache(s): distribution 2.8 checks the tag upstream on every request)` : ''}` },
+      pollsPerDay: {
+        value: num(pollsPerDay),
+        basis: `${flux.length} device(s) every ${fleet.gitops.interval} + their offset, each a tag check at the central registry${cachedSites ? ` (through ${cachedSites} site cache(s): distribution 2.8 checks the tag upstream on every request)` : ''}`,
+      },
       pollsPerSec: { value: (pollsPerDay / 86400).toFixed(2), basis: 'polls a day / 86,400' },
-      idlePerDay: { value: `≈ ${human(pollsPerDay * BYTES_PER_IDLE_OCI_POLL)}`, basis: `${(BYTES_PER_IDLE_OCI_POLL / 1000).toFixed(1)} KB per unchanged poll (the 401 naming the issuer, a token, the manifest), measured by npm run bench:publish` },
+      idlePerDay: {
+        value: `≈ ${human(pollsPerDay * BYTES_PER_IDLE_OCI_POLL)}`,
+        basis: `${(BYTES_PER_IDLE_OCI_POLL / 1000).toFixed(1)} KB per unchanged poll (the 401 naming the issuer, a token, the manifest), measured by npm run bench:publish`,
+      },
       perCommitDevice: measured && largest ? { value: human(largest.bytes!), basis: `its site's artifact, only when that site's content changed (largest: ${largest.id}); ${how}` } : notMeasured,
       perCommitCentral:
         measured && oneSite
-          ? { value: human(sites.reduce((a, s) => a + central(s), 0)), basis: `a change every site reads: each site's artifact to each of its devices${cachedSites ? `, once to each of ${cachedSites} site cache(s)` : ''}; a change to one site: ${human(central(oneSite))} (${oneSite.id})` }
+          ? {
+              value: human(sites.reduce((a, s) => a + central(s), 0)),
+              basis: `a change every site reads: each site's artifact to each of its devices${cachedSites ? `, once to each of ${cachedSites} site cache(s)` : ''}; a change to one site: ${human(central(oneSite))} (${oneSite.id})`,
+            }
           : notMeasured,
       statusPerSec: git.statusPerSec,
       rolloutPulls: git.rolloutPulls,
@@ -153,6 +187,12 @@ export const TRANSPORTS: Transport[] = [GIT_TRANSPORT, OCI_TRANSPORT];
 
 export function loadSection(cols: Record<MetricKey, Cell>[], table: (h: string[], r: (string | number | undefined)[][]) => string): string[] {
   const o: string[] = [];
-  o.push(table(['', ...TRANSPORTS.map((t) => t.name), 'basis'], LOAD_METRICS.map((m) => [`**${m.label}**`, ...cols.map((c) => c[m.key].value), [...new Set(cols.map((c) => c[m.key].basis))].join(' / ')])), '');
+  o.push(
+    table(
+      ['', ...TRANSPORTS.map((t) => t.name), 'basis'],
+      LOAD_METRICS.map((m) => [`**${m.label}**`, ...cols.map((c) => c[m.key].value), [...new Set(cols.map((c) => c[m.key].basis))].join(' / ')]),
+    ),
+    '',
+  );
   return o;
 }

@@ -9,7 +9,10 @@ export const MAX_NAMES = 4;
 export type Cell = string | number | undefined;
 
 export function table(head: string[], rows: Cell[][], max = MAX_ROWS): string {
-  const esc = (v: Cell) => String(v ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const esc = (v: Cell) =>
+    String(v ?? '')
+      .replace(/\|/g, '\\|')
+      .replace(/\n/g, ' ');
   const shown = rows.length > max ? rows.slice(0, max) : rows;
   const out = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...shown.map((r) => `| ${r.map(esc).join(' | ')} |`)];
   if (rows.length > max) out.push('', `(${rows.length - max} more row(s): \`edgeforge plan --appendix FILE\` or \`--format json\`)`);
@@ -33,7 +36,7 @@ export function human(bytes: number): string {
   const u = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
   let i = 0;
   let v = bytes;
-  while (v >= 1000 && i < u.length - 1) (v /= 1000), i++;
+  while (v >= 1000 && i < u.length - 1) ((v /= 1000), i++);
   return `${v.toFixed(v < 10 && i ? 1 : 0)} ${u[i]}`;
 }
 

@@ -52,12 +52,51 @@ export interface DevicePlan {
 }
 
 export interface PlanData {
-  fleet: { name: string; industry: string; description?: string; activeDevices: number; revokedDevices: number; regions: number; sites: number; clusters: { singleNode: number; multiNode: number; agents: number }; fluxDevices: number };
-  specs: { profile: string; board: string; ramMiB: number; usableRamMiB: number; usableRamBasis: string; storage: string; layout: string; encryptionCipher: string; devices: number; roles: Record<string, number> }[];
+  fleet: {
+    name: string;
+    industry: string;
+    description?: string;
+    activeDevices: number;
+    revokedDevices: number;
+    regions: number;
+    sites: number;
+    clusters: { singleNode: number; multiNode: number; agents: number };
+    fluxDevices: number;
+  };
+  specs: {
+    profile: string;
+    board: string;
+    ramMiB: number;
+    usableRamMiB: number;
+    usableRamBasis: string;
+    storage: string;
+    layout: string;
+    encryptionCipher: string;
+    devices: number;
+    roles: Record<string, number>;
+  }[];
   sites: SitePlan[];
   exposure: { noInbound: boolean; text: string };
-  k3s: { version: string; installMode: string; disable: string[]; imageArchives: { component: string; image: string; file: string }[]; profiles: { profile: string; role: string; devices: number; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[]; gitopsAgent: { profile: string; agent: GitopsAgent }[] };
-  gitops: { url: string; branch: string; interval: string; fluxVersion: string; controllers: string[]; fluxDevices: number; pollsPerDay: number; mirroredPollsPerDay: number; idleTrafficPerDayBytes: number; layout: string[] };
+  k3s: {
+    version: string;
+    installMode: string;
+    disable: string[];
+    imageArchives: { component: string; image: string; file: string }[];
+    profiles: { profile: string; role: string; devices: number; tuning: Tuning; budget: MemoryBudget; exampleDevice: string; config: string; install: string }[];
+    gitopsAgent: { profile: string; agent: GitopsAgent }[];
+  };
+  gitops: {
+    url: string;
+    branch: string;
+    interval: string;
+    fluxVersion: string;
+    controllers: string[];
+    fluxDevices: number;
+    pollsPerDay: number;
+    mirroredPollsPerDay: number;
+    idleTrafficPerDayBytes: number;
+    layout: string[];
+  };
   /** per site, devices with the same inbound rules grouped: exactly what their nftables.nft accepts (firewall.ts) */
   ports: { site: string; devices: string[]; proto: string; ports: string; from: string; why: string }[];
   offline: string[];

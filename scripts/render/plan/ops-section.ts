@@ -13,13 +13,32 @@ export function tangOutage(s: ResolvedSite, plan: SitePlan): TangOutage {
   const withTpm = active.filter((d) => d.profile.tpm2).length;
   const first = active[0];
   const e = first?.encryption;
-  if (!e || e.mode === 'none') return { site: s.id, reboot: 'nothing to unlock: the device starts its workloads (and keeps its secrets in clear on disk)', option: withTpm === active.length && active.length ? 'every device has a TPM: `encryption: {mode: tpm2}` encrypts without any server' : 'add a tang server (mode tang), or TPM2 where the board has one' };
-  if (!plan.tangRequired) return { site: s.id, reboot: 'the data volume unlocks from the TPM alone: workloads start without the network', option: 'already independent of tang (a device carried off keeps unlocking: the TPM binds the disk to the board, not to the site)' };
-  const reboot = 'the device boots, answers SSH and keeps its firewall, but the data volume stays locked: K3s and every workload wait, retrying the unlock with backoff until tang answers (nothing is lost; recovery by hand: `edgeforge keys recover ID`)';
+  if (!e || e.mode === 'none')
+    return {
+      site: s.id,
+      reboot: 'nothing to unlock: the device starts its workloads (and keeps its secrets in clear on disk)',
+      option:
+        withTpm === active.length && active.length
+          ? 'every device has a TPM: `encryption: {mode: tpm2}` encrypts without any server'
+          : 'add a tang server (mode tang), or TPM2 where the board has one',
+    };
+  if (!plan.tangRequired)
+    return {
+      site: s.id,
+      reboot: 'the data volume unlocks from the TPM alone: workloads start without the network',
+      option: 'already independent of tang (a device carried off keeps unlocking: the TPM binds the disk to the board, not to the site)',
+    };
+  const reboot =
+    'the device boots, answers SSH and keeps its firewall, but the data volume stays locked: K3s and every workload wait, retrying the unlock with backoff until tang answers (nothing is lost; recovery by hand: `edgeforge keys recover ID`)';
   let option: string;
   if (withTpm === active.length) option = 'every device has a TPM: `encryption: {mode: tang+tpm2, threshold: 1}` unlocks from the TPM alone during an outage (but so would a stolen device)';
-  else if (withTpm) option = `${withTpm} of ${active.length} devices have a TPM (tang+tpm2 with threshold 1 for those); for the rest, a second tang server with \`threshold: 1\` removes the single point`;
-  else option = e.tang.length > 1 && e.threshold < e.tang.length ? `no TPM on these boards; ${e.threshold} of ${e.tang.length} tang servers suffice already` : 'no TPM on these boards: a second tang server with `threshold: 1` removes the single point of failure';
+  else if (withTpm)
+    option = `${withTpm} of ${active.length} devices have a TPM (tang+tpm2 with threshold 1 for those); for the rest, a second tang server with \`threshold: 1\` removes the single point`;
+  else
+    option =
+      e.tang.length > 1 && e.threshold < e.tang.length
+        ? `no TPM on these boards; ${e.threshold} of ${e.tang.length} tang servers suffice already`
+        : 'no TPM on these boards: a second tang server with `threshold: 1` removes the single point of failure';
   return { site: s.id, reboot, option };
 }
 
@@ -30,8 +49,10 @@ export function offlineLines(fleet: Fleet, sites: SitePlan[]): string[] {
   return [
     `**A link down for hours**: nothing queues. Each device keeps applying the last revision it fetched (kept on ${storage}, so a reboot re-applies it too) and polls every ${fleet.gitops.interval} plus its offset; missed polls are just missed.${agents ? ' Agents keep running the pods their server scheduled; while the server is unreachable nothing new is scheduled onto them.' : ''}`,
     '**Back after days**: the next poll fetches only the newest revision of the branch and applies it in one reconcile; intermediate commits are never replayed, and what Git removed meanwhile is pruned. A K3s upgrade Plan it missed runs in its next maintenance window.',
-    '**Data made while offline**: stays on the device. GitOps carries desired state down, never data up: what workloads write to their volumes (local-path, on the data volume where it is encrypted) is theirs to ship when the link is back; Git never merges or overwrites it. A status report that cannot be sent is not queued: the next one states the device\'s current state.',
-    mirrors.length ? `**Images** come from the site registry mirror at ${counted(mirrors, 'site')}, so those pull each image over the WAN once; the other ${sites.length - mirrors.length} site(s) pull from the public registries, and a pod whose image is not cached yet waits for the link.` : '**Images**: no site has a registry mirror; a pod whose image is not cached yet waits for the link.',
+    "**Data made while offline**: stays on the device. GitOps carries desired state down, never data up: what workloads write to their volumes (local-path, on the data volume where it is encrypted) is theirs to ship when the link is back; Git never merges or overwrites it. A status report that cannot be sent is not queued: the next one states the device's current state.",
+    mirrors.length
+      ? `**Images** come from the site registry mirror at ${counted(mirrors, 'site')}, so those pull each image over the WAN once; the other ${sites.length - mirrors.length} site(s) pull from the public registries, and a pod whose image is not cached yet waits for the link.`
+      : '**Images**: no site has a registry mirror; a pod whose image is not cached yet waits for the link.',
   ];
 }
 

@@ -23,7 +23,12 @@ export function osUpdatesPlan(fleet: Fleet): OsUpdatesPlan | undefined {
     const ds = ab.filter((d) => ringOf(d) === ring);
     const version = osRingVersion(os, ring);
     const layouts = [...new Set(ds.map((d) => d.profile.baseImage.layout))].sort();
-    return { ring, version, devices: ds.length, bundles: layouts.map((l) => `${l}: \`${os.releases[version]?.[l]?.file ?? '(missing)'}\` sha256 ${os.releases[version]?.[l]?.sha256.slice(0, 12) ?? '?'}…`) };
+    return {
+      ring,
+      version,
+      devices: ds.length,
+      bundles: layouts.map((l) => `${l}: \`${os.releases[version]?.[l]?.file ?? '(missing)'}\` sha256 ${os.releases[version]?.[l]?.sha256.slice(0, 12) ?? '?'}…`),
+    };
   }).filter((r) => r.devices > 0);
   const bySource = new Map<string, Set<string>>();
   for (const d of ab) {
@@ -38,15 +43,24 @@ export function osUpdatesMarkdown(fleet: Fleet, table: (head: string[], rows: (s
   const p = osUpdatesPlan(fleet);
   const o = ['### OS updates', ''];
   if (!p) {
-    o.push('This fleet has no `os:` block: every card has one root filesystem, which nothing updates after the card is written (a new OS means a new image and a reflash, or the distribution\'s own package updates). With `os:`, cards get two root slots and RAUC updates them in these rings and windows (docs/os-updates.md).', '');
+    o.push(
+      "This fleet has no `os:` block: every card has one root filesystem, which nothing updates after the card is written (a new OS means a new image and a reflash, or the distribution's own package updates). With `os:`, cards get two root slots and RAUC updates them in these rings and windows (docs/os-updates.md).",
+      '',
+    );
     return o;
   }
   o.push(
     `${p.devices} device(s) have A/B cards${p.singleRoot ? ` (${p.singleRoot} of other profiles keep one root)` : ''}: RAUC installs their ring's release into the slot that is not running, inside the site's maintenance window (the windows above), and the device reboots into it for one try. After every boot \`edgeforge-os-health\` waits up to ${HEALTH_TIMEOUT_SEC / 60} minutes for first boot to be done, the data volume open, K3s, the firewall and SSH active, then marks the slot good; a failed unit or the time running out marks it bad and reboots, and a slot that panics or hangs is skipped by the boot loader at the next boot: the device comes back on the release it ran by itself and reports the rollback (\`edgeforge status\`). A release that came back twice in a row waits for a person.`,
     '',
-    table(['ring', 'OS release', 'devices', 'bundles'], p.rings.map((r) => [r.ring, r.version, r.devices, r.bundles.join('; ')])),
+    table(
+      ['ring', 'OS release', 'devices', 'bundles'],
+      p.rings.map((r) => [r.ring, r.version, r.devices, r.bundles.join('; ')]),
+    ),
     '',
-    table(['where devices fetch pointers and bundles', 'sites'], p.sources.map((s) => [s.source, names(s.sites)])),
+    table(
+      ['where devices fetch pointers and bundles', 'sites'],
+      p.sources.map((s) => [s.source, names(s.sites)]),
+    ),
     '',
     '```bash',
     '# a new release: its bundle, then the canary ring (os.canaryVersion), then everyone (os.version)',

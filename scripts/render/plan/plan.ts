@@ -41,10 +41,14 @@ export type PlanInputs = EgressInputs &
 
 function sshFromText(s: ResolvedSite): string {
   const active = s.devices.filter((d) => d.status === 'active');
-  const texts = [...new Set(active.map((d) => {
-    const src = sshSources(d);
-    return src === 'any' ? 'anywhere (ssh.allowFrom: any)' : src ? src.join(', ') : 'nowhere: SSH closed (no managementSubnet)';
-  }))];
+  const texts = [
+    ...new Set(
+      active.map((d) => {
+        const src = sshSources(d);
+        return src === 'any' ? 'anywhere (ssh.allowFrom: any)' : src ? src.join(', ') : 'nowhere: SSH closed (no managementSubnet)';
+      }),
+    ),
+  ];
   return texts.join('; ') || '-';
 }
 
@@ -69,7 +73,8 @@ export function portTable(fleet: Fleet): PlanData['ports'] {
 function clusterText(s: ResolvedSite, joinWindow: string): string {
   const active = s.devices.filter((d) => d.status === 'active');
   const server = active.find((d) => d.cluster.kind === 'multi-node-server');
-  if (server && server.cluster.kind === 'multi-node-server') return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s), each joining with its own bootstrap token (valid ${joinWindow} after issue, k3s.joinWindow)`;
+  if (server && server.cluster.kind === 'multi-node-server')
+    return `one cluster: server ${server.id} + ${server.cluster.agents.length} agent(s), each joining with its own bootstrap token (valid ${joinWindow} after issue, k3s.joinWindow)`;
   return `${active.length} single-node cluster(s) (SQLite)`;
 }
 
@@ -133,9 +138,28 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
   const agents = active.filter((d) => d.cluster.kind === 'multi-node-agent').length;
   const d2 = day2Plan(fleet);
   const ds = decisions(fleet, sites);
-  const devices: DevicePlan[] = active.map((d) => ({ id: d.id, site: d.siteId, profile: d.profileName, role: roleName(d), address: d.network.mode === 'static' ? d.network.address : undefined, encryption: d.encryption.mode, flux: runsFlux(d), ring: d.canary ? 'canary' : 'stable' }));
+  const devices: DevicePlan[] = active.map((d) => ({
+    id: d.id,
+    site: d.siteId,
+    profile: d.profileName,
+    role: roleName(d),
+    address: d.network.mode === 'static' ? d.network.address : undefined,
+    encryption: d.encryption.mode,
+    flux: runsFlux(d),
+    ring: d.canary ? 'canary' : 'stable',
+  }));
   return {
-    fleet: { name: fleet.name, industry: fleet.industry, description: fleet.description, activeDevices: active.length, revokedDevices: fleet.devices.length - active.length, regions: fleet.regions.length, sites: fleet.sites.length, clusters: { singleNode: active.filter((d) => d.cluster.kind === 'single-node').length, multiNode: multi.length, agents }, fluxDevices: fluxDevices.length },
+    fleet: {
+      name: fleet.name,
+      industry: fleet.industry,
+      description: fleet.description,
+      activeDevices: active.length,
+      revokedDevices: fleet.devices.length - active.length,
+      regions: fleet.regions.length,
+      sites: fleet.sites.length,
+      clusters: { singleNode: active.filter((d) => d.cluster.kind === 'single-node').length, multiNode: multi.length, agents },
+      fluxDevices: fluxDevices.length,
+    },
     specs: hardwareSpecs(fleet),
     sites,
     exposure: { noInbound, text: exposureText(sites, noInbound) },
@@ -145,10 +169,27 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
       disable: fleet.k3s.disable,
       imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })),
       profiles,
-      gitopsAgent: agentProfiles.map((name) => ({ profile: name, agent: gitopsAgent(fluxDevices.find((d) => d.profileName === name)!, fleet) })),
+      gitopsAgent: agentProfiles.map((name) => ({
+        profile: name,
+        agent: gitopsAgent(
+          fluxDevices.find((d) => d.profileName === name)!,
+          fleet,
+        ),
+      })),
     },
     ports: portTable(fleet),
-    gitops: { url: fleet.gitops.url, branch: fleet.gitops.branch, interval: fleet.gitops.interval, fluxVersion: fleet.gitops.flux.version, controllers: fluxControllerList(fleet), fluxDevices: fluxDevices.length, pollsPerDay, mirroredPollsPerDay, idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL, layout: gitopsLayout(fleet) },
+    gitops: {
+      url: fleet.gitops.url,
+      branch: fleet.gitops.branch,
+      interval: fleet.gitops.interval,
+      fluxVersion: fleet.gitops.flux.version,
+      controllers: fluxControllerList(fleet),
+      fluxDevices: fluxDevices.length,
+      pollsPerDay,
+      mirroredPollsPerDay,
+      idleTrafficPerDayBytes: pollsPerDay * BYTES_PER_IDLE_POLL,
+      layout: gitopsLayout(fleet),
+    },
     offline: offlineLines(fleet, sites),
     tang: tangLines(sites.map((s) => s.tangOutage)),
     conflicts: conflictLines(fleet, sites),
@@ -174,7 +215,18 @@ function hardwareSpecs(fleet: Fleet): PlanData['specs'] {
     const roles: Record<string, number> = {};
     for (const d of ds) roles[d.cluster.kind] = (roles[d.cluster.kind] ?? 0) + 1;
     const usable = usableRam(p);
-    return { profile: name, board: p.board, ramMiB: p.ramMiB, usableRamMiB: usable.mib, usableRamBasis: usable.basis, storage: `${p.storage.sizeGB} GB ${p.storage.medium}`, layout: p.baseImage.layout, encryptionCipher: p.cpuAes ? 'aes-xts-plain64' : 'xchacha12,aes-adiantum-plain64', devices: ds.length, roles };
+    return {
+      profile: name,
+      board: p.board,
+      ramMiB: p.ramMiB,
+      usableRamMiB: usable.mib,
+      usableRamBasis: usable.basis,
+      storage: `${p.storage.sizeGB} GB ${p.storage.medium}`,
+      layout: p.baseImage.layout,
+      encryptionCipher: p.cpuAes ? 'aes-xts-plain64' : 'xchacha12,aes-adiantum-plain64',
+      devices: ds.length,
+      roles,
+    };
   });
 }
 
@@ -228,7 +280,16 @@ function k3sProfiles(fleet: Fleet): PlanData['k3s']['profiles'] {
   }
   return [...reps.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, { d, n }]) => ({ profile: d.profileName, role: k.split('\0')[1], devices: n, tuning: tuningFor(d.profile, d.role), budget: memoryBudget(d, fleet), exampleDevice: d.id, config: renderK3sConfig(d, fleet), install: k3sInstallScript(d, fleet) }));
+    .map(([k, { d, n }]) => ({
+      profile: d.profileName,
+      role: k.split('\0')[1],
+      devices: n,
+      tuning: tuningFor(d.profile, d.role),
+      budget: memoryBudget(d, fleet),
+      exampleDevice: d.id,
+      config: renderK3sConfig(d, fleet),
+      install: k3sInstallScript(d, fleet),
+    }));
 }
 
 /** Git polls a day over the fleet, and how many of them a site mirror answers. */
@@ -246,7 +307,7 @@ function gitPolls(fleet: Fleet, fluxDevices: ResolvedDevice[]): { pollsPerDay: n
 
 /** What the devices accept inbound, from the rendered firewall rules, in one paragraph. */
 function exposureText(sites: SitePlan[], noInbound: boolean): string {
-  if (noInbound) return 'No device accepts an inbound connection: the firewall\'s input policy is drop and nothing is opened.';
+  if (noInbound) return "No device accepts an inbound connection: the firewall's input policy is drop and nothing is opened.";
   const sshAnywhere = sites.filter((s) => s.ssh.startsWith('anywhere')).map((s) => s.id);
   const sshSubnet = sites.filter((s) => !s.ssh.startsWith('anywhere') && s.ssh !== 'closed' && s.ssh !== '-').map((s) => `${s.id} (${s.ssh})`);
   const portGroups = [false, true]
@@ -256,7 +317,7 @@ function exposureText(sites: SitePlan[], noInbound: boolean): string {
     })
     .filter((g) => g.sites.length);
   return [
-    'The firewall\'s input policy is drop; what each device still accepts (read from its rendered nftables rules):',
+    "The firewall's input policy is drop; what each device still accepts (read from its rendered nftables rules):",
     sshSubnet.length ? ` SSH from the management subnet at ${names(sshSubnet)};` : '',
     sshAnywhere.length ? ` SSH from anywhere at ${sshAnywhere.length === sites.length && sites.length > 1 ? `every site (${sites.length})` : names(sshAnywhere)} (\`ssh: {allowFrom: any}\`);` : '',
     ...portGroups.map((g) => ` ${g.ports.join(', ')} ${g.open ? 'from anywhere (a node without a static address cannot be named) at' : 'between the nodes of'} ${names(g.sites)};`),
@@ -268,8 +329,19 @@ function exposureText(sites: SitePlan[], noInbound: boolean): string {
 function planRisks(fleet: Fleet, profiles: PlanData['k3s']['profiles'], fluxDevices: ResolvedDevice[]): string[] {
   const risks: string[] = [];
   const tight = profiles.filter((x) => x.budget.workloadsMiB < 2 * WORKLOAD_FLOOR_MIB);
-  if (tight.length) risks.push(`Little memory left for workloads: ${tight.map((x) => `${x.profile} as ${x.role} ${x.budget.workloadsMiB} MiB`).join('; ')} (floor ${WORKLOAD_FLOOR_MIB} MiB; section "K3s on each spec").`);
-  const overAgent = [...new Set(fluxDevices.map((d) => d.profileName))].filter((n) => gitopsAgent(fluxDevices.find((d) => d.profileName === n)!, fleet).requestMiB * 2 ** 20 > 100e6);
+  if (tight.length)
+    risks.push(
+      `Little memory left for workloads: ${tight.map((x) => `${x.profile} as ${x.role} ${x.budget.workloadsMiB} MiB`).join('; ')} (floor ${WORKLOAD_FLOOR_MIB} MiB; section "K3s on each spec").`,
+    );
+  const overAgent = [...new Set(fluxDevices.map((d) => d.profileName))].filter(
+    (n) =>
+      gitopsAgent(
+        fluxDevices.find((d) => d.profileName === n)!,
+        fleet,
+      ).requestMiB *
+        2 ** 20 >
+      100e6,
+  );
   if (overAgent.length) risks.push(`The GitOps agent is over the 100 MB target on ${names(overAgent)} (section "K3s on each spec").`);
   return risks;
 }
@@ -286,11 +358,13 @@ function theftSteps(fleet: Fleet, sites: SitePlan[]): string[] {
   return [
     `Mark it: \`edgeforge revoke ${example} --reason stolen\` updates the inventory (comments kept) and writes a signed revocation record.`,
     `It rotates what the device could still use: the site SOPS key for ${exampleSite} (site secrets re-encrypted to the remaining devices and admins), and removes clusters/${exampleSite}/${example} from the GitOps repository.`,
-    'The record lists what must happen elsewhere, with the commands: delete the device\'s read-only deploy key on the Git host (by fingerprint), destroy the escrowed recovery key.',
+    "The record lists what must happen elsewhere, with the commands: delete the device's read-only deploy key on the Git host (by fingerprint), destroy the escrowed recovery key.",
     tangSites.length
       ? `At ${counted(ids(tangSites), 'site')} the data volume needs the site's tang server to unlock: carried off-site the device stays locked. Rotate that site's tang keys if the device could have reached tang after it was taken.`
       : 'No site needs tang to unlock: the data volume protection relies on TPM2 or is off (see encryption per site).',
-    plainSites.length ? `Sites without encryption (${names(ids(plainSites))}): the root filesystem holds K3s's state and the device's secrets in clear; revoke closes what they open. Add a tang server there.` : 'Every site encrypts the data volume.',
+    plainSites.length
+      ? `Sites without encryption (${names(ids(plainSites))}): the root filesystem holds K3s's state and the device's secrets in clear; revoke closes what they open. Add a tang server there.`
+      : 'Every site encrypts the data volume.',
     clearSeedSites.length || plainSites.length
       ? `One-time secrets travel in clear on the seed until first boot at ${counted([...ids(plainSites), ...ids(clearSeedSites)], 'site')}${sealedSites.length ? `; sealed to tang at ${counted(ids(sealedSites), 'site')}` : ''} (save the tang advertisement in the inventory to seal them).`
       : `One-time secrets travel sealed to each site's tang server (${counted(ids(sealedSites), 'site')}).`,
@@ -324,8 +398,25 @@ function sections(fleet: Fleet, p: PlanData, inp: PlanInputs): Section[] {
     { title: 'Industry and the decisions the device count drives', body: industrySection(fleet, p.decisions) },
     { title: 'K3s on each spec', body: k3sSection(p) },
     { title: 'GitOps: pull only', body: [...mermaidBlock(dia.pullPath), ...gitopsSection(p)] },
-    { title: 'Central load', body: [`What the fleet asks of the central services, per transport. Polls and status messages are computed from the inventory; bytes say whether they were measured.`, '', ...loadSection(p.load.map((l) => l.metrics), table)] },
-    { title: 'First boot', body: [...mermaidBlock(dia.firstBoot), 'One program (`edgeforge-firstboot`, the same for a flashed card and `provision`) runs these steps in order and keeps a journal: after a reboot or a power cut it resumes at the first unfinished step; `sudo edgeforge-firstboot status` says where it is.', ''] },
+    {
+      title: 'Central load',
+      body: [
+        `What the fleet asks of the central services, per transport. Polls and status messages are computed from the inventory; bytes say whether they were measured.`,
+        '',
+        ...loadSection(
+          p.load.map((l) => l.metrics),
+          table,
+        ),
+      ],
+    },
+    {
+      title: 'First boot',
+      body: [
+        ...mermaidBlock(dia.firstBoot),
+        'One program (`edgeforge-firstboot`, the same for a flashed card and `provision`) runs these steps in order and keeps a journal: after a reboot or a power cut it resumes at the first unfinished step; `sudo edgeforge-firstboot status` says where it is.',
+        '',
+      ],
+    },
     { title: 'Offline operation', body: [...p.offline.map((x) => `- ${x}`), '', '### A reboot while tang is unreachable', '', ...p.tang.map((x) => `- ${x}`), ''] },
     { title: 'Sync conflicts and rollouts', body: [...p.conflicts.map((x) => `- ${x}`), ''] },
     { title: 'When a device is stolen', body: [...mermaidBlock(dia.theft), ...p.theft.map((x, i) => `${i + 1}. ${x}`), ''] },
@@ -340,7 +431,15 @@ function summaryMarkdown(fleet: Fleet, p: PlanData, sum: PlanSummary): string[] 
   const o: string[] = [];
   o.push(`# ${f.name} — edge fleet architecture`, '');
   o.push(`${f.description ? f.description + '. ' : ''}Industry: **${f.industry}** (${industryText(fleet)}).`, '');
-  o.push('## At a glance', '', table(['', ''], sum.glance.map(([k, v]) => [`**${k}**`, v])), '');
+  o.push(
+    '## At a glance',
+    '',
+    table(
+      ['', ''],
+      sum.glance.map(([k, v]) => [`**${k}**`, v]),
+    ),
+    '',
+  );
   o.push('## The design in ten lines', '', ...sum.design.map((x, i) => `${i + 1}. ${x}`), '');
   o.push('## Risks', '', ...(sum.risks.length ? sum.risks.map((x) => `- ${x}`) : ['- None found in the inventory.']), '');
   o.push('## What needs a person', '', ...sum.needsPerson.map((x) => `- ${x}`), '');
@@ -352,11 +451,15 @@ export function renderPlanMarkdown(fleet: Fleet, inp: PlanInputs = {}): string {
   const p = planData(fleet, inp);
   const o = summaryMarkdown(fleet, p, planSummary(fleet, p));
   sections(fleet, p, inp).forEach((s, i) => o.push(`## ${i + 1}. ${s.title}`, '', ...s.body));
-  return o.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
+  return (
+    o
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trimEnd() + '\n'
+  );
 }
 
 export function renderPlanJson(fleet: Fleet, inp: PlanInputs = {}): string {
   const p = planData(fleet, inp);
   return JSON.stringify({ ...p, summary: planSummary(fleet, p), status: statusPlanLines(fleet), day2: day2Plan(fleet, inp.expiries) }, null, 2) + '\n';
 }
-

@@ -4,7 +4,10 @@ import { STATUS_REPORTER_MEMORY_MAX_MIB } from '../status/limits.ts';
 
 export function statusPlanLines(fleet: Fleet): string[] {
   const cfg = fleet.status;
-  if (!cfg) return ['Status reporting is off: the inventory has no `status:` block, so no device gets the reporter and `edgeforge status` has nothing to read. Add `status: {broker: mqtts://HOST:8883, caFile: FILE}` to turn it on (docs/status.md).'];
+  if (!cfg)
+    return [
+      'Status reporting is off: the inventory has no `status:` block, so no device gets the reporter and `edgeforge status` has nothing to read. Add `status: {broker: mqtts://HOST:8883, caFile: FILE}` to turn it on (docs/status.md).',
+    ];
   const n = fleet.active.length;
   const perDay = Math.round((n * 86400) / cfg.periodSec);
   return [

@@ -41,13 +41,19 @@ export function planSummary(fleet: Fleet, p: PlanData): PlanSummary {
     `Every server is its own K3s on SQLite (no etcd quorum to lose)${f.clusters.multiNode ? `; at ${f.clusters.multiNode} site(s) agents join one server` : ''}.`,
     `Devices pull their desired state from Git (Flux); nothing connects into a device for GitOps.`,
     `Each device has its own identity: SSH host key, deploy key, K3s token, SOPS key, recovery passphrase; site secrets per site.`,
-    canary.length ? `Workloads and K3s upgrades reach the canary ring first — ${counted(ids(canary), 'site')} — then the stable ring.` : 'There is no canary ring: workloads and K3s upgrades reach every site together.',
+    canary.length
+      ? `Workloads and K3s upgrades reach the canary ring first — ${counted(ids(canary), 'site')} — then the stable ring.`
+      : 'There is no canary ring: workloads and K3s upgrades reach every site together.',
     `K3s upgrades and certificate renewal run only inside each site's maintenance window.`,
     `K3s ${p.k3s.installMode === 'airgap' ? 'and its images come from the disk image: first boot needs no internet' : 'is downloaded at first boot at a pinned version whose install script is checked against its sha256'}.`,
     `The data volume (K3s state, images, Flux cache) is LUKS2 at ${sites.length - plain.length} of ${sites.length} site(s), unlocked by tang and/or TPM2 — never by a key on the device.`,
     `The firewall drops what it was not told to accept: SSH at ${sites.filter((s) => !s.sshFrom.startsWith('nowhere')).length} of ${sites.length} site(s) (${sshAny.length ? `from anywhere at ${sshAny.length}` : 'only from a management subnet'}), K3s ports at ${sites.filter((s) => s.inbound).length} multi-node site(s)${openK3s.length ? ` (from anywhere at ${openK3s.length})` : " (only between the site's nodes)"}; nothing else.`,
-    mirrors.length ? `Images come through a site registry mirror at ${counted(ids(mirrors), 'site')}; elsewhere from the public registries.` : 'No site registry mirror: every device pulls its images from the public registries.',
-    status ? `Devices report their state outbound over MQTT every ${status.period}; \`edgeforge status\` lists who needs a person.` : 'Status reporting is off: a silent device is noticed only by its workloads.',
+    mirrors.length
+      ? `Images come through a site registry mirror at ${counted(ids(mirrors), 'site')}; elsewhere from the public registries.`
+      : 'No site registry mirror: every device pulls its images from the public registries.',
+    status
+      ? `Devices report their state outbound over MQTT every ${status.period}; \`edgeforge status\` lists who needs a person.`
+      : 'Status reporting is off: a silent device is noticed only by its workloads.',
   ];
   const risks: string[] = [];
   if (plain.length) risks.push(`No disk encryption at ${counted(ids(plain), 'site')}: a stolen device gives up its K3s state and secrets.`);

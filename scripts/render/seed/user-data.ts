@@ -65,7 +65,9 @@ export function userDataDoc(u: UserDataInput): { [k: string]: YamlValue | undefi
 export function renderUserData(u: UserDataInput): string {
   return (
     '#cloud-config\n' +
-    yamlComment(`${u.device.id} (fleet ${u.fleet.name}) - written by edgeforge. Holds this device's one-time secrets:\nthe first-boot program erases them from the device after use; keep this file private (0600).`) +
+    yamlComment(
+      `${u.device.id} (fleet ${u.fleet.name}) - written by edgeforge. Holds this device's one-time secrets:\nthe first-boot program erases them from the device after use; keep this file private (0600).`,
+    ) +
     toYaml(userDataDoc(u))
   );
 }

@@ -31,15 +31,17 @@ export function shellAssignments(vars: [string, string][]): string[] {
 
 export function deviceProgram(p: DeviceProgram): string {
   const text = shellCore() + '\n' + p.body.join('');
-  return [
-    '#!/bin/sh',
-    ...p.comments.map((c) => (c.startsWith('#') ? c : `# ${c}`)),
-    'set -u',
-    ...layoutShellHeader(shellCore(), ...p.body),
-    ...shellAssignments(p.variables),
-    ...(p.extraHeader ?? []),
-    '',
-  ].join('\n') + text;
+  return (
+    [
+      '#!/bin/sh',
+      ...p.comments.map((c) => (c.startsWith('#') ? c : `# ${c}`)),
+      'set -u',
+      ...layoutShellHeader(shellCore(), ...p.body),
+      ...shellAssignments(p.variables),
+      ...(p.extraHeader ?? []),
+      '',
+    ].join('\n') + text
+  );
 }
 
 /**

@@ -59,6 +59,20 @@ export async function builtBundles(outDir: string): Promise<Map<string, string> 
   return out;
 }
 
+/** the devices' last-seen times kept in `seenFile`, updated with what the broker dated now */
+async function updateLastSeen(seenFile: string, arrivals: Map<string, Arrival>): Promise<Map<string, string>> {
+  const prev = await fs.readFile(seenFile, 'utf8').then(
+    (t) => JSON.parse(t) as Record<string, string>,
+    () => ({}) as Record<string, string>,
+  );
+  const lastSeen = new Map(Object.entries(prev));
+  // when the broker got it; a status it cannot date (no expiry) says nothing about when the device was heard
+  for (const [id, a] of arrivals) if (a.at) lastSeen.set(id, a.at.toISOString().replace(/\.\d{3}Z$/, 'Z'));
+  const { writeFileAtomic } = await import('../util/atomic.ts');
+  await writeFileAtomic(seenFile, JSON.stringify(Object.fromEntries([...lastSeen].sort()), null, 1) + '\n');
+  return lastSeen;
+}
+
 export async function readFleetStatus(
   fleet: Fleet,
   opts: ReadOptions,
@@ -97,18 +111,7 @@ export async function readFleetStatus(
       arrivals.set(d.id, arrivalOf(m, cfg.expirySec));
     } else ignored[r.why]++;
   }
-  let lastSeen: Map<string, string> | undefined;
-  if (opts.seenFile) {
-    const prev = await fs.readFile(opts.seenFile, 'utf8').then(
-      (t) => JSON.parse(t) as Record<string, string>,
-      () => ({}) as Record<string, string>,
-    );
-    lastSeen = new Map(Object.entries(prev));
-    // when the broker got it; a status it cannot date (no expiry) says nothing about when the device was heard
-    for (const [id, a] of arrivals) if (a.at) lastSeen.set(id, a.at.toISOString().replace(/\.\d{3}Z$/, 'Z'));
-    const { writeFileAtomic } = await import('../util/atomic.ts');
-    await writeFileAtomic(opts.seenFile, JSON.stringify(Object.fromEntries([...lastSeen].sort()), null, 1) + '\n');
-  }
+  const lastSeen = opts.seenFile ? await updateLastSeen(opts.seenFile, arrivals) : undefined;
   const summary = summarize({
     devices,
     reports,

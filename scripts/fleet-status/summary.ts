@@ -147,23 +147,27 @@ function withinTolerance(d: ResolvedDevice, silentSec: number, text: string, inp
   return { note: `${text}; within ${d.siteId}'s offline tolerance of ${ago(tol)}` };
 }
 
+/** a device with no status on the broker: silent (seen before), not built, or not reported yet */
+function noReport(d: ResolvedDevice, inp: SummaryInput, base: { id: string; site: string }, now: number): DeviceState {
+  const builtHash = inp.built?.get(d.id);
+  const seen = inp.lastSeen?.get(d.id);
+  if (seen) {
+    const text = `silent: no status on the broker (a status expires ${ago(inp.expirySec)} after it was sent); last seen ${seen}; check power and network, ${REFUSED_HINT}`;
+    return { ...base, bucket: 'silent', ...withinTolerance(d, (now - Date.parse(seen)) / 1000, text, inp), lastReport: seen };
+  }
+  if (inp.built && !builtHash) return { ...base, bucket: 'neverSeen', attention: 'not in the last build (build it, then flash or provision it)' };
+  return {
+    ...base,
+    bucket: 'neverSeen',
+    attention: `no status yet: a flashed or provisioned device reports from its first boot on; check power and network, that the broker has its user (edgeforge status broker-config), ${REFUSED_HINT}`,
+  };
+}
+
 export function classify(d: ResolvedDevice, r: StatusReport | undefined, inp: SummaryInput): DeviceState {
   const now = inp.now.getTime();
   const base = { id: d.id, site: d.siteId };
   const builtHash = inp.built?.get(d.id);
-  if (!r) {
-    const seen = inp.lastSeen?.get(d.id);
-    if (seen) {
-      const text = `silent: no status on the broker (a status expires ${ago(inp.expirySec)} after it was sent); last seen ${seen}; check power and network, ${REFUSED_HINT}`;
-      return { ...base, bucket: 'silent', ...withinTolerance(d, (now - Date.parse(seen)) / 1000, text, inp), lastReport: seen };
-    }
-    if (inp.built && !builtHash) return { ...base, bucket: 'neverSeen', attention: 'not in the last build (build it, then flash or provision it)' };
-    return {
-      ...base,
-      bucket: 'neverSeen',
-      attention: `no status yet: a flashed or provisioned device reports from its first boot on; check power and network, that the broker has its user (edgeforge status broker-config), ${REFUSED_HINT}`,
-    };
-  }
+  if (!r) return noReport(d, inp, base, now);
   const arrival = inp.arrivals.get(d.id) ?? { expiry: 'none' };
   const st: DeviceState = { ...base, bucket: 'upToDate', lastReport: r.time, receivedAt: arrival.at && iso(arrival.at), report: r };
   if (arrival.expiry === 'none') {

@@ -109,11 +109,9 @@ export const UserSchema = z.strictObject({
   name: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
   sshAuthorizedKeys: z
     .array(
-      z
-        .string()
-        .regex(new RegExp('^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\\S+|sk-\\S+) [A-Za-z0-9+/=]+' + SSH_KEY_TAIL), {
-          message: 'must be one OpenSSH public key line ("ssh-ed25519 AAAA… comment") without control characters',
-        }),
+      z.string().regex(new RegExp('^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\\S+|sk-\\S+) [A-Za-z0-9+/=]+' + SSH_KEY_TAIL), {
+        message: 'must be one OpenSSH public key line ("ssh-ed25519 AAAA… comment") without control characters',
+      }),
     )
     .min(1),
   sudo: z.boolean().default(true),
@@ -265,11 +263,9 @@ export const K3sInstallSchema = z.discriminatedUnion('mode', [
 
 const K3S_VERSION = z.string().regex(/^v1\.\d+\.\d+\+k3s\d+$/, { message: 'must be a K3s release like v1.36.5+k3s1' });
 // an image reference as containerd pulls it: [registry/]repository[:tag], no digest here (pinned beside it)
-const imageRef = z
-  .string()
-  .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/, {
-    message: 'must be an image reference like rancher/system-upgrade-controller:v0.16.1 (no @digest: pin it in sha256)',
-  });
+const imageRef = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/, {
+  message: 'must be an image reference like rancher/system-upgrade-controller:v0.16.1 (no @digest: pin it in sha256)',
+});
 const imageDigest = z.string().regex(/^sha256:[0-9a-f]{64}$/, { message: 'must be an image digest sha256:<64 hex> (as `crane digest` or `skopeo inspect` prints it)' });
 export const ImagePinSchema = z.strictObject({
   ref: imageRef,
@@ -325,11 +321,9 @@ export const K3sSchema = z.strictObject({
 const registryHost = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/, { message: 'must be host[:port], like registry.example.com:5000 (HTTPS is implied)' });
 
 export const GitopsSchema = z.strictObject({
-  url: z
-    .string()
-    .regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, {
-      message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)',
-    }),
+  url: z.string().regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, {
+    message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)',
+  }),
   branch: branch.default('main'),
   knownHosts: z
     .string()
@@ -340,11 +334,9 @@ export const GitopsSchema = z.strictObject({
     .record(
       z.string().regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, { message: 'must be a site id "<region>/<site>"' }),
       z.strictObject({
-        url: z
-          .string()
-          .regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, {
-            message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)',
-          }),
+        url: z.string().regex(/^(ssh:\/\/[^\s\u0000-\u001f\u007f-\u009f]+|[a-z0-9._-]+@[^\s:\u0000-\u001f\u007f-\u009f]+:[^\s\u0000-\u001f\u007f-\u009f]+)$/, {
+          message: 'must be an SSH Git URL (ssh://git@host/org/repo.git)',
+        }),
         knownHosts: z.string().regex(/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/, { message: 'must be a known_hosts line: "host ssh-ed25519 AAAA…"' }),
       }),
     )

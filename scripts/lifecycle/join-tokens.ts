@@ -42,6 +42,27 @@ async function readHead(file: string): Promise<TokenHead | undefined> {
   }
 }
 
+/** a revoked agent: its revocation Job written, its token file gone; returns the file the kustomization lists */
+async function syncRevokedAgent(id: string, dir: string, rel: string, fleet: Fleet, r: JoinTokenSync): Promise<string> {
+  const f = revokedFile(id);
+  const text = revokedAgentYaml(id, kubectlImage(fleet).pull);
+  const cur = await fs.readFile(path.join(dir, f), 'utf8').catch(() => undefined);
+  if (cur !== text) {
+    await writeFileAtomic(path.join(dir, f), text, { mode: 0o644 });
+    r.written.push(`${rel}/${f}`);
+  } else r.unchanged.push(`${rel}/${f}`);
+  const tok = path.join(dir, tokenFile(id));
+  const hasToken = await fs.access(tok).then(
+    () => true,
+    () => false,
+  );
+  if (hasToken) {
+    await fs.rm(tok);
+    r.deleted.push(`${rel}/${tokenFile(id)}`);
+  }
+  return f;
+}
+
 /**
  * @param ks  an unlocked keystore, or undefined: then nothing is encrypted and what needed it is `pending`
  * @param epoch  issue time of new tokens (SOURCE_DATE_EPOCH or now), seconds
@@ -62,24 +83,7 @@ export async function syncJoinTokens(root: string, fleet: Fleet, keys: GitopsPub
     const listed: string[] = [];
     for (const a of agents) {
       if (a.status !== 'active') {
-        const f = revokedFile(a.id);
-        const text = revokedAgentYaml(a.id, kubectlImage(fleet).pull);
-        const cur = await fs.readFile(path.join(dir, f), 'utf8').catch(() => undefined);
-        if (cur !== text) {
-          await writeFileAtomic(path.join(dir, f), text, { mode: 0o644 });
-          r.written.push(`${rel}/${f}`);
-        } else r.unchanged.push(`${rel}/${f}`);
-        listed.push(f);
-        const tok = path.join(dir, tokenFile(a.id));
-        if (
-          await fs.access(tok).then(
-            () => true,
-            () => false,
-          )
-        ) {
-          await fs.rm(tok);
-          r.deleted.push(`${rel}/${tokenFile(a.id)}`);
-        }
+        listed.push(await syncRevokedAgent(a.id, dir, rel, fleet, r));
         continue;
       }
       const f = tokenFile(a.id);

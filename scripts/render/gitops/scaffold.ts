@@ -55,13 +55,25 @@ export function siteRing(s: Pick<ResolvedSite, 'canary'>): Ring {
 
 const kustomization = (fields: Record<string, unknown>) => toYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...fields });
 
+type Add = (path: string, text: string, owner: ScaffoldOwner) => void;
+
 export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input: FluxBundleInput = {}): ScaffoldFile[] {
   const problems = missingKeys(fleet, keys);
   if (problems.length) throw new Error(`GitOps scaffold: ${problems.join('; ')}. Run \`edgeforge keys init\` first.`);
   const files: ScaffoldFile[] = [];
-  const add = (path: string, text: string, owner: ScaffoldOwner) => files.push({ path, bytes: Buffer.from(text, 'utf8'), owner });
+  const add: Add = (path, text, owner) => files.push({ path, bytes: Buffer.from(text, 'utf8'), owner });
   const fluxDevices = fleet.active.filter(runsFlux);
+  addPublicKeys(add, fleet, keys, fluxDevices);
+  addBasesAndRings(add);
+  addFluxComponents(add, fleet, fluxDevices, input);
+  // K3s upgrades: the upgrade controller and each site's Plans
+  for (const f of day2ScaffoldFiles(fleet)) add(f.path, managedYaml(f.body, f.about), 'edgeforge');
+  addOverlays(add, fleet);
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
 
+/** the README, SOPS's rules and the public keys it encrypts to (admins, sites, devices) */
+function addPublicKeys(add: Add, fleet: Fleet, keys: GitopsPublicKeys, fluxDevices: ResolvedDevice[]): void {
   add('README.md', readme(fleet), 'operator');
   add('.sops.yaml', renderSopsConfig(fleet, keys), 'edgeforge');
   for (const a of [...keys.admins].sort((x, y) => x.fingerprint.localeCompare(y.fingerprint))) add(`.sops/admins/${a.fingerprint.toUpperCase()}.asc`, managedArmor(a.publicArmored), 'edgeforge');
@@ -70,8 +82,10 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
     if (k && s.devices.some(runsFlux)) add(siteKeyFile(s), managedArmor(k.publicArmored), 'edgeforge');
   }
   for (const d of fluxDevices) add(`.sops/devices/${d.id}.asc`, managedArmor(keys.deviceSops.get(d.id)!.publicArmored), 'edgeforge');
+}
 
-  // bases and rings
+/** the shared infrastructure and the apps' base, stable and canary rings (the operator's from then on) */
+function addBasesAndRings(add: Add): void {
   add(
     'infrastructure/base/kustomization.yaml',
     seedYaml(
@@ -103,8 +117,10 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
     ),
     'operator',
   );
+}
 
-  // Flux's own components, once per sizing class the fleet uses (devices reference them from flux-system/)
+/** Flux's own components, once per sizing class the fleet uses (devices reference them from flux-system/) */
+function addFluxComponents(add: Add, fleet: Fleet, fluxDevices: ResolvedDevice[], input: FluxBundleInput): void {
   const classes = [...new Set(fluxDevices.map((d) => sizingClassFor(d.profile.ramMiB)))].sort() as SizingClass[];
   for (const cls of classes) {
     add(
@@ -117,11 +133,10 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
     );
     add(`infrastructure/flux-system/${cls}/components.yaml`, managedYaml(fluxComponentsYaml(fleet, cls, input)), 'edgeforge');
   }
+}
 
-  // K3s upgrades: the upgrade controller and each site's Plans
-  for (const f of day2ScaffoldFiles(fleet)) add(f.path, managedYaml(f.body, f.about), 'edgeforge');
-
-  // overlays: region -> site -> device
+/** overlays: region -> site -> device */
+function addOverlays(add: Add, fleet: Fleet): void {
   for (const r of fleet.regions) {
     add(
       `${regionOverlay(r.name)}/kustomization.yaml`,
@@ -144,10 +159,9 @@ export function renderGitopsScaffold(fleet: Fleet, keys: GitopsPublicKeys, input
       for (const d of s.devices.filter(runsFlux)) addDevice(add, d, fleet);
     }
   }
-  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-function addDevice(add: (p: string, t: string, o: ScaffoldOwner) => void, d: ResolvedDevice, fleet: Fleet): void {
+function addDevice(add: Add, d: ResolvedDevice, fleet: Fleet): void {
   const dir = devicePath(d);
   const cls = sizingClassFor(d.profile.ramMiB);
   const agents = d.cluster.kind === 'multi-node-server' ? `\nThis cluster also has the agents ${d.cluster.agents.join(', ')}: pin workloads with nodeSelector kubernetes.io/hostname.` : '';

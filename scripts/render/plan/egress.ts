@@ -61,6 +61,14 @@ function namesByRegistry(images: string[]): Map<string, string[]> {
 }
 
 function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[] {
+  const out = bootRows(d, fleet);
+  const registries = imageRegistries(d, fleet, inp, out);
+  out.push(...registryRows(d, fleet, registries), ...sourceRows(d, fleet));
+  return out;
+}
+
+/** DNS, time, tang and (online) the K3s install: what first boot needs before anything else */
+function bootRows(d: ResolvedDevice, fleet: Fleet): EgressRow[] {
   const out: EgressRow[] = [];
   const online = fleet.k3s.install.mode === 'online';
   // DNS and time first: everything else needs them
@@ -78,6 +86,12 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
     for (const host of K3S_RELEASE_HOSTS)
       out.push({ host, port: '443/tcp', when: 'first boot', why: `K3s ${deviceInstallVersion(d, fleet)} binary and checksums (its ring's release), fetched by install.sh (k3s.install.mode: online)` });
   }
+  return out;
+}
+
+/** the registries the device pulls images from, with why (Flux's chart and bundle add their own rows to `out`) */
+function imageRegistries(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs, out: EgressRow[]): Map<string, string> {
+  const online = fleet.k3s.install.mode === 'online';
   // images: through the site's mirror when registries.yaml names one for the registry, else from the registry
   const registries = new Map<string, string>(); // registry -> why
   if (online) registries.set(K3S_SYSTEM_REGISTRY, "K3s's packaged components (rancher/* images)");
@@ -111,6 +125,12 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
       registries.set(r, had ? `${had}; ${why}` : why);
     }
   }
+  return registries;
+}
+
+/** the site mirror, and each registry the mirror does not cover (or that containerd still falls back to) */
+function registryRows(d: ResolvedDevice, fleet: Fleet, registries: Map<string, string>): EgressRow[] {
+  const out: EgressRow[] = [];
   const mirrored = new Set(d.registryMirror?.registries ?? []);
   const viaMirror = [...registries].filter(([r]) => mirrored.has(r) || mirrored.has('*'));
   if (d.registryMirror) {
@@ -131,6 +151,12 @@ function rowsFor(d: ResolvedDevice, fleet: Fleet, inp: EgressInputs): EgressRow[
     const note = covered ? ' (fallback when the site mirror fails: this K3s has no disable-default-registry-endpoint)' : d.registryMirror ? ' (not covered by the site mirror)' : '';
     for (const host of REGISTRY_ENDPOINTS[r] ?? [r]) out.push({ host, port: '443/tcp', when: 'first boot and after', why: `registry ${r}: ${why}${note}` });
   }
+  return out;
+}
+
+/** after first boot: the GitOps source (OCI or Git), the site's K3s server for an agent, the status broker */
+function sourceRows(d: ResolvedDevice, fleet: Fleet): EgressRow[] {
+  const out: EgressRow[] = [];
   if (runsFlux(d) && usesOci(fleet)) {
     const h = hostPort(`https://${ociPullHost(fleet, d)}`, {});
     const cache = fleet.gitops.oci?.siteCaches?.[d.siteId];

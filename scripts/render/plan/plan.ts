@@ -132,22 +132,11 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
   const profiles = k3sProfiles(fleet);
   // polls: only devices running Flux poll, each at its own jittered interval
   const fluxDevices = active.filter(runsFlux);
-  const agentProfiles = [...new Set(fluxDevices.map((d) => d.profileName))].sort();
   const { pollsPerDay, mirroredPollsPerDay } = gitPolls(fleet, fluxDevices);
   const multi = sites.filter((s) => s.multiNode);
   const agents = active.filter((d) => d.cluster.kind === 'multi-node-agent').length;
   const d2 = day2Plan(fleet);
   const ds = decisions(fleet, sites);
-  const devices: DevicePlan[] = active.map((d) => ({
-    id: d.id,
-    site: d.siteId,
-    profile: d.profileName,
-    role: roleName(d),
-    address: d.network.mode === 'static' ? d.network.address : undefined,
-    encryption: d.encryption.mode,
-    flux: runsFlux(d),
-    ring: d.canary ? 'canary' : 'stable',
-  }));
   return {
     fleet: {
       name: fleet.name,
@@ -163,20 +152,7 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
     specs: hardwareSpecs(fleet),
     sites,
     exposure: { noInbound, text: exposureText(sites, noInbound) },
-    k3s: {
-      version: fleet.k3s.version,
-      installMode: fleet.k3s.install.mode,
-      disable: fleet.k3s.disable,
-      imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })),
-      profiles,
-      gitopsAgent: agentProfiles.map((name) => ({
-        profile: name,
-        agent: gitopsAgent(
-          fluxDevices.find((d) => d.profileName === name)!,
-          fleet,
-        ),
-      })),
-    },
+    k3s: k3sPlan(fleet, profiles, fluxDevices),
     ports: portTable(fleet),
     gitops: {
       url: fleet.gitops.url,
@@ -198,13 +174,46 @@ export function planData(fleet: Fleet, inp: PlanInputs = {}): PlanData {
       'Every secret belongs to one device (SSH host key, Flux deploy key, K3s token, LUKS recovery passphrase, SOPS key) or to one site (the site SOPS key for secrets the whole site shares)' +
       (multi.length ? `; at the multi-node site(s) ${names(multi.map((s) => s.id))} each agent joins with its own bootstrap token` : '') +
       '. edgeforge generates them; private parts are OpenPGP-encrypted to the admins in `keys/`, and devices receive only their own.',
-    devices,
+    devices: active.map(devicePlan),
     industry: inForce(fleet),
     decisions: ds,
     load: TRANSPORTS.map((t) => ({ transport: t.name, metrics: t.metrics(fleet, inp) })),
     risks: planRisks(fleet, profiles, fluxDevices),
     needsPerson: ds.filter((d) => d.needsPerson).map((d) => `${d.decision[0].toUpperCase()}${d.decision.slice(1)}: ${d.action} (threshold ${d.threshold}).`),
     day2Images: d2.images.map((i) => ({ pull: i.pull, pinned: i.pinned })),
+  };
+}
+
+/** One device's row: site, profile, role, address, encryption, whether it runs Flux, its ring. */
+function devicePlan(d: ResolvedDevice): DevicePlan {
+  return {
+    id: d.id,
+    site: d.siteId,
+    profile: d.profileName,
+    role: roleName(d),
+    address: d.network.mode === 'static' ? d.network.address : undefined,
+    encryption: d.encryption.mode,
+    flux: runsFlux(d),
+    ring: d.canary ? 'canary' : 'stable',
+  };
+}
+
+/** K3s: the pinned release, how it is installed, what is disabled, the image archives, the profiles and Flux per profile. */
+function k3sPlan(fleet: Fleet, profiles: PlanData['k3s']['profiles'], fluxDevices: ResolvedDevice[]): PlanData['k3s'] {
+  const agentProfiles = [...new Set(fluxDevices.map((d) => d.profileName))].sort();
+  return {
+    version: fleet.k3s.version,
+    installMode: fleet.k3s.install.mode,
+    disable: fleet.k3s.disable,
+    imageArchives: deliveredImageArchives(fleet).map((a) => ({ component: a.component, image: a.image, file: a.name })),
+    profiles,
+    gitopsAgent: agentProfiles.map((name) => ({
+      profile: name,
+      agent: gitopsAgent(
+        fluxDevices.find((d) => d.profileName === name)!,
+        fleet,
+      ),
+    })),
   };
 }
 

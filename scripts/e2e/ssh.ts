@@ -23,12 +23,21 @@ async function knownHosts(t: SshTarget): Promise<string> {
   return f;
 }
 
+// the client could not get a session, so the command never ran: safe to try again (a busy guest under emulation
+// is slow to answer the banner); "closed by remote host" is not here (the command may have run)
+const NOT_CONNECTED = /during banner exchange|kex_exchange_identification|connect to host \S+ port \d+: (Connection refused|Connection timed out)/;
+
+/** Runs `command` on the guest; a connection that failed before the command ran is tried again (3 times, 5 s apart). */
 export async function sshRun(t: SshTarget, command: string, timeoutSec = 60, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const kh = await knownHosts(t);
-  const r = await $({
-    input: input ?? '',
-  })`timeout ${timeoutSec} ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i ${t.identity} -o UserKnownHostsFile=${kh} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o HostKeyAlias=${t.alias} -o ConnectTimeout=15 -o ServerAliveInterval=10 -o LogLevel=ERROR -p ${t.port} ${`${t.user}@127.0.0.1`} ${command}`.nothrow();
-  return { code: r.exitCode ?? 255, stdout: r.stdout, stderr: r.stderr };
+  for (let attempt = 1; ; attempt++) {
+    const r = await $({
+      input: input ?? '',
+    })`timeout ${timeoutSec} ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i ${t.identity} -o UserKnownHostsFile=${kh} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o HostKeyAlias=${t.alias} -o ConnectTimeout=15 -o ServerAliveInterval=10 -o LogLevel=ERROR -p ${t.port} ${`${t.user}@127.0.0.1`} ${command}`.nothrow();
+    const out = { code: r.exitCode ?? 255, stdout: r.stdout, stderr: r.stderr };
+    if (out.code !== 255 || !NOT_CONNECTED.test(out.stderr) || attempt >= 3) return out;
+    await new Promise((res) => setTimeout(res, 5000));
+  }
 }
 
 /** retries until sshd answers (it may still be restarting with the pinned key) */

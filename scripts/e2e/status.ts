@@ -107,6 +107,14 @@ const until = async (sec: number, ok: () => boolean) => {
   return ok();
 };
 
+/** the broker's last lines about clients and errors, for a check that saw nothing arrive */
+const brokerLogTail = (s: E2eStatus) =>
+  (s.broker?.log() ?? '')
+    .split('\n')
+    .filter((l) => /Client|not auth|Socket|error/i.test(l))
+    .slice(-5)
+    .join(' | ');
+
 /** The named checks, run while the device is up after its first boot (SSH works). */
 export async function statusChecks(
   checks: Checks,
@@ -122,12 +130,7 @@ export async function statusChecks(
     const bad = s.received.filter((m) => !m.report);
     expect(
       mine().length > 0,
-      `no valid status from ${o.device} within 4 minutes (${bad.length} unreadable message(s)${bad[0] ? `: ${bad[0].raw.slice(0, 200)}` : ''}); broker log: ${s.broker
-        .log()
-        .split('\n')
-        .filter((l) => /Client|not auth|Socket|error/i.test(l))
-        .slice(-5)
-        .join(' | ')}`,
+      `no valid status from ${o.device} within 4 minutes (${bad.length} unreadable message(s)${bad[0] ? `: ${bad[0].raw.slice(0, 200)}` : ''}); broker log: ${brokerLogTail(s)}`,
     );
     return `${mine().length} status message(s) from ${o.device}; first at ${mine()[0].at}`;
   });

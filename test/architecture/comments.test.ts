@@ -1,23 +1,12 @@
 // Comments and docs say why, not which issue: an issue number tells a reader nothing without the tracker, and
 // the reason it stood for belongs in the sentence. CHANGELOG.md is the one place that names issues.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { projectFiles, ROOT } from './project-files.ts';
 
-const ROOT = path.resolve(__dirname, '../..');
 const WHERE = ['scripts', 'test', 'docs', '.ci', 'README.md', 'BENCHMARKS.md'];
-// upstream data kept byte for byte (fixtures) is not ours to reword
-const SKIP = new Set(['node_modules', 'fixtures']);
 const ISSUE = new RegExp(['\\bissues? #?\\d+\\b', '\\(#\\d+\\)'].join('|'), 'i');
-
-function walk(p: string): string[] {
-  const abs = path.join(ROOT, p);
-  if (!existsSync(abs)) return [];
-  if (!statSync(abs).isDirectory()) return [p];
-  return readdirSync(abs)
-    .filter((n) => !SKIP.has(n))
-    .flatMap((n) => walk(path.posix.join(p, n)));
-}
 
 function issueReferences(file: string, text: string): string[] {
   return text.split('\n').flatMap((l, i) => (ISSUE.test(l) ? [`${file}:${i + 1}: ${l.trim()}`] : []));
@@ -25,7 +14,7 @@ function issueReferences(file: string, text: string): string[] {
 
 describe('comments say why, not which issue', () => {
   it('no issue number in scripts/, test/, docs/, .ci/, README.md or BENCHMARKS.md', () => {
-    const files = WHERE.flatMap(walk).filter((f) => /\.(ts|mts|mjs|sh|md|txt|yaml|yml)$/.test(f) || f === '.ci/run');
+    const files = projectFiles(...WHERE).filter((f) => /\.(ts|mts|mjs|sh|md|txt|yaml|yml)$/.test(f) || f === '.ci/run');
     expect(files.length).toBeGreaterThan(300);
     expect(files.flatMap((f) => issueReferences(f, readFileSync(path.join(ROOT, f), 'utf8')))).toEqual([]);
   });

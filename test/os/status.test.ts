@@ -45,18 +45,20 @@ describe('fleet status of A/B devices', () => {
       ['plant-b-002', report('plant-b-002', 'eu/plant-b', { version: '2026.06.0', slots: { A: '2026.06.0', B: '' } })],
     ]);
     const arrivals = new Map([...reports.keys()].map((id) => [id, { at: new Date('2026-01-03T02:59:30Z'), expiry: 'fleet' as const, leftSec: 1700 }]));
-    const s = summarize({
-      devices: fleet.active,
-      reports,
-      arrivals,
-      ignored: { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 },
-      k3s: fleet.k3s,
-      os: fleet.os,
-      now,
-      periodSec: 900,
-      staleSec: 1350,
-      expirySec: 1800,
-    });
+    const summary = () =>
+      summarize({
+        devices: fleet.active,
+        reports,
+        arrivals,
+        ignored: { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 },
+        k3s: fleet.k3s,
+        os: fleet.os,
+        now,
+        periodSec: 900,
+        staleSec: 1350,
+        expirySec: 1800,
+      });
+    const s = summary();
     const why = new Map(s.attention.map((a) => [a.id, a.reason]));
     expect(why.get('plant-a-001')).toContain(
       'OS 2027.01.0 rolled back 2 time(s) in a row (last 2026-01-03T02:40:00Z): health check: edgeforge-nftables.service failed (exit-code); it runs 2026.12.1 in slot A — held back: fix the cause, then `sudo edgeforge-os-update retry` on the device',
@@ -68,18 +70,7 @@ describe('fleet status of A/B devices', () => {
     );
     // the canary device on trial of its ring's release: not behind
     reports.set('plant-a-001', report('plant-a-001', 'eu/plant-a', { trial: { slot: 'B', version: '2027.01.0', at: '2026-01-03T02:50:00Z' } }));
-    const t = summarize({
-      devices: fleet.active,
-      reports,
-      arrivals,
-      ignored: { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 },
-      k3s: fleet.k3s,
-      os: fleet.os,
-      now,
-      periodSec: 900,
-      staleSec: 1350,
-      expirySec: 1800,
-    });
+    const t = summary();
     expect(t.attention.some((a) => a.id === 'plant-a-001')).toBe(false);
   });
 });

@@ -50,13 +50,15 @@ flush() {
   sync "$1" 2>/dev/null || sync
 }
 
-# durable_text TEXT DEST [MODE]: DEST holds the old text or TEXT+newline after a power cut, never a mix
-# (write a temp file, fsync it, rename it over DEST, fsync the directory)
+# durable_text TEXT DEST [MODE]: DEST holds the old text or TEXT+newline after a power cut, never a mix, on a
+# journaling filesystem (write a temp file, fsync it, rename it over DEST, fsync it and the directory: on vfat the
+# renamed file's directory entry is written with the file, not with its directory). Not on FAT: see fixed_put.
 durable_text() {
   printf '%s\n' "$1" >"$2.edgeforge-new" || return 1
   [ -z "${3:-}" ] || chmod "$3" "$2.edgeforge-new" || return 1
   flush "$2.edgeforge-new"
   mv -f "$2.edgeforge-new" "$2" || return 1
+  flush "$2"
   flush "${2%/*}"
 }
 
@@ -81,12 +83,7 @@ fixed_put() {
   if [ "$(stat -c %s "$3" 2>/dev/null)" = "$2" ]; then
     printf '%s\n' "$fp_text" | dd of="$3" bs="$2" count=1 conv=notrunc,fsync iflag=fullblock status=none || return 1
   else
-    printf '%s\n' "$fp_text" >"$3.edgeforge-new" || return 1
-    flush "$3.edgeforge-new"
-    mv -f "$3.edgeforge-new" "$3" || return 1
-    # the renamed file's own directory entry is written with the file, not with its directory (vfat)
-    flush "$3"
-    flush "${3%/*}"
+    durable_text "$fp_text" "$3"
   fi
 }
 

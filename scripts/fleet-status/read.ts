@@ -7,7 +7,7 @@ import { deviceTopic, type StatusConfig } from '../inventory/fleet-status.ts';
 import { clearRetained, collectStatuses } from './collect.ts';
 import { arrivalOf, type Arrival } from './arrival.ts';
 import { readStatus, type StatusReport } from './report.ts';
-import { summarize, type FleetStatus } from './summary.ts';
+import { summarize, type FleetStatus, type InactiveReport } from './summary.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface ReadOptions {
@@ -90,7 +90,7 @@ export async function readFleetStatus(
   });
   const byTopic = new Map(fleet.active.map((d) => [deviceTopic(cfg, d), d]));
   const inactiveByTopic = new Map(fleet.devices.filter((d) => d.status !== 'active').map((d) => [deviceTopic(cfg, d), d]));
-  const inactiveReports = new Map<string, { device: ResolvedDevice; report: StatusReport; arrival: Arrival }>();
+  const inactiveReports = new Map<string, InactiveReport>();
   const reports = new Map<string, StatusReport>();
   const arrivals = new Map<string, Arrival>();
   const ignored: FleetStatus['ignored'] = { oversized: 0, malformed: 0, 'wrong-device': 0, 'unknown-device': 0 };
@@ -99,10 +99,14 @@ export async function readFleetStatus(
     const d = byTopic.get(topic);
     if (!d) {
       const gone = inactiveByTopic.get(topic);
-      const r = gone ? readStatus(m.payload, gone.id) : undefined;
-      if (gone && r?.ok && inSite(gone)) inactiveReports.set(gone.id, { device: gone, report: r.report, arrival: arrivalOf(m, cfg.expirySec) });
-      else if (!gone) ignored['unknown-device']++;
-      else if (r && !r.ok) ignored[r.why]++;
+      if (!gone) {
+        ignored['unknown-device']++;
+        continue;
+      }
+      // whatever it holds, a message there after the revoke means the broker still takes the credential
+      const r = readStatus(m.payload, gone.id);
+      if (!r.ok) ignored[r.why]++;
+      if (inSite(gone)) inactiveReports.set(gone.id, { device: gone, ...(r.ok ? { report: r.report } : { unreadable: r.why }), arrival: arrivalOf(m, cfg.expirySec) });
       continue;
     }
     const r = readStatus(m.payload, d.id);

@@ -58,9 +58,17 @@ export interface FleetStatus {
   devices: DeviceState[];
   ignored: Record<Rejection | 'unknown-device', number>;
   /** revoked/lost/stolen/retired/replaced devices whose status is still on the broker (never counted above) */
-  inactive: { id: string; site: string; status: string; lastReport: string; receivedAt?: string; expiry: Arrival['expiry']; reason: string }[];
+  inactive: { id: string; site: string; status: string; lastReport?: string; receivedAt?: string; expiry: Arrival['expiry']; reason: string }[];
   /** the inactive devices whose status needs a person: received after the revoke, without expiry, or held too long */
   inactiveNeedsPerson: string[];
+}
+
+/** What the broker holds on the topic of a device that left the fleet: its status, or why that does not read. */
+export interface InactiveReport {
+  device: ResolvedDevice;
+  report?: StatusReport;
+  unreadable?: Rejection;
+  arrival: Arrival;
 }
 
 export interface SummaryInput {
@@ -90,7 +98,7 @@ export interface SummaryInput {
   /** a first boot running longer than this needs a person */
   firstBootStuckSec?: number;
   /** statuses of devices that are no longer active (revoked, replaced...), by id */
-  inactiveReports?: Map<string, { device: ResolvedDevice; report: StatusReport; arrival: Arrival }>;
+  inactiveReports?: Map<string, InactiveReport>;
 }
 
 /** A refused credential looks like silence from here: MQTT tells no client why another one was refused. */
@@ -104,7 +112,9 @@ const CLEAR = 'edgeforge status --clear-departed';
  * (broker-config not rerun, or the broker not reloaded), and one without expiry was left by another client with
  * its credential and never goes away by itself: both need a person. The report's own time decides nothing.
  */
-export function inactiveNote(d: ResolvedDevice, r: StatusReport, a: Arrival, now: Date, expirySec: number): { needsPerson: boolean; reason: string } {
+export function inactiveNote(d: ResolvedDevice, x: Omit<InactiveReport, 'device'>, now: Date, expirySec: number): { needsPerson: boolean; reason: string } {
+  const a = x.arrival;
+  const r = { time: x.report ? x.report.time : `unknown: its document is ${x.unreadable ?? 'unreadable'}` };
   const revokedAt = d.revoked ? Date.parse(d.revoked.at) : NaN;
   const since = d.revoked ? ` since ${d.revoked.at}` : '';
   if (a.expiry === 'none') {
@@ -271,9 +281,10 @@ export function summarize(inp: SummaryInput): FleetStatus {
     c.counts[s.bucket]++;
     totals[s.bucket]++;
   }
-  const inactive = [...(inp.inactiveReports?.values() ?? [])].map(({ device: d, report: r, arrival: a }) => {
-    const n = inactiveNote(d, r, a, inp.now, inp.expirySec);
-    return { id: d.id, site: d.siteId, status: d.status, lastReport: r.time, receivedAt: a.at && iso(a.at), expiry: a.expiry, reason: n.reason, needsPerson: n.needsPerson };
+  const inactive = [...(inp.inactiveReports?.values() ?? [])].map(({ device: d, ...x }) => {
+    const n = inactiveNote(d, x, inp.now, inp.expirySec);
+    const a = x.arrival;
+    return { id: d.id, site: d.siteId, status: d.status, lastReport: x.report?.time, receivedAt: a.at && iso(a.at), expiry: a.expiry, reason: n.reason, needsPerson: n.needsPerson };
   });
   return {
     at: inp.now.toISOString(),

@@ -237,6 +237,15 @@ describe.runIf(HAVE)('fleet status with a real Mosquitto', () => {
     // not counted: the revoked device is no device of the fleet's totals
     expect(s.devices.find((x: { id: string }) => x.id === id)).toBeUndefined();
     expect(Object.values(s.totals as Record<string, number>).reduce((a, n) => a + n, 0)).toBe(env.fleet.active.filter((x) => x.siteId === d.siteId).length);
+    // a document that does not read hides nothing: it too reached the broker after the revoke
+    const malformedBefore = s.ignored.malformed as number;
+    expect((await send({ payload: Buffer.from('{"not": "a status"}') })).ok).toBe(true);
+    r = await status();
+    expect(r.code).toBe(1);
+    s = JSON.parse(r.stdout);
+    expect(s.inactiveNeedsPerson).toEqual([id]);
+    expect(s.inactive[0].reason).toMatch(/its own time says unknown: its document is malformed\): the broker still accepts its credential/);
+    expect(s.ignored.malformed).toBe(malformedBefore + 1);
     // a will or an MQTT 3.1.1 publish leaves a status that never expires: listed, needs a person, clearable
     expect((await send({ protocolVersion: 4 })).ok).toBe(true);
     s = JSON.parse((await status()).stdout);

@@ -123,16 +123,20 @@ describe('reading and classifying statuses', () => {
     const backdated = rep({ time: '2026-12-01T00:00:00Z' });
     const at = (agoSec: number) => arrivalOf({ retained: true, expiryLeftSec: 1800 - agoSec, receivedAt: now }, 1800);
     // sent before the revoke: its last word, expires by itself
-    expect(inactiveNote(gone, backdated, at(900), now, 1800)).toEqual({ needsPerson: false, reason: expect.stringMatching(/leaves the broker by itself in 15m$/) });
+    expect(inactiveNote(gone, { report: backdated, arrival: at(900) }, now, 1800)).toEqual({ needsPerson: false, reason: expect.stringMatching(/leaves the broker by itself in 15m$/) });
     // back-dated, but received after the revoke: the broker still accepts it
-    const late = inactiveNote(gone, backdated, at(60), now, 1800);
+    const late = inactiveNote(gone, { report: backdated, arrival: at(60) }, now, 1800);
     expect(late.needsPerson).toBe(true);
     expect(late.reason).toMatch(/reached the broker after that \(at 2026-12-02T05:59:00Z or later; its own time says 2026-12-01T00:00:00Z\): the broker still accepts its credential/);
     // no expiry: never leaves the broker, date unknown
-    expect(inactiveNote(gone, backdated, { expiry: 'none' }, now, 1800).reason).toMatch(/never leaves the broker .*--clear-departed/);
+    expect(inactiveNote(gone, { report: backdated, arrival: { expiry: 'none' } }, now, 1800).reason).toMatch(/never leaves the broker .*--clear-departed/);
     // a longer expiry, still there beyond the time the reporter's status would have gone
     const longAgo = { ...gone, revoked: { reason: 'stolen' as const, at: '2026-12-01T00:00:00Z' } };
-    expect(inactiveNote(longAgo, backdated, { expiry: 'longer', leftSec: 5000 }, now, 1800).needsPerson).toBe(true);
+    expect(inactiveNote(longAgo, { report: backdated, arrival: { expiry: 'longer', leftSec: 5000 } }, now, 1800).needsPerson).toBe(true);
+    // a document that does not read is no excuse: it reached the broker after the revoke
+    const junk = inactiveNote(gone, { unreadable: 'malformed', arrival: at(60) }, now, 1800);
+    expect(junk.needsPerson).toBe(true);
+    expect(junk.reason).toMatch(/its own time says unknown: its document is malformed\): the broker still accepts its credential/);
   });
 
   it('an expired certificate, a stuck first boot, a device seen before but gone now', () => {

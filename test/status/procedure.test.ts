@@ -183,4 +183,31 @@ describe.runIf(HAVE)('docs/status.md, the broker on Debian: set-up, revoke → r
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`belong to root: Mosquitto started as root drops to its own user (mosquitto on Debian) before it reads them and writes data/; run \`chown -R mosquitto: ${to}\``);
   });
+
+  it("a rewrite keeps each replaced file's own owner, group and mode, also where they differ from the directory's", async () => {
+    const to = path.join(dir, 'mixed-owners');
+    const admin = ['--password-file', `${home}/.config/edgeforge/broker-admin`];
+    let r = await runCli(['status', 'broker-config', '-i', inv, '--keys', keys, '--to', to, ...admin]);
+    expect(r.code, r.stderr).toBe(0);
+    // an installation made by hand or by older instructions: each file its own owner and mode
+    const own = {
+      passwd: { uid: brokerUser()!.uid, gid: brokerUser()!.gid, mode: 0o640 },
+      acl: { uid: 4242, gid: 4343, mode: 0o604 },
+      'mosquitto.conf': { uid: 0, gid: brokerUser()!.gid, mode: 0o644 },
+    };
+    const inode = new Map<string, number>();
+    for (const [name, o] of Object.entries(own)) {
+      const f = path.join(to, name);
+      spawnSync('chown', [`${o.uid}:${o.gid}`, f]);
+      chmodSync(f, o.mode);
+      inode.set(name, statSync(f).ino);
+    }
+    r = await runCli(['status', 'broker-config', '-i', inv, '--keys', keys, '--to', to]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const [name, o] of Object.entries(own)) {
+      const st = statSync(path.join(to, name));
+      expect(st.ino, `${name} was replaced`).not.toBe(inode.get(name));
+      expect({ uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 }, name).toEqual(o);
+    }
+  });
 });

@@ -134,6 +134,10 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
     try {
       const m = await c.manifest('acme/fleet/kr-south/ulsan-plant-1', 'latest', OCI_MANIFEST_MEDIA_TYPE);
       expect(m!.digest).toBe(after.oci.artifacts[0].digest);
+      // the signed record names the config blob too, and the registry serves it under that digest
+      const body = JSON.parse(m!.bytes.toString('utf8'));
+      expect(after.oci.artifacts[0].config).toEqual({ digest: body.config.digest, bytes: body.config.size });
+      expect((await c.blob('acme/fleet/kr-south/ulsan-plant-1', after.oci.artifacts[0].config.digest)).length).toBe(body.config.size);
     } finally {
       c.close();
     }

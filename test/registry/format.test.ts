@@ -71,7 +71,7 @@ describe('an OCI device', () => {
     expect(auths['cache.brno.acme.example:5000'].password).toBe(registryPullPassword(fixedSecretsFor(brno).deployKey!.privateKey));
   });
 
-  it('polls on the same schedule as the Git transport: per device, the OCIRepository has the GitRepository\'s interval, jitter and timeout', () => {
+  it("polls on the same schedule as the Git transport: per device, the OCIRepository has the GitRepository's interval, jitter and timeout", () => {
     const helm = { mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' };
     const git = loadInventoryBytes(Buffer.from(exampleInventoryText(helm)), 'inventory/example.yaml');
     const oci = ociFleet();
@@ -81,7 +81,10 @@ describe('an OCI device', () => {
     const intervals = new Set<string>();
     for (const d of devices) {
       const [g, ...gk] = fluxSyncObjects(d, git) as Record<string, any>[];
-      const [o, ...ok] = fluxSyncObjects(oci.active.find((x) => x.id === d.id)!, oci) as Record<string, any>[];
+      const [o, ...ok] = fluxSyncObjects(
+        oci.active.find((x) => x.id === d.id)!,
+        oci,
+      ) as Record<string, any>[];
       expect([g.kind, o.kind]).toEqual(['GitRepository', 'OCIRepository']);
       expect(schedule(o)).toEqual(schedule(g));
       intervals.add(g.spec.interval);

@@ -139,6 +139,8 @@ describe.runIf(HAVE)('OCI transport with a real registry', () => {
     }
   });
 
+  // the issuer's side of a revocation, given access files without the device; the operator's path (`revoke`,
+  // then `registry config`, with the running token server) is in cli.test.ts
   it('a revoked device is refused: registry config without it, and its credential gets no token', async () => {
     const repo = 'fleet/kr-south/ulsan-plant-1';
     await pullAs(w, 'ulsan1-line1-002', repo); // works before

@@ -13,6 +13,7 @@ import { UserError } from '../util/errors.ts';
 import { parseK3sVersion } from '../inventory/k3s-versions.ts';
 import { checkObjects, type Finding, type TreeObject } from '../conformance/check-objects.ts';
 import { checkTransition } from '../conformance/transitions.ts';
+import { kubernetesApi } from '../conformance/kubernetes-api.ts';
 import { checkImages, type PinnedImage } from '../conformance/image-pins.ts';
 import { expiryFindings, joinTokenExpiries } from '../conformance/expiry.ts';
 import { objectsOfTree, type ParseCache, type TreeFile } from '../conformance/tree-objects.ts';
@@ -144,7 +145,11 @@ export async function checkGitops(fleet: Fleet, o: GitopsCheck): Promise<GitopsC
       ...(o.timeWarnings ?? []),
       ...expiryFindings(joinTokenExpiries(tree.objects, joinWindowDays(fleet)), o.now).map((e) => e.message),
     ];
-    return { errors, warnings: [...new Set(warnings)], checked: { files: afterFiles.length, objects: tree.objects.length, kubernetes: minors.map((m) => `1.${m}`), releases, against: prev.what } };
+    return {
+      errors,
+      warnings: [...new Set(warnings)],
+      checked: { files: afterFiles.length, objects: tree.objects.length, kubernetes: minors.map((m) => `1.${m}${kubernetesApi(m) ? '' : ' (no API on file)'}`), releases, against: prev.what },
+    };
   } finally {
     await fs.rm(scratch, { recursive: true, force: true });
   }

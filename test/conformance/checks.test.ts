@@ -41,9 +41,45 @@ describe('the Kubernetes API per K3s line', () => {
       expect(s[m].integrity).toMatch(/^sha512-/);
       expect(s[m].openapi).toContain(m);
     }
-    // a minor without a client of its own is read with the nearest older one (a subset)
-    expect(kubernetesApi(31)!.readFrom).toBe('1.30');
-    expect(kubernetesApi(35)!.readFrom).toBe('1.34');
+    // a minor without a client of its own is read as what both neighbours on file have (a subset)
+    expect(kubernetesApi(31)!.readFrom).toBe('1.30 ∩ 1.32');
+    expect(kubernetesApi(35)!.readFrom).toBe('1.34 ∩ 1.36');
+    expect(kubernetesApi(35)!.source).toMatch(/client-node@1\.4\.0 .* and .*client-node@2\.0\.1 .* \(no client was generated from 1\.35\)/);
+    // outside the data on file there is no API, not the nearest one
+    expect(kubernetesApi(27)).toBeUndefined();
+    expect(kubernetesApi(37)).toBeUndefined();
+  });
+
+  it('serves no group/version upstream removed: the clients carry stale files, only their generated index counts', () => {
+    const serves = (m: number, gv: string) =>
+      kubernetesApi(m)!
+        .servedAs(gv.startsWith('flowcontrol') ? 'FlowSchema' : 'ResourceClaim')
+        .includes(gv);
+    // the deprecation guide (kubernetes.io/docs/reference/using-api/deprecation-guide/): flowcontrol v1beta3 is
+    // no longer served as of 1.32, v1beta2 as of 1.29
+    expect(serves(30, 'flowcontrol.apiserver.k8s.io/v1beta3')).toBe(true);
+    for (const m of [32, 33, 34, 35, 36]) expect(serves(m, 'flowcontrol.apiserver.k8s.io/v1beta3'), `1.${m}`).toBe(false);
+    for (const m of [29, 30, 31, 32, 36]) expect(serves(m, 'flowcontrol.apiserver.k8s.io/v1beta2'), `1.${m}`).toBe(false);
+    // resource.k8s.io/v1alpha2 (classic DRA) was removed in 1.31 with v1alpha3 in its place
+    expect(serves(30, 'resource.k8s.io/v1alpha2')).toBe(true);
+    for (const m of [31, 32, 33, 34, 35, 36]) expect(serves(m, 'resource.k8s.io/v1alpha2'), `1.${m}`).toBe(false);
+    const f = checkObjects([obj('fs.yaml', { apiVersion: 'flowcontrol.apiserver.k8s.io/v1beta3', kind: 'FlowSchema', metadata: { name: 'x' } })], { minors: [30, 32], crds: [] });
+    expect(f.map((x) => x.reason)).toContainEqual(
+      expect.stringMatching(/^Kubernetes 1\.32 does not serve FlowSchema as flowcontrol\.apiserver\.k8s\.io\/v1beta3 \(it serves it as flowcontrol\.apiserver\.k8s\.io\/v1\)/),
+    );
+  });
+
+  it('a K3s line without API data on file is an error, never a silent pass', () => {
+    const objects = [obj('a.yaml', deployment())];
+    expect(checkObjects(objects, { minors: [36], crds: [] })).toEqual([]);
+    for (const minors of [[27, 36], [37], []]) {
+      const f = checkObjects(objects, { minors, crds: [] });
+      expect(f.length, JSON.stringify(minors)).toBeGreaterThan(0);
+      expect(f.every((x) => !x.warning)).toBe(true);
+    }
+    expect(checkObjects(objects, { minors: [27, 36], crds: [] })).toEqual([
+      { path: '(tree)', ref: 'K3s/v1.27', reason: expect.stringMatching(/^no Kubernetes API of 1\.27 is on file \(upstream\/kubernetes\/api\.json has 1\.28 to 1\.36\)/) },
+    ]);
   });
 
   it('knows ValidatingAdmissionPolicy is admissionregistration.k8s.io/v1 from 1.30 and only v1beta1 before', () => {

@@ -8,7 +8,7 @@ import { checkOpenApi } from '../../scripts/conformance/check-openapi.ts';
 import { kubernetesApi, kubernetesApiSources } from '../../scripts/conformance/kubernetes-api.ts';
 import { checkTransition } from '../../scripts/conformance/transitions.ts';
 import { expiryFindings, joinTokenExpiries } from '../../scripts/conformance/expiry.ts';
-import { checkImages } from '../../scripts/conformance/image-pins.ts';
+import { checkImages, imagesOf } from '../../scripts/conformance/image-pins.ts';
 import { revokedAgentObjects } from '../../scripts/render/gitops/join-tokens.ts';
 import { crdsOfRelease, readUpstreamFile, UPSTREAM_CRDS_DIR, upstreamReleases } from '../../scripts/conformance/upstream-crds.ts';
 import { kubernetesApiMinors } from '../../scripts/conformance/kubernetes-api.ts';
@@ -223,6 +223,27 @@ describe("the images edgeforge's objects pull", () => {
       ['warning', 'image docker.io/rancher/system-upgrade-controller'],
       ['error', 'image ghcr.io/x/y'],
     ]);
+  });
+});
+
+describe("a flux2 HelmChart's images (in its valuesContent)", () => {
+  const chart = (values: string) =>
+    obj('flux.yaml', { apiVersion: 'helm.cattle.io/v1', kind: 'HelmChart', metadata: { name: 'flux2', namespace: 'kube-system' }, spec: { chart: 'flux2', valuesContent: values } });
+  it('are read from the values the chart takes: image, tag, create (with the chart defaults) and checked like any other', () => {
+    const c = chart(
+      'sourceController: {tag: v1.9.6}\nkustomizeController: {image: registry.example/fluxcd/kustomize-controller, tag: v1.9.6}\nhelmController: {create: true}\nnotificationController: {create: false}\nimageAutomationController: {create: false}\nimageReflectionController: {create: false}\n',
+    );
+    expect(imagesOf(c.object)).toEqual(['ghcr.io/fluxcd/source-controller:v1.9.6', 'registry.example/fluxcd/kustomize-controller:v1.9.6', 'ghcr.io/fluxcd/helm-controller']);
+    const pinned = [
+      { ref: 'ghcr.io/fluxcd/source-controller:v1.9.6', role: 'Flux' },
+      { ref: 'ghcr.io/fluxcd/helm-controller', role: 'Flux' },
+    ];
+    expect(checkImages([c], pinned).map((x) => [x.severity, x.reason.split(' (')[0]])).toEqual([
+      ['warning', 'image ghcr.io/fluxcd/source-controller:v1.9.6'],
+      ['error', 'image registry.example/fluxcd/kustomize-controller:v1.9.6 is not one the inventory pins'],
+      ['error', 'image ghcr.io/fluxcd/helm-controller'],
+    ]);
+    expect(checkImages([c], pinned)[2].reason).toMatch(/names neither a tag nor a digest/);
   });
 });
 

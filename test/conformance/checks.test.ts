@@ -17,6 +17,7 @@ import { runCli } from '../helpers.ts';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse } from 'yaml';
 
 const obj = (path: string, object: Record<string, unknown>): TreeObject => ({ path, object });
 const deployment = (extra: Record<string, unknown> = {}) => ({
@@ -223,6 +224,32 @@ describe("the images edgeforge's objects pull", () => {
       ['warning', 'image docker.io/rancher/system-upgrade-controller'],
       ['error', 'image ghcr.io/x/y'],
     ]);
+  });
+});
+
+describe('one writer per CRD', () => {
+  const release = 'system-upgrade-controller@v0.16.1';
+  const theirs = () => parse(readUpstreamFile(path.join(UPSTREAM_CRDS_DIR, release, 'upgrade.cattle.io_plans.yaml')).body.toString('utf8')) as Record<string, any>;
+  const t = { minors: [36], crds: crdsOfRelease(release) };
+  it("a tree's CRD byte-for-byte the pinned release's own passes; one with a field the release lacks is two writers", () => {
+    expect(checkObjects([obj('crds/plans.yaml', theirs())], t)).toEqual([]);
+    const mine = theirs();
+    mine.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.customNodeLabels = { type: 'object', additionalProperties: { type: 'string' } };
+    expect(checkObjects([obj('crds/plans.yaml', mine)], t)).toEqual([
+      {
+        path: 'crds/plans.yaml',
+        ref: 'CustomResourceDefinition/plans.upgrade.cattle.io',
+        reason: expect.stringMatching(
+          /^this Plan CRD differs from the one system-upgrade-controller@v0\.16\.1 installs \(crds\/system-upgrade-controller@v0\.16\.1\/upgrade\.cattle\.io_plans\.yaml\): two writers would keep overwriting each other/,
+        ),
+      },
+    ]);
+    // a CRD of a kind no pinned release defines has one writer: the tree
+    const other = theirs();
+    other.metadata.name = 'widgets.example.com';
+    other.spec.group = 'example.com';
+    other.spec.names = { ...other.spec.names, kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' };
+    expect(checkObjects([obj('crds/widgets.yaml', other)], t)).toEqual([]);
   });
 });
 

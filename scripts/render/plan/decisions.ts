@@ -4,8 +4,9 @@ import type { Fleet } from '../../inventory/fleet.ts';
 import type { Decision, SitePlan } from './model.ts';
 import { runsFlux } from '../flux/sync.ts';
 import { counted, num } from './md.ts';
+import { usesOci } from '../oci/format.ts';
 
-/** A site with at least this many Flux devices gets a local read-only Git mirror (gitops.mirrors). */
+/** A site with at least this many Flux devices gets a local source cache: a read-only Git mirror (gitops.mirrors), or an OCI site cache. */
 export const GIT_MIRROR_AT = 20;
 /** A site with at least this many devices gets a registry pull-through cache (registryMirror). */
 export const REGISTRY_CACHE_AT = 10;
@@ -29,15 +30,18 @@ const measuredPerSec = BROKER_MEASURED.devices / BROKER_MEASURED.seconds;
 
 export function decisions(fleet: Fleet, sites: SitePlan[]): Decision[] {
   const out: Decision[] = [];
-  const mirrors = fleet.gitops.mirrors ?? {};
+  const oci = usesOci(fleet);
+  const mirrors: Record<string, unknown> = (oci ? fleet.gitops.oci?.siteCaches : fleet.gitops.mirrors) ?? {};
   const bigGit = fleet.sites.filter((s) => s.devices.filter(runsFlux).length >= GIT_MIRROR_AT);
   const gitMissing = bigGit.filter((s) => !mirrors[s.id]).map((s) => s.id);
   out.push({
-    decision: 'a read-only Git mirror at the site',
+    decision: oci ? 'a cache of the OCI artifacts at the site' : 'a read-only Git mirror at the site',
     threshold: `≥ ${GIT_MIRROR_AT} Flux devices at a site`,
-    why: "every device makes a full shallow clone of each new commit and polls every interval: a mirror turns the site's N clones and polls into one incremental fetch from the central host",
+    why: oci
+      ? "each device fetches its site's artifact when it changes: a site cache turns the site's N fetches over its WAN into about one (tag checks still reach the central registry)"
+      : "every device makes a full shallow clone of each new commit and polls every interval: a mirror turns the site's N clones and polls into one incremental fetch from the central host",
     here: `${bigGit.length} of ${fleet.sites.length} site(s) qualify; ${bigGit.length - gitMissing.length} have one`,
-    action: gitMissing.length ? `add \`gitops.mirrors\` for ${counted(gitMissing, 'site')}` : 'nothing',
+    action: gitMissing.length ? `add \`${oci ? 'gitops.oci.siteCaches' : 'gitops.mirrors'}\` for ${counted(gitMissing, 'site')}` : 'nothing',
     needsPerson: gitMissing.length > 0,
   });
   const bigReg = sites.filter((s) => s.devices >= REGISTRY_CACHE_AT);

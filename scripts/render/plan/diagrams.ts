@@ -29,12 +29,17 @@ function topology(fleet: Fleet, p: PlanData): string {
   o.push(`  reg[(${label(p.k3s.installMode === 'airgap' ? 'public registries (mirrors only)' : 'public registries')})]`);
   if (status) o.push(`  mqtt{{${label(`status broker ${status.broker.host}`)}}}`);
   let n = 0;
+  // edges to the shared nodes (source, registries, broker) are drawn once per kind with "&": a line per box would
+  // cost the 2,000-device plan tens of lines
+  const direct = { source: [] as string[], reg: [] as string[] };
   const siteBox = (id: string, text: string, s: { tang: boolean; mirror: boolean; gitMirror: boolean }) => {
     o.push(`    ${id}[${label(text)}]`);
-    const edges = [s.gitMirror ? `    ${id} -- "pull" --> ${id}g[(${label(w.siteCacheName)})] --> git` : `    ${id} -- "${w.edge}" --> git`];
+    const edges: string[] = [];
+    if (s.gitMirror) edges.push(`    ${id} -- "pull" --> ${id}g[(${label(w.siteCacheName)})] --> git`);
+    else direct.source.push(id);
     if (s.tang) edges.push(`    ${id} -- "unlock at boot" --> ${id}t((${label('tang')}))`);
-    edges.push(s.mirror ? `    ${id} -- "images" --> ${id}m[(${label('site registry mirror')})] --> reg` : `    ${id} -- "images" --> reg`);
-    if (status) edges.push(`    ${id} -. "status" .-> mqtt`);
+    if (s.mirror) edges.push(`    ${id} -- "images" --> ${id}m[(${label('site registry mirror')})] --> reg`);
+    else direct.reg.push(id);
     return edges;
   };
   const edges: string[] = [];
@@ -53,14 +58,21 @@ function topology(fleet: Fleet, p: PlanData): string {
         );
       }
     } else {
+      // classes of a region share one tang node: each site has its own server, drawn once per region
+      const withTang: string[] = [];
       for (const c of siteClasses({ ...p, sites })) {
         const id = `s${n++}`;
-        const tang = c.sites.some((s) => s.encryptionMode.includes('tang'));
-        edges.push(...siteBox(id, `${c.sites.length} site(s), ${c.devices} devices: ${c.k3s}`, { tang, mirror: c.mirror === 'yes', gitMirror: c.sites.every((s) => w.siteCache(s.id)) }));
+        if (c.sites.some((s) => s.encryptionMode.includes('tang'))) withTang.push(id);
+        edges.push(...siteBox(id, `${c.sites.length} site(s), ${c.devices} devices: ${c.k3s}`, { tang: false, mirror: c.mirror === 'yes', gitMirror: c.sites.every((s) => w.siteCache(s.id)) }));
       }
+      if (withTang.length) edges.push(`    ${withTang.join(' & ')} -- "unlock at boot" --> r${n++}t((${label('tang (one per site)')}))`);
     }
     o.push('  end');
   }
+  const boxes = o.filter((l) => /^ {4}s\d+\[/.test(l)).map((l) => l.trim().split('[')[0]);
+  if (direct.source.length) edges.push(`    ${direct.source.join(' & ')} -- "${w.edge}" --> git`);
+  if (direct.reg.length) edges.push(`    ${direct.reg.join(' & ')} -- "images" --> reg`);
+  if (status) edges.push(`    ${boxes.join(' & ')} -. "status" .-> mqtt`);
   return [...o, ...edges].join('\n');
 }
 

@@ -5,7 +5,7 @@
 // (scripts/cli/registry.ts), so --help answers without loading zod, openpgp or ssh2.
 import { loadCommands } from './registry.ts';
 import { commandHelp, parseCommand, type Command, type Io } from './command.ts';
-import { InventoryError, sortProblems, UsageError, UserError } from '../util/errors.ts';
+import { InventoryError, sortProblems, SelectionError, UsageError, UserError } from '../util/errors.ts';
 
 const VERSION = '0.1.0';
 
@@ -100,6 +100,11 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       if (json) io.out(JSON.stringify({ error: err.message }));
       io.err(`edgeforge ${cmd.name}: ${err.message}\nRun "edgeforge ${cmd.name} --help" for usage and an example.`);
       return 2;
+    }
+    if (err instanceof SelectionError) {
+      if (json) io.out(JSON.stringify({ error: err.message, devices: err.devices.map((d) => ({ id: d.id, status: 'skipped', phase: 'select', message: d.reason })) }, null, 2));
+      io.err(`edgeforge ${cmd.name}: ${err.message}`);
+      return err.exitCode;
     }
     if (err instanceof UserError) {
       if (json) io.out(JSON.stringify({ error: err.message }));

@@ -5,7 +5,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { checkCoreObject } from './check-core.ts';
 import { checkOpenApi } from './check-openapi.ts';
-import { kubernetesApi, type KubernetesApi } from './kubernetes-api.ts';
+import { kubernetesApi, kubernetesApiMinors, type KubernetesApi } from './kubernetes-api.ts';
 import { crdVersions, type CrdVersion } from './upstream-crds.ts';
 import { planWindowProblem, type PlanWindow } from './plan-window.ts';
 
@@ -49,7 +49,10 @@ const NOT_APPLIED = (apiVersion: string) => apiVersion.startsWith('kustomize.con
 export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] {
   const apis = t.minors.map((m) => kubernetesApi(m)).filter((a): a is KubernetesApi => Boolean(a));
   const crds = [...t.crds, ...objects.flatMap((o) => crdVersions(o.object, 'this tree', o.path))];
-  const findings: Finding[] = [];
+  // a line without API data is an error, never a silent pass: nothing of the tree was checked against it
+  const findings: Finding[] = t.minors.filter((m) => !kubernetesApi(m)).map((m) => ({ path: '(tree)', ref: `K3s/v1.${m}`, reason: noApiReason(m) }));
+  const newest = [kubernetesApi(Number(kubernetesApiMinors().pop()!.split('.')[1]))!]; // which groups are built in, when no line has data
+  if (!t.minors.length) findings.push({ path: '(tree)', ref: 'K3s', reason: 'no K3s line to check against: every built-in kind went unchecked' });
   for (const o of objects) {
     const { sops: _sops, ...obj } = o.object;
     const apiVersion = String(obj.apiVersion ?? '');
@@ -57,8 +60,7 @@ export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] 
     if (!apiVersion || !kind || NOT_APPLIED(apiVersion)) continue;
     const reasons = new Map<string, string[]>(); // reason -> the lines it holds for
     const add = (reason: string, line: string) => reasons.set(reason, [...(reasons.get(reason) ?? []), line]);
-    if (!apis.length) add(`no Kubernetes API on file for K3s line(s) ${t.minors.map((m) => `1.${m}`).join(', ')}`, '');
-    if (apis.some((a) => a.builtInGroup(groupOf(apiVersion)))) {
+    if ((apis.length ? apis : newest).some((a) => a.builtInGroup(groupOf(apiVersion)))) {
       for (const api of apis) for (const r of builtIn(api, apiVersion, kind, obj)) add(r, api.minor);
       const second = kind === 'CustomResourceDefinition' ? secondWriter(obj, t.crds) : undefined;
       if (second) add(second, '');
@@ -81,6 +83,11 @@ export function checkObjects(objects: TreeObject[], t: CheckTargets): Finding[] 
     }
   }
   return findings;
+}
+
+function noApiReason(minor: number): string {
+  const onFile = kubernetesApiMinors();
+  return `no Kubernetes API of 1.${minor} is on file (upstream/kubernetes/api.json has ${onFile[0]} to ${onFile[onFile.length - 1]}): nothing in this tree was checked against the v1.${minor} line — move the ring to a line on file, or add that release's client (npm run upstream:kubernetes)`;
 }
 
 function builtIn(api: KubernetesApi, apiVersion: string, kind: string, obj: Record<string, unknown>): string[] {

@@ -2,6 +2,7 @@
 // docker.io, which an airgap or mirror-only site cannot reach) and be one the inventory pins — with a digest
 // where the inventory can give one, so what runs is what was reviewed.
 import { refOf, type Finding, type TreeObject } from './check-objects.ts';
+import { fluxChartImages, isFluxHelmChart } from '../render/flux/components.ts';
 
 export interface PinnedImage {
   /** repository[:tag][@sha256:…] as the inventory (or a pinned bundle) gives it */
@@ -17,9 +18,12 @@ export interface ImageFinding extends Finding {
   severity: 'error' | 'warning';
 }
 
-/** Every image reference in an object: container images, Plan images, and *_IMAGE settings of a ConfigMap. */
+/**
+ * Every image reference in an object: container images, Plan images, *_IMAGE settings of a ConfigMap, and the
+ * controller images a flux2 HelmChart's valuesContent makes the chart run (K3s's helm-controller installs it).
+ */
 export function imagesOf(o: Record<string, unknown>): string[] {
-  const out: string[] = [];
+  const out: string[] = isFluxHelmChart(o) ? fluxChartImages(String((o.spec as { valuesContent?: unknown }).valuesContent ?? '')) : [];
   const walk = (v: unknown, key: string) => {
     if (Array.isArray(v)) v.forEach((x) => walk(x, key));
     else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k);
@@ -48,6 +52,10 @@ export function checkImages(objects: TreeObject[], pinned: PinnedImage[]): Image
         continue;
       }
       if (pin.repositoryOnly) continue;
+      if (!/[@:][^/]+$/.test(img)) {
+        push('error', `image ${img} (${pin.role}) names neither a tag nor a digest: a node runs whatever its default is`);
+        continue;
+      }
       if (!/@sha256:[0-9a-f]{64}$/.test(img)) push('warning', `image ${img} (${pin.role}) is pinned by tag only: give its digest in the inventory so every node runs the same bytes`);
       else if (img !== pin.ref) push('error', `image ${img} has another digest than the inventory's pin ${pin.ref}`);
     }

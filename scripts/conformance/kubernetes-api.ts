@@ -1,7 +1,10 @@
 // The Kubernetes API of a K3s line, as the upstream client generated from that release's OpenAPI states it
 // (upstream/kubernetes/api.json, made by scripts/dev/kubernetes-api.ts from @kubernetes/client-node): which kinds a
-// group/version serves, and each object type's fields. A minor without its own client release is read with the
-// nearest older one: a strict subset (a field or kind new in that minor is reported as missing, never the reverse).
+// group/version serves, and each object type's fields. No client was generated from 1.31 or 1.35: such a minor is
+// read as what both neighbours on file agree on — a kind served by the older and the newer release (Kubernetes
+// does not remove a group/version and bring it back), a field both have — so it is a subset of the truth: what
+// the minor added is reported missing, and what it still served but the next release removed (flowcontrol v1beta3
+// on 1.31) is refused too, never the reverse. A minor outside the data on file has no API: undefined.
 import { readFileSync } from 'node:fs';
 
 export interface ApiField {
@@ -30,7 +33,7 @@ function load(): ApiFile {
 export interface KubernetesApi {
   /** the minor asked for, "1.31" */
   minor: string;
-  /** the minor whose client was read ("1.30" for 1.31) */
+  /** the minor(s) whose client was read: "1.30", or "1.30 ∩ 1.32" for 1.31 */
   readFrom: string;
   source: string;
   /** the model type of a kind, with whether it is namespaced; undefined when the group/version does not serve it */
@@ -44,29 +47,36 @@ export interface KubernetesApi {
 
 const apis = new Map<string, KubernetesApi>();
 
-/** The API of Kubernetes 1.<minor>; undefined when no client at or below it is on file. */
+/** The API of Kubernetes 1.<minor>; undefined when no client at or above and at or below it is on file. */
 export function kubernetesApi(minor: number): KubernetesApi | undefined {
   const key = `1.${minor}`;
   const cached = apis.get(key);
   if (cached) return cached;
   const f = load();
-  const readFrom = Object.keys(f.minors)
-    .filter((m) => Number(m.split('.')[1]) <= minor)
-    .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]))
-    .pop();
-  if (!readFrom) return undefined;
-  const m = f.minors[readFrom];
+  const num = (m: string) => Number(m.split('.')[1]);
+  const onFile = Object.keys(f.minors).sort((a, b) => num(a) - num(b));
+  const older = onFile.filter((m) => num(m) <= minor).pop();
+  const newer = onFile.find((m) => num(m) >= minor);
+  if (!older || !newer) return undefined;
+  const [lo, hi] = [f.minors[older], f.minors[newer]];
+  const src = (m: string) => `${f.sources[m].package} (OpenAPI ${f.sources[m].openapi})`;
+  const served = (gv: string, kind: string) => (hi.kinds[gv]?.[kind] ? lo.kinds[gv]?.[kind] : undefined);
   const api: KubernetesApi = {
     minor: key,
-    readFrom,
-    source: `${f.sources[readFrom].package} (OpenAPI ${f.sources[readFrom].openapi})`,
+    readFrom: older === newer ? older : `${older} ∩ ${newer}`,
+    source: older === newer ? src(older) : `what ${src(older)} and ${src(newer)} both have (no client was generated from ${key})`,
     kind(apiVersion, kind) {
-      const k = m.kinds[apiVersion]?.[kind];
+      const k = served(apiVersion, kind);
       return k ? { type: k[0], namespaced: k[1] } : undefined;
     },
-    servedAs: (kind) => Object.keys(m.kinds).filter((gv) => m.kinds[gv][kind]),
-    builtInGroup: (group) => Object.keys(m.kinds).some((gv) => (gv.includes('/') ? gv.slice(0, gv.lastIndexOf('/')) : '') === group),
-    fields: (type) => (m.types[type] === undefined ? undefined : f.shapes[m.types[type]]),
+    servedAs: (kind) => Object.keys(lo.kinds).filter((gv) => served(gv, kind)),
+    builtInGroup: (group) => Object.keys(lo.kinds).some((gv) => (gv.includes('/') ? gv.slice(0, gv.lastIndexOf('/')) : '') === group),
+    fields(type) {
+      const mine = lo.types[type] === undefined ? undefined : f.shapes[lo.types[type]];
+      if (!mine || older === newer) return mine;
+      const theirs = hi.types[type] === undefined ? undefined : new Set(f.shapes[hi.types[type]].map((x) => x.name));
+      return theirs && mine.filter((x) => theirs.has(x.name));
+    },
   };
   apis.set(key, api);
   return api;
@@ -74,7 +84,7 @@ export function kubernetesApi(minor: number): KubernetesApi | undefined {
 
 /** The minors with a client of their own on file (what the data was read from). */
 export function kubernetesApiMinors(): string[] {
-  return Object.keys(load().minors);
+  return Object.keys(load().minors).sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
 }
 
 export function kubernetesApiSources(): ApiFile['sources'] {

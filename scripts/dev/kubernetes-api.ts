@@ -8,12 +8,16 @@
 // tarball's integrity as the registry states it and the sha256 of the bytes read.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Kubernetes minor -> the client release generated from it (its README's compatibility table, its files' header). */
+/**
+ * Kubernetes minor -> the client release generated from it (its files' header names the OpenAPI document). None was
+ * generated from 1.31 or 1.35 (1.0.0 and 1.1.x: v1.32.0; 1.2.0: v1.33.0; 2.0.x: release-1.36): kubernetes-api.ts
+ * reads those minors from their neighbours.
+ */
 const SOURCES: Record<string, string> = {
   '1.28': '0.20.0',
   '1.29': '0.21.0',
@@ -53,10 +57,28 @@ function modelsOf(dir: string): Map<string, Field[]> {
   return out;
 }
 
-/** group/version -> kind -> [model type, namespaced] from the API classes' create methods. */
-function kindsOf(dir: string): Record<string, Record<string, [string, boolean]>> {
+/**
+ * The API classes the release's generated index lists (0.x: gen/api/apis.d.ts `APIS`; 1.x on: gen/index.d.ts). The
+ * 1.x packages also carry stale files of group/versions an older release served and this one no longer does
+ * (flowcontrol.apiserver.k8s.io/v1beta3 in the 1.32 client, removed in Kubernetes 1.32): only the index says
+ * what the release's OpenAPI document has.
+ */
+function listedApis(gen: string): Set<string> {
+  const apis = path.join(gen, 'api/apis.d.ts');
+  if (existsSync(apis)) {
+    const list = /export declare const APIS: \(([^)]*)\)\[\]/.exec(readFileSync(apis, 'utf8'))?.[1];
+    if (!list) throw new Error(`${apis}: no APIS list`);
+    return new Set([...list.matchAll(/typeof (\w+Api)\b/g)].map((m) => m[1]));
+  }
+  const index = readFileSync(path.join(gen, 'index.d.ts'), 'utf8');
+  return new Set([...index.matchAll(/\bObject(\w+Api) as \1\b/g)].map((m) => m[1]));
+}
+
+/** group/version -> kind -> [model type, namespaced] from the listed API classes' create methods. */
+function kindsOf(dir: string, listed: Set<string>): Record<string, Record<string, [string, boolean]>> {
   const out: Record<string, Record<string, [string, boolean]>> = {};
   for (const f of readdirSync(dir).filter((n) => /^[a-zA-Z]+V\d+(alpha\d+|beta\d+)?Api\.d\.ts$/.test(n))) {
+    if (!listed.has(f[0].toUpperCase() + f.slice(1, -'.d.ts'.length))) continue;
     const m = /^([a-zA-Z]+?)(V\d+(?:alpha\d+|beta\d+)?)Api\.d\.ts$/.exec(f)!;
     const group = groupOf(m[1]);
     const gv = group ? `${group}/${m[2].toLowerCase()}` : m[2].toLowerCase();
@@ -105,7 +127,7 @@ function main(): void {
         if (i === undefined) shapeIndex.set(key, (i = shapes.push(fields) - 1));
         types[name] = i;
       }
-      minors[minor] = { kinds: kindsOf(apiDir), types };
+      minors[minor] = { kinds: kindsOf(apiDir, listedApis(gen)), types };
       console.error(`${minor}: ${spec} (${header}): ${Object.keys(types).length} types, ${Object.values(minors[minor].kinds).reduce((a, k) => a + Object.keys(k).length, 0)} kinds`);
     }
   } finally {
@@ -113,7 +135,8 @@ function main(): void {
   }
   const doc = {
     format: 'edgeforge-kubernetes-api/1',
-    about: "The Kubernetes API per minor, read from @kubernetes/client-node (generated from each release's OpenAPI). Regenerate: npm run upstream:kubernetes",
+    about:
+      "The Kubernetes API per minor, read from @kubernetes/client-node (generated from each release's OpenAPI): the API classes its generated index lists. No client exists for 1.31 or 1.35. Regenerate: npm run upstream:kubernetes",
     sources,
     minors,
     shapes,

@@ -29,3 +29,7 @@ export const FLUX_RELEASES: Record<string, FluxRelease> = {
 // The fluxcd-community `flux2` chart line of Flux 2.9: chart 2.19.0 ships Flux v2.9.1 (controllers v1.9.2), a
 // third-party record of a `helm template` of that chart; the chart version that ships v2.9.6 was not
 // established. Helm mode therefore also sets the controllers' image tags to the pinned release's (above).
+// The chart itself, as far as it could be read (upstream/charts/flux2/): values.yaml and source-controller.yaml
+// at commit 03c4c3f9, which its own test snapshot labels chart 2.19.0 while its defaults are still Flux 2.8.8's
+// (no commit with appVersion 2.9.x was readable), kustomize-controller.yaml of chart 2.17.1; every value Helm mode
+// sets is checked against them (test/render/flux-chart-values.test.ts).

@@ -13,6 +13,7 @@ import { UserError } from '../util/errors.ts';
 import { parseK3sVersion } from '../inventory/k3s-versions.ts';
 import { checkObjects, type Finding, type TreeObject } from '../conformance/check-objects.ts';
 import { checkTransition } from '../conformance/transitions.ts';
+import { kubernetesApi } from '../conformance/kubernetes-api.ts';
 import { checkImages, type PinnedImage } from '../conformance/image-pins.ts';
 import { expiryFindings, joinTokenExpiries } from '../conformance/expiry.ts';
 import { objectsOfTree, type ParseCache, type TreeFile } from '../conformance/tree-objects.ts';
@@ -21,6 +22,7 @@ import { isManaged } from '../render/gitops/marker.ts';
 import { ringVersions } from '../render/day2/rings.ts';
 import { controllerImage, k3sUpgradeRepository, kubectlImage } from '../render/day2/upgrade-images.ts';
 import { fluxBundleImages } from '../pipeline/inputs/flux-bundle.ts';
+import { fluxHelmImages } from '../render/flux/components.ts';
 import { pinnedReleases } from '../pipeline/gitops/releases.ts';
 import { writeGitops, type GitopsWrite } from './gitops-write.ts';
 import { joinWindowDays } from '../keys/join-token.ts';
@@ -106,6 +108,16 @@ function targetMinors(fleet: Fleet, before: TreeObject[]): number[] {
   return [...new Set(versions.map((v) => parseK3sVersion(v)?.minor).filter((m): m is number => m !== undefined))].sort((a, b) => a - b);
 }
 
+/** The images the inventory pins for what edgeforge renders: the upgrade controller's, kubectl, k3s-upgrade, Flux's controllers. */
+export async function pinnedImages(fleet: Fleet, inventory: string, cwd: string): Promise<PinnedImage[]> {
+  return [
+    ...[controllerImage(fleet), kubectlImage(fleet)].map((i) => ({ ref: i.pull, role: i.role })),
+    { ref: k3sUpgradeRepository(fleet), role: "k3s-upgrade (a Plan names the repository; the controller adds the version's tag)", repositoryOnly: true },
+    ...((await fluxBundleImages(fleet, inventory, cwd)) ?? []).map((ref) => ({ ref, role: 'Flux controller (pinned bundle)' })),
+    ...fluxHelmImages(fleet).map((ref) => ({ ref, role: `Flux controller of ${fleet.gitops.flux.version} (Helm chart values: a tag, no digest; pin a bundle for digests)` })),
+  ];
+}
+
 export async function checkGitops(fleet: Fleet, o: GitopsCheck): Promise<GitopsCheckReport> {
   const scratch = await fs.mkdtemp(path.join(tmpdir(), 'edgeforge-gitops-check-'));
   try {
@@ -121,11 +133,7 @@ export async function checkGitops(fleet: Fleet, o: GitopsCheck): Promise<GitopsC
     const releases = pinnedReleases(fleet);
     const crds = releases.flatMap((r) => crdsOfRelease(r));
     const managed = new Set(afterFiles.filter((f) => isManaged(f.bytes)).map((f) => f.path));
-    const pinned: PinnedImage[] = [controllerImage(fleet), kubectlImage(fleet)].map((i) => ({ ref: i.pull, role: i.role }));
-    pinned.push(
-      { ref: k3sUpgradeRepository(fleet), role: "k3s-upgrade (a Plan names the repository; the controller adds the version's tag)", repositoryOnly: true },
-      ...((await fluxBundleImages(fleet, o.inventory, o.cwd)) ?? []).map((ref) => ({ ref, role: 'Flux controller (pinned bundle)' })),
-    );
+    const pinned = await pinnedImages(fleet, o.inventory, o.cwd);
     const images = checkImages(
       tree.objects.filter((t) => managed.has(t.path)),
       pinned,
@@ -144,7 +152,11 @@ export async function checkGitops(fleet: Fleet, o: GitopsCheck): Promise<GitopsC
       ...(o.timeWarnings ?? []),
       ...expiryFindings(joinTokenExpiries(tree.objects, joinWindowDays(fleet)), o.now).map((e) => e.message),
     ];
-    return { errors, warnings: [...new Set(warnings)], checked: { files: afterFiles.length, objects: tree.objects.length, kubernetes: minors.map((m) => `1.${m}`), releases, against: prev.what } };
+    return {
+      errors,
+      warnings: [...new Set(warnings)],
+      checked: { files: afterFiles.length, objects: tree.objects.length, kubernetes: minors.map((m) => `1.${m}${kubernetesApi(m) ? '' : ' (no API on file)'}`), releases, against: prev.what },
+    };
   } finally {
     await fs.rm(scratch, { recursive: true, force: true });
   }

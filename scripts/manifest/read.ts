@@ -40,7 +40,17 @@ const registryPull = z.object({ repository: z.string().min(1), username: z.strin
 const ociPublish = z.object({
   registry: z.string().min(1),
   revision: z.string().min(1),
-  artifacts: z.array(z.object({ site: z.string().min(1), repository: z.string().min(1), tag: z.string().min(1), digest: ociDigest, layer: z.object({ digest: ociDigest, bytes: count }) })),
+  artifacts: z.array(
+    z.object({
+      site: z.string().min(1),
+      repository: z.string().min(1),
+      tag: z.string().min(1),
+      digest: ociDigest,
+      // optional: manifests signed before it was recorded still verify
+      config: z.object({ digest: ociDigest, bytes: count }).optional(),
+      layer: z.object({ digest: ociDigest, bytes: count }),
+    }),
+  ),
 });
 
 const abBase = z.object({ path: outPath, sha256, bytes: count, layout: z.enum(['uefi-gpt', 'raspi-mbr']), version: z.string().min(1) });

@@ -62,6 +62,8 @@ export interface OciArtifactRecord {
   tag: string;
   /** the OCI manifest's digest (what a device resolves the tag to) */
   digest: string;
+  /** the config blob (Flux's config media type, `{}`); absent in manifests recorded before it was */
+  config?: { digest: string; bytes: number };
   /** the content layer (the tarball): unchanged content, unchanged digest, nothing pushed */
   layer: { digest: string; bytes: number };
 }

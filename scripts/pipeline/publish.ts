@@ -88,19 +88,28 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
         limit(async () => {
           const repo = siteRepository(o.fleet, s);
           const a = siteArtifact(o.tree.files, { region: s.region, site: s.name }, meta);
-          const rec = (digest: string): OciArtifactRecord => ({ site: s.id, repository: repo, tag, digest, layer: { digest: a.layer.digest, bytes: a.layer.bytes.length } });
+          const rec = (digest: string, config: { digest: string; size: number }): OciArtifactRecord => ({
+            site: s.id,
+            repository: repo,
+            tag,
+            digest,
+            config: { digest: config.digest, bytes: config.size },
+            layer: { digest: a.layer.digest, bytes: a.layer.bytes.length },
+          });
           // what devices have now: the same content layer means nothing to push (its manifest and tags stay)
           const current = await client.manifest(repo, OCI_TAG, OCI_MANIFEST_MEDIA_TYPE);
-          const layers = current ? ((JSON.parse(current.bytes.toString('utf8')) as { layers?: { digest: string }[] }).layers ?? []) : [];
-          if (current && layers.length === 1 && layers[0].digest === a.layer.digest) {
-            unchanged.push({ ...rec(current.digest), tag: revisionTagOf(current.bytes) ?? tag });
+          const cur = current ? (JSON.parse(current.bytes.toString('utf8')) as { config?: { digest: string; size: number }; layers?: { digest: string }[] }) : undefined;
+          const layers = cur?.layers ?? [];
+          if (current && cur?.config && layers.length === 1 && layers[0].digest === a.layer.digest) {
+            // the config devices resolve is the one in the registry's manifest, recorded as it is there
+            unchanged.push({ ...rec(current.digest, cur.config), tag: revisionTagOf(current.bytes) ?? tag });
             o.onSite?.(s.id, 'unchanged');
             return;
           }
           for (const b of [a.layer, a.config]) if (!(await client.hasBlob(repo, b.digest))) await client.pushBlob(repo, b.digest, b.bytes);
           await client.putManifest(repo, tag, a.manifest.mediaType, a.manifest.bytes);
           await client.putManifest(repo, OCI_TAG, a.manifest.mediaType, a.manifest.bytes);
-          pushed.push(rec(a.manifest.digest));
+          pushed.push(rec(a.manifest.digest, { digest: a.config.digest, size: a.config.bytes.length }));
           o.onSite?.(s.id, 'pushed');
         }),
       ),

@@ -38,7 +38,7 @@ export function devicesToProvision(opts: Pick<ProvisionOptions, 'fleet' | 'only'
   if (!only?.length) return fleet.active.filter((d) => !sshClosedReason(d));
   // a revoked device must never get credentials
   const { devices, problems } = namedDevices(fleet, only, 'provision only delivers to active devices', sshClosedReason);
-  if (problems.length) throw new SelectionError(problems.join('\n'));
+  if (problems.length) throw new SelectionError(problems, '\nNothing was done.');
   return devices;
 }
 

@@ -85,7 +85,14 @@ export class FluxConfigError extends Error {
 }
 
 /** --only names a device that does not exist or is not active. */
-export class SelectionError extends Error {}
+export class SelectionError extends UserError {
+  constructor(
+    readonly devices: { id: string; reason: string }[],
+    tail = '',
+  ) {
+    super(devices.map((d) => d.reason).join('\n') + tail, 2);
+  }
+}
 
 /** A base image whose partition table is not the one the device's profile expects (that device gets no delta). */
 export class BaseLayoutError extends Error {}

@@ -2,7 +2,7 @@
 // is never 0: 1 when devices were tried and none succeeded, 2 when not one of them could even be tried. A device
 // that already was as wanted (a build's unchanged device, a device at the build's bundle) counts as done.
 import { describe, expect, it, afterAll } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { summarize, type DeviceResult } from '../../scripts/ui/reporter.ts';
@@ -68,4 +68,41 @@ describe('provision where no device can be reached', () => {
       expect(existsSync(path.join(out, 'logs'))).toBe(false);
     });
   }
+});
+
+describe('a selection that cannot be served: exit 2, each named device with its reason in --json', () => {
+  const ids = ['closed-001', 'closed-002'];
+  const inv = path.join(tmp, 'closed-only.yaml');
+  writeFileSync(inv, inventoryYaml(ids.map((id, i) => ({ id, host: '127.0.0.1', port: 40100 + i }))).replace(/, allowFrom: any \}.*$/m, ' }'));
+
+  it('provision --only naming devices whose SSH is closed, or no device at all', async () => {
+    const res = await runCli(['provision', '-i', inv, '-o', path.join(tmp, 'out-only'), '--keys', path.join(tmp, 'keys'), '--json', '--only', 'closed-002,closed-09']);
+    expect(res.code, res.stderr).toBe(2);
+    const doc = JSON.parse(res.stdout);
+    expect(doc.devices).toEqual([
+      { id: 'closed-002', status: 'skipped', phase: 'select', message: expect.stringMatching(/^--only: SSH is closed on closed-002: site test-region\/lab has no managementSubnet/) },
+      { id: 'closed-09', status: 'skipped', phase: 'select', message: expect.stringMatching(/^--only: no device "closed-09" in .*; did you mean "closed-00\d"\?$/) },
+    ]);
+    expect(doc.error).toMatch(/Nothing was done\.$/);
+  });
+
+  it('build --only naming a device the inventory does not have writes nothing', async () => {
+    const out = path.join(tmp, 'out-build-only');
+    const res = await runCli(['build', '-i', 'inventory/example.yaml', '-o', out, '--keys', path.join(tmp, 'keys-build'), '--json', '--only', 'ulsan1-line1-001,ulsan1-line1-009']);
+    expect(res.code, res.stderr).toBe(2);
+    const doc = JSON.parse(res.stdout);
+    expect(doc.devices).toEqual([
+      { id: 'ulsan1-line1-009', status: 'skipped', phase: 'select', message: expect.stringMatching(/^--only: no device "ulsan1-line1-009" in .*did you mean "ulsan1-line1-00\d"\?$/) },
+    ]);
+    expect(existsSync(path.join(out, 'manifest.json'))).toBe(false);
+  });
+
+  it('status --site naming a site with no active device', async () => {
+    const withStatus = path.join(tmp, 'with-status.yaml');
+    writeFileSync(path.join(tmp, 'broker-ca.pem'), '');
+    writeFileSync(withStatus, readFileSync('inventory/example.yaml', 'utf8') + '\nstatus:\n  broker: mqtts://127.0.0.1:8883\n  caFile: broker-ca.pem\n');
+    const res = await runCli(['status', '-i', withStatus, '--json', '--site', 'nowhere'], { env: { EDGEFORGE_STATUS_PASSWORD: 'x'.repeat(24) } });
+    expect(res.code, res.stderr).toBe(2);
+    expect(JSON.parse(res.stdout).error).toMatch(/^--site nowhere: no active device in that site \(sites: /);
+  });
 });

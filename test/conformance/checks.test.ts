@@ -8,7 +8,7 @@ import { checkOpenApi } from '../../scripts/conformance/check-openapi.ts';
 import { kubernetesApi, kubernetesApiSources } from '../../scripts/conformance/kubernetes-api.ts';
 import { checkTransition } from '../../scripts/conformance/transitions.ts';
 import { expiryFindings, joinTokenExpiries } from '../../scripts/conformance/expiry.ts';
-import { checkImages } from '../../scripts/conformance/image-pins.ts';
+import { checkImages, imagesOf } from '../../scripts/conformance/image-pins.ts';
 import { revokedAgentObjects } from '../../scripts/render/gitops/join-tokens.ts';
 import { crdsOfRelease, readUpstreamFile, UPSTREAM_CRDS_DIR, upstreamReleases } from '../../scripts/conformance/upstream-crds.ts';
 import { kubernetesApiMinors } from '../../scripts/conformance/kubernetes-api.ts';
@@ -17,6 +17,7 @@ import { runCli } from '../helpers.ts';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse } from 'yaml';
 
 const obj = (path: string, object: Record<string, unknown>): TreeObject => ({ path, object });
 const deployment = (extra: Record<string, unknown> = {}) => ({
@@ -41,9 +42,45 @@ describe('the Kubernetes API per K3s line', () => {
       expect(s[m].integrity).toMatch(/^sha512-/);
       expect(s[m].openapi).toContain(m);
     }
-    // a minor without a client of its own is read with the nearest older one (a subset)
-    expect(kubernetesApi(31)!.readFrom).toBe('1.30');
-    expect(kubernetesApi(35)!.readFrom).toBe('1.34');
+    // a minor without a client of its own is read as what both neighbours on file have (a subset)
+    expect(kubernetesApi(31)!.readFrom).toBe('1.30 ∩ 1.32');
+    expect(kubernetesApi(35)!.readFrom).toBe('1.34 ∩ 1.36');
+    expect(kubernetesApi(35)!.source).toMatch(/client-node@1\.4\.0 .* and .*client-node@2\.0\.1 .* \(no client was generated from 1\.35\)/);
+    // outside the data on file there is no API, not the nearest one
+    expect(kubernetesApi(27)).toBeUndefined();
+    expect(kubernetesApi(37)).toBeUndefined();
+  });
+
+  it('serves no group/version upstream removed: the clients carry stale files, only their generated index counts', () => {
+    const serves = (m: number, gv: string) =>
+      kubernetesApi(m)!
+        .servedAs(gv.startsWith('flowcontrol') ? 'FlowSchema' : 'ResourceClaim')
+        .includes(gv);
+    // the deprecation guide (kubernetes.io/docs/reference/using-api/deprecation-guide/): flowcontrol v1beta3 is
+    // no longer served as of 1.32, v1beta2 as of 1.29
+    expect(serves(30, 'flowcontrol.apiserver.k8s.io/v1beta3')).toBe(true);
+    for (const m of [32, 33, 34, 35, 36]) expect(serves(m, 'flowcontrol.apiserver.k8s.io/v1beta3'), `1.${m}`).toBe(false);
+    for (const m of [29, 30, 31, 32, 36]) expect(serves(m, 'flowcontrol.apiserver.k8s.io/v1beta2'), `1.${m}`).toBe(false);
+    // resource.k8s.io/v1alpha2 (classic DRA) was removed in 1.31 with v1alpha3 in its place
+    expect(serves(30, 'resource.k8s.io/v1alpha2')).toBe(true);
+    for (const m of [31, 32, 33, 34, 35, 36]) expect(serves(m, 'resource.k8s.io/v1alpha2'), `1.${m}`).toBe(false);
+    const f = checkObjects([obj('fs.yaml', { apiVersion: 'flowcontrol.apiserver.k8s.io/v1beta3', kind: 'FlowSchema', metadata: { name: 'x' } })], { minors: [30, 32], crds: [] });
+    expect(f.map((x) => x.reason)).toContainEqual(
+      expect.stringMatching(/^Kubernetes 1\.32 does not serve FlowSchema as flowcontrol\.apiserver\.k8s\.io\/v1beta3 \(it serves it as flowcontrol\.apiserver\.k8s\.io\/v1\)/),
+    );
+  });
+
+  it('a K3s line without API data on file is an error, never a silent pass', () => {
+    const objects = [obj('a.yaml', deployment())];
+    expect(checkObjects(objects, { minors: [36], crds: [] })).toEqual([]);
+    for (const minors of [[27, 36], [37], []]) {
+      const f = checkObjects(objects, { minors, crds: [] });
+      expect(f.length, JSON.stringify(minors)).toBeGreaterThan(0);
+      expect(f.every((x) => !x.warning)).toBe(true);
+    }
+    expect(checkObjects(objects, { minors: [27, 36], crds: [] })).toEqual([
+      { path: '(tree)', ref: 'K3s/v1.27', reason: expect.stringMatching(/^no Kubernetes API of 1\.27 is on file \(upstream\/kubernetes\/api\.json has 1\.28 to 1\.36\)/) },
+    ]);
   });
 
   it('knows ValidatingAdmissionPolicy is admissionregistration.k8s.io/v1 from 1.30 and only v1beta1 before', () => {
@@ -187,6 +224,53 @@ describe("the images edgeforge's objects pull", () => {
       ['warning', 'image docker.io/rancher/system-upgrade-controller'],
       ['error', 'image ghcr.io/x/y'],
     ]);
+  });
+});
+
+describe('one writer per CRD', () => {
+  const release = 'system-upgrade-controller@v0.16.1';
+  const theirs = () => parse(readUpstreamFile(path.join(UPSTREAM_CRDS_DIR, release, 'upgrade.cattle.io_plans.yaml')).body.toString('utf8')) as Record<string, any>;
+  const t = { minors: [36], crds: crdsOfRelease(release) };
+  it("a tree's CRD byte-for-byte the pinned release's own passes; one with a field the release lacks is two writers", () => {
+    expect(checkObjects([obj('crds/plans.yaml', theirs())], t)).toEqual([]);
+    const mine = theirs();
+    mine.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.customNodeLabels = { type: 'object', additionalProperties: { type: 'string' } };
+    expect(checkObjects([obj('crds/plans.yaml', mine)], t)).toEqual([
+      {
+        path: 'crds/plans.yaml',
+        ref: 'CustomResourceDefinition/plans.upgrade.cattle.io',
+        reason: expect.stringMatching(
+          /^this Plan CRD differs from the one system-upgrade-controller@v0\.16\.1 installs \(crds\/system-upgrade-controller@v0\.16\.1\/upgrade\.cattle\.io_plans\.yaml\): two writers would keep overwriting each other/,
+        ),
+      },
+    ]);
+    // a CRD of a kind no pinned release defines has one writer: the tree
+    const other = theirs();
+    other.metadata.name = 'widgets.example.com';
+    other.spec.group = 'example.com';
+    other.spec.names = { ...other.spec.names, kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' };
+    expect(checkObjects([obj('crds/widgets.yaml', other)], t)).toEqual([]);
+  });
+});
+
+describe("a flux2 HelmChart's images (in its valuesContent)", () => {
+  const chart = (values: string) =>
+    obj('flux.yaml', { apiVersion: 'helm.cattle.io/v1', kind: 'HelmChart', metadata: { name: 'flux2', namespace: 'kube-system' }, spec: { chart: 'flux2', valuesContent: values } });
+  it('are read from the values the chart takes: image, tag, create (with the chart defaults) and checked like any other', () => {
+    const c = chart(
+      'sourceController: {tag: v1.9.6}\nkustomizeController: {image: registry.example/fluxcd/kustomize-controller, tag: v1.9.6}\nhelmController: {create: true}\nnotificationController: {create: false}\nimageAutomationController: {create: false}\nimageReflectionController: {create: false}\n',
+    );
+    expect(imagesOf(c.object)).toEqual(['ghcr.io/fluxcd/source-controller:v1.9.6', 'registry.example/fluxcd/kustomize-controller:v1.9.6', 'ghcr.io/fluxcd/helm-controller']);
+    const pinned = [
+      { ref: 'ghcr.io/fluxcd/source-controller:v1.9.6', role: 'Flux' },
+      { ref: 'ghcr.io/fluxcd/helm-controller', role: 'Flux' },
+    ];
+    expect(checkImages([c], pinned).map((x) => [x.severity, x.reason.split(' (')[0]])).toEqual([
+      ['warning', 'image ghcr.io/fluxcd/source-controller:v1.9.6'],
+      ['error', 'image registry.example/fluxcd/kustomize-controller:v1.9.6 is not one the inventory pins'],
+      ['error', 'image ghcr.io/fluxcd/helm-controller'],
+    ]);
+    expect(checkImages([c], pinned)[2].reason).toMatch(/names neither a tag nor a digest/);
   });
 });
 

@@ -150,6 +150,18 @@ async function checkRevocation(siteId: string, stolenId: string) {
   // the site's secret: re-encrypted, opens with the new site key
   const siteSecret = readFileSync(path.join(dir, 'repo/overlays/sites', siteId, 'broker-secret.yaml'), 'utf8');
   expect(await sopsDecrypt(siteSecret, newSite.sops.privateKeyArmored)).toMatchObject({ stringData: { password: `pw-${siteId.split('/')[1]}` } });
+
+  // the site's public key admins encrypt with is the new one, the key .sops.yaml names (not the old one beside it)
+  const siteAsc = `.sops/sites/${siteId}.asc`;
+  const armorBody = (armored: string) => armored.split('\n').filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l));
+  const ascNow = readFileSync(path.join(dir, 'repo', siteAsc), 'utf8');
+  expect(before.get(siteAsc)).toContain(armorBody(oldSite.sops.publicKeyArmored)[0]);
+  expect(ascNow).not.toBe(before.get(siteAsc));
+  for (const line of armorBody(newSite.sops.publicKeyArmored)) expect(ascNow).toContain(line);
+  expect(ascNow).not.toContain(armorBody(oldSite.sops.publicKeyArmored)[0]);
+  const sopsYaml = readFileSync(path.join(dir, 'repo/.sops.yaml'), 'utf8');
+  expect(sopsYaml).toContain(newSite.sops.fingerprint.toUpperCase());
+  expect(sopsYaml).not.toContain(oldSite.sops.fingerprint.toUpperCase());
   return { dir, run };
 }
 

@@ -167,6 +167,34 @@ describe.runIf(HAVE_TOOLS)('build: only what changed costs anything', () => {
     expect((await runVerify(out)).code).toBe(0);
   }, 180_000);
 
+  it('--only against a good manifest of another inventory or epoch, or with its manifest gone, is refused: never a smaller signed manifest', async () => {
+    const out = path.join(tmp, 'only-other');
+    await build(opts(out));
+    const mp = path.join(out, 'manifest.json');
+    const id = fleet.active[1].id;
+    const refused = async (o: Partial<BuildOptions>, why: RegExp) => {
+      const before = snapshot(out);
+      const err = await build(opts(out, { only: [id], ...o })).catch((e) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toMatch(why);
+      expect(err.message).toMatch(/Build every device \(without --only\).*Nothing was written\./);
+      expect(snapshot(out)).toEqual(before);
+    };
+    // the inventory changed since (a comment is enough: its hash is what the manifest vouches for)
+    await refused({ fleet: { ...fleet, inventorySha256: 'f'.repeat(64) } }, /built from another inventory \(sha256 [0-9a-f]{12}…, this one ffffffffffff…\)/);
+    // another SOURCE_DATE_EPOCH (outside git, without SOURCE_DATE_EPOCH, every build has its own)
+    await refused({ sourceDateEpoch: EPOCH + 60 }, new RegExp(`built with SOURCE_DATE_EPOCH=${EPOCH}, this build with ${EPOCH + 60} \\(set SOURCE_DATE_EPOCH=${EPOCH} to add to it\\)`));
+    // selecting every device drops nothing: allowed
+    const all = await build(opts(out, { only: fleet.active.map((d) => d.id), sourceDateEpoch: EPOCH + 60 }));
+    expect(all.manifest.devices).toHaveLength(fleet.active.length);
+    // the manifest deleted, its signature and the devices left: not "no previous build"
+    rmSync(mp);
+    await refused({ sourceDateEpoch: EPOCH + 60 }, /manifest\.json is missing, but the previous build's manifest\.json\.asc and device directories are there/);
+    rmSync(mp + '.asc');
+    await refused({ sourceDateEpoch: EPOCH + 60 }, /manifest\.json is missing, but the previous build's device directories are there/);
+  }, 180_000);
+
   it('a device whose directory holds another build than the manifest says (killed after its swap) is rendered again, not skipped', async () => {
     const out = path.join(tmp, 'revert');
     await build(opts(out));

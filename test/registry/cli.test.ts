@@ -1,9 +1,10 @@
 // The OCI transport through the command line, as CI and an operator run it: build an OCI fleet, write its
 // GitOps tree and commit it, `registry config`, start the registry and `registry token-server` from what it
-// wrote, `publish` with the publisher's password, and the signed manifest records every digest (verify passes).
+// wrote, `publish` with the publisher's password, and the signed manifest records every digest (verify passes);
+// the site cache `registry config` writes; and revocation as an operator does it (`revoke`, `registry config`).
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -22,15 +23,33 @@ afterAll(async () => {
   for (const s of stops) await s();
 });
 
+/** What `registry config` writes for a site cache: distribution in pull-through mode with the site's upstream user. */
+function expectSiteCache(reg: string, centralPort: number, centralAccess: { users: { name: string; access?: unknown }[] }): void {
+  const site = path.join(reg, 'sites/eu-central/brno-warehouse-1');
+  const config = YAML.parse(readFileSync(path.join(site, 'config.yml'), 'utf8'));
+  const upstream = readFileSync(path.join(site, 'upstream.password'), 'utf8').trim();
+  expect(config.proxy).toEqual({ remoteurl: `https://127.0.0.1:${centralPort}`, username: 'site-cache-eu-central-brno-warehouse-1', password: upstream });
+  expect(config.auth.token).toMatchObject({ service: expect.any(String), issuer: expect.any(String) });
+  // it holds the upstream password: readable by its owner only
+  expect(statSync(path.join(site, 'config.yml')).mode & 0o077).toBe(0);
+  expect(statSync(path.join(site, 'upstream.password')).mode & 0o077).toBe(0);
+  // its own issuer knows that site's devices only; the central one knows the cache's upstream user
+  const siteUsers = JSON.parse(readFileSync(path.join(site, 'issuer/access.json'), 'utf8')).users.map((u: { name: string }) => u.name);
+  expect(siteUsers).toContain('brno1-dock-001');
+  expect(siteUsers.every((u: string) => u.startsWith('brno1-'))).toBe(true);
+  expect(centralAccess.users.map((u) => u.name)).toContain('site-cache-eu-central-brno-warehouse-1');
+  expect(JSON.stringify(centralAccess)).not.toContain(upstream);
+}
+
 describe.runIf(HAVE)('publish and registry config, from the command line', () => {
   it('builds, configures, publishes; the manifest records the artifacts and the device credentials; devices pull with theirs', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ef-oci-cli-'));
     const certs = makeTestCerts(path.join(dir, 'pki'), ['IP:127.0.0.1', 'DNS:localhost']);
-    const [port, tokenPort] = [await freePort(), await freePort()];
+    const [port, tokenPort, cachePort] = [await freePort(), await freePort(), await freePort()];
     const inv = path.join(dir, 'fleet.yaml');
     const text = readFileSync(path.join(REPO, 'inventory/example.yaml'), 'utf8').replace(
       /^(  knownHosts: .*\n)/m,
-      `$1  transport: oci\n  oci: { registry: "127.0.0.1:${port}", repository: acme/fleet, caFile: pki/ca.pem }\n`,
+      `$1  transport: oci\n  oci: { registry: "127.0.0.1:${port}", repository: acme/fleet, caFile: pki/ca.pem, siteCaches: { "eu-central/brno-warehouse-1": "127.0.0.1:${cachePort}" } }\n`,
     );
     writeFileSync(inv, text);
     const keys = path.join(dir, 'keys');
@@ -63,32 +82,12 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
 
     // the registry side
     const reg = path.join(dir, 'registry');
-    const rc = await runCli(
-      [
-        'registry',
-        'config',
-        ...common,
-        '-o',
-        out,
-        '--to',
-        reg,
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--token-port',
-        String(tokenPort),
-        '--storage',
-        path.join(dir, 'storage'),
-        '--tls-cert',
-        certs.cert,
-        '--tls-key',
-        certs.key,
-        '--json',
-      ],
-      { env },
-    );
+    const configArgs = ['registry', 'config', ...common, '-o', out, '--to', reg, '--listen', `127.0.0.1:${port}`, '--token-port', String(tokenPort), '--storage', path.join(dir, 'storage')];
+    const rc = await runCli([...configArgs, '--tls-cert', certs.cert, '--tls-key', certs.key, '--json'], { env });
     expect(rc.code, rc.stderr).toBe(0);
     const access = JSON.parse(readFileSync(path.join(reg, 'central/issuer/access.json'), 'utf8'));
     expect(access.users.map((u: { name: string }) => u.name)).toContain('ulsan1-line1-001');
+    expectSiteCache(reg, port, access);
     const issuer: ChildProcess = spawn(
       process.execPath,
       [
@@ -134,6 +133,10 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
     try {
       const m = await c.manifest('acme/fleet/kr-south/ulsan-plant-1', 'latest', OCI_MANIFEST_MEDIA_TYPE);
       expect(m!.digest).toBe(after.oci.artifacts[0].digest);
+      // the signed record names the config blob too, and the registry serves it under that digest
+      const body = JSON.parse(m!.bytes.toString('utf8'));
+      expect(after.oci.artifacts[0].config).toEqual({ digest: body.config.digest, bytes: body.config.size });
+      expect((await c.blob('acme/fleet/kr-south/ulsan-plant-1', after.oci.artifacts[0].config.digest)).length).toBe(body.config.size);
     } finally {
       c.close();
     }
@@ -151,6 +154,36 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
     // the issuer logged users and scopes, never a password
     expect(issuerLog).toMatch(/200 ulsan1-line1-001 repository:acme\/fleet\/kr-south\/ulsan-plant-1:pull/);
     expect(issuerLog).not.toContain(auths.password);
+
+    // revocation as the docs tell it: `revoke`, then `registry config` again; the running issuer re-reads its
+    // access file by itself (no restart), refuses the revoked device, and the site's other device still pulls
+    const credentialOf = (id: string) => {
+      const secrets = YAML.parseAllDocuments(readFileSync(path.join(out, `devices/${id}/bundle/flux/edgeforge-flux-secrets.yaml`), 'utf8')).map((d) => d.toJS());
+      const pull = secrets.find((d) => d.type === 'kubernetes.io/dockerconfigjson');
+      return JSON.parse(Buffer.from(pull.data['.dockerconfigjson'], 'base64').toString('utf8')).auths[`127.0.0.1:${port}`] as { username: string; password: string };
+    };
+    const pullAs = async (cred: { username: string; password: string }) => {
+      const client = new RegistryClient({ host: `127.0.0.1:${port}`, ca: readFileSync(certs.ca), ...cred });
+      try {
+        return await client.manifest('acme/fleet/kr-south/ulsan-plant-1', 'latest', OCI_MANIFEST_MEDIA_TYPE);
+      } finally {
+        client.close();
+      }
+    };
+    const stolen = credentialOf('ulsan1-line1-002');
+    const sibling = credentialOf('ulsan1-line1-001');
+    expect((await pullAs(stolen))!.digest).toBe(after.oci.artifacts[0].digest); // works before
+    const rv = await runCli(['revoke', 'ulsan1-line1-002', '--reason', 'stolen', ...common], { env });
+    expect(rv.code, rv.stderr).toBe(0);
+    const rc2 = await runCli([...configArgs, '--tls-cert', certs.cert, '--tls-key', certs.key], { env });
+    expect(rc2.code, rc2.stderr).toBe(0);
+    expect(rc2.stdout).toMatch(/token issuers re-read their access files/);
+    const users = JSON.parse(readFileSync(path.join(reg, 'central/issuer/access.json'), 'utf8')).users.map((u: { name: string }) => u.name);
+    expect(users).not.toContain('ulsan1-line1-002');
+    expect(users).toContain('ulsan1-line1-001');
+    await expect(pullAs(stolen)).rejects.toThrow(/refused ulsan1-line1-002 \(401\)/);
+    expect((await pullAs(sibling))!.digest).toBe(after.oci.artifacts[0].digest);
+    expect(issuerLog).toMatch(/401 ulsan1-line1-002/);
   }, 240_000);
 
   it('refuses a fleet that pulls from Git', async () => {

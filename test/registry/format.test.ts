@@ -71,6 +71,30 @@ describe('an OCI device', () => {
     expect(auths['cache.brno.acme.example:5000'].password).toBe(registryPullPassword(fixedSecretsFor(brno).deployKey!.privateKey));
   });
 
+  it("polls on the same schedule as the Git transport: per device, the OCIRepository has the GitRepository's interval, jitter and timeout", () => {
+    const helm = { mode: 'helm', chartVersion: '2.19.0', repo: 'https://fluxcd-community.github.io/helm-charts' };
+    const git = loadInventoryBytes(Buffer.from(exampleInventoryText(helm)), 'inventory/example.yaml');
+    const oci = ociFleet();
+    const devices = git.active.filter(runsFlux);
+    expect(devices.length).toBeGreaterThan(1);
+    const schedule = (o: Record<string, any>) => ({ name: o.metadata.name, jitter: o.metadata.annotations['edgeforge.dev/poll-interval'], interval: o.spec.interval, timeout: o.spec.timeout });
+    const intervals = new Set<string>();
+    for (const d of devices) {
+      const [g, ...gk] = fluxSyncObjects(d, git) as Record<string, any>[];
+      const [o, ...ok] = fluxSyncObjects(
+        oci.active.find((x) => x.id === d.id)!,
+        oci,
+      ) as Record<string, any>[];
+      expect([g.kind, o.kind]).toEqual(['GitRepository', 'OCIRepository']);
+      expect(schedule(o)).toEqual(schedule(g));
+      intervals.add(g.spec.interval);
+      // the Kustomizations differ only in the kind of source they name
+      expect(ok.map((k) => ({ ...k.spec, sourceRef: { ...k.spec.sourceRef, kind: 'GitRepository' } }))).toEqual(gk.map((k) => k.spec));
+    }
+    // the jitter is per device: the check compares different schedules, not one constant
+    expect(intervals.size).toBeGreaterThan(1);
+  });
+
   it('the firewall request names the registry (or the site cache) and its token issuer instead of the Git host', () => {
     const fleet = ociFleet(', siteCaches: { "eu-central/brno-warehouse-1": "cache.brno.acme.example:5000" }');
     const rows = (id: string) =>

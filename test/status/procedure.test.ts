@@ -10,7 +10,7 @@
 // for its ExecStart. Other lines go to `sh -c` as they are.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { requireRoot, requireTools } from '../../scripts/testkit/tools.ts';
@@ -198,7 +198,7 @@ describe.runIf(HAVE)('docs/status.md, the broker on Debian: set-up, revoke → r
     const inode = new Map<string, number>();
     for (const [name, o] of Object.entries(own)) {
       const f = path.join(to, name);
-      spawnSync('chown', [`${o.uid}:${o.gid}`, f]);
+      chownSync(f, o.uid, o.gid);
       chmodSync(f, o.mode);
       inode.set(name, statSync(f).ino);
     }

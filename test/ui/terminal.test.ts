@@ -131,6 +131,23 @@ describe.runIf(HAVE_TOOLS)('progress at fleet scale, in a terminal (tmux)', () =
     expect(counts(end, 'sign')).toEqual([1, 1]);
     expect(end).toMatch(/build: 2000 ok, 0 failed, 0 skipped; .*manifest\.json lists 2000 device\(s\)/);
     expect(readFileSync(stdout, 'utf8')).toBe(''); // the view and the summary are on stderr
+
+    // a rebuild replaces every device's directory: the commit swaps 2,000 in and removes the 2,000 old ones (the
+    // removal once ran on the main thread and the whole view, elapsed time included, stood still for seconds)
+    const again = await watch('rebuild', cmd.replace(' build ', ' build --force '), 150, 400_000);
+    expect(again.code, again.frames.at(-1)?.text).toBe('0');
+    const committing = again.frames.filter((f) => (counts(f.text, 'commit')?.[0] ?? 0) > 0);
+    if (committing.length > 2) {
+      const still = longestStill(committing, 'commit');
+      expect(still.seconds, `commit stood at ${still.count} for ${still.seconds.toFixed(1)} s`).toBeLessThan(1);
+    }
+    const elapsed = (text: string) => /^. build synthetic-2000: 2000 devices, (\S+) —/m.exec(text)?.[1];
+    const afterSign = again.frames.slice(again.frames.findIndex((f) => counts(f.text, 'sign')?.[0] === 1)).filter((f) => !/^✔ build/m.test(f.text));
+    for (let i = 0, run = 0; i < afterSign.length; i++) {
+      if (elapsed(afterSign[i].text) !== elapsed(afterSign[run].text)) run = i;
+      else expect((afterSign[i].at - afterSign[run].at) / 1000, `the elapsed time stood at ${elapsed(afterSign[run].text)}`).toBeLessThan(1.5);
+    }
+    expect(counts(again.screen(), 'commit')).toEqual([4000, 4000]);
     endSessions();
     await removeTree(out);
     await removeTree(path.join(dir, 'keys'));

@@ -8,7 +8,7 @@ import { PHASES, type Phase } from '../../provision/errors.ts';
 import { DEFAULT_TIMEOUTS } from '../../provision/context.ts';
 import { makeReporter, summarize } from '../../ui/reporter.ts';
 import { groupedSkips } from '../../ui/view.ts';
-import { UsageError, SelectionError } from '../../util/errors.ts';
+import { UsageError } from '../../util/errors.ts';
 
 function parseTimeouts(values: string[]): Partial<Record<Phase, number>> {
   const out: Partial<Record<Phase, number>> = {};
@@ -60,12 +60,7 @@ not in the build).`,
     }
     const timeouts = parseTimeouts((ctx.options.timeout as string[] | undefined) ?? []);
     const fleet = await loadFleet(ctx);
-    try {
-      devicesToProvision({ fleet, only });
-    } catch (err) {
-      if (err instanceof SelectionError) throw new UsageError(err.message);
-      throw err;
-    }
+    devicesToProvision({ fleet, only }); // a SelectionError: exit 2, each named device with its reason
     // a full run skips devices whose firewall accepts no SSH (each listed with its reason); when that is every
     // one of them, nothing can be done: exit 2 before anything is read or tried
     const refused = refusedDevices({ fleet, only });

@@ -2,8 +2,9 @@
 // it), the manifest signed, manifest and signature prepared (written, fsynced) while the previous ones still
 // stand, then the commit: staged directories swapped in, the signature, and the manifest renamed last (a
 // reader who finds it finds its signature). After it, what the new manifest no longer lists is removed.
-import { promises as fs, rmSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { serializeManifest } from '../../manifest/write.ts';
 import { MANIFEST_NAME, type Manifest } from '../../manifest/types.ts';
 import { prepareFileAtomic, writeFileAtomic } from '../../util/atomic.ts';
@@ -24,10 +25,13 @@ export async function commit(run: BuildRun, manifest: Manifest, gone: string[]):
     const prepared = await prepare(run, bytes, signature);
     killPoint('staged');
     const retired: string[] = [];
+    // commit 1234/4000: directories swapped in, then the old ones removed (the total grows by each one a swap retires)
+    const progress = (done: number) => o.reporter.count?.('commit', done, run.staged.length + retired.length + gone.length);
     for (const [i, s] of run.staged.entries()) {
       if (i === Math.floor(run.staged.length / 2)) killPoint('half-swapped');
       const r = await swapIn(s);
       if (r) retired.push(r);
+      progress(i + 1);
     }
     killPoint('swapped');
     if (signError) await fs.rm(path.join(o.outDir, 'manifest.json.asc'), { force: true });
@@ -36,10 +40,18 @@ export async function commit(run: BuildRun, manifest: Manifest, gone: string[]):
       await p.commit();
     }
     await syncOutput(o.outDir);
-    for (const dir of [...retired, ...gone.map((id) => path.join(run.devicesDir, id))]) rmSync(dir, { recursive: true, force: true });
+    await removeDirs([...retired, ...gone.map((id) => path.join(run.devicesDir, id))], (n) => progress(run.staged.length + n));
   });
   if (signError) throw new UserError(`manifest.json written but NOT signed: ${signError.message}`, 1);
   return signature && { fingerprint: signature.fingerprint };
+}
+
+/** Removed off the main thread, a few at a time: thousands of directories would stop the progress view for seconds. */
+async function removeDirs(dirs: string[], removed: (n: number) => void): Promise<void> {
+  const limit = pLimit(8);
+  let n = 0;
+  removed(0);
+  await Promise.all(dirs.map((dir) => limit(() => fs.rm(dir, { recursive: true, force: true }).then(() => removed(++n)))));
 }
 
 async function sign(run: BuildRun, bytes: Uint8Array): Promise<{ signature?: Signature; signError?: Error }> {

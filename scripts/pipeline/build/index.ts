@@ -40,7 +40,14 @@ import { prepareStages, type StageSources } from './stages.ts';
 export type { BuildOptions, BuildStages } from './context.ts';
 
 /** what the progress view shows a build as: keys and sign for the whole run, the rest per device */
-const BUILD_STAGES: StageSpec[] = [{ name: 'keys', batch: true }, 'render', { name: 'images', phases: ['seed-image', 'disk'] }, 'write', { name: 'sign', batch: true }];
+const BUILD_STAGES: StageSpec[] = [
+  { name: 'keys', batch: true },
+  'render',
+  { name: 'images', phases: ['seed-image', 'disk'] },
+  'write',
+  { name: 'sign', batch: true },
+  { name: 'commit', batch: true },
+];
 
 /** `edgeforge build`: the device stages and the keystore of `keysDir`, then the build. */
 export async function buildFleet(o: Omit<BuildOptions, 'secrets' | 'stages'> & Omit<StageSources, 'only'> & { exampleAdmin: boolean }): Promise<BuildResult> {

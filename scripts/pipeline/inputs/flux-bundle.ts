@@ -24,7 +24,7 @@ export async function loadFluxBundle(fleet: Pick<Fleet, 'gitops'>, inventoryPath
 }
 
 /** OCI transport: the registry CA devices pin (gitops.oci.caFile, relative to the inventory), checked to be PEM. */
-async function loadRegistryCa(fleet: Pick<Fleet, 'gitops'>, inventoryPath: string, cwd: string): Promise<Uint8Array | undefined> {
+export async function loadRegistryCa(fleet: Pick<Fleet, 'gitops'>, inventoryPath: string, cwd: string): Promise<Uint8Array | undefined> {
   const oci = fleet.gitops.transport === 'oci' ? fleet.gitops.oci : undefined;
   if (!oci) return undefined;
   const file = path.resolve(path.dirname(path.resolve(cwd, inventoryPath)), oci.caFile);

@@ -2,7 +2,7 @@
 // inputs changed since a git revision (--changed-since).
 import type { Fleet, ResolvedDevice } from '../../inventory/fleet.ts';
 import { namedDevices } from '../../inventory/select.ts';
-import { UserError } from '../../util/errors.ts';
+import { SelectionError } from '../../util/errors.ts';
 import { inventoryAtRevision } from '../inputs/revision.ts';
 import { diffFleets } from './changes.ts';
 import { inShard } from './shard.ts';
@@ -11,7 +11,7 @@ export function devicesToBuild(fleet: Fleet, only?: string[], shard?: { k: numbe
   if (shard) return fleet.active.filter((d) => inShard(d.id, shard));
   if (!only?.length) return fleet.active;
   const { devices, problems } = namedDevices(fleet, only, 'it gets no artifacts');
-  if (problems.length) throw new UserError(problems.join('\n') + '\nNothing was written.');
+  if (problems.length) throw new SelectionError(problems, '\nNothing was written.');
   return devices;
 }
 

@@ -73,13 +73,26 @@ export function k3sImageTag(v: string): string {
 }
 
 /**
- * How many days before expiry K3s renews its leaf certificates when it starts: 90, and 120 from v1.31.9,
- * v1.32.5 and v1.33.1 on (K3s release notes). Leaves last 365 days; the CAs 10 years.
+ * K3s's certificate lifetimes as its docs state them: the home of the words the plan prints.
+ * docs.k3s.io/cli/certificate, "Client and Server Certificates": valid for 365 days from issuance; expired or within
+ * 120 days of expiry, renewed every time K3s starts — 90 days before the May 2025 releases (v1.33.1+k3s1,
+ * v1.32.5+k3s1, v1.31.9+k3s1, v1.30.13+k3s1). docs.k3s.io/advanced, "Certificate Authority Certificates": the
+ * self-signed CAs are generated at the first server's first start, valid for 10 years, not renewed automatically.
  */
+const RENEW_120_FROM: Record<number, number> = { 30: 13, 31: 9, 32: 5, 33: 1 };
+export const K3S_CERT_SOURCES = {
+  leaf: 'docs.k3s.io/cli/certificate, "Client and Server Certificates"',
+  ca: 'docs.k3s.io/advanced, "Certificate Authority Certificates"',
+  renew120From: Object.entries(RENEW_120_FROM)
+    .map(([minor, patch]) => `v1.${minor}.${patch}`)
+    .join(', '),
+};
+
+/** How many days before expiry K3s renews its leaf certificates when it starts (K3S_CERT_SOURCES.leaf). */
 export function k3sRenewalDays(v: string): number {
   const p = parseK3sVersion(v);
   if (!p) return 90;
-  const from: Record<number, number> = { 31: 9, 32: 5, 33: 1 };
+  const from = RENEW_120_FROM;
   if (p.minor > 33) return 120;
   return from[p.minor] !== undefined && p.patch >= from[p.minor] ? 120 : 90;
 }

@@ -142,11 +142,37 @@ describe('plan (markdown)', () => {
 describe('plan at 2,000 devices', () => {
   const big = loadInventoryBytes(Buffer.from(generateInventory(2000)), 'g2000.yaml');
   const bigMd = renderPlanMarkdown(big);
-  it(`stays under 600 lines, every table at most ${MAX_ROWS} rows, no line that lists every site`, () => {
-    const lines = bigMd.split('\n');
-    expect(lines.length).toBeLessThan(600);
-    expect(longestTable(bigMd)).toBeLessThanOrEqual(MAX_ROWS);
-    for (const l of lines) expect(l.split(/kr-south\/kr-[a-z]+-\d{3}/).length - 1, l.slice(0, 120)).toBeLessThanOrEqual(8);
+  const withStatus = (t: string) => t.replace(/^admins:/m, 'status: { broker: "mqtts://mqtt.acme.example:8883", caFile: ca.pem }\nadmins:');
+  const onOci = (t: string) =>
+    t.replace(
+      /^(  knownHosts: .*\n)/m,
+      '$1  transport: oci\n  oci: { registry: "registry.example.com:5000", repository: fleet, caFile: ca.pem, siteCaches: { "kr-south/kr-plant-001": "cache.example.com:5000" } }\n',
+    );
+  const variants: [string, string][] = [
+    ['2,000 devices', generateInventory(2000)],
+    ['2,000 devices, tang, management subnet, status', withStatus(generateInventory(2000, { encryption: 'tang', managementSubnet: true }))],
+    ['2,000 devices, tang+TPM2, every site multi-node, status, OCI', onOci(withStatus(generateInventory(2000, { encryption: 'tang+tpm2', managementSubnet: true, multiNode: 'all' })))],
+    ['5,000 devices', generateInventory(5000)],
+    ['5,000 devices, tang, management subnet, status', withStatus(generateInventory(5000, { encryption: 'tang', managementSubnet: true }))],
+  ];
+  for (const [name, text] of variants)
+    it(`${name}: under 600 lines, every table at most ${MAX_ROWS} rows, no line that lists every site or every agent`, () => {
+      const doc = renderPlanMarkdown(loadInventoryBytes(Buffer.from(text), 'g.yaml'));
+      const lines = doc.split('\n');
+      expect(lines.length).toBeLessThan(600);
+      expect(longestTable(doc)).toBeLessThanOrEqual(MAX_ROWS);
+      for (const l of lines) {
+        expect(l.split(/kr-south\/kr-[a-z]+-\d{3}/).length - 1, l.slice(0, 120)).toBeLessThanOrEqual(8);
+        expect((l.match(/\b[a-z]+-[a-z]+-\d{3}-\d{3}\b/g) ?? []).length, l.slice(0, 120)).toBeLessThanOrEqual(8);
+      }
+    });
+  it("a cluster server's config names a few agents in the plan and says the comment is shortened; the appendix quotes the file whole", () => {
+    const server = big.active.find((d) => d.cluster.kind === 'multi-node-server')!;
+    const agents = server.cluster.kind === 'multi-node-server' ? server.cluster.agents : [];
+    expect(agents.length).toBeGreaterThan(8);
+    expect(bigMd).toContain(`${agents.slice(0, 4).join(', ')} and ${agents.length - 4} more join with their own bootstrap tokens`);
+    expect(bigMd).toContain('A comment naming every agent is shortened here');
+    expect(renderPlanAppendix(big)).toContain(`${agents.join(', ')} join with their own bootstrap tokens`);
     expect(bigMd).toContain('| **devices** | 2000 active |');
   });
   it('the appendix and --format json hold every site and device', () => {

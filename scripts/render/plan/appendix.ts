@@ -65,7 +65,7 @@ export function appendixMarkdown(fleet: Fleet, p: PlanData): string {
     ),
     '',
   );
-  o.push('## K3s config of every profile and role', '', ...configBlocks(p.k3s.profiles));
+  o.push('## K3s config of every profile and role', '', ...configBlocks(p.k3s.profiles, true));
   o.push('## Devices', '');
   o.push(
     table(

@@ -4,7 +4,7 @@
 // the inventory and the rendered Plans.
 import type { Fleet } from '../../inventory/fleet.ts';
 import { INDUSTRY_WINDOWS, industryWindowKey, windowText } from '../../inventory/windows.ts';
-import { K3S_LINE_EOL, k3sRenewalDays, parseK3sVersion } from '../../inventory/k3s-versions.ts';
+import { K3S_CERT_SOURCES, K3S_LINE_EOL, k3sRenewalDays, parseK3sVersion } from '../../inventory/k3s-versions.ts';
 import { joinWindowDays } from '../../keys/join-token.ts';
 import type { Expiry } from '../../conformance/expiry.ts';
 import { fleetAirgapReleases, ringOf, ringVersion, ringVersions, rolloutInProgress } from '../day2/rings.ts';
@@ -75,12 +75,12 @@ export function day2Plan(fleet: Fleet, expiries: Expiry[] = []): Day2Plan {
       ];
   const renewDaysK3s = k3sRenewalDays(fleet.k3s.version);
   const renewal = [
-    `K3s ${fleet.k3s.version} renews its leaf certificates (one year) when it starts within ${renewDaysK3s} days of their expiry; a node that never restarts lets them lapse.`,
+    `K3s ${fleet.k3s.version} issues its client and server certificates for 365 days and renews them when it starts within ${renewDaysK3s} days of their expiry (${K3S_CERT_SOURCES.leaf}: 120 days from ${K3S_CERT_SOURCES.renew120From} on, 90 before); a node that never restarts lets them lapse.`,
     `Every node (servers and agents) runs \`edgeforge-cert-renewal.timer\` inside its site's window: it reads each leaf certificate under /var/lib/rancher/k3s with openssl and restarts K3s (k3s or k3s-agent) when one has fewer than ${RENEW_DAYS} days left — inside the renewal period of every K3s release, so the restart renews; it logs what it found to the journal and /var/log/edgeforge-cert-renewal.log. Nobody logs in.`,
     `The timer fires at the window's opening plus a fixed per-device delay (e.g. \`OnCalendar=${sites[0] ? windowOnCalendar(sites[0].window) : '…'}\`); a window missed while powered off waits for the next one.`,
   ];
   const expires = [
-    'K3s CA certificates: 10 years from first start; a restart does not renew them. Rotating them is `k3s certificate rotate-ca`, per cluster, by hand: edgeforge does nothing about it yet (the renewal check logs their expiry).',
+    `K3s CA certificates: generated at the first server's first start, valid for 10 years, not renewed automatically (${K3S_CERT_SOURCES.ca}). Rotating them is \`k3s certificate rotate-ca\`, per cluster, by hand: edgeforge does nothing about it yet (the renewal check logs their expiry).`,
     'Flux deploy keys, SSH host keys, SOPS keys: no expiry (edgeforge creates them without one); they end by rotation (`edgeforge keys rotate`) or revocation.',
     `Agents' join tokens: k3s.joinWindow (${fleet.k3s.joinWindow ?? '30d'}) after \`edgeforge gitops --to\` writes them (by the clock) — only the first join needs them; it rewrites one with fewer than ${joinWindowDays(fleet) / 2} days left (with an admin key), and \`gitops --check\` warns before one runs out.`,
     ...[...new Set(ringVersions(fleet).map((r) => r.version))].map((v) => {

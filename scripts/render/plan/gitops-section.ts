@@ -3,7 +3,8 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { PlanData } from './model.ts';
 import { runsFlux } from '../flux/sync.ts';
-import { GIT_TRANSPORT } from './load.ts';
+import { GIT_TRANSPORT, OCI_TRANSPORT } from './load.ts';
+import { sourceWords } from './transport.ts';
 
 /** The repository's shape with this fleet's names: every region, and the sites and devices of the first few. */
 export function gitopsLayout(fleet: Fleet): string[] {
@@ -36,17 +37,16 @@ export function gitopsLayout(fleet: Fleet): string[] {
   });
 }
 
-export function gitopsSection(p: PlanData): string[] {
+export function gitopsSection(fleet: Fleet, p: PlanData): string[] {
   const g = p.gitops;
+  const w = sourceWords(fleet);
   const git = p.load.find((l) => l.transport === GIT_TRANSPORT.name)!.metrics;
-  return [
-    `Repository \`${g.url}\`, branch \`${g.branch}\`, host key pinned in the inventory. Each of the ${g.fluxDevices} Flux device(s) runs ${g.controllers.map((c) => `\`${c}\``).join(', ') || 'Flux'}, and reconciles \`clusters/<region>/<site>/<device>\`.`,
-    '',
-    '```text',
-    ...g.layout,
-    '```',
-    '',
-    `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} polls a day from the ${g.fluxDevices} Flux device(s)${g.mirroredPollsPerDay ? `, ${g.mirroredPollsPerDay.toLocaleString('en-US')} of them to site mirrors` : ''}. Each new commit is a full shallow clone for every device: ${git.perCommitDevice.value} per device (section "Central load").`,
-    '',
-  ];
+  const oci = p.load.find((l) => l.transport === OCI_TRANSPORT.name)!.metrics;
+  const source = w.oci
+    ? `Repository \`${g.url}\`, branch \`${g.branch}\`: the source of truth, which CI publishes after each merge (\`edgeforge publish\`) as one OCI artifact per site to the registry \`${w.host}\` (TLS, its CA pinned on every device). Each of the ${g.fluxDevices} Flux device(s) runs ${g.controllers.map((c) => `\`${c}\``).join(', ') || 'Flux'}, pulls its site's artifact with its own pull credential, and reconciles \`clusters/<region>/<site>/<device>\` from it.`
+    : `Repository \`${g.url}\`, branch \`${g.branch}\`, host key pinned in the inventory. Each of the ${g.fluxDevices} Flux device(s) runs ${g.controllers.map((c) => `\`${c}\``).join(', ') || 'Flux'}, and reconciles \`clusters/<region>/<site>/<device>\`.`;
+  const polls = w.oci
+    ? `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} tag checks a day at the registry from the ${g.fluxDevices} Flux device(s). A device downloads only when its site's artifact changed: ${oci.perCommitDevice.value === 'not measured' ? 'its size is not measured here' : `${oci.perCommitDevice.value} for the largest site`} (section "Central load").`
+    : `Polling every ${g.interval} plus a per-device offset: ${g.pollsPerDay.toLocaleString('en-US')} polls a day from the ${g.fluxDevices} Flux device(s)${g.mirroredPollsPerDay ? `, ${g.mirroredPollsPerDay.toLocaleString('en-US')} of them to site mirrors` : ''}. Each new commit is a full shallow clone for every device: ${git.perCommitDevice.value} per device (section "Central load").`;
+  return [source, '', '```text', ...g.layout, '```', '', polls, ''];
 }

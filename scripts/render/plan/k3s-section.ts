@@ -4,7 +4,7 @@ import type { PlanData } from './model.ts';
 import { PROTECT_KERNEL_SYSCTLS } from '../k3s/tuning.ts';
 import { BOARD_MEMORY } from '../../inventory/boards.ts';
 import { GITOPS_AGENT_TARGET_MB, WORKLOAD_FLOOR_MIB } from './memory.ts';
-import { table } from './md.ts';
+import { names, table } from './md.ts';
 
 type Profiles = PlanData['k3s']['profiles'];
 
@@ -15,18 +15,41 @@ export function configExamples(p: PlanData): Profiles {
   return [...byRole.values()];
 }
 
-export function configBlocks(xs: Profiles): string[] {
+/**
+ * The rendered config as the plan quotes it: a comment that lists names (a cluster server's agents) names a few and
+ * counts the rest, so the 2,000-device plan has no line of every agent; the appendix quotes the file whole.
+ */
+function excerpt(config: string): { text: string; shortened: boolean } {
+  let shortened = false;
+  const text = config
+    .split('\n')
+    .map((l) => {
+      const m = /^(#[^:]*: )((?:[\w.-]+, ){4,}[\w.-]+)( .*)?$/.exec(l);
+      if (!m) return l;
+      shortened = true;
+      return `${m[1]}${names(m[2].split(', '))}${m[3] ?? ''}`;
+    })
+    .join('\n');
+  return { text, shortened };
+}
+
+const SHORTENED = 'A comment naming every agent is shortened here (the file on the device names each one; the appendix quotes the file whole).';
+
+/** `whole`: the file as rendered (the appendix); otherwise the plan's excerpt. */
+export function configBlocks(xs: Profiles, whole = false): string[] {
   const o: string[] = [];
-  for (const x of xs)
+  for (const x of xs) {
+    const c = whole ? { text: x.config.trimEnd(), shortened: false } : excerpt(x.config.trimEnd());
     o.push(
       `### ${x.profile} — ${x.role} (e.g. \`${x.exampleDevice}\`)`,
       '',
       '`/etc/rancher/k3s/config.yaml`:',
       '',
       '```yaml',
-      x.config.trimEnd(),
+      c.text,
       '```',
       '',
+      ...(c.shortened ? [SHORTENED, ''] : []),
       'Install (run by the first-boot program):',
       '',
       '```bash',
@@ -34,6 +57,7 @@ export function configBlocks(xs: Profiles): string[] {
       '```',
       '',
     );
+  }
   return o;
 }
 
@@ -65,14 +89,15 @@ export function configDifference(base: Profiles[number], x: Profiles[number]): s
     changed.push(l);
   });
   const exec = /INSTALL_K3S_EXEC="([a-z]+)"/.exec(x.install)?.[1];
+  const c = excerpt(changed.join('\n'));
   return [
     `### ${x.profile} — ${x.role} (e.g. \`${x.exampleDevice}\`): what differs from the config above`,
     '',
     '```yaml',
-    ...changed,
+    c.text,
     '```',
     '',
-    `${lacks.length ? `It has no ${lacks.map((k) => `\`${k}\``).join(', ')}. ` : ''}Installed the same way${exec ? ` with \`INSTALL_K3S_EXEC="${exec}"\`` : ''}. The whole file: the appendix.`,
+    `${c.shortened ? `${SHORTENED} ` : ''}${lacks.length ? `It has no ${lacks.map((k) => `\`${k}\``).join(', ')}. ` : ''}Installed the same way${exec ? ` with \`INSTALL_K3S_EXEC="${exec}"\`` : ''}. The whole file: the appendix.`,
     '',
   ];
 }

@@ -38,7 +38,7 @@ export interface LoadInputs {
   upgradeImageBytes?: number;
 }
 
-export type MetricKey = 'pollsPerDay' | 'pollsPerSec' | 'idlePerDay' | 'perCommitDevice' | 'perCommitCentral' | 'statusPerSec' | 'rolloutPulls';
+export type MetricKey = 'pollsPerDay' | 'pollsPerSec' | 'idlePerDay' | 'perCommitDevice' | 'perCommitCentral' | 'perCommitSiteWan' | 'statusPerSec' | 'rolloutPulls';
 
 export const LOAD_METRICS: { key: MetricKey; label: string }[] = [
   { key: 'pollsPerDay', label: 'polls a day at the central host' },
@@ -46,6 +46,7 @@ export const LOAD_METRICS: { key: MetricKey; label: string }[] = [
   { key: 'idlePerDay', label: 'bytes a day when nothing changes' },
   { key: 'perCommitDevice', label: 'bytes one device fetches per commit' },
   { key: 'perCommitCentral', label: 'bytes the central host serves per commit' },
+  { key: 'perCommitSiteWan', label: "bytes over one site's WAN per commit (the site with the most)" },
   { key: 'statusPerSec', label: 'status messages per second' },
   { key: 'rolloutPulls', label: 'bytes per K3s rollout (k3s-upgrade image pulls from outside the sites)' },
 ];
@@ -79,6 +80,13 @@ function fetchBytes(fluxDevices: number, inp: LoadInputs): Cell {
   return { value: 'not measured', basis: 'run `edgeforge build` (it writes OUT/gitops) or pass `--gitops DIR`' };
 }
 
+/** One site's WAN per commit: what crosses it for each of its sites, and the site that carries the most. */
+function siteWan(sites: { id: string; wan: number; how: string }[], rest: string): Cell {
+  const top = [...sites].sort((a, b) => b.wan - a.wan)[0];
+  if (!top) return { value: '0', basis: 'no Flux device' };
+  return { value: human(top.wan), basis: `${top.id}: ${top.how}; ${rest}` };
+}
+
 export const GIT_TRANSPORT: Transport = {
   name: 'Git over SSH (Flux GitRepository)',
   metrics(fleet, inp) {
@@ -94,6 +102,14 @@ export const GIT_TRANSPORT: Transport = {
     const nodesOutside = fleet.active.filter((d) => !d.registryMirror).length;
     const sitesWithCache = fleet.sites.filter((s) => s.devices.some((d) => d.status === 'active' && d.registryMirror)).length;
     const pulls = nodesOutside + sitesWithCache;
+    const perSite = fleet.sites
+      .map((s) => ({ s, n: s.devices.filter((d) => flux.includes(d)).length, mirror: Boolean(mirrors[s.id]) }))
+      .filter((x) => x.n > 0)
+      .map(({ s, n, mirror }) => ({
+        id: s.id,
+        wan: (mirror ? 1 : n) * (packBytes ?? 0),
+        how: mirror ? 'one fetch by its Git mirror (at most a full pack)' : `${n} device clone(s) × ${packBytes === undefined ? 'the pack' : human(packBytes)}`,
+      }));
     return {
       pollsPerDay: {
         value: num(pollsPerDay),
@@ -102,7 +118,7 @@ export const GIT_TRANSPORT: Transport = {
       pollsPerSec: { value: (pollsPerDay / 86400).toFixed(2), basis: 'polls a day / 86,400' },
       idlePerDay: {
         value: `≈ ${human(pollsPerDay * BYTES_PER_IDLE_POLL)}`,
-        basis: `${BYTES_PER_IDLE_POLL / 1024} KB per unchanged poll (SSH handshake + ref advertisement): an estimate, not measured`,
+        basis: `${BYTES_PER_IDLE_POLL / 1024} KB per unchanged poll: an estimate, not measured, that counts the SSH handshake (key exchange, authentication) and the ref advertisement`,
       },
       perCommitDevice: { value: perDevice.value, basis: `a depth-1 clone of the whole tree (source-controller clones every new revision; ignore rules apply after the fetch): ${perDevice.basis}` },
       perCommitCentral:
@@ -111,6 +127,13 @@ export const GIT_TRANSPORT: Transport = {
               value: human(central.length * packBytes + mirroredSites.length * packBytes),
               basis: `${central.length} device clone(s)${mirroredSites.length ? ` + ${mirroredSites.length} mirror fetch(es) (at most a full pack each; an incremental fetch is smaller)` : ''} × ${human(packBytes)}`,
             }
+          : { value: 'not measured', basis: perDevice.basis },
+      perCommitSiteWan:
+        packBytes !== undefined
+          ? siteWan(
+              perSite,
+              `every commit crosses every site's WAN (each device clones the whole tree)${mirroredSites.length ? `; a site with a Git mirror carries one fetch` : '; a site Git mirror (gitops.mirrors) would make it one fetch'}`,
+            )
           : { value: 'not measured', basis: perDevice.basis },
       statusPerSec: st
         ? { value: (fleet.active.length / st.periodSec).toFixed(2), basis: `${num(fleet.active.length)} devices, one report every ${st.period} (${st.periodSource}), spread over the period` }
@@ -137,7 +160,8 @@ export function siteArtifactSizes(fleet: Fleet, tree: TarFile[]): SiteArtifactSi
 
 /**
  * One unchanged OCI poll as measured by `npm run bench:publish` (BENCHMARKS.md, 2026-12-07: 1,805 devices, Debian's
- * docker-registry 2.8.2 and edgeforge's token issuer): the 401 that names the issuer, a token, the manifest.
+ * docker-registry 2.8.2 and edgeforge's token issuer): the 401 that names the issuer, a token, the manifest —
+ * response bodies only (scripts/registry/client.ts counts bodies), no TLS handshake, no HTTP headers.
  */
 export const BYTES_PER_IDLE_OCI_POLL = 1500;
 
@@ -158,6 +182,16 @@ export const OCI_TRANSPORT: Transport = {
     const central = (s: (typeof sites)[number]) => (s.cached ? 1 : s.devices) * (s.bytes ?? 0);
     const oneSite = [...sites].sort((a, b) => central(b) - central(a))[0];
     const cachedSites = sites.filter((s) => s.cached).length;
+    const wan = sites.map((s) => ({
+      id: s.id,
+      wan: central(s),
+      how: s.cached ? `one fetch of its ${human(s.bytes ?? 0)} artifact by its site cache` : `${s.devices} device(s) × its ${human(s.bytes ?? 0)} artifact, no site cache`,
+    }));
+    // docs/gitops.md: with a cache the WAN carries one fetch per change, but distribution 2.8 reads a blob upstream
+    // twice on a cold cache, and concurrent first requests each go upstream (BENCHMARKS.md): one fetch is the floor
+    const cacheNote = cachedSites
+      ? "only when that site's content changed; through a site cache one fetch per change is the floor: distribution 2.8 reads a blob from upstream twice on a cold cache, and devices asking at once before it is stored each go upstream (docs/gitops.md, BENCHMARKS.md)"
+      : "only when that site's content changed; a site cache (gitops.oci.siteCaches) would carry it about once per change";
     return {
       pollsPerDay: {
         value: num(pollsPerDay),
@@ -166,7 +200,7 @@ export const OCI_TRANSPORT: Transport = {
       pollsPerSec: { value: (pollsPerDay / 86400).toFixed(2), basis: 'polls a day / 86,400' },
       idlePerDay: {
         value: `≈ ${human(pollsPerDay * BYTES_PER_IDLE_OCI_POLL)}`,
-        basis: `${(BYTES_PER_IDLE_OCI_POLL / 1000).toFixed(1)} KB per unchanged poll (the 401 naming the issuer, a token, the manifest), measured by npm run bench:publish`,
+        basis: `${(BYTES_PER_IDLE_OCI_POLL / 1000).toFixed(1)} KB per unchanged poll, measured by npm run bench:publish as HTTP response bodies only (the 401 naming the issuer, the token answer, the manifest): TLS handshakes and HTTP headers are not counted, so this and the Git estimate do not count the same things`,
       },
       perCommitDevice: measured && largest ? { value: human(largest.bytes!), basis: `its site's artifact, only when that site's content changed (largest: ${largest.id}); ${how}` } : notMeasured,
       perCommitCentral:
@@ -176,6 +210,7 @@ export const OCI_TRANSPORT: Transport = {
               basis: `a change every site reads: each site's artifact to each of its devices${cachedSites ? `, once to each of ${cachedSites} site cache(s)` : ''}; a change to one site: ${human(central(oneSite))} (${oneSite.id})`,
             }
           : notMeasured,
+      perCommitSiteWan: measured ? siteWan(wan, cacheNote) : notMeasured,
       statusPerSec: git.statusPerSec,
       rolloutPulls: git.rolloutPulls,
     };

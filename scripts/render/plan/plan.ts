@@ -31,6 +31,7 @@ import { BYTES_PER_IDLE_POLL, loadSection, TRANSPORTS, type LoadInputs } from '.
 import { industrySection, industryText, inForce } from './industry-section.ts';
 import { conflictLines, offlineLines, tangLines, tangOutage } from './ops-section.ts';
 import type { DevicePlan, PlanData, SitePlan } from './model.ts';
+import { sourceWords } from './transport.ts';
 
 /** What the shell read or measured for the plan; without it the plan says what it could not know. */
 export type PlanInputs = EgressInputs &
@@ -367,7 +368,7 @@ function theftSteps(fleet: Fleet, sites: SitePlan[]): string[] {
   return [
     `Mark it: \`edgeforge revoke ${example} --reason stolen\` updates the inventory (comments kept) and writes a signed revocation record.`,
     `It rotates what the device could still use: the site SOPS key for ${exampleSite} (site secrets re-encrypted to the remaining devices and admins), and removes clusters/${exampleSite}/${example} from the GitOps repository.`,
-    "The record lists what must happen elsewhere, with the commands: delete the device's read-only deploy key on the Git host (by fingerprint), destroy the escrowed recovery key.",
+    `The record lists what must happen elsewhere, with the commands: ${sourceWords(fleet).revoke}, destroy the escrowed recovery key.`,
     tangSites.length
       ? `At ${counted(ids(tangSites), 'site')} the data volume needs the site's tang server to unlock: carried off-site the device stays locked. Rotate that site's tang keys if the device could have reached tang after it was taken.`
       : 'No site needs tang to unlock: the data volume protection relies on TPM2 or is off (see encryption per site).',
@@ -406,7 +407,7 @@ function sections(fleet: Fleet, p: PlanData, inp: PlanInputs): Section[] {
     { title: 'Network', body: networkSection(p) },
     { title: 'Industry and the decisions the device count drives', body: industrySection(fleet, p.decisions) },
     { title: 'K3s on each spec', body: k3sSection(p) },
-    { title: 'GitOps: pull only', body: [...mermaidBlock(dia.pullPath), ...gitopsSection(p)] },
+    { title: 'GitOps: pull only', body: [...mermaidBlock(dia.pullPath), ...gitopsSection(fleet, p)] },
     {
       title: 'Central load',
       body: [

@@ -3,7 +3,8 @@
 import type { Fleet } from '../../inventory/fleet.ts';
 import type { PlanData } from './model.ts';
 import { k3sInstallPinProblem } from '../k3s/install.ts';
-import { counted, names, num } from './md.ts';
+import { counted, names } from './md.ts';
+import { sourceWords } from './transport.ts';
 
 export interface PlanSummary {
   glance: [string, string][];
@@ -25,6 +26,7 @@ export function planSummary(fleet: Fleet, p: PlanData): PlanSummary {
   const canary = sites.filter((s) => s.canary);
   const mirrors = sites.filter((s) => s.registryMirror);
   const status = fleet.status;
+  const w = sourceWords(fleet);
   const byProfile = p.specs.filter((s) => s.devices).map((s) => `${s.devices} × ${s.profile} (${s.board}, ${s.ramMiB / 1024} GB)`);
   const glance: [string, string][] = [
     ['devices', `${f.activeDevices} active${f.revokedDevices ? `, ${f.revokedDevices} revoked or replaced` : ''}`],
@@ -32,15 +34,15 @@ export function planSummary(fleet: Fleet, p: PlanData): PlanSummary {
     ['hardware', byProfile.join('; ')],
     ['clusters', `${f.clusters.singleNode} single-node K3s${f.clusters.multiNode ? `; ${f.clusters.multiNode} multi-node cluster(s) with ${f.clusters.agents} agent(s)` : ''}`],
     ['K3s', `${p.k3s.version}, installed ${p.k3s.installMode}`],
-    ['GitOps', `Flux on ${f.fluxDevices} device(s), pulling \`${p.gitops.url}\` every ${p.gitops.interval} (+ per-device offset): ${num(p.gitops.pollsPerDay)} polls a day`],
+    ['GitOps', w.glance(f.fluxDevices, p.gitops.pollsPerDay)],
     ['disk encryption', `${sites.length - plain.length} of ${sites.length} site(s) (${[...new Set(sites.map((s) => s.encryptionMode))].join(', ')})`],
     ['status', status ? `every ${status.period} to ${status.broker.url}` : 'off (no `status:` block)'],
     ['industry', `${f.industry}`],
   ];
   const design = [
     `Every server is its own K3s on SQLite (no etcd quorum to lose)${f.clusters.multiNode ? `; at ${f.clusters.multiNode} site(s) agents join one server` : ''}.`,
-    `Devices pull their desired state from Git (Flux); nothing connects into a device for GitOps.`,
-    `Each device has its own identity: SSH host key, deploy key, K3s token, SOPS key, recovery passphrase; site secrets per site.`,
+    w.design,
+    `Each device has its own identity: SSH host key, ${w.credential}, K3s token, SOPS key, recovery passphrase; site secrets per site.`,
     canary.length
       ? `Workloads and K3s upgrades reach the canary ring first — ${counted(ids(canary), 'site')} — then the stable ring.`
       : 'There is no canary ring: workloads and K3s upgrades reach every site together.',
@@ -67,7 +69,7 @@ export function planSummary(fleet: Fleet, p: PlanData): PlanSummary {
   const needsPerson: string[] = [];
   const pin = k3sInstallPinProblem(fleet);
   if (pin) needsPerson.push(`Pin K3s's install script: \`k3s.install.installScriptSha256\` is the all-zeros placeholder, so every device would refuse to install.`);
-  needsPerson.push(`Register ${f.fluxDevices} read-only deploy key(s) on the Git host (one per Flux device; \`edgeforge keys list\`).`);
+  needsPerson.push(w.register(f.fluxDevices));
   const tangHosts = [...new Set(fleet.active.flatMap((d) => (d.encryption.mode.includes('tang') ? d.encryption.tang.map((t) => new URL(t.url).host) : [])))];
   if (tangHosts.length) needsPerson.push(`Run and back up ${tangHosts.length} tang server(s) (${names(tangHosts)}): their keys decide whether a device starts its workloads.`);
   if (clearSeed.length) needsPerson.push(`Save the tang advertisement of ${counted(ids(clearSeed), 'site')} in the inventory so one-time secrets travel sealed.`);

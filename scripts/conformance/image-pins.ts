@@ -2,7 +2,8 @@
 // docker.io, which an airgap or mirror-only site cannot reach) and be one the inventory pins — with a digest
 // where the inventory can give one, so what runs is what was reviewed.
 import { refOf, type Finding, type TreeObject } from './check-objects.ts';
-import { fluxChartImages, isFluxHelmChart } from '../render/flux/components.ts';
+import YAML from 'yaml';
+import { fluxChartImages, isFluxHelmChart } from '../inventory/flux-chart.ts';
 
 export interface PinnedImage {
   /** repository[:tag][@sha256:…] as the inventory (or a pinned bundle) gives it */
@@ -23,7 +24,7 @@ export interface ImageFinding extends Finding {
  * controller images a flux2 HelmChart's valuesContent makes the chart run (K3s's helm-controller installs it).
  */
 export function imagesOf(o: Record<string, unknown>): string[] {
-  const out: string[] = isFluxHelmChart(o) ? fluxChartImages(String((o.spec as { valuesContent?: unknown }).valuesContent ?? '')) : [];
+  const out: string[] = isFluxHelmChart(o) ? fluxChartImages(chartValues(o)) : [];
   const walk = (v: unknown, key: string) => {
     if (Array.isArray(v)) v.forEach((x) => walk(x, key));
     else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k);
@@ -61,4 +62,10 @@ export function checkImages(objects: TreeObject[], pinned: PinnedImage[]): Image
     }
   }
   return findings;
+}
+
+/** A HelmChart's valuesContent, parsed (a value that does not parse as a mapping sets nothing). */
+function chartValues(o: Record<string, unknown>): Record<string, unknown> {
+  const v: unknown = YAML.parse(String((o.spec as { valuesContent?: unknown }).valuesContent ?? '')) ?? {};
+  return typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }

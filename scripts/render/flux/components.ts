@@ -6,6 +6,7 @@ import type { Fleet } from '../../inventory/fleet.ts';
 import { sha256Hex } from '../../util/hash.ts';
 import { fluxSizing, type ControllerSizing, type SizingClass } from './sizing.ts';
 import { parseYamlStream, toYaml, toYamlStream } from '../yaml.ts';
+import { fluxChartImages } from '../../inventory/flux-chart.ts';
 import { FluxConfigError } from '../../util/errors.ts';
 import { FLUX_RELEASES } from '../../inventory/flux-versions.ts';
 
@@ -198,38 +199,9 @@ export function fluxComponentsFromBundle(fleet: Pick<Fleet, 'gitops' | 'k3s'>, c
   return out;
 }
 
-/**
- * The flux2 chart's values of each controller it can run (fluxcd-community/helm-charts charts/flux2/values.yaml):
- * `<key>.create` (default true), `<key>.image` (the repository, default ghcr.io/fluxcd/<controller>) and
- * `<key>.tag` (default: the chart's own). helmValues writes them; fluxChartImages reads them back.
- */
-const CHART_CONTROLLERS: Record<string, string> = {
-  'source-controller': 'sourceController',
-  'kustomize-controller': 'kustomizeController',
-  'helm-controller': 'helmController',
-  'notification-controller': 'notificationController',
-  'image-automation-controller': 'imageAutomationController',
-  'image-reflector-controller': 'imageReflectionController',
-};
-
-/** The images a flux2 HelmChart's valuesContent makes the chart run: repository:tag, or the bare repository where no tag is set (the chart's default). */
-export function fluxChartImages(valuesContent: string): string[] {
-  const v = (parseYamlStream(valuesContent, 'HelmChart valuesContent')[0] ?? {}) as Record<string, { create?: boolean; image?: string; tag?: string } | undefined>;
-  return Object.entries(CHART_CONTROLLERS).flatMap(([controller, key]) => {
-    const c = v[key] ?? {};
-    if (c.create === false) return [];
-    const repository = c.image ?? `ghcr.io/fluxcd/${controller}`;
-    return [c.tag ? `${repository}:${c.tag}` : repository];
-  });
-}
-
-/** Whether a HelmChart installs the flux2 chart (the one whose values fluxChartImages knows). */
-export const isFluxHelmChart = (o: Record<string, unknown>): boolean =>
-  o.apiVersion === 'helm.cattle.io/v1' && o.kind === 'HelmChart' && /(^|\/)flux2$/.test(String((o.spec as { chart?: unknown } | undefined)?.chart ?? ''));
-
 /** Helm mode: the controller images the inventory's pins make the chart run (empty in bundle mode). */
 export function fluxHelmImages(fleet: Pick<Fleet, 'gitops' | 'k3s'>): string[] {
-  return fleet.gitops.flux.install?.mode === 'helm' ? fluxChartImages(toYaml(helmValues(fleet, 'small'))) : [];
+  return fleet.gitops.flux.install?.mode === 'helm' ? fluxChartImages(helmValues(fleet, 'small')) : [];
 }
 
 function helmValues(fleet: Pick<Fleet, 'gitops' | 'k3s'>, cls: SizingClass): Record<string, unknown> {

@@ -46,18 +46,22 @@ export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<stri
           },
         ]
       : [];
-  const actions: OperatorAction[] = [
-    ...registry,
-    {
-      what: `Delete the device's read-only deploy key on the Git host (${repo}); its fingerprint is ${fp.deployKey ?? 'unknown (never built)'}.`,
-      commands: [
-        `# GitHub: find the key whose title is "${d.id}" or whose fingerprint matches, then delete it`,
-        `gh repo deploy-key list --repo <org/repo>`,
-        `gh repo deploy-key delete <key-id> --repo <org/repo>`,
-        `# GitLab: curl --request DELETE --header "PRIVATE-TOKEN: $TOKEN" "https://<gitlab>/api/v4/projects/<id>/deploy_keys/<key-id>"`,
-      ],
-    },
-  ];
+  // an OCI device never fetches from the Git host: its deploy key is registered nowhere (its pull credential is derived from it)
+  const deployKey: OperatorAction[] =
+    fleet.gitops.transport === 'oci'
+      ? []
+      : [
+          {
+            what: `Delete the device's read-only deploy key on the Git host (${repo}); its fingerprint is ${fp.deployKey ?? 'unknown (never built)'}.`,
+            commands: [
+              `# GitHub: find the key whose title is "${d.id}" or whose fingerprint matches, then delete it`,
+              `gh repo deploy-key list --repo <org/repo>`,
+              `gh repo deploy-key delete <key-id> --repo <org/repo>`,
+              `# GitLab: curl --request DELETE --header "PRIVATE-TOKEN: $TOKEN" "https://<gitlab>/api/v4/projects/<id>/deploy_keys/<key-id>"`,
+            ],
+          },
+        ];
+  const actions: OperatorAction[] = [...registry, ...deployKey];
   if (d.encryption.mode.includes('tang')) {
     actions.push({
       what: `If ${d.id} could have reached a tang server of ${d.siteId} after it was taken (${d.encryption.tang.map((t) => t.url).join(', ')}), rotate that tang server's keys and re-bind the site's remaining devices.`,

@@ -175,6 +175,9 @@ describe.runIf(HAVE)('publish and registry config, from the command line', () =>
     expect((await pullAs(stolen))!.digest).toBe(after.oci.artifacts[0].digest); // works before
     const rv = await runCli(['revoke', 'ulsan1-line1-002', '--reason', 'stolen', ...common], { env });
     expect(rv.code, rv.stderr).toBe(0);
+    // what the operator is told: the registry step, and no Git deploy key (an OCI device has none registered)
+    expect(rv.stdout + rv.stderr).toMatch(/Refuse ulsan1-line1-002's registry pull credential/);
+    expect(rv.stdout + rv.stderr).not.toMatch(/deploy key on the Git host/);
     const rc2 = await runCli([...configArgs, '--tls-cert', certs.cert, '--tls-key', certs.key], { env });
     expect(rc2.code, rc2.stderr).toBe(0);
     expect(rc2.stdout).toMatch(/token issuers re-read their access files/);

@@ -15,8 +15,8 @@ const section = doc.slice(doc.indexOf('### Before you push'), doc.indexOf('### S
 const block = (lang: string) => [...section.matchAll(/```(\w+)\n([\s\S]*?)```/g)].find((m) => m[1] === lang)![2];
 
 const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e', GIT_CONFIG_GLOBAL: '/dev/null' };
-// the writer: with --check it writes nothing; else it changes a managed file and creates a new one
-const STUB = `edgeforge() { case " $* " in *" --check "*) return 0;; esac; echo changed > "$3/site.yaml"; echo revoked > "$3/revoked-agent.yaml"; }
+// the writer: `gitops --to DIR` changes a managed file and creates a new one; anything else (validate, --check) writes nothing
+const STUB = `edgeforge() { case " $* " in *" --check "*) return 0;; esac; [ "$1 $2" = "gitops --to" ] || return 0; echo changed > "$3/site.yaml"; echo revoked > "$3/revoked-agent.yaml"; }
 npx() { "$@"; }
 set -e
 `;

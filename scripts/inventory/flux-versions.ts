@@ -9,6 +9,8 @@ export interface FluxRelease {
   /** controller image tags the release's Deployments run */
   sourceController: string;
   kustomizeController: string;
+  helmController: string;
+  notificationController: string;
   /** where that was read */
   source: string;
 }
@@ -22,7 +24,10 @@ export const FLUX_RELEASES: Record<string, FluxRelease> = {
   'v2.9.6': {
     sourceController: 'v1.9.6',
     kustomizeController: 'v1.9.6',
-    source: 'controlplaneio-fluxcd/flux-operator config/data/flux/v2.9.6/{source,kustomize}-controller.yaml @2fad6ae67b6b',
+    helmController: 'v1.6.5',
+    notificationController: 'v1.9.4',
+    source:
+      "controlplaneio-fluxcd/flux-operator config/data/flux/v2.9.6/: {source,kustomize}-controller.yaml @2fad6ae67b6b, helm-controller.yaml @8e761853ba15, notification-controller.yaml @959c6c2e1483 (each Deployment's image tag)",
   },
 };
 

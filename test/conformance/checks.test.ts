@@ -14,6 +14,8 @@ import { crdsOfRelease, readUpstreamFile, UPSTREAM_CRDS_DIR, upstreamReleases } 
 import { kubernetesApiMinors } from '../../scripts/conformance/kubernetes-api.ts';
 import { KNOWN_K3S_MINORS, k3sVersionProblem } from '../../scripts/inventory/k3s-versions.ts';
 import { runCli } from '../helpers.ts';
+import { loadInventoryFile } from '../../scripts/inventory/load.ts';
+import { fluxHelmImages } from '../../scripts/render/flux/components.ts';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -271,6 +273,24 @@ describe("a flux2 HelmChart's images (in its valuesContent)", () => {
       ['error', 'image ghcr.io/fluxcd/helm-controller'],
     ]);
     expect(checkImages([c], pinned)[2].reason).toMatch(/names neither a tag nor a digest/);
+  });
+});
+
+describe("Helm mode: every controller the chart runs gets the pinned release's tag", () => {
+  it('helm- and notification-controller too (the chart would run its own defaults, another Flux release)', async () => {
+    const fleet = await loadInventoryFile('inventory/example.yaml');
+    expect(fleet.gitops.flux.install?.mode).toBe('helm');
+    const all = {
+      ...fleet,
+      gitops: { ...fleet.gitops, flux: { ...fleet.gitops.flux, controllers: ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] } },
+    } as typeof fleet;
+    expect(fluxHelmImages(all)).toEqual([
+      'ghcr.io/fluxcd/source-controller:v1.9.6',
+      'ghcr.io/fluxcd/kustomize-controller:v1.9.6',
+      'ghcr.io/fluxcd/helm-controller:v1.6.5',
+      'ghcr.io/fluxcd/notification-controller:v1.9.4',
+    ]);
+    expect(fluxHelmImages(fleet)).toEqual(['ghcr.io/fluxcd/source-controller:v1.9.6', 'ghcr.io/fluxcd/kustomize-controller:v1.9.6']);
   });
 });
 

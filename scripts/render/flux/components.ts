@@ -219,8 +219,8 @@ function helmValues(fleet: Pick<Fleet, 'gitops' | 'k3s'>, cls: SizingClass): Rec
     installCRDs: true,
     watchAllNamespaces: true,
     policies: { create: true },
-    helmController: { create: selected.has('helm-controller') },
-    notificationController: { create: selected.has('notification-controller') },
+    helmController: { create: selected.has('helm-controller'), ...(rel && selected.has('helm-controller') ? { tag: rel.helmController } : {}) },
+    notificationController: { create: selected.has('notification-controller'), ...(rel && selected.has('notification-controller') ? { tag: rel.notificationController } : {}) },
     imageAutomationController: { create: false },
     imageReflectionController: { create: false },
     sourceController: {

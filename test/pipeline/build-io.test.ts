@@ -159,6 +159,8 @@ describe.runIf(HAVE_TOOLS)('build: only what changed costs anything', () => {
       expect(snapshot(out)).toEqual(before); // nothing written: the manifest still lists every device
       expect((JSON.parse(readFileSync(mp, 'utf8')) as Manifest).devices).toHaveLength(fleet.active.length);
     }
+    // an --only naming every device drops nothing: allowed, like a full build
+    expect((await build(opts(out, { only: fleet.active.map((d) => d.id) }))).manifest.devices).toHaveLength(fleet.active.length);
     // the way on: a full build signs a complete manifest again, after which --only adds to it
     await build(opts(out));
     const r = await build(opts(out, { only: [id], force: true }));
@@ -193,6 +195,11 @@ describe.runIf(HAVE_TOOLS)('build: only what changed costs anything', () => {
     await refused({ sourceDateEpoch: EPOCH + 60 }, /manifest\.json is missing, but the previous build's manifest\.json\.asc and device directories are there/);
     rmSync(mp + '.asc');
     await refused({ sourceDateEpoch: EPOCH + 60 }, /manifest\.json is missing, but the previous build's device directories are there/);
+    // the signature alone
+    await build(opts(out));
+    rmSync(mp);
+    rmSync(path.join(out, 'devices'), { recursive: true });
+    await refused({ sourceDateEpoch: EPOCH + 60 }, /manifest\.json is missing, but the previous build's manifest\.json\.asc is there/);
   }, 180_000);
 
   it('a device whose directory holds another build than the manifest says (killed after its swap) is rendered again, not skipped', async () => {

@@ -8,6 +8,7 @@ import { MANIFEST_NAME, type Manifest, type ManifestDevice } from '../../manifes
 import { ManifestError } from '../../util/errors.ts';
 import { osManifest } from '../os/build.ts';
 import type { BuildRun } from './context.ts';
+import type { Fleet } from '../../inventory/fleet.ts';
 
 const DEVICE_DIR = /^[a-z0-9][a-z0-9-]*$/;
 
@@ -53,13 +54,22 @@ async function keptFromPrevious(run: BuildRun): Promise<{ devices: ManifestDevic
   const { o, fleet } = run;
   const before = run.previous?.manifest ?? (o.secrets.verifySignature ? undefined : await previousManifest(path.join(o.outDir, MANIFEST_NAME)));
   if (!before || before.fleet !== fleet.name) return undefined;
-  if (!o.incremental && (before.inventorySha256 !== fleet.inventorySha256 || before.sourceDateEpoch !== o.sourceDateEpoch)) return undefined;
+  if (!o.incremental && anotherBuild(before, fleet, o.sourceDateEpoch)) return undefined;
   const activeIds = new Set(fleet.active.map((d) => d.id));
   // --changed-since: revoked or removed since: their files go with their manifest entries; the devices it
   // skipped were shown unchanged, so their previous artifacts stand
   const gone = o.incremental ? before.devices.filter((d) => !activeIds.has(d.id) && DEVICE_DIR.test(d.id)).map((d) => d.id) : [];
   const devices = before.devices.filter((d) => !run.entries.has(d.id) && activeIds.has(d.id));
   return { devices, gone, gitops: before.gitops };
+}
+
+/** Why a previous manifest is not a build of this fleet's inventory and epoch (--only adds only to one that is); undefined when it is. */
+export function anotherBuild(prev: Manifest, fleet: Pick<Fleet, 'name' | 'inventorySha256'>, epoch: number): string | undefined {
+  if (prev.fleet !== fleet.name) return `it is fleet ${prev.fleet}'s, this inventory is fleet ${fleet.name}'s`;
+  if (prev.inventorySha256 !== fleet.inventorySha256)
+    return `it was built from another inventory (sha256 ${prev.inventorySha256.slice(0, 12)}…, this one ${fleet.inventorySha256.slice(0, 12)}…): its entries do not describe what this inventory builds`;
+  if (prev.sourceDateEpoch !== epoch) return `it was built with SOURCE_DATE_EPOCH=${prev.sourceDateEpoch}, this build with ${epoch} (set SOURCE_DATE_EPOCH=${prev.sourceDateEpoch} to add to it)`;
+  return undefined;
 }
 
 /** The previous build's manifest, if there is a usable one (an unreadable one is rebuilt, not merged). */

@@ -23,7 +23,10 @@ export async function previousBuild(outDir: string, secrets: SecretsSource): Pro
   if (!secrets.verifySignature) return {};
   const file = path.join(outDir, MANIFEST_NAME);
   const [bytes, sig] = await Promise.all([fs.readFile(file).catch(() => undefined), fs.readFile(file + '.asc', 'utf8').catch(() => undefined)]);
-  if (!bytes) return (await leftovers(outDir, sig !== undefined)) ? { untrusted: `${MANIFEST_NAME} is missing, but the previous build's ${leftoverWhat(sig !== undefined)} are there` } : {};
+  if (!bytes) {
+    const left = await leftovers(outDir, sig !== undefined);
+    return left ? { untrusted: `${MANIFEST_NAME} is missing, but the previous build's ${left} ${left.endsWith('asc') ? 'is' : 'are'} there` } : {};
+  }
   if (!sig) return { untrusted: `${MANIFEST_NAME}.asc is missing (the previous build was not signed)` };
   if (!(await secrets.verifySignature(bytes, sig)))
     return { untrusted: `${MANIFEST_NAME}.asc is not a good signature over ${MANIFEST_NAME} by the fleet's build key (edited, damaged, or signed by another key)` };
@@ -36,15 +39,11 @@ export async function previousBuild(outDir: string, secrets: SecretsSource): Pro
   }
 }
 
-/** Without its manifest, a build is still recognisable by its signature or its device directories. */
-async function leftovers(outDir: string, signature: boolean): Promise<boolean> {
-  if (signature) return true;
-  const names = await fs.readdir(path.join(outDir, 'devices')).catch(() => [] as string[]);
-  return names.length > 0;
-}
-
-function leftoverWhat(signature: boolean): string {
-  return signature ? `${MANIFEST_NAME}.asc and device directories` : 'device directories';
+/** Without its manifest, a build is still recognisable by its signature or its device directories: what of them is there. */
+async function leftovers(outDir: string, signature: boolean): Promise<string | undefined> {
+  const dirs = (await fs.readdir(path.join(outDir, 'devices')).catch(() => [] as string[])).length > 0;
+  const found = [...(signature ? [`${MANIFEST_NAME}.asc`] : []), ...(dirs ? ['device directories'] : [])];
+  return found.length ? found.join(' and ') : undefined;
 }
 
 /** Devices whose previous entry, live stamp and current inputs agree: their entries, by id. */

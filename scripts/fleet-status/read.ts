@@ -103,10 +103,11 @@ export async function readFleetStatus(
         ignored['unknown-device']++;
         continue;
       }
-      // whatever it holds, a message there after the revoke means the broker still takes the credential
+      // whatever it holds, a message there after the revoke means the broker still takes the credential: it is
+      // judged with the departed devices (an unreadable one too), not merely counted
       const r = readStatus(m.payload, gone.id);
-      if (!r.ok) ignored[r.why]++;
       if (inSite(gone)) inactiveReports.set(gone.id, { device: gone, ...(r.ok ? { report: r.report } : { unreadable: r.why }), arrival: arrivalOf(m, cfg.expirySec) });
+      else if (!r.ok) ignored[r.why]++;
       continue;
     }
     const r = readStatus(m.payload, d.id);

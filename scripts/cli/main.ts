@@ -6,6 +6,7 @@
 import { loadCommands } from './registry.ts';
 import { commandHelp, parseCommand, type Command, type Io } from './command.ts';
 import { InventoryError, sortProblems, SelectionError, UsageError, UserError } from '../util/errors.ts';
+import { REFUSED_PHASE } from '../ui/types.ts'; // not ui/reporter.ts: it loads the progress view
 
 const VERSION = '0.1.0';
 
@@ -101,13 +102,10 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       io.err(`edgeforge ${cmd.name}: ${err.message}\nRun "edgeforge ${cmd.name} --help" for usage and an example.`);
       return 2;
     }
-    if (err instanceof SelectionError) {
-      if (json) io.out(JSON.stringify({ error: err.message, devices: err.devices.map((d) => ({ id: d.id, status: 'skipped', phase: 'select', message: d.reason })) }, null, 2));
-      io.err(`edgeforge ${cmd.name}: ${err.message}`);
-      return err.exitCode;
-    }
     if (err instanceof UserError) {
-      if (json) io.out(JSON.stringify({ error: err.message }));
+      // a selection that cannot be served: each refused device with its reason, as a run's skipped devices
+      const devices = err instanceof SelectionError ? err.devices.map((d) => ({ id: d.id, status: 'skipped', phase: REFUSED_PHASE, message: d.reason })) : undefined;
+      if (json) io.out(JSON.stringify({ error: err.message, ...(devices ? { devices } : {}) }, null, devices ? 2 : undefined));
       io.err(`edgeforge ${cmd.name}: ${err.message}`);
       return err.exitCode;
     }

@@ -27,8 +27,8 @@ export class JsonReporter implements Reporter {
 
 export { makeReporter } from './progress.ts';
 
-/** The phase of a device refused before any work on it (SSH closed, not in the build): it could not be served. */
-export const REFUSED_PHASE = 'select';
+import { REFUSED_PHASE } from './types.ts';
+export { REFUSED_PHASE };
 
 /**
  * Counts and the exit status of a run over devices (README, "Exit status"): 0 all done, 1 some failed — and a run

@@ -2,6 +2,9 @@
 // a progress update and the stages announced. Types only, so every file of ui/ can import them without a circle.
 
 /** a stage's name, the per-item phases that belong to it (default: the name), or a batch stage */
+/** The phase of a device refused before any work on it (SSH closed, not in the build): it could not be served. */
+export const REFUSED_PHASE = 'select';
+
 export type StageSpec = string | { name: string; phases?: string[]; batch?: boolean };
 export type DeviceStatus = 'ok' | 'failed' | 'skipped';
 

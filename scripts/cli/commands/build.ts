@@ -24,21 +24,21 @@ export const buildCommand = command('build', 'render every device: seeds, config
 (manifest.json.asc, signing-key.asc). Device identities come from --keys (created on first use, stored
 encrypted to the admins). Same inventory + keys + SOURCE_DATE_EPOCH give byte-identical output.
 Exit 0 all built (or unchanged since the previous build), 1 some devices failed (the others are complete) or
-none was built, 2 bad input (nothing written; also --only against a previous manifest whose signature does not
-check out).`,
+none was built, 2 bad input (nothing written; also --only naming a device it cannot build, or adding to a previous
+build it cannot trust: a manifest whose signature does not check out, or of another inventory or SOURCE_DATE_EPOCH).`,
   options: {
     only: {
       type: 'string',
       multiple: true,
       value: 'ID,...',
-      description: "build only these devices (the manifest keeps the others of the same inventory; refused when the previous manifest's signature does not check out)",
+      description: 'build only these devices (the manifest keeps the others: refused unless the previous build is signed and of the same inventory and epoch)',
     },
     'base-image': { type: 'string', value: 'FILE', description: 'base OS image: also write per-device disk deltas against it' },
     shard: { type: 'string', value: 'K/N', description: 'build shard K of N (stable hash of the id); join shards with `manifest merge`' },
     'changed-since': { type: 'string', value: 'REV', description: 'build only devices whose rendered inputs changed since git revision REV' },
     force: { type: 'boolean', default: false, description: 'render every device, even those whose inputs are unchanged since the previous build' },
     'example-admin': { type: 'boolean', default: false, description: 'no admin keys yet: create an EXAMPLE admin key (demos only; automatic for inventory/example.yaml)' },
-    strict: { type: 'boolean', default: false, description: 'refuse to build when a pin runs out with time (end-of-life K3s line, expiring broker CA)' },
+    strict: { type: 'boolean', default: false, description: 'refuse to build when a pin runs out with time (end-of-life K3s line, expiring broker or registry CA)' },
   },
   examples: ['SOURCE_DATE_EPOCH=1767225600 edgeforge build -i inventory/example.yaml -o images/out --only ulsan1-line1-001,ulsan1-line1-002'],
   async run(ctx) {

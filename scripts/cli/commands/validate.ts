@@ -14,7 +14,7 @@ import { clock } from '../clock.ts';
 
 export const validate = command('validate', 'check the inventory; print every problem as FILE:LINE:COL: message', {
   description:
-    'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid. What runs out with time (a K3s line past its end of life, an expiring broker CA) is a warning, an error with --strict.',
+    'Reports every problem at once (schema, unknown keys with suggestions, duplicates, networks, clusters). Writes nothing. Exit 2 when invalid. What runs out with time (a K3s line past its end of life, an expiring broker or registry CA) is a warning, an error with --strict.',
   options: { strict: { type: 'boolean', description: 'what runs out with time (end-of-life K3s line, expiring certificate) is an error' } },
   examples: ['edgeforge validate -i inventory/example.yaml', 'edgeforge validate --strict --json'],
   async run(ctx) {

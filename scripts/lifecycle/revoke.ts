@@ -14,6 +14,7 @@ import { syncJoinTokens } from './join-tokens.ts';
 import { loadGitopsPublicKeys } from '../pipeline/inputs/public-keys.ts';
 import { KeysLayout } from '../keys/layout.ts';
 import { devicePath } from '../render/flux/index.ts';
+import { usesOci } from '../render/oci/format.ts';
 
 export type RevokeReason = 'stolen' | 'lost' | 'retired';
 
@@ -35,33 +36,7 @@ export interface RevocationRecord {
 }
 
 export function operatorActions(d: ResolvedDevice, fleet: Fleet, fp: Record<string, string>, opts: { gitopsDir?: string; keysDir: string; remaining: string[] }): OperatorAction[] {
-  const repo = fleet.gitops.url;
-  // the OCI transport's counterpart of the deploy key: the device's registry credential, refused once the issuers' access files are rewritten
-  const registry: OperatorAction[] =
-    fleet.gitops.transport === 'oci'
-      ? [
-          {
-            what: `Refuse ${d.id}'s registry pull credential: write the registries' configuration again (the device is no longer active, so its user is left out) where the token issuers read it; they take it without a restart, and its last token lapses within its lifetime (5 minutes by default).`,
-            commands: [`edgeforge registry config --to <registry config dir> -i ${fleet.file}`, `# copy each site's part to its cache host if you write it elsewhere`],
-          },
-        ]
-      : [];
-  // an OCI device never fetches from the Git host: its deploy key is registered nowhere (its pull credential is derived from it)
-  const deployKey: OperatorAction[] =
-    fleet.gitops.transport === 'oci'
-      ? []
-      : [
-          {
-            what: `Delete the device's read-only deploy key on the Git host (${repo}); its fingerprint is ${fp.deployKey ?? 'unknown (never built)'}.`,
-            commands: [
-              `# GitHub: find the key whose title is "${d.id}" or whose fingerprint matches, then delete it`,
-              `gh repo deploy-key list --repo <org/repo>`,
-              `gh repo deploy-key delete <key-id> --repo <org/repo>`,
-              `# GitLab: curl --request DELETE --header "PRIVATE-TOKEN: $TOKEN" "https://<gitlab>/api/v4/projects/<id>/deploy_keys/<key-id>"`,
-            ],
-          },
-        ];
-  const actions: OperatorAction[] = [...registry, ...deployKey];
+  const actions: OperatorAction[] = [usesOci(fleet) ? refusePullCredential(d, fleet) : deleteDeployKey(d, fleet.gitops.url, fp)];
   if (d.encryption.mode.includes('tang')) {
     actions.push({
       what: `If ${d.id} could have reached a tang server of ${d.siteId} after it was taken (${d.encryption.tang.map((t) => t.url).join(', ')}), rotate that tang server's keys and re-bind the site's remaining devices.`,
@@ -276,4 +251,25 @@ async function writeRecord(ks: KeyStore, keysDir: string, record: RevocationReco
     throw new Error(`revocation recorded but not signed (${(err as Error).message}); run \`edgeforge keys init\` and sign ${base}.json`);
   }
   return files;
+}
+
+/** An OCI device's counterpart of the deploy key: its registry credential, refused once the issuers' access files are rewritten. */
+function refusePullCredential(d: ResolvedDevice, fleet: Fleet): OperatorAction {
+  return {
+    what: `Refuse ${d.id}'s registry pull credential: write the registries' configuration again (the device is no longer active, so its user is left out) where the token issuers read it; they take it without a restart, and its last token lapses within its lifetime (5 minutes by default).`,
+    commands: [`edgeforge registry config --to <registry config dir> -i ${fleet.file}`, `# copy each site's part to its cache host if you write it elsewhere`],
+  };
+}
+
+/** A Git device's deploy key (an OCI device never fetches from the Git host: its key is registered nowhere). */
+function deleteDeployKey(d: ResolvedDevice, repo: string, fp: Record<string, string>): OperatorAction {
+  return {
+    what: `Delete the device's read-only deploy key on the Git host (${repo}); its fingerprint is ${fp.deployKey ?? 'unknown (never built)'}.`,
+    commands: [
+      `# GitHub: find the key whose title is "${d.id}" or whose fingerprint matches, then delete it`,
+      `gh repo deploy-key list --repo <org/repo>`,
+      `gh repo deploy-key delete <key-id> --repo <org/repo>`,
+      `# GitLab: curl --request DELETE --header "PRIVATE-TOKEN: $TOKEN" "https://<gitlab>/api/v4/projects/<id>/deploy_keys/<key-id>"`,
+    ],
+  };
 }

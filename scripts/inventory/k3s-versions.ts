@@ -92,9 +92,8 @@ export const K3S_CERT_SOURCES = {
 export function k3sRenewalDays(v: string): number {
   const p = parseK3sVersion(v);
   if (!p) return 90;
-  const from = RENEW_120_FROM;
   if (p.minor > 33) return 120;
-  return from[p.minor] !== undefined && p.patch >= from[p.minor] ? 120 : 90;
+  return RENEW_120_FROM[p.minor] !== undefined && p.patch >= RENEW_120_FROM[p.minor] ? 120 : 90;
 }
 
 /**

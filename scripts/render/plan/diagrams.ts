@@ -127,7 +127,7 @@ function firstBoot(fleet: Fleet, p: PlanData): string {
 
 function theft(fleet: Fleet, p: PlanData): string {
   const tang = p.sites.some((s) => s.tangRequired);
-  const central = sourceWords(fleet).oci ? 'run edgeforge registry config again (its pull credential refused)' : 'delete its deploy key on the Git host';
+  const central = sourceWords(fleet).revokeStep;
   return [
     'flowchart TD',
     `  stolen([${label('device stolen or lost')}]) --> revoke[${label('edgeforge revoke ID --reason stolen')}]`,

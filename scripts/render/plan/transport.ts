@@ -21,6 +21,8 @@ export interface SourceWords {
   register: (fluxDevices: number) => string;
   /** what revoking a device needs on the central side */
   revoke: string;
+  /** the same, as a step of the theft diagram */
+  revokeStep: string;
   /** the edge of the diagrams from a site to its source */
   edge: string;
   /** a site's cache of the source, when it has one (OCI site cache, Git mirror) */
@@ -42,6 +44,7 @@ export function sourceWords(fleet: Fleet): SourceWords {
       credential: 'deploy key',
       register: (n) => `Register ${n} read-only deploy key(s) on the Git host (one per Flux device; \`edgeforge keys list\`).`,
       revoke: "delete the device's read-only deploy key on the Git host (by fingerprint)",
+      revokeStep: 'delete its deploy key on the Git host',
       edge: 'Git over SSH, pull',
       siteCache: (id) => Boolean(g.mirrors?.[id]),
       siteCacheName: 'site Git mirror',
@@ -59,6 +62,7 @@ export function sourceWords(fleet: Fleet): SourceWords {
     register: (n) =>
       `Run the registry and its token issuer${caches.length ? `, and ${caches.length} site cache(s)` : ''}: \`edgeforge registry config\` writes their configuration with ${n} per-device pull credential(s) (one per Flux device) — run it again after every build and revoke; CI runs \`edgeforge publish\` after each merge (docs/gitops.md).`,
     revoke: "run `edgeforge registry config` again so the token issuers refuse the device's pull credential (its last token lapses within 5 minutes)",
+    revokeStep: 'run edgeforge registry config again (its pull credential refused)',
     edge: 'OCI artifact, pull',
     siteCache: (id) => Boolean(o.siteCaches?.[id]),
     siteCacheName: 'site cache (OCI)',

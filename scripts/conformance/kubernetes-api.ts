@@ -61,6 +61,7 @@ export function kubernetesApi(minor: number): KubernetesApi | undefined {
   const [lo, hi] = [f.minors[older], f.minors[newer]];
   const src = (m: string) => `${f.sources[m].package} (OpenAPI ${f.sources[m].openapi})`;
   const served = (gv: string, kind: string) => (hi.kinds[gv]?.[kind] ? lo.kinds[gv]?.[kind] : undefined);
+  const both = new Map<string, ReturnType<KubernetesApi['fields']>>();
   const api: KubernetesApi = {
     minor: key,
     readFrom: older === newer ? older : `${older} ∩ ${newer}`,
@@ -74,8 +75,12 @@ export function kubernetesApi(minor: number): KubernetesApi | undefined {
     fields(type) {
       const mine = lo.types[type] === undefined ? undefined : f.shapes[lo.types[type]];
       if (!mine || older === newer) return mine;
-      const theirs = hi.types[type] === undefined ? undefined : new Set(f.shapes[hi.types[type]].map((x) => x.name));
-      return theirs && mine.filter((x) => theirs.has(x.name));
+      // a line read from two neighbours: the fields both have, worked out once per type
+      if (!both.has(type)) {
+        const theirs = hi.types[type] === undefined ? undefined : new Set(f.shapes[hi.types[type]].map((x) => x.name));
+        both.set(type, theirs && mine.filter((x) => theirs.has(x.name)));
+      }
+      return both.get(type);
     },
   };
   apis.set(key, api);
